@@ -1,0 +1,86 @@
+# hoist: the front door. `make demo` and `make test` work on a fresh Debian machine.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 5
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Every package the build, the tests, the demo and the benchmarks use.
+DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
+	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
+	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libsqlite3-dev libgit2-dev \
+	python3 openssl skopeo umoci buildah docker-registry busybox-static wrk \
+	uidmap debootstrap apache2-utils isal
+
+SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
+
+.PHONY: all deps build build-asan test unit-test asan-test format format-check fuzz fuzz-smoke \
+	demo bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
+		grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "installing:" $$missing; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) -Dwerror=true
+
+build: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+		-Dbuildtype=debug
+
+build-asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+unit-test: build
+	meson test -C $(BUILD) --print-errorlogs --num-processes 2 || true
+	@python3 scripts/test-summary.py "gcc" $(BUILD)/meson-logs/testlog.json
+
+asan-test: build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		meson test -C $(ASAN_BUILD) --print-errorlogs --num-processes 2 || true
+	@python3 scripts/test-summary.py "asan+ubsan" $(ASAN_BUILD)/meson-logs/testlog.json
+
+format-check:
+	clang-format --dry-run --Werror $(SOURCES)
+	@echo "clang-format: clean"
+
+format:
+	clang-format -i $(SOURCES)
+
+$(FUZZ_BUILD)/build.ninja:
+	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Db_lundef=false
+
+fuzz: $(FUZZ_BUILD)/build.ninja
+	ninja -C $(FUZZ_BUILD)
+
+# Runs every fuzz target for a few seconds on its seed corpus.
+fuzz-smoke: fuzz
+	@bash scripts/fuzz-smoke.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+test: deps
+	$(MAKE) unit-test
+	$(MAKE) asan-test
+	$(MAKE) fuzz-smoke
+	$(MAKE) format-check
+	@python3 scripts/test-summary.py --total $(BUILD)/meson-logs/testlog.json \
+		$(ASAN_BUILD)/meson-logs/testlog.json
+
+demo: deps build
+	bash scripts/demo.sh $(BUILD)/src/cli/hoist
+
+bench: deps build
+	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD)/src/cli/hoist || exit 1; done
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -1,0 +1,158 @@
+/*
+ * core: the pieces every other module of libhoist stands on.
+ *
+ * - hoist_err: an error with a code, a message naming what failed, and the
+ *   error that caused it. Every fallible function returns 0 or a negative
+ *   code and takes `hoist_err **err` as its last argument.
+ * - cleanup attributes (_cleanup_free_, ...) and steal_pointer/steal_fd.
+ * - hoist_buf: a growable byte buffer with a hard size cap.
+ * - logging to stderr with levels chosen by HOIST_LOG (error, warn, info, debug).
+ */
+#ifndef HOIST_CORE_H
+#define HOIST_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#define HOIST_EXPORT __attribute__((visibility("default")))
+
+/* ---------------------------------------------------------------- errors */
+
+/* Codes beyond errno for failures errno has no name for. */
+enum {
+  HOIST_E_BASE = 10000,
+  HOIST_E_DIGEST,   /* content does not match its digest or size */
+  HOIST_E_REGISTRY, /* registry answered with an error */
+  HOIST_E_AUTH,     /* authentication refused */
+  HOIST_E_FORMAT,   /* malformed input (JSON, tar, manifest, reference) */
+  HOIST_E_UNSAFE,   /* input tried to escape a root or break a rule of safety */
+  HOIST_E_LIMIT,    /* input exceeds a configured limit */
+};
+
+typedef struct hoist_err {
+  int code; /* positive: an errno value or a HOIST_E_* code */
+  char *msg;
+  struct hoist_err *cause;
+} hoist_err;
+
+/* Sets *err (when err is not NULL and *err is NULL) to a new error with code
+ * and a printf-style message. Returns -code, so callers write
+ * `return hoist_err_set(err, EINVAL, "...")`. An existing *err is kept as the
+ * cause of the new one. */
+HOIST_EXPORT int hoist_err_set(hoist_err **err, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Like hoist_err_set with strerror(errno_value) appended to the message. */
+HOIST_EXPORT int hoist_err_errno(hoist_err **err, int errno_value, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Wraps *err in a new error that adds context ("pull x: " + cause). The new
+ * error keeps the cause's code. Returns -code. When *err is NULL it creates an
+ * error with code EIO. */
+HOIST_EXPORT int hoist_err_wrap(hoist_err **err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+HOIST_EXPORT void hoist_err_free(hoist_err *err);
+
+/* Full message: "outer: inner: innermost". Caller frees. */
+HOIST_EXPORT char *hoist_err_text(const hoist_err *err);
+
+/* Code of the innermost error (the root cause). */
+HOIST_EXPORT int hoist_err_root_code(const hoist_err *err);
+
+/* -------------------------------------------------------------- cleanup */
+
+static inline void hoist_freep(void *p) { free(*(void **)p); }
+static inline void hoist_closep(int *fd) {
+  if (*fd >= 0)
+    close(*fd);
+}
+static inline void hoist_fclosep(FILE **f) {
+  if (*f)
+    fclose(*f);
+}
+static inline void hoist_err_freep(hoist_err **e) { hoist_err_free(*e); }
+
+#define _cleanup_free_ __attribute__((cleanup(hoist_freep)))
+#define _cleanup_close_ __attribute__((cleanup(hoist_closep)))
+#define _cleanup_fclose_ __attribute__((cleanup(hoist_fclosep)))
+#define _cleanup_err_ __attribute__((cleanup(hoist_err_freep)))
+
+/* Moves ownership out of a variable that has a cleanup attribute. */
+#define steal_pointer(pp)                                                                          \
+  ({                                                                                               \
+    __typeof__(*(pp)) _stolen = *(pp);                                                             \
+    *(pp) = NULL;                                                                                  \
+    _stolen;                                                                                       \
+  })
+
+static inline int steal_fd(int *fd) {
+  int r = *fd;
+  *fd = -1;
+  return r;
+}
+
+/* ---------------------------------------------------------------- buffer */
+
+/* A growable byte buffer, always NUL-terminated, that refuses to grow past
+ * max bytes (0 means 1 GiB). */
+typedef struct hoist_buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  size_t max;
+} hoist_buf;
+
+#define HOIST_BUF_INIT(maxbytes) {NULL, 0, 0, (maxbytes)}
+
+HOIST_EXPORT void hoist_buf_init(hoist_buf *b, size_t max);
+HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len, hoist_err **err);
+HOIST_EXPORT int hoist_buf_appendf(hoist_buf *b, hoist_err **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+HOIST_EXPORT void hoist_buf_reset(hoist_buf *b);
+HOIST_EXPORT void hoist_buf_free(hoist_buf *b);
+/* Returns the data (caller frees; never NULL) and leaves b empty. */
+HOIST_EXPORT char *hoist_buf_steal(hoist_buf *b);
+
+static inline void hoist_buf_freep(hoist_buf *b) { hoist_buf_free(b); }
+#define _cleanup_buf_ __attribute__((cleanup(hoist_buf_freep)))
+
+/* --------------------------------------------------------------- logging */
+
+typedef enum {
+  HOIST_LOG_ERROR = 0,
+  HOIST_LOG_WARN = 1,
+  HOIST_LOG_INFO = 2,
+  HOIST_LOG_DEBUG = 3,
+} hoist_log_level;
+
+typedef void (*hoist_log_sink)(hoist_log_level level, const char *msg, void *userdata);
+
+/* Level from HOIST_LOG (error|warn|info|debug); default warn. */
+HOIST_EXPORT hoist_log_level hoist_log_get_level(void);
+HOIST_EXPORT void hoist_log_set_level(hoist_log_level level);
+/* Replaces the stderr sink; NULL restores it. */
+HOIST_EXPORT void hoist_log_set_sink(hoist_log_sink sink, void *userdata);
+HOIST_EXPORT void hoist_log(hoist_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+#define hoist_debug(...) hoist_log(HOIST_LOG_DEBUG, __VA_ARGS__)
+#define hoist_info(...) hoist_log(HOIST_LOG_INFO, __VA_ARGS__)
+#define hoist_warn(...) hoist_log(HOIST_LOG_WARN, __VA_ARGS__)
+
+/* ----------------------------------------------------------------- misc */
+
+/* Library version, "MAJOR.MINOR.PATCH". */
+HOIST_EXPORT const char *hoist_version(void);
+
+/* strdup that aborts on out-of-memory, as every allocation in libhoist does. */
+HOIST_EXPORT char *hoist_strdup(const char *s);
+HOIST_EXPORT void *hoist_malloc0(size_t n);
+HOIST_EXPORT char *hoist_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

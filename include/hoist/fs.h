@@ -1,0 +1,59 @@
+/*
+ * fs: filesystem helpers that are safe against hostile trees.
+ *
+ * - hoist_fs_write_atomic: a file appears whole or not at all (temp name in
+ *   the same directory, fsync, rename, fsync of the directory).
+ * - hoist_fs_open_in_root: open a path resolved as if dirfd were "/"
+ *   (openat2 RESOLVE_IN_ROOT), with a component-by-component fallback for
+ *   kernels without openat2 that never follows a symlink out of the root.
+ * - hoist_fs_mkdir_p_in_root, hoist_fs_rm_rf_at: the same rule for
+ *   directories.
+ */
+#ifndef HOIST_FS_H
+#define HOIST_FS_H
+
+#include <sys/types.h>
+
+#include "hoist/core.h"
+
+/* Writes len bytes to dirfd/name atomically with the given mode. */
+HOIST_EXPORT int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len,
+                                       mode_t mode, hoist_err **err);
+
+/* Opens path (absolute or relative; both are taken relative to rootfd)
+ * inside the tree rooted at rootfd: ".." never leaves it and symlinks,
+ * absolute or relative, are resolved as if rootfd were "/". flags and mode as
+ * for openat(2); O_NOFOLLOW applies to the last component. Returns the fd or
+ * a negative code. */
+HOIST_EXPORT int hoist_fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode,
+                                       hoist_err **err);
+
+/* Opens path beneath dirfd, refusing (EXDEV/ELOOP) any resolution that would
+ * leave it: absolute paths, ".." above dirfd, or symlinks pointing out
+ * (openat2 RESOLVE_BENEATH or an equivalent walk). */
+HOIST_EXPORT int hoist_fs_open_beneath(int dirfd, const char *path, int flags, mode_t mode,
+                                       hoist_err **err);
+
+/* Creates path and its missing parents as directories inside rootfd (as
+ * hoist_fs_open_in_root resolves) and returns an O_DIRECTORY fd to it. */
+HOIST_EXPORT int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode,
+                                          hoist_err **err);
+
+/* Removes dirfd/name and everything below it without following symlinks.
+ * A missing name is not an error. */
+HOIST_EXPORT int hoist_fs_rm_rf_at(int dirfd, const char *name, hoist_err **err);
+
+/* Reads a whole file (at most max bytes) into a NUL-terminated buffer the
+ * caller frees. */
+HOIST_EXPORT int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out,
+                                    size_t *len, hoist_err **err);
+
+/* Writes all len bytes to fd, retrying on EINTR and short writes. */
+HOIST_EXPORT int hoist_fs_write_all(int fd, const void *data, size_t len, hoist_err **err);
+
+/* True when the running kernel supports openat2. Exposed for tests. */
+HOIST_EXPORT bool hoist_fs_have_openat2(void);
+/* Forces the fallback path (tests only). */
+HOIST_EXPORT void hoist_fs_force_fallback(bool force);
+
+#endif

@@ -1,0 +1,39 @@
+/*
+ * cli: what every verb file shares. A verb registers itself with
+ * HOIST_VERB(name, summary, run); main.c finds all registered verbs, so adding
+ * a verb is adding one file (and its line in src/cli/meson.build).
+ *
+ * A verb's run() parses its arguments, calls libhoist and prints; it returns
+ * the process exit code: 0 ok, 1 failure, 2 usage.
+ */
+#ifndef HOIST_CLI_H
+#define HOIST_CLI_H
+
+#include <getopt.h>
+
+#include "hoist/core.h"
+
+typedef struct cli_verb {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} cli_verb;
+
+#define HOIST_VERB(id, verb_name, verb_summary, fn)                                                \
+  static const cli_verb verb_##id                                                                  \
+      __attribute__((used, section("hoist_verbs"), aligned(sizeof(void *)))) = {                   \
+          verb_name, verb_summary, fn}
+
+enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
+
+/* Prints "hoist <verb>: <error text>" to stderr, frees err, returns 1. */
+int cli_fail(const char *verb, hoist_err *err);
+
+/* Prints "hoist <verb>: <message>" and a hint to use --help; returns 2. */
+int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when stdout is a terminal (human output, progress bars). */
+bool cli_stdout_is_tty(void);
+bool cli_stderr_is_tty(void);
+
+#endif

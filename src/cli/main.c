@@ -1,0 +1,71 @@
+#include <stdarg.h>
+#include <string.h>
+
+#include "cli.h"
+
+extern const cli_verb __start_hoist_verbs[] __attribute__((weak));
+extern const cli_verb __stop_hoist_verbs[] __attribute__((weak));
+
+int cli_fail(const char *verb, hoist_err *err) {
+  char *text = hoist_err_text(err);
+  fprintf(stderr, "hoist %s: %s\n", verb, text && *text ? text : "failed");
+  free(text);
+  hoist_err_free(err);
+  return EXIT_FAIL;
+}
+
+int cli_usage(const char *verb, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "hoist %s: ", verb);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "\nTry 'hoist %s --help'.\n", verb);
+  return EXIT_USAGE;
+}
+
+bool cli_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }
+bool cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
+
+static int compare_verbs(const void *a, const void *b) {
+  return strcmp(((const cli_verb *)a)->name, ((const cli_verb *)b)->name);
+}
+
+static void print_help(FILE *out) {
+  size_t n = (size_t)(__stop_hoist_verbs - __start_hoist_verbs);
+  cli_verb *sorted = malloc(n * sizeof *sorted);
+  if (!sorted)
+    abort();
+  memcpy(sorted, __start_hoist_verbs, n * sizeof *sorted);
+  qsort(sorted, n, sizeof *sorted, compare_verbs);
+  fprintf(out, "Usage: hoist VERB [OPTIONS] [ARGS]\n\n"
+               "Build and publish OCI images without a daemon.\n\nVerbs:\n");
+  for (size_t i = 0; i < n; i++)
+    fprintf(out, "  %-12s %s\n", sorted[i].name, sorted[i].summary);
+  fprintf(out, "\nOptions:\n"
+               "  -h, --help     show this help\n"
+               "  -V, --version  show the version\n\n"
+               "Run 'hoist VERB --help' for a verb's options. Set HOIST_LOG=debug for details.\n");
+  free(sorted);
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_help(stderr);
+    return EXIT_USAGE;
+  }
+  const char *verb = argv[1];
+  if (strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0 || strcmp(verb, "help") == 0) {
+    print_help(stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(verb, "--version") == 0 || strcmp(verb, "-V") == 0 || strcmp(verb, "version") == 0) {
+    printf("hoist %s\n", hoist_version());
+    return EXIT_OK;
+  }
+  for (const cli_verb *v = __start_hoist_verbs; v < __stop_hoist_verbs; v++)
+    if (strcmp(v->name, verb) == 0)
+      return v->run(argc - 1, argv + 1);
+  fprintf(stderr, "hoist: unknown verb '%s'\nTry 'hoist --help'.\n", verb);
+  return EXIT_USAGE;
+}

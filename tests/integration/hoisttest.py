@@ -1,0 +1,277 @@
+"""Shared harness for hoist's integration tests.
+
+Tests are plain functions marked with @test; main() runs them in order and
+prints TAP. Fixtures start real servers on free loopback ports:
+
+    reg = Registry(tmp)                  # CNCF distribution, no auth
+    reg = Registry(tmp, auth="htpasswd", users={"alice": "pw"})
+    reg = Registry(tmp, tls=True)        # CA and cert made with openssl
+    reg.start(); ...; reg.stop()
+
+hoist(...) runs the binary under test (HOIST_BIN) and returns a
+CompletedProcess; check=True raises with its stderr when it fails.
+"""
+import base64
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import urllib.request
+
+HOIST = os.environ.get("HOIST_BIN", "hoist")
+SOURCE_ROOT = os.environ.get(
+    "HOIST_SOURCE_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+)
+CACHE = os.environ.get("HOIST_CACHE", os.path.expanduser("~/.cache/hoist"))
+
+_tests = []
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+class Skip(Exception):
+    pass
+
+
+def main():
+    only = sys.argv[1:]
+    selected = [t for t in _tests if not only or t.__name__ in only]
+    print(f"1..{len(selected)}", flush=True)
+    failed = 0
+    for i, t in enumerate(selected, 1):
+        start = time.monotonic()
+        try:
+            t()
+            print(f"ok {i} - {t.__name__} ({time.monotonic() - start:.1f}s)", flush=True)
+        except Skip as e:
+            print(f"ok {i} - {t.__name__} # SKIP {e}", flush=True)
+        except Exception:
+            failed += 1
+            print(f"not ok {i} - {t.__name__}", flush=True)
+            for line in traceback.format_exc().splitlines():
+                print(f"# {line}", flush=True)
+    _cleanup_all()
+    sys.exit(1 if failed else 0)
+
+
+_cleanups = []
+
+
+def on_exit(fn):
+    _cleanups.append(fn)
+
+
+def _cleanup_all():
+    while _cleanups:
+        try:
+            _cleanups.pop()()
+        except Exception:
+            pass
+
+
+def tmpdir(prefix="hoist-it-"):
+    d = tempfile.mkdtemp(prefix=prefix)
+    on_exit(lambda: shutil.rmtree(d, ignore_errors=True))
+    return d
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def hoist(*args, check=True, env=None, input=None, timeout=600):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(
+        [HOIST, *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=e,
+        input=input,
+        timeout=timeout,
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(
+            f"hoist {' '.join(map(str, args))} exited {p.returncode}\n"
+            f"stdout: {p.stdout}\nstderr: {p.stderr}"
+        )
+    return p
+
+
+def run(*args, check=True, env=None, timeout=600, cwd=None):
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(
+        list(map(str, args)), capture_output=True, text=True, env=e, timeout=timeout, cwd=cwd
+    )
+    if check and p.returncode != 0:
+        raise AssertionError(
+            f"{' '.join(map(str, args))} exited {p.returncode}\n"
+            f"stdout: {p.stdout}\nstderr: {p.stderr}"
+        )
+    return p
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def wait_for(pred, timeout=20, what="condition"):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            if pred():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def make_ca(dirname, host="127.0.0.1"):
+    """Makes a CA and a server certificate for host; returns (ca, cert, key)."""
+    ca_key = os.path.join(dirname, "ca.key")
+    ca = os.path.join(dirname, "ca.crt")
+    key = os.path.join(dirname, "server.key")
+    csr = os.path.join(dirname, "server.csr")
+    cert = os.path.join(dirname, "server.crt")
+    ext = os.path.join(dirname, "ext.cnf")
+    run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        "-subj", "/CN=hoist-test-ca", "-keyout", ca_key, "-out", ca)
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={host}",
+        "-keyout", key, "-out", csr)
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName=IP:{host},DNS:localhost\n")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial",
+        "-days", "2", "-extfile", ext, "-out", cert)
+    return ca, cert, key
+
+
+class Registry:
+    """The CNCF distribution registry (Debian's docker-registry) on loopback."""
+
+    def __init__(self, workdir, auth=None, users=None, tls=False, token=None, delete=True):
+        self.dir = os.path.join(workdir, f"registry-{free_port()}")
+        os.makedirs(self.dir)
+        self.port = free_port()
+        self.auth = auth
+        self.users = users or {}
+        self.tls = tls
+        self.token = token  # dict(realm=, service=, issuer=, rootcertbundle=)
+        self.delete = delete
+        self.proc = None
+        self.ca = None
+        self.host = f"127.0.0.1:{self.port}"
+
+    def _config(self):
+        lines = [
+            "version: 0.1",
+            "log:",
+            "  level: error",
+            "  accesslog:",
+            "    disabled: true",
+            "storage:",
+            "  filesystem:",
+            f"    rootdirectory: {self.dir}/data",
+            "  delete:",
+            f"    enabled: {'true' if self.delete else 'false'}",
+            "http:",
+            f"  addr: 127.0.0.1:{self.port}",
+            f"  secret: hoist-test-{self.port}",
+        ]
+        if self.tls:
+            if not self.ca:
+                self.ca, cert, key = make_ca(self.dir)
+                self.cert, self.key = cert, key
+            lines += ["  tls:", f"    certificate: {self.cert}", f"    key: {self.key}"]
+        if self.auth == "htpasswd":
+            path = os.path.join(self.dir, "htpasswd")
+            with open(path, "w") as f:
+                for user, pw in self.users.items():
+                    f.write(f"{user}:{_bcrypt(pw)}\n")
+            lines += ["auth:", "  htpasswd:", "    realm: hoist-test", f"    path: {path}"]
+        elif self.auth == "token":
+            t = self.token
+            lines += [
+                "auth:",
+                "  token:",
+                f"    realm: {t['realm']}",
+                f"    service: {t['service']}",
+                f"    issuer: {t['issuer']}",
+                f"    rootcertbundle: {t['rootcertbundle']}",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def start(self):
+        cfg = os.path.join(self.dir, "config.yml")
+        with open(cfg, "w") as f:
+            f.write(self._config())
+        log = open(os.path.join(self.dir, "registry.log"), "ab")
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", cfg], stdout=log, stderr=log, start_new_session=True
+        )
+        on_exit(self.stop)
+        wait_for(self._ready, what=f"registry on {self.host}")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"registry exited: {self.log()}")
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            return True
+
+    def log(self):
+        try:
+            return open(os.path.join(self.dir, "registry.log")).read()[-4000:]
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def url(self, path):
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://{self.host}{path}"
+
+    def get(self, path, headers=None, method="GET"):
+        """A request to the registry without hoist (test oracle)."""
+        req = urllib.request.Request(self.url(path), headers=headers or {}, method=method)
+        if self.auth == "htpasswd" and self.users:
+            u, p = next(iter(self.users.items()))
+            req.add_header("Authorization", "Basic " + base64.b64encode(f"{u}:{p}".encode()).decode())
+        return urllib.request.urlopen(req, timeout=30)
+
+
+def _bcrypt(password):
+    """bcrypt hash (the only kind distribution accepts) from apache2-utils' htpasswd."""
+    out = run("htpasswd", "-nbB", "u", password).stdout.strip()
+    return out.split(":", 1)[1]
+
+
+def skopeo(*args, check=True):
+    return run("skopeo", "--insecure-policy", *args, check=check)
