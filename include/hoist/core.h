@@ -108,7 +108,8 @@ typedef struct hoist_buf {
   size_t max;
 } hoist_buf;
 
-#define HOIST_BUF_INIT(maxbytes) {NULL, 0, 0, (maxbytes)}
+#define HOIST_BUF_INIT(maxbytes)                                                                   \
+  { NULL, 0, 0, (maxbytes) }
 
 HOIST_EXPORT void hoist_buf_init(hoist_buf *b, size_t max);
 HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len, hoist_err **err);

@@ -21,8 +21,8 @@ typedef struct cli_verb {
 
 #define HOIST_VERB(id, verb_name, verb_summary, fn)                                                \
   static const cli_verb verb_##id                                                                  \
-      __attribute__((used, section("hoist_verbs"), aligned(sizeof(void *)))) = {                   \
-          verb_name, verb_summary, fn}
+      __attribute__((used, section("hoist_verbs"), aligned(sizeof(void *)))) = {verb_name,         \
+                                                                                verb_summary, fn}
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 

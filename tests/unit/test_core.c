@@ -66,14 +66,17 @@ static void test_digest_parse_table(void **state) {
       {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", NULL},
       {"", "empty digest"},
       {"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "missing algorithm"},
-      {"sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce", "unsupported digest algorithm sha512"},
+      {"sha512:cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce",
+       "unsupported digest algorithm sha512"},
       {"md5:d41d8cd98f00b204e9800998ecf8427e", "unsupported digest algorithm md5"},
-      {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", "not lowercase hex"},
+      {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855",
+       "not lowercase hex"},
       {"sha256:e3b0", "64 hex digits"},
       {"sha256:", "64 hex digits"},
       {":abc", "empty algorithm"},
       {"SHA256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "bad algorithm"},
-      {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g", "not lowercase hex"},
+      {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85g",
+       "not lowercase hex"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     hoist_err *err = NULL;
@@ -132,8 +135,8 @@ static void check_in_root(bool fallback) {
   int dfd = make_tree(&dir);
   hoist_err *err = NULL;
   /* "/etc/x" and symlinks to "/etc" land in root/etc, never the host's */
-  static const char *const names[] = {"/etc/x1", "link_abs/x2", "link_up/etc/x3",
-                                      "../../etc/x4", "a/inner/../../../etc/x5"};
+  static const char *const names[] = {"/etc/x1", "link_abs/x2", "link_up/etc/x3", "../../etc/x4",
+                                      "a/inner/../../../etc/x5"};
   for (size_t i = 0; i < 5; i++) {
     int fd = hoist_fs_open_in_root(dfd, names[i], O_WRONLY | O_CREAT | O_EXCL, 0644, &err);
     assert_ok(fd < 0 ? fd : 0, &err);
@@ -192,10 +195,14 @@ static void test_open_in_root_fallback(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_error_wraps_cause),    cmocka_unit_test(test_error_errno_and_null),
-      cmocka_unit_test(test_buf_cap),              cmocka_unit_test(test_sha256_known_vectors),
-      cmocka_unit_test(test_digest_parse_table),   cmocka_unit_test(test_write_atomic),
-      cmocka_unit_test(test_open_in_root_openat2), cmocka_unit_test(test_open_in_root_fallback),
+      cmocka_unit_test(test_error_wraps_cause),
+      cmocka_unit_test(test_error_errno_and_null),
+      cmocka_unit_test(test_buf_cap),
+      cmocka_unit_test(test_sha256_known_vectors),
+      cmocka_unit_test(test_digest_parse_table),
+      cmocka_unit_test(test_write_atomic),
+      cmocka_unit_test(test_open_in_root_openat2),
+      cmocka_unit_test(test_open_in_root_fallback),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

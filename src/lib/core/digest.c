@@ -93,8 +93,8 @@ int hoist_digest_parse(const char *s, const char **hex, hoist_err **err) {
   if (alen != 6 || strncmp(s, "sha256", 6) != 0) {
     for (size_t i = 0; i < alen; i++) {
       char c = s[i];
-      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' ||
-            c == '_' || c == '-'))
+      if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '.' || c == '_' ||
+            c == '-'))
         return hoist_err_set(err, HOIST_E_FORMAT, "invalid digest \"%.80s\": bad algorithm", s);
     }
     if (alen == 0)

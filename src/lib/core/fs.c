@@ -51,8 +51,8 @@ int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t 
   if (dfd < 0)
     return hoist_err_errno(err, errno, "write %s: open directory", name);
   static unsigned long counter;
-  _cleanup_free_ char *tmpbase = hoist_asprintf(
-      ".%s.tmp-%d-%lu", base, (int)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
+  _cleanup_free_ char *tmpbase = hoist_asprintf(".%s.tmp-%d-%lu", base, (int)getpid(),
+                                                __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
   _cleanup_close_ int fd =
       openat(dfd, tmpbase, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode ? mode : 0644);
   if (fd < 0)
