@@ -1,0 +1,201 @@
+/*
+ * oci: the OCI image model: media types, platforms, descriptors, image
+ * manifests (OCI and Docker schema 2), image indexes (OCI and Docker manifest
+ * lists) and image configs, parsed with validation from untrusted bytes and
+ * emitted as canonical JSON (sorted keys, no insignificant whitespace) so the
+ * same value always has the same digest.
+ *
+ * Parsers never trust sizes or digests they read: each descriptor's digest is
+ * validated and its size must be a non-negative integer. A manifest fetched
+ * from elsewhere keeps its original bytes (its digest is over them); the
+ * canonical form is for documents hoist creates.
+ *
+ * Ownership: *_parse returns a new object the caller frees with *_free;
+ * *_to_json returns a malloc'd NUL-terminated string.
+ */
+#ifndef HOIST_OCI_H
+#define HOIST_OCI_H
+
+#include <jansson.h>
+#include <time.h>
+
+#include "hoist/core.h"
+#include "hoist/digest.h"
+
+#define HOIST_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
+#define HOIST_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
+#define HOIST_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
+#define HOIST_MT_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
+#define HOIST_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
+#define HOIST_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
+#define HOIST_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
+#define HOIST_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
+#define HOIST_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
+#define HOIST_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
+
+/* Largest manifest, index or config hoist accepts (as containerd: 4 MiB). */
+#define HOIST_MANIFEST_MAX (4u << 20)
+
+typedef enum {
+  HOIST_MEDIA_UNKNOWN = 0,
+  HOIST_MEDIA_MANIFEST, /* OCI or Docker image manifest */
+  HOIST_MEDIA_INDEX,    /* OCI index or Docker manifest list */
+  HOIST_MEDIA_CONFIG,
+  HOIST_MEDIA_LAYER,
+} hoist_media_kind;
+
+typedef enum {
+  HOIST_COMPRESS_NONE = 0,
+  HOIST_COMPRESS_GZIP,
+  HOIST_COMPRESS_ZSTD,
+} hoist_compression;
+
+HOIST_EXPORT hoist_media_kind hoist_media_kind_of(const char *media_type);
+/* Compression of a layer media type; -1 for something that is not a layer. */
+HOIST_EXPORT int hoist_media_layer_compression(const char *media_type);
+
+/* ------------------------------------------------------------- platform */
+
+typedef struct hoist_platform {
+  char *os;           /* "linux" */
+  char *architecture; /* "amd64", "arm64", ... (GOARCH names) */
+  char *variant;      /* "v8" or NULL */
+  char *os_version;   /* NULL unless given */
+  char **os_features; /* NULL-terminated or NULL */
+  char **features;    /* NULL-terminated or NULL */
+} hoist_platform;
+
+/* Parses "os/arch[/variant]" ("linux/arm64/v8"); normalizes as containerd
+ * does (aarch64 -> arm64, x86_64 -> amd64, arm64 variant v8 dropped). */
+HOIST_EXPORT int hoist_platform_parse(const char *s, hoist_platform **out, hoist_err **err);
+/* The platform this process runs on. */
+HOIST_EXPORT hoist_platform *hoist_platform_host(void);
+/* "os/arch[/variant]". Caller frees. */
+HOIST_EXPORT char *hoist_platform_string(const hoist_platform *p);
+/* True when have satisfies want: same os and architecture, and the same
+ * variant when want names one. */
+HOIST_EXPORT bool hoist_platform_match(const hoist_platform *want, const hoist_platform *have);
+HOIST_EXPORT hoist_platform *hoist_platform_dup(const hoist_platform *p);
+HOIST_EXPORT void hoist_platform_free(hoist_platform *p);
+
+/* ----------------------------------------------------------- descriptor */
+
+typedef struct hoist_descriptor {
+  char *media_type;
+  char *digest; /* validated "sha256:<hex>" */
+  int64_t size; /* >= 0 */
+  char **urls;  /* NULL-terminated or NULL */
+  json_t *annotations; /* object of strings, or NULL */
+  hoist_platform *platform; /* NULL unless given */
+  char *artifact_type;      /* NULL unless given */
+} hoist_descriptor;
+
+HOIST_EXPORT int hoist_descriptor_from_json(json_t *j, hoist_descriptor *out, hoist_err **err);
+HOIST_EXPORT json_t *hoist_descriptor_to_json(const hoist_descriptor *d);
+/* Deep copy into out. */
+HOIST_EXPORT void hoist_descriptor_copy(hoist_descriptor *out, const hoist_descriptor *d);
+/* Frees the members (not d itself). */
+HOIST_EXPORT void hoist_descriptor_clear(hoist_descriptor *d);
+/* Annotation value or NULL. */
+HOIST_EXPORT const char *hoist_descriptor_annotation(const hoist_descriptor *d, const char *key);
+
+/* ------------------------------------------------------------- manifest */
+
+typedef struct hoist_manifest {
+  int schema_version; /* 2 */
+  char *media_type;   /* never NULL after parse: inferred as OCI when absent */
+  hoist_descriptor config;
+  hoist_descriptor *layers;
+  size_t n_layers;
+  json_t *annotations; /* or NULL */
+  hoist_descriptor *subject; /* or NULL */
+  char *artifact_type;       /* or NULL */
+} hoist_manifest;
+
+HOIST_EXPORT int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out,
+                                      hoist_err **err);
+HOIST_EXPORT int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len,
+                                        hoist_err **err);
+/* Appends a copy of layer. */
+HOIST_EXPORT void hoist_manifest_add_layer(hoist_manifest *m, const hoist_descriptor *layer);
+HOIST_EXPORT hoist_manifest *hoist_manifest_new(const char *media_type);
+HOIST_EXPORT void hoist_manifest_free(hoist_manifest *m);
+
+/* ---------------------------------------------------------------- index */
+
+typedef struct hoist_index {
+  int schema_version; /* 2 */
+  char *media_type;   /* OCI index or Docker list; NULL in an OCI layout's index.json */
+  hoist_descriptor *manifests;
+  size_t n_manifests;
+  json_t *annotations;
+} hoist_index;
+
+HOIST_EXPORT int hoist_index_parse(const char *data, size_t len, hoist_index **out,
+                                   hoist_err **err);
+HOIST_EXPORT int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len,
+                                     hoist_err **err);
+HOIST_EXPORT hoist_index *hoist_index_new(const char *media_type);
+HOIST_EXPORT void hoist_index_add(hoist_index *ix, const hoist_descriptor *d);
+/* First manifest matching want (hoist_platform_match), or NULL. */
+HOIST_EXPORT const hoist_descriptor *hoist_index_find_platform(const hoist_index *ix,
+                                                               const hoist_platform *want);
+HOIST_EXPORT void hoist_index_free(hoist_index *ix);
+
+/* Media type of a manifest-like document: the mediaType field when present,
+ * else inferred from its shape ("manifests" -> OCI index, "config" -> OCI
+ * manifest). Returns NULL when it is neither. */
+HOIST_EXPORT const char *hoist_manifest_detect(const char *data, size_t len);
+
+/* --------------------------------------------------------------- config */
+
+/* An image config. The JSON document is the source of truth (fields hoist
+ * does not know survive a round trip); helpers read and edit it. */
+typedef struct hoist_config {
+  json_t *root;
+} hoist_config;
+
+/* Validates: an object; "architecture" and "os" strings; "rootfs" with type
+ * "layers" and "diff_ids" an array of valid digests. */
+HOIST_EXPORT int hoist_config_parse(const char *data, size_t len, hoist_config **out,
+                                    hoist_err **err);
+HOIST_EXPORT int hoist_config_to_json(const hoist_config *c, char **out, size_t *len,
+                                      hoist_err **err);
+HOIST_EXPORT const char *hoist_config_os(const hoist_config *c);
+HOIST_EXPORT const char *hoist_config_architecture(const hoist_config *c);
+HOIST_EXPORT const char *hoist_config_variant(const hoist_config *c); /* or NULL */
+/* The platform the config declares. Caller frees. */
+HOIST_EXPORT hoist_platform *hoist_config_platform(const hoist_config *c);
+HOIST_EXPORT size_t hoist_config_n_diff_ids(const hoist_config *c);
+HOIST_EXPORT const char *hoist_config_diff_id(const hoist_config *c, size_t i);
+/* The "config" object (Env, Cmd, Entrypoint, WorkingDir, User, Labels),
+ * created empty when missing; borrowed reference. */
+HOIST_EXPORT json_t *hoist_config_section(hoist_config *c);
+/* Value of a string field of the "config" section (User, WorkingDir), or NULL. */
+HOIST_EXPORT const char *hoist_config_get_string(const hoist_config *c, const char *field);
+/* Adds a layer: appends diff_id to rootfs.diff_ids and a history entry
+ * {created, created_by, comment}; sets "created". created_by and comment may be
+ * NULL. */
+HOIST_EXPORT int hoist_config_add_layer(hoist_config *c, const char *diff_id,
+                                        const char *created_by, const char *comment,
+                                        time_t created, hoist_err **err);
+/* Sets or replaces NAME=value in config.Env. */
+HOIST_EXPORT void hoist_config_set_env(hoist_config *c, const char *name, const char *value);
+HOIST_EXPORT void hoist_config_set_label(hoist_config *c, const char *key, const char *value);
+HOIST_EXPORT void hoist_config_free(hoist_config *c);
+
+/* Canonical JSON: sorted keys, compact. Caller frees. */
+HOIST_EXPORT int hoist_json_canonical(const json_t *j, char **out, size_t *len, hoist_err **err);
+
+static inline void hoist_manifest_freep(hoist_manifest **m) { hoist_manifest_free(*m); }
+static inline void hoist_index_freep(hoist_index **m) { hoist_index_free(*m); }
+static inline void hoist_config_freep(hoist_config **m) { hoist_config_free(*m); }
+static inline void hoist_platform_freep(hoist_platform **m) { hoist_platform_free(*m); }
+static inline void hoist_jsonp(json_t **j) { json_decref(*j); }
+#define _cleanup_manifest_ __attribute__((cleanup(hoist_manifest_freep)))
+#define _cleanup_index_ __attribute__((cleanup(hoist_index_freep)))
+#define _cleanup_config_ __attribute__((cleanup(hoist_config_freep)))
+#define _cleanup_platform_ __attribute__((cleanup(hoist_platform_freep)))
+#define _cleanup_json_ __attribute__((cleanup(hoist_jsonp)))
+
+#endif
