@@ -1,5 +1,5 @@
-/* libFuzzer target: the image index parser (OCI index, Docker manifest list, layout index.json). An accepted document must emit canonical
- * JSON that parses again and emits the same bytes. */
+/* libFuzzer target: the image index parser (OCI index, Docker manifest list, layout index.json). An
+ * accepted document must emit canonical JSON that parses again and emits the same bytes. */
 #include <string.h>
 
 #include "hoist/oci.h"

@@ -1,5 +1,5 @@
-/* libFuzzer target: the image manifest parser (OCI and Docker schema 2). An accepted document must emit canonical
- * JSON that parses again and emits the same bytes. */
+/* libFuzzer target: the image manifest parser (OCI and Docker schema 2). An accepted document must
+ * emit canonical JSON that parses again and emits the same bytes. */
 #include <string.h>
 
 #include "hoist/oci.h"
