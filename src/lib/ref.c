@@ -539,7 +539,7 @@ char *hoist_ref_repository(const hoist_ref *r) {
   return hoist_asprintf("%s/%s", r->domain, r->path);
 }
 
-const char *hoist_ref_reference(const hoist_ref *r) { return r->tag ? r->tag : r->digest; }
+const char *hoist_ref_reference(const hoist_ref *r) { return r->digest ? r->digest : r->tag; }
 
 hoist_ref *hoist_ref_dup(const hoist_ref *r) {
   if (!r)
