@@ -107,11 +107,16 @@ typedef struct hoist_descriptor {
 
 /* Validates and copies j into out (cleared on failure). Errors name the
  * field ("size must be a non-negative integer"); callers add the path. A
- * null urls, annotations or platform is taken as absent. */
+ * null urls, annotations or platform is taken as absent; members outside the
+ * model (such as "data") are dropped. */
 HOIST_EXPORT int hoist_descriptor_from_json(json_t *j, hoist_descriptor *out, hoist_err **err);
 /* New JSON object, or NULL when mediaType or digest is missing or a string is
  * not valid UTF-8. */
 HOIST_EXPORT json_t *hoist_descriptor_to_json(const hoist_descriptor *d);
+/* Fills out (overwritten, not cleared) with media_type and the sha256 digest
+ * and size of data: the descriptor of a blob or document held in memory. */
+HOIST_EXPORT void hoist_descriptor_of_bytes(hoist_descriptor *out, const char *media_type,
+                                            const void *data, size_t len);
 /* Deep copy into out. */
 HOIST_EXPORT void hoist_descriptor_copy(hoist_descriptor *out, const hoist_descriptor *d);
 /* Frees the members (not d itself). */

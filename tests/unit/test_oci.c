@@ -381,6 +381,12 @@ static void test_manifest_build(void **state) {
                       "],\"mediaType\":\"" HOIST_MT_OCI_MANIFEST "\",\"schemaVersion\":2}");
   char d1[HOIST_DIGEST_STR_LEN], d2[HOIST_DIGEST_STR_LEN];
   hoist_sha256_of(out, strlen(out), d1);
+  hoist_descriptor self;
+  hoist_descriptor_of_bytes(&self, HOIST_MT_OCI_MANIFEST, out, strlen(out));
+  assert_string_equal(self.digest, d1);
+  assert_int_equal(self.size, (int64_t)strlen(out));
+  assert_string_equal(self.media_type, HOIST_MT_OCI_MANIFEST);
+  hoist_descriptor_clear(&self);
   _cleanup_free_ char *again = manifest_round_trip(m);
   hoist_sha256_of(again, strlen(again), d2);
   assert_string_equal(d1, d2);

@@ -76,6 +76,16 @@ json_t *hoist_descriptor_to_json(const hoist_descriptor *d) {
   return o;
 }
 
+void hoist_descriptor_of_bytes(hoist_descriptor *out, const char *media_type, const void *data,
+                               size_t len) {
+  char digest[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(data, len, digest);
+  memset(out, 0, sizeof *out);
+  out->media_type = hoist_strdup(media_type);
+  out->digest = hoist_strdup(digest);
+  out->size = (int64_t)len;
+}
+
 void hoist_descriptor_copy(hoist_descriptor *out, const hoist_descriptor *d) {
   memset(out, 0, sizeof *out);
   out->media_type = d->media_type ? hoist_strdup(d->media_type) : NULL;
