@@ -1,0 +1,675 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/xattr.h>
+
+#include "hoist/fs.h"
+#include "unpack-private.h"
+
+#define WH_PREFIX ".wh."
+#define WH_OPAQUE ".wh..wh..opq"
+#define DIR_CACHE_DEPTH 64
+
+/* ------------------------------------------------------------ path set */
+
+/* The paths this layer created (and their parents), so whiteouts and opaque
+ * markers remove only lower-layer content whatever the member order. */
+typedef struct pathset {
+  char **slots;
+  size_t cap, n;
+} pathset;
+
+static uint64_t hash_str(const char *s, size_t len) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < len; i++)
+    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+  return h;
+}
+
+static bool pathset_has(const pathset *ps, const char *s, size_t len) {
+  if (!ps->cap)
+    return false;
+  for (size_t i = hash_str(s, len) & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
+    const char *slot = ps->slots[i];
+    if (!slot)
+      return false;
+    if (strncmp(slot, s, len) == 0 && slot[len] == '\0')
+      return true;
+  }
+}
+
+static void pathset_add(pathset *ps, const char *s, size_t len) {
+  if (pathset_has(ps, s, len))
+    return;
+  if ((ps->n + 1) * 2 > ps->cap) {
+    size_t ncap = ps->cap ? ps->cap * 2 : 1024;
+    char **nslots = hoist_malloc0(ncap * sizeof *nslots);
+    for (size_t i = 0; i < ps->cap; i++) {
+      if (!ps->slots[i])
+        continue;
+      size_t j = hash_str(ps->slots[i], strlen(ps->slots[i])) & (ncap - 1);
+      while (nslots[j])
+        j = (j + 1) & (ncap - 1);
+      nslots[j] = ps->slots[i];
+    }
+    free(ps->slots);
+    ps->slots = nslots;
+    ps->cap = ncap;
+  }
+  size_t i = hash_str(s, len) & (ps->cap - 1);
+  while (ps->slots[i])
+    i = (i + 1) & (ps->cap - 1);
+  ps->slots[i] = strndup(s, len);
+  if (!ps->slots[i])
+    abort();
+  ps->n++;
+}
+
+static void pathset_free(pathset *ps) {
+  for (size_t i = 0; i < ps->cap; i++)
+    free(ps->slots[i]);
+  free(ps->slots);
+}
+
+/* ------------------------------------------------------------ applier */
+
+typedef struct dir_meta {
+  char *path;
+  mode_t mode;
+  struct timespec mtime;
+} dir_meta;
+
+typedef struct applier {
+  int rootfd;
+  hoist_owner_mode owners;
+  bool chown;
+  uid_t euid;
+  gid_t egid;
+  hoist_unpack_report *rep;
+  /* Directory fds of the components of the last parent path: cache_fd[i] is
+   * the directory named by the first i+1 components of cache_path. Valid
+   * while nothing has been removed from the tree since they were opened;
+   * every fd was reached from the root without leaving it. */
+  char *cache_path;
+  size_t cache_len[DIR_CACHE_DEPTH];
+  int cache_fd[DIR_CACHE_DEPTH];
+  int cache_n;
+  pathset created;
+  dir_meta *dirs;
+  size_t n_dirs, cap_dirs;
+} applier;
+
+static void cache_drop(applier *ap) {
+  for (int i = 0; i < ap->cache_n; i++)
+    close(ap->cache_fd[i]);
+  ap->cache_n = 0;
+  free(ap->cache_path);
+  ap->cache_path = NULL;
+}
+
+/* Normalizes a member name into a relative path without "." components,
+ * repeated or trailing slashes. Refuses absolute names and "..". */
+static int clean_path(const char *name, char **out, hoist_err **err) {
+  if (!name)
+    return hoist_err_set(err, HOIST_E_FORMAT, "member without a name");
+  if (name[0] == '/')
+    return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: absolute name refused", name);
+  size_t len = strlen(name);
+  char *res = malloc(len + 1);
+  if (!res)
+    abort();
+  size_t o = 0;
+  const char *p = name;
+  while (*p) {
+    while (*p == '/')
+      p++;
+    if (!*p)
+      break;
+    const char *end = strchrnul(p, '/');
+    size_t clen = (size_t)(end - p);
+    if (clen == 1 && p[0] == '.') {
+      p = end;
+      continue;
+    }
+    if (clen == 2 && p[0] == '.' && p[1] == '.') {
+      free(res);
+      return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: \"..\" component refused", name);
+    }
+    if (clen > NAME_MAX) {
+      free(res);
+      return hoist_err_set(err, ENAMETOOLONG, "member %.64s...: component too long", name);
+    }
+    if (o)
+      res[o++] = '/';
+    memcpy(res + o, p, clen);
+    o += clen;
+    p = end;
+  }
+  res[o] = '\0';
+  *out = res;
+  return 0;
+}
+
+/* Opens (O_PATH) the directory dir (a clean relative path, "" for the root)
+ * inside the root, creating missing components with mode 0755 when create is
+ * set. Returns a borrowed fd (owned by the cache) or -1 with *err set; with
+ * !create, a missing directory returns -ENOENT without an error. */
+static int get_dir(applier *ap, const char *dir, bool create, hoist_err **err) {
+  if (!*dir)
+    return ap->rootfd;
+  size_t dlen = strlen(dir);
+  /* longest cached prefix that ends at a component boundary of dir */
+  int keep = 0;
+  if (ap->cache_path) {
+    while (keep < ap->cache_n) {
+      size_t l = ap->cache_len[keep];
+      if (l > dlen || strncmp(ap->cache_path, dir, l) != 0 || (dir[l] != '/' && dir[l] != '\0'))
+        break;
+      keep++;
+    }
+  }
+  if (keep > 0 && ap->cache_len[keep - 1] == dlen) {
+    /* exact hit; the cache may keep deeper entries of another branch */
+    return ap->cache_fd[keep - 1];
+  }
+  for (int i = keep; i < ap->cache_n; i++)
+    close(ap->cache_fd[i]);
+  ap->cache_n = keep;
+  free(ap->cache_path);
+  ap->cache_path = hoist_strdup(dir);
+
+  size_t pos = keep ? ap->cache_len[keep - 1] + 1 : 0;
+  while (pos <= dlen) {
+    const char *comp = dir + pos;
+    size_t clen = (size_t)(strchrnul(comp, '/') - comp);
+    char name[NAME_MAX + 1];
+    memcpy(name, comp, clen);
+    name[clen] = '\0';
+    int parent = ap->cache_n ? ap->cache_fd[ap->cache_n - 1] : ap->rootfd;
+    int fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && create) {
+      if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
+        return hoist_err_errno(err, errno, "mkdir %.*s", (int)(pos + clen), dir);
+      fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    }
+    if (fd < 0 && errno == ENOENT && !create)
+      return -ENOENT;
+    if (fd < 0 && (errno == ENOTDIR || errno == ELOOP)) {
+      /* a symlink (or something that is not a directory): resolve the
+       * prefix as a whole inside the root */
+      _cleanup_free_ char *prefix = strndup(dir, pos + clen);
+      hoist_err *e = NULL;
+      fd = hoist_fs_open_in_root(ap->rootfd, prefix, O_PATH | O_DIRECTORY, 0, &e);
+      if (fd < 0 && hoist_err_root_code(e) == ENOENT) {
+        hoist_err_free(e);
+        e = NULL;
+        if (!create)
+          return -ENOENT;
+        fd = hoist_fs_mkdir_p_in_root(ap->rootfd, prefix, 0755, &e);
+      }
+      if (fd < 0) {
+        hoist_err_set(err, hoist_err_root_code(e), "directory %s", prefix);
+        hoist_err_free(e);
+        return -1;
+      }
+    }
+    if (fd < 0)
+      return hoist_err_errno(err, errno, "open directory %.*s", (int)(pos + clen), dir);
+    if (ap->cache_n == DIR_CACHE_DEPTH) {
+      /* too deep to cache: resolve the rest from here without caching */
+      close(fd);
+      cache_drop(ap);
+      hoist_err *e = NULL;
+      int dfd = create ? hoist_fs_mkdir_p_in_root(ap->rootfd, dir, 0755, &e)
+                       : hoist_fs_open_in_root(ap->rootfd, dir, O_PATH | O_DIRECTORY, 0, &e);
+      if (dfd < 0) {
+        int code = hoist_err_root_code(e);
+        hoist_err_free(e);
+        if (code == ENOENT && !create)
+          return -ENOENT;
+        return hoist_err_set(err, code, "directory %.64s...", dir);
+      }
+      ap->cache_path = hoist_strdup(dir);
+      ap->cache_fd[0] = dfd;
+      ap->cache_len[0] = dlen;
+      ap->cache_n = 1;
+      /* a one-entry cache whose single prefix is the whole path */
+      return dfd;
+    }
+    ap->cache_fd[ap->cache_n] = fd;
+    ap->cache_len[ap->cache_n] = pos + clen;
+    ap->cache_n++;
+    pos += clen + 1;
+  }
+  return ap->cache_fd[ap->cache_n - 1];
+}
+
+static void note(char **first, uint64_t *count, const char *name) {
+  (*count)++;
+  if (!*first)
+    *first = hoist_strdup(name);
+}
+
+/* Applies owner, mode, xattrs and times. fd is an open fd of the object when
+ * there is one (regular files, directories), else -1 and (parent, base) name
+ * it without following a symlink. Directory mode and times are deferred. */
+static int apply_meta(applier *ap, struct archive_entry *e, const char *path, int fd, int parent,
+                      const char *base, mode_t type, hoist_err **err) {
+  uid_t uid = (uid_t)archive_entry_uid(e);
+  gid_t gid = (gid_t)archive_entry_gid(e);
+  if (ap->chown) {
+    int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW);
+    if (r < 0) {
+      if (ap->owners == HOIST_OWNER_APPLY)
+        return hoist_err_errno(err, errno, "chown %s to %u:%u", path, uid, gid);
+      note(&ap->rep->first_owner, &ap->rep->owners_recorded, path);
+    }
+  } else if (uid != ap->euid || gid != ap->egid) {
+    note(&ap->rep->first_owner, &ap->rep->owners_recorded, path);
+  }
+
+  const char *xname;
+  const void *xval;
+  size_t xsize;
+  if (archive_entry_xattr_reset(e) > 0) {
+    char procpath[64 + NAME_MAX];
+    if (fd < 0)
+      snprintf(procpath, sizeof procpath, "/proc/self/fd/%d/%s", parent, base);
+    while (archive_entry_xattr_next(e, &xname, &xval, &xsize) == ARCHIVE_OK) {
+      int r = fd >= 0 ? fsetxattr(fd, xname, xval, xsize, 0)
+                      : lsetxattr(procpath, xname, xval, xsize, 0);
+      if (r < 0)
+        note(&ap->rep->first_xattr, &ap->rep->xattrs_skipped, path);
+    }
+  }
+
+  mode_t mode = archive_entry_perm(e) & 07777;
+  struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
+                           {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
+  if (!archive_entry_mtime_is_set(e))
+    ts[1].tv_nsec = UTIME_OMIT;
+  if (type == S_IFDIR) {
+    if (ap->n_dirs == ap->cap_dirs) {
+      ap->cap_dirs = ap->cap_dirs ? ap->cap_dirs * 2 : 256;
+      ap->dirs = realloc(ap->dirs, ap->cap_dirs * sizeof *ap->dirs);
+      if (!ap->dirs)
+        abort();
+    }
+    ap->dirs[ap->n_dirs++] = (dir_meta){hoist_strdup(path), mode, ts[1]};
+    return 0;
+  }
+  if (type == S_IFLNK)
+    return utimensat(parent, base, ts, AT_SYMLINK_NOFOLLOW) < 0 && errno != EOPNOTSUPP
+               ? hoist_err_errno(err, errno, "set times of %s", path)
+               : 0;
+  if (fd >= 0 ? fchmod(fd, mode) : fchmodat(parent, base, mode, 0))
+    return hoist_err_errno(err, errno, "chmod %s", path);
+  if ((fd >= 0 ? futimens(fd, ts) : utimensat(parent, base, ts, AT_SYMLINK_NOFOLLOW)) < 0)
+    return hoist_err_errno(err, errno, "set times of %s", path);
+  return 0;
+}
+
+static int write_data(applier *ap, struct archive *a, int fd, const char *path,
+                      struct archive_entry *e, hoist_err **err) {
+  int64_t pos = 0;
+  for (;;) {
+    const void *buf;
+    size_t size;
+    la_int64_t off;
+    int r = archive_read_data_block(a, &buf, &size, &off);
+    if (r == ARCHIVE_EOF)
+      break;
+    if (r < ARCHIVE_WARN)
+      return hoist_err_set(err, HOIST_E_FORMAT, "member %s: %s", path, archive_error_string(a));
+    if (off != pos) {
+      if (lseek(fd, off, SEEK_SET) < 0)
+        return hoist_err_errno(err, errno, "seek in %s", path);
+      pos = off;
+    }
+    if (hoist_fs_write_all(fd, buf, size, err) < 0)
+      return hoist_err_wrap(err, "write %s", path);
+    pos += (int64_t)size;
+    ap->rep->bytes += size;
+  }
+  int64_t want = archive_entry_size(e);
+  if (want > pos && ftruncate(fd, want) < 0)
+    return hoist_err_errno(err, errno, "truncate %s", path);
+  return 0;
+}
+
+/* Removes parent/base (anything, recursively) and forgets cached dir fds. */
+static int remove_existing(applier *ap, int parent, const char *base, const char *path,
+                           hoist_err **err) {
+  cache_drop(ap);
+  if (hoist_fs_rm_rf_at(parent, base, err) < 0)
+    return hoist_err_wrap(err, "replace %s", path);
+  return 0;
+}
+
+/* Removes from the directory dfd (path dpath) every child this layer did not
+ * create; recurses into children this layer created or passed through. */
+static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err) {
+  int rfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0)
+    return hoist_err_errno(err, errno, "open %s", *dpath ? dpath : "/");
+  DIR *d = fdopendir(rfd);
+  if (!d) {
+    close(rfd);
+    return hoist_err_errno(err, errno, "opendir %s", dpath);
+  }
+  int r = 0;
+  struct dirent *de;
+  hoist_buf child = HOIST_BUF_INIT(0);
+  while ((de = readdir(d))) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    hoist_buf_reset(&child);
+    if (*dpath)
+      hoist_buf_appendf(&child, NULL, "%s/", dpath);
+    hoist_buf_append(&child, de->d_name, strlen(de->d_name), NULL);
+    if (!pathset_has(&ap->created, child.data, child.len)) {
+      cache_drop(ap);
+      r = hoist_fs_rm_rf_at(dirfd(d), de->d_name, err);
+    } else {
+      struct stat st;
+      if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+        int cfd = openat(dirfd(d), de->d_name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (cfd < 0) {
+          r = hoist_err_errno(err, errno, "open %s", child.data);
+        } else {
+          r = clean_lower(ap, cfd, child.data, err);
+          close(cfd);
+        }
+      }
+    }
+    if (r < 0)
+      break;
+  }
+  hoist_buf_free(&child);
+  closedir(d);
+  return r;
+}
+
+/* A whiteout member: dir/.wh.<name> or dir/.wh..wh..opq. */
+static int apply_whiteout(applier *ap, const char *path, const char *dir, const char *base,
+                          hoist_err **err) {
+  ap->rep->whiteouts++;
+  bool opaque = strcmp(base, WH_OPAQUE) == 0;
+  const char *name = base + strlen(WH_PREFIX);
+  if (!opaque && (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
+    return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: whiteout of \"%s\" refused", path,
+                         name);
+  if (!opaque && strncmp(name, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
+    /* other ".wh..wh." names are aufs metadata, not content */
+    hoist_debug("member %s: aufs metadata skipped", path);
+    return 0;
+  }
+  hoist_err *e = NULL;
+  int dfd = get_dir(ap, dir, false, &e);
+  if (dfd == -ENOENT) {
+    hoist_err_free(e);
+    return 0; /* nothing below to hide */
+  }
+  if (dfd < 0) {
+    if (err && !*err)
+      *err = e;
+    else
+      hoist_err_free(e);
+    return hoist_err_wrap(err, "member %s", path);
+  }
+  if (opaque)
+    return clean_lower(ap, dfd, dir, err);
+
+  _cleanup_free_ char *target = *dir ? hoist_asprintf("%s/%s", dir, name) : hoist_strdup(name);
+  if (pathset_has(&ap->created, target, strlen(target))) {
+    /* this layer already put something there: hide only what lies below */
+    struct stat st;
+    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
+      _cleanup_close_ int cfd = openat(dfd, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (cfd < 0)
+        return hoist_err_errno(err, errno, "open %s", target);
+      return clean_lower(ap, cfd, target, err);
+    }
+    return 0;
+  }
+  int keep = dfd == ap->rootfd ? -1 : fcntl(dfd, F_DUPFD_CLOEXEC, 3);
+  int pfd = dfd == ap->rootfd ? ap->rootfd : keep;
+  cache_drop(ap);
+  int r = hoist_fs_rm_rf_at(pfd, name, err);
+  if (keep >= 0)
+    close(keep);
+  return r < 0 ? hoist_err_wrap(err, "whiteout %s", path) : 0;
+}
+
+/* Marks path and all its parents as created by this layer. */
+static void mark_created(applier *ap, const char *path) {
+  size_t len = strlen(path);
+  for (size_t i = 0; i <= len; i++)
+    if (path[i] == '/' || path[i] == '\0')
+      pathset_add(&ap->created, path, i);
+}
+
+static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, hoist_err **err) {
+  _cleanup_free_ char *path = NULL;
+  if (clean_path(archive_entry_pathname(e), &path, err) < 0)
+    return -1;
+  if (!*path)
+    return 0; /* the root itself: its metadata stays the destination's */
+  ap->rep->entries++;
+  char *slash = strrchr(path, '/');
+  _cleanup_free_ char *dir = slash ? strndup(path, (size_t)(slash - path)) : hoist_strdup("");
+  const char *base = slash ? slash + 1 : path;
+
+  if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0)
+    return apply_whiteout(ap, path, dir, base, err);
+
+  int parent = get_dir(ap, dir, true, err);
+  if (parent < 0)
+    return hoist_err_wrap(err, "member %s", path);
+
+  mode_t type = archive_entry_filetype(e);
+  const char *hardlink = archive_entry_hardlink(e);
+  mark_created(ap, path);
+
+  for (int attempt = 0;; attempt++) {
+    int r = 0;
+    _cleanup_close_ int fd = -1;
+    if (hardlink) {
+      _cleanup_free_ char *target = NULL;
+      if (clean_path(hardlink, &target, err) < 0)
+        return hoist_err_wrap(err, "member %s: hardlink", path);
+      if (!*target || strcmp(target, path) == 0)
+        return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: hardlink to itself or the root",
+                             path);
+      char *ts = strrchr(target, '/');
+      _cleanup_free_ char *tdir = ts ? strndup(target, (size_t)(ts - target)) : hoist_strdup("");
+      const char *tbase = ts ? ts + 1 : target;
+      _cleanup_close_ int tfd = -1;
+      if (*tdir) {
+        tfd = hoist_fs_open_in_root(ap->rootfd, tdir, O_PATH | O_DIRECTORY, 0, err);
+        if (tfd < 0)
+          return hoist_err_wrap(err, "member %s: hardlink target %s", path, hardlink);
+      }
+      /* the parent fd may have been invalidated by a removal: re-resolve */
+      parent = get_dir(ap, dir, true, err);
+      if (parent < 0)
+        return hoist_err_wrap(err, "member %s", path);
+      r = linkat(*tdir ? tfd : ap->rootfd, tbase, parent, base, 0);
+      if (r < 0 && errno != EEXIST)
+        return hoist_err_errno(err, errno, "member %s: hardlink to %s", path, hardlink);
+      if (r == 0)
+        return 0;
+    } else {
+      switch (type) {
+      case AE_IFREG:
+        fd = openat(parent, base, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        r = fd < 0 ? -1 : 0;
+        break;
+      case AE_IFDIR:
+        r = mkdirat(parent, base, 0700);
+        if (r < 0 && errno == EEXIST) {
+          struct stat st;
+          if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+            r = 0; /* merge into the lower directory */
+          else
+            errno = EEXIST;
+        }
+        if (r == 0) {
+          fd = openat(parent, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+          if (fd < 0)
+            return hoist_err_errno(err, errno, "open %s", path);
+        }
+        break;
+      case AE_IFLNK: {
+        const char *target = archive_entry_symlink(e);
+        r = symlinkat(target ? target : "", parent, base);
+        break;
+      }
+      case AE_IFCHR:
+      case AE_IFBLK:
+      case AE_IFIFO:
+        r = mknodat(parent, base, type | 0600, archive_entry_rdev(e));
+        if (r < 0 && (errno == EPERM || errno == EACCES) && type != AE_IFIFO) {
+          note(&ap->rep->first_device, &ap->rep->devices_skipped, path);
+          return 0;
+        }
+        break;
+      default:
+        hoist_warn("member %s: type %o skipped", path, (unsigned)type);
+        return 0;
+      }
+    }
+    if (r < 0 && errno == EEXIST && attempt == 0) {
+      /* a member repeated (or replacing a lower one): the new one wins */
+      int keep = parent == ap->rootfd ? -1 : fcntl(parent, F_DUPFD_CLOEXEC, 3);
+      int pfd = keep >= 0 ? keep : ap->rootfd;
+      r = remove_existing(ap, pfd, base, path, err);
+      if (keep >= 0)
+        close(keep);
+      if (r < 0)
+        return r;
+      parent = get_dir(ap, dir, true, err);
+      if (parent < 0)
+        return hoist_err_wrap(err, "member %s", path);
+      continue;
+    }
+    if (r < 0)
+      return hoist_err_errno(err, errno, "member %s: create", path);
+    if (type == AE_IFREG && write_data(ap, a, fd, path, e, err) < 0)
+      return -1;
+    return apply_meta(ap, e, path, fd, parent, base, type, err);
+  }
+}
+
+/* Sets the deferred modes and times of directories, deepest last-seen first. */
+static int finish_dirs(applier *ap, hoist_err **err) {
+  int r = 0;
+  for (size_t i = ap->n_dirs; i-- > 0;) {
+    dir_meta *d = &ap->dirs[i];
+    if (r == 0) {
+      hoist_err *e = NULL;
+      int fd = hoist_fs_open_in_root(ap->rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
+                                     0, &e);
+      if (fd < 0) {
+        /* removed or replaced by a later member of the layer */
+        hoist_err_free(e);
+      } else {
+        struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
+        if (fchmod(fd, d->mode) < 0)
+          r = hoist_err_errno(err, errno, "chmod %s", d->path);
+        else if (futimens(fd, ts) < 0)
+          r = hoist_err_errno(err, errno, "set times of %s", d->path);
+        close(fd);
+      }
+    }
+    free(d->path);
+  }
+  ap->n_dirs = 0;
+  return r;
+}
+
+static ssize_t tar_read(struct archive *a, void *client, const void **buf) {
+  (void)a;
+  void **ctx = client;
+  layer_stream *s = ctx[0];
+  hoist_err **err = ctx[1];
+  ssize_t n = layer_stream_read(s, buf, err);
+  if (n < 0) {
+    archive_set_error(a, EIO, "layer stream");
+    return -1;
+  }
+  return n;
+}
+
+void hoist_unpack_report_clear(hoist_unpack_report *r) {
+  free(r->first_device);
+  free(r->first_owner);
+  free(r->first_xattr);
+  memset(r, 0, sizeof *r);
+}
+
+int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *expected_digest,
+                       const char *expected_diff_id, const hoist_unpack_opts *opts,
+                       hoist_unpack_report *report, hoist_err **err) {
+  hoist_unpack_report local = {0};
+  layer_stream *s = NULL;
+  if (layer_stream_new(fd, comp, &s, err) < 0)
+    return -1;
+  applier ap = {
+      .rootfd = rootfd,
+      .owners = opts ? opts->owners : HOIST_OWNER_AUTO,
+      .euid = geteuid(),
+      .egid = getegid(),
+      .rep = report ? report : &local,
+  };
+  ap.chown = ap.owners == HOIST_OWNER_APPLY || (ap.owners == HOIST_OWNER_AUTO && ap.euid == 0);
+
+  hoist_err *stream_err = NULL;
+  void *ctx[2] = {s, &stream_err};
+  struct archive *a = archive_read_new();
+  archive_read_support_format_tar(a);
+  int r = 0;
+  if (archive_read_open(a, ctx, NULL, tar_read, NULL) != ARCHIVE_OK) {
+    r = stream_err ? -1 : hoist_err_set(err, HOIST_E_FORMAT, "%s", archive_error_string(a));
+  } else {
+    for (;;) {
+      struct archive_entry *e;
+      int ar = archive_read_next_header(a, &e);
+      if (ar == ARCHIVE_EOF)
+        break;
+      if (ar < ARCHIVE_WARN) {
+        r = stream_err ? -1
+                       : hoist_err_set(err, HOIST_E_FORMAT, "tar: %s", archive_error_string(a));
+        break;
+      }
+      r = apply_entry(&ap, a, e, err);
+      if (r < 0 || stream_err) {
+        r = -1;
+        break;
+      }
+    }
+  }
+  if (stream_err) {
+    hoist_err_free(*err);
+    *err = stream_err;
+    stream_err = NULL;
+  }
+  if (r == 0)
+    r = finish_dirs(&ap, err);
+  else
+    finish_dirs(&ap, NULL);
+  if (r == 0)
+    r = layer_stream_finish(s, expected_digest, expected_diff_id, err);
+  archive_read_free(a);
+  layer_stream_free(s);
+  cache_drop(&ap);
+  pathset_free(&ap.created);
+  free(ap.dirs);
+  hoist_unpack_report_clear(&local);
+  return r < 0 ? -1 : 0;
+}
