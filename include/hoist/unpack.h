@@ -37,13 +37,13 @@ typedef struct hoist_unpack_opts {
 /* What an unpack did beyond the plain tree: counts of things that could not be
  * reproduced (rootless) and one example name of each. */
 typedef struct hoist_unpack_report {
-  uint64_t entries;          /* tar members applied (whiteouts included) */
-  uint64_t bytes;            /* regular-file bytes written */
-  uint64_t whiteouts;        /* whiteout members processed */
-  uint64_t devices_skipped;  /* device nodes not created (not permitted) */
-  uint64_t owners_recorded;  /* members whose owner was not applied */
-  uint64_t xattrs_skipped;   /* xattrs the kernel refused */
-  char *first_device;        /* example member of each kind, or NULL */
+  uint64_t entries;         /* tar members applied (whiteouts included) */
+  uint64_t bytes;           /* regular-file bytes written */
+  uint64_t whiteouts;       /* whiteout members processed */
+  uint64_t devices_skipped; /* device nodes not created (not permitted) */
+  uint64_t owners_recorded; /* members whose owner was not applied */
+  uint64_t xattrs_skipped;  /* xattrs the kernel refused */
+  char *first_device;       /* example member of each kind, or NULL */
   char *first_owner;
   char *first_xattr;
 } hoist_unpack_report;
@@ -84,9 +84,8 @@ HOIST_EXPORT char *hoist_unpack_cache_dir(void);
  * into a temp directory beside it that is renamed into place, so concurrent
  * callers end with one complete tree. *hit (optional) tells whether it was
  * there already. */
-HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m,
-                                     const char *cache_dir, const hoist_unpack_opts *opts,
-                                     char **path, bool *hit, hoist_unpack_report *report,
-                                     hoist_err **err);
+HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
+                                     const hoist_unpack_opts *opts, char **path, bool *hit,
+                                     hoist_unpack_report *report, hoist_err **err);
 
 #endif

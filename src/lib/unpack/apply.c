@@ -402,8 +402,7 @@ static int apply_whiteout(applier *ap, const char *path, const char *dir, const 
   bool opaque = strcmp(base, WH_OPAQUE) == 0;
   const char *name = base + strlen(WH_PREFIX);
   if (!opaque && (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
-    return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: whiteout of \"%s\" refused", path,
-                         name);
+    return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: whiteout of \"%s\" refused", path, name);
   if (!opaque && strncmp(name, WH_PREFIX, strlen(WH_PREFIX)) == 0) {
     /* other ".wh..wh." names are aufs metadata, not content */
     hoist_debug("member %s: aufs metadata skipped", path);
@@ -573,8 +572,8 @@ static int finish_dirs(applier *ap, hoist_err **err) {
     dir_meta *d = &ap->dirs[i];
     if (r == 0) {
       hoist_err *e = NULL;
-      int fd = hoist_fs_open_in_root(ap->rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW,
-                                     0, &e);
+      int fd =
+          hoist_fs_open_in_root(ap->rootfd, d->path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, &e);
       if (fd < 0) {
         /* removed or replaced by a later member of the layer */
         hoist_err_free(e);
@@ -635,7 +634,7 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   archive_read_support_format_tar(a);
   int r = 0;
   if (archive_read_open(a, ctx, NULL, tar_read, NULL) != ARCHIVE_OK) {
-    r = stream_err ? -1 : hoist_err_set(err, HOIST_E_FORMAT, "%s", archive_error_string(a));
+    r = stream_err ? -1 : hoist_err_set(err, HOIST_E_FORMAT, "tar: %s", archive_error_string(a));
   } else {
     for (;;) {
       struct archive_entry *e;

@@ -167,8 +167,8 @@ ssize_t layer_stream_read(layer_stream *s, const void **data, hoist_err **err) {
   return n;
 }
 
-int layer_stream_finish(layer_stream *s, const char *expected_digest,
-                        const char *expected_diff_id, hoist_err **err) {
+int layer_stream_finish(layer_stream *s, const char *expected_digest, const char *expected_diff_id,
+                        hoist_err **err) {
   const void *data;
   ssize_t n;
   while ((n = layer_stream_read(s, &data, err)) > 0)

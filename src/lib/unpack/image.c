@@ -1,7 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -35,8 +35,8 @@ int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *
       break;
     }
     if (kind != HOIST_MEDIA_INDEX) {
-      r = hoist_err_set(err, HOIST_E_FORMAT, "%s: not an image manifest or index (%s)",
-                        desc.digest, mt ? mt : "unknown type");
+      r = hoist_err_set(err, HOIST_E_FORMAT, "%s: not an image manifest or index (%s)", desc.digest,
+                        mt ? mt : "unknown type");
       break;
     }
     __attribute__((cleanup(index_freep))) hoist_index *ix = NULL;
@@ -83,9 +83,8 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
   if (hoist_config_parse(cdata, clen, &cfg, err) < 0)
     return hoist_err_wrap(err, "unpack: config %s", m->config.digest);
   if (hoist_config_n_diff_ids(cfg) != m->n_layers)
-    return hoist_err_set(err, HOIST_E_FORMAT,
-                         "unpack: config %s lists %zu diff_ids for %zu layers", m->config.digest,
-                         hoist_config_n_diff_ids(cfg), m->n_layers);
+    return hoist_err_set(err, HOIST_E_FORMAT, "unpack: config %s lists %zu diff_ids for %zu layers",
+                         m->config.digest, hoist_config_n_diff_ids(cfg), m->n_layers);
   for (size_t i = 0; i < m->n_layers; i++)
     if (hoist_media_layer_compression(m->layers[i].media_type) < 0)
       return hoist_err_set(err, HOIST_E_FORMAT, "unpack: layer %s: unsupported media type %s",

@@ -20,8 +20,8 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
 ssize_t layer_stream_read(layer_stream *s, const void **data, hoist_err **err);
 /* Reads and hashes whatever the tar reader left (end-of-archive padding)
  * and checks both digests (either may be NULL). */
-int layer_stream_finish(layer_stream *s, const char *expected_digest,
-                        const char *expected_diff_id, hoist_err **err);
+int layer_stream_finish(layer_stream *s, const char *expected_digest, const char *expected_diff_id,
+                        hoist_err **err);
 void layer_stream_free(layer_stream *s);
 
 #endif

@@ -1,0 +1,593 @@
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+
+#include "hoist/digest.h"
+#include "hoist/fs.h"
+#include "hoist/unpack.h"
+#include "test_util.h"
+
+/* ------------------------------------------------------ layer builder */
+
+enum { REG = 1, DIR_, SYM, HARD, CHR, FIFO };
+
+typedef struct member {
+  int type;
+  const char *name;
+  const char *data; /* content (REG) or link target (SYM, HARD) */
+  int mode;         /* 0: 0644 / 0755 */
+} member;
+
+#define END                                                                                        \
+  { 0, NULL, NULL, 0 }
+
+/* Writes members as a pax tar (compressed with filter, an ARCHIVE_FILTER_*
+ * code) into memory; caller frees. */
+static char *make_layer(const member *m, int filter, size_t *len) {
+  size_t cap = 1 << 20;
+  char *buf = malloc(cap);
+  struct archive *a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  if (filter == ARCHIVE_FILTER_GZIP)
+    archive_write_add_filter_gzip(a);
+  else if (filter == ARCHIVE_FILTER_ZSTD)
+    archive_write_add_filter_zstd(a);
+  archive_write_set_bytes_in_last_block(a, 1);
+  assert_int_equal(archive_write_open_memory(a, buf, cap, len), ARCHIVE_OK);
+  for (; m->type; m++) {
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_pathname(e, m->name);
+    archive_entry_set_mtime(e, 1700000000, 0);
+    size_t size = 0;
+    switch (m->type) {
+    case REG:
+      archive_entry_set_filetype(e, AE_IFREG);
+      size = strlen(m->data);
+      archive_entry_set_size(e, (la_int64_t)size);
+      archive_entry_set_perm(e, m->mode ? m->mode : 0644);
+      break;
+    case DIR_:
+      archive_entry_set_filetype(e, AE_IFDIR);
+      archive_entry_set_perm(e, m->mode ? m->mode : 0755);
+      break;
+    case SYM:
+      archive_entry_set_filetype(e, AE_IFLNK);
+      archive_entry_set_symlink(e, m->data);
+      archive_entry_set_perm(e, 0777);
+      break;
+    case HARD:
+      archive_entry_set_filetype(e, AE_IFREG);
+      archive_entry_set_hardlink(e, m->data);
+      archive_entry_set_perm(e, 0644);
+      break;
+    case CHR:
+      archive_entry_set_filetype(e, AE_IFCHR);
+      archive_entry_set_rdev(e, makedev(1, 3));
+      archive_entry_set_perm(e, 0666);
+      break;
+    case FIFO:
+      archive_entry_set_filetype(e, AE_IFIFO);
+      archive_entry_set_perm(e, 0644);
+      break;
+    }
+    assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+    if (size)
+      assert_int_equal(archive_write_data(a, m->data, size), (ssize_t)size);
+    archive_entry_free(e);
+  }
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+  return buf;
+}
+
+static int mem_fd(const void *data, size_t len) {
+  int fd = memfd_create("layer", MFD_CLOEXEC);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, data, len), (ssize_t)len);
+  lseek(fd, 0, SEEK_SET);
+  return fd;
+}
+
+/* Applies members (compressed with filter) onto rootfd; returns the result
+ * and leaves the error in *err. */
+static int apply(int rootfd, const member *m, int filter, hoist_unpack_report *rep,
+                 hoist_err **err) {
+  size_t len;
+  _cleanup_free_ char *tar = make_layer(m, filter, &len);
+  _cleanup_close_ int fd = mem_fd(tar, len);
+  hoist_compression c = filter == ARCHIVE_FILTER_GZIP   ? HOIST_COMPRESS_GZIP
+                        : filter == ARCHIVE_FILTER_ZSTD ? HOIST_COMPRESS_ZSTD
+                                                        : HOIST_COMPRESS_NONE;
+  return hoist_unpack_layer(rootfd, fd, c, NULL, NULL, NULL, rep, err);
+}
+
+typedef struct fixture {
+  char *parent;
+  char *dest;
+  int rootfd;
+} fixture;
+
+static void fixture_open(fixture *f) {
+  f->parent = test_mkdtemp();
+  f->dest = hoist_asprintf("%s/dest", f->parent);
+  assert_int_equal(mkdir(f->dest, 0755), 0);
+  f->rootfd = open(f->dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(f->rootfd >= 0);
+}
+
+static void fixture_close(fixture *f) {
+  close(f->rootfd);
+  hoist_fs_rm_rf_at(AT_FDCWD, f->parent, NULL);
+  free(f->parent);
+  free(f->dest);
+}
+
+static bool exists(int rootfd, const char *path) {
+  struct stat st;
+  return fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
+static mode_t type_of(int rootfd, const char *path) {
+  struct stat st;
+  if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  return st.st_mode & S_IFMT;
+}
+
+static char *content(int rootfd, const char *path) {
+  char *data = NULL;
+  size_t len;
+  if (hoist_fs_read_file(rootfd, path, 1 << 20, &data, &len, NULL) < 0)
+    return NULL;
+  return data;
+}
+
+/* True when no name under dirfd (recursively) starts with ".wh.". */
+static bool no_whiteouts(int dfd) {
+  int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY);
+  DIR *d = fdopendir(fd);
+  bool ok = true;
+  struct dirent *de;
+  while (ok && (de = readdir(d))) {
+    if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+      continue;
+    if (!strncmp(de->d_name, ".wh.", 4))
+      ok = false;
+    else if (de->d_type == DT_DIR) {
+      int c = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+      ok = no_whiteouts(c);
+      close(c);
+    }
+  }
+  closedir(d);
+  return ok;
+}
+
+/* ------------------------------------------------------------ whiteouts */
+
+static void test_whiteouts(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  const member lower[] = {{DIR_, "a", NULL, 0},        {REG, "a/f1", "one", 0},
+                          {REG, "a/f2", "two", 0},     {DIR_, "d", NULL, 0},
+                          {REG, "d/x", "x", 0},        {DIR_, "d/sub", NULL, 0},
+                          {REG, "d/sub/y", "y", 0},    {DIR_, "o", NULL, 0},
+                          {REG, "o/lower", "l", 0},    {DIR_, "o/deep", NULL, 0},
+                          {REG, "o/deep/old", "o", 0}, {REG, "top", "old top", 0},
+                          {DIR_, "p", NULL, 0},        {REG, "p/lower", "l", 0},
+                          {REG, "gone", "g", 0},       END};
+  assert_ok(apply(f.rootfd, lower, ARCHIVE_FILTER_NONE, NULL, &err), &err);
+  const member upper[] = {/* delete a file, delete a directory */
+                          {REG, "a/.wh.f1", "", 0},
+                          {REG, ".wh.d", "", 0},
+                          /* opaque directory, marker after this layer's entries */
+                          {REG, "o/new", "new", 0},
+                          {REG, "o/deep/kept", "k", 0},
+                          {REG, "o/.wh..wh..opq", "", 0},
+                          /* opaque marker first */
+                          {REG, "p/.wh..wh..opq", "", 0},
+                          {REG, "p/mine", "m", 0},
+                          /* re-create after delete in the same layer, both orders */
+                          {REG, ".wh.top", "", 0},
+                          {DIR_, "top", NULL, 0},
+                          {REG, "top/in", "in", 0},
+                          {REG, "a/f2", "two again", 0},
+                          {REG, "a/.wh.f2", "", 0},
+                          /* a whiteout of something that never existed */
+                          {REG, ".wh.never", "", 0},
+                          {REG, ".wh.gone", "", 0},
+                          END};
+  hoist_unpack_report rep = {0};
+  assert_ok(apply(f.rootfd, upper, ARCHIVE_FILTER_NONE, &rep, &err), &err);
+  assert_int_equal(rep.whiteouts, 8);
+  assert_false(exists(f.rootfd, "a/f1"));
+  _cleanup_free_ char *f2 = content(f.rootfd, "a/f2");
+  assert_string_equal(f2, "two again");
+  assert_false(exists(f.rootfd, "d"));
+  assert_false(exists(f.rootfd, "o/lower"));
+  assert_false(exists(f.rootfd, "o/deep/old"));
+  assert_true(exists(f.rootfd, "o/new"));
+  assert_true(exists(f.rootfd, "o/deep/kept"));
+  assert_false(exists(f.rootfd, "p/lower"));
+  assert_true(exists(f.rootfd, "p/mine"));
+  assert_int_equal(type_of(f.rootfd, "top"), S_IFDIR);
+  assert_true(exists(f.rootfd, "top/in"));
+  assert_false(exists(f.rootfd, "gone"));
+  assert_true(no_whiteouts(f.rootfd));
+  hoist_unpack_report_clear(&rep);
+  fixture_close(&f);
+}
+
+static void test_hardlinks(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  const member l1[] = {
+      {DIR_, "bin", NULL, 0}, {REG, "bin/a", "payload", 04755}, {HARD, "bin/b", "bin/a", 0}, END};
+  assert_ok(apply(f.rootfd, l1, ARCHIVE_FILTER_GZIP, NULL, &err), &err);
+  const member l2[] = {{HARD, "c", "bin/a", 0}, END};
+  assert_ok(apply(f.rootfd, l2, ARCHIVE_FILTER_ZSTD, NULL, &err), &err);
+  struct stat a, b, c;
+  assert_int_equal(fstatat(f.rootfd, "bin/a", &a, 0), 0);
+  assert_int_equal(fstatat(f.rootfd, "bin/b", &b, 0), 0);
+  assert_int_equal(fstatat(f.rootfd, "c", &c, 0), 0);
+  assert_int_equal(a.st_ino, b.st_ino);
+  assert_int_equal(a.st_ino, c.st_ino);
+  assert_int_equal(a.st_nlink, 3);
+  assert_int_equal(a.st_mode & 07777, 04755);
+  _cleanup_free_ char *data = content(f.rootfd, "c");
+  assert_string_equal(data, "payload");
+  fixture_close(&f);
+}
+
+static void test_modes_and_types(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  const member l[] = {{DIR_, "tmp", NULL, 01777}, {DIR_, "ro", NULL, 0555},
+                      {REG, "ro/f", "x", 0400},   {SYM, "link", "ro/f", 0},
+                      {FIFO, "pipe", NULL, 0},    END};
+  assert_ok(apply(f.rootfd, l, ARCHIVE_FILTER_NONE, NULL, &err), &err);
+  struct stat st;
+  assert_int_equal(fstatat(f.rootfd, "tmp", &st, 0), 0);
+  assert_int_equal(st.st_mode & 07777, 01777);
+  assert_int_equal(st.st_mtime, 1700000000);
+  assert_int_equal(fstatat(f.rootfd, "ro", &st, 0), 0);
+  assert_int_equal(st.st_mode & 07777, 0555);
+  assert_int_equal(fstatat(f.rootfd, "ro/f", &st, 0), 0);
+  assert_int_equal(st.st_mode & 07777, 0400);
+  assert_int_equal(st.st_mtime, 1700000000);
+  assert_int_equal(type_of(f.rootfd, "link"), S_IFLNK);
+  assert_int_equal(type_of(f.rootfd, "pipe"), S_IFIFO);
+  fixture_close(&f);
+}
+
+/* ------------------------------------------------------- digests, streams */
+
+static void test_digests(void **state) {
+  (void)state;
+  const member l[] = {{REG, "f", "hello", 0}, END};
+  size_t tlen, glen, zlen;
+  _cleanup_free_ char *tar = make_layer(l, ARCHIVE_FILTER_NONE, &tlen);
+  _cleanup_free_ char *gz = make_layer(l, ARCHIVE_FILTER_GZIP, &glen);
+  _cleanup_free_ char *zs = make_layer(l, ARCHIVE_FILTER_ZSTD, &zlen);
+  char diff_id[HOIST_DIGEST_STR_LEN], gdig[HOIST_DIGEST_STR_LEN], zdig[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(tar, tlen, diff_id);
+  hoist_sha256_of(gz, glen, gdig);
+  hoist_sha256_of(zs, zlen, zdig);
+  struct {
+    const char *data;
+    size_t len;
+    hoist_compression c;
+    const char *digest, *diff_id, *want_err;
+  } cases[] = {
+      {tar, tlen, HOIST_COMPRESS_NONE, diff_id, diff_id, NULL},
+      {gz, glen, HOIST_COMPRESS_GZIP, gdig, diff_id, NULL},
+      {zs, zlen, HOIST_COMPRESS_ZSTD, zdig, diff_id, NULL},
+      {gz, glen, HOIST_COMPRESS_GZIP, gdig, gdig, "diffID mismatch"},
+      {gz, glen, HOIST_COMPRESS_GZIP, diff_id, diff_id, "blob digest mismatch"},
+      {zs, zlen, HOIST_COMPRESS_ZSTD, zdig, gdig, "diffID mismatch"},
+      {gz, glen - 6, HOIST_COMPRESS_GZIP, NULL, NULL, "gzip"},
+      {zs, zlen - 3, HOIST_COMPRESS_ZSTD, NULL, NULL, "zstd"},
+      {tar, tlen, HOIST_COMPRESS_GZIP, NULL, NULL, "gzip"},
+      {"garbage!", 8, HOIST_COMPRESS_NONE, NULL, NULL, "tar"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    fixture f;
+    fixture_open(&f);
+    hoist_err *err = NULL;
+    _cleanup_close_ int fd = mem_fd(cases[i].data, cases[i].len);
+    int r = hoist_unpack_layer(f.rootfd, fd, cases[i].c, cases[i].digest, cases[i].diff_id, NULL,
+                               NULL, &err);
+    if (!cases[i].want_err) {
+      assert_ok(r, &err);
+      _cleanup_free_ char *d = content(f.rootfd, "f");
+      assert_string_equal(d, "hello");
+    } else {
+      if (r == 0)
+        fail_msg("case %zu: expected an error with \"%s\"", i, cases[i].want_err);
+      assert_err_contains(&err, cases[i].want_err);
+    }
+    fixture_close(&f);
+  }
+}
+
+/* A multi-member gzip stream (two gzip members concatenated) is one tar. */
+static void test_gzip_multi_member(void **state) {
+  (void)state;
+  const member l[] = {{REG, "f", "hello", 0}, {REG, "g", "world", 0}, END};
+  size_t tlen;
+  _cleanup_free_ char *tar = make_layer(l, ARCHIVE_FILTER_NONE, &tlen);
+  /* compress the two halves separately with libarchive's raw gzip writer */
+  char *parts[2];
+  size_t plen[2];
+  size_t half = 1024;
+  for (int i = 0; i < 2; i++) {
+    parts[i] = malloc(1 << 16);
+    struct archive *a = archive_write_new();
+    archive_write_set_format_raw(a);
+    archive_write_add_filter_gzip(a);
+    archive_write_open_memory(a, parts[i], 1 << 16, &plen[i]);
+    struct archive_entry *e = archive_entry_new();
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_write_header(a, e);
+    archive_write_data(a, i ? tar + half : tar, i ? tlen - half : half);
+    archive_entry_free(e);
+    archive_write_close(a);
+    archive_write_free(a);
+  }
+  _cleanup_free_ char *both = malloc(plen[0] + plen[1]);
+  memcpy(both, parts[0], plen[0]);
+  memcpy(both + plen[0], parts[1], plen[1]);
+  free(parts[0]);
+  free(parts[1]);
+  char diff_id[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(tar, tlen, diff_id);
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  _cleanup_close_ int fd = mem_fd(both, plen[0] + plen[1]);
+  assert_ok(hoist_unpack_layer(f.rootfd, fd, HOIST_COMPRESS_GZIP, NULL, diff_id, NULL, NULL, &err),
+            &err);
+  _cleanup_free_ char *g = content(f.rootfd, "g");
+  assert_string_equal(g, "world");
+  fixture_close(&f);
+}
+
+/* --------------------------------------------------------- hostile layers */
+
+#define PROBE "hoist-unpack-escape-probe"
+
+typedef struct hostile {
+  const char *what;
+  member layers[2][8];
+  const char *want_err; /* NULL: contained (success or any error) */
+  const char *inside;   /* a path that must exist inside afterwards, or NULL */
+} hostile;
+
+static char long_component[300];
+static char long_path[5000];
+
+static const hostile hostiles[] = {
+    {"dotdot", {{{REG, "../" PROBE, "x", 0}, END}}, "\"..\" component refused", NULL},
+    {"dotdot inside", {{{REG, "a/../../" PROBE, "x", 0}, END}}, "refused", NULL},
+    {"absolute", {{{REG, "/tmp/" PROBE, "x", 0}, END}}, "absolute name refused", NULL},
+    {"symlink to /etc then a file through it",
+     {{{SYM, "etc", "/etc", 0}, {REG, "etc/" PROBE, "x", 0}, END}},
+     NULL,
+     NULL},
+    {"symlink to /tmp then a file through it",
+     {{{SYM, "t", "/tmp", 0}, {REG, "t/" PROBE, "x", 0}, END}},
+     NULL,
+     NULL},
+    {"symlink up then a file",
+     {{{SYM, "up", "../../..", 0}, {REG, "up/" PROBE, "x", 0}, END}},
+     NULL,
+     PROBE},
+    {"symlink chain",
+     {{{SYM, "l1", "l2", 0},
+       {SYM, "l2", "l3/../..", 0},
+       {DIR_, "l3", NULL, 0},
+       {REG, "l1/" PROBE, "x", 0},
+       END}},
+     NULL,
+     PROBE},
+    {"symlink planted by an earlier layer",
+     {{{SYM, "lib", "/", 0}, END}, {{REG, "lib/" PROBE, "x", 0}, END}},
+     NULL,
+     PROBE},
+    {"symlink loop", {{{SYM, "loop", "loop", 0}, {REG, "loop/x", "x", 0}, END}}, NULL, NULL},
+    {"hardlink to outside",
+     {{{HARD, "pw", "../../etc/passwd", 0}, END}},
+     "\"..\" component refused",
+     NULL},
+    {"hardlink to absolute", {{{HARD, "pw", "/etc/passwd", 0}, END}}, "absolute", NULL},
+    {"hardlink through a symlink",
+     {{{SYM, "s", "/etc", 0}, {HARD, "pw", "s/passwd", 0}, END}},
+     NULL,
+     NULL},
+    {"whiteout of ..", {{{REG, ".wh...", "", 0}, END}}, "whiteout of \"..\" refused", NULL},
+    {"whiteout of .. in a dir",
+     {{{DIR_, "a", NULL, 0}, {REG, "a/.wh...", "", 0}, END}},
+     "refused",
+     NULL},
+    {"whiteout of the root", {{{REG, ".wh.", "", 0}, END}}, "refused", NULL},
+    {"whiteout of the root dot", {{{REG, ".wh..", "", 0}, END}}, "refused", NULL},
+    {"whiteout through a symlink",
+     {{{SYM, "s", "/", 0}, {REG, "s/.wh.keep", "", 0}, END}},
+     NULL,
+     NULL},
+    {"device nodes", {{{CHR, "dev/null", NULL, 0}, {REG, "ok", "x", 0}, END}}, NULL, "ok"},
+    {"member repeated with different types",
+     {{{REG, "x", "1", 0},
+       {DIR_, "x", NULL, 0},
+       {REG, "x/y", "2", 0},
+       {SYM, "x", "/etc", 0},
+       {REG, "x", "final", 0},
+       END}},
+     NULL,
+     "x"},
+    {"symlink then a directory of the same name",
+     {{{SYM, "s", "/tmp", 0}, {DIR_, "s", NULL, 0}, {REG, "s/" PROBE, "x", 0}, END}},
+     NULL,
+     "s/" PROBE},
+    {"directory then a symlink of the same name then a file",
+     {{{DIR_, "d", NULL, 0},
+       {REG, "d/a", "a", 0},
+       {SYM, "d", "/tmp", 0},
+       {REG, "d/" PROBE, "x", 0},
+       END}},
+     NULL,
+     NULL},
+    {"very long component", {{{REG, long_component, "x", 0}, END}}, "too long", NULL},
+    {"very long path", {{{REG, long_path, "x", 0}, END}}, NULL, NULL},
+};
+
+static bool probe_anywhere(void) {
+  const char *places[] = {"/" PROBE, "/tmp/" PROBE, "/etc/" PROBE};
+  for (size_t i = 0; i < sizeof places / sizeof places[0]; i++)
+    if (access(places[i], F_OK) == 0)
+      return true;
+  return false;
+}
+
+/* Only "dest" is left in the parent. */
+static void assert_parent_clean(const fixture *f, const char *what) {
+  DIR *d = opendir(f->parent);
+  struct dirent *de;
+  while ((de = readdir(d)))
+    if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..") && strcmp(de->d_name, "dest"))
+      fail_msg("%s: %s appeared beside the destination", what, de->d_name);
+  closedir(d);
+}
+
+static void run_hostiles(void) {
+  memset(long_component, 'n', 299);
+  for (size_t i = 0; i + 200 < sizeof long_path; i += 200) {
+    memset(long_path + i, 'p', 199);
+    long_path[i + 199] = '/';
+  }
+  long_path[sizeof long_path - 201] = 'f';
+  long_path[sizeof long_path - 200] = '\0';
+
+  struct stat etc_before, etc_after;
+  assert_int_equal(stat("/etc/passwd", &etc_before), 0);
+  for (size_t i = 0; i < sizeof hostiles / sizeof hostiles[0]; i++) {
+    const hostile *h = &hostiles[i];
+    fixture f;
+    fixture_open(&f);
+    hoist_err *err = NULL;
+    int r = 0;
+    hoist_unpack_report rep = {0};
+    for (int l = 0; l < 2 && r == 0 && h->layers[l][0].type; l++)
+      r = apply(f.rootfd, h->layers[l], l ? ARCHIVE_FILTER_GZIP : ARCHIVE_FILTER_NONE, &rep, &err);
+    if (h->want_err) {
+      if (r == 0)
+        fail_msg("%s: expected refusal \"%s\", got success", h->what, h->want_err);
+      assert_err_contains(&err, h->want_err);
+    } else {
+      hoist_err_free(err);
+    }
+    if (h->inside && !exists(f.rootfd, h->inside))
+      fail_msg("%s: %s missing inside the destination (r=%d)", h->what, h->inside, r);
+    assert_parent_clean(&f, h->what);
+    if (probe_anywhere())
+      fail_msg("%s: wrote outside the destination", h->what);
+    hoist_unpack_report_clear(&rep);
+    fixture_close(&f);
+  }
+  assert_int_equal(stat("/etc/passwd", &etc_after), 0);
+  assert_int_equal(etc_before.st_size, etc_after.st_size);
+  assert_int_equal(etc_before.st_mtime, etc_after.st_mtime);
+  assert_int_equal(etc_before.st_ino, etc_after.st_ino);
+}
+
+static void test_hostile_layers(void **state) {
+  (void)state;
+  run_hostiles();
+}
+
+static void test_hostile_layers_fallback(void **state) {
+  (void)state;
+  hoist_fs_force_fallback(true);
+  run_hostiles();
+  hoist_fs_force_fallback(false);
+}
+
+static void test_repeated_member_result(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  assert_ok(apply(f.rootfd, hostiles[18].layers[0], ARCHIVE_FILTER_NONE, NULL, &err), &err);
+  assert_int_equal(type_of(f.rootfd, "x"), S_IFREG);
+  _cleanup_free_ char *x = content(f.rootfd, "x");
+  assert_string_equal(x, "final");
+  fixture_close(&f);
+}
+
+/* Without privileges device nodes are skipped and owners recorded, both
+ * reported; the rest of the layer is applied. */
+static void test_rootless_report(void **state) {
+  (void)state;
+  if (geteuid() != 0) {
+    skip();
+  }
+  fixture f;
+  fixture_open(&f);
+  assert_int_equal(chown(f.dest, 65534, 65534), 0);
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (setgroups(0, NULL) < 0 || setresgid(65534, 65534, 65534) < 0 ||
+        setresuid(65534, 65534, 65534) < 0)
+      _exit(10);
+    const member l[] = {
+        {DIR_, "dev", NULL, 0}, {CHR, "dev/null", NULL, 0}, {REG, "f", "data", 04755}, END};
+    hoist_unpack_report rep = {0};
+    hoist_err *err = NULL;
+    if (apply(f.rootfd, l, ARCHIVE_FILTER_NONE, &rep, &err) < 0)
+      _exit(11);
+    if (rep.devices_skipped != 1 || strcmp(rep.first_device, "dev/null") != 0)
+      _exit(12);
+    if (rep.owners_recorded != 2)
+      _exit(13);
+    struct stat st;
+    if (fstatat(f.rootfd, "f", &st, 0) < 0 || (st.st_mode & 07777) != 04755)
+      _exit(14);
+    if (exists(f.rootfd, "dev/null"))
+      _exit(15);
+    hoist_unpack_report_clear(&rep);
+    _exit(0);
+  }
+  int status;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 0);
+  fixture_close(&f);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_whiteouts),
+      cmocka_unit_test(test_hardlinks),
+      cmocka_unit_test(test_modes_and_types),
+      cmocka_unit_test(test_digests),
+      cmocka_unit_test(test_gzip_multi_member),
+      cmocka_unit_test(test_hostile_layers),
+      cmocka_unit_test(test_hostile_layers_fallback),
+      cmocka_unit_test(test_repeated_member_result),
+      cmocka_unit_test(test_rootless_report),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
