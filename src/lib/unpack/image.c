@@ -9,16 +9,13 @@
 #include "hoist/fs.h"
 #include "unpack-private.h"
 
-static void config_freep(hoist_config **c) { hoist_config_free(*c); }
-static void index_freep(hoist_index **x) { hoist_index_free(*x); }
-static void platform_freep(hoist_platform **p) { hoist_platform_free(*p); }
 
 int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *platform,
                          hoist_manifest **manifest, hoist_err **err) {
   hoist_descriptor desc = {0};
   if (hoist_store_resolve(s, tag, &desc, err) < 0)
     return hoist_err_wrap(err, "resolve %s", tag ? tag : "(only entry)");
-  __attribute__((cleanup(platform_freep))) hoist_platform *host = NULL;
+  _cleanup_platform_ hoist_platform *host = NULL;
   if (!platform)
     platform = host = hoist_platform_host();
   int r = 0;
@@ -39,7 +36,7 @@ int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *
                         mt ? mt : "unknown type");
       break;
     }
-    __attribute__((cleanup(index_freep))) hoist_index *ix = NULL;
+    _cleanup_index_ hoist_index *ix = NULL;
     r = hoist_index_parse(data, len, &ix, err);
     if (r < 0)
       break;
@@ -79,7 +76,7 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
   size_t clen = 0;
   if (hoist_store_read_blob(s, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err) < 0)
     return hoist_err_wrap(err, "unpack: config");
-  __attribute__((cleanup(config_freep))) hoist_config *cfg = NULL;
+  _cleanup_config_ hoist_config *cfg = NULL;
   if (hoist_config_parse(cdata, clen, &cfg, err) < 0)
     return hoist_err_wrap(err, "unpack: config %s", m->config.digest);
   if (hoist_config_n_diff_ids(cfg) != m->n_layers)

@@ -1,0 +1,226 @@
+"""hoist unpack against umoci as the oracle: the same image unpacked by both
+gives the same tree, file by file."""
+import json
+import os
+import stat
+import subprocess
+import sys
+
+from hoisttest import Skip, hoist, main, run, test, tmpdir
+
+_image = {}
+
+
+def umoci_image():
+    """An OCI layout with tags v1 and v2 made by umoci: v2 deletes a file and
+    a directory of v1 (umoci writes whiteouts) and adds and changes files."""
+    if _image:
+        return _image["layout"]
+    work = tmpdir()
+    layout = os.path.join(work, "layout")
+    bundle = os.path.join(work, "bundle")
+    run("umoci", "init", "--layout", layout)
+    run("umoci", "new", "--image", layout + ":base")
+    run("umoci", "unpack", "--rootless", "--image", layout + ":base", bundle)
+    root = os.path.join(bundle, "rootfs")
+    os.makedirs(os.path.join(root, "usr/bin"))
+    os.makedirs(os.path.join(root, "etc/app/conf.d"))
+    os.makedirs(os.path.join(root, "var/tmp"))
+    os.makedirs(os.path.join(root, "gone/deeper"))
+    with open(os.path.join(root, "usr/bin/tool"), "wb") as f:
+        f.write(b"#!/bin/sh\necho tool\n" * 100)
+    os.chmod(os.path.join(root, "usr/bin/tool"), 0o4755)
+    os.link(os.path.join(root, "usr/bin/tool"), os.path.join(root, "usr/bin/tool-alias"))
+    with open(os.path.join(root, "etc/app/secret"), "wb") as f:
+        f.write(b"s3cret")
+    os.chmod(os.path.join(root, "etc/app/secret"), 0o600)
+    with open(os.path.join(root, "etc/app/conf.d/a.conf"), "w") as f:
+        f.write("a=1\n")
+    os.chmod(os.path.join(root, "var/tmp"), 0o1777)
+    os.chmod(os.path.join(root, "etc/app/conf.d"), 0o750)
+    os.symlink("../usr/bin/tool", os.path.join(root, "etc/tool-link"))
+    os.symlink("/nonexistent/target", os.path.join(root, "dangling"))
+    with open(os.path.join(root, "gone/deeper/file"), "w") as f:
+        f.write("bye")
+    with open(os.path.join(root, "deleted-later"), "w") as f:
+        f.write("bye")
+    with open(os.path.join(root, "big"), "wb") as f:
+        f.write(os.urandom(3 << 20))
+    with open(os.path.join(root, "empty"), "wb"):
+        pass
+    run("umoci", "repack", "--image", layout + ":v1", bundle)
+    os.remove(os.path.join(root, "deleted-later"))
+    subprocess.run(["rm", "-rf", os.path.join(root, "gone")], check=True)
+    with open(os.path.join(root, "etc/app/conf.d/a.conf"), "w") as f:
+        f.write("a=2\n")
+    with open(os.path.join(root, "new-in-v2"), "w") as f:
+        f.write("new")
+    run("umoci", "repack", "--image", layout + ":v2", bundle)
+    _image["layout"] = layout
+    return layout
+
+
+def tree(root):
+    """path -> (type, mode, size, sha256 or link target); plus hardlink groups."""
+    import hashlib
+
+    out = {}
+    inodes = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", os.readlink(p))
+            elif stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", oct(mode))
+            elif stat.S_ISREG(st.st_mode):
+                with open(p, "rb") as f:
+                    h = hashlib.sha256(f.read()).hexdigest()
+                out[rel] = ("f", oct(mode), st.st_size, h)
+                if st.st_nlink > 1:
+                    inodes.setdefault(st.st_ino, []).append(rel)
+            else:
+                out[rel] = ("other", oct(st.st_mode))
+    links = sorted(sorted(v) for v in inodes.values())
+    return out, links
+
+
+def compare(a, b):
+    ta, la = tree(a)
+    tb, lb = tree(b)
+    diff = []
+    for k in sorted(set(ta) | set(tb)):
+        if ta.get(k) != tb.get(k):
+            diff.append(f"{k}: {ta.get(k)} != {tb.get(k)}")
+    assert not diff, "trees differ:\n" + "\n".join(diff)
+    assert la == lb, f"hardlink groups differ: {la} != {lb}"
+    return ta
+
+
+@test
+def same_tree_as_umoci():
+    layout = umoci_image()
+    work = tmpdir()
+    for tag in ("v1", "v2"):
+        ubundle = os.path.join(work, "umoci-" + tag)
+        run("umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", ubundle)
+        dest = os.path.join(work, "hoist-" + tag)
+        hoist("unpack", f"oci:{layout}:{tag}", dest)
+        t = compare(os.path.join(ubundle, "rootfs"), dest)
+        if tag == "v2":
+            assert "deleted-later" not in t and "gone" not in t, t.keys()
+            assert not [k for k in t if ".wh." in k], t.keys()
+            assert t["new-in-v2"][0] == "f"
+        assert t["usr/bin/tool"][1] == oct(0o4755)
+        assert t["var/tmp"] == ("d", oct(0o1777))
+
+
+@test
+def corrupt_layer_fails_and_leaves_nothing():
+    layout = umoci_image()
+    work = tmpdir()
+    bad = os.path.join(work, "bad")
+    subprocess.run(["cp", "-a", layout, bad], check=True)
+    with open(os.path.join(bad, "index.json")) as f:
+        idx = json.load(f)
+    mdesc = [m for m in idx["manifests"]
+             if m["annotations"]["org.opencontainers.image.ref.name"] == "v2"][0]
+    with open(os.path.join(bad, "blobs/sha256", mdesc["digest"][7:])) as f:
+        manifest = json.load(f)
+    blob = os.path.join(bad, "blobs/sha256", manifest["layers"][-1]["digest"][7:])
+    data = bytearray(open(blob, "rb").read())
+    data[len(data) // 2] ^= 0xFF
+    os.chmod(blob, 0o644)
+    with open(blob, "wb") as f:
+        f.write(data)
+    dest = os.path.join(work, "dest")
+    p = hoist("unpack", f"oci:{bad}:v2", dest, check=False)
+    assert p.returncode == 1, p
+    assert "digest" in p.stderr or "gzip" in p.stderr, p.stderr
+    assert not os.path.exists(dest), os.listdir(dest)
+    # a destination that is not empty is refused
+    os.makedirs(dest)
+    open(os.path.join(dest, "x"), "w").close()
+    p = hoist("unpack", f"oci:{layout}:v2", dest, check=False)
+    assert p.returncode == 1 and "not empty" in p.stderr, p.stderr
+
+
+@test
+def rootfs_cache_once_and_concurrent():
+    layout = umoci_image()
+    cache = os.path.join(tmpdir(), "rootfs")
+    procs = [
+        subprocess.Popen(
+            [os.environ.get("HOIST_BIN", "hoist"), "unpack", "--cache-dir", cache, "--json",
+             f"oci:{layout}:v2"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    results = []
+    for p in procs:
+        out, errs = p.communicate(timeout=300)
+        assert p.returncode == 0, errs
+        results.append(json.loads(out))
+    paths = {r["path"] for r in results}
+    assert len(paths) == 1, paths
+    path = paths.pop()
+    assert os.listdir(cache) == [os.path.basename(path)], os.listdir(cache)
+    with open(os.path.join(layout, "index.json")) as f:
+        idx = json.load(f)
+    mdesc = [m for m in idx["manifests"]
+             if m["annotations"]["org.opencontainers.image.ref.name"] == "v2"][0]
+    with open(os.path.join(layout, "blobs/sha256", mdesc["digest"][7:])) as f:
+        config_hex = json.load(f)["config"]["digest"][7:]
+    assert os.path.basename(path) == config_hex
+    again = json.loads(hoist("unpack", "--cache-dir", cache, "--json", f"oci:{layout}:v2").stdout)
+    assert again["cache_hit"] is True and again["path"] == path
+    ubundle = os.path.join(tmpdir(), "u")
+    run("umoci", "unpack", "--rootless", "--image", f"{layout}:v2", ubundle)
+    compare(os.path.join(ubundle, "rootfs"), path)
+
+
+@test
+def verb_usage():
+    assert hoist("unpack", "--help").returncode == 0
+    assert hoist("unpack", check=False).returncode == 2
+    assert hoist("unpack", "--bogus", "a", "b", check=False).returncode == 2
+    p = hoist("unpack", "docker.io/library/busybox:latest", os.path.join(tmpdir(), "d"),
+              check=False)
+    if p.returncode == 1 and "hoist pull" in p.stderr:
+        return
+    raise AssertionError(f"registry reference: {p.returncode} {p.stderr}")
+
+
+def has_verb(name):
+    return hoist(name, "--help", check=False).returncode == 0
+
+
+@test
+def hoist_written_images_unpack_like_umoci():
+    if not has_verb("append"):
+        raise Skip("hoist append is not available in this build")
+    layout = umoci_image()
+    work = tmpdir()
+    target = os.path.join(work, "out")
+    subprocess.run(["cp", "-a", layout, target], check=True)
+    src = os.path.join(work, "payload")
+    os.makedirs(os.path.join(src, "opt/app/bin"))
+    with open(os.path.join(src, "opt/app/bin/run"), "w") as f:
+        f.write("#!/bin/sh\n")
+    os.chmod(os.path.join(src, "opt/app/bin/run"), 0o755)
+    os.link(os.path.join(src, "opt/app/bin/run"), os.path.join(src, "opt/app/bin/run2"))
+    os.symlink("bin/run", os.path.join(src, "opt/app/start"))
+    hoist("append", f"oci:{target}:v2", "--target", f"oci:{target}:v3", "--layer", src)
+    ubundle = os.path.join(work, "u")
+    run("umoci", "unpack", "--rootless", "--image", f"{target}:v3", ubundle)
+    dest = os.path.join(work, "h")
+    hoist("unpack", f"oci:{target}:v3", dest)
+    t = compare(os.path.join(ubundle, "rootfs"), dest)
+    assert t["opt/app/start"] == ("l", "bin/run")
+
+
+if __name__ == "__main__":
+    main()
