@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 
 #include "hoist/digest.h"
 #include "hoist/fs.h"
@@ -537,6 +538,51 @@ static void test_repeated_member_result(void **state) {
   fixture_close(&f);
 }
 
+/* xattrs come back, security.capability included (as root). */
+static void test_xattrs(void **state) {
+  (void)state;
+  if (geteuid() != 0)
+    skip();
+  size_t cap = 1 << 16, len;
+  _cleanup_free_ char *buf = malloc(cap);
+  struct archive *a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open_memory(a, buf, cap, &len);
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, "ping");
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0755);
+  archive_entry_set_size(e, 2);
+  /* cap_net_raw+ep, VFS_CAP_REVISION_2 */
+  static const unsigned char capv[20] = {0x01, 0, 0, 0x02, 0x00, 0x20, 0, 0, 0x00, 0x20};
+  archive_entry_xattr_add_entry(e, "security.capability", capv, sizeof capv);
+  archive_entry_xattr_add_entry(e, "trusted.hoist", "v", 1);
+  assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+  archive_write_data(a, "hi", 2);
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  hoist_unpack_report rep = {0};
+  _cleanup_close_ int fd = mem_fd(buf, len);
+  assert_ok(hoist_unpack_layer(f.rootfd, fd, HOIST_COMPRESS_NONE, NULL, NULL, NULL, &rep, &err),
+            &err);
+  _cleanup_free_ char *p = hoist_asprintf("%s/ping", f.dest);
+  unsigned char got[64];
+  ssize_t n = lgetxattr(p, "security.capability", got, sizeof got);
+  if (n < 0 && (errno == ENOTSUP || errno == EOPNOTSUPP)) {
+    fixture_close(&f);
+    skip();
+  }
+  assert_int_equal(n, sizeof capv);
+  assert_memory_equal(got, capv, sizeof capv);
+  assert_int_equal(lgetxattr(p, "trusted.hoist", got, sizeof got), 1);
+  assert_int_equal(rep.xattrs_skipped, 0);
+  fixture_close(&f);
+}
+
 /* Without privileges device nodes are skipped and owners recorded, both
  * reported; the rest of the layer is applied. */
 static void test_rootless_report(void **state) {
@@ -588,6 +634,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_layers_fallback),
       cmocka_unit_test(test_repeated_member_result),
       cmocka_unit_test(test_rootless_report),
+      cmocka_unit_test(test_xattrs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
