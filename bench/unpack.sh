@@ -5,6 +5,7 @@
 #   hoist unpack --no-chown oci:L:img DEST vs  umoci unpack --rootless ...
 # Three runs each, median reported, ratios printed (umoci time / hoist time).
 set -euo pipefail
+shopt -s inherit_errexit
 
 HOIST=${1:?usage: unpack.sh PATH/TO/hoist}
 HOIST=$(readlink -f "$HOIST")
