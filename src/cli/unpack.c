@@ -11,32 +11,30 @@
 #define VERB "unpack"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: hoist unpack oci:DIR[:TAG] DEST [OPTIONS]\n"
-          "       hoist unpack --cache oci:DIR[:TAG] [OPTIONS]\n\n"
-          "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
-          "verifying every layer's digest and diffID. On failure DEST is removed.\n"
-          "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
-          "done once per image) and prints the tree's path.\n"
-          "Registry references need `hoist pull REF oci:DIR:TAG` first.\n\n"
-          "Options:\n"
-          "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
-          "  --cache                      unpack into the rootfs cache and print its path\n"
-          "  --cache-dir DIR              rootfs cache directory (default:\n"
-          "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
-          "  --no-chown                   never change owners (they are reported instead)\n"
-          "  --json                       print a JSON object\n"
-          "  -h, --help                   show this help\n");
+  fprintf(out, "Usage: hoist unpack oci:DIR[:TAG] DEST [OPTIONS]\n"
+               "       hoist unpack --cache oci:DIR[:TAG] [OPTIONS]\n\n"
+               "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
+               "verifying every layer's digest and diffID. On failure DEST is removed.\n"
+               "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
+               "done once per image) and prints the tree's path.\n"
+               "Registry references need `hoist pull REF oci:DIR:TAG` first.\n\n"
+               "Options:\n"
+               "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
+               "  --cache                      unpack into the rootfs cache and print its path\n"
+               "  --cache-dir DIR              rootfs cache directory (default:\n"
+               "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
+               "  --no-chown                   never change owners (they are reported instead)\n"
+               "  --json                       print a JSON object\n"
+               "  -h, --help                   show this help\n");
 }
 
 static void print_report(const hoist_unpack_report *r, const char *path, bool hit, bool json) {
   if (json) {
-    json_t *o = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries",
-                          (json_int_t)r->entries, "bytes", (json_int_t)r->bytes, "whiteouts",
-                          (json_int_t)r->whiteouts, "devices_skipped",
-                          (json_int_t)r->devices_skipped, "owners_not_applied",
-                          (json_int_t)r->owners_recorded, "xattrs_skipped",
-                          (json_int_t)r->xattrs_skipped, "cache_hit", hit);
+    json_t *o = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries", (json_int_t)r->entries,
+        "bytes", (json_int_t)r->bytes, "whiteouts", (json_int_t)r->whiteouts, "devices_skipped",
+        (json_int_t)r->devices_skipped, "owners_not_applied", (json_int_t)r->owners_recorded,
+        "xattrs_skipped", (json_int_t)r->xattrs_skipped, "cache_hit", hit);
     char *s = json_dumps(o, JSON_COMPACT);
     printf("%s\n", s);
     free(s);
@@ -44,7 +42,8 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
     return;
   }
   if (r->devices_skipped)
-    fprintf(stderr, "hoist unpack: %" PRIu64 " device node(s) not created (not permitted), e.g. %s\n",
+    fprintf(stderr,
+            "hoist unpack: %" PRIu64 " device node(s) not created (not permitted), e.g. %s\n",
             r->devices_skipped, r->first_device);
   if (r->owners_recorded)
     fprintf(stderr,

@@ -1,9 +1,14 @@
 #include <errno.h>
 #include <isa-l/igzip_lib.h>
+#include <pthread.h>
 #include <string.h>
 #include <zstd.h>
 
 #include "unpack-private.h"
+
+/* Decompressed chunks in flight between the thread that reads, hashes and
+ * decompresses and the caller that parses the tar and writes files. */
+#define NSLOTS 4
 
 struct layer_stream {
   int fd;
@@ -13,12 +18,24 @@ struct layer_stream {
   uint8_t *in;
   size_t in_len, in_pos;
   bool in_eof;
-  uint8_t *out;
   bool frame_done; /* the last gzip member or zstd frame ended cleanly */
-  bool eof;
   struct inflate_state *gz;
   ZSTD_DStream *zs;
+
+  uint8_t *slot[NSLOTS];
+  size_t slot_len[NSLOTS];
+  int head, tail, count; /* the producer fills head, the consumer reads tail */
+  bool held;             /* the consumer still uses the slot at tail */
+  bool done, stop;
+  ssize_t result; /* the producer's last result: 0 at the end, or an error code */
+  hoist_err *perr;
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
 };
+
+static void *producer(void *arg);
 
 int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_err **err) {
   if (comp != HOIST_COMPRESS_NONE && comp != HOIST_COMPRESS_GZIP && comp != HOIST_COMPRESS_ZSTD)
@@ -30,10 +47,11 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
   s->in = malloc(UNPACK_BUF_SIZE);
   if (!s->in)
     abort();
-  if (comp != HOIST_COMPRESS_NONE) {
+  if (comp != HOIST_COMPRESS_NONE)
     s->tar_hash = hoist_sha256_new();
-    s->out = malloc(UNPACK_BUF_SIZE);
-    if (!s->out)
+  for (int i = 0; i < NSLOTS; i++) {
+    s->slot[i] = malloc(UNPACK_BUF_SIZE);
+    if (!s->slot[i])
       abort();
   }
   if (comp == HOIST_COMPRESS_GZIP) {
@@ -46,6 +64,14 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
       abort();
     ZSTD_initDStream(s->zs);
   }
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  if (pthread_create(&s->thread, NULL, producer, s) != 0) {
+    int e = errno;
+    layer_stream_free(s);
+    return hoist_err_errno(err, e, "start decompression thread");
+  }
+  s->started = true;
   *out = s;
   return 0;
 }
@@ -53,10 +79,21 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
 void layer_stream_free(layer_stream *s) {
   if (!s)
     return;
+  if (s->started) {
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+  }
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
+  hoist_err_free(s->perr);
+  for (int i = 0; i < NSLOTS; i++)
+    free(s->slot[i]);
   hoist_sha256_free(s->blob_hash);
   hoist_sha256_free(s->tar_hash);
   free(s->in);
-  free(s->out);
   free(s->gz);
   if (s->zs)
     ZSTD_freeDStream(s->zs);
@@ -83,7 +120,7 @@ static ssize_t fill(layer_stream *s, hoist_err **err) {
   }
 }
 
-static ssize_t read_gzip(layer_stream *s, const void **data, hoist_err **err) {
+static ssize_t read_gzip(layer_stream *s, uint8_t *outbuf, hoist_err **err) {
   for (;;) {
     ssize_t avail = fill(s, err);
     if (avail < 0)
@@ -101,7 +138,7 @@ static ssize_t read_gzip(layer_stream *s, const void **data, hoist_err **err) {
     }
     s->gz->next_in = s->in + s->in_pos;
     s->gz->avail_in = (uint32_t)avail;
-    s->gz->next_out = s->out;
+    s->gz->next_out = outbuf;
     s->gz->avail_out = UNPACK_BUF_SIZE;
     int r = isal_inflate(s->gz);
     if (r < 0)
@@ -110,14 +147,12 @@ static ssize_t read_gzip(layer_stream *s, const void **data, hoist_err **err) {
     if (s->gz->block_state == ISAL_BLOCK_FINISH)
       s->frame_done = true;
     size_t produced = UNPACK_BUF_SIZE - s->gz->avail_out;
-    if (produced > 0) {
-      *data = s->out;
+    if (produced > 0)
       return (ssize_t)produced;
-    }
   }
 }
 
-static ssize_t read_zstd(layer_stream *s, const void **data, hoist_err **err) {
+static ssize_t read_zstd(layer_stream *s, uint8_t *outbuf, hoist_err **err) {
   for (;;) {
     ssize_t avail = fill(s, err);
     if (avail < 0)
@@ -128,42 +163,99 @@ static ssize_t read_zstd(layer_stream *s, const void **data, hoist_err **err) {
       return 0;
     }
     ZSTD_inBuffer in = {s->in + s->in_pos, (size_t)avail, 0};
-    ZSTD_outBuffer out = {s->out, UNPACK_BUF_SIZE, 0};
+    ZSTD_outBuffer out = {outbuf, UNPACK_BUF_SIZE, 0};
     size_t r = ZSTD_decompressStream(s->zs, &out, &in);
     if (ZSTD_isError(r))
       return hoist_err_set(err, HOIST_E_FORMAT, "zstd: %s", ZSTD_getErrorName(r));
     s->in_pos += in.pos;
     s->frame_done = r == 0;
-    if (out.pos > 0) {
-      *data = s->out;
+    if (out.pos > 0)
       return (ssize_t)out.pos;
+  }
+}
+
+/* Produces the next uncompressed chunk into outbuf (the producer thread). */
+static ssize_t produce(layer_stream *s, uint8_t *outbuf, hoist_err **err) {
+  ssize_t n;
+  switch (s->comp) {
+  case HOIST_COMPRESS_GZIP:
+    n = read_gzip(s, outbuf, err);
+    break;
+  case HOIST_COMPRESS_ZSTD:
+    n = read_zstd(s, outbuf, err);
+    break;
+  default:
+    do
+      n = read(s->fd, outbuf, UNPACK_BUF_SIZE);
+    while (n < 0 && errno == EINTR);
+    if (n < 0)
+      return hoist_err_errno(err, errno, "read layer");
+    hoist_sha256_update(s->blob_hash, outbuf, (size_t)n);
+    return n;
+  }
+  if (n > 0)
+    hoist_sha256_update(s->tar_hash, outbuf, (size_t)n);
+  return n;
+}
+
+static void *producer(void *arg) {
+  layer_stream *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    while (s->count == NSLOTS && !s->stop)
+      pthread_cond_wait(&s->cv, &s->mu);
+    bool stop = s->stop;
+    int h = s->head;
+    pthread_mutex_unlock(&s->mu);
+    if (stop)
+      return NULL;
+    hoist_err *e = NULL;
+    ssize_t n = produce(s, s->slot[h], &e);
+    pthread_mutex_lock(&s->mu);
+    if (n <= 0) {
+      s->done = true;
+      s->result = n;
+      s->perr = e;
+    } else {
+      s->slot_len[h] = (size_t)n;
+      s->head = (h + 1) % NSLOTS;
+      s->count++;
     }
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    if (n <= 0)
+      return NULL;
   }
 }
 
 ssize_t layer_stream_read(layer_stream *s, const void **data, hoist_err **err) {
-  if (s->eof)
-    return 0;
-  ssize_t n;
-  switch (s->comp) {
-  case HOIST_COMPRESS_GZIP:
-    n = read_gzip(s, data, err);
-    break;
-  case HOIST_COMPRESS_ZSTD:
-    n = read_zstd(s, data, err);
-    break;
-  default:
-    n = fill(s, err);
-    if (n > 0) {
-      *data = s->in + s->in_pos;
-      s->in_pos = s->in_len;
-    }
-    break;
+  pthread_mutex_lock(&s->mu);
+  if (s->held) {
+    s->tail = (s->tail + 1) % NSLOTS;
+    s->count--;
+    s->held = false;
+    pthread_cond_broadcast(&s->cv);
   }
-  if (n > 0 && s->tar_hash)
-    hoist_sha256_update(s->tar_hash, *data, (size_t)n);
-  if (n == 0)
-    s->eof = true;
+  while (s->count == 0 && !s->done)
+    pthread_cond_wait(&s->cv, &s->mu);
+  ssize_t n;
+  if (s->count == 0) {
+    n = s->result;
+    if (n < 0 && s->perr) {
+      if (err && !*err)
+        *err = s->perr;
+      else
+        hoist_err_free(s->perr);
+      s->perr = NULL;
+    } else if (n < 0) {
+      n = hoist_err_set(err, EIO, "layer stream failed");
+    }
+  } else {
+    *data = s->slot[s->tail];
+    n = (ssize_t)s->slot_len[s->tail];
+    s->held = true;
+  }
+  pthread_mutex_unlock(&s->mu);
   return n;
 }
 
@@ -175,6 +267,9 @@ int layer_stream_finish(layer_stream *s, const char *expected_digest, const char
     ;
   if (n < 0)
     return (int)n;
+  /* the producer has finished: its hashes are complete */
+  pthread_join(s->thread, NULL);
+  s->started = false;
   char digest[HOIST_DIGEST_STR_LEN], diff_id[HOIST_DIGEST_STR_LEN];
   hoist_sha256_final(s->blob_hash, digest);
   if (s->tar_hash)

@@ -9,7 +9,6 @@
 #include "hoist/fs.h"
 #include "unpack-private.h"
 
-
 int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *platform,
                          hoist_manifest **manifest, hoist_err **err) {
   hoist_descriptor desc = {0};
