@@ -613,6 +613,16 @@ static void test_rootless_report(void **state) {
       _exit(14);
     if (exists(f.rootfd, "dev/null"))
       _exit(15);
+    /* a read-only directory of a lower layer still takes new entries */
+    const member l1[] = {{DIR_, "ro", NULL, 0555}, {REG, "ro/a", "a", 0}, END};
+    const member l2[] = {{REG, "ro/b", "b", 0}, {REG, "ro/.wh.a", "", 0}, END};
+    if (apply(f.rootfd, l1, ARCHIVE_FILTER_NONE, &rep, &err) < 0)
+      _exit(16);
+    if (apply(f.rootfd, l2, ARCHIVE_FILTER_NONE, &rep, &err) < 0)
+      _exit(17);
+    if (!exists(f.rootfd, "ro/b") || exists(f.rootfd, "ro/a") ||
+        fstatat(f.rootfd, "ro", &st, 0) < 0 || (st.st_mode & 07777) != 0555)
+      _exit(18);
     hoist_unpack_report_clear(&rep);
     _exit(0);
   }

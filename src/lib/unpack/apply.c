@@ -453,7 +453,8 @@ static void mark_created(applier *ap, const char *path) {
       pathset_add(&ap->created, path, i);
 }
 
-static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, hoist_err **err) {
+static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry *e,
+                            hoist_err **err) {
   _cleanup_free_ char *path = NULL;
   if (clean_path(archive_entry_pathname(e), &path, err) < 0)
     return -1;
@@ -563,6 +564,40 @@ static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, 
       return -1;
     return apply_meta(ap, e, path, fd, parent, base, type, err);
   }
+}
+
+/* Applies one member. Without privileges, a read-only directory of a lower
+ * layer refuses new entries: it is made writable for the member and its mode
+ * restored afterwards. */
+static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, hoist_err **err) {
+  int r = apply_entry_once(ap, a, e, err);
+  if (r >= 0 || ap->chown || !*err || hoist_err_root_code(*err) != EACCES)
+    return r;
+  _cleanup_free_ char *path = NULL;
+  if (clean_path(archive_entry_pathname(e), &path, NULL) < 0)
+    return r;
+  char *slash = strrchr(path, '/');
+  if (!slash)
+    return r;
+  *slash = '\0';
+  int dfd = get_dir(ap, path, false, NULL);
+  if (dfd < 0)
+    return r;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", dfd);
+  struct stat st;
+  if (stat(proc, &st) < 0 || st.st_uid != ap->euid || (st.st_mode & 0700) == 0700 ||
+      chmod(proc, (st.st_mode & 07777) | 0700) < 0)
+    return r;
+  hoist_err_free(*err);
+  *err = NULL;
+  r = apply_entry_once(ap, a, e, err);
+  int dfd2 = get_dir(ap, path, false, NULL);
+  if (dfd2 >= 0) {
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", dfd2);
+    chmod(proc, st.st_mode & 07777);
+  }
+  return r;
 }
 
 /* Sets the deferred modes and times of directories, deepest last-seen first. */
