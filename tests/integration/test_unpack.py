@@ -220,6 +220,12 @@ def hoist_written_images_unpack_like_umoci():
     hoist("unpack", f"oci:{target}:v3", dest)
     t = compare(os.path.join(ubundle, "rootfs"), dest)
     assert t["opt/app/start"] == ("l", "bin/run")
+    # the same layer compressed with zstd (umoci reads only gzip): same tree
+    hoist("append", f"oci:{target}:v2", "--target", f"oci:{target}:v3z", "--layer", src,
+          "--compress", "zstd")
+    destz = os.path.join(work, "hz")
+    hoist("unpack", f"oci:{target}:v3z", destz)
+    compare(os.path.join(ubundle, "rootfs"), destz)
 
 
 if __name__ == "__main__":
