@@ -43,6 +43,9 @@ HOIST_EXPORT int hoist_store_put_blob(hoist_store *s, const void *data, size_t l
                                       const char *expected_digest,
                                       char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err);
 
+/* True when tag is a valid org.opencontainers.image.ref.name: alphanumerics
+ * and "-._:@+/", starting and ending with an alphanumeric, at most 255. */
+HOIST_EXPORT bool hoist_store_tag_valid(const char *tag);
 /* Points tag at desc in index.json (replacing that tag's previous entry). */
 HOIST_EXPORT int hoist_store_tag(hoist_store *s, const char *tag, const hoist_descriptor *desc,
                                  hoist_err **err);
