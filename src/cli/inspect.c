@@ -96,8 +96,8 @@ static void info_clear(image_info *in) {
   hoist_config_free(in->config);
 }
 
-static int load_image(image_source *src, const char *platform, bool want_manifest,
-                      image_info *in, hoist_err **err) {
+static int load_image(image_source *src, const char *platform, bool want_manifest, image_info *in,
+                      hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   int r = source_read(src, &src->top, &data, &len, err);
@@ -121,8 +121,7 @@ static int load_image(image_source *src, const char *platform, bool want_manifes
     const hoist_descriptor *d = hoist_index_find_platform(in->index, want);
     if (!d) {
       _cleanup_free_ char *ws = hoist_platform_string(want);
-      return hoist_err_set(err, ENOENT, "%s: no image for platform %s in the index", src->name,
-                           ws);
+      return hoist_err_set(err, ENOENT, "%s: no image for platform %s in the index", src->name, ws);
     }
     hoist_descriptor_copy(&in->desc, d);
     if ((r = source_read(src, &in->desc, &data, &len, err)) < 0)
@@ -207,7 +206,8 @@ static void print_human(image_source *src, image_info *in) {
   json_t *sec = hoist_config_section(c);
   printf("Config:       %s\n", in->manifest->config.digest);
   printf("  %-12s %s/%s%s%s\n", "OS/Arch", hoist_config_os(c), hoist_config_architecture(c),
-         hoist_config_variant(c) ? "/" : "", hoist_config_variant(c) ? hoist_config_variant(c) : "");
+         hoist_config_variant(c) ? "/" : "",
+         hoist_config_variant(c) ? hoist_config_variant(c) : "");
   print_strv("Env", json_object_get(sec, "Env"));
   print_strv("Entrypoint", json_object_get(sec, "Entrypoint"));
   print_strv("Cmd", json_object_get(sec, "Cmd"));
@@ -222,7 +222,7 @@ static void print_human(image_source *src, image_info *in) {
     printf("  Labels\n");
     const char *k;
     json_t *v;
-    json_object_foreach(labels, k, v) printf("    %s=%s\n", k, json_string_value(v) ?: "");
+    json_object_foreach(labels, k, v) { printf("    %s=%s\n", k, json_string_value(v) ?: ""); }
   }
   printf("  %-12s %zu\n", "Diff IDs", hoist_config_n_diff_ids(c));
 }
@@ -290,12 +290,9 @@ static int write_stdout(const char *data, size_t len) {
 static int run(int argc, char **argv) {
   enum { OPT_RAW = 256, OPT_CONFIG, OPT_JSON, OPT_PLATFORM };
   static const struct option opts[] = {
-      {"raw", no_argument, NULL, OPT_RAW},
-      {"config", no_argument, NULL, OPT_CONFIG},
-      {"json", no_argument, NULL, OPT_JSON},
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"help", no_argument, NULL, 'h'},
-      {0},
+      {"raw", no_argument, NULL, OPT_RAW},   {"config", no_argument, NULL, OPT_CONFIG},
+      {"json", no_argument, NULL, OPT_JSON}, {"platform", required_argument, NULL, OPT_PLATFORM},
+      {"help", no_argument, NULL, 'h'},      {0},
   };
   bool raw = false, config = false, json = false;
   const char *platform = NULL;
@@ -338,8 +335,9 @@ static int run(int argc, char **argv) {
     r = load_image(&src, platform, !raw, &in, &err);
   if (r == 0) {
     if (raw)
-      r = write_stdout(in.manifest_data, in.manifest_len) < 0 ? hoist_err_errno(&err, errno, "write")
-                                                              : 0;
+      r = write_stdout(in.manifest_data, in.manifest_len) < 0
+              ? hoist_err_errno(&err, errno, "write")
+              : 0;
     else if (config)
       r = write_stdout(in.config_data, in.config_len) < 0 ? hoist_err_errno(&err, errno, "write")
                                                           : 0;

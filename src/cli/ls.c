@@ -81,8 +81,8 @@ static int run(int argc, char **argv) {
   for (size_t i = 0; i < ix->n_manifests; i++) {
     const hoist_descriptor *d = &ix->manifests[i];
     const char *tag = hoist_descriptor_annotation(d, HOIST_ANNOTATION_REF_NAME);
-    printf("%-*s  %-71s  %10lld  %s\n", width, tag ? tag : "<none>", d->digest,
-           (long long)d->size, d->media_type);
+    printf("%-*s  %-71s  %10lld  %s\n", width, tag ? tag : "<none>", d->digest, (long long)d->size,
+           d->media_type);
   }
   return EXIT_OK;
 }

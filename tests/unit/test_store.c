@@ -113,8 +113,11 @@ static void test_put_get_has(void **state) {
   assert_true(hoist_store_read_blob(f->s, want, 4, &small, &len, &err) < 0);
   assert_err_contains(&err, "over the limit");
   /* a missing blob and a malformed digest */
-  assert_true(hoist_store_read_blob(f->s, "sha256:" "0000000000000000000000000000000000000000000000000000000000000000",
-                                    1024, &small, &len, &err) < 0);
+  assert_true(
+      hoist_store_read_blob(f->s,
+                            "sha256:"
+                            "0000000000000000000000000000000000000000000000000000000000000000",
+                            1024, &small, &len, &err) < 0);
   assert_err_contains(&err, "not in layout");
   assert_false(hoist_store_has_blob(f->s, "sha256:../../oci-layout"));
   assert_true(hoist_store_open_blob(f->s, "sha256:../../oci-layout", &fd, &size, &err) < 0);
@@ -333,9 +336,9 @@ static void test_tag_untag_resolve(void **state) {
     const char *tag;
     bool ok;
   } tags[] = {
-      {"latest", true},  {"1.0", true},       {"a/b:c", true},      {"v1.2-rc+meta", true},
-      {"", false},       {"../x", false},     {"-x", false},        {"x-", false},
-      {"a b", false},    {"a\nb", false},     {"\xc3\xa9", false},  {".hidden", false},
+      {"latest", true}, {"1.0", true},   {"a/b:c", true},     {"v1.2-rc+meta", true},
+      {"", false},      {"../x", false}, {"-x", false},       {"x-", false},
+      {"a b", false},   {"a\nb", false}, {"\xc3\xa9", false}, {".hidden", false},
   };
   for (size_t i = 0; i < sizeof tags / sizeof *tags; i++) {
     int r = hoist_store_tag(f->s, tags[i].tag, &a, &err);
@@ -394,7 +397,8 @@ static void test_hostile_index(void **state) {
   char garbage[HOIST_DIGEST_STR_LEN];
   assert_ok(hoist_store_put_blob(f->s, "garbage", 7, NULL, garbage, &err), &err);
   _cleanup_free_ char *m = hoist_asprintf(
-      "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\","
+      "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%"
+      "s\","
       "\"size\":7},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"sha256:../../../victim\","
       "\"size\":1}]}",
       HOIST_MT_OCI_MANIFEST, HOIST_MT_OCI_CONFIG, garbage, HOIST_MT_OCI_LAYER);

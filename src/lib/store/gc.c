@@ -68,10 +68,16 @@ static int mark_children(hoist_store *s, hexset *set, json_t *doc, int depth, ho
   int r;
   json_t *arr, *item;
   size_t i;
-  if ((arr = json_object_get(doc, "manifests")) && json_is_array(arr))
-    json_array_foreach(arr, i, item) if ((r = mark(s, set, item, depth + 1, err)) < 0) return r;
-  if ((arr = json_object_get(doc, "layers")) && json_is_array(arr))
-    json_array_foreach(arr, i, item) if ((r = mark(s, set, item, depth + 1, err)) < 0) return r;
+  static const char *const lists[] = {"manifests", "layers"};
+  for (size_t k = 0; k < sizeof lists / sizeof *lists; k++) {
+    arr = json_object_get(doc, lists[k]);
+    if (!json_is_array(arr))
+      continue;
+    json_array_foreach(arr, i, item) {
+      if ((r = mark(s, set, item, depth + 1, err)) < 0)
+        return r;
+    }
+  }
   if ((item = json_object_get(doc, "config")) && (r = mark(s, set, item, depth + 1, err)) < 0)
     return r;
   if ((item = json_object_get(doc, "subject")) && (r = mark(s, set, item, depth + 1, err)) < 0)

@@ -82,8 +82,7 @@ static int create_layout(hoist_store *s, hoist_err **err) {
     if ((r = store_write_index(s, ix, err)) < 0)
       return r;
   }
-  return hoist_fs_write_atomic(s->dirfd, LAYOUT_FILE, LAYOUT_JSON, strlen(LAYOUT_JSON), 0644,
-                               err);
+  return hoist_fs_write_atomic(s->dirfd, LAYOUT_FILE, LAYOUT_JSON, strlen(LAYOUT_JSON), 0644, err);
 }
 
 int hoist_store_open(const char *dir, bool create, hoist_store **out, hoist_err **err) {
@@ -176,8 +175,8 @@ int hoist_store_open_blob(hoist_store *s, const char *digest, int *fd, uint64_t 
   return 0;
 }
 
-int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char **data,
-                          size_t *len, hoist_err **err) {
+int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char **data, size_t *len,
+                          hoist_err **err) {
   *data = NULL;
   _cleanup_close_ int fd = -1;
   uint64_t size = 0;
@@ -185,8 +184,8 @@ int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char *
   if (r < 0)
     return r;
   if (size > max)
-    return hoist_err_set(err, HOIST_E_LIMIT, "blob %s: %llu bytes is over the limit of %zu",
-                         digest, (unsigned long long)size, max);
+    return hoist_err_set(err, HOIST_E_LIMIT, "blob %s: %llu bytes is over the limit of %zu", digest,
+                         (unsigned long long)size, max);
   _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(max ? max : 1);
   char chunk[65536];
   for (;;) {
@@ -230,7 +229,8 @@ static int sw_write(hoist_writer *w, const void *data, size_t len, hoist_err **e
     return hoist_err_set(err, EINVAL, "blob writer: already committed or failed");
   if (sw->expected_size >= 0 && sw->written + len > (uint64_t)sw->expected_size)
     return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: more than the expected %lld bytes",
-                         sw->expected_digest ? sw->expected_digest : "", (long long)sw->expected_size);
+                         sw->expected_digest ? sw->expected_digest : "",
+                         (long long)sw->expected_size);
   int r = hoist_fs_write_all(sw->fd, data, len, err);
   if (r < 0)
     return hoist_err_wrap(err, "blob: write %s", sw->tmpname);
@@ -438,8 +438,8 @@ int hoist_store_resolve(hoist_store *s, const char *tag, hoist_descriptor *out, 
     return r;
   if (!tag) {
     if (ix->n_manifests != 1)
-      return hoist_err_set(err, ENOENT, "layout %s: index.json has %zu entries: name a tag",
-                           s->dir, ix->n_manifests);
+      return hoist_err_set(err, ENOENT, "layout %s: index.json has %zu entries: name a tag", s->dir,
+                           ix->n_manifests);
     hoist_descriptor_copy(out, &ix->manifests[0]);
     return 0;
   }
