@@ -79,6 +79,18 @@ static void test_open_creates_layout(void **state) {
   hoist_store *s = NULL;
   assert_true(hoist_store_open(f->dir, false, &s, &err) < 0);
   assert_err_contains(&err, "not an OCI image layout");
+  /* nor is one that is not empty with create */
+  assert_true(hoist_store_open(f->dir, true, &s, &err) < 0);
+  assert_err_contains(&err, "not empty");
+  assert_int_equal(faccessat(AT_FDCWD, f->dir, F_OK, 0), 0);
+  _cleanup_free_ char *stray = hoist_asprintf("%s/oci-layout", f->dir);
+  assert_int_equal(access(stray, F_OK), -1);
+  /* an empty directory becomes a layout */
+  _cleanup_free_ char *empty = hoist_asprintf("%s/empty", f->dir);
+  assert_int_equal(mkdir(empty, 0755), 0);
+  assert_ok(hoist_store_open(empty, true, &s, &err), &err);
+  hoist_store_close(s);
+  s = NULL;
   /* a wrong oci-layout file is refused even with create */
   write_file(p, "{\"imageLayoutVersion\":\"2.0.0\"}");
   assert_true(hoist_store_open(hoist_store_dir(f->s), true, &s, &err) < 0);
@@ -349,6 +361,13 @@ static void test_tag_untag_resolve(void **state) {
       assert_err_contains(&err, "invalid tag");
     }
   }
+  /* a descriptor whose size is not the blob's is refused */
+  hoist_descriptor wrong = {0};
+  hoist_descriptor_copy(&wrong, &a);
+  wrong.size++;
+  assert_true(hoist_store_tag(f->s, "wrong", &wrong, &err) < 0);
+  assert_err_contains(&err, "descriptor says");
+  hoist_descriptor_clear(&wrong);
   /* a blob the layout does not have cannot be tagged */
   hoist_descriptor missing = {0};
   hoist_descriptor_of_bytes(&missing, HOIST_MT_OCI_MANIFEST, "nope", 4);

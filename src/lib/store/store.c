@@ -1,4 +1,5 @@
 /* The OCI image layout store: layout files, blobs, and index.json tags. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -64,6 +65,31 @@ int store_lock(hoist_store *s, int *lockfd, hoist_err **err) {
   return 0;
 }
 
+/* A layout is only created in an empty directory (the lock file aside):
+ * anything else there is someone else's. */
+static int check_empty(hoist_store *s, hoist_err **err) {
+  int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+  if (!d) {
+    if (fd >= 0)
+      close(fd);
+    return hoist_err_errno(err, errno, "open directory");
+  }
+  struct dirent *de;
+  const char *other = NULL;
+  while ((de = readdir(d)) && !other)
+    if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0 &&
+        strcmp(de->d_name, LOCK_FILE) != 0)
+      other = de->d_name;
+  int r = other
+              ? hoist_err_set(err, EEXIST,
+                              "directory is not empty and has no %s file: not an OCI image layout",
+                              LAYOUT_FILE)
+              : 0;
+  closedir(d);
+  return r;
+}
+
 /* Writes a fresh layout into s->dirfd. Runs under the lock, so of two
  * processes creating one layout only the first writes index.json. */
 static int create_layout(hoist_store *s, hoist_err **err) {
@@ -73,6 +99,8 @@ static int create_layout(hoist_store *s, hoist_err **err) {
     return r;
   if (faccessat(s->dirfd, LAYOUT_FILE, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
     return check_layout_file(s, err);
+  if ((r = check_empty(s, err)) < 0)
+    return r;
   if (mkdirat(s->dirfd, "blobs", 0755) < 0 && errno != EEXIST)
     return hoist_err_errno(err, errno, "mkdir blobs");
   if (mkdirat(s->dirfd, "blobs/sha256", 0755) < 0 && errno != EEXIST)
@@ -396,6 +424,16 @@ int hoist_store_tag(hoist_store *s, const char *tag, const hoist_descriptor *des
   if (!hoist_store_has_blob(s, desc->digest))
     return hoist_err_set(err, ENOENT, "layout %s: tag %s: blob %s is not in the layout", s->dir,
                          tag, desc->digest);
+  {
+    _cleanup_close_ int fd = -1;
+    uint64_t size = 0;
+    if ((r = hoist_store_open_blob(s, desc->digest, &fd, &size, err)) < 0)
+      return hoist_err_wrap(err, "layout %s: tag %s", s->dir, tag);
+    if (size != (uint64_t)desc->size)
+      return hoist_err_set(err, HOIST_E_DIGEST,
+                           "layout %s: tag %s: blob %s is %llu bytes, descriptor says %lld", s->dir,
+                           tag, desc->digest, (unsigned long long)size, (long long)desc->size);
+  }
   _cleanup_close_ int lockfd = -1;
   if ((r = store_lock(s, &lockfd, err)) < 0)
     return hoist_err_wrap(err, "layout %s", s->dir);
