@@ -57,7 +57,11 @@ HOIST_EXPORT int hoist_store_resolve(hoist_store *s, const char *tag, hoist_desc
 HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err **err);
 
 /* Removes blobs not reachable from index.json (through indexes, manifests,
- * configs and layers) and stray temp files older than a minute. */
+ * configs and layers) and stray temp files older than a minute; *removed
+ * counts the files removed, *freed_bytes their sizes. Removes nothing when a
+ * reachable manifest or index cannot be read or names an invalid digest. A
+ * blob written but not yet tagged is unreachable: collect when nothing else
+ * writes to the layout. */
 HOIST_EXPORT int hoist_store_gc(hoist_store *s, uint64_t *removed, uint64_t *freed_bytes,
                                 hoist_err **err);
 
