@@ -12,6 +12,7 @@
 
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/store.h"
 #include "hoist/unpack.h"
 #include "test_util.h"
 
@@ -633,6 +634,110 @@ static void test_rootless_report(void **state) {
   fixture_close(&f);
 }
 
+/* ------------------------------------------------- images in a layout */
+
+/* Stores an image of n layers (members, compressed with filters[i]) tagged
+ * tag; with bad_diff_id, the config's last diff_id is wrong. */
+static void store_image(hoist_store *s, const char *tag, const member *const *layers,
+                        const int *filters, size_t n, bool bad_diff_id) {
+  hoist_err *err = NULL;
+  _cleanup_platform_ hoist_platform *p = hoist_platform_host();
+  _cleanup_config_ hoist_config *c = hoist_config_new(p);
+  _cleanup_manifest_ hoist_manifest *m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
+  for (size_t i = 0; i < n; i++) {
+    size_t tlen, blen;
+    _cleanup_free_ char *tar = make_layer(layers[i], ARCHIVE_FILTER_NONE, &tlen);
+    _cleanup_free_ char *blob = make_layer(layers[i], filters[i], &blen);
+    char diff_id[HOIST_DIGEST_STR_LEN];
+    hoist_sha256_of(tar, tlen, diff_id);
+    if (bad_diff_id && i == n - 1)
+      hoist_sha256_of("x", 1, diff_id);
+    assert_ok(hoist_config_add_layer(c, diff_id, "test", NULL, 1700000000, &err), &err);
+    assert_ok(hoist_store_put_blob(s, blob, blen, NULL, NULL, &err), &err);
+    hoist_descriptor d;
+    hoist_descriptor_of_bytes(&d,
+                              filters[i] == ARCHIVE_FILTER_GZIP   ? HOIST_MT_OCI_LAYER_GZIP
+                              : filters[i] == ARCHIVE_FILTER_ZSTD ? HOIST_MT_OCI_LAYER_ZSTD
+                                                                  : HOIST_MT_OCI_LAYER,
+                              blob, blen);
+    hoist_manifest_add_layer(m, &d);
+    hoist_descriptor_clear(&d);
+  }
+  _cleanup_free_ char *cj = NULL, *mj = NULL;
+  size_t cjl, mjl;
+  assert_ok(hoist_config_to_json(c, &cj, &cjl, &err), &err);
+  assert_ok(hoist_store_put_blob(s, cj, cjl, NULL, NULL, &err), &err);
+  hoist_descriptor_of_bytes(&m->config, HOIST_MT_OCI_CONFIG, cj, cjl);
+  assert_ok(hoist_manifest_to_json(m, &mj, &mjl, &err), &err);
+  assert_ok(hoist_store_put_blob(s, mj, mjl, NULL, NULL, &err), &err);
+  hoist_descriptor md;
+  hoist_descriptor_of_bytes(&md, HOIST_MT_OCI_MANIFEST, mj, mjl);
+  assert_ok(hoist_store_tag(s, tag, &md, &err), &err);
+  hoist_descriptor_clear(&md);
+}
+
+static void test_image_and_cache(void **state) {
+  (void)state;
+  _cleanup_free_ char *tmp = test_mkdtemp();
+  _cleanup_free_ char *layout = hoist_asprintf("%s/layout", tmp);
+  hoist_err *err = NULL;
+  _cleanup_store_ hoist_store *s = NULL;
+  assert_ok(hoist_store_open(layout, true, &s, &err), &err);
+  const member l1[] = {{DIR_, "etc", NULL, 0}, {REG, "etc/a", "a", 0}, {REG, "etc/b", "b", 0}, END};
+  const member l2[] = {{REG, "etc/.wh.a", "", 0}, {REG, "etc/c", "c", 0}, END};
+  const member l3[] = {{REG, "etc/d", "d", 0}, END};
+  const member *layers[] = {l1, l2, l3};
+  const int filters[] = {ARCHIVE_FILTER_GZIP, ARCHIVE_FILTER_ZSTD, ARCHIVE_FILTER_NONE};
+  store_image(s, "good", layers, filters, 3, false);
+  store_image(s, "bad", layers, filters, 3, true);
+
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  assert_ok(hoist_unpack_resolve(s, "good", NULL, &m, &err), &err);
+  _cleanup_free_ char *dest = hoist_asprintf("%s/dest", tmp);
+  assert_ok(hoist_unpack_image(s, m, dest, NULL, NULL, &err), &err);
+  _cleanup_close_ int rootfd = open(dest, O_RDONLY | O_DIRECTORY);
+  assert_false(exists(rootfd, "etc/a"));
+  assert_true(exists(rootfd, "etc/b") && exists(rootfd, "etc/c") && exists(rootfd, "etc/d"));
+  /* a destination that is not empty is refused */
+  assert_int_not_equal(hoist_unpack_image(s, m, dest, NULL, NULL, &err), 0);
+  assert_err_contains(&err, "not empty");
+
+  /* a wrong diffID in the last layer: nothing is left behind */
+  _cleanup_manifest_ hoist_manifest *bad = NULL;
+  assert_ok(hoist_unpack_resolve(s, "bad", NULL, &bad, &err), &err);
+  _cleanup_free_ char *bdest = hoist_asprintf("%s/bad", tmp);
+  assert_int_not_equal(hoist_unpack_image(s, bad, bdest, NULL, NULL, &err), 0);
+  assert_err_contains(&err, "diffID mismatch");
+  assert_int_equal(access(bdest, F_OK), -1);
+
+  /* the rootfs cache: built once, keyed by the config digest */
+  _cleanup_free_ char *cache = hoist_asprintf("%s/cache/rootfs", tmp);
+  _cleanup_free_ char *p1 = NULL, *p2 = NULL;
+  bool hit = true;
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p1, &hit, NULL, &err), &err);
+  assert_false(hit);
+  _cleanup_free_ char *want = hoist_asprintf("%s/%s", cache, m->config.digest + 7);
+  assert_string_equal(p1, want);
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p2, &hit, NULL, &err), &err);
+  assert_true(hit);
+  assert_string_equal(p1, p2);
+  _cleanup_free_ char *pb = NULL;
+  assert_int_not_equal(hoist_unpack_cached(s, bad, cache, NULL, &pb, &hit, NULL, &err), 0);
+  hoist_err_free(err);
+  err = NULL;
+  DIR *d = opendir(cache);
+  struct dirent *de;
+  int n = 0;
+  while ((de = readdir(d)))
+    if (de->d_name[0] != '.')
+      n++;
+    else if (strcmp(de->d_name, ".") && strcmp(de->d_name, ".."))
+      fail_msg("temp dir %s left in the cache", de->d_name);
+  closedir(d);
+  assert_int_equal(n, 1);
+  hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_whiteouts),
@@ -645,6 +750,7 @@ int main(void) {
       cmocka_unit_test(test_repeated_member_result),
       cmocka_unit_test(test_rootless_report),
       cmocka_unit_test(test_xattrs),
+      cmocka_unit_test(test_image_and_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
