@@ -31,6 +31,10 @@ def umoci_image():
         f.write(b"#!/bin/sh\necho tool\n" * 100)
     os.chmod(os.path.join(root, "usr/bin/tool"), 0o4755)
     os.link(os.path.join(root, "usr/bin/tool"), os.path.join(root, "usr/bin/tool-alias"))
+    try:
+        os.setxattr(os.path.join(root, "usr/bin/tool"), "user.hoist.test", b"value")
+    except OSError:
+        pass  # the file system has no user xattrs: nothing to compare
     with open(os.path.join(root, "etc/app/secret"), "wb") as f:
         f.write(b"s3cret")
     os.chmod(os.path.join(root, "etc/app/secret"), 0o600)
@@ -79,7 +83,9 @@ def tree(root):
             elif stat.S_ISREG(st.st_mode):
                 with open(p, "rb") as f:
                     h = hashlib.sha256(f.read()).hexdigest()
-                out[rel] = ("f", oct(mode), st.st_size, h)
+                xattrs = sorted((k, os.getxattr(p, k, follow_symlinks=False))
+                                for k in os.listxattr(p, follow_symlinks=False))
+                out[rel] = ("f", oct(mode), st.st_size, h, xattrs)
                 if st.st_nlink > 1:
                     inodes.setdefault(st.st_ino, []).append(rel)
             else:
@@ -110,6 +116,7 @@ def same_tree_as_umoci():
         dest = os.path.join(work, "hoist-" + tag)
         hoist("unpack", f"oci:{layout}:{tag}", dest)
         t = compare(os.path.join(ubundle, "rootfs"), dest)
+        print(f"# {tag}: xattrs of usr/bin/tool: {t['usr/bin/tool'][4]}", flush=True)
         if tag == "v2":
             assert "deleted-later" not in t and "gone" not in t, t.keys()
             assert not [k for k in t if ".wh." in k], t.keys()
