@@ -83,7 +83,8 @@ HOIST_EXPORT char *hoist_unpack_cache_dir(void);
  * (NULL: the default): cache_dir/<config-hex>. Unpacks it first when missing,
  * into a temp directory beside it that is renamed into place, so concurrent
  * callers end with one complete tree. *hit (optional) tells whether it was
- * there already. */
+ * there already. Temp trees older than an hour (left by unpacks that died)
+ * are removed on the way. */
 HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
                                      const hoist_unpack_opts *opts, char **path, bool *hit,
                                      hoist_unpack_report *report, hoist_err **err);

@@ -144,6 +144,22 @@ static int mkdir_p(const char *path, hoist_err **err) {
   }
 }
 
+/* Removes temp trees of unpacks that died more than an hour ago. */
+static void sweep_stale(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d)
+    return;
+  time_t now = time(NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    struct stat st;
+    if (strncmp(de->d_name, ".tmp-", 5) == 0 &&
+        fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < now - 3600)
+      hoist_fs_rm_rf_at(dirfd(d), de->d_name, NULL);
+  }
+  closedir(d);
+}
+
 char *hoist_unpack_cache_dir(void) {
   const char *c = getenv("HOIST_CACHE");
   if (c && *c)
@@ -172,6 +188,7 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   }
   if (mkdir_p(dir, err) < 0)
     return hoist_err_wrap(err, "rootfs cache");
+  sweep_stale(dir);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
   _cleanup_free_ char *tmp =
