@@ -48,12 +48,15 @@ static void apply(const uint8_t *data, size_t size, hoist_compression comp) {
   close(dfd);
 }
 
+static void remove_parent(void) { hoist_fs_rm_rf_at(AT_FDCWD, parent, NULL); }
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static bool init;
   if (!init) {
     if (!mkdtemp(parent))
       __builtin_trap();
     hoist_log_set_level(HOIST_LOG_ERROR);
+    atexit(remove_parent);
     init = true;
   }
   apply(data, size, HOIST_COMPRESS_NONE);
