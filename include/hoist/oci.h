@@ -82,10 +82,10 @@ HOIST_EXPORT void hoist_platform_free(hoist_platform *p);
 
 typedef struct hoist_descriptor {
   char *media_type;
-  char *digest; /* validated "sha256:<hex>" */
-  int64_t size; /* >= 0 */
-  char **urls;  /* NULL-terminated or NULL */
-  json_t *annotations; /* object of strings, or NULL */
+  char *digest;             /* validated "sha256:<hex>" */
+  int64_t size;             /* >= 0 */
+  char **urls;              /* NULL-terminated or NULL */
+  json_t *annotations;      /* object of strings, or NULL */
   hoist_platform *platform; /* NULL unless given */
   char *artifact_type;      /* NULL unless given */
 } hoist_descriptor;
@@ -107,7 +107,7 @@ typedef struct hoist_manifest {
   hoist_descriptor config;
   hoist_descriptor *layers;
   size_t n_layers;
-  json_t *annotations; /* or NULL */
+  json_t *annotations;       /* or NULL */
   hoist_descriptor *subject; /* or NULL */
   char *artifact_type;       /* or NULL */
 } hoist_manifest;
@@ -177,8 +177,8 @@ HOIST_EXPORT const char *hoist_config_get_string(const hoist_config *c, const ch
  * {created, created_by, comment}; sets "created". created_by and comment may be
  * NULL. */
 HOIST_EXPORT int hoist_config_add_layer(hoist_config *c, const char *diff_id,
-                                        const char *created_by, const char *comment,
-                                        time_t created, hoist_err **err);
+                                        const char *created_by, const char *comment, time_t created,
+                                        hoist_err **err);
 /* Sets or replaces NAME=value in config.Env. */
 HOIST_EXPORT void hoist_config_set_env(hoist_config *c, const char *name, const char *value);
 HOIST_EXPORT void hoist_config_set_label(hoist_config *c, const char *key, const char *value);

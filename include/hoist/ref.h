@@ -38,7 +38,8 @@ HOIST_EXPORT int hoist_ref_parse_short(const char *s, const char *prefix, hoist_
 HOIST_EXPORT char *hoist_ref_string(const hoist_ref *r);
 /* "domain/path". Caller frees. */
 HOIST_EXPORT char *hoist_ref_repository(const hoist_ref *r);
-/* The tag or else the digest: what goes after /manifests/ in the API. */
+/* The digest or else the tag: what goes after /manifests/ in the API (a
+ * reference with both is fetched by digest, as Docker does). */
 HOIST_EXPORT const char *hoist_ref_reference(const hoist_ref *r);
 HOIST_EXPORT hoist_ref *hoist_ref_dup(const hoist_ref *r);
 HOIST_EXPORT void hoist_ref_free(hoist_ref *r);

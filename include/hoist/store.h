@@ -22,18 +22,17 @@ typedef struct hoist_store hoist_store;
 
 /* Opens the layout at dir; with create, makes it (and dir) when missing. A
  * directory that exists but is not a layout is refused. */
-HOIST_EXPORT int hoist_store_open(const char *dir, bool create, hoist_store **out,
-                                  hoist_err **err);
+HOIST_EXPORT int hoist_store_open(const char *dir, bool create, hoist_store **out, hoist_err **err);
 HOIST_EXPORT void hoist_store_close(hoist_store *s);
 HOIST_EXPORT const char *hoist_store_dir(const hoist_store *s);
 
 HOIST_EXPORT bool hoist_store_has_blob(hoist_store *s, const char *digest);
 /* Opens a blob for reading; *size receives its size. */
-HOIST_EXPORT int hoist_store_open_blob(hoist_store *s, const char *digest, int *fd,
-                                       uint64_t *size, hoist_err **err);
+HOIST_EXPORT int hoist_store_open_blob(hoist_store *s, const char *digest, int *fd, uint64_t *size,
+                                       hoist_err **err);
 /* Reads a whole blob (at most max bytes) and checks it against its digest. */
-HOIST_EXPORT int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max,
-                                       char **data, size_t *len, hoist_err **err);
+HOIST_EXPORT int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char **data,
+                                       size_t *len, hoist_err **err);
 /* Streams a new blob in. expected_digest (or NULL) and expected_size (or -1)
  * are checked at commit; a mismatch discards the content. */
 HOIST_EXPORT int hoist_store_blob_writer(hoist_store *s, const char *expected_digest,

@@ -1,0 +1,627 @@
+/*
+ * Image references and locations: a hand-written parser for the Docker
+ * reference grammar
+ *
+ *   reference := name [ ":" tag ] [ "@" digest ]
+ *   name      := [ domain "/" ] path
+ *   domain    := host [ ":" port ]
+ *   host      := label ( "." label )*  |  "[" ipv6 "]"
+ *   label     := [A-Za-z0-9] | [A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9]
+ *   path      := component ( "/" component )*
+ *   component := [a-z0-9]+ ( separator [a-z0-9]+ )*
+ *   separator := "." | "_" | "__" | "-"+
+ *   tag       := [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}
+ *
+ * with Docker's normalization (docker.io, library/, latest). The input is
+ * untrusted (it arrives in HTTP requests): every check works on explicit
+ * (pointer, length) slices of the input, nothing is copied until the whole
+ * reference has been accepted, and messages quote the input escaped and
+ * truncated.
+ */
+#include <arpa/inet.h>
+#include <string.h>
+
+#include "hoist/digest.h"
+#include "hoist/ref.h"
+
+#define DEFAULT_DOMAIN "docker.io"
+#define LEGACY_DOMAIN "index.docker.io"
+#define OFFICIAL_PREFIX "library/"
+#define DEFAULT_TAG "latest"
+
+/* Room for one reason ("invalid separator \"..\" in path component ..."). */
+#define WHY_MAX 256
+/* Room for the quoted input at the head of a message. */
+#define QUOTE_MAX 160
+
+static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_lower(char c) { return c >= 'a' && c <= 'z'; }
+static bool is_upper(char c) { return c >= 'A' && c <= 'Z'; }
+static bool is_lower_alnum(char c) { return is_lower(c) || is_digit(c); }
+static bool is_alnum(char c) { return is_lower(c) || is_upper(c) || is_digit(c); }
+static bool is_word(char c) { return is_alnum(c) || c == '_'; }
+static bool is_hex(char c) {
+  return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+static char *xstrndup(const char *s, size_t n) {
+  char *p = strndup(s, n);
+  if (!p)
+    abort();
+  return p;
+}
+
+/* Writes s[0..n) into out (outsz >= 4) with '"', '\\' and every byte outside
+ * printable ASCII escaped, ending in "..." when it does not fit. */
+static void quote(const char *s, size_t n, char *out, size_t outsz) {
+  size_t o = 0;
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    char e[8];
+    if (c == '"' || c == '\\')
+      snprintf(e, sizeof e, "\\%c", c);
+    else if (c == '\n')
+      snprintf(e, sizeof e, "\\n");
+    else if (c == '\t')
+      snprintf(e, sizeof e, "\\t");
+    else if (c == '\r')
+      snprintf(e, sizeof e, "\\r");
+    else if (c < 0x20 || c >= 0x7f)
+      snprintf(e, sizeof e, "\\x%02x", c);
+    else
+      snprintf(e, sizeof e, "%c", c);
+    size_t el = strlen(e);
+    /* keep room for "..." and the NUL after every append */
+    if (o + el + 4 > outsz) {
+      memcpy(out + o, "...", 3);
+      o += 3;
+      break;
+    }
+    memcpy(out + o, e, el);
+    o += el;
+  }
+  out[o] = '\0';
+}
+
+/* Names a byte for a message: "';'", "space", "newline", "byte 0x80". */
+static const char *char_name(char ch, char buf[16]) {
+  unsigned char c = (unsigned char)ch;
+  if (c == ' ')
+    return "space";
+  if (c == '\n')
+    return "newline";
+  if (c == '\t')
+    return "tab";
+  if (c == '\r')
+    return "carriage return";
+  if (c < 0x20 || c >= 0x7f)
+    snprintf(buf, 16, "byte 0x%02x", c);
+  else
+    snprintf(buf, 16, "'%c'", c);
+  return buf;
+}
+
+static void why_set(char why[WHY_MAX], const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void why_set(char why[WHY_MAX], const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(why, WHY_MAX, fmt, ap);
+  va_end(ap);
+}
+
+/* Sets "invalid <what> \"<input>\": <why>" and returns -HOIST_E_FORMAT. */
+static int fail(hoist_err **err, const char *what, const char *input, const char *why) {
+  char q[QUOTE_MAX];
+  quote(input, strlen(input), q, sizeof q);
+  return hoist_err_set(err, HOIST_E_FORMAT, "invalid %s \"%s\": %s", what, q, why);
+}
+
+/* ------------------------------------------------------------ pieces */
+
+/* Checks a tag against [A-Za-z0-9_][A-Za-z0-9_.-]{0,127}. */
+static bool tag_ok(const char *t, size_t n, char why[WHY_MAX]) {
+  char cb[16];
+  if (n == 0) {
+    why_set(why, "empty tag after ':'");
+    return false;
+  }
+  if (n > HOIST_TAG_MAX_LEN) {
+    why_set(why, "tag too long (%zu characters, at most %d)", n, HOIST_TAG_MAX_LEN);
+    return false;
+  }
+  if (!is_word(t[0])) {
+    why_set(why, "tag must start with a letter, digit or '_', not %s", char_name(t[0], cb));
+    return false;
+  }
+  for (size_t i = 1; i < n; i++) {
+    if (!is_word(t[i]) && t[i] != '.' && t[i] != '-') {
+      why_set(why, "invalid character %s in tag", char_name(t[i], cb));
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Checks a port: 1 to 65535 in decimal. */
+static bool port_ok(const char *p, size_t n, char why[WHY_MAX]) {
+  char q[24];
+  if (n == 0) {
+    why_set(why, "empty port after ':' in domain");
+    return false;
+  }
+  quote(p, n, q, sizeof q);
+  unsigned long v = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!is_digit(p[i])) {
+      why_set(why, "invalid port \"%s\": not a number", q);
+      return false;
+    }
+    v = v * 10 + (unsigned long)(p[i] - '0');
+    if (v > 65535)
+      break;
+  }
+  if (v == 0 || v > 65535) {
+    why_set(why, "invalid port \"%s\": out of range 1-65535", q);
+    return false;
+  }
+  return true;
+}
+
+/* Checks "[ipv6]" (hex digits and colons only: no zone, no embedded IPv4). */
+static bool ipv6_ok(const char *d, size_t n, char why[WHY_MAX]) {
+  char cb[16], q[64];
+  /* d[0] == '[' and d[n-1] == ']' */
+  const char *a = d + 1;
+  size_t an = n - 2;
+  if (an == 0) {
+    why_set(why, "empty IPv6 address in domain");
+    return false;
+  }
+  for (size_t i = 0; i < an; i++) {
+    if (!is_hex(a[i]) && a[i] != ':') {
+      why_set(why, "invalid character %s in IPv6 address", char_name(a[i], cb));
+      return false;
+    }
+  }
+  char buf[INET6_ADDRSTRLEN];
+  struct in6_addr addr;
+  if (an >= sizeof buf) {
+    quote(a, an, q, sizeof q);
+    why_set(why, "invalid IPv6 address \"%s\"", q);
+    return false;
+  }
+  memcpy(buf, a, an);
+  buf[an] = '\0';
+  if (inet_pton(AF_INET6, buf, &addr) != 1) {
+    why_set(why, "invalid IPv6 address \"%s\"", buf);
+    return false;
+  }
+  return true;
+}
+
+/* Checks a domain: host[:port] or [ipv6][:port]. */
+static bool domain_ok(const char *d, size_t n, char why[WHY_MAX]) {
+  char cb[16], q[80];
+  const char *port = NULL;
+  size_t port_n = 0;
+  if (d[0] == '[') {
+    const char *close = memchr(d, ']', n);
+    if (!close) {
+      why_set(why, "missing ']' after IPv6 address in domain");
+      return false;
+    }
+    size_t host_n = (size_t)(close - d) + 1;
+    if (!ipv6_ok(d, host_n, why))
+      return false;
+    if (host_n < n) {
+      if (d[host_n] != ':') {
+        why_set(why, "unexpected %s after IPv6 address in domain", char_name(d[host_n], cb));
+        return false;
+      }
+      port = d + host_n + 1;
+      port_n = n - host_n - 1;
+    }
+  } else {
+    const char *colon = memchr(d, ':', n);
+    size_t host_n = colon ? (size_t)(colon - d) : n;
+    if (colon) {
+      port = colon + 1;
+      port_n = n - host_n - 1;
+      if (memchr(port, ':', port_n)) {
+        why_set(why, "an IPv6 address in a domain must be enclosed in brackets");
+        return false;
+      }
+    }
+    if (host_n == 0) {
+      why_set(why, "empty host name before the port");
+      return false;
+    }
+    /* labels separated by '.' */
+    size_t start = 0;
+    for (size_t i = 0; i <= host_n; i++) {
+      if (i < host_n && d[i] != '.') {
+        if (!is_alnum(d[i]) && d[i] != '-') {
+          why_set(why, "invalid character %s in domain", char_name(d[i], cb));
+          return false;
+        }
+        continue;
+      }
+      size_t ln = i - start;
+      if (ln == 0) {
+        why_set(why, "empty label in domain (leading, trailing or double '.')");
+        return false;
+      }
+      if (d[start] == '-' || d[i - 1] == '-') {
+        quote(d + start, ln, q, sizeof q);
+        why_set(why, "domain label \"%s\" starts or ends with '-'", q);
+        return false;
+      }
+      start = i + 1;
+    }
+  }
+  if (port && !port_ok(port, port_n, why))
+    return false;
+  return true;
+}
+
+/* Checks one path component: [a-z0-9]+ ( ("." | "_" | "__" | "-"+) [a-z0-9]+ )*.
+ * Characters outside [a-z0-9._-] were refused before. */
+static bool component_ok(const char *c, size_t n, char why[WHY_MAX]) {
+  char q[80], sq[16];
+  quote(c, n, q, sizeof q);
+  if (!is_lower_alnum(c[0])) {
+    why_set(why, "path component \"%s\" must start with a lowercase letter or digit", q);
+    return false;
+  }
+  if (!is_lower_alnum(c[n - 1])) {
+    why_set(why, "path component \"%s\" must end with a lowercase letter or digit", q);
+    return false;
+  }
+  size_t i = 0;
+  while (i < n) {
+    if (is_lower_alnum(c[i])) {
+      i++;
+      continue;
+    }
+    size_t j = i;
+    bool dashes = true;
+    while (j < n && !is_lower_alnum(c[j])) {
+      dashes = dashes && c[j] == '-';
+      j++;
+    }
+    size_t sn = j - i;
+    bool ok = dashes || (sn == 1 && (c[i] == '.' || c[i] == '_')) ||
+              (sn == 2 && c[i] == '_' && c[i + 1] == '_');
+    if (!ok) {
+      quote(c + i, sn, sq, sizeof sq);
+      why_set(why, "invalid separator \"%s\" in path component \"%s\"", sq, q);
+      return false;
+    }
+    i = j;
+  }
+  return true;
+}
+
+/* Checks the repository path: lowercase components separated by single '/'. */
+static bool path_ok(const char *p, size_t n, char why[WHY_MAX]) {
+  char cb[16];
+  for (size_t i = 0; i < n; i++) {
+    if (is_upper(p[i])) {
+      why_set(why, "repository name must be lowercase");
+      return false;
+    }
+  }
+  for (size_t i = 0; i < n; i++) {
+    char c = p[i];
+    if (!is_lower_alnum(c) && c != '.' && c != '_' && c != '-' && c != '/') {
+      why_set(why, "invalid character %s in repository path", char_name(c, cb));
+      return false;
+    }
+  }
+  size_t start = 0;
+  for (size_t i = 0; i <= n; i++) {
+    if (i < n && p[i] != '/')
+      continue;
+    if (i == start) {
+      why_set(why, "empty path component");
+      return false;
+    }
+    if (!component_ok(p + start, i - start, why))
+      return false;
+    start = i + 1;
+  }
+  return true;
+}
+
+/* ------------------------------------------------------------ parser */
+
+typedef struct {
+  const char *domain; /* into the input, or a static string */
+  size_t domain_n;
+  bool official; /* path gets "library/" in front */
+  const char *path;
+  size_t path_n;
+  const char *tag; /* NULL when absent */
+  size_t tag_n;
+  const char *digest; /* NUL-terminated, into the input; NULL when absent */
+} ref_parts;
+
+/* Splits and validates s without allocating; on failure writes the reason. */
+static bool split_ref(const char *s, ref_parts *p, char why[WHY_MAX]) {
+  char cb[16];
+  memset(p, 0, sizeof *p);
+  size_t n = strlen(s);
+  if (n == 0) {
+    why_set(why, "empty reference");
+    return false;
+  }
+  /* whitespace, control bytes and non-ASCII are never part of a reference */
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)s[i];
+    if (c <= 0x20 || c >= 0x7f) {
+      why_set(why, "invalid character %s at position %zu", char_name(s[i], cb), i);
+      return false;
+    }
+  }
+  if (n == HOIST_DIGEST_HEX_LEN) {
+    bool hex = true;
+    for (size_t i = 0; i < n && hex; i++)
+      hex = is_digit(s[i]) || (s[i] >= 'a' && s[i] <= 'f');
+    if (hex) {
+      why_set(why, "a 64-character hexadecimal string is an image ID, not a repository name");
+      return false;
+    }
+  }
+
+  /* name[:tag] @ digest */
+  const char *at = memchr(s, '@', n);
+  size_t name_end = at ? (size_t)(at - s) : n;
+  if (at) {
+    if (strchr(at + 1, '@')) {
+      why_set(why, "more than one '@'");
+      return false;
+    }
+    if (at[1] == '\0') {
+      why_set(why, "empty digest after '@'");
+      return false;
+    }
+    p->digest = at + 1;
+  }
+  for (size_t i = 0; i < name_end; i++) {
+    char c = s[i];
+    if (!is_alnum(c) && !strchr("._-/:[]", c)) {
+      why_set(why, "invalid character %s at position %zu", char_name(c, cb), i);
+      return false;
+    }
+  }
+
+  /* the tag follows the last ':' that has no '/' or ']' after it */
+  size_t name_n = name_end;
+  for (size_t i = name_end; i > 0; i--) {
+    char c = s[i - 1];
+    if (c == '/' || c == ']')
+      break;
+    if (c == ':') {
+      name_n = i - 1;
+      p->tag = s + i;
+      p->tag_n = name_end - i;
+      break;
+    }
+  }
+  if (name_n == 0) {
+    why_set(why, "missing repository name");
+    return false;
+  }
+  if (p->tag && !tag_ok(p->tag, p->tag_n, why))
+    return false;
+
+  /* name: slashes first, so that each message names the actual fault */
+  if (s[0] == '/') {
+    why_set(why, "repository name starts with '/'");
+    return false;
+  }
+  if (s[name_n - 1] == '/') {
+    why_set(why, "repository name ends with '/'");
+    return false;
+  }
+  for (size_t i = 1; i < name_n; i++) {
+    if (s[i] == '/' && s[i - 1] == '/') {
+      why_set(why, "empty path component (\"//\")");
+      return false;
+    }
+  }
+
+  /* domain: the first component, when it looks like one (as Docker decides) */
+  const char *slash = memchr(s, '/', name_n);
+  p->domain = DEFAULT_DOMAIN;
+  p->domain_n = strlen(DEFAULT_DOMAIN);
+  p->path = s;
+  p->path_n = name_n;
+  if (slash) {
+    size_t first_n = (size_t)(slash - s);
+    bool is_domain = (first_n == 9 && memcmp(s, "localhost", 9) == 0) || s[0] == '[';
+    for (size_t i = 0; i < first_n && !is_domain; i++)
+      is_domain = s[i] == '.' || s[i] == ':' || is_upper(s[i]);
+    if (first_n == strlen(LEGACY_DOMAIN) && memcmp(s, LEGACY_DOMAIN, first_n) == 0) {
+      p->path = slash + 1;
+      p->path_n = name_n - first_n - 1;
+    } else if (is_domain) {
+      if (!domain_ok(s, first_n, why))
+        return false;
+      p->domain = s;
+      p->domain_n = first_n;
+      p->path = slash + 1;
+      p->path_n = name_n - first_n - 1;
+    }
+  } else if (s[0] == '[') {
+    why_set(why, "a registry host needs a repository path after it");
+    return false;
+  }
+  if (!path_ok(p->path, p->path_n, why))
+    return false;
+  p->official = p->domain_n == strlen(DEFAULT_DOMAIN) &&
+                memcmp(p->domain, DEFAULT_DOMAIN, p->domain_n) == 0 &&
+                !memchr(p->path, '/', p->path_n);
+
+  size_t total = p->domain_n + 1 + (p->official ? strlen(OFFICIAL_PREFIX) : 0) + p->path_n;
+  if (total > HOIST_REF_MAX_LEN) {
+    why_set(why, "repository name too long (%zu characters, at most %d)", total, HOIST_REF_MAX_LEN);
+    return false;
+  }
+
+  if (p->digest) {
+    hoist_err *derr = NULL;
+    if (hoist_digest_parse(p->digest, NULL, &derr) < 0) {
+      char *t = hoist_err_text(derr);
+      why_set(why, "%s", t);
+      free(t);
+      hoist_err_free(derr);
+      return false;
+    }
+  }
+  return true;
+}
+
+int hoist_ref_parse(const char *s, hoist_ref **out, hoist_err **err) {
+  char why[WHY_MAX];
+  ref_parts p;
+  if (!s)
+    s = "";
+  if (!split_ref(s, &p, why))
+    return fail(err, "reference", s, why);
+  hoist_ref *r = hoist_malloc0(sizeof *r);
+  r->domain = xstrndup(p.domain, p.domain_n);
+  if (p.official)
+    r->path = hoist_asprintf("%s%.*s", OFFICIAL_PREFIX, (int)p.path_n, p.path);
+  else
+    r->path = xstrndup(p.path, p.path_n);
+  if (p.tag)
+    r->tag = xstrndup(p.tag, p.tag_n);
+  else if (!p.digest)
+    r->tag = hoist_strdup(DEFAULT_TAG);
+  if (p.digest)
+    r->digest = hoist_strdup(p.digest);
+  *out = r;
+  return 0;
+}
+
+int hoist_ref_parse_short(const char *s, const char *prefix, hoist_ref **out, hoist_err **err) {
+  if (!s || !prefix || !*prefix || !*s || strpbrk(s, "/:.@"))
+    return hoist_ref_parse(s, out, err);
+  /* check the name itself, so that messages quote what the caller gave */
+  char why[WHY_MAX], cb[16];
+  size_t n = strlen(s);
+  for (size_t i = 0; i < n; i++) {
+    if (is_upper(s[i])) {
+      why_set(why, "repository name must be lowercase");
+      return fail(err, "reference", s, why);
+    }
+    if (!is_lower_alnum(s[i]) && s[i] != '_' && s[i] != '-') {
+      why_set(why, "invalid character %s at position %zu", char_name(s[i], cb), i);
+      return fail(err, "reference", s, why);
+    }
+  }
+  if (!component_ok(s, n, why))
+    return fail(err, "reference", s, why);
+  size_t pn = strlen(prefix);
+  while (pn > 0 && prefix[pn - 1] == '/')
+    pn--;
+  _cleanup_free_ char *full = hoist_asprintf("%.*s/%s:%s", (int)pn, prefix, s, DEFAULT_TAG);
+  return hoist_ref_parse(full, out, err);
+}
+
+char *hoist_ref_string(const hoist_ref *r) {
+  return hoist_asprintf("%s/%s%s%s%s%s", r->domain, r->path, r->tag ? ":" : "",
+                        r->tag ? r->tag : "", r->digest ? "@" : "", r->digest ? r->digest : "");
+}
+
+char *hoist_ref_repository(const hoist_ref *r) {
+  return hoist_asprintf("%s/%s", r->domain, r->path);
+}
+
+const char *hoist_ref_reference(const hoist_ref *r) { return r->digest ? r->digest : r->tag; }
+
+hoist_ref *hoist_ref_dup(const hoist_ref *r) {
+  if (!r)
+    return NULL;
+  hoist_ref *d = hoist_malloc0(sizeof *d);
+  d->domain = r->domain ? hoist_strdup(r->domain) : NULL;
+  d->path = r->path ? hoist_strdup(r->path) : NULL;
+  d->tag = r->tag ? hoist_strdup(r->tag) : NULL;
+  d->digest = r->digest ? hoist_strdup(r->digest) : NULL;
+  return d;
+}
+
+void hoist_ref_free(hoist_ref *r) {
+  if (!r)
+    return;
+  free(r->domain);
+  free(r->path);
+  free(r->tag);
+  free(r->digest);
+  free(r);
+}
+
+/* ---------------------------------------------------------- locations */
+
+#define LAYOUT_PREFIX "oci:"
+#define REGISTRY_PREFIX "docker://"
+
+int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err) {
+  char why[WHY_MAX], cb[16];
+  if (!s || !*s)
+    return fail(err, "location", "", "empty location");
+  if (strncmp(s, LAYOUT_PREFIX, strlen(LAYOUT_PREFIX)) == 0) {
+    const char *dir = s + strlen(LAYOUT_PREFIX);
+    const char *colon = strchr(dir, ':');
+    size_t dn = colon ? (size_t)(colon - dir) : strlen(dir);
+    if (dn == 0)
+      return fail(err, "location", s, "empty directory after \"oci:\"");
+    for (size_t i = 0; i < dn; i++) {
+      unsigned char c = (unsigned char)dir[i];
+      if (c < 0x20 || c == 0x7f) {
+        why_set(why, "invalid character %s in directory", char_name(dir[i], cb));
+        return fail(err, "location", s, why);
+      }
+    }
+    if (colon && !tag_ok(colon + 1, strlen(colon + 1), why))
+      return fail(err, "location", s, why);
+    hoist_loc *l = hoist_malloc0(sizeof *l);
+    l->kind = HOIST_LOC_LAYOUT;
+    l->dir = xstrndup(dir, dn);
+    l->tag = colon ? hoist_strdup(colon + 1) : NULL;
+    *out = l;
+    return 0;
+  }
+  if (strncmp(s, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) == 0)
+    s += strlen(REGISTRY_PREFIX);
+  hoist_ref *r = NULL;
+  int ret = hoist_ref_parse(s, &r, err);
+  if (ret < 0)
+    return ret;
+  hoist_loc *l = hoist_malloc0(sizeof *l);
+  l->kind = HOIST_LOC_REGISTRY;
+  l->ref = r;
+  *out = l;
+  return 0;
+}
+
+char *hoist_loc_string(const hoist_loc *l) {
+  if (l->kind == HOIST_LOC_LAYOUT)
+    return l->tag ? hoist_asprintf("%s%s:%s", LAYOUT_PREFIX, l->dir, l->tag)
+                  : hoist_asprintf("%s%s", LAYOUT_PREFIX, l->dir);
+  _cleanup_free_ char *ref = hoist_ref_string(l->ref);
+  /* a registry named "oci:PORT" would read back as a layout */
+  if (strncmp(ref, LAYOUT_PREFIX, strlen(LAYOUT_PREFIX)) == 0)
+    return hoist_asprintf("%s%s", REGISTRY_PREFIX, ref);
+  return steal_pointer(&ref);
+}
+
+void hoist_loc_free(hoist_loc *l) {
+  if (!l)
+    return;
+  hoist_ref_free(l->ref);
+  free(l->dir);
+  free(l->tag);
+  free(l);
+}
