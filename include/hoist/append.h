@@ -53,8 +53,8 @@ typedef struct hoist_image_target_ops {
   int (*blob_writer)(hoist_image_target *t, const char *digest, int64_t size, hoist_writer **out,
                      hoist_err **err);
   /* Stores a manifest (whose blobs are all present) and tags it. */
-  int (*put_manifest)(hoist_image_target *t, const char *data, size_t len,
-                      const char *media_type, hoist_err **err);
+  int (*put_manifest)(hoist_image_target *t, const char *data, size_t len, const char *media_type,
+                      hoist_err **err);
   void (*free)(hoist_image_target *t);
 } hoist_image_target_ops;
 
@@ -70,12 +70,8 @@ static inline void hoist_image_target_free(hoist_image_target *t) {
   if (t)
     t->ops->free(t);
 }
-static inline void hoist_image_source_freep(hoist_image_source **s) {
-  hoist_image_source_free(*s);
-}
-static inline void hoist_image_target_freep(hoist_image_target **t) {
-  hoist_image_target_free(*t);
-}
+static inline void hoist_image_source_freep(hoist_image_source **s) { hoist_image_source_free(*s); }
+static inline void hoist_image_target_freep(hoist_image_target **t) { hoist_image_target_free(*t); }
 #define _cleanup_image_source_ __attribute__((cleanup(hoist_image_source_freep)))
 #define _cleanup_image_target_ __attribute__((cleanup(hoist_image_target_freep)))
 

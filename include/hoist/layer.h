@@ -59,15 +59,15 @@ typedef struct hoist_idmap {
 
 typedef struct hoist_layer_source {
   hoist_layer_source_kind kind;
-  const char *dir; /* TREE and OVERLAY */
+  const char *dir;             /* TREE and OVERLAY */
   const hoist_layer_map *maps; /* MAP */
   size_t n_maps;
 } hoist_layer_source;
 
 typedef struct hoist_layer_options {
   hoist_compression compression;
-  int level; /* -1: the compressor's default (igzip 1, zstd 3) */
-  int threads; /* zstd workers; 0: one per online CPU */
+  int level;                 /* -1: the compressor's default (igzip 1, zstd 3) */
+  int threads;               /* zstd workers; 0: one per online CPU */
   int64_t source_date_epoch; /* -1: none; else mtimes above it become it */
   const hoist_idmap *uid_map;
   size_t n_uid_map;

@@ -216,9 +216,8 @@ static int append_run(int argc, char **argv) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "manifest",
                           res.manifest_digest, "config", res.config_digest, "diffID",
                           res.layer.diff_id, "layer", res.layer.digest, "layerSize",
-                          (json_int_t)res.layer.size, "layers", (json_int_t)res.n_layers,
-                          "copied", (json_int_t)res.blobs_copied, "skipped",
-                          (json_int_t)res.blobs_skipped);
+                          (json_int_t)res.layer.size, "layers", (json_int_t)res.n_layers, "copied",
+                          (json_int_t)res.blobs_copied, "skipped", (json_int_t)res.blobs_skipped);
     char *s = json_dumps(j, JSON_SORT_KEYS);
     printf("%s\n", s);
     free(s);

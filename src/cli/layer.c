@@ -11,22 +11,21 @@
 #define VERB "layer"
 
 static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: hoist layer create TREE -o FILE [OPTIONS]\n"
-          "       hoist layer create --map SRC:DEST [--map ...] -o FILE [OPTIONS]\n\n"
-          "Writes a layer blob (tar, compressed) from a directory in one pass and prints its\n"
-          "diffID (sha256 of the tar) and digest (sha256 of the blob).\n\n"
-          "Options:\n"
-          "  -o, --output FILE          where to write the blob (\"-\" for stdout)\n"
-          "  --compress gzip|zstd|none  compression (default gzip)\n"
-          "  --level N                  compression level (gzip 0-9, 0-3 igzip; zstd 1-19)\n"
-          "  --source-date-epoch N      clamp mtimes to N (default: $SOURCE_DATE_EPOCH)\n"
-          "  --overlay                  TREE is an overlayfs upper dir: convert whiteouts\n"
-          "  --map SRC:DEST             put host path SRC at DEST in the layer (repeatable)\n"
-          "  --uid-map IN:OUT:COUNT     host uids OUT.. become IN.. (repeatable)\n"
-          "  --gid-map IN:OUT:COUNT     host gids OUT.. become IN.. (repeatable)\n"
-          "  --json                     print a JSON object\n"
-          "  -h, --help                 show this help\n");
+  fprintf(out, "Usage: hoist layer create TREE -o FILE [OPTIONS]\n"
+               "       hoist layer create --map SRC:DEST [--map ...] -o FILE [OPTIONS]\n\n"
+               "Writes a layer blob (tar, compressed) from a directory in one pass and prints its\n"
+               "diffID (sha256 of the tar) and digest (sha256 of the blob).\n\n"
+               "Options:\n"
+               "  -o, --output FILE          where to write the blob (\"-\" for stdout)\n"
+               "  --compress gzip|zstd|none  compression (default gzip)\n"
+               "  --level N                  compression level (gzip 0-9, 0-3 igzip; zstd 1-19)\n"
+               "  --source-date-epoch N      clamp mtimes to N (default: $SOURCE_DATE_EPOCH)\n"
+               "  --overlay                  TREE is an overlayfs upper dir: convert whiteouts\n"
+               "  --map SRC:DEST             put host path SRC at DEST in the layer (repeatable)\n"
+               "  --uid-map IN:OUT:COUNT     host uids OUT.. become IN.. (repeatable)\n"
+               "  --gid-map IN:OUT:COUNT     host gids OUT.. become IN.. (repeatable)\n"
+               "  --json                     print a JSON object\n"
+               "  -h, --help                 show this help\n");
 }
 
 int cli_parse_idmap(const char *s, hoist_idmap *out);
@@ -189,10 +188,10 @@ static int layer_create(int argc, char **argv) {
   }
   FILE *o = strcmp(output, "-") == 0 ? stderr : stdout;
   if (json) {
-    json_t *j = json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "diffID", res.diff_id, "digest",
-                          res.digest, "size", (json_int_t)res.size, "mediaType", res.media_type,
-                          "tarSize", (json_int_t)res.tar_size, "entries",
-                          (json_int_t)res.n_entries);
+    json_t *j =
+        json_pack("{s:s, s:s, s:I, s:s, s:I, s:I}", "diffID", res.diff_id, "digest", res.digest,
+                  "size", (json_int_t)res.size, "mediaType", res.media_type, "tarSize",
+                  (json_int_t)res.tar_size, "entries", (json_int_t)res.n_entries);
     char *s = json_dumps(j, JSON_SORT_KEYS);
     fprintf(o, "%s\n", s);
     free(s);

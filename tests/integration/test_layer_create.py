@@ -122,5 +122,126 @@ def usage_and_errors():
     assert not os.path.exists(f"{d}/x")
 
 
+# ------------------------------------------------------------------ append
+
+
+def append_available():
+    p = hoist("append", "--help", check=False)
+    if p.returncode != 0:
+        raise Skip("hoist append is not part of this build (needs the layout store)")
+
+
+def make_base(d):
+    """An OCI layout with image 'base': one layer holding etc/base, made by umoci."""
+    lay = f"{d}/lay"
+    run("umoci", "init", "--layout", lay)
+    run("umoci", "new", "--image", f"{lay}:base")
+    os.makedirs(f"{d}/basetree/etc")
+    with open(f"{d}/basetree/etc/base", "w") as f:
+        f.write("from the base\n")
+    run("umoci", "insert", "--image", f"{lay}:base", f"{d}/basetree/etc", "/etc")
+    return lay
+
+
+def layout_json(lay, digest):
+    with open(f"{lay}/blobs/sha256/{digest.split(':')[1]}") as f:
+        return json.load(f)
+
+
+def tagged(lay, tag):
+    with open(f"{lay}/index.json") as f:
+        for m in json.load(f)["manifests"]:
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+                return m
+    raise AssertionError(f"tag {tag} not in {lay}/index.json")
+
+
+@test
+def append_layer_unpacks_with_umoci():
+    append_available()
+    d = tmpdir()
+    lay = make_base(d)
+    tree = make_tree(f"{d}/tree")
+    p = hoist("append", f"oci:{lay}:base", "--target", f"oci:{lay}:new", "--layer", tree,
+              "--json", env={"SOURCE_DATE_EPOCH": "1700000000"})
+    r = json.loads(p.stdout)
+    assert r["layers"] == 2 and r["skipped"] == 1 and r["copied"] == 0, r
+    desc = tagged(lay, "new")
+    assert desc["digest"] == r["manifest"]
+    assert sha256_file(f"{lay}/blobs/sha256/{desc['digest'][7:]}") == desc["digest"]
+    m = layout_json(lay, r["manifest"])
+    assert m["config"]["digest"] == r["config"]
+    assert m["layers"][-1]["digest"] == r["layer"]
+    assert m["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"
+    layer_file = f"{lay}/blobs/sha256/{r['layer'][7:]}"
+    assert sha256_file(layer_file) == r["layer"]
+    assert stream_sha256(["gzip", "-dc", layer_file]) == r["diffID"]
+    cfg = layout_json(lay, r["config"])
+    assert cfg["rootfs"]["diff_ids"][-1] == r["diffID"]
+    assert len(cfg["rootfs"]["diff_ids"]) == 2
+    assert cfg["history"][-1]["created_by"] == "hoist append"
+    assert cfg["created"].startswith("2023-11-14T22:13:20"), cfg["created"]
+    # umoci, an independent implementation, unpacks it: both layers present
+    bundle = f"{d}/bundle"
+    run("umoci", "unpack", "--image", f"{lay}:new", bundle)
+    root = f"{bundle}/rootfs"
+    with open(f"{root}/etc/base") as f:
+        assert f.read() == "from the base\n"
+    assert sha256_file(f"{root}/big") == sha256_file(f"{tree}/big")
+    st = os.stat(f"{root}/usr/bin/tool")
+    assert st.st_mode & 0o7777 == 0o4755
+    assert st.st_ino == os.stat(f"{root}/usr/bin/tool2").st_ino
+    assert os.readlink(f"{root}/etc/tool") == "../usr/bin/tool"
+    # skopeo reads it too
+    info = json.loads(run("skopeo", "inspect", f"oci:{lay}:new").stdout)
+    assert info["Layers"][-1] == r["layer"]
+
+
+@test
+def append_map_and_other_layout():
+    append_available()
+    d = tmpdir()
+    lay = make_base(d)
+    tree = make_tree(f"{d}/tree")
+    out = f"{d}/out"
+    args = ["append", f"oci:{lay}:base", "--target", f"oci:{out}:v1",
+            "--map", f"{tree}/usr/bin/tool:/opt/app/bin/tool", "--map", f"{tree}/etc:/opt/app/etc",
+            "--json"]
+    r = json.loads(hoist(*args).stdout)
+    # a new layout: the base layer is copied; a second run finds it there
+    assert r["copied"] == 1 and r["skipped"] == 0, r
+    r2 = json.loads(hoist(*args).stdout)
+    assert r2["copied"] == 0 and r2["skipped"] == 1, r2
+    want = ["opt/app/bin/tool", "opt/app/etc/", "opt/app/etc/app/", "opt/app/etc/app/conf",
+            "opt/app/etc/tool"]
+    names = run("tar", "-tzf", f"{out}/blobs/sha256/{r['layer'][7:]}").stdout.split()
+    assert names == want, names
+    bundle = f"{d}/bundle"
+    run("umoci", "unpack", "--image", f"{out}:v1", bundle)
+    assert os.path.exists(f"{bundle}/rootfs/opt/app/bin/tool")
+    assert os.path.exists(f"{bundle}/rootfs/etc/base")
+    # zstd (this umoci cannot unpack zstd layers; GNU tar with zstd checks it)
+    args[args.index(f"oci:{out}:v1")] = f"oci:{out}:zstd"
+    rz = json.loads(hoist(*args[:-1], "--compress", "zstd", "--json").stdout)
+    assert rz["diffID"] == r["diffID"]
+    m = layout_json(out, rz["manifest"])
+    assert m["layers"][-1]["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    names = run("tar", "--zstd", "-tf", f"{out}/blobs/sha256/{rz['layer'][7:]}").stdout.split()
+    assert names == want, names
+
+
+@test
+def append_usage_and_errors():
+    append_available()
+    d = tmpdir()
+    lay = make_base(d)
+    assert hoist("append", f"oci:{lay}:base", "--layer", d, check=False).returncode == 2
+    assert hoist("append", f"oci:{lay}:base", "--target", f"oci:{lay}", "--layer", d,
+                 check=False).returncode == 2
+    assert hoist("append", f"oci:{lay}:base", "--target", f"oci:{lay}:x", check=False).returncode == 2
+    p = hoist("append", f"oci:{lay}:nope", "--target", f"oci:{lay}:x", "--layer", d, check=False)
+    assert p.returncode == 1 and "nope" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     main()

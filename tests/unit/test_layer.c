@@ -325,8 +325,8 @@ static void test_entries_faithful(void **state) {
   size_t n = read_members(blob->buf.data, blob->buf.len, m, 32);
   assert_int_equal(n, res.n_entries);
   /* sorted by path, no root entry, no leading "./" */
-  static const char *const order[] = {"a", "d/", "d/b", "d/hard", "d/link", "fifo",
-                                      "null", "suid", "tmp/"};
+  static const char *const order[] = {"a",    "d/",   "d/b",  "d/hard", "d/link",
+                                      "fifo", "null", "suid", "tmp/"};
   assert_int_equal(n, sizeof order / sizeof order[0]);
   for (size_t i = 0; i < n; i++)
     assert_string_equal(m[i].name, order[i]);
@@ -433,10 +433,9 @@ static void test_overlay_upper(void **state) {
   assert_ok(write_layer(&src, NULL, &res, &blob, &err), &err);
   member m[32];
   size_t n = read_members(blob->buf.data, blob->buf.len, m, 32);
-  static const char *const order[] = {"etc/",       "etc/.wh.gone", "etc/new",
-                                      "etc/null",   "notopq/",      "opq/",
-                                      "opq/.wh..wh..opq", "opq/+keep", "opq/keep",
-                                      "uopq/",      "uopq/.wh..wh..opq"};
+  static const char *const order[] = {"etc/",     "etc/.wh.gone", "etc/new",          "etc/null",
+                                      "notopq/",  "opq/",         "opq/.wh..wh..opq", "opq/+keep",
+                                      "opq/keep", "uopq/",        "uopq/.wh..wh..opq"};
   assert_int_equal(n, sizeof order / sizeof order[0]);
   for (size_t i = 0; i < n; i++)
     assert_string_equal(m[i].name, order[i]);
@@ -655,9 +654,12 @@ static void test_options_table(void **state) {
     const char *name;
     int want; /* -1: error */
   } names[] = {
-      {"gzip", HOIST_COMPRESS_GZIP}, {"zstd", HOIST_COMPRESS_ZSTD},
-      {"none", HOIST_COMPRESS_NONE}, {"uncompressed", HOIST_COMPRESS_NONE},
-      {"xz", -1},                    {"", -1},
+      {"gzip", HOIST_COMPRESS_GZIP},
+      {"zstd", HOIST_COMPRESS_ZSTD},
+      {"none", HOIST_COMPRESS_NONE},
+      {"uncompressed", HOIST_COMPRESS_NONE},
+      {"xz", -1},
+      {"", -1},
   };
   hoist_err *err = NULL;
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
@@ -706,16 +708,11 @@ static void test_options_table(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_digests_match_streams),
-      cmocka_unit_test(test_deterministic),
-      cmocka_unit_test(test_entries_faithful),
-      cmocka_unit_test(test_xattr_filter),
-      cmocka_unit_test(test_overlay_upper),
-      cmocka_unit_test(test_maps),
-      cmocka_unit_test(test_sparse_not_inflated),
-      cmocka_unit_test(test_sink_failure),
-      cmocka_unit_test(test_file_writer_atomic),
-      cmocka_unit_test(test_options_table),
+      cmocka_unit_test(test_digests_match_streams), cmocka_unit_test(test_deterministic),
+      cmocka_unit_test(test_entries_faithful),      cmocka_unit_test(test_xattr_filter),
+      cmocka_unit_test(test_overlay_upper),         cmocka_unit_test(test_maps),
+      cmocka_unit_test(test_sparse_not_inflated),   cmocka_unit_test(test_sink_failure),
+      cmocka_unit_test(test_file_writer_atomic),    cmocka_unit_test(test_options_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

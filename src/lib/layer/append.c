@@ -27,8 +27,8 @@ static int ls_manifest(hoist_image_source *s, char **data, size_t *len, hoist_er
   return r;
 }
 
-static int ls_blob(hoist_image_source *s, const char *digest, size_t max, char **data,
-                   size_t *len, hoist_err **err) {
+static int ls_blob(hoist_image_source *s, const char *digest, size_t max, char **data, size_t *len,
+                   hoist_err **err) {
   return hoist_store_read_blob(((layout_source *)s)->store, digest, max, data, len, err);
 }
 
@@ -143,8 +143,8 @@ int hoist_append_layout_target(const char *dir, const char *tag, hoist_image_tar
 
 /* The base's single-platform manifest: the document itself, or the entry of
  * an index matching want (the host's platform when want is NULL). */
-static int base_manifest(hoist_image_source *base, const hoist_platform *want,
-                         hoist_manifest **out, hoist_err **err) {
+static int base_manifest(hoist_image_source *base, const hoist_platform *want, hoist_manifest **out,
+                         hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   int r = base->ops->manifest(base, &data, &len, err);
@@ -251,8 +251,8 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
       return hoist_err_wrap(err, "append");
   }
 
-  time_t created = opts->layer.source_date_epoch >= 0 ? (time_t)opts->layer.source_date_epoch
-                                                      : time(NULL);
+  time_t created =
+      opts->layer.source_date_epoch >= 0 ? (time_t)opts->layer.source_date_epoch : time(NULL);
   if ((r = hoist_config_add_layer(cfg, out->layer.diff_id,
                                   opts->created_by ? opts->created_by : "hoist append",
                                   opts->comment, created, err)) < 0)

@@ -209,8 +209,7 @@ int hoist_layer_compress_writer(hoist_compression c, int level, int threads, hoi
       level = 3;
     if (level < 1 || level > ZSTD_maxCLevel()) {
       cw_free(&cw->base);
-      return hoist_err_set(err, EINVAL, "zstd level %d out of range 1-%d", level,
-                           ZSTD_maxCLevel());
+      return hoist_err_set(err, EINVAL, "zstd level %d out of range 1-%d", level, ZSTD_maxCLevel());
     }
     cw->engine = ENGINE_ZSTD;
     cw->zstd = ZSTD_createCCtx();

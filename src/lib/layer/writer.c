@@ -159,8 +159,8 @@ static int walk_dir(walk_ctx *c, const char *src, const char *name, hoist_err **
     entries_add(c->list, cname, hoist_strdup(csrc), &st, ENTRY_FILE);
     if (S_ISDIR(st.st_mode)) {
       if (c->overlay && is_opaque(csrc)) {
-        entry *m = entries_add(c->list, join(cname, OPAQUE_NAME), hoist_strdup(csrc), &st,
-                               ENTRY_OPAQUE);
+        entry *m =
+            entries_add(c->list, join(cname, OPAQUE_NAME), hoist_strdup(csrc), &st, ENTRY_OPAQUE);
         m->key = hoist_asprintf("%s/\x01", cname);
       }
       r = walk_dir(c, csrc, cname, err);
@@ -253,7 +253,7 @@ typedef struct inode_map {
     dev_t dev;
     ino_t ino;
     size_t idx; /* +1; 0 = empty */
-  } *slots;
+  } * slots;
   size_t cap, n;
 } inode_map;
 
@@ -303,9 +303,9 @@ typedef struct pipeline {
   size_t f_head, f_count;
   int free_stack[QUEUE_BUFS];
   size_t n_free;
-  bool eof;      /* producer is done */
-  bool aborted;  /* producer failed: consumer stops without committing */
-  bool failed;   /* consumer failed: producer stops */
+  bool eof;     /* producer is done */
+  bool aborted; /* producer failed: consumer stops without committing */
+  bool failed;  /* consumer failed: producer stops */
   hoist_err *consumer_err;
 
   /* producer side */
