@@ -4,7 +4,7 @@ import json
 import os
 import subprocess
 
-from hoisttest import Skip, hoist, main, run, sha256_file, test, tmpdir
+from hoisttest import Registry, Skip, hoist, main, run, sha256_file, skopeo, test, tmpdir
 
 
 def make_tree(root):
@@ -131,6 +131,10 @@ def append_available():
         raise Skip("hoist append is not part of this build (needs the layout store)")
 
 
+def registry_available():
+    return "--creds" in hoist("append", "--help").stdout
+
+
 def make_base(d):
     """An OCI layout with image 'base': one layer holding etc/base, made by umoci."""
     lay = f"{d}/lay"
@@ -241,6 +245,41 @@ def append_usage_and_errors():
     assert hoist("append", f"oci:{lay}:base", "--target", f"oci:{lay}:x", check=False).returncode == 2
     p = hoist("append", f"oci:{lay}:nope", "--target", f"oci:{lay}:x", "--layer", d, check=False)
     assert p.returncode == 1 and "nope" in p.stderr, p.stderr
+
+
+@test
+def append_registry_to_registry():
+    append_available()
+    if not registry_available():
+        raise Skip("hoist append has no registry support in this build")
+    d = tmpdir()
+    lay = make_base(d)
+    reg = Registry(d).start()
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{lay}:base", f"docker://{reg.host}/base:1")
+    tree = make_tree(f"{d}/tree")
+    r = json.loads(hoist("append", f"{reg.host}/base:1", "--target", f"{reg.host}/app:1",
+                         "--layer", tree, "--json").stdout)
+    assert r["layers"] == 2 and r["skipped"] == 0 and r["copied"] == 1, r
+    # the same target again: every base blob is already there
+    r2 = json.loads(hoist("append", f"{reg.host}/base:1", "--target", f"{reg.host}/app:2",
+                          "--layer", tree, "--json").stdout)
+    assert r2["skipped"] == 1 and r2["copied"] == 0, r2
+    assert r2["layer"] == r["layer"]
+    # skopeo (independent) reads the pushed image; umoci unpacks it
+    info = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/app:1").stdout)
+    assert info["Layers"][-1] == r["layer"] and len(info["Layers"]) == 2, info
+    out = f"{d}/pulled"
+    skopeo("copy", "--src-tls-verify=false", f"docker://{reg.host}/app:1", f"oci:{out}:app")
+    run("umoci", "unpack", "--image", f"{out}:app", f"{d}/bundle")
+    assert sha256_file(f"{d}/bundle/rootfs/big") == sha256_file(f"{tree}/big")
+    assert os.path.exists(f"{d}/bundle/rootfs/etc/base")
+    # layout base -> registry target, and registry base -> layout target
+    r3 = json.loads(hoist("append", f"oci:{lay}:base", "--target", f"{reg.host}/app:3",
+                          "--layer", tree, "--json").stdout)
+    assert r3["skipped"] == 1, r3
+    r4 = json.loads(hoist("append", f"{reg.host}/app:1", "--target", f"oci:{d}/o:x",
+                          "--layer", tree, "--json").stdout)
+    assert r4["layers"] == 3 and r4["copied"] == 2, r4
 
 
 if __name__ == "__main__":
