@@ -314,6 +314,9 @@ static void test_entries_faithful(void **state) {
   assert_int_equal(mknod(dev, S_IFCHR | 0666, makedev(1, 3)), 0);
   assert_int_equal(chmod(dev, 0666), 0);
   free(dev);
+  char *ax = path_in(t, "a");
+  assert_int_equal(lsetxattr(ax, "user.k", "v", 1, 0), 0);
+  free(ax);
   char *own = path_in(t, "d/b");
   assert_int_equal(lchown(own, 1234, 5678), 0);
   free(own);
@@ -334,6 +337,8 @@ static void test_entries_faithful(void **state) {
   const member *hard = find_member(m, n, "d/hard");
   assert_string_equal(hard->hardlink, "a");
   assert_int_equal(hard->size, 0);
+  assert_string_equal(find_member(m, n, "a")->xattrs, "user.k=v;");
+  assert_string_equal(hard->xattrs, "");
   assert_string_equal(find_member(m, n, "d/link")->symlink, "../a");
   assert_int_equal(find_member(m, n, "suid")->mode, S_IFREG | 04755);
   assert_int_equal(find_member(m, n, "tmp/")->mode, S_IFDIR | 01777);

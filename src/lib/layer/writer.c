@@ -648,7 +648,8 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
     } else {
       archive_entry_set_size(ae, 0);
     }
-    r = add_xattrs(ae, e->src, t->err);
+    /* a hardlink shares its target's inode, xattrs included */
+    r = link_target ? 0 : add_xattrs(ae, e->src, t->err);
     if (r < 0)
       goto out;
   }
