@@ -59,6 +59,11 @@ run_buildah() {
   buildah "${b[@]}" add "$ctr" "$TREE" /data >/dev/null
   buildah "${b[@]}" commit --quiet "$ctr" "oci:$WORK/buildah-oci:bench" >/dev/null
   buildah "${b[@]}" rm "$ctr" >/dev/null
+}
+# not timed: buildah's storage and output between runs
+reset_buildah() {
+  buildah rm --all --storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run" \
+    >/dev/null 2>&1 || true
   rm -rf "$WORK/buildah-oci" "$WORK/storage" "$WORK/run"
 }
 
@@ -69,6 +74,7 @@ for i in $(seq "$RUNS"); do
     "run_$who"
     e=$(now)
     t=$(echo "$e - $s" | bc -l)
+    [ "$who" = buildah ] && reset_buildah
     case $who in
     hoist) T_HOIST+=("$t") ;;
     pipe) T_PIPE+=("$t") ;;
