@@ -99,7 +99,9 @@ typedef struct hoist_append_result {
   size_t blobs_skipped; /* base layers the target already had */
 } hoist_append_result;
 
-/* Builds the image and stores it in target. created is SOURCE_DATE_EPOCH
+/* Builds the image and stores it in target. A NULL base is the empty image
+ * ("scratch"): the result has the new layer only and a config for
+ * opts->platform (linux/amd64 when NULL). created is SOURCE_DATE_EPOCH
  * when opts->layer.source_date_epoch >= 0, else now. */
 HOIST_EXPORT int hoist_append(hoist_image_source *base, hoist_image_target *target,
                               const hoist_layer_source *layer, const hoist_append_options *opts,

@@ -17,6 +17,7 @@ static void usage(FILE *out) {
           "Usage: hoist append BASE --target DEST (--layer TREE | --map SRC:DEST ...) [OPTIONS]\n\n"
           "Makes a new image: BASE's layers plus one layer written from TREE (or from the\n"
           "mapped host paths), with the config's diff_ids, history and created updated.\n"
+          "BASE \"scratch\" is the empty image.\n"
           "BASE and DEST are oci:DIR[:TAG] image layouts (DEST needs a TAG).\n\n"
           "Options:\n"
           "  --target DEST              where the new image goes\n"
@@ -173,7 +174,8 @@ static int append_run(int argc, char **argv) {
     rc = cli_usage(VERB, "--overlay goes with --layer TREE");
     goto out;
   }
-  if (hoist_loc_parse(argv[optind], &base_loc, &err) < 0 ||
+  bool scratch = strcmp(argv[optind], "scratch") == 0;
+  if ((!scratch && hoist_loc_parse(argv[optind], &base_loc, &err) < 0) ||
       hoist_loc_parse(target_s, &target_loc, &err) < 0) {
     char *t = hoist_err_text(err);
     hoist_err_free(err);
@@ -207,8 +209,8 @@ static int append_run(int argc, char **argv) {
     ls.n_maps = n_maps;
   }
   hoist_append_result res;
-  if (open_source(base_loc, &src, &err) < 0 || open_target(target_loc, &dst, &err) < 0 ||
-      hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
+  if ((!scratch && open_source(base_loc, &src, &err) < 0) ||
+      open_target(target_loc, &dst, &err) < 0 || hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }

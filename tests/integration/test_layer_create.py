@@ -235,6 +235,20 @@ def append_map_and_other_layout():
 
 
 @test
+def append_to_scratch():
+    append_available()
+    d = tmpdir()
+    tree = make_tree(f"{d}/tree")
+    r = json.loads(hoist("append", "scratch", "--target", f"oci:{d}/s:v1", "--layer", tree,
+                         "--platform", "linux/arm64", "--json").stdout)
+    assert r["layers"] == 1 and r["copied"] == 0 and r["skipped"] == 0, r
+    cfg = layout_json(f"{d}/s", r["config"])
+    assert cfg["architecture"] == "arm64" and cfg["rootfs"]["diff_ids"] == [r["diffID"]], cfg
+    run("umoci", "unpack", "--image", f"{d}/s:v1", f"{d}/bundle")
+    assert sha256_file(f"{d}/bundle/rootfs/big") == sha256_file(f"{tree}/big")
+
+
+@test
 def append_usage_and_errors():
     append_available()
     d = tmpdir()

@@ -222,25 +222,31 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
                  hoist_append_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
   _cleanup_manifest_ hoist_manifest *m = NULL;
-  int r = base_manifest(base, opts->platform, &m, err);
-  if (r < 0)
-    return hoist_err_wrap(err, "append");
+  _cleanup_config_ hoist_config *cfg = NULL;
+  int r = 0;
+  if (base) {
+    if ((r = base_manifest(base, opts->platform, &m, err)) < 0)
+      return hoist_err_wrap(err, "append");
+  } else {
+    m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
+    cfg = hoist_config_new(opts->platform);
+  }
   const char *layer_mt = NULL;
   if ((r = new_layer_media_type(m, opts->layer.compression, &layer_mt, err)) < 0)
     return hoist_err_wrap(err, "append");
 
   _cleanup_free_ char *cdata = NULL;
   size_t clen = 0;
-  _cleanup_config_ hoist_config *cfg = NULL;
-  if ((r = base->ops->blob(base, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err)) < 0 ||
-      (r = hoist_config_parse(cdata, clen, &cfg, err)) < 0)
+  if (base &&
+      ((r = base->ops->blob(base, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err)) < 0 ||
+       (r = hoist_config_parse(cdata, clen, &cfg, err)) < 0))
     return hoist_err_wrap(err, "append: base config %s", m->config.digest);
   if (hoist_config_n_diff_ids(cfg) != m->n_layers)
     return hoist_err_set(err, HOIST_E_FORMAT,
                          "append: base config lists %zu diff_ids for %zu layers",
                          hoist_config_n_diff_ids(cfg), m->n_layers);
 
-  if ((r = copy_base_layers(base, target, m, out, err)) < 0)
+  if (base && (r = copy_base_layers(base, target, m, out, err)) < 0)
     return hoist_err_wrap(err, "append");
 
   /* the new layer, streamed from disk into the target */
@@ -274,6 +280,8 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
 
   free(m->config.digest);
   m->config.digest = hoist_strdup(out->config_digest);
+  if (!m->config.media_type)
+    m->config.media_type = hoist_strdup(HOIST_MT_OCI_CONFIG);
   m->config.size = (int64_t)cjson_len;
   hoist_descriptor nl = {.media_type = (char *)layer_mt,
                          .digest = out->layer.digest,
