@@ -111,6 +111,25 @@ def overlay_upper_whiteouts():
 
 
 @test
+def layer_from_maps_with_id_map():
+    d = tmpdir()
+    tree = make_tree(f"{d}/tree")
+    os.chown(f"{tree}/etc/app/conf", 100123, 100456)
+    create_args = ["layer", "create", "--map", f"{tree}/etc:/srv/etc", "--map",
+                   f"{tree}/big:srv/data/big", "--uid-map", "0:100000:65536",
+                   "--gid-map", "0:100000:65536", "-o", f"{d}/l.tar", "--compress", "none"]
+    hoist(*create_args)
+    listing = run("tar", "-tvf", f"{d}/l.tar", "--numeric-owner").stdout.splitlines()
+    names = [line.split()[-1] if "->" not in line else line.split()[-3] for line in listing]
+    assert names == ["srv/data/big", "srv/etc/", "srv/etc/app/", "srv/etc/app/conf",
+                     "srv/etc/tool"], listing
+    conf = [line for line in listing if line.endswith("srv/etc/app/conf")][0]
+    assert " 123/456 " in conf, conf
+    p = hoist("layer", "create", "--map", f"{tree}/big:../x", "-o", f"{d}/bad", check=False)
+    assert p.returncode == 1 and '".." is not allowed' in p.stderr, p.stderr
+
+
+@test
 def usage_and_errors():
     assert hoist("layer", "--help").returncode == 0
     assert "Usage: hoist layer create" in hoist("layer", "create", "--help").stdout
