@@ -32,6 +32,14 @@
 #define HOIST_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
 #define HOIST_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 #define HOIST_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
+/* Layer types hoist also accepts when reading: nondistributable OCI layers,
+ * uncompressed Docker layers and foreign (URL-only) Docker layers. */
+#define HOIST_MT_OCI_LAYER_ND "application/vnd.oci.image.layer.nondistributable.v1.tar"
+#define HOIST_MT_OCI_LAYER_ND_GZIP "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+#define HOIST_MT_OCI_LAYER_ND_ZSTD "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd"
+#define HOIST_MT_DOCKER_LAYER "application/vnd.docker.image.rootfs.diff.tar"
+#define HOIST_MT_DOCKER_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar"
+#define HOIST_MT_DOCKER_FOREIGN_GZIP "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
 
 /* Largest manifest, index or config hoist accepts (as containerd: 4 MiB). */
 #define HOIST_MANIFEST_MAX (4u << 20)
@@ -53,6 +61,8 @@ typedef enum {
 HOIST_EXPORT hoist_media_kind hoist_media_kind_of(const char *media_type);
 /* Compression of a layer media type; -1 for something that is not a layer. */
 HOIST_EXPORT int hoist_media_layer_compression(const char *media_type);
+/* True for the application/vnd.docker.* family. */
+HOIST_EXPORT bool hoist_media_is_docker(const char *media_type);
 
 /* ------------------------------------------------------------- platform */
 
@@ -77,6 +87,11 @@ HOIST_EXPORT char *hoist_platform_string(const hoist_platform *p);
 HOIST_EXPORT bool hoist_platform_match(const hoist_platform *want, const hoist_platform *have);
 HOIST_EXPORT hoist_platform *hoist_platform_dup(const hoist_platform *p);
 HOIST_EXPORT void hoist_platform_free(hoist_platform *p);
+/* The JSON "platform" object of a descriptor: os and architecture required,
+ * kept as written (not normalized). */
+HOIST_EXPORT int hoist_platform_from_json(const json_t *j, hoist_platform **out, hoist_err **err);
+/* NULL when os or architecture is missing. */
+HOIST_EXPORT json_t *hoist_platform_to_json(const hoist_platform *p);
 
 /* ----------------------------------------------------------- descriptor */
 
@@ -90,14 +105,27 @@ typedef struct hoist_descriptor {
   char *artifact_type;      /* NULL unless given */
 } hoist_descriptor;
 
+/* Validates and copies j into out (cleared on failure). Errors name the
+ * field ("size must be a non-negative integer"); callers add the path. A
+ * null urls, annotations or platform is taken as absent; members outside the
+ * model (such as "data") are dropped. */
 HOIST_EXPORT int hoist_descriptor_from_json(json_t *j, hoist_descriptor *out, hoist_err **err);
+/* New JSON object, or NULL when mediaType or digest is missing or a string is
+ * not valid UTF-8. */
 HOIST_EXPORT json_t *hoist_descriptor_to_json(const hoist_descriptor *d);
+/* Fills out (overwritten, not cleared) with media_type and the sha256 digest
+ * and size of data: the descriptor of a blob or document held in memory. */
+HOIST_EXPORT void hoist_descriptor_of_bytes(hoist_descriptor *out, const char *media_type,
+                                            const void *data, size_t len);
 /* Deep copy into out. */
 HOIST_EXPORT void hoist_descriptor_copy(hoist_descriptor *out, const hoist_descriptor *d);
 /* Frees the members (not d itself). */
 HOIST_EXPORT void hoist_descriptor_clear(hoist_descriptor *d);
 /* Annotation value or NULL. */
 HOIST_EXPORT const char *hoist_descriptor_annotation(const hoist_descriptor *d, const char *key);
+/* Sets an annotation; a NULL value removes it. */
+HOIST_EXPORT int hoist_descriptor_set_annotation(hoist_descriptor *d, const char *key,
+                                                 const char *value, hoist_err **err);
 
 /* ------------------------------------------------------------- manifest */
 
@@ -112,8 +140,13 @@ typedef struct hoist_manifest {
   char *artifact_type;       /* or NULL */
 } hoist_manifest;
 
+/* Validates untrusted bytes (at most HOIST_MANIFEST_MAX): schemaVersion 2, a
+ * manifest media type (or none, taken as OCI), a config descriptor of an image
+ * config type, and layers of types hoist can unpack. */
 HOIST_EXPORT int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out,
                                       hoist_err **err);
+/* Canonical JSON of m; fails rather than emit a document hoist_manifest_parse
+ * would refuse (missing config, unknown layer type, ...). */
 HOIST_EXPORT int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len,
                                         hoist_err **err);
 /* Appends a copy of layer. */
@@ -136,15 +169,19 @@ HOIST_EXPORT int hoist_index_parse(const char *data, size_t len, hoist_index **o
 HOIST_EXPORT int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len,
                                      hoist_err **err);
 HOIST_EXPORT hoist_index *hoist_index_new(const char *media_type);
+/* Appends a copy of d. */
 HOIST_EXPORT void hoist_index_add(hoist_index *ix, const hoist_descriptor *d);
+/* Removes entry i (no-op when out of range). */
+HOIST_EXPORT void hoist_index_remove(hoist_index *ix, size_t i);
 /* First manifest matching want (hoist_platform_match), or NULL. */
 HOIST_EXPORT const hoist_descriptor *hoist_index_find_platform(const hoist_index *ix,
                                                                const hoist_platform *want);
 HOIST_EXPORT void hoist_index_free(hoist_index *ix);
 
-/* Media type of a manifest-like document: the mediaType field when present,
- * else inferred from its shape ("manifests" -> OCI index, "config" -> OCI
- * manifest). Returns NULL when it is neither. */
+/* Media type of a manifest-like document: the HOIST_MT_* constant equal to its
+ * mediaType field when present (NULL for any other mediaType), else inferred
+ * from its shape ("manifests" -> OCI index, "config" -> OCI manifest).
+ * Returns NULL when it is neither or not a JSON object. Does not validate. */
 HOIST_EXPORT const char *hoist_manifest_detect(const char *data, size_t len);
 
 /* --------------------------------------------------------------- config */
@@ -161,6 +198,9 @@ HOIST_EXPORT int hoist_config_parse(const char *data, size_t len, hoist_config *
                                     hoist_err **err);
 HOIST_EXPORT int hoist_config_to_json(const hoist_config *c, char **out, size_t *len,
                                       hoist_err **err);
+/* A minimal valid config for platform p (linux/amd64 when NULL): no layers,
+ * an empty "config" section. */
+HOIST_EXPORT hoist_config *hoist_config_new(const hoist_platform *p);
 HOIST_EXPORT const char *hoist_config_os(const hoist_config *c);
 HOIST_EXPORT const char *hoist_config_architecture(const hoist_config *c);
 HOIST_EXPORT const char *hoist_config_variant(const hoist_config *c); /* or NULL */
@@ -179,9 +219,15 @@ HOIST_EXPORT const char *hoist_config_get_string(const hoist_config *c, const ch
 HOIST_EXPORT int hoist_config_add_layer(hoist_config *c, const char *diff_id,
                                         const char *created_by, const char *comment, time_t created,
                                         hoist_err **err);
-/* Sets or replaces NAME=value in config.Env. */
-HOIST_EXPORT void hoist_config_set_env(hoist_config *c, const char *name, const char *value);
-HOIST_EXPORT void hoist_config_set_label(hoist_config *c, const char *key, const char *value);
+/* Sets or replaces NAME=value in config.Env. Fails for an empty name, a name
+ * with '=', or invalid UTF-8. */
+HOIST_EXPORT int hoist_config_set_env(hoist_config *c, const char *name, const char *value,
+                                      hoist_err **err);
+/* Sets config.Labels[key]; a NULL value removes the label. */
+HOIST_EXPORT int hoist_config_set_label(hoist_config *c, const char *key, const char *value,
+                                        hoist_err **err);
+/* Writes t as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
+HOIST_EXPORT int hoist_config_format_time(time_t t, char out[32], hoist_err **err);
 HOIST_EXPORT void hoist_config_free(hoist_config *c);
 
 /* Canonical JSON: sorted keys, compact. Caller frees. */

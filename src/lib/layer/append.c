@@ -48,7 +48,7 @@ static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, co
     *out = HOIST_MT_DOCKER_LAYER_GZIP;
     return 0;
   case HOIST_COMPRESS_NONE:
-    *out = "application/vnd.docker.image.rootfs.diff.tar";
+    *out = HOIST_MT_DOCKER_LAYER;
     return 0;
   default:
     return hoist_err_set(err, EINVAL,

@@ -1,0 +1,29 @@
+/* libFuzzer target: the image config parser. An accepted document must emit canonical
+ * JSON that parses again and emits the same bytes. */
+#include <string.h>
+
+#include "hoist/oci.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  hoist_err *err = NULL;
+  hoist_config *a = NULL, *b = NULL;
+  char *first = NULL, *second = NULL;
+  size_t first_len = 0, second_len = 0;
+  if (hoist_config_parse((const char *)data, size, &a, &err) == 0) {
+    if (hoist_config_to_json(a, &first, &first_len, &err) < 0)
+      __builtin_trap();
+    if (hoist_config_parse(first, first_len, &b, &err) < 0)
+      __builtin_trap();
+    if (hoist_config_to_json(b, &second, &second_len, &err) < 0)
+      __builtin_trap();
+    if (first_len != second_len || memcmp(first, second, first_len) != 0)
+      __builtin_trap();
+  }
+  (void)hoist_manifest_detect((const char *)data, size);
+  free(first);
+  free(second);
+  hoist_config_free(a);
+  hoist_config_free(b);
+  hoist_err_free(err);
+  return 0;
+}

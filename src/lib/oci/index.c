@@ -1,0 +1,136 @@
+/* Image indexes: OCI image index, Docker manifest list, and the index.json
+ * of an OCI image layout (which may have no mediaType). */
+#include <errno.h>
+#include <string.h>
+
+#include "oci-private.h"
+
+static int index_from_json(json_t *root, hoist_index **out, hoist_err **err) {
+  int r;
+  if ((r = oci_schema_version(root, err)) < 0)
+    return r;
+  const char *mt;
+  if ((r = oci_opt_string(root, "mediaType", &mt, err)) < 0)
+    return r;
+  if (mt) {
+    hoist_media_kind kind = hoist_media_kind_of(mt);
+    if (kind == HOIST_MEDIA_MANIFEST)
+      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType %s is an image manifest, not an index",
+                           mt);
+    if (kind != HOIST_MEDIA_INDEX)
+      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType \"%.100s\" is not an image index", mt);
+  } else if (json_object_get(root, "config") || json_object_get(root, "layers")) {
+    return hoist_err_set(err, HOIST_E_FORMAT,
+                         "document has \"config\" or \"layers\": an image manifest, not an index");
+  }
+  _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
+  json_t *manifests = json_object_get(root, "manifests");
+  if (!manifests || json_is_null(manifests))
+    return hoist_err_set(err, HOIST_E_FORMAT, "manifests is missing");
+  if (!json_is_array(manifests))
+    return hoist_err_set(err, HOIST_E_FORMAT, "manifests must be an array");
+  size_t n = json_array_size(manifests);
+  ix->manifests = hoist_malloc0((n ? n : 1) * sizeof *ix->manifests);
+  for (size_t i = 0; i < n; i++) {
+    if ((r = hoist_descriptor_from_json(json_array_get(manifests, i), &ix->manifests[i], err)) < 0)
+      return hoist_err_wrap(err, "manifests[%zu]", i);
+    ix->n_manifests = i + 1;
+  }
+  if ((r = oci_annotations(root, &ix->annotations, err)) < 0)
+    return r;
+  *out = steal_pointer(&ix);
+  return 0;
+}
+
+int hoist_index_parse(const char *data, size_t len, hoist_index **out, hoist_err **err) {
+  *out = NULL;
+  _cleanup_json_ json_t *root = NULL;
+  int r = oci_json_load(data, len, &root, err);
+  if (r < 0 || (r = index_from_json(root, out, err)) < 0)
+    return hoist_err_wrap(err, "index");
+  return 0;
+}
+
+static json_t *index_to_json(const hoist_index *ix, hoist_err **err) {
+  _cleanup_json_ json_t *o = json_object();
+  if (!o)
+    abort();
+  if (!oci_set_new(o, "schemaVersion", json_integer(2)))
+    abort();
+  if (ix->media_type && !oci_set_string(o, "mediaType", ix->media_type))
+    return hoist_err_set(err, HOIST_E_FORMAT, "mediaType cannot be encoded"), NULL;
+  json_t *manifests = json_array();
+  if (!manifests || json_object_set_new(o, "manifests", manifests) < 0)
+    abort();
+  for (size_t i = 0; i < ix->n_manifests; i++)
+    if (json_array_append_new(manifests, hoist_descriptor_to_json(&ix->manifests[i])) < 0)
+      return hoist_err_set(err, HOIST_E_FORMAT, "manifests[%zu]: incomplete or not encodable", i),
+             NULL;
+  if (ix->annotations && !oci_set_new(o, "annotations", json_deep_copy(ix->annotations)))
+    abort();
+  return steal_pointer(&o);
+}
+
+int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len, hoist_err **err) {
+  *out = NULL;
+  if (len)
+    *len = 0;
+  _cleanup_json_ json_t *o = index_to_json(ix, err);
+  if (!o)
+    return hoist_err_wrap(err, "index");
+  _cleanup_free_ char *s = NULL;
+  size_t n = 0;
+  int r = hoist_json_canonical(o, &s, &n, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "index");
+  _cleanup_index_ hoist_index *check = NULL;
+  if ((r = hoist_index_parse(s, n, &check, err)) < 0)
+    return hoist_err_wrap(err, "refusing to emit an invalid index");
+  *out = steal_pointer(&s);
+  if (len)
+    *len = n;
+  return 0;
+}
+
+hoist_index *hoist_index_new(const char *media_type) {
+  hoist_index *ix = hoist_malloc0(sizeof *ix);
+  ix->schema_version = 2;
+  ix->media_type = media_type ? hoist_strdup(media_type) : NULL;
+  return ix;
+}
+
+void hoist_index_add(hoist_index *ix, const hoist_descriptor *d) {
+  hoist_descriptor *m = realloc(ix->manifests, (ix->n_manifests + 1) * sizeof *m);
+  if (!m)
+    abort();
+  ix->manifests = m;
+  hoist_descriptor_copy(&ix->manifests[ix->n_manifests++], d);
+}
+
+void hoist_index_remove(hoist_index *ix, size_t i) {
+  if (i >= ix->n_manifests)
+    return;
+  hoist_descriptor_clear(&ix->manifests[i]);
+  memmove(&ix->manifests[i], &ix->manifests[i + 1],
+          (ix->n_manifests - i - 1) * sizeof *ix->manifests);
+  ix->n_manifests--;
+}
+
+const hoist_descriptor *hoist_index_find_platform(const hoist_index *ix,
+                                                  const hoist_platform *want) {
+  for (size_t i = 0; ix && i < ix->n_manifests; i++)
+    if (ix->manifests[i].platform && hoist_platform_match(want, ix->manifests[i].platform))
+      return &ix->manifests[i];
+  return NULL;
+}
+
+void hoist_index_free(hoist_index *ix) {
+  if (!ix)
+    return;
+  free(ix->media_type);
+  for (size_t i = 0; i < ix->n_manifests; i++)
+    hoist_descriptor_clear(&ix->manifests[i]);
+  free(ix->manifests);
+  json_decref(ix->annotations);
+  free(ix);
+}
