@@ -166,8 +166,8 @@ static int mt_put_manifest(hoist_image_target *t, const char *data, size_t len,
   return 0;
 }
 static void mt_free(hoist_image_target *t) { (void)t; }
-static const hoist_image_target_ops mem_target_ops = {mt_has_blob, mt_blob_writer,
-                                                      mt_put_manifest, mt_free};
+static const hoist_image_target_ops mem_target_ops = {mt_has_blob, mt_blob_writer, mt_put_manifest,
+                                                      mt_free};
 
 /* --------------------------------------------------------------- fixture */
 
@@ -179,38 +179,55 @@ typedef struct fixture {
   const char *config;
 } fixture;
 
+/* Puts an image of the first n_layers (fake) layers into t: its config
+ * (with n_diff_ids diff_ids, architecture arch) and manifest; returns the
+ * manifest's digest. */
+static const char *make_image(blob_table *t, const char *manifest_type, size_t n_layers,
+                              size_t n_diff_ids, const char *arch, const char **config) {
+  static const char *const diff_ids[] = {
+      "sha256:1111111111111111111111111111111111111111111111111111111111111111",
+      "sha256:2222222222222222222222222222222222222222222222222222222222222222"};
+  static const char *const contents[] = {"layer-one", "layer-two"};
+  bool docker = strcmp(manifest_type, HOIST_MT_DOCKER_MANIFEST) == 0;
+  const char *lt = docker ? HOIST_MT_DOCKER_LAYER_GZIP : HOIST_MT_OCI_LAYER_GZIP;
+  json_t *ids = json_array();
+  for (size_t i = 0; i < n_diff_ids; i++)
+    json_array_append_new(ids, json_string(diff_ids[i]));
+  json_t *cfg =
+      json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:[s]}}", "architecture", arch, "os", "linux",
+                "rootfs", "type", "layers", "diff_ids", ids, "config", "Env", "PATH=/usr/bin");
+  char *cj = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(cfg);
+  const char *cd = table_put(t, cj, strlen(cj));
+  if (config)
+    *config = cd;
+  json_t *layers = json_array();
+  for (size_t i = 0; i < n_layers; i++)
+    json_array_append_new(layers, json_pack("{s:s, s:s, s:I}", "mediaType", lt, "digest",
+                                            table_put(t, contents[i], 9), "size", (json_int_t)9));
+  json_t *m = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:o}", "schemaVersion", 2, "mediaType",
+                        manifest_type, "config", "mediaType",
+                        docker ? HOIST_MT_DOCKER_CONFIG : HOIST_MT_OCI_CONFIG, "digest", cd, "size",
+                        (json_int_t)strlen(cj), "layers", layers);
+  free(cj);
+  char *mj = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(m);
+  const char *md = table_put(t, mj, strlen(mj));
+  free(mj);
+  return md;
+}
+
 /* A base of two (fake) layers in a manifest of type manifest_type. */
 static void fixture_init(fixture *f, const char *manifest_type, size_t n_diff_ids) {
   memset(f, 0, sizeof *f);
   f->src.base.ops = &mem_source_ops;
   f->dst.base.ops = &mem_target_ops;
-  f->layers[0] = table_put(&f->src.blobs, "layer-one", 9);
-  f->layers[1] = table_put(&f->src.blobs, "layer-two", 9);
-  static const char *const diff_ids[] = {
-      "sha256:1111111111111111111111111111111111111111111111111111111111111111",
-      "sha256:2222222222222222222222222222222222222222222222222222222222222222"};
-  json_t *ids = json_array();
-  for (size_t i = 0; i < n_diff_ids; i++)
-    json_array_append_new(ids, json_string(diff_ids[i]));
-  json_t *cfg = json_pack("{s:s, s:s, s:{s:s, s:o}, s:{s:[s]}}", "architecture", "amd64", "os",
-                          "linux", "rootfs", "type", "layers", "diff_ids", ids, "config", "Env",
-                          "PATH=/usr/bin");
-  char *cj = json_dumps(cfg, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(cfg);
-  f->config = table_put(&f->src.blobs, cj, strlen(cj));
-  bool docker = strcmp(manifest_type, HOIST_MT_DOCKER_MANIFEST) == 0;
-  const char *lt = docker ? HOIST_MT_DOCKER_LAYER_GZIP : HOIST_MT_OCI_LAYER_GZIP;
-  json_t *m = json_pack(
-      "{s:i, s:s, s:{s:s, s:s, s:I}, s:[{s:s, s:s, s:I}, {s:s, s:s, s:I}]}", "schemaVersion", 2,
-      "mediaType", manifest_type, "config", "mediaType",
-      docker ? HOIST_MT_DOCKER_CONFIG : HOIST_MT_OCI_CONFIG, "digest", f->config, "size",
-      (json_int_t)strlen(cj), "layers", "mediaType", lt, "digest", f->layers[0], "size",
-      (json_int_t)9, "mediaType", lt, "digest", f->layers[1], "size", (json_int_t)9);
-  free(cj);
-  char *mj = json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS);
-  json_decref(m);
-  f->src.manifest = table_put(&f->src.blobs, mj, strlen(mj));
-  free(mj);
+  f->src.manifest = make_image(&f->src.blobs, manifest_type, 2, n_diff_ids, "amd64", &f->config);
+  char d[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of("layer-one", 9, d);
+  f->layers[0] = table_find(&f->src.blobs, d)->digest;
+  hoist_sha256_of("layer-two", 9, d);
+  f->layers[1] = table_find(&f->src.blobs, d)->digest;
 
   f->tree = test_mkdtemp();
   char *p = hoist_asprintf("%s/hello", f->tree);
@@ -272,11 +289,9 @@ static void test_append_skips_blobs_target_has(void **state) {
                       f.layers[0]);
   json_t *nl = json_array_get(layers, 2);
   assert_string_equal(json_string_value(json_object_get(nl, "digest")), res.layer.digest);
-  assert_string_equal(json_string_value(json_object_get(nl, "mediaType")),
-                      HOIST_MT_OCI_LAYER_GZIP);
-  assert_string_equal(
-      json_string_value(json_object_get(json_object_get(m, "config"), "digest")),
-      res.config_digest);
+  assert_string_equal(json_string_value(json_object_get(nl, "mediaType")), HOIST_MT_OCI_LAYER_GZIP);
+  assert_string_equal(json_string_value(json_object_get(json_object_get(m, "config"), "digest")),
+                      res.config_digest);
   json_decref(m);
 
   /* the config: diff_ids extended, history entry, created, the rest kept */
@@ -292,8 +307,7 @@ static void test_append_skips_blobs_target_has(void **state) {
   assert_string_equal(json_string_value(json_object_get(last, "comment")), "test");
   assert_non_null(strstr(json_string_value(json_object_get(c, "created")), "2023-11-14T22:13:20"));
   assert_string_equal(
-      json_string_value(json_array_get(
-          json_object_get(json_object_get(c, "config"), "Env"), 0)),
+      json_string_value(json_array_get(json_object_get(json_object_get(c, "config"), "Env"), 0)),
       "PATH=/usr/bin");
   json_decref(c);
 
@@ -347,11 +361,55 @@ static void test_append_docker_base(void **state) {
   fixture_clear(&f);
 }
 
+static void test_append_index_base(void **state) {
+  (void)state;
+  fixture f;
+  fixture_init(&f, HOIST_MT_OCI_MANIFEST, 2);
+  const char *amd64 = f.src.manifest;
+  const char *arm64 = make_image(&f.src.blobs, HOIST_MT_OCI_MANIFEST, 1, 1, "arm64", NULL);
+  json_t *ix = json_pack("{s:i, s:s, s:[{s:s, s:s, s:I, s:{s:s, s:s}}, {s:s, s:s, s:I, s:{s:s, "
+                         "s:s}}]}",
+                         "schemaVersion", 2, "mediaType", HOIST_MT_OCI_INDEX, "manifests",
+                         "mediaType", HOIST_MT_OCI_MANIFEST, "digest", amd64, "size",
+                         (json_int_t)table_find(&f.src.blobs, amd64)->len, "platform", "os",
+                         "linux", "architecture", "amd64", "mediaType", HOIST_MT_OCI_MANIFEST,
+                         "digest", arm64, "size", (json_int_t)table_find(&f.src.blobs, arm64)->len,
+                         "platform", "os", "linux", "architecture", "arm64");
+  char *ij = json_dumps(ix, JSON_COMPACT | JSON_SORT_KEYS);
+  json_decref(ix);
+  f.src.manifest = table_put(&f.src.blobs, ij, strlen(ij));
+  free(ij);
+
+  static const struct {
+    const char *platform;
+    size_t n_layers; /* 0: error */
+  } cases[] = {{"linux/arm64", 2}, {"linux/amd64", 3}, {"linux/s390x", 0}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_platform *p = NULL;
+    hoist_err *err = NULL;
+    assert_ok(hoist_platform_parse(cases[i].platform, &p, &err), &err);
+    hoist_layer_source ls = {.kind = HOIST_LAYER_TREE, .dir = f.tree};
+    hoist_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT, .platform = p};
+    hoist_append_result res;
+    int r = hoist_append(&f.src.base, &f.dst.base, &ls, &o, &res, &err);
+    if (cases[i].n_layers) {
+      assert_ok(r, &err);
+      assert_int_equal(res.n_layers, cases[i].n_layers);
+    } else {
+      assert_true(r < 0);
+      assert_err_contains(&err, "no manifest for linux/s390x");
+    }
+    hoist_platform_free(p);
+  }
+  fixture_clear(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_append_skips_blobs_target_has),
       cmocka_unit_test(test_append_failures),
       cmocka_unit_test(test_append_docker_base),
+      cmocka_unit_test(test_append_index_base),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
