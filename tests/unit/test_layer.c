@@ -536,6 +536,12 @@ static void test_sparse_not_inflated(void **state) {
   struct stat st;
   assert_int_equal(stat(p, &st), 0);
   free(p);
+  /* all hole */
+  char *z = path_in(t, "zhole");
+  fd = open(z, O_WRONLY | O_CREAT, 0644);
+  assert_int_equal(ftruncate(fd, 32 << 20), 0);
+  close(fd);
+  free(z);
   hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
   o.compression = HOIST_COMPRESS_NONE;
   hoist_layer_result res;
@@ -564,6 +570,17 @@ static void test_sparse_not_inflated(void **state) {
   }
   assert_true(saw_hello);
   assert_true(saw_world);
+  assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
+  assert_string_equal(archive_entry_pathname(ae), "zhole");
+  assert_int_equal(archive_entry_size(ae), 32 << 20);
+  int64_t total = 0;
+  while (archive_read_data_block(a, &buf, &len, &off) == ARCHIVE_OK) {
+    for (size_t i = 0; i < len; i++)
+      assert_int_equal(((const char *)buf)[i], 0);
+    total = off + (int64_t)len;
+  }
+  assert_true(total <= 32 << 20);
+  assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_EOF);
   archive_read_free(a);
   hoist_writer_free(&blob->base);
   rm_rf(t);

@@ -533,12 +533,13 @@ typedef struct extent {
   off_t off, len;
 } extent;
 
-/* Data extents of a file that has fewer blocks than its size suggests.
- * Returns the count (0: treat as dense) in *n; *out is malloc'd. */
-static void find_extents(int fd, off_t size, extent **out, size_t *n) {
+/* Data extents of a file that has fewer blocks than its size suggests, in
+ * *out (malloc'd). Returns their count, 0 for a file that is one hole, or -1
+ * when the file system cannot tell (or the file is dense after all): then it
+ * is read whole. */
+static ssize_t find_extents(int fd, off_t size, extent **out) {
   *out = NULL;
-  *n = 0;
-  size_t cap = 0;
+  size_t n = 0, cap = 0;
   off_t pos = 0;
   while (pos < size) {
     off_t d = lseek(fd, pos, SEEK_DATA);
@@ -547,26 +548,26 @@ static void find_extents(int fd, off_t size, extent **out, size_t *n) {
         break; /* only a hole remains */
       free(*out);
       *out = NULL;
-      *n = 0;
-      return;
+      return -1;
     }
     off_t h = lseek(fd, d, SEEK_HOLE);
     if (h < 0 || h > size)
       h = size;
-    if (*n == cap) {
+    if (n == cap) {
       cap = cap ? cap * 2 : 16;
       *out = realloc(*out, cap * sizeof **out);
       if (!*out)
         abort();
     }
-    (*out)[(*n)++] = (extent){d, h - d};
+    (*out)[n++] = (extent){d, h - d};
     pos = h;
   }
-  if (*n == 1 && (*out)[0].off == 0 && (*out)[0].len == size) {
+  if (n == 1 && (*out)[0].off == 0 && (*out)[0].len == size) {
     free(*out);
     *out = NULL;
-    *n = 0;
+    return -1;
   }
+  return (ssize_t)n;
 }
 
 static int write_zeros(tar_ctx *t, off_t len, const char *path) {
@@ -617,8 +618,9 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
       }
       archive_entry_set_size(ae, e->st.st_size);
       if (e->st.st_size > 0 && (off_t)e->st.st_blocks * 512 < e->st.st_size) {
-        find_extents(fd, e->st.st_size, &ext, &n_ext);
-        sparse = n_ext > 0 || e->st.st_blocks == 0;
+        ssize_t got = find_extents(fd, e->st.st_size, &ext);
+        sparse = got >= 0;
+        n_ext = got > 0 ? (size_t)got : 0;
         for (size_t i = 0; i < n_ext; i++)
           archive_entry_sparse_add_entry(ae, ext[i].off, ext[i].len);
         if (sparse && n_ext == 0) /* all hole: one empty extent at the end */
