@@ -129,6 +129,44 @@ def layer_from_maps_with_id_map():
     assert p.returncode == 1 and '".." is not allowed' in p.stderr, p.stderr
 
 
+def overlay_upper(d):
+    """Deletes etc/a and replaces etc/d through a real overlayfs mount; returns
+    (lower, upper)."""
+    lower, upper, work, merged = (f"{d}/{n}" for n in ("lower", "upper", "work", "merged"))
+    for p in (f"{lower}/etc/d", upper, work, merged):
+        os.makedirs(p)
+    for name, text in (("etc/a", "a\n"), ("etc/d/b", "b\n"), ("etc/keep", "k\n")):
+        with open(f"{lower}/{name}", "w") as f:
+            f.write(text)
+    p = run("mount", "-t", "overlay", "overlay", "-o",
+            f"lowerdir={lower},upperdir={upper},workdir={work}", merged, check=False)
+    if p.returncode != 0:
+        raise Skip(f"cannot mount overlayfs here: {p.stderr.strip()}")
+    try:
+        os.unlink(f"{merged}/etc/a")
+        run("rm", "-rf", f"{merged}/etc/d")
+        os.makedirs(f"{merged}/etc/d")
+        with open(f"{merged}/etc/d/c", "w") as f:
+            f.write("c\n")
+    finally:
+        run("umount", merged)
+    return lower, upper
+
+
+@test
+def overlay_mount_upper_dir():
+    if os.geteuid() != 0:
+        raise Skip("mounting overlayfs needs root")
+    d = tmpdir()
+    _, upper = overlay_upper(d)
+    create(upper, f"{d}/l.gz", "--overlay")
+    names = run("tar", "-tzf", f"{d}/l.gz").stdout.split()
+    assert names == ["etc/", "etc/.wh.a", "etc/d/", "etc/d/.wh..wh..opq", "etc/d/c"], names
+    # overlay's own xattrs stay out of the layer
+    listing = run("tar", "-tvzf", f"{d}/l.gz", "--xattrs", "--xattrs-include=*").stdout
+    assert "overlay" not in listing, listing
+
+
 @test
 def usage_and_errors():
     assert hoist("layer", "--help").returncode == 0
@@ -265,6 +303,26 @@ def append_to_scratch():
     assert cfg["architecture"] == "arm64" and cfg["rootfs"]["diff_ids"] == [r["diffID"]], cfg
     run("umoci", "unpack", "--image", f"{d}/s:v1", f"{d}/bundle")
     assert sha256_file(f"{d}/bundle/rootfs/big") == sha256_file(f"{tree}/big")
+
+
+@test
+def append_overlay_whiteouts_apply_in_umoci():
+    append_available()
+    if os.geteuid() != 0:
+        raise Skip("mounting overlayfs needs root")
+    d = tmpdir()
+    lower, upper = overlay_upper(d)
+    lay = f"{d}/lay"
+    run("umoci", "init", "--layout", lay)
+    run("umoci", "new", "--image", f"{lay}:base")
+    run("umoci", "insert", "--image", f"{lay}:base", f"{lower}/etc", "/etc")
+    hoist("append", f"oci:{lay}:base", "--target", f"oci:{lay}:new", "--layer", upper,
+          "--overlay")
+    run("umoci", "unpack", "--image", f"{lay}:new", f"{d}/bundle")
+    root = f"{d}/bundle/rootfs"
+    assert not os.path.lexists(f"{root}/etc/a")
+    assert sorted(os.listdir(f"{root}/etc/d")) == ["c"], os.listdir(f"{root}/etc/d")
+    assert os.path.exists(f"{root}/etc/keep")
 
 
 @test
