@@ -177,6 +177,12 @@ def usage_and_errors():
     p = hoist("layer", "create", f"{d}/missing", "-o", f"{d}/x", check=False)
     assert p.returncode == 1 and "missing" in p.stderr, p.stderr
     assert not os.path.exists(f"{d}/x")
+    # "-o -": the blob on stdout, the digests on stderr
+    tree = make_tree(f"{d}/tree")
+    p = subprocess.run([os.environ.get("HOIST_BIN", "hoist"), "layer", "create", tree, "-o", "-",
+                        "--json"], capture_output=True, check=True)
+    r = json.loads(p.stderr)
+    assert "sha256:" + hashlib.sha256(p.stdout).hexdigest() == r["digest"]
 
 
 # ------------------------------------------------------------------ append
