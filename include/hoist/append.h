@@ -5,8 +5,9 @@
  * with the target's tag.
  *
  * Where the base comes from and where the result goes are behind two small
- * interfaces, so the same code serves an OCI layout (implemented here on top
- * of store.h) and a registry (implemented by the registry client):
+ * interfaces, so the same code serves an OCI layout (on top of store.h) and
+ * a registry (on top of registry.h), and tests can stand a table of blobs
+ * behind them:
  *
  * - hoist_image_source: the base's manifest, its blobs as bytes or as a
  *   stream;
