@@ -641,6 +641,36 @@ static void test_sink_failure(void **state) {
   free(t);
 }
 
+/* A file that yields fewer bytes than its size says (sysfs reports 4096)
+ * stops the writer: an error naming it, and the sink is never committed. */
+static void test_source_failure(void **state) {
+  (void)state;
+  const char *shrinking = "/sys/devices/system/cpu/online";
+  struct stat st;
+  if (stat(shrinking, &st) < 0 || st.st_size != 4096) {
+    skip();
+    return;
+  }
+  char *t = make_tree();
+  char *a = path_in(t, "a");
+  hoist_layer_map maps[] = {{a, "a"}, {shrinking, "z/online"}};
+  hoist_layer_source src = {.kind = HOIST_LAYER_MAP, .maps = maps, .n_maps = 2};
+  for (int c = 0; c < 3; c++) {
+    hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
+    o.compression = (hoist_compression)c;
+    mem_writer *m = mem_writer_new();
+    hoist_layer_result res;
+    hoist_err *err = NULL;
+    assert_true(hoist_layer_write(&src, &o, &m->base, &res, &err) < 0);
+    assert_false(m->committed);
+    assert_err_contains(&err, "shrank");
+    hoist_writer_free(&m->base);
+  }
+  free(a);
+  rm_rf(t);
+  free(t);
+}
+
 static void test_file_writer_atomic(void **state) {
   (void)state;
   char *t = test_mkdtemp();
@@ -734,7 +764,8 @@ int main(void) {
       cmocka_unit_test(test_entries_faithful),      cmocka_unit_test(test_xattr_filter),
       cmocka_unit_test(test_overlay_upper),         cmocka_unit_test(test_maps),
       cmocka_unit_test(test_sparse_not_inflated),   cmocka_unit_test(test_sink_failure),
-      cmocka_unit_test(test_file_writer_atomic),    cmocka_unit_test(test_options_table),
+      cmocka_unit_test(test_source_failure),        cmocka_unit_test(test_file_writer_atomic),
+      cmocka_unit_test(test_options_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
