@@ -79,8 +79,10 @@ test: deps
 demo: deps build
 	bash scripts/demo.sh $(BUILD)/src/cli/hoist
 
+# Runs every benchmark; BENCH=name runs only bench/name.sh.
 bench: deps build
-	@for b in bench/*.sh; do echo "== $$b"; bash $$b $(BUILD)/src/cli/hoist || exit 1; done
+	@set -e; ls bench/$(or $(BENCH),*).sh >/dev/null 2>&1 || { echo "no benchmarks in bench/"; exit 0; }; \
+	for b in bench/$(or $(BENCH),*).sh; do echo "== $$b"; bash $$b $(abspath $(BUILD))/src/cli/hoist; done
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -43,6 +43,9 @@ HOIST_EXPORT int hoist_store_put_blob(hoist_store *s, const void *data, size_t l
                                       const char *expected_digest,
                                       char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err);
 
+/* True when tag is a valid org.opencontainers.image.ref.name: alphanumerics
+ * and "-._:@+/", starting and ending with an alphanumeric, at most 255. */
+HOIST_EXPORT bool hoist_store_tag_valid(const char *tag);
 /* Points tag at desc in index.json (replacing that tag's previous entry). */
 HOIST_EXPORT int hoist_store_tag(hoist_store *s, const char *tag, const hoist_descriptor *desc,
                                  hoist_err **err);
@@ -54,7 +57,11 @@ HOIST_EXPORT int hoist_store_resolve(hoist_store *s, const char *tag, hoist_desc
 HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err **err);
 
 /* Removes blobs not reachable from index.json (through indexes, manifests,
- * configs and layers) and stray temp files older than a minute. */
+ * configs and layers) and stray temp files older than a minute; *removed
+ * counts the files removed, *freed_bytes their sizes. Removes nothing when a
+ * reachable manifest or index cannot be read or names an invalid digest. A
+ * blob written but not yet tagged is unreachable: collect when nothing else
+ * writes to the layout. */
 HOIST_EXPORT int hoist_store_gc(hoist_store *s, uint64_t *removed, uint64_t *freed_bytes,
                                 hoist_err **err);
 
