@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# Layer creation over ~1 GiB of real files (a copy of /usr/lib/x86_64-linux-gnu):
+#   hoist layer create            (tar -> sha256 -> igzip -1 -> sha256 -> file)
+#   tar -cf - | igzip -1 | sha256sum   (the practical floor: no diffID, no file)
+#   buildah from scratch + add + commit to an oci: layout (vfs, chroot isolation)
+# Three runs each, median reported, ratios printed.
+set -euo pipefail
+
+HOIST=${1:?usage: layer-create.sh PATH/TO/hoist}
+HOIST=$(readlink -f "$HOIST")
+CACHE=${HOIST_CACHE:-$HOME/.cache/hoist}/bench
+TREE=$CACHE/layer-tree
+CAP=$((1024 * 1024 * 1024))
+RUNS=${RUNS:-3}
+
+mkdir -p "$CACHE"
+if [ ! -f "$TREE/.complete" ]; then
+  echo "building $TREE (~1 GiB copy of /usr/lib/x86_64-linux-gnu)"
+  rm -rf "$TREE"
+  mkdir -p "$TREE"
+  total=0
+  # deterministic choice of files: sorted paths, stop at the cap
+  while IFS= read -r -d '' f; do
+    sz=$(stat -c %s "$f")
+    if [ $((total + sz)) -gt $CAP ]; then continue; fi
+    total=$((total + sz))
+    rel=${f#/usr/lib/x86_64-linux-gnu/}
+    mkdir -p "$TREE/$(dirname "$rel")"
+    cp -a "$f" "$TREE/$rel"
+  done < <(find /usr/lib/x86_64-linux-gnu -type f -print0 | sort -z)
+  touch "$TREE/.complete"
+fi
+echo "tree: $(du -sh --apparent-size "$TREE" | cut -f1), $(find "$TREE" | wc -l) entries"
+
+WORK=$(mktemp -d "$CACHE/run.XXXXXX")
+cleanup() {
+  buildah rm --all --storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run" \
+    >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
+
+# warm the page cache so every contender reads from memory
+tar -cf - -C "$TREE" . >/dev/null
+
+run_hoist() {
+  "$HOIST" layer create "$TREE" -o "$WORK/layer.tar.gz" >"$WORK/hoist.out"
+}
+run_pipe() {
+  tar -cf - -C "$TREE" . | igzip -1 | sha256sum >/dev/null
+}
+run_buildah() {
+  local b=(--storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run")
+  local ctr
+  ctr=$(buildah "${b[@]}" from --isolation chroot scratch)
+  buildah "${b[@]}" add "$ctr" "$TREE" /data >/dev/null
+  buildah "${b[@]}" commit --quiet "$ctr" "oci:$WORK/buildah-oci:bench" >/dev/null
+  buildah "${b[@]}" rm "$ctr" >/dev/null
+}
+# not timed: buildah's storage and output between runs
+reset_buildah() {
+  buildah rm --all --storage-driver vfs --root "$WORK/storage" --runroot "$WORK/run" \
+    >/dev/null 2>&1 || true
+  rm -rf "$WORK/buildah-oci" "$WORK/storage" "$WORK/run"
+}
+
+declare -a T_HOIST T_PIPE T_BUILDAH
+for i in $(seq "$RUNS"); do
+  for who in hoist pipe buildah; do
+    s=$(now)
+    "run_$who"
+    e=$(now)
+    t=$(echo "$e - $s" | bc -l)
+    [ "$who" = buildah ] && reset_buildah
+    case $who in
+    hoist) T_HOIST+=("$t") ;;
+    pipe) T_PIPE+=("$t") ;;
+    buildah) T_BUILDAH+=("$t") ;;
+    esac
+    printf 'run %d %-8s %.2fs\n' "$i" "$who" "$t"
+  done
+done
+
+h=$(median "${T_HOIST[@]}")
+p=$(median "${T_PIPE[@]}")
+b=$(median "${T_BUILDAH[@]}")
+cat "$WORK/hoist.out"
+printf 'hoist layer create:             %.2fs (median of %d)\n' "$h" "$RUNS"
+printf 'tar | igzip -1 | sha256sum:     %.2fs\n' "$p"
+printf 'buildah add + commit:           %.2fs\n' "$b"
+printf 'ratio: hoist/tar-igzip-pipeline = %.2f (target <= 1.30)\n' "$(echo "$h / $p" | bc -l)"
+printf 'ratio: buildah/hoist = %.2f (target >= 3.00)\n' "$(echo "$b / $h" | bc -l)"

@@ -1,0 +1,165 @@
+/* hoist_append: base image + one new layer, through the source/target interfaces. */
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+#include "hoist/append.h"
+
+/* --------------------------------------------------------------- append */
+
+/* The base's single-platform manifest: the document itself, or the entry of
+ * an index matching want (the host's platform when want is NULL). */
+static int base_manifest(hoist_image_source *base, const hoist_platform *want, hoist_manifest **out,
+                         hoist_err **err) {
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  int r = base->ops->manifest(base, &data, &len, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "base manifest");
+  const char *mt = hoist_manifest_detect(data, len);
+  if (mt && hoist_media_kind_of(mt) == HOIST_MEDIA_INDEX) {
+    _cleanup_index_ hoist_index *ix = NULL;
+    if ((r = hoist_index_parse(data, len, &ix, err)) < 0)
+      return hoist_err_wrap(err, "base index");
+    _cleanup_platform_ hoist_platform *host = want ? NULL : hoist_platform_host();
+    const hoist_descriptor *d = hoist_index_find_platform(ix, want ? want : host);
+    if (!d) {
+      _cleanup_free_ char *p = hoist_platform_string(want ? want : host);
+      return hoist_err_set(err, ENOENT, "base index has no manifest for %s", p);
+    }
+    free(steal_pointer(&data));
+    if ((r = base->ops->blob(base, d->digest, HOIST_MANIFEST_MAX, &data, &len, err)) < 0)
+      return hoist_err_wrap(err, "base manifest %s", d->digest);
+  }
+  if ((r = hoist_manifest_parse(data, len, out, err)) < 0)
+    return hoist_err_wrap(err, "base manifest");
+  return 0;
+}
+
+/* Media type of the new layer in a manifest of the base's kind. */
+static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, const char **out,
+                                hoist_err **err) {
+  if (strcmp(m->media_type, HOIST_MT_DOCKER_MANIFEST) != 0) {
+    *out = hoist_layer_media_type(c);
+    return 0;
+  }
+  switch (c) {
+  case HOIST_COMPRESS_GZIP:
+    *out = HOIST_MT_DOCKER_LAYER_GZIP;
+    return 0;
+  case HOIST_COMPRESS_NONE:
+    *out = HOIST_MT_DOCKER_LAYER;
+    return 0;
+  default:
+    return hoist_err_set(err, EINVAL,
+                         "a Docker schema 2 base cannot carry a zstd layer; use gzip or an OCI "
+                         "base");
+  }
+}
+
+static int copy_base_layers(hoist_image_source *base, hoist_image_target *target,
+                            const hoist_manifest *m, hoist_append_result *out, hoist_err **err) {
+  for (size_t i = 0; i < m->n_layers; i++) {
+    const hoist_descriptor *d = &m->layers[i];
+    bool has = false;
+    int r = target->ops->has_blob(target, d, &has, err);
+    if (r < 0)
+      return hoist_err_wrap(err, "layer %s", d->digest);
+    if (has) {
+      out->blobs_skipped++;
+      continue;
+    }
+    _cleanup_writer_ hoist_writer *w = NULL;
+    if ((r = target->ops->blob_writer(target, d->digest, d->size, &w, err)) < 0 ||
+        (r = base->ops->copy_blob(base, d, w, err)) < 0) {
+      return hoist_err_wrap(err, "copy layer %s", d->digest);
+    }
+    char got[HOIST_DIGEST_STR_LEN];
+    uint64_t size = 0;
+    if ((r = hoist_writer_commit(w, got, &size, err)) < 0)
+      return hoist_err_wrap(err, "copy layer %s", d->digest);
+    out->blobs_copied++;
+  }
+  return 0;
+}
+
+int hoist_append(hoist_image_source *base, hoist_image_target *target,
+                 const hoist_layer_source *layer, const hoist_append_options *opts,
+                 hoist_append_result *out, hoist_err **err) {
+  memset(out, 0, sizeof *out);
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  _cleanup_config_ hoist_config *cfg = NULL;
+  int r = 0;
+  if (base) {
+    if ((r = base_manifest(base, opts->platform, &m, err)) < 0)
+      return hoist_err_wrap(err, "append");
+  } else {
+    m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
+    cfg = hoist_config_new(opts->platform);
+  }
+  const char *layer_mt = NULL;
+  if ((r = new_layer_media_type(m, opts->layer.compression, &layer_mt, err)) < 0)
+    return hoist_err_wrap(err, "append");
+
+  _cleanup_free_ char *cdata = NULL;
+  size_t clen = 0;
+  if (base &&
+      ((r = base->ops->blob(base, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err)) < 0 ||
+       (r = hoist_config_parse(cdata, clen, &cfg, err)) < 0))
+    return hoist_err_wrap(err, "append: base config %s", m->config.digest);
+  if (hoist_config_n_diff_ids(cfg) != m->n_layers)
+    return hoist_err_set(err, HOIST_E_FORMAT,
+                         "append: base config lists %zu diff_ids for %zu layers",
+                         hoist_config_n_diff_ids(cfg), m->n_layers);
+
+  if (base && (r = copy_base_layers(base, target, m, out, err)) < 0)
+    return hoist_err_wrap(err, "append");
+
+  /* the new layer, streamed from disk into the target */
+  {
+    _cleanup_writer_ hoist_writer *w = NULL;
+    if ((r = target->ops->blob_writer(target, NULL, -1, &w, err)) < 0 ||
+        (r = hoist_layer_write(layer, &opts->layer, w, &out->layer, err)) < 0)
+      return hoist_err_wrap(err, "append");
+  }
+
+  time_t created =
+      opts->layer.source_date_epoch >= 0 ? (time_t)opts->layer.source_date_epoch : time(NULL);
+  if ((r = hoist_config_add_layer(cfg, out->layer.diff_id,
+                                  opts->created_by ? opts->created_by : "hoist append",
+                                  opts->comment, created, err)) < 0)
+    return hoist_err_wrap(err, "append");
+  _cleanup_free_ char *cjson = NULL;
+  size_t cjson_len = 0;
+  if ((r = hoist_config_to_json(cfg, &cjson, &cjson_len, err)) < 0)
+    return hoist_err_wrap(err, "append: config");
+  hoist_sha256_of(cjson, cjson_len, out->config_digest);
+  {
+    _cleanup_writer_ hoist_writer *w = NULL;
+    char got[HOIST_DIGEST_STR_LEN];
+    if ((r = target->ops->blob_writer(target, out->config_digest, (int64_t)cjson_len, &w, err)) <
+            0 ||
+        (r = hoist_writer_write(w, cjson, cjson_len, err)) < 0 ||
+        (r = hoist_writer_commit(w, got, NULL, err)) < 0)
+      return hoist_err_wrap(err, "append: store config");
+  }
+
+  free(m->config.digest);
+  m->config.digest = hoist_strdup(out->config_digest);
+  if (!m->config.media_type)
+    m->config.media_type = hoist_strdup(HOIST_MT_OCI_CONFIG);
+  m->config.size = (int64_t)cjson_len;
+  hoist_descriptor nl = {.media_type = (char *)layer_mt,
+                         .digest = out->layer.digest,
+                         .size = (int64_t)out->layer.size};
+  hoist_manifest_add_layer(m, &nl);
+  out->n_layers = m->n_layers;
+  _cleanup_free_ char *mjson = NULL;
+  size_t mjson_len = 0;
+  if ((r = hoist_manifest_to_json(m, &mjson, &mjson_len, err)) < 0)
+    return hoist_err_wrap(err, "append: manifest");
+  hoist_sha256_of(mjson, mjson_len, out->manifest_digest);
+  if ((r = target->ops->put_manifest(target, mjson, mjson_len, m->media_type, err)) < 0)
+    return hoist_err_wrap(err, "append: store manifest");
+  return 0;
+}
