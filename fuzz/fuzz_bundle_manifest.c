@@ -15,10 +15,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hoist_err_free(err);
     err = NULL;
     for (size_t i = 0; i < m->n_files; i++) {
-      if (hoist_bundle_manifest_check_entry(m, i, &err) == 0 &&
-          (!m->files[i].path || m->files[i].path[0] == '/' || strstr(m->files[i].path, "..")))
-        if (m->files[i].path == NULL || m->files[i].path[0] == '/')
+      if (hoist_bundle_manifest_check_entry(m, i, &err) == 0) {
+        /* an accepted path is relative and never climbs */
+        const char *p = m->files[i].path;
+        size_t n = p ? strlen(p) : 0;
+        if (!p || !n || p[0] == '/' || strncmp(p, "../", 3) == 0 || strcmp(p, "..") == 0 ||
+            strstr(p, "/../") || (n >= 3 && strcmp(p + n - 3, "/..") == 0))
           __builtin_trap();
+      }
       hoist_err_free(err);
       err = NULL;
     }

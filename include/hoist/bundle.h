@@ -39,8 +39,8 @@
  * comma-separated list is refused: "multi-platform builds are not
  * supported"), else the host (x86_64 -> amd64, aarch64|arm64 -> arm64).
  * *out points to a static string. */
-HOIST_EXPORT int hoist_bundle_arch_resolve(const char *arch, const char *platform,
-                                           const char **out, hoist_err **err);
+HOIST_EXPORT int hoist_bundle_arch_resolve(const char *arch, const char *platform, const char **out,
+                                           hoist_err **err);
 
 /* Debian multiarch library directory of a bundle architecture
  * ("x86_64-linux-gnu", "aarch64-linux-gnu"); NULL for anything else. */

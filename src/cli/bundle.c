@@ -153,9 +153,9 @@ static int parse(args *a, int argc, char **argv) {
       break;
     case OPT_MAX_SIZE:
       if (a->allow_fetch || !parse_size(optarg, &a->max_size))
-        return cli_usage(a->verb, a->allow_fetch ? "unknown option --max-size"
-                                                 : "--max-size: not a size: %s",
-                         optarg);
+        return cli_usage(
+            a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
+            optarg);
       break;
     case OPT_MAX_ENTRIES: {
       char *end;

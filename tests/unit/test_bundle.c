@@ -32,7 +32,8 @@ static void test_manifest_parse_table(void **state) {
       {"{\"schema_version\":true}", "missing required manifest field: schema_version"},
       {"{\"schema_version\":2}", "missing required manifest field: schema_version"},
       {"{\"schema_version\":1}", "missing required manifest field: bundle_name"},
-      {"{\"schema_version\":1,\"bundle_name\":\"\"}", "missing required manifest field: bundle_name"},
+      {"{\"schema_version\":1,\"bundle_name\":\"\"}",
+       "missing required manifest field: bundle_name"},
       {"{\"schema_version\":1,\"bundle_name\":7}", "missing required manifest field: bundle_name"},
       {"{\"schema_version\":1,\"bundle_name\":\"b\"}",
        "missing required manifest field: bundle_version"},
@@ -92,7 +93,8 @@ static void test_manifest_entries_table(void **state) {
       {"{\"path\":\"usr/lib/l.so\",\"entry_type\":\"symlink\",\"target\":\"l.so.1\"}", NULL},
       {"{\"path\":\"usr/lib/l.so\",\"entry_type\":\"symlink\"}", NULL},
       {"{\"entry_type\":\"file\"}", "missing required manifest field: files[0].path"},
-      {"{\"path\":\"  \",\"entry_type\":\"file\"}", "missing required manifest field: files[0].path"},
+      {"{\"path\":\"  \",\"entry_type\":\"file\"}",
+       "missing required manifest field: files[0].path"},
       {"{\"path\":3,\"entry_type\":\"file\"}", "missing required manifest field: files[0].path"},
       {"{\"path\":\"/usr/bin/x\"}", "invalid manifest-listed payload path: /usr/bin/x"},
       {"{\"path\":\"../x\"}", "invalid manifest-listed payload path: ../x"},
@@ -139,9 +141,10 @@ static void test_manifest_entries_table(void **state) {
 
 static void test_manifest_arch(void **state) {
   (void)state;
-  const char *json = "{\"schema_version\":1,\"bundle_name\":\"b\",\"bundle_version\":\"1\","
-                     "\"architecture\":\"  arm64\\n\",\"created_at\":\"2026-03-18T12:34:56Z\"," COMPONENTS
-                     ",\"files\":[]}";
+  const char *json =
+      "{\"schema_version\":1,\"bundle_name\":\"b\",\"bundle_version\":\"1\","
+      "\"architecture\":\"  arm64\\n\",\"created_at\":\"2026-03-18T12:34:56Z\"," COMPONENTS
+      ",\"files\":[]}";
   hoist_err *err = NULL;
   hoist_bundle_manifest *m = NULL;
   assert_ok(hoist_bundle_manifest_parse(json, strlen(json), &m, &err), &err);
@@ -158,14 +161,22 @@ static void test_rfc3339_and_names(void **state) {
     const char *s;
     bool ok;
   } times[] = {
-      {"2026-03-18T12:34:56Z", true},      {"2026-03-18t12:34:56z", true},
-      {"2026-03-18T12:34:56.123Z", true},  {"2026-03-18T12:34:56+01:00", true},
-      {"2024-02-29T00:00:00Z", true},      {"2016-12-31T23:59:60Z", true},
-      {"2026-02-29T00:00:00Z", false},     {"2026-13-01T00:00:00Z", false},
-      {"2026-03-18 12:34:56Z", false},     {"2026-03-18T12:34:56", false},
-      {"2026-03-18T24:00:00Z", false},     {"2026-03-18T12:34:56.Z", false},
-      {"2026-03-18T12:34:56+0100", false}, {"2026-03-18", false},
-      {"", false},                         {"2026-03-18T12:34:56Zjunk", false},
+      {"2026-03-18T12:34:56Z", true},
+      {"2026-03-18t12:34:56z", true},
+      {"2026-03-18T12:34:56.123Z", true},
+      {"2026-03-18T12:34:56+01:00", true},
+      {"2024-02-29T00:00:00Z", true},
+      {"2016-12-31T23:59:60Z", true},
+      {"2026-02-29T00:00:00Z", false},
+      {"2026-13-01T00:00:00Z", false},
+      {"2026-03-18 12:34:56Z", false},
+      {"2026-03-18T12:34:56", false},
+      {"2026-03-18T24:00:00Z", false},
+      {"2026-03-18T12:34:56.Z", false},
+      {"2026-03-18T12:34:56+0100", false},
+      {"2026-03-18", false},
+      {"", false},
+      {"2026-03-18T12:34:56Zjunk", false},
   };
   for (size_t i = 0; i < sizeof times / sizeof *times; i++)
     if (hoist_bundle_rfc3339_valid(times[i].s) != times[i].ok)
@@ -174,9 +185,16 @@ static void test_rfc3339_and_names(void **state) {
     const char *s;
     bool ok;
   } names[] = {
-      {"openshell-gpu-runtime-bundle", true}, {"b_1.0+x", true}, {"", false}, {".", false},
-      {"..", false},  {".hidden", false}, {"a/b", false},   {"a b", false},
-      {"-rf", false}, {"a\nb", false},
+      {"openshell-gpu-runtime-bundle", true},
+      {"b_1.0+x", true},
+      {"", false},
+      {".", false},
+      {"..", false},
+      {".hidden", false},
+      {"a/b", false},
+      {"a b", false},
+      {"-rf", false},
+      {"a\nb", false},
   };
   for (size_t i = 0; i < sizeof names / sizeof *names; i++)
     if (hoist_bundle_name_valid(names[i].s) != names[i].ok)
@@ -253,7 +271,8 @@ static void test_mappings(void **state) {
   put(dfd, "usr/lib/aarch64-linux-gnu/libnvidia-container-go.so.1", "elf", 0644);
   put(dfd, "usr/lib/aarch64-linux-gnu/libother.so.1", "elf", 0644);
   put(dfd, "manifest.json",
-      "{" "\"schema_version\":1,\"bundle_name\":\"b\",\"bundle_version\":\"1\","
+      "{"
+      "\"schema_version\":1,\"bundle_name\":\"b\",\"bundle_version\":\"1\","
       "\"architecture\":\"arm64\",\"created_at\":\"2026-03-18T12:34:56Z\"," COMPONENTS
       ",\"files\":[]}",
       0644);
@@ -324,8 +343,8 @@ static void test_cache_path(void **state) {
   (void)state;
   hoist_err *err = NULL;
   char *p = NULL;
-  assert_ok(hoist_bundle_cache_path("https://example.com/r/b_0.1.0_amd64.tar.gz?x=1", "amd64",
-                                    NULL, &p, &err),
+  assert_ok(hoist_bundle_cache_path("https://example.com/r/b_0.1.0_amd64.tar.gz?x=1", "amd64", NULL,
+                                    &p, &err),
             &err);
   assert_true(strncmp(p, "deploy/docker/.build/runtime-bundles/amd64-", 43) == 0);
   assert_int_equal(strlen(p), 43 + 64 + 1 + strlen("b_0.1.0_amd64.tar.gz"));
@@ -341,12 +360,9 @@ static void test_cache_path(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_manifest_parse_table),
-      cmocka_unit_test(test_manifest_entries_table),
-      cmocka_unit_test(test_manifest_arch),
-      cmocka_unit_test(test_rfc3339_and_names),
-      cmocka_unit_test(test_arch_resolve),
-      cmocka_unit_test(test_mappings),
+      cmocka_unit_test(test_manifest_parse_table), cmocka_unit_test(test_manifest_entries_table),
+      cmocka_unit_test(test_manifest_arch),        cmocka_unit_test(test_rfc3339_and_names),
+      cmocka_unit_test(test_arch_resolve),         cmocka_unit_test(test_mappings),
       cmocka_unit_test(test_cache_path),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -45,8 +45,8 @@ int hoist_bundle_cache_path(const char *url, const char *arch, const char *cache
   char d[HOIST_DIGEST_STR_LEN];
   hoist_sha256_of(url, strlen(url), d);
   _cleanup_free_ char *base = url_basename(url);
-  *out = hoist_asprintf("%s/%s-%s-%s", cache_dir ? cache_dir : HOIST_BUNDLE_DEFAULT_CACHE_DIR,
-                        arch, d + 7, base);
+  *out = hoist_asprintf("%s/%s-%s-%s", cache_dir ? cache_dir : HOIST_BUNDLE_DEFAULT_CACHE_DIR, arch,
+                        d + 7, base);
   return 0;
 }
 
@@ -91,8 +91,8 @@ static int mkdir_p(const char *path, hoist_err **err) {
   return 0;
 }
 
-int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char **path,
-                       bool *cached, hoist_err **err) {
+int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char **path, bool *cached,
+                       hoist_err **err) {
   const char *want = o->sha256;
   if (want && strncmp(want, "sha256:", 7) == 0)
     want += 7;
@@ -169,7 +169,8 @@ int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char *
       *err = s.err;
       r = hoist_err_wrap(err, "fetch %s", url);
     } else {
-      r = hoist_err_set(err, EIO, "fetch %s: %s", url, curlerr[0] ? curlerr : curl_easy_strerror(cr));
+      r = hoist_err_set(err, EIO, "fetch %s: %s", url,
+                        curlerr[0] ? curlerr : curl_easy_strerror(cr));
     }
   } else if (fsync(s.fd) < 0) {
     r = hoist_err_errno(err, errno, "fetch %s: fsync", url);

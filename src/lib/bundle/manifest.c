@@ -191,8 +191,7 @@ int hoist_bundle_manifest_parse(const char *json, size_t len, hoist_bundle_manif
       json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
   if (!root || !json_is_object(root))
     return hoist_err_set(err, HOIST_E_FORMAT, "malformed manifest.json");
-  __attribute__((cleanup(manifest_freep))) hoist_bundle_manifest *m =
-      hoist_malloc0(sizeof *m);
+  __attribute__((cleanup(manifest_freep))) hoist_bundle_manifest *m = hoist_malloc0(sizeof *m);
 
   json_t *sv = json_object_get(root, "schema_version");
   if (!json_is_integer(sv) || json_integer_value(sv) != 1)

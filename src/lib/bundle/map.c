@@ -98,8 +98,11 @@ void hoist_bundle_mappings_free(hoist_bundle_mapping *m, size_t n) {
 int hoist_bundle_mappings(const char *staged_dir, const char *arch, const char *image_libdir,
                           hoist_bundle_mapping **out, size_t *n, hoist_err **err) {
   static const char *const binaries[] = {
-      "nvidia-cdi-hook",     "nvidia-container-runtime", "nvidia-container-runtime-hook",
-      "nvidia-container-cli", "nvidia-ctk",
+      "nvidia-cdi-hook",
+      "nvidia-container-runtime",
+      "nvidia-container-runtime-hook",
+      "nvidia-container-cli",
+      "nvidia-ctk",
   };
   _cleanup_close_ int dirfd = open(staged_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dirfd < 0)
@@ -116,13 +119,13 @@ int hoist_bundle_mappings(const char *staged_dir, const char *arch, const char *
   }
   const char *libdir = hoist_bundle_libdir(arch);
   if (!libdir) {
-    int r = hoist_err_set(err, EINVAL, "staged bundle %s: unsupported architecture %s",
-                          staged_dir, arch);
+    int r = hoist_err_set(err, EINVAL, "staged bundle %s: unsupported architecture %s", staged_dir,
+                          arch);
     hoist_bundle_manifest_free(m);
     return r;
   }
-  _cleanup_free_ char *imglib = image_libdir ? hoist_strdup(image_libdir)
-                                             : hoist_asprintf("/usr/lib/%s", libdir);
+  _cleanup_free_ char *imglib =
+      image_libdir ? hoist_strdup(image_libdir) : hoist_asprintf("/usr/lib/%s", libdir);
   _cleanup_free_ char *srclib = hoist_asprintf("usr/lib/%s", libdir);
   hoist_bundle_manifest_free(m);
 
@@ -162,8 +165,7 @@ int hoist_bundle_mappings(const char *staged_dir, const char *arch, const char *
       closedir(d);
   }
   if (r == 0 && libs == 0)
-    r = hoist_err_set(err, HOIST_E_FORMAT, "staged bundle: no %s/libnvidia-container*.so*",
-                      srclib);
+    r = hoist_err_set(err, HOIST_E_FORMAT, "staged bundle: no %s/libnvidia-container*.so*", srclib);
   if (r < 0) {
     hoist_bundle_mappings_free(l.v, l.n);
     return hoist_err_wrap(err, "staged bundle %s", staged_dir);

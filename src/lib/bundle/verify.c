@@ -256,8 +256,8 @@ static int stage_dir(pass *p, entry *e, hoist_err **err) {
     entry *parent = lookup(p, e->path);
     int r = parent ? stage_dir(p, parent, err) : 0;
     if (r == 0)
-      pfd = hoist_fs_open_beneath(p->payload_fd, e->path, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0,
-                                  err);
+      pfd =
+          hoist_fs_open_beneath(p->payload_fd, e->path, O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, err);
     *slash = '/';
     if (r < 0 || pfd < 0)
       return r < 0 ? r : pfd;
@@ -279,8 +279,8 @@ static int stage_parent(pass *p, entry *e, const char **base, hoist_err **err) {
   entry *parent = lookup(p, e->path);
   int r = parent ? stage_dir(p, parent, err) : 0;
   int fd = r < 0 ? r
-                 : hoist_fs_open_beneath(p->payload_fd, e->path,
-                                         O_PATH | O_DIRECTORY | O_NOFOLLOW, 0, err);
+                 : hoist_fs_open_beneath(p->payload_fd, e->path, O_PATH | O_DIRECTORY | O_NOFOLLOW,
+                                         0, err);
   *slash = '/';
   return fd;
 }
@@ -303,8 +303,7 @@ static int stage_finish_dirs(pass *p, hoist_err **err) {
       futimens(fd, ts);
     }
   }
-  return fchmod(p->payload_fd, p->top_perm | 0700) < 0 ? hoist_err_errno(err, errno, "chmod")
-                                                        : 0;
+  return fchmod(p->payload_fd, p->top_perm | 0700) < 0 ? hoist_err_errno(err, errno, "chmod") : 0;
 }
 
 /* ------------------------------------------------------------ the pass */
@@ -431,8 +430,8 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     failf(p, 8, HOIST_E_UNSAFE, "%s not allowed in a runtime bundle: %s", kind_name(type), rel);
     return 0;
   }
-  uint64_t size = type == AE_IFREG && archive_entry_size(ae) > 0 ? (uint64_t)archive_entry_size(ae)
-                                                                 : 0;
+  uint64_t size =
+      type == AE_IFREG && archive_entry_size(ae) > 0 ? (uint64_t)archive_entry_size(ae) : 0;
   p->total += size;
   if (p->total > p->max_size) {
     failf(p, 8, HOIST_E_LIMIT, "runtime bundle exceeds the size limit of %llu bytes (--max-size)",
@@ -668,8 +667,10 @@ static int check_files(pass *p, hoist_err **err) {
 }
 
 static const char *const required_binaries[] = {
-    "usr/bin/nvidia-cdi-hook",     "usr/bin/nvidia-container-runtime",
-    "usr/bin/nvidia-container-runtime-hook", "usr/bin/nvidia-container-cli",
+    "usr/bin/nvidia-cdi-hook",
+    "usr/bin/nvidia-container-runtime",
+    "usr/bin/nvidia-container-runtime-hook",
+    "usr/bin/nvidia-container-cli",
     "usr/bin/nvidia-ctk",
 };
 
@@ -703,8 +704,8 @@ static int check_required(pass *p, hoist_err **err) {
     n++;
     entry *dst = NULL;
     if (resolve(p, path, &dst) != R_FOUND || !dst || dst->type != 'f')
-      return fail_now(err, HOIST_E_FORMAT, "required library does not resolve to a regular file: %s",
-                      path);
+      return fail_now(err, HOIST_E_FORMAT,
+                      "required library does not resolve to a regular file: %s", path);
   }
   if (n == 0)
     return fail_now(err, HOIST_E_FORMAT, "missing required library subtree: %s", pattern);
@@ -812,8 +813,7 @@ done:
     failf(p, 2, HOIST_E_FORMAT, "expected a single top-level bundle directory");
     return take_failure(p, err);
   }
-  if (!p->have_manifest || !lookup(p, "manifest.json") ||
-      lookup(p, "manifest.json")->type != 'f') {
+  if (!p->have_manifest || !lookup(p, "manifest.json") || lookup(p, "manifest.json")->type != 'f') {
     failf(p, 3, HOIST_E_FORMAT, "missing bundle manifest.json");
     return take_failure(p, err);
   }
