@@ -630,6 +630,15 @@ def fail_symlink_through_symlink_outside():
 
 
 @test
+def fail_symlink_loop():
+    def m(b):
+        b.payload["usr/share/a"] = ("symlink", "b", 0o777)
+        b.payload["usr/share/b"] = ("symlink", "a", 0o777)
+        b.manifest = b.make_manifest()
+    failing(m, "symlink loop: usr/share/a")
+
+
+@test
 def fail_symlink_target_absolute():
     def m(b):
         b.payload["usr/share/abs"] = ("symlink", "/usr/bin/nvidia-ctk", 0o777)
@@ -761,6 +770,23 @@ def fail_total_size_limit():
     assert_fails(Bundle().build(os.path.join(d, "b.tar.gz")),
                  "runtime bundle exceeds the size limit of 1024 bytes (--max-size)",
                  "--max-size", "1K")
+
+
+@test
+def limits_at_the_boundary_pass():
+    d = tmpdir()
+    b = Bundle()
+    t = b.build(os.path.join(d, "b.tar.gz"))
+    with tarfile.open(t) as tf:
+        members = tf.getmembers()
+    total = sum(m.size for m in members if m.isfile())
+    hoist("bundle", "verify", t, "--arch", "amd64", "--max-entries", len(members),
+          "--max-size", total)
+    p = hoist("bundle", "verify", t, "--arch", "amd64", "--max-entries", len(members) - 1,
+              check=False)
+    assert p.returncode == 1 and "more than" in p.stderr, p.stderr
+    p = hoist("bundle", "verify", t, "--arch", "amd64", "--max-size", total - 1, check=False)
+    assert p.returncode == 1 and "size limit" in p.stderr, p.stderr
 
 
 @test
