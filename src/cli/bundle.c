@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "hoist/bundle.h"
 
@@ -30,6 +32,7 @@ static const char verify_usage[] =
     "  --max-size N         refuse more than N bytes of member data (K, M, G suffixes;\n"
     "                       default 4G)\n"
     "  --max-entries N      refuse more than N tar members (default 100000)\n"
+    "  --json               print the bundle's summary as JSON\n"
     "  -h, --help           show this help\n";
 
 static const char stage_usage[] =
@@ -45,6 +48,7 @@ static const char stage_usage[] =
     "  --platform P         target platform, linux/amd64 or linux/arm64\n"
     "  --max-size N         refuse more than N bytes of member data (default 4G)\n"
     "  --max-entries N      refuse more than N tar members (default 100000)\n"
+    "  --json               print the staged directory and summary as JSON\n"
     "  -h, --help           show this help\n";
 
 static const char fetch_usage[] =
@@ -58,9 +62,19 @@ static const char fetch_usage[] =
     "  --platform P         linux/amd64 or linux/arm64 instead of --arch\n"
     "  --sha256 HEX         expected sha256 of the tarball; a mismatch is not cached\n"
     "  --cache DIR          cache directory (default " HOIST_BUNDLE_DEFAULT_CACHE_DIR ")\n"
+    "  --json               print {\"path\": ..., \"cached\": ...}\n"
     "  -h, --help           show this help\n";
 
-enum { OPT_ARCH = 256, OPT_PLATFORM, OPT_MAX_SIZE, OPT_MAX_ENTRIES, OPT_INTO, OPT_SHA, OPT_CACHE };
+enum {
+  OPT_ARCH = 256,
+  OPT_PLATFORM,
+  OPT_MAX_SIZE,
+  OPT_MAX_ENTRIES,
+  OPT_INTO,
+  OPT_SHA,
+  OPT_CACHE,
+  OPT_JSON
+};
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -71,6 +85,7 @@ static const struct option long_opts[] = {
     {"into", required_argument, NULL, OPT_INTO},
     {"sha256", required_argument, NULL, OPT_SHA},
     {"cache", required_argument, NULL, OPT_CACHE},
+    {"json", no_argument, NULL, OPT_JSON},
     {NULL, 0, NULL, 0},
 };
 
@@ -133,7 +148,7 @@ typedef struct args {
   const char *operand;
   const char *arch, *platform, *into, *sha256, *cache;
   uint64_t max_size, max_entries;
-  bool allow_into, allow_fetch;
+  bool allow_into, allow_fetch, json;
 } args;
 
 /* Returns -1 to go on, else the exit code. */
@@ -176,6 +191,9 @@ static int parse(args *a, int argc, char **argv) {
         return cli_usage(a->verb, "unknown option --sha256");
       a->sha256 = optarg;
       break;
+    case OPT_JSON:
+      a->json = true;
+      break;
     case OPT_CACHE:
       if (!a->allow_fetch)
         return cli_usage(a->verb, "unknown option --cache");
@@ -193,6 +211,23 @@ static int parse(args *a, int argc, char **argv) {
     return cli_usage(a->verb, "unexpected argument: %s", argv[optind + 1]);
   a->operand = argv[optind];
   return -1;
+}
+
+/* Prints obj as one line of JSON on stdout and releases it. */
+static void print_json(json_t *obj) {
+  char *s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!s)
+    abort();
+  printf("%s\n", s);
+  free(s);
+  json_decref(obj);
+}
+
+static json_t *info_json(const hoist_bundle_info *i) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "bundle_name", i->bundle_name,
+                   "bundle_version", i->bundle_version, "architecture", i->architecture,
+                   "created_at", i->created_at, "manifest_entries", (json_int_t)i->n_files,
+                   "payload_bytes", (json_int_t)i->payload_bytes);
 }
 
 static int run_check(int argc, char **argv, bool stage) {
@@ -219,15 +254,24 @@ static int run_check(int argc, char **argv, bool stage) {
     end_progress(tty);
     if (r < 0)
       return cli_fail(a.verb, err);
-    printf("Runtime bundle staged at %s\n", dir);
+    if (a.json) {
+      json_t *j = info_json(info);
+      json_object_set_new(j, "staged_at", json_string(dir));
+      print_json(j);
+    } else {
+      printf("Runtime bundle staged at %s\n", dir);
+    }
     free(dir);
   } else {
     int r = hoist_bundle_verify(a.operand, &o, &info, &err);
     end_progress(tty);
     if (r < 0)
       return cli_fail(a.verb, err);
-    printf("Runtime bundle verified: %s %s (%s), %zu manifest entries\n", info->bundle_name,
-           info->bundle_version, info->architecture, info->n_files);
+    if (a.json)
+      print_json(info_json(info));
+    else
+      printf("Runtime bundle verified: %s %s (%s), %zu manifest entries\n", info->bundle_name,
+             info->bundle_version, info->architecture, info->n_files);
   }
   hoist_bundle_info_free(info);
   return EXIT_OK;
@@ -258,7 +302,10 @@ static int run_fetch(int argc, char **argv) {
     return cli_fail(a.verb, err);
   if (cached)
     hoist_info("using cached %s", path);
-  printf("%s\n", path);
+  if (a.json)
+    print_json(json_pack("{s:s, s:b}", "path", path, "cached", cached));
+  else
+    printf("%s\n", path);
   free(path);
   return EXIT_OK;
 }

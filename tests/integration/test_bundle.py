@@ -213,6 +213,15 @@ def valid_amd64_verify_and_stage():
     p = hoist("bundle", "stage", t, "--arch", "amd64", "--into", into)
     assert p.stdout == f"Runtime bundle staged at {into}/amd64/{NAME}\n", p.stdout
     check_stage(into, "amd64", b)
+    j = json.loads(hoist("bundle", "verify", t, "--arch", "amd64", "--json").stdout)
+    payload = sum(len(v[1]) for v in b.payload.values() if v[0] == "file") + \
+        len(json.dumps(b.manifest, indent=2).encode())
+    assert j == {"architecture": "amd64", "bundle_name": NAME, "bundle_version": "0.1.0",
+                 "created_at": "2026-03-18T12:34:56Z", "manifest_entries": 9,
+                 "payload_bytes": payload}, j
+    j = json.loads(hoist("bundle", "stage", t, "--arch", "amd64", "--into", into,
+                         "--json").stdout)
+    assert j["staged_at"] == f"{into}/amd64/{NAME}", j
 
 
 @test
@@ -823,6 +832,9 @@ def fetch_file_url_and_reuse_cache():
     st2 = os.stat(path)
     assert (st.st_ino, st.st_mtime_ns) == (st2.st_ino, st2.st_mtime_ns)
     assert os.listdir(cache) == [os.path.basename(path)]
+    j = json.loads(hoist("bundle", "fetch", url, "--arch", "amd64", "--cache", cache,
+                         "--json").stdout)
+    assert j == {"path": path, "cached": True}, j
     hoist("bundle", "verify", path, "--arch", "amd64")
 
 
@@ -854,6 +866,39 @@ def fetch_sha256_mismatch_is_not_cached():
     assert os.listdir(cache) == []
     p = hoist("bundle", "fetch", url, "--arch", "amd64", "--cache", cache, "--sha256", got)
     assert os.path.isfile(p.stdout.strip())
+
+
+@test
+def fetch_over_http():
+    import functools
+    import http.server
+    import threading
+    d = tmpdir()
+    src = Bundle().build(os.path.join(d, "openshell-gpu-runtime-bundle_0.1.0_amd64.tar.gz"))
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=d)
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{srv.server_address[1]}"
+        url = f"{base}/{os.path.basename(src)}?token=x"
+        cache = os.path.join(d, "cache")
+        p = hoist("bundle", "fetch", url, "--arch", "amd64", "--cache", cache, "--sha256",
+                  "sha256:" + sha(open(src, "rb").read()))
+        path = p.stdout.strip()
+        assert path == os.path.join(
+            cache, f"amd64-{hashlib.sha256(url.encode()).hexdigest()}-{os.path.basename(src)}")
+        hoist("bundle", "stage", path, "--arch", "amd64", "--into", os.path.join(d, "st"))
+        p = hoist("bundle", "fetch", f"{base}/missing.tar.gz", "--arch", "amd64", "--cache",
+                  cache, check=False)
+        assert p.returncode == 1 and "404" in p.stderr, p.stderr
+        assert os.listdir(cache) == [os.path.basename(path)]
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 @test
