@@ -899,6 +899,10 @@ int hoist_bundle_stage(const char *tarball, const char *into, const hoist_bundle
                        char **staged_dir, hoist_bundle_info **info, hoist_err **err) {
   if (!into || !*into)
     into = HOIST_BUNDLE_DEFAULT_STAGE_DIR;
+  _cleanup_free_ char *into_copy = hoist_strdup(into);
+  for (size_t n = strlen(into_copy); n > 1 && into_copy[n - 1] == '/'; n--)
+    into_copy[n - 1] = '\0';
+  into = into_copy;
   pass p;
   if (pass_init(&p, opts, err) < 0)
     return -EINVAL;
