@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <isa-l/igzip_lib.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -21,18 +22,35 @@
 
 /* ------------------------------------------------------------ gzip input */
 
-/* A gzip file inflated by ISA-L, read by libarchive through gz_read. */
+/* A gzip file inflated by ISA-L on a second thread into a ring of NBUF
+ * buffers, read by libarchive (through gz_read) on the calling thread, which
+ * hashes and writes. The buffer gz_pull last returned stays the consumer's
+ * until the next gz_pull (libarchive reads it in place). */
+#define NBUF 4
+
 typedef struct gz {
   int fd;
   struct inflate_state st;
   uint8_t *in;
-  uint8_t *out;
   bool eof_in;
   bool done;
   uint64_t consumed;
   uint64_t file_size;
   uint64_t next_report;
   const hoist_bundle_opts *opts;
+
+  pthread_t thread;
+  bool started;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  uint8_t *bufs[NBUF];
+  size_t lens[NBUF];
+  unsigned head, count; /* filled slots: [head, head + count) */
+  bool held;            /* the consumer holds slot head */
+  bool finished;        /* the producer is done (end of data or error) */
+  bool cancel;
+  const char *error; /* the producer's failure, static text */
+  char errbuf[128];
 } gz;
 
 /* Refills the input buffer when empty. Returns -1 on a read error. */
@@ -58,15 +76,16 @@ static int gz_fill(gz *g) {
   }
 }
 
-/* Inflates the next chunk into g->out. Returns its length, 0 at the end of
- * the gzip data, or -1 with *msg set. Concatenated gzip members are read as
- * one stream; anything else after the last member is an error. */
-static ssize_t gz_next(gz *g, const char **msg) {
+/* Inflates the next chunk into out. Returns its length, 0 at the end of the
+ * gzip data, or -1 with *msg set. Concatenated gzip members are read as one
+ * stream; anything else after the last member is an error. */
+static ssize_t gz_next(gz *g, uint8_t *out, const char **msg) {
   for (;;) {
     if (g->done)
       return 0;
     if (gz_fill(g) < 0) {
-      *msg = strerror(errno);
+      snprintf(g->errbuf, sizeof g->errbuf, "read: %s", strerror(errno));
+      *msg = g->errbuf;
       return -1;
     }
     if (g->st.block_state == ISAL_BLOCK_FINISH) {
@@ -87,7 +106,7 @@ static ssize_t gz_next(gz *g, const char **msg) {
       g->st.next_in = next_in;
       g->st.avail_in = avail;
     }
-    g->st.next_out = g->out;
+    g->st.next_out = out;
     g->st.avail_out = OUT_CHUNK;
     int r = isal_inflate(&g->st);
     if (r < 0) {
@@ -104,16 +123,104 @@ static ssize_t gz_next(gz *g, const char **msg) {
   }
 }
 
+static void *gz_producer(void *arg) {
+  gz *g = arg;
+  pthread_mutex_lock(&g->mu);
+  for (;;) {
+    while (g->count == NBUF && !g->cancel)
+      pthread_cond_wait(&g->cv, &g->mu);
+    if (g->cancel)
+      break;
+    unsigned slot = (g->head + g->count) % NBUF;
+    pthread_mutex_unlock(&g->mu);
+    const char *msg = NULL;
+    ssize_t n = gz_next(g, g->bufs[slot], &msg);
+    pthread_mutex_lock(&g->mu);
+    if (n <= 0) {
+      g->error = n < 0 ? msg : NULL;
+      g->finished = true;
+      pthread_cond_broadcast(&g->cv);
+      break;
+    }
+    g->lens[slot] = (size_t)n;
+    g->count++;
+    pthread_cond_broadcast(&g->cv);
+  }
+  pthread_mutex_unlock(&g->mu);
+  return NULL;
+}
+
+/* The next inflated chunk: its length (*buf set), 0 at the end, or -1 with
+ * *msg set. */
+static ssize_t gz_pull(gz *g, const void **buf, const char **msg) {
+  pthread_mutex_lock(&g->mu);
+  if (g->held) {
+    g->head = (g->head + 1) % NBUF;
+    g->count--;
+    g->held = false;
+    pthread_cond_broadcast(&g->cv);
+  }
+  while (g->count == 0 && !g->finished)
+    pthread_cond_wait(&g->cv, &g->mu);
+  ssize_t n;
+  if (g->count > 0) {
+    g->held = true;
+    *buf = g->bufs[g->head];
+    n = (ssize_t)g->lens[g->head];
+  } else {
+    *msg = g->error;
+    n = g->error ? -1 : 0;
+  }
+  pthread_mutex_unlock(&g->mu);
+  return n;
+}
+
 static la_ssize_t gz_read(struct archive *a, void *userdata, const void **buf) {
-  gz *g = userdata;
   const char *msg = NULL;
-  ssize_t n = gz_next(g, &msg);
+  ssize_t n = gz_pull(userdata, buf, &msg);
   if (n < 0) {
     archive_set_error(a, EIO, "%s", msg);
     return -1;
   }
-  *buf = g->out;
   return n;
+}
+
+static gz *gz_open(int fd, uint64_t file_size, const hoist_bundle_opts *opts) {
+  gz *g = hoist_malloc0(sizeof *g);
+  g->fd = fd;
+  g->file_size = file_size;
+  g->opts = opts;
+  g->in = malloc(IN_CHUNK);
+  for (int i = 0; i < NBUF; i++)
+    if (!(g->bufs[i] = malloc(OUT_CHUNK)))
+      abort();
+  if (!g->in)
+    abort();
+  isal_inflate_init(&g->st);
+  g->st.crc_flag = ISAL_GZIP;
+  pthread_mutex_init(&g->mu, NULL);
+  pthread_cond_init(&g->cv, NULL);
+  g->started = pthread_create(&g->thread, NULL, gz_producer, g) == 0;
+  if (!g->started) {
+    g->finished = true;
+    g->error = "cannot start the inflate thread";
+  }
+  return g;
+}
+
+static void gz_close(gz *g) {
+  pthread_mutex_lock(&g->mu);
+  g->cancel = true;
+  pthread_cond_broadcast(&g->cv);
+  pthread_mutex_unlock(&g->mu);
+  if (g->started)
+    pthread_join(g->thread, NULL);
+  pthread_mutex_destroy(&g->mu);
+  pthread_cond_destroy(&g->cv);
+  for (int i = 0; i < NBUF; i++)
+    free(g->bufs[i]);
+  free(g->in);
+  free(g);
 }
 
 /* ------------------------------------------------------------ the model */
@@ -753,16 +860,7 @@ static int run_pass(pass *p, const char *tarball, hoist_err **err) {
     return hoist_err_set(err, HOIST_E_FORMAT, "tarball is not gzip-compressed: %s", tarball);
 
   posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-  gz *g = hoist_malloc0(sizeof *g);
-  g->fd = fd;
-  g->in = malloc(IN_CHUNK);
-  g->out = malloc(OUT_CHUNK);
-  if (!g->in || !g->out)
-    abort();
-  g->opts = p->o;
-  g->file_size = (uint64_t)st.st_size;
-  isal_inflate_init(&g->st);
-  g->st.crc_flag = ISAL_GZIP;
+  gz *g = gz_open(fd, (uint64_t)st.st_size, p->o);
 
   struct archive *a = archive_read_new();
   archive_read_support_format_tar(a);
@@ -788,7 +886,8 @@ static int run_pass(pass *p, const char *tarball, hoist_err **err) {
   /* the rest of the gzip stream: its trailer (CRC, size) must check out */
   for (;;) {
     const char *msg = NULL;
-    ssize_t got = gz_next(g, &msg);
+    const void *buf;
+    ssize_t got = gz_pull(g, &buf, &msg);
     if (got < 0) {
       failf(p, 1, HOIST_E_FORMAT, "tar extraction reported warnings or errors: %s", msg);
       goto done;
@@ -804,9 +903,7 @@ static int run_pass(pass *p, const char *tarball, hoist_err **err) {
   }
 done:
   archive_read_free(a);
-  free(g->in);
-  free(g->out);
-  free(g);
+  gz_close(g);
   if (p->fail && (p->stop || p->fail_check <= 2))
     return take_failure(p, err);
   if (!p->top) {
