@@ -363,7 +363,7 @@ def fail_gzip_but_not_tar():
     t = os.path.join(d, "text.tar.gz")
     with open(t, "wb") as f:
         f.write(gzip.compress(b"this is not a tar archive\n" * 100))
-    assert_fails(t, "tar extraction reported warnings or errors: ", startswith=True)
+    assert_fails(t, "tar extraction reported warnings or errors: Unrecognized archive format")
 
 
 @test
@@ -373,7 +373,8 @@ def fail_truncated_gzip():
     t = os.path.join(d, "cut.tar.gz")
     with open(t, "wb") as f:
         f.write(data[: len(data) * 2 // 3])
-    assert_fails(t, "tar extraction reported warnings or errors: ", startswith=True)
+    assert_fails(t, "tar extraction reported warnings or errors: "
+                 "unexpected end of gzip data (truncated)")
 
 
 @test
