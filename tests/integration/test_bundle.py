@@ -378,6 +378,19 @@ def fail_truncated_gzip():
 
 
 @test
+def fail_truncated_tar_in_a_whole_gzip():
+    d = tmpdir()
+    b = Bundle()
+    b.manifest_first = True
+    data = b.tarbytes()
+    cut = data.index(b"\x7fELF") + 100  # inside the library's data
+    t = os.path.join(d, "cut-tar.tar.gz")
+    with open(t, "wb") as f:
+        f.write(gzip.compress(data[:cut]))
+    assert_fails(t, "tar extraction reported warnings or errors: Truncated tar archive")
+
+
+@test
 def fail_corrupt_gzip_trailer():
     d = tmpdir()
     data = bytearray(gzip.compress(Bundle().tarbytes()))
