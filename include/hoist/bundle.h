@@ -161,7 +161,9 @@ typedef struct hoist_bundle_mapping {
  * (the directory and everything below it) into /etc/nvidia-container-runtime/,
  * and usr/lib/<libdir>/libnvidia-container*.so* into image_libdir (NULL:
  * "/usr/lib/<libdir>"). arch NULL: the staged manifest.json's architecture.
- * Symlinks stay symlinks. Caller frees with hoist_bundle_mappings_free. */
+ * Symlinks stay symlinks. Directories are listed and so is everything below
+ * them, so a consumer that copies a directory recursively skips the entries
+ * below a listed directory. Caller frees with hoist_bundle_mappings_free. */
 HOIST_EXPORT int hoist_bundle_mappings(const char *staged_dir, const char *arch,
                                        const char *image_libdir, hoist_bundle_mapping **out,
                                        size_t *n, hoist_err **err);

@@ -391,6 +391,26 @@ def fail_truncated_tar_in_a_whole_gzip():
 
 
 @test
+def fail_trailing_garbage_after_gzip():
+    d = tmpdir()
+    t = os.path.join(d, "junk.tar.gz")
+    with open(t, "wb") as f:
+        f.write(gzip.compress(Bundle().tarbytes()) + b"JUNK")
+    assert_fails(t, "tar extraction reported warnings or errors: trailing garbage after gzip data")
+
+
+@test
+def concatenated_gzip_members_are_one_stream():
+    """gzip -d reads concatenated members as one stream; so does hoist."""
+    d = tmpdir()
+    data = Bundle().tarbytes()
+    t = os.path.join(d, "multi.tar.gz")
+    with open(t, "wb") as f:
+        f.write(gzip.compress(data[:7000]) + gzip.compress(data[7000:]))
+    hoist("bundle", "verify", t, "--arch", "amd64")
+
+
+@test
 def fail_corrupt_gzip_trailer():
     d = tmpdir()
     data = bytearray(gzip.compress(Bundle().tarbytes()))
