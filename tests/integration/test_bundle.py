@@ -270,12 +270,23 @@ def gnu_tar_layout_with_dot_prefix_is_accepted():
     """A bundle packed by GNU tar from a tree (members "./<top>/...")."""
     d = tmpdir()
     b = Bundle("amd64")
+    # a sparse member (GNU sparse format) with a hole in the middle and at the end
+    ctk = b"ctk" + b"\0" * (1 << 20) + b"more" + b"\0" * (2 << 20)
+    b.payload["usr/bin/nvidia-ctk"] = ("file", ctk, 0o755)
+    b.manifest = b.make_manifest()
     src = os.path.join(d, "src")
     top = os.path.join(src, b.top)
     for p, (kind, data, mode) in b.payload.items():
         full = os.path.join(top, p)
         os.makedirs(os.path.dirname(full), exist_ok=True)
-        if kind == "file":
+        if kind == "file" and data is ctk:
+            with open(full, "wb") as f:
+                f.write(b"ctk")
+                f.seek(3 + (1 << 20))
+                f.write(b"more")
+                f.truncate(len(ctk))
+            os.chmod(full, mode)
+        elif kind == "file":
             with open(full, "wb") as f:
                 f.write(data)
             os.chmod(full, mode)
@@ -284,7 +295,9 @@ def gnu_tar_layout_with_dot_prefix_is_accepted():
     with open(os.path.join(top, "manifest.json"), "w") as f:
         json.dump(b.manifest, f)
     t = os.path.join(d, "gnu.tar.gz")
-    run("tar", "-czf", t, "-C", src, ".")
+    run("tar", "--sparse", "-czf", t, "-C", src, ".")
+    listing = run("tar", "-tvzf", t).stdout
+    assert "nvidia-ctk" in listing
     hoist("bundle", "verify", t, "--arch", "amd64")
     hoist("bundle", "stage", t, "--arch", "amd64", "--into", os.path.join(d, "st"))
     check_stage(os.path.join(d, "st"), "amd64", b, mtimes=False)

@@ -434,18 +434,23 @@ static void on_manifest(pass *p) {
 /* Reads a regular file's data: hashes it, writes it to fd when fd >= 0,
  * keeps it in p->mbuf when it is the manifest. Returns a negative code on a
  * tar error (already recorded). */
-static int read_file_data(pass *p, struct archive *a, entry *e, int fd, bool is_manifest) {
+static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, int fd,
+                          bool is_manifest) {
   uint64_t pos = 0;
   static const char zeros[65536];
   hoist_err *werr = NULL;
   for (;;) {
-    const void *buf;
-    size_t len;
-    la_int64_t off;
+    const void *buf = NULL;
+    size_t len = 0;
+    la_int64_t off = 0;
     int r = archive_read_data_block(a, &buf, &len, &off);
-    if (r == ARCHIVE_EOF)
-      break;
-    if (r != ARCHIVE_OK) {
+    if (r == ARCHIVE_EOF) {
+      /* a sparse member ending in a hole */
+      if (pos >= size)
+        break;
+      off = (la_int64_t)size;
+      len = 0;
+    } else if (r != ARCHIVE_OK) {
       failf(p, 1, HOIST_E_FORMAT, "tar extraction reported warnings or errors: %s",
             archive_error_string(a) ? archive_error_string(a) : "read error");
       return -1;
@@ -460,6 +465,8 @@ static int read_file_data(pass *p, struct archive *a, entry *e, int fd, bool is_
         goto write_failed;
       pos += z;
     }
+    if (len == 0)
+      continue;
     hoist_sha256_update(p->sha, buf, len);
     if (is_manifest)
       hoist_buf_append(&p->mbuf, buf, len, NULL);
@@ -634,7 +641,7 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     if (fd < 0)
       goto write_failed;
   }
-  if (read_file_data(p, a, e, fd, is_manifest) < 0)
+  if (read_file_data(p, a, e, size, fd, is_manifest) < 0)
     return -1;
   if (fd >= 0) {
     struct timespec ts[2] = {e->mtime, e->mtime};
