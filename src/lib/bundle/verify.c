@@ -871,7 +871,6 @@ static int run_pass(pass *p, const char *tarball, hoist_err **err) {
 
   struct archive *a = archive_read_new();
   archive_read_support_format_tar(a);
-  int r = 0;
   if (archive_read_open(a, g, NULL, gz_read, NULL) != ARCHIVE_OK) {
     failf(p, 1, HOIST_E_FORMAT, "tar extraction reported warnings or errors: %s",
           archive_error_string(a) ? archive_error_string(a) : "open");
@@ -927,9 +926,7 @@ done:
     return -1;
   if (p->fail)
     return take_failure(p, err);
-  if (check_unlisted(p, err) < 0)
-    return -1;
-  return r;
+  return check_unlisted(p, err);
 }
 
 static void info_fill(pass *p, hoist_bundle_info **info) {
