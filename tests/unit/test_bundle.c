@@ -1,7 +1,10 @@
+#include <archive.h>
+#include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "hoist/bundle.h"
+#include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "test_util.h"
 
@@ -358,12 +361,116 @@ static void test_cache_path(void **state) {
   assert_err_contains(&err, "unsupported architecture");
 }
 
+/* Adds a member to a tar being written: a file (target NULL) or a symlink. */
+static void tar_add(struct archive *a, const char *path, const char *data, const char *target,
+                    mode_t perm) {
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, path);
+  archive_entry_set_perm(e, perm);
+  archive_entry_set_mtime(e, 1773837296, 0);
+  if (target) {
+    archive_entry_set_filetype(e, AE_IFLNK);
+    archive_entry_set_symlink(e, target);
+  } else {
+    archive_entry_set_filetype(e, AE_IFREG);
+    archive_entry_set_size(e, (la_int64_t)strlen(data));
+  }
+  assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+  if (!target)
+    assert_int_equal(archive_write_data(a, data, strlen(data)), (la_ssize_t)strlen(data));
+  archive_entry_free(e);
+}
+
+/* A bundle written with libarchive, staged by the library, then listed for
+ * an image: the path from tarball to (source -> image path) mappings. */
+static void test_stage_then_map(void **state) {
+  (void)state;
+  char *dir = test_mkdtemp();
+  char *tarball = hoist_asprintf("%s/b.tar.gz", dir);
+  static const char *const bins[] = {"nvidia-cdi-hook", "nvidia-container-runtime",
+                                     "nvidia-container-runtime-hook", "nvidia-container-cli",
+                                     "nvidia-ctk"};
+  hoist_buf files = HOIST_BUF_INIT(0);
+  struct archive *a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_add_filter_gzip(a);
+  assert_int_equal(archive_write_open_filename(a, tarball), ARCHIVE_OK);
+  for (size_t i = 0; i < 6; i++) {
+    char *path = i < 5 ? hoist_asprintf("usr/bin/%s", bins[i])
+                       : hoist_strdup("etc/nvidia-container-runtime/config.toml");
+    char *member = hoist_asprintf("top/%s", path);
+    const char *data = i < 5 ? bins[i] : "[x]\n";
+    char d[HOIST_DIGEST_STR_LEN];
+    hoist_sha256_of(data, strlen(data), d);
+    tar_add(a, member, data, NULL, i < 5 ? 0755 : 0644);
+    hoist_buf_appendf(&files, NULL,
+                      "{\"path\":\"%s\",\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":%zu},",
+                      path, d + 7, strlen(data));
+    free(path);
+    free(member);
+  }
+  char d[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of("elf", 3, d);
+  tar_add(a, "top/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.17.8", "elf", NULL, 0755);
+  tar_add(a, "top/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1", NULL,
+          "libnvidia-container.so.1.17.8", 0777);
+  hoist_buf_appendf(&files, NULL,
+                    "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.17.8\","
+                    "\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":3},"
+                    "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1\","
+                    "\"entry_type\":\"symlink\",\"target\":\"libnvidia-container.so.1.17.8\"}",
+                    d + 7);
+  char *manifest = hoist_asprintf("{" HEAD COMPONENTS ",\"files\":[%s]}", files.data);
+  tar_add(a, "top/manifest.json", manifest, NULL, 0644);
+  assert_int_equal(archive_write_close(a), ARCHIVE_OK);
+  archive_write_free(a);
+  free(manifest);
+  hoist_buf_free(&files);
+
+  hoist_err *err = NULL;
+  hoist_bundle_opts o = {.arch = "amd64"};
+  assert_ok(hoist_bundle_verify(tarball, &o, NULL, &err), &err);
+  char *into = hoist_asprintf("%s/stage/", dir);
+  char *staged = NULL;
+  hoist_bundle_info *info = NULL;
+  assert_ok(hoist_bundle_stage(tarball, into, &o, &staged, &info, &err), &err);
+  char *want = hoist_asprintf("%s/stage/amd64/b", dir);
+  assert_string_equal(staged, want);
+  assert_string_equal(info->bundle_name, "b");
+  assert_int_equal(info->n_files, 8);
+  hoist_bundle_info_free(info);
+
+  hoist_bundle_mapping *m = NULL;
+  size_t n = 0;
+  assert_ok(hoist_bundle_mappings(staged, NULL, NULL, &m, &n, &err), &err);
+  assert_int_equal(n, 9); /* etc dir + config, 5 binaries, 2 libraries */
+  assert_string_equal(m[0].dst, "/etc/nvidia-container-runtime");
+  assert_string_equal(m[7].dst, "/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1");
+  assert_string_equal(m[7].target, "libnvidia-container.so.1.17.8");
+  assert_int_equal(m[8].mode, S_IFREG | 0755);
+  hoist_bundle_mappings_free(m, n);
+
+  /* the arm64 target refuses the amd64 bundle and removes nothing else */
+  hoist_bundle_opts o2 = {.arch = "arm64"};
+  assert_true(hoist_bundle_stage(tarball, into, &o2, NULL, NULL, &err) < 0);
+  assert_err_contains(&err, "bundle architecture mismatch: expected arm64, got amd64");
+  struct stat st;
+  assert_int_equal(stat(want, &st), 0);
+
+  free(want);
+  free(staged);
+  free(into);
+  free(tarball);
+  hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_parse_table), cmocka_unit_test(test_manifest_entries_table),
       cmocka_unit_test(test_manifest_arch),        cmocka_unit_test(test_rfc3339_and_names),
       cmocka_unit_test(test_arch_resolve),         cmocka_unit_test(test_mappings),
-      cmocka_unit_test(test_cache_path),
+      cmocka_unit_test(test_cache_path),           cmocka_unit_test(test_stage_then_map),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
