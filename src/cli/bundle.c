@@ -1,0 +1,332 @@
+/* hoist bundle verify|stage|fetch: runtime bundle tarballs. */
+#include <errno.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cli.h"
+#include "hoist/bundle.h"
+
+static const char usage_text[] =
+    "Usage: hoist bundle COMMAND [OPTIONS]\n"
+    "\n"
+    "Runtime bundle tarballs (a gzip tar with one top-level directory holding an\n"
+    "install-root payload and manifest.json).\n"
+    "\n"
+    "Commands:\n"
+    "  verify TARBALL   run every check of the bundle contract; writes nothing\n"
+    "  stage TARBALL    verify and stage the payload under DIR/ARCH/BUNDLE_NAME\n"
+    "  fetch URL        download a bundle once into the cache and print its path\n"
+    "\n"
+    "Run 'hoist bundle COMMAND --help' for a command's options.\n";
+
+static const char verify_usage[] =
+    "Usage: hoist bundle verify TARBALL [--arch amd64|arm64 | --platform linux/ARCH]\n"
+    "\n"
+    "Reads TARBALL once and runs every check of the runtime bundle contract in order;\n"
+    "exits 1 with the first failure. Nothing is written.\n"
+    "\n"
+    "Options:\n"
+    "  --arch ARCH          target architecture: amd64 or arm64 (default: the host's)\n"
+    "  --platform P         target platform, linux/amd64 or linux/arm64\n"
+    "  --max-size N         refuse more than N bytes of member data (K, M, G suffixes;\n"
+    "                       default 4G)\n"
+    "  --max-entries N      refuse more than N tar members (default 100000)\n"
+    "  --json               print the bundle's summary as JSON\n"
+    "  -h, --help           show this help\n";
+
+static const char stage_usage[] =
+    "Usage: hoist bundle stage TARBALL [--arch ARCH | --platform linux/ARCH] [--into DIR]\n"
+    "\n"
+    "Verifies TARBALL and stages its payload at DIR/ARCH/BUNDLE_NAME in the same pass.\n"
+    "The old stage of ARCH is removed first; the new one appears only when every\n"
+    "check passed.\n"
+    "\n"
+    "Options:\n"
+    "  --into DIR           stage directory (default " HOIST_BUNDLE_DEFAULT_STAGE_DIR ")\n"
+    "  --arch ARCH          target architecture: amd64 or arm64 (default: the host's)\n"
+    "  --platform P         target platform, linux/amd64 or linux/arm64\n"
+    "  --max-size N         refuse more than N bytes of member data (default 4G)\n"
+    "  --max-entries N      refuse more than N tar members (default 100000)\n"
+    "  --json               print the staged directory and summary as JSON\n"
+    "  -h, --help           show this help\n";
+
+static const char fetch_usage[] =
+    "Usage: hoist bundle fetch URL --arch ARCH [--sha256 HEX] [--cache DIR]\n"
+    "\n"
+    "Downloads URL (http, https or file) once into\n"
+    "DIR/ARCH-SHA256(URL)-BASENAME and prints that path; a cached file is reused.\n"
+    "\n"
+    "Options:\n"
+    "  --arch ARCH          architecture of the bundle: amd64 or arm64\n"
+    "  --platform P         linux/amd64 or linux/arm64 instead of --arch\n"
+    "  --sha256 HEX         expected sha256 of the tarball; a mismatch is not cached\n"
+    "  --cache DIR          cache directory (default " HOIST_BUNDLE_DEFAULT_CACHE_DIR ")\n"
+    "  --json               print {\"path\": ..., \"cached\": ...}\n"
+    "  -h, --help           show this help\n";
+
+enum {
+  OPT_ARCH = 256,
+  OPT_PLATFORM,
+  OPT_MAX_SIZE,
+  OPT_MAX_ENTRIES,
+  OPT_INTO,
+  OPT_SHA,
+  OPT_CACHE,
+  OPT_JSON
+};
+
+static const struct option long_opts[] = {
+    {"help", no_argument, NULL, 'h'},
+    {"arch", required_argument, NULL, OPT_ARCH},
+    {"platform", required_argument, NULL, OPT_PLATFORM},
+    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+    {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
+    {"into", required_argument, NULL, OPT_INTO},
+    {"sha256", required_argument, NULL, OPT_SHA},
+    {"cache", required_argument, NULL, OPT_CACHE},
+    {"json", no_argument, NULL, OPT_JSON},
+    {NULL, 0, NULL, 0},
+};
+
+/* "123", "64K", "500M", "4G" (binary multiples). */
+static bool parse_size(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || s[0] == '-')
+    return false;
+  unsigned shift = 0;
+  switch (*end) {
+  case '\0':
+    break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    break;
+  case 't':
+  case 'T':
+    shift = 40;
+    break;
+  default:
+    return false;
+  }
+  if (*end && end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) && strcmp(end + 1, "B"))
+    return false;
+  if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
+    return false;
+  *out = (uint64_t)v << shift;
+  return true;
+}
+
+static void show_progress(uint64_t done, uint64_t total, void *userdata) {
+  const char *what = userdata;
+  if (total)
+    fprintf(stderr, "\r%s: %3u%% (%llu/%llu MiB)", what, (unsigned)(done * 100 / total),
+            (unsigned long long)(done >> 20), (unsigned long long)(total >> 20));
+  else
+    fprintf(stderr, "\r%s: %llu MiB", what, (unsigned long long)(done >> 20));
+  fflush(stderr);
+}
+
+static void end_progress(bool shown) {
+  if (shown)
+    fprintf(stderr, "\r\033[K");
+}
+
+typedef struct args {
+  const char *verb;
+  const char *usage;
+  const char *operand;
+  const char *arch, *platform, *into, *sha256, *cache;
+  uint64_t max_size, max_entries;
+  bool allow_into, allow_fetch, json;
+} args;
+
+/* Returns -1 to go on, else the exit code. */
+static int parse(args *a, int argc, char **argv) {
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
+    switch (c) {
+    case 'h':
+      fputs(a->usage, stdout);
+      return EXIT_OK;
+    case OPT_ARCH:
+      a->arch = optarg;
+      break;
+    case OPT_PLATFORM:
+      a->platform = optarg;
+      break;
+    case OPT_MAX_SIZE:
+      if (a->allow_fetch || !parse_size(optarg, &a->max_size))
+        return cli_usage(
+            a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
+            optarg);
+      break;
+    case OPT_MAX_ENTRIES: {
+      char *end;
+      errno = 0;
+      unsigned long long v = strtoull(optarg, &end, 10);
+      if (a->allow_fetch || errno || *end || !v || optarg[0] == '-')
+        return cli_usage(a->verb, "--max-entries: not a positive number: %s", optarg);
+      a->max_entries = v;
+      break;
+    }
+    case OPT_INTO:
+      if (!a->allow_into)
+        return cli_usage(a->verb, "unknown option --into");
+      a->into = optarg;
+      break;
+    case OPT_SHA:
+      if (!a->allow_fetch)
+        return cli_usage(a->verb, "unknown option --sha256");
+      a->sha256 = optarg;
+      break;
+    case OPT_JSON:
+      a->json = true;
+      break;
+    case OPT_CACHE:
+      if (!a->allow_fetch)
+        return cli_usage(a->verb, "unknown option --cache");
+      a->cache = optarg;
+      break;
+    default:
+      return cli_usage(a->verb, "unknown option");
+    }
+  }
+  if (a->arch && a->platform)
+    return cli_usage(a->verb, "--arch and --platform are exclusive");
+  if (optind >= argc)
+    return cli_usage(a->verb, "missing %s", a->allow_fetch ? "URL" : "TARBALL");
+  if (optind + 1 < argc)
+    return cli_usage(a->verb, "unexpected argument: %s", argv[optind + 1]);
+  a->operand = argv[optind];
+  return -1;
+}
+
+/* Prints obj as one line of JSON on stdout and releases it. */
+static void print_json(json_t *obj) {
+  char *s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
+  if (!s)
+    abort();
+  printf("%s\n", s);
+  free(s);
+  json_decref(obj);
+}
+
+static json_t *info_json(const hoist_bundle_info *i) {
+  return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "bundle_name", i->bundle_name,
+                   "bundle_version", i->bundle_version, "architecture", i->architecture,
+                   "created_at", i->created_at, "manifest_entries", (json_int_t)i->n_files,
+                   "payload_bytes", (json_int_t)i->payload_bytes);
+}
+
+static int run_check(int argc, char **argv, bool stage) {
+  args a = {.verb = stage ? "bundle stage" : "bundle verify",
+            .usage = stage ? stage_usage : verify_usage,
+            .allow_into = stage};
+  int rc = parse(&a, argc, argv);
+  if (rc >= 0)
+    return rc;
+  hoist_err *err = NULL;
+  const char *arch;
+  if (hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0)
+    return cli_fail(a.verb, err);
+  bool tty = cli_stderr_is_tty();
+  hoist_bundle_opts o = {.arch = arch,
+                         .max_size = a.max_size,
+                         .max_entries = a.max_entries,
+                         .progress = tty ? show_progress : NULL,
+                         .progress_userdata = (void *)a.operand};
+  hoist_bundle_info *info = NULL;
+  if (stage) {
+    char *dir = NULL;
+    int r = hoist_bundle_stage(a.operand, a.into, &o, &dir, &info, &err);
+    end_progress(tty);
+    if (r < 0)
+      return cli_fail(a.verb, err);
+    if (a.json) {
+      json_t *j = info_json(info);
+      json_object_set_new(j, "staged_at", json_string(dir));
+      print_json(j);
+    } else {
+      printf("Runtime bundle staged at %s\n", dir);
+    }
+    free(dir);
+  } else {
+    int r = hoist_bundle_verify(a.operand, &o, &info, &err);
+    end_progress(tty);
+    if (r < 0)
+      return cli_fail(a.verb, err);
+    if (a.json)
+      print_json(info_json(info));
+    else
+      printf("Runtime bundle verified: %s %s (%s), %zu manifest entries\n", info->bundle_name,
+             info->bundle_version, info->architecture, info->n_files);
+  }
+  hoist_bundle_info_free(info);
+  return EXIT_OK;
+}
+
+static int run_fetch(int argc, char **argv) {
+  args a = {.verb = "bundle fetch", .usage = fetch_usage, .allow_fetch = true};
+  int rc = parse(&a, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (!a.arch && !a.platform)
+    return cli_usage(a.verb, "--arch is required");
+  hoist_err *err = NULL;
+  const char *arch;
+  if (hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0)
+    return cli_fail(a.verb, err);
+  bool tty = cli_stderr_is_tty();
+  hoist_bundle_fetch_opts o = {.arch = arch,
+                               .sha256 = a.sha256,
+                               .cache_dir = a.cache,
+                               .progress = tty ? show_progress : NULL,
+                               .progress_userdata = (void *)a.operand};
+  char *path = NULL;
+  bool cached = false;
+  int r = hoist_bundle_fetch(a.operand, &o, &path, &cached, &err);
+  end_progress(tty);
+  if (r < 0)
+    return cli_fail(a.verb, err);
+  if (cached)
+    hoist_info("using cached %s", path);
+  if (a.json)
+    print_json(json_pack("{s:s, s:b}", "path", path, "cached", cached));
+  else
+    printf("%s\n", path);
+  free(path);
+  return EXIT_OK;
+}
+
+static int run_bundle(int argc, char **argv) {
+  if (argc < 2) {
+    fputs(usage_text, stderr);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
+    fputs(usage_text, stdout);
+    return EXIT_OK;
+  }
+  if (strcmp(cmd, "verify") == 0)
+    return run_check(argc - 1, argv + 1, false);
+  if (strcmp(cmd, "stage") == 0)
+    return run_check(argc - 1, argv + 1, true);
+  if (strcmp(cmd, "fetch") == 0)
+    return run_fetch(argc - 1, argv + 1);
+  return cli_usage("bundle", "unknown command '%s'", cmd);
+}
+
+HOIST_VERB(bundle, "bundle", "verify, stage and fetch runtime bundle tarballs", run_bundle);
