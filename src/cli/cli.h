@@ -12,6 +12,7 @@
 #include <getopt.h>
 
 #include "hoist/core.h"
+#include "hoist/ref.h"
 
 typedef struct cli_verb {
   const char *name;
@@ -31,6 +32,13 @@ int cli_fail(const char *verb, hoist_err *err);
 
 /* Prints "hoist <verb>: <message>" and a hint to use --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parses the arguments of a verb whose only operand is an untagged image
+ * layout (oci:DIR) and whose options are --json and --help. Returns -1 when the
+ * verb should go on (*json and *loc set; the caller frees *loc), else the exit
+ * code to return (help printed, or a usage error reported). */
+int cli_parse_layout_args(const char *verb, const char *usage, int argc, char **argv, bool *json,
+                          hoist_loc **loc);
 
 /* True when stdout is a terminal (human output, progress bars). */
 bool cli_stdout_is_tty(void);

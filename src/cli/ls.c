@@ -18,35 +18,12 @@ static const char usage[] = "Usage: hoist ls [OPTIONS] oci:DIR\n"
                             "  -h, --help  show this help\n";
 
 static int run(int argc, char **argv) {
-  enum { OPT_JSON = 256 };
-  static const struct option opts[] = {
-      {"json", no_argument, NULL, OPT_JSON},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
   bool json = false;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_JSON:
-      json = true;
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    default:
-      return cli_usage(VERB, "unknown option");
-    }
-  }
-  if (optind + 1 != argc)
-    return cli_usage(VERB, "expected one layout location (oci:DIR)");
-  hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *loc = NULL;
-  if (hoist_loc_parse(argv[optind], &loc, &err) < 0)
-    return cli_fail(VERB, err);
-  if (loc->kind != HOIST_LOC_LAYOUT || loc->tag)
-    return cli_usage(VERB, "%s: expected an image layout without a tag (oci:DIR)", argv[optind]);
+  int code = cli_parse_layout_args(VERB, usage, argc, argv, &json, &loc);
+  if (code >= 0)
+    return code;
+  hoist_err *err = NULL;
   _cleanup_store_ hoist_store *s = NULL;
   _cleanup_index_ hoist_index *ix = NULL;
   if (hoist_store_open(loc->dir, false, &s, &err) < 0 || hoist_store_index(s, &ix, &err) < 0)

@@ -24,6 +24,38 @@ int cli_usage(const char *verb, const char *fmt, ...) {
   return EXIT_USAGE;
 }
 
+int cli_parse_layout_args(const char *verb, const char *usage, int argc, char **argv, bool *json,
+                          hoist_loc **loc) {
+  enum { OPT_JSON = 256 };
+  static const struct option opts[] = {
+      {"json", no_argument, NULL, OPT_JSON},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_JSON:
+      *json = true;
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      return EXIT_OK;
+    default:
+      return cli_usage(verb, "unknown option");
+    }
+  }
+  if (optind + 1 != argc)
+    return cli_usage(verb, "expected one layout location (oci:DIR)");
+  hoist_err *err = NULL;
+  if (hoist_loc_parse(argv[optind], loc, &err) < 0)
+    return cli_fail(verb, err);
+  if ((*loc)->kind != HOIST_LOC_LAYOUT || (*loc)->tag)
+    return cli_usage(verb, "%s: expected an image layout without a tag (oci:DIR)", argv[optind]);
+  return -1;
+}
+
 bool cli_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }
 bool cli_stderr_is_tty(void) { return isatty(STDERR_FILENO); }
 
