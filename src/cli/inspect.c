@@ -5,12 +5,14 @@
 #include "cli.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
+#include "hoist/registry.h"
 #include "hoist/store.h"
+#include "regopts.h"
 
 #define VERB "inspect"
 
 static const char usage[] =
-    "Usage: hoist inspect [OPTIONS] oci:DIR[:TAG]\n"
+    "Usage: hoist inspect [OPTIONS] REF|oci:DIR[:TAG]\n"
     "\n"
     "Show an image: media type, digest, size, platform, layers and a summary of its\n"
     "config (os/arch, env, cmd, entrypoint, user, working dir, labels). Without TAG\n"
@@ -22,20 +24,27 @@ static const char usage[] =
     "  --config             print the image config bytes exactly as stored\n"
     "  --json               print a JSON summary\n"
     "  --platform OS/ARCH   the image to show from a multi-platform index\n"
-    "  -h, --help           show this help\n";
+    "  -h, --help           show this help\n"
+    "\n" REGOPTS_HELP;
 
-/* Where an image's documents come from. A layout reads them from its store;
- * a registry source would fetch them over the distribution API. */
+/* Where an image's documents come from: a layout's store, or a registry
+ * over the distribution API. */
 typedef struct image_source {
-  char *name; /* for messages: "oci:DIR:TAG" */
+  char *name; /* for messages: "oci:DIR:TAG" or the reference */
   hoist_store *store;
+  hoist_registry *reg;
+  const hoist_ref *ref; /* borrowed from the location */
   hoist_descriptor top; /* what the location names */
+  char *top_data;       /* registry: the top document, fetched once */
+  size_t top_len;
 } image_source;
 
 static void source_clear(image_source *src) {
   free(src->name);
   hoist_store_close(src->store);
+  hoist_registry_free(src->reg);
   hoist_descriptor_clear(&src->top);
+  free(src->top_data);
 }
 
 static int source_open_layout(const hoist_loc *loc, image_source *src, hoist_err **err) {
@@ -46,21 +55,83 @@ static int source_open_layout(const hoist_loc *loc, image_source *src, hoist_err
   return 0;
 }
 
-static int source_open(const hoist_loc *loc, image_source *src, hoist_err **err) {
-  switch (loc->kind) {
-  case HOIST_LOC_LAYOUT:
+/* Resolves the reference to its top document (manifest or index) and keeps
+ * its bytes, so it is fetched once. */
+static int source_open_registry(const hoist_loc *loc, cli_regopts *ro, image_source *src,
+                                hoist_err **err) {
+  src->name = hoist_ref_string(loc->ref);
+  src->ref = loc->ref;
+  char digest[HOIST_DIGEST_STR_LEN];
+  char *media_type = NULL;
+  int r = cli_regopts_open(ro, false, &src->reg, err);
+  if (r == 0)
+    r = hoist_registry_get_manifest(src->reg, loc->ref->domain, loc->ref->path,
+                                    hoist_ref_reference(loc->ref), &src->top_data, &src->top_len,
+                                    &media_type, digest, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "%s", src->name);
+  src->top.media_type = media_type;
+  src->top.digest = hoist_strdup(digest);
+  src->top.size = (int64_t)src->top_len;
+  return 0;
+}
+
+static int source_open(const hoist_loc *loc, cli_regopts *ro, image_source *src, hoist_err **err) {
+  if (loc->kind == HOIST_LOC_LAYOUT)
     return source_open_layout(loc, src, err);
-  case HOIST_LOC_REGISTRY:
-    break;
+  return source_open_registry(loc, ro, src, err);
+}
+
+typedef struct mem_writer {
+  hoist_writer base;
+  hoist_buf buf;
+} mem_writer;
+
+static int mem_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+  return hoist_buf_append(&((mem_writer *)w)->buf, data, len, err);
+}
+
+static const hoist_writer_ops mem_ops = {.write = mem_write};
+
+/* A document from the registry: the top one from memory, manifests and
+ * indexes from the manifests endpoint, configs from the blobs endpoint. */
+static int registry_read(image_source *src, const hoist_descriptor *desc, char **data, size_t *len,
+                         hoist_err **err) {
+  if (strcmp(desc->digest, src->top.digest) == 0) {
+    *data = malloc(src->top_len + 1);
+    if (!*data)
+      abort();
+    memcpy(*data, src->top_data, src->top_len);
+    (*data)[src->top_len] = '\0';
+    *len = src->top_len;
+    return 0;
   }
-  _cleanup_free_ char *s = hoist_loc_string(loc);
-  return hoist_err_set(err, ENOTSUP, "%s: only oci:DIR[:TAG] layouts can be inspected so far", s);
+  hoist_media_kind kind = hoist_media_kind_of(desc->media_type);
+  if (kind == HOIST_MEDIA_MANIFEST || kind == HOIST_MEDIA_INDEX) {
+    _cleanup_free_ char *media_type = NULL;
+    char digest[HOIST_DIGEST_STR_LEN];
+    return hoist_registry_get_manifest(src->reg, src->ref->domain, src->ref->path, desc->digest,
+                                       data, len, &media_type, digest, err);
+  }
+  if (desc->size > (int64_t)HOIST_MANIFEST_MAX)
+    return hoist_err_set(err, HOIST_E_LIMIT, "%s is too large for a config", desc->digest);
+  mem_writer w = {.base = {&mem_ops}, .buf = HOIST_BUF_INIT(HOIST_MANIFEST_MAX)};
+  if (hoist_registry_get_blob(src->reg, src->ref->domain, src->ref->path, desc->digest, desc->size,
+                              &w.base, err) < 0) {
+    hoist_buf_free(&w.buf);
+    return -1;
+  }
+  *len = w.buf.len;
+  *data = hoist_buf_steal(&w.buf);
+  return 0;
 }
 
 /* A document (manifest, index or config) named by desc, digest-checked. */
 static int source_read(image_source *src, const hoist_descriptor *desc, char **data, size_t *len,
                        hoist_err **err) {
-  int r = hoist_store_read_blob(src->store, desc->digest, HOIST_MANIFEST_MAX, data, len, err);
+  int r = src->reg
+              ? registry_read(src, desc, data, len, err)
+              : hoist_store_read_blob(src->store, desc->digest, HOIST_MANIFEST_MAX, data, len, err);
   if (r < 0)
     return hoist_err_wrap(err, "%s", src->name);
   if (desc->size >= 0 && (uint64_t)*len != (uint64_t)desc->size) {
@@ -287,13 +358,48 @@ static int write_stdout(const char *data, size_t len) {
   return fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : -1;
 }
 
+/* Shows the image at location s; returns the exit code. */
+static int inspect(const char *s, cli_regopts *ro, const char *platform, bool raw, bool config,
+                   bool json) {
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *loc = NULL;
+  if (hoist_loc_parse(s, &loc, &err) < 0)
+    return cli_fail(VERB, err);
+  image_source src = {0};
+  image_info in = {0};
+  int r = source_open(loc, ro, &src, &err);
+  if (r == 0)
+    r = load_image(&src, platform, !raw, &in, &err);
+  if (r == 0) {
+    if (raw)
+      r = write_stdout(in.manifest_data, in.manifest_len) < 0
+              ? hoist_err_errno(&err, errno, "write")
+              : 0;
+    else if (config)
+      r = write_stdout(in.config_data, in.config_len) < 0 ? hoist_err_errno(&err, errno, "write")
+                                                          : 0;
+    else if (json)
+      r = print_json(&src, &in, &err);
+    else
+      print_human(&src, &in);
+  }
+  info_clear(&in);
+  source_clear(&src);
+  return r < 0 ? cli_fail(VERB, err) : EXIT_OK;
+}
+
 static int run(int argc, char **argv) {
   enum { OPT_RAW = 256, OPT_CONFIG, OPT_JSON, OPT_PLATFORM };
   static const struct option opts[] = {
-      {"raw", no_argument, NULL, OPT_RAW},   {"config", no_argument, NULL, OPT_CONFIG},
-      {"json", no_argument, NULL, OPT_JSON}, {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"help", no_argument, NULL, 'h'},      {0},
+      {"raw", no_argument, NULL, OPT_RAW},
+      {"config", no_argument, NULL, OPT_CONFIG},
+      {"json", no_argument, NULL, OPT_JSON},
+      {"platform", required_argument, NULL, OPT_PLATFORM},
+      {"help", no_argument, NULL, 'h'},
+      REGOPTS_LONG,
+      {0},
   };
+  cli_regopts ro = {0};
   bool raw = false, config = false, json = false;
   const char *platform = NULL;
   int c;
@@ -314,41 +420,28 @@ static int run(int argc, char **argv) {
       break;
     case 'h':
       fputs(usage, stdout);
+      cli_regopts_free(&ro);
       return EXIT_OK;
-    default:
-      return cli_usage(VERB, "unknown option");
+    default: {
+      int h = cli_regopts_handle(&ro, VERB, c, optarg);
+      if (h == 1)
+        break;
+      cli_regopts_free(&ro);
+      return h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
+    }
     }
   }
+  if (ro.json)
+    json = true;
+  int code = EXIT_USAGE;
   if (raw + config + json > 1)
-    return cli_usage(VERB, "--raw, --config and --json exclude each other");
-  if (optind + 1 != argc)
-    return cli_usage(VERB, "expected one image location (oci:DIR[:TAG])");
-
-  hoist_err *err = NULL;
-  _cleanup_loc_ hoist_loc *loc = NULL;
-  if (hoist_loc_parse(argv[optind], &loc, &err) < 0)
-    return cli_fail(VERB, err);
-  image_source src = {0};
-  image_info in = {0};
-  int r = source_open(loc, &src, &err);
-  if (r == 0)
-    r = load_image(&src, platform, !raw, &in, &err);
-  if (r == 0) {
-    if (raw)
-      r = write_stdout(in.manifest_data, in.manifest_len) < 0
-              ? hoist_err_errno(&err, errno, "write")
-              : 0;
-    else if (config)
-      r = write_stdout(in.config_data, in.config_len) < 0 ? hoist_err_errno(&err, errno, "write")
-                                                          : 0;
-    else if (json)
-      r = print_json(&src, &in, &err);
-    else
-      print_human(&src, &in);
-  }
-  info_clear(&in);
-  source_clear(&src);
-  return r < 0 ? cli_fail(VERB, err) : EXIT_OK;
+    cli_usage(VERB, "--raw, --config and --json exclude each other");
+  else if (optind + 1 != argc)
+    cli_usage(VERB, "expected one image (REF or oci:DIR[:TAG])");
+  else
+    code = inspect(argv[optind], &ro, platform, raw, config, json);
+  cli_regopts_free(&ro);
+  return code;
 }
 
 HOIST_VERB(inspect, VERB, "show an image's manifest, layers and config", run);

@@ -4,7 +4,7 @@ import hashlib
 import json
 import os
 
-from hoisttest import hoist, main, run, sha256_file, skopeo, test, tmpdir
+from hoisttest import free_port, hoist, main, run, sha256_file, skopeo, test, tmpdir
 
 MAKE_LAYOUT = os.environ.get("HOIST_MAKE_LAYOUT", "make_layout")
 
@@ -217,8 +217,10 @@ def cli_errors_and_help():
     assert p.returncode == 1 and "tag nope not found" in p.stderr, p.stderr
     p = hoist("inspect", "--raw", "--json", f"oci:{d}:v1", check=False)
     assert p.returncode == 2
-    p = hoist("inspect", "127.0.0.1:5000/x:1", check=False)
-    assert p.returncode == 1 and "oci:" in p.stderr, p.stderr
+    # a registry reference with nothing listening: a clear failure naming it
+    ref = f"127.0.0.1:{free_port()}/x:1"
+    p = hoist("inspect", ref, check=False)
+    assert p.returncode == 1 and ref in p.stderr and "connect" in p.stderr, p.stderr
     assert hoist("ls", f"oci:{d}:v1", check=False).returncode == 2
 
 

@@ -1,0 +1,192 @@
+/*
+ * registry: a client of the OCI distribution API (v1.1) and the image
+ * transport built on it.
+ *
+ * A hoist_registry is one client for the whole process: it owns the libcurl
+ * share handle (connections, DNS and TLS sessions reused across requests and
+ * threads), the credentials it found, the Bearer tokens it obtained (cached
+ * per registry and scope until they expire) and the TLS settings per host.
+ *
+ * Low-level calls name a registry host ("127.0.0.1:5000", "docker.io") and a
+ * repository path ("library/busybox") as plain strings; they do one API
+ * operation each with authentication and the retry policy (3 attempts, 1 s
+ * doubling with jitter, on 408, 429 with Retry-After, 5xx and broken
+ * connections). Blobs stream: downloads go into a hoist_writer and are
+ * checked against digest and size as they arrive; uploads read from a file
+ * descriptor.
+ *
+ * hoist_registry_copy moves a whole image between two locations (registry
+ * references or OCI layouts), transferring blobs in parallel and writing the
+ * manifest last, only once every blob it references is in place.
+ *
+ * Credential and challenge parsers are exposed for tests and fuzzing.
+ */
+#ifndef HOIST_REGISTRY_H
+#define HOIST_REGISTRY_H
+
+#include "hoist/core.h"
+#include "hoist/digest.h"
+#include "hoist/oci.h"
+#include "hoist/ref.h"
+#include "hoist/stream.h"
+
+/* Progress of one transfer: id is a short digest; total 0 when unknown.
+ * Called from transfer threads; done is true once for the final call. */
+typedef void (*hoist_progress_fn)(void *userdata, const char *id, uint64_t done_bytes,
+                                  uint64_t total_bytes, bool finished);
+
+typedef struct hoist_registry_opts {
+  const char *creds;           /* "user:password" for every registry, or NULL */
+  const char *auth_file;       /* Docker config.json / auth.json; NULL: the usual places */
+  const char *secret_file;     /* Kubernetes .dockerconfigjson secret; NULL: $REGISTRY_SECRET */
+  const char *const *insecure; /* NULL-terminated hosts spoken to over plain http */
+  const char *config_file;     /* registries config; NULL: the default path (see README) */
+  const char *ca_file;         /* extra CA bundle for https, or NULL */
+  const char *cert_file;       /* TLS client certificate (PEM), or NULL */
+  const char *key_file;        /* its key, or NULL */
+  bool tls_skip_verify;
+  bool tls_always; /* https even for loopback hosts (explicit --tls-verify=true) */
+  int jobs;        /* parallel blob transfers; 0 means 4 */
+  hoist_progress_fn progress;
+  void *progress_userdata;
+} hoist_registry_opts;
+
+typedef struct hoist_registry hoist_registry;
+
+HOIST_EXPORT int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out,
+                                    hoist_err **err);
+HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
+
+/* True when host is spoken to over plain http: localhost, 127.0.0.0/8, ::1
+ * and hosts made insecure by options or the config file. */
+HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host);
+
+/* ---------------------------------------------------------- blobs */
+
+/* *exists tells whether repo has the blob; *size (optional) its size. */
+HOIST_EXPORT int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *repo,
+                                            const char *digest, bool *exists, int64_t *size,
+                                            hoist_err **err);
+
+/* Streams a blob into w (not committed), refusing content that does not
+ * match digest or (when >= 0) size. A broken transfer resumes with Range. */
+HOIST_EXPORT int hoist_registry_get_blob(hoist_registry *r, const char *host, const char *repo,
+                                         const char *digest, int64_t size, hoist_writer *w,
+                                         hoist_err **err);
+
+/* Uploads size bytes read from fd (from its offset 0, with pread) as blob
+ * digest. Skips it when the registry has it; with mount_from (a repository
+ * of the same registry) tries a cross-repository mount first. *how
+ * (optional) receives "exists", "mounted" or "uploaded". */
+HOIST_EXPORT int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
+                                         const char *digest, uint64_t size, int fd,
+                                         const char *mount_from, const char **how, hoist_err **err);
+
+/* ------------------------------------------------------ manifests */
+
+/* The Accept list for manifests: OCI manifest and index, Docker schema 2
+ * manifest and manifest list. */
+HOIST_EXPORT const char *hoist_registry_manifest_accept(void);
+
+/* Fetches a manifest or index by tag or digest. *data (caller frees) keeps
+ * the exact bytes; *media_type (caller frees) is the document's type;
+ * digest receives the digest of the bytes, which must equal reference when
+ * reference is a digest. */
+HOIST_EXPORT int hoist_registry_get_manifest(hoist_registry *r, const char *host, const char *repo,
+                                             const char *reference, char **data, size_t *len,
+                                             char **media_type, char digest[HOIST_DIGEST_STR_LEN],
+                                             hoist_err **err);
+
+/* HEAD of a manifest: its digest (Docker-Content-Digest) and media type.
+ * *found is false on 404. */
+HOIST_EXPORT int hoist_registry_head_manifest(hoist_registry *r, const char *host, const char *repo,
+                                              const char *reference, bool *found,
+                                              char digest[HOIST_DIGEST_STR_LEN], char **media_type,
+                                              hoist_err **err);
+
+HOIST_EXPORT int hoist_registry_put_manifest(hoist_registry *r, const char *host, const char *repo,
+                                             const char *reference, const char *data, size_t len,
+                                             const char *media_type, hoist_err **err);
+
+/* Deletes the manifest with this digest. A registry with deletes disabled
+ * (405) gives "deletes are disabled on this registry". */
+HOIST_EXPORT int hoist_registry_delete_manifest(hoist_registry *r, const char *host,
+                                                const char *repo, const char *digest,
+                                                hoist_err **err);
+
+/* ------------------------------------------------- tags, catalog */
+
+/* All tags of repo, following pagination (n, last, Link). *out is a
+ * NULL-terminated array the caller frees with hoist_strv_free. */
+HOIST_EXPORT int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo,
+                                     char ***out, size_t *n, hoist_err **err);
+HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
+                                        hoist_err **err);
+HOIST_EXPORT void hoist_strv_free(char **v);
+
+/* ---------------------------------------------------------- images */
+
+typedef struct hoist_copy_opts {
+  const hoist_platform *platform; /* from an index pick this; NULL: the host's */
+  bool all_platforms;             /* copy a whole index */
+} hoist_copy_opts;
+
+typedef struct hoist_copy_result {
+  char digest[HOIST_DIGEST_STR_LEN]; /* of the manifest or index written */
+  char *media_type;                  /* caller frees */
+  uint64_t manifests;                /* manifests written (an index counts its children) */
+  uint64_t blobs_uploaded;           /* blobs transferred */
+  uint64_t blobs_skipped;            /* already at the destination */
+  uint64_t blobs_mounted;            /* mounted from another repository */
+  uint64_t bytes;                    /* blob bytes transferred */
+} hoist_copy_result;
+
+/* Copies the image at src to dst: registry->registry, registry->layout or
+ * layout->registry (or layout->layout). A layout destination without a tag
+ * is tagged with the source's tag, or "latest". */
+HOIST_EXPORT int hoist_registry_copy(hoist_registry *r, const hoist_loc *src, const hoist_loc *dst,
+                                     const hoist_copy_opts *opts, hoist_copy_result *res,
+                                     hoist_err **err);
+HOIST_EXPORT void hoist_copy_result_clear(hoist_copy_result *res);
+
+/* ----------------------------------------------- parsers (exposed) */
+
+/* One challenge of a WWW-Authenticate header. */
+typedef struct hoist_challenge {
+  char *scheme; /* "basic" or "bearer", lowercased */
+  char *realm;
+  char *service;
+  char *scope;
+  char *error; /* "insufficient_scope", ... or NULL */
+} hoist_challenge;
+
+/* Parses a WWW-Authenticate value (RFC 7235: scheme, then auth-params with
+ * token or quoted-string values; several challenges separated by commas).
+ * Returns the first Bearer or Basic challenge found. */
+HOIST_EXPORT int hoist_challenge_parse(const char *header, hoist_challenge *out, hoist_err **err);
+HOIST_EXPORT void hoist_challenge_clear(hoist_challenge *c);
+
+/* From a Link header, the target of rel="next" (NULL when none). The value
+ * may be a path ("/v2/_catalog?last=x&n=2"); caller frees. */
+HOIST_EXPORT int hoist_link_next(const char *header, char **next, hoist_err **err);
+
+typedef struct hoist_creds {
+  char *username;
+  char *password;
+  char *identity_token; /* OAuth2 refresh token, or NULL */
+  char *helper;         /* when a credential helper is to be asked: its name */
+} hoist_creds;
+
+/* Looks host (and optionally host/repo for per-repository entries) up in a
+ * Docker config.json, auth.json or .dockerconfigjson document. *found is
+ * false when nothing matches; a matching entry that is malformed is an error.
+ * An entry served by a credential helper sets creds->helper only. */
+HOIST_EXPORT int hoist_creds_from_json(const char *data, size_t len, const char *host,
+                                       const char *repo, hoist_creds *out, bool *found,
+                                       hoist_err **err);
+HOIST_EXPORT void hoist_creds_clear(hoist_creds *c);
+
+static inline void hoist_registry_freep(hoist_registry **r) { hoist_registry_free(*r); }
+#define _cleanup_registry_ __attribute__((cleanup(hoist_registry_freep)))
+
+#endif

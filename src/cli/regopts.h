@@ -1,0 +1,80 @@
+/*
+ * regopts: the options every registry verb shares (credentials, TLS,
+ * insecure hosts, parallelism, --json) and the progress display for
+ * transfers (bars on a TTY, nothing otherwise).
+ */
+#ifndef HOIST_CLI_REGOPTS_H
+#define HOIST_CLI_REGOPTS_H
+
+#include "cli.h"
+#include "hoist/registry.h"
+
+enum {
+  REGOPT_CREDS = 0x1000,
+  REGOPT_AUTHFILE,
+  REGOPT_INSECURE,
+  REGOPT_CA,
+  REGOPT_CERT,
+  REGOPT_KEY,
+  REGOPT_TLS_VERIFY,
+  REGOPT_JOBS,
+  REGOPT_JSON,
+  REGOPT_CONFIG,
+  REGOPT_SECRET,
+};
+
+#define REGOPTS_LONG                                                                               \
+  {"creds", required_argument, NULL, REGOPT_CREDS},                                                \
+      {"authfile", required_argument, NULL, REGOPT_AUTHFILE},                                      \
+      {"secret", required_argument, NULL, REGOPT_SECRET},                                          \
+      {"insecure-registry", required_argument, NULL, REGOPT_INSECURE},                             \
+      {"ca-file", required_argument, NULL, REGOPT_CA},                                             \
+      {"cert", required_argument, NULL, REGOPT_CERT},                                              \
+      {"key", required_argument, NULL, REGOPT_KEY},                                                \
+      {"tls-verify", required_argument, NULL, REGOPT_TLS_VERIFY},                                  \
+      {"registries-conf", required_argument, NULL, REGOPT_CONFIG},                                 \
+      {"jobs", required_argument, NULL, REGOPT_JOBS}, {                                            \
+    "json", no_argument, NULL, REGOPT_JSON                                                         \
+  }
+
+#define REGOPTS_HELP                                                                               \
+  "Registry options:\n"                                                                            \
+  "  --creds USER:PASSWORD     credentials for the registries\n"                                   \
+  "  --authfile FILE           Docker config.json / auth.json to read credentials from\n"          \
+  "  --secret FILE             Kubernetes .dockerconfigjson secret (also $REGISTRY_SECRET)\n"      \
+  "  --insecure-registry HOST  speak plain http to HOST (repeatable)\n"                            \
+  "  --registries-conf FILE    registries config (default ~/.config/hoist/registries.json)\n"      \
+  "  --ca-file FILE            extra CA bundle for https\n"                                        \
+  "  --cert FILE, --key FILE   TLS client certificate and key\n"                                   \
+  "  --tls-verify=false        do not verify TLS certificates\n"                                   \
+  "  --jobs N                  parallel blob transfers (default 4)\n"                              \
+  "  --json                    print the result as JSON\n"
+
+typedef struct cli_regopts {
+  hoist_registry_opts o;
+  char **insecure;
+  size_t n_insecure;
+  bool json;
+} cli_regopts;
+
+/* Handles one of REGOPTS_LONG; returns 1 handled, 0 not ours, -1 bad value
+ * (already reported; exit 2). */
+int cli_regopts_handle(cli_regopts *ro, const char *verb, int opt, const char *arg);
+
+/* Opens the client, with a progress display when stderr is a TTY and
+ * progress is wanted. */
+int cli_regopts_open(cli_regopts *ro, bool progress, hoist_registry **out, hoist_err **err);
+
+/* Finishes the progress display. */
+void cli_progress_end(void);
+
+void cli_regopts_free(cli_regopts *ro);
+
+/* Prints a JSON value on stdout followed by a newline; consumes j. */
+void cli_print_json(json_t *j);
+
+/* Copies src to dst and prints the result (human or --json); returns the
+ * exit code. */
+int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
+                 const hoist_copy_opts *opts);
+#endif

@@ -1,0 +1,640 @@
+/* The distribution API operations: blobs (HEAD, streaming GET with on-the-fly
+ * verification, upload with mount, monolithic or chunked), manifests, tags,
+ * catalog and delete. */
+#include <errno.h>
+#include <jansson.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "internal.h"
+
+/* Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this
+ * size (HOIST_CHUNK_SIZE overrides; the registry's OCI-Chunk-Min-Length wins
+ * when larger). */
+#define CHUNK_DEFAULT (64u << 20)
+#define UPLOAD_RESTARTS 3
+#define PAGE_MAX 10000
+
+static char *scope_pull(const char *repo) { return hoist_asprintf("repository:%s:pull", repo); }
+static char *scope_push(const char *repo) {
+  return hoist_asprintf("repository:%s:pull,push", repo);
+}
+
+static const char *short_digest(const char *digest, char buf[20]) {
+  const char *hex = strchr(digest, ':');
+  snprintf(buf, 20, "%.12s", hex ? hex + 1 : digest);
+  return buf;
+}
+
+/* --------------------------------------------------------------- HEAD */
+
+static int blob_head(hoist_registry *r, const char *host, const char *repo, const char *digest,
+                     const char *scope, bool *exists, int64_t *size, hoist_err **err) {
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/%s", repo, digest);
+  reg_req q = {.method = "HEAD", .host = host, .url = url, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "blob %s", digest);
+  if (resp.status == 200) {
+    *exists = true;
+    if (size)
+      *size = resp.content_length;
+    return 0;
+  }
+  if (resp.status == 404) {
+    *exists = false;
+    return 0;
+  }
+  return reg_status_error(&resp, err, "HEAD blob %s", digest);
+}
+
+int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *repo,
+                               const char *digest, bool *exists, int64_t *size, hoist_err **err) {
+  _cleanup_free_ char *scope = scope_pull(repo);
+  return blob_head(r, host, repo, digest, scope, exists, size, err);
+}
+
+/* ---------------------------------------------------------------- GET */
+
+typedef struct verify_writer {
+  hoist_writer base;
+  hoist_writer *inner;
+  hoist_sha256 *h;
+  uint64_t n;
+  int64_t size;
+  const char *digest;
+} verify_writer;
+
+static int verify_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+  verify_writer *v = (verify_writer *)w;
+  if (v->size >= 0 && v->n + len > (uint64_t)v->size)
+    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: more than the %lld bytes announced",
+                         v->digest, (long long)v->size);
+  hoist_sha256_update(v->h, data, len);
+  v->n += len;
+  return hoist_writer_write(v->inner, data, len, err);
+}
+
+static const hoist_writer_ops verify_ops = {.write = verify_write};
+
+int hoist_registry_get_blob(hoist_registry *r, const char *host, const char *repo,
+                            const char *digest, int64_t size, hoist_writer *w, hoist_err **err) {
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/%s", repo, digest);
+  _cleanup_free_ char *scope = scope_pull(repo);
+  _cleanup_sha256_ hoist_sha256 *h = hoist_sha256_new();
+  verify_writer v = {.base = {&verify_ops}, .inner = w, .h = h, .size = size, .digest = digest};
+  char sid[20];
+  reg_req q = {.method = "GET",
+               .host = host,
+               .url = url,
+               .scope = scope,
+               .sink = &v.base,
+               .progress_id = short_digest(digest, sid),
+               .progress_total = size > 0 ? (uint64_t)size : 0};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "blob %s", digest);
+  if (resp.status == 404)
+    return reg_status_error(&resp, err, "blob %s: not found in %s/%s", digest, host, repo);
+  if (resp.status != 200 && resp.status != 206)
+    return reg_status_error(&resp, err, "GET blob %s", digest);
+  char got[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_final(h, got);
+  if (size >= 0 && v.n != (uint64_t)size)
+    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: got %llu bytes, expected %lld", digest,
+                         (unsigned long long)v.n, (long long)size);
+  if (strcmp(got, digest) != 0)
+    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: digest mismatch (content is %s)", digest,
+                         got);
+  if (r->progress)
+    r->progress(r->progress_userdata, sid, v.n, v.n, true);
+  return 0;
+}
+
+/* ------------------------------------------------------------- upload */
+
+static char *with_query(const char *location, const char *kv) {
+  return hoist_asprintf("%s%c%s", location, strchr(location, '?') ? '&' : '?', kv);
+}
+
+static uint64_t chunk_size(const reg_resp *start) {
+  uint64_t c = CHUNK_DEFAULT;
+  const char *env = getenv("HOIST_CHUNK_SIZE");
+  if (env && *env) {
+    unsigned long long v = strtoull(env, NULL, 10);
+    if (v > 0)
+      c = v;
+  }
+  if (start->chunk_min) {
+    unsigned long long m = strtoull(start->chunk_min, NULL, 10);
+    if (m > c)
+      c = m;
+  }
+  return c;
+}
+
+/* Starts an upload session (or mounts); *location receives the session URL,
+ * NULL when the mount succeeded. */
+static int upload_start(hoist_registry *r, const char *host, const char *repo, const char *digest,
+                        const char *mount_from, const char *scope, char **location, uint64_t *chunk,
+                        hoist_err **err) {
+  _cleanup_free_ char *url = mount_from ? hoist_asprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s",
+                                                         repo, digest, mount_from)
+                                        : hoist_asprintf("/v2/%s/blobs/uploads/", repo);
+  reg_req q = {.method = "POST", .host = host, .url = url, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (mount_from && resp.status == 201) {
+    *location = NULL;
+    return 0;
+  }
+  if (resp.status != 202 || !resp.location)
+    return reg_status_error(&resp, err, "start upload");
+  *location = hoist_strdup(resp.location);
+  *chunk = chunk_size(&resp);
+  return 0;
+}
+
+/* Asks the upload session how much it has; *offset the next byte. */
+static int upload_status(hoist_registry *r, const char *host, const char *scope, char **location,
+                         uint64_t *offset, hoist_err **err) {
+  reg_req q = {.method = "GET", .host = host, .url = *location, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status != 204 || !resp.range)
+    return reg_status_error(&resp, err, "upload status");
+  const char *dash = strchr(resp.range, '-');
+  if (!dash)
+    return hoist_err_set(err, HOIST_E_REGISTRY, "upload status: bad Range \"%s\"", resp.range);
+  long long end = strtoll(dash + 1, NULL, 10);
+  *offset = end < 0 ? 0 : (uint64_t)end + 1;
+  if (resp.location) {
+    free(*location);
+    *location = hoist_strdup(resp.location);
+  }
+  return 0;
+}
+
+/* Sends bytes [from, size) of fd to the session in chunks, then finishes it.
+ * Returns 0, or -1 with *err; *status is the failing answer's HTTP status, 0
+ * when the connection failed. */
+static int upload_body(hoist_registry *r, const char *host, const char *digest, uint64_t size,
+                       int fd, const char *scope, char **location, uint64_t from, uint64_t chunk,
+                       const char *pid, long *status, hoist_err **err) {
+  uint64_t off = from;
+  *status = 0;
+  if (from == 0 && size <= chunk) {
+    /* monolithic: one PUT with the whole body */
+    _cleanup_free_ char *kv = hoist_asprintf("digest=%s", digest);
+    _cleanup_free_ char *url = with_query(*location, kv);
+    reg_req q = {.method = "PUT",
+                 .host = host,
+                 .url = url,
+                 .scope = scope,
+                 .content_type = "application/octet-stream",
+                 .body_fd = fd,
+                 .body_size = size,
+                 .progress_id = pid,
+                 .progress_total = size,
+                 .no_retry = true};
+    _cleanup_resp_ reg_resp resp = {0};
+    if (reg_do(r, &q, &resp, err) < 0)
+      return -1;
+    if (resp.status != 201) {
+      *status = resp.status;
+      return reg_status_error(&resp, err, "PUT blob");
+    }
+    return 0;
+  }
+  while (off < size) {
+    uint64_t n = size - off < chunk ? size - off : chunk;
+    _cleanup_free_ char *range =
+        hoist_asprintf("%llu-%llu", (unsigned long long)off, (unsigned long long)(off + n - 1));
+    reg_req q = {.method = "PATCH",
+                 .host = host,
+                 .url = *location,
+                 .scope = scope,
+                 .content_type = "application/octet-stream",
+                 .content_range = range,
+                 .body_fd = fd,
+                 .body_off = off,
+                 .body_size = n,
+                 .progress_id = pid,
+                 .progress_total = size,
+                 .no_retry = true};
+    _cleanup_resp_ reg_resp resp = {0};
+    if (reg_do(r, &q, &resp, err) < 0)
+      return -1;
+    if (resp.status != 202 || !resp.location) {
+      *status = resp.status;
+      return reg_status_error(&resp, err, "PATCH blob chunk %s", range);
+    }
+    free(*location);
+    *location = hoist_strdup(resp.location);
+    off += n;
+  }
+  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", digest);
+  _cleanup_free_ char *url = with_query(*location, kv);
+  reg_req q = {.method = "PUT", .host = host, .url = url, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status != 201) {
+    *status = resp.status;
+    return reg_status_error(&resp, err, "finish blob upload");
+  }
+  return 0;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
+}
+
+int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
+                            const char *digest, uint64_t size, int fd, const char *mount_from,
+                            const char **how, hoist_err **err) {
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_free_ char *scope = scope_push(repo);
+  _cleanup_free_ char *mscope =
+      mount_from ? hoist_asprintf("%s repository:%s:pull", scope, mount_from) : NULL;
+  bool exists = false;
+  if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0)
+    return -1;
+  if (exists) {
+    if (how)
+      *how = "exists";
+    return 0;
+  }
+  char sid[20];
+  short_digest(digest, sid);
+  int ret = -1;
+  for (int restart = 0; restart < UPLOAD_RESTARTS; restart++) {
+    _cleanup_free_ char *location = NULL;
+    uint64_t chunk = CHUNK_DEFAULT;
+    const char *from = restart == 0 ? mount_from : NULL;
+    if (upload_start(r, host, repo, digest, from, from ? mscope : scope, &location, &chunk, err) <
+        0)
+      return hoist_err_wrap(err, "push blob %s", digest);
+    if (!location) {
+      if (how)
+        *how = "mounted";
+      return 0;
+    }
+    uint64_t off = 0;
+    for (int resume = 0;; resume++) {
+      hoist_err *e = NULL;
+      long status = 0;
+      ret = upload_body(r, host, digest, size, fd, scope, &location, off, chunk, sid, &status, &e);
+      if (ret == 0)
+        break;
+      if (!e)
+        hoist_err_set(&e, EIO, "upload failed");
+      /* the connection broke, the registry is overloaded (408, 429, 5xx) or
+       * lost the session (404, 416): worth another try; any other answer
+       * (DIGEST_INVALID, DENIED, ...) is final */
+      bool transient = status == 0 || status == 408 || status == 429 || status >= 500;
+      bool lost = status == 404 || status == 416;
+      if (restart == UPLOAD_RESTARTS - 1 || (!transient && !lost)) {
+        if (err && !*err)
+          *err = e;
+        else
+          hoist_err_free(e);
+        return hoist_err_wrap(err, "push blob %s", digest);
+      }
+      char *t = hoist_err_text(e);
+      hoist_info("push blob %s: %s; trying again", digest, t);
+      free(t);
+      hoist_err_free(e);
+      sleep_ms(1000L << restart);
+      /* the session may survive (a proxy or the network failed): ask it */
+      hoist_err *se = NULL;
+      if (transient && resume < 3 && upload_status(r, host, scope, &location, &off, &se) == 0 &&
+          off <= size)
+        continue;
+      hoist_err_free(se);
+      break; /* start over with a new session */
+    }
+    if (ret == 0)
+      break;
+  }
+  if (ret < 0)
+    return hoist_err_set(err, ECONNRESET, "push blob %s: upload kept failing", digest);
+  /* the registry answered 201: it verified the digest */
+  if (r->progress)
+    r->progress(r->progress_userdata, sid, size, size, true);
+  if (how)
+    *how = "uploaded";
+  return 0;
+}
+
+/* ----------------------------------------------------------- manifests */
+
+const char *hoist_registry_manifest_accept(void) {
+  return HOIST_MT_OCI_MANIFEST ", " HOIST_MT_OCI_INDEX ", " HOIST_MT_DOCKER_MANIFEST
+                               ", " HOIST_MT_DOCKER_LIST;
+}
+
+/* The media type of a manifest document: its mediaType, else the
+ * Content-Type, else its shape. */
+static char *manifest_type(const char *data, size_t len, const char *content_type) {
+  _cleanup_json_ json_t *j = json_loadb(data, len, 0, NULL);
+  const char *mt = j ? json_string_value(json_object_get(j, "mediaType")) : NULL;
+  if (mt && *mt)
+    return hoist_strdup(mt);
+  if (content_type && *content_type && strncmp(content_type, "application/json", 16) != 0 &&
+      strncmp(content_type, "text/plain", 10) != 0) {
+    size_t n = strcspn(content_type, "; ");
+    return strndup(content_type, n);
+  }
+  if (j && json_object_get(j, "manifests"))
+    return hoist_strdup(HOIST_MT_OCI_INDEX);
+  return hoist_strdup(HOIST_MT_OCI_MANIFEST);
+}
+
+static bool is_digest_ref(const char *reference) { return strchr(reference, ':') != NULL; }
+
+int hoist_registry_get_manifest(hoist_registry *r, const char *host, const char *repo,
+                                const char *reference, char **data, size_t *len, char **media_type,
+                                char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/manifests/%s", repo, reference);
+  _cleanup_free_ char *scope = scope_pull(repo);
+  reg_req q = {.method = "GET",
+               .host = host,
+               .url = url,
+               .scope = scope,
+               .accept = hoist_registry_manifest_accept()};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "manifest %s/%s:%s", host, repo, reference);
+  if (resp.status == 404)
+    return reg_status_error(&resp, err, "manifest %s/%s%c%s: not found", host, repo,
+                            is_digest_ref(reference) ? '@' : ':', reference);
+  if (resp.status != 200)
+    return reg_status_error(&resp, err, "GET manifest %s", reference);
+  if (resp.body.len > HOIST_MANIFEST_MAX)
+    return hoist_err_set(err, HOIST_E_LIMIT, "manifest %s: larger than %u bytes", reference,
+                         HOIST_MANIFEST_MAX);
+  hoist_sha256_of(resp.body.data ? resp.body.data : "", resp.body.len, digest);
+  if (is_digest_ref(reference) && strcmp(digest, reference) != 0)
+    return hoist_err_set(err, HOIST_E_DIGEST, "manifest %s: digest mismatch (content is %s)",
+                         reference, digest);
+  *media_type =
+      manifest_type(resp.body.data ? resp.body.data : "", resp.body.len, resp.content_type);
+  *len = resp.body.len;
+  *data = hoist_buf_steal(&resp.body);
+  return 0;
+}
+
+int hoist_registry_head_manifest(hoist_registry *r, const char *host, const char *repo,
+                                 const char *reference, bool *found,
+                                 char digest[HOIST_DIGEST_STR_LEN], char **media_type,
+                                 hoist_err **err) {
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/manifests/%s", repo, reference);
+  _cleanup_free_ char *scope = scope_pull(repo);
+  reg_req q = {.method = "HEAD",
+               .host = host,
+               .url = url,
+               .scope = scope,
+               .accept = hoist_registry_manifest_accept()};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "manifest %s", reference);
+  *found = false;
+  if (resp.status == 404)
+    return 0;
+  if (resp.status != 200)
+    return reg_status_error(&resp, err, "HEAD manifest %s", reference);
+  if (!resp.docker_digest || !hoist_digest_valid(resp.docker_digest)) {
+    /* no digest header: fetch the bytes and hash them */
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    _cleanup_free_ char *mt = NULL;
+    if (hoist_registry_get_manifest(r, host, repo, reference, &data, &len, &mt, digest, err) < 0)
+      return -1;
+    *found = true;
+    if (media_type)
+      *media_type = steal_pointer(&mt);
+    return 0;
+  }
+  *found = true;
+  snprintf(digest, HOIST_DIGEST_STR_LEN, "%s", resp.docker_digest);
+  if (media_type)
+    *media_type =
+        resp.content_type ? strndup(resp.content_type, strcspn(resp.content_type, "; ")) : NULL;
+  return 0;
+}
+
+int hoist_registry_put_manifest(hoist_registry *r, const char *host, const char *repo,
+                                const char *reference, const char *data, size_t len,
+                                const char *media_type, hoist_err **err) {
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/manifests/%s", repo, reference);
+  _cleanup_free_ char *scope = scope_push(repo);
+  reg_req q = {.method = "PUT",
+               .host = host,
+               .url = url,
+               .scope = scope,
+               .content_type = media_type,
+               .body = data,
+               .body_len = len};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "push manifest %s", reference);
+  if (resp.status != 201 && resp.status != 200)
+    return reg_status_error(&resp, err, "push manifest %s/%s:%s", host, repo, reference);
+  return 0;
+}
+
+int hoist_registry_delete_manifest(hoist_registry *r, const char *host, const char *repo,
+                                   const char *digest, hoist_err **err) {
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/manifests/%s", repo, digest);
+  _cleanup_free_ char *scope = hoist_asprintf("repository:%s:delete", repo);
+  reg_req q = {.method = "DELETE", .host = host, .url = url, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "delete %s", digest);
+  if (resp.status == 202 || resp.status == 200 || resp.status == 204)
+    return 0;
+  if (resp.status == 405)
+    return hoist_err_set(err, HOIST_E_REGISTRY,
+                         "delete %s/%s@%s: deletes are disabled on this registry", host, repo,
+                         digest);
+  if (resp.status == 404)
+    return reg_status_error(&resp, err, "delete %s/%s@%s: not found", host, repo, digest);
+  return reg_status_error(&resp, err, "delete %s/%s@%s", host, repo, digest);
+}
+
+/* ------------------------------------------------------ tags, catalog */
+
+int hoist_link_next(const char *header, char **next, hoist_err **err) {
+  *next = NULL;
+  if (!header)
+    return 0;
+  if (strlen(header) > 8192)
+    return hoist_err_set(err, HOIST_E_LIMIT, "Link header too long");
+  const char *p = header;
+  for (;;) {
+    while (*p == ' ' || *p == '\t' || *p == ',')
+      p++;
+    if (*p == '\0')
+      return 0;
+    if (*p != '<')
+      return hoist_err_set(err, HOIST_E_FORMAT, "invalid Link header: expected '<'");
+    const char *end = strchr(p + 1, '>');
+    if (!end)
+      return hoist_err_set(err, HOIST_E_FORMAT, "invalid Link header: missing '>'");
+    const char *url = p + 1;
+    size_t ulen = (size_t)(end - url);
+    p = end + 1;
+    bool is_next = false;
+    /* params: ; name=value or ; name="value" */
+    for (;;) {
+      while (*p == ' ' || *p == '\t')
+        p++;
+      if (*p != ';')
+        break;
+      p++;
+      while (*p == ' ' || *p == '\t')
+        p++;
+      const char *name = p;
+      while (*p && *p != '=' && *p != ';' && *p != ',' && *p != ' ')
+        p++;
+      size_t nlen = (size_t)(p - name);
+      const char *val = "";
+      size_t vlen = 0;
+      if (*p == '=') {
+        p++;
+        if (*p == '"') {
+          val = ++p;
+          const char *q = strchr(p, '"');
+          if (!q)
+            return hoist_err_set(err, HOIST_E_FORMAT, "invalid Link header: unterminated quote");
+          vlen = (size_t)(q - p);
+          p = q + 1;
+        } else {
+          val = p;
+          while (*p && *p != ';' && *p != ',' && *p != ' ')
+            p++;
+          vlen = (size_t)(p - val);
+        }
+      }
+      if (nlen == 3 && strncasecmp(name, "rel", 3) == 0) {
+        /* rel may hold several space-separated relation types */
+        const char *v = val, *vend = val + vlen;
+        while (v < vend) {
+          while (v < vend && *v == ' ')
+            v++;
+          const char *w = v;
+          while (w < vend && *w != ' ')
+            w++;
+          if (w - v == 4 && strncasecmp(v, "next", 4) == 0)
+            is_next = true;
+          v = w;
+        }
+      }
+    }
+    if (*p != ',' && *p != '\0')
+      return hoist_err_set(err, HOIST_E_FORMAT, "invalid Link header: unexpected '%c'", *p);
+    if (is_next) {
+      if (ulen == 0)
+        return hoist_err_set(err, HOIST_E_FORMAT, "invalid Link header: empty target");
+      *next = strndup(url, ulen);
+      if (!*next)
+        abort();
+      return 0;
+    }
+  }
+}
+
+static void strv_push(char ***v, size_t *n, size_t *cap, const char *s) {
+  if (*n + 2 > *cap) {
+    *cap = *cap ? *cap * 2 : 64;
+    char **nv = realloc(*v, *cap * sizeof *nv);
+    if (!nv)
+      abort();
+    *v = nv;
+  }
+  (*v)[(*n)++] = hoist_strdup(s);
+  (*v)[*n] = NULL;
+}
+
+/* Follows a paginated list: url is the first page; key the array's name. */
+static int paginate(hoist_registry *r, const char *host, const char *first, const char *scope,
+                    const char *key, char ***out, size_t *count, hoist_err **err) {
+  char **v = hoist_malloc0(sizeof *v);
+  size_t n = 0, cap = 1;
+  _cleanup_free_ char *url = hoist_strdup(first);
+  for (int page = 0; url; page++) {
+    if (page >= PAGE_MAX) {
+      hoist_strv_free(v);
+      return hoist_err_set(err, HOIST_E_LIMIT, "more than %d pages", PAGE_MAX);
+    }
+    reg_req q = {.method = "GET", .host = host, .url = url, .scope = scope};
+    _cleanup_resp_ reg_resp resp = {0};
+    if (reg_do(r, &q, &resp, err) < 0) {
+      hoist_strv_free(v);
+      return -1;
+    }
+    if (resp.status != 200) {
+      hoist_strv_free(v);
+      return reg_status_error(&resp, err, "GET %s", url);
+    }
+    json_error_t je;
+    _cleanup_json_ json_t *j =
+        json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
+    json_t *arr = j ? json_object_get(j, key) : NULL;
+    if (!json_is_object(j) || (arr && !json_is_null(arr) && !json_is_array(arr))) {
+      hoist_strv_free(v);
+      return hoist_err_set(err, HOIST_E_FORMAT, "GET %s: malformed answer", url);
+    }
+    size_t i;
+    json_t *e;
+    json_array_foreach(arr, i, e) {
+      if (json_is_string(e))
+        strv_push(&v, &n, &cap, json_string_value(e));
+    }
+    char *next = NULL;
+    if (hoist_link_next(resp.link, &next, err) < 0) {
+      hoist_strv_free(v);
+      return -1;
+    }
+    if (next && strcmp(next, url) == 0) {
+      free(next);
+      next = NULL;
+    }
+    free(url);
+    url = next;
+  }
+  *out = v;
+  if (count)
+    *count = n;
+  return 0;
+}
+
+int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo, char ***out,
+                        size_t *n, hoist_err **err) {
+  const char *ps = getenv("HOIST_PAGE_SIZE");
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/tags/list?n=%s", repo, ps && *ps ? ps : "1000");
+  _cleanup_free_ char *scope = scope_pull(repo);
+  if (paginate(r, host, url, scope, "tags", out, n, err) < 0)
+    return hoist_err_wrap(err, "tags of %s/%s", host, repo);
+  return 0;
+}
+
+int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
+                           hoist_err **err) {
+  const char *ps = getenv("HOIST_PAGE_SIZE");
+  _cleanup_free_ char *url = hoist_asprintf("/v2/_catalog?n=%s", ps && *ps ? ps : "1000");
+  if (paginate(r, host, url, "registry:catalog:*", "repositories", out, n, err) < 0)
+    return hoist_err_wrap(err, "catalog of %s", host);
+  return 0;
+}

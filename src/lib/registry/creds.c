@@ -1,0 +1,414 @@
+/* Credentials: --creds, a Kubernetes .dockerconfigjson secret, Docker
+ * config.json / containers auth.json (auths with auth, username/password,
+ * identitytoken; credHelpers and credsStore through docker-credential-<name>
+ * helpers), and the registries config file (insecure hosts). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <openssl/evp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "hoist/fs.h"
+#include "internal.h"
+
+#define CREDS_FILE_MAX (4u << 20)
+#define HELPER_OUT_MAX (1u << 20)
+
+void hoist_creds_clear(hoist_creds *c) {
+  free(c->username);
+  if (c->password)
+    explicit_bzero(c->password, strlen(c->password));
+  free(c->password);
+  free(c->identity_token);
+  free(c->helper);
+  memset(c, 0, sizeof *c);
+}
+
+/* Decodes standard base64 (padding optional). Caller frees *out. */
+static int b64_decode(const char *in, char **out, size_t *outlen, hoist_err **err) {
+  size_t n = strlen(in);
+  while (n && (in[n - 1] == '\n' || in[n - 1] == '\r'))
+    n--;
+  _cleanup_free_ char *padded = hoist_malloc0(n + 4);
+  memcpy(padded, in, n);
+  size_t pad = 0;
+  while ((n + pad) % 4)
+    padded[n + pad++] = '=';
+  size_t total = n + pad;
+  for (size_t i = 0; i < n; i++) {
+    char c = in[i];
+    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+          c == '/' || (c == '=' && i >= n - 2)))
+      return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
+  }
+  if (pad == 3)
+    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64 length");
+  char *buf = hoist_malloc0(total / 4 * 3 + 1);
+  int got = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)padded, (int)total);
+  if (got < 0) {
+    free(buf);
+    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
+  }
+  size_t eq = 0;
+  for (size_t i = total; i > 0 && padded[i - 1] == '='; i--)
+    eq++;
+  size_t len = (size_t)got - (eq > 2 ? 2 : eq);
+  buf[len] = '\0';
+  *out = buf;
+  *outlen = len;
+  return 0;
+}
+
+/* "https://index.docker.io/v1/" -> "docker.io"; "http://h:5000/" -> "h:5000". */
+static char *normalize_key(const char *key) {
+  const char *k = key;
+  if (strncmp(k, "https://", 8) == 0)
+    k += 8;
+  else if (strncmp(k, "http://", 7) == 0)
+    k += 7;
+  char *s = hoist_strdup(k);
+  size_t n = strlen(s);
+  while (n && s[n - 1] == '/')
+    s[--n] = '\0';
+  if (n > 3 && (strcmp(s + n - 3, "/v1") == 0 || strcmp(s + n - 3, "/v2") == 0))
+    s[n - 3] = '\0';
+  if (strcmp(s, "index.docker.io") == 0 || strcmp(s, "registry-1.docker.io") == 0 ||
+      strcmp(s, "registry.hub.docker.com") == 0) {
+    free(s);
+    s = hoist_strdup("docker.io");
+  }
+  return s;
+}
+
+/* Length of the match of key against host[/repo], or 0: the key is the host
+ * or a path prefix of host/repo at a '/' boundary. */
+static size_t key_match(const char *key, const char *host, const char *repo) {
+  size_t hl = strlen(host);
+  if (strncmp(key, host, hl) != 0)
+    return 0;
+  if (key[hl] == '\0')
+    return hl;
+  if (key[hl] != '/' || !repo)
+    return 0;
+  const char *kp = key + hl + 1;
+  size_t kl = strlen(kp);
+  if (strncmp(repo, kp, kl) == 0 && (repo[kl] == '\0' || repo[kl] == '/'))
+    return hl + 1 + kl;
+  return 0;
+}
+
+static int entry_creds(const char *key, json_t *e, hoist_creds *out, hoist_err **err) {
+  if (!json_is_object(e))
+    return hoist_err_set(err, HOIST_E_FORMAT, "auths entry \"%.100s\" is not an object", key);
+  json_t *auth = json_object_get(e, "auth");
+  json_t *user = json_object_get(e, "username");
+  json_t *pass = json_object_get(e, "password");
+  json_t *idt = json_object_get(e, "identitytoken");
+  if ((auth && !json_is_string(auth)) || (user && !json_is_string(user)) ||
+      (pass && !json_is_string(pass)) || (idt && !json_is_string(idt)))
+    return hoist_err_set(err, HOIST_E_FORMAT, "auths entry \"%.100s\": fields must be strings",
+                         key);
+  if (auth && *json_string_value(auth)) {
+    _cleanup_free_ char *dec = NULL;
+    size_t len = 0;
+    if (b64_decode(json_string_value(auth), &dec, &len, err) < 0)
+      return hoist_err_wrap(err, "auths entry \"%.100s\": auth", key);
+    if (memchr(dec, '\0', len))
+      return hoist_err_set(err, HOIST_E_FORMAT, "auths entry \"%.100s\": auth contains NUL", key);
+    char *colon = strchr(dec, ':');
+    if (!colon)
+      return hoist_err_set(err, HOIST_E_FORMAT,
+                           "auths entry \"%.100s\": auth is not base64 of user:password", key);
+    *colon = '\0';
+    out->username = hoist_strdup(dec);
+    out->password = hoist_strdup(colon + 1);
+    explicit_bzero(colon + 1, strlen(colon + 1));
+  } else if (user) {
+    out->username = hoist_strdup(json_string_value(user));
+    out->password = hoist_strdup(pass ? json_string_value(pass) : "");
+  }
+  if (idt && *json_string_value(idt))
+    out->identity_token = hoist_strdup(json_string_value(idt));
+  return 0;
+}
+
+int hoist_creds_from_json(const char *data, size_t len, const char *host, const char *repo,
+                          hoist_creds *out, bool *found, hoist_err **err) {
+  memset(out, 0, sizeof *out);
+  *found = false;
+  json_error_t je;
+  _cleanup_json_ json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  if (!j)
+    return hoist_err_set(err, HOIST_E_FORMAT, "invalid JSON at line %d: %s", je.line, je.text);
+  if (!json_is_object(j))
+    return hoist_err_set(err, HOIST_E_FORMAT, "credentials file is not a JSON object");
+  /* a Kubernetes Secret object: data[".dockerconfigjson"] is base64 of the document */
+  json_t *kdata = json_object_get(j, "data");
+  if (json_is_object(kdata) && json_object_get(kdata, ".dockerconfigjson")) {
+    json_t *v = json_object_get(kdata, ".dockerconfigjson");
+    if (!json_is_string(v))
+      return hoist_err_set(err, HOIST_E_FORMAT, ".dockerconfigjson is not a string");
+    _cleanup_free_ char *dec = NULL;
+    size_t dlen = 0;
+    if (b64_decode(json_string_value(v), &dec, &dlen, err) < 0)
+      return hoist_err_wrap(err, ".dockerconfigjson");
+    return hoist_creds_from_json(dec, dlen, host, repo, out, found, err);
+  }
+  json_t *auths = json_object_get(j, "auths");
+  json_t *helpers = json_object_get(j, "credHelpers");
+  json_t *store = json_object_get(j, "credsStore");
+  if (auths && !json_is_object(auths))
+    return hoist_err_set(err, HOIST_E_FORMAT, "\"auths\" is not an object");
+  if (helpers && !json_is_object(helpers))
+    return hoist_err_set(err, HOIST_E_FORMAT, "\"credHelpers\" is not an object");
+  if (store && !json_is_string(store))
+    return hoist_err_set(err, HOIST_E_FORMAT, "\"credsStore\" is not a string");
+  json_t *helper = helpers ? json_object_get(helpers, host) : NULL;
+  if (helper) {
+    if (!json_is_string(helper) || !*json_string_value(helper))
+      return hoist_err_set(err, HOIST_E_FORMAT, "credHelpers entry \"%.100s\" is not a name", host);
+    out->helper = hoist_strdup(json_string_value(helper));
+    *found = true;
+    return 0;
+  }
+  const char *best_key = NULL;
+  json_t *best = NULL;
+  size_t best_len = 0;
+  const char *key;
+  json_t *e;
+  json_object_foreach(auths, key, e) {
+    _cleanup_free_ char *k = normalize_key(key);
+    size_t m = key_match(k, host, repo);
+    if (m > best_len) {
+      best_len = m;
+      best = e;
+      best_key = key;
+    }
+  }
+  if (best) {
+    if (entry_creds(best_key, best, out, err) < 0) {
+      hoist_creds_clear(out);
+      return -HOIST_E_FORMAT;
+    }
+    if (out->username || out->identity_token) {
+      *found = true;
+      return 0;
+    }
+  }
+  if (store && *json_string_value(store)) {
+    hoist_creds_clear(out);
+    out->helper = hoist_strdup(json_string_value(store));
+    *found = true;
+  }
+  return 0;
+}
+
+/* Runs docker-credential-<name> get with host on stdin. */
+static int run_helper(const char *name, const char *host, hoist_creds *out, bool *found,
+                      hoist_err **err) {
+  *found = false;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+          *p == '-' || *p == '_' || *p == '.'))
+      return hoist_err_set(err, EINVAL, "credential helper name \"%.60s\" is not valid", name);
+  _cleanup_free_ char *prog = hoist_asprintf("docker-credential-%s", name);
+  int in[2], outp[2];
+  if (pipe2(in, O_CLOEXEC) < 0)
+    return hoist_err_errno(err, errno, "pipe");
+  if (pipe2(outp, O_CLOEXEC) < 0) {
+    close(in[0]);
+    close(in[1]);
+    return hoist_err_errno(err, errno, "pipe");
+  }
+  pid_t pid = fork();
+  if (pid < 0) {
+    close(in[0]);
+    close(in[1]);
+    close(outp[0]);
+    close(outp[1]);
+    return hoist_err_errno(err, errno, "fork");
+  }
+  if (pid == 0) {
+    dup2(in[0], 0);
+    dup2(outp[1], 1);
+    execlp(prog, prog, "get", (char *)NULL);
+    _exit(127);
+  }
+  close(in[0]);
+  close(outp[1]);
+  void (*old)(int) = signal(SIGPIPE, SIG_IGN);
+  (void)!write(in[1], host, strlen(host));
+  close(in[1]);
+  signal(SIGPIPE, old);
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(HELPER_OUT_MAX);
+  char buf[4096];
+  for (;;) {
+    ssize_t n = read(outp[0], buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    if (hoist_buf_append(&b, buf, (size_t)n, NULL) < 0)
+      break;
+  }
+  close(outp[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 127)
+    return hoist_err_set(err, ENOENT, "credential helper %s not found", prog);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    if (b.data && strstr(b.data, "credentials not found"))
+      return 0;
+    return hoist_err_set(err, HOIST_E_AUTH, "credential helper %s failed for %s", prog, host);
+  }
+  _cleanup_json_ json_t *j = json_loadb(b.data ? b.data : "", b.len, 0, NULL);
+  const char *user = j ? json_string_value(json_object_get(j, "Username")) : NULL;
+  const char *secret = j ? json_string_value(json_object_get(j, "Secret")) : NULL;
+  if (!user || !secret)
+    return hoist_err_set(err, HOIST_E_FORMAT, "credential helper %s: malformed answer", prog);
+  if (strcmp(user, "<token>") == 0) {
+    out->identity_token = hoist_strdup(secret);
+  } else {
+    out->username = hoist_strdup(user);
+    out->password = hoist_strdup(secret);
+  }
+  *found = true;
+  return 0;
+}
+
+/* Looks host up in one file; a missing file is no match unless required. */
+static int lookup_file(const char *path, bool required, const char *host, hoist_creds *out,
+                       bool *found, hoist_err **err) {
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  *found = false;
+  hoist_err *e = NULL;
+  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
+    if (!required && hoist_err_root_code(e) == ENOENT) {
+      hoist_err_free(e);
+      return 0;
+    }
+    if (err && !*err)
+      *err = e;
+    else
+      hoist_err_free(e);
+    return hoist_err_wrap(err, "credentials %s", path);
+  }
+  if (hoist_creds_from_json(data, len, host, NULL, out, found, err) < 0)
+    return hoist_err_wrap(err, "credentials %s", path);
+  if (*found && out->helper) {
+    _cleanup_free_ char *helper = steal_pointer(&out->helper);
+    hoist_creds_clear(out);
+    if (run_helper(helper, host, out, found, err) < 0)
+      return hoist_err_wrap(err, "credentials %s", path);
+  }
+  return 0;
+}
+
+int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
+                     hoist_err **err) {
+  memset(out, 0, sizeof *out);
+  *found = false;
+  if (r->creds) {
+    const char *colon = strchr(r->creds, ':');
+    out->username = strndup(r->creds, (size_t)(colon - r->creds));
+    out->password = hoist_strdup(colon + 1);
+    *found = true;
+    return 0;
+  }
+  if (r->secret_file && *r->secret_file) {
+    int ret = lookup_file(r->secret_file, true, host, out, found, err);
+    if (ret < 0 || *found)
+      return ret;
+  }
+  if (r->auth_file)
+    return lookup_file(r->auth_file, true, host, out, found, err);
+  const char *env = getenv("REGISTRY_AUTH_FILE");
+  if (env && *env)
+    return lookup_file(env, true, host, out, found, err);
+  const char *xdg = getenv("XDG_RUNTIME_DIR");
+  const char *home = getenv("HOME");
+  const char *dcfg = getenv("DOCKER_CONFIG");
+  _cleanup_free_ char *p1 = xdg && *xdg ? hoist_asprintf("%s/containers/auth.json", xdg) : NULL;
+  _cleanup_free_ char *p2 =
+      home && *home ? hoist_asprintf("%s/.config/containers/auth.json", home) : NULL;
+  _cleanup_free_ char *p3 = dcfg && *dcfg   ? hoist_asprintf("%s/config.json", dcfg)
+                            : home && *home ? hoist_asprintf("%s/.docker/config.json", home)
+                                            : NULL;
+  const char *paths[] = {p1, p2, p3};
+  for (size_t i = 0; i < 3; i++) {
+    if (!paths[i])
+      continue;
+    int ret = lookup_file(paths[i], false, host, out, found, err);
+    if (ret < 0 || *found)
+      return ret;
+  }
+  return 0;
+}
+
+int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
+  bool required = path != NULL;
+  _cleanup_free_ char *def = NULL;
+  if (!path) {
+    const char *env = getenv("HOIST_REGISTRIES_CONF");
+    if (env && *env) {
+      path = env;
+      required = true;
+    } else {
+      const char *xdg = getenv("XDG_CONFIG_HOME");
+      const char *home = getenv("HOME");
+      if (xdg && *xdg)
+        def = hoist_asprintf("%s/hoist/registries.json", xdg);
+      else if (home && *home)
+        def = hoist_asprintf("%s/.config/hoist/registries.json", home);
+      else
+        return 0;
+      path = def;
+    }
+  }
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  hoist_err *e = NULL;
+  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
+    if (!required && hoist_err_root_code(e) == ENOENT) {
+      hoist_err_free(e);
+      return 0;
+    }
+    if (err && !*err)
+      *err = e;
+    else
+      hoist_err_free(e);
+    return hoist_err_wrap(err, "registries config %s", path);
+  }
+  json_error_t je;
+  _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
+  if (!json_is_object(j))
+    return hoist_err_set(err, HOIST_E_FORMAT, "registries config %s: not a JSON object", path);
+  json_t *list = json_object_get(j, "insecure-registries");
+  if (list && !json_is_array(list))
+    return hoist_err_set(err, HOIST_E_FORMAT,
+                         "registries config %s: insecure-registries is not a list", path);
+  size_t i;
+  json_t *v;
+  json_array_foreach(list, i, v) {
+    if (!json_is_string(v))
+      return hoist_err_set(err, HOIST_E_FORMAT,
+                           "registries config %s: insecure-registries holds a non-string", path);
+    size_t n = 0;
+    while (r->insecure && r->insecure[n])
+      n++;
+    char **nv = realloc(r->insecure, (n + 2) * sizeof *nv);
+    if (!nv)
+      abort();
+    nv[n] = hoist_strdup(json_string_value(v));
+    nv[n + 1] = NULL;
+    r->insecure = nv;
+  }
+  const char *ca = json_string_value(json_object_get(j, "ca-file"));
+  if (ca && !r->ca_file)
+    r->ca_file = hoist_strdup(ca);
+  return 0;
+}

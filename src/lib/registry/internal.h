@@ -1,0 +1,126 @@
+/* Private to src/lib/registry: the client's state and the request layer. */
+#ifndef HOIST_REGISTRY_INTERNAL_H
+#define HOIST_REGISTRY_INTERNAL_H
+
+#include <curl/curl.h>
+#include <pthread.h>
+
+#include "hoist/registry.h"
+
+/* Largest JSON answer (tags, catalog pages, tokens, errors) kept in memory. */
+#define REG_BODY_MAX (16u << 20)
+
+/* What the client knows about one registry host: how it authenticates and
+ * with which credentials. */
+typedef struct reg_host {
+  struct reg_host *next;
+  char *host;
+  bool creds_loaded;
+  bool have_creds;
+  hoist_creds creds;
+  char *scheme; /* "basic" or "bearer" once a challenge was seen */
+  char *realm;
+  char *service;
+} reg_host;
+
+typedef struct reg_token {
+  struct reg_token *next;
+  char *host;
+  char *scope;
+  char *token;
+  time_t expires;
+} reg_token;
+
+struct hoist_registry {
+  CURLSH *share;
+  pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
+  pthread_mutex_t lock; /* hosts and tokens */
+  reg_host *hosts;
+  reg_token *tokens;
+  char *creds;
+  char *auth_file;
+  char *secret_file;
+  char **insecure;
+  char *ca_file;
+  char *cert_file;
+  char *key_file;
+  bool tls_skip_verify;
+  bool tls_always;
+  int jobs;
+  hoist_progress_fn progress;
+  void *progress_userdata;
+};
+
+typedef struct reg_req {
+  const char *method; /* GET, HEAD, PUT, POST, PATCH, DELETE */
+  const char *host;   /* registry host as written in references */
+  const char *url;    /* "/v2/..." or an absolute URL (upload locations) */
+  const char *scope;  /* token scope(s), space separated; NULL: the challenge's */
+  const char *accept;
+  const char *content_type;
+  char *content_range; /* "start-end" for a chunk, or NULL */
+  /* request body: memory, or a range of a seekable fd, or a pipe (no retry) */
+  const void *body;
+  size_t body_len;
+  int body_fd;
+  uint64_t body_off;
+  uint64_t body_size;
+  bool body_stream; /* body_fd is a pipe: chunked transfer, not replayable */
+  /* response body sink for 2xx answers (else the body goes to resp.body) */
+  hoist_writer *sink;
+  uint64_t sink_written; /* bytes already in sink; a retry asks Range from here */
+  const char *progress_id;
+  uint64_t progress_total;
+  bool no_retry;
+} reg_req;
+
+typedef struct reg_resp {
+  long status;
+  hoist_buf body;
+  char *location;
+  char *docker_digest;
+  char *content_type;
+  char *www_auth;
+  char *range;
+  char *link;
+  char *retry_after;
+  char *chunk_min;
+  int64_t content_length;
+} reg_resp;
+
+void reg_resp_clear(reg_resp *r);
+static inline void reg_resp_clearp(reg_resp *r) { reg_resp_clear(r); }
+#define _cleanup_resp_ __attribute__((cleanup(reg_resp_clearp)))
+
+/* Performs req with authentication and the retry policy. Any HTTP status
+ * comes back in resp (the caller decides what it means); transport failures
+ * that outlive the retries, and authentication failures, are errors. */
+int reg_do(hoist_registry *r, reg_req *req, reg_resp *resp, hoist_err **err);
+
+/* An error from a registry answer: "HTTP 404: MANIFEST_UNKNOWN: manifest
+ * unknown" with the JSON error body's codes and messages when present. */
+int reg_status_error(const reg_resp *resp, hoist_err **err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* "https://host" or "http://host" (docker.io maps to registry-1.docker.io).
+ * Caller frees. */
+char *reg_base_url(hoist_registry *r, const char *host);
+
+/* auth.c: the Authorization header value for host and scope, or NULL. */
+char *reg_auth_header(hoist_registry *r, const char *host, const char *scope);
+/* Handles a 401: learns the challenge and obtains a token. */
+int reg_auth_challenge(hoist_registry *r, const char *host, const char *scope, const char *www_auth,
+                       hoist_err **err);
+void reg_auth_free(hoist_registry *r);
+
+/* creds.c: credentials for host (and repo) from options, files and helpers.
+ * *found false when there are none. */
+int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
+                     hoist_err **err);
+/* Reads the registries config file: insecure hosts appended to r. */
+int reg_config_load(hoist_registry *r, const char *path, hoist_err **err);
+
+/* Applies TLS, timeouts and the share handle to an easy handle. */
+void reg_curl_setup(hoist_registry *r, CURL *c, const char *url);
+
+#endif

@@ -1,0 +1,810 @@
+"""Registry client and transport verbs against the real CNCF registry, with
+skopeo as the independent oracle: what hoist pushes skopeo reads, what skopeo
+pushes hoist pulls, digests equal."""
+import base64
+import gzip
+import hashlib
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hoisttest import (HOIST, Registry, hoist, main, on_exit, run, sha256_file, skopeo, test,
+                       tmpdir, wait_for, free_port)
+
+# ------------------------------------------------------------------ images
+
+
+def _blob(layout, data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    path = os.path.join(layout, "blobs", "sha256", d[7:])
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(data)
+    return d, len(data)
+
+
+def _layer(seed, size):
+    """A gzip'd tar with one file of size pseudo-random bytes."""
+    data = hashlib.sha256(seed.encode()).digest() * (size // 32 + 1)
+    data = bytes(b ^ (i * 7 & 0xFF) for i, b in enumerate(data[:size])) if size < 1 << 16 \
+        else os.urandom(size)
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as t:
+        info = tarfile.TarInfo(f"file-{seed}")
+        info.size = len(data)
+        info.mtime = 0
+        t.addfile(info, io.BytesIO(data))
+    tar = raw.getvalue()
+    return gzip.compress(tar, compresslevel=1, mtime=0), "sha256:" + hashlib.sha256(tar).hexdigest()
+
+
+def _layout_init(layout):
+    os.makedirs(os.path.join(layout, "blobs", "sha256"), exist_ok=True)
+    with open(os.path.join(layout, "oci-layout"), "w") as f:
+        json.dump({"imageLayoutVersion": "1.0.0"}, f)
+    idx = os.path.join(layout, "index.json")
+    if not os.path.exists(idx):
+        with open(idx, "w") as f:
+            json.dump({"schemaVersion": 2, "manifests": []}, f)
+
+
+def _tag(layout, tag, desc):
+    idx = os.path.join(layout, "index.json")
+    with open(idx) as f:
+        ix = json.load(f)
+    ix["manifests"] = [m for m in ix["manifests"]
+                       if m.get("annotations", {}).get("org.opencontainers.image.ref.name") != tag]
+    d = dict(desc)
+    d["annotations"] = {"org.opencontainers.image.ref.name": tag}
+    ix["manifests"].append(d)
+    with open(idx, "w") as f:
+        json.dump(ix, f)
+
+
+def make_image(layout, tag, sizes=(1000, 2000), arch="amd64", seed="a", tag_it=True):
+    """Writes an image with one layer per size into an OCI layout; returns its
+    manifest descriptor."""
+    _layout_init(layout)
+    layers, diff_ids = [], []
+    for i, size in enumerate(sizes):
+        gz, diff = _layer(f"{seed}{i}{arch}", size)
+        d, n = _blob(layout, gz)
+        layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                       "digest": d, "size": n})
+        diff_ids.append(diff)
+    config = json.dumps({"architecture": arch, "os": "linux",
+                         "created": "2024-01-01T00:00:00Z",
+                         "config": {"Env": ["PATH=/bin"], "Labels": {"seed": seed}},
+                         "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
+    cd, cn = _blob(layout, config)
+    manifest = json.dumps({"schemaVersion": 2,
+                           "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                           "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
+                                      "digest": cd, "size": cn},
+                           "layers": layers}).encode()
+    md, mn = _blob(layout, manifest)
+    desc = {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": md, "size": mn}
+    if tag_it:
+        _tag(layout, tag, desc)
+    return desc
+
+
+def make_index(layout, tag, arches=("amd64", "arm64")):
+    """An index with one small image per architecture; returns its descriptor."""
+    _layout_init(layout)
+    ms = []
+    for a in arches:
+        d = make_image(layout, None, sizes=(500 + len(a),), arch=a, seed="ix" + a, tag_it=False)
+        d = dict(d)
+        d["platform"] = {"architecture": a, "os": "linux"}
+        ms.append(d)
+    index = json.dumps({"schemaVersion": 2,
+                        "mediaType": "application/vnd.oci.image.index.v1+json",
+                        "manifests": ms}).encode()
+    d, n = _blob(layout, index)
+    desc = {"mediaType": "application/vnd.oci.image.index.v1+json", "digest": d, "size": n}
+    _tag(layout, tag, desc)
+    return desc, ms
+
+
+def layout_ref(layout, tag):
+    with open(os.path.join(layout, "index.json")) as f:
+        ix = json.load(f)
+    for m in ix["manifests"]:
+        if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag:
+            return m
+    raise AssertionError(f"tag {tag} not in {layout}: {ix}")
+
+
+def check_layout_blobs(layout):
+    """Every blob's name is its digest."""
+    d = os.path.join(layout, "blobs", "sha256")
+    for name in os.listdir(d):
+        if name.startswith("."):
+            continue
+        assert sha256_file(os.path.join(d, name)) == "sha256:" + name, name
+
+
+def skopeo_digest(ref, *extra):
+    return skopeo("inspect", "--tls-verify=false", *extra, "--format", "{{.Digest}}",
+                  f"docker://{ref}").stdout.strip()
+
+
+def skopeo_raw(ref, *extra):
+    return skopeo("inspect", "--tls-verify=false", *extra, "--raw", f"docker://{ref}").stdout
+
+
+_reg = None
+
+
+def registry():
+    global _reg
+    if _reg is None:
+        _reg = Registry(tmpdir()).start()
+    return _reg
+
+
+# ------------------------------------------------------------ no auth
+
+
+@test
+def push_then_skopeo_reads():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "v1", sizes=(3000, 200000, 10))
+    out = json.loads(hoist("push", "--json", f"oci:{src}:v1", f"{reg.host}/app:v1").stdout)
+    assert out["digest"] == desc["digest"], out
+    assert out["blobs"]["transferred"] == 4, out
+    assert skopeo_digest(f"{reg.host}/app:v1") == desc["digest"]
+    dst = os.path.join(tmpdir(), "sk")
+    skopeo("copy", "--src-tls-verify=false", f"docker://{reg.host}/app:v1", f"oci:{dst}:v1")
+    assert layout_ref(dst, "v1")["digest"] == desc["digest"]
+    check_layout_blobs(dst)
+    # a second push finds every blob present
+    out = json.loads(hoist("push", "--json", f"oci:{src}:v1", f"{reg.host}/app:v1").stdout)
+    assert out["blobs"]["present"] == 4 and out["blobs"]["transferred"] == 0, out
+
+
+@test
+def skopeo_push_then_hoist_pulls():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "s1", sizes=(5000, 70000), seed="sk")
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{src}:s1", f"docker://{reg.host}/fromsk:s1")
+    dst = os.path.join(tmpdir(), "pulled")
+    out = json.loads(hoist("pull", "--json", "--to", f"oci:{dst}:got",
+                           f"{reg.host}/fromsk:s1").stdout)
+    assert out["digest"] == desc["digest"] == skopeo_digest(f"{reg.host}/fromsk:s1"), out
+    assert layout_ref(dst, "got")["digest"] == desc["digest"]
+    check_layout_blobs(dst)
+    m = json.loads(open(os.path.join(dst, "blobs", "sha256", desc["digest"][7:])).read())
+    for l in m["layers"] + [m["config"]]:
+        assert os.path.exists(os.path.join(dst, "blobs", "sha256", l["digest"][7:]))
+    # skopeo reads what hoist pulled
+    skopeo("inspect", f"oci:{dst}:got")
+
+
+@test
+def pull_default_store_and_inspect():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "i1", seed="insp")
+    hoist("push", f"oci:{src}:i1", f"{reg.host}/insp:i1")
+    cache = tmpdir()
+    hoist("pull", f"{reg.host}/insp:i1", env={"HOIST_CACHE": cache})
+    store = os.path.join(cache, "images", reg.host.replace(":", "_"), "insp")
+    assert layout_ref(store, "i1")["digest"] == desc["digest"]
+    info = json.loads(hoist("inspect", "--json", f"{reg.host}/insp:i1").stdout)
+    assert info["digest"] == desc["digest"], info
+    assert info["config"]["architecture"] == "amd64" and info["config"]["os"] == "linux", info
+    assert info["config"]["labels"] == {"seed": "insp"}, info
+    assert len(info["layers"]) == 2
+    p = hoist("inspect", f"{reg.host}/insp:nosuchtag", check=False)
+    assert p.returncode == 1 and "MANIFEST_UNKNOWN" in p.stderr, p.stderr
+    raw = hoist("inspect", "--raw", f"{reg.host}/insp:i1").stdout
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == desc["digest"]
+    cfg = json.loads(hoist("inspect", "--config", f"{reg.host}/insp:i1").stdout)
+    assert cfg["architecture"] == "amd64"
+
+
+@test
+def copy_within_registry_mounts():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "m1", seed="mount", sizes=(100000, 3000))
+    hoist("push", f"oci:{src}:m1", f"{reg.host}/mnt/a:m1")
+    out = json.loads(hoist("copy", "--json", f"{reg.host}/mnt/a:m1",
+                           f"docker://{reg.host}/mnt/b:m1").stdout)
+    assert out["blobs"]["mounted"] == 3 and out["blobs"]["transferred"] == 0, out
+    assert skopeo_digest(f"{reg.host}/mnt/b:m1") == desc["digest"]
+
+
+@test
+def copy_between_registries_streams():
+    reg = registry()
+    other = Registry(tmpdir()).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "c1", seed="cross", sizes=(300000, 1000))
+    hoist("push", f"oci:{src}:c1", f"{reg.host}/cross:c1")
+    out = json.loads(hoist("copy", "--json", f"{reg.host}/cross:c1",
+                           f"{other.host}/cross:c1").stdout)
+    assert out["blobs"]["transferred"] == 3, out
+    assert skopeo_digest(f"{other.host}/cross:c1") == desc["digest"]
+    dst = os.path.join(tmpdir(), "back")
+    skopeo("copy", "--src-tls-verify=false", f"docker://{other.host}/cross:c1", f"oci:{dst}:x")
+    check_layout_blobs(dst)
+    other.stop()
+
+
+@test
+def tags_and_catalog_paginate():
+    reg = Registry(tmpdir()).start()
+    src = os.path.join(tmpdir(), "src")
+    make_image(src, "t", seed="tags", sizes=(10,))
+    tags = [f"t{i}" for i in range(5)]
+    for t in tags:
+        hoist("push", f"oci:{src}:t", f"{reg.host}/tagged:{t}")
+    hoist("push", f"oci:{src}:t", f"{reg.host}/other/repo:x")
+    got = hoist("tags", f"{reg.host}/tagged", env={"HOIST_PAGE_SIZE": "2"}).stdout.split()
+    assert sorted(got) == tags, got
+    j = json.loads(hoist("tags", "--json", f"{reg.host}/tagged").stdout)
+    assert sorted(j["tags"]) == tags
+    cat = hoist("catalog", reg.host, env={"HOIST_PAGE_SIZE": "1"}).stdout.split()
+    assert cat == ["other/repo", "tagged"], cat
+    reg.stop()
+
+
+@test
+def delete_by_tag_and_disabled():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "d", seed="del", sizes=(10,))
+    hoist("push", f"oci:{src}:d", f"{reg.host}/del:d")
+    out = hoist("delete", f"{reg.host}/del:d").stdout
+    assert desc["digest"] in out, out
+    p = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{reg.host}/del:d", check=False)
+    assert p.returncode != 0
+    p = hoist("delete", f"{reg.host}/del:d", check=False)
+    assert p.returncode == 1 and "no such tag" in p.stderr, p.stderr
+    nodel = Registry(tmpdir(), delete=False).start()
+    hoist("push", f"oci:{src}:d", f"{nodel.host}/del:d")
+    p = hoist("delete", f"{nodel.host}/del:d", check=False)
+    assert p.returncode == 1 and "deletes are disabled on this registry" in p.stderr, p.stderr
+    nodel.stop()
+
+
+@test
+def multi_arch_index():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    idx, children = make_index(src, "multi")
+    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{src}:multi",
+           f"docker://{reg.host}/multi:1")
+    arm = [c for c in children if c["platform"]["architecture"] == "arm64"][0]
+    dst = os.path.join(tmpdir(), "arm")
+    out = json.loads(hoist("pull", "--json", "--platform", "linux/arm64", "--to",
+                           f"oci:{dst}:a", f"{reg.host}/multi:1").stdout)
+    assert out["digest"] == arm["digest"], out
+    assert layout_ref(dst, "a")["digest"] == arm["digest"]
+    p = hoist("pull", "--platform", "linux/s390x", "--to", f"oci:{dst}:b", f"{reg.host}/multi:1",
+              check=False)
+    assert p.returncode == 1 and "linux/arm64" in p.stderr, p.stderr
+    out = json.loads(hoist("copy", "--json", "--all-platforms", f"{reg.host}/multi:1",
+                           f"{reg.host}/multi2:1").stdout)
+    assert out["digest"] == idx["digest"], out
+    raw = skopeo_raw(f"{reg.host}/multi2:1")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == idx["digest"]
+    for c in children:
+        assert skopeo_digest(f"{reg.host}/multi2@{c['digest']}") == c["digest"]
+    # a whole index into a layout and back
+    lay = os.path.join(tmpdir(), "all")
+    hoist("copy", "--all-platforms", f"{reg.host}/multi:1", f"oci:{lay}:all")
+    assert layout_ref(lay, "all")["digest"] == idx["digest"]
+    check_layout_blobs(lay)
+    hoist("push", f"oci:{lay}:all", f"{reg.host}/multi3:1")
+    assert skopeo_digest(f"{reg.host}/multi3:1") == idx["digest"]
+
+
+# ------------------------------------------------------------- faults
+
+
+def _registry_blob_path(reg, digest):
+    return os.path.join(reg.dir, "data", "docker", "registry", "v2", "blobs", "sha256",
+                        digest[7:9], digest[7:], "data")
+
+
+@test
+def corrupt_blob_is_refused():
+    reg = Registry(tmpdir()).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "bad", seed="corrupt", sizes=(50000,))
+    hoist("push", f"oci:{src}:bad", f"{reg.host}/bad:1")
+    m = json.loads(open(os.path.join(src, "blobs", "sha256", desc["digest"][7:])).read())
+    layer = m["layers"][0]["digest"]
+    path = _registry_blob_path(reg, layer)
+    data = bytearray(open(path, "rb").read())
+    data[100] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    dst = os.path.join(tmpdir(), "dst")
+    p = hoist("pull", "--to", f"oci:{dst}:x", f"{reg.host}/bad:1", check=False)
+    assert p.returncode == 1, p.stderr
+    assert "digest mismatch" in p.stderr and layer in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(dst, "blobs", "sha256", layer[7:]))
+    # and no image was tagged
+    ix = json.load(open(os.path.join(dst, "index.json")))
+    assert not ix["manifests"], ix
+    reg.stop()
+
+
+@test
+def registry_restart_mid_push():
+    reg = Registry(tmpdir()).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "big", seed="big", sizes=(48 << 20,))
+    env = dict(os.environ, HOIST_CHUNK_SIZE=str(1 << 20))
+    proc = subprocess.Popen([HOIST, "push", "--json", f"oci:{src}:big", f"{reg.host}/big:1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    uploads = os.path.join(reg.dir, "data", "docker", "registry", "v2", "repositories", "big",
+                           "_uploads")
+
+    def uploading():
+        for root, _, files in os.walk(uploads):
+            if "data" in files and os.path.getsize(os.path.join(root, "data")) > (4 << 20):
+                return True
+        return False
+
+    wait_for(uploading, timeout=60, what="upload in progress")
+    reg.stop(signal.SIGKILL)
+    time.sleep(0.3)
+    reg.start()
+    out, err = proc.communicate(timeout=300)
+    # the registry came back within the retry window: the push must complete
+    assert proc.returncode == 0, err
+    assert json.loads(out)["digest"] == desc["digest"]
+    assert skopeo_digest(f"{reg.host}/big:1") == desc["digest"]
+    reg.stop()
+
+
+@test
+def corrupt_layout_blob_is_not_pushed():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "c", seed="badpush", sizes=(20000, 10))
+    m = json.loads(open(os.path.join(src, "blobs", "sha256", desc["digest"][7:])).read())
+    path = os.path.join(src, "blobs", "sha256", m["layers"][0]["digest"][7:])
+    data = bytearray(open(path, "rb").read())
+    data[50] ^= 0xFF
+    open(path, "wb").write(bytes(data))
+    start = time.monotonic()
+    p = hoist("push", f"oci:{src}:c", f"{reg.host}/badpush:1", check=False)
+    assert p.returncode == 1 and "DIGEST_INVALID" in p.stderr, p.stderr
+    assert time.monotonic() - start < 5, "a refused digest was retried"
+    q = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{reg.host}/badpush:1",
+               check=False)
+    assert q.returncode != 0, "the manifest was pushed although a blob was refused"
+
+
+class BreakingProxy:
+    """A reverse proxy in front of the registry that cuts the first download
+    of each blob after `after` bytes, can answer 503, and can hide mount
+    requests from the registry: a test double for a network that breaks and
+    for registries that ignore mounts, which the real registry on loopback
+    never does on cue."""
+
+    def __init__(self, target_port, after=1 << 20, unavailable=0, ignore_mount=False):
+        import http.client
+        self.ignore_mount = ignore_mount
+        self.mount_attempts = 0
+        self.ranges = []
+        self.broken = set()
+        self.unavailable = unavailable  # answer this many manifest GETs with 503
+        self.answered_503 = 0
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _forward(self):
+                if "/manifests/" in self.path and self.command == "GET" and \
+                        proxy.answered_503 < proxy.unavailable:
+                    proxy.answered_503 += 1
+                    body = b'{"errors":[{"code":"UNAVAILABLE","message":"try later"}]}'
+                    self.send_response(503)
+                    self.send_header("Retry-After", "1")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                conn = http.client.HTTPConnection("127.0.0.1", target_port, timeout=30)
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    body = b""
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0], 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            break
+                        body += self.rfile.read(size)
+                        self.rfile.readline()
+                else:
+                    n = int(self.headers.get("Content-Length", "0") or 0)
+                    body = self.rfile.read(n) if n else None
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("transfer-encoding", "content-length")}
+                if body is not None:
+                    headers["Content-Length"] = str(len(body))
+                if "Range" in self.headers:
+                    proxy.ranges.append(self.headers["Range"])
+                path = self.path
+                if self.command == "POST" and "mount=" in path:
+                    proxy.mount_attempts += 1
+                    if proxy.ignore_mount:
+                        path = path.split("?")[0]
+                conn.request(self.command, path, body=body, headers=headers)
+                resp = conn.getresponse()
+                self.send_response(resp.status)
+                for k, v in resp.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection"):
+                        self.send_header(k, v)
+                self.end_headers()
+                cut = (self.command == "GET" and "/blobs/sha256:" in self.path
+                       and self.path not in proxy.broken and resp.status == 200
+                       and int(resp.getheader("Content-Length", "0")) > after)
+                sent = 0
+                while True:
+                    chunk = resp.read(65536)
+                    if not chunk:
+                        break
+                    self.wfile.write(chunk)
+                    sent += len(chunk)
+                    if cut and sent >= after:
+                        proxy.broken.add(self.path)
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                        return
+                conn.close()
+
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _forward
+
+        self.port = free_port()
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        on_exit(self.server.shutdown)
+
+
+@test
+def broken_download_resumes_with_range():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "r", seed="range", sizes=(8 << 20,))
+    hoist("push", f"oci:{src}:r", f"{reg.host}/range:1")
+    proxy = BreakingProxy(reg.port)
+    dst = os.path.join(tmpdir(), "dst")
+    hoist("pull", "--to", f"oci:{dst}:r", f"127.0.0.1:{proxy.port}/range:1")
+    assert proxy.broken, "the proxy never cut a download"
+    assert proxy.ranges and all(r.startswith("bytes=") and not r.startswith("bytes=0-")
+                                for r in proxy.ranges), proxy.ranges
+    assert layout_ref(dst, "r")["digest"] == desc["digest"]
+    check_layout_blobs(dst)
+
+
+@test
+def ignored_mount_falls_back_to_streaming():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "f", seed="fallback", sizes=(200000, 30))
+    hoist("push", f"oci:{src}:f", f"{reg.host}/fb/a:1")
+    proxy = BreakingProxy(reg.port, ignore_mount=True)
+    out = json.loads(hoist("copy", "--json", f"127.0.0.1:{proxy.port}/fb/a:1",
+                           f"127.0.0.1:{proxy.port}/fb/b:1").stdout)
+    assert proxy.mount_attempts == 3, proxy.mount_attempts
+    assert out["blobs"]["mounted"] == 0 and out["blobs"]["transferred"] == 3, out
+    assert skopeo_digest(f"{reg.host}/fb/b:1") == desc["digest"]
+
+
+@test
+def unavailable_is_retried_then_reported():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "u", seed="unavail", sizes=(100,))
+    hoist("push", f"oci:{src}:u", f"{reg.host}/unavail:1")
+    proxy = BreakingProxy(reg.port, unavailable=1)
+    start = time.monotonic()
+    info = json.loads(hoist("inspect", "--json", f"127.0.0.1:{proxy.port}/unavail:1").stdout)
+    assert info["digest"] == desc["digest"] and proxy.answered_503 == 1
+    assert time.monotonic() - start >= 1, "Retry-After was not honoured"
+    # a registry that stays unavailable: 3 attempts, then its own words
+    proxy.unavailable = 100
+    proxy.answered_503 = 0
+    p = hoist("inspect", f"127.0.0.1:{proxy.port}/unavail:1", check=False)
+    assert p.returncode == 1 and "HTTP 503: UNAVAILABLE: try later" in p.stderr, p.stderr
+    assert proxy.answered_503 == 3, proxy.answered_503
+
+
+# --------------------------------------------------------------- auth
+
+
+@test
+def basic_auth():
+    reg = Registry(tmpdir(), auth="htpasswd", users={"alice": "s3cret"}).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "b", seed="basic", sizes=(1000,))
+    p = hoist("push", f"oci:{src}:b", f"{reg.host}/basic:1", check=False)
+    assert p.returncode == 1 and "no credentials" in p.stderr, p.stderr
+    start = time.monotonic()
+    p = hoist("push", "--creds", "alice:wrong", f"oci:{src}:b", f"{reg.host}/basic:1",
+              check=False)
+    assert p.returncode == 1 and "credentials were refused" in p.stderr, p.stderr
+    assert time.monotonic() - start < 10, "wrong credentials were retried"
+    hoist("push", "--creds", "alice:s3cret", f"oci:{src}:b", f"{reg.host}/basic:1")
+    assert skopeo_digest(f"{reg.host}/basic:1", "--creds", "alice:s3cret") == desc["digest"]
+    d = tmpdir()
+    # Docker config.json with "auth"
+    cfg = os.path.join(d, "config.json")
+    auth = base64.b64encode(b"alice:s3cret").decode()
+    json.dump({"auths": {f"http://{reg.host}/": {"auth": auth}}}, open(cfg, "w"))
+    out = hoist("tags", f"{reg.host}/basic", env={"REGISTRY_AUTH_FILE": cfg}).stdout.split()
+    assert out == ["1"], out
+    # username/password and --authfile
+    json.dump({"auths": {reg.host: {"username": "alice", "password": "s3cret"}}}, open(cfg, "w"))
+    hoist("inspect", "--authfile", cfg, f"{reg.host}/basic:1")
+    # Kubernetes secret (.dockerconfigjson inside a Secret object)
+    sec = os.path.join(d, "secret.json")
+    inner = json.dumps({"auths": {reg.host: {"auth": auth}}}).encode()
+    json.dump({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/dockerconfigjson",
+               "data": {".dockerconfigjson": base64.b64encode(inner).decode()}}, open(sec, "w"))
+    hoist("tags", f"{reg.host}/basic", env={"REGISTRY_SECRET": sec})
+    # a credential helper
+    bindir = os.path.join(d, "bin")
+    os.makedirs(bindir)
+    helper = os.path.join(bindir, "docker-credential-hoisttest")
+    with open(helper, "w") as f:
+        f.write("#!/bin/sh\nread host\n"
+                f"[ \"$host\" = \"{reg.host}\" ] || {{ echo 'credentials not found'; exit 1; }}\n"
+                "echo '{\"ServerURL\":\"'$host'\",\"Username\":\"alice\",\"Secret\":\"s3cret\"}'\n")
+    os.chmod(helper, 0o755)
+    json.dump({"credHelpers": {reg.host: "hoisttest"}}, open(cfg, "w"))
+    hoist("tags", f"{reg.host}/basic",
+          env={"REGISTRY_AUTH_FILE": cfg, "PATH": bindir + ":" + os.environ["PATH"]})
+    reg.stop()
+
+
+class TokenIssuer:
+    """A token service as the registry's token auth expects: Basic auth from
+    the client, a JWT signed RS256 with a key whose certificate the registry
+    trusts (x5c header)."""
+
+    def __init__(self, workdir, users):
+        from cryptography.hazmat.primitives import serialization
+        self.users = users
+        self.refresh = {"idtok-" + u: u for u in users}
+        self.key_path = os.path.join(workdir, "token.key")
+        self.cert_path = os.path.join(workdir, "token.crt")
+        run("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            "-subj", "/CN=hoist-test-token", "-keyout", self.key_path, "-out", self.cert_path)
+        with open(self.key_path, "rb") as f:
+            self.key = serialization.load_pem_private_key(f.read(), password=None)
+        self.cert_der = subprocess.run(["openssl", "x509", "-in", self.cert_path, "-outform",
+                                        "DER"], capture_output=True, check=True).stdout
+        self.requests = []
+        self.port = free_port()
+        issuer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *a):
+                pass
+
+            def do_GET(self):
+                issuer.handle(self)
+
+            def do_POST(self):
+                issuer.handle(self)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        on_exit(self.server.shutdown)
+
+    @property
+    def realm(self):
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def _b64(self, b):
+        return base64.urlsafe_b64encode(b).rstrip(b"=").decode()
+
+    def handle(self, h):
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        q = urllib.parse.parse_qs(urllib.parse.urlparse(h.path).query)
+        user = None
+        if h.command == "POST":
+            # OAuth2 refresh-token grant: an identity token stands for a user
+            n = int(h.headers.get("Content-Length", "0"))
+            q = urllib.parse.parse_qs(h.rfile.read(n).decode())
+            if q.get("grant_type") != ["refresh_token"] or \
+                    q.get("refresh_token", [""])[0] not in self.refresh:
+                h.send_response(401)
+                h.end_headers()
+                return
+            user = self.refresh[q["refresh_token"][0]]
+        self.requests.append(q)
+        auth = h.headers.get("Authorization", "")
+        if auth.startswith("Basic "):
+            u, _, p = base64.b64decode(auth[6:]).decode().partition(":")
+            if self.users.get(u) != p:
+                h.send_response(401)
+                h.end_headers()
+                return
+            user = u
+        if user is None and h.command == "GET":
+            h.send_response(401)
+            h.end_headers()
+            return
+        access = []
+        for s in q.get("scope", []):
+            typ, _, rest = s.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": typ, "name": name, "actions": actions.split(",")})
+        now = int(time.time())
+        claims = {"iss": "hoist-test-issuer", "sub": user, "aud": q.get("service", [""])[0],
+                  "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(),
+                  "access": access}
+        header = {"typ": "JWT", "alg": "RS256",
+                  "x5c": [base64.b64encode(self.cert_der).decode()]}
+        signing = (self._b64(json.dumps(header).encode()) + "." +
+                   self._b64(json.dumps(claims).encode()))
+        sig = self.key.sign(signing.encode(), padding.PKCS1v15(), hashes.SHA256())
+        token = signing + "." + self._b64(sig)
+        key = "access_token" if h.command == "POST" else "token"
+        body = json.dumps({key: token, "expires_in": 300}).encode()
+        h.send_response(200)
+        h.send_header("Content-Type", "application/json")
+        h.send_header("Content-Length", str(len(body)))
+        h.end_headers()
+        h.wfile.write(body)
+
+
+@test
+def token_auth():
+    d = tmpdir()
+    issuer = TokenIssuer(d, {"bob": "tokpw"})
+    reg = Registry(d, auth="token", token={
+        "realm": issuer.realm, "service": "hoist-test-registry", "issuer": "hoist-test-issuer",
+        "rootcertbundle": issuer.cert_path}).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "t", seed="token", sizes=(4000, 100))
+    start = time.monotonic()
+    p = hoist("push", "--creds", "bob:nope", f"oci:{src}:t", f"{reg.host}/tok/app:1", check=False)
+    assert p.returncode == 1 and "authentication failed" in p.stderr, p.stderr
+    assert time.monotonic() - start < 10
+    hoist("push", "--creds", "bob:tokpw", f"oci:{src}:t", f"{reg.host}/tok/app:1")
+    scopes = [s for q in issuer.requests for s in q.get("scope", [])]
+    assert "repository:tok/app:pull,push" in scopes, scopes
+    n = len(issuer.requests)
+    assert skopeo_digest(f"{reg.host}/tok/app:1", "--creds", "bob:tokpw") == desc["digest"]
+    # mount from another repository asks pull on the source too
+    out = json.loads(hoist("copy", "--json", "--creds", "bob:tokpw", f"{reg.host}/tok/app:1",
+                           f"{reg.host}/tok/copy:1").stdout)
+    assert out["blobs"]["mounted"] == 3, out
+    scopes = [s for q in issuer.requests[n:] for s in q.get("scope", [])]
+    assert "repository:tok/app:pull" in scopes, scopes
+    dst = os.path.join(tmpdir(), "dst")
+    hoist("pull", "--creds", "bob:tokpw", "--to", f"oci:{dst}:x", f"{reg.host}/tok/copy:1")
+    assert layout_ref(dst, "x")["digest"] == desc["digest"]
+    got = hoist("catalog", "--creds", "bob:tokpw", reg.host).stdout.split()
+    assert got == ["tok/app", "tok/copy"], got
+    # an identity token (OAuth2 refresh token) from an auth file
+    cfg = os.path.join(tmpdir(), "auth.json")
+    json.dump({"auths": {reg.host: {"identitytoken": "idtok-bob"}}}, open(cfg, "w"))
+    hoist("push", "--authfile", cfg, f"oci:{src}:t", f"{reg.host}/tok/idt:1")
+    assert issuer.requests[-1].get("grant_type") == ["refresh_token"]
+    json.dump({"auths": {reg.host: {"identitytoken": "idtok-eve"}}}, open(cfg, "w"))
+    p = hoist("tags", "--authfile", cfg, f"{reg.host}/tok/idt", check=False)
+    assert p.returncode == 1 and "authentication failed" in p.stderr, p.stderr
+    reg.stop()
+
+
+@test
+def tls_with_ca():
+    reg = Registry(tmpdir(), tls=True).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "tls", seed="tls", sizes=(2000,))
+    # loopback is plain http unless TLS is asked for
+    p = hoist("push", f"oci:{src}:tls", f"{reg.host}/tls:1", check=False)
+    assert p.returncode == 1
+    p = hoist("push", "--tls-verify=true", f"oci:{src}:tls", f"{reg.host}/tls:1", check=False)
+    assert p.returncode == 1 and "certificate" in p.stderr.lower(), p.stderr
+    p = hoist("push", "--tls-verify=true", "--ca-file", reg.ca, f"oci:{src}:tls",
+              f"{reg.host}/tls:1", env={"HOIST_LOG": "debug"})
+    assert "PUT https://" in p.stderr and "-> 201 (HTTP/2)" in p.stderr, p.stderr[-2000:]
+    certs = tmpdir()
+    with open(os.path.join(certs, "ca.crt"), "w") as f:
+        f.write(open(reg.ca).read())
+    assert skopeo("inspect", "--cert-dir", certs, "--format", "{{.Digest}}",
+                  f"docker://{reg.host}/tls:1").stdout.strip() == desc["digest"]
+    dst = os.path.join(tmpdir(), "dst")
+    hoist("pull", "--tls-verify=true", "--ca-file", reg.ca, "--to", f"oci:{dst}:x",
+          f"{reg.host}/tls:1")
+    assert layout_ref(dst, "x")["digest"] == desc["digest"]
+    # the CA from the registries config file
+    conf = os.path.join(tmpdir(), "registries.json")
+    json.dump({"ca-file": reg.ca}, open(conf, "w"))
+    hoist("inspect", "--tls-verify=true", "--registries-conf", conf, f"{reg.host}/tls:1")
+    reg.stop()
+
+
+class ClientCertRegistry(Registry):
+    """A TLS registry that requires client certificates signed by its CA."""
+
+    def _config(self):
+        cfg = super()._config()
+        return cfg.replace(f"    key: {self.key}\n",
+                           f"    key: {self.key}\n    clientcas:\n      - {self.ca}\n")
+
+
+@test
+def tls_client_certificate():
+    reg = ClientCertRegistry(tmpdir(), tls=True).start()
+    d = tmpdir()
+    key, csr, crt = (os.path.join(d, n) for n in ("client.key", "client.csr", "client.crt"))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=hoist-client",
+        "-keyout", key, "-out", csr)
+    ext = os.path.join(d, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("extendedKeyUsage=clientAuth\n")
+    run("openssl", "x509", "-req", "-in", csr, "-CA", reg.ca,
+        "-CAkey", os.path.join(reg.dir, "ca.key"), "-CAcreateserial", "-days", "2",
+        "-extfile", ext, "-out", crt)
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "cc", seed="clientcert", sizes=(100,))
+    p = hoist("push", "--tls-verify=true", "--ca-file", reg.ca, f"oci:{src}:cc",
+              f"{reg.host}/cc:1", check=False)
+    assert p.returncode == 1, "pushed without a client certificate"
+    hoist("push", "--tls-verify=true", "--ca-file", reg.ca, "--cert", crt, "--key", key,
+          f"oci:{src}:cc", f"{reg.host}/cc:1")
+    info = json.loads(hoist("inspect", "--json", "--tls-verify=true", "--ca-file", reg.ca,
+                            "--cert", crt, "--key", key, f"{reg.host}/cc:1").stdout)
+    assert info["digest"] == desc["digest"]
+    reg.stop()
+
+
+@test
+def progress_only_on_a_tty():
+    import pty
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    make_image(src, "p", seed="progress", sizes=(300000,))
+    p = hoist("push", f"oci:{src}:p", f"{reg.host}/progress:1")
+    assert "ETA" not in p.stderr and "\033[" not in p.stderr, p.stderr
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([HOIST, "pull", "--to", f"oci:{tmpdir()}/l:p",
+                             f"{reg.host}/progress:1"],
+                            stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(60)
+    os.close(master)
+    assert proc.returncode == 0, out
+    assert b"done" in out and b"[====" in out, out
+
+
+if __name__ == "__main__":
+    main()

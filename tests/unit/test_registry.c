@@ -1,0 +1,313 @@
+/* Unit tests of the registry client's parsers: WWW-Authenticate challenges,
+ * credential files, Link headers. */
+#include "hoist/registry.h"
+#include "test_util.h"
+
+static void test_challenge_table(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *scheme, *realm, *service, *scope, *error; /* expected; scheme NULL: error */
+    const char *err;                                      /* expected error text */
+  } cases[] = {
+      {"Bearer realm=\"https://auth.docker.io/token\",service=\"registry.docker.io\","
+       "scope=\"repository:library/busybox:pull\"",
+       "bearer", "https://auth.docker.io/token", "registry.docker.io",
+       "repository:library/busybox:pull", NULL, NULL},
+      {"Basic realm=\"Registry Realm\"", "basic", "Registry Realm", NULL, NULL, NULL, NULL},
+      {"basic realm=x", "basic", "x", NULL, NULL, NULL, NULL},
+      {"BEARER REALM=\"http://h/t\" , Service=svc", "bearer", "http://h/t", "svc", NULL, NULL,
+       NULL},
+      /* several challenges: Bearer wins over Basic, in either order */
+      {"Basic realm=\"b\", Bearer realm=\"https://a/t\",service=\"s\"", "bearer", "https://a/t",
+       "s", NULL, NULL, NULL},
+      {"Bearer realm=\"https://a/t\", Basic realm=\"b\"", "bearer", "https://a/t", NULL, NULL, NULL,
+       NULL},
+      {"Negotiate abc==, Basic realm=\"r\"", "basic", "r", NULL, NULL, NULL, NULL},
+      {"Bearer realm=\"https://a/t\",error=\"insufficient_scope\",scope=\"a:b:c d:e:f\"", "bearer",
+       "https://a/t", NULL, "a:b:c d:e:f", "insufficient_scope", NULL},
+      {"Bearer realm=\"https://a/t?x=\\\"q\\\"\"", "bearer", "https://a/t?x=\"q\"", NULL, NULL,
+       NULL, NULL},
+      {"Bearer realm=\"https://a/t\",,  service=s", "bearer", "https://a/t", "s", NULL, NULL, NULL},
+      /* bad inputs */
+      {"", NULL, NULL, NULL, NULL, NULL, "empty"},
+      {"   ", NULL, NULL, NULL, NULL, NULL, "empty"},
+      {"Bearer", NULL, NULL, NULL, NULL, NULL, "without a realm"},
+      {"Bearer service=x", NULL, NULL, NULL, NULL, NULL, "without a realm"},
+      {"Bearer realm=\"file:///etc/passwd\"", NULL, NULL, NULL, NULL, NULL, "not an http(s) URL"},
+      {"Bearer realm=\"https://a/t", NULL, NULL, NULL, NULL, NULL, "unterminated"},
+      {"Bearer realm=\"x\\", NULL, NULL, NULL, NULL, NULL, "unterminated"},
+      {"Digest realm=\"x\", nonce=\"y\"", NULL, NULL, NULL, NULL, NULL,
+       "unsupported authentication scheme digest"},
+      {"Bearer realm=\"https://a\" junk", NULL, NULL, NULL, NULL, NULL, "expected ','"},
+      {"\"quoted\"", NULL, NULL, NULL, NULL, NULL, "bad character"},
+      {"Bearer realm=\"a\x01\"", NULL, NULL, NULL, NULL, NULL, "control character"},
+      {"Bearer@ realm=x", NULL, NULL, NULL, NULL, NULL, "bad character"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_err *err = NULL;
+    hoist_challenge c;
+    int r = hoist_challenge_parse(cases[i].in, &c, &err);
+    if (!cases[i].scheme) {
+      if (r == 0)
+        fail_msg("case %zu \"%s\": expected an error", i, cases[i].in);
+      assert_err_contains(&err, cases[i].err);
+      continue;
+    }
+    assert_ok(r, &err);
+    assert_string_equal(c.scheme, cases[i].scheme);
+#define CHECK(field)                                                                               \
+  do {                                                                                             \
+    if (cases[i].field)                                                                            \
+      assert_string_equal(c.field ? c.field : "(null)", cases[i].field);                           \
+    else if (c.field)                                                                              \
+      fail_msg("case %zu: unexpected " #field " \"%s\"", i, c.field);                              \
+  } while (0)
+    CHECK(realm);
+    CHECK(service);
+    CHECK(scope);
+    CHECK(error);
+#undef CHECK
+    hoist_challenge_clear(&c);
+  }
+  hoist_err *err = NULL;
+  hoist_challenge c;
+  assert_true(hoist_challenge_parse(NULL, &c, &err) < 0);
+  assert_err_contains(&err, "missing");
+  char *huge = malloc(20000);
+  memset(huge, 'a', 19999);
+  huge[19999] = '\0';
+  assert_true(hoist_challenge_parse(huge, &c, &err) < 0);
+  assert_err_contains(&err, "too long");
+  free(huge);
+}
+
+static void test_creds_table(void **state) {
+  (void)state;
+  /* YWxpY2U6czNjcmV0 = alice:s3cret; Ym9iOnA6dzo= = bob:p:w: */
+  static const struct {
+    const char *json;
+    const char *host, *repo;
+    bool found;
+    const char *user, *pass, *idtoken, *helper;
+    const char *err;
+  } cases[] = {
+      {"{\"auths\":{\"reg:5000\":{\"auth\":\"YWxpY2U6czNjcmV0\"}}}", "reg:5000", NULL, true,
+       "alice", "s3cret", NULL, NULL, NULL},
+      {"{\"auths\":{\"https://reg:5000/v2/\":{\"auth\":\"YWxpY2U6czNjcmV0\"}}}", "reg:5000", NULL,
+       true, "alice", "s3cret", NULL, NULL, NULL},
+      {"{\"auths\":{\"http://reg:5000\":{\"auth\":\"Ym9iOnA6dzo=\"}}}", "reg:5000", NULL, true,
+       "bob", "p:w:", NULL, NULL, NULL},
+      /* padding may be missing */
+      {"{\"auths\":{\"reg\":{\"auth\":\"Ym9iOnA6dzo\"}}}", "reg", NULL, true, "bob", "p:w:", NULL,
+       NULL, NULL},
+      {"{\"auths\":{\"reg\":{\"username\":\"u\",\"password\":\"p\"}}}", "reg", NULL, true, "u", "p",
+       NULL, NULL, NULL},
+      {"{\"auths\":{\"reg\":{\"identitytoken\":\"tok\"}}}", "reg", NULL, true, NULL, NULL, "tok",
+       NULL, NULL},
+      {"{\"auths\":{\"https://index.docker.io/v1/\":{\"auth\":\"YWxpY2U6czNjcmV0\"}}}", "docker.io",
+       NULL, true, "alice", "s3cret", NULL, NULL, NULL},
+      /* the longest matching per-repository entry wins */
+      {"{\"auths\":{\"reg\":{\"username\":\"a\",\"password\":\"1\"},"
+       "\"reg/team\":{\"username\":\"b\",\"password\":\"2\"},"
+       "\"reg/te\":{\"username\":\"c\",\"password\":\"3\"}}}",
+       "reg", "team/app", true, "b", "2", NULL, NULL, NULL},
+      {"{\"auths\":{\"other\":{\"auth\":\"YWxpY2U6czNjcmV0\"}}}", "reg", NULL, false, NULL, NULL,
+       NULL, NULL, NULL},
+      {"{\"auths\":{\"reg:5000\":{\"auth\":\"YWxpY2U6czNjcmV0\"}}}", "reg", NULL, false, NULL, NULL,
+       NULL, NULL, NULL},
+      {"{}", "reg", NULL, false, NULL, NULL, NULL, NULL, NULL},
+      {"{\"credHelpers\":{\"reg\":\"ecr-login\"}}", "reg", NULL, true, NULL, NULL, NULL,
+       "ecr-login", NULL},
+      {"{\"auths\":{\"reg\":{}},\"credsStore\":\"desktop\"}", "reg", NULL, true, NULL, NULL, NULL,
+       "desktop", NULL},
+      /* a Kubernetes Secret object around .dockerconfigjson */
+      {"{\"kind\":\"Secret\",\"data\":{\".dockerconfigjson\":"
+       "\"eyJhdXRocyI6eyJyZWciOnsiYXV0aCI6IllXeHBZMlU2Y3pOamNtVjAifX19\"}}",
+       "reg", NULL, true, "alice", "s3cret", NULL, NULL, NULL},
+      /* bad inputs */
+      {"", "reg", NULL, false, NULL, NULL, NULL, NULL, "invalid JSON"},
+      {"[]", "reg", NULL, false, NULL, NULL, NULL, NULL, "not a JSON object"},
+      {"{\"auths\":[]}", "reg", NULL, false, NULL, NULL, NULL, NULL, "\"auths\" is not an object"},
+      {"{\"auths\":{\"reg\":\"x\"}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "is not an object"},
+      {"{\"auths\":{\"reg\":{\"auth\":\"!!!\"}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "invalid base64"},
+      {"{\"auths\":{\"reg\":{\"auth\":\"YWxpY2U=\"}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "not base64 of user:password"},
+      {"{\"auths\":{\"reg\":{\"auth\":\"YQ\"}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "not base64 of user:password"},
+      {"{\"auths\":{\"reg\":{\"auth\":\"A\"}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "invalid base64"},
+      {"{\"auths\":{\"reg\":{\"auth\":\"YQBiOmM=\"}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "NUL"},
+      {"{\"auths\":{\"reg\":{\"username\":1}}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "must be strings"},
+      {"{\"credHelpers\":{\"reg\":\"\"}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "is not a name"},
+      {"{\"credHelpers\":[]}", "reg", NULL, false, NULL, NULL, NULL, NULL, "not an object"},
+      {"{\"credsStore\":5}", "reg", NULL, false, NULL, NULL, NULL, NULL, "not a string"},
+      {"{\"auths\":{},\"auths\":{}}", "reg", NULL, false, NULL, NULL, NULL, NULL, "invalid JSON"},
+      {"{\"data\":{\".dockerconfigjson\":\"%%%\"}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "invalid base64"},
+      {"{\"data\":{\".dockerconfigjson\":7}}", "reg", NULL, false, NULL, NULL, NULL, NULL,
+       "not a string"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_err *err = NULL;
+    hoist_creds c;
+    bool found = false;
+    int r = hoist_creds_from_json(cases[i].json, strlen(cases[i].json), cases[i].host,
+                                  cases[i].repo, &c, &found, &err);
+    if (cases[i].err) {
+      if (r == 0)
+        fail_msg("case %zu: expected an error", i);
+      assert_err_contains(&err, cases[i].err);
+      hoist_creds_clear(&c);
+      continue;
+    }
+    assert_ok(r, &err);
+    if (found != cases[i].found)
+      fail_msg("case %zu: found %d, expected %d", i, found, cases[i].found);
+#define CHECK(field, want)                                                                         \
+  do {                                                                                             \
+    if (want)                                                                                      \
+      assert_string_equal(c.field ? c.field : "(null)", want);                                     \
+    else if (c.field)                                                                              \
+      fail_msg("case %zu: unexpected " #field " \"%s\"", i, c.field);                              \
+  } while (0)
+    CHECK(username, cases[i].user);
+    CHECK(password, cases[i].pass);
+    CHECK(identity_token, cases[i].idtoken);
+    CHECK(helper, cases[i].helper);
+#undef CHECK
+    hoist_creds_clear(&c);
+  }
+}
+
+static void test_link_table(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    const char *next; /* NULL: none */
+    const char *err;
+  } cases[] = {
+      {"</v2/_catalog?last=b&n=2>; rel=\"next\"", "/v2/_catalog?last=b&n=2", NULL},
+      {"</v2/x/tags/list?n=1&last=a>; rel=next", "/v2/x/tags/list?n=1&last=a", NULL},
+      {"<https://r/v2/_catalog?last=c>;rel=\"next\"", "https://r/v2/_catalog?last=c", NULL},
+      {"</a>; rel=\"prev\", </b>; rel=\"next\"", "/b", NULL},
+      {"</a>; rel=\"prev next\"", "/a", NULL},
+      {"</a>; title=\"x, y\"; rel=\"next\"", "/a", NULL},
+      {"</a>; rel=\"prev\"", NULL, NULL},
+      {"", NULL, NULL},
+      {"/v2/_catalog; rel=next", NULL, "expected '<'"},
+      {"</v2/_catalog; rel=next", NULL, "missing '>'"},
+      {"</a>; rel=\"next", NULL, "unterminated quote"},
+      {"</a> junk", NULL, "unexpected"},
+      {"<>; rel=next", NULL, "empty target"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_err *err = NULL;
+    char *next = NULL;
+    int r = hoist_link_next(cases[i].in, &next, &err);
+    if (cases[i].err) {
+      if (r == 0)
+        fail_msg("case %zu \"%s\": expected an error", i, cases[i].in);
+      assert_err_contains(&err, cases[i].err);
+      continue;
+    }
+    assert_ok(r, &err);
+    if (cases[i].next)
+      assert_string_equal(next ? next : "(null)", cases[i].next);
+    else
+      assert_null(next);
+    free(next);
+  }
+  char *next = (char *)"x";
+  assert_int_equal(hoist_link_next(NULL, &next, NULL), 0);
+  assert_null(next);
+}
+
+static void test_insecure_hosts(void **state) {
+  (void)state;
+  const char *insecure[] = {"reg.internal:5000", "plain.example", NULL};
+  hoist_registry_opts o = {.insecure = insecure, .config_file = "/dev/null/none"};
+  hoist_registry *r = NULL;
+  hoist_err *err = NULL;
+  /* an explicit config file that does not exist is an error */
+  assert_true(hoist_registry_new(&o, &r, &err) < 0);
+  assert_err_contains(&err, "registries config");
+  o.config_file = NULL;
+  setenv("HOIST_REGISTRIES_CONF", "", 1);
+  setenv("XDG_CONFIG_HOME", "/nonexistent", 1);
+  assert_ok(hoist_registry_new(&o, &r, &err), &err);
+  static const struct {
+    const char *host;
+    bool insecure;
+  } cases[] = {
+      {"localhost", true},          {"localhost:5000", true},      {"127.0.0.1:5000", true},
+      {"127.1.2.3", true},          {"[::1]:5000", true},          {"reg.internal:5000", true},
+      {"reg.internal:5001", false}, {"plain.example:443", true},   {"docker.io", false},
+      {"128.0.0.1", false},         {"localhost.evil.com", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    if (hoist_registry_is_insecure(r, cases[i].host) != cases[i].insecure)
+      fail_msg("%s: expected insecure=%d", cases[i].host, cases[i].insecure);
+  hoist_registry_free(r);
+  /* --tls-verify=true: loopback speaks https too, listed hosts stay http */
+  o.tls_always = true;
+  assert_ok(hoist_registry_new(&o, &r, &err), &err);
+  assert_false(hoist_registry_is_insecure(r, "127.0.0.1:5000"));
+  assert_true(hoist_registry_is_insecure(r, "reg.internal:5000"));
+  hoist_registry_free(r);
+  hoist_registry_opts bad = {.creds = "nocolon"};
+  assert_true(hoist_registry_new(&bad, &r, &err) < 0);
+  assert_err_contains(&err, "USER:PASSWORD");
+}
+
+static void test_registries_config(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char *err; /* NULL: loads */
+  } cases[] = {
+      {"{\"insecure-registries\":[\"conf.example:5000\"]}", NULL},
+      {"{}", NULL},
+      {"{\"insecure-registries\":\"conf.example\"}", "not a list"},
+      {"{\"insecure-registries\":[1]}", "non-string"},
+      {"[]", "not a JSON object"},
+      {"{", "not a JSON object"},
+  };
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/registries.json", dir);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(cases[i].json, f);
+    fclose(f);
+    hoist_registry_opts o = {.config_file = path};
+    hoist_registry *r = NULL;
+    hoist_err *err = NULL;
+    int ret = hoist_registry_new(&o, &r, &err);
+    if (cases[i].err) {
+      if (ret == 0)
+        fail_msg("case %zu: expected an error", i);
+      assert_err_contains(&err, cases[i].err);
+      continue;
+    }
+    assert_ok(ret, &err);
+    assert_int_equal(hoist_registry_is_insecure(r, "conf.example:5000"), i == 0);
+    hoist_registry_free(r);
+  }
+  unlink(path);
+  rmdir(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_challenge_table),   cmocka_unit_test(test_creds_table),
+      cmocka_unit_test(test_link_table),        cmocka_unit_test(test_insecure_hosts),
+      cmocka_unit_test(test_registries_config),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
