@@ -23,6 +23,8 @@
 #include "hoist/core.h"
 #include "hoist/layer.h"
 #include "hoist/oci.h"
+#include "hoist/ref.h"
+#include "hoist/registry.h"
 #include "hoist/stream.h"
 
 typedef struct hoist_image_source hoist_image_source;
@@ -83,6 +85,19 @@ HOIST_EXPORT int hoist_append_layout_source(const char *dir, const char *tag,
 /* The OCI layout at dir (created when missing); put_manifest tags tag. */
 HOIST_EXPORT int hoist_append_layout_target(const char *dir, const char *tag,
                                             hoist_image_target **out, hoist_err **err);
+
+/* The image ref names in a registry, read through client r (borrowed; it
+ * must outlive the source). */
+HOIST_EXPORT int hoist_append_registry_source(hoist_registry *r, const hoist_ref *ref,
+                                              hoist_image_source **out, hoist_err **err);
+/* The registry repository ref names; put_manifest tags ref's tag. Blobs the
+ * registry has are not uploaded again; when base is another repository of
+ * the same registry, missing blobs are mounted from it when the registry
+ * allows. A new blob is spooled to an unlinked temp file ($TMPDIR or
+ * /var/tmp) and uploaded at commit, because uploads read a file descriptor. */
+HOIST_EXPORT int hoist_append_registry_target(hoist_registry *r, const hoist_ref *ref,
+                                              const hoist_ref *base, hoist_image_target **out,
+                                              hoist_err **err);
 
 typedef struct hoist_append_options {
   hoist_layer_options layer;

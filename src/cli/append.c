@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "hoist/append.h"
 #include "hoist/ref.h"
+#include "regopts.h"
 
 #define VERB "append"
 
@@ -18,7 +19,8 @@ static void usage(FILE *out) {
           "Makes a new image: BASE's layers plus one layer written from TREE (or from the\n"
           "mapped host paths), with the config's diff_ids, history and created updated.\n"
           "BASE \"scratch\" is the empty image.\n"
-          "BASE and DEST are oci:DIR[:TAG] image layouts (DEST needs a TAG).\n\n"
+          "BASE and DEST are registry references or oci:DIR[:TAG] layouts (DEST needs a\n"
+          "tag). Blobs DEST already has are not uploaded again.\n\n"
           "Options:\n"
           "  --target DEST              where the new image goes\n"
           "  --layer TREE               the new layer's content (a directory)\n"
@@ -30,26 +32,22 @@ static void usage(FILE *out) {
           "                             (default: $SOURCE_DATE_EPOCH)\n"
           "  --platform OS/ARCH[/VAR]   which manifest of a multi-platform base (default: host)\n"
           "  --created-by TEXT          history entry text (default \"hoist append\")\n"
-          "  --json                     print a JSON object\n"
-          "  -h, --help                 show this help\n");
+          "  -h, --help                 show this help\n\n" REGOPTS_HELP);
 }
 
-/* Opens loc as an image source or target. Registry locations are served by
- * the registry client; until it is part of the build they are refused. */
-static int open_source(const hoist_loc *loc, hoist_image_source **out, hoist_err **err) {
+static int open_source(hoist_registry *r, const hoist_loc *loc, hoist_image_source **out,
+                       hoist_err **err) {
   if (loc->kind == HOIST_LOC_LAYOUT)
     return hoist_append_layout_source(loc->dir, loc->tag, out, err);
-  return hoist_err_set(err, ENOTSUP,
-                       "registry bases need the registry client, which this build lacks; "
-                       "copy the base into a layout first (skopeo copy docker://... oci:DIR:TAG)");
+  return hoist_append_registry_source(r, loc->ref, out, err);
 }
 
-static int open_target(const hoist_loc *loc, hoist_image_target **out, hoist_err **err) {
+static int open_target(hoist_registry *r, const hoist_loc *loc, const hoist_loc *base,
+                       hoist_image_target **out, hoist_err **err) {
   if (loc->kind == HOIST_LOC_LAYOUT)
     return hoist_append_layout_target(loc->dir, loc->tag, out, err);
-  return hoist_err_set(err, ENOTSUP,
-                       "registry targets need the registry client, which this build lacks; "
-                       "use an oci:DIR:TAG target");
+  return hoist_append_registry_target(
+      r, loc->ref, base && base->kind == HOIST_LOC_REGISTRY ? base->ref : NULL, out, err);
 }
 
 static int append_run(int argc, char **argv) {
@@ -63,7 +61,6 @@ static int append_run(int argc, char **argv) {
     OPT_SDE,
     OPT_PLATFORM,
     OPT_CREATED_BY,
-    OPT_JSON,
   };
   static const struct option opts[] = {
       {"target", required_argument, NULL, OPT_TARGET},
@@ -75,14 +72,16 @@ static int append_run(int argc, char **argv) {
       {"source-date-epoch", required_argument, NULL, OPT_SDE},
       {"platform", required_argument, NULL, OPT_PLATFORM},
       {"created-by", required_argument, NULL, OPT_CREATED_BY},
-      {"json", no_argument, NULL, OPT_JSON},
       {"help", no_argument, NULL, 'h'},
+      REGOPTS_LONG,
       {NULL, 0, NULL, 0},
   };
   hoist_append_options ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
   hoist_err *err = NULL;
   const char *target_s = NULL, *tree = NULL, *platform_s = NULL;
-  bool json = false, overlay = false, sde_given = false;
+  cli_regopts ro = {0};
+  hoist_registry *reg = NULL;
+  bool overlay = false, sde_given = false;
   hoist_layer_map maps[256];
   size_t n_maps = 0;
   int rc = EXIT_USAGE;
@@ -146,16 +145,17 @@ static int append_run(int argc, char **argv) {
     case OPT_CREATED_BY:
       ao.created_by = optarg;
       break;
-    case OPT_JSON:
-      json = true;
-      break;
     case 'h':
       usage(stdout);
       rc = EXIT_OK;
       goto out;
-    default:
-      rc = cli_usage(VERB, "unknown option");
-      goto out;
+    default: {
+      int h = cli_regopts_handle(&ro, VERB, c, optarg);
+      if (h != 1) {
+        rc = h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
+        goto out;
+      }
+    }
     }
   }
   if (argc - optind != 1) {
@@ -209,12 +209,19 @@ static int append_run(int argc, char **argv) {
     ls.n_maps = n_maps;
   }
   hoist_append_result res;
-  if ((!scratch && open_source(base_loc, &src, &err) < 0) ||
-      open_target(target_loc, &dst, &err) < 0 || hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
+  if (((base_loc && base_loc->kind == HOIST_LOC_REGISTRY) ||
+       target_loc->kind == HOIST_LOC_REGISTRY) &&
+      cli_regopts_open(&ro, false, &reg, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }
-  if (json) {
+  if ((!scratch && open_source(reg, base_loc, &src, &err) < 0) ||
+      open_target(reg, target_loc, base_loc, &dst, &err) < 0 ||
+      hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
+  if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "manifest",
                           res.manifest_digest, "config", res.config_digest, "diffID",
                           res.layer.diff_id, "layer", res.layer.digest, "layerSize",
@@ -232,6 +239,10 @@ static int append_run(int argc, char **argv) {
   }
   rc = EXIT_OK;
 out:
+  hoist_image_source_free(steal_pointer(&src));
+  hoist_image_target_free(steal_pointer(&dst));
+  hoist_registry_free(reg);
+  cli_regopts_free(&ro);
   for (size_t i = 0; i < n_maps; i++) {
     free((char *)maps[i].src);
     free((char *)maps[i].dest);
