@@ -91,6 +91,8 @@ def reads_umoci_image():
     assert "A=1" in c["env"] and c["cmd"] == ["run"] and c["entrypoint"] == ["/bin/sh"]
     assert c["user"] == "1000" and c["workingDir"] == "/srv" and c["labels"] == {"team": "core"}
     assert c["diffIds"] == 1 and len(j["layers"]) == 1
+    sk = json.loads(skopeo("inspect", f"oci:{d}:app").stdout)
+    assert sk["Digest"] == j["digest"] and sk["Layers"] == [l["digest"] for l in j["layers"]]
     with open(blob(d, entry["digest"]), "rb") as f:
         manifest = f.read()
     p = run_bytes(hoist_bin(), "inspect", "--raw", f"oci:{d}:app")

@@ -502,6 +502,78 @@ static void test_gc(void **state) {
   hoist_descriptor_clear(&b);
 }
 
+/* Puts doc as a blob; desc receives its descriptor. */
+static void put_doc(fixture *f, hoist_descriptor *desc, const char *media_type, const char *doc) {
+  hoist_err *err = NULL;
+  assert_ok(hoist_store_put_blob(f->s, doc, strlen(doc), NULL, NULL, &err), &err);
+  hoist_descriptor_of_bytes(desc, media_type, doc, strlen(doc));
+}
+
+/* gc walks raw JSON, so documents the model refuses (artifact manifests with
+ * foreign config and layer types, referrers through "subject", entries of an
+ * unknown media type inside an index) keep everything they reference. */
+static void test_gc_keeps_artifacts_and_referrers(void **state) {
+  fixture *f = *state;
+  hoist_err *err = NULL;
+  hoist_descriptor image = {0}, empty = {0}, sbom = {0}, artifact = {0}, ix = {0};
+  assert_ok(test_make_image(f->s, NULL, "the subject\n", &image, &err), &err);
+  put_doc(f, &empty, "application/vnd.oci.empty.v1+json", "{}");
+  put_doc(f, &sbom, "application/vnd.example.sbom.v1+json", "{\"packages\":[]}");
+  _cleanup_free_ char *am = hoist_asprintf(
+      "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"artifactType\":\"application/vnd.example.sbom\","
+      "\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":2},"
+      "\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld}],"
+      "\"subject\":{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":%lld}}",
+      HOIST_MT_OCI_MANIFEST, empty.media_type, empty.digest, sbom.media_type, sbom.digest,
+      (long long)sbom.size, HOIST_MT_OCI_MANIFEST, image.digest, (long long)image.size);
+  /* the model refuses it; gc must still follow it */
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  assert_true(hoist_manifest_parse(am, strlen(am), &m, &err) < 0);
+  hoist_err_free(err);
+  err = NULL;
+  put_doc(f, &artifact, HOIST_MT_OCI_MANIFEST, am);
+
+  /* tagged directly: artifact, its config and layer, and the subject image */
+  assert_ok(hoist_store_tag(f->s, "sbom", &artifact, &err), &err);
+  char garbage[HOIST_DIGEST_STR_LEN];
+  assert_ok(hoist_store_put_blob(f->s, "unreferenced", 12, NULL, garbage, &err), &err);
+  int before, after, temps;
+  count_blob_files(f, &before, &temps);
+  uint64_t removed = 0, freed = 0;
+  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 1);
+  assert_false(hoist_store_has_blob(f->s, garbage));
+  count_blob_files(f, &after, &temps);
+  assert_int_equal(after, before - 1);
+  const char *kept[] = {image.digest, empty.digest, sbom.digest, artifact.digest};
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+    assert_true(hoist_store_has_blob(f->s, kept[i]));
+
+  /* reached through an index entry whose media type hoist does not know */
+  _cleanup_free_ char *id =
+      hoist_asprintf("{\"schemaVersion\":2,\"mediaType\":\"%s\",\"manifests\":[{\"mediaType\":"
+                     "\"application/vnd.example.custom+json\",\"digest\":\"%s\",\"size\":%lld}]}",
+                     HOIST_MT_OCI_INDEX, artifact.digest, (long long)artifact.size);
+  put_doc(f, &ix, HOIST_MT_OCI_INDEX, id);
+  assert_ok(hoist_store_tag(f->s, "all", &ix, &err), &err);
+  assert_ok(hoist_store_untag(f->s, "sbom", &err), &err);
+  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 0);
+  for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
+    assert_true(hoist_store_has_blob(f->s, kept[i]));
+
+  /* untagged, all of it is garbage: index, artifact, empty, sbom, and the
+   * image's manifest, config and layer */
+  assert_ok(hoist_store_untag(f->s, "all", &err), &err);
+  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 7);
+  count_blob_files(f, &after, &temps);
+  assert_int_equal(after, 0);
+  hoist_descriptor *all[] = {&image, &empty, &sbom, &artifact, &ix};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+    hoist_descriptor_clear(all[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_setup_teardown(test_open_creates_layout, setup, teardown),
@@ -513,6 +585,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tag_untag_resolve, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gc_keeps_artifacts_and_referrers, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
