@@ -11,7 +11,11 @@
  * components are refused, a symlink planted by an earlier entry cannot
  * redirect a later write, hardlinks only point inside the root. OCI whiteouts
  * (".wh.<name>", ".wh..wh..opq") remove lower-layer content and never appear
- * in the result.
+ * in the result. Modes (setuid, setgid, sticky), mtimes and xattrs are
+ * applied (security.capability included; security.selinux, trusted.overlay.*
+ * and user.overlay.* are host-only and never set from a layer). Device nodes
+ * that cannot be created and owners that are not applied (without root) are
+ * counted in the report.
  *
  * The module also owns the rootfs cache: trees keyed by the image's config
  * digest, built in a temp directory beside their final name and renamed into
@@ -84,7 +88,8 @@ HOIST_EXPORT char *hoist_unpack_cache_dir(void);
  * into a temp directory beside it that is renamed into place, so concurrent
  * callers end with one complete tree. *hit (optional) tells whether it was
  * there already. Temp trees older than an hour (left by unpacks that died)
- * are removed on the way. */
+ * are removed on the way. The tree is shared by every reader: callers treat
+ * it as read-only (an overlay lower directory, or the source of a copy). */
 HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
                                      const hoist_unpack_opts *opts, char **path, bool *hit,
                                      hoist_unpack_report *report, hoist_err **err);

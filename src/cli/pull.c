@@ -18,18 +18,6 @@ static const char usage[] =
 
 enum { OPT_TO = 1, OPT_PLATFORM, OPT_ALL };
 
-/* The default image store. Caller frees. */
-static char *default_store(void) {
-  const char *images = getenv("HOIST_IMAGES");
-  if (images && *images)
-    return hoist_strdup(images);
-  const char *cache = getenv("HOIST_CACHE");
-  if (cache && *cache)
-    return hoist_asprintf("%s/images", cache);
-  const char *home = getenv("HOME");
-  return hoist_asprintf("%s/.cache/hoist/images", home && *home ? home : ".");
-}
-
 static int pull_run(int argc, char **argv) {
   static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
                                            {"to", required_argument, NULL, OPT_TO},
@@ -96,14 +84,7 @@ static int pull_run(int argc, char **argv) {
       cli_regopts_free(&ro);
       return cli_fail("pull", err);
     }
-    _cleanup_free_ char *store = default_store();
-    _cleanup_free_ char *host = hoist_strdup(l->ref->domain);
-    for (char *p = host; *p; p++)
-      if (*p == ':')
-        *p = '_';
-    _cleanup_free_ char *tag =
-        l->ref->tag ? hoist_strdup(l->ref->tag) : hoist_asprintf("sha256-%s", l->ref->digest + 7);
-    dst = hoist_asprintf("oci:%s/%s/%s:%s", store, host, l->ref->path, tag);
+    dst = cli_image_store_location(l->ref);
   }
   opts.platform = plat;
   ret = cli_transfer("pull", &ro, src, dst, &opts);

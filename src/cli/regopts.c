@@ -241,3 +241,23 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   hoist_copy_result_clear(&res);
   return EXIT_OK;
 }
+
+char *cli_image_store_location(const hoist_ref *ref) {
+  _cleanup_free_ char *store = NULL;
+  const char *images = getenv("HOIST_IMAGES");
+  const char *cache = getenv("HOIST_CACHE");
+  const char *home = getenv("HOME");
+  if (images && *images)
+    store = hoist_strdup(images);
+  else if (cache && *cache)
+    store = hoist_asprintf("%s/images", cache);
+  else
+    store = hoist_asprintf("%s/.cache/hoist/images", home && *home ? home : ".");
+  _cleanup_free_ char *host = hoist_strdup(ref->domain);
+  for (char *p = host; *p; p++)
+    if (*p == ':')
+      *p = '_';
+  _cleanup_free_ char *tag =
+      ref->tag ? hoist_strdup(ref->tag) : hoist_asprintf("sha256-%s", ref->digest + 7);
+  return hoist_asprintf("oci:%s/%s/%s:%s", store, host, ref->path, tag);
+}

@@ -77,4 +77,9 @@ void cli_print_json(json_t *j);
  * exit code. */
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
                  const hoist_copy_opts *opts);
+/* Where `hoist pull REF` puts an image without --to: the image store
+ * $HOIST_IMAGES (default ${HOIST_CACHE:-~/.cache/hoist}/images), one layout
+ * per repository, "oci:STORE/HOST/PATH:TAG" (':' in HOST written '_', TAG
+ * REF's tag or sha256-HEX for a digest reference). Caller frees. */
+char *cli_image_store_location(const hoist_ref *ref);
 #endif

@@ -4,28 +4,32 @@
 #include <jansson.h>
 #include <string.h>
 
-#include "cli.h"
 #include "hoist/ref.h"
+#include "hoist/registry.h"
 #include "hoist/unpack.h"
+#include "regopts.h"
 
 #define VERB "unpack"
 
 static void usage(FILE *out) {
-  fprintf(out, "Usage: hoist unpack oci:DIR[:TAG] DEST [OPTIONS]\n"
-               "       hoist unpack --cache oci:DIR[:TAG] [OPTIONS]\n\n"
-               "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
-               "verifying every layer's digest and diffID. On failure DEST is removed.\n"
-               "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
-               "done once per image) and prints the tree's path.\n"
-               "Registry references need `hoist pull REF oci:DIR:TAG` first.\n\n"
-               "Options:\n"
-               "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
-               "  --cache                      unpack into the rootfs cache and print its path\n"
-               "  --cache-dir DIR              rootfs cache directory (default:\n"
-               "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
-               "  --no-chown                   never change owners (they are reported instead)\n"
-               "  --json                       print a JSON object\n"
-               "  -h, --help                   show this help\n");
+  fprintf(out,
+          "Usage: hoist unpack REF|oci:DIR[:TAG] DEST [OPTIONS]\n"
+          "       hoist unpack --cache REF|oci:DIR[:TAG] [OPTIONS]\n\n"
+          "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
+          "verifying every layer's digest and diffID. On failure DEST is removed.\n"
+          "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
+          "done once per image) and prints the tree's path.\n"
+          "A registry reference is pulled first into the image store, as `hoist pull REF`\n"
+          "does (blobs already there are not fetched again).\n\n"
+          "Options:\n"
+          "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
+          "  --cache                      unpack into the rootfs cache and print its path\n"
+          "  --cache-dir DIR              rootfs cache directory (default:\n"
+          "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
+          "  --no-chown                   never change owners (they are reported instead)\n"
+          "  -h, --help                   show this help\n\n"
+          "%s",
+          REGOPTS_HELP);
 }
 
 static void print_report(const hoist_unpack_report *r, const char *path, bool hit, bool json) {
@@ -54,19 +58,45 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
             r->xattrs_skipped, r->first_xattr);
 }
 
+/* Pulls the registry image *loc into the image store (as `hoist pull` does)
+ * and replaces *loc with its layout location there. */
+static int pull_first(cli_regopts *ro, hoist_loc **loc, const hoist_platform *platform,
+                      hoist_err **err) {
+  _cleanup_free_ char *dst = cli_image_store_location((*loc)->ref);
+  _cleanup_loc_ hoist_loc *d = NULL;
+  if (hoist_loc_parse(dst, &d, err) < 0)
+    return -1;
+  _cleanup_registry_ hoist_registry *r = NULL;
+  if (cli_regopts_open(ro, true, &r, err) < 0)
+    return -1;
+  hoist_copy_opts co = {.platform = platform};
+  hoist_copy_result res;
+  int ret = hoist_registry_copy(r, *loc, d, &co, &res, err);
+  cli_progress_end();
+  hoist_copy_result_clear(&res);
+  if (ret < 0) {
+    _cleanup_free_ char *name = hoist_loc_string(*loc);
+    return hoist_err_wrap(err, "pull %s", name);
+  }
+  hoist_loc_free(*loc);
+  *loc = steal_pointer(&d);
+  return 0;
+}
+
 static int run(int argc, char **argv) {
-  enum { OPT_PLATFORM = 256, OPT_CACHE, OPT_CACHE_DIR, OPT_NO_CHOWN, OPT_JSON };
+  enum { OPT_PLATFORM = 256, OPT_CACHE, OPT_CACHE_DIR, OPT_NO_CHOWN };
   static const struct option opts[] = {
       {"platform", required_argument, NULL, OPT_PLATFORM},
       {"cache", no_argument, NULL, OPT_CACHE},
       {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
       {"no-chown", no_argument, NULL, OPT_NO_CHOWN},
-      {"json", no_argument, NULL, OPT_JSON},
       {"help", no_argument, NULL, 'h'},
+      REGOPTS_LONG,
       {NULL, 0, NULL, 0},
   };
   const char *platform_s = NULL, *cache_dir = NULL;
-  bool cache = false, json = false;
+  bool cache = false;
+  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
   hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
   optind = 1;
   int c;
@@ -85,14 +115,15 @@ static int run(int argc, char **argv) {
     case OPT_NO_CHOWN:
       uo.owners = HOIST_OWNER_IGNORE;
       break;
-    case OPT_JSON:
-      json = true;
-      break;
     case 'h':
       usage(stdout);
       return EXIT_OK;
-    default:
-      return cli_usage(VERB, "unknown option");
+    default: {
+      int r = cli_regopts_handle(&ro, VERB, c, optarg);
+      if (r == 1)
+        break;
+      return r < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
+    }
     }
   }
   int want = cache ? 1 : 2;
@@ -107,18 +138,14 @@ static int run(int argc, char **argv) {
     hoist_err_free(err);
     return cli_usage(VERB, "bad source %s", src);
   }
-  if (loc->kind != HOIST_LOC_LAYOUT) {
-    _cleanup_free_ char *s = hoist_loc_string(loc);
-    hoist_err_set(&err, ENOTSUP,
-                  "%s: registry references need `hoist pull %s oci:DIR:TAG` first, then "
-                  "`hoist unpack oci:DIR:TAG DEST`",
-                  s, src);
-    return cli_fail(VERB, err);
-  }
   hoist_platform *platform = NULL;
   if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
     hoist_err_free(err);
     return cli_usage(VERB, "bad platform %s", platform_s);
+  }
+  if (loc->kind != HOIST_LOC_LAYOUT && pull_first(&ro, &loc, platform, &err) < 0) {
+    hoist_platform_free(platform);
+    return cli_fail(VERB, err);
   }
 
   int rc = EXIT_FAIL;
@@ -137,15 +164,15 @@ static int run(int argc, char **argv) {
       rc = cli_fail(VERB, err);
       goto out;
     }
-    if (!json)
+    if (!ro.json)
       printf("%s\n", path);
-    print_report(&rep, path, hit, json);
+    print_report(&rep, path, hit, ro.json);
   } else {
     if (hoist_unpack_image(store, m, dest, &uo, &rep, &err) < 0) {
       rc = cli_fail(VERB, err);
       goto out;
     }
-    print_report(&rep, dest, false, json);
+    print_report(&rep, dest, false, ro.json);
   }
   rc = EXIT_OK;
 out:

@@ -558,6 +558,9 @@ static void test_xattrs(void **state) {
   static const unsigned char capv[20] = {0x01, 0, 0, 0x02, 0x00, 0x20, 0, 0, 0x00, 0x20};
   archive_entry_xattr_add_entry(e, "security.capability", capv, sizeof capv);
   archive_entry_xattr_add_entry(e, "trusted.hoist", "v", 1);
+  /* host-only attributes a layer must not set */
+  archive_entry_xattr_add_entry(e, "trusted.overlay.opaque", "y", 1);
+  archive_entry_xattr_add_entry(e, "user.overlay.redirect", "/etc", 4);
   assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
   archive_write_data(a, "hi", 2);
   archive_entry_free(e);
@@ -580,6 +583,8 @@ static void test_xattrs(void **state) {
   assert_int_equal(n, sizeof capv);
   assert_memory_equal(got, capv, sizeof capv);
   assert_int_equal(lgetxattr(p, "trusted.hoist", got, sizeof got), 1);
+  assert_int_equal(lgetxattr(p, "trusted.overlay.opaque", got, sizeof got), -1);
+  assert_int_equal(lgetxattr(p, "user.overlay.redirect", got, sizeof got), -1);
   assert_int_equal(rep.xattrs_skipped, 0);
   fixture_close(&f);
 }

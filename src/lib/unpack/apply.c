@@ -255,6 +255,14 @@ static void note(char **first, uint64_t *count, const char *name) {
     *first = hoist_strdup(name);
 }
 
+/* xattrs a layer does not get to set: the SELinux label belongs to the host's
+ * policy, and overlayfs's own attributes would change what an overlay mount
+ * with this tree as a lower layer shows (opaque, redirect, metacopy). */
+static bool host_only_xattr(const char *name) {
+  return strcmp(name, "security.selinux") == 0 || strncmp(name, "trusted.overlay.", 16) == 0 ||
+         strncmp(name, "user.overlay.", 13) == 0;
+}
+
 /* Applies owner, mode, xattrs and times. fd is an open fd of the object when
  * there is one (regular files, directories), else -1 and (parent, base) name
  * it without following a symlink. Directory mode and times are deferred. */
@@ -281,6 +289,10 @@ static int apply_meta(applier *ap, struct archive_entry *e, const char *path, in
     if (fd < 0)
       snprintf(procpath, sizeof procpath, "/proc/self/fd/%d/%s", parent, base);
     while (archive_entry_xattr_next(e, &xname, &xval, &xsize) == ARCHIVE_OK) {
+      if (host_only_xattr(xname)) {
+        hoist_debug("member %s: xattr %s not applied", path, xname);
+        continue;
+      }
       int r = fd >= 0 ? fsetxattr(fd, xname, xval, xsize, 0)
                       : lsetxattr(procpath, xname, xval, xsize, 0);
       if (r < 0)
