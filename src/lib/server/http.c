@@ -1,0 +1,687 @@
+/* server: the HTTP front (libmicrohttpd, internal thread pool): routing,
+ * the JSON envelope, authentication, body limits, and the handlers. */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <microhttpd.h>
+#include <openssl/crypto.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "hoist/fs.h"
+#include "hoist/registry.h"
+#include "server-private.h"
+
+#define API "/system/api/v1"
+
+struct hoist_server {
+  struct MHD_Daemon *d;
+  server_jobs *jobs;
+  server_auth *auth;
+  server_config cfg;
+  hoist_registry *registry;
+  char *tls_cert, *tls_key;
+  atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
+};
+
+typedef struct request {
+  hoist_buf body;
+  bool too_big;
+  bool answered;
+} request;
+
+/* ------------------------------------------------------------ responses */
+
+static enum MHD_Result send_json(struct MHD_Connection *c, hoist_server *s, int status, json_t *o) {
+  char *text = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  size_t len = strlen(text);
+  struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, r);
+  MHD_destroy_response(r);
+  atomic_fetch_add(&s->requests[0], 1);
+  if (status >= 100 && status < 600)
+    atomic_fetch_add(&s->requests[status / 100], 1);
+  return ret;
+}
+
+/* {"status": "ok"|"ko", "message": msg} plus extra's members at the top level. */
+static enum MHD_Result envelope(struct MHD_Connection *c, hoist_server *s, int status,
+                                const char *msg, json_t *extra) {
+  json_t *o = json_pack("{s:s, s:s}", "status", status < 400 ? "ok" : "ko", "message", msg);
+  if (extra) {
+    json_object_update_missing(o, extra);
+    json_decref(extra);
+  }
+  return send_json(c, s, status, o);
+}
+
+static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s, hoist_err *err) {
+  char *text = hoist_err_text(err);
+  hoist_log(HOIST_LOG_ERROR, "serve: %s", text ? text : "internal error");
+  free(text);
+  hoist_err_free(err);
+  return envelope(c, s, 500, "Internal server error.", NULL);
+}
+
+/* ------------------------------------------------------------ auth */
+
+static int authenticate(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                        hoist_refusal *why, hoist_err **err) {
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization");
+  if (!h || !*h) {
+    why->status = 401;
+    snprintf(why->message, sizeof why->message, "Missing authorization header");
+    return 0;
+  }
+  char *uuid = NULL, *key = NULL;
+  int ok = 0;
+  if (hoist_server_parse_authorization(h, &uuid, &key, NULL) == 0)
+    ok = s->auth->check(s->auth, uuid, key, u, err);
+  if (key)
+    OPENSSL_cleanse(key, strlen(key));
+  free(uuid);
+  free(key);
+  if (ok < 0)
+    return -1;
+  if (ok == 0) {
+    why->status = 401;
+    snprintf(why->message, sizeof why->message, "Invalid authorization");
+  }
+  return ok;
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static bool id_ok(const char *id) {
+  if (!id || strlen(id) != 16)
+    return false;
+  for (const char *p = id; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+      return false;
+  return true;
+}
+
+static enum MHD_Result h_start(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                               request *rq) {
+  hoist_build_request br;
+  hoist_refusal why;
+  if (hoist_server_parse_start(rq->body.data, rq->body.len, u->login, hoist_server_kinds(),
+                               s->cfg.strict_user, &br, &why) < 0)
+    return envelope(c, s, why.status, why.message, NULL);
+  char *id = NULL, *name = NULL;
+  bool shared;
+  hoist_err *err = NULL;
+  int r = server_jobs_submit(s->jobs, u, &br, &id, &name, &shared, &err);
+  hoist_build_request_clear(&br);
+  if (r < 0)
+    return internal_error(c, s, err);
+  char msg[256];
+  snprintf(msg, sizeof msg, "Build process initiated successfully. Job: %s", name);
+  enum MHD_Result ret = envelope(
+      c, s, 200, msg, json_pack("{s:s, s:s, s:b}", "id", id, "job_name", name, "shared", shared));
+  free(id);
+  free(name);
+  return ret;
+}
+
+static enum MHD_Result h_cleanup(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                                 request *rq) {
+  double hours;
+  hoist_refusal why;
+  if (hoist_server_parse_cleanup(rq->body.data, rq->body.len, &hours, &why) < 0)
+    return envelope(c, s, why.status, why.message, NULL);
+  int n;
+  hoist_err *err = NULL;
+  if (server_jobs_cleanup(s->jobs, u->login, hours, &n, &err) < 0)
+    return internal_error(c, s, err);
+  char msg[64];
+  snprintf(msg, sizeof msg, "Cleaned up %d jobs successfully.", n);
+  return envelope(c, s, 200, msg, json_pack("{s:i}", "deleted", n));
+}
+
+static enum MHD_Result h_status(hoist_server *s, struct MHD_Connection *c, server_user *u) {
+  const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "id");
+  if (!id || !*id)
+    return envelope(c, s, 400, "No id provided for build status.", NULL);
+  json_t *o = NULL;
+  bool found = false;
+  hoist_err *err = NULL;
+  if (id_ok(id) && server_jobs_status(s->jobs, u->login, id, &o, &found, &err) < 0)
+    return internal_error(c, s, err);
+  if (!found)
+    return envelope(c, s, 404, "Build job not found.", NULL);
+  return envelope(c, s, 200, "Build job found.", o);
+}
+
+static enum MHD_Result h_list(hoist_server *s, struct MHD_Connection *c, server_user *u) {
+  json_t *a = NULL;
+  hoist_err *err = NULL;
+  if (server_jobs_list(s->jobs, u->login, &a, &err) < 0)
+    return internal_error(c, s, err);
+  char msg[64];
+  snprintf(msg, sizeof msg, "%zu build jobs.", json_array_size(a));
+  return envelope(c, s, 200, msg, json_pack("{s:o}", "builds", a));
+}
+
+static enum MHD_Result h_cancel(hoist_server *s, struct MHD_Connection *c, server_user *u) {
+  const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "id");
+  if (!id || !*id)
+    return envelope(c, s, 400, "No id provided for build cancel.", NULL);
+  hoist_err *err = NULL;
+  int r = id_ok(id) ? server_jobs_cancel(s->jobs, u->login, id, &err) : 0;
+  if (r < 0)
+    return internal_error(c, s, err);
+  if (r == 0)
+    return envelope(c, s, 404, "Build job not found.", NULL);
+  if (r == 2)
+    return envelope(c, s, 409, "Build job already finished.", NULL);
+  return envelope(c, s, 200, "Build job canceled.", json_pack("{s:s}", "id", id));
+}
+
+typedef struct log_follow {
+  hoist_server *s;
+  char id[17];
+  char log[64];
+  int fd;
+  bool follow;
+  bool final_pass;
+} log_follow;
+
+static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  log_follow *f = cls;
+  for (int waited = 0;; waited++) {
+    if (f->fd < 0) {
+      hoist_err *e = NULL;
+      bool found;
+      server_jobs_log_open(f->s->jobs, "", f->id, &f->fd, &found, &e);
+      hoist_err_free(e);
+    }
+    if (f->fd >= 0) {
+      ssize_t n = pread(f->fd, buf, max, (off_t)pos);
+      if (n > 0)
+        return n;
+      if (n < 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (!f->follow || f->final_pass)
+      return MHD_CONTENT_READER_END_OF_STREAM;
+    if (server_jobs_done(f->s->jobs, f->id)) {
+      f->final_pass = true; /* one more read for what came before the end */
+      continue;
+    }
+    if (waited >= 20)
+      return 0;
+    struct timespec ts = {0, 25 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void log_free(void *cls) {
+  log_follow *f = cls;
+  if (f->fd >= 0)
+    close(f->fd);
+  free(f);
+}
+
+static enum MHD_Result h_logs(hoist_server *s, struct MHD_Connection *c, server_user *u) {
+  const char *id = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "id");
+  const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+  if (!id || !*id)
+    return envelope(c, s, 400, "No id provided for build logs.", NULL);
+  int fd = -1;
+  bool found = false;
+  hoist_err *err = NULL;
+  if (id_ok(id) && server_jobs_log_open(s->jobs, u->login, id, &fd, &found, &err) < 0)
+    return internal_error(c, s, err);
+  if (!found)
+    return envelope(c, s, 404, "Build job not found.", NULL);
+  log_follow *f = hoist_malloc0(sizeof *f);
+  f->s = s;
+  snprintf(f->id, sizeof f->id, "%s", id);
+  f->fd = fd;
+  f->follow = follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0);
+  struct MHD_Response *r =
+      MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, log_reader, f, log_free);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  atomic_fetch_add(&s->requests[0], 1);
+  atomic_fetch_add(&s->requests[2], 1);
+  return ret;
+}
+
+/* ------------------------------------------------------------ registry */
+
+static const char *user_registry(hoist_server *s, const server_user *u) {
+  const char *h = getenv("REGISTRY_HOST");
+  if (!h || !*h)
+    h = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
+  if (!h || !*h)
+    h = s->cfg.registry_host;
+  return h && *h ? h : NULL;
+}
+
+/* The caller's namespace: the repository named as the login, or below it. */
+static bool own_repo(const server_user *u, const char *repo) {
+  size_t n = strlen(u->login);
+  char low[128];
+  for (size_t i = 0; i <= n; i++)
+    low[i] = (char)tolower((unsigned char)u->login[i]);
+  return strncmp(repo, low, n) == 0 && (repo[n] == '\0' || repo[n] == '/');
+}
+
+/* Splits "repo[:tag|@digest]" (repo checked by the reference grammar). */
+static int split_image(const char *image, char **repo, char **ref) {
+  hoist_ref *r = NULL;
+  _cleanup_free_ char *full = hoist_asprintf("registry.invalid/%s", image);
+  if (strlen(image) > HOIST_REF_MAX_LEN || hoist_ref_parse(full, &r, NULL) < 0)
+    return -1;
+  *repo = hoist_strdup(r->path);
+  *ref = hoist_strdup(hoist_ref_reference(r));
+  hoist_ref_free(r);
+  return 0;
+}
+
+static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                                  const char *what, const char *method) {
+  const char *host = user_registry(s, u);
+  if (!host)
+    return envelope(c, s, 400, "No registry configured.", NULL);
+  hoist_err *err = NULL;
+  _cleanup_free_ char *repo = NULL;
+  _cleanup_free_ char *ref = NULL;
+  if (strcmp(what, "catalog") == 0) {
+    char **repos = NULL;
+    size_t n = 0;
+    if (hoist_registry_catalog(s->registry, host, &repos, &n, &err) < 0)
+      goto registry_fail;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+      if (own_repo(u, repos[i]))
+        json_array_append_new(a, json_string(repos[i]));
+    hoist_strv_free(repos);
+    return envelope(c, s, 200, "Catalog listed.", json_pack("{s:o}", "repositories", a));
+  }
+  const char *image = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
+  if (!image || !*image)
+    return envelope(c, s, 400, "No image provided.", NULL);
+  if (split_image(image, &repo, &ref) < 0)
+    return envelope(c, s, 400, "Invalid image.", NULL);
+  if (!own_repo(u, repo))
+    return envelope(c, s, 403, "Image outside the caller's namespace.", NULL);
+  if (strcmp(what, "tags") == 0) {
+    char **tags = NULL;
+    size_t n = 0;
+    if (hoist_registry_tags(s->registry, host, repo, &tags, &n, &err) < 0)
+      goto registry_fail;
+    json_t *a = json_array();
+    for (size_t i = 0; i < n; i++)
+      json_array_append_new(a, json_string(tags[i]));
+    hoist_strv_free(tags);
+    return envelope(c, s, 200, "Tags listed.",
+                    json_pack("{s:s, s:o}", "repository", repo, "tags", a));
+  }
+  /* manifest */
+  if (strcmp(method, "DELETE") == 0) {
+    bool found = false;
+    char digest[HOIST_DIGEST_STR_LEN];
+    _cleanup_free_ char *mt = NULL;
+    if (hoist_registry_head_manifest(s->registry, host, repo, ref, &found, digest, &mt, &err) < 0)
+      goto registry_fail;
+    if (!found)
+      return envelope(c, s, 404, "Image not found.", NULL);
+    if (hoist_registry_delete_manifest(s->registry, host, repo, digest, &err) < 0)
+      goto registry_fail;
+    return envelope(c, s, 200, "Image deleted.", json_pack("{s:s}", "digest", digest));
+  }
+  char *data = NULL, *mt = NULL;
+  size_t len;
+  char digest[HOIST_DIGEST_STR_LEN];
+  if (hoist_registry_get_manifest(s->registry, host, repo, ref, &data, &len, &mt, digest, &err) < 0)
+    goto registry_fail;
+  json_t *m = json_loadb(data, len, 0, NULL);
+  free(data);
+  enum MHD_Result ret = envelope(c, s, 200, "Manifest found.",
+                                 json_pack("{s:s, s:s, s:o}", "digest", digest, "mediaType",
+                                           mt ? mt : "", "manifest", m ? m : json_null()));
+  free(mt);
+  return ret;
+registry_fail:;
+  char *text = hoist_err_text(err);
+  int code = hoist_err_root_code(err);
+  hoist_err_free(err);
+  bool missing = code == ENOENT || (text && strstr(text, "404"));
+  enum MHD_Result r2 =
+      envelope(c, s, missing ? 404 : 502,
+               missing ? "Image not found." : (text ? text : "Registry failed."), NULL);
+  free(text);
+  return r2;
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
+  hoist_buf b = HOIST_BUF_INIT(1 << 20);
+  hoist_err *err = NULL;
+  if (server_jobs_metrics(s->jobs, &b, &err) < 0 ||
+      hoist_buf_appendf(&b, &err,
+                        "# HELP hoist_http_requests_total HTTP requests answered.\n"
+                        "# TYPE hoist_http_requests_total counter\n") < 0) {
+    hoist_buf_free(&b);
+    return internal_error(c, s, err);
+  }
+  for (int i = 1; i < 6; i++)
+    hoist_buf_appendf(&b, NULL, "hoist_http_requests_total{code=\"%dxx\"} %lu\n", i,
+                      (unsigned long)atomic_load(&s->requests[i]));
+  size_t len = b.len;
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(len, hoist_buf_steal(&b), MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *url,
+                                const char *method, request *rq) {
+  bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
+       del = strcmp(method, "DELETE") == 0;
+  if (strcmp(url, "/healthz") == 0)
+    return envelope(c, s, 200, "healthy", NULL);
+  if (strcmp(url, "/metrics") == 0)
+    return h_metrics(s, c);
+  if (strncmp(url, API "/", sizeof API) != 0)
+    return envelope(c, s, 404, "Not found.", NULL);
+  const char *p = url + sizeof API;
+  static const struct {
+    const char *path;
+    const char *method;
+  } routes[] = {
+      {"build/start", "POST"},
+      {"build/cleanup", "POST"},
+      {"build/status", "GET"},
+      {"build/logs", "GET"},
+      {"builds", "GET"},
+      {"build", "DELETE"},
+      {"build/cancel", "POST"},
+      {"registry/catalog", "GET"},
+      {"registry/tags", "GET"},
+      {"registry/manifest", "GET"},
+      {"registry/manifest", "DELETE"},
+  };
+  bool path_known = false, route = false;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+    if (strcmp(p, routes[i].path) == 0) {
+      path_known = true;
+      route = route || strcmp(method, routes[i].method) == 0;
+    }
+  if (!path_known)
+    return envelope(c, s, 404, "Not found.", NULL);
+  if (!route)
+    return envelope(c, s, 405, "Method not allowed.", NULL);
+  if (rq->too_big)
+    return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
+
+  server_user u = {0};
+  hoist_refusal why;
+  hoist_err *err = NULL;
+  int a = authenticate(s, c, &u, &why, &err);
+  if (a < 0)
+    return internal_error(c, s, err);
+  if (a == 0)
+    return envelope(c, s, why.status, why.message, NULL);
+  enum MHD_Result ret;
+  if (post && strcmp(p, "build/start") == 0)
+    ret = h_start(s, c, &u, rq);
+  else if (post && strcmp(p, "build/cleanup") == 0)
+    ret = h_cleanup(s, c, &u, rq);
+  else if (get && strcmp(p, "build/status") == 0)
+    ret = h_status(s, c, &u);
+  else if (get && strcmp(p, "build/logs") == 0)
+    ret = h_logs(s, c, &u);
+  else if (get && strcmp(p, "builds") == 0)
+    ret = h_list(s, c, &u);
+  else if ((del && strcmp(p, "build") == 0) || (post && strcmp(p, "build/cancel") == 0))
+    ret = h_cancel(s, c, &u);
+  else
+    ret = h_registry(s, c, &u, p + strlen("registry/"), method);
+  server_user_clear(&u);
+  return ret;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
+  (void)version;
+  hoist_server *s = cls;
+  request *rq = *con_cls;
+  if (!rq) {
+    rq = hoist_malloc0(sizeof *rq);
+    hoist_buf_init(&rq->body, HOIST_SERVER_MAX_BODY);
+    *con_cls = rq;
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-length");
+    if (cl && strtoull(cl, NULL, 10) > HOIST_SERVER_MAX_BODY) {
+      rq->too_big = true;
+      rq->answered = true;
+      return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
+    }
+    return MHD_YES;
+  }
+  if (*upload_data_size) {
+    if (!rq->too_big && !rq->answered &&
+        hoist_buf_append(&rq->body, upload_data, *upload_data_size, NULL) < 0) {
+      rq->too_big = true;
+      hoist_buf_free(&rq->body);
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (rq->answered)
+    return MHD_YES;
+  rq->answered = true;
+  return dispatch(s, c, url, method, rq);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  request *rq = *con_cls;
+  if (rq) {
+    hoist_buf_free(&rq->body);
+    free(rq);
+  }
+  *con_cls = NULL;
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static void config_clear(server_config *c) {
+  free(c->registry_host);
+  free(c->registry_pull_host);
+  free(c->registry_creds);
+  free(c->registry_secret);
+  hoist_strv_free(c->insecure);
+  memset(c, 0, sizeof *c);
+}
+
+static char *opt_string(json_t *o, const char *k) {
+  const char *v = json_string_value(json_object_get(o, k));
+  return v && *v ? hoist_strdup(v) : NULL;
+}
+
+/* The config file (JSON): registry_host, registry_pull_host,
+ * registry_secret, insecure_registries, strict_user_check, per_user_limit,
+ * on_restart ("fail" | "requeue"). */
+static int load_config(const char *path, server_config *c, hoist_err **err) {
+  c->strict_user = true;
+  c->per_user_limit = 2;
+  c->restart = HOIST_RESTART_FAIL;
+  json_t *o = NULL;
+  if (path) {
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+    if (hoist_fs_read_file(AT_FDCWD, path, 1 << 20, &data, &len, err) < 0)
+      return hoist_err_wrap(err, "config %s", path);
+    json_error_t je;
+    o = json_loadb(data, len, 0, &je);
+    if (!json_is_object(o)) {
+      json_decref(o);
+      return hoist_err_set(err, HOIST_E_FORMAT, "config %s: line %d: %s", path, je.line, je.text);
+    }
+  }
+  c->registry_host = opt_string(o, "registry_host");
+  c->registry_pull_host = opt_string(o, "registry_pull_host");
+  c->registry_secret = opt_string(o, "registry_secret");
+  json_t *ins = json_object_get(o, "insecure_registries");
+  size_t n = json_array_size(ins), k = 0;
+  c->insecure = hoist_malloc0((n + 1) * sizeof *c->insecure);
+  for (size_t i = 0; i < n; i++)
+    if (json_is_string(json_array_get(ins, i)))
+      c->insecure[k++] = hoist_strdup(json_string_value(json_array_get(ins, i)));
+  json_t *strict = json_object_get(o, "strict_user_check");
+  if (json_is_boolean(strict))
+    c->strict_user = json_is_true(strict);
+  const char *env = getenv("STRICT_USER_CHECK");
+  if (env && strcasecmp(env, "false") == 0)
+    c->strict_user = false;
+  json_t *lim = json_object_get(o, "per_user_limit");
+  if (json_is_integer(lim) && json_integer_value(lim) > 0)
+    c->per_user_limit = (int)json_integer_value(lim);
+  const char *rp = json_string_value(json_object_get(o, "on_restart"));
+  if (rp && strcmp(rp, "requeue") == 0)
+    c->restart = HOIST_RESTART_REQUEUE;
+  else if (rp && strcmp(rp, "fail") != 0) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL, "config %s: on_restart must be \"fail\" or \"requeue\"",
+                         path);
+  }
+  json_decref(o);
+  return 0;
+}
+
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, hoist_err **err) {
+  memset(ss, 0, sizeof *ss);
+  _cleanup_free_ char *copy = hoist_strdup(listen);
+  char *colon = strrchr(copy, ':');
+  if (!colon)
+    return hoist_err_set(err, EINVAL, "listen \"%s\": expected ADDR:PORT", listen);
+  *colon = '\0';
+  char *end;
+  long port = strtol(colon + 1, &end, 10);
+  if (*end || port < 0 || port > 65535 || end == colon + 1)
+    return hoist_err_set(err, EINVAL, "listen \"%s\": bad port", listen);
+  char *addr = copy;
+  if (*addr == '[' && addr[strlen(addr) - 1] == ']') {
+    addr[strlen(addr) - 1] = '\0';
+    addr++;
+    struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)ss;
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons((uint16_t)port);
+    if (inet_pton(AF_INET6, addr, &a6->sin6_addr) != 1)
+      return hoist_err_set(err, EINVAL, "listen \"%s\": bad address", listen);
+    return 0;
+  }
+  struct sockaddr_in *a4 = (struct sockaddr_in *)ss;
+  a4->sin_family = AF_INET;
+  a4->sin_port = htons((uint16_t)port);
+  if (!*addr)
+    addr = "0.0.0.0";
+  if (inet_pton(AF_INET, addr, &a4->sin_addr) != 1)
+    return hoist_err_set(err, EINVAL, "listen \"%s\": bad address", listen);
+  return 0;
+}
+
+int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port, hoist_err **err) {
+  if (!o->data_dir)
+    return hoist_err_set(err, EINVAL, "serve: no data directory");
+  if (mkdir(o->data_dir, 0700) < 0 && errno != EEXIST)
+    return hoist_err_errno(err, errno, "mkdir %s", o->data_dir);
+  struct sockaddr_storage ss;
+  if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
+    return -1;
+  hoist_server *s = hoist_malloc0(sizeof *s);
+  _cleanup_free_ char *bin = NULL;
+  if (load_config(o->config_file, &s->cfg, err) < 0)
+    goto fail;
+  if (server_auth_file_new(o->data_dir, &s->auth, err) < 0)
+    goto fail;
+  hoist_registry_opts ro = {.insecure = (const char *const *)s->cfg.insecure,
+                            .secret_file = s->cfg.registry_secret};
+  if (hoist_registry_new(&ro, &s->registry, err) < 0)
+    goto fail;
+  int workers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (o->hoist_bin)
+    bin = hoist_strdup(o->hoist_bin);
+  else {
+    char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n < 0) {
+      hoist_err_errno(err, errno, "readlink /proc/self/exe");
+      goto fail;
+    }
+    path[n] = '\0';
+    bin = hoist_strdup(path);
+  }
+  if (server_jobs_open(o->data_dir, &s->cfg, workers, bin, &s->jobs, err) < 0)
+    goto fail;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
+                   MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+  if (ss.ss_family == AF_INET6)
+    flags |= MHD_USE_IPv6;
+  if (o->tls_cert || o->tls_key) {
+    size_t l1, l2;
+    if (!o->tls_cert || !o->tls_key) {
+      hoist_err_set(err, EINVAL, "serve: --tls-cert and --tls-key go together");
+      goto fail;
+    }
+    if (hoist_fs_read_file(AT_FDCWD, o->tls_cert, 1 << 20, &s->tls_cert, &l1, err) < 0 ||
+        hoist_fs_read_file(AT_FDCWD, o->tls_key, 1 << 20, &s->tls_key, &l2, err) < 0)
+      goto fail;
+    flags |= MHD_USE_TLS;
+  }
+  unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
+  s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
+                          (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
+                          4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+                          s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+                          MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+  if (!s->d) {
+    hoist_err_set(err, EADDRINUSE, "serve: cannot listen on %s",
+                  o->listen ? o->listen : "127.0.0.1:8080");
+    goto fail;
+  }
+  if (port) {
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+    *port = di ? di->port : 0;
+  }
+  *out = s;
+  return 0;
+fail:
+  hoist_server_stop(s);
+  return -1;
+}
+
+void hoist_server_stop(hoist_server *s) {
+  if (!s)
+    return;
+  if (s->d)
+    MHD_stop_daemon(s->d);
+  server_jobs_close(s->jobs);
+  if (s->auth)
+    s->auth->free(s->auth);
+  hoist_registry_free(s->registry);
+  config_clear(&s->cfg);
+  free(s->tls_cert);
+  free(s->tls_key);
+  free(s);
+}

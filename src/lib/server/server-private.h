@@ -1,0 +1,80 @@
+/* server: what its files share. */
+#ifndef HOIST_SERVER_PRIVATE_H
+#define HOIST_SERVER_PRIVATE_H
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <sys/types.h>
+
+#include "hoist/server.h"
+
+/* Strict standard base64 of len chars into a NUL-terminated buffer; -1 not
+ * base64, -2 decodes to more than max bytes. */
+int server_b64_decode(const char *s, size_t len, size_t max, unsigned char **out, size_t *out_len);
+/* UTF-8 without NUL, overlong forms or surrogates. */
+bool server_utf8_text(const unsigned char *s, size_t n);
+
+/* ------------------------------------------------------------ auth */
+
+/* Who a request is: login and the user's env (REGISTRY_HOST, ...). */
+typedef struct server_user {
+  char login[128];
+  json_t *env; /* owned reference, may be NULL */
+} server_user;
+
+void server_user_clear(server_user *u);
+
+/* An authenticator: checks uuid and key, fills *user. Returns 1 accepted,
+ * 0 refused, negative on an internal failure (reported in err). */
+typedef struct server_auth {
+  int (*check)(struct server_auth *a, const char *uuid, const char *key, server_user *user,
+               hoist_err **err);
+  void (*free)(struct server_auth *a);
+} server_auth;
+
+/* The `file` authenticator over DATA/tokens.json, reloaded on change. */
+int server_auth_file_new(const char *data_dir, server_auth **out, hoist_err **err);
+
+/* ------------------------------------------------------------ jobs */
+
+typedef struct server_config {
+  char *registry_host;      /* push host, or NULL: embedded layout */
+  char *registry_pull_host; /* host the status names; NULL: registry_host */
+  char *registry_creds;     /* user:pass */
+  char *registry_secret;    /* dockerconfigjson file */
+  char **insecure;          /* NULL-terminated */
+  bool strict_user;
+  int per_user_limit;
+  hoist_restart_policy restart;
+  double build_timeout;
+} server_config;
+
+typedef struct server_jobs server_jobs;
+
+int server_jobs_open(const char *data_dir, const server_config *cfg, int workers,
+                     const char *hoist_bin, server_jobs **out, hoist_err **err);
+void server_jobs_close(server_jobs *j);
+
+/* Queues a build (or finds an identical one in flight). *id, *job_name are
+ * caller-freed; *shared tells an existing job was returned. */
+int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_request *req,
+                       char **id, char **job_name, bool *shared, hoist_err **err);
+
+/* Status of one of user's jobs as a JSON object; *found false when the id is
+ * unknown or not user's. */
+int server_jobs_status(server_jobs *j, const char *user, const char *id, json_t **out, bool *found,
+                       hoist_err **err);
+/* user's jobs, newest first. */
+int server_jobs_list(server_jobs *j, const char *user, json_t **out, hoist_err **err);
+/* Removes user's finished jobs older than hours; *n removed. */
+int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n, hoist_err **err);
+/* Cancels a queued or running job: 1 canceled, 0 not found, 2 already done. */
+int server_jobs_cancel(server_jobs *j, const char *user, const char *id, hoist_err **err);
+/* Opens the job's log for reading; *done tells whether the job has ended. */
+int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *fd, bool *found,
+                         hoist_err **err);
+bool server_jobs_done(server_jobs *j, const char *id);
+/* Prometheus text of the job metrics, appended to b. */
+int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err);
+
+#endif
