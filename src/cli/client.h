@@ -1,0 +1,54 @@
+/*
+ * client: what the deployer client verbs (send, clean, logs, status,
+ * images) share: where the service is and who the caller is (--server and
+ * --auth, else APIHOST and AUTH of ~/.wskprops), and one HTTP call to it.
+ */
+#ifndef HOIST_CLI_CLIENT_H
+#define HOIST_CLI_CLIENT_H
+
+#include <jansson.h>
+
+#include "cli.h"
+
+enum { CLIENT_OPT_SERVER = 0x2000, CLIENT_OPT_AUTH, CLIENT_OPT_JSON };
+
+#define CLIENT_LONG                                                                                \
+  {"server", required_argument, NULL, CLIENT_OPT_SERVER},                                          \
+      {"auth", required_argument, NULL, CLIENT_OPT_AUTH}, {                                        \
+    "json", no_argument, NULL, CLIENT_OPT_JSON                                                     \
+  }
+
+#define CLIENT_HELP                                                                                \
+  "Service options:\n"                                                                             \
+  "  --server URL     the service (default: APIHOST of ~/.wskprops)\n"                             \
+  "  --auth UUID:KEY  the caller's key (default: AUTH of ~/.wskprops)\n"                           \
+  "  --json           print the service's answer as JSON\n"
+
+typedef struct cli_client {
+  char *server;
+  char *auth;
+  bool json;
+} cli_client;
+
+/* Handles one of CLIENT_LONG: 1 handled, 0 not ours. */
+int cli_client_handle(cli_client *c, int opt, const char *arg);
+/* Fills what options left unset from ~/.wskprops ($WSK_CONFIG_FILE). */
+int cli_client_ready(cli_client *c, hoist_err **err);
+void cli_client_free(cli_client *c);
+
+/* One request: method, path (with query), optional JSON body. *status is
+ * the HTTP status, *out the answer (a JSON object; caller decrefs). */
+int cli_client_call(cli_client *c, const char *method, const char *path, json_t *body, long *status,
+                    json_t **out, hoist_err **err);
+
+/* URL-escaped s for a query value; caller frees. */
+char *cli_client_escape(const char *s);
+
+/* Streams a job's log to stdout (follow: until the job ends). */
+int cli_client_stream_log(cli_client *c, const char *id, bool follow, hoist_err **err);
+
+/* Prints the answer: its JSON (--json) or its message; returns the exit code
+ * (0 for "ok", 1 otherwise). Consumes out. */
+int cli_client_report(cli_client *c, const char *verb, long status, json_t *out);
+
+#endif

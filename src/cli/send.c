@@ -1,0 +1,139 @@
+/* hoist send: a build through the deployer service, followed to its end. */
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <time.h>
+
+#include "client.h"
+#include "hoist/fs.h"
+#include "hoist/server.h"
+
+static const char usage[] =
+    "Usage: hoist send --source REF --target USER:TAG --kind KIND [--file PATH] [OPTIONS]\n\n"
+    "Ask the deployer service to build SOURCE extended with the requirements in PATH\n"
+    "(without --file: SOURCE re-tagged) and push it as USER:TAG, then follow the\n"
+    "build's log. Exits 0 only when the build succeeded.\n\n"
+    "Options:\n"
+    "  --source REF      base image\n"
+    "  --target USER:TAG the image to make (USER: your login)\n"
+    "  --kind KIND       python, nodejs, php, java, go, ruby or dotnet\n"
+    "  --file PATH       the requirements file (at most 5 MB)\n"
+    "  --no-follow       print the job id and return at once\n"
+    "  -h, --help        show this help\n\n" CLIENT_HELP;
+
+static int send_run(int argc, char **argv) {
+  enum { OPT_SOURCE = 256, OPT_TARGET, OPT_KIND, OPT_FILE, OPT_NOFOLLOW };
+  static const struct option opts[] = {
+      {"source", required_argument, NULL, OPT_SOURCE},
+      {"target", required_argument, NULL, OPT_TARGET},
+      {"kind", required_argument, NULL, OPT_KIND},
+      {"file", required_argument, NULL, OPT_FILE},
+      {"no-follow", no_argument, NULL, OPT_NOFOLLOW},
+      {"help", no_argument, NULL, 'h'},
+      CLIENT_LONG,
+      {0},
+  };
+  const char *source = NULL, *target = NULL, *kind = NULL, *file = NULL;
+  bool follow = true;
+  cli_client cl = {0};
+  int c;
+  optind = 1;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    if (c == OPT_SOURCE)
+      source = optarg;
+    else if (c == OPT_TARGET)
+      target = optarg;
+    else if (c == OPT_KIND)
+      kind = optarg;
+    else if (c == OPT_FILE)
+      file = optarg;
+    else if (c == OPT_NOFOLLOW)
+      follow = false;
+    else if (c == 'h') {
+      fputs(usage, stdout);
+      cli_client_free(&cl);
+      return EXIT_OK;
+    } else if (!cli_client_handle(&cl, c, optarg)) {
+      cli_client_free(&cl);
+      return cli_usage("send", "unknown option");
+    }
+  }
+  if (!source || !target || !kind || optind != argc) {
+    cli_client_free(&cl);
+    return cli_usage("send", "--source, --target and --kind are required");
+  }
+  hoist_err *err = NULL;
+  json_t *body = json_pack("{s:s, s:s, s:s}", "source", source, "target", target, "kind", kind);
+  if (file) {
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+    if (hoist_fs_read_file(AT_FDCWD, file, HOIST_SERVER_MAX_FILE_BYTES, &data, &len, &err) < 0) {
+      json_decref(body);
+      cli_client_free(&cl);
+      return cli_fail("send", err);
+    }
+    char *b64 = hoist_malloc0(4 * ((len + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+    json_object_set_new(body, "file", json_string(b64));
+    free(b64);
+  }
+  long status = 0;
+  json_t *out = NULL;
+  int r = cli_client_ready(&cl, &err);
+  if (r == 0)
+    r = cli_client_call(&cl, "POST", "/system/api/v1/build/start", body, &status, &out, &err);
+  json_decref(body);
+  if (r < 0) {
+    cli_client_free(&cl);
+    return cli_fail("send", err);
+  }
+  const char *id = json_string_value(json_object_get(out, "id"));
+  if (!id || !follow) {
+    int ret = cli_client_report(&cl, "send", status, out);
+    cli_client_free(&cl);
+    return ret;
+  }
+  _cleanup_free_ char *jid = hoist_strdup(id);
+  if (!cl.json)
+    fprintf(stderr, "hoist send: %s\n", json_string_value(json_object_get(out, "message")));
+  json_decref(out);
+  out = NULL;
+  if (cli_client_stream_log(&cl, jid, true, &err) < 0) {
+    cli_client_free(&cl);
+    return cli_fail("send", err);
+  }
+  /* the log ends when the job does; its record may lag a moment */
+  _cleanup_free_ char *path = hoist_asprintf("/system/api/v1/build/status?id=%s", jid);
+  const char *phase = NULL;
+  for (int i = 0; i < 100; i++) {
+    json_decref(out);
+    out = NULL;
+    if (cli_client_call(&cl, "GET", path, NULL, &status, &out, &err) < 0) {
+      cli_client_free(&cl);
+      return cli_fail("send", err);
+    }
+    phase = json_string_value(json_object_get(out, "phase"));
+    if (phase && strcmp(phase, "Pending") != 0 && strcmp(phase, "Running") != 0)
+      break;
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  bool ok = phase && strcmp(phase, "Succeeded") == 0;
+  if (cl.json) {
+    char *t = json_dumps(out, JSON_INDENT(2));
+    printf("%s\n", t);
+    free(t);
+  } else if (ok) {
+    const char *d = json_string_value(json_object_get(out, "digest"));
+    printf("%s%s%s\n", json_string_value(json_object_get(out, "image")), d ? "@" : "", d ? d : "");
+  } else {
+    const char *e = json_string_value(json_object_get(out, "error"));
+    fprintf(stderr, "hoist send: build %s %s: %s\n", jid, phase ? phase : "unknown",
+            e ? e : "no details");
+  }
+  json_decref(out);
+  cli_client_free(&cl);
+  return ok ? EXIT_OK : EXIT_FAIL;
+}
+
+HOIST_VERB(send, "send", "build an image through the deployer service", send_run);
