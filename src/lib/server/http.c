@@ -32,7 +32,10 @@ typedef struct request {
   hoist_buf body;
   bool too_big;
   bool answered;
+  size_t discarded;
 } request;
+
+#define DISCARD_MAX ((size_t)64 << 20)
 
 /* ------------------------------------------------------------ responses */
 
@@ -466,17 +469,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     hoist_buf_init(&rq->body, HOIST_SERVER_MAX_BODY);
     *con_cls = rq;
     const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-length");
-    if (cl && strtoull(cl, NULL, 10) > HOIST_SERVER_MAX_BODY) {
-      rq->too_big = true;
+    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+    if (declared > DISCARD_MAX) {
       rq->answered = true;
       return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
     }
+    /* a body over the limit is read and dropped, so the client gets the answer */
+    rq->too_big = declared > HOIST_SERVER_MAX_BODY;
     return MHD_YES;
   }
   if (*upload_data_size) {
-    if (!rq->too_big && !rq->answered &&
-        hoist_buf_append(&rq->body, upload_data, *upload_data_size, NULL) < 0) {
+    if (rq->too_big || rq->answered) {
+      rq->discarded += *upload_data_size;
+      if (rq->discarded > DISCARD_MAX)
+        return MHD_NO; /* close: nobody sends this much by mistake */
+    } else if (hoist_buf_append(&rq->body, upload_data, *upload_data_size, NULL) < 0) {
       rq->too_big = true;
+      rq->discarded = rq->body.len + *upload_data_size;
       hoist_buf_free(&rq->body);
     }
     *upload_data_size = 0;

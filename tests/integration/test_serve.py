@@ -1,0 +1,483 @@
+#!/usr/bin/env python3
+"""hoist serve: the deployer service, over HTTP, with real builds.
+
+A `hoist serve` runs on a free loopback port with its own data directory and
+tokens made by `hoist token add`; requests go over plain HTTP (http.client),
+so every header and body is exactly what the table says. Builds are real
+`hoist build` children: a busybox base (the build tests' fixture) with a fake
+/bin/extend, pushed to a real registry (docker-registry).
+"""
+import base64
+import http.client
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+from hoisttest import (HOIST, SOURCE_ROOT, Registry, Skip, free_port, hoist, main, on_exit, run,
+                       test, tmpdir, wait_for)
+
+FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
+API = "/system/api/v1"
+_state = {}
+
+
+def b64(data):
+    if isinstance(data, str):
+        data = data.encode()
+    return base64.b64encode(data).decode()
+
+
+class Server:
+    """`hoist serve` on loopback."""
+
+    def __init__(self, data=None, workers=2, config=None, env=None):
+        self.data = data or tmpdir("hoist-serve-")
+        self.workers = workers
+        self.config = config
+        self.env = env or {}
+        self.proc = None
+
+    def start(self):
+        self.port = free_port()
+        args = [HOIST, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
+                "--workers", str(self.workers)]
+        if self.config:
+            path = os.path.join(self.data, "..", f"config-{self.port}.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            args += ["--config", path]
+        e = dict(os.environ)
+        e.update(self.env)
+        self.log = open(os.path.join(self.data, "..", f"serve-{self.port}.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=e,
+                                     start_new_session=True)
+        on_exit(self.stop)
+        wait_for(self._ready, what="hoist serve")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("hoist serve exited")
+        return self.request("GET", "/healthz")[0] == 200
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def token(self, login):
+        return hoist("token", "add", login, "--data", self.data).stdout.strip()
+
+    def request(self, method, path, body=None, auth=None, headers=None, raw=False):
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        h = dict(headers or {})
+        if auth is not None:
+            h["authorization"] = auth
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if raw:
+            return r.status, data
+        try:
+            return r.status, json.loads(data)
+        except ValueError:
+            return r.status, data
+
+    def api(self, method, path, key, body=None):
+        return self.request(method, API + path, body=body, auth=key)
+
+    def status(self, key, job):
+        return self.api("GET", f"/build/status?id={job}", key)[1]
+
+    def wait_phase(self, key, job, phases, timeout=120):
+        wait_for(lambda: self.status(key, job).get("phase") in phases, timeout=timeout,
+                 what=f"job {job} in {phases}")
+        return self.status(key, job)
+
+
+def have_build():
+    return hoist("build", "--help", check=False).returncode == 0 and \
+        os.path.exists(os.path.join(FIXTURES, "busybox-image.sh"))
+
+
+def work():
+    if "work" not in _state:
+        _state["work"] = tmpdir("hoist-serve-it-")
+        os.environ["HOIST_IMAGES"] = os.path.join(_state["work"], "images")
+    return _state["work"]
+
+
+def registry():
+    if "reg" not in _state:
+        _state["reg"] = Registry(work()).start()
+    return _state["reg"]
+
+
+def base_with_extend(tag, script):
+    """busybox + an executable /bin/extend, pushed to the test registry."""
+    if not have_build():
+        raise Skip("hoist build is not available in this tree")
+    key = ("base", tag)
+    if key not in _state:
+        if "busybox" not in _state:
+            out = os.path.join(work(), "busybox")
+            run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
+            _state["busybox"] = out
+        d = tmpdir()
+        path = os.path.join(d, "extend")
+        with open(path, "w") as f:
+            f.write(script)
+        os.chmod(path, 0o755)
+        ref = f"{registry().host}/base/busybox:{tag}"
+        hoist("append", f"oci:{_state['busybox']}:latest", "--target", ref, "--map",
+              f"{path}:/bin/extend")
+        _state[key] = ref
+    return _state[key]
+
+
+def server(**kw):
+    kw.setdefault("config", {"registry_host": registry().host, "per_user_limit": 2})
+    return Server(**kw).start()
+
+
+# ------------------------------------------------------------------ the table
+
+GOOD_FILE = b64("flask==3.0\n")
+
+
+def body(**over):
+    b = {"source": "127.0.0.1:5999/base/busybox:1", "target": "alice:t1", "kind": "python",
+         "file": GOOD_FILE}
+    for k, v in over.items():
+        if v is None:
+            b.pop(k, None)
+        else:
+            b[k] = v
+    return b
+
+
+def bad_requests(key, uuid):
+    start = API + "/build/start"
+    bad_key = uuid + ":" + "0" * 64
+    kinds = "python, nodejs, php, java, go, ruby, dotnet"
+    r = [
+        # (name, method, path, auth, body, status, message)
+        ("no header", "POST", start, None, body(), 401, "Missing authorization header"),
+        ("empty header", "POST", start, "", body(), 401, "Missing authorization header"),
+        ("raw wrong key", "POST", start, bad_key, body(), 401, "Invalid authorization"),
+        ("basic wrong key", "POST", start, "Basic " + b64(bad_key), body(), 401,
+         "Invalid authorization"),
+        ("bare wrong key", "POST", start, b64(bad_key), body(), 401, "Invalid authorization"),
+        ("basic not base64", "POST", start, "Basic !!!", body(), 401, "Invalid authorization"),
+        ("bare not base64", "POST", start, "%%%%", body(), 401, "Invalid authorization"),
+        ("basic no colon", "POST", start, "Basic " + b64("justakey"), body(), 401,
+         "Invalid authorization"),
+        ("colon only", "POST", start, ":", body(), 401, "Invalid authorization"),
+        ("unknown uuid", "POST", start, "nobody:" + key.split(":")[1], body(), 401,
+         "Invalid authorization"),
+        ("bearer", "POST", start, "Bearer abc", body(), 401, "Invalid authorization"),
+        ("huge header", "POST", start, "A" * 6000, body(), 401, "Invalid authorization"),
+        ("NUL in key", "POST", start, "Basic " + b64(key.encode() + b"\0x"), body(), 401,
+         "Invalid authorization"),
+        ("no body", "POST", start, key, None, 400, "No JSON payload provided for build."),
+        ("not JSON", "POST", start, key, "source=busybox", 400,
+         "No JSON payload provided for build."),
+        ("JSON array", "POST", start, key, "[1]", 400, "No JSON payload provided for build."),
+        ("no source", "POST", start, key, body(source=None), 400, "No source provided for build."),
+        ("no target", "POST", start, key, body(target=None), 400, "No target provided for build."),
+        ("no kind", "POST", start, key, body(kind=None), 400, "No kind provided for build."),
+        ("source a number", "POST", start, key, body(source=7), 400,
+         "Invalid source for the build."),
+        ("wrong user", "POST", start, key, body(target="bob:t1"), 400,
+         "Invalid target for the build."),
+        ("injection in target", "POST", start, key, body(target="alice:tag;rm -rf /"), 400,
+         "Invalid target for the build."),
+        ("target without tag", "POST", start, key, body(target="alice"), 400,
+         "Invalid target for the build."),
+        ("newline in target", "POST", start, key, body(target="alice:t1\nRUN x"), 400,
+         "Invalid target for the build."),
+        ("newline in source", "POST", start, key, body(source="busybox\nRUN rm -rf /"), 400,
+         "Invalid source for the build."),
+        ("injection in source", "POST", start, key, body(source="busybox;rm -rf /"), 400,
+         "Invalid source for the build."),
+        ("uppercase source", "POST", start, key, body(source="BusyBox"), 400,
+         "Invalid source for the build."),
+        ("unknown kind", "POST", start, key, body(kind="cobol"), 400,
+         f'Unknown kind "cobol" (known kinds: {kinds}).'),
+        ("file not base64", "POST", start, key, body(file="%%%%"), 400,
+         "Requirements file must be valid base64-encoded data"),
+        ("file bad padding", "POST", start, key, body(file="abc"), 400,
+         "Requirements file must be valid base64-encoded data"),
+        ("file a number", "POST", start, key, body(file=12), 400,
+         "Requirements file must be valid base64-encoded data"),
+        ("file not UTF-8", "POST", start, key, body(file=b64(b"flask\xff\xfe\n")), 400,
+         "Requirements file must be UTF-8 text"),
+        ("file with NUL", "POST", start, key, body(file=b64(b"a\0b")), 400,
+         "Requirements file must be UTF-8 text"),
+        ("file over 10MB base64", "POST", start, key, body(file="A" * 10_000_004), 400,
+         "Requirements file too large (max 10MB base64-encoded)"),
+        ("file over 5MB decoded", "POST", start, key, body(file=b64(b"a" * 5_000_001)), 400,
+         "Decoded requirements file too large (max 5MB)"),
+        ("body over 16MiB", "POST", start, key, "x" * (16 * 1024 * 1024 + 1), 413,
+         "Request body too large (max 16MB)."),
+        ("max_age_hours abc", "POST", API + "/build/cleanup", key, {"max_age_hours": "abc"}, 400,
+         "Invalid max_age_hours: must be a non-negative number."),
+        ("max_age_hours -1", "POST", API + "/build/cleanup", key, {"max_age_hours": -1}, 400,
+         "Invalid max_age_hours: must be a non-negative number."),
+        ("max_age_hours true", "POST", API + "/build/cleanup", key, {"max_age_hours": True}, 400,
+         "Invalid max_age_hours: must be a non-negative number."),
+        ("cleanup not JSON", "POST", API + "/build/cleanup", key, "{", 400,
+         "No JSON payload provided for cleanup."),
+        ("cleanup no auth", "POST", API + "/build/cleanup", None, {}, 401,
+         "Missing authorization header"),
+        ("status no id", "GET", API + "/build/status", key, None, 400,
+         "No id provided for build status."),
+        ("status unknown id", "GET", API + "/build/status?id=0123456789abcdef", key, None, 404,
+         "Build job not found."),
+        ("status path id", "GET", API + "/build/status?id=../../etc/passwd", key, None, 404,
+         "Build job not found."),
+        ("logs unknown id", "GET", API + "/build/logs?id=0123456789abcdef", key, None, 404,
+         "Build job not found."),
+        ("cancel unknown id", "DELETE", API + "/build?id=0123456789abcdef", key, None, 404,
+         "Build job not found."),
+        ("start by GET", "GET", start, key, None, 405, "Method not allowed."),
+        ("unknown path", "GET", API + "/nothing", key, None, 404, "Not found."),
+        ("registry other user", "GET", API + "/registry/tags?image=bob", key, None, 403,
+         "Image outside the caller's namespace."),
+    ]
+    return r
+
+
+@test
+def bad_requests_table():
+    s = Server(config={"registry_host": "127.0.0.1:5999"}).start()
+    key = s.token("alice")
+    s.token("bob")
+    uuid = key.split(":")[0]
+    failures = []
+    rows = bad_requests(key, uuid)
+    assert len(rows) >= 30
+    for name, method, path, auth, b, status, message in rows:
+        got_status, got = s.request(method, path, body=b, auth=auth)
+        want = {"status": "ko", "message": message}
+        if got_status != status or not isinstance(got, dict) or \
+                {k: got.get(k) for k in want} != want:
+            failures.append(f"{name}: want {status} {message!r}, got {got_status} {got!r:.200}")
+    assert not failures, "\n".join(failures)
+    # nothing was queued, nothing was written
+    assert s.api("GET", "/builds", key)[1]["builds"] == []
+    assert os.listdir(os.path.join(s.data, "jobs")) == []
+    assert sorted(os.listdir(s.data)) == ["jobs", "jobs.db", "jobs.db-shm", "jobs.db-wal",
+                                          "tokens.json"] or \
+        set(os.listdir(s.data)) <= {".tokens.lock", "jobs", "jobs.db", "jobs.db-shm",
+                                    "jobs.db-wal", "tokens.json"}
+    # the server still answers, and secrets never reached its log
+    assert s.request("GET", "/healthz")[0] == 200
+    s.stop()
+    log = open(s.log.name, "rb").read()
+    assert key.split(":")[1].encode() not in log
+
+
+@test
+def auth_forms_and_envelope():
+    s = Server(config={"registry_host": "127.0.0.1:5999"}).start()
+    key = s.token("alice")
+    # the three forms of the header are the same caller
+    for auth in (key, b64(key), "Basic " + b64(key)):
+        st, r = s.api("GET", "/builds", auth)
+        assert st == 200 and r["status"] == "ok" and r["builds"] == [], (auth, st, r)
+    # a key added while the server runs is accepted at once
+    k2 = s.token("carol")
+    assert s.api("GET", "/builds", k2)[0] == 200
+    st, r = s.api("POST", "/build/start", key, body(target="ALICE:t1"))
+    assert st == 400, r
+
+
+@test
+def start_status_cancel_and_ownership():
+    s = Server(config={"registry_host": "127.0.0.1:5999"}, workers=1).start()
+    ka, kb = s.token("alice"), s.token("bob")
+    st, r = s.api("POST", "/build/start", ka, body())
+    assert st == 200, r
+    job = r["id"]
+    assert r["job_name"] == f"build-alice-{job}"
+    assert r["message"] == f"Build process initiated successfully. Job: build-alice-{job}"
+    st, r = s.api("GET", f"/build/status?id={job}", ka)
+    assert st == 200 and r["id"] == job and r["phase"] in ("Pending", "Running", "Failed"), r
+    assert r["image"] == "127.0.0.1:5999/alice:t1"
+    # bob does not see alice's job
+    assert s.api("GET", f"/build/status?id={job}", kb)[0] == 404
+    assert s.api("GET", f"/build/logs?id={job}", kb)[0] == 404
+    assert s.api("DELETE", f"/build?id={job}", kb)[0] == 404
+    # it ends (the source registry does not exist) with an error and a log
+    r = s.wait_phase(ka, job, ("Failed", "Succeeded"))
+    assert r["phase"] == "Failed" and r["error"] and r["completionTime"], r
+    st, log = s.request("GET", f"{API}/build/logs?id={job}", auth=ka, raw=True)
+    assert st == 200 and f"job {job}".encode() in log, log
+    # a long login still makes a name of at most 63 characters
+    kl = s.token("a" * 60)
+    st, r = s.api("POST", "/build/start", kl, body(target="a" * 60 + ":t", file=None))
+    assert st == 200 and len(r["job_name"]) <= 63, r
+    # metrics count the jobs
+    st, m = s.request("GET", "/metrics", raw=True)
+    assert st == 200 and b'hoist_builds{state="failed"}' in m
+
+
+@test
+def cleanup_keeps_recent_and_running():
+    s = Server(config={"registry_host": "127.0.0.1:5999"}, workers=1).start()
+    ka, kb = s.token("alice"), s.token("bob")
+    jobs = []
+    for i in range(3):
+        st, r = s.api("POST", "/build/start", ka, body(target=f"alice:t{i}"))
+        assert st == 200, r
+        jobs.append(r["id"])
+    st, r = s.api("POST", "/build/start", kb, body(target="bob:t0"))
+    bobs = r["id"]
+    for j in jobs:
+        s.wait_phase(ka, j, ("Failed", "Succeeded"))
+    s.wait_phase(kb, bobs, ("Failed", "Succeeded"))
+    # two of alice's jobs and bob's are made 48 hours old
+    db = sqlite3.connect(os.path.join(s.data, "jobs.db"))
+    with db:
+        db.execute("UPDATE jobs SET created = created - 48 * 3600 WHERE id IN (?, ?, ?)",
+                   (jobs[0], jobs[1], bobs))
+    db.close()
+    st, r = s.api("POST", "/build/cleanup", ka, {"max_age_hours": "24"})
+    assert st == 200 and r["message"] == "Cleaned up 2 jobs successfully.", r
+    left = {b["id"] for b in s.api("GET", "/builds", ka)[1]["builds"]}
+    assert left == {jobs[2]}, left
+    assert sorted(os.listdir(os.path.join(s.data, "jobs"))) == sorted([jobs[2], bobs])
+    # bob's old job is bob's business
+    assert s.status(kb, bobs)["id"] == bobs
+    # default age is 24 hours; 0 removes every finished job
+    assert s.api("POST", "/build/cleanup", ka)[1]["message"] == "Cleaned up 0 jobs successfully."
+    assert s.api("POST", "/build/cleanup", ka, {"max_age_hours": 0})[1]["message"] == \
+        "Cleaned up 1 jobs successfully."
+
+
+SLOW = "#!/bin/sh\necho extending\nsleep 30\necho done > /extended\n"
+FAST = "#!/bin/sh\necho extending\ncat /tmp/requirements.txt > /extended\n"
+
+
+@test
+def full_build_through_the_api():
+    base = base_with_extend("fast", FAST)
+    s = server()
+    key = s.token("alice")
+    wsk = os.path.join(s.data, "..", "wskprops")
+    with open(wsk, "w") as f:
+        f.write(f"AUTH={key}\nAPIHOST=http://127.0.0.1:{s.port}\n")
+    req = os.path.join(s.data, "..", "requirements.txt")
+    with open(req, "w") as f:
+        f.write("flask==3.0\n")
+    p = hoist("send", "--source", base, "--target", "alice:py", "--kind", "python", "--file", req,
+              env={"WSK_CONFIG_FILE": wsk}, timeout=300)
+    assert "extending" in p.stdout, p.stdout
+    image = p.stdout.strip().splitlines()[-1]
+    assert image.startswith(f"{registry().host}/alice:py@sha256:"), image
+    tags = hoist("tags", f"{registry().host}/alice").stdout.split()
+    assert "py" in tags
+    last = s.api("GET", "/builds", key)[1]["builds"][0]
+    assert last["phase"] == "Succeeded" and last["digest"] == image.split("@")[1], last
+    # logs and status verbs
+    assert "extending" in hoist("logs", env={"WSK_CONFIG_FILE": wsk}).stdout
+    st = hoist("status", last["id"], env={"WSK_CONFIG_FILE": wsk}).stdout
+    assert "phase: Succeeded" in st
+    # registry housekeeping, own namespace only
+    env = {"WSK_CONFIG_FILE": wsk}
+    assert hoist("images", "list-catalogs", env=env).stdout.split() == ["alice"]
+    assert "py" in hoist("images", "list-images", "alice", env=env).stdout.split()
+    m = json.loads(hoist("images", "get-image", "alice:py", env=env).stdout)
+    assert m["schemaVersion"] == 2
+    assert hoist("images", "get-image", "base/busybox:fast", env=env, check=False).returncode == 1
+    hoist("images", "delete-image", "alice:py", env=env)
+    assert "py" not in hoist("tags", f"{registry().host}/alice").stdout.split()
+
+
+@test
+def concurrency_limit_and_sharing():
+    base = base_with_extend("slow", SLOW)
+    s = server(workers=8)
+    keys = {u: s.token(u) for u in ("u1", "u2", "u3", "u4")}
+    results = []
+
+    def start(u, i):
+        st, r = s.api("POST", "/build/start", keys[u],
+                      body(source=base, target=f"{u}:t{i % 4}", file=b64(f"pkg{i % 4}\n")))
+        results.append((u, st, r))
+
+    threads = [threading.Thread(target=start, args=(u, i)) for u in keys for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 32 and all(st == 200 for _, st, _ in results), results
+    # 8 requests per user, 4 distinct: identical ones share a job
+    for u in keys:
+        ids = {r["id"] for uu, _, r in results if uu == u}
+        assert len(ids) == 4, (u, ids)
+    # at most 2 running per user, however many workers are idle
+    for _ in range(20):
+        for u, k in keys.items():
+            running = [b for b in s.api("GET", "/builds", k)[1]["builds"]
+                       if b["state"] == "running"]
+            assert len(running) <= 2, (u, running)
+        time.sleep(0.1)
+    wait_for(lambda: sum(1 for k in keys.values() for b in s.api("GET", "/builds", k)[1]["builds"]
+                         if b["state"] == "running") == 8, timeout=60, what="8 running")
+    # cancel everything: running builds are killed, queued ones never start
+    for k in keys.values():
+        for b in s.api("GET", "/builds", k)[1]["builds"]:
+            st, r = s.api("DELETE", f"/build?id={b['id']}", k)
+            assert st in (200, 409), r
+    for k in keys.values():
+        for b in s.api("GET", "/builds", k)[1]["builds"]:
+            r = s.wait_phase(k, b["id"], ("Failed", "Succeeded"), timeout=60)
+            assert r["state"] == "canceled", r
+
+
+@test
+def restart_after_sigkill():
+    base = base_with_extend("slow", SLOW)
+    for policy, want in (("fail", "failed"), ("requeue", "running")):
+        data = tmpdir("hoist-serve-")
+        cfg = {"registry_host": registry().host, "on_restart": policy}
+        s = Server(data=data, workers=1, config=cfg).start()
+        key = s.token("alice")
+        st, r = s.api("POST", "/build/start", key, body(source=base, target="alice:slow"))
+        job = r["id"]
+        s.wait_phase(key, job, ("Running",))
+        s.stop(signal.SIGKILL)
+        db = sqlite3.connect(os.path.join(data, "jobs.db"))
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        s2 = Server(data=data, workers=1, config=cfg).start()
+        r = s2.status(key, job)
+        if want == "failed":
+            assert r["state"] == "failed" and r["error"] == "server restarted", r
+        else:
+            r = s2.wait_phase(key, job, ("Running",))
+        # a new build runs
+        st, r2 = s2.api("POST", "/build/start", key,
+                        body(source=base_with_extend("fast", FAST), target="alice:after"))
+        if want == "running":
+            s2.api("DELETE", f"/build?id={job}", key)
+        r2 = s2.wait_phase(key, r2["id"], ("Succeeded", "Failed"), timeout=120)
+        assert r2["phase"] == "Succeeded", r2
+        s2.stop()
+
+
+if __name__ == "__main__":
+    main()
