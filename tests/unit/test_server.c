@@ -1,0 +1,166 @@
+#include <math.h>
+
+#include "hoist/server.h"
+#include "test_util.h"
+
+/* YWxpY2U6azE= is base64("alice:k1") */
+static const struct {
+  const char *header;
+  const char *uuid; /* NULL: refused */
+  const char *key;
+} auth_cases[] = {
+    {"u1:k1", "u1", "k1"},
+    {"  u1:k1  ", "u1", "k1"},
+    {"YWxpY2U6azE=", "alice", "k1"},
+    {"Basic YWxpY2U6azE=", "alice", "k1"},
+    {"basic   YWxpY2U6azE=", "alice", "k1"},
+    {"", NULL, NULL},
+    {":", NULL, NULL},
+    {"u1:", NULL, NULL},
+    {":k1", NULL, NULL},
+    {"u1:k1:k2", NULL, NULL},
+    {"u 1:k1", NULL, NULL},
+    {"u1:k\t1", NULL, NULL},
+    {"Basic", NULL, NULL},
+    {"Basic !!!!", NULL, NULL},
+    {"Basic YWxpY2U=", NULL, NULL}, /* "alice": no colon */
+    {"YWxpY2U6azE", NULL, NULL},    /* unpadded */
+    {"Bearer abc", NULL, NULL},
+    {"AAAA", NULL, NULL}, /* NUL bytes */
+};
+
+static void test_authorization(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof auth_cases / sizeof auth_cases[0]; i++) {
+    char *u = NULL, *k = NULL;
+    hoist_err *err = NULL;
+    int r = hoist_server_parse_authorization(auth_cases[i].header, &u, &k, &err);
+    if (auth_cases[i].uuid) {
+      if (r != 0)
+        fail_msg("\"%s\": refused", auth_cases[i].header);
+      assert_string_equal(u, auth_cases[i].uuid);
+      assert_string_equal(k, auth_cases[i].key);
+    } else {
+      if (r == 0)
+        fail_msg("\"%s\": accepted", auth_cases[i].header);
+      assert_int_equal(err->code, HOIST_E_AUTH);
+    }
+    free(u);
+    free(k);
+    hoist_err_free(err);
+  }
+  char *long_header = malloc(HOIST_SERVER_MAX_AUTH + 10);
+  memset(long_header, 'a', HOIST_SERVER_MAX_AUTH + 9);
+  long_header[3] = ':';
+  long_header[HOIST_SERVER_MAX_AUTH + 9] = '\0';
+  char *u = NULL, *k = NULL;
+  assert_int_not_equal(hoist_server_parse_authorization(long_header, &u, &k, NULL), 0);
+  free(long_header);
+}
+
+static const struct {
+  const char *body;
+  int status; /* 0: accepted */
+  const char *message;
+} start_cases[] = {
+    {"{\"source\":\"busybox\",\"target\":\"alice:v1\",\"kind\":\"python\"}", 0, NULL},
+    {"{\"source\":\"busybox\",\"target\":\"alice:v1\",\"kind\":\"go\",\"file\":\"Zm9v\"}", 0, NULL},
+    {"{\"source\":\"busybox\",\"target\":\"alice:v1\",\"kind\":\"go\",\"file\":null}", 0, NULL},
+    {"", 400, "No JSON payload provided for build."},
+    {"{", 400, "No JSON payload provided for build."},
+    {"\"x\"", 400, "No JSON payload provided for build."},
+    {"{\"target\":\"alice:v1\",\"kind\":\"python\"}", 400, "No source provided for build."},
+    {"{\"source\":\"\",\"target\":\"alice:v1\",\"kind\":\"python\"}", 400,
+     "No source provided for build."},
+    {"{\"source\":\"b\",\"kind\":\"python\"}", 400, "No target provided for build."},
+    {"{\"source\":\"b\",\"target\":\"alice:v1\"}", 400, "No kind provided for build."},
+    {"{\"source\":\"b\",\"target\":\"bob:v1\",\"kind\":\"python\"}", 400,
+     "Invalid target for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice:-v\",\"kind\":\"python\"}", 400,
+     "Invalid target for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice/x:v\",\"kind\":\"python\"}", 400,
+     "Invalid target for the build."},
+    /* jansson refuses \\u0000 in strings: not a JSON payload we take */
+    {"{\"source\":\"b\\u0000c\",\"target\":\"alice:v\",\"kind\":\"python\"}", 400,
+     "No JSON payload provided for build."},
+    {"{\"source\":\"b c\",\"target\":\"alice:v\",\"kind\":\"python\"}", 400,
+     "Invalid source for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"Python\"}", 400, "Unknown kind"},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"file\":\"Zm9\"}", 400,
+     "valid base64"},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"file\":\"Zm=v\"}", 400,
+     "valid base64"},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"file\":\"wMA=\"}", 400,
+     "UTF-8"}, /* overlong NUL */
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"file\":\"7aCA\"}", 400,
+     "UTF-8"}, /* a surrogate */
+};
+
+static void test_start(void **state) {
+  (void)state;
+  for (size_t i = 0; i < sizeof start_cases / sizeof start_cases[0]; i++) {
+    hoist_build_request req;
+    hoist_refusal why;
+    const char *b = start_cases[i].body;
+    int r = hoist_server_parse_start(b, strlen(b), "Alice", hoist_server_kinds(), true, &req, &why);
+    if (start_cases[i].status == 0) {
+      if (r != 0)
+        fail_msg("%s: refused: %s", b, why.message);
+      assert_string_equal(req.target_user, "alice");
+      hoist_build_request_clear(&req);
+    } else {
+      if (r == 0)
+        fail_msg("%s: accepted", b);
+      assert_int_equal(why.status, start_cases[i].status);
+      if (!strstr(why.message, start_cases[i].message))
+        fail_msg("%s: message \"%s\"", b, why.message);
+    }
+  }
+}
+
+static void test_cleanup(void **state) {
+  (void)state;
+  static const struct {
+    const char *body;
+    double hours; /* < 0: refused */
+  } cases[] = {
+      {"", 24},
+      {"{}", 24},
+      {"{\"max_age_hours\":null}", 24},
+      {"{\"max_age_hours\":0}", 0},
+      {"{\"max_age_hours\":1.5}", 1.5},
+      {"{\"max_age_hours\":\"48\"}", 48},
+      {"{\"max_age_hours\":\" 2 \"}", 2},
+      {"{\"max_age_hours\":-1}", -1},
+      {"{\"max_age_hours\":\"abc\"}", -1},
+      {"{\"max_age_hours\":\"\"}", -1},
+      {"{\"max_age_hours\":\"nan\"}", -1},
+      {"{\"max_age_hours\":\"inf\"}", -1},
+      {"{\"max_age_hours\":true}", -1},
+      {"{\"max_age_hours\":[1]}", -1},
+      {"[", -1},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    double h = -7;
+    hoist_refusal why;
+    int r = hoist_server_parse_cleanup(cases[i].body, strlen(cases[i].body), &h, &why);
+    if (cases[i].hours >= 0) {
+      if (r != 0)
+        fail_msg("%s: refused", cases[i].body);
+      assert_true(fabs(h - cases[i].hours) < 1e-9);
+    } else {
+      if (r == 0)
+        fail_msg("%s: accepted", cases[i].body);
+      assert_int_equal(why.status, 400);
+    }
+  }
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_authorization),
+      cmocka_unit_test(test_start),
+      cmocka_unit_test(test_cleanup),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
