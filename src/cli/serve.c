@@ -15,7 +15,7 @@ static const char usage[] =
     "  --data DIR            data directory (default ${HOIST_CACHE:-~/.cache/hoist}/serve)\n"
     "  --config FILE         service config (JSON; see README)\n"
     "  --workers N           builds at once (default: number of cores)\n"
-    "  --threads N           HTTP threads (default 4)\n"
+    "  --threads N           HTTP threads (default: number of cores, at least 2)\n"
     "  --tls-cert FILE       serve https with this certificate (PEM)...\n"
     "  --tls-key FILE        ...and key\n"
     "  -h, --help            show this help\n";

@@ -611,8 +611,8 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, hoist_e
 int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port, hoist_err **err) {
   if (!o->data_dir)
     return hoist_err_set(err, EINVAL, "serve: no data directory");
-  if (mkdir(o->data_dir, 0700) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", o->data_dir);
+  if (server_mkdir_p(o->data_dir, err) < 0)
+    return -1;
   struct sockaddr_storage ss;
   if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
     return -1;
@@ -656,12 +656,13 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
       goto fail;
     flags |= MHD_USE_TLS;
   }
-  unsigned threads = o->threads > 0 ? (unsigned)o->threads : 4;
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
   s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
                           (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
                           MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
                           4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)256 * 1024,
+                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
                           s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
                           MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
   if (!s->d) {

@@ -6,6 +6,7 @@
 #include <inttypes.h>
 #include <openssl/rand.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -36,7 +37,32 @@ struct server_jobs {
   pthread_t *threads;
   running_slot *slots;
   uint64_t shared_total; /* starts answered by an in-flight job */
+  char *db_path;
+  uint64_t generation; /* tells this store's per-thread readers from others' */
 };
+
+/* Each HTTP thread reads through its own read-only connection (WAL lets
+ * readers run beside the writer), with the status query prepared once. */
+typedef struct reader {
+  uint64_t generation;
+  sqlite3 *db;
+  sqlite3_stmt *status;
+} reader;
+
+static pthread_key_t reader_key;
+static pthread_once_t reader_once = PTHREAD_ONCE_INIT;
+static atomic_uint_fast64_t generations;
+
+static void reader_free(void *p) {
+  reader *r = p;
+  if (!r)
+    return;
+  sqlite3_finalize(r->status);
+  sqlite3_close(r->db);
+  free(r);
+}
+
+static void reader_key_init(void) { pthread_key_create(&reader_key, reader_free); }
 
 static double now_s(void) {
   struct timespec ts;
@@ -429,6 +455,8 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
   j->cfg = cfg;
   j->hoist_bin = hoist_strdup(hoist_bin);
   j->jobs_fd = -1;
+  j->generation = atomic_fetch_add(&generations, 1) + 1;
+  j->db_path = hoist_asprintf("%s/jobs.db", data_dir);
   pthread_mutex_init(&j->lock, NULL);
   pthread_cond_init(&j->cond, NULL);
   _cleanup_free_ char *jobs = hoist_asprintf("%s/jobs", data_dir);
@@ -521,6 +549,7 @@ void server_jobs_close(server_jobs *j) {
   free(j->threads);
   free(j->slots);
   free(j->data_dir);
+  free(j->db_path);
   free(j->hoist_bin);
   free(j);
 }
@@ -674,20 +703,58 @@ static json_t *row_json(sqlite3_stmt *st) {
   return o;
 }
 
+#define STATUS_SQL "SELECT " JOB_COLS " FROM jobs WHERE id = ? AND user = ?"
+
+/* This thread's reader of j, opened on first use; NULL when it cannot be. */
+static reader *thread_reader(server_jobs *j) {
+  pthread_once(&reader_once, reader_key_init);
+  reader *r = pthread_getspecific(reader_key);
+  if (r && r->generation == j->generation)
+    return r;
+  reader_free(r);
+  pthread_setspecific(reader_key, NULL);
+  r = hoist_malloc0(sizeof *r);
+  r->generation = j->generation;
+  if (sqlite3_open_v2(j->db_path, &r->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) !=
+          SQLITE_OK ||
+      sqlite3_busy_timeout(r->db, 5000) != SQLITE_OK ||
+      sqlite3_prepare_v2(r->db, STATUS_SQL, -1, &r->status, NULL) != SQLITE_OK) {
+    reader_free(r);
+    return NULL;
+  }
+  pthread_setspecific(reader_key, r);
+  return r;
+}
+
 int server_jobs_status(server_jobs *j, const char *user, const char *id, json_t **out, bool *found,
                        hoist_err **err) {
-  const char *args[] = {id, user};
   *found = false;
-  sqlite3_stmt *st = prep(j, "SELECT " JOB_COLS " FROM jobs WHERE id = ? AND user = ?", 2, args);
-  if (!st)
-    return db_err(j, err, "status");
+  reader *rd = thread_reader(j);
+  sqlite3_stmt *st = NULL;
+  if (rd) {
+    st = rd->status;
+    sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 2, user, -1, SQLITE_TRANSIENT);
+  } else {
+    const char *args[] = {id, user};
+    st = prep(j, STATUS_SQL, 2, args);
+    if (!st)
+      return db_err(j, err, "status");
+  }
   int r = sqlite3_step(st);
   if (r == SQLITE_ROW) {
     *out = row_json(st);
     *found = true;
   }
-  sqlite3_finalize(st);
-  return r == SQLITE_ROW || r == SQLITE_DONE ? 0 : db_err(j, err, "status");
+  if (rd) {
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+  } else {
+    sqlite3_finalize(st);
+  }
+  if (r == SQLITE_ROW || r == SQLITE_DONE)
+    return 0;
+  return hoist_err_set(err, EIO, "job store: status: %s", sqlite3_errmsg(rd ? rd->db : j->db));
 }
 
 int server_jobs_list(server_jobs *j, const char *user, json_t **out, hoist_err **err) {
