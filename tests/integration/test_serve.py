@@ -72,6 +72,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+            if sig == signal.SIGTERM and self.proc.returncode != 0:
+                raise AssertionError(f"hoist serve exited {self.proc.returncode}: "
+                                     f"{open(self.log.name, 'rb').read()[-3000:]!r}")
 
     def token(self, login):
         return hoist("token", "add", login, "--data", self.data).stdout.strip()
@@ -302,6 +305,7 @@ def auth_forms_and_envelope():
     assert s.api("GET", "/builds", k2)[0] == 200
     st, r = s.api("POST", "/build/start", key, body(target="ALICE:t1"))
     assert st == 400, r
+    s.stop()
 
 
 @test
@@ -332,6 +336,7 @@ def start_status_cancel_and_ownership():
     # metrics count the jobs
     st, m = s.request("GET", "/metrics", raw=True)
     assert st == 200 and b'hoist_builds{state="failed"}' in m
+    s.stop()
 
 
 @test
@@ -365,6 +370,7 @@ def cleanup_keeps_recent_and_running():
     assert s.api("POST", "/build/cleanup", ka)[1]["message"] == "Cleaned up 0 jobs successfully."
     assert s.api("POST", "/build/cleanup", ka, {"max_age_hours": 0})[1]["message"] == \
         "Cleaned up 1 jobs successfully."
+    s.stop()
 
 
 SLOW = "#!/bin/sh\necho extending\nsleep 30\necho done > /extended\n"
