@@ -18,6 +18,10 @@ int cli_client_handle(cli_client *c, int opt, const char *arg) {
     free(c->auth);
     c->auth = hoist_strdup(arg);
     return 1;
+  case CLIENT_OPT_CA:
+    free(c->ca_file);
+    c->ca_file = hoist_strdup(arg);
+    return 1;
   case CLIENT_OPT_JSON:
     c->json = true;
     return 1;
@@ -29,6 +33,7 @@ int cli_client_handle(cli_client *c, int opt, const char *arg) {
 void cli_client_free(cli_client *c) {
   free(c->server);
   free(c->auth);
+  free(c->ca_file);
   memset(c, 0, sizeof *c);
 }
 
@@ -112,6 +117,8 @@ static CURL *handle(cli_client *c, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  if (c->ca_file)
+    curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
   return h;
 }
 

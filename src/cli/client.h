@@ -10,11 +10,12 @@
 
 #include "cli.h"
 
-enum { CLIENT_OPT_SERVER = 0x2000, CLIENT_OPT_AUTH, CLIENT_OPT_JSON };
+enum { CLIENT_OPT_SERVER = 0x2000, CLIENT_OPT_AUTH, CLIENT_OPT_JSON, CLIENT_OPT_CA };
 
 #define CLIENT_LONG                                                                                \
   {"server", required_argument, NULL, CLIENT_OPT_SERVER},                                          \
-      {"auth", required_argument, NULL, CLIENT_OPT_AUTH}, {                                        \
+      {"auth", required_argument, NULL, CLIENT_OPT_AUTH},                                          \
+      {"ca-file", required_argument, NULL, CLIENT_OPT_CA}, {                                       \
     "json", no_argument, NULL, CLIENT_OPT_JSON                                                     \
   }
 
@@ -27,6 +28,7 @@ enum { CLIENT_OPT_SERVER = 0x2000, CLIENT_OPT_AUTH, CLIENT_OPT_JSON };
 typedef struct cli_client {
   char *server;
   char *auth;
+  char *ca_file;
   bool json;
 } cli_client;
 

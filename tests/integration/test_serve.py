@@ -13,12 +13,13 @@ import json
 import os
 import signal
 import sqlite3
+import ssl
 import subprocess
 import threading
 import time
 
-from hoisttest import (HOIST, SOURCE_ROOT, Registry, Skip, free_port, hoist, main, on_exit, run,
-                       test, tmpdir, wait_for)
+from hoisttest import (HOIST, SOURCE_ROOT, Registry, Skip, free_port, hoist, main, make_ca, on_exit,
+                       run, test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 API = "/system/api/v1"
@@ -34,7 +35,8 @@ def b64(data):
 class Server:
     """`hoist serve` on loopback."""
 
-    def __init__(self, data=None, workers=2, config=None, env=None):
+    def __init__(self, data=None, workers=2, config=None, env=None, tls=None):
+        self.tls = tls  # (ca, cert, key)
         self.data = data or tmpdir("hoist-serve-")
         self.workers = workers
         self.config = config
@@ -50,6 +52,8 @@ class Server:
             with open(path, "w") as f:
                 json.dump(self.config, f)
             args += ["--config", path]
+        if self.tls:
+            args += ["--tls-cert", self.tls[1], "--tls-key", self.tls[2]]
         e = dict(os.environ)
         e.update(self.env)
         self.log = open(os.path.join(self.data, "..", f"serve-{self.port}.log"), "ab")
@@ -80,7 +84,11 @@ class Server:
         return hoist("token", "add", login, "--data", self.data).stdout.strip()
 
     def request(self, method, path, body=None, auth=None, headers=None, raw=False):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.tls[0])
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=60, context=ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         h = dict(headers or {})
         if auth is not None:
             h["authorization"] = auth
@@ -305,6 +313,21 @@ def auth_forms_and_envelope():
     assert s.api("GET", "/builds", k2)[0] == 200
     st, r = s.api("POST", "/build/start", key, body(target="ALICE:t1"))
     assert st == 400, r
+    s.stop()
+
+
+@test
+def https():
+    d = tmpdir()
+    ca, cert, key = make_ca(d)
+    s = Server(config={"registry_host": "127.0.0.1:5999"}, tls=(ca, cert, key)).start()
+    k = s.token("alice")
+    st, r = s.api("GET", "/builds", k)
+    assert st == 200 and r["builds"] == [], r
+    # the client verbs speak https too
+    p = hoist("status", "0123456789abcdef", "--server", f"https://127.0.0.1:{s.port}", "--auth", k,
+              "--ca-file", ca, check=False)
+    assert p.returncode == 1 and "Build job not found. (HTTP 404)" in p.stderr, p.stderr
     s.stop()
 
 
