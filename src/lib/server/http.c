@@ -190,7 +190,6 @@ static enum MHD_Result h_cancel(hoist_server *s, struct MHD_Connection *c, serve
 typedef struct log_follow {
   hoist_server *s;
   char id[17];
-  char log[64];
   int fd;
   bool follow;
   bool final_pass;
@@ -199,12 +198,8 @@ typedef struct log_follow {
 static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   log_follow *f = cls;
   for (int waited = 0;; waited++) {
-    if (f->fd < 0) {
-      hoist_err *e = NULL;
-      bool found;
-      server_jobs_log_open(f->s->jobs, "", f->id, &f->fd, &found, &e);
-      hoist_err_free(e);
-    }
+    if (f->fd < 0)
+      f->fd = server_jobs_log_fd(f->s->jobs, f->id);
     if (f->fd >= 0) {
       ssize_t n = pread(f->fd, buf, max, (off_t)pos);
       if (n > 0)

@@ -875,6 +875,12 @@ int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *
   return 0;
 }
 
+int server_jobs_log_fd(server_jobs *j, const char *id) {
+  char path[64];
+  snprintf(path, sizeof path, "%s/log", id);
+  return openat(j->jobs_fd, path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+}
+
 bool server_jobs_done(server_jobs *j, const char *id) {
   sqlite3_stmt *st = prep(j, "SELECT state FROM jobs WHERE id = ?", 1, &id);
   bool done = true;

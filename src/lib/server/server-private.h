@@ -76,6 +76,8 @@ int server_jobs_cancel(server_jobs *j, const char *user, const char *id, hoist_e
 /* Opens the job's log for reading; *done tells whether the job has ended. */
 int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *fd, bool *found,
                          hoist_err **err);
+/* The log of a job already checked to be the caller's, or -1 (not yet there). */
+int server_jobs_log_fd(server_jobs *j, const char *id);
 bool server_jobs_done(server_jobs *j, const char *id);
 /* Prometheus text of the job metrics, appended to b. */
 int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err);
