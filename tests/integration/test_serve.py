@@ -396,6 +396,71 @@ def cleanup_keeps_recent_and_running():
     s.stop()
 
 
+COUCH_PACKAGES = ["express@5.3.0", "express-pouchdb@4.2.0", "pouchdb-core@9.0.0",
+                  "pouchdb-adapter-memory@9.0.0", "pouchdb-mapreduce@9.0.0", "pouchdb-find@9.0.0"]
+
+
+def couchdb_compat():
+    """A CouchDB-compatible server (express-pouchdb, in memory; not CouchDB itself):
+    its npm packages are installed once under $HOIST_CACHE/npm."""
+    from hoisttest import CACHE
+    prefix = os.path.join(CACHE, "npm", "couchdb-compat")
+    mods = os.path.join(prefix, "node_modules")
+    if not os.path.isdir(os.path.join(mods, "express-pouchdb")):
+        os.makedirs(prefix, exist_ok=True)
+        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, *COUCH_PACKAGES,
+                check=False, timeout=600)
+        if p.returncode != 0:
+            raise Skip(f"npm install failed: {p.stderr[-300:]}")
+    port = free_port()
+    log = open(os.path.join(work(), f"couch-{port}.log"), "ab")
+    proc = subprocess.Popen(["node", os.path.join(os.path.dirname(__file__), "couchdb_compat.js"),
+                             str(port)], stdout=log, stderr=log, start_new_session=True,
+                            env=dict(os.environ, NODE_PATH=mods))
+    on_exit(proc.kill)
+    base = f"http://127.0.0.1:{port}"
+
+    def put(path, doc=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("PUT", path, body=json.dumps(doc) if doc is not None else None,
+                  headers={"content-type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status in (200, 201), (path, r.status)
+
+    wait_for(lambda: put("/nuvolaris_subjects") is None, what="couchdb-compatible server")
+    put("/nuvolaris_users_metadata")
+    return base, put
+
+
+@test
+def couchdb_authenticator():
+    url, put = couchdb_compat()
+    put("/nuvolaris_subjects/alice", {"subject": "alice", "namespaces": [
+        {"name": "alice", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502", "key": "k" * 64}]})
+    put("/nuvolaris_subjects/bob", {"subject": "bob", "namespaces": [
+        {"name": "bob", "uuid": "b0b", "key": "bobkey"}]})
+    put("/nuvolaris_users_metadata/alice", {"login": "alice", "env": [
+        {"key": "REGISTRY_HOST", "value": "127.0.0.1:5998"}]})
+    s = Server(config={"auth": "couchdb", "couchdb_url": url,
+                       "registry_host": "127.0.0.1:5999"}, workers=1).start()
+    key = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "k" * 64
+    for auth in (key, b64(key), "Basic " + b64(key)):
+        st, r = s.api("GET", "/builds", auth)
+        assert st == 200 and r["builds"] == [], (st, r)
+    # a wrong key, an unknown uuid, a subject without user metadata
+    for auth in ("23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "j" * 64, "nope:" + "k" * 64,
+                 "b0b:bobkey"):
+        st, r = s.api("GET", "/builds", auth)
+        assert (st, r["message"]) == (401, "Invalid authorization"), (auth, st, r)
+    # the user's env names the registry
+    st, r = s.api("POST", "/build/start", key, body(target="alice:c1"))
+    assert st == 200, r
+    assert s.status(key, r["id"])["image"] == "127.0.0.1:5998/alice:c1"
+    s.stop()
+
+
 SLOW = "#!/bin/sh\necho extending\nsleep 30\necho done > /extended\n"
 FAST = "#!/bin/sh\necho extending\ncat /tmp/requirements.txt > /extended\n"
 

@@ -512,6 +512,13 @@ static void config_clear(server_config *c) {
   free(c->registry_pull_host);
   free(c->registry_creds);
   free(c->registry_secret);
+  free(c->auth);
+  free(c->couchdb_url);
+  free(c->couchdb_prefix);
+  free(c->couchdb_user);
+  if (c->couchdb_password)
+    OPENSSL_cleanse(c->couchdb_password, strlen(c->couchdb_password));
+  free(c->couchdb_password);
   hoist_strv_free(c->insecure);
   memset(c, 0, sizeof *c);
 }
@@ -544,6 +551,15 @@ static int load_config(const char *path, server_config *c, hoist_err **err) {
   c->registry_host = opt_string(o, "registry_host");
   c->registry_pull_host = opt_string(o, "registry_pull_host");
   c->registry_secret = opt_string(o, "registry_secret");
+  c->auth = opt_string(o, "auth");
+  c->couchdb_url = opt_string(o, "couchdb_url");
+  c->couchdb_prefix = opt_string(o, "couchdb_prefix");
+  c->couchdb_user = opt_string(o, "couchdb_user");
+  c->couchdb_password = opt_string(o, "couchdb_password");
+  if (c->auth && strcmp(c->auth, "file") != 0 && strcmp(c->auth, "couchdb") != 0) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL, "config %s: auth must be \"file\" or \"couchdb\"", path);
+  }
   json_t *ins = json_object_get(o, "insecure_registries");
   size_t n = json_array_size(ins), k = 0;
   c->insecure = hoist_malloc0((n + 1) * sizeof *c->insecure);
@@ -615,8 +631,13 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   _cleanup_free_ char *bin = NULL;
   if (load_config(o->config_file, &s->cfg, err) < 0)
     goto fail;
-  if (server_auth_file_new(o->data_dir, &s->auth, err) < 0)
+  if (s->cfg.auth && strcmp(s->cfg.auth, "couchdb") == 0) {
+    if (server_auth_couchdb_new(s->cfg.couchdb_url, s->cfg.couchdb_prefix, s->cfg.couchdb_user,
+                                s->cfg.couchdb_password, &s->auth, err) < 0)
+      goto fail;
+  } else if (server_auth_file_new(o->data_dir, &s->auth, err) < 0) {
     goto fail;
+  }
   hoist_registry_opts ro = {.insecure = (const char *const *)s->cfg.insecure,
                             .secret_file = s->cfg.registry_secret};
   if (hoist_registry_new(&ro, &s->registry, err) < 0)

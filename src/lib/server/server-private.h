@@ -38,6 +38,11 @@ typedef struct server_auth {
 /* The `file` authenticator over DATA/tokens.json, reloaded on change. */
 int server_auth_file_new(const char *data_dir, server_auth **out, hoist_err **err);
 
+/* The `couchdb` authenticator: subjects and users_metadata databases under
+ * url with the name prefix ("nuvolaris_"), read as user:password. */
+int server_auth_couchdb_new(const char *url, const char *prefix, const char *user,
+                            const char *password, server_auth **out, hoist_err **err);
+
 /* ------------------------------------------------------------ jobs */
 
 typedef struct server_config {
@@ -50,6 +55,10 @@ typedef struct server_config {
   int per_user_limit;
   hoist_restart_policy restart;
   double build_timeout;
+  char *auth;           /* "file" (default) or "couchdb" */
+  char *couchdb_url;    /* couchdb: http://HOST:PORT */
+  char *couchdb_prefix; /* couchdb: database name prefix */
+  char *couchdb_user, *couchdb_password;
 } server_config;
 
 typedef struct server_jobs server_jobs;
