@@ -3,6 +3,7 @@
 # build an image into an OCI layout from scratch, inspect it, unpack it, collect garbage.
 set -euo pipefail
 hoist=$(realpath "${1:-build/src/cli/hoist}")
+here=$(cd "$(dirname "$0")" && pwd)
 "$hoist" --version
 
 work=$(mktemp -d /tmp/hoist-demo-XXXXXX)
@@ -40,3 +41,5 @@ step "replace the base tag with a new image; hoist gc removes the old base's blo
 "$hoist" append scratch --target oci:layout:base --layer app --created-by "replaced"
 "$hoist" gc oci:layout
 "$hoist" ls oci:layout
+
+bash "$here/demo-serve.sh" "$hoist"
