@@ -250,7 +250,8 @@ static char *image_digest_of(server_jobs *j, const char *id) {
   int dirfd = j->jobs_fd;
   if (hoist_fs_read_file(dirfd, path, 1 << 20, &data, &len, NULL) < 0)
     return NULL;
-  char *p = strstr(data, "sha256:");
+  char *p = strstr(data, "manifest: sha256:");
+  p = p ? p + 10 : strstr(data, "sha256:");
   if (!p || strlen(p) < 71)
     return NULL;
   p[71] = '\0';
