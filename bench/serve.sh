@@ -8,7 +8,8 @@ hoist=${1:?usage: bench/serve.sh HOIST_BINARY}
 work=${HOIST_CACHE:-$HOME/.cache/hoist}/bench/serve
 rm -rf "$work"
 mkdir -p "$work"
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
 key=$("$hoist" token add bench --data "$work/data")
 "$hoist" serve --listen "127.0.0.1:$port" --data "$work/data" --workers 1 2>"$work/serve.log" &
 pid=$!
@@ -33,3 +34,27 @@ if [ -n "$non2xx" ]; then
   exit 1
 fi
 echo "status: ${rps} requests/s, p99 ${p99} (64 connections)"
+
+# a burst of identical build/start requests while their build is in flight:
+# each is answered with the running job (the source registry accepts the
+# connection and never answers, so the build stays in flight)
+hold=$(free_port)
+python3 -c 'import socket,time,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(512); c=[]
+while True: c.append(s.accept())' "$hold" &
+holdpid=$!
+trap 'kill $pid $holdpid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+body="{\"source\":\"127.0.0.1:$hold/base/busybox:1\",\"target\":\"bench:burst\",\"kind\":\"python\",\"file\":\"Zmxhc2sK\"}"
+first=$(curl -sf -H "authorization: $key" -d "$body" "http://127.0.0.1:$port/system/api/v1/build/start")
+cat >"$work/start.lua" <<EOL
+wrk.method = "POST"
+wrk.body = '$body'
+wrk.headers["authorization"] = "$auth"
+wrk.headers["content-type"] = "application/json"
+EOL
+out=$(wrk -t1 -c64 -d5s --latency -s "$work/start.lua" "http://127.0.0.1:$port/system/api/v1/build/start")
+echo "$out" | tail -9
+rps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')
+p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
+jobs=$(curl -sf -H "authorization: $key" "http://127.0.0.1:$port/system/api/v1/builds" |
+  python3 -c 'import json,sys; print(sum(1 for b in json.load(sys.stdin)["builds"] if b["target"] == "bench:burst"))')
+echo "start (in-flight job shared): ${rps} requests/s, p99 ${p99} (64 connections; jobs made: $jobs)"
