@@ -308,6 +308,12 @@ def auth_forms_and_envelope():
     for auth in (key, b64(key), "Basic " + b64(key)):
         st, r = s.api("GET", "/builds", auth)
         assert st == 200 and r["status"] == "ok" and r["builds"] == [], (auth, st, r)
+    # the tokens file is the owner's only and keeps no key in clear
+    tokens = os.path.join(s.data, "tokens.json")
+    assert os.stat(tokens).st_mode & 0o777 == 0o600
+    text = open(tokens).read()
+    assert key.split(":")[1] not in text and key.split(":")[0] in text
+    assert len(key.split(":")[1]) == 64
     # a key added while the server runs is accepted at once
     k2 = s.token("carol")
     assert s.api("GET", "/builds", k2)[0] == 200
@@ -352,6 +358,10 @@ def start_status_cancel_and_ownership():
     assert r["phase"] == "Failed" and r["error"] and r["completionTime"], r
     st, log = s.request("GET", f"{API}/build/logs?id={job}", auth=ka, raw=True)
     assert st == 200 and f"job {job}".encode() in log, log
+    # following the log of an ended job gives the whole log and ends
+    t0 = time.monotonic()
+    st, followed = s.request("GET", f"{API}/build/logs?id={job}&follow=1", auth=ka, raw=True)
+    assert st == 200 and followed == log and time.monotonic() - t0 < 5
     # a long login still makes a name of at most 63 characters
     kl = s.token("a" * 60)
     st, r = s.api("POST", "/build/start", kl, body(target="a" * 60 + ":t", file=None))
