@@ -22,6 +22,14 @@ int cli_client_handle(cli_client *c, int opt, const char *arg) {
     free(c->ca_file);
     c->ca_file = hoist_strdup(arg);
     return 1;
+  case CLIENT_OPT_CERT:
+    free(c->cert_file);
+    c->cert_file = hoist_strdup(arg);
+    return 1;
+  case CLIENT_OPT_KEY:
+    free(c->key_file);
+    c->key_file = hoist_strdup(arg);
+    return 1;
   case CLIENT_OPT_JSON:
     c->json = true;
     return 1;
@@ -34,6 +42,8 @@ void cli_client_free(cli_client *c) {
   free(c->server);
   free(c->auth);
   free(c->ca_file);
+  free(c->cert_file);
+  free(c->key_file);
   memset(c, 0, sizeof *c);
 }
 
@@ -119,6 +129,10 @@ static CURL *handle(cli_client *c, const char *method, const char *path,
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   if (c->ca_file)
     curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
+  if (c->cert_file)
+    curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
+  if (c->key_file)
+    curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
   return h;
 }
 

@@ -10,12 +10,21 @@
 
 #include "cli.h"
 
-enum { CLIENT_OPT_SERVER = 0x2000, CLIENT_OPT_AUTH, CLIENT_OPT_JSON, CLIENT_OPT_CA };
+enum {
+  CLIENT_OPT_SERVER = 0x2000,
+  CLIENT_OPT_AUTH,
+  CLIENT_OPT_JSON,
+  CLIENT_OPT_CA,
+  CLIENT_OPT_CERT,
+  CLIENT_OPT_KEY
+};
 
 #define CLIENT_LONG                                                                                \
   {"server", required_argument, NULL, CLIENT_OPT_SERVER},                                          \
       {"auth", required_argument, NULL, CLIENT_OPT_AUTH},                                          \
-      {"ca-file", required_argument, NULL, CLIENT_OPT_CA}, {                                       \
+      {"ca-file", required_argument, NULL, CLIENT_OPT_CA},                                         \
+      {"cert", required_argument, NULL, CLIENT_OPT_CERT},                                          \
+      {"key", required_argument, NULL, CLIENT_OPT_KEY}, {                                          \
     "json", no_argument, NULL, CLIENT_OPT_JSON                                                     \
   }
 
@@ -29,6 +38,7 @@ typedef struct cli_client {
   char *server;
   char *auth;
   char *ca_file;
+  char *cert_file, *key_file;
   bool json;
 } cli_client;
 

@@ -18,6 +18,7 @@ static const char usage[] =
     "  --threads N           HTTP threads (default: number of cores, at least 2)\n"
     "  --tls-cert FILE       serve https with this certificate (PEM)...\n"
     "  --tls-key FILE        ...and key\n"
+    "  --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n"
     "  -h, --help            show this help\n";
 
 char *cli_default_data_dir(void);
@@ -40,7 +41,7 @@ static int parse_count(const char *s, int *out) {
 }
 
 static int serve_run(int argc, char **argv) {
-  enum { O_LISTEN = 256, O_DATA, O_CONFIG, O_WORKERS, O_THREADS, O_CERT, O_KEY };
+  enum { O_LISTEN = 256, O_DATA, O_CONFIG, O_WORKERS, O_THREADS, O_CERT, O_KEY, O_CA };
   static const struct option opts[] = {
       {"listen", required_argument, NULL, O_LISTEN},
       {"data", required_argument, NULL, O_DATA},
@@ -49,6 +50,7 @@ static int serve_run(int argc, char **argv) {
       {"threads", required_argument, NULL, O_THREADS},
       {"tls-cert", required_argument, NULL, O_CERT},
       {"tls-key", required_argument, NULL, O_KEY},
+      {"tls-client-ca", required_argument, NULL, O_CA},
       {"help", no_argument, NULL, 'h'},
       {0},
   };
@@ -81,6 +83,9 @@ static int serve_run(int argc, char **argv) {
       break;
     case O_KEY:
       o.tls_key = optarg;
+      break;
+    case O_CA:
+      o.tls_client_ca = optarg;
       break;
     case 'h':
       fputs(usage, stdout);

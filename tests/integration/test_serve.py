@@ -54,6 +54,8 @@ class Server:
             args += ["--config", path]
         if self.tls:
             args += ["--tls-cert", self.tls[1], "--tls-key", self.tls[2]]
+            if len(self.tls) > 3:
+                args += ["--tls-client-ca", self.tls[0]]
         e = dict(os.environ)
         e.update(self.env)
         self.log = open(os.path.join(self.data, "..", f"serve-{self.port}.log"), "ab")
@@ -86,6 +88,8 @@ class Server:
     def request(self, method, path, body=None, auth=None, headers=None, raw=False):
         if self.tls:
             ctx = ssl.create_default_context(cafile=self.tls[0])
+            if len(self.tls) > 3 and self.tls[3]:
+                ctx.load_cert_chain(*self.tls[3])
             c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=60, context=ctx)
         else:
             c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
@@ -334,6 +338,37 @@ def https():
     p = hoist("status", "0123456789abcdef", "--server", f"https://127.0.0.1:{s.port}", "--auth", k,
               "--ca-file", ca, check=False)
     assert p.returncode == 1 and "Build job not found. (HTTP 404)" in p.stderr, p.stderr
+    s.stop()
+
+
+def client_cert(d):
+    """A client certificate signed by make_ca's CA in d."""
+    key, csr, cert = (os.path.join(d, n) for n in ("client.key", "client.csr", "client.crt"))
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=client", "-keyout", key,
+        "-out", csr)
+    run("openssl", "x509", "-req", "-in", csr, "-CA", os.path.join(d, "ca.crt"), "-CAkey",
+        os.path.join(d, "ca.key"), "-CAcreateserial", "-days", "2", "-out", cert)
+    return cert, key
+
+
+@test
+def mutual_tls():
+    d = tmpdir()
+    ca, cert, key = make_ca(d)
+    ccert, ckey = client_cert(d)
+    s = Server(config={"registry_host": "127.0.0.1:5999"},
+               tls=(ca, cert, key, (ccert, ckey))).start()
+    k = s.token("alice")
+    assert s.api("GET", "/builds", k)[0] == 200
+    # without a client certificate: refused before the key is looked at
+    s.tls = (ca, cert, key, None)
+    st, r = s.api("GET", "/builds", k)
+    assert (st, r["message"]) == (401, "Client certificate required."), (st, r)
+    url = f"https://127.0.0.1:{s.port}"
+    p = hoist("status", "0123456789abcdef", "--server", url, "--auth", k, "--ca-file", ca,
+              "--cert", ccert, "--key", ckey, check=False)
+    assert "Build job not found. (HTTP 404)" in p.stderr, p.stderr
+    s.tls = (ca, cert, key, (ccert, ckey))
     s.stop()
 
 

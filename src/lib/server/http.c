@@ -4,6 +4,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 #include <stdatomic.h>
@@ -24,7 +25,7 @@ struct hoist_server {
   server_auth *auth;
   server_config cfg;
   hoist_registry *registry;
-  char *tls_cert, *tls_key;
+  char *tls_cert, *tls_key, *tls_ca;
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
 };
 
@@ -364,6 +365,20 @@ registry_fail:;
 
 /* ------------------------------------------------------------ dispatch */
 
+/* Mutual TLS: the client presented a certificate the --tls-client-ca signed. */
+static bool client_cert_ok(struct MHD_Connection *c) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  if (!ci || !ci->tls_session)
+    return false;
+  gnutls_session_t tls = (gnutls_session_t)ci->tls_session;
+  unsigned status = 0;
+  unsigned n = 0;
+  if (!gnutls_certificate_get_peers(tls, &n) || n == 0)
+    return false;
+  return gnutls_certificate_verify_peers2(tls, &status) == 0 && status == 0;
+}
+
 static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   hoist_buf b = HOIST_BUF_INIT(1 << 20);
   hoist_err *err = NULL;
@@ -426,6 +441,8 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
   if (rq->too_big)
     return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
 
+  if (s->tls_ca && !client_cert_ok(c))
+    return envelope(c, s, 401, "Client certificate required.", NULL);
   server_user u = {0};
   hoist_refusal why;
   hoist_err *err = NULL;
@@ -671,16 +688,23 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
         hoist_fs_read_file(AT_FDCWD, o->tls_key, 1 << 20, &s->tls_key, &l2, err) < 0)
       goto fail;
     flags |= MHD_USE_TLS;
+    if (o->tls_client_ca &&
+        hoist_fs_read_file(AT_FDCWD, o->tls_client_ca, 1 << 20, &s->tls_ca, &l1, err) < 0)
+      goto fail;
+  } else if (o->tls_client_ca) {
+    hoist_err_set(err, EINVAL, "serve: --tls-client-ca needs --tls-cert and --tls-key");
+    goto fail;
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
-  s->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR,
-                          (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT,
-                          4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
-                          MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
-                          s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
-                          MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, MHD_OPTION_END);
+  s->d = MHD_start_daemon(
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
+      s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
+      MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, s->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
+      s->tls_ca, MHD_OPTION_END);
   if (!s->d) {
     hoist_err_set(err, EADDRINUSE, "serve: cannot listen on %s",
                   o->listen ? o->listen : "127.0.0.1:8080");
@@ -709,5 +733,6 @@ void hoist_server_stop(hoist_server *s) {
   config_clear(&s->cfg);
   free(s->tls_cert);
   free(s->tls_key);
+  free(s->tls_ca);
   free(s);
 }
