@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -285,7 +286,23 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     argv[n++] = "--insecure-registry";
     argv[n++] = *h;
   }
-  if (row->secret && *row->secret) {
+  _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
+  if (row->secret && strchr(row->secret, ':')) {
+    /* user:password: a Docker config for the push host, only while the build runs */
+    _cleanup_free_ char *host = strndup(row->dest, strcspn(row->dest, "/"));
+    size_t sl = strlen(row->secret);
+    _cleanup_free_ char *b64 = hoist_malloc0(4 * ((sl + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)row->secret, (int)sl);
+    json_t *cfg = json_pack("{s:{s:{s:s}}}", "auths", host, "auth", b64);
+    _cleanup_free_ char *text = json_dumps(cfg, JSON_COMPACT);
+    json_decref(cfg);
+    _cleanup_close_ int dfd = openat(j->jobs_fd, row->id, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+    if (dfd < 0 ||
+        hoist_fs_write_atomic(dfd, "registry-auth.json", text, strlen(text), 0600, NULL) < 0)
+      return -EIO;
+    argv[n++] = "--authfile";
+    argv[n++] = authp;
+  } else if (row->secret && *row->secret) {
     argv[n++] = "--secret";
     argv[n++] = row->secret;
   }
@@ -367,6 +384,7 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   }
   /* whatever the build left in its group goes with it */
   kill(-pid, SIGKILL);
+  unlink(authp);
   return 0;
 }
 
@@ -374,8 +392,8 @@ static void finish(server_jobs *j, const char *id, const char *state, const char
                    const char *error) {
   sqlite3_stmt *st = NULL;
   if (sqlite3_prepare_v2(j->db,
-                         "UPDATE jobs SET state = ?, finished = ?, image_digest = ?, error = ? "
-                         "WHERE id = ?",
+                         "UPDATE jobs SET state = ?, finished = ?, image_digest = ?, error = ?, "
+                         "secret = NULL WHERE id = ?",
                          -1, &st, NULL) != SQLITE_OK)
     return;
   sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
