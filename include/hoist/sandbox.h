@@ -21,6 +21,15 @@ typedef enum {
   HOIST_SANDBOX_NET_NONE,     /* a new, empty network namespace */
 } hoist_sandbox_network;
 
+/* A host path bound read-only at an absolute path in the image for the run
+ * only; it never reaches upper (targets under /tmp land on its tmpfs). The
+ * target and its missing parents are created as mount points; any of them
+ * that lower lacks is removed from upper afterwards. */
+typedef struct {
+  const char *source; /* host file or directory */
+  const char *target; /* absolute path inside the image */
+} hoist_sandbox_bind;
+
 /* Called once per complete output line (without the newline); is_stderr tells the stream. */
 typedef void (*hoist_sandbox_line_fn)(void *ctx, bool is_stderr, const char *line, size_t len);
 
@@ -38,6 +47,12 @@ typedef struct {
   hoist_sandbox_line_fn on_line; /* NULL: no line callback */
   void *on_line_ctx;
   int log_fd; /* -1: none; otherwise each line is also written here */
+  /* Fields below were added after the first version; zero keeps the defaults. */
+  bool force_copy; /* skip overlayfs: run on a copy of lower and diff it into upper */
+  const hoist_sandbox_bind *binds; /* host files/dirs bound read-only into the image */
+  size_t n_binds;
+  unsigned long nofile; /* RLIMIT_NOFILE; 0: 65536 (or the hard limit when lower) */
+  unsigned long nproc;  /* RLIMIT_NPROC; 0: 16384 (or the hard limit when lower) */
 } hoist_sandbox_opts;
 
 /*
@@ -45,6 +60,24 @@ typedef struct {
  * ran (its wait status in *status: use WIFEXITED/WEXITSTATUS; a timeout shows
  * as killed by SIGKILL and *timed_out set), negative with *err when the
  * sandbox itself could not be set up.
+ * A command that cannot start (not found, working directory missing) exits
+ * 127, with the reason delivered as a line on stderr.
+ * Root without opts->userns: no user namespace. Otherwise uid/gid 0 inside
+ * map to the caller (root: 0-65535 to themselves) plus the caller's
+ * /etc/subuid and /etc/subgid ranges through newuidmap/newgidmap.
  */
 HOIST_EXPORT int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_out,
                                    hoist_err **err);
+
+struct hoist_config;
+
+/*
+ * The environment a command of image config c runs with: c's Env, then each
+ * "NAME=value" of extra (NULL-terminated, may be NULL) replacing a variable of
+ * the same name or appended; PATH defaults to the usual Linux one when neither
+ * sets it. Returns a NULL-terminated array the caller frees with
+ * hoist_sandbox_strv_free.
+ */
+HOIST_EXPORT int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***env,
+                                   hoist_err **err);
+HOIST_EXPORT void hoist_sandbox_strv_free(char **v);
