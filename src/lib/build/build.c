@@ -17,11 +17,6 @@
 #define CACHE_DIFF_ID "io.hoist.build.diff-id"
 /* Set to "true" when the layer came from the base's /bin/extend. */
 #define CACHE_EXTEND "io.hoist.build.extend"
-/* Where the requirement file waits in the upper dir during the install
- * (/tmp is a tmpfs in the sandbox); removed before the layer is written. */
-#define STAGE_DIR ".hoist-build"
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-#define ENV_MAX 256
 
 void hoist_build_opts_init(hoist_build_opts *o) {
   memset(o, 0, sizeof *o);
@@ -92,77 +87,40 @@ static int resolve_base(hoist_store *s, const char *tag, const hoist_platform *p
   return r;
 }
 
-/* ------------------------------------------------------------ env lists */
+/* ----------------------------------------------------------- environment */
 
-typedef struct envlist {
-  char *v[ENV_MAX + 1];
-  size_t n;
-} envlist;
-
-static void envlist_clear(envlist *e) {
-  for (size_t i = 0; i < e->n; i++)
-    free(e->v[i]);
-  e->n = 0;
-}
-
-/* Sets "NAME=value" (replacing an entry of the same name). */
-static int envlist_put(envlist *e, const char *kv, hoist_err **err) {
-  const char *eq = strchr(kv, '=');
-  if (!eq || eq == kv)
-    return hoist_err_set(err, HOIST_E_FORMAT, "bad environment entry '%s'", kv);
-  size_t nl = (size_t)(eq - kv) + 1;
-  for (size_t i = 0; i < e->n; i++)
-    if (strncmp(e->v[i], kv, nl) == 0) {
-      free(e->v[i]);
-      e->v[i] = hoist_strdup(kv);
-      return 0;
-    }
-  if (e->n == ENV_MAX)
-    return hoist_err_set(err, HOIST_E_LIMIT, "more than %d environment entries", ENV_MAX);
-  e->v[e->n++] = hoist_strdup(kv);
-  e->v[e->n] = NULL;
-  return 0;
-}
-
-static bool envlist_has(const envlist *e, const char *name) {
-  size_t nl = strlen(name);
-  for (size_t i = 0; i < e->n; i++)
-    if (strncmp(e->v[i], name, nl) == 0 && e->v[i][nl] == '=')
+/* True when config c's Env sets name. */
+static bool config_has_env(hoist_config *c, const char *name) {
+  json_t *env = json_object_get(hoist_config_section(c), "Env");
+  size_t i, nl = strlen(name);
+  json_t *v;
+  json_array_foreach(env, i, v) {
+    const char *s = json_string_value(v);
+    if (s && strncmp(s, name, nl) == 0 && s[nl] == '=')
       return true;
+  }
   return false;
 }
 
-/* The install's environment: the image's Env (PATH defaulted), HOME, the
- * kind's variables, its mirror, SOURCE_DATE_EPOCH. */
+/* The install's environment: the image's Env, HOME (when the image has
+ * none), the kind's variables, its mirror, SOURCE_DATE_EPOCH. Caller frees
+ * with hoist_sandbox_strv_free. */
 static int install_env(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
-                       envlist *e, hoist_err **err) {
-  json_t *env = json_object_get(hoist_config_section(cfg), "Env");
-  size_t i;
-  json_t *v;
-  json_array_foreach(env, i, v) {
-    if (json_is_string(v) && strchr(json_string_value(v), '=') &&
-        envlist_put(e, json_string_value(v), err) < 0)
-      return -1;
-  }
-  if (!envlist_has(e, "PATH") && envlist_put(e, DEFAULT_PATH, err) < 0)
-    return -1;
-  if (!envlist_has(e, "HOME") && envlist_put(e, "HOME=/root", err) < 0)
-    return -1;
-  for (const char *const *kv = k->env; kv && *kv; kv++)
-    if (envlist_put(e, *kv, err) < 0)
-      return -1;
+                       char ***out, hoist_err **err) {
+  char *extra[64];
+  size_t n = 0;
+  _cleanup_free_ char *mirror = NULL, *sde = NULL;
+  if (!config_has_env(cfg, "HOME"))
+    extra[n++] = "HOME=/root";
+  for (const char *const *kv = k->env; kv && *kv && n < 60; kv++)
+    extra[n++] = (char *)*kv;
   const char *m = o->mirrors[k->mirror];
-  if (m && *m) {
-    _cleanup_free_ char *kv = hoist_asprintf("%s=%s", hoist_build_mirror_info(k->mirror)->env, m);
-    if (envlist_put(e, kv, err) < 0)
-      return -1;
-  }
-  if (o->source_date_epoch >= 0) {
-    _cleanup_free_ char *kv = hoist_asprintf("SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
-    if (envlist_put(e, kv, err) < 0)
-      return -1;
-  }
-  return 0;
+  if (m && *m)
+    extra[n++] = mirror = hoist_asprintf("%s=%s", hoist_build_mirror_info(k->mirror)->env, m);
+  if (o->source_date_epoch >= 0)
+    extra[n++] = sde = hoist_asprintf("SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
+  extra[n] = NULL;
+  return hoist_sandbox_env(cfg, extra, out, err);
 }
 
 /* ------------------------------------------------------------- install */
@@ -201,48 +159,54 @@ static int write_file_at(int rootfd, const char *dir, mode_t dir_mode, const cha
   _cleanup_close_ int dfd = hoist_fs_mkdir_p_in_root(rootfd, dir, dir_mode, err);
   if (dfd < 0)
     return -1;
-  if (fchmod(dfd, dir_mode) < 0)
+  char proc[64]; /* dfd may be an O_PATH descriptor, which fchmod refuses */
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", dfd);
+  if (chmod(proc, dir_mode) < 0)
     return hoist_err_errno(err, errno, "chmod %s", dir);
   return hoist_fs_write_atomic(dfd, name, data, len, 0644, err);
 }
 
 /* Runs the install in the sandbox over lower, leaving its changes (plus
- * /tmp/<file>) in upper. */
+ * /tmp/<file>) in upper. The file reaches the command bound read-only at
+ * /tmp/<file> from tmp/<file> (a host directory beside upper). */
 static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
-                       const char *lower, const char *upper, bool extend, hoist_err **err) {
-  _cleanup_close_ int ufd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
-  if (ufd < 0)
-    return hoist_err_errno(err, errno, "open %s", upper);
-  if (write_file_at(ufd, STAGE_DIR, 0755, k->file, o->file, o->file_len, err) < 0)
+                       const char *lower, const char *tmp, const char *upper, bool extend,
+                       hoist_err **err) {
+  _cleanup_close_ int tfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (tfd < 0)
+    return hoist_err_errno(err, errno, "open %s", tmp);
+  if (hoist_fs_write_atomic(tfd, k->file, o->file, o->file_len, 0644, err) < 0)
     return hoist_err_wrap(err, "stage %s", k->file);
+  _cleanup_free_ char *host_file = hoist_asprintf("%s/%s", tmp, k->file);
+  _cleanup_free_ char *image_file = hoist_asprintf("/tmp/%s", k->file);
+  hoist_sandbox_bind bind = {.source = host_file, .target = image_file};
 
-  envlist env = {0};
+  char **env = NULL;
   int r = install_env(o, k, cfg, &env, err);
-  if (r < 0) {
-    envlist_clear(&env);
+  if (r < 0)
     return r;
-  }
   _cleanup_free_ char *script =
-      hoist_asprintf("set -e\ncp /" STAGE_DIR "/%s /tmp/%s\nset -x\n%s", k->file, k->file,
-                     extend ? "exec /bin/extend\n" : k->script);
+      hoist_asprintf("set -ex\n%s", extend ? "exec /bin/extend\n" : k->script);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   install_log il = {.o = o};
   hoist_sandbox_opts so = {
       .lower = lower,
       .upper = upper,
       .argv = argv,
-      .env = env.v,
+      .env = env,
       .network = o->network,
       .timeout_s = o->timeout_s,
       .on_line = on_line,
       .on_line_ctx = &il,
       .log_fd = -1,
+      .binds = &bind,
+      .n_binds = 1,
   };
   int status = 0;
   bool timed_out = false;
   say(o, "running %s in the sandbox", extend ? "/bin/extend" : k->name);
   r = hoist_sandbox_run(&so, &status, &timed_out, err);
-  envlist_clear(&env);
+  hoist_sandbox_strv_free(env);
   if (r < 0)
     return hoist_err_wrap(err, "sandbox");
   const char *what = il.last_cmd[0] ? il.last_cmd : "/bin/sh -c <script>";
@@ -255,10 +219,12 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` exited with status %d",
                          k->name, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  say(o, "install done");
 
-  if (hoist_fs_rm_rf_at(ufd, STAGE_DIR, err) < 0)
-    return -1;
   /* the file stays where the reference's COPY puts it */
+  _cleanup_close_ int ufd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (ufd < 0)
+    return hoist_err_errno(err, errno, "open %s", upper);
   mode_t tmp_mode = 01777;
   struct stat st;
   _cleanup_close_ int lfd = open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -298,7 +264,7 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
     r = hoist_err_errno(err, errno, "mkdir %s", upper);
     goto out;
   }
-  if ((r = run_install(o, k, cfg, lower, upper, *used_extend, err)) < 0)
+  if ((r = run_install(o, k, cfg, lower, tmp, upper, *used_extend, err)) < 0)
     goto out;
 
   hoist_layer_options lo = HOIST_LAYER_OPTIONS_INIT;
