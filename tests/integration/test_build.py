@@ -1,0 +1,328 @@
+#!/usr/bin/env python3
+"""hoist build against real package managers and a real registry.
+
+Base images come from the fixture scripts (cached under $HOIST_CACHE/fixtures):
+busybox (fast: /bin/extend, the build cache, failures) and Debian bookworm with
+python3/pip and nodejs/npm (the python and nodejs kinds; kept to two tests as
+the suite runs twice). Package sources are served by the test on loopback: a
+PEP 503 simple index holding a wheel made here, and an npm registry holding a
+tarball made by `npm pack`. skopeo and umoci are the independent oracles.
+"""
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import os
+import threading
+import time
+import urllib.error
+import zipfile
+
+from hoisttest import (HOIST, SOURCE_ROOT, Registry, hoist, main, on_exit, run, skopeo,
+                       test, tmpdir)
+
+FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
+_state = {}
+
+
+def work():
+    if "work" not in _state:
+        _state["work"] = tmpdir("hoist-build-")
+        # pulled bases and built images stay out of the user's image store
+        os.environ["HOIST_IMAGES"] = os.path.join(_state["work"], "images")
+    return _state["work"]
+
+
+def registry():
+    if "reg" not in _state:
+        _state["reg"] = Registry(work()).start()
+    return _state["reg"]
+
+
+def busybox(tag="latest"):
+    """oci:DIR:TAG of the busybox fixture."""
+    out = os.path.join(work(), "busybox")
+    if "busybox" not in _state:
+        run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
+        _state["busybox"] = out
+    return f"oci:{out}:{tag}"
+
+
+def debian():
+    """The Debian fixture pushed to the test registry; returns its reference."""
+    if "debian" not in _state:
+        out = os.path.join(work(), "debian")
+        run("bash", os.path.join(FIXTURES, "debian-image.sh"), HOIST, out, "bookworm",
+            timeout=1800)
+        ref = f"{registry().host}/base/debian:bookworm"
+        hoist("copy", f"oci:{out}:bookworm", ref)
+        _state["debian"] = ref
+    return _state["debian"]
+
+
+def cache_dir():
+    return os.path.join(work(), "build-cache")
+
+
+def build(source, kind, text, target, *extra, check=True, name=None):
+    path = os.path.join(work(), name or f"req-{time.monotonic_ns()}")
+    with open(path, "w") as f:
+        f.write(text)
+    return hoist("build", "--source", source, "--kind", kind, "--file", path, "--target", target,
+                 "--cache-dir", cache_dir(), *extra, check=check, timeout=900)
+
+
+def with_extend(tag, script):
+    """The busybox image plus an executable /bin/extend (user set to nobody by umoci)."""
+    d = os.path.join(work(), f"ext-{tag}")
+    os.makedirs(d)
+    path = os.path.join(d, "extend")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o755)
+    layout = os.path.join(work(), "extended")
+    hoist("append", busybox(), "--target", f"oci:{layout}:{tag}", "--map", f"{path}:/bin/extend")
+    run("umoci", "config", "--image", f"{layout}:{tag}", "--config.user", "nobody")
+    return f"oci:{layout}:{tag}"
+
+
+# --------------------------------------------------------------- servers
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(root, handler=_Quiet):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(handler, directory=root))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    on_exit(srv.shutdown)
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def make_wheel(path, name, version, body):
+    """A pure-Python wheel, written by hand (a zip with dist-info and RECORD)."""
+    files = {
+        f"{name}/__init__.py": body.encode(),
+        f"{name}-{version}.dist-info/METADATA":
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{name}-{version}.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: hoist-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+            h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{n},sha256={h},{len(data)}")
+        record.append(f"{name}-{version}.dist-info/RECORD,,")
+        z.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
+
+
+def pip_index():
+    """A PEP 503 simple index with tinypkg 1.0 on loopback; returns its URL."""
+    if "pip" not in _state:
+        root = os.path.join(work(), "pypi")
+        os.makedirs(os.path.join(root, "simple", "tinypkg"))
+        os.makedirs(os.path.join(root, "packages"))
+        whl = "tinypkg-1.0-py3-none-any.whl"
+        make_wheel(os.path.join(root, "packages", whl), "tinypkg", "1.0", "VALUE = 'tiny-42'\n")
+        digest = hashlib.sha256(open(os.path.join(root, "packages", whl), "rb").read()).hexdigest()
+        with open(os.path.join(root, "simple", "index.html"), "w") as f:
+            f.write('<!DOCTYPE html><html><body><a href="tinypkg/">tinypkg</a></body></html>\n')
+        with open(os.path.join(root, "simple", "tinypkg", "index.html"), "w") as f:
+            f.write(f'<!DOCTYPE html><html><body><a href="../../packages/{whl}#sha256={digest}">'
+                    f"{whl}</a></body></html>\n")
+        _state["pip"] = serve(root) + "/simple/"
+    return _state["pip"]
+
+
+def npm_registry():
+    """An npm registry on loopback serving tinyjs 1.0.0 (a tarball from `npm pack`)."""
+    if "npm" in _state:
+        return _state["npm"]
+    root = os.path.join(work(), "npm")
+    pkg = os.path.join(root, "src")
+    os.makedirs(pkg)
+    with open(os.path.join(pkg, "package.json"), "w") as f:
+        json.dump({"name": "tinyjs", "version": "1.0.0", "main": "index.js"}, f)
+    with open(os.path.join(pkg, "index.js"), "w") as f:
+        f.write("module.exports = { value: 'tinyjs-7' };\n")
+    run("npm", "pack", "--pack-destination", root, cwd=pkg,
+        env={"npm_config_cache": os.path.join(root, ".npm"), "npm_config_update_notifier": "false"})
+    tgz = open(os.path.join(root, "tinyjs-1.0.0.tgz"), "rb").read()
+
+    class Npm(_Quiet):
+        def do_GET(self):
+            if self.path.rstrip("/") == "/tinyjs":
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                doc = {"name": "tinyjs", "dist-tags": {"latest": "1.0.0"}, "versions": {
+                    "1.0.0": {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "dist": {
+                        "tarball": f"{base}/tinyjs/-/tinyjs-1.0.0.tgz",
+                        "shasum": hashlib.sha1(tgz).hexdigest(),
+                        "integrity": "sha512-" + base64.b64encode(
+                            hashlib.sha512(tgz).digest()).decode()}}}}
+                body, ctype = json.dumps(doc).encode(), "application/json"
+            elif self.path == "/tinyjs/-/tinyjs-1.0.0.tgz":
+                body, ctype = tgz, "application/octet-stream"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    _state["npm"] = serve(root, Npm) + "/"
+    return _state["npm"]
+
+
+def skopeo_layers(ref):
+    out = skopeo("inspect", "--tls-verify=false", f"docker://{ref}").stdout
+    return json.loads(out)["Layers"]
+
+
+def tag_exists(reg, repo, tag):
+    try:
+        tags = json.load(reg.get(f"/v2/{repo}/tags/list")).get("tags") or []
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise
+    return tag in tags
+
+
+# ----------------------------------------------------------------- tests
+
+
+@test
+def test_help_and_usage():
+    p = hoist("build", "--help")
+    for word in ("--source", "--kind", "--pip-index-url", "--npm-registry", "requirements.txt",
+                 "package.json", "go.mod", "pom.xml", "composer.json", "Gemfile", "project.json"):
+        assert word in p.stdout, word
+    bad = [
+        [],
+        ["--source", "x", "--kind", "python", "--file", "f"],
+        ["--source", "x", "--kind", "cobol", "--file", "f", "--target", "oci:/tmp/x:y"],
+        ["--source", "x", "--kind", "python", "--file", "f", "--target", "oci:/tmp/x"],
+        ["--source", "x", "--kind", "python", "--file", "f", "--target", "y", "--network", "z"],
+    ]
+    for args in bad:
+        p = hoist("build", *args, check=False)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+
+
+@test
+def test_extend_replaces_recipe_and_keeps_user():
+    """The base's /bin/extend runs as root instead of the recipe (busybox has no
+    python); the new image keeps the base's user; /tmp/<file> is in the layer."""
+    src = with_extend("x1", "#!/bin/sh\nset -e\n"
+                            "{ id -u; cat /tmp/requirements.txt; } > /extended\n")
+    out = os.path.join(work(), "out-extend")
+    p = build(src, "python", "flask==3.0\n", f"oci:{out}:v1")
+    assert "/bin/extend" in p.stderr, p.stderr
+    res = hoist("run", f"oci:{out}:v1", "--", "cat", "/extended").stdout
+    assert res == "0\nflask==3.0\n", res
+    cfg = json.loads(skopeo("inspect", "--config", f"oci:{out}:v1").stdout)
+    assert cfg["config"].get("User") == "nobody", cfg["config"]
+    labels = cfg["config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == src, labels
+    assert labels["org.opencontainers.image.base.digest"].startswith("sha256:"), labels
+    assert "--kind python" in cfg["history"][-1]["created_by"], cfg["history"]
+    assert "NODE_PATH" not in json.dumps(cfg["config"].get("Env", []))
+    base_layers = len(json.loads(skopeo("inspect", src).stdout)["Layers"])
+    assert len(json.loads(skopeo("inspect", f"oci:{out}:v1").stdout)["Layers"]) == base_layers + 1
+    # umoci unpacks the result: the requirement file sits where the reference puts it
+    bundle = os.path.join(work(), "bundle-extend")
+    run("umoci", "unpack", "--rootless", "--image", f"{out}:v1", bundle)
+    assert open(os.path.join(bundle, "rootfs", "tmp", "requirements.txt")).read() == "flask==3.0\n"
+    assert open(os.path.join(bundle, "rootfs", "extended")).read() == "0\nflask==3.0\n"
+
+
+@test
+def test_cache_hit_and_one_byte_miss():
+    src = with_extend("c1", "#!/bin/sh\ncat /tmp/*.json > /dep\n")
+    out = os.path.join(work(), "out-cache")
+    first = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:a", name="pkg-a")
+    assert "cache miss" in first.stderr and "running" in first.stderr, first.stderr
+    start = time.monotonic()
+    again = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:b", name="pkg-b")
+    took = time.monotonic() - start
+    assert "cache hit" in again.stderr, again.stderr
+    assert "running" not in again.stderr, again.stderr  # no sandbox
+    print(f"# cache-hit rebuild: {took * 1000:.0f} ms")
+    layer = lambda tag: json.loads(skopeo("inspect", f"oci:{out}:{tag}").stdout)["Layers"][-1]
+    assert layer("a") == layer("b")
+    changed = build(src, "nodejs", '{"a":2}\n', f"oci:{out}:c", name="pkg-c")
+    assert "cache miss" in changed.stderr, changed.stderr
+    assert layer("c") != layer("a")
+    bypass = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:d", "--no-cache", name="pkg-d")
+    assert "cache bypassed" in bypass.stderr and "running" in bypass.stderr, bypass.stderr
+    # same kind, same file, another kind: another key
+    other = build(src, "php", '{"a":1}\n', f"oci:{out}:e", name="pkg-e")
+    assert "cache miss" in other.stderr, other.stderr
+
+
+@test
+def test_failed_recipe_leaves_no_image():
+    """busybox has no python: the recipe fails, the log names the command and
+    its status, and the target gets nothing."""
+    reg = registry()
+    p = build(busybox(), "python", "anything\n", f"{reg.host}/failed:v1", check=False)
+    assert p.returncode == 1, p.stderr
+    assert "exited with status 127" in p.stderr, p.stderr
+    assert "python install" in p.stderr, p.stderr
+    assert not tag_exists(reg, "failed", "v1")
+
+
+@test
+def test_python_kind_from_local_index():
+    reg = registry()
+    base = debian()
+    index = pip_index()
+    target = f"{reg.host}/py/app:v1"
+    p = build(base, "python", "tinypkg==1.0\n", target, "--pip-index-url", index)
+    assert "Successfully installed tinypkg-1.0" in p.stdout + p.stderr, p.stderr
+    assert len(skopeo_layers(target)) == len(skopeo_layers(base)) + 1
+    out = hoist("run", target, "--", "python3", "-c",
+                "import tinypkg; print(tinypkg.VALUE)").stdout
+    assert out.strip() == "tiny-42", out
+    cfg = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
+                            f"docker://{target}").stdout)
+    assert cfg["config"]["Labels"]["org.opencontainers.image.base.name"] == base
+
+    # a requirement the index does not have: pip's message in the log, no tag
+    bad = build(base, "python", "hoist-no-such-package==9.9\n", f"{reg.host}/py/bad:v1",
+                "--pip-index-url", index, check=False)
+    assert bad.returncode == 1, bad.stderr
+    assert "No matching distribution found for hoist-no-such-package==9.9" in bad.stderr, \
+        bad.stderr
+    assert "exited with status 1" in bad.stderr, bad.stderr
+    assert not tag_exists(reg, "py/bad", "v1")
+
+
+@test
+def test_nodejs_kind_from_local_registry():
+    reg = registry()
+    base = debian()
+    npm = npm_registry()
+    target = f"{reg.host}/js/app:v1"
+    pkg = json.dumps({"name": "app", "version": "1.0.0", "dependencies": {"tinyjs": "1.0.0"}})
+    build(base, "nodejs", pkg, target, "--npm-registry", npm)
+    out = hoist("run", target, "--", "node", "-e",
+                "console.log(require('tinyjs').value)").stdout
+    assert out.strip() == "tinyjs-7", out
+    ls = hoist("run", target, "--", "ls", "/opt/hoist/nodejs/node_modules").stdout.split()
+    assert "tinyjs" in ls, ls
+    cfg = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
+                            f"docker://{target}").stdout)
+    assert "NODE_PATH=/opt/hoist/nodejs/node_modules" in cfg["config"]["Env"], cfg["config"]
+
+
+if __name__ == "__main__":
+    main()
