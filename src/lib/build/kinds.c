@@ -5,7 +5,8 @@
  * file already at /tmp/<file>. /tmp is a tmpfs in the sandbox, so download
  * caches pointed there never reach the layer. Kinds that need a project
  * directory use /opt/hoist/<kind>; the new image's Env points the runtime
- * at it.
+ * at it. PYTHONDONTWRITEBYTECODE keeps the bytecode pip's own imports would
+ * write out of the layer (pip still compiles what it installs).
  */
 #include <string.h>
 
