@@ -10,7 +10,7 @@ import stat
 import subprocess
 import time
 
-from hoisttest import HOIST, SOURCE_ROOT, hoist, main, run, test, tmpdir
+from hoisttest import HOIST, SOURCE_ROOT, Registry, hoist, main, run, test, tmpdir
 
 WORK = tmpdir("hoist-sandbox-")
 LAYOUT = os.path.join(WORK, "layout")
@@ -62,6 +62,9 @@ def help_and_usage():
     assert p.returncode == 0 and p.stdout.startswith("Usage: hoist run"), p.stdout
     assert hoist("run", check=False).returncode == 2
     assert hoist("run", "--network", "bogus", IMG, "--", "true", check=False).returncode == 2
+    image()
+    p = hoist("run", IMG, check=False)  # no command and none in the image config
+    assert p.returncode == 2 and "Cmd" in p.stderr, p
 
 
 @test
@@ -207,6 +210,19 @@ def upper_becomes_a_layer():
     p = hoist("run", f"oci:{LAYOUT}:changed", "--", "sh", "-c",
               "cat /etc/built; test -e /bin/ls || echo gone", check=True)
     assert p.stdout == "built\ngone\n", p.stdout
+
+
+@test
+def registry_reference_is_pulled_then_run():
+    image()
+    reg = Registry(tmpdir()).start()
+    hoist("push", IMG, f"{reg.host}/sandbox/busybox:1")
+    env = {"HOIST_CACHE": os.path.join(tmpdir(), "cache"), "HOIST_IMAGES": ""}
+    p = hoist("run", f"{reg.host}/sandbox/busybox:1", "--", "sh", "-c", "echo from-registry",
+              env=env, check=False)
+    assert p.returncode == 0 and p.stdout == "from-registry\n", p
+    p = hoist("run", f"{reg.host}/sandbox/busybox:nope", "--", "true", env=env, check=False)
+    assert p.returncode == 1 and "pull" in p.stderr, p
 
 
 @test
