@@ -44,6 +44,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <sys/xattr.h>
 #include <time.h>
 
 #include "hoist/fs.h"
@@ -342,6 +343,17 @@ static void setup_mounts(const child_ctx *c) {
   close(rootfd);
 }
 
+/* True when a single-id user namespace refuses setgroups ("deny"). */
+static bool setgroups_denied(void) {
+  char b[8] = {0};
+  int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = read(fd, b, sizeof b - 1);
+  close(fd);
+  return n >= 4 && strncmp(b, "deny", 4) == 0;
+}
+
 static bool cap_allowed(int cap) {
   for (size_t i = 0; i < sizeof allowed_caps / sizeof allowed_caps[0]; i++)
     if (allowed_caps[i] == cap)
@@ -422,7 +434,7 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "no_new_privs");
 
   const sandbox_user *u = &c->user;
-  if (setgroups(u->n_groups, u->groups) < 0 && !(c->setgroups_denied && errno == EPERM))
+  if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && setgroups_denied()))
     child_fail(c, MSG_FAIL, "setgroups");
   if (setresgid(u->gid, u->gid, u->gid) < 0)
     child_fail(c, MSG_FAIL, "setgid %u", (unsigned)u->gid);
@@ -529,10 +541,9 @@ static int run_tool(char *const *argv, hoist_err **err) {
 /* Maps 0 inside to the caller, plus the caller's subordinate ranges through
  * newuidmap/newgidmap when /etc/subuid and /etc/subgid grant both. Root maps
  * 0-65535 to itself. */
-static int write_id_maps(pid_t pid, bool *setgroups_denied, hoist_err **err) {
+static int write_id_maps(pid_t pid, hoist_err **err) {
   uid_t uid = geteuid();
   gid_t gid = getegid();
-  *setgroups_denied = false;
   if (uid == 0) {
     if (write_proc(pid, "uid_map", "0 0 65536\n", err) < 0 ||
         write_proc(pid, "gid_map", "0 0 65536\n", err) < 0)
@@ -566,7 +577,6 @@ static int write_id_maps(pid_t pid, bool *setgroups_denied, hoist_err **err) {
     hoist_info("sandbox: subordinate id ranges not usable, mapping only root: %s", t);
   }
   char map[64];
-  *setgroups_denied = true;
   if (write_proc(pid, "setgroups", "deny\n", err) < 0)
     return -1;
   snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
@@ -644,7 +654,7 @@ static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_faile
   close(sync[0]);
   ctl[1] = out[1] = errp[1] = sync[0] = -1;
   if (c->userns) {
-    if (write_id_maps(pid, &c->setgroups_denied, err) < 0) {
+    if (write_id_maps(pid, err) < 0) {
       hoist_err_wrap(err, "sandbox: user namespace id maps");
       kill(pid, SIGKILL);
       goto out;
@@ -805,8 +815,20 @@ static int dir_is_empty(const char *path, hoist_err **err) {
   return empty;
 }
 
-/* Removes from upper each mount point the run created: a target (or one of
- * its parents) that lower has no entry for. Parents only when left empty. */
+static bool has_opaque_mark(int dirfd, const char *path) {
+  char p[32], v[4];
+  _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return true; /* unknown: keep it */
+  snprintf(p, sizeof p, "/proc/self/fd/%d", fd);
+  return getxattr(p, "trusted.overlay.opaque", v, sizeof v) >= 0 ||
+         getxattr(p, "user.overlay.opaque", v, sizeof v) >= 0;
+}
+
+/* Removes from upper each mount point the run created: a target that lower
+ * has no entry for. Its parents go when left empty and they are new, or a
+ * plain copy-up of lower's directory (an unlink refused on a mount point
+ * copies the parent up). */
 static void remove_mount_points(int lowerfd, int upperfd, const char *target) {
   while (*target == '/')
     target++;
@@ -814,13 +836,16 @@ static void remove_mount_points(int lowerfd, int upperfd, const char *target) {
   snprintf(buf, sizeof buf, "%s", target);
   bool last = true;
   for (;;) {
-    struct stat st;
-    if (*buf && fstatat(lowerfd, buf, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT &&
-        fstatat(upperfd, buf, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-      if (!S_ISDIR(st.st_mode))
+    struct stat ls, us;
+    bool in_lower = fstatat(lowerfd, buf, &ls, AT_SYMLINK_NOFOLLOW) == 0;
+    if (*buf && fstatat(upperfd, buf, &us, AT_SYMLINK_NOFOLLOW) == 0) {
+      if (last && !in_lower && !S_ISDIR(us.st_mode))
         unlinkat(upperfd, buf, 0);
-      else if (unlinkat(upperfd, buf, AT_REMOVEDIR) < 0 && last)
-        hoist_debug("sandbox: mount point %s left in upper: %s", buf, strerror(errno));
+      else if (S_ISDIR(us.st_mode) &&
+               (!in_lower ||
+                (S_ISDIR(ls.st_mode) && ls.st_mode == us.st_mode && ls.st_uid == us.st_uid &&
+                 ls.st_gid == us.st_gid && !has_opaque_mark(upperfd, buf))))
+        unlinkat(upperfd, buf, AT_REMOVEDIR); /* fails, as it should, when not empty */
     }
     last = false;
     char *slash = strrchr(buf, '/');
