@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "../sandbox/sandbox-private.h"
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/layer.h"
@@ -235,6 +237,28 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
   return 0;
 }
 
+/* The ids the sandbox's user namespace gives a caller that is not root (as
+ * hoist_sandbox_run maps them): 0 inside is the caller, 1.. inside the
+ * caller's subordinate ranges. Fills um and gm; returns how many entries. */
+static size_t userns_maps(hoist_idmap um[2], hoist_idmap gm[2]) {
+  uid_t uid = geteuid();
+  um[0] = (hoist_idmap){0, (uint32_t)uid, 1};
+  gm[0] = (hoist_idmap){0, (uint32_t)getegid(), 1};
+  struct passwd pw, *pwp = NULL;
+  char buf[1024];
+  getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
+  _cleanup_free_ char *subuid = NULL, *subgid = NULL;
+  unsigned long us, uc, gs, gc;
+  hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
+  hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
+  if (!sandbox_subid_range(subuid, pwp ? pwp->pw_name : NULL, uid, &us, &uc) ||
+      !sandbox_subid_range(subgid, pwp ? pwp->pw_name : NULL, uid, &gs, &gc))
+    return 1;
+  um[1] = (hoist_idmap){1, (uint32_t)us, (uint32_t)uc};
+  gm[1] = (hoist_idmap){1, (uint32_t)gs, (uint32_t)gc};
+  return 2;
+}
+
 /* The install's layer written into the cache layout and tagged by key. */
 static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hoist_store *bstore,
                       const hoist_manifest *m, hoist_config *cfg, hoist_store *cache,
@@ -270,13 +294,11 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
   hoist_layer_options lo = HOIST_LAYER_OPTIONS_INIT;
   lo.compression = o->compression;
   lo.source_date_epoch = o->source_date_epoch;
-  /* In a user namespace, root inside owns files as the caller outside. */
-  hoist_idmap um = {0, (uint32_t)geteuid(), 1}, gm = {0, (uint32_t)getegid(), 1};
+  hoist_idmap um[2], gm[2];
   if (geteuid() != 0) {
-    lo.uid_map = &um;
-    lo.n_uid_map = 1;
-    lo.gid_map = &gm;
-    lo.n_gid_map = 1;
+    lo.uid_map = um;
+    lo.gid_map = gm;
+    lo.n_uid_map = lo.n_gid_map = userns_maps(um, gm);
   }
   hoist_layer_source src = {.kind = HOIST_LAYER_OVERLAY, .dir = upper};
   hoist_layer_result res;
