@@ -14,6 +14,7 @@ import hashlib
 import http.server
 import json
 import os
+import subprocess
 import threading
 import time
 import urllib.error
@@ -278,6 +279,63 @@ def test_failed_recipe_leaves_no_image():
     assert "exited with status 127" in p.stderr, p.stderr
     assert "python install" in p.stderr, p.stderr
     assert not tag_exists(reg, "failed", "v1")
+
+
+def tree_digest(root):
+    """Digest of a tree's names, types, modes and contents (not following links)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, root)} {st.st_mode} {st.st_size}\n".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif os.path.isfile(p):
+                h.update(open(p, "rb").read())
+    return h.hexdigest()
+
+
+@test
+def test_concurrent_builds_share_the_base_rootfs():
+    """Two builds of one base at once: both succeed, each with its own file, and
+    the cached rootfs they share is unchanged (the install writes into it)."""
+    src = with_extend("p1", "#!/bin/sh\nset -e\ncat /tmp/requirements.txt > /etc/motd\n"
+                            "echo x >> /bin/busybox.note\nrm -f /etc/hostname\n")
+    out = os.path.join(work(), "out-par")
+    first = build(src, "python", "warm\n", f"oci:{out}:w")
+    rootfs = first.stderr.split("base rootfs ")[1].split(" ")[0]
+    before = tree_digest(rootfs)
+    procs = []
+    for i in range(2):
+        path = os.path.join(work(), f"par-{i}")
+        with open(path, "w") as f:
+            f.write(f"parallel-{i}\n")
+        procs.append(subprocess.Popen(
+            [HOIST, "build", "--source", src, "--kind", "python", "--file", path, "--target",
+             f"oci:{out}:p{i}", "--cache-dir", cache_dir()],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    for i in range(2):
+        motd = hoist("run", f"oci:{out}:p{i}", "--", "cat", "/etc/motd").stdout
+        assert motd == f"parallel-{i}\n", motd
+        gone = hoist("run", f"oci:{out}:p{i}", "--", "ls", "/etc/hostname", check=False)
+        assert gone.returncode != 0, gone.stdout  # the whiteout reached the layer
+    assert tree_digest(rootfs) == before
+
+
+@test
+def test_timeout_kills_the_install():
+    src = with_extend("t1", "#!/bin/sh\nsleep 1000 &\nsleep 1000\n")
+    start = time.monotonic()
+    p = build(src, "python", "t\n", f"oci:{os.path.join(work(), 'out-timeout')}:v1",
+              "--timeout", "1", check=False)
+    assert p.returncode == 1, p.stderr
+    assert "timed out after 1 s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
 
 
 @test
