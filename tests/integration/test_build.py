@@ -264,9 +264,13 @@ def test_cache_hit_and_one_byte_miss():
     assert layer("c") != layer("a")
     bypass = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:d", "--no-cache", name="pkg-d")
     assert "cache bypassed" in bypass.stderr and "running" in bypass.stderr, bypass.stderr
-    # same kind, same file, another kind: another key
+    # same file, another kind: another key
     other = build(src, "php", '{"a":1}\n', f"oci:{out}:e", name="pkg-e")
     assert "cache miss" in other.stderr, other.stderr
+    # the layer's bytes depend on the epoch and the compression: not reused across them
+    for extra in (["--source-date-epoch", "1"], ["--compress", "zstd"]):
+        p = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:f", *extra, name="pkg-f")
+        assert "cache miss" in p.stderr, (extra, p.stderr)
 
 
 @test

@@ -19,6 +19,10 @@
 #define CACHE_DIFF_ID "io.hoist.build.diff-id"
 /* Set to "true" when the layer came from the base's /bin/extend. */
 #define CACHE_EXTEND "io.hoist.build.extend"
+/* The SOURCE_DATE_EPOCH the layer's mtimes were clamped to, or "none". An entry
+ * is reused only for the same epoch and compression (both shape the bytes but
+ * are not inputs of the install, so not of the key). */
+#define CACHE_EPOCH "io.hoist.build.epoch"
 
 void hoist_build_opts_init(hoist_build_opts *o) {
   memset(o, 0, sizeof *o);
@@ -314,7 +318,11 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
   layer->digest = hoist_strdup(res.digest);
   layer->size = (int64_t)res.size;
   snprintf(diff_id, HOIST_DIGEST_STR_LEN, "%s", res.diff_id);
+  char epoch[24] = "none";
+  if (o->source_date_epoch >= 0)
+    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
   if ((r = hoist_descriptor_set_annotation(layer, CACHE_DIFF_ID, res.diff_id, err)) < 0 ||
+      (r = hoist_descriptor_set_annotation(layer, CACHE_EPOCH, epoch, err)) < 0 ||
       (*used_extend &&
        (r = hoist_descriptor_set_annotation(layer, CACHE_EXTEND, "true", err)) < 0) ||
       (r = hoist_store_tag(cache, key_hex, layer, err)) < 0) {
@@ -335,15 +343,20 @@ out:;
 }
 
 /* A cached layer for key_hex, when its entry and blob are both there. */
-static bool cache_lookup(hoist_store *cache, const char *key_hex, hoist_descriptor *layer,
-                         char diff_id[], bool *extend) {
+static bool cache_lookup(const hoist_build_opts *o, hoist_store *cache, const char *key_hex,
+                         hoist_descriptor *layer, char diff_id[], bool *extend) {
   hoist_err *e = NULL;
   if (hoist_store_resolve(cache, key_hex, layer, &e) < 0) {
     hoist_err_free(e);
     return false;
   }
+  char epoch[24] = "none";
+  if (o->source_date_epoch >= 0)
+    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
   const char *d = hoist_descriptor_annotation(layer, CACHE_DIFF_ID);
-  if (!d || !hoist_digest_valid(d) || hoist_media_layer_compression(layer->media_type) < 0 ||
+  const char *ep = hoist_descriptor_annotation(layer, CACHE_EPOCH);
+  if (!d || !hoist_digest_valid(d) || !ep || strcmp(ep, epoch) != 0 ||
+      hoist_media_layer_compression(layer->media_type) != (int)o->compression ||
       !hoist_store_has_blob(cache, layer->digest)) {
     hoist_descriptor_clear(layer);
     return false;
@@ -441,7 +454,7 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
 
   hoist_descriptor layer = {0};
   char diff_id[HOIST_DIGEST_STR_LEN] = "";
-  if (!o->no_cache && cache_lookup(cache, key_hex, &layer, diff_id, &out->used_extend)) {
+  if (!o->no_cache && cache_lookup(o, cache, key_hex, &layer, diff_id, &out->used_extend)) {
     out->cache_hit = true;
     say(o, "cache hit %s: layer %s", out->cache_key, layer.digest);
   } else {
