@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "../sandbox/sandbox-private.h"
 #include "hoist/build.h"
@@ -23,6 +24,10 @@
  * is reused only for the same epoch and compression (both shape the bytes but
  * are not inputs of the install, so not of the key). */
 #define CACHE_EPOCH "io.hoist.build.epoch"
+/* When the layer was built (seconds since the epoch): the created time of
+ * every image made from the entry without SOURCE_DATE_EPOCH, so an identical
+ * rebuild makes the identical image. */
+#define CACHE_CREATED "io.hoist.build.created"
 
 void hoist_build_opts_init(hoist_build_opts *o) {
   memset(o, 0, sizeof *o);
@@ -321,8 +326,11 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
   char epoch[24] = "none";
   if (o->source_date_epoch >= 0)
     snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
+  char created[24];
+  snprintf(created, sizeof created, "%lld", (long long)time(NULL));
   if ((r = hoist_descriptor_set_annotation(layer, CACHE_DIFF_ID, res.diff_id, err)) < 0 ||
       (r = hoist_descriptor_set_annotation(layer, CACHE_EPOCH, epoch, err)) < 0 ||
+      (r = hoist_descriptor_set_annotation(layer, CACHE_CREATED, created, err)) < 0 ||
       (*used_extend &&
        (r = hoist_descriptor_set_annotation(layer, CACHE_EXTEND, "true", err)) < 0) ||
       (r = hoist_store_tag(cache, key_hex, layer, err)) < 0) {
@@ -480,7 +488,11 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
       .edit_config = edit_config,
       .edit_ctx = &ec,
   };
+  /* the layer is prebuilt: the epoch only sets the image's created time */
   ao.layer.source_date_epoch = o->source_date_epoch;
+  const char *built = hoist_descriptor_annotation(&layer, CACHE_CREATED);
+  if (o->source_date_epoch < 0 && built)
+    ao.layer.source_date_epoch = strtoll(built, NULL, 10);
   if ((r = hoist_append_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
       (r = hoist_append_layout_source(cache_dir, NULL, &from, err)) < 0) {
     hoist_descriptor_clear(&layer);

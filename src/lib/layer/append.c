@@ -172,7 +172,12 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   if ((r = hoist_config_to_json(cfg, &cjson, &cjson_len, err)) < 0)
     return hoist_err_wrap(err, "append: config");
   hoist_sha256_of(cjson, cjson_len, out->config_digest);
-  {
+  hoist_descriptor cd = {
+      .media_type = HOIST_MT_OCI_CONFIG, .digest = out->config_digest, .size = (int64_t)cjson_len};
+  bool has_config = false;
+  if ((r = target->ops->has_blob(target, &cd, &has_config, err)) < 0)
+    return hoist_err_wrap(err, "append: config");
+  if (!has_config) {
     _cleanup_writer_ hoist_writer *w = NULL;
     char got[HOIST_DIGEST_STR_LEN];
     if ((r = target->ops->blob_writer(target, out->config_digest, (int64_t)cjson_len, &w, err)) <
