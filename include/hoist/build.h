@@ -96,6 +96,7 @@ typedef struct hoist_build_opts {
   hoist_image_target *target;     /* where the new image goes (borrowed) */
   const char *mirrors[HOIST_MIRROR_COUNT]; /* URL or NULL, by hoist_mirror */
   hoist_sandbox_network network;
+  bool userns;               /* a user namespace for the install even when root */
   unsigned timeout_s;        /* install wall-clock limit; 0: none */
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */

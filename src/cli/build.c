@@ -34,6 +34,7 @@ static void usage(FILE *out) {
                "  --platform OS/ARCH[/VAR]   image of a multi-platform base (default: host)\n"
                "  --network host|none        the install's network (default host)\n"
                "  --timeout S                kill the install after S seconds\n"
+               "  --userns                   a user namespace for the install even as root\n"
                "  --no-cache                 do not reuse a cached layer\n"
                "  --source-date-epoch N      clamp mtimes and set created to N\n"
                "                             (default: $SOURCE_DATE_EPOCH)\n"
@@ -98,6 +99,7 @@ static int build_run(int argc, char **argv) {
     OPT_SDE,
     OPT_COMPRESS,
     OPT_CACHE_DIR,
+    OPT_USERNS,
     OPT_MIRROR, /* + hoist_mirror */
   };
   struct option opts[32] = {
@@ -112,6 +114,7 @@ static int build_run(int argc, char **argv) {
       {"source-date-epoch", required_argument, NULL, OPT_SDE},
       {"compress", required_argument, NULL, OPT_COMPRESS},
       {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+      {"userns", no_argument, NULL, OPT_USERNS},
       {"help", no_argument, NULL, 'h'},
       REGOPTS_LONG,
   };
@@ -178,6 +181,9 @@ static int build_run(int argc, char **argv) {
       break;
     case OPT_CACHE_DIR:
       bo.cache_dir = optarg;
+      break;
+    case OPT_USERNS:
+      bo.userns = true;
       break;
     case 'h':
       usage(stdout);

@@ -225,8 +225,10 @@ def test_extend_replaces_recipe_and_keeps_user():
     src = with_extend("x1", "#!/bin/sh\nset -e\n"
                             "{ id -u; cat /tmp/requirements.txt; } > /extended\n")
     out = os.path.join(work(), "out-extend")
-    p = build(src, "python", "flask==3.0\n", f"oci:{out}:v1")
+    p = build(src, "python", "flask==3.0\n", f"oci:{out}:v1", "--json", "--userns")
     assert "/bin/extend" in p.stderr, p.stderr
+    res = json.loads(p.stdout)
+    assert res["extend"] is True and res["cacheHit"] is False and res["layers"] == 3, res
     res = hoist("run", f"oci:{out}:v1", "--", "cat", "/extended").stdout
     assert res == "0\nflask==3.0\n", res
     cfg = json.loads(skopeo("inspect", "--config", f"oci:{out}:v1").stdout)

@@ -206,6 +206,7 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
       .argv = argv,
       .env = env,
       .network = o->network,
+      .userns = o->userns,
       .timeout_s = o->timeout_s,
       .on_line = on_line,
       .on_line_ctx = &il,
