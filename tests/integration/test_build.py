@@ -20,7 +20,7 @@ import time
 import urllib.error
 import zipfile
 
-from hoisttest import (HOIST, SOURCE_ROOT, Registry, hoist, main, on_exit, run, skopeo,
+from hoisttest import (CACHE, HOIST, Skip, SOURCE_ROOT, Registry, hoist, main, on_exit, run, skopeo,
                        test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
@@ -53,6 +53,9 @@ def busybox(tag="latest"):
 def debian():
     """The Debian fixture pushed to the test registry; returns its reference."""
     if "debian" not in _state:
+        cached = os.path.join(CACHE, "fixtures", "debian-bookworm", "index.json")
+        if os.geteuid() != 0 and not os.path.exists(cached):
+            raise Skip("the Debian fixture needs root (debootstrap) to be made once")
         out = os.path.join(work(), "debian")
         run("bash", os.path.join(FIXTURES, "debian-image.sh"), HOIST, out, "bookworm",
             timeout=1800)
