@@ -20,8 +20,8 @@ import time
 import urllib.error
 import zipfile
 
-from hoisttest import (CACHE, HOIST, Skip, SOURCE_ROOT, Registry, hoist, main, on_exit, run, skopeo,
-                       test, tmpdir)
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
+                       skopeo, test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
