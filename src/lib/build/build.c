@@ -1,10 +1,12 @@
 /* hoist_build: the pipeline from a base image and a requirement file to a new image. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -269,6 +271,38 @@ static size_t userns_maps(hoist_idmap um[2], hoist_idmap gm[2]) {
   return 2;
 }
 
+/* Removes build-* work trees under workroot that no running build holds (a
+ * build keeps a lock on its tree): left by builds that were killed. Trees
+ * younger than a minute may not be locked yet and are left alone. */
+static void sweep_work(const char *workroot) {
+  _cleanup_close_ int dfd = open(workroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd2 = dfd >= 0 ? dup(dfd) : -1;
+  DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
+  if (!d) {
+    if (fd2 >= 0)
+      close(fd2);
+    return;
+  }
+  time_t now = time(NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    struct stat st;
+    if (strncmp(de->d_name, "build-", 6) != 0 ||
+        fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+        now - st.st_mtime < 60)
+      continue;
+    _cleanup_close_ int t =
+        openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0 || flock(t, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    hoist_err *e = NULL;
+    if (hoist_fs_rm_rf_at(dfd, de->d_name, &e) == 0)
+      hoist_info("build: removed the work tree of a build that died: %s/%s", workroot, de->d_name);
+    hoist_err_free(e);
+  }
+  closedir(d);
+}
+
 /* The install's layer written into the cache layout and tagged by key. */
 static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hoist_store *bstore,
                       const hoist_manifest *m, hoist_config *cfg, hoist_store *cache,
@@ -290,9 +324,14 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
   _cleanup_free_ char *workroot = hoist_asprintf("%s/work", hoist_store_dir(cache));
   if (mkdir(workroot, 0700) < 0 && errno != EEXIST)
     return hoist_err_errno(err, errno, "mkdir %s", workroot);
+  sweep_work(workroot);
   _cleanup_free_ char *tmp = hoist_asprintf("%s/build-XXXXXX", workroot);
   if (!mkdtemp(tmp))
     return hoist_err_errno(err, errno, "mkdtemp %s", tmp);
+  /* held until the end: sweep_work of other builds leaves the tree alone */
+  _cleanup_close_ int lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock >= 0)
+    flock(lock, LOCK_EX);
   _cleanup_free_ char *upper = hoist_asprintf("%s/upper", tmp);
   if (mkdir(upper, 0755) < 0) {
     r = hoist_err_errno(err, errno, "mkdir %s", upper);
