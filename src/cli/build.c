@@ -268,11 +268,12 @@ static int build_run(int argc, char **argv) {
   if (hoist_build(&bo, &res, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json) {
-    json_t *j =
-        json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I}", "manifest", res.image.manifest_digest,
-                  "config", res.image.config_digest, "layer", res.image.layer.digest, "diffID",
-                  res.image.layer.diff_id, "cacheKey", res.cache_key, "cacheHit", res.cache_hit,
-                  "extend", res.used_extend, "layers", (json_int_t)res.image.n_layers);
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "manifest", res.image.manifest_digest,
+        "config", res.image.config_digest, "layer", res.image.layer.digest, "diffID",
+        res.image.layer.diff_id, "cacheKey", res.cache_key, "cacheHit", res.cache_hit, "extend",
+        res.used_extend, "layers", (json_int_t)res.image.n_layers, "baseCopied",
+        (json_int_t)res.image.blobs_copied, "basePresent", (json_int_t)res.image.blobs_skipped);
     cli_print_json(j);
   } else {
     printf("manifest: %s\nconfig: %s\nlayer: %s (diffID %s, %" PRIu64 " bytes%s)\n",

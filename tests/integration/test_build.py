@@ -356,8 +356,11 @@ def test_python_kind_from_local_index():
     base = debian()
     index = pip_index()
     target = f"{reg.host}/py/app:v1"
-    p = build(base, "python", "tinypkg==1.0\n", target, "--pip-index-url", index)
-    assert "Successfully installed tinypkg-1.0" in p.stdout + p.stderr, p.stderr
+    p = build(base, "python", "tinypkg==1.0\n", target, "--pip-index-url", index, "--json")
+    assert "Successfully installed tinypkg-1.0" in p.stderr, p.stderr
+    res = json.loads(p.stdout)
+    # the base layer is mounted from base/debian, never downloaded or uploaded again
+    assert res["baseCopied"] == 0 and res["basePresent"] == 1, res
     assert len(skopeo_layers(target)) == len(skopeo_layers(base)) + 1
     out = hoist("run", target, "--", "python3", "-c",
                 "import tinypkg; print(tinypkg.VALUE)").stdout
