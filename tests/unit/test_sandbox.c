@@ -113,6 +113,41 @@ static void test_subid_table(void **state) {
   assert_false(sandbox_subid_range(NULL, "alice", 1, &s, &c));
 }
 
+static void test_id_maps_table(void **state) {
+  (void)state;
+  static const char subuid[] = "alice:100000:65536\n";
+  static const char subgid[] = "alice:200000:65536\n1001:300000:10\n";
+  static const struct {
+    unsigned uid, gid;
+    const char *name;
+    bool tools;
+    bool want_tools;
+    const char *want; /* "inside:outside:count" for uid maps, then '/' and gid maps */
+  } cases[] = {
+      {0, 0, "root", true, false, "0:0:65536 / 0:0:65536"},
+      {1000, 1000, "alice", true, true, "0:1000:1 1:100000:65536 / 0:1000:1 1:200000:65536"},
+      {1000, 1000, "alice", false, false, "0:1000:1 / 0:1000:1"},
+      {1001, 1001, "bob", true, false, "0:1001:1 / 0:1001:1"}, /* subgid only: not enough */
+      {1002, 50, NULL, true, false, "0:1002:1 / 0:50:1"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_idmap u[2], g[2];
+    size_t nu = 9, ng = 9;
+    bool tools = sandbox_id_maps(cases[i].uid, cases[i].gid, cases[i].name, subuid, subgid,
+                                 cases[i].tools, u, &nu, g, &ng);
+    char got[256] = "";
+    for (size_t k = 0; k < nu; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u:%u:%u", k ? " " : "", u[k].inside,
+               u[k].outside, u[k].count);
+    snprintf(got + strlen(got), sizeof got - strlen(got), " /");
+    for (size_t k = 0; k < ng; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), " %u:%u:%u", g[k].inside, g[k].outside,
+               g[k].count);
+    if (tools != cases[i].want_tools || strcmp(got, cases[i].want) != 0)
+      fail_msg("case %zu: tools=%d maps %s", i, tools, got);
+  }
+}
+
 static void test_overlay_escape(void **state) {
   (void)state;
   static const char *const cases[][2] = {
@@ -440,6 +475,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_user_resolve_table),
       cmocka_unit_test(test_subid_table),
+      cmocka_unit_test(test_id_maps_table),
       cmocka_unit_test(test_overlay_escape),
       cmocka_unit_test(test_lines_split_feeds),
       cmocka_unit_test(test_env_from_config),

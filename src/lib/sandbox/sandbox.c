@@ -538,52 +538,86 @@ static int run_tool(char *const *argv, hoist_err **err) {
   return 0;
 }
 
-/* Maps 0 inside to the caller, plus the caller's subordinate ranges through
- * newuidmap/newgidmap when /etc/subuid and /etc/subgid grant both. Root maps
- * 0-65535 to itself. */
-static int write_id_maps(pid_t pid, hoist_err **err) {
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (uid == 0) {
-    if (write_proc(pid, "uid_map", "0 0 65536\n", err) < 0 ||
-        write_proc(pid, "gid_map", "0 0 65536\n", err) < 0)
-      return -1;
-    return 0;
+/* True when name is an executable file in a directory of our PATH. */
+static bool in_path(const char *name) {
+  const char *path = getenv("PATH");
+  if (!path || !*path)
+    path = DEFAULT_PATH;
+  for (const char *p = path;;) {
+    const char *colon = strchr(p, ':');
+    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+    char full[PATH_MAX];
+    snprintf(full, sizeof full, "%.*s/%s", (int)dl, p, name);
+    if (dl > 0 && access(full, X_OK) == 0)
+      return true;
+    if (!colon)
+      return false;
+    p = colon + 1;
   }
+}
+
+/* Computes the maps of a run by the calling user; true when they need
+ * newuidmap/newgidmap. */
+static bool caller_id_maps(hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng) {
+  uid_t uid = geteuid();
+  if (uid == 0)
+    return sandbox_id_maps(0, 0, NULL, NULL, NULL, false, u, nu, g, ng);
   struct passwd pw, *pwp = NULL;
   char pwbuf[4096];
   getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp);
-  const char *name = pwp ? pwp->pw_name : NULL;
   _cleanup_free_ char *subuid = NULL, *subgid = NULL;
-  unsigned long us, uc, gs, gc;
   hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
   hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
-  if (sandbox_subid_range(subuid, name, uid, &us, &uc) &&
-      sandbox_subid_range(subgid, name, uid, &gs, &gc)) {
-    char p[16], a[6][24];
+  bool tools = in_path("newuidmap") && in_path("newgidmap");
+  return sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, u, nu, g,
+                         ng);
+}
+
+int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2], size_t *n_uid,
+                          hoist_idmap gid_map[2], size_t *n_gid, hoist_err **err) {
+  (void)err;
+  *n_uid = *n_gid = 0;
+  if (geteuid() == 0 && !opts->userns)
+    return 0;
+  caller_id_maps(uid_map, n_uid, gid_map, n_gid);
+  return 0;
+}
+
+static char *map_text(const hoist_idmap *m, size_t n) {
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
+  for (size_t i = 0; i < n; i++)
+    hoist_buf_appendf(&b, NULL, "%u %u %u\n", m[i].inside, m[i].outside, m[i].count);
+  return hoist_buf_steal(&b);
+}
+
+/* Writes the child's id maps (hoist_sandbox_id_maps): directly, or through
+ * newuidmap/newgidmap for subordinate ranges. A single-id map from an
+ * unprivileged caller needs setgroups denied first. */
+static int write_id_maps(pid_t pid, hoist_err **err) {
+  hoist_idmap u[2], g[2];
+  size_t nu, ng;
+  if (caller_id_maps(u, &nu, g, &ng)) {
+    char p[16], a[4][16];
     snprintf(p, sizeof p, "%d", (int)pid);
-    snprintf(a[0], 24, "%u", (unsigned)uid);
-    snprintf(a[1], 24, "%lu", us);
-    snprintf(a[2], 24, "%lu", uc);
-    snprintf(a[3], 24, "%u", (unsigned)gid);
-    snprintf(a[4], 24, "%lu", gs);
-    snprintf(a[5], 24, "%lu", gc);
+    snprintf(a[0], 16, "%u", u[0].outside);
+    snprintf(a[1], 16, "%u", u[1].outside);
+    snprintf(a[2], 16, "%u", u[1].count);
+    snprintf(a[3], 16, "%u", g[0].outside);
+    char b1[16], b2[16];
+    snprintf(b1, 16, "%u", g[1].outside);
+    snprintf(b2, 16, "%u", g[1].count);
     char *uargv[] = {"newuidmap", p, "0", a[0], "1", "1", a[1], a[2], NULL};
-    char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", a[4], a[5], NULL};
-    _cleanup_err_ hoist_err *e = NULL;
-    if (run_tool(uargv, &e) == 0 && run_tool(gargv, &e) == 0)
-      return 0;
-    _cleanup_free_ char *t = hoist_err_text(e);
-    hoist_info("sandbox: subordinate id ranges not usable, mapping only root: %s", t);
+    char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", b1, b2, NULL};
+    if (run_tool(uargv, err) < 0 || run_tool(gargv, err) < 0)
+      return -1;
+    return 0;
   }
-  char map[64];
-  if (write_proc(pid, "setgroups", "deny\n", err) < 0)
+  if (geteuid() != 0 && write_proc(pid, "setgroups", "deny\n", err) < 0)
     return -1;
-  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
-  if (write_proc(pid, "uid_map", map, err) < 0)
+  _cleanup_free_ char *um = map_text(u, nu), *gm = map_text(g, ng);
+  if (write_proc(pid, "uid_map", um, err) < 0 || write_proc(pid, "gid_map", gm, err) < 0)
     return -1;
-  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)gid);
-  return write_proc(pid, "gid_map", map, err);
+  return 0;
 }
 
 typedef struct {
