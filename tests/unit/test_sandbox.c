@@ -294,6 +294,7 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   put(lower, "gone/f", "f\n");
   put(lower, "keep/sub/x", "x\n");
   put(lower, "file-to-dir", "f\n");
+  put(lower, "etc/capped", "binary\n");
   char *p = hoist_asprintf("%s/etc/link", lower);
   assert_int_equal(symlink("a", p), 0);
   free(p);
@@ -315,6 +316,9 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   assert_int_equal(unlink(p), 0);
   free(p);
   put(copy, "etc/edit", "after!\n");
+  p = hoist_asprintf("%s/etc/capped", copy);
+  bool xattrs = setxattr(p, "user.hoist.test", "1", 1, 0) == 0; /* as setcap would */
+  free(p);
   put(copy, "etc/new", "new\n");
   p = hoist_asprintf("%s/gone", copy);
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, p, &err), &err);
@@ -336,6 +340,7 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   assert_true(exists_at(upper, "etc/relink"));
   assert_false(exists_at(upper, "keep")); /* untouched subtree: not in upper */
   assert_true(exists_at(upper, "file-to-dir/inside"));
+  assert_true(exists_at(upper, "etc/capped") || !xattrs); /* only its xattrs changed */
   char v[4];
   p = hoist_asprintf("%s/file-to-dir", upper);
   bool opaque = getxattr(p, "trusted.overlay.opaque", v, sizeof v) == 1 ||

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -275,12 +276,41 @@ static bool same_content(int ldir, int cdir, const char *name) {
   }
 }
 
+/* The xattrs of dir/name (not followed), as "name=value\0..." sorted by
+ * listing order; len 0 when none. */
+static size_t xattr_blob(int dir, const char *name, char *out, size_t cap) {
+  char path[PATH_MAX], names[8192];
+  snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dir, name);
+  ssize_t n = llistxattr(path, names, sizeof names);
+  size_t len = 0;
+  for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
+    size_t nl = strlen(names + off) + 1;
+    if (len + nl >= cap)
+      return cap; /* too many to compare: treated as changed */
+    memcpy(out + len, names + off, nl);
+    len += nl;
+    ssize_t vl = lgetxattr(path, names + off, out + len, cap - len);
+    if (vl < 0)
+      return cap;
+    len += (size_t)vl;
+  }
+  return len;
+}
+
+static bool same_xattrs(int ldir, int cdir, const char *name) {
+  static __thread char a[16384], b[16384];
+  size_t n = xattr_blob(ldir, name, a, sizeof a), m = xattr_blob(cdir, name, b, sizeof b);
+  return n < sizeof a && n == m && memcmp(a, b, n) == 0;
+}
+
 /* True when the entry is unchanged between lower and the changed tree
  * (directories: only their own metadata). */
 static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l,
                       const struct stat *c) {
   if ((l->st_mode & S_IFMT) != (c->st_mode & S_IFMT) || l->st_mode != c->st_mode ||
       l->st_uid != c->st_uid || l->st_gid != c->st_gid)
+    return false;
+  if (!S_ISLNK(l->st_mode) && !same_xattrs(ldir, cdir, name))
     return false;
   if (S_ISDIR(l->st_mode))
     return true;
