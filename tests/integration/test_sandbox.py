@@ -80,9 +80,10 @@ def exit_status_and_output_lines():
 
 @test
 def environment_user_and_workdir():
-    p = sh('id -u; id -g; id -G; echo "$GREETING"; pwd; echo "$PATH"', "-u", "daemon", "-e",
-           "GREETING=hello there", "-w", "/etc", check=True)
+    p = sh('id -u; id -g; id -G; echo "$GREETING"; pwd; echo "$PATH"; echo "$HOME"', "-u",
+           "daemon", "-e", "GREETING=hello there", "-w", "/etc", check=True)
     lines = p.stdout.splitlines()
+    assert lines[6] == "/usr/sbin", lines  # HOME from the image's passwd
     assert lines[0] == "1" and lines[1] == "1", lines
     assert "100" in lines[2].split(), lines  # supplementary group from the image's /etc/group
     assert lines[3] == "hello there" and lines[4] == "/etc", lines

@@ -73,6 +73,15 @@ static void test_user_resolve_table(void **state) {
       fail_msg("%s: got %u:%u [%s]", cases[i].spec ? cases[i].spec : "(null)", (unsigned)u.uid,
                (unsigned)u.gid, got);
   }
+  /* HOME: passwd's entry, else /root for root and / for other ids */
+  static const char *const homes[][2] = {
+      {"app", "/home/app"}, {"daemon", "/usr/sbin"}, {"4242", "/"}, {"0", "/root"}, {"", "/root"}};
+  for (size_t i = 0; i < sizeof homes / sizeof homes[0]; i++) {
+    sandbox_user h;
+    hoist_err *e = NULL;
+    assert_ok(sandbox_user_resolve(homes[i][0], passwd, group, &h, &e), &e);
+    assert_string_equal(h.home, homes[i][1]);
+  }
   /* an image without passwd: numeric ids still work, names do not */
   sandbox_user u;
   hoist_err *err = NULL;

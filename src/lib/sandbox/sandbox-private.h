@@ -21,6 +21,7 @@ typedef struct {
   gid_t gid;
   gid_t groups[SANDBOX_MAX_GROUPS]; /* supplementary groups (gid included) */
   size_t n_groups;
+  char home[256]; /* HOME when the environment has none: passwd's, else /root or / */
 } sandbox_user;
 
 /* Resolves spec ("uid", "uid:gid", "name", "name:group", NULL or "" for root)

@@ -777,7 +777,7 @@ static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_faile
     sandbox_lines_flush(&lines[i], emit_line, &lctx[i]);
     sandbox_lines_free(&lines[i]);
   }
-  int wst = 0;
+  int wst = SIGKILL; /* as killed by SIGKILL, should SIGCHLD be ignored and the wait fail */
   while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
     ;
   pid = -1;
@@ -932,6 +932,8 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   _cleanup_free_ char *ovl = hoist_asprintf("%s/ovl", work);
   _cleanup_free_ char *ovl_e = sandbox_overlay_escape(ovl);
   char *default_env[] = {"PATH=" DEFAULT_PATH, NULL};
+  _cleanup_free_ char **env_home = NULL;
+  _cleanup_free_ char *home_entry = NULL;
   c.root = hoist_asprintf("%s/root", work);
   c.userns = geteuid() != 0 || opts->userns;
   c.copy_mode = opts->force_copy;
@@ -959,6 +961,18 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   if (sandbox_user_resolve(opts->user, passwd, group, &c.user, err) < 0) {
     hoist_err_wrap(err, "sandbox");
     goto out;
+  }
+  /* HOME from the user's passwd entry unless the environment sets it (as container engines) */
+  bool has_home = false;
+  size_t n_env = 0;
+  for (char *const *e = c.env; *e; e++, n_env++)
+    has_home = has_home || strncmp(*e, "HOME=", 5) == 0;
+  if (!has_home) {
+    env_home = hoist_malloc0((n_env + 2) * sizeof(char *));
+    memcpy(env_home, c.env, n_env * sizeof(char *));
+    home_entry = hoist_asprintf("HOME=%s", c.user.home);
+    env_home[n_env] = home_entry;
+    c.env = env_home;
   }
   /* checked here for a clear error; opened again by the child, in its mount namespace */
   for (size_t i = 0; i < opts->n_binds; i++) {
@@ -990,8 +1004,11 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
       hoist_err_set(err, EIO, "sandbox: overlay failure reported in copy mode");
       goto out;
     }
-    hoist_warn("sandbox: overlayfs cannot be mounted here; falling back to a copy of the base "
-               "and a tree diff (slower)");
+    static const char notice[] = "hoist sandbox: overlayfs cannot be mounted here; running "
+                                 "on a copy of the base and a tree diff (slower)";
+    hoist_warn("%s", notice + 6);
+    if (opts->log_fd >= 0 && hoist_fs_write_all(opts->log_fd, notice, sizeof notice - 1, NULL) == 0)
+      hoist_fs_write_all(opts->log_fd, "\n", 1, NULL);
     c.copy_mode = true;
     if (hoist_fs_rm_rf_at(workfd, "ovl", err) < 0)
       goto out;

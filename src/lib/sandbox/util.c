@@ -78,6 +78,7 @@ typedef struct {
   unsigned long id;
   unsigned long found_id, found_gid;
   char found_name[256];
+  char found_home[256];
 } lookup;
 
 static bool passwd_match(const char **f, const size_t *fl, size_t n, void *ctx) {
@@ -92,6 +93,11 @@ static bool passwd_match(const char **f, const size_t *fl, size_t n, void *ctx) 
   size_t k = fl[0] < sizeof(l->found_name) - 1 ? fl[0] : sizeof(l->found_name) - 1;
   memcpy(l->found_name, f[0], k);
   l->found_name[k] = '\0';
+  l->found_home[0] = '\0';
+  if (n >= 6 && fl[5] > 0 && fl[5] < sizeof l->found_home && f[5][0] == '/') {
+    memcpy(l->found_home, f[5], fl[5]);
+    l->found_home[fl[5]] = '\0';
+  }
   return true;
 }
 
@@ -136,6 +142,7 @@ static bool group_members(const char **f, const size_t *fl, size_t n, void *ctx)
 int sandbox_user_resolve(const char *spec, const char *passwd, const char *group, sandbox_user *out,
                          hoist_err **err) {
   memset(out, 0, sizeof(*out));
+  snprintf(out->home, sizeof out->home, "/root");
   if (!spec || !*spec) {
     out->n_groups = 1;
     return 0;
@@ -152,6 +159,8 @@ int sandbox_user_resolve(const char *spec, const char *passwd, const char *group
   if (parse_id(spec, ulen, &id)) {
     l.id = id;
     out->uid = (uid_t)id;
+    if (id != 0)
+      snprintf(out->home, sizeof out->home, "/");
     if (each_line(passwd, passwd_match, &l)) {
       out->gid = (gid_t)l.found_gid;
       uname = l.found_name;
@@ -166,6 +175,10 @@ int sandbox_user_resolve(const char *spec, const char *passwd, const char *group
     out->gid = (gid_t)l.found_gid;
     uname = l.found_name;
   }
+  if (uname && l.found_home[0])
+    snprintf(out->home, sizeof out->home, "%s", l.found_home);
+  else if (uname)
+    snprintf(out->home, sizeof out->home, "%s", out->uid == 0 ? "/root" : "/");
   if (gspec) {
     if (parse_id(gspec, strlen(gspec), &id)) {
       out->gid = (gid_t)id;
