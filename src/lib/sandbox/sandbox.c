@@ -95,7 +95,6 @@ typedef struct {
   int *bind_fd;        /* O_PATH fds of opts->binds' sources */
   bool *bind_dir;      /* whether each bind source is a directory */
   sandbox_user user;
-  bool setgroups_denied; /* single-id user namespace: setgroups is refused */
   char *const *env;
   const char *path; /* PATH from env */
   const char *cwd;
@@ -457,8 +456,36 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
   _exit(127);
 }
 
+/* Closes every fd from 3 up except those in keep: a thread of the caller may
+ * be running another sandbox, whose pipes must not stay open in this one. */
+static void close_other_fds(int *keep, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned from = 3;
+  for (size_t i = 0; i <= n; i++) {
+    unsigned to = i < n ? (unsigned)keep[i] : ~0U;
+    if (i < n && keep[i] < 3)
+      continue;
+    if (to > from && syscall(SYS_close_range, from, to - 1, 0U) < 0 && errno == ENOSYS) {
+      struct rlimit rl;
+      unsigned last =
+          getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? rl.rlim_cur : 65536;
+      for (unsigned fd = from; fd < to && fd < last; fd++)
+        close((int)fd);
+    }
+    if (i < n)
+      from = (unsigned)keep[i] + 1;
+  }
+}
+
 __attribute__((noreturn)) static void child_main(child_ctx *c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int keep[] = {c->ctl, c->out, c->errp, c->sync};
+  close_other_fds(keep, sizeof keep / sizeof keep[0]);
   if (c->userns) {
     char b;
     if (read(c->sync, &b, 1) != 1)
@@ -481,6 +508,13 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
   }
   mount_tree(c);
   setup_mounts(c);
+  /* nothing of the host stays reachable through this process's fds */
+  for (int i = 0; i < N_HOST; i++)
+    if (c->host_fd[i] >= 0)
+      close(c->host_fd[i]);
+  for (size_t i = 0; i < c->o->n_binds; i++)
+    close(c->bind_fd[i]);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   pid_t pid = fork();
   if (pid < 0)
