@@ -1,11 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 
 #include "../../src/lib/sandbox/sandbox-private.h"
 #include "hoist/fs.h"
@@ -392,7 +394,7 @@ static char *busybox_lower(const char *dir) {
   char *cmd = hoist_asprintf("cp /bin/busybox %s/bin/busybox", lower);
   assert_int_equal(system(cmd), 0);
   free(cmd);
-  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test"};
+  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep"};
   for (size_t i = 0; i < sizeof applets / sizeof applets[0]; i++) {
     char *p = hoist_asprintf("%s/bin/%s", lower, applets[i]);
     assert_int_equal(symlink("busybox", p), 0);
@@ -485,6 +487,77 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   free(dir);
 }
 
+typedef struct {
+  const char *lower;
+  char *upper;
+  char *script;
+  int status;
+  int ret;
+  double seconds;
+} concurrent_run;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run_thread(void *arg) {
+  concurrent_run *r = arg;
+  char *argv[] = {"sh", "-c", r->script, NULL};
+  hoist_sandbox_opts o = {.lower = r->lower, .upper = r->upper, .argv = argv, .log_fd = -1};
+  bool timed_out;
+  hoist_err *err = NULL;
+  double start = now_s();
+  r->ret = hoist_sandbox_run(&o, &r->status, &timed_out, &err);
+  r->seconds = now_s() - start;
+  hoist_err_free(err);
+  return NULL;
+}
+
+/* Two runs at once on one lower from two threads of one process: each gets
+ * its own overlay and neither waits for the other. */
+static void test_concurrent_runs_share_lower(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    skip();
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  concurrent_run slow = {lower, hoist_asprintf("%s/u1", dir), "echo slow > /etc/who; sleep 3", 0, 0,
+                         0};
+  concurrent_run fast = {lower, hoist_asprintf("%s/u2", dir), "echo fast > /etc/who", 0, 0, 0};
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, run_thread, &slow), 0);
+  usleep(300000);
+  assert_int_equal(pthread_create(&b, NULL, run_thread, &fast), 0);
+  pthread_join(b, NULL);
+  pthread_join(a, NULL);
+  assert_int_equal(slow.ret, 0);
+  assert_int_equal(fast.ret, 0);
+  assert_int_equal(slow.status, 0);
+  assert_int_equal(fast.status, 0);
+  if (fast.seconds > 2.0)
+    fail_msg("the fast run took %.1fs: held by the slow one", fast.seconds);
+  hoist_err *err = NULL;
+  char *text = NULL;
+  char *p = hoist_asprintf("%s/etc/who", slow.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "slow\n");
+  free(text);
+  free(p);
+  p = hoist_asprintf("%s/etc/who", fast.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "fast\n");
+  free(text);
+  free(p);
+  assert_false(exists_at(lower, "etc/who"));
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(slow.upper);
+  free(fast.upper);
+  free(lower);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_user_resolve_table),
@@ -495,6 +568,7 @@ int main(void) {
       cmocka_unit_test(test_env_from_config),
       cmocka_unit_test(test_copy_then_diff_is_overlay_shaped),
       cmocka_unit_test(test_run_delivers_lines_binds_and_whiteouts),
+      cmocka_unit_test(test_concurrent_runs_share_lower),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
