@@ -6,7 +6,10 @@
  * overlayfs upper directory (whiteouts as 0:0 char devices, opaque dirs by
  * xattr) and can be handed to the layer writer as an overlay-upper source.
  * When overlayfs cannot be mounted the sandbox copies lower, runs there, and
- * writes the difference into `upper` in the same shape (logged).
+ * writes the difference into `upper` in the same shape (logged); on a
+ * filesystem that refuses 0:0 devices and overlay xattrs (overlayfs itself,
+ * inside a container) whiteouts and opaque markers take their OCI form, empty
+ * ".wh.<name>" / ".wh..wh..opq" files, which the layer writer passes through.
  */
 #pragma once
 

@@ -330,9 +330,33 @@ static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l
   return same_content(ldir, cdir, name);
 }
 
-static void mark_opaque(int fd) {
-  if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-    fsetxattr(fd, "user.overlay.opaque", "y", 1, 0);
+/* Some filesystems (overlayfs itself, as the upper of a container's root)
+ * refuse 0:0 character devices and overlay xattrs: there whiteouts and opaque
+ * markers are written in their OCI layer form, empty ".wh.<name>" and
+ * ".wh..wh..opq" files, which the layer writer passes through unchanged. */
+static int make_whiteout(int dir, const char *name, const char *rel, hoist_err **err) {
+  if (mknodat(dir, name, S_IFCHR | 0, makedev(0, 0)) == 0)
+    return 0;
+  if (errno != EPERM && errno != EOPNOTSUPP && errno != EINVAL)
+    return hoist_err_errno(err, errno, "whiteout %s", rel);
+  char wh[NAME_MAX + 8];
+  snprintf(wh, sizeof wh, ".wh.%s", name);
+  int fd = openat(dir, wh, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return hoist_err_errno(err, errno, "whiteout %s", rel);
+  close(fd);
+  return 0;
+}
+
+static int mark_opaque(int fd, const char *rel, hoist_err **err) {
+  if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) == 0 ||
+      fsetxattr(fd, "user.overlay.opaque", "y", 1, 0) == 0)
+    return 0;
+  int m = openat(fd, ".wh..wh..opq", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (m < 0)
+    return hoist_err_errno(err, errno, "opaque marker in %s", rel);
+  close(m);
+  return 0;
 }
 
 static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err);
@@ -371,8 +395,8 @@ static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const ch
     return -1;
   if (in_lower && S_ISDIR(cst.st_mode)) {
     _cleanup_close_ int d = openat(ufd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (d >= 0)
-      mark_opaque(d);
+    if (d < 0 || mark_opaque(d, rel, err) < 0)
+      return d < 0 ? hoist_err_errno(err, errno, "open %s", rel) : -1;
   }
   return 0;
 }
@@ -415,8 +439,9 @@ static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err *
       r = -1;
       break;
     }
-    if (mknodat(ufd, de->d_name, S_IFCHR | 0, makedev(0, 0)) < 0)
-      r = hoist_err_errno(err, errno, "whiteout %s%s%s", rel, *rel ? "/" : "", de->d_name);
+    _cleanup_free_ char *wrel =
+        *rel ? hoist_asprintf("%s/%s", rel, de->d_name) : hoist_strdup(de->d_name);
+    r = make_whiteout(ufd, de->d_name, wrel, err);
   }
   closedir(d);
   return r;

@@ -72,8 +72,9 @@ int sandbox_copy_tree(const char *src, const char *dst, bool *reflinked, hoist_e
 /* Writes into upper (an existing empty dir) what changed from lower to
  * changed, in overlayfs upper shape: new and modified entries copied, removed
  * entries as 0:0 character-device whiteouts, a directory that replaces a
- * non-directory marked opaque. Entries are compared by type, mode, owner,
- * size, mtime, link target and content (when the size matches and mtime
+ * non-directory marked opaque (on a filesystem that refuses both, as
+ * overlayfs does, the OCI forms: empty ".wh.<name>" and ".wh..wh..opq" files). Entries are compared
+ * by type, mode, owner, size, mtime, link target and content (when the size matches and mtime
  * differs). */
 int sandbox_diff_tree(const char *lower, const char *changed, const char *upper, hoist_err **err);
 
