@@ -6,7 +6,10 @@
  * overlayfs upper directory (whiteouts as 0:0 char devices, opaque dirs by
  * xattr) and can be handed to the layer writer as an overlay-upper source.
  * When overlayfs cannot be mounted the sandbox copies lower, runs there, and
- * writes the difference into `upper` in the same shape (logged).
+ * writes the difference into `upper` in the same shape (logged); on a
+ * filesystem that refuses 0:0 devices and overlay xattrs (overlayfs itself,
+ * inside a container) whiteouts and opaque markers take their OCI form, empty
+ * ".wh.<name>" / ".wh..wh..opq" files, which the layer writer passes through.
  */
 #pragma once
 
@@ -15,6 +18,7 @@
 #include <sys/types.h>
 
 #include <hoist/core.h>
+#include <hoist/layer.h>
 
 typedef enum {
   HOIST_SANDBOX_NET_HOST = 0, /* share the host's network (package downloads) */
@@ -62,12 +66,24 @@ typedef struct {
  * sandbox itself could not be set up.
  * A command that cannot start (not found, working directory missing) exits
  * 127, with the reason delivered as a line on stderr.
- * Root without opts->userns: no user namespace. Otherwise uid/gid 0 inside
- * map to the caller (root: 0-65535 to themselves) plus the caller's
- * /etc/subuid and /etc/subgid ranges through newuidmap/newgidmap.
+ * Root without opts->userns: no user namespace; otherwise the maps of
+ * hoist_sandbox_id_maps.
  */
 HOIST_EXPORT int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_out,
                                    hoist_err **err);
+
+/*
+ * The user-namespace id maps a run with opts uses (inside -> host, the shape
+ * hoist_layer_options takes), so owners found in upper can be written as the
+ * image sees them. *n_uid and *n_gid are 0 when the run has no user namespace
+ * (root without opts->userns: ids are the host's). Same rules as the run:
+ * 0 -> the caller, 1.. -> the caller's /etc/subuid and /etc/subgid ranges when
+ * both grant one and newuidmap/newgidmap are installed; root maps 0-65535 to
+ * itself.
+ */
+HOIST_EXPORT int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2],
+                                       size_t *n_uid, hoist_idmap gid_map[2], size_t *n_gid,
+                                       hoist_err **err);
 
 struct hoist_config;
 

@@ -264,7 +264,8 @@ static int run(int argc, char **argv) {
     goto out;
   }
   upper = keep ? hoist_strdup(keep) : hoist_asprintf("%s/upper", tmp);
-  work = hoist_asprintf("%s/work", tmp);
+  /* the overlay's work dir must share upper's filesystem: beside a kept upper */
+  work = keep ? NULL : hoist_asprintf("%s/work", tmp);
   so.lower = rootfs;
   so.upper = upper;
   so.work = work;

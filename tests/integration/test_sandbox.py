@@ -10,7 +10,7 @@ import stat
 import subprocess
 import time
 
-from hoisttest import HOIST, SOURCE_ROOT, Registry, hoist, main, run, test, tmpdir
+from hoisttest import HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, test, tmpdir
 
 WORK = tmpdir("hoist-sandbox-")
 LAYOUT = os.path.join(WORK, "layout")
@@ -80,9 +80,10 @@ def exit_status_and_output_lines():
 
 @test
 def environment_user_and_workdir():
-    p = sh('id -u; id -g; id -G; echo "$GREETING"; pwd; echo "$PATH"', "-u", "daemon", "-e",
-           "GREETING=hello there", "-w", "/etc", check=True)
+    p = sh('id -u; id -g; id -G; echo "$GREETING"; pwd; echo "$PATH"; echo "$HOME"', "-u",
+           "daemon", "-e", "GREETING=hello there", "-w", "/etc", check=True)
     lines = p.stdout.splitlines()
+    assert lines[6] == "/usr/sbin", lines  # HOME from the image's passwd
     assert lines[0] == "1" and lines[1] == "1", lines
     assert "100" in lines[2].split(), lines  # supplementary group from the image's /etc/group
     assert lines[3] == "hello there" and lines[4] == "/etc", lines
@@ -210,6 +211,33 @@ def upper_becomes_a_layer():
     p = hoist("run", f"oci:{LAYOUT}:changed", "--", "sh", "-c",
               "cat /etc/built; test -e /bin/ls || echo gone", check=True)
     assert p.stdout == "built\ngone\n", p.stdout
+
+
+@test
+def upper_on_overlayfs_falls_back_to_copy_and_oci_whiteouts():
+    """Inside a container the upper dir sits on overlayfs, which can be neither an overlay
+    upper nor hold 0:0 whiteouts: the copy fallback writes OCI ".wh." files instead."""
+    if os.geteuid() != 0:
+        raise Skip("mounting the overlayfs that plays the container's root needs root")
+    d = tmpdir()
+    for sub in ("l", "u", "w", "m"):
+        os.mkdir(os.path.join(d, sub))
+    run("mount", "-t", "overlay", "overlay", "-o",
+        f"lowerdir={d}/l,upperdir={d}/u,workdir={d}/w", f"{d}/m")
+    try:
+        upper = os.path.join(d, "m", "upper")
+        p = sh("rm /bin/ls; rm -rf /home; echo x > /etc/x; echo ok", "--keep-upper", upper)
+        assert p.returncode == 0 and p.stdout == "ok\n", p
+        assert "falling back" in p.stderr or "copy of the base" in p.stderr, p.stderr
+        assert os.path.isfile(os.path.join(upper, "bin/.wh.ls"))
+        assert os.path.isfile(os.path.join(upper, ".wh.home"))
+        hoist("append", IMG, "--target", f"oci:{LAYOUT}:from-ovl", "--layer", upper, "--overlay")
+        p = hoist("run", f"oci:{LAYOUT}:from-ovl", "--", "sh", "-c",
+                  "cat /etc/x; test -e /bin/ls || echo no-ls; test -e /home || echo no-home",
+                  check=True)
+        assert p.stdout == "x\nno-ls\nno-home\n", p.stdout
+    finally:
+        run("umount", f"{d}/m", check=False)
 
 
 @test

@@ -1,11 +1,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <sched.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <time.h>
 
 #include "../../src/lib/sandbox/sandbox-private.h"
 #include "hoist/fs.h"
@@ -73,6 +75,15 @@ static void test_user_resolve_table(void **state) {
       fail_msg("%s: got %u:%u [%s]", cases[i].spec ? cases[i].spec : "(null)", (unsigned)u.uid,
                (unsigned)u.gid, got);
   }
+  /* HOME: passwd's entry, else /root for root and / for other ids */
+  static const char *const homes[][2] = {
+      {"app", "/home/app"}, {"daemon", "/usr/sbin"}, {"4242", "/"}, {"0", "/root"}, {"", "/root"}};
+  for (size_t i = 0; i < sizeof homes / sizeof homes[0]; i++) {
+    sandbox_user h;
+    hoist_err *e = NULL;
+    assert_ok(sandbox_user_resolve(homes[i][0], passwd, group, &h, &e), &e);
+    assert_string_equal(h.home, homes[i][1]);
+  }
   /* an image without passwd: numeric ids still work, names do not */
   sandbox_user u;
   hoist_err *err = NULL;
@@ -111,6 +122,41 @@ static void test_subid_table(void **state) {
   }
   unsigned long s, c;
   assert_false(sandbox_subid_range(NULL, "alice", 1, &s, &c));
+}
+
+static void test_id_maps_table(void **state) {
+  (void)state;
+  static const char subuid[] = "alice:100000:65536\n";
+  static const char subgid[] = "alice:200000:65536\n1001:300000:10\n";
+  static const struct {
+    unsigned uid, gid;
+    const char *name;
+    bool tools;
+    bool want_tools;
+    const char *want; /* "inside:outside:count" for uid maps, then '/' and gid maps */
+  } cases[] = {
+      {0, 0, "root", true, false, "0:0:65536 / 0:0:65536"},
+      {1000, 1000, "alice", true, true, "0:1000:1 1:100000:65536 / 0:1000:1 1:200000:65536"},
+      {1000, 1000, "alice", false, false, "0:1000:1 / 0:1000:1"},
+      {1001, 1001, "bob", true, false, "0:1001:1 / 0:1001:1"}, /* subgid only: not enough */
+      {1002, 50, NULL, true, false, "0:1002:1 / 0:50:1"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_idmap u[2], g[2];
+    size_t nu = 9, ng = 9;
+    bool tools = sandbox_id_maps(cases[i].uid, cases[i].gid, cases[i].name, subuid, subgid,
+                                 cases[i].tools, u, &nu, g, &ng);
+    char got[256] = "";
+    for (size_t k = 0; k < nu; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u:%u:%u", k ? " " : "", u[k].inside,
+               u[k].outside, u[k].count);
+    snprintf(got + strlen(got), sizeof got - strlen(got), " /");
+    for (size_t k = 0; k < ng; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), " %u:%u:%u", g[k].inside, g[k].outside,
+               g[k].count);
+    if (tools != cases[i].want_tools || strcmp(got, cases[i].want) != 0)
+      fail_msg("case %zu: tools=%d maps %s", i, tools, got);
+  }
 }
 
 static void test_overlay_escape(void **state) {
@@ -259,6 +305,7 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   put(lower, "gone/f", "f\n");
   put(lower, "keep/sub/x", "x\n");
   put(lower, "file-to-dir", "f\n");
+  put(lower, "etc/capped", "binary\n");
   char *p = hoist_asprintf("%s/etc/link", lower);
   assert_int_equal(symlink("a", p), 0);
   free(p);
@@ -280,6 +327,9 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   assert_int_equal(unlink(p), 0);
   free(p);
   put(copy, "etc/edit", "after!\n");
+  p = hoist_asprintf("%s/etc/capped", copy);
+  bool xattrs = setxattr(p, "user.hoist.test", "1", 1, 0) == 0; /* as setcap would */
+  free(p);
   put(copy, "etc/new", "new\n");
   p = hoist_asprintf("%s/gone", copy);
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, p, &err), &err);
@@ -301,6 +351,7 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   assert_true(exists_at(upper, "etc/relink"));
   assert_false(exists_at(upper, "keep")); /* untouched subtree: not in upper */
   assert_true(exists_at(upper, "file-to-dir/inside"));
+  assert_true(exists_at(upper, "etc/capped") || !xattrs); /* only its xattrs changed */
   char v[4];
   p = hoist_asprintf("%s/file-to-dir", upper);
   bool opaque = getxattr(p, "trusted.overlay.opaque", v, sizeof v) == 1 ||
@@ -343,7 +394,7 @@ static char *busybox_lower(const char *dir) {
   char *cmd = hoist_asprintf("cp /bin/busybox %s/bin/busybox", lower);
   assert_int_equal(system(cmd), 0);
   free(cmd);
-  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test"};
+  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep"};
   for (size_t i = 0; i < sizeof applets / sizeof applets[0]; i++) {
     char *p = hoist_asprintf("%s/bin/%s", lower, applets[i]);
     assert_int_equal(symlink("busybox", p), 0);
@@ -436,15 +487,88 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   free(dir);
 }
 
+typedef struct {
+  const char *lower;
+  char *upper;
+  char *script;
+  int status;
+  int ret;
+  double seconds;
+} concurrent_run;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run_thread(void *arg) {
+  concurrent_run *r = arg;
+  char *argv[] = {"sh", "-c", r->script, NULL};
+  hoist_sandbox_opts o = {.lower = r->lower, .upper = r->upper, .argv = argv, .log_fd = -1};
+  bool timed_out;
+  hoist_err *err = NULL;
+  double start = now_s();
+  r->ret = hoist_sandbox_run(&o, &r->status, &timed_out, &err);
+  r->seconds = now_s() - start;
+  hoist_err_free(err);
+  return NULL;
+}
+
+/* Two runs at once on one lower from two threads of one process: each gets
+ * its own overlay and neither waits for the other. */
+static void test_concurrent_runs_share_lower(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    skip();
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  concurrent_run slow = {lower, hoist_asprintf("%s/u1", dir), "echo slow > /etc/who; sleep 3", 0, 0,
+                         0};
+  concurrent_run fast = {lower, hoist_asprintf("%s/u2", dir), "echo fast > /etc/who", 0, 0, 0};
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, run_thread, &slow), 0);
+  usleep(300000);
+  assert_int_equal(pthread_create(&b, NULL, run_thread, &fast), 0);
+  pthread_join(b, NULL);
+  pthread_join(a, NULL);
+  assert_int_equal(slow.ret, 0);
+  assert_int_equal(fast.ret, 0);
+  assert_int_equal(slow.status, 0);
+  assert_int_equal(fast.status, 0);
+  if (fast.seconds > 2.0)
+    fail_msg("the fast run took %.1fs: held by the slow one", fast.seconds);
+  hoist_err *err = NULL;
+  char *text = NULL;
+  char *p = hoist_asprintf("%s/etc/who", slow.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "slow\n");
+  free(text);
+  free(p);
+  p = hoist_asprintf("%s/etc/who", fast.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "fast\n");
+  free(text);
+  free(p);
+  assert_false(exists_at(lower, "etc/who"));
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(slow.upper);
+  free(fast.upper);
+  free(lower);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_user_resolve_table),
       cmocka_unit_test(test_subid_table),
+      cmocka_unit_test(test_id_maps_table),
       cmocka_unit_test(test_overlay_escape),
       cmocka_unit_test(test_lines_split_feeds),
       cmocka_unit_test(test_env_from_config),
       cmocka_unit_test(test_copy_then_diff_is_overlay_shaped),
       cmocka_unit_test(test_run_delivers_lines_binds_and_whiteouts),
+      cmocka_unit_test(test_concurrent_runs_share_lower),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

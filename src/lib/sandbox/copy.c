@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -275,12 +276,41 @@ static bool same_content(int ldir, int cdir, const char *name) {
   }
 }
 
+/* The xattrs of dir/name (not followed), as "name=value\0..." sorted by
+ * listing order; len 0 when none. */
+static size_t xattr_blob(int dir, const char *name, char *out, size_t cap) {
+  char path[PATH_MAX], names[8192];
+  snprintf(path, sizeof path, "/proc/self/fd/%d/%s", dir, name);
+  ssize_t n = llistxattr(path, names, sizeof names);
+  size_t len = 0;
+  for (ssize_t off = 0; n > 0 && off < n; off += (ssize_t)strlen(names + off) + 1) {
+    size_t nl = strlen(names + off) + 1;
+    if (len + nl >= cap)
+      return cap; /* too many to compare: treated as changed */
+    memcpy(out + len, names + off, nl);
+    len += nl;
+    ssize_t vl = lgetxattr(path, names + off, out + len, cap - len);
+    if (vl < 0)
+      return cap;
+    len += (size_t)vl;
+  }
+  return len;
+}
+
+static bool same_xattrs(int ldir, int cdir, const char *name) {
+  static __thread char a[16384], b[16384];
+  size_t n = xattr_blob(ldir, name, a, sizeof a), m = xattr_blob(cdir, name, b, sizeof b);
+  return n < sizeof a && n == m && memcmp(a, b, n) == 0;
+}
+
 /* True when the entry is unchanged between lower and the changed tree
  * (directories: only their own metadata). */
 static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l,
                       const struct stat *c) {
   if ((l->st_mode & S_IFMT) != (c->st_mode & S_IFMT) || l->st_mode != c->st_mode ||
       l->st_uid != c->st_uid || l->st_gid != c->st_gid)
+    return false;
+  if (!S_ISLNK(l->st_mode) && !same_xattrs(ldir, cdir, name))
     return false;
   if (S_ISDIR(l->st_mode))
     return true;
@@ -300,9 +330,33 @@ static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l
   return same_content(ldir, cdir, name);
 }
 
-static void mark_opaque(int fd) {
-  if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) < 0)
-    fsetxattr(fd, "user.overlay.opaque", "y", 1, 0);
+/* Some filesystems (overlayfs itself, as the upper of a container's root)
+ * refuse 0:0 character devices and overlay xattrs: there whiteouts and opaque
+ * markers are written in their OCI layer form, empty ".wh.<name>" and
+ * ".wh..wh..opq" files, which the layer writer passes through unchanged. */
+static int make_whiteout(int dir, const char *name, const char *rel, hoist_err **err) {
+  if (mknodat(dir, name, S_IFCHR | 0, makedev(0, 0)) == 0)
+    return 0;
+  if (errno != EPERM && errno != EOPNOTSUPP && errno != EINVAL)
+    return hoist_err_errno(err, errno, "whiteout %s", rel);
+  char wh[NAME_MAX + 8];
+  snprintf(wh, sizeof wh, ".wh.%s", name);
+  int fd = openat(dir, wh, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return hoist_err_errno(err, errno, "whiteout %s", rel);
+  close(fd);
+  return 0;
+}
+
+static int mark_opaque(int fd, const char *rel, hoist_err **err) {
+  if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) == 0 ||
+      fsetxattr(fd, "user.overlay.opaque", "y", 1, 0) == 0)
+    return 0;
+  int m = openat(fd, ".wh..wh..opq", O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (m < 0)
+    return hoist_err_errno(err, errno, "opaque marker in %s", rel);
+  close(m);
+  return 0;
 }
 
 static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err);
@@ -341,8 +395,8 @@ static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const ch
     return -1;
   if (in_lower && S_ISDIR(cst.st_mode)) {
     _cleanup_close_ int d = openat(ufd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (d >= 0)
-      mark_opaque(d);
+    if (d < 0 || mark_opaque(d, rel, err) < 0)
+      return d < 0 ? hoist_err_errno(err, errno, "open %s", rel) : -1;
   }
   return 0;
 }
@@ -385,8 +439,9 @@ static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err *
       r = -1;
       break;
     }
-    if (mknodat(ufd, de->d_name, S_IFCHR | 0, makedev(0, 0)) < 0)
-      r = hoist_err_errno(err, errno, "whiteout %s%s%s", rel, *rel ? "/" : "", de->d_name);
+    _cleanup_free_ char *wrel =
+        *rel ? hoist_asprintf("%s/%s", rel, de->d_name) : hoist_strdup(de->d_name);
+    r = make_whiteout(ufd, de->d_name, wrel, err);
   }
   closedir(d);
   return r;

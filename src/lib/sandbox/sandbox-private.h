@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "hoist/core.h"
+#include "hoist/layer.h"
 
 #define SANDBOX_MAX_GROUPS 64
 #define SANDBOX_LINE_MAX 65536 /* longer lines are delivered in pieces of this size */
@@ -20,6 +21,7 @@ typedef struct {
   gid_t gid;
   gid_t groups[SANDBOX_MAX_GROUPS]; /* supplementary groups (gid included) */
   size_t n_groups;
+  char home[256]; /* HOME when the environment has none: passwd's, else /root or / */
 } sandbox_user;
 
 /* Resolves spec ("uid", "uid:gid", "name", "name:group", NULL or "" for root)
@@ -33,6 +35,15 @@ int sandbox_user_resolve(const char *spec, const char *passwd, const char *group
  * /etc/subuid or /etc/subgid text granted to the user. */
 bool sandbox_subid_range(const char *text, const char *name, uid_t uid, unsigned long *start,
                          unsigned long *count);
+
+/* The maps of a user namespace made by uid/gid (user name, may be NULL),
+ * given the texts of /etc/subuid and /etc/subgid (may be NULL) and whether
+ * newuidmap and newgidmap are installed: root maps 0-65535 to itself; others
+ * map 0 to themselves, then 1.. to their subordinate ranges when both files
+ * grant one and the tools are there. Returns true when the tools are needed
+ * (two entries each). */
+bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid, const char *subgid,
+                     bool have_tools, hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng);
 
 /* path with '\\', ',' and ':' escaped for an overlay mount option. Caller frees. */
 char *sandbox_overlay_escape(const char *path);
@@ -61,8 +72,9 @@ int sandbox_copy_tree(const char *src, const char *dst, bool *reflinked, hoist_e
 /* Writes into upper (an existing empty dir) what changed from lower to
  * changed, in overlayfs upper shape: new and modified entries copied, removed
  * entries as 0:0 character-device whiteouts, a directory that replaces a
- * non-directory marked opaque. Entries are compared by type, mode, owner,
- * size, mtime, link target and content (when the size matches and mtime
+ * non-directory marked opaque (on a filesystem that refuses both, as
+ * overlayfs does, the OCI forms: empty ".wh.<name>" and ".wh..wh..opq" files). Entries are compared
+ * by type, mode, owner, size, mtime, link target and content (when the size matches and mtime
  * differs). */
 int sandbox_diff_tree(const char *lower, const char *changed, const char *upper, hoist_err **err);
 

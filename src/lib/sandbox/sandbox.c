@@ -95,7 +95,6 @@ typedef struct {
   int *bind_fd;        /* O_PATH fds of opts->binds' sources */
   bool *bind_dir;      /* whether each bind source is a directory */
   sandbox_user user;
-  bool setgroups_denied; /* single-id user namespace: setgroups is refused */
   char *const *env;
   const char *path; /* PATH from env */
   const char *cwd;
@@ -457,8 +456,36 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
   _exit(127);
 }
 
+/* Closes every fd from 3 up except those in keep: a thread of the caller may
+ * be running another sandbox, whose pipes must not stay open in this one. */
+static void close_other_fds(int *keep, size_t n) {
+  for (size_t i = 1; i < n; i++)
+    for (size_t j = i; j > 0 && keep[j - 1] > keep[j]; j--) {
+      int t = keep[j];
+      keep[j] = keep[j - 1];
+      keep[j - 1] = t;
+    }
+  unsigned from = 3;
+  for (size_t i = 0; i <= n; i++) {
+    unsigned to = i < n ? (unsigned)keep[i] : ~0U;
+    if (i < n && keep[i] < 3)
+      continue;
+    if (to > from && syscall(SYS_close_range, from, to - 1, 0U) < 0 && errno == ENOSYS) {
+      struct rlimit rl;
+      unsigned last =
+          getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < 65536 ? rl.rlim_cur : 65536;
+      for (unsigned fd = from; fd < to && fd < last; fd++)
+        close((int)fd);
+    }
+    if (i < n)
+      from = (unsigned)keep[i] + 1;
+  }
+}
+
 __attribute__((noreturn)) static void child_main(child_ctx *c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  int keep[] = {c->ctl, c->out, c->errp, c->sync};
+  close_other_fds(keep, sizeof keep / sizeof keep[0]);
   if (c->userns) {
     char b;
     if (read(c->sync, &b, 1) != 1)
@@ -481,6 +508,13 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
   }
   mount_tree(c);
   setup_mounts(c);
+  /* nothing of the host stays reachable through this process's fds */
+  for (int i = 0; i < N_HOST; i++)
+    if (c->host_fd[i] >= 0)
+      close(c->host_fd[i]);
+  for (size_t i = 0; i < c->o->n_binds; i++)
+    close(c->bind_fd[i]);
+  prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   pid_t pid = fork();
   if (pid < 0)
@@ -538,52 +572,86 @@ static int run_tool(char *const *argv, hoist_err **err) {
   return 0;
 }
 
-/* Maps 0 inside to the caller, plus the caller's subordinate ranges through
- * newuidmap/newgidmap when /etc/subuid and /etc/subgid grant both. Root maps
- * 0-65535 to itself. */
-static int write_id_maps(pid_t pid, hoist_err **err) {
-  uid_t uid = geteuid();
-  gid_t gid = getegid();
-  if (uid == 0) {
-    if (write_proc(pid, "uid_map", "0 0 65536\n", err) < 0 ||
-        write_proc(pid, "gid_map", "0 0 65536\n", err) < 0)
-      return -1;
-    return 0;
+/* True when name is an executable file in a directory of our PATH. */
+static bool in_path(const char *name) {
+  const char *path = getenv("PATH");
+  if (!path || !*path)
+    path = DEFAULT_PATH;
+  for (const char *p = path;;) {
+    const char *colon = strchr(p, ':');
+    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+    char full[PATH_MAX];
+    snprintf(full, sizeof full, "%.*s/%s", (int)dl, p, name);
+    if (dl > 0 && access(full, X_OK) == 0)
+      return true;
+    if (!colon)
+      return false;
+    p = colon + 1;
   }
+}
+
+/* Computes the maps of a run by the calling user; true when they need
+ * newuidmap/newgidmap. */
+static bool caller_id_maps(hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng) {
+  uid_t uid = geteuid();
+  if (uid == 0)
+    return sandbox_id_maps(0, 0, NULL, NULL, NULL, false, u, nu, g, ng);
   struct passwd pw, *pwp = NULL;
   char pwbuf[4096];
   getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp);
-  const char *name = pwp ? pwp->pw_name : NULL;
   _cleanup_free_ char *subuid = NULL, *subgid = NULL;
-  unsigned long us, uc, gs, gc;
   hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
   hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
-  if (sandbox_subid_range(subuid, name, uid, &us, &uc) &&
-      sandbox_subid_range(subgid, name, uid, &gs, &gc)) {
-    char p[16], a[6][24];
+  bool tools = in_path("newuidmap") && in_path("newgidmap");
+  return sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, u, nu, g,
+                         ng);
+}
+
+int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2], size_t *n_uid,
+                          hoist_idmap gid_map[2], size_t *n_gid, hoist_err **err) {
+  (void)err;
+  *n_uid = *n_gid = 0;
+  if (geteuid() == 0 && !opts->userns)
+    return 0;
+  caller_id_maps(uid_map, n_uid, gid_map, n_gid);
+  return 0;
+}
+
+static char *map_text(const hoist_idmap *m, size_t n) {
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
+  for (size_t i = 0; i < n; i++)
+    hoist_buf_appendf(&b, NULL, "%u %u %u\n", m[i].inside, m[i].outside, m[i].count);
+  return hoist_buf_steal(&b);
+}
+
+/* Writes the child's id maps (hoist_sandbox_id_maps): directly, or through
+ * newuidmap/newgidmap for subordinate ranges. A single-id map from an
+ * unprivileged caller needs setgroups denied first. */
+static int write_id_maps(pid_t pid, hoist_err **err) {
+  hoist_idmap u[2], g[2];
+  size_t nu, ng;
+  if (caller_id_maps(u, &nu, g, &ng)) {
+    char p[16], a[4][16];
     snprintf(p, sizeof p, "%d", (int)pid);
-    snprintf(a[0], 24, "%u", (unsigned)uid);
-    snprintf(a[1], 24, "%lu", us);
-    snprintf(a[2], 24, "%lu", uc);
-    snprintf(a[3], 24, "%u", (unsigned)gid);
-    snprintf(a[4], 24, "%lu", gs);
-    snprintf(a[5], 24, "%lu", gc);
+    snprintf(a[0], 16, "%u", u[0].outside);
+    snprintf(a[1], 16, "%u", u[1].outside);
+    snprintf(a[2], 16, "%u", u[1].count);
+    snprintf(a[3], 16, "%u", g[0].outside);
+    char b1[16], b2[16];
+    snprintf(b1, 16, "%u", g[1].outside);
+    snprintf(b2, 16, "%u", g[1].count);
     char *uargv[] = {"newuidmap", p, "0", a[0], "1", "1", a[1], a[2], NULL};
-    char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", a[4], a[5], NULL};
-    _cleanup_err_ hoist_err *e = NULL;
-    if (run_tool(uargv, &e) == 0 && run_tool(gargv, &e) == 0)
-      return 0;
-    _cleanup_free_ char *t = hoist_err_text(e);
-    hoist_info("sandbox: subordinate id ranges not usable, mapping only root: %s", t);
+    char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", b1, b2, NULL};
+    if (run_tool(uargv, err) < 0 || run_tool(gargv, err) < 0)
+      return -1;
+    return 0;
   }
-  char map[64];
-  if (write_proc(pid, "setgroups", "deny\n", err) < 0)
+  if (geteuid() != 0 && write_proc(pid, "setgroups", "deny\n", err) < 0)
     return -1;
-  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)uid);
-  if (write_proc(pid, "uid_map", map, err) < 0)
+  _cleanup_free_ char *um = map_text(u, nu), *gm = map_text(g, ng);
+  if (write_proc(pid, "uid_map", um, err) < 0 || write_proc(pid, "gid_map", gm, err) < 0)
     return -1;
-  snprintf(map, sizeof map, "0 %u 1\n", (unsigned)gid);
-  return write_proc(pid, "gid_map", map, err);
+  return 0;
 }
 
 typedef struct {
@@ -743,7 +811,7 @@ static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_faile
     sandbox_lines_flush(&lines[i], emit_line, &lctx[i]);
     sandbox_lines_free(&lines[i]);
   }
-  int wst = 0;
+  int wst = SIGKILL; /* as killed by SIGKILL, should SIGCHLD be ignored and the wait fail */
   while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
     ;
   pid = -1;
@@ -898,6 +966,8 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   _cleanup_free_ char *ovl = hoist_asprintf("%s/ovl", work);
   _cleanup_free_ char *ovl_e = sandbox_overlay_escape(ovl);
   char *default_env[] = {"PATH=" DEFAULT_PATH, NULL};
+  _cleanup_free_ char **env_home = NULL;
+  _cleanup_free_ char *home_entry = NULL;
   c.root = hoist_asprintf("%s/root", work);
   c.userns = geteuid() != 0 || opts->userns;
   c.copy_mode = opts->force_copy;
@@ -925,6 +995,18 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   if (sandbox_user_resolve(opts->user, passwd, group, &c.user, err) < 0) {
     hoist_err_wrap(err, "sandbox");
     goto out;
+  }
+  /* HOME from the user's passwd entry unless the environment sets it (as container engines) */
+  bool has_home = false;
+  size_t n_env = 0;
+  for (char *const *e = c.env; *e; e++, n_env++)
+    has_home = has_home || strncmp(*e, "HOME=", 5) == 0;
+  if (!has_home) {
+    env_home = hoist_malloc0((n_env + 2) * sizeof(char *));
+    memcpy(env_home, c.env, n_env * sizeof(char *));
+    home_entry = hoist_asprintf("HOME=%s", c.user.home);
+    env_home[n_env] = home_entry;
+    c.env = env_home;
   }
   /* checked here for a clear error; opened again by the child, in its mount namespace */
   for (size_t i = 0; i < opts->n_binds; i++) {
@@ -956,8 +1038,11 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
       hoist_err_set(err, EIO, "sandbox: overlay failure reported in copy mode");
       goto out;
     }
-    hoist_warn("sandbox: overlayfs cannot be mounted here; falling back to a copy of the base "
-               "and a tree diff (slower)");
+    static const char notice[] = "hoist sandbox: overlayfs cannot be mounted here; running "
+                                 "on a copy of the base and a tree diff (slower)";
+    hoist_warn("%s", notice + 6);
+    if (opts->log_fd >= 0 && hoist_fs_write_all(opts->log_fd, notice, sizeof notice - 1, NULL) == 0)
+      hoist_fs_write_all(opts->log_fd, "\n", 1, NULL);
     c.copy_mode = true;
     if (hoist_fs_rm_rf_at(workfd, "ovl", err) < 0)
       goto out;

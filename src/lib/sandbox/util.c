@@ -78,6 +78,7 @@ typedef struct {
   unsigned long id;
   unsigned long found_id, found_gid;
   char found_name[256];
+  char found_home[256];
 } lookup;
 
 static bool passwd_match(const char **f, const size_t *fl, size_t n, void *ctx) {
@@ -92,6 +93,11 @@ static bool passwd_match(const char **f, const size_t *fl, size_t n, void *ctx) 
   size_t k = fl[0] < sizeof(l->found_name) - 1 ? fl[0] : sizeof(l->found_name) - 1;
   memcpy(l->found_name, f[0], k);
   l->found_name[k] = '\0';
+  l->found_home[0] = '\0';
+  if (n >= 6 && fl[5] > 0 && fl[5] < sizeof l->found_home && f[5][0] == '/') {
+    memcpy(l->found_home, f[5], fl[5]);
+    l->found_home[fl[5]] = '\0';
+  }
   return true;
 }
 
@@ -136,6 +142,7 @@ static bool group_members(const char **f, const size_t *fl, size_t n, void *ctx)
 int sandbox_user_resolve(const char *spec, const char *passwd, const char *group, sandbox_user *out,
                          hoist_err **err) {
   memset(out, 0, sizeof(*out));
+  snprintf(out->home, sizeof out->home, "/root");
   if (!spec || !*spec) {
     out->n_groups = 1;
     return 0;
@@ -152,6 +159,8 @@ int sandbox_user_resolve(const char *spec, const char *passwd, const char *group
   if (parse_id(spec, ulen, &id)) {
     l.id = id;
     out->uid = (uid_t)id;
+    if (id != 0)
+      snprintf(out->home, sizeof out->home, "/");
     if (each_line(passwd, passwd_match, &l)) {
       out->gid = (gid_t)l.found_gid;
       uname = l.found_name;
@@ -166,6 +175,10 @@ int sandbox_user_resolve(const char *spec, const char *passwd, const char *group
     out->gid = (gid_t)l.found_gid;
     uname = l.found_name;
   }
+  if (uname && l.found_home[0])
+    snprintf(out->home, sizeof out->home, "%s", l.found_home);
+  else if (uname)
+    snprintf(out->home, sizeof out->home, "%s", out->uid == 0 ? "/root" : "/");
   if (gspec) {
     if (parse_id(gspec, strlen(gspec), &id)) {
       out->gid = (gid_t)id;
@@ -213,6 +226,32 @@ bool sandbox_subid_range(const char *text, const char *name, uid_t uid, unsigned
     return false;
   *start = s.start;
   *count = s.count;
+  return true;
+}
+
+bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid, const char *subgid,
+                     bool have_tools, hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng) {
+  if (uid == 0) {
+    u[0] = (hoist_idmap){0, 0, 65536};
+    g[0] = (hoist_idmap){0, 0, 65536};
+    *nu = *ng = 1;
+    return false;
+  }
+  u[0] = (hoist_idmap){0, (uint32_t)uid, 1};
+  g[0] = (hoist_idmap){0, (uint32_t)gid, 1};
+  *nu = *ng = 1;
+  unsigned long us, uc, gs, gc;
+  if (!have_tools || !sandbox_subid_range(subuid, name, uid, &us, &uc) ||
+      !sandbox_subid_range(subgid, name, uid, &gs, &gc))
+    return false;
+  /* inside ids are 32-bit: a range reaching past 2^32-2 is cut */
+  if (uc > 4294967294UL - 1)
+    uc = 4294967294UL - 1;
+  if (gc > 4294967294UL - 1)
+    gc = 4294967294UL - 1;
+  u[1] = (hoist_idmap){1, (uint32_t)us, (uint32_t)uc};
+  g[1] = (hoist_idmap){1, (uint32_t)gs, (uint32_t)gc};
+  *nu = *ng = 2;
   return true;
 }
 
