@@ -103,7 +103,7 @@ typedef struct hoist_build_opts {
   hoist_compression compression;
   const char *cache_dir;  /* build cache layout; NULL: hoist_build_cache_dir() */
   const char *rootfs_dir; /* rootfs cache; NULL: hoist_unpack_cache_dir() */
-  hoist_build_log_fn log;
+  hoist_build_log_fn log; /* NULL: steps go to hoist_info, install output nowhere */
   void *log_ctx;
 } hoist_build_opts;
 

@@ -48,9 +48,10 @@ static void say(const hoist_build_opts *o, const char *fmt, ...) {
   va_end(ap);
   if (n < 0)
     abort();
-  hoist_info("build: %s", line);
   if (o->log)
     o->log(o->log_ctx, HOIST_BUILD_STEP, line, (size_t)n);
+  else
+    hoist_info("build: %s", line);
   free(line);
 }
 
