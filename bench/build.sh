@@ -25,6 +25,7 @@ pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   "${BUILDAH[@]}" rm --all >/dev/null 2>&1 || true
+  "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -107,7 +108,7 @@ time_runs() {
 PIP_ENV=(PIP_INDEX_URL="$INDEX" PIP_NO_CACHE_DIR=1 PIP_BREAK_SYSTEM_PACKAGES=1
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore)
 
-# buildah_step BASE TARGET [FILE] : from + (copy) + run + commit + push
+# buildah's side of (a) and (b): from + (copy) + run + commit + push
 buildah_busybox() {
   local c
   c=$("${BUILDAH[@]}" from --tls-verify=false --pull=missing "docker://$REG/bench/busybox:ext")
