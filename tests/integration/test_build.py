@@ -351,6 +351,61 @@ def test_timeout_kills_the_install():
 
 
 @test
+def test_kind_recipes_with_stand_in_tools():
+    """The go, java, php, ruby and dotnet recipes, run through the sandbox on
+    busybox. Their toolchains cannot be installed here, so a stand-in script
+    named go, mvn, composer, bundle and dotnet records how it was called (argv,
+    working directory, environment); the file, the project directory, the
+    mirror and the new image's Env are checked for real."""
+    d = os.path.join(work(), "stand-in")
+    os.makedirs(d)
+    tool = os.path.join(d, "tool")
+    with open(tool, "w") as f:
+        f.write("#!/bin/sh\nmkdir -p /var/log\n"
+                "{ echo \"$(basename \"$0\") $* @ $(pwd)\"; env | sort | "
+                "grep -E '^(GOPROXY|GOMODCACHE|HOIST_[A-Z_]+|BUNDLE_GEMFILE|NUGET_PACKAGES|"
+                "COMPOSER_HOME)='; } >> /var/log/stand-in.log\n")
+    os.chmod(tool, 0o755)
+    maps = []
+    for name in ("go", "mvn", "composer", "bundle", "dotnet"):
+        maps += ["--map", f"{tool}:/usr/local/bin/{name}"]
+    layout = os.path.join(work(), "stand-in-base")
+    hoist("append", busybox(), "--target", f"oci:{layout}:tools", *maps)
+    cases = [
+        ("go", "go.mod", "--goproxy", ["go mod download @ /opt/hoist/go",
+                                       "GOMODCACHE=/opt/hoist/go/mod"], "GOMODCACHE="),
+        ("java", "pom.xml", "--maven-mirror",
+         ["mvn -B -Dmaven.repo.local=/tmp/.m2 -s /tmp/.settings.xml "
+          "dependency:copy-dependencies"], "CLASSPATH=/opt/hoist/java/lib/*"),
+        ("php", "composer.json", "--composer-repo",
+         ["composer config -g repos.packagist composer http://mirror.test/",
+          "composer install --no-dev"], None),
+        ("ruby", "Gemfile", "--gem-source",
+         ["bundle config set mirror.https://rubygems.org http://mirror.test/",
+          "bundle install @ /opt/hoist/ruby"], "BUNDLE_GEMFILE=/opt/hoist/ruby/Gemfile"),
+        ("dotnet", "project.json", "--nuget-source",
+         ["dotnet restore --source http://mirror.test/ @ /opt/hoist/dotnet"], "NUGET_PACKAGES="),
+    ]
+    for kind, file, mirror_opt, calls, env in cases:
+        out = os.path.join(work(), f"out-{kind}")
+        content = f"{kind} requirements\n"
+        build(f"oci:{layout}:tools", kind, content, f"oci:{out}:v1", mirror_opt,
+              "http://mirror.test/")
+        log = hoist("run", f"oci:{out}:v1", "--", "cat", "/var/log/stand-in.log").stdout
+        for c in calls:
+            assert c in log, (kind, c, log)
+        assert "http://mirror.test/" in log, (kind, log)
+        copied = hoist("run", f"oci:{out}:v1", "--", "cat", f"/opt/hoist/{kind}/{file}").stdout
+        assert copied == content, (kind, copied)
+        cfg = json.loads(skopeo("inspect", "--config", f"oci:{out}:v1").stdout)
+        envs = cfg["config"].get("Env", [])
+        if env:
+            assert any(e.startswith(env) for e in envs), (kind, envs)
+        # mirrors are build settings: they never reach the image
+        assert "mirror.test" not in json.dumps(cfg), (kind, cfg)
+
+
+@test
 def test_python_kind_from_local_index():
     reg = registry()
     base = debian()
