@@ -22,14 +22,15 @@ static void usage(FILE *out) {
                "root filesystem (the base's /bin/extend instead, when it has an executable one).\n"
                "The changes become one new layer; the image keeps the base's user. DEST is a\n"
                "registry reference or oci:DIR:TAG; only blobs DEST lacks are sent.\n"
-               "Identical inputs reuse the layer from the build cache.\n\n"
+               "Identical inputs reuse the layer from the build cache. Without --file, the\n"
+               "source is copied to DEST unchanged (as the reference deployer does).\n\n"
                "Kinds (requirement file):\n");
   for (size_t i = 0; i < n; i++)
     fprintf(out, "  %-8s %s\n", kinds[i].name, kinds[i].file);
   fprintf(out, "\nOptions:\n"
                "  --source REF               base image\n"
                "  --kind KIND                one of the kinds above\n"
-               "  --file PATH                the requirement file (at most 5 MB)\n"
+               "  --file PATH                the requirement file (at most 5 MB; none: copy)\n"
                "  --target DEST              where the new image goes\n"
                "  --platform OS/ARCH[/VAR]   image of a multi-platform base (default: host)\n"
                "  --network host|none        the install's network (default host)\n"
@@ -201,10 +202,21 @@ static int build_run(int argc, char **argv) {
   }
   if (optind != argc)
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
-  if (!source_s || !bo.kind || !file_s || !target_s)
-    return cli_usage(VERB, "needs --source, --kind, --file and --target");
+  if (!source_s || !bo.kind || !target_s)
+    return cli_usage(VERB, "needs --source, --kind and --target");
   if (!hoist_build_kind_find(bo.kind))
     return cli_usage(VERB, "unknown kind '%s' (see --help)", bo.kind);
+  if (!file_s) {
+    /* as the reference deployer: no requirements, the source under the target's name */
+    _cleanup_platform_ hoist_platform *p = NULL;
+    hoist_err *e = NULL;
+    if (platform_s && hoist_platform_parse(platform_s, &p, &e) < 0) {
+      hoist_err_free(e);
+      return cli_usage(VERB, "bad platform '%s'", platform_s);
+    }
+    hoist_copy_opts co = {.platform = p};
+    return cli_transfer(VERB, &ro, source_s, target_s, &co);
+  }
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
     if (!bo.mirrors[m])
       bo.mirrors[m] = getenv(hoist_build_mirror_info((hoist_mirror)m)->host_env);

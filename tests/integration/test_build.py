@@ -248,6 +248,10 @@ def test_extend_replaces_recipe_and_keeps_user():
     run("umoci", "unpack", "--rootless", "--image", f"{out}:v1", bundle)
     assert open(os.path.join(bundle, "rootfs", "tmp", "requirements.txt")).read() == "flask==3.0\n"
     assert open(os.path.join(bundle, "rootfs", "extended")).read() == "0\nflask==3.0\n"
+    # without a file the source is the target, unchanged (the reference's behaviour)
+    hoist("build", "--source", src, "--kind", "python", "--target", f"oci:{out}:same")
+    digest = lambda ref: json.loads(skopeo("inspect", ref).stdout)["Digest"]
+    assert digest(f"oci:{out}:same") == digest(src)
 
 
 @test
