@@ -242,8 +242,15 @@ static int build_run(int argc, char **argv) {
 
   _cleanup_free_ char *file = NULL;
   size_t file_len = 0;
-  if (hoist_fs_read_file(AT_FDCWD, file_s, HOIST_BUILD_FILE_MAX, &file, &file_len, &err) < 0)
+  if (hoist_fs_read_file(AT_FDCWD, file_s, HOIST_BUILD_FILE_MAX, &file, &file_len, &err) < 0) {
+    if (hoist_err_root_code(err) == HOIST_E_LIMIT) {
+      hoist_err_free(err);
+      err = NULL;
+      hoist_err_set(&err, HOIST_E_LIMIT, "%s: requirement file too large (at most %u bytes)",
+                    file_s, HOIST_BUILD_FILE_MAX);
+    }
     return cli_fail(VERB, err);
+  }
   bo.file = file;
   bo.file_len = file_len;
 

@@ -219,6 +219,13 @@ def test_help_and_usage():
     for args in bad:
         p = hoist("build", *args, check=False)
         assert p.returncode == 2, (args, p.returncode, p.stderr)
+    # the reference's limit on the decoded file: 5,000,000 bytes
+    big = os.path.join(work(), "big.txt")
+    with open(big, "w") as f:
+        f.write("a" * 5_000_001)
+    p = hoist("build", "--source", "oci:/nonexistent:x", "--kind", "python", "--file", big,
+              "--target", f"oci:{work()}/big:v1", check=False)
+    assert p.returncode == 1 and "too large (at most 5000000 bytes)" in p.stderr, p.stderr
 
 
 @test
