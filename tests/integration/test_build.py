@@ -14,7 +14,9 @@ import hashlib
 import http.server
 import json
 import os
+import shutil
 import subprocess
+import tarfile
 import threading
 import time
 import urllib.error
@@ -414,6 +416,44 @@ def test_kind_recipes_with_stand_in_tools():
             assert any(e.startswith(env) for e in envs), (kind, envs)
         # mirrors are build settings: they never reach the image
         assert "mirror.test" not in json.dumps(cfg), (kind, cfg)
+
+
+@test
+def test_rootless_build_maps_owners_back_to_root():
+    """As an unprivileged user (nobody, via setpriv): the install runs in a user
+    namespace where root is the caller, and the layer's files are owned by 0,
+    not by the caller's uid."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        raise Skip("needs root to switch to an unprivileged user")
+    src = with_extend("r1", "#!/bin/sh\nset -e\nid -u > /who\nmkdir -p /srv/app\n"
+                            "cp /tmp/requirements.txt /srv/app/\n")
+    home = os.path.join(work(), "nobody")
+    os.makedirs(home)
+    layout = src.split(":")[1]
+    for d in (home, layout):
+        for dirpath, _, filenames in os.walk(d):
+            os.chown(dirpath, 65534, 65534)
+            for f in filenames:
+                os.chown(os.path.join(dirpath, f), 65534, 65534)
+    os.chmod(work(), 0o755)
+    req = os.path.join(home, "requirements.txt")
+    with open(req, "w") as f:
+        f.write("rootless\n")
+    out = os.path.join(home, "out")
+    p = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", f"HOME={home}",
+            f"HOIST_CACHE={home}/cache", f"HOIST_IMAGES={home}/images", HOIST, "build",
+            "--source", src, "--kind", "python", "--file", req, "--target", f"oci:{out}:v1",
+            check=False)
+    assert p.returncode == 0, p.stderr
+    index = json.load(open(os.path.join(out, "index.json")))
+    blob = lambda d: os.path.join(out, "blobs", "sha256", d.split(":")[1])
+    manifest = json.load(open(blob(index["manifests"][0]["digest"])))
+    with tarfile.open(blob(manifest["layers"][-1]["digest"])) as t:
+        owners = {m.name: (m.uid, m.gid) for m in t.getmembers()}
+        who = t.extractfile("who").read()
+    assert who == b"0\n", who  # root inside the namespace
+    assert owners["srv/app/requirements.txt"] == (0, 0), owners
+    assert set(owners.values()) == {(0, 0)}, owners
 
 
 @test
