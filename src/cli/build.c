@@ -8,6 +8,7 @@
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/ref.h"
+#include "hoist/store.h"
 #include "regopts.h"
 
 #define VERB "build"
@@ -68,6 +69,25 @@ static int parse_u64(const char *s, int64_t max, int64_t *out) {
   return 0;
 }
 
+/* True when the store's layout at l already holds, under l's tag, the
+ * document the registry serves for ref (one HEAD request): a pull would
+ * change nothing. */
+static bool store_is_current(hoist_registry *r, const hoist_ref *ref, const hoist_loc *l) {
+  bool found = false;
+  char remote[HOIST_DIGEST_STR_LEN];
+  _cleanup_free_ char *mt = NULL;
+  hoist_err *e = NULL;
+  _cleanup_store_ hoist_store *s = NULL;
+  hoist_descriptor d = {0};
+  bool same = hoist_registry_head_manifest(r, ref->domain, ref->path, hoist_ref_reference(ref),
+                                           &found, remote, &mt, &e) == 0 &&
+              found && hoist_store_open(l->dir, false, &s, &e) == 0 &&
+              hoist_store_resolve(s, l->tag, &d, &e) == 0 && strcmp(d.digest, remote) == 0;
+  hoist_descriptor_clear(&d);
+  hoist_err_free(e);
+  return same;
+}
+
 /* Pulls the registry image loc names into the image store (blobs already
  * there are not fetched again) and returns that layout location. */
 static int pull_to_store(hoist_registry *r, const hoist_loc *loc, const hoist_platform *platform,
@@ -75,6 +95,8 @@ static int pull_to_store(hoist_registry *r, const hoist_loc *loc, const hoist_pl
   _cleanup_free_ char *dst = cli_image_store_location(loc->ref);
   if (hoist_loc_parse(dst, out, err) < 0)
     return -1;
+  if (store_is_current(r, loc->ref, *out))
+    return 0;
   hoist_copy_opts co = {.platform = platform};
   hoist_copy_result res;
   int ret = hoist_registry_copy(r, loc, *out, &co, &res, err);
