@@ -457,6 +457,21 @@ def test_rootless_build_maps_owners_back_to_root():
 
 
 @test
+def test_moved_source_tag_is_pulled_again():
+    """The image store is reused only while the registry serves the same digest."""
+    reg = registry()
+    ref = f"{reg.host}/moving/base:1"
+    hoist("copy", busybox(), ref)
+    out = os.path.join(work(), "out-moving")
+    first = build(ref, "python", "m\n", f"oci:{out}:a", check=False)
+    assert first.returncode == 1 and "python install" in first.stderr, first.stderr
+    hoist("copy", with_extend("m1", "#!/bin/sh\necho moved > /moved\n"), ref)
+    second = build(ref, "python", "m\n", f"oci:{out}:b")
+    assert "/bin/extend" in second.stderr, second.stderr
+    assert hoist("run", f"oci:{out}:b", "--", "cat", "/moved").stdout == "moved\n"
+
+
+@test
 def test_python_kind_from_local_index():
     reg = registry()
     base = debian()
