@@ -136,12 +136,44 @@ static void test_build_cache_dir(void **state) {
   }
 }
 
+/* Inputs hoist_build refuses before it touches the base or the sandbox. */
+static void test_build_refuses_bad_options(void **state) {
+  (void)state;
+  static const char file[] = "flask\n";
+  static const struct {
+    const char *kind;
+    size_t file_len;
+    bool target;
+    const char *base_dir;
+    const char *error;
+  } cases[] = {
+      {"cobol", 6, true, "/nonexistent", "unknown kind 'cobol' (known: python, nodejs, go,"},
+      {NULL, 6, true, "/nonexistent", "unknown kind ''"},
+      {"python", HOIST_BUILD_FILE_MAX + 1, true, "/nonexistent", "at most 5000000"},
+      {"python", 6, false, "/nonexistent", "needs a base and a target"},
+      {"python", 6, true, NULL, "needs a base and a target"},
+      {"python", 6, true, "/nonexistent/layout", "/nonexistent/layout"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_build_opts o;
+    hoist_build_opts_init(&o);
+    o.kind = cases[i].kind;
+    o.file = file;
+    o.file_len = cases[i].file_len;
+    o.base_dir = cases[i].base_dir;
+    o.target = cases[i].target ? (hoist_image_target *)&o : NULL; /* never reached */
+    hoist_build_result res;
+    hoist_err *err = NULL;
+    assert_true(hoist_build(&o, &res, &err) < 0);
+    assert_err_contains(&err, cases[i].error);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_build_kinds_table),
-      cmocka_unit_test(test_build_mirror_options),
-      cmocka_unit_test(test_build_cache_key),
-      cmocka_unit_test(test_build_cache_dir),
+      cmocka_unit_test(test_build_kinds_table),         cmocka_unit_test(test_build_mirror_options),
+      cmocka_unit_test(test_build_cache_key),           cmocka_unit_test(test_build_cache_dir),
+      cmocka_unit_test(test_build_refuses_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
