@@ -100,11 +100,27 @@ HOIST_EXPORT int hoist_append_registry_target(hoist_registry *r, const hoist_ref
                                               const hoist_ref *base, hoist_image_target **out,
                                               hoist_err **err);
 
+/* A layer blob that exists already (a build cache entry): it is copied from
+ * `from` (through copy_blob; the source's own manifest is never read) when
+ * the target lacks it, instead of writing a new layer. */
+typedef struct hoist_append_prebuilt {
+  hoist_image_source *from;
+  hoist_descriptor desc; /* media type (its compression), digest, size */
+  const char *diff_id;
+} hoist_append_prebuilt;
+
 typedef struct hoist_append_options {
   hoist_layer_options layer;
   const hoist_platform *platform; /* for a base that is an index; NULL: the host's */
   const char *created_by;         /* history entry; NULL: "hoist append" */
   const char *comment;            /* history comment or NULL */
+  /* NULL, or the new layer; then hoist_append's layer argument is unused and
+   * out->layer reports this blob (tar_size and n_entries 0). */
+  const hoist_append_prebuilt *prebuilt;
+  /* NULL, or called with the new config (base's, or the scratch one) before
+   * the layer is added: labels, Env. A negative return fails the append. */
+  int (*edit_config)(void *ctx, hoist_config *cfg, hoist_err **err);
+  void *edit_ctx;
 } hoist_append_options;
 
 typedef struct hoist_append_result {

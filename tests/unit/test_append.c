@@ -404,12 +404,73 @@ static void test_append_index_base(void **state) {
   fixture_clear(&f);
 }
 
+static int add_label(void *ctx, hoist_config *cfg, hoist_err **err) {
+  return hoist_config_set_label(cfg, "org.example.from", ctx, err);
+}
+
+/* A prebuilt layer (a build cache entry) is copied from its own source, only
+ * when the target lacks it, with its diffID in the config; edit_config runs. */
+static void test_append_prebuilt_layer(void **state) {
+  (void)state;
+  fixture f;
+  fixture_init(&f, HOIST_MT_DOCKER_MANIFEST, 2);
+  mem_source cache = {.base.ops = &mem_source_ops};
+  const char *ld = table_put(&cache.blobs, "cached-layer", 12);
+  static const char diff_id[] =
+      "sha256:3333333333333333333333333333333333333333333333333333333333333333";
+  hoist_append_prebuilt pre = {
+      .from = &cache.base,
+      .desc = {.media_type = HOIST_MT_OCI_LAYER_GZIP, .digest = (char *)ld, .size = 12},
+      .diff_id = diff_id,
+  };
+  hoist_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT,
+                            .prebuilt = &pre,
+                            .edit_config = add_label,
+                            .edit_ctx = "base"};
+  hoist_append_result res;
+  hoist_err *err = NULL;
+  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  assert_string_equal(res.layer.digest, ld);
+  assert_string_equal(res.layer.diff_id, diff_id);
+  assert_non_null(table_find(&f.dst.blobs, ld));
+  /* the base's manifest kind decides the layer's media type */
+  assert_non_null(strstr(f.dst.manifest, HOIST_MT_DOCKER_LAYER_GZIP));
+  const blob *cb = table_find(&f.dst.blobs, res.config_digest);
+  json_t *c = json_loads(cb->data, 0, NULL);
+  json_t *ids = json_object_get(json_object_get(c, "rootfs"), "diff_ids");
+  assert_string_equal(json_string_value(json_array_get(ids, 2)), diff_id);
+  assert_string_equal(
+      json_string_value(json_object_get(json_object_get(json_object_get(c, "config"), "Labels"),
+                                        "org.example.from")),
+      "base");
+  json_decref(c);
+
+  /* again, same created time: the target has the layer and the config, no
+   * blob is written, only the manifest stored */
+  o.layer.source_date_epoch = 1700000000;
+  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  size_t writers = f.dst.writers_opened;
+  free(f.dst.manifest);
+  f.dst.manifest = NULL;
+  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  assert_int_equal(f.dst.writers_opened, writers);
+  assert_non_null(f.dst.manifest);
+
+  /* a prebuilt descriptor that is not a layer, or lacks a diffID, is refused */
+  pre.desc.media_type = HOIST_MT_OCI_CONFIG;
+  assert_true(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err) < 0);
+  assert_err_contains(&err, "not a layer with a diffID");
+  table_clear(&cache.blobs);
+  fixture_clear(&f);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_append_skips_blobs_target_has),
       cmocka_unit_test(test_append_failures),
       cmocka_unit_test(test_append_docker_base),
       cmocka_unit_test(test_append_index_base),
+      cmocka_unit_test(test_append_prebuilt_layer),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -57,6 +57,29 @@ static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, co
   }
 }
 
+static int copy_prebuilt(hoist_image_target *target, const hoist_append_prebuilt *pre,
+                         hoist_layer_result *res, hoist_err **err) {
+  bool has = false;
+  int r = target->ops->has_blob(target, &pre->desc, &has, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "layer %s", pre->desc.digest);
+  if (!has) {
+    _cleanup_writer_ hoist_writer *w = NULL;
+    char got[HOIST_DIGEST_STR_LEN];
+    if ((r = target->ops->blob_writer(target, pre->desc.digest, pre->desc.size, &w, err)) < 0 ||
+        (r = pre->from->ops->copy_blob(pre->from, &pre->desc, w, err)) < 0 ||
+        (r = hoist_writer_commit(w, got, NULL, err)) < 0)
+      return hoist_err_wrap(err, "copy layer %s", pre->desc.digest);
+  }
+  memset(res, 0, sizeof *res);
+  snprintf(res->diff_id, sizeof res->diff_id, "%s", pre->diff_id);
+  snprintf(res->digest, sizeof res->digest, "%s", pre->desc.digest);
+  res->size = (uint64_t)pre->desc.size;
+  res->media_type = hoist_layer_media_type(
+      (hoist_compression)hoist_media_layer_compression(pre->desc.media_type));
+  return 0;
+}
+
 static int copy_base_layers(hoist_image_source *base, hoist_image_target *target,
                             const hoist_manifest *m, hoist_append_result *out, hoist_err **err) {
   for (size_t i = 0; i < m->n_layers; i++) {
@@ -97,8 +120,17 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
     m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
     cfg = hoist_config_new(opts->platform);
   }
+  const hoist_append_prebuilt *pre = opts->prebuilt;
+  hoist_compression comp = opts->layer.compression;
+  if (pre) {
+    int c = hoist_media_layer_compression(pre->desc.media_type);
+    if (c < 0 || !pre->diff_id || !hoist_digest_valid(pre->diff_id))
+      return hoist_err_set(err, EINVAL, "append: prebuilt layer %s: not a layer with a diffID",
+                           pre->desc.digest);
+    comp = (hoist_compression)c;
+  }
   const char *layer_mt = NULL;
-  if ((r = new_layer_media_type(m, opts->layer.compression, &layer_mt, err)) < 0)
+  if ((r = new_layer_media_type(m, comp, &layer_mt, err)) < 0)
     return hoist_err_wrap(err, "append");
 
   _cleanup_free_ char *cdata = NULL;
@@ -115,8 +147,14 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   if (base && (r = copy_base_layers(base, target, m, out, err)) < 0)
     return hoist_err_wrap(err, "append");
 
-  /* the new layer, streamed from disk into the target */
-  {
+  if (opts->edit_config && (r = opts->edit_config(opts->edit_ctx, cfg, err)) < 0)
+    return hoist_err_wrap(err, "append: config");
+
+  if (pre) {
+    if ((r = copy_prebuilt(target, pre, &out->layer, err)) < 0)
+      return hoist_err_wrap(err, "append");
+  } else {
+    /* the new layer, streamed from disk into the target */
     _cleanup_writer_ hoist_writer *w = NULL;
     if ((r = target->ops->blob_writer(target, NULL, -1, &w, err)) < 0 ||
         (r = hoist_layer_write(layer, &opts->layer, w, &out->layer, err)) < 0)
@@ -134,7 +172,12 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   if ((r = hoist_config_to_json(cfg, &cjson, &cjson_len, err)) < 0)
     return hoist_err_wrap(err, "append: config");
   hoist_sha256_of(cjson, cjson_len, out->config_digest);
-  {
+  hoist_descriptor cd = {
+      .media_type = HOIST_MT_OCI_CONFIG, .digest = out->config_digest, .size = (int64_t)cjson_len};
+  bool has_config = false;
+  if ((r = target->ops->has_blob(target, &cd, &has_config, err)) < 0)
+    return hoist_err_wrap(err, "append: config");
+  if (!has_config) {
     _cleanup_writer_ hoist_writer *w = NULL;
     char got[HOIST_DIGEST_STR_LEN];
     if ((r = target->ops->blob_writer(target, out->config_digest, (int64_t)cjson_len, &w, err)) <

@@ -1,0 +1,327 @@
+/* hoist build: a base image + a requirements file of a kind -> a new image. */
+#include <fcntl.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <string.h>
+
+#include "cli.h"
+#include "hoist/build.h"
+#include "hoist/fs.h"
+#include "hoist/ref.h"
+#include "hoist/store.h"
+#include "regopts.h"
+
+#define VERB "build"
+
+static void usage(FILE *out) {
+  size_t n;
+  const hoist_build_kind *kinds = hoist_build_kinds(&n);
+  fprintf(out, "Usage: hoist build --source REF --kind KIND --file PATH --target DEST [OPTIONS]\n\n"
+               "Extends the image REF (a registry reference, pulled into the image store first,\n"
+               "or oci:DIR[:TAG]) with the requirements in PATH: the file is placed at\n"
+               "/tmp/<file> and the kind's install runs as root in a sandbox over the base's\n"
+               "root filesystem (the base's /bin/extend instead, when it has an executable one).\n"
+               "The changes become one new layer; the image keeps the base's user. DEST is a\n"
+               "registry reference or oci:DIR:TAG; only blobs DEST lacks are sent.\n"
+               "Identical inputs reuse the layer from the build cache. Without --file, the\n"
+               "source is copied to DEST unchanged (as the reference deployer does).\n\n"
+               "Kinds (requirement file):\n");
+  for (size_t i = 0; i < n; i++)
+    fprintf(out, "  %-8s %s\n", kinds[i].name, kinds[i].file);
+  fprintf(out, "\nOptions:\n"
+               "  --source REF               base image\n"
+               "  --kind KIND                one of the kinds above\n"
+               "  --file PATH                the requirement file (at most 5 MB; none: copy)\n"
+               "  --target DEST              where the new image goes\n"
+               "  --platform OS/ARCH[/VAR]   image of a multi-platform base (default: host)\n"
+               "  --network host|none        the install's network (default host)\n"
+               "  --timeout S                kill the install after S seconds\n"
+               "  --userns                   a user namespace for the install even as root\n"
+               "  --no-cache                 do not reuse a cached layer\n"
+               "  --source-date-epoch N      clamp mtimes and set created to N\n"
+               "                             (default: $SOURCE_DATE_EPOCH)\n"
+               "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
+               "  --cache-dir DIR            build cache (default: $HOIST_IMAGES/build-cache)\n"
+               "  -h, --help                 show this help\n\n"
+               "Package sources (default: each option's variable, else the tool's own):\n");
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
+    const hoist_mirror_info *mi = hoist_build_mirror_info((hoist_mirror)m);
+    fprintf(out, "  --%-16s URL     ($%s)\n", mi->option, mi->host_env);
+  }
+  fprintf(out, "\n%s", REGOPTS_HELP);
+}
+
+/* Build output: the pipeline's steps prefixed, the install's lines as they are. */
+static void log_line(void *ctx, hoist_build_stream stream, const char *line, size_t len) {
+  (void)ctx;
+  if (stream == HOIST_BUILD_STEP)
+    fprintf(stderr, "hoist build: %.*s\n", (int)len, line);
+  else
+    fprintf(stderr, "%.*s\n", (int)len, line);
+}
+
+static int parse_u64(const char *s, int64_t max, int64_t *out) {
+  char *end;
+  long long v = strtoll(s, &end, 10);
+  if (!*s || *end || v < 0 || v > max)
+    return -1;
+  *out = v;
+  return 0;
+}
+
+/* True when the store's layout at l already holds, under l's tag, the
+ * document the registry serves for ref (one HEAD request): a pull would
+ * change nothing. */
+static bool store_is_current(hoist_registry *r, const hoist_ref *ref, const hoist_loc *l) {
+  bool found = false;
+  char remote[HOIST_DIGEST_STR_LEN];
+  _cleanup_free_ char *mt = NULL;
+  hoist_err *e = NULL;
+  _cleanup_store_ hoist_store *s = NULL;
+  hoist_descriptor d = {0};
+  bool same = hoist_registry_head_manifest(r, ref->domain, ref->path, hoist_ref_reference(ref),
+                                           &found, remote, &mt, &e) == 0 &&
+              found && hoist_store_open(l->dir, false, &s, &e) == 0 &&
+              hoist_store_resolve(s, l->tag, &d, &e) == 0 && strcmp(d.digest, remote) == 0;
+  hoist_descriptor_clear(&d);
+  hoist_err_free(e);
+  return same;
+}
+
+/* Pulls the registry image loc names into the image store (blobs already
+ * there are not fetched again) and returns that layout location. */
+static int pull_to_store(hoist_registry *r, const hoist_loc *loc, const hoist_platform *platform,
+                         hoist_loc **out, hoist_err **err) {
+  _cleanup_free_ char *dst = cli_image_store_location(loc->ref);
+  if (hoist_loc_parse(dst, out, err) < 0)
+    return -1;
+  if (store_is_current(r, loc->ref, *out))
+    return 0;
+  hoist_copy_opts co = {.platform = platform};
+  hoist_copy_result res;
+  int ret = hoist_registry_copy(r, loc, *out, &co, &res, err);
+  cli_progress_end();
+  hoist_copy_result_clear(&res);
+  if (ret < 0) {
+    _cleanup_free_ char *name = hoist_loc_string(loc);
+    return hoist_err_wrap(err, "pull %s", name);
+  }
+  return 0;
+}
+
+static int build_run(int argc, char **argv) {
+  enum {
+    OPT_SOURCE = 256,
+    OPT_KIND,
+    OPT_FILE,
+    OPT_TARGET,
+    OPT_PLATFORM,
+    OPT_NETWORK,
+    OPT_TIMEOUT,
+    OPT_NO_CACHE,
+    OPT_SDE,
+    OPT_COMPRESS,
+    OPT_CACHE_DIR,
+    OPT_USERNS,
+    OPT_MIRROR, /* + hoist_mirror */
+  };
+  struct option opts[32] = {
+      {"source", required_argument, NULL, OPT_SOURCE},
+      {"kind", required_argument, NULL, OPT_KIND},
+      {"file", required_argument, NULL, OPT_FILE},
+      {"target", required_argument, NULL, OPT_TARGET},
+      {"platform", required_argument, NULL, OPT_PLATFORM},
+      {"network", required_argument, NULL, OPT_NETWORK},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"no-cache", no_argument, NULL, OPT_NO_CACHE},
+      {"source-date-epoch", required_argument, NULL, OPT_SDE},
+      {"compress", required_argument, NULL, OPT_COMPRESS},
+      {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
+      {"userns", no_argument, NULL, OPT_USERNS},
+      {"help", no_argument, NULL, 'h'},
+      REGOPTS_LONG,
+  };
+  size_t no = 0;
+  while (opts[no].name)
+    no++;
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
+    opts[no++] = (struct option){hoist_build_mirror_info((hoist_mirror)m)->option,
+                                 required_argument, NULL, OPT_MIRROR + m};
+
+  hoist_build_opts bo;
+  hoist_build_opts_init(&bo);
+  const char *source_s = NULL, *file_s = NULL, *target_s = NULL, *platform_s = NULL;
+  bool sde_given = false;
+  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    int64_t v;
+    hoist_err *e = NULL;
+    switch (c) {
+    case OPT_SOURCE:
+      source_s = optarg;
+      break;
+    case OPT_KIND:
+      bo.kind = optarg;
+      break;
+    case OPT_FILE:
+      file_s = optarg;
+      break;
+    case OPT_TARGET:
+      target_s = optarg;
+      break;
+    case OPT_PLATFORM:
+      platform_s = optarg;
+      break;
+    case OPT_NETWORK:
+      if (strcmp(optarg, "host") == 0)
+        bo.network = HOIST_SANDBOX_NET_HOST;
+      else if (strcmp(optarg, "none") == 0)
+        bo.network = HOIST_SANDBOX_NET_NONE;
+      else
+        return cli_usage(VERB, "--network takes host or none");
+      break;
+    case OPT_TIMEOUT:
+      if (parse_u64(optarg, UINT32_MAX, &v) < 0)
+        return cli_usage(VERB, "bad --timeout '%s'", optarg);
+      bo.timeout_s = (unsigned)v;
+      break;
+    case OPT_NO_CACHE:
+      bo.no_cache = true;
+      break;
+    case OPT_SDE:
+      if (parse_u64(optarg, INT64_MAX, &v) < 0)
+        return cli_usage(VERB, "bad --source-date-epoch '%s'", optarg);
+      bo.source_date_epoch = v;
+      sde_given = true;
+      break;
+    case OPT_COMPRESS:
+      if (hoist_layer_compression_parse(optarg, &bo.compression, &e) < 0) {
+        hoist_err_free(e);
+        return cli_usage(VERB, "unknown compression '%s' (gzip, zstd or none)", optarg);
+      }
+      break;
+    case OPT_CACHE_DIR:
+      bo.cache_dir = optarg;
+      break;
+    case OPT_USERNS:
+      bo.userns = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return EXIT_OK;
+    default:
+      if (c >= OPT_MIRROR && c < OPT_MIRROR + HOIST_MIRROR_COUNT) {
+        bo.mirrors[c - OPT_MIRROR] = optarg;
+        break;
+      }
+      int h = cli_regopts_handle(&ro, VERB, c, optarg);
+      if (h == 1)
+        break;
+      return h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
+    }
+  }
+  if (optind != argc)
+    return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
+  if (!source_s || !bo.kind || !target_s)
+    return cli_usage(VERB, "needs --source, --kind and --target");
+  if (!hoist_build_kind_find(bo.kind))
+    return cli_usage(VERB, "unknown kind '%s' (see --help)", bo.kind);
+  if (!file_s) {
+    /* as the reference deployer: no requirements, the source under the target's name */
+    _cleanup_platform_ hoist_platform *p = NULL;
+    hoist_err *e = NULL;
+    if (platform_s && hoist_platform_parse(platform_s, &p, &e) < 0) {
+      hoist_err_free(e);
+      return cli_usage(VERB, "bad platform '%s'", platform_s);
+    }
+    hoist_copy_opts co = {.platform = p};
+    return cli_transfer(VERB, &ro, source_s, target_s, &co);
+  }
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
+    if (!bo.mirrors[m])
+      bo.mirrors[m] = getenv(hoist_build_mirror_info((hoist_mirror)m)->host_env);
+
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *src = NULL;
+  _cleanup_loc_ hoist_loc *dst = NULL;
+  if (hoist_loc_parse(source_s, &src, &err) < 0 || hoist_loc_parse(target_s, &dst, &err) < 0) {
+    _cleanup_free_ char *t = hoist_err_text(err);
+    hoist_err_free(err);
+    return cli_usage(VERB, "%s", t);
+  }
+  if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
+    return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");
+  _cleanup_platform_ hoist_platform *platform = NULL;
+  if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
+    hoist_err_free(err);
+    return cli_usage(VERB, "bad platform '%s'", platform_s);
+  }
+  bo.platform = platform;
+  if (!sde_given && hoist_layer_env_epoch(&bo.source_date_epoch, &err) < 0)
+    return cli_fail(VERB, err);
+
+  _cleanup_free_ char *file = NULL;
+  size_t file_len = 0;
+  if (hoist_fs_read_file(AT_FDCWD, file_s, HOIST_BUILD_FILE_MAX, &file, &file_len, &err) < 0) {
+    if (hoist_err_root_code(err) == HOIST_E_LIMIT) {
+      hoist_err_free(err);
+      err = NULL;
+      hoist_err_set(&err, HOIST_E_LIMIT, "%s: requirement file too large (at most %u bytes)",
+                    file_s, HOIST_BUILD_FILE_MAX);
+    }
+    return cli_fail(VERB, err);
+  }
+  bo.file = file;
+  bo.file_len = file_len;
+
+  _cleanup_registry_ hoist_registry *reg = NULL;
+  if ((src->kind == HOIST_LOC_REGISTRY || dst->kind == HOIST_LOC_REGISTRY) &&
+      cli_regopts_open(&ro, true, &reg, &err) < 0)
+    return cli_fail(VERB, err);
+  _cleanup_loc_ hoist_loc *base = NULL;
+  _cleanup_free_ char *base_name = NULL;
+  if (src->kind == HOIST_LOC_REGISTRY) {
+    base_name = hoist_ref_string(src->ref);
+    if (pull_to_store(reg, src, platform, &base, &err) < 0)
+      return cli_fail(VERB, err);
+  } else {
+    base_name = hoist_strdup(source_s);
+  }
+  const hoist_loc *b = base ? base : src;
+  bo.base_dir = b->dir;
+  bo.base_tag = b->tag;
+  bo.base_name = base_name;
+  bo.log = log_line;
+
+  _cleanup_image_target_ hoist_image_target *target = NULL;
+  int r = dst->kind == HOIST_LOC_LAYOUT
+              ? hoist_append_layout_target(dst->dir, dst->tag, &target, &err)
+              : hoist_append_registry_target(reg, dst->ref,
+                                             src->kind == HOIST_LOC_REGISTRY ? src->ref : NULL,
+                                             &target, &err);
+  if (r < 0)
+    return cli_fail(VERB, err);
+  bo.target = target;
+
+  hoist_build_result res;
+  if (hoist_build(&bo, &res, &err) < 0)
+    return cli_fail(VERB, err);
+  if (ro.json) {
+    json_t *j = json_pack(
+        "{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "manifest", res.image.manifest_digest,
+        "config", res.image.config_digest, "layer", res.image.layer.digest, "diffID",
+        res.image.layer.diff_id, "cacheKey", res.cache_key, "cacheHit", res.cache_hit, "extend",
+        res.used_extend, "layers", (json_int_t)res.image.n_layers, "baseCopied",
+        (json_int_t)res.image.blobs_copied, "basePresent", (json_int_t)res.image.blobs_skipped);
+    cli_print_json(j);
+  } else {
+    printf("manifest: %s\nconfig: %s\nlayer: %s (diffID %s, %" PRIu64 " bytes%s)\n",
+           res.image.manifest_digest, res.image.config_digest, res.image.layer.digest,
+           res.image.layer.diff_id, res.image.layer.size, res.cache_hit ? ", cached" : "");
+  }
+  return EXIT_OK;
+}
+
+HOIST_VERB(build, VERB, "extend an image with a requirements file (pip, npm, ...)", build_run);

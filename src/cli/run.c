@@ -1,0 +1,298 @@
+/* hoist run: one command in an image's root filesystem, in the sandbox, with a throwaway upper
+ * dir. */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <limits.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "hoist/fs.h"
+#include "hoist/ref.h"
+#include "hoist/registry.h"
+#include "hoist/sandbox.h"
+#include "hoist/unpack.h"
+#include "regopts.h"
+
+#define VERB "run"
+#define EXIT_TIMEOUT 124
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "Usage: hoist run REF|oci:DIR[:TAG] [OPTIONS] [--] [CMD [ARG...]]\n\n"
+          "Runs CMD (default: the image's Entrypoint and Cmd) inside the image's root\n"
+          "filesystem, as `podman run --rm` would, without a daemon: new mount, PID, UTS\n"
+          "and IPC namespaces (and a user namespace when not root), an overlay on the\n"
+          "cached unpacked image so the image is never modified, and a throwaway upper\n"
+          "directory removed afterwards. The command's exit status becomes hoist's\n"
+          "(128+N when killed by signal N, 124 on timeout). Environment, working\n"
+          "directory and user come from the image config.\n"
+          "A registry reference is pulled first into the image store, as `hoist pull`.\n\n"
+          "Options:\n"
+          "  --network host|none          host network (default) or an empty one\n"
+          "  --timeout S                  kill everything the command started after S seconds\n"
+          "  --userns                     a user namespace even when running as root\n"
+          "  -e, --env NAME=VALUE         set an environment variable (repeatable)\n"
+          "  -u, --user USER[:GROUP]      run as this user (default: the image's User)\n"
+          "  -w, --workdir DIR            working directory (default: the image's WorkingDir)\n"
+          "  --platform OS/ARCH[/VARIANT] image of a multi-platform index (default: host)\n"
+          "  --keep-upper DIR             keep the changes, as an overlayfs upper dir, in DIR\n"
+          "                               (must not exist or be empty)\n"
+          "  --no-overlay                 run on a copy of the image and diff it (the fallback\n"
+          "                               used when overlayfs cannot be mounted)\n"
+          "  -h, --help                   show this help\n\n"
+          "%s",
+          REGOPTS_HELP);
+}
+
+/* Pulls the registry image *loc into the image store and replaces *loc with
+ * its layout location there. */
+static int pull_first(cli_regopts *ro, hoist_loc **loc, const hoist_platform *platform,
+                      hoist_err **err) {
+  _cleanup_free_ char *dst = cli_image_store_location((*loc)->ref);
+  _cleanup_loc_ hoist_loc *d = NULL;
+  if (hoist_loc_parse(dst, &d, err) < 0)
+    return -1;
+  _cleanup_registry_ hoist_registry *r = NULL;
+  if (cli_regopts_open(ro, true, &r, err) < 0)
+    return -1;
+  hoist_copy_opts co = {.platform = platform};
+  hoist_copy_result res;
+  int ret = hoist_registry_copy(r, *loc, d, &co, &res, err);
+  cli_progress_end();
+  hoist_copy_result_clear(&res);
+  if (ret < 0) {
+    _cleanup_free_ char *name = hoist_loc_string(*loc);
+    return hoist_err_wrap(err, "pull %s", name);
+  }
+  hoist_loc_free(*loc);
+  *loc = steal_pointer(&d);
+  return 0;
+}
+
+static void on_line(void *ctx, bool is_stderr, const char *line, size_t len) {
+  (void)ctx;
+  FILE *f = is_stderr ? stderr : stdout;
+  fwrite(line, 1, len, f);
+  fputc('\n', f);
+  fflush(f);
+}
+
+/* The image's Entrypoint followed by its Cmd, as a NULL-terminated array of
+ * borrowed strings (caller frees the array), or NULL when both are empty. */
+static char **default_command(hoist_config *cfg) {
+  json_t *sec = hoist_config_section(cfg);
+  json_t *parts[2] = {json_object_get(sec, "Entrypoint"), json_object_get(sec, "Cmd")};
+  size_t n = json_array_size(parts[0]) + json_array_size(parts[1]);
+  if (n == 0)
+    return NULL;
+  char **v = hoist_malloc0((n + 1) * sizeof(char *));
+  size_t k = 0;
+  for (int p = 0; p < 2; p++) {
+    size_t i;
+    json_t *it;
+    json_array_foreach(parts[p], i, it) {
+      if (json_is_string(it))
+        v[k++] = (char *)json_string_value(it);
+    }
+  }
+  if (k == 0) {
+    free(v);
+    return NULL;
+  }
+  return v;
+}
+
+static int exit_code(int status, bool timed_out, unsigned timeout) {
+  if (timed_out) {
+    fprintf(stderr, "hoist run: timed out after %us; everything it started was killed\n", timeout);
+    return EXIT_TIMEOUT;
+  }
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
+  return EXIT_FAIL;
+}
+
+static int run(int argc, char **argv) {
+  enum { OPT_NETWORK = 256, OPT_TIMEOUT, OPT_USERNS, OPT_PLATFORM, OPT_KEEP, OPT_NO_OVERLAY };
+  static const struct option opts[] = {
+      {"network", required_argument, NULL, OPT_NETWORK},
+      {"timeout", required_argument, NULL, OPT_TIMEOUT},
+      {"userns", no_argument, NULL, OPT_USERNS},
+      {"env", required_argument, NULL, 'e'},
+      {"user", required_argument, NULL, 'u'},
+      {"workdir", required_argument, NULL, 'w'},
+      {"platform", required_argument, NULL, OPT_PLATFORM},
+      {"keep-upper", required_argument, NULL, OPT_KEEP},
+      {"no-overlay", no_argument, NULL, OPT_NO_OVERLAY},
+      {"help", no_argument, NULL, 'h'},
+      REGOPTS_LONG,
+      {NULL, 0, NULL, 0},
+  };
+  /* Options end at "--"; without it, at the first word after IMAGE. */
+  int opt_end = argc;
+  for (int i = 1; i < argc; i++)
+    if (strcmp(argv[i], "--") == 0) {
+      opt_end = i;
+      break;
+    }
+  bool dashdash = opt_end < argc;
+
+  hoist_sandbox_opts so = {.log_fd = -1, .on_line = on_line};
+  const char *platform_s = NULL, *keep = NULL, *user = NULL, *workdir = NULL;
+  _cleanup_free_ char **extra_env = hoist_malloc0(sizeof(char *) * (size_t)(argc + 1));
+  size_t n_env = 0;
+  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(opt_end, argv, dashdash ? "he:u:w:" : "+he:u:w:", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_NETWORK:
+      if (strcmp(optarg, "host") == 0)
+        so.network = HOIST_SANDBOX_NET_HOST;
+      else if (strcmp(optarg, "none") == 0)
+        so.network = HOIST_SANDBOX_NET_NONE;
+      else
+        return cli_usage(VERB, "--network: expected host or none, not %s", optarg);
+      break;
+    case OPT_TIMEOUT: {
+      char *end;
+      errno = 0;
+      unsigned long v = strtoul(optarg, &end, 10);
+      if (errno || *end || end == optarg || v == 0 || v > UINT_MAX)
+        return cli_usage(VERB, "--timeout: expected a number of seconds, not %s", optarg);
+      so.timeout_s = (unsigned)v;
+      break;
+    }
+    case OPT_USERNS:
+      so.userns = true;
+      break;
+    case 'e':
+      if (!strchr(optarg, '=') || optarg[0] == '=')
+        return cli_usage(VERB, "--env: expected NAME=VALUE, not %s", optarg);
+      extra_env[n_env++] = optarg;
+      break;
+    case 'u':
+      user = optarg;
+      break;
+    case 'w':
+      if (optarg[0] != '/')
+        return cli_usage(VERB, "--workdir: expected an absolute path");
+      workdir = optarg;
+      break;
+    case OPT_PLATFORM:
+      platform_s = optarg;
+      break;
+    case OPT_KEEP:
+      keep = optarg;
+      break;
+    case OPT_NO_OVERLAY:
+      so.force_copy = true;
+      break;
+    case 'h':
+      usage(stdout);
+      return EXIT_OK;
+    default: {
+      int r = cli_regopts_handle(&ro, VERB, c, optarg);
+      if (r == 1)
+        break;
+      return r < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
+    }
+    }
+  }
+  if (optind >= opt_end)
+    return cli_usage(VERB, "expected an image");
+  if (dashdash && optind + 1 != opt_end)
+    return cli_usage(VERB, "expected one image before --, got %s", argv[optind + 1]);
+  const char *src = argv[optind];
+  char **cmd = dashdash ? argv + opt_end + 1 : argv + optind + 1;
+
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *loc = NULL;
+  if (hoist_loc_parse(src, &loc, &err) < 0) {
+    hoist_err_free(err);
+    return cli_usage(VERB, "bad image %s", src);
+  }
+  _cleanup_platform_ hoist_platform *platform = NULL;
+  if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
+    hoist_err_free(err);
+    return cli_usage(VERB, "bad platform %s", platform_s);
+  }
+  if (loc->kind != HOIST_LOC_LAYOUT && pull_first(&ro, &loc, platform, &err) < 0)
+    return cli_fail(VERB, err);
+
+  int rc = EXIT_FAIL;
+  hoist_store *store = NULL;
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  _cleanup_config_ hoist_config *cfg = NULL;
+  _cleanup_free_ char *cdata = NULL, *rootfs = NULL, *tmp = NULL, *upper = NULL, *work = NULL;
+  _cleanup_free_ char **default_cmd = NULL;
+  char **env = NULL;
+  size_t clen = 0;
+  hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
+  hoist_unpack_report rep = {0};
+  if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
+      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
+      hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
+      hoist_config_parse(cdata, clen, &cfg, &err) < 0 ||
+      hoist_unpack_cached(store, m, NULL, &uo, &rootfs, NULL, &rep, &err) < 0) {
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
+  if (!cmd[0]) {
+    default_cmd = default_command(cfg);
+    if (!default_cmd) {
+      rc = cli_usage(VERB, "the image has no Entrypoint or Cmd: give a command");
+      goto out;
+    }
+    cmd = default_cmd;
+  }
+  if (hoist_sandbox_env(cfg, extra_env, &env, &err) < 0) {
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
+
+  const char *tmpdir = getenv("TMPDIR");
+  tmp = hoist_asprintf("%s/hoist-run-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  if (!mkdtemp(tmp)) {
+    rc = cli_fail(VERB, (hoist_err_errno(&err, errno, "mkdtemp %s", tmp), err));
+    free(tmp);
+    tmp = NULL;
+    goto out;
+  }
+  upper = keep ? hoist_strdup(keep) : hoist_asprintf("%s/upper", tmp);
+  /* the overlay's work dir must share upper's filesystem: beside a kept upper */
+  work = keep ? NULL : hoist_asprintf("%s/work", tmp);
+  so.lower = rootfs;
+  so.upper = upper;
+  so.work = work;
+  so.argv = cmd;
+  so.env = env;
+  so.cwd = workdir ? workdir : hoist_config_get_string(cfg, "WorkingDir");
+  so.user = user ? user : hoist_config_get_string(cfg, "User");
+  fflush(stdout);
+  int status = 0;
+  bool timed_out = false;
+  if (hoist_sandbox_run(&so, &status, &timed_out, &err) < 0) {
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
+  rc = exit_code(status, timed_out, so.timeout_s);
+out:
+  if (tmp) {
+    _cleanup_err_ hoist_err *e = NULL;
+    if (hoist_fs_rm_rf_at(AT_FDCWD, tmp, &e) < 0) {
+      _cleanup_free_ char *t = hoist_err_text(e);
+      fprintf(stderr, "hoist run: removing %s: %s\n", tmp, t);
+    }
+  }
+  hoist_sandbox_strv_free(env);
+  hoist_unpack_report_clear(&rep);
+  hoist_store_close(store);
+  return rc;
+}
+
+HOIST_VERB(run, VERB, "run a command inside an image (sandboxed, changes thrown away)", run);

@@ -1,0 +1,549 @@
+/* hoist_build: the pipeline from a base image and a requirement file to a new image. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "../sandbox/sandbox-private.h"
+#include "hoist/build.h"
+#include "hoist/fs.h"
+#include "hoist/layer.h"
+#include "hoist/store.h"
+#include "hoist/unpack.h"
+
+/* Annotation of a build cache entry (a layer descriptor tagged by key). */
+#define CACHE_DIFF_ID "io.hoist.build.diff-id"
+/* Set to "true" when the layer came from the base's /bin/extend. */
+#define CACHE_EXTEND "io.hoist.build.extend"
+/* The SOURCE_DATE_EPOCH the layer's mtimes were clamped to, or "none". An entry
+ * is reused only for the same epoch and compression (both shape the bytes but
+ * are not inputs of the install, so not of the key). */
+#define CACHE_EPOCH "io.hoist.build.epoch"
+/* When the layer was built (seconds since the epoch): the created time of
+ * every image made from the entry without SOURCE_DATE_EPOCH, so an identical
+ * rebuild makes the identical image. */
+#define CACHE_CREATED "io.hoist.build.created"
+
+void hoist_build_opts_init(hoist_build_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->network = HOIST_SANDBOX_NET_HOST;
+  o->source_date_epoch = -1;
+  o->compression = HOIST_COMPRESS_GZIP;
+}
+
+static void say(const hoist_build_opts *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void say(const hoist_build_opts *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  char *line = NULL;
+  int n = vasprintf(&line, fmt, ap);
+  va_end(ap);
+  if (n < 0)
+    abort();
+  if (o->log)
+    o->log(o->log_ctx, HOIST_BUILD_STEP, line, (size_t)n);
+  else
+    hoist_info("build: %s", line);
+  free(line);
+}
+
+/* The base's image manifest for the platform (through an index when the tag
+ * names one), and the manifest's digest. */
+static int resolve_base(hoist_store *s, const char *tag, const hoist_platform *platform,
+                        hoist_manifest **out, char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+  hoist_descriptor desc = {0};
+  if (hoist_store_resolve(s, tag, &desc, err) < 0)
+    return -1;
+  _cleanup_platform_ hoist_platform *host = platform ? NULL : hoist_platform_host();
+  int r = -1;
+  for (int depth = 0; depth < 4; depth++) {
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    if ((r = hoist_store_read_blob(s, desc.digest, HOIST_MANIFEST_MAX, &data, &len, err)) < 0)
+      break;
+    const char *mt = hoist_manifest_detect(data, len);
+    hoist_media_kind kind = hoist_media_kind_of(mt);
+    if (kind == HOIST_MEDIA_MANIFEST) {
+      snprintf(digest, HOIST_DIGEST_STR_LEN, "%s", desc.digest);
+      r = hoist_manifest_parse(data, len, out, err);
+      break;
+    }
+    r = -1;
+    if (kind != HOIST_MEDIA_INDEX) {
+      hoist_err_set(err, HOIST_E_FORMAT, "%s: not an image manifest or index", desc.digest);
+      break;
+    }
+    _cleanup_index_ hoist_index *ix = NULL;
+    if (hoist_index_parse(data, len, &ix, err) < 0)
+      break;
+    const hoist_descriptor *pick = hoist_index_find_platform(ix, platform ? platform : host);
+    if (!pick) {
+      _cleanup_free_ char *ps = hoist_platform_string(platform ? platform : host);
+      hoist_err_set(err, ENOENT, "no manifest for platform %s in index %s", ps, desc.digest);
+      break;
+    }
+    hoist_descriptor next;
+    hoist_descriptor_copy(&next, pick);
+    hoist_descriptor_clear(&desc);
+    desc = next;
+  }
+  if (r < 0 && !*err)
+    hoist_err_set(err, HOIST_E_FORMAT, "indexes nested too deeply");
+  hoist_descriptor_clear(&desc);
+  return r;
+}
+
+/* ----------------------------------------------------------- environment */
+
+/* True when config c's Env sets name. */
+static bool config_has_env(hoist_config *c, const char *name) {
+  json_t *env = json_object_get(hoist_config_section(c), "Env");
+  size_t i, nl = strlen(name);
+  json_t *v;
+  json_array_foreach(env, i, v) {
+    const char *s = json_string_value(v);
+    if (s && strncmp(s, name, nl) == 0 && s[nl] == '=')
+      return true;
+  }
+  return false;
+}
+
+/* The install's environment: the image's Env, HOME (when the image has
+ * none), the kind's variables, its mirror, SOURCE_DATE_EPOCH. Caller frees
+ * with hoist_sandbox_strv_free. */
+static int install_env(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
+                       char ***out, hoist_err **err) {
+  char *extra[64];
+  size_t n = 0;
+  _cleanup_free_ char *mirror = NULL, *sde = NULL;
+  if (!config_has_env(cfg, "HOME"))
+    extra[n++] = "HOME=/root";
+  for (const char *const *kv = k->env; kv && *kv && n < 60; kv++)
+    extra[n++] = (char *)*kv;
+  const char *m = o->mirrors[k->mirror];
+  if (m && *m)
+    extra[n++] = mirror = hoist_asprintf("%s=%s", hoist_build_mirror_info(k->mirror)->env, m);
+  if (o->source_date_epoch >= 0)
+    extra[n++] = sde = hoist_asprintf("SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
+  extra[n] = NULL;
+  return hoist_sandbox_env(cfg, extra, out, err);
+}
+
+/* ------------------------------------------------------------- install */
+
+typedef struct install_log {
+  const hoist_build_opts *o;
+  char last_cmd[512]; /* the last command the shell traced ("+ ...") */
+} install_log;
+
+static void on_line(void *ctx, bool is_stderr, const char *line, size_t len) {
+  install_log *il = ctx;
+  if (is_stderr && len > 2 && line[0] == '+' && line[1] == ' ') {
+    size_t n = len - 2 < sizeof il->last_cmd - 1 ? len - 2 : sizeof il->last_cmd - 1;
+    memcpy(il->last_cmd, line + 2, n);
+    il->last_cmd[n] = 0;
+  }
+  if (il->o->log)
+    il->o->log(il->o->log_ctx, is_stderr ? HOIST_BUILD_STDERR : HOIST_BUILD_STDOUT, line, len);
+}
+
+/* True when the tree at root has an executable regular file /bin/extend
+ * (resolved inside the tree). */
+static bool has_extend(const char *root) {
+  _cleanup_close_ int rfd = open(root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rfd < 0)
+    return false;
+  hoist_err *e = NULL;
+  _cleanup_close_ int fd = hoist_fs_open_in_root(rfd, "bin/extend", O_PATH | O_CLOEXEC, 0, &e);
+  hoist_err_free(e);
+  struct stat st;
+  return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
+}
+
+static int write_file_at(int rootfd, const char *dir, mode_t dir_mode, const char *name,
+                         const void *data, size_t len, hoist_err **err) {
+  _cleanup_close_ int dfd = hoist_fs_mkdir_p_in_root(rootfd, dir, dir_mode, err);
+  if (dfd < 0)
+    return -1;
+  char proc[64]; /* dfd may be an O_PATH descriptor, which fchmod refuses */
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", dfd);
+  if (chmod(proc, dir_mode) < 0)
+    return hoist_err_errno(err, errno, "chmod %s", dir);
+  return hoist_fs_write_atomic(dfd, name, data, len, 0644, err);
+}
+
+/* Runs the install in the sandbox over lower, leaving its changes (plus
+ * /tmp/<file>) in upper. The file reaches the command bound read-only at
+ * /tmp/<file> from tmp/<file> (a host directory beside upper). */
+static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
+                       const char *lower, const char *tmp, const char *upper, bool extend,
+                       hoist_err **err) {
+  _cleanup_close_ int tfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (tfd < 0)
+    return hoist_err_errno(err, errno, "open %s", tmp);
+  if (hoist_fs_write_atomic(tfd, k->file, o->file, o->file_len, 0644, err) < 0)
+    return hoist_err_wrap(err, "stage %s", k->file);
+  _cleanup_free_ char *host_file = hoist_asprintf("%s/%s", tmp, k->file);
+  _cleanup_free_ char *image_file = hoist_asprintf("/tmp/%s", k->file);
+  hoist_sandbox_bind bind = {.source = host_file, .target = image_file};
+
+  char **env = NULL;
+  int r = install_env(o, k, cfg, &env, err);
+  if (r < 0)
+    return r;
+  _cleanup_free_ char *script =
+      hoist_asprintf("set -ex\n%s", extend ? "exec /bin/extend\n" : k->script);
+  char *argv[] = {"/bin/sh", "-c", script, NULL};
+  install_log il = {.o = o};
+  hoist_sandbox_opts so = {
+      .lower = lower,
+      .upper = upper,
+      .argv = argv,
+      .env = env,
+      .network = o->network,
+      .userns = o->userns,
+      .timeout_s = o->timeout_s,
+      .on_line = on_line,
+      .on_line_ctx = &il,
+      .log_fd = -1,
+      .binds = &bind,
+      .n_binds = 1,
+  };
+  int status = 0;
+  bool timed_out = false;
+  say(o, "running %s in the sandbox", extend ? "/bin/extend" : k->name);
+  r = hoist_sandbox_run(&so, &status, &timed_out, err);
+  hoist_sandbox_strv_free(env);
+  if (r < 0)
+    return hoist_err_wrap(err, "sandbox");
+  const char *what = il.last_cmd[0] ? il.last_cmd : "/bin/sh -c <script>";
+  if (timed_out)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` timed out after %u s",
+                         k->name, what, o->timeout_s);
+  if (WIFSIGNALED(status))
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` killed by signal %d", k->name,
+                         what, WTERMSIG(status));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` exited with status %d",
+                         k->name, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  say(o, "install done");
+
+  /* the file stays where the reference's COPY puts it */
+  _cleanup_close_ int ufd = open(upper, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (ufd < 0)
+    return hoist_err_errno(err, errno, "open %s", upper);
+  mode_t tmp_mode = 01777;
+  struct stat st;
+  _cleanup_close_ int lfd = open(lower, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (lfd >= 0 && fstatat(lfd, "tmp", &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
+    tmp_mode = st.st_mode & 07777;
+  if (write_file_at(ufd, "tmp", tmp_mode, k->file, o->file, o->file_len, err) < 0)
+    return hoist_err_wrap(err, "place /tmp/%s", k->file);
+  return 0;
+}
+
+/* The ids the sandbox's user namespace gives a caller that is not root (as
+ * hoist_sandbox_run maps them): 0 inside is the caller, 1.. inside the
+ * caller's subordinate ranges. Fills um and gm; returns how many entries. */
+static size_t userns_maps(hoist_idmap um[2], hoist_idmap gm[2]) {
+  uid_t uid = geteuid();
+  um[0] = (hoist_idmap){0, (uint32_t)uid, 1};
+  gm[0] = (hoist_idmap){0, (uint32_t)getegid(), 1};
+  struct passwd pw, *pwp = NULL;
+  char buf[1024];
+  getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
+  _cleanup_free_ char *subuid = NULL, *subgid = NULL;
+  unsigned long us, uc, gs, gc;
+  hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
+  hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
+  if (!sandbox_subid_range(subuid, pwp ? pwp->pw_name : NULL, uid, &us, &uc) ||
+      !sandbox_subid_range(subgid, pwp ? pwp->pw_name : NULL, uid, &gs, &gc))
+    return 1;
+  um[1] = (hoist_idmap){1, (uint32_t)us, (uint32_t)uc};
+  gm[1] = (hoist_idmap){1, (uint32_t)gs, (uint32_t)gc};
+  return 2;
+}
+
+/* Removes build-* work trees under workroot that no running build holds (a
+ * build keeps a lock on its tree): left by builds that were killed. Trees
+ * younger than a minute may not be locked yet and are left alone. */
+static void sweep_work(const char *workroot) {
+  _cleanup_close_ int dfd = open(workroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int fd2 = dfd >= 0 ? dup(dfd) : -1;
+  DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
+  if (!d) {
+    if (fd2 >= 0)
+      close(fd2);
+    return;
+  }
+  time_t now = time(NULL);
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    struct stat st;
+    if (strncmp(de->d_name, "build-", 6) != 0 ||
+        fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode) ||
+        now - st.st_mtime < 60)
+      continue;
+    _cleanup_close_ int t =
+        openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (t < 0 || flock(t, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    hoist_err *e = NULL;
+    if (hoist_fs_rm_rf_at(dfd, de->d_name, &e) == 0)
+      hoist_info("build: removed the work tree of a build that died: %s/%s", workroot, de->d_name);
+    hoist_err_free(e);
+  }
+  closedir(d);
+}
+
+/* The install's layer written into the cache layout and tagged by key. */
+static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hoist_store *bstore,
+                      const hoist_manifest *m, hoist_config *cfg, hoist_store *cache,
+                      const char *key_hex, hoist_descriptor *layer, char diff_id[],
+                      bool *used_extend, hoist_err **err) {
+  hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
+  hoist_unpack_report rep = {0};
+  _cleanup_free_ char *lower = NULL;
+  bool hit = false;
+  int r = hoist_unpack_cached(bstore, m, o->rootfs_dir, &uo, &lower, &hit, &rep, err);
+  hoist_unpack_report_clear(&rep);
+  if (r < 0)
+    return hoist_err_wrap(err, "base rootfs");
+  say(o, "base rootfs %s (%s)", lower, hit ? "cached" : "unpacked");
+  *used_extend = has_extend(lower);
+  if (*used_extend)
+    say(o, "base has /bin/extend: running it instead of the %s recipe", k->name);
+
+  _cleanup_free_ char *workroot = hoist_asprintf("%s/work", hoist_store_dir(cache));
+  if (mkdir(workroot, 0700) < 0 && errno != EEXIST)
+    return hoist_err_errno(err, errno, "mkdir %s", workroot);
+  sweep_work(workroot);
+  _cleanup_free_ char *tmp = hoist_asprintf("%s/build-XXXXXX", workroot);
+  if (!mkdtemp(tmp))
+    return hoist_err_errno(err, errno, "mkdtemp %s", tmp);
+  /* held until the end: sweep_work of other builds leaves the tree alone */
+  _cleanup_close_ int lock = open(tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock >= 0)
+    flock(lock, LOCK_EX);
+  _cleanup_free_ char *upper = hoist_asprintf("%s/upper", tmp);
+  if (mkdir(upper, 0755) < 0) {
+    r = hoist_err_errno(err, errno, "mkdir %s", upper);
+    goto out;
+  }
+  if ((r = run_install(o, k, cfg, lower, tmp, upper, *used_extend, err)) < 0)
+    goto out;
+
+  hoist_layer_options lo = HOIST_LAYER_OPTIONS_INIT;
+  lo.compression = o->compression;
+  lo.source_date_epoch = o->source_date_epoch;
+  hoist_idmap um[2], gm[2];
+  if (geteuid() != 0) {
+    lo.uid_map = um;
+    lo.gid_map = gm;
+    lo.n_uid_map = lo.n_gid_map = userns_maps(um, gm);
+  }
+  hoist_layer_source src = {.kind = HOIST_LAYER_OVERLAY, .dir = upper};
+  hoist_layer_result res;
+  {
+    _cleanup_writer_ hoist_writer *w = NULL;
+    if ((r = hoist_store_blob_writer(cache, NULL, -1, &w, err)) < 0 ||
+        (r = hoist_layer_write(&src, &lo, w, &res, err)) < 0) {
+      hoist_err_wrap(err, "layer of %s", upper);
+      goto out;
+    }
+  }
+  layer->media_type = hoist_strdup(res.media_type);
+  layer->digest = hoist_strdup(res.digest);
+  layer->size = (int64_t)res.size;
+  snprintf(diff_id, HOIST_DIGEST_STR_LEN, "%s", res.diff_id);
+  char epoch[24] = "none";
+  if (o->source_date_epoch >= 0)
+    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
+  char created[24];
+  snprintf(created, sizeof created, "%lld", (long long)time(NULL));
+  if ((r = hoist_descriptor_set_annotation(layer, CACHE_DIFF_ID, res.diff_id, err)) < 0 ||
+      (r = hoist_descriptor_set_annotation(layer, CACHE_EPOCH, epoch, err)) < 0 ||
+      (r = hoist_descriptor_set_annotation(layer, CACHE_CREATED, created, err)) < 0 ||
+      (*used_extend &&
+       (r = hoist_descriptor_set_annotation(layer, CACHE_EXTEND, "true", err)) < 0) ||
+      (r = hoist_store_tag(cache, key_hex, layer, err)) < 0) {
+    hoist_err_wrap(err, "build cache");
+    goto out;
+  }
+  say(o, "layer %s (%" PRIu64 " bytes, %" PRIu64 " entries)", res.digest, res.size, res.n_entries);
+out:;
+  hoist_err *e = NULL;
+  _cleanup_free_ char *base = hoist_strdup(tmp);
+  char *slash = strrchr(base, '/');
+  *slash = 0;
+  _cleanup_close_ int wfd = open(base, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (wfd >= 0 && hoist_fs_rm_rf_at(wfd, slash + 1, &e) < 0)
+    hoist_warn("build: cannot remove %s", tmp);
+  hoist_err_free(e);
+  return r;
+}
+
+/* A cached layer for key_hex, when its entry and blob are both there. */
+static bool cache_lookup(const hoist_build_opts *o, hoist_store *cache, const char *key_hex,
+                         hoist_descriptor *layer, char diff_id[], bool *extend) {
+  hoist_err *e = NULL;
+  if (hoist_store_resolve(cache, key_hex, layer, &e) < 0) {
+    hoist_err_free(e);
+    return false;
+  }
+  char epoch[24] = "none";
+  if (o->source_date_epoch >= 0)
+    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
+  const char *d = hoist_descriptor_annotation(layer, CACHE_DIFF_ID);
+  const char *ep = hoist_descriptor_annotation(layer, CACHE_EPOCH);
+  if (!d || !hoist_digest_valid(d) || !ep || strcmp(ep, epoch) != 0 ||
+      hoist_media_layer_compression(layer->media_type) != (int)o->compression ||
+      !hoist_store_has_blob(cache, layer->digest)) {
+    hoist_descriptor_clear(layer);
+    return false;
+  }
+  snprintf(diff_id, HOIST_DIGEST_STR_LEN, "%s", d);
+  const char *x = hoist_descriptor_annotation(layer, CACHE_EXTEND);
+  *extend = x && strcmp(x, "true") == 0;
+  return true;
+}
+
+/* ---------------------------------------------------------- new config */
+
+typedef struct edit_ctx {
+  const hoist_build_opts *o;
+  const hoist_build_kind *k;
+  const hoist_build_result *res;
+} edit_ctx;
+
+static int edit_config(void *ctx, hoist_config *cfg, hoist_err **err) {
+  edit_ctx *ec = ctx;
+  if (ec->o->base_name &&
+      hoist_config_set_label(cfg, "org.opencontainers.image.base.name", ec->o->base_name, err) < 0)
+    return -1;
+  if (hoist_config_set_label(cfg, "org.opencontainers.image.base.digest", ec->res->base_digest,
+                             err) < 0)
+    return -1;
+  if (ec->res->used_extend)
+    return 0;
+  json_t *env = json_object_get(hoist_config_section(cfg), "Env");
+  for (const char *const *kv = ec->k->config; kv && *kv; kv++) {
+    const char *eq = strchr(*kv, '=');
+    _cleanup_free_ char *name = strndup(*kv, (size_t)(eq - *kv));
+    const char *old = NULL;
+    size_t i, nl = strlen(name);
+    json_t *v;
+    json_array_foreach(env, i, v) {
+      const char *s = json_string_value(v);
+      if (s && strncmp(s, name, nl) == 0 && s[nl] == '=')
+        old = s + nl + 1;
+    }
+    _cleanup_free_ char *value = old && *old && strcmp(old, eq + 1) != 0
+                                     ? hoist_asprintf("%s:%s", eq + 1, old)
+                                     : hoist_strdup(eq + 1);
+    if (hoist_config_set_env(cfg, name, value, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------ pipeline */
+
+int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **err) {
+  memset(out, 0, sizeof *out);
+  const hoist_build_kind *k = hoist_build_kind_find(o->kind);
+  if (!k) {
+    size_t n;
+    const hoist_build_kind *all = hoist_build_kinds(&n);
+    hoist_buf names = HOIST_BUF_INIT(0);
+    for (size_t i = 0; i < n; i++)
+      hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name);
+    int r = hoist_err_set(err, EINVAL, "build: unknown kind '%s' (known: %s)",
+                          o->kind ? o->kind : "", names.data);
+    hoist_buf_free(&names);
+    return r;
+  }
+  if (o->file_len > HOIST_BUILD_FILE_MAX)
+    return hoist_err_set(err, HOIST_E_LIMIT, "build: %s is %zu bytes (at most %u)", k->file,
+                         o->file_len, HOIST_BUILD_FILE_MAX);
+  if (!o->target || !o->base_dir)
+    return hoist_err_set(err, EINVAL, "build: needs a base and a target");
+  hoist_sha256_of(o->file ? o->file : "", o->file_len, out->file_digest);
+
+  _cleanup_store_ hoist_store *bstore = NULL;
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  _cleanup_config_ hoist_config *cfg = NULL;
+  _cleanup_free_ char *cdata = NULL;
+  size_t clen = 0;
+  int r;
+  if ((r = hoist_store_open(o->base_dir, false, &bstore, err)) < 0 ||
+      (r = resolve_base(bstore, o->base_tag, o->platform, &m, out->base_digest, err)) < 0 ||
+      (r = hoist_store_read_blob(bstore, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen,
+                                 err)) < 0 ||
+      (r = hoist_config_parse(cdata, clen, &cfg, err)) < 0)
+    return hoist_err_wrap(err, "build: base %s", o->base_name ? o->base_name : o->base_dir);
+  _cleanup_platform_ hoist_platform *plat = hoist_config_platform(cfg);
+  hoist_build_cache_key(k, out->base_digest, plat, o->file, o->file_len, o->mirrors,
+                        out->cache_key);
+  const char *key_hex = out->cache_key + 7;
+
+  _cleanup_free_ char *cache_dir_default = o->cache_dir ? NULL : hoist_build_cache_dir();
+  const char *cache_dir = o->cache_dir ? o->cache_dir : cache_dir_default;
+  _cleanup_store_ hoist_store *cache = NULL;
+  if ((r = hoist_store_open(cache_dir, true, &cache, err)) < 0)
+    return hoist_err_wrap(err, "build cache");
+
+  hoist_descriptor layer = {0};
+  char diff_id[HOIST_DIGEST_STR_LEN] = "";
+  if (!o->no_cache && cache_lookup(o, cache, key_hex, &layer, diff_id, &out->used_extend)) {
+    out->cache_hit = true;
+    say(o, "cache hit %s: layer %s", out->cache_key, layer.digest);
+  } else {
+    say(o, "%s %s: building (%s, %s %s)", o->no_cache ? "cache bypassed" : "cache miss",
+        out->cache_key, k->name, k->file, out->file_digest);
+    if ((r = make_layer(o, k, bstore, m, cfg, cache, key_hex, &layer, diff_id, &out->used_extend,
+                        err)) < 0) {
+      hoist_descriptor_clear(&layer);
+      return hoist_err_wrap(err, "build");
+    }
+  }
+  _cleanup_image_source_ hoist_image_source *base = NULL;
+  _cleanup_image_source_ hoist_image_source *from = NULL;
+  hoist_append_prebuilt pre = {.desc = layer, .diff_id = diff_id};
+  _cleanup_free_ char *created_by =
+      hoist_asprintf("hoist build --kind %s: /tmp/%s %s", k->name, k->file, out->file_digest);
+  edit_ctx ec = {o, k, out};
+  hoist_append_options ao = {
+      .layer = HOIST_LAYER_OPTIONS_INIT,
+      .platform = o->platform,
+      .created_by = created_by,
+      .prebuilt = &pre,
+      .edit_config = edit_config,
+      .edit_ctx = &ec,
+  };
+  /* the layer is prebuilt: the epoch only sets the image's created time */
+  ao.layer.source_date_epoch = o->source_date_epoch;
+  const char *built = hoist_descriptor_annotation(&layer, CACHE_CREATED);
+  if (o->source_date_epoch < 0 && built)
+    ao.layer.source_date_epoch = strtoll(built, NULL, 10);
+  if ((r = hoist_append_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
+      (r = hoist_append_layout_source(cache_dir, NULL, &from, err)) < 0) {
+    hoist_descriptor_clear(&layer);
+    return hoist_err_wrap(err, "build");
+  }
+  pre.from = from;
+  r = hoist_append(base, o->target, NULL, &ao, &out->image, err);
+  hoist_descriptor_clear(&layer);
+  if (r < 0)
+    return hoist_err_wrap(err, "build");
+  say(o, "image %s (%zu layers)", out->image.manifest_digest, out->image.n_layers);
+  return 0;
+}

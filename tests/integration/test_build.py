@@ -1,0 +1,522 @@
+#!/usr/bin/env python3
+"""hoist build against real package managers and a real registry.
+
+Base images come from the fixture scripts (cached under $HOIST_CACHE/fixtures):
+busybox (fast: /bin/extend, the build cache, failures) and Debian bookworm with
+python3/pip and nodejs/npm (the python and nodejs kinds; kept to two tests as
+the suite runs twice). Package sources are served by the test on loopback: a
+PEP 503 simple index holding a wheel made here, and an npm registry holding a
+tarball made by `npm pack`. skopeo and umoci are the independent oracles.
+"""
+import base64
+import functools
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+import time
+import urllib.error
+import zipfile
+
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
+                       skopeo, test, tmpdir)
+
+FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
+_state = {}
+
+
+def work():
+    if "work" not in _state:
+        _state["work"] = tmpdir("hoist-build-")
+        # pulled bases and built images stay out of the user's image store
+        os.environ["HOIST_IMAGES"] = os.path.join(_state["work"], "images")
+    return _state["work"]
+
+
+def registry():
+    if "reg" not in _state:
+        _state["reg"] = Registry(work()).start()
+    return _state["reg"]
+
+
+def busybox(tag="latest"):
+    """oci:DIR:TAG of the busybox fixture."""
+    out = os.path.join(work(), "busybox")
+    if "busybox" not in _state:
+        run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
+        _state["busybox"] = out
+    return f"oci:{out}:{tag}"
+
+
+def debian():
+    """The Debian fixture pushed to the test registry; returns its reference."""
+    if "debian" not in _state:
+        cached = os.path.join(CACHE, "fixtures", "debian-bookworm", "index.json")
+        if os.geteuid() != 0 and not os.path.exists(cached):
+            raise Skip("the Debian fixture needs root (debootstrap) to be made once")
+        out = os.path.join(work(), "debian")
+        run("bash", os.path.join(FIXTURES, "debian-image.sh"), HOIST, out, "bookworm",
+            timeout=1800)
+        ref = f"{registry().host}/base/debian:bookworm"
+        hoist("copy", f"oci:{out}:bookworm", ref)
+        _state["debian"] = ref
+    return _state["debian"]
+
+
+def cache_dir():
+    return os.path.join(work(), "build-cache")
+
+
+def build(source, kind, text, target, *extra, check=True, name=None):
+    path = os.path.join(work(), name or f"req-{time.monotonic_ns()}")
+    with open(path, "w") as f:
+        f.write(text)
+    return hoist("build", "--source", source, "--kind", kind, "--file", path, "--target", target,
+                 "--cache-dir", cache_dir(), *extra, check=check, timeout=900)
+
+
+def with_extend(tag, script):
+    """The busybox image plus an executable /bin/extend (user set to nobody by umoci)."""
+    d = os.path.join(work(), f"ext-{tag}")
+    os.makedirs(d)
+    path = os.path.join(d, "extend")
+    with open(path, "w") as f:
+        f.write(script)
+    os.chmod(path, 0o755)
+    layout = os.path.join(work(), "extended")
+    hoist("append", busybox(), "--target", f"oci:{layout}:{tag}", "--map", f"{path}:/bin/extend")
+    run("umoci", "config", "--image", f"{layout}:{tag}", "--config.user", "nobody")
+    return f"oci:{layout}:{tag}"
+
+
+# --------------------------------------------------------------- servers
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(root, handler=_Quiet):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(handler, directory=root))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    on_exit(srv.shutdown)
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def make_wheel(path, name, version, body):
+    """A pure-Python wheel, written by hand (a zip with dist-info and RECORD)."""
+    files = {
+        f"{name}/__init__.py": body.encode(),
+        f"{name}-{version}.dist-info/METADATA":
+            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
+        f"{name}-{version}.dist-info/WHEEL":
+            b"Wheel-Version: 1.0\nGenerator: hoist-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+    }
+    record = []
+    with zipfile.ZipFile(path, "w") as z:
+        for n, data in files.items():
+            z.writestr(n, data)
+            h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{n},sha256={h},{len(data)}")
+        record.append(f"{name}-{version}.dist-info/RECORD,,")
+        z.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
+
+
+def pip_index():
+    """A PEP 503 simple index with tinypkg 1.0 on loopback; returns its URL."""
+    if "pip" not in _state:
+        root = os.path.join(work(), "pypi")
+        os.makedirs(os.path.join(root, "simple", "tinypkg"))
+        os.makedirs(os.path.join(root, "packages"))
+        whl = "tinypkg-1.0-py3-none-any.whl"
+        make_wheel(os.path.join(root, "packages", whl), "tinypkg", "1.0", "VALUE = 'tiny-42'\n")
+        digest = hashlib.sha256(open(os.path.join(root, "packages", whl), "rb").read()).hexdigest()
+        with open(os.path.join(root, "simple", "index.html"), "w") as f:
+            f.write('<!DOCTYPE html><html><body><a href="tinypkg/">tinypkg</a></body></html>\n')
+        with open(os.path.join(root, "simple", "tinypkg", "index.html"), "w") as f:
+            f.write(f'<!DOCTYPE html><html><body><a href="../../packages/{whl}#sha256={digest}">'
+                    f"{whl}</a></body></html>\n")
+        _state["pip"] = serve(root) + "/simple/"
+    return _state["pip"]
+
+
+def npm_registry():
+    """An npm registry on loopback serving tinyjs 1.0.0 (a tarball from `npm pack`)."""
+    if "npm" in _state:
+        return _state["npm"]
+    root = os.path.join(work(), "npm")
+    pkg = os.path.join(root, "src")
+    os.makedirs(pkg)
+    with open(os.path.join(pkg, "package.json"), "w") as f:
+        json.dump({"name": "tinyjs", "version": "1.0.0", "main": "index.js"}, f)
+    with open(os.path.join(pkg, "index.js"), "w") as f:
+        f.write("module.exports = { value: 'tinyjs-7' };\n")
+    run("npm", "pack", "--pack-destination", root, cwd=pkg,
+        env={"npm_config_cache": os.path.join(root, ".npm"), "npm_config_update_notifier": "false"})
+    tgz = open(os.path.join(root, "tinyjs-1.0.0.tgz"), "rb").read()
+
+    class Npm(_Quiet):
+        def do_GET(self):
+            if self.path.rstrip("/") == "/tinyjs":
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                doc = {"name": "tinyjs", "dist-tags": {"latest": "1.0.0"}, "versions": {
+                    "1.0.0": {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "dist": {
+                        "tarball": f"{base}/tinyjs/-/tinyjs-1.0.0.tgz",
+                        "shasum": hashlib.sha1(tgz).hexdigest(),
+                        "integrity": "sha512-" + base64.b64encode(
+                            hashlib.sha512(tgz).digest()).decode()}}}}
+                body, ctype = json.dumps(doc).encode(), "application/json"
+            elif self.path == "/tinyjs/-/tinyjs-1.0.0.tgz":
+                body, ctype = tgz, "application/octet-stream"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    _state["npm"] = serve(root, Npm) + "/"
+    return _state["npm"]
+
+
+def skopeo_layers(ref):
+    out = skopeo("inspect", "--tls-verify=false", f"docker://{ref}").stdout
+    return json.loads(out)["Layers"]
+
+
+def tag_exists(reg, repo, tag):
+    try:
+        tags = json.load(reg.get(f"/v2/{repo}/tags/list")).get("tags") or []
+    except urllib.error.HTTPError as e:
+        if e.code == 404:
+            return False
+        raise
+    return tag in tags
+
+
+# ----------------------------------------------------------------- tests
+
+
+@test
+def test_help_and_usage():
+    p = hoist("build", "--help")
+    for word in ("--source", "--kind", "--pip-index-url", "--npm-registry", "requirements.txt",
+                 "package.json", "go.mod", "pom.xml", "composer.json", "Gemfile", "project.json"):
+        assert word in p.stdout, word
+    bad = [
+        [],
+        ["--source", "x", "--kind", "python", "--file", "f"],
+        ["--source", "x", "--kind", "cobol", "--file", "f", "--target", "oci:/tmp/x:y"],
+        ["--source", "x", "--kind", "python", "--file", "f", "--target", "oci:/tmp/x"],
+        ["--source", "x", "--kind", "python", "--file", "f", "--target", "y", "--network", "z"],
+    ]
+    for args in bad:
+        p = hoist("build", *args, check=False)
+        assert p.returncode == 2, (args, p.returncode, p.stderr)
+    # the reference's limit on the decoded file: 5,000,000 bytes
+    big = os.path.join(work(), "big.txt")
+    with open(big, "w") as f:
+        f.write("a" * 5_000_001)
+    p = hoist("build", "--source", "oci:/nonexistent:x", "--kind", "python", "--file", big,
+              "--target", f"oci:{work()}/big:v1", check=False)
+    assert p.returncode == 1 and "too large (at most 5000000 bytes)" in p.stderr, p.stderr
+
+
+@test
+def test_extend_replaces_recipe_and_keeps_user():
+    """The base's /bin/extend runs as root instead of the recipe (busybox has no
+    python); the new image keeps the base's user; /tmp/<file> is in the layer."""
+    src = with_extend("x1", "#!/bin/sh\nset -e\n"
+                            "{ id -u; cat /tmp/requirements.txt; } > /extended\n")
+    out = os.path.join(work(), "out-extend")
+    p = build(src, "python", "flask==3.0\n", f"oci:{out}:v1", "--json", "--userns")
+    assert "/bin/extend" in p.stderr, p.stderr
+    res = json.loads(p.stdout)
+    assert res["extend"] is True and res["cacheHit"] is False and res["layers"] == 3, res
+    res = hoist("run", f"oci:{out}:v1", "--", "cat", "/extended").stdout
+    assert res == "0\nflask==3.0\n", res
+    cfg = json.loads(skopeo("inspect", "--config", f"oci:{out}:v1").stdout)
+    assert cfg["config"].get("User") == "nobody", cfg["config"]
+    labels = cfg["config"]["Labels"]
+    assert labels["org.opencontainers.image.base.name"] == src, labels
+    assert labels["org.opencontainers.image.base.digest"].startswith("sha256:"), labels
+    assert "--kind python" in cfg["history"][-1]["created_by"], cfg["history"]
+    assert "NODE_PATH" not in json.dumps(cfg["config"].get("Env", []))
+    base_layers = len(json.loads(skopeo("inspect", src).stdout)["Layers"])
+    assert len(json.loads(skopeo("inspect", f"oci:{out}:v1").stdout)["Layers"]) == base_layers + 1
+    # umoci unpacks the result: the requirement file sits where the reference puts it
+    bundle = os.path.join(work(), "bundle-extend")
+    run("umoci", "unpack", "--rootless", "--image", f"{out}:v1", bundle)
+    assert open(os.path.join(bundle, "rootfs", "tmp", "requirements.txt")).read() == "flask==3.0\n"
+    assert open(os.path.join(bundle, "rootfs", "extended")).read() == "0\nflask==3.0\n"
+    # without a file the source is the target, unchanged (the reference's behaviour)
+    hoist("build", "--source", src, "--kind", "python", "--target", f"oci:{out}:same")
+    digest = lambda ref: json.loads(skopeo("inspect", ref).stdout)["Digest"]
+    assert digest(f"oci:{out}:same") == digest(src)
+
+
+@test
+def test_cache_hit_and_one_byte_miss():
+    src = with_extend("c1", "#!/bin/sh\ncat /tmp/*.json > /dep\n")
+    out = os.path.join(work(), "out-cache")
+    first = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:a", name="pkg-a")
+    assert "cache miss" in first.stderr and "running" in first.stderr, first.stderr
+    start = time.monotonic()
+    again = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:b", name="pkg-b")
+    took = time.monotonic() - start
+    assert "cache hit" in again.stderr, again.stderr
+    assert "running" not in again.stderr, again.stderr  # no sandbox
+    print(f"# cache-hit rebuild: {took * 1000:.0f} ms")
+    layer = lambda tag: json.loads(skopeo("inspect", f"oci:{out}:{tag}").stdout)["Layers"][-1]
+    assert layer("a") == layer("b")
+    # an identical rebuild is the identical image (created comes from the cache entry)
+    digest = lambda tag: json.loads(skopeo("inspect", f"oci:{out}:{tag}").stdout)["Digest"]
+    assert digest("a") == digest("b")
+    changed = build(src, "nodejs", '{"a":2}\n', f"oci:{out}:c", name="pkg-c")
+    assert "cache miss" in changed.stderr, changed.stderr
+    assert layer("c") != layer("a")
+    bypass = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:d", "--no-cache", name="pkg-d")
+    assert "cache bypassed" in bypass.stderr and "running" in bypass.stderr, bypass.stderr
+    # same file, another kind: another key
+    other = build(src, "php", '{"a":1}\n', f"oci:{out}:e", name="pkg-e")
+    assert "cache miss" in other.stderr, other.stderr
+    # the layer's bytes depend on the epoch and the compression: not reused across them
+    for extra in (["--source-date-epoch", "1"], ["--compress", "zstd"]):
+        p = build(src, "nodejs", '{"a":1}\n', f"oci:{out}:f", *extra, name="pkg-f")
+        assert "cache miss" in p.stderr, (extra, p.stderr)
+
+
+@test
+def test_failed_recipe_leaves_no_image():
+    """busybox has no python: the recipe fails, the log names the command and
+    its status, and the target gets nothing."""
+    reg = registry()
+    p = build(busybox(), "python", "anything\n", f"{reg.host}/failed:v1", check=False)
+    assert p.returncode == 1, p.stderr
+    assert "exited with status 127" in p.stderr, p.stderr
+    assert "python install" in p.stderr, p.stderr
+    assert not tag_exists(reg, "failed", "v1")
+
+
+def tree_digest(root):
+    """Digest of a tree's names, types, modes and contents (not following links)."""
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            h.update(f"{os.path.relpath(p, root)} {st.st_mode} {st.st_size}\n".encode())
+            if os.path.islink(p):
+                h.update(os.readlink(p).encode())
+            elif os.path.isfile(p):
+                h.update(open(p, "rb").read())
+    return h.hexdigest()
+
+
+@test
+def test_concurrent_builds_share_the_base_rootfs():
+    """Two builds of one base at once: both succeed, each with its own file, and
+    the cached rootfs they share is unchanged (the install writes into it)."""
+    src = with_extend("p1", "#!/bin/sh\nset -e\ncat /tmp/requirements.txt > /etc/motd\n"
+                            "echo x >> /bin/busybox.note\nrm -f /etc/hostname\n")
+    out = os.path.join(work(), "out-par")
+    first = build(src, "python", "warm\n", f"oci:{out}:w")
+    rootfs = first.stderr.split("base rootfs ")[1].split(" ")[0]
+    before = tree_digest(rootfs)
+    procs = []
+    for i in range(2):
+        path = os.path.join(work(), f"par-{i}")
+        with open(path, "w") as f:
+            f.write(f"parallel-{i}\n")
+        procs.append(subprocess.Popen(
+            [HOIST, "build", "--source", src, "--kind", "python", "--file", path, "--target",
+             f"oci:{out}:p{i}", "--cache-dir", cache_dir()],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err
+    for i in range(2):
+        motd = hoist("run", f"oci:{out}:p{i}", "--", "cat", "/etc/motd").stdout
+        assert motd == f"parallel-{i}\n", motd
+        gone = hoist("run", f"oci:{out}:p{i}", "--", "ls", "/etc/hostname", check=False)
+        assert gone.returncode != 0, gone.stdout  # the whiteout reached the layer
+    assert tree_digest(rootfs) == before
+
+
+@test
+def test_timeout_kills_the_install():
+    src = with_extend("t1", "#!/bin/sh\nsleep 1000 &\nsleep 1000\n")
+    start = time.monotonic()
+    p = build(src, "python", "t\n", f"oci:{os.path.join(work(), 'out-timeout')}:v1",
+              "--timeout", "1", check=False)
+    assert p.returncode == 1, p.stderr
+    assert "timed out after 1 s" in p.stderr, p.stderr
+    assert time.monotonic() - start < 30
+
+
+@test
+def test_kind_recipes_with_stand_in_tools():
+    """The go, java, php, ruby and dotnet recipes, run through the sandbox on
+    busybox. Their toolchains cannot be installed here, so a stand-in script
+    named go, mvn, composer, bundle and dotnet records how it was called (argv,
+    working directory, environment); the file, the project directory, the
+    mirror and the new image's Env are checked for real."""
+    d = os.path.join(work(), "stand-in")
+    os.makedirs(d)
+    tool = os.path.join(d, "tool")
+    with open(tool, "w") as f:
+        f.write("#!/bin/sh\nmkdir -p /var/log\n"
+                "{ echo \"$(basename \"$0\") $* @ $(pwd)\"; env | sort | "
+                "grep -E '^(GOPROXY|GOMODCACHE|HOIST_[A-Z_]+|BUNDLE_GEMFILE|NUGET_PACKAGES|"
+                "COMPOSER_HOME)='; } >> /var/log/stand-in.log\n")
+    os.chmod(tool, 0o755)
+    maps = []
+    for name in ("go", "mvn", "composer", "bundle", "dotnet"):
+        maps += ["--map", f"{tool}:/usr/local/bin/{name}"]
+    layout = os.path.join(work(), "stand-in-base")
+    hoist("append", busybox(), "--target", f"oci:{layout}:tools", *maps)
+    cases = [
+        ("go", "go.mod", "--goproxy", ["go mod download @ /opt/hoist/go",
+                                       "GOMODCACHE=/opt/hoist/go/mod"], "GOMODCACHE="),
+        ("java", "pom.xml", "--maven-mirror",
+         ["mvn -B -Dmaven.repo.local=/tmp/.m2 -s /tmp/.settings.xml "
+          "dependency:copy-dependencies"], "CLASSPATH=/opt/hoist/java/lib/*"),
+        ("php", "composer.json", "--composer-repo",
+         ["composer config -g repos.packagist composer http://mirror.test/",
+          "composer install --no-dev"], None),
+        ("ruby", "Gemfile", "--gem-source",
+         ["bundle config set mirror.https://rubygems.org http://mirror.test/",
+          "bundle install @ /opt/hoist/ruby"], "BUNDLE_GEMFILE=/opt/hoist/ruby/Gemfile"),
+        ("dotnet", "project.json", "--nuget-source",
+         ["dotnet restore --source http://mirror.test/ @ /opt/hoist/dotnet"], "NUGET_PACKAGES="),
+    ]
+    for kind, file, mirror_opt, calls, env in cases:
+        out = os.path.join(work(), f"out-{kind}")
+        content = f"{kind} requirements\n"
+        build(f"oci:{layout}:tools", kind, content, f"oci:{out}:v1", mirror_opt,
+              "http://mirror.test/")
+        log = hoist("run", f"oci:{out}:v1", "--", "cat", "/var/log/stand-in.log").stdout
+        for c in calls:
+            assert c in log, (kind, c, log)
+        assert "http://mirror.test/" in log, (kind, log)
+        copied = hoist("run", f"oci:{out}:v1", "--", "cat", f"/opt/hoist/{kind}/{file}").stdout
+        assert copied == content, (kind, copied)
+        cfg = json.loads(skopeo("inspect", "--config", f"oci:{out}:v1").stdout)
+        envs = cfg["config"].get("Env", [])
+        if env:
+            assert any(e.startswith(env) for e in envs), (kind, envs)
+        # mirrors are build settings: they never reach the image
+        assert "mirror.test" not in json.dumps(cfg), (kind, cfg)
+
+
+@test
+def test_rootless_build_maps_owners_back_to_root():
+    """As an unprivileged user (nobody, via setpriv): the install runs in a user
+    namespace where root is the caller, and the layer's files are owned by 0,
+    not by the caller's uid."""
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        raise Skip("needs root to switch to an unprivileged user")
+    src = with_extend("r1", "#!/bin/sh\nset -e\nid -u > /who\nmkdir -p /srv/app\n"
+                            "cp /tmp/requirements.txt /srv/app/\n")
+    home = os.path.join(work(), "nobody")
+    os.makedirs(home)
+    layout = src.split(":")[1]
+    for d in (home, layout):
+        for dirpath, _, filenames in os.walk(d):
+            os.chown(dirpath, 65534, 65534)
+            for f in filenames:
+                os.chown(os.path.join(dirpath, f), 65534, 65534)
+    os.chmod(work(), 0o755)
+    req = os.path.join(home, "requirements.txt")
+    with open(req, "w") as f:
+        f.write("rootless\n")
+    out = os.path.join(home, "out")
+    p = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", f"HOME={home}",
+            f"HOIST_CACHE={home}/cache", f"HOIST_IMAGES={home}/images", HOIST, "build",
+            "--source", src, "--kind", "python", "--file", req, "--target", f"oci:{out}:v1",
+            check=False)
+    assert p.returncode == 0, p.stderr
+    index = json.load(open(os.path.join(out, "index.json")))
+    blob = lambda d: os.path.join(out, "blobs", "sha256", d.split(":")[1])
+    manifest = json.load(open(blob(index["manifests"][0]["digest"])))
+    with tarfile.open(blob(manifest["layers"][-1]["digest"])) as t:
+        owners = {m.name: (m.uid, m.gid) for m in t.getmembers()}
+        who = t.extractfile("who").read()
+    assert who == b"0\n", who  # root inside the namespace
+    assert owners["srv/app/requirements.txt"] == (0, 0), owners
+    assert set(owners.values()) == {(0, 0)}, owners
+
+
+@test
+def test_moved_source_tag_is_pulled_again():
+    """The image store is reused only while the registry serves the same digest."""
+    reg = registry()
+    ref = f"{reg.host}/moving/base:1"
+    hoist("copy", busybox(), ref)
+    out = os.path.join(work(), "out-moving")
+    first = build(ref, "python", "m\n", f"oci:{out}:a", check=False)
+    assert first.returncode == 1 and "python install" in first.stderr, first.stderr
+    hoist("copy", with_extend("m1", "#!/bin/sh\necho moved > /moved\n"), ref)
+    second = build(ref, "python", "m\n", f"oci:{out}:b")
+    assert "/bin/extend" in second.stderr, second.stderr
+    assert hoist("run", f"oci:{out}:b", "--", "cat", "/moved").stdout == "moved\n"
+
+
+@test
+def test_python_kind_from_local_index():
+    reg = registry()
+    base = debian()
+    index = pip_index()
+    target = f"{reg.host}/py/app:v1"
+    p = build(base, "python", "tinypkg==1.0\n", target, "--pip-index-url", index, "--json")
+    assert "Successfully installed tinypkg-1.0" in p.stderr, p.stderr
+    res = json.loads(p.stdout)
+    # the base layer is mounted from base/debian, never downloaded or uploaded again
+    assert res["baseCopied"] == 0 and res["basePresent"] == 1, res
+    assert len(skopeo_layers(target)) == len(skopeo_layers(base)) + 1
+    out = hoist("run", target, "--", "python3", "-c",
+                "import tinypkg; print(tinypkg.VALUE)").stdout
+    assert out.strip() == "tiny-42", out
+    cfg = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
+                            f"docker://{target}").stdout)
+    assert cfg["config"]["Labels"]["org.opencontainers.image.base.name"] == base
+
+    # a requirement the index does not have: pip's message in the log, no tag
+    bad = build(base, "python", "hoist-no-such-package==9.9\n", f"{reg.host}/py/bad:v1",
+                "--pip-index-url", index, check=False)
+    assert bad.returncode == 1, bad.stderr
+    assert "No matching distribution found for hoist-no-such-package==9.9" in bad.stderr, \
+        bad.stderr
+    assert "exited with status 1" in bad.stderr, bad.stderr
+    assert not tag_exists(reg, "py/bad", "v1")
+
+
+@test
+def test_nodejs_kind_from_local_registry():
+    reg = registry()
+    base = debian()
+    npm = npm_registry()
+    target = f"{reg.host}/js/app:v1"
+    pkg = json.dumps({"name": "app", "version": "1.0.0", "dependencies": {"tinyjs": "1.0.0"}})
+    build(base, "nodejs", pkg, target, "--npm-registry", npm)
+    out = hoist("run", target, "--", "node", "-e",
+                "console.log(require('tinyjs').value)").stdout
+    assert out.strip() == "tinyjs-7", out
+    ls = hoist("run", target, "--", "ls", "/opt/hoist/nodejs/node_modules").stdout.split()
+    assert "tinyjs" in ls, ls
+    cfg = json.loads(skopeo("inspect", "--config", "--tls-verify=false",
+                            f"docker://{target}").stdout)
+    assert "NODE_PATH=/opt/hoist/nodejs/node_modules" in cfg["config"]["Env"], cfg["config"]
+
+
+if __name__ == "__main__":
+    main()

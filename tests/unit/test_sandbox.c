@@ -1,0 +1,574 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/wait.h>
+#include <sys/xattr.h>
+#include <time.h>
+
+#include "../../src/lib/sandbox/sandbox-private.h"
+#include "hoist/fs.h"
+#include "hoist/oci.h"
+#include "hoist/sandbox.h"
+#include "test_util.h"
+
+/* ------------------------------------------------------------------ users */
+
+static const char passwd[] = "root:x:0:0:root:/root:/bin/sh\n"
+                             "# a comment\n"
+                             "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"
+                             "app:x:1000:1000::/home/app:/bin/sh\n"
+                             "broken:x:notanumber:1::/:\n"
+                             "nobody:x:65534:65534:nobody:/nonexistent:/bin/false";
+static const char group[] = "root:x:0:\n"
+                            "daemon:x:1:\n"
+                            "users:x:100:app,daemon\n"
+                            "staff:x:50:app\n"
+                            "app:x:1000:\n";
+
+static void test_user_resolve_table(void **state) {
+  (void)state;
+  static const struct {
+    const char *spec;
+    int ok;
+    unsigned uid, gid;
+    const char *groups; /* gids, space-separated */
+  } cases[] = {
+      {NULL, 1, 0, 0, "0"},
+      {"", 1, 0, 0, "0"},
+      {"root", 1, 0, 0, "0"},
+      {"0", 1, 0, 0, "0"},
+      {"daemon", 1, 1, 1, "1 100"},
+      {"app", 1, 1000, 1000, "1000 100 50"},
+      {"app:staff", 1, 1000, 50, "50"},
+      {"app:7", 1, 1000, 7, "7"},
+      {"1000", 1, 1000, 1000, "1000 100 50"},
+      {"4242", 1, 4242, 0, "0"},
+      {"4242:4343", 1, 4242, 4343, "4343"},
+      {"nobody", 1, 65534, 65534, "65534"},
+      {"ghost", 0, 0, 0, NULL},
+      {"app:ghosts", 0, 0, 0, NULL},
+      {"broken", 0, 0, 0, NULL},
+      {":1", 0, 0, 0, NULL},
+      {"app:", 0, 0, 0, NULL},
+      {"-1", 0, 0, 0, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sandbox_user u;
+    hoist_err *err = NULL;
+    int r = sandbox_user_resolve(cases[i].spec, passwd, group, &u, &err);
+    if (!cases[i].ok) {
+      if (r == 0)
+        fail_msg("%s: expected an error", cases[i].spec);
+      hoist_err_free(err);
+      continue;
+    }
+    assert_ok(r, &err);
+    char got[256] = "";
+    for (size_t k = 0; k < u.n_groups; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u", k ? " " : "",
+               (unsigned)u.groups[k]);
+    if (u.uid != cases[i].uid || u.gid != cases[i].gid || strcmp(got, cases[i].groups) != 0)
+      fail_msg("%s: got %u:%u [%s]", cases[i].spec ? cases[i].spec : "(null)", (unsigned)u.uid,
+               (unsigned)u.gid, got);
+  }
+  /* HOME: passwd's entry, else /root for root and / for other ids */
+  static const char *const homes[][2] = {
+      {"app", "/home/app"}, {"daemon", "/usr/sbin"}, {"4242", "/"}, {"0", "/root"}, {"", "/root"}};
+  for (size_t i = 0; i < sizeof homes / sizeof homes[0]; i++) {
+    sandbox_user h;
+    hoist_err *e = NULL;
+    assert_ok(sandbox_user_resolve(homes[i][0], passwd, group, &h, &e), &e);
+    assert_string_equal(h.home, homes[i][1]);
+  }
+  /* an image without passwd: numeric ids still work, names do not */
+  sandbox_user u;
+  hoist_err *err = NULL;
+  assert_ok(sandbox_user_resolve("12:34", NULL, NULL, &u, &err), &err);
+  assert_int_equal(u.uid, 12);
+  assert_int_equal(u.gid, 34);
+  assert_int_equal(sandbox_user_resolve("app", NULL, NULL, &u, &err), -ENOENT);
+  assert_err_contains(&err, "app");
+}
+
+static void test_subid_table(void **state) {
+  (void)state;
+  static const char text[] = "alice:100000:65536\n"
+                             "1001:200000:1000\n"
+                             "bob:notanumber:5\n"
+                             "carol:300000:0\n"
+                             "bob:400000:10\n";
+  static const struct {
+    const char *name;
+    unsigned uid;
+    int found;
+    unsigned long start, count;
+  } cases[] = {
+      {"alice", 1000, 1, 100000, 65536},
+      {NULL, 1001, 1, 200000, 1000},
+      {"dave", 1001, 1, 200000, 1000},
+      {"bob", 5, 1, 400000, 10},
+      {"carol", 7, 0, 0, 0},
+      {"eve", 9, 0, 0, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    unsigned long s = 0, c = 0;
+    bool f = sandbox_subid_range(text, cases[i].name, cases[i].uid, &s, &c);
+    if (f != (bool)cases[i].found || (f && (s != cases[i].start || c != cases[i].count)))
+      fail_msg("case %zu: found=%d %lu+%lu", i, f, s, c);
+  }
+  unsigned long s, c;
+  assert_false(sandbox_subid_range(NULL, "alice", 1, &s, &c));
+}
+
+static void test_id_maps_table(void **state) {
+  (void)state;
+  static const char subuid[] = "alice:100000:65536\n";
+  static const char subgid[] = "alice:200000:65536\n1001:300000:10\n";
+  static const struct {
+    unsigned uid, gid;
+    const char *name;
+    bool tools;
+    bool want_tools;
+    const char *want; /* "inside:outside:count" for uid maps, then '/' and gid maps */
+  } cases[] = {
+      {0, 0, "root", true, false, "0:0:65536 / 0:0:65536"},
+      {1000, 1000, "alice", true, true, "0:1000:1 1:100000:65536 / 0:1000:1 1:200000:65536"},
+      {1000, 1000, "alice", false, false, "0:1000:1 / 0:1000:1"},
+      {1001, 1001, "bob", true, false, "0:1001:1 / 0:1001:1"}, /* subgid only: not enough */
+      {1002, 50, NULL, true, false, "0:1002:1 / 0:50:1"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_idmap u[2], g[2];
+    size_t nu = 9, ng = 9;
+    bool tools = sandbox_id_maps(cases[i].uid, cases[i].gid, cases[i].name, subuid, subgid,
+                                 cases[i].tools, u, &nu, g, &ng);
+    char got[256] = "";
+    for (size_t k = 0; k < nu; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), "%s%u:%u:%u", k ? " " : "", u[k].inside,
+               u[k].outside, u[k].count);
+    snprintf(got + strlen(got), sizeof got - strlen(got), " /");
+    for (size_t k = 0; k < ng; k++)
+      snprintf(got + strlen(got), sizeof got - strlen(got), " %u:%u:%u", g[k].inside, g[k].outside,
+               g[k].count);
+    if (tools != cases[i].want_tools || strcmp(got, cases[i].want) != 0)
+      fail_msg("case %zu: tools=%d maps %s", i, tools, got);
+  }
+}
+
+static void test_overlay_escape(void **state) {
+  (void)state;
+  static const char *const cases[][2] = {
+      {"/plain/path", "/plain/path"}, {"/a,b", "/a\\,b"}, {"/c:d", "/c\\:d"},
+      {"/e\\f", "/e\\\\f"},           {"", ""},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *e = sandbox_overlay_escape(cases[i][0]);
+    assert_string_equal(e, cases[i][1]);
+    free(e);
+  }
+}
+
+/* ------------------------------------------------------------------ lines */
+
+typedef struct {
+  char out[4096];
+  size_t n;
+  size_t longest;
+} collected;
+
+static void collect(void *ctx, const char *line, size_t len) {
+  collected *c = ctx;
+  size_t room = c->n + 2 < sizeof c->out ? sizeof c->out - c->n - 2 : 0;
+  size_t k = len < room ? len : room;
+  if (c->n + k + 2 > sizeof c->out)
+    return;
+  memcpy(c->out + c->n, line, k);
+  c->n += k;
+  c->out[c->n++] = '|';
+  c->out[c->n] = '\0';
+  if (len > c->longest)
+    c->longest = len;
+}
+
+static void test_lines_split_feeds(void **state) {
+  (void)state;
+  static const struct {
+    const char *chunks[4];
+    const char *want; /* lines joined by '|' (after flush) */
+  } cases[] = {
+      {{"one\ntwo\n"}, "one|two|"},    {{"par", "tial\nrest"}, "partial|rest|"},
+      {{"\n\n", "x"}, "||x|"},         {{"no newline at all"}, "no newline at all|"},
+      {{"a", "b", "c\n", ""}, "abc|"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    collected c = {0};
+    sandbox_lines l = {0};
+    for (int k = 0; k < 4 && cases[i].chunks[k]; k++)
+      sandbox_lines_feed(&l, cases[i].chunks[k], strlen(cases[i].chunks[k]), collect, &c);
+    sandbox_lines_flush(&l, collect, &c);
+    sandbox_lines_free(&l);
+    assert_string_equal(c.out, cases[i].want);
+  }
+  /* a line longer than the cap arrives in pieces of at most the cap */
+  size_t n = SANDBOX_LINE_MAX * 2 + 10;
+  char *big = malloc(n + 1);
+  memset(big, 'x', n);
+  big[n] = '\n';
+  collected c = {0};
+  sandbox_lines l = {0};
+  sandbox_lines_feed(&l, big, n + 1, collect, &c);
+  sandbox_lines_flush(&l, collect, &c);
+  sandbox_lines_free(&l);
+  free(big);
+  assert_int_equal(c.longest, SANDBOX_LINE_MAX);
+}
+
+/* -------------------------------------------------------------------- env */
+
+static void test_env_from_config(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  hoist_config *cfg = hoist_config_new(NULL);
+  assert_ok(hoist_config_set_env(cfg, "PATH", "/opt/bin:/bin", &err), &err);
+  assert_ok(hoist_config_set_env(cfg, "LANG", "C.UTF-8", &err), &err);
+  char *extra[] = {"LANG=en_US.UTF-8", "PIP_INDEX_URL=http://127.0.0.1:1/simple", NULL};
+  char **env = NULL;
+  assert_ok(hoist_sandbox_env(cfg, extra, &env, &err), &err);
+  assert_string_equal(env[0], "PATH=/opt/bin:/bin");
+  assert_string_equal(env[1], "LANG=en_US.UTF-8");
+  assert_string_equal(env[2], "PIP_INDEX_URL=http://127.0.0.1:1/simple");
+  assert_null(env[3]);
+  hoist_sandbox_strv_free(env);
+
+  /* no config, no PATH: the usual default */
+  assert_ok(hoist_sandbox_env(NULL, NULL, &env, &err), &err);
+  assert_non_null(strstr(env[0], "PATH=/usr/local/sbin:"));
+  assert_null(env[1]);
+  hoist_sandbox_strv_free(env);
+
+  char *bad[] = {"NOEQUALS", NULL};
+  assert_int_equal(hoist_sandbox_env(cfg, bad, &env, &err), -EINVAL);
+  assert_err_contains(&err, "NOEQUALS");
+  hoist_config_free(cfg);
+}
+
+/* ------------------------------------------------------------- copy, diff */
+
+static void put(const char *root, const char *rel, const char *data) {
+  char *p = hoist_asprintf("%s/%s", root, rel);
+  FILE *f = fopen(p, "w");
+  assert_non_null(f);
+  fputs(data, f);
+  fclose(f);
+  free(p);
+}
+
+static void mk(const char *root, const char *rel) {
+  char *p = hoist_asprintf("%s/%s", root, rel);
+  assert_int_equal(mkdir(p, 0755), 0);
+  free(p);
+}
+
+static bool whiteout_at(const char *root, const char *rel) {
+  char *p = hoist_asprintf("%s/%s", root, rel);
+  struct stat st;
+  bool w = lstat(p, &st) == 0 && S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0);
+  free(p);
+  return w;
+}
+
+static bool exists_at(const char *root, const char *rel) {
+  char *p = hoist_asprintf("%s/%s", root, rel);
+  struct stat st;
+  bool e = lstat(p, &st) == 0;
+  free(p);
+  return e;
+}
+
+static void test_copy_then_diff_is_overlay_shaped(void **state) {
+  (void)state;
+  char *dir = test_mkdtemp();
+  char *lower = hoist_asprintf("%s/lower", dir), *copy = hoist_asprintf("%s/copy", dir),
+       *upper = hoist_asprintf("%s/upper", dir);
+  assert_int_equal(mkdir(lower, 0755), 0);
+  mk(lower, "etc");
+  mk(lower, "gone");
+  mk(lower, "keep");
+  mk(lower, "keep/sub");
+  put(lower, "etc/a", "a\n");
+  put(lower, "etc/same", "same\n");
+  put(lower, "etc/edit", "before\n");
+  put(lower, "gone/f", "f\n");
+  put(lower, "keep/sub/x", "x\n");
+  put(lower, "file-to-dir", "f\n");
+  put(lower, "etc/capped", "binary\n");
+  char *p = hoist_asprintf("%s/etc/link", lower);
+  assert_int_equal(symlink("a", p), 0);
+  free(p);
+  p = hoist_asprintf("%s/etc/relink", lower);
+  assert_int_equal(symlink("a", p), 0);
+  free(p);
+
+  hoist_err *err = NULL;
+  bool reflinked;
+  assert_ok(sandbox_copy_tree(lower, copy, &reflinked, &err), &err);
+  assert_true(exists_at(copy, "keep/sub/x"));
+
+  /* what a command does in the copy */
+  p = hoist_asprintf("%s/etc/relink", copy);
+  assert_int_equal(unlink(p), 0);
+  assert_int_equal(symlink("same", p), 0);
+  free(p);
+  p = hoist_asprintf("%s/etc/a", copy);
+  assert_int_equal(unlink(p), 0);
+  free(p);
+  put(copy, "etc/edit", "after!\n");
+  p = hoist_asprintf("%s/etc/capped", copy);
+  bool xattrs = setxattr(p, "user.hoist.test", "1", 1, 0) == 0; /* as setcap would */
+  free(p);
+  put(copy, "etc/new", "new\n");
+  p = hoist_asprintf("%s/gone", copy);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, p, &err), &err);
+  free(p);
+  p = hoist_asprintf("%s/file-to-dir", copy);
+  assert_int_equal(unlink(p), 0);
+  free(p);
+  mk(copy, "file-to-dir");
+  put(copy, "file-to-dir/inside", "i\n");
+
+  assert_int_equal(mkdir(upper, 0755), 0);
+  assert_ok(sandbox_diff_tree(lower, copy, upper, &err), &err);
+  assert_true(whiteout_at(upper, "etc/a"));
+  assert_true(whiteout_at(upper, "gone"));
+  assert_true(exists_at(upper, "etc/edit"));
+  assert_true(exists_at(upper, "etc/new"));
+  assert_false(exists_at(upper, "etc/same"));
+  assert_false(exists_at(upper, "etc/link"));
+  assert_true(exists_at(upper, "etc/relink"));
+  assert_false(exists_at(upper, "keep")); /* untouched subtree: not in upper */
+  assert_true(exists_at(upper, "file-to-dir/inside"));
+  assert_true(exists_at(upper, "etc/capped") || !xattrs); /* only its xattrs changed */
+  char v[4];
+  p = hoist_asprintf("%s/file-to-dir", upper);
+  bool opaque = getxattr(p, "trusted.overlay.opaque", v, sizeof v) == 1 ||
+                getxattr(p, "user.overlay.opaque", v, sizeof v) == 1;
+  free(p);
+  assert_true(opaque);
+
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(lower);
+  free(copy);
+  free(upper);
+  free(dir);
+}
+
+/* ------------------------------------------------------------ a real run */
+
+typedef struct {
+  char out[8192];
+  size_t n;
+  int lines[2];
+} run_lines;
+
+static void on_line(void *ctx, bool is_stderr, const char *line, size_t len) {
+  run_lines *r = ctx;
+  r->lines[is_stderr]++;
+  int k = snprintf(r->out + r->n, sizeof r->out - r->n, "%c:%.*s\n", is_stderr ? 'E' : 'O',
+                   (int)len, line);
+  if (k > 0 && (size_t)k < sizeof r->out - r->n)
+    r->n += (size_t)k;
+}
+
+/* A lower tree with busybox as /bin/sh (the unit test's own tiny base). */
+static char *busybox_lower(const char *dir) {
+  char *lower = hoist_asprintf("%s/lower", dir);
+  assert_int_equal(mkdir(lower, 0755), 0);
+  mk(lower, "bin");
+  mk(lower, "etc");
+  put(lower, "etc/passwd", "root:x:0:0:root:/root:/bin/sh\n");
+  put(lower, "etc/base-file", "base\n");
+  char *cmd = hoist_asprintf("cp /bin/busybox %s/bin/busybox", lower);
+  assert_int_equal(system(cmd), 0);
+  free(cmd);
+  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep"};
+  for (size_t i = 0; i < sizeof applets / sizeof applets[0]; i++) {
+    char *p = hoist_asprintf("%s/bin/%s", lower, applets[i]);
+    assert_int_equal(symlink("busybox", p), 0);
+    free(p);
+  }
+  return lower;
+}
+
+static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0)
+    skip();
+  if (geteuid() != 0) {
+    /* rootless needs unprivileged user namespaces */
+    pid_t pid = fork();
+    if (pid == 0)
+      _exit(unshare(CLONE_NEWUSER) == 0 ? 0 : 1);
+    int st;
+    waitpid(pid, &st, 0);
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+      skip();
+  }
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  char *upper = hoist_asprintf("%s/upper", dir);
+  char *req = hoist_asprintf("%s/requirements.txt", dir);
+  char *log = hoist_asprintf("%s/log", dir);
+  put(dir, "requirements.txt", "flask==3.0\n");
+  int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  assert_true(log_fd >= 0);
+
+  hoist_sandbox_bind binds[] = {{req, "/tmp/requirements.txt"}, {req, "/opt/req/r.txt"}};
+  char *argv[] = {"sh", "-c",
+                  "cat /tmp/requirements.txt /opt/req/r.txt; echo to-stderr >&2; "
+                  "rm /etc/base-file; echo new > /etc/added; "
+                  "(echo nope > /opt/req/r.txt) 2>/dev/null || echo read-only >&2; exit 3",
+                  NULL};
+  char *env[] = {"PATH=/bin", NULL};
+  run_lines got = {0};
+  hoist_sandbox_opts o = {
+      .lower = lower,
+      .upper = upper,
+      .argv = argv,
+      .env = env,
+      .network = HOIST_SANDBOX_NET_NONE,
+      .on_line = on_line,
+      .on_line_ctx = &got,
+      .log_fd = log_fd,
+      .binds = binds,
+      .n_binds = 2,
+  };
+  int status = -1;
+  bool timed_out = true;
+  hoist_err *err = NULL;
+  assert_ok(hoist_sandbox_run(&o, &status, &timed_out, &err), &err);
+  close(log_fd);
+  assert_false(timed_out);
+  assert_true(WIFEXITED(status));
+  assert_int_equal(WEXITSTATUS(status), 3);
+  assert_int_equal(got.lines[0], 2);
+  assert_int_equal(got.lines[1], 2);
+  assert_non_null(strstr(got.out, "O:flask==3.0\nO:flask==3.0\n"));
+  assert_non_null(strstr(got.out, "E:to-stderr\n"));
+  assert_non_null(strstr(got.out, "E:read-only\n"));
+
+  char *text = NULL;
+  assert_ok(hoist_fs_read_file(AT_FDCWD, log, 1 << 20, &text, NULL, &err), &err);
+  assert_non_null(strstr(text, "flask==3.0\nflask==3.0\n"));
+  assert_non_null(strstr(text, "to-stderr\n"));
+  free(text);
+
+  assert_true(whiteout_at(upper, "etc/base-file"));
+  assert_true(exists_at(upper, "etc/added"));
+  assert_false(exists_at(upper, "tmp"));
+  assert_false(exists_at(upper, "opt")); /* the bind's mount points are gone */
+  assert_false(exists_at(upper, "proc"));
+  assert_false(exists_at(upper, "dev"));
+  assert_true(exists_at(lower, "etc/base-file"));
+  assert_false(exists_at(dir, "upper.work")); /* the default work dir is removed */
+
+  /* upper must be empty for the next run */
+  assert_int_equal(hoist_sandbox_run(&o, &status, &timed_out, &err), -EEXIST);
+  assert_err_contains(&err, "not empty");
+
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(lower);
+  free(upper);
+  free(req);
+  free(log);
+  free(dir);
+}
+
+typedef struct {
+  const char *lower;
+  char *upper;
+  char *script;
+  int status;
+  int ret;
+  double seconds;
+} concurrent_run;
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void *run_thread(void *arg) {
+  concurrent_run *r = arg;
+  char *argv[] = {"sh", "-c", r->script, NULL};
+  hoist_sandbox_opts o = {.lower = r->lower, .upper = r->upper, .argv = argv, .log_fd = -1};
+  bool timed_out;
+  hoist_err *err = NULL;
+  double start = now_s();
+  r->ret = hoist_sandbox_run(&o, &r->status, &timed_out, &err);
+  r->seconds = now_s() - start;
+  hoist_err_free(err);
+  return NULL;
+}
+
+/* Two runs at once on one lower from two threads of one process: each gets
+ * its own overlay and neither waits for the other. */
+static void test_concurrent_runs_share_lower(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    skip();
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  concurrent_run slow = {lower, hoist_asprintf("%s/u1", dir), "echo slow > /etc/who; sleep 3", 0, 0,
+                         0};
+  concurrent_run fast = {lower, hoist_asprintf("%s/u2", dir), "echo fast > /etc/who", 0, 0, 0};
+  pthread_t a, b;
+  assert_int_equal(pthread_create(&a, NULL, run_thread, &slow), 0);
+  usleep(300000);
+  assert_int_equal(pthread_create(&b, NULL, run_thread, &fast), 0);
+  pthread_join(b, NULL);
+  pthread_join(a, NULL);
+  assert_int_equal(slow.ret, 0);
+  assert_int_equal(fast.ret, 0);
+  assert_int_equal(slow.status, 0);
+  assert_int_equal(fast.status, 0);
+  if (fast.seconds > 2.0)
+    fail_msg("the fast run took %.1fs: held by the slow one", fast.seconds);
+  hoist_err *err = NULL;
+  char *text = NULL;
+  char *p = hoist_asprintf("%s/etc/who", slow.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "slow\n");
+  free(text);
+  free(p);
+  p = hoist_asprintf("%s/etc/who", fast.upper);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, p, 100, &text, NULL, &err), &err);
+  assert_string_equal(text, "fast\n");
+  free(text);
+  free(p);
+  assert_false(exists_at(lower, "etc/who"));
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(slow.upper);
+  free(fast.upper);
+  free(lower);
+  free(dir);
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+      cmocka_unit_test(test_user_resolve_table),
+      cmocka_unit_test(test_subid_table),
+      cmocka_unit_test(test_id_maps_table),
+      cmocka_unit_test(test_overlay_escape),
+      cmocka_unit_test(test_lines_split_feeds),
+      cmocka_unit_test(test_env_from_config),
+      cmocka_unit_test(test_copy_then_diff_is_overlay_shaped),
+      cmocka_unit_test(test_run_delivers_lines_binds_and_whiteouts),
+      cmocka_unit_test(test_concurrent_runs_share_lower),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
