@@ -1,5 +1,6 @@
 #include <math.h>
 
+#include "hoist/build.h"
 #include "hoist/server.h"
 #include "test_util.h"
 
@@ -156,11 +157,23 @@ static void test_cleanup(void **state) {
   }
 }
 
+/* The service takes exactly the kinds the build knows. */
+static void test_kinds(void **state) {
+  (void)state;
+  size_t n, m = 0;
+  const hoist_build_kind *kinds = hoist_build_kinds(&n);
+  for (const char *const *k = hoist_server_kinds(); *k; k++, m++)
+    assert_non_null(hoist_build_kind_find(*k));
+  assert_int_equal(m, n);
+  (void)kinds;
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_authorization),
       cmocka_unit_test(test_start),
       cmocka_unit_test(test_cleanup),
+      cmocka_unit_test(test_kinds),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

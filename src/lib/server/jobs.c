@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "hoist/build.h"
 #include "hoist/fs.h"
 #include "server-private.h"
 
@@ -95,20 +96,11 @@ static sqlite3_stmt *prep(server_jobs *j, const char *sql, int n, const char *co
   return st;
 }
 
+/* The requirement file's name: the build recipe table's, so the file the
+ * build places at /tmp/<file> keeps the name the kind expects. */
 static const char *reqfile_of(const char *kind) {
-  static const char *const map[][2] = {
-      {"python", "requirements.txt"},
-      {"nodejs", "package.json"},
-      {"php", "composer.json"},
-      {"java", "pom.xml"},
-      {"go", "go.mod"},
-      {"ruby", "Gemfile"},
-      {"dotnet", "project.json"},
-  };
-  for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-    if (strcmp(map[i][0], kind) == 0)
-      return map[i][1];
-  return "requirements";
+  const hoist_build_kind *k = hoist_build_kind_find(kind);
+  return k ? k->file : "requirements";
 }
 
 /* "build-<user>-<id>", the user shortened so the name fits 63 characters and
@@ -267,21 +259,17 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   const char *argv[64];
   int n = 0;
   argv[n++] = j->hoist_bin;
-  if (row->file_digest && *row->file_digest) {
-    argv[n++] = "build";
-    argv[n++] = "--source";
-    argv[n++] = row->source;
-    argv[n++] = "--kind";
-    argv[n++] = row->kind;
+  argv[n++] = "build";
+  argv[n++] = "--source";
+  argv[n++] = row->source;
+  argv[n++] = "--kind";
+  argv[n++] = row->kind;
+  if (row->file_digest && *row->file_digest) { /* without a file: the source re-tagged */
     argv[n++] = "--file";
     argv[n++] = filep;
-    argv[n++] = "--target";
-    argv[n++] = row->dest;
-  } else {
-    argv[n++] = "copy";
-    argv[n++] = row->source;
-    argv[n++] = row->dest;
   }
+  argv[n++] = "--target";
+  argv[n++] = row->dest;
   for (char **h = j->cfg->insecure; h && *h && n < 58; h++) {
     argv[n++] = "--insecure-registry";
     argv[n++] = *h;
