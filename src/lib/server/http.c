@@ -641,6 +641,10 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     return hoist_err_set(err, EINVAL, "serve: no data directory");
   if (server_mkdir_p(o->data_dir, err) < 0)
     return -1;
+  /* builds run in their job's directory: every path they get is absolute */
+  _cleanup_free_ char *data = realpath(o->data_dir, NULL);
+  if (!data)
+    return hoist_err_errno(err, errno, "%s", o->data_dir);
   struct sockaddr_storage ss;
   if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
     return -1;
@@ -652,7 +656,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     if (server_auth_couchdb_new(s->cfg.couchdb_url, s->cfg.couchdb_prefix, s->cfg.couchdb_user,
                                 s->cfg.couchdb_password, &s->auth, err) < 0)
       goto fail;
-  } else if (server_auth_file_new(o->data_dir, &s->auth, err) < 0) {
+  } else if (server_auth_file_new(data, &s->auth, err) < 0) {
     goto fail;
   }
   hoist_registry_opts ro = {.insecure = (const char *const *)s->cfg.insecure,
@@ -672,7 +676,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     path[n] = '\0';
     bin = hoist_strdup(path);
   }
-  if (server_jobs_open(o->data_dir, &s->cfg, workers, bin, &s->jobs, err) < 0)
+  if (server_jobs_open(data, &s->cfg, workers, bin, &s->jobs, err) < 0)
     goto fail;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                    MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
