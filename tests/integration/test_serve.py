@@ -530,8 +530,16 @@ def full_build_through_the_api():
     assert "py" in tags
     last = s.api("GET", "/builds", key)[1]["builds"][0]
     assert last["phase"] == "Succeeded" and last["digest"] == image.split("@")[1], last
+    # the same build again: the layer comes from the build cache
+    p2 = hoist("send", "--source", base, "--target", "alice:py2", "--kind", "python", "--file",
+               req, env={"WSK_CONFIG_FILE": wsk}, timeout=300)
+    assert p2.stdout.strip().splitlines()[-1].split("@")[1] == image.split("@")[1], p2.stdout
+    st, m = s.request("GET", "/metrics", raw=True)
+    assert b"hoist_build_cache_hits_total 1" in m, m
+    assert b'hoist_builds{state="succeeded"} 2' in m, m
     # logs and status verbs
-    assert "extending" in hoist("logs", env={"WSK_CONFIG_FILE": wsk}).stdout
+    assert "extending" in hoist("logs", last["id"], env={"WSK_CONFIG_FILE": wsk}).stdout
+    assert "job" in hoist("logs", env={"WSK_CONFIG_FILE": wsk}).stdout  # the latest build
     st = hoist("status", last["id"], env={"WSK_CONFIG_FILE": wsk}).stdout
     assert "phase: Succeeded" in st
     # registry housekeeping, own namespace only

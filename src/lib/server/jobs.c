@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "hoist/build.h"
+#include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "server-private.h"
 
@@ -38,7 +39,8 @@ struct server_jobs {
   int nworkers;
   pthread_t *threads;
   running_slot *slots;
-  uint64_t shared_total; /* starts answered by an in-flight job */
+  uint64_t shared_total;           /* starts answered by an in-flight job */
+  atomic_uint_fast64_t cache_hits; /* builds whose layer came from the build cache */
   char *db_path;
   uint64_t generation; /* tells this store's per-thread readers from others' */
 };
@@ -234,21 +236,24 @@ static char *last_log_line(server_jobs *j, const char *id) {
   return hoist_strdup(nl ? nl + 1 : buf);
 }
 
-/* "manifest: sha256:..." from the build's stdout. */
+/* The image digest from the build's stdout (its --json answer: "manifest"
+ * of a build, "digest" of a re-tag); counts cache hits. */
 static char *image_digest_of(server_jobs *j, const char *id) {
   char path[64];
   snprintf(path, sizeof path, "%s/out", id);
   _cleanup_free_ char *data = NULL;
   size_t len;
-  int dirfd = j->jobs_fd;
-  if (hoist_fs_read_file(dirfd, path, 1 << 20, &data, &len, NULL) < 0)
+  if (hoist_fs_read_file(j->jobs_fd, path, 1 << 20, &data, &len, NULL) < 0)
     return NULL;
-  char *p = strstr(data, "manifest: sha256:");
-  p = p ? p + 10 : strstr(data, "sha256:");
-  if (!p || strlen(p) < 71)
-    return NULL;
-  p[71] = '\0';
-  return hoist_strdup(p);
+  json_t *o = json_loadb(data, len, JSON_DISABLE_EOF_CHECK, NULL);
+  const char *d = json_string_value(json_object_get(o, "manifest"));
+  if (!d)
+    d = json_string_value(json_object_get(o, "digest"));
+  char *ret = d && hoist_digest_valid(d) ? hoist_strdup(d) : NULL;
+  if (json_is_true(json_object_get(o, "cacheHit")))
+    atomic_fetch_add(&j->cache_hits, 1);
+  json_decref(o);
+  return ret;
 }
 
 static int run_child(server_jobs *j, const job_row *row, int slot, int *status) {
@@ -270,6 +275,7 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   }
   argv[n++] = "--target";
   argv[n++] = row->dest;
+  argv[n++] = "--json";
   for (char **h = j->cfg->insecure; h && *h && n < 58; h++) {
     argv[n++] = "--insecure-registry";
     argv[n++] = *h;
@@ -942,6 +948,8 @@ int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err) {
       "# HELP hoist_build_shared_total Starts answered with an identical in-flight job.\n"
       "# TYPE hoist_build_shared_total counter\nhoist_build_shared_total %" PRIu64 "\n"
       "# HELP hoist_build_workers Build workers.\n# TYPE hoist_build_workers gauge\n"
-      "hoist_build_workers %d\n",
-      counts[0], sum, cnt, shared, j->nworkers);
+      "hoist_build_workers %d\n"
+      "# HELP hoist_build_cache_hits_total Builds whose new layer came from the build cache.\n"
+      "# TYPE hoist_build_cache_hits_total counter\nhoist_build_cache_hits_total %" PRIu64 "\n",
+      counts[0], sum, cnt, shared, j->nworkers, (uint64_t)atomic_load(&j->cache_hits));
 }
