@@ -596,6 +596,30 @@ def concurrency_limit_and_sharing():
 
 
 @test
+def cleanup_while_building():
+    base = base_with_extend("slow", SLOW)
+    s = server(workers=2)
+    key = s.token("alice")
+    st, r = s.api("POST", "/build/start", key, body(source=base, target="alice:run"))
+    running = r["id"]
+    st, r = s.api("POST", "/build/start", key, body(target="alice:gone"))  # fails at once
+    failed = r["id"]
+    s.wait_phase(key, running, ("Running",))
+    s.wait_phase(key, failed, ("Failed",))
+    db = sqlite3.connect(os.path.join(s.data, "jobs.db"))
+    with db:
+        db.execute("UPDATE jobs SET created = created - 100 * 3600")
+    db.close()
+    st, r = s.api("POST", "/build/cleanup", key, {"max_age_hours": 1})
+    assert st == 200 and r["message"] == "Cleaned up 1 jobs successfully.", r
+    assert s.status(key, running)["state"] == "running"
+    assert os.listdir(os.path.join(s.data, "jobs")) == [running]
+    s.api("DELETE", f"/build?id={running}", key)
+    assert s.wait_phase(key, running, ("Failed",))["state"] == "canceled"
+    s.stop()
+
+
+@test
 def restart_after_sigkill():
     base = base_with_extend("slow", SLOW)
     for policy, want in (("fail", "failed"), ("requeue", "running")):
