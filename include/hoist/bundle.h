@@ -217,14 +217,14 @@ typedef struct hoist_bundle_publish_item {
 
 typedef struct hoist_bundle_publish_opts {
   const hoist_bundle_publish_item *bundles;
-  size_t n_bundles;          /* 1..HOIST_BUNDLE_PUBLISH_MAX, distinct architectures */
-  const hoist_loc *base;     /* an image or an index with every architecture */
-  const hoist_loc *target;   /* with a tag: TAG-<arch> per architecture, TAG the index */
-  const char *const *tags;   /* more tags of the index (NULL-terminated) or NULL */
-  bool oci_index;            /* an OCI index instead of a Docker manifest list */
-  const char *image_libdir;  /* as in hoist_bundle_apply_opts */
-  const char *stage_parent;  /* where the temporary stage goes; NULL: $TMPDIR or /var/tmp */
-  hoist_layer_options layer; /* of the new layers */
+  size_t n_bundles;               /* 1..HOIST_BUNDLE_PUBLISH_MAX, distinct architectures */
+  const hoist_loc *base;          /* an image or an index with every architecture */
+  const hoist_loc *target;        /* with a tag: TAG-<arch> per architecture, TAG the index */
+  const char *const *tags;        /* more tags of the index (NULL-terminated) or NULL */
+  bool oci_index;                 /* an OCI index instead of a Docker manifest list */
+  const char *image_libdir;       /* as in hoist_bundle_apply_opts */
+  const char *stage_parent;       /* where the temporary stage goes; NULL: $TMPDIR or /var/tmp */
+  hoist_layer_options layer;      /* of the new layers */
   uint64_t max_size, max_entries; /* hoist_bundle_opts limits; 0: the defaults */
 } hoist_bundle_publish_opts;
 

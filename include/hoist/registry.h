@@ -152,7 +152,8 @@ HOIST_EXPORT void hoist_copy_result_clear(hoist_copy_result *res);
 /* -------------------------------------------------- multi-arch index */
 
 typedef struct hoist_index_create_opts {
-  bool oci;                /* an OCI index; else a Docker manifest list */
+  bool oci;                /* an OCI index; else a Docker manifest list (in a registry; a layout
+                            * target always gets an OCI index, the only kind OCI tools find there) */
   const char *const *tags; /* more tags for the index (NULL-terminated) or NULL */
 } hoist_index_create_opts;
 

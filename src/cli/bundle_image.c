@@ -42,7 +42,8 @@ static const char publish_usage[] =
     "The multi-arch flow in one command: verifies and stages every bundle (in a\n"
     "temporary directory), checks the base has each architecture, then applies each\n"
     "bundle on the base's image of its architecture, pushes it as TARGET-ARCH, and\n"
-    "joins those images in one index at TARGET (a Docker manifest list unless --oci).\n"
+    "joins those images in one index at TARGET (a Docker manifest list unless --oci\n"
+    "or TARGET is an oci: layout).\n"
     "Nothing is pushed when any bundle is missing or invalid.\n"
     "\n"
     "Options:\n"
@@ -249,8 +250,8 @@ int cli_bundle_apply(int argc, char **argv) {
   _cleanup_free_ char *tname = hoist_loc_string(target);
   if (a.ro.json) {
     cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "target", tname,
-                             "manifest", res.manifest_digest, "config", res.config_digest,
-                             "diffID", res.layer.diff_id, "layer", res.layer.digest, "layerSize",
+                             "manifest", res.manifest_digest, "config", res.config_digest, "diffID",
+                             res.layer.diff_id, "layer", res.layer.digest, "layerSize",
                              (json_int_t)res.layer.size, "layers", (json_int_t)res.n_layers,
                              "entries", (json_int_t)res.layer.n_entries));
   } else {
@@ -298,9 +299,8 @@ int cli_bundle_publish(int argc, char **argv) {
   if (a.ro.json) {
     json_t *imgs = json_array();
     for (size_t i = 0; i < res.n; i++)
-      json_array_append_new(imgs, json_pack("{s:s, s:s, s:s}", "arch", res.images[i].arch,
-                                            "target", res.images[i].target, "digest",
-                                            res.images[i].digest));
+      json_array_append_new(imgs, json_pack("{s:s, s:s, s:s}", "arch", res.images[i].arch, "target",
+                                            res.images[i].target, "digest", res.images[i].digest));
     cli_print_json(json_pack("{s:s, s:s, s:s, s:o}", "target", tname, "digest", res.index_digest,
                              "mediaType", res.index_media_type, "images", imgs));
   } else {

@@ -24,7 +24,8 @@ static const char create_usage[] =
     "Usage: hoist index create TARGET SRC... [--oci] [--tag T]... [OPTIONS]\n"
     "\n"
     "Joins single-platform images into one multi-arch index at TARGET: a Docker\n"
-    "manifest list, or an OCI index with --oci. Each SRC must be one image (or an\n"
+    "manifest list, or an OCI index with --oci (always in an oci: layout, where OCI\n"
+    "tools look for nothing else). Each SRC must be one image (or an\n"
     "index of exactly one); its platform is its config's, and the platforms must be\n"
     "distinct. Sources in another repository (or layout) are copied into TARGET's,\n"
     "mounted when the registry allows. TARGET and SRC are registry references or\n"
@@ -105,8 +106,8 @@ static int index_create(int argc, char **argv) {
       cli_progress_end();
       _cleanup_free_ char *tname = hoist_loc_string(locs[0]);
       if (ro.json)
-        cli_print_json(json_pack("{s:s, s:s, s:s, s:I, s:I}", "target", tname, "digest",
-                                 res.digest, "mediaType", res.media_type, "manifests",
+        cli_print_json(json_pack("{s:s, s:s, s:s, s:I, s:I}", "target", tname, "digest", res.digest,
+                                 "mediaType", res.media_type, "manifests",
                                  (json_int_t)res.n_manifests, "copied",
                                  (json_int_t)res.images_copied));
       else

@@ -61,18 +61,17 @@ int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_er
   _cleanup_platform_ hoist_platform *have = hoist_config_platform(cfg);
   if (!hoist_platform_match(want, have)) {
     _cleanup_free_ char *h = hoist_platform_string(have);
-    return hoist_err_set(err, EINVAL,
-                         "base image platform %s does not match the bundle architecture %s", h,
-                         arch);
+    return hoist_err_set(
+        err, EINVAL, "base image platform %s does not match the bundle architecture %s", h, arch);
   }
   return 0;
 }
 
 /* ----------------------------------------------------------------- apply */
 
-int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target,
-                       const char *staged_dir, const hoist_bundle_apply_opts *opts,
-                       hoist_append_result *out, hoist_err **err) {
+int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target, const char *staged_dir,
+                       const hoist_bundle_apply_opts *opts, hoist_append_result *out,
+                       hoist_err **err) {
   memset(out, 0, sizeof *out);
   /* the staged manifest names the bundle and its architecture */
   hoist_bundle_manifest *man = NULL;
@@ -98,9 +97,9 @@ int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target,
     arch = man->architecture;
   }
   _cleanup_free_ char *created_by =
-      opts->created_by ? hoist_strdup(opts->created_by)
-                       : hoist_asprintf("hoist bundle apply %s %s", man->bundle_name,
-                                        man->bundle_version);
+      opts->created_by
+          ? hoist_strdup(opts->created_by)
+          : hoist_asprintf("hoist bundle apply %s %s", man->bundle_name, man->bundle_version);
   _cleanup_free_ char *arch_copy = arch ? hoist_strdup(arch) : NULL;
   hoist_bundle_manifest_free(man);
   if (r < 0)
@@ -262,8 +261,8 @@ int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
   if (ret == 0) {
     hoist_index_create_opts io = {.oci = o->oci_index, .tags = o->tags};
     hoist_index_create_result ir;
-    ret = hoist_registry_index_create(r, o->target, (const hoist_loc *const *)targets,
-                                      o->n_bundles, &io, &ir, err);
+    ret = hoist_registry_index_create(r, o->target, (const hoist_loc *const *)targets, o->n_bundles,
+                                      &io, &ir, err);
     if (ret == 0) {
       memcpy(out->index_digest, ir.digest, sizeof ir.digest);
       out->index_media_type = ir.media_type;
@@ -280,7 +279,7 @@ int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
   }
   if (ret < 0) {
     hoist_bundle_publish_result_clear(out);
-    return hoist_err_wrap(err, "publish");
+    return ret;
   }
   return 0;
 }

@@ -196,15 +196,15 @@ static void drop_tmp_tags(const hoist_loc *target, member *ms, size_t n) {
 
 static int check_target(const hoist_loc *target, const hoist_index_create_opts *opts,
                         hoist_err **err) {
-  if (target->kind == HOIST_LOC_REGISTRY ? !target->ref->tag || target->ref->digest
-                                         : !target->tag)
+  if (target->kind == HOIST_LOC_REGISTRY ? !target->ref->tag || target->ref->digest : !target->tag)
     return hoist_err_set(err, EINVAL, "the index target needs a tag (REPO:TAG or oci:DIR:TAG)");
   for (size_t i = 0; opts->tags && opts->tags[i]; i++) {
     const char *t = opts->tags[i];
     bool ok = target->kind == HOIST_LOC_LAYOUT ? hoist_store_tag_valid(t) : false;
     if (target->kind == HOIST_LOC_REGISTRY) {
       /* the reference grammar judges the tag */
-      _cleanup_free_ char *s = hoist_asprintf("%s/%s:%s", target->ref->domain, target->ref->path, t);
+      _cleanup_free_ char *s =
+          hoist_asprintf("%s/%s:%s", target->ref->domain, target->ref->path, t);
       hoist_ref *ref = NULL;
       hoist_err *e = NULL;
       ok = hoist_ref_parse(s, &ref, &e) == 0 && ref->tag && strcmp(ref->tag, t) == 0;
@@ -219,8 +219,8 @@ static int check_target(const hoist_loc *target, const hoist_index_create_opts *
 
 int hoist_registry_index_create(hoist_registry *r, const hoist_loc *target,
                                 const hoist_loc *const *srcs, size_t n_srcs,
-                                const hoist_index_create_opts *opts,
-                                hoist_index_create_result *out, hoist_err **err) {
+                                const hoist_index_create_opts *opts, hoist_index_create_result *out,
+                                hoist_err **err) {
   hoist_index_create_opts none = {0};
   if (!opts)
     opts = &none;
@@ -247,7 +247,9 @@ int hoist_registry_index_create(hoist_registry *r, const hoist_loc *target,
   }
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  const char *mt = opts->oci ? HOIST_MT_OCI_INDEX : HOIST_MT_DOCKER_LIST;
+  /* OCI tools look only for OCI types in a layout's index.json */
+  const char *mt =
+      opts->oci || target->kind == HOIST_LOC_LAYOUT ? HOIST_MT_OCI_INDEX : HOIST_MT_DOCKER_LIST;
   if (ret == 0) {
     _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
     for (size_t i = 0; i < n_srcs; i++)
