@@ -96,7 +96,8 @@ static const struct option long_opts[] = {
 };
 
 /* "123", "64K", "500M", "4G" (binary multiples). */
-static bool parse_size(const char *s, uint64_t *out) {
+bool cli_parse_size(const char *s, uint64_t *out);
+bool cli_parse_size(const char *s, uint64_t *out) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
@@ -173,7 +174,7 @@ static int parse(args *a, int argc, char **argv) {
       a->platform = optarg;
       break;
     case OPT_MAX_SIZE:
-      if (a->allow_fetch || !parse_size(optarg, &a->max_size))
+      if (a->allow_fetch || !cli_parse_size(optarg, &a->max_size))
         return cli_usage(
             a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
             optarg);

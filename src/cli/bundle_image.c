@@ -11,6 +11,7 @@
 
 int cli_bundle_apply(int argc, char **argv);
 int cli_bundle_publish(int argc, char **argv);
+bool cli_parse_size(const char *s, uint64_t *out); /* bundle.c */
 
 static const char apply_usage[] =
     "Usage: hoist bundle apply STAGED_DIR --base REF --target REF [--arch ARCH] [OPTIONS]\n"
@@ -53,6 +54,10 @@ static const char publish_usage[] =
     "  --oci                      push an OCI index instead of a Docker manifest list\n"
     "  --tag T                    another tag for the index (repeatable)\n"
     "  --libdir DIR               the image's library directory (see bundle apply)\n"
+    "  --max-size N               refuse a bundle of more than N bytes of member data\n"
+    "                             (K, M, G suffixes; default 4G)\n"
+    "  --max-entries N            refuse a bundle of more than N tar members\n"
+    "                             (default 100000)\n"
     "  --compress gzip|zstd|none  the new layers' compression (default gzip)\n"
     "  --source-date-epoch N      clamp mtimes and set created to N\n"
     "                             (default: $SOURCE_DATE_EPOCH)\n"
@@ -69,6 +74,8 @@ enum {
   OPT_BUNDLE,
   OPT_OCI,
   OPT_TAG,
+  OPT_MAX_SIZE,
+  OPT_MAX_ENTRIES,
 };
 
 typedef struct image_args {
@@ -81,6 +88,7 @@ typedef struct image_args {
   const char *tags[32];
   size_t n_tags;
   bool oci;
+  uint64_t max_size, max_entries;
   cli_regopts ro;
 } image_args;
 
@@ -99,6 +107,8 @@ static int parse(image_args *a, bool publish, int argc, char **argv) {
       {"bundle", required_argument, NULL, OPT_BUNDLE},
       {"oci", no_argument, NULL, OPT_OCI},
       {"tag", required_argument, NULL, OPT_TAG},
+      {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+      {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
       REGOPTS_LONG,
       {NULL, 0, NULL, 0},
   };
@@ -171,6 +181,23 @@ static int parse(image_args *a, bool publish, int argc, char **argv) {
         return cli_usage(a->verb, "too many --tag");
       a->tags[a->n_tags++] = optarg;
       break;
+    case OPT_MAX_SIZE:
+      if (!publish)
+        return cli_usage(a->verb, "unknown option --max-size");
+      if (!cli_parse_size(optarg, &a->max_size))
+        return cli_usage(a->verb, "--max-size: not a size: %s", optarg);
+      break;
+    case OPT_MAX_ENTRIES: {
+      char *end;
+      errno = 0;
+      unsigned long long v = strtoull(optarg, &end, 10);
+      if (!publish)
+        return cli_usage(a->verb, "unknown option --max-entries");
+      if (errno || *end || end == optarg || !v || optarg[0] == '-')
+        return cli_usage(a->verb, "--max-entries: not a positive number: %s", optarg);
+      a->max_entries = v;
+      break;
+    }
     default: {
       int h = cli_regopts_handle(&a->ro, a->verb, c, optarg);
       if (h != 1)
@@ -289,7 +316,9 @@ int cli_bundle_publish(int argc, char **argv) {
                                   .tags = a.n_tags ? a.tags : NULL,
                                   .oci_index = a.oci,
                                   .image_libdir = a.libdir,
-                                  .layer = a.layer};
+                                  .layer = a.layer,
+                                  .max_size = a.max_size,
+                                  .max_entries = a.max_entries};
   hoist_bundle_publish_result res;
   if (hoist_bundle_publish(reg, &po, &res, &err) < 0) {
     cli_regopts_free(&a.ro);

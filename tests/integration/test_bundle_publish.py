@@ -399,6 +399,12 @@ def publish_pushes_nothing_when_a_bundle_is_invalid_or_missing():
         assert p.returncode == 1, (spec, p)
         assert msg in p.stderr and "bundle arm64" in p.stderr, (spec, p.stderr)
         assert json.load(reg.get("/v2/_catalog"))["repositories"] == [], spec
+    # a bundle over the size limit
+    p = hoist("bundle", "publish", "--base", f"oci:{e.bases}:multi", "--target",
+              f"{reg.host}/cluster:1", "--bundle", f"amd64={e.bundle('amd64')}",
+              "--max-size", "1K", check=False)
+    assert p.returncode == 1 and "bundle amd64" in p.stderr, p
+    assert json.load(reg.get("/v2/_catalog"))["repositories"] == []
     # a base without one of the architectures: also refused before any push
     p = hoist("bundle", "publish", "--base", f"oci:{e.bases}:amd64", "--target",
               f"{reg.host}/cluster:1", "--bundle", f"amd64={e.bundle('amd64')}", "--bundle",
