@@ -120,7 +120,7 @@ static int copy_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
   if (is_foreign(d))
     return 0; /* non-distributable: stays where its urls point */
   if (c->dst.kind == HOIST_LOC_LAYOUT) {
-    if (hoist_store_has_blob(c->dst.store, d->digest)) {
+    if (hoist_store_touch_blob(c->dst.store, d->digest)) {
       atomic_fetch_add(&c->skipped, 1);
       return 0;
     }
