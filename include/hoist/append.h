@@ -109,6 +109,16 @@ typedef struct hoist_append_prebuilt {
   const char *diff_id;
 } hoist_append_prebuilt;
 
+/* The source or target a location names: an OCI layout (oci:DIR[:TAG]) or a
+ * registry reference read and written through r (borrowed; NULL is fine for
+ * a layout). A registry target mounts missing blobs from base when base is
+ * another repository of the same registry (base may be NULL). */
+HOIST_EXPORT int hoist_append_open_source(hoist_registry *r, const hoist_loc *loc,
+                                          hoist_image_source **out, hoist_err **err);
+HOIST_EXPORT int hoist_append_open_target(hoist_registry *r, const hoist_loc *loc,
+                                          const hoist_loc *base, hoist_image_target **out,
+                                          hoist_err **err);
+
 typedef struct hoist_append_options {
   hoist_layer_options layer;
   const hoist_platform *platform; /* for a base that is an index; NULL: the host's */

@@ -15,16 +15,25 @@
  * the manifest came first), stop the pass early; such an early stop reports
  * the first failure known at that point.
  *
+ * A staged bundle becomes one new layer on a base image (hoist_bundle_apply,
+ * through append.h), and hoist_bundle_publish runs the whole multi-arch flow:
+ * stage every architecture's tarball, apply each on the base's matching
+ * platform, push TARGET-<arch> images, then join them in one index at TARGET.
+ *
  * The module owns: the manifest parser (fuzzed), the in-memory bundle model,
- * the stage directory layout <into>/<arch>/<bundle_name>, and the download
- * cache layout <cache>/<arch>-<sha256(url)>-<basename>.
+ * the stage directory layout <into>/<arch>/<bundle_name>, the download
+ * cache layout <cache>/<arch>-<sha256(url)>-<basename>, and the naming of
+ * per-architecture images (TAG-<arch>).
  */
 #ifndef HOIST_BUNDLE_H
 #define HOIST_BUNDLE_H
 
 #include <sys/types.h>
 
+#include "hoist/append.h"
 #include "hoist/core.h"
+#include "hoist/ref.h"
+#include "hoist/registry.h"
 
 #define HOIST_BUNDLE_DEFAULT_STAGE_DIR "deploy/docker/.build/runtime-bundle"
 #define HOIST_BUNDLE_DEFAULT_CACHE_DIR "deploy/docker/.build/runtime-bundles"
@@ -168,6 +177,78 @@ HOIST_EXPORT int hoist_bundle_mappings(const char *staged_dir, const char *arch,
                                        const char *image_libdir, hoist_bundle_mapping **out,
                                        size_t *n, hoist_err **err);
 HOIST_EXPORT void hoist_bundle_mappings_free(hoist_bundle_mapping *m, size_t n);
+
+/* Checks that base (an image or an index) has a linux/<arch> image whose
+ * config declares that platform: "base image has no linux/arm64 image (it
+ * has: linux/amd64)", "base image platform linux/amd64 does not match the
+ * bundle architecture arm64". arch is a bundle architecture (amd64, arm64). */
+HOIST_EXPORT int hoist_bundle_check_base(hoist_image_source *base, const char *arch,
+                                         hoist_err **err);
+
+typedef struct hoist_bundle_apply_opts {
+  const char *arch;         /* expected bundle architecture; NULL: the staged manifest's */
+  const char *image_libdir; /* where the libraries go; NULL: /usr/lib/<libdir> */
+  hoist_layer_options layer;
+  const char *created_by; /* history entry; NULL: "hoist bundle apply NAME VERSION" */
+} hoist_bundle_apply_opts;
+
+/* Adds one layer to base holding what hoist_bundle_mappings lists for the
+ * staged bundle at staged_dir, owned by root (the caller's uid and gid map to
+ * 0), and stores the image in target (append.h). The staged manifest.json
+ * names the architecture (it must equal opts->arch when that is given:
+ * "bundle architecture mismatch: expected X, got Y"); base must pass
+ * hoist_bundle_check_base for it, and from an index base the linux/<arch>
+ * image is taken. */
+HOIST_EXPORT int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target,
+                                    const char *staged_dir, const hoist_bundle_apply_opts *opts,
+                                    hoist_append_result *out, hoist_err **err);
+
+/* The location of the per-architecture image of target: its tag (which
+ * target must have; a digest is refused) with "-<arch>" appended. */
+HOIST_EXPORT int hoist_bundle_arch_target(const hoist_loc *target, const char *arch,
+                                          hoist_loc **out, hoist_err **err);
+
+#define HOIST_BUNDLE_PUBLISH_MAX 2 /* one bundle per architecture */
+
+typedef struct hoist_bundle_publish_item {
+  const char *arch;    /* amd64 or arm64 */
+  const char *tarball; /* its runtime bundle */
+} hoist_bundle_publish_item;
+
+typedef struct hoist_bundle_publish_opts {
+  const hoist_bundle_publish_item *bundles;
+  size_t n_bundles;               /* 1..HOIST_BUNDLE_PUBLISH_MAX, distinct architectures */
+  const hoist_loc *base;          /* an image or an index with every architecture */
+  const hoist_loc *target;        /* with a tag: TAG-<arch> per architecture, TAG the index */
+  const char *const *tags;        /* more tags of the index (NULL-terminated) or NULL */
+  bool oci_index;                 /* an OCI index instead of a Docker manifest list */
+  const char *image_libdir;       /* as in hoist_bundle_apply_opts */
+  const char *stage_parent;       /* where the temporary stage goes; NULL: $TMPDIR or /var/tmp */
+  hoist_layer_options layer;      /* of the new layers */
+  uint64_t max_size, max_entries; /* hoist_bundle_opts limits; 0: the defaults */
+} hoist_bundle_publish_opts;
+
+typedef struct hoist_bundle_publish_result {
+  size_t n;
+  struct {
+    const char *arch; /* static */
+    char *target;     /* "REPO:TAG-<arch>" or "oci:DIR:TAG-<arch>"; freed by _clear */
+    char digest[HOIST_DIGEST_STR_LEN];
+  } images[HOIST_BUNDLE_PUBLISH_MAX];
+  char index_digest[HOIST_DIGEST_STR_LEN];
+  const char *index_media_type; /* static */
+} hoist_bundle_publish_result;
+
+/* The whole multi-arch flow. First, with nothing written anywhere but a
+ * private temporary stage: every tarball is verified and staged, and base is
+ * checked to have every architecture (hoist_bundle_check_base). Only then
+ * each bundle is applied to the base's image of its architecture and stored
+ * at TARGET-<arch>, and the index of those images (hoist_registry_index_create)
+ * at TARGET and the extra tags. The temporary stage is removed in every
+ * case. */
+HOIST_EXPORT int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *opts,
+                                      hoist_bundle_publish_result *out, hoist_err **err);
+HOIST_EXPORT void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res);
 
 /* -------------------------------------------------------------------- fetch */
 

@@ -166,6 +166,34 @@ HOIST_EXPORT int hoist_registry_copy(hoist_registry *r, const hoist_loc *src, co
                                      hoist_err **err);
 HOIST_EXPORT void hoist_copy_result_clear(hoist_copy_result *res);
 
+/* -------------------------------------------------- multi-arch index */
+
+typedef struct hoist_index_create_opts {
+  bool oci;                /* an OCI index; else a Docker manifest list (in a registry; a layout
+                            * target always gets an OCI index, the only kind OCI tools find there) */
+  const char *const *tags; /* more tags for the index (NULL-terminated) or NULL */
+} hoist_index_create_opts;
+
+typedef struct hoist_index_create_result {
+  char digest[HOIST_DIGEST_STR_LEN]; /* of the index */
+  const char *media_type;            /* static */
+  size_t n_manifests;
+  uint64_t images_copied; /* sources copied into the target's repository or layout */
+} hoist_index_create_result;
+
+/* Joins single-platform images into one index stored at target (a registry
+ * reference with a tag, or oci:DIR:TAG) and at opts->tags. Every source is
+ * read first: it must be one image manifest (or an index of exactly one),
+ * its platform is its config's os/architecture[/variant], and the platforms
+ * must be distinct ("srcs[1] and srcs[0] are both linux/amd64"); nothing is
+ * written before these checks pass. Sources outside the target's repository
+ * (or layout) are then copied into it by digest (mounted when the registry
+ * allows), and the index, entries in the order of srcs, is written last. */
+HOIST_EXPORT int hoist_registry_index_create(hoist_registry *r, const hoist_loc *target,
+                                             const hoist_loc *const *srcs, size_t n_srcs,
+                                             const hoist_index_create_opts *opts,
+                                             hoist_index_create_result *out, hoist_err **err);
+
 /* ----------------------------------------------- parsers (exposed) */
 
 /* One challenge of a WWW-Authenticate header. */

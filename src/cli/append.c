@@ -35,21 +35,6 @@ static void usage(FILE *out) {
           "  -h, --help                 show this help\n\n" REGOPTS_HELP);
 }
 
-static int open_source(hoist_registry *r, const hoist_loc *loc, hoist_image_source **out,
-                       hoist_err **err) {
-  if (loc->kind == HOIST_LOC_LAYOUT)
-    return hoist_append_layout_source(loc->dir, loc->tag, out, err);
-  return hoist_append_registry_source(r, loc->ref, out, err);
-}
-
-static int open_target(hoist_registry *r, const hoist_loc *loc, const hoist_loc *base,
-                       hoist_image_target **out, hoist_err **err) {
-  if (loc->kind == HOIST_LOC_LAYOUT)
-    return hoist_append_layout_target(loc->dir, loc->tag, out, err);
-  return hoist_append_registry_target(
-      r, loc->ref, base && base->kind == HOIST_LOC_REGISTRY ? base->ref : NULL, out, err);
-}
-
 static int append_run(int argc, char **argv) {
   enum {
     OPT_TARGET = 256,
@@ -215,8 +200,8 @@ static int append_run(int argc, char **argv) {
     rc = cli_fail(VERB, err);
     goto out;
   }
-  if ((!scratch && open_source(reg, base_loc, &src, &err) < 0) ||
-      open_target(reg, target_loc, base_loc, &dst, &err) < 0 ||
+  if ((!scratch && hoist_append_open_source(reg, base_loc, &src, &err) < 0) ||
+      hoist_append_open_target(reg, target_loc, base_loc, &dst, &err) < 0 ||
       hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;

@@ -1,4 +1,5 @@
-/* hoist bundle verify|stage|fetch: runtime bundle tarballs. */
+/* hoist bundle verify|stage|fetch|apply|publish: runtime bundle tarballs
+ * (apply and publish are in bundle_image.c). */
 #include <errno.h>
 #include <string.h>
 
@@ -6,6 +7,9 @@
 
 #include "cli.h"
 #include "hoist/bundle.h"
+
+int cli_bundle_apply(int argc, char **argv);
+int cli_bundle_publish(int argc, char **argv);
 
 static const char usage_text[] =
     "Usage: hoist bundle COMMAND [OPTIONS]\n"
@@ -17,6 +21,8 @@ static const char usage_text[] =
     "  verify TARBALL   run every check of the bundle contract; writes nothing\n"
     "  stage TARBALL    verify and stage the payload under DIR/ARCH/BUNDLE_NAME\n"
     "  fetch URL        download a bundle once into the cache and print its path\n"
+    "  apply DIR        add a staged bundle to a base image as one new layer\n"
+    "  publish          stage, apply and push every architecture, then one index\n"
     "\n"
     "Run 'hoist bundle COMMAND --help' for a command's options.\n";
 
@@ -90,7 +96,8 @@ static const struct option long_opts[] = {
 };
 
 /* "123", "64K", "500M", "4G" (binary multiples). */
-static bool parse_size(const char *s, uint64_t *out) {
+bool cli_parse_size(const char *s, uint64_t *out);
+bool cli_parse_size(const char *s, uint64_t *out) {
   char *end;
   errno = 0;
   unsigned long long v = strtoull(s, &end, 10);
@@ -167,7 +174,7 @@ static int parse(args *a, int argc, char **argv) {
       a->platform = optarg;
       break;
     case OPT_MAX_SIZE:
-      if (a->allow_fetch || !parse_size(optarg, &a->max_size))
+      if (a->allow_fetch || !cli_parse_size(optarg, &a->max_size))
         return cli_usage(
             a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
             optarg);
@@ -326,7 +333,11 @@ static int run_bundle(int argc, char **argv) {
     return run_check(argc - 1, argv + 1, true);
   if (strcmp(cmd, "fetch") == 0)
     return run_fetch(argc - 1, argv + 1);
+  if (strcmp(cmd, "apply") == 0)
+    return cli_bundle_apply(argc - 1, argv + 1);
+  if (strcmp(cmd, "publish") == 0)
+    return cli_bundle_publish(argc - 1, argv + 1);
   return cli_usage("bundle", "unknown command '%s'", cmd);
 }
 
-HOIST_VERB(bundle, "bundle", "verify, stage and fetch runtime bundle tarballs", run_bundle);
+HOIST_VERB(bundle, "bundle", "verify, stage, fetch, apply and publish runtime bundles", run_bundle);

@@ -1,11 +1,14 @@
 #include <archive.h>
 #include <archive_entry.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
 #include "hoist/bundle.h"
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/store.h"
+#include "image_util.h"
 #include "test_util.h"
 
 #define COMPONENTS                                                                                 \
@@ -450,6 +453,85 @@ static void test_stage_then_map(void **state) {
   assert_int_equal(m[8].mode, S_IFREG | 0755);
   hoist_bundle_mappings_free(m, n);
 
+  /* applied to an amd64 base in a layout: one more layer, tagged in the target */
+  char *lay = hoist_asprintf("%s/layout", dir);
+  {
+    hoist_store *st = NULL;
+    hoist_descriptor d = {0};
+    assert_ok(hoist_store_open(lay, true, &st, &err), &err);
+    assert_ok(test_make_image(st, "base", "hi\n", &d, &err), &err);
+    hoist_descriptor_clear(&d);
+    hoist_store_close(st);
+  }
+  {
+    hoist_image_source *base = NULL;
+    hoist_image_target *target = NULL;
+    assert_ok(hoist_append_layout_source(lay, "base", &base, &err), &err);
+    assert_ok(hoist_append_layout_target(lay, "cluster", &target, &err), &err);
+    assert_true(hoist_bundle_check_base(base, "arm64", &err) < 0);
+    assert_err_contains(&err,
+                        "base image platform linux/amd64 does not match the bundle architecture "
+                        "arm64");
+    hoist_bundle_apply_opts ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
+    hoist_append_result res;
+    assert_ok(hoist_bundle_apply(base, target, staged, &ao, &res, &err), &err);
+    assert_int_equal(res.n_layers, 2);
+    assert_int_equal(res.layer.n_entries, 9);
+    ao.arch = "arm64";
+    assert_true(hoist_bundle_apply(base, target, staged, &ao, &res, &err) < 0);
+    assert_err_contains(&err, "bundle architecture mismatch: expected arm64, got amd64");
+    hoist_image_source_free(base);
+    hoist_image_target_free(target);
+  }
+  /* index create: a layout's images need no copy; platforms must differ */
+  {
+    hoist_loc *t = NULL, *a = NULL, *b = NULL, *ix = NULL;
+    char *s = hoist_asprintf("oci:%s:multi", lay);
+    assert_ok(hoist_loc_parse(s, &t, &err), &err);
+    free(s);
+    s = hoist_asprintf("oci:%s:base", lay);
+    assert_ok(hoist_loc_parse(s, &a, &err), &err);
+    free(s);
+    s = hoist_asprintf("oci:%s:cluster", lay);
+    assert_ok(hoist_loc_parse(s, &b, &err), &err);
+    free(s);
+    const hoist_loc *both[] = {a, b};
+    hoist_index_create_result ir;
+    assert_true(hoist_registry_index_create(NULL, t, both, 2, NULL, &ir, &err) < 0);
+    assert_err_contains(&err, ":cluster are both linux/amd64: platforms must be distinct");
+    assert_ok(hoist_registry_index_create(NULL, t, both + 1, 1, NULL, &ir, &err), &err);
+    assert_string_equal(ir.media_type, HOIST_MT_OCI_INDEX);
+    assert_int_equal(ir.images_copied, 0);
+    /* an index of one image is a valid source; of two is not */
+    const hoist_loc *one[] = {t};
+    hoist_loc *t2 = NULL;
+    s = hoist_asprintf("oci:%s:again", lay);
+    assert_ok(hoist_loc_parse(s, &t2, &err), &err);
+    free(s);
+    const char *tags[] = {"also", NULL};
+    hoist_index_create_opts io = {.tags = tags};
+    assert_ok(hoist_registry_index_create(NULL, t2, one, 1, &io, &ir, &err), &err);
+    hoist_store *st = NULL;
+    hoist_descriptor d = {0};
+    assert_ok(hoist_store_open(lay, false, &st, &err), &err);
+    assert_ok(hoist_store_resolve(st, "also", &d, &err), &err);
+    assert_string_equal(d.digest, ir.digest);
+    hoist_descriptor_clear(&d);
+    hoist_store_close(st);
+    /* the target needs a tag */
+    s = hoist_asprintf("oci:%s", lay);
+    assert_ok(hoist_loc_parse(s, &ix, &err), &err);
+    free(s);
+    assert_true(hoist_registry_index_create(NULL, ix, one, 1, NULL, &ir, &err) < 0);
+    assert_err_contains(&err, "the index target needs a tag");
+    hoist_loc_free(t);
+    hoist_loc_free(t2);
+    hoist_loc_free(a);
+    hoist_loc_free(b);
+    hoist_loc_free(ix);
+  }
+  free(lay);
+
   /* the arm64 target refuses the amd64 bundle and removes nothing else */
   hoist_bundle_opts o2 = {.arch = "arm64"};
   assert_true(hoist_bundle_stage(tarball, into, &o2, NULL, NULL, &err) < 0);
@@ -465,12 +547,44 @@ static void test_stage_then_map(void **state) {
   free(dir);
 }
 
+static void test_arch_target(void **state) {
+  (void)state;
+  static const struct {
+    const char *target, *want; /* want NULL: refused */
+  } cases[] = {
+      {"127.0.0.1:5000/cluster:0.1.0", "127.0.0.1:5000/cluster:0.1.0-arm64"},
+      {"busybox", "docker.io/library/busybox:latest-arm64"},
+      {"oci:/tmp/lay:v1", "oci:/tmp/lay:v1-arm64"},
+      {"oci:/tmp/lay", NULL},
+      {"127.0.0.1:5000/x@sha256:" SHA, NULL},
+      {"127.0.0.1:5000/x:1@sha256:" SHA, NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    hoist_err *err = NULL;
+    hoist_loc *l = NULL, *out = NULL;
+    assert_ok(hoist_loc_parse(cases[i].target, &l, &err), &err);
+    int r = hoist_bundle_arch_target(l, "arm64", &out, &err);
+    if (!cases[i].want) {
+      assert_true(r < 0);
+      assert_err_contains(&err, "needs a tag");
+    } else {
+      assert_ok(r, &err);
+      char *s = hoist_loc_string(out);
+      assert_string_equal(s, cases[i].want);
+      free(s);
+    }
+    hoist_loc_free(l);
+    hoist_loc_free(out);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_manifest_parse_table), cmocka_unit_test(test_manifest_entries_table),
       cmocka_unit_test(test_manifest_arch),        cmocka_unit_test(test_rfc3339_and_names),
       cmocka_unit_test(test_arch_resolve),         cmocka_unit_test(test_mappings),
       cmocka_unit_test(test_cache_path),           cmocka_unit_test(test_stage_then_map),
+      cmocka_unit_test(test_arch_target),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

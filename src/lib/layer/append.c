@@ -206,3 +206,24 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
     return hoist_err_wrap(err, "append: store manifest");
   return 0;
 }
+
+/* ------------------------------------------------------------ locations */
+
+int hoist_append_open_source(hoist_registry *r, const hoist_loc *loc, hoist_image_source **out,
+                             hoist_err **err) {
+  if (loc->kind == HOIST_LOC_LAYOUT)
+    return hoist_append_layout_source(loc->dir, loc->tag, out, err);
+  if (!r)
+    return hoist_err_set(err, EINVAL, "a registry source needs a registry client");
+  return hoist_append_registry_source(r, loc->ref, out, err);
+}
+
+int hoist_append_open_target(hoist_registry *r, const hoist_loc *loc, const hoist_loc *base,
+                             hoist_image_target **out, hoist_err **err) {
+  if (loc->kind == HOIST_LOC_LAYOUT)
+    return hoist_append_layout_target(loc->dir, loc->tag, out, err);
+  if (!r)
+    return hoist_err_set(err, EINVAL, "a registry target needs a registry client");
+  return hoist_append_registry_target(
+      r, loc->ref, base && base->kind == HOIST_LOC_REGISTRY ? base->ref : NULL, out, err);
+}
