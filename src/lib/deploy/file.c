@@ -117,8 +117,13 @@ static int skip_space_lines(parser *ps) {
 static int end_of_line(parser *ps) {
   skip_ws(ps);
   skip_comment(ps);
-  if (!eat_newline(ps))
+  if (!eat_newline(ps)) {
+    if (*ps->p == '\r')
+      return fail(ps, "stray carriage return");
+    if ((unsigned char)*ps->p < 0x20 || *ps->p == 0x7f)
+      return fail(ps, "unexpected control character after the value");
     return fail(ps, "unexpected '%c' after the value", *ps->p);
+  }
   return 0;
 }
 
