@@ -50,8 +50,8 @@ typedef struct hoist_deploy_component {
 
 typedef struct hoist_deploy_scope {
   char *name;
-  char *command;        /* prints the value on stdout (one line) */
-  size_t *invalidates;  /* indexes of components */
+  char *command;       /* prints the value on stdout (one line) */
+  size_t *invalidates; /* indexes of components */
   size_t n_invalidates;
 } hoist_deploy_scope;
 
@@ -98,8 +98,8 @@ typedef struct hoist_deploy_state {
 /* Parses `key=value` lines (untrusted input). Keys are [A-Za-z0-9_.-]+;
  * values run to the end of the line; blank lines and # comments are
  * skipped; a duplicate key is an error. */
-HOIST_EXPORT int hoist_deploy_state_parse(const char *text, size_t len,
-                                          hoist_deploy_state **out, hoist_err **err);
+HOIST_EXPORT int hoist_deploy_state_parse(const char *text, size_t len, hoist_deploy_state **out,
+                                          hoist_err **err);
 /* Loads dirfd/path; a missing file is an empty state (*existed false). */
 HOIST_EXPORT int hoist_deploy_state_load(int dirfd, const char *path, hoist_deploy_state **out,
                                          bool *existed, hoist_err **err);
@@ -108,14 +108,14 @@ HOIST_EXPORT hoist_deploy_state *hoist_deploy_state_new(void);
 HOIST_EXPORT const char *hoist_deploy_state_get(const hoist_deploy_state *s, const char *key);
 /* Sets key (replacing its value, keeping its position). Refuses keys and
  * values that would not read back. */
-HOIST_EXPORT int hoist_deploy_state_set(hoist_deploy_state *s, const char *key,
-                                        const char *value, hoist_err **err);
+HOIST_EXPORT int hoist_deploy_state_set(hoist_deploy_state *s, const char *key, const char *value,
+                                        hoist_err **err);
 /* The state as text (caller frees). */
 HOIST_EXPORT char *hoist_deploy_state_format(const hoist_deploy_state *s);
 /* Writes the state atomically to dirfd/path, creating missing parent
  * directories. */
-HOIST_EXPORT int hoist_deploy_state_save(int dirfd, const char *path,
-                                         const hoist_deploy_state *s, hoist_err **err);
+HOIST_EXPORT int hoist_deploy_state_save(int dirfd, const char *path, const hoist_deploy_state *s,
+                                         hoist_err **err);
 HOIST_EXPORT void hoist_deploy_state_free(hoist_deploy_state *s);
 
 /* ---------------------------------------------------------- fingerprints */
@@ -123,8 +123,7 @@ HOIST_EXPORT void hoist_deploy_state_free(hoist_deploy_state *s);
 typedef struct hoist_deploy_repo hoist_deploy_repo;
 
 /* Opens the git repository containing path (a work tree, not bare). */
-HOIST_EXPORT int hoist_deploy_repo_open(const char *path, hoist_deploy_repo **out,
-                                        hoist_err **err);
+HOIST_EXPORT int hoist_deploy_repo_open(const char *path, hoist_deploy_repo **out, hoist_err **err);
 /* Absolute path of the work tree, with a trailing '/'. */
 HOIST_EXPORT const char *hoist_deploy_repo_root(const hoist_deploy_repo *r);
 HOIST_EXPORT void hoist_deploy_repo_free(hoist_deploy_repo *r);
@@ -166,8 +165,8 @@ typedef struct hoist_deploy_plan {
   hoist_deploy_item *items; /* one per component, in declaration order */
   size_t n_items;
   size_t n_run;
-  bool write_state;             /* write new_state after every step succeeded */
-  char **scope_values;          /* one per scope (NULL when not evaluated) */
+  bool write_state;    /* write new_state after every step succeeded */
+  char **scope_values; /* one per scope (NULL when not evaluated) */
   size_t n_scopes;
   hoist_deploy_state *new_state; /* what to write on success */
 } hoist_deploy_plan;
@@ -213,9 +212,8 @@ typedef void (*hoist_deploy_step_cb)(hoist_deploy_event ev, const hoist_deploy_c
  * succeeded and the plan says so, the new state is written to
  * state_dirfd/state_path. */
 HOIST_EXPORT int hoist_deploy_run(const hoist_deploy_file *f, const char *root,
-                                  const hoist_deploy_fingerprint *fp,
-                                  const hoist_deploy_plan *plan, int state_dirfd,
-                                  const char *state_path, hoist_deploy_step_cb cb,
+                                  const hoist_deploy_fingerprint *fp, const hoist_deploy_plan *plan,
+                                  int state_dirfd, const char *state_path, hoist_deploy_step_cb cb,
                                   void *userdata, hoist_err **err);
 
 #endif

@@ -27,8 +27,7 @@ static const char usage[] =
     "  --dry-run      print the plan and the files that changed; run nothing\n"
     "  --state FILE   state file (default: the deploy file's `state`, else\n"
     "                 " HOIST_DEPLOY_DEFAULT_STATE " in the repository root)\n"
-    "  --file FILE    deploy file (default: " HOIST_DEPLOY_DEFAULT_FILE
-    " in the repository root)\n"
+    "  --file FILE    deploy file (default: " HOIST_DEPLOY_DEFAULT_FILE " in the repository root)\n"
     "  -h, --help     show this help\n"
     "\n"
     "Steps run with `sh -c` in the repository root with HOIST_COMPONENT,\n"

@@ -5,30 +5,29 @@
 #include "hoist/fs.h"
 #include "test_util.h"
 
-static const char good_file[] =
-    "# OpenShell-like\n"
-    "state = \".cache/deploy.state\"\n"
-    "\n"
-    "[component.gateway]\n"
-    "paths = [\"Cargo.toml\", 'proto/*',\n"
-    "         \"crates/server/*\", # trailing comma and comment\n"
-    "]\n"
-    "steps = [\"echo \\\"build\\\"\", \"echo \\u00e9\"]\n"
-    "triggers = [\"chart\"]  # an alias works too\n"
-    "\n"
-    "[ component . supervisor ]\n"
-    "paths = [\"proto/\"]\n"
-    "steps = []\n"
-    "aliases = [\"sandbox\"]\n"
-    "\n"
-    "[component.helm]\r\n"
-    "paths = [\"deploy/helm/*\"]\r\n"
-    "steps = [\"echo helm\"]\r\n"
-    "aliases = [\"chart\"]\r\n"
-    "\n"
-    "[scope.cluster_name]\n"
-    "command = \"echo dev\"\n"
-    "invalidates = [\"gateway\", \"supervisor\", \"helm\"]\n";
+static const char good_file[] = "# OpenShell-like\n"
+                                "state = \".cache/deploy.state\"\n"
+                                "\n"
+                                "[component.gateway]\n"
+                                "paths = [\"Cargo.toml\", 'proto/*',\n"
+                                "         \"crates/server/*\", # trailing comma and comment\n"
+                                "]\n"
+                                "steps = [\"echo \\\"build\\\"\", \"echo \\u00e9\"]\n"
+                                "triggers = [\"chart\"]  # an alias works too\n"
+                                "\n"
+                                "[ component . supervisor ]\n"
+                                "paths = [\"proto/\"]\n"
+                                "steps = []\n"
+                                "aliases = [\"sandbox\"]\n"
+                                "\n"
+                                "[component.helm]\r\n"
+                                "paths = [\"deploy/helm/*\"]\r\n"
+                                "steps = [\"echo helm\"]\r\n"
+                                "aliases = [\"chart\"]\r\n"
+                                "\n"
+                                "[scope.cluster_name]\n"
+                                "command = \"echo dev\"\n"
+                                "invalidates = [\"gateway\", \"supervisor\", \"helm\"]\n";
 
 static void test_file_parse_good(void **state) {
   (void)state;
@@ -198,10 +197,8 @@ static void test_state_parse_bad(void **state) {
     const char *in;
     const char *error;
   } cases[] = {
-      {"novalue\n", "line 1: expected key=value"},
-      {"a=1\n=2\n", "line 2: invalid key"},
-      {"a b=1\n", "line 1: invalid key"},
-      {"a=1\na=2\n", "line 2: duplicate key a"},
+      {"novalue\n", "line 1: expected key=value"}, {"a=1\n=2\n", "line 2: invalid key"},
+      {"a b=1\n", "line 1: invalid key"},          {"a=1\na=2\n", "line 2: duplicate key a"},
       {"a=x\ry\n", "line 1: invalid value"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {

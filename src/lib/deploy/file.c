@@ -128,8 +128,8 @@ static int end_of_line(parser *ps) {
 }
 
 static bool bare_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '_' || c == '-';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-';
 }
 
 static int bare_key(parser *ps, char **out) {
@@ -139,7 +139,7 @@ static int bare_key(parser *ps, char **out) {
   size_t n = (size_t)(ps->p - s);
   if (n == 0)
     return fail(ps, ps->p < ps->end && *ps->p == '"' ? "quoted keys are not supported"
-                                                      : "expected a name");
+                                                     : "expected a name");
   if (n > MAX_NAME)
     return fail(ps, "name longer than %d characters", MAX_NAME);
   *out = strndup(s, n);
@@ -326,8 +326,7 @@ static int header(parser *ps) {
   ps->p++;
   for (size_t i = 0; i < ps->n_tables; i++)
     if (ps->tables[i].scope == scope && strcmp(ps->tables[i].name, name) == 0)
-      return fail(ps, "duplicate table [%s.%s] (first at line %d)", kind, name,
-                  ps->tables[i].line);
+      return fail(ps, "duplicate table [%s.%s] (first at line %d)", kind, name, ps->tables[i].line);
   if (ps->n_tables >= MAX_TABLES)
     return fail(ps, "more than %d tables", MAX_TABLES);
   raw_table *nt = realloc(ps->tables, (ps->n_tables + 1) * sizeof *nt);
@@ -420,8 +419,8 @@ static int resolve(parser *ps, const hoist_deploy_file *f, const raw_table *t,
     long k = hoist_deploy_file_find(f, names->v[i]);
     ps->line = t->line;
     if (k < 0)
-      return fail(ps, "%s %s: %s unknown component '%s'", t->scope ? "scope" : "component",
-                  t->name, what, names->v[i]);
+      return fail(ps, "%s %s: %s unknown component '%s'", t->scope ? "scope" : "component", t->name,
+                  what, names->v[i]);
     bool dup = false;
     for (size_t j = 0; j < *n; j++)
       dup |= (*out)[j] == (size_t)k;
@@ -496,8 +495,7 @@ static int build(parser *ps, hoist_deploy_file *f) {
       hoist_deploy_scope *s = &f->scopes[f->n_scopes++];
       s->name = hoist_strdup(t->name);
       s->command = steal_pointer(&t->command);
-      if (resolve(ps, f, t, &t->invalidates, "invalidates", &s->invalidates, &s->n_invalidates) <
-          0)
+      if (resolve(ps, f, t, &t->invalidates, "invalidates", &s->invalidates, &s->n_invalidates) < 0)
         return -HOIST_E_FORMAT;
       continue;
     }
@@ -519,10 +517,10 @@ static int build(parser *ps, hoist_deploy_file *f) {
   return 0;
 }
 
-int hoist_deploy_file_parse(const char *text, size_t len, const char *name,
-                            hoist_deploy_file **out, hoist_err **err) {
-  parser ps = {.p = text, .end = text + len, .name = name ? name : "deploy file", .line = 1,
-               .err = err};
+int hoist_deploy_file_parse(const char *text, size_t len, const char *name, hoist_deploy_file **out,
+                            hoist_err **err) {
+  parser ps = {
+      .p = text, .end = text + len, .name = name ? name : "deploy file", .line = 1, .err = err};
   int r = 0;
   if (len > MAX_FILE)
     r = fail(&ps, "larger than %d bytes", MAX_FILE);
@@ -555,8 +553,7 @@ int hoist_deploy_file_parse(const char *text, size_t len, const char *name,
   return 0;
 }
 
-int hoist_deploy_file_load(int dirfd, const char *path, hoist_deploy_file **out,
-                           hoist_err **err) {
+int hoist_deploy_file_load(int dirfd, const char *path, hoist_deploy_file **out, hoist_err **err) {
   _cleanup_free_ char *text = NULL;
   size_t len = 0;
   int r = hoist_fs_read_file(dirfd, path, MAX_FILE, &text, &len, err);

@@ -1,10 +1,13 @@
 /* Component fingerprints from git state, read in-process with libgit2. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
 #include <git2.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "deploy-private.h"
 #include "hoist/digest.h"
@@ -122,10 +125,20 @@ typedef struct comp_ctx {
   hoist_deploy_strv changed;
 } comp_ctx;
 
+/* A committed entry some component's patterns match. */
+typedef struct head_entry {
+  size_t path; /* offset in fp_ctx.arena */
+  git_oid oid;
+  uint32_t mode;
+} head_entry;
+
 typedef struct fp_ctx {
   git_repository *repo;
   comp_ctx *comps;
   size_t n;
+  head_entry *head; /* in path order */
+  size_t n_head, cap_head;
+  hoist_buf arena; /* the head entries' paths */
   hoist_buf path;
   hoist_err **err;
 } fp_ctx;
@@ -192,17 +205,47 @@ static int walk(fp_ctx *ctx, git_tree *tree, const uint8_t *cover) {
         return r;
       continue;
     }
+    /* "%06o %s %s\t%s\n" by hand: this runs once per committed file */
     char line[64 + 8192];
-    char oid[GIT_OID_HEXSZ + 1];
-    git_oid_tostr(oid, sizeof oid, git_tree_entry_id(e));
-    int ln = snprintf(line, sizeof line, "%06o %s %s\t%s\n", (unsigned)git_tree_entry_filemode(e),
-                      type == GIT_OBJECT_COMMIT ? "commit" : "blob", oid, ctx->path.data);
-    if (ln < 0 || (size_t)ln >= sizeof line)
+    if (ctx->path.len > 8192)
       return hoist_err_set(ctx->err, HOIST_E_LIMIT, "path too long: %s", ctx->path.data);
+    unsigned mode = (unsigned)git_tree_entry_filemode(e);
+    char *w = line;
+    for (int sh = 15; sh >= 0; sh -= 3)
+      *w++ = (char)('0' + ((mode >> sh) & 7));
+    const char *kind = type == GIT_OBJECT_COMMIT ? " commit " : " blob ";
+    size_t kl = strlen(kind);
+    memcpy(w, kind, kl);
+    w += kl;
+    git_oid_fmt(w, git_tree_entry_id(e));
+    w += GIT_OID_HEXSZ;
+    *w++ = '\t';
+    memcpy(w, ctx->path.data, ctx->path.len);
+    w += ctx->path.len;
+    *w++ = '\n';
+    size_t ln = (size_t)(w - line);
+    bool any = false;
     for (size_t c = 0; c < ctx->n; c++)
       if (cover[c] == COVER_FULL ||
-          (cover[c] == COVER_MAYBE && comp_match(&ctx->comps[c], ctx->path.data, ctx->path.len)))
-        add_line(&ctx->comps[c], line, (size_t)ln);
+          (cover[c] == COVER_MAYBE && comp_match(&ctx->comps[c], ctx->path.data, ctx->path.len))) {
+        add_line(&ctx->comps[c], line, ln);
+        any = true;
+      }
+    if (any) {
+      if (ctx->n_head == ctx->cap_head) {
+        ctx->cap_head = ctx->cap_head ? ctx->cap_head * 2 : 1024;
+        head_entry *nh = realloc(ctx->head, ctx->cap_head * sizeof *nh);
+        if (!nh)
+          abort();
+        ctx->head = nh;
+      }
+      head_entry *he = &ctx->head[ctx->n_head++];
+      he->path = ctx->arena.len;
+      if (hoist_buf_append(&ctx->arena, ctx->path.data, ctx->path.len + 1, ctx->err) < 0)
+        return -HOIST_E_LIMIT;
+      git_oid_cpy(&he->oid, git_tree_entry_id(e));
+      he->mode = (uint32_t)git_tree_entry_filemode(e);
+    }
   }
   ctx->path.len = base;
   ctx->path.data[base] = '\0';
@@ -231,49 +274,392 @@ static int compare_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Paths changed in the index or the work tree, or untracked and not
- * ignored, limited to the union of the patterns; sorted, unique. */
-static int changed_paths(git_repository *repo, const hoist_deploy_file *f, const char *exclude,
-                         hoist_deploy_strv *out, hoist_err **err) {
-  hoist_deploy_strv specs = {0};
-  for (size_t i = 0; i < f->n_components; i++)
-    for (size_t j = 0; j < f->components[i].n_paths; j++)
-      hoist_deploy_strv_push(&specs, f->components[i].paths[j]);
-  git_status_options opts;
-  git_status_options_init(&opts, GIT_STATUS_OPTIONS_VERSION);
-  opts.show = GIT_STATUS_SHOW_INDEX_AND_WORKDIR;
-  opts.flags = GIT_STATUS_OPT_INCLUDE_UNTRACKED | GIT_STATUS_OPT_RECURSE_UNTRACKED_DIRS;
-  opts.pathspec.strings = specs.v;
-  opts.pathspec.count = specs.n;
-  git_status_list *list = NULL;
-  int r = git_status_list_new(&list, repo, &opts);
-  free(specs.v);
-  if (r < 0)
-    return git_fail(err, r, "git status");
-  size_t n = git_status_list_entrycount(list);
-  for (size_t i = 0; i < n; i++) {
-    const git_status_entry *e = git_status_byindex(list, i);
-    if (e->status == GIT_STATUS_CURRENT || (e->status & GIT_STATUS_IGNORED))
-      continue;
-    const git_diff_delta *d = e->index_to_workdir ? e->index_to_workdir : e->head_to_index;
-    if (!d)
-      continue;
-    const char *paths[2] = {d->old_file.path, d->new_file.path};
-    for (int k = 0; k < 2; k++) {
-      if (!paths[k] || (k == 1 && d->old_file.path && strcmp(paths[0], paths[1]) == 0))
-        continue;
-      if (exclude && strcmp(paths[k], exclude) == 0)
-        continue;
-      hoist_deploy_strv_push(out, hoist_strdup(paths[k]));
-    }
-    if (e->head_to_index && e->index_to_workdir) {
-      const git_diff_delta *h = e->head_to_index;
-      if (h->old_file.path && strcmp(h->old_file.path, d->old_file.path) != 0 &&
-          !(exclude && strcmp(h->old_file.path, exclude) == 0))
-        hoist_deploy_strv_push(out, hoist_strdup(h->old_file.path));
+/* ---------------------------------------------------------- changed files
+ *
+ * What `git diff --name-only`, `git diff --cached --name-only` and
+ * `git ls-files --others --exclude-standard` would list, limited to the
+ * components' patterns: HEAD's entries (collected by walk) merged against the
+ * index; index entries whose stat data differs from the file (or that are
+ * racily clean) hashed and compared; directories under the patterns read for
+ * files the index does not have and no ignore rule covers. Stat calls are
+ * made relative to each directory, so a no-op check costs one fstatat per
+ * tracked file and one getdents per directory. */
+
+static double elapsed(const struct timespec *a, const struct timespec *b) {
+  return (double)(b->tv_sec - a->tv_sec) + (double)(b->tv_nsec - a->tv_nsec) / 1e9;
+}
+
+static const char *head_path(const fp_ctx *ctx, size_t i) {
+  return ctx->arena.data + ctx->head[i].path;
+}
+
+static bool union_match(const fp_ctx *ctx, const char *path, size_t len) {
+  for (size_t c = 0; c < ctx->n; c++)
+    if (comp_match(&ctx->comps[c], path, len))
+      return true;
+  return false;
+}
+
+/* COVER_FULL, COVER_MAYBE or COVER_NONE for the directory dir ("a/b/"). */
+static int union_cover(const fp_ctx *ctx, const char *dir, size_t len) {
+  int best = COVER_NONE;
+  for (size_t c = 0; c < ctx->n; c++) {
+    const comp_ctx *cc = &ctx->comps[c];
+    for (size_t k = 0; k < cc->n_pats; k++) {
+      if (pat_covers(&cc->pats[k], dir, len))
+        return COVER_FULL;
+      if (pat_may_enter(&cc->pats[k], dir, len))
+        best = COVER_MAYBE;
     }
   }
-  git_status_list_free(list);
+  return best;
+}
+
+static bool time_newer_or_same(const git_index_time *t, const struct timespec *ref) {
+  if ((int64_t)t->seconds != (int64_t)ref->tv_sec)
+    return (int64_t)t->seconds > (int64_t)ref->tv_sec;
+  return (long)t->nanoseconds >= ref->tv_nsec;
+}
+
+static bool time_equal(const git_index_time *t, const struct timespec *ts) {
+  return (int64_t)t->seconds == (int64_t)ts->tv_sec && (long)t->nanoseconds == ts->tv_nsec;
+}
+
+enum { STAT_SAME = 0, STAT_CHANGED = 1, STAT_HASH = 2 };
+
+/* Compares index entry e with the work tree file's stat data: STAT_SAME
+ * (stat matches and the entry is not racily clean), STAT_CHANGED (type,
+ * executable bit or size differ) or STAT_HASH (only the content can tell). */
+static int stat_compare(const git_index_entry *e, const struct stat *st,
+                        const struct timespec *index_mtime) {
+  bool is_link = (e->mode & 0170000) == 0120000;
+  if (is_link ? !S_ISLNK(st->st_mode) : !S_ISREG(st->st_mode))
+    return STAT_CHANGED;
+  if (!is_link && ((st->st_mode & 0100) != 0) != (e->mode == 0100755))
+    return STAT_CHANGED;
+  if ((uint32_t)st->st_size != e->file_size)
+    return STAT_CHANGED;
+  if (time_equal(&e->mtime, &st->st_mtim) && time_equal(&e->ctime, &st->st_ctim) &&
+      e->ino == (uint32_t)st->st_ino && !time_newer_or_same(&e->mtime, index_mtime))
+    return STAT_SAME;
+  return STAT_HASH;
+}
+
+/* True when the content of e's work tree file differs from the index, hashed
+ * as git would (with its filters; a symlink's target string). */
+static int content_differs(fp_ctx *ctx, int rootfd, const git_index_entry *e, bool *differs) {
+  git_oid oid;
+  int r;
+  if ((e->mode & 0170000) == 0120000) {
+    char target[4096];
+    ssize_t n = readlinkat(rootfd, e->path, target, sizeof target);
+    if (n < 0)
+      return hoist_err_errno(ctx->err, errno, "readlink %s", e->path);
+    r = git_odb_hash(&oid, target, (size_t)n, GIT_OBJECT_BLOB);
+  } else {
+    r = git_repository_hashfile(&oid, ctx->repo, e->path, GIT_OBJECT_BLOB, NULL);
+  }
+  if (r < 0)
+    return git_fail(ctx->err, r, e->path);
+  *differs = !git_oid_equal(&oid, &e->id);
+  return 0;
+}
+
+/* A share of the index entries to stat, done by one thread. Each thread
+ * keeps a directory fd so every fstatat resolves a single name. */
+typedef struct stat_job {
+  const git_index_entry **entries;
+  int *result; /* STAT_* or a negative errno */
+  size_t begin, end;
+  int rootfd;
+  const struct timespec *index_mtime;
+} stat_job;
+
+static void *stat_worker(void *arg) {
+  stat_job *j = arg;
+  const char *curdir = NULL;
+  size_t curlen = 0;
+  int dfd = -1;
+  for (size_t i = j->begin; i < j->end; i++) {
+    const git_index_entry *e = j->entries[i];
+    const char *slash = strrchr(e->path, '/');
+    size_t dlen = slash ? (size_t)(slash - e->path) : 0;
+    if (!curdir || curlen != dlen || memcmp(curdir, e->path, dlen) != 0) {
+      if (dfd >= 0)
+        close(dfd);
+      curdir = e->path;
+      curlen = dlen;
+      if (dlen) {
+        char dir[4096];
+        if (dlen >= sizeof dir) {
+          j->result[i] = -ENAMETOOLONG;
+          dfd = -1;
+          continue;
+        }
+        memcpy(dir, e->path, dlen);
+        dir[dlen] = '\0';
+        dfd = openat(j->rootfd, dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      } else {
+        dfd = dup(j->rootfd);
+      }
+      if (dfd < 0 && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
+        j->result[i] = -errno;
+        continue;
+      }
+    }
+    struct stat st;
+    if (dfd < 0 || fstatat(dfd, slash ? slash + 1 : e->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+      if (dfd >= 0 && errno != ENOENT && errno != ENOTDIR)
+        j->result[i] = -errno;
+      else
+        j->result[i] = STAT_CHANGED; /* deleted */
+      continue;
+    }
+    j->result[i] = stat_compare(e, &st, j->index_mtime);
+  }
+  if (dfd >= 0)
+    close(dfd);
+  return NULL;
+}
+
+enum { MAX_STAT_THREADS = 4, MIN_PER_THREAD = 4096 };
+
+typedef struct stat_pool {
+  stat_job jobs[MAX_STAT_THREADS];
+  pthread_t tids[MAX_STAT_THREADS];
+  bool started[MAX_STAT_THREADS];
+  size_t n;
+} stat_pool;
+
+/* Starts statting entries[0..n) on up to 4 threads (one per CPU); the
+ * caller works meanwhile and then calls stat_join. */
+static void stat_start(stat_pool *p, const git_index_entry **entries, int *result, size_t n,
+                       int rootfd, const struct timespec *index_mtime) {
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t nt = cpus > 1 ? (size_t)cpus : 1;
+  if (nt > MAX_STAT_THREADS)
+    nt = MAX_STAT_THREADS;
+  if (n / nt < MIN_PER_THREAD)
+    nt = n / MIN_PER_THREAD ? n / MIN_PER_THREAD : 1;
+  p->n = nt;
+  for (size_t t = 0; t < nt; t++) {
+    p->jobs[t] = (stat_job){entries, result, n * t / nt, n * (t + 1) / nt, rootfd, index_mtime};
+    p->started[t] = pthread_create(&p->tids[t], NULL, stat_worker, &p->jobs[t]) == 0;
+  }
+}
+
+static void stat_join(stat_pool *p) {
+  for (size_t t = 0; t < p->n; t++) {
+    if (p->started[t])
+      pthread_join(p->tids[t], NULL);
+    else
+      stat_worker(&p->jobs[t]);
+  }
+}
+
+/* Entries of the index to stat and, once statted, their results. */
+typedef struct tracked_scan {
+  const git_index_entry **tostat;
+  int *result;
+  size_t n_stat;
+  struct timespec index_mtime;
+} tracked_scan;
+
+/* Index against HEAD (ctx->head): staged changes go to out, entries to
+ * compare with the work tree to ts. */
+static void tracked_prepare(fp_ctx *ctx, git_index *idx, const char *exclude, tracked_scan *ts,
+                            hoist_deploy_strv *out) {
+  ts->index_mtime = (struct timespec){INT64_MAX, 0};
+  struct stat ist;
+  if (git_index_path(idx) && stat(git_index_path(idx), &ist) == 0)
+    ts->index_mtime = ist.st_mtim;
+  size_t n = git_index_entrycount(idx);
+  size_t h = 0;
+  ts->tostat = hoist_malloc0((n ? n : 1) * sizeof *ts->tostat);
+  ts->n_stat = 0;
+  for (size_t i = 0; i < n; i++) {
+    const git_index_entry *e = git_index_get_byindex(idx, i);
+    size_t len = strlen(e->path);
+    if (!union_match(ctx, e->path, len) || (exclude && strcmp(e->path, exclude) == 0))
+      continue;
+    int c = 1;
+    while (h < ctx->n_head && (c = strcmp(head_path(ctx, h), e->path)) < 0) {
+      hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h))); /* removed from the index */
+      h++;
+      c = 1;
+    }
+    if (h >= ctx->n_head)
+      c = 1;
+    bool staged = c != 0 || GIT_INDEX_ENTRY_STAGE(e) != 0 ||
+                  (e->flags_extended & GIT_INDEX_ENTRY_INTENT_TO_ADD) ||
+                  !git_oid_equal(&ctx->head[h].oid, &e->id) || ctx->head[h].mode != e->mode;
+    if (c == 0)
+      h++;
+    if (staged)
+      hoist_deploy_strv_push(out, hoist_strdup(e->path));
+    else if (!(e->flags_extended & GIT_INDEX_ENTRY_SKIP_WORKTREE) && e->mode != 0160000)
+      ts->tostat[ts->n_stat++] = e;
+  }
+  for (; h < ctx->n_head; h++)
+    hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h)));
+  ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
+}
+
+/* After the stat pass: changed entries go to out; those whose stat data
+ * cannot tell are hashed. */
+static int tracked_finish(fp_ctx *ctx, int rootfd, const tracked_scan *ts, hoist_deploy_strv *out) {
+  for (size_t i = 0; i < ts->n_stat; i++) {
+    bool differs = ts->result[i] == STAT_CHANGED;
+    if (ts->result[i] < 0)
+      return hoist_err_errno(ctx->err, -ts->result[i], "stat %s", ts->tostat[i]->path);
+    if (ts->result[i] == STAT_HASH && content_differs(ctx, rootfd, ts->tostat[i], &differs) < 0)
+      return -EIO;
+    if (differs)
+      hoist_deploy_strv_push(out, hoist_strdup(ts->tostat[i]->path));
+  }
+  return 0;
+}
+
+static int ignored(fp_ctx *ctx, const char *path, bool *out) {
+  int ign = 0;
+  int r = git_ignore_path_is_ignored(&ign, ctx->repo, path);
+  if (r < 0)
+    return git_fail(ctx->err, r, path);
+  *out = ign != 0;
+  return 0;
+}
+
+struct linux_dirent64 {
+  ino64_t d_ino;
+  off64_t d_off;
+  unsigned short d_reclen;
+  unsigned char d_type;
+  char d_name[];
+};
+
+/* Files below dir ("" or "a/b/") that the index lacks and no ignore rule
+ * covers. cover says how the patterns cover dir. */
+static int untracked(fp_ctx *ctx, git_index *idx, int rootfd, const char *dir, int cover,
+                     const char *exclude, hoist_deploy_strv *out) {
+  _cleanup_close_ int fd =
+      openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+      return 0;
+    return hoist_err_errno(ctx->err, errno, "open %s", *dir ? dir : ".");
+  }
+  size_t dlen = strlen(dir);
+  if (dlen > 4096)
+    return hoist_err_set(ctx->err, HOIST_E_LIMIT, "path too long: %s", dir);
+  char path[4096 + 256 + 2];
+  memcpy(path, dir, dlen);
+  hoist_deploy_strv subdirs = {0};
+  _cleanup_free_ uint8_t *subcover = NULL;
+  size_t subcap = 0;
+  int r = 0;
+  char buf[32768] __attribute__((aligned(8)));
+  for (;;) {
+    ssize_t got = getdents64(fd, buf, sizeof buf);
+    if (got < 0) {
+      r = hoist_err_errno(ctx->err, errno, "read directory %s", dir);
+      break;
+    }
+    if (got == 0)
+      break;
+    for (ssize_t off = 0; r == 0 && off < got;) {
+      struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
+      off += de->d_reclen;
+      const char *name = de->d_name;
+      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
+        continue;
+      unsigned char type = de->d_type;
+      if (type == DT_UNKNOWN) {
+        struct stat st;
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+          continue;
+        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+      }
+      size_t nlen = strlen(name);
+      memcpy(path + dlen, name, nlen + 1);
+      size_t plen = dlen + nlen;
+      if (type == DT_DIR) {
+        path[plen] = '/';
+        path[plen + 1] = '\0';
+        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
+        if (sub == COVER_NONE)
+          continue;
+        size_t at = 0;
+        if (git_index_find_prefix(&at, idx, path) != 0) {
+          /* untracked directory: skipped when ignored or another repository */
+          bool ign = false;
+          r = ignored(ctx, path, &ign);
+          if (r < 0 || ign)
+            continue;
+          _cleanup_free_ char *dotgit = hoist_asprintf("%s/.git", name);
+          if (faccessat(fd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue;
+        }
+        if (subdirs.n == subcap) {
+          subcap = subcap ? subcap * 2 : 16;
+          uint8_t *nc = realloc(subcover, subcap);
+          if (!nc)
+            abort();
+          subcover = nc;
+        }
+        subcover[subdirs.n] = (uint8_t)sub;
+        hoist_deploy_strv_push(&subdirs, hoist_strdup(path));
+        continue;
+      }
+      if (cover != COVER_FULL && !union_match(ctx, path, plen))
+        continue;
+      if ((exclude && strcmp(path, exclude) == 0) || git_index_get_bypath(idx, path, 0))
+        continue;
+      bool ign = false;
+      r = ignored(ctx, path, &ign);
+      if (r == 0 && !ign)
+        hoist_deploy_strv_push(out, hoist_strdup(path));
+    }
+    if (r < 0)
+      break;
+  }
+  for (size_t i = 0; r == 0 && i < subdirs.n; i++)
+    r = untracked(ctx, idx, rootfd, subdirs.v[i], subcover[i], exclude, out);
+  hoist_deploy_strv_free(&subdirs);
+  return r;
+}
+
+/* Paths changed in the index or the work tree, or untracked and not
+ * ignored, limited to the union of the patterns; sorted, unique. */
+static int changed_paths(fp_ctx *ctx, git_index *idx, int rootfd, const char *exclude,
+                         hoist_deploy_strv *out) {
+  int r = 0;
+  struct timespec t1, t2, t3;
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  int cover = COVER_MAYBE;
+  for (size_t c = 0; c < ctx->n; c++)
+    for (size_t k = 0; k < ctx->comps[c].n_pats; k++) {
+      const pat *p = &ctx->comps[c].pats[k];
+      if (p->kind == PAT_PREFIX && !p->literal && p->prefix_len == 0)
+        cover = COVER_FULL;
+    }
+  /* the stat pass runs on worker threads while this one looks for
+   * untracked files (the workers read index entries, nothing else of
+   * libgit2) */
+  tracked_scan ts = {0};
+  tracked_prepare(ctx, idx, exclude, &ts, out);
+  stat_pool pool;
+  clock_gettime(CLOCK_MONOTONIC, &t2);
+  stat_start(&pool, ts.tostat, ts.result, ts.n_stat, rootfd, &ts.index_mtime);
+  r = untracked(ctx, idx, rootfd, "", cover, exclude, out);
+  stat_join(&pool);
+  clock_gettime(CLOCK_MONOTONIC, &t3);
+  hoist_debug("deploy: merge %.3fs, stat %.3fs", elapsed(&t1, &t2), elapsed(&t2, &t3));
+  if (r == 0)
+    r = tracked_finish(ctx, rootfd, &ts, out);
+  free(ts.tostat);
+  free(ts.result);
+  if (r < 0)
+    return r;
   if (out->n)
     qsort(out->v, out->n, sizeof *out->v, compare_str);
   size_t w = 0;
@@ -317,12 +703,29 @@ static int content_hash(int rootfd, const char *path, char out[HOIST_DIGEST_HEX_
   return 0;
 }
 
-int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f,
-                              const char *exclude, hoist_deploy_fingerprint **out,
-                              hoist_err **err) {
+typedef struct index_loader {
+  char *path;
+  git_index *idx;
+  int rc;
+  char msg[256];
+} index_loader;
+
+static void *load_index(void *arg) {
+  index_loader *l = arg;
+  l->rc = git_index_open(&l->idx, l->path);
+  if (l->rc < 0) {
+    const git_error *e = git_error_last(); /* per thread */
+    snprintf(l->msg, sizeof l->msg, "%s", e && e->message ? e->message : "libgit2 error");
+  }
+  return NULL;
+}
+
+int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, const char *exclude,
+                              hoist_deploy_fingerprint **out, hoist_err **err) {
   size_t n = f->n_components;
   fp_ctx ctx = {.repo = r->repo, .n = n, .err = err};
   hoist_buf_init(&ctx.path, 1 << 20);
+  hoist_buf_init(&ctx.arena, 0);
   ctx.comps = hoist_malloc0(n * sizeof *ctx.comps);
   _cleanup_free_ uint8_t *cover = hoist_malloc0(n);
   for (size_t i = 0; i < n; i++) {
@@ -345,16 +748,36 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f,
   int rc = hoist_buf_append(&ctx.path, "", 0, err);
   if (rc == 0)
     rc = head_tree(r->repo, &tree, err);
+  /* the index (9 MB for 100,000 files) loads on a thread while this one
+   * walks HEAD's tree */
+  index_loader loader = {.path = hoist_asprintf("%sindex", git_repository_path(r->repo))};
+  pthread_t tid;
+  bool threaded = pthread_create(&tid, NULL, load_index, &loader) == 0;
+  struct timespec t0, t1, t2;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   if (rc == 0 && tree)
     rc = walk(&ctx, tree, cover);
   git_tree_free(tree);
-  if (rc == 0)
-    rc = changed_paths(r->repo, f, exclude, &changed, err);
+  if (threaded)
+    pthread_join(tid, NULL);
+  else
+    load_index(&loader);
+  free(loader.path);
+  if (rc == 0 && loader.rc < 0)
+    rc = hoist_err_set(err, EIO, "read the index: %s", loader.msg);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   if (rc == 0) {
     rootfd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0)
       rc = hoist_err_errno(err, errno, "open %s", r->root);
   }
+  if (rc == 0)
+    rc = changed_paths(&ctx, loader.idx, rootfd, exclude, &changed);
+  git_index_free(loader.idx);
+  clock_gettime(CLOCK_MONOTONIC, &t2);
+  hoist_debug("deploy: tree walk %.3fs, status %.3fs",
+              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
+              (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
   for (size_t i = 0; rc == 0 && i < changed.n; i++) {
     const char *path = changed.v[i];
     size_t len = strlen(path);
@@ -384,6 +807,8 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f,
     free(c->pats);
   }
   free(ctx.comps);
+  free(ctx.head);
+  hoist_buf_free(&ctx.arena);
   hoist_buf_free(&ctx.path);
   hoist_deploy_strv_free(&changed);
   if (rc < 0) {

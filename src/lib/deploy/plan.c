@@ -89,8 +89,8 @@ int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, ho
   size_t len = strlen(s);
   if (r == 0 && len != raw_len)
     r = hoist_err_set(err, HOIST_E_FORMAT, "output has a NUL byte");
-  while (len && (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' ||
-                 s[len - 1] == '\t'))
+  while (len &&
+         (s[len - 1] == '\n' || s[len - 1] == '\r' || s[len - 1] == ' ' || s[len - 1] == '\t'))
     s[--len] = '\0';
   if (r == 0 && strpbrk(s, "\r\n"))
     r = hoist_err_set(err, HOIST_E_FORMAT, "output has more than one line");
@@ -127,8 +127,7 @@ static char *valid_targets(const hoist_deploy_file *f) {
   return hoist_buf_steal(&b);
 }
 
-static void run_item(hoist_deploy_plan *p, size_t i, hoist_deploy_reason why,
-                     const char *because) {
+static void run_item(hoist_deploy_plan *p, size_t i, hoist_deploy_reason why, const char *because) {
   if (p->items[i].run)
     return;
   p->items[i] = (hoist_deploy_item){.run = true, .reason = why, .because = because};
@@ -152,8 +151,7 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
       long k = hoist_deploy_file_find(f, opts->targets[t]);
       if (k < 0) {
         _cleanup_free_ char *valid = valid_targets(f);
-        r = hoist_err_set(err, EINVAL, "unknown target '%s' (valid: %s)", opts->targets[t],
-                          valid);
+        r = hoist_err_set(err, EINVAL, "unknown target '%s' (valid: %s)", opts->targets[t], valid);
         goto out;
       }
       run_item(p, (size_t)k, HOIST_DEPLOY_EXPLICIT, NULL);
@@ -247,8 +245,8 @@ static char **step_env(const hoist_deploy_file *f, const hoist_deploy_plan *plan
   for (size_t s = 0; plan->scope_values && s < f->n_scopes; s++) {
     if (!plan->scope_values[s])
       continue;
-    hoist_deploy_strv_push(own, hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name,
-                                               plan->scope_values[s]));
+    hoist_deploy_strv_push(
+        own, hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name, plan->scope_values[s]));
     envp[k++] = own->v[own->n - 1];
   }
   envp[k] = NULL;
@@ -280,8 +278,7 @@ static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan, c
     return -EIO;
   char how[128];
   if (!exit_ok(status, how, sizeof how))
-    return hoist_err_set(err, EIO, "%s: step %zu (%s) %s", c->name, step + 1, c->steps[step],
-                         how);
+    return hoist_err_set(err, EIO, "%s: step %zu (%s) %s", c->name, step + 1, c->steps[step], how);
   return 0;
 }
 

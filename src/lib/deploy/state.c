@@ -14,8 +14,8 @@ static bool key_valid(const char *k, size_t n) {
     return false;
   for (size_t i = 0; i < n; i++) {
     char c = k[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '_' || c == '-' || c == '.'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+          c == '-' || c == '.'))
       return false;
   }
   return true;
@@ -30,7 +30,9 @@ static bool value_valid(const char *v, size_t n) {
   return true;
 }
 
-hoist_deploy_state *hoist_deploy_state_new(void) { return hoist_malloc0(sizeof(hoist_deploy_state)); }
+hoist_deploy_state *hoist_deploy_state_new(void) {
+  return hoist_malloc0(sizeof(hoist_deploy_state));
+}
 
 void hoist_deploy_state_free(hoist_deploy_state *s) {
   if (!s)
