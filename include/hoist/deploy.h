@@ -182,7 +182,8 @@ typedef struct hoist_deploy_opts {
  * whose fingerprint differs from old (plus what those trigger), writing
  * state afterwards. Explicit targets run (with their triggers) and never
  * write state; an unknown target is an error listing the valid ones. all
- * runs everything and writes state. */
+ * runs everything and writes state. Scope commands run in every case: their
+ * values are in the steps' environment. */
 HOIST_EXPORT int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
                                         const hoist_deploy_fingerprint *fp,
                                         const hoist_deploy_state *old,

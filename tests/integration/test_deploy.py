@@ -368,6 +368,47 @@ def state_and_deploy_file_options():
 
 
 @test
+def openshell_example_rebuilds_what_the_reference_does():
+    """examples/openshell/hoist-deploy.toml on a tree shaped like OpenShell's."""
+    from hoisttest import SOURCE_ROOT
+
+    r = Repo()
+    with open(os.path.join(SOURCE_ROOT, "examples", "openshell", "hoist-deploy.toml")) as f:
+        r.write("hoist-deploy.toml", f.read())
+    for path in ["Cargo.lock", "deploy/docker/cross-build.sh", "deploy/docker/Dockerfile.gateway",
+                 "crates/openshell-server/src/lib.rs", "crates/openshell-sandbox/src/lib.rs",
+                 "crates/openshell-core/src/lib.rs", "deploy/helm/openshell/Chart.yaml"]:
+        r.write(path, path + "\n")
+    r.git("add", "-A")
+    r.git("commit", "-qm", "openshell layout")
+    state = ".cache/cluster-deploy-fast.state"
+
+    def plan(edit):
+        r.write(edit, "edited " + edit + "\n")
+        out = r.deploy().stdout
+        runs = [line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["run"]]
+        assert r.deploy().stdout.strip() == NOOP
+        return runs
+
+    p = r.deploy()
+    assert "cluster-deploy-fast.state" in p.stdout and r.state(state) is not None, p.stdout
+    assert "push gateway image to the local registry of openshell" in p.stdout, p.stdout
+    assert plan("crates/openshell-server/src/lib.rs") == ["gateway", "helm"]
+    assert plan("crates/openshell-sandbox/src/lib.rs") == ["supervisor"]
+    assert plan("Cargo.lock") == ["gateway", "supervisor", "helm"]
+    assert plan("crates/openshell-core/src/lib.rs") == ["gateway", "supervisor", "helm"]
+    assert plan("deploy/helm/openshell/Chart.yaml") == ["helm"]
+    assert plan("deploy/docker/Dockerfile.gateway") == ["gateway", "helm"]
+    assert plan("README.md") == []
+    p = r.deploy(env={"CLUSTER_CONTAINER_ID": "c2"})
+    assert "scope key container_id changed" in p.stdout
+    assert [ln.split()[0] for ln in p.stdout.splitlines() if ln.split()[1:2] == ["run"]] == [
+        "gateway", "helm"]
+    p = r.deploy("sandbox")
+    assert "docker cp it into container none" in p.stdout, p.stdout
+
+
+@test
 def usage_and_help():
     r = Repo()
     p = r.deploy("--help")

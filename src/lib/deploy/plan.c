@@ -146,6 +146,16 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
   p->n_items = f->n_components;
   p->n_scopes = f->n_scopes;
   int r = 0;
+  /* scope values: for the decision (without targets) and for the steps'
+   * environment (always) */
+  p->scope_values = hoist_malloc0((f->n_scopes ? f->n_scopes : 1) * sizeof(char *));
+  for (size_t s = 0; s < f->n_scopes; s++) {
+    r = hoist_deploy_scope_eval(f->scopes[s].command, root, &p->scope_values[s], err);
+    if (r < 0) {
+      hoist_err_wrap(err, "scope %s", f->scopes[s].name);
+      goto out;
+    }
+  }
   if (opts->n_targets) {
     for (size_t t = 0; t < opts->n_targets; t++) {
       long k = hoist_deploy_file_find(f, opts->targets[t]);
@@ -157,16 +167,10 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
       run_item(p, (size_t)k, HOIST_DEPLOY_EXPLICIT, NULL);
     }
   } else {
-    p->scope_values = hoist_malloc0((f->n_scopes ? f->n_scopes : 1) * sizeof(char *));
     _cleanup_free_ const char **invalid =
         hoist_malloc0((f->n_components ? f->n_components : 1) * sizeof(char *));
     for (size_t s = 0; s < f->n_scopes; s++) {
       const hoist_deploy_scope *sc = &f->scopes[s];
-      r = hoist_deploy_scope_eval(sc->command, root, &p->scope_values[s], err);
-      if (r < 0) {
-        hoist_err_wrap(err, "scope %s", sc->name);
-        goto out;
-      }
       const char *was = hoist_deploy_state_get(old, sc->name);
       if (was && strcmp(was, p->scope_values[s]) == 0)
         continue;
