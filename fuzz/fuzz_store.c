@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hoist_descriptor_clear(&d);
   hoist_err_free(err);
   err = NULL;
-  hoist_store_gc(s, &removed, &freed, &err);
+  hoist_store_gc(s, 0, &removed, &freed, &err);
   hoist_err_free(err);
   hoist_store_close(s);
   struct stat st;

@@ -38,5 +38,5 @@ umoci ls --layout layout
 
 step "replace the base tag with a new image; hoist gc removes the old base's blobs"
 "$hoist" append scratch --target oci:layout:base --layer app --created-by "replaced"
-"$hoist" gc oci:layout
+"$hoist" gc --min-age 0 oci:layout
 "$hoist" ls oci:layout

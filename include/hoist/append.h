@@ -49,7 +49,8 @@ struct hoist_image_source {
 };
 
 typedef struct hoist_image_target_ops {
-  /* Sets *has when the target already holds d's blob. */
+  /* Sets *has when the target already holds d's blob (or just obtained it
+   * without a copy, such as a registry mount). */
   int (*has_blob)(hoist_image_target *t, const hoist_descriptor *d, bool *has, hoist_err **err);
   /* A writer for a new blob; digest (or NULL) and size (or -1) are checked
    * at commit. */
@@ -93,8 +94,8 @@ HOIST_EXPORT int hoist_append_registry_source(hoist_registry *r, const hoist_ref
 /* The registry repository ref names; put_manifest tags ref's tag. Blobs the
  * registry has are not uploaded again; when base is another repository of
  * the same registry, missing blobs are mounted from it when the registry
- * allows. A new blob is spooled to an unlinked temp file ($TMPDIR or
- * /var/tmp) and uploaded at commit, because uploads read a file descriptor. */
+ * allows, before anything is downloaded. A new blob streams into an upload
+ * session as it is written; nothing is spooled. */
 HOIST_EXPORT int hoist_append_registry_target(hoist_registry *r, const hoist_ref *ref,
                                               const hoist_ref *base, hoist_image_target **out,
                                               hoist_err **err);

@@ -74,6 +74,23 @@ HOIST_EXPORT int hoist_registry_get_blob(hoist_registry *r, const char *host, co
                                          const char *digest, int64_t size, hoist_writer *w,
                                          hoist_err **err);
 
+/* Tries a cross-repository mount of digest from repository from (same
+ * host). *mounted false when the registry declined; the session it may have
+ * opened instead is cancelled. */
+HOIST_EXPORT int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *repo,
+                                           const char *digest, const char *from, bool *mounted,
+                                           hoist_err **err);
+
+/* A writer that streams what it is given into a new upload session as one
+ * chunked PATCH; commit finishes the upload under expected, which the
+ * registry verifies, or when expected is NULL under the digest computed on
+ * the way (so content is hashed once either way). free without
+ * commit cancels the session. Nothing is spooled, so a broken upload is not
+ * retried: the caller starts over with the data. */
+HOIST_EXPORT int hoist_registry_blob_upload(hoist_registry *r, const char *host, const char *repo,
+                                            const char *expected, hoist_writer **out,
+                                            hoist_err **err);
+
 /* Uploads size bytes read from fd (from its offset 0, with pread) as blob
  * digest. Skips it when the registry has it; with mount_from (a repository
  * of the same registry) tries a cross-repository mount first. *how

@@ -57,13 +57,20 @@ HOIST_EXPORT int hoist_store_resolve(hoist_store *s, const char *tag, hoist_desc
 HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err **err);
 
 /* Removes blobs not reachable from index.json (through indexes, manifests,
- * configs and layers) and stray temp files older than a minute; *removed
- * counts the files removed, *freed_bytes their sizes. Removes nothing when a
- * reachable manifest or index cannot be read or names an invalid digest. A
- * blob written but not yet tagged is unreachable: collect when nothing else
- * writes to the layout. */
-HOIST_EXPORT int hoist_store_gc(hoist_store *s, uint64_t *removed, uint64_t *freed_bytes,
-                                hoist_err **err);
+ * configs and layers) whose file is at least min_age_seconds old, and stray
+ * temp files older than a minute; *removed counts the files removed,
+ * *freed_bytes their sizes. Removes nothing when a reachable manifest or
+ * index cannot be read or names an invalid digest. The age is the grace a
+ * concurrent writer needs between writing blobs and tagging them: a blob
+ * writer whose content is already stored refreshes the file's mtime, and so
+ * does hoist_store_touch_blob. With 0, collect only when nothing else writes
+ * to the layout. */
+HOIST_EXPORT int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
+                                uint64_t *freed_bytes, hoist_err **err);
+
+/* hoist_store_has_blob, and marks the blob as just used (its mtime) so
+ * gc's grace period covers a writer that reuses it. */
+HOIST_EXPORT bool hoist_store_touch_blob(hoist_store *s, const char *digest);
 
 static inline void hoist_store_closep(hoist_store **s) { hoist_store_close(*s); }
 #define _cleanup_store_ __attribute__((cleanup(hoist_store_closep)))

@@ -1,5 +1,7 @@
 /* hoist gc: remove unreferenced blobs from an OCI image layout. */
 #include <errno.h>
+#include <getopt.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "cli.h"
@@ -14,24 +16,90 @@ static const char usage[] =
     "Remove the blobs of an OCI image layout that no entry of index.json reaches\n"
     "(through indexes, manifests, configs and layers), and temp files that\n"
     "interrupted writes left behind. Prints the number of files removed and the\n"
-    "bytes freed. Run it when nothing else writes to the layout: a blob written\n"
-    "but not yet tagged counts as garbage.\n"
+    "bytes freed. An unreachable blob younger than --min-age is kept: it may\n"
+    "belong to a write that has not been tagged yet (reusing a stored blob\n"
+    "makes it young again).\n"
     "\n"
     "Options:\n"
-    "  --json      print {\"removed\": N, \"freedBytes\": N}\n"
-    "  -h, --help  show this help\n";
+    "  --min-age AGE  keep unreachable blobs younger than AGE: seconds, or a\n"
+    "                 number with s, m, h or d (default 1h; 0 collects all, for\n"
+    "                 when nothing else writes to the layout)\n"
+    "  --json         print {\"removed\": N, \"freedBytes\": N}\n"
+    "  -h, --help     show this help\n";
+
+/* "90", "90s", "15m", "1h", "2d" -> seconds; false on anything else. */
+static bool parse_age(const char *text, int64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno || end == text || v < 0)
+    return false;
+  long long unit = 1;
+  if (*end) {
+    if (end[1])
+      return false;
+    switch (*end) {
+    case 's':
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    default:
+      return false;
+    }
+  }
+  if (v > INT64_MAX / unit)
+    return false;
+  *out = v * unit;
+  return true;
+}
 
 static int run(int argc, char **argv) {
+  enum { OPT_JSON = 256, OPT_MIN_AGE };
+  static const struct option opts[] = {
+      {"json", no_argument, NULL, OPT_JSON},
+      {"min-age", required_argument, NULL, OPT_MIN_AGE},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
   bool json = false;
-  _cleanup_loc_ hoist_loc *loc = NULL;
-  int code = cli_parse_layout_args(VERB, usage, argc, argv, &json, &loc);
-  if (code >= 0)
-    return code;
+  int64_t min_age = 3600;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_JSON:
+      json = true;
+      break;
+    case OPT_MIN_AGE:
+      if (!parse_age(optarg, &min_age))
+        return cli_usage(VERB, "--min-age: \"%s\" is not an age (like 0, 90s, 15m, 1h, 2d)",
+                         optarg);
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      return EXIT_OK;
+    default:
+      return cli_usage(VERB, "unknown option");
+    }
+  }
+  if (optind + 1 != argc)
+    return cli_usage(VERB, "expected one layout location (oci:DIR)");
   hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *loc = NULL;
+  if (hoist_loc_parse(argv[optind], &loc, &err) < 0)
+    return cli_fail(VERB, err);
+  if (loc->kind != HOIST_LOC_LAYOUT || loc->tag)
+    return cli_usage(VERB, "%s: expected an image layout without a tag (oci:DIR)", argv[optind]);
   _cleanup_store_ hoist_store *s = NULL;
   uint64_t removed = 0, freed = 0;
   if (hoist_store_open(loc->dir, false, &s, &err) < 0 ||
-      hoist_store_gc(s, &removed, &freed, &err) < 0)
+      hoist_store_gc(s, min_age, &removed, &freed, &err) < 0)
     return cli_fail(VERB, err);
   if (json)
     printf("{\"removed\": %llu, \"freedBytes\": %llu}\n", (unsigned long long)removed,

@@ -2,9 +2,11 @@
 import hashlib
 import json
 import os
+import signal
 import subprocess
 
-from hoisttest import Registry, Skip, hoist, main, run, sha256_file, skopeo, test, tmpdir
+from hoisttest import (HOIST, Registry, Skip, hoist, main, run, sha256_file, skopeo, test, tmpdir,
+                       wait_for)
 
 
 def make_tree(root):
@@ -356,7 +358,8 @@ def append_registry_to_registry():
     tree = make_tree(f"{d}/tree")
     r = json.loads(hoist("append", f"{reg.host}/base:1", "--target", f"{reg.host}/app:1",
                          "--layer", tree, "--json").stdout)
-    assert r["layers"] == 2 and r["skipped"] == 0 and r["copied"] == 1, r
+    # the base layer is mounted from base/ (same registry), never copied
+    assert r["layers"] == 2 and r["skipped"] == 1 and r["copied"] == 0, r
     # the same target again: every base blob is already there
     r2 = json.loads(hoist("append", f"{reg.host}/base:1", "--target", f"{reg.host}/app:2",
                           "--layer", tree, "--json").stdout)
@@ -377,6 +380,43 @@ def append_registry_to_registry():
     r4 = json.loads(hoist("append", f"{reg.host}/app:1", "--target", f"oci:{d}/o:x",
                           "--layer", tree, "--json").stdout)
     assert r4["layers"] == 3 and r4["copied"] == 2, r4
+
+
+@test
+def append_registry_dies_mid_upload():
+    """A new layer streams into the upload session as it is written; when the
+    registry dies mid-stream the append fails with a message naming the
+    registry, and no tag appears once the registry is back."""
+    append_available()
+    d = tmpdir()
+    lay = make_base(d)
+    reg = Registry(d).start()
+    tree = f"{d}/tree"
+    os.makedirs(tree)
+    with open(f"{tree}/huge", "wb") as f:  # incompressible: the upload is slow enough to hit
+        for _ in range(256):
+            f.write(os.urandom(1 << 20))
+    proc = subprocess.Popen([HOIST, "append", f"oci:{lay}:base", "--target", f"{reg.host}/app:1",
+                             "--layer", tree], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    uploads = os.path.join(reg.dir, "data", "docker", "registry", "v2", "repositories", "app",
+                           "_uploads")
+
+    def uploading():
+        for root, _, files in os.walk(uploads):
+            if "data" in files and os.path.getsize(os.path.join(root, "data")) > (8 << 20):
+                return True
+        return False
+
+    wait_for(uploading, timeout=60, what="upload in progress")
+    reg.stop(signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1, err
+    assert reg.host in err and "Traceback" not in err, err
+    reg.start()
+    p = skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/app:1", check=False)
+    assert p.returncode != 0, p.stdout
+    reg.stop()
 
 
 if __name__ == "__main__":

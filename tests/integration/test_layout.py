@@ -3,6 +3,7 @@ skopeo and umoci read what the store writes; inspect, ls and gc end to end."""
 import hashlib
 import json
 import os
+import time
 
 from hoisttest import free_port, hoist, main, run, sha256_file, skopeo, test, tmpdir
 
@@ -171,15 +172,30 @@ def gc_removes_untagged_and_garbage():
     dropped = [drop, dm["config"]["digest"]] + [l["digest"] for l in dm["layers"]]
     dropped = [x for x in dropped if x.split(":")[1] in before] + [garbage["digest"]]
     freed = sum(os.path.getsize(blob(d, x)) for x in dropped)
-    out = json.loads(hoist("gc", "--json", f"oci:{d}").stdout)
+    # by default young unreachable blobs are kept: a writer may not have tagged yet
+    assert json.loads(hoist("gc", "--json", f"oci:{d}").stdout) == {"removed": 0, "freedBytes": 0}
+    # an old one goes with --min-age; the young rest stays
+    old = time.time() - 7200
+    os.utime(blob(d, drop), (old, old))
+    drop_size = os.path.getsize(blob(d, drop))
+    out = json.loads(hoist("gc", "--json", "--min-age", "1h", f"oci:{d}").stdout)
+    assert out == {"removed": 1, "freedBytes": drop_size}, out
+    assert not os.path.exists(blob(d, drop))
+    dropped = [x for x in dropped if x != drop]
+    freed -= drop_size
+    out = json.loads(hoist("gc", "--json", "--min-age", "0", f"oci:{d}").stdout)
     assert out == {"removed": len(dropped), "freedBytes": freed}, (out, len(dropped), freed)
     after = set(os.listdir(os.path.join(d, "blobs", "sha256")))
-    assert before - after == {x.split(":")[1] for x in dropped}
+    assert before - after == {x.split(":")[1] for x in dropped + [drop]}
     # what is left is a whole image for the independent tools
     assert json.loads(skopeo("inspect", f"oci:{d}:keep").stdout)["Digest"] == keep
     bundle = os.path.join(tmpdir(), "b")
     run("umoci", "unpack", "--rootless", "--image", f"{d}:keep", bundle)
-    assert hoist("gc", f"oci:{d}").stdout.strip() == "removed 0 blobs, freed 0 bytes"
+    assert hoist("gc", "--min-age", "0", f"oci:{d}").stdout.strip() == \
+        "removed 0 blobs, freed 0 bytes"
+    for bad in ("-1", "1y", "h", "5mm", ""):
+        p = hoist("gc", "--min-age", bad, f"oci:{d}", check=False)
+        assert p.returncode == 2 and "--min-age" in p.stderr, (bad, p.stderr)
 
 
 @test

@@ -206,7 +206,7 @@ static void test_crash_before_commit(void **state) {
 
   /* a young temp file may belong to a live writer: gc keeps it */
   uint64_t removed = 0, freed = 0;
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 0);
   count_blob_files(f, &blobs, &temps);
   assert_int_equal(temps, 1);
@@ -220,7 +220,7 @@ static void test_crash_before_commit(void **state) {
       assert_int_equal(utimensat(dirfd(dp), de->d_name, old, 0), 0);
     }
   closedir(dp);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 1);
   assert_int_equal(freed, strlen(content));
   count_blob_files(f, &blobs, &temps);
@@ -406,7 +406,7 @@ static void test_hostile_index(void **state) {
     assert_true(hoist_store_resolve(f->s, "evil", &got, &err) < 0);
     assert_err_contains(&err, "digest");
     uint64_t removed = 0;
-    assert_true(hoist_store_gc(f->s, &removed, NULL, &err) < 0);
+    assert_true(hoist_store_gc(f->s, 0, &removed, NULL, &err) < 0);
     assert_err_contains(&err, "digest");
     assert_int_equal(removed, 0);
     assert_true(hoist_store_has_blob(f->s, a.digest));
@@ -428,7 +428,7 @@ static void test_hostile_index(void **state) {
       HOIST_MT_OCI_MANIFEST, md, strlen(m));
   write_file(index_path, doc);
   uint64_t removed = 0;
-  assert_true(hoist_store_gc(f->s, &removed, NULL, &err) < 0);
+  assert_true(hoist_store_gc(f->s, 0, &removed, NULL, &err) < 0);
   assert_err_contains(&err, "refusing to collect");
   assert_int_equal(removed, 0);
   assert_true(hoist_store_has_blob(f->s, a.digest));
@@ -451,14 +451,14 @@ static void test_gc(void **state) {
   count_blob_files(f, &blobs_before, &temps);
 
   uint64_t removed = 0, freed = 0;
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 1);
   assert_int_equal(freed, 12);
   assert_false(hoist_store_has_blob(f->s, garbage));
 
   /* untagging b makes its manifest, config and layer garbage */
   assert_ok(hoist_store_untag(f->s, "drop", &err), &err);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 3);
   assert_false(hoist_store_has_blob(f->s, b.digest));
   int blobs_after;
@@ -486,14 +486,14 @@ static void test_gc(void **state) {
   assert_ok(hoist_store_put_blob(f->s, ij, ij_len, id.digest, NULL, &err), &err);
   assert_ok(hoist_store_tag(f->s, "multi", &id, &err), &err);
   assert_ok(hoist_store_untag(f->s, "keep", &err), &err);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 0);
   assert_true(hoist_store_has_blob(f->s, a.digest));
   assert_true(hoist_store_has_blob(f->s, m->config.digest));
   assert_true(hoist_store_has_blob(f->s, m->layers[0].digest));
   /* and with nothing tagged, everything goes */
   assert_ok(hoist_store_untag(f->s, "multi", &err), &err);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 4);
   count_blob_files(f, &blobs_after, &temps);
   assert_int_equal(blobs_after, 1); /* the stranger */
@@ -540,7 +540,7 @@ static void test_gc_keeps_artifacts_and_referrers(void **state) {
   int before, after, temps;
   count_blob_files(f, &before, &temps);
   uint64_t removed = 0, freed = 0;
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 1);
   assert_false(hoist_store_has_blob(f->s, garbage));
   count_blob_files(f, &after, &temps);
@@ -557,7 +557,7 @@ static void test_gc_keeps_artifacts_and_referrers(void **state) {
   put_doc(f, &ix, HOIST_MT_OCI_INDEX, id);
   assert_ok(hoist_store_tag(f->s, "all", &ix, &err), &err);
   assert_ok(hoist_store_untag(f->s, "sbom", &err), &err);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 0);
   for (size_t i = 0; i < sizeof kept / sizeof *kept; i++)
     assert_true(hoist_store_has_blob(f->s, kept[i]));
@@ -565,13 +565,46 @@ static void test_gc_keeps_artifacts_and_referrers(void **state) {
   /* untagged, all of it is garbage: index, artifact, empty, sbom, and the
    * image's manifest, config and layer */
   assert_ok(hoist_store_untag(f->s, "all", &err), &err);
-  assert_ok(hoist_store_gc(f->s, &removed, &freed, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 0, &removed, &freed, &err), &err);
   assert_int_equal(removed, 7);
   count_blob_files(f, &after, &temps);
   assert_int_equal(after, 0);
   hoist_descriptor *all[] = {&image, &empty, &sbom, &artifact, &ix};
   for (size_t i = 0; i < sizeof all / sizeof *all; i++)
     hoist_descriptor_clear(all[i]);
+}
+
+/* The grace period: an unreachable blob younger than min_age stays (a
+ * writer may not have tagged it yet), and writing content that is already
+ * stored makes the blob young again. */
+static void test_gc_grace_period(void **state) {
+  fixture *f = *state;
+  hoist_err *err = NULL;
+  char d[HOIST_DIGEST_STR_LEN];
+  assert_ok(hoist_store_put_blob(f->s, "untagged", 8, NULL, d, &err), &err);
+  uint64_t removed = 0, freed = 0;
+  assert_ok(hoist_store_gc(f->s, 3600, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 0);
+  assert_true(hoist_store_has_blob(f->s, d));
+
+  _cleanup_free_ char *path = blob_path(f, d + strlen("sha256:"));
+  struct timespec old[2] = {{.tv_sec = time(NULL) - 7200}, {.tv_sec = time(NULL) - 7200}};
+  assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+  /* a second writer of the same content refreshes it */
+  assert_ok(hoist_store_put_blob(f->s, "untagged", 8, d, NULL, &err), &err);
+  assert_ok(hoist_store_gc(f->s, 3600, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 0);
+  /* so does a reuse check */
+  assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+  assert_true(hoist_store_touch_blob(f->s, d));
+  assert_ok(hoist_store_gc(f->s, 3600, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 0);
+  /* left old, it goes */
+  assert_int_equal(utimensat(AT_FDCWD, path, old, 0), 0);
+  assert_ok(hoist_store_gc(f->s, 3600, &removed, &freed, &err), &err);
+  assert_int_equal(removed, 1);
+  assert_int_equal(freed, 8);
+  assert_false(hoist_store_touch_blob(f->s, d));
 }
 
 int main(void) {
@@ -585,6 +618,7 @@ int main(void) {
       cmocka_unit_test_setup_teardown(test_tag_untag_resolve, setup, teardown),
       cmocka_unit_test_setup_teardown(test_hostile_index, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
+      cmocka_unit_test_setup_teardown(test_gc_grace_period, setup, teardown),
       cmocka_unit_test_setup_teardown(test_gc_keeps_artifacts_and_referrers, setup, teardown),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -92,7 +92,7 @@ typedef struct layout_target {
 static int lt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool *has,
                        hoist_err **err) {
   (void)err;
-  *has = hoist_store_has_blob(((layout_target *)t)->store, d->digest);
+  *has = hoist_store_touch_blob(((layout_target *)t)->store, d->digest); /* gc grace */
   return 0;
 }
 

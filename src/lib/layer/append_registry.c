@@ -116,74 +116,26 @@ typedef struct registry_target {
   char *mount_from; /* a repository of the same registry, or NULL */
 } registry_target;
 
-/* Uploads go through an unlinked temp file: hoist_registry_put_blob reads
- * the blob from a file descriptor once its digest is known. */
-typedef struct spool_writer {
-  hoist_writer base;
-  registry_target *t;
-  int fd;
-  hoist_sha256 *h;
-  uint64_t size;
-  char *expected;
-} spool_writer;
-
-static int sp_write(hoist_writer *w, const void *d, size_t n, hoist_err **err) {
-  spool_writer *s = (spool_writer *)w;
-  hoist_sha256_update(s->h, d, n);
-  s->size += n;
-  return hoist_fs_write_all(s->fd, d, n, err);
-}
-
-static int sp_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64_t *size,
-                     hoist_err **err) {
-  spool_writer *s = (spool_writer *)w;
-  hoist_sha256_final(s->h, out);
-  if (s->expected && strcmp(s->expected, out) != 0)
-    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: content has digest %s", s->expected, out);
-  const char *how = NULL;
-  int r = hoist_registry_put_blob(s->t->r, s->t->ref->domain, s->t->ref->path, out, s->size, s->fd,
-                                  s->t->mount_from, &how, err);
-  if (r < 0)
-    return r;
-  if (size)
-    *size = s->size;
-  return 0;
-}
-
-static void sp_free(hoist_writer *w) {
-  spool_writer *s = (spool_writer *)w;
-  if (s->fd >= 0)
-    close(s->fd);
-  hoist_sha256_free(s->h);
-  free(s->expected);
-  free(s);
-}
-static const hoist_writer_ops spool_ops = {sp_write, sp_commit, sp_free};
-
+/* A missing blob is mounted from mount_from when the registry allows it,
+ * so a base layer of the same registry never travels. */
 static int rt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool *has,
                        hoist_err **err) {
   registry_target *rt = (registry_target *)t;
-  return hoist_registry_blob_exists(rt->r, rt->ref->domain, rt->ref->path, d->digest, has, NULL,
-                                    err);
+  if (hoist_registry_blob_exists(rt->r, rt->ref->domain, rt->ref->path, d->digest, has, NULL, err) <
+      0)
+    return -1;
+  if (*has || !rt->mount_from)
+    return 0;
+  return hoist_registry_mount_blob(rt->r, rt->ref->domain, rt->ref->path, d->digest, rt->mount_from,
+                                   has, err);
 }
 
+/* Blobs stream straight into an upload session: nothing is spooled. */
 static int rt_blob_writer(hoist_image_target *t, const char *digest, int64_t size,
                           hoist_writer **out, hoist_err **err) {
   (void)size;
-  const char *tmp = getenv("TMPDIR");
-  if (!tmp || !*tmp)
-    tmp = "/var/tmp";
-  int fd = open(tmp, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return hoist_err_errno(err, errno, "temp file in %s", tmp);
-  spool_writer *s = hoist_malloc0(sizeof *s);
-  s->base.ops = &spool_ops;
-  s->t = (registry_target *)t;
-  s->fd = fd;
-  s->h = hoist_sha256_new();
-  s->expected = digest ? hoist_strdup(digest) : NULL;
-  *out = &s->base;
-  return 0;
+  registry_target *rt = (registry_target *)t;
+  return hoist_registry_blob_upload(rt->r, rt->ref->domain, rt->ref->path, digest, out, err);
 }
 
 static int rt_put_manifest(hoist_image_target *t, const char *data, size_t len,

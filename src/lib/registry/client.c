@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #include "internal.h"
@@ -332,6 +333,194 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
     r->progress(r->progress_userdata, sid, size, size, true);
   if (how)
     *how = "uploaded";
+  return 0;
+}
+
+int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *repo,
+                              const char *digest, const char *from, bool *mounted,
+                              hoist_err **err) {
+  *mounted = false;
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_free_ char *scope = scope_push(repo);
+  _cleanup_free_ char *mscope = hoist_asprintf("%s repository:%s:pull", scope, from);
+  _cleanup_free_ char *location = NULL;
+  uint64_t chunk = 0;
+  if (upload_start(r, host, repo, digest, from, mscope, &location, &chunk, err) < 0)
+    return hoist_err_wrap(err, "mount blob %s from %s", digest, from);
+  if (!location) {
+    *mounted = true;
+    return 0;
+  }
+  hoist_debug("mount of %s from %s declined", digest, from);
+  reg_req q = {.method = "DELETE", .host = host, .url = location, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  hoist_err *ignored = NULL;
+  (void)reg_do(r, &q, &resp, &ignored);
+  hoist_err_free(ignored);
+  return 0;
+}
+
+/* The streaming upload: the writer's caller feeds one end of a socket pair
+ * (a socket, so a dead reader is EPIPE rather than SIGPIPE), a thread runs
+ * the PATCH that reads the other end. */
+typedef struct upload_writer {
+  hoist_writer base;
+  hoist_registry *r;
+  char *host;
+  char *scope;
+  char *location;
+  char *expected;
+  hoist_sha256 *h;
+  uint64_t size;
+  int fd; /* write end, -1 once closed */
+  int rfd;
+  pthread_t th;
+  bool running;
+  bool committed;
+  int patch_ret;
+  reg_resp patch;
+  hoist_err *patch_err;
+} upload_writer;
+
+static void *upload_thread(void *arg) {
+  upload_writer *u = arg;
+  reg_req q = {.method = "PATCH",
+               .host = u->host,
+               .url = u->location,
+               .scope = u->scope,
+               .content_type = "application/octet-stream",
+               .body_fd = u->rfd,
+               .body_stream = true};
+  u->patch_ret = reg_do(u->r, &q, &u->patch, &u->patch_err);
+  close(u->rfd); /* a writer still sending now gets EPIPE */
+  return NULL;
+}
+
+/* Ends the PATCH: closes the write end and waits; returns its outcome. */
+static int upload_finish_patch(upload_writer *u, hoist_err **err) {
+  if (u->fd >= 0) {
+    close(u->fd);
+    u->fd = -1;
+  }
+  if (u->running) {
+    pthread_join(u->th, NULL);
+    u->running = false;
+  }
+  if (u->patch_ret < 0) {
+    if (err && !*err)
+      *err = steal_pointer(&u->patch_err);
+    return -1;
+  }
+  if (u->patch.status != 202)
+    return reg_status_error(&u->patch, err, "PATCH blob");
+  return 0;
+}
+
+static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+  upload_writer *u = (upload_writer *)w;
+  if (u->h)
+    hoist_sha256_update(u->h, data, len);
+  u->size += len;
+  const char *p = data;
+  while (len > 0) {
+    ssize_t n = send(u->fd, p, len, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      /* the PATCH ended early: its answer says why */
+      if (upload_finish_patch(u, err) < 0)
+        return -1;
+      return hoist_err_errno(err, e, "upload to %s", u->host);
+    }
+    p += n;
+    len -= (size_t)n;
+  }
+  return 0;
+}
+
+static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64_t *size,
+                         hoist_err **err) {
+  upload_writer *u = (upload_writer *)w;
+  if (u->h)
+    hoist_sha256_final(u->h, out);
+  else
+    snprintf(out, HOIST_DIGEST_STR_LEN, "%s", u->expected);
+  if (upload_finish_patch(u, err) < 0)
+    return -1;
+  const char *next = u->patch.location ? u->patch.location : u->location;
+  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", out);
+  _cleanup_free_ char *url = with_query(next, kv);
+  reg_req q = {.method = "PUT", .host = u->host, .url = url, .scope = u->scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(u->r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status == 400 && u->expected)
+    return reg_status_error(&resp, err, "finish upload of %s (content does not match)", out);
+  if (resp.status != 201)
+    return reg_status_error(&resp, err, "finish upload of %s", out);
+  u->committed = true;
+  if (size)
+    *size = u->size;
+  return 0;
+}
+
+static void upload_free(hoist_writer *w) {
+  upload_writer *u = (upload_writer *)w;
+  hoist_err *ignored = NULL;
+  (void)upload_finish_patch(u, &ignored);
+  hoist_err_free(ignored);
+  if (!u->committed && u->location) {
+    const char *at = u->patch.location ? u->patch.location : u->location;
+    reg_req q = {.method = "DELETE", .host = u->host, .url = at, .scope = u->scope};
+    _cleanup_resp_ reg_resp resp = {0};
+    ignored = NULL;
+    (void)reg_do(u->r, &q, &resp, &ignored);
+    hoist_err_free(ignored);
+  }
+  reg_resp_clear(&u->patch);
+  hoist_err_free(u->patch_err);
+  hoist_sha256_free(u->h);
+  free(u->host);
+  free(u->scope);
+  free(u->location);
+  free(u->expected);
+  free(u);
+}
+
+static const hoist_writer_ops upload_ops = {upload_write, upload_commit, upload_free};
+
+int hoist_registry_blob_upload(hoist_registry *r, const char *host, const char *repo,
+                               const char *expected, hoist_writer **out, hoist_err **err) {
+  if (expected && hoist_digest_parse(expected, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  upload_writer *u = hoist_malloc0(sizeof *u);
+  u->base.ops = &upload_ops;
+  u->r = r;
+  u->host = hoist_strdup(host);
+  u->scope = scope_push(repo);
+  u->expected = expected ? hoist_strdup(expected) : NULL;
+  u->h = expected ? NULL : hoist_sha256_new(); /* else the registry checks it */
+  u->fd = u->rfd = -1;
+  _cleanup_writer_ hoist_writer *w = &u->base;
+  uint64_t chunk = 0;
+  if (upload_start(r, host, repo, NULL, NULL, u->scope, &u->location, &chunk, err) < 0)
+    return hoist_err_wrap(err, "push blob to %s/%s", host, repo);
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return hoist_err_errno(err, errno, "socketpair");
+  int bufsize = 1 << 20; /* best effort */
+  (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
+  u->fd = sv[0];
+  u->rfd = sv[1];
+  if (pthread_create(&u->th, NULL, upload_thread, u) != 0) {
+    close(u->rfd);
+    return hoist_err_set(err, EAGAIN, "cannot start an upload thread");
+  }
+  u->running = true;
+  *out = steal_pointer(&w);
   return 0;
 }
 

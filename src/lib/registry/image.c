@@ -2,7 +2,6 @@
  * index) between registries and OCI layouts. Blobs move in parallel; a
  * manifest is written only after every blob it references is in place. */
 #include <errno.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -99,103 +98,16 @@ static int get_manifest(copy_ctx *c, endpoint *e, const char *reference, char **
 
 /* --------------------------------------------------- blob streaming */
 
-/* A writer into a pipe, for registry->registry streaming. */
-typedef struct pipe_writer {
-  hoist_writer base;
-  int fd;
-} pipe_writer;
-
-static int pipe_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
-  pipe_writer *p = (pipe_writer *)w;
-  return hoist_fs_write_all(p->fd, data, len, err);
-}
-
-static const hoist_writer_ops pipe_ops = {.write = pipe_write};
-
-typedef struct fetch_job {
-  copy_ctx *c;
-  const hoist_descriptor *d;
-  int fd;
-  int ret;
-  hoist_err *err;
-} fetch_job;
-
-static void *fetch_thread(void *arg) {
-  fetch_job *j = arg;
-  sigset_t set;
-  sigemptyset(&set);
-  sigaddset(&set, SIGPIPE);
-  pthread_sigmask(SIG_BLOCK, &set, NULL);
-  pipe_writer w = {.base = {&pipe_ops}, .fd = j->fd};
-  j->ret = hoist_registry_get_blob(j->c->r, j->c->src.host, j->c->src.repo, j->d->digest,
-                                   j->d->size, &w.base, &j->err);
-  close(j->fd);
-  return NULL;
-}
-
-/* registry -> registry without a mount: GET streams into a pipe that a
- * chunked PATCH reads; the upload is finished (PUT ?digest=) only when the
- * GET verified the content. */
+/* registry -> registry without a mount: the GET streams into an upload
+ * writer; the upload is finished only when the GET verified the content. */
 static int stream_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
-  _cleanup_free_ char *scope = hoist_asprintf("repository:%s:pull,push", c->dst.repo);
-  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/uploads/", c->dst.repo);
-  reg_req q = {.method = "POST", .host = c->dst.host, .url = url, .scope = scope};
-  _cleanup_resp_ reg_resp start = {0};
-  if (reg_do(c->r, &q, &start, err) < 0)
+  _cleanup_writer_ hoist_writer *w = NULL;
+  if (hoist_registry_blob_upload(c->r, c->dst.host, c->dst.repo, d->digest, &w, err) < 0)
     return -1;
-  if (start.status != 202 || !start.location)
-    return reg_status_error(&start, err, "start upload");
-  int fds[2];
-  if (pipe2(fds, O_CLOEXEC) < 0)
-    return hoist_err_errno(err, errno, "pipe");
-  (void)fcntl(fds[1], F_SETPIPE_SZ, 1 << 20); /* best effort */
-  fetch_job job = {.c = c, .d = d, .fd = fds[1]};
-  pthread_t th;
-  if (pthread_create(&th, NULL, fetch_thread, &job) != 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return hoist_err_set(err, EAGAIN, "cannot start a thread");
-  }
-  reg_req pq = {.method = "PATCH",
-                .host = c->dst.host,
-                .url = start.location,
-                .scope = scope,
-                .content_type = "application/octet-stream",
-                .body_fd = fds[0],
-                .body_stream = true};
-  _cleanup_resp_ reg_resp patch = {0};
-  hoist_err *perr = NULL;
-  int pr = reg_do(c->r, &pq, &patch, &perr);
-  close(fds[0]); /* unblocks the fetcher if the upload died */
-  pthread_join(th, NULL);
-  if (job.ret < 0) {
-    hoist_err_free(perr);
-    if (err && !*err)
-      *err = job.err;
-    else
-      hoist_err_free(job.err);
+  if (hoist_registry_get_blob(c->r, c->src.host, c->src.repo, d->digest, d->size, w, err) < 0)
     return -1;
-  }
-  hoist_err_free(job.err);
-  if (pr < 0) {
-    if (err && !*err)
-      *err = perr;
-    else
-      hoist_err_free(perr);
-    return -1;
-  }
-  if (patch.status != 202 || !patch.location)
-    return reg_status_error(&patch, err, "PATCH blob");
-  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", d->digest);
-  _cleanup_free_ char *fin =
-      hoist_asprintf("%s%c%s", patch.location, strchr(patch.location, '?') ? '&' : '?', kv);
-  reg_req fq = {.method = "PUT", .host = c->dst.host, .url = fin, .scope = scope};
-  _cleanup_resp_ reg_resp done = {0};
-  if (reg_do(c->r, &fq, &done, err) < 0)
-    return -1;
-  if (done.status != 201)
-    return reg_status_error(&done, err, "finish blob upload");
-  return 0;
+  char got[HOIST_DIGEST_STR_LEN];
+  return hoist_writer_commit(w, got, NULL, err);
 }
 
 static bool is_foreign(const hoist_descriptor *d) {
@@ -208,7 +120,7 @@ static int copy_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
   if (is_foreign(d))
     return 0; /* non-distributable: stays where its urls point */
   if (c->dst.kind == HOIST_LOC_LAYOUT) {
-    if (hoist_store_has_blob(c->dst.store, d->digest)) {
+    if (hoist_store_touch_blob(c->dst.store, d->digest)) {
       atomic_fetch_add(&c->skipped, 1);
       return 0;
     }
@@ -281,26 +193,13 @@ static int copy_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
     return 0;
   }
   if (strcmp(c->src.host, c->dst.host) == 0 && strcmp(c->src.repo, c->dst.repo) != 0) {
-    _cleanup_free_ char *mscope = hoist_asprintf("%s repository:%s:pull", scope, c->src.repo);
-    _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s", c->dst.repo,
-                                              d->digest, c->src.repo);
-    reg_req q = {.method = "POST", .host = c->dst.host, .url = url, .scope = mscope};
-    _cleanup_resp_ reg_resp resp = {0};
-    if (reg_do(r, &q, &resp, err) < 0)
+    bool mounted = false;
+    if (hoist_registry_mount_blob(r, c->dst.host, c->dst.repo, d->digest, c->src.repo, &mounted,
+                                  err) < 0)
       return -1;
-    if (resp.status == 201) {
+    if (mounted) {
       atomic_fetch_add(&c->mounted, 1);
       return 0;
-    }
-    /* the registry ignored the mount: cancel the session it opened instead, and stream */
-    hoist_debug("mount of %s from %s refused (HTTP %ld); streaming", d->digest, c->src.repo,
-                resp.status);
-    if (resp.status == 202 && resp.location) {
-      reg_req dq = {.method = "DELETE", .host = c->dst.host, .url = resp.location, .scope = scope};
-      _cleanup_resp_ reg_resp dresp = {0};
-      hoist_err *ignored = NULL;
-      (void)reg_do(r, &dq, &dresp, &ignored);
-      hoist_err_free(ignored);
     }
   }
   for (int attempt = 1;; attempt++) {

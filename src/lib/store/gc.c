@@ -134,7 +134,8 @@ static int mark(hoist_store *s, hexset *set, json_t *desc, int depth, hoist_err 
   return 0;
 }
 
-int hoist_store_gc(hoist_store *s, uint64_t *removed, uint64_t *freed_bytes, hoist_err **err) {
+int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
+                   uint64_t *freed_bytes, hoist_err **err) {
   if (removed)
     *removed = 0;
   if (freed_bytes)
@@ -190,6 +191,8 @@ int hoist_store_gc(hoist_store *s, uint64_t *removed, uint64_t *freed_bytes, hoi
       _cleanup_free_ char *digest = hoist_asprintf("sha256:%s", name);
       if (!hoist_digest_valid(digest) || hexset_has(&set, name))
         continue; /* reachable, or a file that is not ours to judge */
+      if (now - st.st_mtime < min_age_seconds)
+        continue; /* may belong to a writer that has not tagged yet */
     }
     if (unlinkat(s->blobsfd, name, 0) < 0) {
       if (errno == ENOENT)

@@ -177,6 +177,14 @@ bool hoist_store_has_blob(hoist_store *s, const char *digest) {
   return fstatat(s->blobsfd, hex, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode);
 }
 
+bool hoist_store_touch_blob(hoist_store *s, const char *digest) {
+  if (!hoist_store_has_blob(s, digest))
+    return false;
+  /* best effort: a read-only layout still has the blob */
+  (void)utimensat(s->blobsfd, digest + strlen("sha256:"), NULL, AT_SYMLINK_NOFOLLOW);
+  return true;
+}
+
 int hoist_store_open_blob(hoist_store *s, const char *digest, int *fd, uint64_t *size,
                           hoist_err **err) {
   *fd = -1;
@@ -288,8 +296,11 @@ static int sw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN], uin
   const char *hex = got + strlen("sha256:");
   /* link, not rename: of two writers of one digest the first file stays,
    * and a reader never sees the name swap under it */
-  if (linkat(bfd, sw->tmpname, bfd, hex, 0) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "blob %s: link", got);
+  if (linkat(bfd, sw->tmpname, bfd, hex, 0) < 0) {
+    if (errno != EEXIST)
+      return hoist_err_errno(err, errno, "blob %s: link", got);
+    (void)utimensat(bfd, hex, NULL, AT_SYMLINK_NOFOLLOW); /* reused: restart gc's grace */
+  }
   unlinkat(bfd, sw->tmpname, 0);
   free(sw->tmpname);
   sw->tmpname = NULL;
