@@ -72,7 +72,8 @@ static void print_reason(const hoist_deploy_item *it, const hoist_deploy_fingerp
     if (fp->n_changed)
       printf("changed: %zu file%s\n", fp->n_changed, fp->n_changed == 1 ? "" : "s");
     else
-      printf("changed: committed content differs from the last deploy\n");
+      printf("changed: committed content differs from the last deploy (or local changes were "
+             "undone)\n");
     break;
   case HOIST_DEPLOY_SCOPE:
     printf("scope key %s changed\n", it->because);

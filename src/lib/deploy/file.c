@@ -440,7 +440,7 @@ static void steal_strv(hoist_deploy_strv *v, char ***out, size_t *n) {
 /* Builds the file from the raw tables: names checked, references
  * resolved. */
 static int build(parser *ps, hoist_deploy_file *f) {
-  size_t nc = 0, ns = 0;
+  size_t nc = 0, ns = 0, n_aliases = 0;
   for (size_t i = 0; i < ps->n_tables; i++)
     ps->tables[i].scope ? ns++ : nc++;
   f->components = hoist_malloc0((nc ? nc : 1) * sizeof *f->components);
@@ -470,6 +470,9 @@ static int build(parser *ps, hoist_deploy_file *f) {
     c->name = hoist_strdup(t->name);
     steal_strv(&t->paths, &c->paths, &c->n_paths);
     steal_strv(&t->steps, &c->steps, &c->n_steps);
+    n_aliases += t->aliases.n;
+    if (n_aliases > MAX_ITEMS)
+      return fail(ps, "more than %d aliases", MAX_ITEMS);
     c->aliases = hoist_malloc0((t->aliases.n ? t->aliases.n : 1) * sizeof *c->aliases);
     for (size_t j = 0; j < t->aliases.n; j++) {
       const char *a = t->aliases.v[j];
