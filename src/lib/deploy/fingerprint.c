@@ -365,103 +365,13 @@ static int content_differs(fp_ctx *ctx, int rootfd, const git_index_entry *e, bo
   return 0;
 }
 
-/* A share of the index entries to stat, done by one thread. Each thread
- * keeps a directory fd so every fstatat resolves a single name. */
-typedef struct stat_job {
-  const git_index_entry **entries;
-  int *result; /* STAT_* or a negative errno */
-  size_t begin, end;
-  int rootfd;
-  const struct timespec *index_mtime;
-} stat_job;
-
-static void *stat_worker(void *arg) {
-  stat_job *j = arg;
-  const char *curdir = NULL;
-  size_t curlen = 0;
-  int dfd = -1;
-  for (size_t i = j->begin; i < j->end; i++) {
-    const git_index_entry *e = j->entries[i];
-    const char *slash = strrchr(e->path, '/');
-    size_t dlen = slash ? (size_t)(slash - e->path) : 0;
-    if (!curdir || curlen != dlen || memcmp(curdir, e->path, dlen) != 0) {
-      if (dfd >= 0)
-        close(dfd);
-      curdir = e->path;
-      curlen = dlen;
-      if (dlen) {
-        char dir[4096];
-        if (dlen >= sizeof dir) {
-          j->result[i] = -ENAMETOOLONG;
-          dfd = -1;
-          continue;
-        }
-        memcpy(dir, e->path, dlen);
-        dir[dlen] = '\0';
-        dfd = openat(j->rootfd, dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-      } else {
-        dfd = dup(j->rootfd);
-      }
-      if (dfd < 0 && errno != ENOENT && errno != ENOTDIR && errno != ELOOP) {
-        j->result[i] = -errno;
-        continue;
-      }
-    }
-    struct stat st;
-    if (dfd < 0 || fstatat(dfd, slash ? slash + 1 : e->path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-      if (dfd >= 0 && errno != ENOENT && errno != ENOTDIR)
-        j->result[i] = -errno;
-      else
-        j->result[i] = STAT_CHANGED; /* deleted */
-      continue;
-    }
-    j->result[i] = stat_compare(e, &st, j->index_mtime);
-  }
-  if (dfd >= 0)
-    close(dfd);
-  return NULL;
-}
-
-enum { MAX_STAT_THREADS = 4, MIN_PER_THREAD = 4096 };
-
-typedef struct stat_pool {
-  stat_job jobs[MAX_STAT_THREADS];
-  pthread_t tids[MAX_STAT_THREADS];
-  bool started[MAX_STAT_THREADS];
-  size_t n;
-} stat_pool;
-
-/* Starts statting entries[0..n) on up to 4 threads (one per CPU); the
- * caller works meanwhile and then calls stat_join. */
-static void stat_start(stat_pool *p, const git_index_entry **entries, int *result, size_t n,
-                       int rootfd, const struct timespec *index_mtime) {
-  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-  size_t nt = cpus > 1 ? (size_t)cpus : 1;
-  if (nt > MAX_STAT_THREADS)
-    nt = MAX_STAT_THREADS;
-  if (n / nt < MIN_PER_THREAD)
-    nt = n / MIN_PER_THREAD ? n / MIN_PER_THREAD : 1;
-  p->n = nt;
-  for (size_t t = 0; t < nt; t++) {
-    p->jobs[t] = (stat_job){entries, result, n * t / nt, n * (t + 1) / nt, rootfd, index_mtime};
-    p->started[t] = pthread_create(&p->tids[t], NULL, stat_worker, &p->jobs[t]) == 0;
-  }
-}
-
-static void stat_join(stat_pool *p) {
-  for (size_t t = 0; t < p->n; t++) {
-    if (p->started[t])
-      pthread_join(p->tids[t], NULL);
-    else
-      stat_worker(&p->jobs[t]);
-  }
-}
-
 /* Entries of the index to stat and, once statted, their results. */
 typedef struct tracked_scan {
-  const git_index_entry **tostat;
-  int *result;
+  const git_index_entry **tostat; /* in path order */
+  int *result;                    /* per tostat entry: STAT_* or a negative errno */
   size_t n_stat;
+  const char **tracked; /* every index path the patterns match, in order */
+  size_t n_tracked;
   struct timespec index_mtime;
 } tracked_scan;
 
@@ -477,11 +387,14 @@ static void tracked_prepare(fp_ctx *ctx, git_index *idx, const char *exclude, tr
   size_t h = 0;
   ts->tostat = hoist_malloc0((n ? n : 1) * sizeof *ts->tostat);
   ts->n_stat = 0;
+  ts->tracked = hoist_malloc0((n ? n : 1) * sizeof *ts->tracked);
+  ts->n_tracked = 0;
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *e = git_index_get_byindex(idx, i);
     size_t len = strlen(e->path);
     if (!union_match(ctx, e->path, len) || (exclude && strcmp(e->path, exclude) == 0))
       continue;
+    ts->tracked[ts->n_tracked++] = e->path;
     int c = 1;
     while (h < ctx->n_head && (c = strcmp(head_path(ctx, h), e->path)) < 0) {
       hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h))); /* removed from the index */
@@ -502,7 +415,10 @@ static void tracked_prepare(fp_ctx *ctx, git_index *idx, const char *exclude, tr
   }
   for (; h < ctx->n_head; h++)
     hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h)));
+  /* an entry the walk does not meet is gone from the work tree */
   ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
+  for (size_t i = 0; i < ts->n_stat; i++)
+    ts->result[i] = STAT_CHANGED;
 }
 
 /* After the stat pass: changed entries go to out; those whose stat data
@@ -628,6 +544,260 @@ static int untracked(fp_ctx *ctx, git_index *idx, int rootfd, const char *dir, i
   return r;
 }
 
+/* ------------------------------------------------ the parallel work tree walk
+ *
+ * Worker threads take directories from a queue: each is opened once, read
+ * with getdents64, and every tracked file in it is statted by name relative
+ * to it. Subdirectories under the patterns go back on the queue; untracked
+ * files and directories are set aside for the caller, which asks libgit2
+ * whether they are ignored (libgit2 is only used from the calling thread). */
+
+typedef struct walk_dir {
+  char *dir; /* "" or "a/b/" */
+  int cover;
+} walk_dir;
+
+typedef struct walk_shared {
+  fp_ctx *ctx;
+  tracked_scan *ts;
+  int rootfd;
+  const char *exclude;
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  walk_dir *queue;
+  size_t n_queue, cap_queue;
+  size_t active;
+  hoist_deploy_strv files; /* untracked files (ignored or not) */
+  walk_dir *dirs;          /* untracked directories */
+  size_t n_dirs, cap_dirs;
+  int error;
+  char *error_path;
+} walk_shared;
+
+static void push_dir(walk_dir **v, size_t *n, size_t *cap, char *dir, int cover) {
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 64;
+    walk_dir *nv = realloc(*v, *cap * sizeof *nv);
+    if (!nv)
+      abort();
+    *v = nv;
+  }
+  (*v)[(*n)++] = (walk_dir){dir, cover};
+}
+
+/* Position of path in the sorted array v, or -1. */
+static long find_sorted(const char *const *v, size_t n, const char *path) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(v[mid], path);
+    if (c == 0)
+      return (long)mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+/* True when some path of the sorted array v starts with prefix. */
+static bool has_prefix(const char *const *v, size_t n, const char *prefix, size_t len) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (strcmp(v[mid], prefix) < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && strncmp(v[lo], prefix, len) == 0;
+}
+
+static const char *tostat_path(const tracked_scan *ts, size_t i) { return ts->tostat[i]->path; }
+
+static long find_tostat(const tracked_scan *ts, const char *path) {
+  size_t lo = 0, hi = ts->n_stat;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    int c = strcmp(tostat_path(ts, mid), path);
+    if (c == 0)
+      return (long)mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+static void walk_fail(walk_shared *sh, int errnum, const char *path) {
+  pthread_mutex_lock(&sh->lock);
+  if (!sh->error) {
+    sh->error = errnum;
+    sh->error_path = hoist_strdup(path);
+  }
+  pthread_mutex_unlock(&sh->lock);
+}
+
+static void walk_one(walk_shared *sh, const char *dir, int cover) {
+  fp_ctx *ctx = sh->ctx;
+  tracked_scan *ts = sh->ts;
+  _cleanup_close_ int fd =
+      openat(sh->rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno != ENOENT && errno != ENOTDIR && errno != ELOOP)
+      walk_fail(sh, errno, dir);
+    return; /* its tracked files count as deleted */
+  }
+  size_t dlen = strlen(dir);
+  char path[4096 + 256 + 2];
+  if (dlen > 4096) {
+    walk_fail(sh, ENAMETOOLONG, dir);
+    return;
+  }
+  memcpy(path, dir, dlen);
+  char buf[32768] __attribute__((aligned(8)));
+  for (;;) {
+    ssize_t got = getdents64(fd, buf, sizeof buf);
+    if (got < 0) {
+      walk_fail(sh, errno, dir);
+      return;
+    }
+    if (got == 0)
+      return;
+    for (ssize_t off = 0; off < got;) {
+      struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
+      off += de->d_reclen;
+      const char *name = de->d_name;
+      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
+        continue;
+      unsigned char type = de->d_type;
+      struct stat st;
+      bool have_stat = false;
+      if (type == DT_UNKNOWN) {
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+          continue;
+        have_stat = true;
+        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+      }
+      size_t nlen = strlen(name);
+      memcpy(path + dlen, name, nlen + 1);
+      size_t plen = dlen + nlen;
+      if (type == DT_DIR) {
+        path[plen] = '/';
+        path[plen + 1] = '\0';
+        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
+        if (sub == COVER_NONE)
+          continue;
+        bool tracked = has_prefix(ts->tracked, ts->n_tracked, path, plen + 1);
+        pthread_mutex_lock(&sh->lock);
+        if (tracked) {
+          push_dir(&sh->queue, &sh->n_queue, &sh->cap_queue, hoist_strdup(path), sub);
+          pthread_cond_signal(&sh->cond);
+        } else {
+          push_dir(&sh->dirs, &sh->n_dirs, &sh->cap_dirs, hoist_strdup(path), sub);
+        }
+        pthread_mutex_unlock(&sh->lock);
+        continue;
+      }
+      if (cover != COVER_FULL && !union_match(ctx, path, plen))
+        continue;
+      long pos = find_tostat(ts, path);
+      if (pos >= 0) {
+        if (!have_stat && fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+          ts->result[pos] = errno == ENOENT ? STAT_CHANGED : -errno;
+          continue;
+        }
+        ts->result[pos] = stat_compare(ts->tostat[pos], &st, &ts->index_mtime);
+        continue;
+      }
+      if (find_sorted(ts->tracked, ts->n_tracked, path) >= 0 ||
+          (sh->exclude && strcmp(path, sh->exclude) == 0))
+        continue;
+      pthread_mutex_lock(&sh->lock);
+      hoist_deploy_strv_push(&sh->files, hoist_strdup(path));
+      pthread_mutex_unlock(&sh->lock);
+    }
+  }
+}
+
+static void *walk_worker(void *arg) {
+  walk_shared *sh = arg;
+  pthread_mutex_lock(&sh->lock);
+  for (;;) {
+    while (sh->n_queue == 0 && sh->active > 0)
+      pthread_cond_wait(&sh->cond, &sh->lock);
+    if (sh->n_queue == 0) {
+      pthread_cond_broadcast(&sh->cond);
+      break;
+    }
+    walk_dir d = sh->queue[--sh->n_queue];
+    sh->active++;
+    pthread_mutex_unlock(&sh->lock);
+    walk_one(sh, d.dir, d.cover);
+    free(d.dir);
+    pthread_mutex_lock(&sh->lock);
+    sh->active--;
+    if (sh->n_queue == 0 && sh->active == 0)
+      pthread_cond_broadcast(&sh->cond);
+  }
+  pthread_mutex_unlock(&sh->lock);
+  return NULL;
+}
+
+/* Walks the work tree under the patterns on up to 4 threads: fills
+ * ts->result and the untracked candidates, which are then checked against
+ * the ignore rules here. */
+static int walk_worktree(fp_ctx *ctx, git_index *idx, tracked_scan *ts, int rootfd, int cover,
+                         const char *exclude, hoist_deploy_strv *out) {
+  enum { MAX_THREADS = 4 };
+  walk_shared sh = {.ctx = ctx, .ts = ts, .rootfd = rootfd, .exclude = exclude};
+  pthread_mutex_init(&sh.lock, NULL);
+  pthread_cond_init(&sh.cond, NULL);
+  push_dir(&sh.queue, &sh.n_queue, &sh.cap_queue, hoist_strdup(""), cover);
+  long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+  size_t nt = cpus > 1 ? (size_t)cpus : 1;
+  if (nt > MAX_THREADS)
+    nt = MAX_THREADS;
+  pthread_t tids[MAX_THREADS];
+  bool started[MAX_THREADS] = {false};
+  for (size_t t = 1; t < nt; t++)
+    started[t] = pthread_create(&tids[t], NULL, walk_worker, &sh) == 0;
+  walk_worker(&sh);
+  for (size_t t = 1; t < nt; t++)
+    if (started[t])
+      pthread_join(tids[t], NULL);
+  pthread_mutex_destroy(&sh.lock);
+  pthread_cond_destroy(&sh.cond);
+  free(sh.queue);
+  int r = 0;
+  if (sh.error)
+    r = hoist_err_errno(ctx->err, sh.error, "read %s", sh.error_path);
+  free(sh.error_path);
+  for (size_t i = 0; r == 0 && i < sh.files.n; i++) {
+    bool ign = false;
+    r = ignored(ctx, sh.files.v[i], &ign);
+    if (r == 0 && !ign)
+      hoist_deploy_strv_push(out, steal_pointer(&sh.files.v[i]));
+  }
+  /* untracked directories: rare, walked here with the ignore rules */
+  for (size_t i = 0; i < sh.n_dirs; i++) {
+    const char *d = sh.dirs[i].dir;
+    if (r == 0) {
+      bool ign = false;
+      r = ignored(ctx, d, &ign);
+      _cleanup_free_ char *dotgit = hoist_asprintf("%s.git", d);
+      if (r == 0 && !ign && faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        r = untracked(ctx, idx, rootfd, d, sh.dirs[i].cover, exclude, out);
+    }
+    free(sh.dirs[i].dir);
+  }
+  free(sh.dirs);
+  hoist_deploy_strv_free(&sh.files);
+  return r;
+}
+
 /* Paths changed in the index or the work tree, or untracked and not
  * ignored, limited to the union of the patterns; sorted, unique. */
 static int changed_paths(fp_ctx *ctx, git_index *idx, int rootfd, const char *exclude,
@@ -642,22 +812,17 @@ static int changed_paths(fp_ctx *ctx, git_index *idx, int rootfd, const char *ex
       if (p->kind == PAT_PREFIX && !p->literal && p->prefix_len == 0)
         cover = COVER_FULL;
     }
-  /* the stat pass runs on worker threads while this one looks for
-   * untracked files (the workers read index entries, nothing else of
-   * libgit2) */
   tracked_scan ts = {0};
   tracked_prepare(ctx, idx, exclude, &ts, out);
-  stat_pool pool;
   clock_gettime(CLOCK_MONOTONIC, &t2);
-  stat_start(&pool, ts.tostat, ts.result, ts.n_stat, rootfd, &ts.index_mtime);
-  r = untracked(ctx, idx, rootfd, "", cover, exclude, out);
-  stat_join(&pool);
+  r = walk_worktree(ctx, idx, &ts, rootfd, cover, exclude, out);
   clock_gettime(CLOCK_MONOTONIC, &t3);
-  hoist_debug("deploy: merge %.3fs, stat %.3fs", elapsed(&t1, &t2), elapsed(&t2, &t3));
+  hoist_debug("deploy: merge %.3fs, work tree %.3fs", elapsed(&t1, &t2), elapsed(&t2, &t3));
   if (r == 0)
     r = tracked_finish(ctx, rootfd, &ts, out);
   free(ts.tostat);
   free(ts.result);
+  free(ts.tracked);
   if (r < 0)
     return r;
   if (out->n)
