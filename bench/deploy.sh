@@ -129,34 +129,41 @@ STATE=$WORK/state
 now() { date +%s.%N; }
 median() { printf '%s\n' "$@" | sort -g | sed -n "$((($# + 1) / 2))p"; }
 
-# time_runs NAME CMD... : runs in the repository, must print the no-op message
-time_runs() {
-  local name=$1
-  shift
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    local t0 t1 out
-    t0=$(now)
-    out=$(cd "$REPO" && "$@")
-    t1=$(now)
-    if [ "$out" != "No new local changes since last deploy." ]; then
-      echo "$name: expected the no-op message, got: $out" >&2
-      exit 1
-    fi
-    times+=("$(echo "$t1 - $t0" | bc -l)")
-  done
-  local m
-  m=$(median "${times[@]}")
-  printf '%-28s median %6.3fs  (runs: %s)\n' "$name" "$m" "${times[*]}" >&2
-  echo "$m"
+# time_one CMD... : runs in the repository, must print the no-op message;
+# prints "WALL CPU" (CPU = user + system seconds of the command and its children)
+time_one() {
+  local t0 t1 out
+  t0=$(now)
+  out=$(cd "$REPO" && /usr/bin/time -f '%U %S' -o "$WORK/cpu" "$@")
+  t1=$(now)
+  if [ "$out" != "No new local changes since last deploy." ]; then
+    echo "$1: expected the no-op message, got: $out" >&2
+    exit 1
+  fi
+  echo "$(echo "$t1 - $t0" | bc -l) $(awk '{print $1 + $2}' "$WORK/cpu")"
 }
 
 # warm the page cache and git's own caches for both
 (cd "$REPO" && git status --porcelain >/dev/null)
 
-h=$(time_runs "hoist deploy --dry-run" "$HOIST" deploy --dry-run --state "$STATE")
-s=$(time_runs "shell reference" "$WORK/reference.sh" "$STATE")
-
+# the two alternate, so both see the same load on the machine
+h_wall=() h_cpu=() s_wall=() s_cpu=()
+for _ in $(seq "$RUNS"); do
+  read -r w c < <(time_one "$HOIST" deploy --dry-run --state "$STATE")
+  h_wall+=("$w") h_cpu+=("$c")
+  read -r w c < <(time_one "$WORK/reference.sh" "$STATE")
+  s_wall+=("$w") s_cpu+=("$c")
+done
+h=$(median "${h_wall[@]}")
+s=$(median "${s_wall[@]}")
+hc=$(median "${h_cpu[@]}")
+sc=$(median "${s_cpu[@]}")
+printf '%-24s median %6.3fs wall, %6.3fs cpu  (wall runs: %s)\n' "hoist deploy --dry-run" \
+  "$h" "$hc" "${h_wall[*]}"
+printf '%-24s median %6.3fs wall, %6.3fs cpu  (wall runs: %s)\n' "shell reference" \
+  "$s" "$sc" "${s_wall[*]}"
 printf 'hoist no-op check: %.3fs (target < 0.5s)\n' "$h"
-printf 'ratio: shell reference / hoist deploy --dry-run = %.2f (target >= 3)\n' \
+printf 'ratio: shell reference / hoist deploy --dry-run = %.2f (wall; target >= 3)\n' \
   "$(echo "$s / $h" | bc -l)"
+printf 'ratio: shell reference / hoist deploy --dry-run = %.2f (cpu time)\n' \
+  "$(echo "$sc / $hc" | bc -l)"

@@ -375,26 +375,44 @@ typedef struct tracked_scan {
   struct timespec index_mtime;
 } tracked_scan;
 
-/* Index against HEAD (ctx->head): staged changes go to out, entries to
- * compare with the work tree to ts. */
-static void tracked_prepare(fp_ctx *ctx, git_index *idx, const char *exclude, tracked_scan *ts,
-                            hoist_deploy_strv *out) {
+/* The index entries the patterns match (ts->tracked) and those to compare
+ * with the work tree (ts->tostat). Reads only idx and the patterns, so it
+ * may run beside the walk of HEAD's tree. */
+static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclude,
+                            tracked_scan *ts) {
   ts->index_mtime = (struct timespec){INT64_MAX, 0};
   struct stat ist;
   if (git_index_path(idx) && stat(git_index_path(idx), &ist) == 0)
     ts->index_mtime = ist.st_mtim;
   size_t n = git_index_entrycount(idx);
-  size_t h = 0;
   ts->tostat = hoist_malloc0((n ? n : 1) * sizeof *ts->tostat);
-  ts->n_stat = 0;
   ts->tracked = hoist_malloc0((n ? n : 1) * sizeof *ts->tracked);
-  ts->n_tracked = 0;
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *e = git_index_get_byindex(idx, i);
-    size_t len = strlen(e->path);
-    if (!union_match(ctx, e->path, len) || (exclude && strcmp(e->path, exclude) == 0))
+    if (!union_match(ctx, e->path, strlen(e->path)) || (exclude && strcmp(e->path, exclude) == 0))
       continue;
     ts->tracked[ts->n_tracked++] = e->path;
+    if (GIT_INDEX_ENTRY_STAGE(e) == 0 &&
+        !(e->flags_extended & (GIT_INDEX_ENTRY_INTENT_TO_ADD | GIT_INDEX_ENTRY_SKIP_WORKTREE)) &&
+        e->mode != 0160000)
+      ts->tostat[ts->n_stat++] = e;
+  }
+  /* an entry the walk does not meet is gone from the work tree */
+  ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
+  for (size_t i = 0; i < ts->n_stat; i++)
+    ts->result[i] = STAT_CHANGED;
+}
+
+/* Index against HEAD (ctx->head, both in path order): what
+ * `git diff --cached --name-only` lists under the patterns goes to out. */
+static void staged_changes(const fp_ctx *ctx, git_index *idx, const char *exclude,
+                           hoist_deploy_strv *out) {
+  size_t n = git_index_entrycount(idx);
+  size_t h = 0;
+  for (size_t i = 0; i < n; i++) {
+    const git_index_entry *e = git_index_get_byindex(idx, i);
+    if (!union_match(ctx, e->path, strlen(e->path)) || (exclude && strcmp(e->path, exclude) == 0))
+      continue;
     int c = 1;
     while (h < ctx->n_head && (c = strcmp(head_path(ctx, h), e->path)) < 0) {
       hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h))); /* removed from the index */
@@ -410,15 +428,9 @@ static void tracked_prepare(fp_ctx *ctx, git_index *idx, const char *exclude, tr
       h++;
     if (staged)
       hoist_deploy_strv_push(out, hoist_strdup(e->path));
-    else if (!(e->flags_extended & GIT_INDEX_ENTRY_SKIP_WORKTREE) && e->mode != 0160000)
-      ts->tostat[ts->n_stat++] = e;
   }
   for (; h < ctx->n_head; h++)
     hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h)));
-  /* an entry the walk does not meet is gone from the work tree */
-  ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
-  for (size_t i = 0; i < ts->n_stat; i++)
-    ts->result[i] = STAT_CHANGED;
 }
 
 /* After the stat pass: changed entries go to out; those whose stat data
@@ -549,8 +561,9 @@ static int untracked(fp_ctx *ctx, git_index *idx, int rootfd, const char *dir, i
  * Worker threads take directories from a queue: each is opened once, read
  * with getdents64, and every tracked file in it is statted by name relative
  * to it. Subdirectories under the patterns go back on the queue; untracked
- * files and directories are set aside for the caller, which asks libgit2
- * whether they are ignored (libgit2 is only used from the calling thread). */
+ * files and directories are set aside, and asked about the ignore rules once
+ * the walk is over (the walk itself uses no libgit2 object but the index
+ * entries, so it runs while HEAD's tree is read on another thread). */
 
 typedef struct walk_dir {
   char *dir; /* "" or "a/b/" */
@@ -746,16 +759,14 @@ static void *walk_worker(void *arg) {
   return NULL;
 }
 
-/* Walks the work tree under the patterns on up to 4 threads: fills
- * ts->result and the untracked candidates, which are then checked against
- * the ignore rules here. */
-static int walk_worktree(fp_ctx *ctx, git_index *idx, tracked_scan *ts, int rootfd, int cover,
-                         const char *exclude, hoist_deploy_strv *out) {
+/* Walks the work tree under the patterns on up to 4 threads (this one
+ * included): fills sh->ts->result and the untracked candidates. Uses no
+ * libgit2 object but the index entries. */
+static void walk_parallel(walk_shared *sh, int cover) {
   enum { MAX_THREADS = 4 };
-  walk_shared sh = {.ctx = ctx, .ts = ts, .rootfd = rootfd, .exclude = exclude};
-  pthread_mutex_init(&sh.lock, NULL);
-  pthread_cond_init(&sh.cond, NULL);
-  push_dir(&sh.queue, &sh.n_queue, &sh.cap_queue, hoist_strdup(""), cover);
+  pthread_mutex_init(&sh->lock, NULL);
+  pthread_cond_init(&sh->cond, NULL);
+  push_dir(&sh->queue, &sh->n_queue, &sh->cap_queue, hoist_strdup(""), cover);
   long cpus = sysconf(_SC_NPROCESSORS_ONLN);
   size_t nt = cpus > 1 ? (size_t)cpus : 1;
   if (nt > MAX_THREADS)
@@ -763,68 +774,84 @@ static int walk_worktree(fp_ctx *ctx, git_index *idx, tracked_scan *ts, int root
   pthread_t tids[MAX_THREADS];
   bool started[MAX_THREADS] = {false};
   for (size_t t = 1; t < nt; t++)
-    started[t] = pthread_create(&tids[t], NULL, walk_worker, &sh) == 0;
-  walk_worker(&sh);
+    started[t] = pthread_create(&tids[t], NULL, walk_worker, sh) == 0;
+  walk_worker(sh);
   for (size_t t = 1; t < nt; t++)
     if (started[t])
       pthread_join(tids[t], NULL);
-  pthread_mutex_destroy(&sh.lock);
-  pthread_cond_destroy(&sh.cond);
-  free(sh.queue);
+  pthread_mutex_destroy(&sh->lock);
+  pthread_cond_destroy(&sh->cond);
+  free(sh->queue);
+  sh->queue = NULL;
+}
+
+/* After walk_parallel: reports its error, checks the untracked candidates
+ * against the ignore rules and walks the untracked directories. */
+static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
+                       const char *exclude, hoist_deploy_strv *out) {
   int r = 0;
-  if (sh.error)
-    r = hoist_err_errno(ctx->err, sh.error, "read %s", sh.error_path);
-  free(sh.error_path);
-  for (size_t i = 0; r == 0 && i < sh.files.n; i++) {
+  if (sh->error)
+    r = hoist_err_errno(ctx->err, sh->error, "read %s", sh->error_path);
+  for (size_t i = 0; r == 0 && i < sh->files.n; i++) {
     bool ign = false;
-    r = ignored(ctx, sh.files.v[i], &ign);
+    r = ignored(ctx, sh->files.v[i], &ign);
     if (r == 0 && !ign)
-      hoist_deploy_strv_push(out, steal_pointer(&sh.files.v[i]));
+      hoist_deploy_strv_push(out, steal_pointer(&sh->files.v[i]));
   }
   /* untracked directories: rare, walked here with the ignore rules */
-  for (size_t i = 0; i < sh.n_dirs; i++) {
-    const char *d = sh.dirs[i].dir;
-    if (r == 0) {
-      bool ign = false;
-      r = ignored(ctx, d, &ign);
-      _cleanup_free_ char *dotgit = hoist_asprintf("%s.git", d);
-      if (r == 0 && !ign && faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
-        r = untracked(ctx, idx, rootfd, d, sh.dirs[i].cover, exclude, out);
-    }
-    free(sh.dirs[i].dir);
+  for (size_t i = 0; r == 0 && i < sh->n_dirs; i++) {
+    const char *d = sh->dirs[i].dir;
+    bool ign = false;
+    r = ignored(ctx, d, &ign);
+    _cleanup_free_ char *dotgit = hoist_asprintf("%s.git", d);
+    if (r == 0 && !ign && faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+      r = untracked(ctx, idx, rootfd, d, sh->dirs[i].cover, exclude, out);
   }
-  free(sh.dirs);
-  hoist_deploy_strv_free(&sh.files);
   return r;
 }
 
-/* Paths changed in the index or the work tree, or untracked and not
- * ignored, limited to the union of the patterns; sorted, unique. */
-static int changed_paths(fp_ctx *ctx, git_index *idx, int rootfd, const char *exclude,
-                         hoist_deploy_strv *out) {
-  int r = 0;
-  struct timespec t1, t2, t3;
+static void walk_free(walk_shared *sh) {
+  free(sh->queue);
+  free(sh->error_path);
+  for (size_t i = 0; i < sh->n_dirs; i++)
+    free(sh->dirs[i].dir);
+  free(sh->dirs);
+  hoist_deploy_strv_free(&sh->files);
+}
+
+/* What runs beside the walk of HEAD's tree: the index is loaded (9 MB for
+ * 100,000 files), the entries under the patterns collected and the work
+ * tree walked. */
+typedef struct background {
+  char *index_path;
+  git_index *idx;
+  int rc;
+  char msg[256];
+  int cover;
+  tracked_scan ts;
+  walk_shared sh;
+  double seconds;
+} background;
+
+static void *background_run(void *arg) {
+  background *b = arg;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  b->rc = git_index_open(&b->idx, b->index_path);
+  if (b->rc < 0) {
+    const git_error *e = git_error_last(); /* per thread */
+    snprintf(b->msg, sizeof b->msg, "%s", e && e->message ? e->message : "libgit2 error");
+    return NULL;
+  }
+  tracked_collect(b->sh.ctx, b->idx, b->sh.exclude, &b->ts);
+  b->sh.ts = &b->ts;
+  walk_parallel(&b->sh, b->cover);
   clock_gettime(CLOCK_MONOTONIC, &t1);
-  int cover = COVER_MAYBE;
-  for (size_t c = 0; c < ctx->n; c++)
-    for (size_t k = 0; k < ctx->comps[c].n_pats; k++) {
-      const pat *p = &ctx->comps[c].pats[k];
-      if (p->kind == PAT_PREFIX && !p->literal && p->prefix_len == 0)
-        cover = COVER_FULL;
-    }
-  tracked_scan ts = {0};
-  tracked_prepare(ctx, idx, exclude, &ts, out);
-  clock_gettime(CLOCK_MONOTONIC, &t2);
-  r = walk_worktree(ctx, idx, &ts, rootfd, cover, exclude, out);
-  clock_gettime(CLOCK_MONOTONIC, &t3);
-  hoist_debug("deploy: merge %.3fs, work tree %.3fs", elapsed(&t1, &t2), elapsed(&t2, &t3));
-  if (r == 0)
-    r = tracked_finish(ctx, rootfd, &ts, out);
-  free(ts.tostat);
-  free(ts.result);
-  free(ts.tracked);
-  if (r < 0)
-    return r;
+  b->seconds = elapsed(&t0, &t1);
+  return NULL;
+}
+
+static void sort_unique(hoist_deploy_strv *out) {
   if (out->n)
     qsort(out->v, out->n, sizeof *out->v, compare_str);
   size_t w = 0;
@@ -835,7 +862,6 @@ static int changed_paths(fp_ctx *ctx, git_index *idx, int rootfd, const char *ex
       out->v[w++] = out->v[i];
   }
   out->n = w;
-  return 0;
 }
 
 /* sha256 hex of a changed file's content (of a symlink's target string),
@@ -868,21 +894,19 @@ static int content_hash(int rootfd, const char *path, char out[HOIST_DIGEST_HEX_
   return 0;
 }
 
-typedef struct index_loader {
-  char *path;
-  git_index *idx;
-  int rc;
-  char msg[256];
-} index_loader;
-
-static void *load_index(void *arg) {
-  index_loader *l = arg;
-  l->rc = git_index_open(&l->idx, l->path);
-  if (l->rc < 0) {
-    const git_error *e = git_error_last(); /* per thread */
-    snprintf(l->msg, sizeof l->msg, "%s", e && e->message ? e->message : "libgit2 error");
+static void fp_ctx_free(fp_ctx *ctx) {
+  for (size_t i = 0; i < ctx->n; i++) {
+    comp_ctx *c = &ctx->comps[i];
+    hoist_sha256_free(c->h);
+    for (size_t k = 0; k < c->n_pats; k++)
+      free(c->pats[k].prefix);
+    free(c->pats);
+    hoist_deploy_strv_free(&c->changed);
   }
-  return NULL;
+  free(ctx->comps);
+  free(ctx->head);
+  hoist_buf_free(&ctx->arena);
+  hoist_buf_free(&ctx->path);
 }
 
 int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, const char *exclude,
@@ -908,41 +932,55 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
     ctx.comps[i].h = hoist_sha256_new();
   }
   hoist_deploy_strv changed = {0};
-  _cleanup_close_ int rootfd = -1;
+  _cleanup_close_ int rootfd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (rootfd < 0) {
+    int e = errno;
+    fp_ctx_free(&ctx);
+    return hoist_err_errno(err, e, "open %s", r->root);
+  }
+  int any_cover = COVER_MAYBE;
+  for (size_t i = 0; i < n; i++)
+    if (cover[i] == COVER_FULL)
+      any_cover = COVER_FULL;
+  /* the index is loaded and the work tree walked on other threads while
+   * this one walks HEAD's tree */
+  background bg = {.index_path = hoist_asprintf("%sindex", git_repository_path(r->repo)),
+                   .cover = any_cover,
+                   .sh = {.ctx = &ctx, .rootfd = rootfd, .exclude = exclude}};
+  pthread_t tid;
+  bool threaded = pthread_create(&tid, NULL, background_run, &bg) == 0;
+  struct timespec t0, t1, t2;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
   git_tree *tree = NULL;
   int rc = hoist_buf_append(&ctx.path, "", 0, err);
   if (rc == 0)
     rc = head_tree(r->repo, &tree, err);
-  /* the index (9 MB for 100,000 files) loads on a thread while this one
-   * walks HEAD's tree */
-  index_loader loader = {.path = hoist_asprintf("%sindex", git_repository_path(r->repo))};
-  pthread_t tid;
-  bool threaded = pthread_create(&tid, NULL, load_index, &loader) == 0;
-  struct timespec t0, t1, t2;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
   if (rc == 0 && tree)
     rc = walk(&ctx, tree, cover);
   git_tree_free(tree);
+  clock_gettime(CLOCK_MONOTONIC, &t1);
   if (threaded)
     pthread_join(tid, NULL);
   else
-    load_index(&loader);
-  free(loader.path);
-  if (rc == 0 && loader.rc < 0)
-    rc = hoist_err_set(err, EIO, "read the index: %s", loader.msg);
-  clock_gettime(CLOCK_MONOTONIC, &t1);
+    background_run(&bg);
+  free(bg.index_path);
+  if (rc == 0 && bg.rc < 0)
+    rc = hoist_err_set(err, EIO, "read the index: %s", bg.msg);
   if (rc == 0) {
-    rootfd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
-    if (rootfd < 0)
-      rc = hoist_err_errno(err, errno, "open %s", r->root);
+    staged_changes(&ctx, bg.idx, exclude, &changed);
+    rc = walk_finish(&ctx, bg.idx, &bg.sh, rootfd, exclude, &changed);
   }
   if (rc == 0)
-    rc = changed_paths(&ctx, loader.idx, rootfd, exclude, &changed);
-  git_index_free(loader.idx);
+    rc = tracked_finish(&ctx, rootfd, &bg.ts, &changed);
+  sort_unique(&changed);
+  walk_free(&bg.sh);
+  free(bg.ts.tostat);
+  free(bg.ts.result);
+  free(bg.ts.tracked);
+  git_index_free(bg.idx);
   clock_gettime(CLOCK_MONOTONIC, &t2);
-  hoist_debug("deploy: tree walk %.3fs, status %.3fs",
-              (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9,
-              (double)(t2.tv_sec - t1.tv_sec) + (double)(t2.tv_nsec - t1.tv_nsec) / 1e9);
+  hoist_debug("deploy: HEAD tree %.3fs; index and work tree %.3fs; total %.3fs", elapsed(&t0, &t1),
+              bg.seconds, elapsed(&t0, &t2));
   for (size_t i = 0; rc == 0 && i < changed.n; i++) {
     const char *path = changed.v[i];
     size_t len = strlen(path);
@@ -964,17 +1002,11 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
     comp_ctx *c = &ctx.comps[i];
     if (rc == 0 && c->nonempty)
       hoist_sha256_final_hex(c->h, fp[i].hex);
-    fp[i].changed = c->changed.v;
+    fp[i].changed = steal_pointer(&c->changed.v);
     fp[i].n_changed = c->changed.n;
-    hoist_sha256_free(c->h);
-    for (size_t k = 0; k < c->n_pats; k++)
-      free(c->pats[k].prefix);
-    free(c->pats);
+    c->changed.n = 0;
   }
-  free(ctx.comps);
-  free(ctx.head);
-  hoist_buf_free(&ctx.arena);
-  hoist_buf_free(&ctx.path);
+  fp_ctx_free(&ctx);
   hoist_deploy_strv_free(&changed);
   if (rc < 0) {
     hoist_deploy_fingerprints_free(fp, n);
