@@ -135,7 +135,9 @@ class Repo:
         for path in sorted(changed):
             if not matches(path):
                 continue
-            if os.path.isfile(self.path(path)):
+            if os.path.islink(self.path(path)):  # a symlink: its target string
+                h = hashlib.sha256(os.readlink(self.path(path)).encode()).hexdigest()
+            elif os.path.isfile(self.path(path)):
                 with open(self.path(path), "rb") as f:
                     h = hashlib.sha256(f.read()).hexdigest()
             else:
@@ -365,6 +367,35 @@ def state_and_deploy_file_options():
     assert r.ran() == ["docs"]
     p = r.deploy("--file", os.path.join(r.dir, "missing.toml"), check=False)
     assert p.returncode == 1 and "missing.toml" in p.stderr, p.stderr
+
+
+@test
+def odd_changes_fingerprint_as_git_sees_them():
+    r = deployed_repo()
+    r.write(".gitignore", "*.log\n.cache/\ntarget/\n")
+    r.write("server/target/debug/out.rs", "ignored directory\n")
+    r.write("server/newmod/deep/er/mod.rs", "untracked directory\n")
+    r.write("sandbox/build.log", "ignored file\n")
+    os.chmod(r.path("sandbox/src/main.rs"), 0o755)  # mode change only
+    os.unlink(r.path("server/Dockerfile"))
+    os.symlink("src/main.rs", r.path("server/Dockerfile"))  # file -> symlink
+    os.utime(r.path("chart/values.yaml"), (1, 1))  # stat differs, content same
+    r.git("rm", "-q", "--cached", "proto/api.proto")  # staged delete, untracked file
+    os.unlink(r.path("chart/templates/sts.yaml"))
+    os.makedirs(r.path("chart/templates/sts.yaml"))  # file -> directory
+    r.write("chart/templates/sts.yaml/inner.yaml", "now a directory\n")
+    p = r.deploy()
+    assert r.ran() == ["gateway", "supervisor", "helm"], p.stdout
+    st = r.state()
+    for c in PATTERNS:
+        assert st[c] == r.expected_fingerprint(c), (c, p.stdout)
+    for path in ["server/newmod/deep/er/mod.rs", "sandbox/src/main.rs", "server/Dockerfile",
+                 "proto/api.proto", "chart/templates/sts.yaml",
+                 "chart/templates/sts.yaml/inner.yaml"]:
+        assert path in p.stdout, (path, p.stdout)
+    for path in ["server/target", "sandbox/build.log", "chart/values.yaml"]:
+        assert path not in p.stdout, (path, p.stdout)
+    assert r.deploy().stdout.strip() == NOOP
 
 
 @test
