@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "cli.h"
 #include "hoist/deploy.h"
 
@@ -25,6 +27,7 @@ static const char usage[] =
     "Options:\n"
     "  --all          run every component and write the state file\n"
     "  --dry-run      print the plan and the files that changed; run nothing\n"
+    "  --json         with --dry-run: print the plan as JSON\n"
     "  --state FILE   state file (default: the deploy file's `state`, else\n"
     "                 " HOIST_DEPLOY_DEFAULT_STATE " in the repository root)\n"
     "  --file FILE    deploy file (default: " HOIST_DEPLOY_DEFAULT_FILE " in the repository root)\n"
@@ -33,7 +36,7 @@ static const char usage[] =
     "Steps run with `sh -c` in the repository root with HOIST_COMPONENT,\n"
     "HOIST_FINGERPRINT and HOIST_SCOPE_<KEY> set.\n";
 
-enum { OPT_ALL = 256, OPT_DRY_RUN, OPT_STATE, OPT_FILE };
+enum { OPT_ALL = 256, OPT_DRY_RUN, OPT_STATE, OPT_FILE, OPT_JSON };
 
 static const struct option long_opts[] = {
     {"help", no_argument, NULL, 'h'},
@@ -41,6 +44,7 @@ static const struct option long_opts[] = {
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
     {"state", required_argument, NULL, OPT_STATE},
     {"file", required_argument, NULL, OPT_FILE},
+    {"json", no_argument, NULL, OPT_JSON},
     {NULL, 0, NULL, 0},
 };
 
@@ -107,6 +111,50 @@ static void print_plan(const hoist_deploy_file *f, const hoist_deploy_fingerprin
   fflush(stdout);
 }
 
+static const char *const reason_names[] = {
+    [HOIST_DEPLOY_SKIP] = "unchanged",
+    [HOIST_DEPLOY_NEW] = "new",
+    [HOIST_DEPLOY_CHANGED] = "changed",
+    [HOIST_DEPLOY_SCOPE] = "scope",
+    [HOIST_DEPLOY_TRIGGERED] = "triggered",
+    [HOIST_DEPLOY_EXPLICIT] = "requested",
+    [HOIST_DEPLOY_ALL] = "all",
+};
+
+static json_t *strings(char *const *v, size_t n) {
+  json_t *a = json_array();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new(a, json_string(v[i]));
+  return a;
+}
+
+/* {"run": [...], "writeState": b, "components": [{name, run, reason, because,
+ * fingerprint, previous, changed, steps}], "scopes": {key: value}} */
+static void print_plan_json(const hoist_deploy_file *f, const hoist_deploy_fingerprint *fp,
+                            const hoist_deploy_plan *p, const hoist_deploy_state *old) {
+  json_t *comps = json_array(), *run = json_array(), *scopes = json_object();
+  for (size_t i = 0; i < f->n_components; i++) {
+    const hoist_deploy_item *it = &p->items[i];
+    const hoist_deploy_component *c = &f->components[i];
+    const char *was = old ? hoist_deploy_state_get(old, c->name) : NULL;
+    if (it->run)
+      json_array_append_new(run, json_string(c->name));
+    json_array_append_new(comps,
+                          json_pack("{s:s, s:b, s:s, s:s?, s:s, s:s?, s:o, s:o}", "name", c->name,
+                                    "run", it->run, "reason", reason_names[it->reason], "because",
+                                    it->because, "fingerprint", fp[i].hex, "previous", was,
+                                    "changed", strings(fp[i].changed, fp[i].n_changed), "steps",
+                                    strings(c->steps, c->n_steps)));
+  }
+  for (size_t s = 0; p->scope_values && s < f->n_scopes; s++)
+    json_object_set_new(scopes, f->scopes[s].name, json_string(p->scope_values[s]));
+  json_t *j = json_pack("{s:o, s:b, s:o, s:o}", "run", run, "writeState", p->write_state,
+                        "components", comps, "scopes", scopes);
+  json_dumpf(j, stdout, JSON_INDENT(2));
+  putchar('\n');
+  json_decref(j);
+}
+
 static void on_step(hoist_deploy_event ev, const hoist_deploy_component *c, size_t step,
                     double seconds, void *userdata) {
   (void)userdata;
@@ -129,7 +177,7 @@ static void free_state(hoist_deploy_state **s) { hoist_deploy_state_free(*s); }
 static void free_plan(hoist_deploy_plan **p) { hoist_deploy_plan_free(*p); }
 
 static int run(int argc, char **argv) {
-  bool all = false, dry_run = false;
+  bool all = false, dry_run = false, json = false;
   const char *state_opt = NULL, *file_opt = NULL;
   int c;
   optind = 1;
@@ -150,6 +198,9 @@ static int run(int argc, char **argv) {
     case OPT_FILE:
       file_opt = optarg;
       break;
+    case OPT_JSON:
+      json = true;
+      break;
     default:
       return cli_usage(VERB, "unknown option");
     }
@@ -158,6 +209,8 @@ static int run(int argc, char **argv) {
   size_t n_targets = (size_t)(argc - optind);
   if (all && n_targets)
     return cli_usage(VERB, "--all and targets exclude each other");
+  if (json && !dry_run)
+    return cli_usage(VERB, "--json needs --dry-run");
   for (size_t i = 0; i < n_targets; i++)
     if (!*targets[i])
       return cli_usage(VERB, "empty target");
@@ -204,7 +257,9 @@ static int run(int argc, char **argv) {
   hoist_debug("deploy: plan computed in %.3fs", now() - t0);
 
   int code = EXIT_OK;
-  if (plan->n_run == 0) {
+  if (json) {
+    print_plan_json(f, fp, plan, old);
+  } else if (plan->n_run == 0) {
     printf("No new local changes since last deploy.\n");
     /* a scope value that invalidates nothing still gets recorded */
     if (!dry_run && plan->write_state &&

@@ -6,6 +6,7 @@ independently from `git ls-tree -r HEAD`, `git diff --name-only`,
 """
 import fnmatch
 import hashlib
+import json
 import os
 
 from hoisttest import HOIST, main, run, test, tmpdir
@@ -351,6 +352,18 @@ def dry_run_prints_plan_and_runs_nothing():
     assert any(line.split()[:2] == ["gateway", "skip"] for line in lines), p.stdout
     assert "sandbox/src/extra.rs" in p.stdout
     assert "step 1: echo \"supervisor $HOIST_FINGERPRINT\"" in p.stdout, p.stdout
+    plan = json.loads(r.deploy("--dry-run", "--json").stdout)
+    assert plan["run"] == ["supervisor"] and plan["writeState"] is True, plan
+    sup = plan["components"][1]
+    assert sup["name"] == "supervisor" and sup["reason"] == "changed"
+    assert sup["changed"] == ["sandbox/src/extra.rs"]
+    assert sup["fingerprint"] == r.expected_fingerprint("supervisor")
+    assert sup["previous"] == r.state()["supervisor"]
+    assert plan["components"][0]["reason"] == "unchanged"
+    assert plan["scopes"] == {"cluster_name": "dev", "container_id": "c1"}
+    assert r.ran() == [] and open(r.path(STATE)).read() == before
+    p = r.deploy("--json", check=False)
+    assert p.returncode == 2 and "--json needs --dry-run" in p.stderr
 
 
 @test
