@@ -168,11 +168,11 @@ static int walk(fp_ctx *ctx, git_tree *tree, const uint8_t *cover) {
     ctx->path.len = base;
     ctx->path.data[base] = '\0';
     if (hoist_buf_append(&ctx->path, name, strlen(name), ctx->err) < 0)
-      return -1;
+      return -HOIST_E_LIMIT;
     git_object_t type = git_tree_entry_type(e);
     if (type == GIT_OBJECT_TREE) {
       if (hoist_buf_append(&ctx->path, "/", 1, ctx->err) < 0)
-        return -1;
+        return -HOIST_E_LIMIT;
       bool any = false;
       for (size_t c = 0; c < ctx->n; c++) {
         sub[c] = COVER_NONE;
@@ -485,9 +485,12 @@ static int untracked(fp_ctx *ctx, git_index *idx, int rootfd, const char *dir, i
   _cleanup_free_ uint8_t *subcover = NULL;
   size_t subcap = 0;
   int r = 0;
-  char buf[32768] __attribute__((aligned(8)));
+  /* on the heap: this function recurses once per level of untracked directories */
+  _cleanup_free_ char *buf = malloc(32768);
+  if (!buf)
+    abort();
   for (;;) {
-    ssize_t got = getdents64(fd, buf, sizeof buf);
+    ssize_t got = getdents64(fd, buf, 32768);
     if (got < 0) {
       r = hoist_err_errno(ctx->err, errno, "read directory %s", dir);
       break;
