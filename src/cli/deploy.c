@@ -34,7 +34,8 @@ static const char usage[] =
     "  -h, --help     show this help\n"
     "\n"
     "Steps run with `sh -c` in the repository root with HOIST_COMPONENT,\n"
-    "HOIST_FINGERPRINT and HOIST_SCOPE_<KEY> set.\n";
+    "HOIST_FINGERPRINT, HOIST_SCOPE_<KEY> and HOIST (this hoist binary, for steps\n"
+    "that call hoist verbs: \"$HOIST\" push ...) set.\n";
 
 enum { OPT_ALL = 256, OPT_DRY_RUN, OPT_STATE, OPT_FILE, OPT_JSON };
 
@@ -271,6 +272,13 @@ static int run(int argc, char **argv) {
            plan->write_state ? "" : " (the state file would not be written)");
   } else {
     print_plan(f, fp, plan, false, n_targets > 0);
+    /* steps that call hoist verbs get this very binary */
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+      exe[len] = '\0';
+      setenv("HOIST", exe, 1);
+    }
     double start = now();
     if (hoist_deploy_run(f, root, fp, plan, AT_FDCWD, state_path, on_step, NULL, &err) < 0) {
       fprintf(stderr, "hoist deploy: state file %s left unchanged\n", state_path);

@@ -375,8 +375,11 @@ def state_and_deploy_file_options():
     assert r.deploy("--state", other).stdout.strip() == NOOP
     alt = os.path.join(tmpdir(), "deploy.toml")
     with open(alt, "w") as f:
-        f.write('[component.docs]\npaths = ["README.md"]\nsteps = [\'echo docs >> "$LOG"\']\n')
+        f.write('[component.docs]\npaths = ["README.md"]\n'
+                'steps = [\'echo docs $("$HOIST" --version) >> "$LOG"\']\n')
     r.deploy("--file", alt, "--state", other + ".docs")
+    with open(r.log) as f:
+        assert f.read().startswith("docs hoist "), "a step calls hoist through $HOIST"
     assert r.ran() == ["docs"]
     p = r.deploy("--file", os.path.join(r.dir, "missing.toml"), check=False)
     assert p.returncode == 1 and "missing.toml" in p.stderr, p.stderr
