@@ -154,6 +154,7 @@ HOIST_EXPORT const char *hoist_version(void);
 /* strdup that aborts on out-of-memory, as every allocation in libhoist does. */
 HOIST_EXPORT char *hoist_strdup(const char *s);
 HOIST_EXPORT void *hoist_malloc0(size_t n);
+HOIST_EXPORT void *hoist_realloc(void *p, size_t n);
 HOIST_EXPORT char *hoist_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #endif

@@ -20,6 +20,11 @@
 HOIST_EXPORT int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len,
                                        mode_t mode, hoist_err **err);
 
+/* As hoist_fs_write_atomic, without the fsyncs: readers see the old file or
+ * the new one whole, but a crash may lose both. For caches. */
+HOIST_EXPORT int hoist_fs_write_replace(int dirfd, const char *name, const void *data, size_t len,
+                                        mode_t mode, hoist_err **err);
+
 /* Opens path (absolute or relative; both are taken relative to rootfd)
  * inside the tree rooted at rootfd: ".." never leaves it and symlinks,
  * absolute or relative, are resolved as if rootfd were "/". flags and mode as

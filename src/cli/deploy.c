@@ -35,7 +35,11 @@ static const char usage[] =
     "\n"
     "Steps run with `sh -c` in the repository root with HOIST_COMPONENT,\n"
     "HOIST_FINGERPRINT, HOIST_SCOPE_<KEY> and HOIST (this hoist binary, for steps\n"
-    "that call hoist verbs: \"$HOIST\" push ...) set.\n";
+    "that call hoist verbs: \"$HOIST\" push ...) set.\n"
+    "\n"
+    "The last full computation is kept in .git/hoist-deploy.cache with the stat\n"
+    "data of what it read; while none of it changed, a check is answered from\n"
+    "there (HOIST_LOG=debug says so). Deleting the file is always safe.\n";
 
 enum { OPT_ALL = 256, OPT_DRY_RUN, OPT_STATE, OPT_FILE, OPT_JSON };
 

@@ -8,6 +8,7 @@ import fnmatch
 import hashlib
 import json
 import os
+import time
 
 from hoisttest import HOIST, main, run, test, tmpdir
 
@@ -464,6 +465,149 @@ def usage_and_help():
     assert p.returncode == 2 and "exclude each other" in p.stderr
     p = run(HOIST, "deploy", cwd=tmpdir(), check=False)
     assert p.returncode == 1 and "git repository" in p.stderr, p.stderr
+
+
+# ------------------------------------------------------------ the stat cache
+
+CACHE_FILE = ".git/hoist-deploy.cache"
+DEBUG = {"HOIST_LOG": "debug"}
+
+
+def cache_in_use(r):
+    """Waits out the timestamp tick, so that nothing in the tree is newer
+    than the stat cache can trust, then runs the no-op check twice: the first
+    writes the cache (unless the last deploy did), the second must answer
+    from it."""
+    time.sleep(0.1)
+    p = r.deploy("--dry-run", env=DEBUG)
+    assert "stat cache written" in p.stderr or "stat cache hit" in p.stderr, p.stderr
+    p = r.deploy("--dry-run", env=DEBUG)
+    assert "stat cache hit" in p.stderr, p.stderr
+    assert p.stdout.strip() == NOOP, p.stdout
+
+
+def plan_after_change(r):
+    """The dry-run plan with the stat cache in place, checked against the
+    plan computed with no cache at all and against the oracle's
+    fingerprints: returns (components to run, stderr of the cached run)."""
+    p = r.deploy("--dry-run", "--json", env=DEBUG)
+    os.unlink(r.path(CACHE_FILE))
+    full = r.deploy("--dry-run", "--json")
+    cached, fresh = json.loads(p.stdout), json.loads(full.stdout)
+    assert cached == fresh, (cached, fresh)
+    for c in cached["components"]:
+        assert c["fingerprint"] == r.expected_fingerprint(c["name"]), c
+    return cached["run"], p.stderr
+
+
+def same_size_rewrite(r, rel, text):
+    """Rewrites a file with content of the same size and puts its mtime
+    back: only the ctime tells."""
+    st = os.stat(r.path(rel))
+    with open(r.path(rel)) as f:
+        assert len(f.read()) == len(text)
+    r.write(rel, text)
+    os.utime(r.path(rel), ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+@test
+def stat_cache_answers_a_noop_and_sees_every_kind_of_change():
+    changes = [
+        ("same-size edit, mtime restored",
+         lambda r: same_size_rewrite(r, "server/src/main.rs", "fn main() {}\n".upper()),
+         {"gateway", "helm"}),
+        ("untracked file in a cached directory",
+         lambda r: r.write("sandbox/src/new.rs", "pub fn n() {}\n"), {"supervisor"}),
+        ("untracked file in a new directory",
+         lambda r: r.write("chart/extra/new.yaml", "x: 1\n"), {"helm"}),
+        ("deleted file", lambda r: os.unlink(r.path("server/Dockerfile")), {"gateway", "helm"}),
+        ("file replaced by a symlink",
+         lambda r: (os.unlink(r.path("proto/api.proto")),
+                    os.symlink("../Cargo.toml", r.path("proto/api.proto"))),
+         {"gateway", "supervisor", "helm"}),
+        ("mode change only", lambda r: os.chmod(r.path("sandbox/src/main.rs"), 0o755),
+         {"supervisor"}),
+        ("staged change", lambda r: (r.write("chart/values.yaml", "replicas: 2\n"),
+                                     r.git("add", "chart/values.yaml")), {"helm"}),
+        ("commit with a clean tree",
+         lambda r: (r.write("sandbox/src/lib.rs", "pub fn l() {}\n"), r.git("add", "-A"),
+                    r.git("commit", "-qm", "lib")), {"supervisor"}),
+    ]
+    for what, change, expect in changes:
+        r = deployed_repo()
+        cache_in_use(r)
+        change(r)
+        run_, stderr = plan_after_change(r)
+        assert "stat cache hit" not in stderr, (what, stderr)
+        assert set(run_) == expect, (what, run_)
+
+
+@test
+def stat_cache_follows_the_ignore_rules():
+    # an ignored file becomes visible when a .gitignore outside the
+    # patterns is edited in place (its directory's mtime does not move)
+    r = deployed_repo()
+    r.write("server/build.log", "ignored by *.log\n")
+    cache_in_use(r)
+    with open(r.path(".gitignore"), "r+") as f:
+        f.write("#.log\n")  # same size: "*.log" commented out
+    run_, stderr = plan_after_change(r)
+    assert set(run_) == {"gateway", "helm"}, (run_, stderr)
+    # and when .git/info/exclude stops ignoring it
+    r = deployed_repo()
+    r.write("sandbox/out.tmp", "ignored by info/exclude\n")
+    r.write(".git/info/exclude", "*.tmp\n")
+    cache_in_use(r)
+    r.write(".git/info/exclude", "\n")
+    run_, _ = plan_after_change(r)
+    assert run_ == ["supervisor"], run_
+    # an ignored directory may change freely: still a hit
+    r = deployed_repo()
+    r.write(".gitignore", "*.log\n.cache/\ntarget/\n")
+    r.git("commit", "-qam", "ignore target")
+    r.deploy()
+    r.write("server/target/a.o", "1\n")
+    cache_in_use(r)
+    r.write("server/target/b.o", "2\n")
+    p = r.deploy("--dry-run", env=DEBUG)
+    assert "stat cache hit" in p.stderr and p.stdout.strip() == NOOP, (p.stdout, p.stderr)
+
+
+@test
+def stat_cache_keeps_uncommitted_changes():
+    r = deployed_repo()
+    r.write("sandbox/src/main.rs", "fn main() { edited() }\n")
+    r.write("sandbox/src/new.rs", "pub fn n() {}\n")
+    r.deploy()
+    assert r.ran() == ["supervisor"]
+    # a tree with uncommitted changes is cached too: a no-op stays a no-op
+    cache_in_use(r)
+    assert r.deploy().stdout.strip() == NOOP and r.ran() == []
+    # and an edit of an already changed file is seen
+    r.write("sandbox/src/new.rs", "pub fn n() { 2 }\n")
+    run_, stderr = plan_after_change(r)
+    assert run_ == ["supervisor"] and "stat cache hit" not in stderr, (run_, stderr)
+
+
+@test
+def stat_cache_malformed_or_foreign_is_not_used():
+    r = deployed_repo()
+    cache_in_use(r)
+    good = open(r.path(CACHE_FILE), "rb").read()
+    bad = [b"", b"HOISTDC1", good[:-1], b"XOISTDC1" + good[8:], good[:200] + b"\xff" * 8 + good[208:]]
+    for data in bad:
+        with open(r.path(CACHE_FILE), "wb") as f:
+            f.write(data)
+        p = r.deploy("--dry-run", env=DEBUG)
+        assert p.stdout.strip() == NOOP and "stat cache hit" not in p.stderr, (data[:16], p.stderr)
+    # a cache for another deploy file is not used either
+    with open(r.path(CACHE_FILE), "wb") as f:
+        f.write(good)
+    alt = os.path.join(tmpdir(), "deploy.toml")
+    with open(alt, "w") as f:
+        f.write('[component.docs]\npaths = ["README.md"]\nsteps = ["true"]\n')
+    p = r.deploy("--file", alt, "--dry-run", env=DEBUG)
+    assert "another HEAD, index or deploy file" in p.stderr, p.stderr
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include "../../src/lib/deploy/deploy-private.h"
 #include "hoist/deploy.h"
 #include "hoist/fs.h"
 #include "test_util.h"
@@ -406,13 +407,162 @@ static void test_run_steps(void **state) {
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
 }
 
+/* A cache of root's "" and "sub/" directories and the files a, sub/b, with
+ * one component's fingerprint; written as if the walk started at since. */
+static int write_cache(int rootfd, const char *cache, const struct timespec *since, const char *hex,
+                       const char *const *dir_names, hoist_err **err) {
+  hoist_deploy_cache_dir dirs[2];
+  hoist_deploy_cstat fst[2];
+  const char *file_names[2] = {"a", "sub/b"};
+  struct stat st;
+  for (int i = 0; i < 2; i++) {
+    assert_int_equal(fstatat(rootfd, i ? "sub" : ".", &st, 0), 0);
+    dirs[i].path = (char *)dir_names[i];
+    hoist_deploy_cstat_from(&dirs[i].st, &st);
+    assert_int_equal(fstatat(rootfd, file_names[i], &st, AT_SYMLINK_NOFOLLOW), 0);
+    hoist_deploy_cstat_from(&fst[i], &st);
+  }
+  hoist_deploy_cache_file files[2] = {{file_names[1], &fst[1]}, {file_names[0], &fst[0]}};
+  char *changed[] = {"sub/b"};
+  hoist_deploy_fingerprint fp = {.changed = changed, .n_changed = 1};
+  snprintf(fp.hex, sizeof fp.hex, "%s", hex);
+  return hoist_deploy_cache_write(cache,
+                                  "0123456789abcdef0123456789abcdef0123456789abcdef0123456789"
+                                  "abcdef",
+                                  since, &fp, 1, dirs, 2, files, 2, err);
+}
+
+static char *read_all(const char *path, size_t *len) {
+  FILE *f = fopen(path, "rb");
+  assert_non_null(f);
+  char *data = malloc(1 << 16);
+  *len = fread(data, 1, 1 << 16, f);
+  fclose(f);
+  return data;
+}
+
+static void test_stat_cache(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  char *dir = test_mkdtemp();
+  char *root = hoist_asprintf("%s/root", dir), *cache = hoist_asprintf("%s/cache", dir);
+  assert_int_equal(mkdir(root, 0755), 0);
+  int rootfd = open(root, O_RDONLY | O_DIRECTORY);
+  assert_int_equal(mkdirat(rootfd, "sub", 0755), 0);
+  assert_ok(hoist_fs_write_atomic(rootfd, "a", "a\n", 2, 0644, &err), &err);
+  assert_ok(hoist_fs_write_atomic(rootfd, "sub/b", "b\n", 2, 0644, &err), &err);
+  const char *names[2] = {"", "sub/"};
+  const char *key = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+  const char *hex = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+  /* entries as new as the walk: racy, nothing written */
+  struct timespec now;
+  clock_gettime(CLOCK_REALTIME, &now);
+  assert_true(write_cache(rootfd, cache, &now, hex, names, &err) < 0);
+  assert_err_contains(&err, "changed during the walk");
+  assert_int_equal(access(cache, F_OK), -1);
+
+  /* a walk that started well after the last change: written, and a hit */
+  struct timespec later = {now.tv_sec + 5, now.tv_nsec};
+  assert_ok(write_cache(rootfd, cache, &later, hex, names, &err), &err);
+  hoist_deploy_fingerprint *out = hoist_malloc0(sizeof *out);
+  assert_int_equal(hoist_deploy_cache_check(cache, rootfd, key, 1, out), 1);
+  assert_string_equal(out[0].hex, hex);
+  assert_int_equal(out[0].n_changed, 1);
+  assert_string_equal(out[0].changed[0], "sub/b");
+  hoist_deploy_fingerprints_free(out, 1);
+  /* another key or component count: not used */
+  hoist_deploy_fingerprint miss[2] = {0};
+  assert_int_equal(hoist_deploy_cache_check(cache, rootfd, hex, 1, miss), 0);
+  assert_int_equal(hoist_deploy_cache_check(cache, rootfd, key, 2, miss), 0);
+
+  /* the parser's table of bad files, each a patch of the good one */
+  size_t len;
+  char *good = read_all(cache, &len);
+  hoist_deploy_cache_view v;
+  assert_int_equal(hoist_deploy_cache_parse(good, len, &v), 0);
+  assert_int_equal(v.n_dirs, 2);
+  assert_int_equal(v.n_files, 2);
+  size_t dir0 = (size_t)((const char *)v.dirs - good);
+  size_t file0 = (size_t)((const char *)v.files - good);
+  size_t comp0 = (size_t)((const char *)v.comps - good);
+  size_t dir_size = (file0 - dir0) / 2, strings = len - v.strings_len;
+  size_t name_sub = (size_t)((char *)memmem(good + strings, v.strings_len, "sub/", 5) - good);
+  size_t name_b = (size_t)((char *)memmem(good + strings, v.strings_len, "b", 2) - good);
+  struct {
+    const char *what;
+    size_t at; /* where patch goes, if any */
+    const char *patch;
+    size_t patch_len;
+    size_t len;
+  } bad[] = {
+      {"empty", 0, NULL, 0, 0},
+      {"header only", 0, NULL, 0, dir0},
+      {"truncated", 0, NULL, 0, len - 1},
+      {"one byte too many", 0, NULL, 0, len + 1},
+      {"magic", 0, "X", 1, len},
+      {"n_comp", 72, "\2", 1, len},
+      {"n_dirs", 76, "\3", 1, len},
+      {"n_files", 80, "\1", 1, len},
+      {"strings_len", 84, "\1", 1, len},
+      {"dir name offset", dir0, "\xff\xff", 2, len},
+      {"dir first file", dir0 + 4, "\1", 1, len},
+      {"dir file count", dir0 + 8, "\3", 1, len},
+      {"second dir overlapping", dir0 + dir_size + 4, "\0", 1, len},
+      {"file name offset", file0, "\xff\xff", 2, len},
+      {"fingerprint not hex", comp0, "Z", 1, len},
+      {"fingerprint too short", comp0 + 10, "", 1, len},
+      {"changed list out of bounds", comp0 + 72, "\xff\xff", 2, len},
+      {"no final NUL", len - 1, "x", 1, len},
+      {"directory ../", name_sub, "../", 4, len},
+      {"directory without its slash", name_sub + 3, "", 1, len},
+      {"file name with a slash", name_b, "/", 1, len},
+      {"file name .", name_b, ".", 1, len},
+  };
+  char *copy = malloc(len + 1);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    memcpy(copy, good, len);
+    copy[len] = 0;
+    if (bad[i].patch)
+      memcpy(copy + bad[i].at, bad[i].patch, bad[i].patch_len);
+    if (hoist_deploy_cache_parse(copy, bad[i].len, &v) == 0)
+      fail_msg("bad cache accepted: %s", bad[i].what);
+  }
+  free(copy);
+  free(good);
+
+  /* a file rewritten in place, same size, mtime put back: the ctime tells */
+  assert_ok(write_cache(rootfd, cache, &later, hex, names, &err), &err);
+  struct timespec pause = {0, 20 * 1000 * 1000};
+  nanosleep(&pause, NULL);
+  struct stat before;
+  assert_int_equal(fstatat(rootfd, "sub/b", &before, 0), 0);
+  int fd = openat(rootfd, "sub/b", O_WRONLY);
+  assert_int_equal(pwrite(fd, "c", 1, 0), 1);
+  struct timespec times[2] = {before.st_atim, before.st_mtim}; /* mtime put back */
+  assert_int_equal(futimens(fd, times), 0);
+  close(fd);
+  assert_int_equal(hoist_deploy_cache_check(cache, rootfd, key, 1, miss), 0);
+  /* and a new name in a directory: its mtime tells */
+  assert_ok(write_cache(rootfd, cache, &later, hex, names, &err), &err);
+  nanosleep(&pause, NULL);
+  assert_ok(hoist_fs_write_atomic(rootfd, "new", "n\n", 2, 0644, &err), &err);
+  assert_int_equal(hoist_deploy_cache_check(cache, rootfd, key, 1, miss), 0);
+
+  close(rootfd);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(root);
+  free(cache);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_file_parse_good), cmocka_unit_test(test_file_parse_bad),
       cmocka_unit_test(test_path_match),      cmocka_unit_test(test_state_parse),
       cmocka_unit_test(test_state_parse_bad), cmocka_unit_test(test_state_save_load),
       cmocka_unit_test(test_plan_table),      cmocka_unit_test(test_plan_errors),
-      cmocka_unit_test(test_run_steps),
+      cmocka_unit_test(test_run_steps),       cmocka_unit_test(test_stat_cache),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -42,8 +42,8 @@ int hoist_fs_write_all(int fd, const void *data, size_t len, hoist_err **err) {
   return 0;
 }
 
-int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                          hoist_err **err) {
+static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                        bool durable, hoist_err **err) {
   const char *slash = strrchr(name, '/');
   _cleanup_free_ char *dir = slash ? strndup(name, (size_t)(slash - name + 1)) : hoist_strdup(".");
   const char *base = slash ? slash + 1 : name;
@@ -60,7 +60,7 @@ int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t 
   int r = hoist_fs_write_all(fd, data, len, err);
   if (r == 0 && fchmod(fd, mode ? mode : 0644) < 0)
     r = hoist_err_errno(err, errno, "chmod");
-  if (r == 0 && fsync(fd) < 0)
+  if (r == 0 && durable && fsync(fd) < 0)
     r = hoist_err_errno(err, errno, "fsync");
   if (r == 0 && renameat(dfd, tmpbase, dfd, base) < 0)
     r = hoist_err_errno(err, errno, "rename");
@@ -68,8 +68,19 @@ int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t 
     unlinkat(dfd, tmpbase, 0);
     return hoist_err_wrap(err, "write %s", name);
   }
-  fsync(dfd);
+  if (durable)
+    fsync(dfd);
   return 0;
+}
+
+int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                          hoist_err **err) {
+  return write_atomic(dirfd, name, data, len, mode, true, err);
+}
+
+int hoist_fs_write_replace(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
+                           hoist_err **err) {
+  return write_atomic(dirfd, name, data, len, mode, false, err);
 }
 
 /* Walks path component by component from rootfd without ever following a

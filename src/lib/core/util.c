@@ -18,6 +18,13 @@ void *hoist_malloc0(size_t n) {
   return p;
 }
 
+void *hoist_realloc(void *p, size_t n) {
+  void *q = realloc(p, n ? n : 1);
+  if (!q)
+    abort();
+  return q;
+}
+
 char *hoist_asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

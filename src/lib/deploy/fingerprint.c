@@ -25,6 +25,10 @@ static int git_fail(hoist_err **err, int code, const char *what) {
 
 int hoist_deploy_repo_open(const char *path, hoist_deploy_repo **out, hoist_err **err) {
   git_libgit2_init();
+  /* every object is read once, from the user's own repository, as git
+   * itself reads them: no object cache, no re-hash (a third of a walk) */
+  git_libgit2_opts(GIT_OPT_ENABLE_CACHING, 0);
+  git_libgit2_opts(GIT_OPT_ENABLE_STRICT_HASH_VERIFICATION, 0);
   git_repository *repo = NULL;
   int r = git_repository_open_ext(&repo, path, 0, NULL);
   if (r < 0) {
@@ -141,6 +145,11 @@ typedef struct fp_ctx {
   hoist_buf arena; /* the head entries' paths */
   hoist_buf path;
   hoist_err **err;
+  /* for the stat cache: untracked files that count, and why the tree
+   * cannot be cached (NULL when it can) */
+  hoist_deploy_strv untracked_paths;
+  hoist_deploy_cstat *untracked_st;
+  const char *uncacheable;
 } fp_ctx;
 
 static bool comp_match(const comp_ctx *c, const char *path, size_t len) {
@@ -369,6 +378,7 @@ static int content_differs(fp_ctx *ctx, int rootfd, const git_index_entry *e, bo
 typedef struct tracked_scan {
   const git_index_entry **tostat; /* in path order */
   int *result;                    /* per tostat entry: STAT_* or a negative errno */
+  hoist_deploy_cstat *seen;       /* per tostat entry: what the walk statted */
   size_t n_stat;
   const char **tracked; /* every index path the patterns match, in order */
   size_t n_tracked;
@@ -399,6 +409,7 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
   }
   /* an entry the walk does not meet is gone from the work tree */
   ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
+  ts->seen = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->seen);
   for (size_t i = 0; i < ts->n_stat; i++)
     ts->result[i] = STAT_CHANGED;
 }
@@ -583,8 +594,12 @@ typedef struct walk_shared {
   walk_dir *queue;
   size_t n_queue, cap_queue;
   size_t active;
-  hoist_deploy_strv files; /* untracked files (ignored or not) */
-  walk_dir *dirs;          /* untracked directories */
+  hoist_deploy_strv files;        /* untracked files (ignored or not) */
+  hoist_deploy_cache_dir *walked; /* every directory read, with its stat data */
+  size_t n_walked, cap_walked;
+  hoist_deploy_cache_dir *gitignores; /* every .gitignore in them: rules the cache depends on */
+  size_t n_gitignores, cap_gitignores;
+  walk_dir *dirs; /* untracked directories */
   size_t n_dirs, cap_dirs;
   int error;
   char *error_path;
@@ -666,6 +681,20 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
       walk_fail(sh, errno, dir);
     return; /* its tracked files count as deleted */
   }
+  struct stat dst;
+  if (fstat(fd, &dst) < 0) {
+    walk_fail(sh, errno, dir);
+    return;
+  }
+  pthread_mutex_lock(&sh->lock);
+  if (sh->n_walked == sh->cap_walked) {
+    sh->cap_walked = sh->cap_walked ? sh->cap_walked * 2 : 256;
+    sh->walked = hoist_realloc(sh->walked, sh->cap_walked * sizeof *sh->walked);
+  }
+  hoist_deploy_cache_dir *w = &sh->walked[sh->n_walked++];
+  w->path = hoist_strdup(dir);
+  hoist_deploy_cstat_from(&w->st, &dst);
+  pthread_mutex_unlock(&sh->lock);
   size_t dlen = strlen(dir);
   char path[4096 + 256 + 2];
   if (dlen > 4096) {
@@ -700,6 +729,21 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
       size_t nlen = strlen(name);
       memcpy(path + dlen, name, nlen + 1);
       size_t plen = dlen + nlen;
+      if (strcmp(name, ".gitignore") == 0) {
+        hoist_deploy_cstat cst = {0};
+        if (have_stat || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+          hoist_deploy_cstat_from(&cst, &st);
+          have_stat = true;
+        }
+        pthread_mutex_lock(&sh->lock);
+        if (sh->n_gitignores == sh->cap_gitignores) {
+          sh->cap_gitignores = sh->cap_gitignores ? sh->cap_gitignores * 2 : 16;
+          sh->gitignores =
+              hoist_realloc(sh->gitignores, sh->cap_gitignores * sizeof *sh->gitignores);
+        }
+        sh->gitignores[sh->n_gitignores++] = (hoist_deploy_cache_dir){hoist_strdup(path), cst};
+        pthread_mutex_unlock(&sh->lock);
+      }
       if (type == DT_DIR) {
         path[plen] = '/';
         path[plen + 1] = '\0';
@@ -726,6 +770,7 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
           continue;
         }
         ts->result[pos] = stat_compare(ts->tostat[pos], &st, &ts->index_mtime);
+        hoist_deploy_cstat_from(&ts->seen[pos], &st);
         continue;
       }
       if (find_sorted(ts->tracked, ts->n_tracked, path) >= 0 ||
@@ -797,15 +842,27 @@ static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
     r = hoist_err_errno(ctx->err, sh->error, "read %s", sh->error_path);
   for (size_t i = 0; r == 0 && i < sh->files.n; i++) {
     bool ign = false;
-    r = ignored(ctx, sh->files.v[i], &ign);
-    if (r == 0 && !ign)
+    const char *path = sh->files.v[i];
+    r = ignored(ctx, path, &ign);
+    if (r == 0 && !ign) {
+      struct stat st;
+      ctx->untracked_st = hoist_realloc(ctx->untracked_st,
+                                        (ctx->untracked_paths.n + 1) * sizeof *ctx->untracked_st);
+      if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        hoist_deploy_cstat_from(&ctx->untracked_st[ctx->untracked_paths.n], &st);
+      else
+        ctx->uncacheable = "an untracked file vanished during the walk";
+      hoist_deploy_strv_push(&ctx->untracked_paths, hoist_strdup(path));
       hoist_deploy_strv_push(out, steal_pointer(&sh->files.v[i]));
+    }
   }
   /* untracked directories: rare, walked here with the ignore rules */
   for (size_t i = 0; r == 0 && i < sh->n_dirs; i++) {
     const char *d = sh->dirs[i].dir;
     bool ign = false;
     r = ignored(ctx, d, &ign);
+    if (r == 0 && !ign)
+      ctx->uncacheable = "an untracked directory"; /* its own entries are not recorded */
     _cleanup_free_ char *dotgit = hoist_asprintf("%s.git", d);
     if (r == 0 && !ign && faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
       r = untracked(ctx, idx, rootfd, d, sh->dirs[i].cover, exclude, out);
@@ -815,6 +872,12 @@ static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
 
 static void walk_free(walk_shared *sh) {
   free(sh->queue);
+  for (size_t i = 0; i < sh->n_walked; i++)
+    free(sh->walked[i].path);
+  free(sh->walked);
+  for (size_t i = 0; i < sh->n_gitignores; i++)
+    free(sh->gitignores[i].path);
+  free(sh->gitignores);
   free(sh->error_path);
   for (size_t i = 0; i < sh->n_dirs; i++)
     free(sh->dirs[i].dir);
@@ -897,6 +960,128 @@ static int content_hash(int rootfd, const char *path, char out[HOIST_DIGEST_HEX_
   return 0;
 }
 
+/* ------------------------------------------------------------ stat cache */
+
+/* Hashes the content of path into h, or a marker when it cannot be read. */
+static void key_file(hoist_sha256 *h, const char *what, const char *path) {
+  hoist_sha256_update(h, what, strlen(what) + 1);
+  _cleanup_close_ int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+  char buf[16384];
+  ssize_t n;
+  if (fd < 0) {
+    hoist_sha256_update(h, "\0absent", 8);
+    return;
+  }
+  while ((n = read(fd, buf, sizeof buf)) > 0)
+    hoist_sha256_update(h, buf, (size_t)n);
+  hoist_sha256_update(h, n < 0 ? "\0unreadable" : "\0end", n < 0 ? 12 : 5);
+}
+
+static void key_str(hoist_sha256 *h, const char *s) {
+  hoist_sha256_update(h, s ? s : "", (s ? strlen(s) : 0) + 1);
+}
+
+/* The stat cache's key: everything but the work tree that decides the
+ * fingerprints and the files counted (HEAD's tree, the index's checksum,
+ * the patterns, the state file's place, the ignore rules outside the tree
+ * and git's config). Fails when HEAD or the index cannot be read, and
+ * then there is no cache. */
+static int cache_key(hoist_deploy_repo *r, const hoist_deploy_file *f, const char *exclude,
+                     char key[HOIST_DIGEST_HEX_LEN + 1]) {
+  __attribute__((cleanup(hoist_sha256_freep))) hoist_sha256 *h = hoist_sha256_new();
+  key_str(h, "hoist deploy stat cache 1");
+  key_str(h, r->root);
+  key_str(h, exclude);
+  for (size_t i = 0; i < f->n_components; i++) {
+    key_str(h, f->components[i].name);
+    for (size_t k = 0; k < f->components[i].n_paths; k++)
+      key_str(h, f->components[i].paths[k]);
+    key_str(h, "");
+  }
+  git_object *tree = NULL;
+  if (git_revparse_single(&tree, r->repo, "HEAD^{tree}") == 0) {
+    char hex[GIT_OID_HEXSZ + 1];
+    git_oid_tostr(hex, sizeof hex, git_object_id(tree));
+    key_str(h, hex);
+    git_object_free(tree);
+  } else {
+    key_str(h, "no HEAD");
+  }
+  const char *gitdir = git_repository_path(r->repo);
+  /* an index ends with the checksum of all it holds */
+  _cleanup_free_ char *index = hoist_asprintf("%sindex", gitdir);
+  _cleanup_close_ int ifd = open(index, O_RDONLY | O_CLOEXEC);
+  struct stat ist;
+  unsigned char sum[GIT_OID_RAWSZ];
+  if (ifd < 0 || fstat(ifd, &ist) < 0 || ist.st_size < (off_t)sizeof sum ||
+      pread(ifd, sum, sizeof sum, ist.st_size - (off_t)sizeof sum) != (ssize_t)sizeof sum)
+    return -1;
+  hoist_sha256_update(h, sum, sizeof sum);
+  hoist_sha256_update(h, &ist.st_size, sizeof ist.st_size);
+  _cleanup_free_ char *config = hoist_asprintf("%sconfig", gitdir);
+  _cleanup_free_ char *info_exclude = hoist_asprintf("%sinfo/exclude", gitdir);
+  _cleanup_free_ char *info_attributes = hoist_asprintf("%sinfo/attributes", gitdir);
+  key_file(h, "config", config);
+  key_file(h, "info/exclude", info_exclude);
+  key_file(h, "info/attributes", info_attributes);
+  git_config *cfg = NULL;
+  git_buf excludes = {0};
+  if (git_repository_config_snapshot(&cfg, r->repo) == 0 &&
+      git_config_get_path(&excludes, cfg, "core.excludesfile") == 0)
+    key_file(h, "core.excludesfile", excludes.ptr);
+  git_buf_dispose(&excludes);
+  git_config_free(cfg);
+  const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
+  _cleanup_free_ char *xdg_ignore = xdg && *xdg ? hoist_asprintf("%s/git/ignore", xdg)
+                                    : home      ? hoist_asprintf("%s/.config/git/ignore", home)
+                                                : NULL;
+  key_file(h, "xdg ignore", xdg_ignore);
+  hoist_sha256_final_hex(h, key);
+  return 0;
+}
+
+/* Writes the stat cache after a full computation, when the tree allows. */
+static void cache_store(const char *cache_path, const char *key, const struct timespec *since,
+                        fp_ctx *ctx, background *bg, const hoist_deploy_fingerprint *fp) {
+  tracked_scan *ts = &bg->ts;
+  const char *why = ctx->uncacheable;
+  if (!why && ts->n_tracked != ts->n_stat)
+    why = "conflicted, intent-to-add, sparse or submodule entries";
+  if (why) {
+    hoist_debug("deploy: stat cache not written: %s", why);
+    return;
+  }
+  size_t n_files = 0;
+  walk_shared *sh = &bg->sh;
+  _cleanup_free_ hoist_deploy_cache_file *files =
+      hoist_malloc0((ts->n_stat + ctx->untracked_paths.n + sh->n_gitignores + 1) * sizeof *files);
+  for (size_t i = 0; i < sh->n_gitignores; i++) {
+    if (!sh->gitignores[i].st.valid) {
+      hoist_debug("deploy: stat cache not written: %s vanished", sh->gitignores[i].path);
+      return;
+    }
+    files[n_files++] = (hoist_deploy_cache_file){sh->gitignores[i].path, &sh->gitignores[i].st};
+  }
+  for (size_t i = 0; i < ts->n_stat; i++)
+    if (ts->seen[i].valid) /* not valid: gone, and its directory says so */
+      files[n_files++] = (hoist_deploy_cache_file){ts->tostat[i]->path, &ts->seen[i]};
+  for (size_t i = 0; i < ctx->untracked_paths.n; i++)
+    files[n_files++] = (hoist_deploy_cache_file){ctx->untracked_paths.v[i], &ctx->untracked_st[i]};
+  hoist_err *err = NULL;
+  struct timespec w0, w1;
+  clock_gettime(CLOCK_MONOTONIC, &w0);
+  if (hoist_deploy_cache_write(cache_path, key, since, fp, ctx->n, bg->sh.walked, bg->sh.n_walked,
+                               files, n_files, &err) < 0) {
+    _cleanup_free_ char *text = hoist_err_text(err);
+    hoist_debug("deploy: stat cache not written: %s", text);
+  } else {
+    clock_gettime(CLOCK_MONOTONIC, &w1);
+    hoist_debug("deploy: stat cache written in %.3fs: %zu directories, %zu files",
+                elapsed(&w0, &w1), bg->sh.n_walked, n_files);
+  }
+  hoist_err_free(err);
+}
+
 static void fp_ctx_free(fp_ctx *ctx) {
   for (size_t i = 0; i < ctx->n; i++) {
     comp_ctx *c = &ctx->comps[i];
@@ -910,6 +1095,8 @@ static void fp_ctx_free(fp_ctx *ctx) {
   free(ctx->head);
   hoist_buf_free(&ctx->arena);
   hoist_buf_free(&ctx->path);
+  hoist_deploy_strv_free(&ctx->untracked_paths);
+  free(ctx->untracked_st);
 }
 
 int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, const char *exclude,
@@ -940,6 +1127,23 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
     int e = errno;
     fp_ctx_free(&ctx);
     return hoist_err_errno(err, e, "open %s", r->root);
+  }
+  /* every stat below is taken after since: a change after one of them
+   * carries a timestamp from since on */
+  struct timespec since;
+  clock_gettime(CLOCK_REALTIME_COARSE, &since);
+  char key[HOIST_DIGEST_HEX_LEN + 1];
+  bool keyed = cache_key(r, f, exclude, key) == 0;
+  _cleanup_free_ char *cache_path =
+      hoist_asprintf("%s%s", git_repository_path(r->repo), HOIST_DEPLOY_CACHE_NAME);
+  if (keyed) {
+    hoist_deploy_fingerprint *hit = hoist_malloc0((n ? n : 1) * sizeof *hit);
+    if (hoist_deploy_cache_check(cache_path, rootfd, key, n, hit) == 1) {
+      fp_ctx_free(&ctx);
+      *out = hit;
+      return 0;
+    }
+    hoist_deploy_fingerprints_free(hit, n);
   }
   int any_cover = COVER_MAYBE;
   for (size_t i = 0; i < n; i++)
@@ -976,11 +1180,6 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   if (rc == 0)
     rc = tracked_finish(&ctx, rootfd, &bg.ts, &changed);
   sort_unique(&changed);
-  walk_free(&bg.sh);
-  free(bg.ts.tostat);
-  free(bg.ts.result);
-  free(bg.ts.tracked);
-  git_index_free(bg.idx);
   clock_gettime(CLOCK_MONOTONIC, &t2);
   hoist_debug("deploy: HEAD tree %.3fs; index and work tree %.3fs; total %.3fs", elapsed(&t0, &t1),
               bg.seconds, elapsed(&t0, &t2));
@@ -1009,6 +1208,14 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
     fp[i].n_changed = c->changed.n;
     c->changed.n = 0;
   }
+  if (rc == 0 && keyed)
+    cache_store(cache_path, key, &since, &ctx, &bg, fp);
+  walk_free(&bg.sh);
+  free(bg.ts.tostat);
+  free(bg.ts.result);
+  free(bg.ts.seen);
+  free(bg.ts.tracked);
+  git_index_free(bg.idx);
   fp_ctx_free(&ctx);
   hoist_deploy_strv_free(&changed);
   if (rc < 0) {
