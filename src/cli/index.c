@@ -134,8 +134,10 @@ static int run_index(int argc, char **argv) {
     fputs(index_usage, stdout);
     return EXIT_OK;
   }
-  if (strcmp(cmd, "create") == 0)
+  if (strcmp(cmd, "create") == 0) {
+    argv[1] = hoist_asprintf("hoist index %s", cmd); /* getopt's messages name it so */
     return index_create(argc - 1, argv + 1);
+  }
   return cli_usage("index", "unknown command '%s'", cmd);
 }
 

@@ -214,8 +214,10 @@ static int layer_run(int argc, char **argv) {
     usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? EXIT_USAGE : EXIT_OK;
   }
-  if (strcmp(argv[1], "create") == 0)
+  if (strcmp(argv[1], "create") == 0) {
+    argv[1] = hoist_asprintf("hoist layer %s", argv[1]); /* getopt's messages name it so */
     return layer_create(argc - 1, argv + 1);
+  }
   return cli_usage(VERB, "unknown subcommand '%s'", argv[1]);
 }
 

@@ -15,6 +15,12 @@ int cli_fail(const char *verb, hoist_err *err) {
 }
 
 int cli_usage(const char *verb, const char *fmt, ...) {
+  /* getopt has already said which option and what is wrong with it, under
+   * the name the verb runs as ("hoist copy") */
+  if (strcmp(fmt, "unknown option") == 0) {
+    fprintf(stderr, "Try 'hoist %s --help'.\n", verb);
+    return EXIT_USAGE;
+  }
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "hoist %s: ", verb);
@@ -96,8 +102,10 @@ int main(int argc, char **argv) {
     return EXIT_OK;
   }
   for (const cli_verb *v = __start_hoist_verbs; v < __stop_hoist_verbs; v++)
-    if (strcmp(v->name, verb) == 0)
+    if (strcmp(v->name, verb) == 0) {
+      argv[1] = hoist_asprintf("hoist %s", v->name); /* getopt's messages name it so */
       return v->run(argc - 1, argv + 1);
+    }
   fprintf(stderr, "hoist: unknown verb '%s'\nTry 'hoist --help'.\n", verb);
   return EXIT_USAGE;
 }
