@@ -4,6 +4,7 @@ registry (docker-registry), checked with skopeo and umoci.
 Base images are made by hoist append from Debian's busybox-static for amd64
 and arm64 (apt-get download + dpkg -x, cached under $HOIST_CACHE/fixtures).
 """
+import fcntl
 import json
 import os
 import shutil
@@ -379,6 +380,36 @@ def publish_oci_index_into_a_layout():
     rootfs, cfg, _ = pull_and_unpack(f"oci:{out}:latest", "--override-arch", "arm64")
     assert cfg["architecture"] == "arm64"
     check_payload(rootfs, "arm64")
+
+
+@test
+def publish_sweeps_the_stage_a_killed_publish_left():
+    """A publish killed by a signal cannot remove its stage directory; the
+    next publish does. It leaves alone the stage of a publish still running
+    (which holds an flock on it) and one made a moment ago."""
+    e = env()
+    stages = {}
+    for name, age in (("stale", 7200), ("running", 7200), ("new", 0)):
+        path = os.path.join(PUBLISH_TMP, f"hoist-publish-{name}")
+        os.makedirs(os.path.join(path, "amd64", "payload"))
+        with open(os.path.join(path, "amd64", "payload", "f"), "w") as f:
+            f.write("half a stage\n")
+        t = os.stat(path).st_mtime - age
+        os.utime(path, (t, t))
+        stages[name] = path
+    running = os.open(stages["running"], os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(running, fcntl.LOCK_EX)
+    try:
+        out = os.path.join(tmpdir(), "pub")
+        hoist("bundle", "publish", "--base", f"oci:{e.bases}:multi", "--target",
+              f"oci:{out}:v1", "--bundle", f"amd64={e.bundle('amd64')}")
+        assert not os.path.exists(stages["stale"])
+        assert os.path.exists(os.path.join(stages["running"], "amd64", "payload", "f"))
+        assert os.path.exists(os.path.join(stages["new"], "amd64", "payload", "f"))
+    finally:
+        os.close(running)
+        for path in stages.values():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 @test

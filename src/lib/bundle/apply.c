@@ -1,10 +1,13 @@
 /* A staged runtime bundle as one new layer on a base image, and the
  * multi-arch publish flow built on it. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bundle-internal.h"
@@ -219,6 +222,35 @@ static int publish_prepare(hoist_registry *r, const hoist_bundle_publish_opts *o
   return 0;
 }
 
+#define STAGE_PREFIX "hoist-publish-"
+
+/* A publish holds an flock on its stage directory until it has removed it.
+ * Removes the stages in parent that no process holds and that have not
+ * changed for a minute (one just made is locked an instant later): those a
+ * killed publish left behind. */
+static void sweep_stale_stages(const char *parent) {
+  DIR *d = opendir(parent);
+  if (!d)
+    return;
+  time_t now = time(NULL);
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    if (strncmp(e->d_name, STAGE_PREFIX, strlen(STAGE_PREFIX)) != 0)
+      continue;
+    _cleanup_close_ int fd =
+        openat(dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) < 0 || st.st_uid != geteuid() || now - st.st_mtime < 60 ||
+        flock(fd, LOCK_EX | LOCK_NB) < 0)
+      continue;
+    hoist_err *err = NULL;
+    if (hoist_fs_rm_rf_at(dirfd(d), e->d_name, &err) == 0)
+      hoist_info("removed %s/%s, left by an interrupted publish", parent, e->d_name);
+    hoist_err_free(err);
+  }
+  closedir(d);
+}
+
 int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
                          hoist_bundle_publish_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
@@ -228,9 +260,17 @@ int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
   const char *parent = o->stage_parent;
   if (!parent)
     parent = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
-  _cleanup_free_ char *stage_root = hoist_asprintf("%s/hoist-publish-XXXXXX", parent);
+  sweep_stale_stages(parent);
+  _cleanup_free_ char *stage_root = hoist_asprintf("%s/" STAGE_PREFIX "XXXXXX", parent);
   if (!mkdtemp(stage_root))
     return hoist_err_errno(err, errno, "create a stage directory in %s", parent);
+  /* held until the stage is removed, so no other publish sweeps it away */
+  _cleanup_close_ int stage_lock = open(stage_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (stage_lock < 0 || flock(stage_lock, LOCK_EX) < 0) {
+    int e = errno;
+    rmdir(stage_root);
+    return hoist_err_errno(err, e, "lock the stage directory %s", stage_root);
+  }
 
   char *staged[HOIST_BUNDLE_PUBLISH_MAX] = {0};
   hoist_loc *targets[HOIST_BUNDLE_PUBLISH_MAX] = {0};
