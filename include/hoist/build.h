@@ -134,4 +134,10 @@ HOIST_EXPORT void hoist_build_cache_key(const hoist_build_kind *k, const char *b
 /* Default build cache directory. Caller frees. */
 HOIST_EXPORT char *hoist_build_cache_dir(void);
 
+/* Removes the entries of the build cache dir (NULL: the default) not used
+ * (written or hit) for max_age seconds, then the blobs only they held;
+ * dry_run only counts them (bytes: the layers' sizes). */
+HOIST_EXPORT int hoist_build_cache_prune(const char *dir, int64_t max_age, bool dry_run,
+                                         hoist_prune_report *report, hoist_err **err);
+
 #endif

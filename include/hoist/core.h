@@ -148,6 +148,12 @@ HOIST_EXPORT void hoist_log(hoist_log_level level, const char *fmt, ...)
 
 /* ----------------------------------------------------------------- misc */
 
+/* What pruning a cache removed (or, dry, would remove). */
+typedef struct hoist_prune_report {
+  uint64_t removed; /* trees or entries */
+  uint64_t bytes;   /* disk space they took */
+} hoist_prune_report;
+
 /* Library version, "MAJOR.MINOR.PATCH". */
 HOIST_EXPORT const char *hoist_version(void);
 

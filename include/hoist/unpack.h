@@ -79,9 +79,17 @@ HOIST_EXPORT int hoist_unpack_resolve(hoist_store *s, const char *tag,
                                       const hoist_platform *platform, hoist_manifest **manifest,
                                       hoist_err **err);
 
-/* Default cache directory: $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs.
- * Caller frees. */
+/* Default cache directory: $HOIST_ROOTFS_CACHE, else $HOIST_CACHE/rootfs,
+ * else ~/.cache/hoist/rootfs. Caller frees. */
 HOIST_EXPORT char *hoist_unpack_cache_dir(void);
+
+/* Removes the trees of the rootfs cache dir (NULL: the default) not used
+ * (unpacked or reused) for max_age seconds; dry_run only counts them. A
+ * tree is renamed out of sight before it is removed. A build that has been
+ * using a tree longer than max_age loses it: keep max_age above the
+ * longest build. */
+HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
+                                          hoist_prune_report *report, hoist_err **err);
 
 /* Returns in *path (caller frees) the cached rootfs of m under cache_dir
  * (NULL: the default): cache_dir/<config-hex>. Unpacks it first when missing,

@@ -30,6 +30,12 @@ enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 /* Prints "hoist <verb>: <error text>" to stderr, frees err, returns 1. */
 int cli_fail(const char *verb, hoist_err *err);
 
+/* "90", "90s", "15m", "1h", "2d" -> seconds; false on anything else. */
+bool cli_parse_age(const char *text, int64_t *out);
+
+/* 1536 -> "1.5 KiB"; below 1 KiB, "512 B". */
+void cli_human_size(double bytes, char out[32]);
+
 /* Prints "hoist <verb>: <message>" and a hint to use --help; returns 2. */
 int cli_usage(const char *verb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

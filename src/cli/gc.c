@@ -27,39 +27,6 @@ static const char usage[] =
     "  --json         print {\"removed\": N, \"freedBytes\": N}\n"
     "  -h, --help     show this help\n";
 
-/* "90", "90s", "15m", "1h", "2d" -> seconds; false on anything else. */
-static bool parse_age(const char *text, int64_t *out) {
-  char *end = NULL;
-  errno = 0;
-  long long v = strtoll(text, &end, 10);
-  if (errno || end == text || v < 0)
-    return false;
-  long long unit = 1;
-  if (*end) {
-    if (end[1])
-      return false;
-    switch (*end) {
-    case 's':
-      break;
-    case 'm':
-      unit = 60;
-      break;
-    case 'h':
-      unit = 3600;
-      break;
-    case 'd':
-      unit = 86400;
-      break;
-    default:
-      return false;
-    }
-  }
-  if (v > INT64_MAX / unit)
-    return false;
-  *out = v * unit;
-  return true;
-}
-
 static int run(int argc, char **argv) {
   enum { OPT_JSON = 256, OPT_MIN_AGE };
   static const struct option opts[] = {
@@ -77,7 +44,7 @@ static int run(int argc, char **argv) {
       json = true;
       break;
     case OPT_MIN_AGE:
-      if (!parse_age(optarg, &min_age))
+      if (!cli_parse_age(optarg, &min_age))
         return cli_usage(VERB, "--min-age: \"%s\" is not an age (like 0, 90s, 15m, 1h, 2d)",
                          optarg);
       break;

@@ -211,20 +211,6 @@ static int load_image(image_source *src, const char *platform, bool want_manifes
   return 0;
 }
 
-static void human_size(int64_t n, char out[32]) {
-  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = (double)n;
-  size_t u = 0;
-  while (v >= 1024 && u + 1 < sizeof units / sizeof *units) {
-    v /= 1024;
-    u++;
-  }
-  if (u == 0)
-    snprintf(out, 32, "%lld B", (long long)n);
-  else
-    snprintf(out, 32, "%.1f %s", v, units[u]);
-}
-
 /* A JSON array of strings as one line: ["sh", "-c"] -> sh -c (quoted when
  * an element has a space). */
 static void print_strv(const char *label, json_t *arr) {
@@ -246,7 +232,7 @@ static void print_human(image_source *src, image_info *in) {
   char sz[32];
   printf("Image:        %s\n", src->name);
   if (in->index) {
-    human_size(src->top.size, sz);
+    cli_human_size((double)(src->top.size), sz);
     printf("Index:        %s (%s, %s)\n", src->top.digest, src->top.media_type, sz);
     for (size_t i = 0; i < in->index->n_manifests; i++) {
       const hoist_descriptor *d = &in->index->manifests[i];
@@ -256,7 +242,7 @@ static void print_human(image_source *src, image_info *in) {
   }
   if (!in->manifest)
     return;
-  human_size(in->desc.size, sz);
+  cli_human_size((double)(in->desc.size), sz);
   printf("Media type:   %s\n", in->manifest->media_type);
   printf("Digest:       %s\n", in->desc.digest);
   printf("Size:         %s\n", sz);
@@ -266,11 +252,11 @@ static void print_human(image_source *src, image_info *in) {
   int64_t total = 0;
   for (size_t i = 0; i < in->manifest->n_layers; i++)
     total += in->manifest->layers[i].size;
-  human_size(total, sz);
+  cli_human_size((double)(total), sz);
   printf("Layers:       %zu (%s)\n", in->manifest->n_layers, sz);
   for (size_t i = 0; i < in->manifest->n_layers; i++) {
     const hoist_descriptor *l = &in->manifest->layers[i];
-    human_size(l->size, sz);
+    cli_human_size((double)(l->size), sz);
     printf("  %s  %10s  %s\n", l->digest, sz, l->media_type);
   }
   hoist_config *c = in->config;

@@ -1,4 +1,6 @@
+#include <errno.h>
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -28,6 +30,49 @@ int cli_usage(const char *verb, const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "\nTry 'hoist %s --help'.\n", verb);
   return EXIT_USAGE;
+}
+
+/* "90", "90s", "15m", "1h", "2d" -> seconds; false on anything else. */
+bool cli_parse_age(const char *text, int64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  long long v = strtoll(text, &end, 10);
+  if (errno || end == text || v < 0)
+    return false;
+  long long unit = 1;
+  if (*end) {
+    if (end[1])
+      return false;
+    switch (*end) {
+    case 's':
+      break;
+    case 'm':
+      unit = 60;
+      break;
+    case 'h':
+      unit = 3600;
+      break;
+    case 'd':
+      unit = 86400;
+      break;
+    default:
+      return false;
+    }
+  }
+  if (v > INT64_MAX / unit)
+    return false;
+  *out = v * unit;
+  return true;
+}
+
+void cli_human_size(double bytes, char out[32]) {
+  static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  size_t u = 0;
+  while (bytes >= 1024 && u + 1 < sizeof units / sizeof *units) {
+    bytes /= 1024;
+    u++;
+  }
+  snprintf(out, 32, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
 }
 
 int cli_parse_layout_args(const char *verb, const char *usage, int argc, char **argv, bool *json,

@@ -94,16 +94,6 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void human(double v, char *out, size_t size) {
-  const char *u[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int i = 0;
-  while (v >= 1024 && i < 4) {
-    v /= 1024;
-    i++;
-  }
-  snprintf(out, size, i ? "%.1f %s" : "%.0f %s", v, u[i]);
-}
-
 static void draw(void) {
   if (drawn)
     fprintf(stderr, "\033[%zuA", drawn);
@@ -113,9 +103,9 @@ static void draw(void) {
     double el = t - b->start > 0.001 ? t - b->start : 0.001;
     double rate = (double)b->done / el;
     char d[32], tot[32], rt[32];
-    human((double)b->done, d, sizeof d);
-    human((double)b->total, tot, sizeof tot);
-    human(rate, rt, sizeof rt);
+    cli_human_size((double)b->done, d);
+    cli_human_size((double)b->total, tot);
+    cli_human_size(rate, rt);
     int width = 24;
     int fill = b->total ? (int)((double)b->done * width / (double)b->total) : 0;
     if (fill > width)
@@ -233,7 +223,7 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
     cli_print_json(j);
   } else {
     char b[32];
-    human((double)res.bytes, b, sizeof b);
+    cli_human_size((double)res.bytes, b);
     printf("%s -> %s %s (blobs: %llu transferred, %llu present, %llu mounted; %s)\n", sname, dname,
            res.digest, (unsigned long long)res.blobs_uploaded,
            (unsigned long long)res.blobs_skipped, (unsigned long long)res.blobs_mounted, b);

@@ -85,6 +85,12 @@ def tmpdir(prefix="hoist-it-"):
     return d
 
 
+# Trees unpacked by the tests (their images are new on every run) go to a
+# rootfs cache of this run, removed at its end, not to the user's.
+if "HOIST_ROOTFS_CACHE" not in os.environ:
+    os.environ["HOIST_ROOTFS_CACHE"] = tmpdir("hoist-rootfs-")
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -295,6 +295,47 @@ def test_cache_hit_and_one_byte_miss():
 
 
 @test
+def test_prune_drops_build_cache_entries_unused_for_max_age():
+    src = with_extend("pr", "#!/bin/sh\ncat /tmp/*.json > /dep\n")
+    images = os.path.join(work(), "prune-images")
+    cache = os.path.join(images, "build-cache")  # the default build cache under HOIST_IMAGES
+    env = {"HOIST_IMAGES": images, "HOIST_ROOTFS_CACHE": os.path.join(work(), "prune-rootfs")}
+    out = os.path.join(work(), "out-prune")
+
+    def b(text, tag):
+        path = os.path.join(work(), f"prune-{tag}")
+        with open(path, "w") as f:
+            f.write(text)
+        return hoist("build", "--source", src, "--kind", "nodejs", "--file", path, "--target",
+                     f"oci:{out}:{tag}", env=env).stderr
+
+    def entries():
+        with open(os.path.join(cache, "index.json")) as f:
+            return {m["digest"][7:] for m in json.load(f)["manifests"]}
+
+    def age(hexes, days):
+        t = time.time() - days * 86400
+        for h in hexes:
+            os.utime(os.path.join(cache, "blobs", "sha256", h), (t, t))
+
+    assert "cache miss" in b('{"p":1}\n', "one")
+    one = entries()
+    assert "cache miss" in b('{"p":2}\n', "two")
+    two = entries() - one
+    assert len(one) == 1 and len(two) == 1
+    # both unused for 8 days; then the second is hit, which counts as use
+    age(one | two, 8)
+    assert "cache hit" in b('{"p":2}\n', "two-again")
+    res = json.loads(hoist("prune", "--json", env=env).stdout)["buildCache"]
+    assert res["removed"] == 1 and res["bytes"] > 0, res
+    assert entries() == two
+    assert not os.path.exists(os.path.join(cache, "blobs", "sha256", next(iter(one))))
+    # what was pruned is built again; what was kept is still a hit
+    assert "cache miss" in b('{"p":1}\n', "one-again")
+    assert "cache hit" in b('{"p":2}\n', "two-third")
+
+
+@test
 def test_failed_recipe_leaves_no_image():
     """busybox has no python: the recipe fails, the log names the command and
     its status, and the target gets nothing."""

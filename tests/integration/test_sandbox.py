@@ -277,6 +277,7 @@ def rootless_run():
     subprocess.run(["cp", "-r", LAYOUT, layout], check=True)
     subprocess.run(["chown", "-R", "65534:65534", d], check=True)
     env = dict(os.environ, HOIST_CACHE=os.path.join(d, "cache"), HOME=d, TMPDIR=d)
+    env.pop("HOIST_ROOTFS_CACHE")  # the unprivileged user's own, under HOIST_CACHE
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HOIST,
                         "run", f"oci:{layout}:base", "--", "sh", "-c",
                         "id -u; echo hi > /root/f; cat /root/f; rm /bin/ls && echo rm-ok"],

@@ -5,6 +5,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 
 from hoisttest import Registry, Skip, hoist, main, run, test, tmpdir
 
@@ -174,7 +175,9 @@ def rootfs_cache_once_and_concurrent():
     paths = {r["path"] for r in results}
     assert len(paths) == 1, paths
     path = paths.pop()
-    assert os.listdir(cache) == [os.path.basename(path)], os.listdir(cache)
+    # the tree, and the marker of its last use (for hoist prune)
+    assert sorted(os.listdir(cache)) == [os.path.basename(path), os.path.basename(path) + ".used"], \
+        os.listdir(cache)
     with open(os.path.join(layout, "index.json")) as f:
         idx = json.load(f)
     mdesc = [m for m in idx["manifests"]
@@ -187,6 +190,47 @@ def rootfs_cache_once_and_concurrent():
     ubundle = os.path.join(tmpdir(), "u")
     run("umoci", "unpack", "--rootless", "--image", f"{layout}:v2", ubundle)
     compare(os.path.join(ubundle, "rootfs"), path)
+
+
+@test
+def prune_removes_trees_unused_for_max_age():
+    layout = umoci_image()
+    cache = tmpdir("hoist-rootfs-")
+    env = {"HOIST_ROOTFS_CACHE": cache, "HOIST_IMAGES": tmpdir()}  # no build cache of the user's
+
+    def unpack():
+        return json.loads(hoist("unpack", "--cache", "--json", f"oci:{layout}:v2", env=env).stdout)
+
+    def prune(*args):
+        return json.loads(hoist("prune", "--json", *args, env=env).stdout)["rootfs"]
+
+    def age(path, days):
+        t = time.time() - days * 86400
+        for p in (path, path + ".used"):
+            os.utime(p, (t, t))
+
+    path = unpack()["path"]
+    assert os.path.dirname(path) == cache
+    assert prune()["removed"] == 0 and os.path.isdir(path)
+    # unused for 8 days: a dry run counts it, a prune removes it
+    age(path, 8)
+    dry = prune("--dry-run")
+    assert dry["removed"] == 1 and dry["bytes"] > 0, dry
+    assert os.path.isdir(path)
+    assert prune("--max-age", "9d")["removed"] == 0
+    assert prune() == dry
+    assert os.listdir(cache) == [], os.listdir(cache)
+    # unpacked again, then reused after a long time: the reuse counts as use
+    assert unpack()["cache_hit"] is False
+    age(path, 8)
+    assert unpack()["cache_hit"] is True
+    assert prune()["removed"] == 0 and os.path.isdir(path)
+    # the tree's own mtime never moves on reuse: the marker alone says so
+    os.unlink(path + ".used")
+    os.utime(path, (time.time() - 8 * 86400,) * 2)
+    assert prune("--max-age", "1h")["removed"] == 1 and not os.path.exists(path)
+    p = hoist("prune", "--max-age", "soon", check=False)
+    assert p.returncode == 2 and "not an age" in p.stderr, p.stderr
 
 
 @test

@@ -406,7 +406,7 @@ static bool cache_lookup(const hoist_build_opts *o, hoist_store *cache, const ch
   const char *ep = hoist_descriptor_annotation(layer, CACHE_EPOCH);
   if (!d || !hoist_digest_valid(d) || !ep || strcmp(ep, epoch) != 0 ||
       hoist_media_layer_compression(layer->media_type) != (int)o->compression ||
-      !hoist_store_has_blob(cache, layer->digest)) {
+      !hoist_store_touch_blob(cache, layer->digest)) { /* its last use, for prune */
     hoist_descriptor_clear(layer);
     return false;
   }

@@ -1,9 +1,14 @@
-/* The build cache's key and place (the entries are written by build.c). */
+/* The build cache's key, place and pruning (the entries are written by
+ * build.c). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "hoist/build.h"
 #include "hoist/digest.h"
+#include "hoist/store.h"
 
 /* Bumped when the pipeline changes what a recipe's layer holds. */
 #define BUILD_PIPELINE_VERSION 1
@@ -49,4 +54,39 @@ char *hoist_build_cache_dir(void) {
   if (cache && *cache)
     return hoist_asprintf("%s/images/build-cache", cache);
   return hoist_asprintf("%s/.cache/hoist/images/build-cache", home && *home ? home : ".");
+}
+
+int hoist_build_cache_prune(const char *dir, int64_t max_age, bool dry_run,
+                            hoist_prune_report *report, hoist_err **err) {
+  memset(report, 0, sizeof *report);
+  _cleanup_free_ char *d = dir ? hoist_strdup(dir) : hoist_build_cache_dir();
+  struct stat st;
+  if (stat(d, &st) < 0 && errno == ENOENT)
+    return 0;
+  _cleanup_store_ hoist_store *s = NULL;
+  _cleanup_index_ hoist_index *ix = NULL;
+  if (hoist_store_open(d, false, &s, err) < 0 || hoist_store_index(s, &ix, err) < 0)
+    return hoist_err_wrap(err, "build cache %s", d);
+  time_t now = time(NULL);
+  for (size_t i = 0; i < ix->n_manifests; i++) {
+    const hoist_descriptor *e = &ix->manifests[i];
+    const char *tag = hoist_descriptor_annotation(e, HOIST_ANNOTATION_REF_NAME);
+    const char *hex = NULL;
+    if (!tag || hoist_digest_parse(e->digest, &hex, NULL) < 0)
+      continue;
+    /* a cache hit touches the entry's blob: its mtime is the last use */
+    _cleanup_free_ char *blob = hoist_asprintf("%s/blobs/sha256/%s", d, hex);
+    if (stat(blob, &st) == 0 && now - st.st_mtime < max_age)
+      continue;
+    report->removed++;
+    report->bytes += e->size > 0 ? (uint64_t)e->size : 0;
+    hoist_info("%s build cache entry %s", dry_run ? "would remove" : "removing", tag);
+    if (!dry_run && hoist_store_untag(s, tag, err) < 0)
+      return hoist_err_wrap(err, "build cache %s", d);
+  }
+  uint64_t removed = 0, freed = 0;
+  /* blobs younger than max_age may belong to a build writing its entry */
+  if (!dry_run && report->removed && hoist_store_gc(s, max_age, &removed, &freed, err) < 0)
+    return hoist_err_wrap(err, "build cache %s", d);
+  return 0;
 }

@@ -1,6 +1,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -160,7 +161,21 @@ static void sweep_stale(const char *dir) {
   closedir(d);
 }
 
+/* A tree's last use is the mtime of <tree>.used beside it: a cache hit
+ * touches it (the tree itself is never written once made). */
+#define USED_SUFFIX ".used"
+
+static void mark_used(const char *tree) {
+  _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, tree);
+  _cleanup_close_ int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+  if (fd >= 0)
+    futimens(fd, NULL);
+}
+
 char *hoist_unpack_cache_dir(void) {
+  const char *r = getenv("HOIST_ROOTFS_CACHE");
+  if (r && *r)
+    return hoist_strdup(r);
   const char *c = getenv("HOIST_CACHE");
   if (c && *c)
     return hoist_asprintf("%s/rootfs", c);
@@ -181,6 +196,7 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   _cleanup_free_ char *final = hoist_asprintf("%s/%s", dir, hex);
   struct stat st;
   if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
+    mark_used(final);
     if (hit)
       *hit = true;
     *path = steal_pointer(&final);
@@ -202,8 +218,78 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     if (!((e == ENOTEMPTY || e == EEXIST) && stat(final, &st) == 0 && S_ISDIR(st.st_mode)))
       return hoist_err_errno(err, e, "rootfs cache: rename into %s", final);
   }
+  mark_used(final);
   if (hit)
     *hit = false;
   *path = steal_pointer(&final);
   return 0;
+}
+
+/* ------------------------------------------------------------- pruning */
+
+/* nftw takes no context: pruning is not reentrant */
+static uint64_t tree_bytes;
+
+static int add_bytes(const char *path, const struct stat *st, int flag, struct FTW *f) {
+  (void)path, (void)flag, (void)f;
+  tree_bytes += (uint64_t)st->st_blocks * 512;
+  return 0;
+}
+
+/* Last use of the tree dir/name: its marker's mtime, else its own. */
+static time_t last_used(int dfd, const char *name, const struct stat *tree) {
+  _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, name);
+  struct stat st;
+  if (fstatat(dfd, marker, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime > tree->st_mtime)
+    return st.st_mtime;
+  return tree->st_mtime;
+}
+
+static bool is_tree_name(const char *name) {
+  if (strlen(name) != HOIST_DIGEST_HEX_LEN)
+    return false;
+  for (const char *p = name; *p; p++)
+    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+      return false;
+  return true;
+}
+
+int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
+                             hoist_prune_report *report, hoist_err **err) {
+  memset(report, 0, sizeof *report);
+  _cleanup_free_ char *d = dir ? hoist_strdup(dir) : hoist_unpack_cache_dir();
+  DIR *dp = opendir(d);
+  if (!dp) {
+    if (errno == ENOENT)
+      return 0;
+    return hoist_err_errno(err, errno, "rootfs cache %s", d);
+  }
+  time_t now = time(NULL);
+  int r = 0;
+  struct dirent *de;
+  while (r == 0 && (de = readdir(dp))) {
+    struct stat st;
+    if (!is_tree_name(de->d_name) || fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+        !S_ISDIR(st.st_mode) || now - last_used(dirfd(dp), de->d_name, &st) < max_age)
+      continue;
+    _cleanup_free_ char *path = hoist_asprintf("%s/%s", d, de->d_name);
+    tree_bytes = 0;
+    nftw(path, add_bytes, 64, FTW_PHYS | FTW_MOUNT);
+    report->removed++;
+    report->bytes += tree_bytes;
+    hoist_info("%s %s (%" PRIu64 " bytes)", dry_run ? "would remove" : "removing", path,
+               tree_bytes);
+    if (dry_run)
+      continue;
+    /* out of sight at once, so a reader never meets half a tree */
+    _cleanup_free_ char *doomed = hoist_asprintf(".tmp-prune-%s-%d", de->d_name, (int)getpid());
+    if (renameat(dirfd(dp), de->d_name, dirfd(dp), doomed) < 0)
+      r = hoist_err_errno(err, errno, "rootfs cache: rename %s", path);
+    else if (hoist_fs_rm_rf_at(dirfd(dp), doomed, err) < 0)
+      r = hoist_err_wrap(err, "rootfs cache: remove %s", path);
+    _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, de->d_name);
+    unlinkat(dirfd(dp), marker, 0);
+  }
+  closedir(dp);
+  return r;
 }

@@ -1,0 +1,87 @@
+/* hoist prune: remove what the rootfs and build caches have not used lately. */
+#include <getopt.h>
+#include <inttypes.h>
+#include <string.h>
+
+#include "cli.h"
+#include "hoist/build.h"
+#include "hoist/unpack.h"
+
+#define VERB "prune"
+
+static const char usage[] =
+    "Usage: hoist prune [--max-age AGE] [--dry-run] [--json]\n"
+    "\n"
+    "Remove what hoist keeps only for speed and has not used for AGE: the\n"
+    "unpacked base images of the rootfs cache ($HOIST_ROOTFS_CACHE, else\n"
+    "${HOIST_CACHE:-~/.cache/hoist}/rootfs) and the entries of the build cache\n"
+    "(with the layers only they held). A later build unpacks or builds again\n"
+    "what it needs. Images in the image store are not touched (hoist gc).\n"
+    "\n"
+    "Options:\n"
+    "  --max-age AGE  keep what was used within AGE: seconds, or a number with\n"
+    "                 s, m, h or d (default 7d). Keep it above the longest\n"
+    "                 build: a build that outlives it may lose its base tree.\n"
+    "  --dry-run      print what would be removed; remove nothing\n"
+    "  --json         print {\"rootfs\": {\"removed\": N, \"bytes\": N},\n"
+    "                 \"buildCache\": {...}, \"dryRun\": B}\n"
+    "  -h, --help     show this help\n";
+
+static int run(int argc, char **argv) {
+  enum { OPT_JSON = 256, OPT_MAX_AGE, OPT_DRY_RUN };
+  static const struct option opts[] = {
+      {"json", no_argument, NULL, OPT_JSON},
+      {"max-age", required_argument, NULL, OPT_MAX_AGE},
+      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+      {"help", no_argument, NULL, 'h'},
+      {0},
+  };
+  bool json = false, dry_run = false;
+  int64_t max_age = 7 * 86400;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    switch (c) {
+    case OPT_JSON:
+      json = true;
+      break;
+    case OPT_DRY_RUN:
+      dry_run = true;
+      break;
+    case OPT_MAX_AGE:
+      if (!cli_parse_age(optarg, &max_age))
+        return cli_usage(VERB, "--max-age: \"%s\" is not an age (like 0, 90s, 15m, 1h, 7d)",
+                         optarg);
+      break;
+    case 'h':
+      fputs(usage, stdout);
+      return EXIT_OK;
+    default:
+      return cli_usage(VERB, "unknown option");
+    }
+  }
+  if (optind != argc)
+    return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
+  hoist_err *err = NULL;
+  hoist_prune_report rootfs, builds;
+  if (hoist_unpack_cache_prune(NULL, max_age, dry_run, &rootfs, &err) < 0 ||
+      hoist_build_cache_prune(NULL, max_age, dry_run, &builds, &err) < 0)
+    return cli_fail(VERB, err);
+  const char *verb = dry_run ? "would remove" : "removed";
+  if (json)
+    printf("{\"rootfs\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 "}, "
+           "\"buildCache\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 "}, "
+           "\"dryRun\": %s}\n",
+           rootfs.removed, rootfs.bytes, builds.removed, builds.bytes, dry_run ? "true" : "false");
+  else {
+    char rb[32], bb[32];
+    cli_human_size((double)rootfs.bytes, rb);
+    cli_human_size((double)builds.bytes, bb);
+    printf("rootfs cache: %s %" PRIu64 " tree%s (%s)\n"
+           "build cache: %s %" PRIu64 " entr%s (%s)\n",
+           verb, rootfs.removed, rootfs.removed == 1 ? "" : "s", rb, verb, builds.removed,
+           builds.removed == 1 ? "y" : "ies", bb);
+  }
+  return EXIT_OK;
+}
+
+HOIST_VERB(prune, VERB, "remove what the rootfs and build caches have not used lately", run);
