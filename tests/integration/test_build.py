@@ -482,7 +482,8 @@ def test_rootless_build_maps_owners_back_to_root():
         f.write("rootless\n")
     out = os.path.join(home, "out")
     p = run("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "env", f"HOME={home}",
-            f"HOIST_CACHE={home}/cache", f"HOIST_IMAGES={home}/images", HOIST, "build",
+            f"HOIST_CACHE={home}/cache", f"HOIST_IMAGES={home}/images",
+            f"HOIST_ROOTFS_CACHE={home}/cache/rootfs", HOIST, "build",
             "--source", src, "--kind", "python", "--file", req, "--target", f"oci:{out}:v1",
             check=False)
     assert p.returncode == 0, p.stderr

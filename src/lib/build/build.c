@@ -466,16 +466,16 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
     hoist_buf names = HOIST_BUF_INIT(0);
     for (size_t i = 0; i < n; i++)
       hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name);
-    int r = hoist_err_set(err, EINVAL, "build: unknown kind '%s' (known: %s)",
-                          o->kind ? o->kind : "", names.data);
+    int r = hoist_err_set(err, EINVAL, "unknown kind '%s' (known: %s)", o->kind ? o->kind : "",
+                          names.data);
     hoist_buf_free(&names);
     return r;
   }
   if (o->file_len > HOIST_BUILD_FILE_MAX)
-    return hoist_err_set(err, HOIST_E_LIMIT, "build: %s is %zu bytes (at most %u)", k->file,
-                         o->file_len, HOIST_BUILD_FILE_MAX);
+    return hoist_err_set(err, HOIST_E_LIMIT, "%s is %zu bytes (at most %u)", k->file, o->file_len,
+                         HOIST_BUILD_FILE_MAX);
   if (!o->target || !o->base_dir)
-    return hoist_err_set(err, EINVAL, "build: needs a base and a target");
+    return hoist_err_set(err, EINVAL, "needs a base and a target");
   hoist_sha256_of(o->file ? o->file : "", o->file_len, out->file_digest);
 
   _cleanup_store_ hoist_store *bstore = NULL;
@@ -489,7 +489,7 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
       (r = hoist_store_read_blob(bstore, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen,
                                  err)) < 0 ||
       (r = hoist_config_parse(cdata, clen, &cfg, err)) < 0)
-    return hoist_err_wrap(err, "build: base %s", o->base_name ? o->base_name : o->base_dir);
+    return hoist_err_wrap(err, "base %s", o->base_name ? o->base_name : o->base_dir);
   _cleanup_platform_ hoist_platform *plat = hoist_config_platform(cfg);
   hoist_build_cache_key(k, out->base_digest, plat, o->file, o->file_len, o->mirrors,
                         out->cache_key);
@@ -512,7 +512,7 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
     if ((r = make_layer(o, k, bstore, m, cfg, cache, key_hex, &layer, diff_id, &out->used_extend,
                         err)) < 0) {
       hoist_descriptor_clear(&layer);
-      return hoist_err_wrap(err, "build");
+      return r;
     }
   }
   _cleanup_image_source_ hoist_image_source *base = NULL;
@@ -537,13 +537,13 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   if ((r = hoist_append_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
       (r = hoist_append_layout_source(cache_dir, NULL, &from, err)) < 0) {
     hoist_descriptor_clear(&layer);
-    return hoist_err_wrap(err, "build");
+    return r;
   }
   pre.from = from;
   r = hoist_append(base, o->target, NULL, &ao, &out->image, err);
   hoist_descriptor_clear(&layer);
   if (r < 0)
-    return hoist_err_wrap(err, "build");
+    return r;
   say(o, "image %s (%zu layers)", out->image.manifest_digest, out->image.n_layers);
   return 0;
 }
