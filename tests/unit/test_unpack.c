@@ -275,6 +275,48 @@ static void test_modes_and_types(void **state) {
   fixture_close(&f);
 }
 
+static time_t mtime_of(int rootfd, const char *path) {
+  struct stat st;
+  assert_int_equal(fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW), 0);
+  return st.st_mtime;
+}
+
+/* A layer that adds to, replaces in or whites out of a lower directory
+ * without a member of its own for it leaves that directory's mtime as the
+ * lower layer set it; a member for the directory sets its own. */
+static void test_lower_dir_times(void **state) {
+  (void)state;
+  fixture f;
+  fixture_open(&f);
+  hoist_err *err = NULL;
+  const member lower[] = {{DIR_, "a", NULL, 0}, {REG, "a/f", "f", 0},   {DIR_, "a/b", NULL, 0},
+                          {DIR_, "o", NULL, 0}, {REG, "o/old", "o", 0}, {DIR_, "w", NULL, 0},
+                          {REG, "w/x", "x", 0}, {REG, "gone", "g", 0},  END};
+  assert_ok(apply(f.rootfd, lower, ARCHIVE_FILTER_NONE, NULL, &err), &err);
+  const struct timespec old[2] = {{.tv_nsec = UTIME_OMIT}, {1500000000, 0}};
+  const char *dirs[] = {"a", "a/b", "o", "w"};
+  for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++)
+    assert_int_equal(utimensat(f.rootfd, dirs[i], old, 0), 0);
+  assert_int_equal(futimens(f.rootfd, old), 0);
+
+  const member upper[] = {
+      {REG, "a/new", "n", 0},         {REG, "a/f", "replaced", 0}, {REG, "a/b/c/d/deep", "d", 0},
+      {REG, "o/.wh..wh..opq", "", 0}, {REG, "o/mine", "m", 0},     {REG, ".wh.gone", "", 0},
+      {DIR_, "w", NULL, 0},           {REG, "w/.wh.x", "", 0},     END};
+  assert_ok(apply(f.rootfd, upper, ARCHIVE_FILTER_NONE, NULL, &err), &err);
+  assert_true(exists(f.rootfd, "a/b/c/d/deep"));
+  assert_false(exists(f.rootfd, "o/old"));
+  assert_false(exists(f.rootfd, "w/x"));
+  assert_int_equal(mtime_of(f.rootfd, "a"), 1500000000);
+  assert_int_equal(mtime_of(f.rootfd, "a/b"), 1500000000);
+  assert_int_equal(mtime_of(f.rootfd, "o"), 1500000000);
+  assert_int_equal(mtime_of(f.rootfd, "w"), 1700000000);
+  struct stat root;
+  assert_int_equal(fstat(f.rootfd, &root), 0);
+  assert_int_equal(root.st_mtime, 1500000000);
+  fixture_close(&f);
+}
+
 /* ------------------------------------------------------- digests, streams */
 
 static void test_digests(void **state) {
@@ -750,6 +792,7 @@ int main(void) {
       cmocka_unit_test(test_whiteouts),
       cmocka_unit_test(test_hardlinks),
       cmocka_unit_test(test_modes_and_types),
+      cmocka_unit_test(test_lower_dir_times),
       cmocka_unit_test(test_digests),
       cmocka_unit_test(test_gzip_multi_member),
       cmocka_unit_test(test_hostile_layers),

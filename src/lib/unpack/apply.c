@@ -102,6 +102,12 @@ typedef struct applier {
   pathset created;
   dir_meta *dirs;
   size_t n_dirs, cap_dirs;
+  /* directories of lower layers this layer adds to or removes from, with
+   * the mtime they had before, restored at the end (a layer's members set
+   * their own) */
+  pathset touched;
+  dir_meta *kept;
+  size_t n_kept, cap_kept;
 } applier;
 
 static void cache_drop(applier *ap) {
@@ -110,6 +116,31 @@ static void cache_drop(applier *ap) {
   ap->cache_n = 0;
   free(ap->cache_path);
   ap->cache_path = NULL;
+}
+
+static void dir_meta_push(dir_meta **v, size_t *n, size_t *cap, dir_meta d) {
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 256;
+    *v = realloc(*v, *cap * sizeof **v);
+    if (!*v)
+      abort();
+  }
+  (*v)[(*n)++] = d;
+}
+
+/* Notes the mtime of the directory dfd (path dir, len bytes of it) the first
+ * time this layer is about to change its entries. */
+static void keep_dir_time(applier *ap, int dfd, const char *dir, size_t len) {
+  if (pathset_has(&ap->touched, dir, len))
+    return;
+  pathset_add(&ap->touched, dir, len);
+  struct stat st;
+  if (fstat(dfd, &st) < 0)
+    return;
+  char *path = strndup(dir, len);
+  if (!path)
+    abort();
+  dir_meta_push(&ap->kept, &ap->n_kept, &ap->cap_kept, (dir_meta){path, 0, st.st_mtim});
 }
 
 /* Normalizes a member name into a relative path without "." components,
@@ -193,6 +224,7 @@ static int get_dir(applier *ap, const char *dir, bool create, hoist_err **err) {
     int parent = ap->cache_n ? ap->cache_fd[ap->cache_n - 1] : ap->rootfd;
     int fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0 && errno == ENOENT && create) {
+      keep_dir_time(ap, parent, dir, pos ? pos - 1 : 0);
       if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
         return hoist_err_errno(err, errno, "mkdir %.*s", (int)(pos + clen), dir);
       fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -306,13 +338,8 @@ static int apply_meta(applier *ap, struct archive_entry *e, const char *path, in
   if (!archive_entry_mtime_is_set(e))
     ts[1].tv_nsec = UTIME_OMIT;
   if (type == S_IFDIR) {
-    if (ap->n_dirs == ap->cap_dirs) {
-      ap->cap_dirs = ap->cap_dirs ? ap->cap_dirs * 2 : 256;
-      ap->dirs = realloc(ap->dirs, ap->cap_dirs * sizeof *ap->dirs);
-      if (!ap->dirs)
-        abort();
-    }
-    ap->dirs[ap->n_dirs++] = (dir_meta){hoist_strdup(path), mode, ts[1]};
+    dir_meta_push(&ap->dirs, &ap->n_dirs, &ap->cap_dirs,
+                  (dir_meta){hoist_strdup(path), mode, ts[1]});
     return 0;
   }
   if (type == S_IFLNK)
@@ -433,6 +460,7 @@ static int apply_whiteout(applier *ap, const char *path, const char *dir, const 
       hoist_err_free(e);
     return hoist_err_wrap(err, "member %s", path);
   }
+  keep_dir_time(ap, dfd, dir, strlen(dir));
   if (opaque)
     return clean_lower(ap, dfd, dir, err);
 
@@ -483,6 +511,7 @@ static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry
   int parent = get_dir(ap, dir, true, err);
   if (parent < 0)
     return hoist_err_wrap(err, "member %s", path);
+  keep_dir_time(ap, parent, dir, strlen(dir));
 
   mode_t type = archive_entry_filetype(e);
   const char *hardlink = archive_entry_hardlink(e);
@@ -612,9 +641,35 @@ static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, 
   return r;
 }
 
-/* Sets the deferred modes and times of directories, deepest last-seen first. */
-static int finish_dirs(applier *ap, hoist_err **err) {
+/* Gives the lower directories this layer changed their mtimes back. One
+ * replaced since, unreadable or not ours is skipped. */
+static int restore_kept_times(applier *ap, hoist_err **err) {
   int r = 0;
+  for (size_t i = 0; i < ap->n_kept; i++) {
+    dir_meta *d = &ap->kept[i];
+    if (r == 0) {
+      hoist_err *e = NULL;
+      int fd = *d->path ? hoist_fs_open_in_root(ap->rootfd, d->path,
+                                                O_RDONLY | O_DIRECTORY | O_NOFOLLOW, 0, &e)
+                        : openat(ap->rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      hoist_err_free(e);
+      struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
+      /* not ours to set (a destination owned by another user): left as is */
+      if (fd >= 0 && futimens(fd, ts) < 0 && errno != EPERM && errno != EACCES)
+        r = hoist_err_errno(err, errno, "set times of %s", *d->path ? d->path : "/");
+      if (fd >= 0)
+        close(fd);
+    }
+    free(d->path);
+  }
+  ap->n_kept = 0;
+  return r;
+}
+
+/* Sets the deferred modes and times of directories, deepest last-seen first
+ * (after the lower directories' times: a member's own time wins). */
+static int finish_dirs(applier *ap, hoist_err **err) {
+  int r = restore_kept_times(ap, err);
   for (size_t i = ap->n_dirs; i-- > 0;) {
     dir_meta *d = &ap->dirs[i];
     if (r == 0) {
@@ -715,7 +770,9 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   layer_stream_free(s);
   cache_drop(&ap);
   pathset_free(&ap.created);
+  pathset_free(&ap.touched);
   free(ap.dirs);
+  free(ap.kept);
   hoist_unpack_report_clear(&local);
   return r < 0 ? -1 : 0;
 }
