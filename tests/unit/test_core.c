@@ -175,6 +175,36 @@ static void check_in_root(bool fallback) {
   assert_ok(fd < 0 ? fd : 0, &err);
   close(fd);
   assert_int_equal(faccessat(dfd, "etc/new/deep", F_OK, 0), 0);
+  /* a dangling symlink gets its target made, inside the root; an absolute
+   * one below the top resolves from the root too */
+  assert_int_equal(symlinkat("/missing/dir", dfd, "dangle_abs"), 0);
+  assert_int_equal(symlinkat("../made", dfd, "a/dangle_rel"), 0);
+  assert_int_equal(symlinkat("../../../../outside", dfd, "dangle_up"), 0);
+  assert_int_equal(mkdirat(dfd, "a/sub", 0755), 0);
+  assert_int_equal(symlinkat("/etc", dfd, "a/sub/abs"), 0);
+  static const char *const through[][2] = {{"dangle_abs/x", "missing/dir/x"},
+                                           {"a/dangle_rel/y", "made/y"},
+                                           {"dangle_up/w", "outside/w"},
+                                           {"a/sub/abs/z", "etc/z"}};
+  for (size_t i = 0; i < sizeof through / sizeof *through; i++) {
+    fd = hoist_fs_mkdir_p_in_root(dfd, through[i][0], 0755, &err);
+    assert_ok(fd < 0 ? fd : 0, &err);
+    close(fd);
+    struct stat st;
+    assert_int_equal(fstatat(dfd, through[i][1], &st, AT_SYMLINK_NOFOLLOW), 0);
+    assert_true(S_ISDIR(st.st_mode));
+  }
+  assert_int_not_equal(access("/missing", F_OK), 0);
+  _cleanup_free_ char *outside = hoist_asprintf("%s/../outside", dir);
+  assert_int_not_equal(access(outside, F_OK), 0);
+  /* a symlink loop and a file on the way are errors */
+  assert_int_equal(hoist_fs_mkdir_p_in_root(dfd, "loop1/x", 0755, &err), -ELOOP);
+  hoist_err_free(err);
+  err = NULL;
+  close(openat(dfd, "file", O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+  assert_int_equal(hoist_fs_mkdir_p_in_root(dfd, "file/x", 0755, &err), -ENOTDIR);
+  hoist_err_free(err);
+  err = NULL;
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
   close(dfd);
   free(dir);

@@ -252,49 +252,69 @@ int hoist_fs_open_beneath(int dirfd, const char *path, int flags, mode_t mode, h
   return open_resolve(dirfd, path, flags, mode, RESOLVE_BENEATH, err);
 }
 
-int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, hoist_err **err) {
+/* How many dangling symlinks one mkdir -p makes the targets of: the
+ * kernel's own limit on links in a path walk. */
+#define MKDIR_P_MAX_LINKS 40
+
+/* mkdir -p inside rootfd; links: dangling symlinks it may still follow. */
+static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, int links, hoist_err **err) {
   int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
   if (cur < 0)
     return hoist_err_errno(err, errno, "dup root fd");
-  const char *p = path;
+  size_t pos = 0;
   for (;;) {
-    while (*p == '/')
-      p++;
-    if (!*p)
+    while (path[pos] == '/')
+      pos++;
+    if (!path[pos])
       return cur;
-    const char *end = strchrnul(p, '/');
-    _cleanup_free_ char *comp = strndup(p, (size_t)(end - p));
-    p = end;
-    if (strcmp(comp, ".") == 0)
-      continue;
-    /* resolve the component inside the root: it may be a symlink or ".." */
-    int next = hoist_fs_open_in_root(cur, comp, O_PATH | O_DIRECTORY, 0, NULL);
-    if (next < 0 && strcmp(comp, "..") != 0) {
-      if (mkdirat(cur, comp, mode) < 0 && errno != EEXIST) {
-        int e = errno;
-        close(cur);
-        return hoist_err_errno(err, e, "mkdir %s", path);
-      }
-      next = hoist_fs_open_in_root(cur, comp, O_PATH | O_DIRECTORY, 0, err);
-    }
+    size_t start = pos;
+    pos += strcspn(path + pos, "/");
+    _cleanup_free_ char *prefix = hoist_asprintf("%.*s", (int)pos, path);
+    _cleanup_free_ char *comp = hoist_asprintf("%.*s", (int)(pos - start), path + start);
+    /* each prefix from the root: a symlink, absolute or relative, or ".."
+     * resolves as it would for a process chrooted there */
+    int next = hoist_fs_open_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0, NULL);
     if (next < 0) {
-      close(cur);
-      return hoist_err_wrap(err, "mkdir %s", path);
-    }
-    /* ".." of a subdirectory must not climb above the root: re-resolve the
-     * walked prefix from the root instead of from cur. */
-    if (strcmp(comp, "..") == 0) {
-      close(next);
-      _cleanup_free_ char *prefix = strndup(path, (size_t)(p - path));
-      next = hoist_fs_open_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0, err);
-      if (next < 0) {
-        close(cur);
-        return hoist_err_wrap(err, "mkdir %s", path);
+      if (mkdirat(cur, comp, mode) == 0) {
+        next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (next < 0)
+          next = -errno;
+      } else if (errno != EEXIST) {
+        next = -errno;
+      } else if ((next = hoist_fs_open_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0, NULL)) <
+                 0) {
+        /* there, yet not made meanwhile by another process: a symlink to a
+         * missing place gets that place made, relative to the link's own
+         * directory; anything else is not a directory */
+        char target[PATH_MAX];
+        ssize_t n = readlinkat(cur, comp, target, sizeof target - 1);
+        if (n < 0)
+          next = -ENOTDIR;
+        else if (links == 0)
+          next = -ELOOP;
+        else {
+          target[n] = '\0';
+          _cleanup_free_ char *dest =
+              hoist_asprintf("%.*s%s", target[0] == '/' ? 0 : (int)start, path, target);
+          int made = mkdir_p_in_root(rootfd, dest, mode, links - 1, err);
+          if (made < 0) {
+            close(cur);
+            return hoist_err_wrap(err, "mkdir %s", path);
+          }
+          close(made);
+          next = hoist_fs_open_in_root(rootfd, prefix, O_PATH | O_DIRECTORY, 0, NULL);
+        }
       }
     }
     close(cur);
+    if (next < 0)
+      return hoist_err_errno(err, -next, "mkdir %s", path);
     cur = next;
   }
+}
+
+int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, hoist_err **err) {
+  return mkdir_p_in_root(rootfd, path, mode, MKDIR_P_MAX_LINKS, err);
 }
 
 static int rm_rf_fd(int dfd, hoist_err **err) {
