@@ -1,5 +1,5 @@
-/* libFuzzer target: the image manifest parser (OCI and Docker schema 2). An accepted document must
- * emit canonical JSON that parses again and emits the same bytes. */
+/* libFuzzer target: the manifest parser (OCI and Docker schema 2, images and artifacts). An
+ * accepted image must emit canonical JSON that parses again and emits the same bytes. */
 #include <string.h>
 
 #include "hoist/oci.h"
@@ -9,7 +9,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   hoist_manifest *a = NULL, *b = NULL;
   char *first = NULL, *second = NULL;
   size_t first_len = 0, second_len = 0;
-  if (hoist_manifest_parse((const char *)data, size, &a, &err) == 0) {
+  if (hoist_manifest_parse((const char *)data, size, &a, &err) == 0 &&
+      hoist_manifest_check_image(a, &err) == 0) {
     if (hoist_manifest_to_json(a, &first, &first_len, &err) < 0)
       __builtin_trap();
     if (hoist_manifest_parse(first, first_len, &b, &err) < 0)

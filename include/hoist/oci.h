@@ -141,12 +141,20 @@ typedef struct hoist_manifest {
 } hoist_manifest;
 
 /* Validates untrusted bytes (at most HOIST_MANIFEST_MAX): schemaVersion 2, a
- * manifest media type (or none, taken as OCI), a config descriptor of an image
- * config type, and layers of types hoist can unpack. */
+ * manifest media type (or none, taken as OCI), a config descriptor and layer
+ * descriptors of any valid media type: an image or an artifact (a Helm chart,
+ * a signature, an attestation), which hoist copies as it is. */
 HOIST_EXPORT int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out,
                                       hoist_err **err);
-/* Canonical JSON of m; fails rather than emit a document hoist_manifest_parse
- * would refuse (missing config, unknown layer type, ...). */
+/* 0 when m is an image hoist can unpack and extend: an image config and layers
+ * of the types hoist unpacks; else an error saying what it is instead. */
+HOIST_EXPORT int hoist_manifest_check_image(const hoist_manifest *m, hoist_err **err);
+/* hoist_manifest_parse, then hoist_manifest_check_image. */
+HOIST_EXPORT int hoist_manifest_parse_image(const char *data, size_t len, hoist_manifest **out,
+                                            hoist_err **err);
+/* Canonical JSON of m, an image (hoist writes no artifacts); fails rather than
+ * emit a document hoist_manifest_parse_image would refuse (missing config,
+ * unknown layer type, ...). */
 HOIST_EXPORT int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len,
                                         hoist_err **err);
 /* Appends a copy of layer. */

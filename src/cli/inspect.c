@@ -206,7 +206,9 @@ static int load_image(image_source *src, const char *platform, bool want_manifes
     return hoist_err_wrap(err, "%s", src->name);
   if ((r = source_read(src, &in->manifest->config, &in->config_data, &in->config_len, err)) < 0)
     return r;
-  if ((r = hoist_config_parse(in->config_data, in->config_len, &in->config, err)) < 0)
+  /* an artifact's config is not an image config: shown by type only */
+  if (hoist_media_kind_of(in->manifest->config.media_type) == HOIST_MEDIA_CONFIG &&
+      (r = hoist_config_parse(in->config_data, in->config_len, &in->config, err)) < 0)
     return hoist_err_wrap(err, "%s: config", src->name);
   return 0;
 }
@@ -246,7 +248,9 @@ static void print_human(image_source *src, image_info *in) {
   printf("Media type:   %s\n", in->manifest->media_type);
   printf("Digest:       %s\n", in->desc.digest);
   printf("Size:         %s\n", sz);
-  _cleanup_platform_ hoist_platform *p = hoist_config_platform(in->config);
+  if (in->manifest->artifact_type)
+    printf("Artifact:     %s\n", in->manifest->artifact_type);
+  _cleanup_platform_ hoist_platform *p = in->config ? hoist_config_platform(in->config) : NULL;
   _cleanup_free_ char *ps = p ? hoist_platform_string(p) : NULL;
   printf("Platform:     %s\n", ps ? ps : "(unknown)");
   int64_t total = 0;
@@ -260,8 +264,12 @@ static void print_human(image_source *src, image_info *in) {
     printf("  %s  %10s  %s\n", l->digest, sz, l->media_type);
   }
   hoist_config *c = in->config;
-  json_t *sec = hoist_config_section(c);
   printf("Config:       %s\n", in->manifest->config.digest);
+  if (!c) {
+    printf("  %-12s %s\n", "Media type", in->manifest->config.media_type);
+    return;
+  }
+  json_t *sec = hoist_config_section(c);
   printf("  %-12s %s/%s%s%s\n", "OS/Arch", hoist_config_os(c), hoist_config_architecture(c),
          hoist_config_variant(c) ? "/" : "",
          hoist_config_variant(c) ? hoist_config_variant(c) : "");
@@ -304,7 +312,9 @@ static int print_json(image_source *src, image_info *in, hoist_err **err) {
   json_object_set_new(o, "digest", json_string(in->desc.digest));
   json_object_set_new(o, "mediaType", json_string(m->media_type));
   json_object_set_new(o, "size", json_integer(in->desc.size));
-  _cleanup_platform_ hoist_platform *p = hoist_config_platform(in->config);
+  json_object_set_new(o, "artifactType",
+                      m->artifact_type ? json_string(m->artifact_type) : json_null());
+  _cleanup_platform_ hoist_platform *p = in->config ? hoist_config_platform(in->config) : NULL;
   _cleanup_free_ char *ps = p ? hoist_platform_string(p) : NULL;
   json_object_set_new(o, "platform", ps ? json_string(ps) : json_null());
   json_t *layers = json_array();
@@ -317,21 +327,25 @@ static int print_json(image_source *src, image_info *in, hoist_err **err) {
   }
   json_object_set_new(o, "layers", layers);
   hoist_config *c = in->config;
-  json_t *sec = hoist_config_section(c);
   json_t *cfg = json_object();
   json_object_set_new(cfg, "digest", json_string(m->config.digest));
-  json_object_set_new(cfg, "os", json_string(hoist_config_os(c)));
-  json_object_set_new(cfg, "architecture", json_string(hoist_config_architecture(c)));
-  const char *variant = hoist_config_variant(c);
-  json_object_set_new(cfg, "variant", variant ? json_string(variant) : json_null());
-  json_object_set_new(cfg, "env", copy_or_null(json_object_get(sec, "Env")));
-  json_object_set_new(cfg, "cmd", copy_or_null(json_object_get(sec, "Cmd")));
-  json_object_set_new(cfg, "entrypoint", copy_or_null(json_object_get(sec, "Entrypoint")));
-  json_object_set_new(cfg, "user", copy_or_null(json_object_get(sec, "User")));
-  json_object_set_new(cfg, "workingDir", copy_or_null(json_object_get(sec, "WorkingDir")));
-  json_object_set_new(cfg, "labels", copy_or_null(json_object_get(sec, "Labels")));
-  json_object_set_new(cfg, "diffIds", json_integer((json_int_t)hoist_config_n_diff_ids(c)));
+  json_object_set_new(cfg, "mediaType", json_string(m->config.media_type));
   json_object_set_new(o, "config", cfg);
+  /* an artifact's config is not an image config: its type is all there is */
+  if (c) {
+    json_t *sec = hoist_config_section(c);
+    json_object_set_new(cfg, "os", json_string(hoist_config_os(c)));
+    json_object_set_new(cfg, "architecture", json_string(hoist_config_architecture(c)));
+    const char *variant = hoist_config_variant(c);
+    json_object_set_new(cfg, "variant", variant ? json_string(variant) : json_null());
+    json_object_set_new(cfg, "env", copy_or_null(json_object_get(sec, "Env")));
+    json_object_set_new(cfg, "cmd", copy_or_null(json_object_get(sec, "Cmd")));
+    json_object_set_new(cfg, "entrypoint", copy_or_null(json_object_get(sec, "Entrypoint")));
+    json_object_set_new(cfg, "user", copy_or_null(json_object_get(sec, "User")));
+    json_object_set_new(cfg, "workingDir", copy_or_null(json_object_get(sec, "WorkingDir")));
+    json_object_set_new(cfg, "labels", copy_or_null(json_object_get(sec, "Labels")));
+    json_object_set_new(cfg, "diffIds", json_integer((json_int_t)hoist_config_n_diff_ids(c)));
+  }
   char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
   if (!s)
     return hoist_err_set(err, HOIST_E_FORMAT, "cannot encode the summary as JSON");

@@ -313,6 +313,92 @@ def multi_arch_index():
     assert skopeo_digest(f"{reg.host}/multi3:1") == idx["digest"]
 
 
+def _put_manifest(layout, doc, mt="application/vnd.oci.image.manifest.v1+json"):
+    d, n = _blob(layout, json.dumps(doc).encode())
+    return {"mediaType": mt, "digest": d, "size": n}
+
+
+@test
+def artifacts_travel_as_they_are():
+    """An SBOM artifact (empty config, a JSON layer, a subject) and a
+    buildx-style index with an attestation manifest are copied byte for byte;
+    what needs an image says it is an artifact."""
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    image = make_image(src, "app")
+    empty_d, empty_n = _blob(src, b"{}")
+    sbom_d, sbom_n = _blob(src, b'{"packages":[]}')
+    sbom = _put_manifest(src, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": "application/vnd.example.sbom.v1",
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty_d,
+                   "size": empty_n, "data": "e30="},
+        "layers": [{"mediaType": "application/vnd.example.sbom.v1+json", "digest": sbom_d,
+                    "size": sbom_n}],
+        "subject": image})
+    _tag(src, "sbom", sbom)
+    stmt_d, stmt_n = _blob(src, b'{"_type":"https://in-toto.io/Statement/v0.1"}')
+    att_cfg_d, att_cfg_n = _blob(src, json.dumps({
+        "architecture": "unknown", "os": "unknown",
+        "rootfs": {"type": "layers", "diff_ids": [stmt_d]}}).encode())
+    att = _put_manifest(src, {
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": att_cfg_d,
+                   "size": att_cfg_n},
+        "layers": [{"mediaType": "application/vnd.in-toto+json", "digest": stmt_d,
+                    "size": stmt_n}]})
+    att["platform"] = {"architecture": "unknown", "os": "unknown"}
+    att["annotations"] = {"vnd.docker.reference.type": "attestation-manifest",
+                          "vnd.docker.reference.digest": image["digest"]}
+    img = dict(image, platform={"architecture": "amd64", "os": "linux"})
+    index = _put_manifest(src, {"schemaVersion": 2,
+                                "mediaType": "application/vnd.oci.image.index.v1+json",
+                                "manifests": [img, att]},
+                          "application/vnd.oci.image.index.v1+json")
+    _tag(src, "withatt", index)
+
+    # layout -> registry -> layout, each byte kept
+    hoist("push", f"oci:{src}:sbom", f"{reg.host}/art:sbom")
+    raw = skopeo_raw(f"{reg.host}/art:sbom")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == sbom["digest"], raw
+    dst = os.path.join(tmpdir(), "dst")
+    out = json.loads(hoist("copy", "--json", f"{reg.host}/art:sbom", f"oci:{dst}:s").stdout)
+    assert out["digest"] == sbom["digest"], out
+    assert layout_ref(dst, "s")["digest"] == sbom["digest"]
+    for d in (empty_d, sbom_d):
+        assert os.path.exists(os.path.join(dst, "blobs", "sha256", d[7:])), d
+    check_layout_blobs(dst)
+
+    # an index with an attestation: all of it, or the host's image
+    hoist("copy", "--all-platforms", f"oci:{src}:withatt", f"{reg.host}/att:1")
+    raw = skopeo_raw(f"{reg.host}/att:1")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == index["digest"], raw
+    raw = skopeo_raw(f"{reg.host}/att@{att['digest']}")
+    assert "sha256:" + hashlib.sha256(raw.encode()).hexdigest() == att["digest"], raw
+    one = os.path.join(tmpdir(), "one")
+    out = json.loads(hoist("pull", "--json", "--platform", "linux/amd64", "--to", f"oci:{one}:x",
+                           f"{reg.host}/att:1").stdout)
+    assert out["digest"] == image["digest"], out
+
+    # inspect shows what it is; unpack and append refuse it by name
+    text = hoist("inspect", f"{reg.host}/art:sbom").stdout
+    assert "Artifact:     application/vnd.example.sbom.v1" in text, text
+    assert "application/vnd.oci.empty.v1+json" in text, text
+    j = json.loads(hoist("inspect", "--json", f"oci:{src}:sbom").stdout)
+    assert j["artifactType"] == "application/vnd.example.sbom.v1", j
+    assert j["config"]["mediaType"] == "application/vnd.oci.empty.v1+json", j
+    dest = os.path.join(tmpdir(), "rootfs")
+    p = hoist("unpack", f"oci:{src}:sbom", dest, check=False)
+    assert p.returncode == 1, p
+    assert "an artifact of type application/vnd.example.sbom.v1, not an image" in p.stderr, p.stderr
+    assert not os.path.exists(dest)
+    tree = os.path.join(tmpdir(), "tree")
+    os.makedirs(tree)
+    p = hoist("append", f"oci:{src}:sbom", "--target", f"oci:{dst}:t", "--layer", tree,
+              check=False)
+    assert p.returncode == 1 and "not an image" in p.stderr, p.stderr
+
+
 # ------------------------------------------------------------- faults
 
 

@@ -30,13 +30,15 @@
 #define CONFIG(members) "{\"architecture\":\"amd64\",\"os\":\"linux\"," members "}"
 #define ROOTFS "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"" DA "\"]}"
 
-enum doc { M, I, C };
+/* M: a manifest, image or artifact; MI: a manifest that must be an image */
+enum doc { M, MI, I, C };
 
 static int parse_any(enum doc kind, const char *s, hoist_err **err) {
   size_t n = strlen(s);
-  if (kind == M) {
+  if (kind == M || kind == MI) {
     _cleanup_manifest_ hoist_manifest *m = NULL;
-    return hoist_manifest_parse(s, n, &m, err);
+    return kind == M ? hoist_manifest_parse(s, n, &m, err)
+                     : hoist_manifest_parse_image(s, n, &m, err);
   }
   if (kind == I) {
     _cleanup_index_ hoist_index *ix = NULL;
@@ -83,10 +85,15 @@ static void test_bad_documents(void **state) {
       {M, MANIFEST("\"config\":" CFG_DESC), "manifest: layers is missing"},
       {M, MANIFEST("\"config\":" CFG_DESC ",\"layers\":{}"), "manifest: layers must be an array"},
       {M, MANIFEST("\"config\":[],\"layers\":[]"), "config: descriptor must be an object"},
-      {M,
+      {MI,
        MANIFEST("\"config\":{\"mediaType\":\"" HOIST_MT_OCI_LAYER "\",\"digest\":\"" DA
                 "\",\"size\":1},\"layers\":[]"),
-       "config: mediaType \"" HOIST_MT_OCI_LAYER "\" is not an image config"},
+       "manifest: config: mediaType \"" HOIST_MT_OCI_LAYER "\" is not an image config"},
+      {MI,
+       MANIFEST("\"artifactType\":\"application/vnd.example.sbom\",\"config\":{\"mediaType\":"
+                "\"application/vnd.oci.empty.v1+json\",\"digest\":\"" DA "\",\"size\":2},"
+                "\"layers\":[]"),
+       "manifest: an artifact of type application/vnd.example.sbom, not an image"},
       /* descriptors */
       {M, MANIFEST_LAYERS("{\"digest\":\"" DB "\",\"size\":1}"),
        "manifest: layers[0]: mediaType is missing"},
@@ -130,12 +137,12 @@ static void test_bad_documents(void **state) {
        MANIFEST_LAYERS(LAYER_WITH("\"digest\":\"" DB
                                   "\",\"size\":1,\"platform\":{\"architecture\":\"amd64\"}")),
        "layers[0]: platform: os is missing"},
-      {M,
+      {MI,
        MANIFEST_LAYERS("{\"mediaType\":\"application/vnd.cncf.helm.chart.content.v1.tar+gzip\","
                        "\"digest\":\"" DB "\",\"size\":1}"),
        "layers[0]: unsupported layer media type "
        "\"application/vnd.cncf.helm.chart.content.v1.tar+gzip\""},
-      {M,
+      {MI,
        MANIFEST_LAYERS("{\"mediaType\":\"" HOIST_MT_OCI_CONFIG "\",\"digest\":\"" DB
                        "\",\"size\":1}"),
        "layers[0]: unsupported layer media type"},

@@ -73,7 +73,7 @@ static int resolve_base(hoist_store *s, const char *tag, const hoist_platform *p
     hoist_media_kind kind = hoist_media_kind_of(mt);
     if (kind == HOIST_MEDIA_MANIFEST) {
       snprintf(digest, HOIST_DIGEST_STR_LEN, "%s", desc.digest);
-      r = hoist_manifest_parse(data, len, out, err);
+      r = hoist_manifest_parse_image(data, len, out, err);
       break;
     }
     r = -1;

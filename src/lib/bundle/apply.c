@@ -56,7 +56,7 @@ int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_er
   _cleanup_free_ char *cdata = NULL;
   size_t clen = 0;
   _cleanup_config_ hoist_config *cfg = NULL;
-  if (hoist_manifest_parse(data, len, &m, err) < 0)
+  if (hoist_manifest_parse_image(data, len, &m, err) < 0)
     return hoist_err_wrap(err, "base manifest");
   if (base->ops->blob(base, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, err) < 0)

@@ -31,7 +31,7 @@ static int base_manifest(hoist_image_source *base, const hoist_platform *want, h
     if ((r = base->ops->blob(base, d->digest, HOIST_MANIFEST_MAX, &data, &len, err)) < 0)
       return hoist_err_wrap(err, "base manifest %s", d->digest);
   }
-  if ((r = hoist_manifest_parse(data, len, out, err)) < 0)
+  if ((r = hoist_manifest_parse_image(data, len, out, err)) < 0)
     return hoist_err_wrap(err, "base manifest");
   return 0;
 }

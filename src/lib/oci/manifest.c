@@ -53,11 +53,6 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
     return hoist_err_set(err, HOIST_E_FORMAT, "config is missing");
   if ((r = hoist_descriptor_from_json(config, &m->config, err)) < 0)
     return hoist_err_wrap(err, "config");
-  if (hoist_media_kind_of(m->config.media_type) != HOIST_MEDIA_CONFIG)
-    return hoist_err_set(err, HOIST_E_FORMAT,
-                         "config: mediaType \"%.100s\" is not an image config (hoist handles %s "
-                         "and %s)",
-                         m->config.media_type, HOIST_MT_OCI_CONFIG, HOIST_MT_DOCKER_CONFIG);
 
   json_t *layers = json_object_get(root, "layers");
   if (!layers || json_is_null(layers))
@@ -71,13 +66,6 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
     if ((r = hoist_descriptor_from_json(json_array_get(layers, i), l, err)) < 0)
       return hoist_err_wrap(err, "layers[%zu]", i);
     m->n_layers = i + 1;
-    if (hoist_media_kind_of(l->media_type) != HOIST_MEDIA_LAYER)
-      return hoist_err_set(
-          err, HOIST_E_FORMAT,
-          "layers[%zu]: unsupported layer media type \"%.100s\" (hoist handles OCI "
-          "tar, tar+gzip and tar+zstd layers, their nondistributable forms, and "
-          "Docker rootfs and foreign layers)",
-          i, l->media_type);
   }
 
   if ((r = oci_annotations(root, &m->annotations, err)) < 0)
@@ -97,6 +85,36 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
   m->artifact_type = at ? hoist_strdup(at) : NULL;
   *out = steal_pointer(&m);
   return 0;
+}
+
+int hoist_manifest_check_image(const hoist_manifest *m, hoist_err **err) {
+  if (hoist_media_kind_of(m->config.media_type) != HOIST_MEDIA_CONFIG) {
+    if (m->artifact_type)
+      return hoist_err_set(err, HOIST_E_FORMAT, "an artifact of type %.100s, not an image",
+                           m->artifact_type);
+    return hoist_err_set(err, HOIST_E_FORMAT,
+                         "config: mediaType \"%.100s\" is not an image config (hoist handles %s "
+                         "and %s)",
+                         m->config.media_type, HOIST_MT_OCI_CONFIG, HOIST_MT_DOCKER_CONFIG);
+  }
+  for (size_t i = 0; i < m->n_layers; i++)
+    if (hoist_media_kind_of(m->layers[i].media_type) != HOIST_MEDIA_LAYER)
+      return hoist_err_set(
+          err, HOIST_E_FORMAT,
+          "layers[%zu]: unsupported layer media type \"%.100s\" (hoist handles OCI "
+          "tar, tar+gzip and tar+zstd layers, their nondistributable forms, and "
+          "Docker rootfs and foreign layers)",
+          i, m->layers[i].media_type);
+  return 0;
+}
+
+int hoist_manifest_parse_image(const char *data, size_t len, hoist_manifest **out,
+                               hoist_err **err) {
+  int r = hoist_manifest_parse(data, len, out, err);
+  if (r < 0 || (r = hoist_manifest_check_image(*out, err)) == 0)
+    return r;
+  hoist_manifest_free(steal_pointer(out));
+  return hoist_err_wrap(err, "manifest");
 }
 
 int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out, hoist_err **err) {
@@ -145,9 +163,9 @@ int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len, hoi
   int r = hoist_json_canonical(o, &s, &n, err);
   if (r < 0)
     return hoist_err_wrap(err, "manifest");
-  /* Never hand out a document hoist itself would refuse. */
+  /* Never hand out a document hoist itself would refuse: hoist writes images only. */
   _cleanup_manifest_ hoist_manifest *check = NULL;
-  if ((r = hoist_manifest_parse(s, n, &check, err)) < 0)
+  if ((r = hoist_manifest_parse_image(s, n, &check, err)) < 0)
     return hoist_err_wrap(err, "refusing to emit an invalid manifest");
   *out = steal_pointer(&s);
   if (len)

@@ -88,7 +88,7 @@ static int read_member(hoist_registry *r, const hoist_loc *src, member *m, hoist
   _cleanup_free_ char *cdata = NULL;
   size_t clen = 0;
   _cleanup_config_ hoist_config *cfg = NULL;
-  if (hoist_manifest_parse(data, len, &man, err) < 0 ||
+  if (hoist_manifest_parse_image(data, len, &man, err) < 0 ||
       s->ops->blob(s, man->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, err) < 0)
     return hoist_err_wrap(err, "%s", m->name);

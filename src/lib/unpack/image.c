@@ -28,7 +28,7 @@ int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *
     const char *mt = desc.media_type ? desc.media_type : hoist_manifest_detect(data, len);
     hoist_media_kind kind = hoist_media_kind_of(mt);
     if (kind == HOIST_MEDIA_MANIFEST) {
-      r = hoist_manifest_parse(data, len, manifest, err);
+      r = hoist_manifest_parse_image(data, len, manifest, err);
       break;
     }
     if (kind != HOIST_MEDIA_INDEX) {
