@@ -152,6 +152,7 @@ HOIST_EXPORT void hoist_log(hoist_log_level level, const char *fmt, ...)
 typedef struct hoist_prune_report {
   uint64_t removed; /* trees or entries */
   uint64_t bytes;   /* disk space they took */
+  uint64_t in_use;  /* old enough, but kept: a build or run holds them */
 } hoist_prune_report;
 
 /* Library version, "MAJOR.MINOR.PATCH". */

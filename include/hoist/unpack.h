@@ -85,9 +85,8 @@ HOIST_EXPORT char *hoist_unpack_cache_dir(void);
 
 /* Removes the trees of the rootfs cache dir (NULL: the default) not used
  * (unpacked or reused) for max_age seconds; dry_run only counts them. A
- * tree is renamed out of sight before it is removed. A build that has been
- * using a tree longer than max_age loses it: keep max_age above the
- * longest build. */
+ * tree is renamed out of sight before it is removed. A tree some caller
+ * holds (hoist_unpack_cached's hold) is kept, and counted in in_use. */
 HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
                                           hoist_prune_report *report, hoist_err **err);
 
@@ -97,9 +96,11 @@ HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool
  * callers end with one complete tree. *hit (optional) tells whether it was
  * there already. Temp trees older than an hour (left by unpacks that died)
  * are removed on the way. The tree is shared by every reader: callers treat
- * it as read-only (an overlay lower directory, or the source of a copy). */
+ * it as read-only (an overlay lower directory, or the source of a copy).
+ * With hold, *hold is an fd (or -1) to close when done with the tree: until
+ * then hoist_unpack_cache_prune leaves it alone. */
 HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
                                      const hoist_unpack_opts *opts, char **path, bool *hit,
-                                     hoist_unpack_report *report, hoist_err **err);
+                                     int *hold, hoist_unpack_report *report, hoist_err **err);
 
 #endif

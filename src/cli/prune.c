@@ -20,10 +20,10 @@ static const char usage[] =
     "\n"
     "Options:\n"
     "  --max-age AGE  keep what was used within AGE: seconds, or a number with\n"
-    "                 s, m, h or d (default 7d). Keep it above the longest\n"
-    "                 build: a build that outlives it may lose its base tree.\n"
+    "                 s, m, h or d (default 7d). A tree a running build or\n"
+    "                 run is using is kept whatever its age.\n"
     "  --dry-run      print what would be removed; remove nothing\n"
-    "  --json         print {\"rootfs\": {\"removed\": N, \"bytes\": N},\n"
+    "  --json         print {\"rootfs\": {\"removed\": N, \"bytes\": N, \"inUse\": N},\n"
     "                 \"buildCache\": {...}, \"dryRun\": B}\n"
     "  -h, --help     show this help\n";
 
@@ -68,17 +68,22 @@ static int run(int argc, char **argv) {
     return cli_fail(VERB, err);
   const char *verb = dry_run ? "would remove" : "removed";
   if (json)
-    printf("{\"rootfs\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 "}, "
+    printf("{\"rootfs\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"inUse\": %" PRIu64
+           "}, "
            "\"buildCache\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 "}, "
            "\"dryRun\": %s}\n",
-           rootfs.removed, rootfs.bytes, builds.removed, builds.bytes, dry_run ? "true" : "false");
+           rootfs.removed, rootfs.bytes, rootfs.in_use, builds.removed, builds.bytes,
+           dry_run ? "true" : "false");
   else {
     char rb[32], bb[32];
     cli_human_size((double)rootfs.bytes, rb);
     cli_human_size((double)builds.bytes, bb);
-    printf("rootfs cache: %s %" PRIu64 " tree%s (%s)\n"
+    char in_use[64] = "";
+    if (rootfs.in_use)
+      snprintf(in_use, sizeof in_use, "; kept %" PRIu64 " in use", rootfs.in_use);
+    printf("rootfs cache: %s %" PRIu64 " tree%s (%s)%s\n"
            "build cache: %s %" PRIu64 " entr%s (%s)\n",
-           verb, rootfs.removed, rootfs.removed == 1 ? "" : "s", rb, verb, builds.removed,
+           verb, rootfs.removed, rootfs.removed == 1 ? "" : "s", rb, in_use, verb, builds.removed,
            builds.removed == 1 ? "y" : "ies", bb);
   }
   return EXIT_OK;

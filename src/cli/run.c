@@ -229,6 +229,7 @@ static int run(int argc, char **argv) {
   _cleanup_manifest_ hoist_manifest *m = NULL;
   _cleanup_config_ hoist_config *cfg = NULL;
   _cleanup_free_ char *cdata = NULL, *rootfs = NULL, *tmp = NULL, *upper = NULL, *work = NULL;
+  _cleanup_close_ int hold = -1; /* the rootfs, against a prune while the command runs */
   _cleanup_free_ char **default_cmd = NULL;
   char **env = NULL;
   size_t clen = 0;
@@ -238,7 +239,7 @@ static int run(int argc, char **argv) {
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
       hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, &err) < 0 ||
-      hoist_unpack_cached(store, m, NULL, &uo, &rootfs, NULL, &rep, &err) < 0) {
+      hoist_unpack_cached(store, m, NULL, &uo, &rootfs, NULL, &hold, &rep, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }

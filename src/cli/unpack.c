@@ -160,7 +160,7 @@ static int run(int argc, char **argv) {
   if (cache) {
     _cleanup_free_ char *path = NULL;
     bool hit = false;
-    if (hoist_unpack_cached(store, m, cache_dir, &uo, &path, &hit, &rep, &err) < 0) {
+    if (hoist_unpack_cached(store, m, cache_dir, &uo, &path, &hit, NULL, &rep, &err) < 0) {
       rc = cli_fail(VERB, err);
       goto out;
     }

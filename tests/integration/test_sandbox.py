@@ -5,6 +5,7 @@ $HOIST_CACHE); its unpacked tree (the overlay's lower dir) is hashed before
 and after runs that write and delete files to prove it is never modified.
 """
 import hashlib
+import json
 import os
 import stat
 import subprocess
@@ -285,6 +286,31 @@ def rootless_run():
     assert p.returncode == 0, p
     assert p.stdout == "0\nhi\nrm-ok\n", p.stdout
 
+
+
+@test
+def prune_keeps_the_tree_a_run_is_using():
+    image()
+    env = {"HOIST_ROOTFS_CACHE": tmpdir("hoist-prune-run-"), "HOIST_IMAGES": tmpdir()}
+    e = dict(os.environ, **env)
+    proc = subprocess.Popen([HOIST, "run", IMG, "--", "sh", "-c", "echo started; exec sleep 60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    try:
+        assert proc.stdout.readline() == "started\n", proc.stderr.read()
+        trees = [n for n in os.listdir(env["HOIST_ROOTFS_CACHE"]) if not n.endswith(".used")]
+        assert len(trees) == 1, trees
+        tree = os.path.join(env["HOIST_ROOTFS_CACHE"], trees[0])
+        res = json.loads(hoist("prune", "--json", "--max-age", "0", env=env).stdout)["rootfs"]
+        assert res["removed"] == 0 and res["inUse"] == 1, res
+        assert os.path.isdir(tree)
+        text = hoist("prune", "--max-age", "0", env=env).stdout
+        assert "kept 1 in use" in text, text
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    res = json.loads(hoist("prune", "--json", "--max-age", "0", env=env).stdout)["rootfs"]
+    assert res["removed"] == 1 and res["inUse"] == 0, res
+    assert not os.path.exists(tree)
 
 if __name__ == "__main__":
     main()

@@ -774,15 +774,15 @@ static void test_image_and_cache(void **state) {
   _cleanup_free_ char *cache = hoist_asprintf("%s/cache/rootfs", tmp);
   _cleanup_free_ char *p1 = NULL, *p2 = NULL;
   bool hit = true;
-  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p1, &hit, NULL, &err), &err);
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p1, &hit, NULL, NULL, &err), &err);
   assert_false(hit);
   _cleanup_free_ char *want = hoist_asprintf("%s/%s", cache, m->config.digest + 7);
   assert_string_equal(p1, want);
-  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p2, &hit, NULL, &err), &err);
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p2, &hit, NULL, NULL, &err), &err);
   assert_true(hit);
   assert_string_equal(p1, p2);
   _cleanup_free_ char *pb = NULL;
-  assert_int_not_equal(hoist_unpack_cached(s, bad, cache, NULL, &pb, &hit, NULL, &err), 0);
+  assert_int_not_equal(hoist_unpack_cached(s, bad, cache, NULL, &pb, &hit, NULL, NULL, &err), 0);
   hoist_err_free(err);
   err = NULL;
   DIR *d = opendir(cache);
@@ -797,6 +797,27 @@ static void test_image_and_cache(void **state) {
   assert_int_equal(n, 2); /* the tree, and the marker of its last use */
   _cleanup_free_ char *marker = hoist_asprintf("%s.used", p1);
   assert_int_equal(access(marker, F_OK), 0);
+
+  /* a held tree outlives a prune; released, it goes, and the next reader
+   * unpacks it again */
+  int hold = -1;
+  _cleanup_free_ char *p3 = NULL, *p4 = NULL;
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p3, &hit, &hold, NULL, &err), &err);
+  assert_true(hit && hold >= 0);
+  hoist_prune_report pr;
+  assert_ok(hoist_unpack_cache_prune(cache, 0, false, &pr, &err), &err);
+  assert_int_equal(pr.removed, 0);
+  assert_int_equal(pr.in_use, 1);
+  assert_int_equal(access(p3, F_OK), 0);
+  close(hold);
+  assert_ok(hoist_unpack_cache_prune(cache, 0, false, &pr, &err), &err);
+  assert_int_equal(pr.removed, 1);
+  assert_int_equal(pr.in_use, 0);
+  assert_int_not_equal(access(p3, F_OK), 0);
+  assert_int_not_equal(access(marker, F_OK), 0);
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p4, &hit, NULL, NULL, &err), &err);
+  assert_false(hit);
+  assert_string_equal(p4, p3);
   hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
 }
 

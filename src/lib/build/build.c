@@ -313,7 +313,9 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
   hoist_unpack_report rep = {0};
   _cleanup_free_ char *lower = NULL;
   bool hit = false;
-  int r = hoist_unpack_cached(bstore, m, o->rootfs_dir, &uo, &lower, &hit, &rep, err);
+  /* held until the layer is written: prune leaves the tree alone */
+  _cleanup_close_ int hold = -1;
+  int r = hoist_unpack_cached(bstore, m, o->rootfs_dir, &uo, &lower, &hit, &hold, &rep, err);
   hoist_unpack_report_clear(&rep);
   if (r < 0)
     return hoist_err_wrap(err, "base rootfs");

@@ -4,6 +4,7 @@
 #include <ftw.h>
 #include <inttypes.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -162,14 +163,35 @@ static void sweep_stale(const char *dir) {
 }
 
 /* A tree's last use is the mtime of <tree>.used beside it: a cache hit
- * touches it (the tree itself is never written once made). */
+ * touches it (the tree itself is never written once made). A caller that
+ * holds a tree holds a shared lock on that marker, and prune takes an
+ * exclusive one before it removes a tree. */
 #define USED_SUFFIX ".used"
 
-static void mark_used(const char *tree) {
+/* Marks tree used now; with hold, returns in *hold an fd with a shared lock
+ * on its marker (-1 when the cache is not writable). False when the tree went
+ * away first (a prune took it). */
+static bool use_tree(const char *tree, int *hold) {
   _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, tree);
-  _cleanup_close_ int fd = open(marker, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-  if (fd >= 0)
+  /* a prune may unlink the marker while we wait for it: lock the current one */
+  for (int attempt = 0; attempt < 8; attempt++) {
+    _cleanup_close_ int fd = open(marker, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+      return true;
+    if (hold && flock(fd, LOCK_SH) < 0)
+      return true;
+    struct stat t, locked, now;
+    if (stat(tree, &t) < 0 || !S_ISDIR(t.st_mode))
+      return false;
+    if (fstat(fd, &locked) < 0 || stat(marker, &now) < 0 || locked.st_ino != now.st_ino ||
+        locked.st_dev != now.st_dev)
+      continue;
     futimens(fd, NULL);
+    if (hold)
+      *hold = steal_fd(&fd);
+    return true;
+  }
+  return true;
 }
 
 char *hoist_unpack_cache_dir(void) {
@@ -187,16 +209,17 @@ char *hoist_unpack_cache_dir(void) {
 }
 
 int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
-                        const hoist_unpack_opts *opts, char **path, bool *hit,
+                        const hoist_unpack_opts *opts, char **path, bool *hit, int *hold,
                         hoist_unpack_report *report, hoist_err **err) {
+  if (hold)
+    *hold = -1;
   _cleanup_free_ char *dir = cache_dir ? hoist_strdup(cache_dir) : hoist_unpack_cache_dir();
   const char *hex = NULL;
   if (hoist_digest_parse(m->config.digest, &hex, err) < 0)
     return hoist_err_wrap(err, "rootfs cache");
   _cleanup_free_ char *final = hoist_asprintf("%s/%s", dir, hex);
   struct stat st;
-  if (stat(final, &st) == 0 && S_ISDIR(st.st_mode)) {
-    mark_used(final);
+  if (stat(final, &st) == 0 && S_ISDIR(st.st_mode) && use_tree(final, hold)) {
     if (hit)
       *hit = true;
     *path = steal_pointer(&final);
@@ -218,7 +241,8 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     if (!((e == ENOTEMPTY || e == EEXIST) && stat(final, &st) == 0 && S_ISDIR(st.st_mode)))
       return hoist_err_errno(err, e, "rootfs cache: rename into %s", final);
   }
-  mark_used(final);
+  if (!use_tree(final, hold))
+    return hoist_err_set(err, ENOENT, "rootfs cache: %s was pruned as it was made", final);
   if (hit)
     *hit = false;
   *path = steal_pointer(&final);
@@ -272,6 +296,14 @@ int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
     if (!is_tree_name(de->d_name) || fstatat(dirfd(dp), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
         !S_ISDIR(st.st_mode) || now - last_used(dirfd(dp), de->d_name, &st) < max_age)
       continue;
+    /* held by a build or a run: kept, however old its last use */
+    _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, de->d_name);
+    _cleanup_close_ int mfd =
+        openat(dirfd(dp), marker, O_RDWR | O_CLOEXEC | O_NOFOLLOW | (dry_run ? 0 : O_CREAT), 0644);
+    if (mfd >= 0 && flock(mfd, LOCK_EX | LOCK_NB) < 0) {
+      report->in_use++;
+      continue;
+    }
     _cleanup_free_ char *path = hoist_asprintf("%s/%s", d, de->d_name);
     tree_bytes = 0;
     nftw(path, add_bytes, 64, FTW_PHYS | FTW_MOUNT);
@@ -283,12 +315,15 @@ int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
       continue;
     /* out of sight at once, so a reader never meets half a tree */
     _cleanup_free_ char *doomed = hoist_asprintf(".tmp-prune-%s-%d", de->d_name, (int)getpid());
-    if (renameat(dirfd(dp), de->d_name, dirfd(dp), doomed) < 0)
+    if (renameat(dirfd(dp), de->d_name, dirfd(dp), doomed) < 0) {
       r = hoist_err_errno(err, errno, "rootfs cache: rename %s", path);
-    else if (hoist_fs_rm_rf_at(dirfd(dp), doomed, err) < 0)
-      r = hoist_err_wrap(err, "rootfs cache: remove %s", path);
-    _cleanup_free_ char *marker = hoist_asprintf("%s" USED_SUFFIX, de->d_name);
+      continue;
+    }
     unlinkat(dirfd(dp), marker, 0);
+    /* out of sight and unlocked: a new reader unpacks afresh */
+    close(steal_fd(&mfd));
+    if (hoist_fs_rm_rf_at(dirfd(dp), doomed, err) < 0)
+      r = hoist_err_wrap(err, "rootfs cache: remove %s", path);
   }
   closedir(dp);
   return r;
