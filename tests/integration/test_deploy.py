@@ -573,6 +573,34 @@ def stat_cache_follows_the_ignore_rules():
     assert "stat cache hit" in p.stderr and p.stdout.strip() == NOOP, (p.stdout, p.stderr)
 
 
+
+@test
+def stat_cache_covers_untracked_directories():
+    def with_untracked_dir():
+        r = deployed_repo()
+        r.write("sandbox/newmod/a.rs", "pub fn a() {}\n")
+        r.write("sandbox/newmod/deep/b.rs", "pub fn b() {}\n")
+        r.write("sandbox/newmod/.gitignore", "#.rs\n")
+        r.deploy()
+        assert r.ran() == ["supervisor"]
+        cache_in_use(r)  # a hit, untracked directory and all
+        return r
+
+    changes = [
+        ("file added deep inside", lambda r: r.write("sandbox/newmod/deep/c.rs", "c\n")),
+        ("same-size edit, mtime restored",
+         lambda r: same_size_rewrite(r, "sandbox/newmod/deep/b.rs", "PUB FN B() {}\n")),
+        ("file removed", lambda r: os.unlink(r.path("sandbox/newmod/a.rs"))),
+        ("its .gitignore edited in place",
+         lambda r: same_size_rewrite(r, "sandbox/newmod/.gitignore", "*.rs\n")),
+    ]
+    for what, change in changes:
+        r = with_untracked_dir()
+        change(r)
+        run_, stderr = plan_after_change(r)
+        assert "stat cache hit" not in stderr, (what, stderr)
+        assert run_ == ["supervisor"], (what, run_)
+
 @test
 def stat_cache_keeps_uncommitted_changes():
     r = deployed_repo()

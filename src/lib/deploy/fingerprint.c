@@ -476,100 +476,6 @@ struct linux_dirent64 {
   char d_name[];
 };
 
-/* Files below dir ("" or "a/b/") that the index lacks and no ignore rule
- * covers. cover says how the patterns cover dir. */
-static int untracked(fp_ctx *ctx, git_index *idx, int rootfd, const char *dir, int cover,
-                     const char *exclude, hoist_deploy_strv *out) {
-  _cleanup_close_ int fd =
-      openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) {
-    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
-      return 0;
-    return hoist_err_errno(ctx->err, errno, "open %s", *dir ? dir : ".");
-  }
-  size_t dlen = strlen(dir);
-  if (dlen > 4096)
-    return hoist_err_set(ctx->err, HOIST_E_LIMIT, "path too long: %s", dir);
-  char path[4096 + 256 + 2];
-  memcpy(path, dir, dlen);
-  hoist_deploy_strv subdirs = {0};
-  _cleanup_free_ uint8_t *subcover = NULL;
-  size_t subcap = 0;
-  int r = 0;
-  /* on the heap: this function recurses once per level of untracked directories */
-  _cleanup_free_ char *buf = malloc(32768);
-  if (!buf)
-    abort();
-  for (;;) {
-    ssize_t got = getdents64(fd, buf, 32768);
-    if (got < 0) {
-      r = hoist_err_errno(ctx->err, errno, "read directory %s", dir);
-      break;
-    }
-    if (got == 0)
-      break;
-    for (ssize_t off = 0; r == 0 && off < got;) {
-      struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
-      off += de->d_reclen;
-      const char *name = de->d_name;
-      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
-        continue;
-      unsigned char type = de->d_type;
-      if (type == DT_UNKNOWN) {
-        struct stat st;
-        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-          continue;
-        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
-      }
-      size_t nlen = strlen(name);
-      memcpy(path + dlen, name, nlen + 1);
-      size_t plen = dlen + nlen;
-      if (type == DT_DIR) {
-        path[plen] = '/';
-        path[plen + 1] = '\0';
-        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
-        if (sub == COVER_NONE)
-          continue;
-        size_t at = 0;
-        if (git_index_find_prefix(&at, idx, path) != 0) {
-          /* untracked directory: skipped when ignored or another repository */
-          bool ign = false;
-          r = ignored(ctx, path, &ign);
-          if (r < 0 || ign)
-            continue;
-          _cleanup_free_ char *dotgit = hoist_asprintf("%s/.git", name);
-          if (faccessat(fd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
-            continue;
-        }
-        if (subdirs.n == subcap) {
-          subcap = subcap ? subcap * 2 : 16;
-          uint8_t *nc = realloc(subcover, subcap);
-          if (!nc)
-            abort();
-          subcover = nc;
-        }
-        subcover[subdirs.n] = (uint8_t)sub;
-        hoist_deploy_strv_push(&subdirs, hoist_strdup(path));
-        continue;
-      }
-      if (cover != COVER_FULL && !union_match(ctx, path, plen))
-        continue;
-      if ((exclude && strcmp(path, exclude) == 0) || git_index_get_bypath(idx, path, 0))
-        continue;
-      bool ign = false;
-      r = ignored(ctx, path, &ign);
-      if (r == 0 && !ign)
-        hoist_deploy_strv_push(out, hoist_strdup(path));
-    }
-    if (r < 0)
-      break;
-  }
-  for (size_t i = 0; r == 0 && i < subdirs.n; i++)
-    r = untracked(ctx, idx, rootfd, subdirs.v[i], subcover[i], exclude, out);
-  hoist_deploy_strv_free(&subdirs);
-  return r;
-}
-
 /* ------------------------------------------------ the parallel work tree walk
  *
  * Worker threads take directories from a queue: each is opened once, read
@@ -614,6 +520,36 @@ static void push_dir(walk_dir **v, size_t *n, size_t *cap, char *dir, int cover)
     *v = nv;
   }
   (*v)[(*n)++] = (walk_dir){dir, cover};
+}
+
+/* Appends (path, st) to a stat record list of sh. */
+static void record_stat(walk_shared *sh, hoist_deploy_cache_dir **v, size_t *n, size_t *cap,
+                        const char *path, const struct stat *st) {
+  pthread_mutex_lock(&sh->lock);
+  if (*n == *cap) {
+    *cap = *cap ? *cap * 2 : 64;
+    *v = hoist_realloc(*v, *cap * sizeof **v);
+  }
+  hoist_deploy_cache_dir *e = &(*v)[(*n)++];
+  e->path = hoist_strdup(path);
+  memset(&e->st, 0, sizeof e->st);
+  if (st)
+    hoist_deploy_cstat_from(&e->st, st);
+  pthread_mutex_unlock(&sh->lock);
+}
+
+/* Records an untracked file that counts, with its stat data (name in the
+ * directory dfd), for the stat cache. */
+static void note_untracked(fp_ctx *ctx, int dfd, const char *name, const char *path) {
+  struct stat st;
+  ctx->untracked_st =
+      hoist_realloc(ctx->untracked_st, (ctx->untracked_paths.n + 1) * sizeof *ctx->untracked_st);
+  memset(&ctx->untracked_st[ctx->untracked_paths.n], 0, sizeof *ctx->untracked_st);
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+    hoist_deploy_cstat_from(&ctx->untracked_st[ctx->untracked_paths.n], &st);
+  else
+    ctx->uncacheable = "an untracked file vanished during the walk";
+  hoist_deploy_strv_push(&ctx->untracked_paths, hoist_strdup(path));
 }
 
 /* Position of path in the sorted array v, or -1. */
@@ -686,15 +622,7 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
     walk_fail(sh, errno, dir);
     return;
   }
-  pthread_mutex_lock(&sh->lock);
-  if (sh->n_walked == sh->cap_walked) {
-    sh->cap_walked = sh->cap_walked ? sh->cap_walked * 2 : 256;
-    sh->walked = hoist_realloc(sh->walked, sh->cap_walked * sizeof *sh->walked);
-  }
-  hoist_deploy_cache_dir *w = &sh->walked[sh->n_walked++];
-  w->path = hoist_strdup(dir);
-  hoist_deploy_cstat_from(&w->st, &dst);
-  pthread_mutex_unlock(&sh->lock);
+  record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, dir, &dst);
   size_t dlen = strlen(dir);
   char path[4096 + 256 + 2];
   if (dlen > 4096) {
@@ -730,19 +658,9 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
       memcpy(path + dlen, name, nlen + 1);
       size_t plen = dlen + nlen;
       if (strcmp(name, ".gitignore") == 0) {
-        hoist_deploy_cstat cst = {0};
-        if (have_stat || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-          hoist_deploy_cstat_from(&cst, &st);
-          have_stat = true;
-        }
-        pthread_mutex_lock(&sh->lock);
-        if (sh->n_gitignores == sh->cap_gitignores) {
-          sh->cap_gitignores = sh->cap_gitignores ? sh->cap_gitignores * 2 : 16;
-          sh->gitignores =
-              hoist_realloc(sh->gitignores, sh->cap_gitignores * sizeof *sh->gitignores);
-        }
-        sh->gitignores[sh->n_gitignores++] = (hoist_deploy_cache_dir){hoist_strdup(path), cst};
-        pthread_mutex_unlock(&sh->lock);
+        have_stat = have_stat || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
+        record_stat(sh, &sh->gitignores, &sh->n_gitignores, &sh->cap_gitignores, path,
+                    have_stat ? &st : NULL);
       }
       if (type == DT_DIR) {
         path[plen] = '/';
@@ -833,6 +751,114 @@ static void walk_parallel(walk_shared *sh, int cover) {
   sh->queue = NULL;
 }
 
+/* Files below the untracked directory dir ("a/b/") that the index lacks and
+ * no ignore rule covers. cover says how the patterns cover dir. For the stat
+ * cache, records every directory read (a nested repository's too: losing
+ * its .git moves its mtime), every .gitignore, and each file that counts. */
+static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, const char *dir,
+                     int cover, const char *exclude, hoist_deploy_strv *out) {
+  _cleanup_close_ int fd =
+      openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0) {
+    if (errno == ENOENT || errno == ENOTDIR || errno == ELOOP)
+      return 0;
+    return hoist_err_errno(ctx->err, errno, "open %s", *dir ? dir : ".");
+  }
+  struct stat dst;
+  if (fstat(fd, &dst) < 0)
+    return hoist_err_errno(ctx->err, errno, "stat %s", dir);
+  record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, dir, &dst);
+  size_t dlen = strlen(dir);
+  if (dlen > 4096)
+    return hoist_err_set(ctx->err, HOIST_E_LIMIT, "path too long: %s", dir);
+  char path[4096 + 256 + 2];
+  memcpy(path, dir, dlen);
+  hoist_deploy_strv subdirs = {0};
+  _cleanup_free_ uint8_t *subcover = NULL;
+  size_t subcap = 0;
+  int r = 0;
+  /* on the heap: this function recurses once per level of untracked directories */
+  _cleanup_free_ char *buf = malloc(32768);
+  if (!buf)
+    abort();
+  for (;;) {
+    ssize_t got = getdents64(fd, buf, 32768);
+    if (got < 0) {
+      r = hoist_err_errno(ctx->err, errno, "read directory %s", dir);
+      break;
+    }
+    if (got == 0)
+      break;
+    for (ssize_t off = 0; r == 0 && off < got;) {
+      struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
+      off += de->d_reclen;
+      const char *name = de->d_name;
+      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
+        continue;
+      unsigned char type = de->d_type;
+      if (type == DT_UNKNOWN) {
+        struct stat st;
+        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+          continue;
+        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+      }
+      size_t nlen = strlen(name);
+      memcpy(path + dlen, name, nlen + 1);
+      size_t plen = dlen + nlen;
+      struct stat st;
+      if (strcmp(name, ".gitignore") == 0 && fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+        record_stat(sh, &sh->gitignores, &sh->n_gitignores, &sh->cap_gitignores, path, &st);
+      if (type == DT_DIR) {
+        path[plen] = '/';
+        path[plen + 1] = '\0';
+        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
+        if (sub == COVER_NONE)
+          continue;
+        size_t at = 0;
+        if (git_index_find_prefix(&at, idx, path) != 0) {
+          /* untracked directory: skipped when ignored or another repository */
+          bool ign = false;
+          r = ignored(ctx, path, &ign);
+          if (r < 0 || ign)
+            continue;
+          _cleanup_free_ char *dotgit = hoist_asprintf("%s/.git", name);
+          if (faccessat(fd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+              record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, path, &st);
+            continue;
+          }
+        }
+        if (subdirs.n == subcap) {
+          subcap = subcap ? subcap * 2 : 16;
+          uint8_t *nc = realloc(subcover, subcap);
+          if (!nc)
+            abort();
+          subcover = nc;
+        }
+        subcover[subdirs.n] = (uint8_t)sub;
+        hoist_deploy_strv_push(&subdirs, hoist_strdup(path));
+        continue;
+      }
+      if (cover != COVER_FULL && !union_match(ctx, path, plen))
+        continue;
+      if ((exclude && strcmp(path, exclude) == 0) || git_index_get_bypath(idx, path, 0))
+        continue;
+      bool ign = false;
+      r = ignored(ctx, path, &ign);
+      if (r == 0 && !ign) {
+        note_untracked(ctx, fd, name, path);
+        hoist_deploy_strv_push(out, hoist_strdup(path));
+      }
+    }
+    if (r < 0)
+      break;
+  }
+  for (size_t i = 0; r == 0 && i < subdirs.n; i++)
+    r = untracked(ctx, sh, idx, rootfd, subdirs.v[i], subcover[i], exclude, out);
+  hoist_deploy_strv_free(&subdirs);
+  return r;
+}
+
 /* After walk_parallel: reports its error, checks the untracked candidates
  * against the ignore rules and walks the untracked directories. */
 static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
@@ -845,14 +871,7 @@ static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
     const char *path = sh->files.v[i];
     r = ignored(ctx, path, &ign);
     if (r == 0 && !ign) {
-      struct stat st;
-      ctx->untracked_st = hoist_realloc(ctx->untracked_st,
-                                        (ctx->untracked_paths.n + 1) * sizeof *ctx->untracked_st);
-      if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        hoist_deploy_cstat_from(&ctx->untracked_st[ctx->untracked_paths.n], &st);
-      else
-        ctx->uncacheable = "an untracked file vanished during the walk";
-      hoist_deploy_strv_push(&ctx->untracked_paths, hoist_strdup(path));
+      note_untracked(ctx, rootfd, path, path);
       hoist_deploy_strv_push(out, steal_pointer(&sh->files.v[i]));
     }
   }
@@ -861,11 +880,14 @@ static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
     const char *d = sh->dirs[i].dir;
     bool ign = false;
     r = ignored(ctx, d, &ign);
-    if (r == 0 && !ign)
-      ctx->uncacheable = "an untracked directory"; /* its own entries are not recorded */
+    if (r < 0 || ign)
+      continue;
     _cleanup_free_ char *dotgit = hoist_asprintf("%s.git", d);
-    if (r == 0 && !ign && faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
-      r = untracked(ctx, idx, rootfd, d, sh->dirs[i].cover, exclude, out);
+    struct stat st;
+    if (faccessat(rootfd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+      r = untracked(ctx, sh, idx, rootfd, d, sh->dirs[i].cover, exclude, out);
+    else if (fstatat(rootfd, d, &st, AT_SYMLINK_NOFOLLOW) == 0) /* another repository */
+      record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, d, &st);
   }
   return r;
 }
