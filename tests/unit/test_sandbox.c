@@ -306,7 +306,13 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   put(lower, "keep/sub/x", "x\n");
   put(lower, "file-to-dir", "f\n");
   put(lower, "etc/capped", "binary\n");
-  char *p = hoist_asprintf("%s/etc/link", lower);
+  put(lower, "etc/linked", "one inode\n");
+  put(lower, "etc/pair1", "two names\n");
+  char *p = hoist_asprintf("%s/etc/pair1", lower), *p2 = hoist_asprintf("%s/etc/pair2", lower);
+  assert_int_equal(link(p, p2), 0);
+  free(p);
+  free(p2);
+  p = hoist_asprintf("%s/etc/link", lower);
   assert_int_equal(symlink("a", p), 0);
   free(p);
   p = hoist_asprintf("%s/etc/relink", lower);
@@ -331,6 +337,15 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   bool xattrs = setxattr(p, "user.hoist.test", "1", 1, 0) == 0; /* as setcap would */
   free(p);
   put(copy, "etc/new", "new\n");
+  /* a new hardlink to a base file; one name of a pair removed */
+  p = hoist_asprintf("%s/etc/linked", copy);
+  p2 = hoist_asprintf("%s/usr-linked", copy);
+  assert_int_equal(link(p, p2), 0);
+  free(p);
+  free(p2);
+  p = hoist_asprintf("%s/etc/pair2", copy);
+  assert_int_equal(unlink(p), 0);
+  free(p);
   p = hoist_asprintf("%s/gone", copy);
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, p, &err), &err);
   free(p);
@@ -352,6 +367,17 @@ static void test_copy_then_diff_is_overlay_shaped(void **state) {
   assert_false(exists_at(upper, "keep")); /* untouched subtree: not in upper */
   assert_true(exists_at(upper, "file-to-dir/inside"));
   assert_true(exists_at(upper, "etc/capped") || !xattrs); /* only its xattrs changed */
+  /* as overlayfs: the linked file copied up, the new name a link to it */
+  struct stat s1, s2;
+  p = hoist_asprintf("%s/etc/linked", upper);
+  p2 = hoist_asprintf("%s/usr-linked", upper);
+  assert_int_equal(lstat(p, &s1), 0);
+  assert_int_equal(lstat(p2, &s2), 0);
+  assert_int_equal(s1.st_ino, s2.st_ino);
+  free(p);
+  free(p2);
+  assert_true(whiteout_at(upper, "etc/pair2"));
+  assert_false(exists_at(upper, "etc/pair1")); /* one name fewer: not copied up */
   char v[4];
   p = hoist_asprintf("%s/file-to-dir", upper);
   bool opaque = getxattr(p, "trusted.overlay.opaque", v, sizeof v) == 1 ||

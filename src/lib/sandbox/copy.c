@@ -323,7 +323,9 @@ static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l
     return l->st_rdev == c->st_rdev;
   if (!S_ISREG(l->st_mode))
     return true;
-  if (l->st_size != c->st_size)
+  /* a new hardlink to it: overlayfs copies the file up and links the new
+   * name to it there, and so does the diff (copy_entry's link map) */
+  if (l->st_size != c->st_size || c->st_nlink > l->st_nlink)
     return false;
   if (l->st_mtim.tv_sec == c->st_mtim.tv_sec && l->st_mtim.tv_nsec == c->st_mtim.tv_nsec)
     return true;
