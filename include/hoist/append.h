@@ -50,8 +50,10 @@ struct hoist_image_source {
 
 typedef struct hoist_image_target_ops {
   /* Sets *has when the target already holds d's blob (or just obtained it
-   * without a copy, such as a registry mount). */
-  int (*has_blob)(hoist_image_target *t, const hoist_descriptor *d, bool *has, hoist_err **err);
+   * without a copy: a registry mount, tried only for a blob of the base,
+   * from_base, as a new blob cannot be in the base's repository). */
+  int (*has_blob)(hoist_image_target *t, const hoist_descriptor *d, bool from_base, bool *has,
+                  hoist_err **err);
   /* A writer for a new blob; digest (or NULL) and size (or -1) are checked
    * at commit. */
   int (*blob_writer)(hoist_image_target *t, const char *digest, int64_t size, hoist_writer **out,

@@ -136,9 +136,9 @@ static void mbw_free(hoist_writer *w) {
 }
 static const hoist_writer_ops mem_blob_writer_ops = {mbw_write, mbw_commit, mbw_free};
 
-static int mt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool *has,
+static int mt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool from_base, bool *has,
                        hoist_err **err) {
-  (void)err;
+  (void)from_base, (void)err;
   *has = table_find(&((mem_target *)t)->blobs, d->digest) != NULL;
   return 0;
 }

@@ -60,7 +60,7 @@ static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, co
 static int copy_prebuilt(hoist_image_target *target, const hoist_append_prebuilt *pre,
                          hoist_layer_result *res, hoist_err **err) {
   bool has = false;
-  int r = target->ops->has_blob(target, &pre->desc, &has, err);
+  int r = target->ops->has_blob(target, &pre->desc, false, &has, err);
   if (r < 0)
     return hoist_err_wrap(err, "layer %s", pre->desc.digest);
   if (!has) {
@@ -85,7 +85,7 @@ static int copy_base_layers(hoist_image_source *base, hoist_image_target *target
   for (size_t i = 0; i < m->n_layers; i++) {
     const hoist_descriptor *d = &m->layers[i];
     bool has = false;
-    int r = target->ops->has_blob(target, d, &has, err);
+    int r = target->ops->has_blob(target, d, true, &has, err);
     if (r < 0)
       return hoist_err_wrap(err, "layer %s", d->digest);
     if (has) {
@@ -175,7 +175,7 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   hoist_descriptor cd = {
       .media_type = HOIST_MT_OCI_CONFIG, .digest = out->config_digest, .size = (int64_t)cjson_len};
   bool has_config = false;
-  if ((r = target->ops->has_blob(target, &cd, &has_config, err)) < 0)
+  if ((r = target->ops->has_blob(target, &cd, false, &has_config, err)) < 0)
     return hoist_err_wrap(err, "append: config");
   if (!has_config) {
     _cleanup_writer_ hoist_writer *w = NULL;

@@ -89,9 +89,9 @@ typedef struct layout_target {
   char *tag;
 } layout_target;
 
-static int lt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool *has,
+static int lt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool from_base, bool *has,
                        hoist_err **err) {
-  (void)err;
+  (void)from_base, (void)err;
   *has = hoist_store_touch_blob(((layout_target *)t)->store, d->digest); /* gc grace */
   return 0;
 }

@@ -116,15 +116,15 @@ typedef struct registry_target {
   char *mount_from; /* a repository of the same registry, or NULL */
 } registry_target;
 
-/* A missing blob is mounted from mount_from when the registry allows it,
- * so a base layer of the same registry never travels. */
-static int rt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool *has,
+/* A missing base blob is mounted from mount_from when the registry allows
+ * it, so a base layer of the same registry never travels. */
+static int rt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool from_base, bool *has,
                        hoist_err **err) {
   registry_target *rt = (registry_target *)t;
   if (hoist_registry_blob_exists(rt->r, rt->ref->domain, rt->ref->path, d->digest, has, NULL, err) <
       0)
     return -1;
-  if (*has || !rt->mount_from)
+  if (*has || !rt->mount_from || !from_base)
     return 0;
   return hoist_registry_mount_blob(rt->r, rt->ref->domain, rt->ref->path, d->digest, rt->mount_from,
                                    has, err);
