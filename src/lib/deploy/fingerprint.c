@@ -552,6 +552,33 @@ static void note_untracked(fp_ctx *ctx, int dfd, const char *name, const char *p
   hoist_deploy_strv_push(&ctx->untracked_paths, hoist_strdup(path));
 }
 
+/* The type of a getdents64 entry of dfd: 0 for ".", ".." and ".git" (never
+ * walked) and for one gone before it could be statted; DT_UNKNOWN is
+ * resolved by a stat left in *st (and *have_stat set). */
+static unsigned char entry_type(int dfd, const struct linux_dirent64 *de, struct stat *st,
+                                bool *have_stat) {
+  const char *name = de->d_name;
+  *have_stat = false;
+  if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
+    return 0;
+  if (de->d_type != DT_UNKNOWN)
+    return de->d_type;
+  if (fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0)
+    return 0;
+  *have_stat = true;
+  return S_ISDIR(st->st_mode) ? DT_DIR : DT_REG;
+}
+
+/* Records a .gitignore met in a walk (name in dfd, path from the root): the
+ * stat cache depends on its rules. One that vanished is recorded invalid,
+ * which keeps the cache from being written. */
+static void note_gitignore(walk_shared *sh, int dfd, const char *name, const char *path,
+                           struct stat *st, bool have_stat) {
+  have_stat = have_stat || fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) == 0;
+  record_stat(sh, &sh->gitignores, &sh->n_gitignores, &sh->cap_gitignores, path,
+              have_stat ? st : NULL);
+}
+
 /* Position of path in the sorted array v, or -1. */
 static long find_sorted(const char *const *v, size_t n, const char *path) {
   size_t lo = 0, hi = n;
@@ -643,25 +670,16 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
       struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
       off += de->d_reclen;
       const char *name = de->d_name;
-      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
-        continue;
-      unsigned char type = de->d_type;
       struct stat st;
-      bool have_stat = false;
-      if (type == DT_UNKNOWN) {
-        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-          continue;
-        have_stat = true;
-        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
-      }
+      bool have_stat;
+      unsigned char type = entry_type(fd, de, &st, &have_stat);
+      if (!type)
+        continue;
       size_t nlen = strlen(name);
       memcpy(path + dlen, name, nlen + 1);
       size_t plen = dlen + nlen;
-      if (strcmp(name, ".gitignore") == 0) {
-        have_stat = have_stat || fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0;
-        record_stat(sh, &sh->gitignores, &sh->n_gitignores, &sh->cap_gitignores, path,
-                    have_stat ? &st : NULL);
-      }
+      if (strcmp(name, ".gitignore") == 0)
+        note_gitignore(sh, fd, name, path, &st, have_stat);
       if (type == DT_DIR) {
         path[plen] = '/';
         path[plen + 1] = '\0';
@@ -793,21 +811,16 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
       struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
       off += de->d_reclen;
       const char *name = de->d_name;
-      if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0 || strcmp(name, ".git") == 0)
+      struct stat st;
+      bool have_stat;
+      unsigned char type = entry_type(fd, de, &st, &have_stat);
+      if (!type)
         continue;
-      unsigned char type = de->d_type;
-      if (type == DT_UNKNOWN) {
-        struct stat st;
-        if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
-          continue;
-        type = S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
-      }
       size_t nlen = strlen(name);
       memcpy(path + dlen, name, nlen + 1);
       size_t plen = dlen + nlen;
-      struct stat st;
-      if (strcmp(name, ".gitignore") == 0 && fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-        record_stat(sh, &sh->gitignores, &sh->n_gitignores, &sh->cap_gitignores, path, &st);
+      if (strcmp(name, ".gitignore") == 0)
+        note_gitignore(sh, fd, name, path, &st, have_stat);
       if (type == DT_DIR) {
         path[plen] = '/';
         path[plen + 1] = '\0';
