@@ -95,9 +95,12 @@ typedef struct hoist_build_opts {
   const hoist_platform *platform; /* of a multi-platform base; NULL: the host's */
   hoist_image_target *target;     /* where the new image goes (borrowed) */
   const char *mirrors[HOIST_MIRROR_COUNT]; /* URL or NULL, by hoist_mirror */
-  hoist_sandbox_network network;
-  bool userns;               /* a user namespace for the install even when root */
-  unsigned timeout_s;        /* install wall-clock limit; 0: none */
+  /* The install's sandbox: network, user namespace, timeout, limits (see
+   * sandbox.h; lower, upper, command, environment and binds are the build's
+   * own). NULL: the defaults (a private network, a user namespace on a
+   * subordinate range when root has one, the default limits). A loopback
+   * mirror's port is added to the private network's allowed ports. */
+  const hoist_sandbox_opts *sandbox;
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */
   hoist_compression compression;
@@ -107,7 +110,7 @@ typedef struct hoist_build_opts {
   void *log_ctx;
 } hoist_build_opts;
 
-/* Defaults: gzip, no timeout, host network, no SOURCE_DATE_EPOCH. */
+/* Defaults: gzip, the sandbox's defaults, no SOURCE_DATE_EPOCH. */
 HOIST_EXPORT void hoist_build_opts_init(hoist_build_opts *o);
 
 typedef struct hoist_build_result {
@@ -120,8 +123,9 @@ typedef struct hoist_build_result {
 } hoist_build_result;
 
 /* Builds and stores the new image in o->target. When the install fails
- * (status, signal or timeout) the error code is HOIST_E_BUILD_FAILED and
- * nothing was written to the target. Concurrent builds may share the caches. */
+ * (status, signal, timeout or a limit: "build killed: out of memory (limit
+ * 4 GiB)") the error code is HOIST_E_BUILD_FAILED and nothing was written to
+ * the target. Concurrent builds may share the caches. */
 HOIST_EXPORT int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **err);
 
 /* The build cache key of the inputs (what hoist_build looks up). */

@@ -163,5 +163,8 @@ HOIST_EXPORT char *hoist_strdup(const char *s);
 HOIST_EXPORT void *hoist_malloc0(size_t n);
 HOIST_EXPORT void *hoist_realloc(void *p, size_t n);
 HOIST_EXPORT char *hoist_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* "123", "64K", "500M", "4G", "4GiB", "1T" (binary multiples) -> bytes, above 0; false on
+ * anything else. */
+HOIST_EXPORT bool hoist_size_parse(const char *text, uint64_t *out);
 
 #endif

@@ -25,6 +25,7 @@
 #define HOIST_UNPACK_H
 
 #include "hoist/core.h"
+#include "hoist/layer.h"
 #include "hoist/oci.h"
 #include "hoist/store.h"
 
@@ -36,6 +37,15 @@ typedef enum {
 
 typedef struct hoist_unpack_opts {
   hoist_owner_mode owners;
+  /* Owners as a user namespace with these maps (inside -> host, as
+   * hoist_sandbox_id_maps gives them) sees the image's: each id is written
+   * as its host id, the tree's root belongs to the host id of 0, and an id
+   * the maps lack becomes the host id of 65534 (nobody). None: ids as they
+   * are. Applied only when owners are (root). */
+  const hoist_idmap *uid_map;
+  size_t n_uid_map;
+  const hoist_idmap *gid_map;
+  size_t n_gid_map;
 } hoist_unpack_opts;
 
 /* What an unpack did beyond the plain tree: counts of things that could not be
@@ -53,6 +63,11 @@ typedef struct hoist_unpack_report {
 } hoist_unpack_report;
 
 HOIST_EXPORT void hoist_unpack_report_clear(hoist_unpack_report *r);
+
+/* The host id of image id id under maps m (inside -> host; none: id itself).
+ * An id the maps lack becomes nobody's (65534) host id, or stays as it is
+ * when the maps lack nobody too. */
+HOIST_EXPORT uint32_t hoist_unpack_map_id(uint32_t id, const hoist_idmap *m, size_t n);
 
 /* Applies one layer read from fd (compressed as comp) onto the tree at
  * rootfd. expected_digest (of the bytes read from fd) and expected_diff_id
@@ -91,7 +106,8 @@ HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool
                                           hoist_prune_report *report, hoist_err **err);
 
 /* Returns in *path (caller frees) the cached rootfs of m under cache_dir
- * (NULL: the default): cache_dir/<config-hex>. Unpacks it first when missing,
+ * (NULL: the default): cache_dir/<config-hex>, or <config-hex>-ids<12 hex>
+ * for a tree unpacked with id maps (a digest of the maps). Unpacks it first when missing,
  * into a temp directory beside it that is renamed into place, so concurrent
  * callers end with one complete tree. *hit (optional) tells whether it was
  * there already. Temp trees older than an hour (left by unpacks that died)

@@ -10,6 +10,7 @@
 #include "hoist/ref.h"
 #include "hoist/store.h"
 #include "regopts.h"
+#include "sandboxopts.h"
 
 #define VERB "build"
 
@@ -34,9 +35,6 @@ static void usage(FILE *out) {
                "  --file PATH                the requirement file (at most 5 MB; none: copy)\n"
                "  --target DEST              where the new image goes\n"
                "  --platform OS/ARCH[/VAR]   image of a multi-platform base (default: host)\n"
-               "  --network host|none        the install's network (default host)\n"
-               "  --timeout S                kill the install after S seconds\n"
-               "  --userns                   a user namespace for the install even as root\n"
                "  --no-cache                 do not reuse a cached layer\n"
                "  --source-date-epoch N      clamp mtimes and set created to N\n"
                "                             (default: $SOURCE_DATE_EPOCH)\n"
@@ -48,7 +46,10 @@ static void usage(FILE *out) {
     const hoist_mirror_info *mi = hoist_build_mirror_info((hoist_mirror)m);
     fprintf(out, "  --%-16s URL     ($%s)\n", mi->option, mi->host_env);
   }
-  fprintf(out, "\n%s", REGOPTS_HELP);
+  fprintf(out,
+          "\nThe install's sandbox: a loopback mirror's port is reachable from the private\n"
+          "network without --allow-port.\n%s\n%s",
+          SBOPTS_HELP, REGOPTS_HELP);
 }
 
 /* Build output: the pipeline's steps prefixed, the install's lines as they are. */
@@ -116,30 +117,25 @@ static int build_run(int argc, char **argv) {
     OPT_FILE,
     OPT_TARGET,
     OPT_PLATFORM,
-    OPT_NETWORK,
-    OPT_TIMEOUT,
     OPT_NO_CACHE,
     OPT_SDE,
     OPT_COMPRESS,
     OPT_CACHE_DIR,
-    OPT_USERNS,
     OPT_MIRROR, /* + hoist_mirror */
   };
-  struct option opts[32] = {
+  struct option opts[48] = {
       {"source", required_argument, NULL, OPT_SOURCE},
       {"kind", required_argument, NULL, OPT_KIND},
       {"file", required_argument, NULL, OPT_FILE},
       {"target", required_argument, NULL, OPT_TARGET},
       {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"network", required_argument, NULL, OPT_NETWORK},
-      {"timeout", required_argument, NULL, OPT_TIMEOUT},
       {"no-cache", no_argument, NULL, OPT_NO_CACHE},
       {"source-date-epoch", required_argument, NULL, OPT_SDE},
       {"compress", required_argument, NULL, OPT_COMPRESS},
       {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-      {"userns", no_argument, NULL, OPT_USERNS},
       {"help", no_argument, NULL, 'h'},
       REGOPTS_LONG,
+      SBOPTS_LONG,
   };
   size_t no = 0;
   while (opts[no].name)
@@ -153,6 +149,7 @@ static int build_run(int argc, char **argv) {
   const char *source_s = NULL, *file_s = NULL, *target_s = NULL, *platform_s = NULL;
   bool sde_given = false;
   __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
+  __attribute__((cleanup(cli_sandboxopts_free))) cli_sandboxopts sbo = {0};
   optind = 1;
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -174,19 +171,6 @@ static int build_run(int argc, char **argv) {
     case OPT_PLATFORM:
       platform_s = optarg;
       break;
-    case OPT_NETWORK:
-      if (strcmp(optarg, "host") == 0)
-        bo.network = HOIST_SANDBOX_NET_HOST;
-      else if (strcmp(optarg, "none") == 0)
-        bo.network = HOIST_SANDBOX_NET_NONE;
-      else
-        return cli_usage(VERB, "--network takes host or none");
-      break;
-    case OPT_TIMEOUT:
-      if (parse_u64(optarg, UINT32_MAX, &v) < 0)
-        return cli_usage(VERB, "bad --timeout '%s'", optarg);
-      bo.timeout_s = (unsigned)v;
-      break;
     case OPT_NO_CACHE:
       bo.no_cache = true;
       break;
@@ -205,9 +189,6 @@ static int build_run(int argc, char **argv) {
     case OPT_CACHE_DIR:
       bo.cache_dir = optarg;
       break;
-    case OPT_USERNS:
-      bo.userns = true;
-      break;
     case 'h':
       usage(stdout);
       return EXIT_OK;
@@ -216,7 +197,9 @@ static int build_run(int argc, char **argv) {
         bo.mirrors[c - OPT_MIRROR] = optarg;
         break;
       }
-      int h = cli_regopts_handle(&ro, VERB, c, optarg);
+      int h = cli_sandboxopts_handle(&sbo, VERB, c, optarg);
+      if (h == 0)
+        h = cli_regopts_handle(&ro, VERB, c, optarg);
       if (h == 1)
         break;
       return h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
@@ -224,6 +207,9 @@ static int build_run(int argc, char **argv) {
   }
   if (optind != argc)
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
+  if (cli_sandboxopts_finish(&sbo, VERB) < 0)
+    return EXIT_USAGE;
+  bo.sandbox = &sbo.o;
   if (!source_s || !bo.kind || !target_s)
     return cli_usage(VERB, "needs --source, --kind and --target");
   if (!hoist_build_kind_find(bo.kind))

@@ -95,45 +95,6 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-/* "123", "64K", "500M", "4G" (binary multiples). */
-bool cli_parse_size(const char *s, uint64_t *out);
-bool cli_parse_size(const char *s, uint64_t *out) {
-  char *end;
-  errno = 0;
-  unsigned long long v = strtoull(s, &end, 10);
-  if (errno || end == s || s[0] == '-')
-    return false;
-  unsigned shift = 0;
-  switch (*end) {
-  case '\0':
-    break;
-  case 'k':
-  case 'K':
-    shift = 10;
-    break;
-  case 'm':
-  case 'M':
-    shift = 20;
-    break;
-  case 'g':
-  case 'G':
-    shift = 30;
-    break;
-  case 't':
-  case 'T':
-    shift = 40;
-    break;
-  default:
-    return false;
-  }
-  if (*end && end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) && strcmp(end + 1, "B"))
-    return false;
-  if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
-    return false;
-  *out = (uint64_t)v << shift;
-  return true;
-}
-
 static void show_progress(uint64_t done, uint64_t total, void *userdata) {
   const char *what = userdata;
   if (total)
@@ -174,7 +135,7 @@ static int parse(args *a, int argc, char **argv) {
       a->platform = optarg;
       break;
     case OPT_MAX_SIZE:
-      if (a->allow_fetch || !cli_parse_size(optarg, &a->max_size))
+      if (a->allow_fetch || !hoist_size_parse(optarg, &a->max_size))
         return cli_usage(
             a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
             optarg);

@@ -11,7 +11,6 @@
 
 int cli_bundle_apply(int argc, char **argv);
 int cli_bundle_publish(int argc, char **argv);
-bool cli_parse_size(const char *s, uint64_t *out); /* bundle.c */
 
 static const char apply_usage[] =
     "Usage: hoist bundle apply STAGED_DIR --base REF --target REF [--arch ARCH] [OPTIONS]\n"
@@ -184,7 +183,7 @@ static int parse(image_args *a, bool publish, int argc, char **argv) {
     case OPT_MAX_SIZE:
       if (!publish)
         return cli_usage(a->verb, "unknown option --max-size");
-      if (!cli_parse_size(optarg, &a->max_size))
+      if (!hoist_size_parse(optarg, &a->max_size))
         return cli_usage(a->verb, "--max-size: not a size: %s", optarg);
       break;
     case OPT_MAX_ENTRIES: {

@@ -14,25 +14,26 @@
 #include "hoist/sandbox.h"
 #include "hoist/unpack.h"
 #include "regopts.h"
+#include "sandboxopts.h"
 
 #define VERB "run"
 #define EXIT_TIMEOUT 124
+#define EXIT_LIMIT 137 /* as killed by SIGKILL */
 
 static void usage(FILE *out) {
   fprintf(out,
           "Usage: hoist run REF|oci:DIR[:TAG] [OPTIONS] [--] [CMD [ARG...]]\n\n"
           "Runs CMD (default: the image's Entrypoint and Cmd) inside the image's root\n"
-          "filesystem, as `podman run --rm` would, without a daemon: new mount, PID, UTS\n"
-          "and IPC namespaces (and a user namespace when not root), an overlay on the\n"
-          "cached unpacked image so the image is never modified, and a throwaway upper\n"
-          "directory removed afterwards. The command's exit status becomes hoist's\n"
-          "(128+N when killed by signal N, 124 on timeout). Environment, working\n"
-          "directory and user come from the image config.\n"
+          "filesystem, as `podman run --rm` would, without a daemon: new mount, PID, UTS,\n"
+          "IPC and network namespaces, a user namespace whose root is not host root (as\n"
+          "root: when root has subordinate ids), the runtime spec's /proc masks, no device\n"
+          "nodes, a seccomp filter, a cgroup with memory and process limits, an overlay on\n"
+          "the cached unpacked image so the image is never modified, and a throwaway upper\n"
+          "directory removed afterwards. The command's exit status becomes hoist's (128+N\n"
+          "when killed by signal N, 124 on timeout, 137 when a limit killed it).\n"
+          "Environment, working directory and user come from the image config.\n"
           "A registry reference is pulled first into the image store, as `hoist pull`.\n\n"
           "Options:\n"
-          "  --network host|none          host network (default) or an empty one\n"
-          "  --timeout S                  kill everything the command started after S seconds\n"
-          "  --userns                     a user namespace even when running as root\n"
           "  -e, --env NAME=VALUE         set an environment variable (repeatable)\n"
           "  -u, --user USER[:GROUP]      run as this user (default: the image's User)\n"
           "  -w, --workdir DIR            working directory (default: the image's WorkingDir)\n"
@@ -41,9 +42,11 @@ static void usage(FILE *out) {
           "                               (must not exist or be empty)\n"
           "  --no-overlay                 run on a copy of the image and diff it (the fallback\n"
           "                               used when overlayfs cannot be mounted)\n"
+          "  --allow-mknod                let root create device nodes (never usable: every\n"
+          "                               mount is nodev)\n"
           "  -h, --help                   show this help\n\n"
-          "%s",
-          REGOPTS_HELP);
+          "%s\n%s",
+          SBOPTS_HELP, REGOPTS_HELP);
 }
 
 /* Pulls the registry image *loc into the image store and replaces *loc with
@@ -104,24 +107,30 @@ static char **default_command(hoist_config *cfg) {
   return v;
 }
 
-static int exit_code(int status, bool timed_out, unsigned timeout) {
-  if (timed_out) {
-    fprintf(stderr, "hoist run: timed out after %us; everything it started was killed\n", timeout);
+static int exit_code(const hoist_sandbox_opts *so, const hoist_sandbox_result *res) {
+  _cleanup_free_ char *end = hoist_sandbox_end_text(so, res);
+  if (res->end == HOIST_SANDBOX_TIMED_OUT) {
+    fprintf(stderr, "hoist run: %s; everything it started was killed\n", end);
     return EXIT_TIMEOUT;
   }
-  if (WIFEXITED(status))
-    return WEXITSTATUS(status);
-  if (WIFSIGNALED(status))
-    return 128 + WTERMSIG(status);
+  if (end) {
+    fprintf(stderr, "hoist run: killed: %s\n", end);
+    return EXIT_LIMIT;
+  }
+  if (res->tmp_full)
+    fprintf(stderr, "hoist run: /tmp was full when the command ended (--tmp-size)\n");
+  if (WIFEXITED(res->status))
+    return WEXITSTATUS(res->status);
+  if (WIFSIGNALED(res->status))
+    return 128 + WTERMSIG(res->status);
   return EXIT_FAIL;
 }
 
 static int run(int argc, char **argv) {
-  enum { OPT_NETWORK = 256, OPT_TIMEOUT, OPT_USERNS, OPT_PLATFORM, OPT_KEEP, OPT_NO_OVERLAY };
+  enum { OPT_PLATFORM = 256, OPT_KEEP, OPT_NO_OVERLAY, OPT_MKNOD };
   static const struct option opts[] = {
-      {"network", required_argument, NULL, OPT_NETWORK},
-      {"timeout", required_argument, NULL, OPT_TIMEOUT},
-      {"userns", no_argument, NULL, OPT_USERNS},
+      SBOPTS_LONG,
+      {"allow-mknod", no_argument, NULL, OPT_MKNOD},
       {"env", required_argument, NULL, 'e'},
       {"user", required_argument, NULL, 'u'},
       {"workdir", required_argument, NULL, 'w'},
@@ -141,7 +150,8 @@ static int run(int argc, char **argv) {
     }
   bool dashdash = opt_end < argc;
 
-  hoist_sandbox_opts so = {.log_fd = -1, .on_line = on_line};
+  __attribute__((cleanup(cli_sandboxopts_free))) cli_sandboxopts sbo = {0};
+  hoist_sandbox_opts *so = &sbo.o;
   const char *platform_s = NULL, *keep = NULL, *user = NULL, *workdir = NULL;
   _cleanup_free_ char **extra_env = hoist_malloc0(sizeof(char *) * (size_t)(argc + 1));
   size_t n_env = 0;
@@ -150,26 +160,6 @@ static int run(int argc, char **argv) {
   int c;
   while ((c = getopt_long(opt_end, argv, dashdash ? "he:u:w:" : "+he:u:w:", opts, NULL)) != -1) {
     switch (c) {
-    case OPT_NETWORK:
-      if (strcmp(optarg, "host") == 0)
-        so.network = HOIST_SANDBOX_NET_HOST;
-      else if (strcmp(optarg, "none") == 0)
-        so.network = HOIST_SANDBOX_NET_NONE;
-      else
-        return cli_usage(VERB, "--network: expected host or none, not %s", optarg);
-      break;
-    case OPT_TIMEOUT: {
-      char *end;
-      errno = 0;
-      unsigned long v = strtoul(optarg, &end, 10);
-      if (errno || *end || end == optarg || v == 0 || v > UINT_MAX)
-        return cli_usage(VERB, "--timeout: expected a number of seconds, not %s", optarg);
-      so.timeout_s = (unsigned)v;
-      break;
-    }
-    case OPT_USERNS:
-      so.userns = true;
-      break;
     case 'e':
       if (!strchr(optarg, '=') || optarg[0] == '=')
         return cli_usage(VERB, "--env: expected NAME=VALUE, not %s", optarg);
@@ -190,19 +180,28 @@ static int run(int argc, char **argv) {
       keep = optarg;
       break;
     case OPT_NO_OVERLAY:
-      so.force_copy = true;
+      so->force_copy = true;
+      break;
+    case OPT_MKNOD:
+      so->mknod = true;
       break;
     case 'h':
       usage(stdout);
       return EXIT_OK;
     default: {
-      int r = cli_regopts_handle(&ro, VERB, c, optarg);
+      int r = cli_sandboxopts_handle(&sbo, VERB, c, optarg);
+      if (r == 0)
+        r = cli_regopts_handle(&ro, VERB, c, optarg);
       if (r == 1)
         break;
       return r < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
     }
     }
   }
+  if (cli_sandboxopts_finish(&sbo, VERB) < 0)
+    return EXIT_USAGE;
+  so->log_fd = -1;
+  so->on_line = on_line;
   if (optind >= opt_end)
     return cli_usage(VERB, "expected an image");
   if (dashdash && optind + 1 != opt_end)
@@ -235,6 +234,19 @@ static int run(int argc, char **argv) {
   size_t clen = 0;
   hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
   hoist_unpack_report rep = {0};
+  /* the image unpacked with the owners the run's user namespace sees */
+  hoist_idmap um[2], gm[2];
+  size_t nu = 0, ng = 0;
+  if (hoist_sandbox_id_maps(so, um, &nu, gm, &ng, &err) < 0) {
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
+  if (geteuid() == 0 && nu) {
+    uo.uid_map = um;
+    uo.n_uid_map = nu;
+    uo.gid_map = gm;
+    uo.n_gid_map = ng;
+  }
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
       hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
@@ -267,21 +279,23 @@ static int run(int argc, char **argv) {
   upper = keep ? hoist_strdup(keep) : hoist_asprintf("%s/upper", tmp);
   /* the overlay's work dir must share upper's filesystem: beside a kept upper */
   work = keep ? NULL : hoist_asprintf("%s/work", tmp);
-  so.lower = rootfs;
-  so.upper = upper;
-  so.work = work;
-  so.argv = cmd;
-  so.env = env;
-  so.cwd = workdir ? workdir : hoist_config_get_string(cfg, "WorkingDir");
-  so.user = user ? user : hoist_config_get_string(cfg, "User");
+  so->lower = rootfs;
+  so->upper = upper;
+  so->work = work;
+  so->argv = cmd;
+  so->env = env;
+  so->cwd = workdir ? workdir : hoist_config_get_string(cfg, "WorkingDir");
+  so->user = user ? user : hoist_config_get_string(cfg, "User");
   fflush(stdout);
-  int status = 0;
-  bool timed_out = false;
-  if (hoist_sandbox_run(&so, &status, &timed_out, &err) < 0) {
+  hoist_sandbox_result res;
+  if (hoist_sandbox_run(so, &res, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }
-  rc = exit_code(status, timed_out, so.timeout_s);
+  rc = exit_code(so, &res);
+  /* the kept changes with the owners the image saw, not the namespace's host ids */
+  if (keep && geteuid() == 0 && nu && hoist_sandbox_unshift(upper, um, nu, gm, ng, &err) < 0)
+    rc = cli_fail(VERB, err);
 out:
   if (tmp) {
     _cleanup_err_ hoist_err *e = NULL;

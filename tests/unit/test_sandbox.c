@@ -126,8 +126,8 @@ static void test_subid_table(void **state) {
 
 static void test_id_maps_table(void **state) {
   (void)state;
-  static const char subuid[] = "alice:100000:65536\n";
-  static const char subgid[] = "alice:200000:65536\n1001:300000:10\n";
+  static const char subuid[] = "alice:100000:65536\nroot:500000:65536\n";
+  static const char subgid[] = "alice:200000:65536\n1001:300000:10\n0:600000:1000\n";
   static const struct {
     unsigned uid, gid;
     const char *name;
@@ -135,7 +135,9 @@ static void test_id_maps_table(void **state) {
     bool want_tools;
     const char *want; /* "inside:outside:count" for uid maps, then '/' and gid maps */
   } cases[] = {
-      {0, 0, "root", true, false, "0:0:65536 / 0:0:65536"},
+      /* root: its range, by name or uid, never host 0; none: no user namespace */
+      {0, 0, "root", true, false, "0:500000:65536 / 0:600000:1000"},
+      {0, 0, NULL, false, false, " /"},
       {1000, 1000, "alice", true, true, "0:1000:1 1:100000:65536 / 0:1000:1 1:200000:65536"},
       {1000, 1000, "alice", false, false, "0:1000:1 / 0:1000:1"},
       {1001, 1001, "bob", true, false, "0:1001:1 / 0:1001:1"}, /* subgid only: not enough */
@@ -420,7 +422,7 @@ static char *busybox_lower(const char *dir) {
   char *cmd = hoist_asprintf("cp /bin/busybox %s/bin/busybox", lower);
   assert_int_equal(system(cmd), 0);
   free(cmd);
-  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep"};
+  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep", "dd"};
   for (size_t i = 0; i < sizeof applets / sizeof applets[0]; i++) {
     char *p = hoist_asprintf("%s/bin/%s", lower, applets[i]);
     assert_int_equal(symlink("busybox", p), 0);
@@ -466,20 +468,20 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
       .argv = argv,
       .env = env,
       .network = HOIST_SANDBOX_NET_NONE,
+      .userns = HOIST_SANDBOX_USERNS_HOST, /* lower holds host ids */
       .on_line = on_line,
       .on_line_ctx = &got,
       .log_fd = log_fd,
       .binds = binds,
       .n_binds = 2,
   };
-  int status = -1;
-  bool timed_out = true;
+  hoist_sandbox_result res;
   hoist_err *err = NULL;
-  assert_ok(hoist_sandbox_run(&o, &status, &timed_out, &err), &err);
+  assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
   close(log_fd);
-  assert_false(timed_out);
-  assert_true(WIFEXITED(status));
-  assert_int_equal(WEXITSTATUS(status), 3);
+  assert_int_equal(res.end, HOIST_SANDBOX_EXITED);
+  assert_true(WIFEXITED(res.status));
+  assert_int_equal(WEXITSTATUS(res.status), 3);
   assert_int_equal(got.lines[0], 2);
   assert_int_equal(got.lines[1], 2);
   assert_non_null(strstr(got.out, "O:flask==3.0\nO:flask==3.0\n"));
@@ -502,7 +504,7 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   assert_false(exists_at(dir, "upper.work")); /* the default work dir is removed */
 
   /* upper must be empty for the next run */
-  assert_int_equal(hoist_sandbox_run(&o, &status, &timed_out, &err), -EEXIST);
+  assert_int_equal(hoist_sandbox_run(&o, &res, &err), -EEXIST);
   assert_err_contains(&err, "not empty");
 
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
@@ -531,11 +533,17 @@ static double now_s(void) {
 static void *run_thread(void *arg) {
   concurrent_run *r = arg;
   char *argv[] = {"sh", "-c", r->script, NULL};
-  hoist_sandbox_opts o = {.lower = r->lower, .upper = r->upper, .argv = argv, .log_fd = -1};
-  bool timed_out;
+  hoist_sandbox_opts o = {.lower = r->lower,
+                          .upper = r->upper,
+                          .argv = argv,
+                          .log_fd = -1,
+                          .network = HOIST_SANDBOX_NET_NONE,
+                          .userns = HOIST_SANDBOX_USERNS_HOST};
+  hoist_sandbox_result res;
   hoist_err *err = NULL;
   double start = now_s();
-  r->ret = hoist_sandbox_run(&o, &r->status, &timed_out, &err);
+  r->ret = hoist_sandbox_run(&o, &res, &err);
+  r->status = res.status;
   r->seconds = now_s() - start;
   hoist_err_free(err);
   return NULL;
@@ -584,6 +592,130 @@ static void test_concurrent_runs_share_lower(void **state) {
   free(dir);
 }
 
+/* A run that reaches a limit is killed whole and says which limit; a full
+ * /tmp is told apart. Root: the limits need a cgroup. */
+static void test_run_ends_on_limits(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    return; /* the cgroup limits need root; the service's tests run as root */
+  static const struct {
+    const char *script;
+    uint64_t pids, memory, upper, tmp;
+    unsigned timeout;
+    hoist_sandbox_end end;
+    uint64_t limit;
+    const char *text;
+    bool tmp_full;
+  } cases[] = {
+      {"while true; do sleep 100 & done", 16, 0, 0, 0, 0, HOIST_SANDBOX_PIDS_EXHAUSTED, 16,
+       "process limit reached (16 pids)", false},
+      {"dd if=/dev/zero of=/dev/null bs=256M count=1", 0, 32 << 20, 0, 0, 0,
+       HOIST_SANDBOX_OUT_OF_MEMORY, 32 << 20, "out of memory (limit 32 MiB)", false},
+      {"dd if=/dev/zero of=/big bs=1M count=64", 0, 0, 4 << 20, 0, 0, HOIST_SANDBOX_DISK_FULL,
+       4 << 20, "changes reached max_layer_bytes (4 MiB)", false},
+      {"sleep 30", 0, 0, 0, 0, 1, HOIST_SANDBOX_TIMED_OUT, 0, "timed out after 1 s", false},
+      {"dd if=/dev/zero of=/tmp/f bs=1M count=8", 0, 0, 0, 1 << 20, 0, HOIST_SANDBOX_EXITED, 0,
+       NULL, true},
+      {"echo fine", 0, 0, 0, 0, 0, HOIST_SANDBOX_EXITED, 0, NULL, false},
+  };
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char *upper = hoist_asprintf("%s/upper%zu", dir, i);
+    char *argv[] = {"sh", "-c", (char *)cases[i].script, NULL};
+    hoist_sandbox_opts o = {
+        .lower = lower,
+        .upper = upper,
+        .argv = argv,
+        .log_fd = -1,
+        .network = HOIST_SANDBOX_NET_NONE,
+        .userns = HOIST_SANDBOX_USERNS_HOST,
+        .pids = cases[i].pids,
+        .memory = cases[i].memory,
+        .upper_bytes = cases[i].upper,
+        .tmp_bytes = cases[i].tmp,
+        .timeout_s = cases[i].timeout,
+        .require_limits = true,
+    };
+    hoist_sandbox_result res;
+    hoist_err *err = NULL;
+    assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
+    char *text = hoist_sandbox_end_text(&o, &res);
+    if (res.end != cases[i].end || res.limit != cases[i].limit ||
+        res.tmp_full != cases[i].tmp_full || (text == NULL) != (cases[i].text == NULL) ||
+        (text && strcmp(text, cases[i].text) != 0))
+      fail_msg("case %zu (%s): end %d limit %llu tmp_full %d text %s", i, cases[i].script,
+               (int)res.end, (unsigned long long)res.limit, res.tmp_full, text ? text : "(none)");
+    assert_true(res.limits);
+    free(text);
+    free(upper);
+  }
+  hoist_err *err = NULL;
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(lower);
+  free(dir);
+}
+
+/* Root's range given explicitly: root inside is the range's first id, never
+ * host 0; a range holding host 0 is refused; a lower not owned as the range
+ * says is refused before anything runs. */
+static void test_run_with_given_subids(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    return; /* root's own ranges; unprivileged callers map themselves */
+  hoist_sandbox_subids bad = {0, 65536, 0, 65536};
+  hoist_sandbox_opts o = {.subids = &bad};
+  hoist_idmap u[2], g[2];
+  size_t nu, ng;
+  hoist_err *err = NULL;
+  assert_int_not_equal(hoist_sandbox_id_maps(&o, u, &nu, g, &ng, &err), 0);
+  assert_err_contains(&err, "includes host uid 0");
+  hoist_sandbox_subids ids = {300000, 65536, 400000, 65536};
+  o.subids = &ids;
+  assert_ok(hoist_sandbox_id_maps(&o, u, &nu, g, &ng, &err), &err);
+  assert_true(nu == 1 && ng == 1 && u[0].inside == 0 && u[0].outside == 300000 &&
+              u[0].count == 65536 && g[0].outside == 400000);
+
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  char *upper = hoist_asprintf("%s/upper", dir);
+  char *argv[] = {"sh", "-c", "cat /proc/self/uid_map; echo made > /etc/made", NULL};
+  run_lines got = {0};
+  hoist_sandbox_opts r = {.lower = lower,
+                          .upper = upper,
+                          .argv = argv,
+                          .log_fd = -1,
+                          .network = HOIST_SANDBOX_NET_NONE,
+                          .subids = &ids,
+                          .on_line = on_line,
+                          .on_line_ctx = &got};
+  hoist_sandbox_result res;
+  assert_int_not_equal(hoist_sandbox_run(&r, &res, &err), 0);
+  assert_err_contains(&err, "unpack the image with the run's id maps");
+  /* owned as the maps say (what hoist_unpack does with them) */
+  hoist_err *e2 = NULL;
+  assert_ok(hoist_sandbox_unshift(lower, u, 0, g, 0, &e2), &e2); /* no maps: nothing to do */
+  char *cmd = hoist_asprintf("chown -R 300000:400000 %s", lower);
+  assert_int_equal(system(cmd), 0);
+  free(cmd);
+  assert_ok(hoist_sandbox_run(&r, &res, &err), &err);
+  assert_true(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0);
+  assert_non_null(strstr(got.out, "O:         0     300000      65536"));
+  struct stat st;
+  char *made = hoist_asprintf("%s/etc/made", upper);
+  assert_int_equal(lstat(made, &st), 0);
+  assert_true(st.st_uid == 300000 && st.st_gid == 400000);
+  /* and back to the image's owners */
+  assert_ok(hoist_sandbox_unshift(upper, u, nu, g, ng, &err), &err);
+  assert_int_equal(lstat(made, &st), 0);
+  assert_true(st.st_uid == 0 && st.st_gid == 0);
+  free(made);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(upper);
+  free(lower);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_user_resolve_table),
@@ -595,6 +727,8 @@ int main(void) {
       cmocka_unit_test(test_copy_then_diff_is_overlay_shaped),
       cmocka_unit_test(test_run_delivers_lines_binds_and_whiteouts),
       cmocka_unit_test(test_concurrent_runs_share_lower),
+      cmocka_unit_test(test_run_ends_on_limits),
+      cmocka_unit_test(test_run_with_given_subids),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 #include <math.h>
 
+#include "../../src/lib/server/server-private.h"
 #include "hoist/build.h"
 #include "hoist/server.h"
 #include "test_util.h"
@@ -168,12 +169,81 @@ static void test_kinds(void **state) {
   (void)kinds;
 }
 
+/* The builds' sandbox from the service config: each setting, and the
+ * `hoist build` options that carry it; a bad value names its setting. */
+static void test_config_sandbox(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char *args; /* the options, space-separated; NULL: refused */
+    const char *error;
+  } cases[] = {
+      {"{}", "--userns=private --require-limits --network private --timeout 1800", NULL},
+      {"{\"build_timeout\": 60, \"build_memory\": \"512M\", \"build_pids\": 256, "
+       "\"build_cpus\": 1.5, \"max_layer_bytes\": 1073741824, \"build_tmp_size\": \"64M\"}",
+       "--userns=private --require-limits --network private --timeout 60 --memory 536870912 "
+       "--pids-limit 256 --max-layer-bytes 1073741824 --tmp-size 67108864 --cpus 1.500",
+       NULL},
+      {"{\"build_network\": \"none\"}",
+       "--userns=private --require-limits --network none --timeout 1800", NULL},
+      {"{\"build_allow\": [\"127.0.0.1:3141\", \"mirror.internal:8080\", \"localhost:4873\"]}",
+       "--userns=private --require-limits --network private --timeout 1800 --allow-port 3141 "
+       "--allow-port 4873",
+       NULL},
+      {"{\"subuid\": \"200000:65536\", \"subgid\": \"300000:1000\", \"cgroup_parent\": \"/b\"}",
+       "--userns=private --require-limits --network private --timeout 1800 "
+       "--subuid=200000:65536 --subgid=300000:1000 --cgroup-parent /b",
+       NULL},
+      {"{\"build_timeout\": 0}", NULL, "build_timeout"},
+      {"{\"build_timeout\": \"60\"}", NULL, "build_timeout"},
+      {"{\"build_memory\": \"lots\"}", NULL, "build_memory"},
+      {"{\"build_memory\": -1}", NULL, "build_memory"},
+      {"{\"max_layer_bytes\": \"10Q\"}", NULL, "max_layer_bytes"},
+      {"{\"build_tmp_size\": true}", NULL, "build_tmp_size"},
+      {"{\"build_pids\": 2}", NULL, "build_pids"},
+      {"{\"build_cpus\": 0}", NULL, "build_cpus"},
+      {"{\"build_network\": \"host\"}", NULL, "build_network"},
+      {"{\"build_allow\": \"127.0.0.1:1\"}", NULL, "build_allow"},
+      {"{\"build_allow\": [\"127.0.0.1\"]}", NULL, "build_allow"},
+      {"{\"build_allow\": [\"127.0.0.1:99999\"]}", NULL, "build_allow"},
+      {"{\"subuid\": \"100000:65536\"}", NULL, "subuid and subgid"},
+      {"{\"subuid\": \"100000\", \"subgid\": \"100000:1\"}", NULL, "subuid"},
+      {"{\"subuid\": \"1:0\", \"subgid\": \"1:1\"}", NULL, "subuid"},
+      {"{\"cgroup_parent\": \"hoist\"}", NULL, "cgroup_parent"},
+      {"{\"cgroup_parent\": \"/a/../b\"}", NULL, "cgroup_parent"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *o = json_loads(cases[i].json, 0, NULL);
+    assert_non_null(o);
+    server_config c = {0};
+    hoist_err *err = NULL;
+    int r = server_config_sandbox(o, &c, &err);
+    json_decref(o);
+    if (!cases[i].args) {
+      if (r == 0)
+        fail_msg("case %zu: %s accepted", i, cases[i].json);
+      assert_err_contains(&err, cases[i].error);
+      server_config_sandbox_clear(&c);
+      continue;
+    }
+    assert_ok(r, &err);
+    char **args = server_sandbox_args(&c);
+    hoist_buf b = HOIST_BUF_INIT(0);
+    for (char **a = args; *a; a++)
+      hoist_buf_appendf(&b, NULL, "%s%s", a == args ? "" : " ", *a);
+    if (strcmp(b.data, cases[i].args) != 0)
+      fail_msg("case %zu: %s\n got: %s\nwant: %s", i, cases[i].json, b.data, cases[i].args);
+    hoist_buf_free(&b);
+    hoist_strv_free(args);
+    server_config_sandbox_clear(&c);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_authorization),
-      cmocka_unit_test(test_start),
-      cmocka_unit_test(test_cleanup),
-      cmocka_unit_test(test_kinds),
+      cmocka_unit_test(test_authorization),  cmocka_unit_test(test_start),
+      cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_kinds),
+      cmocka_unit_test(test_config_sandbox),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

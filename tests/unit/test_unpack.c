@@ -818,7 +818,53 @@ static void test_image_and_cache(void **state) {
   assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p4, &hit, NULL, NULL, &err), &err);
   assert_false(hit);
   assert_string_equal(p4, p3);
+
+  /* unpacked for a user namespace (as root, which applies owners): its own
+   * tree, owned as the namespace's maps give the image's ids */
+  if (geteuid() == 0) {
+    hoist_idmap um[] = {{0, 300000, 65536}}, gm[] = {{0, 400000, 65536}};
+    hoist_unpack_opts uo = {.uid_map = um, .n_uid_map = 1, .gid_map = gm, .n_gid_map = 1};
+    _cleanup_free_ char *p5 = NULL;
+    assert_ok(hoist_unpack_cached(s, m, cache, &uo, &p5, &hit, NULL, NULL, &err), &err);
+    assert_false(hit);
+    assert_string_not_equal(p5, p4);
+    assert_int_equal(strncmp(p5, p4, strlen(p4)), 0);
+    assert_int_equal(strncmp(p5 + strlen(p4), "-ids", 4), 0);
+    struct stat st;
+    assert_int_equal(stat(p5, &st), 0);
+    assert_true(st.st_uid == 300000 && st.st_gid == 400000);
+    _cleanup_free_ char *f = hoist_asprintf("%s/etc/b", p5);
+    assert_int_equal(lstat(f, &st), 0);
+    assert_true(st.st_uid == 300000 && st.st_gid == 400000);
+    /* prune knows such a tree */
+    assert_ok(hoist_unpack_cache_prune(cache, 0, false, &pr, &err), &err);
+    assert_int_equal(pr.removed, 2);
+    assert_int_not_equal(access(p5, F_OK), 0);
+  }
   hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
+}
+
+/* An image id to the host id of a user namespace's maps; ids the maps lack
+ * are nobody's (65534), mapped in turn. */
+static void test_map_id(void **state) {
+  (void)state;
+  const hoist_idmap two[] = {{0, 1000, 1}, {1, 100000, 65536}};
+  const hoist_idmap small[] = {{0, 500000, 100}};
+  static const struct {
+    int maps; /* 0: none, 1: two, 2: small */
+    uint32_t id, want;
+  } cases[] = {
+      {0, 0, 0},          {0, 70000, 70000},  {1, 0, 1000}, {1, 1, 100000},
+      {1, 65536, 165535}, {1, 65537, 165533}, /* unmapped: nobody, 65534 -> 165533 */
+      {2, 99, 500099},    {2, 100, 100},      /* neither it nor nobody mapped: as it is */
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    const hoist_idmap *m = cases[i].maps == 1 ? two : cases[i].maps == 2 ? small : NULL;
+    size_t n = cases[i].maps == 1 ? 2 : cases[i].maps == 2 ? 1 : 0;
+    uint32_t got = hoist_unpack_map_id(cases[i].id, m, n);
+    if (got != cases[i].want)
+      fail_msg("case %zu: id %u -> %u, want %u", i, cases[i].id, got, cases[i].want);
+  }
 }
 
 int main(void) {
@@ -835,6 +881,7 @@ int main(void) {
       cmocka_unit_test(test_rootless_report),
       cmocka_unit_test(test_xattrs),
       cmocka_unit_test(test_image_and_cache),
+      cmocka_unit_test(test_map_id),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
@@ -11,7 +10,6 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "../sandbox/sandbox-private.h"
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/layer.h"
@@ -33,7 +31,6 @@
 
 void hoist_build_opts_init(hoist_build_opts *o) {
   memset(o, 0, sizeof *o);
-  o->network = HOIST_SANDBOX_NET_HOST;
   o->source_date_epoch = -1;
   o->compression = HOIST_COMPRESS_GZIP;
 }
@@ -180,12 +177,44 @@ static int write_file_at(int rootfd, const char *dir, mode_t dir_mode, const cha
   return hoist_fs_write_atomic(dfd, name, data, len, 0644, err);
 }
 
-/* Runs the install in the sandbox over lower, leaving its changes (plus
+/* The TCP port of a mirror URL on the host's loopback ("http://127.0.0.1:3141/simple",
+ * "http://localhost/"), or 0 for any other mirror (reached as egress). */
+static uint16_t loopback_port(const char *url) {
+  const char *p = strstr(url, "://");
+  if (!p)
+    return 0;
+  bool tls = strncmp(url, "https:", 6) == 0;
+  p += 3;
+  const char *at = strpbrk(p, "@/");
+  if (at && *at == '@')
+    p = at + 1;
+  const char *end;
+  if (*p == '[') {
+    if (strncmp(p, "[::1]", 5) != 0)
+      return 0;
+    end = p + 5;
+  } else {
+    end = p + strcspn(p, ":/?#");
+    size_t n = (size_t)(end - p);
+    bool lo = (n == 9 && strncmp(p, "localhost", 9) == 0) || (n >= 7 && strncmp(p, "127.", 4) == 0);
+    if (!lo)
+      return 0;
+  }
+  if (*end != ':')
+    return tls ? 443 : 80;
+  char *stop;
+  unsigned long port = strtoul(end + 1, &stop, 10);
+  if (stop == end + 1 || port == 0 || port > 65535 || (*stop && !strchr("/?#", *stop)))
+    return 0;
+  return (uint16_t)port;
+}
+
+/* Runs the install in the sandbox so over lower, leaving its changes (plus
  * /tmp/<file>) in upper. The file reaches the command bound read-only at
  * /tmp/<file> from tmp/<file> (a host directory beside upper). */
 static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
-                       const char *lower, const char *tmp, const char *upper, bool extend,
-                       hoist_err **err) {
+                       hoist_sandbox_opts *so, const char *lower, const char *tmp,
+                       const char *upper, bool extend, hoist_err **err) {
   _cleanup_close_ int tfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (tfd < 0)
     return hoist_err_errno(err, errno, "open %s", tmp);
@@ -203,37 +232,44 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
       hoist_asprintf("set -ex\n%s", extend ? "exec /bin/extend\n" : k->script);
   char *argv[] = {"/bin/sh", "-c", script, NULL};
   install_log il = {.o = o};
-  hoist_sandbox_opts so = {
-      .lower = lower,
-      .upper = upper,
-      .argv = argv,
-      .env = env,
-      .network = o->network,
-      .userns = o->userns,
-      .timeout_s = o->timeout_s,
-      .on_line = on_line,
-      .on_line_ctx = &il,
-      .log_fd = -1,
-      .binds = &bind,
-      .n_binds = 1,
-  };
-  int status = 0;
-  bool timed_out = false;
+  so->lower = lower;
+  so->upper = upper;
+  so->work = NULL;
+  so->argv = argv;
+  so->env = env;
+  so->cwd = NULL;
+  so->user = NULL;
+  so->on_line = on_line;
+  so->on_line_ctx = &il;
+  so->log_fd = -1;
+  so->binds = &bind;
+  so->n_binds = 1;
+  hoist_sandbox_result res;
   say(o, "running %s in the sandbox", extend ? "/bin/extend" : k->name);
-  r = hoist_sandbox_run(&so, &status, &timed_out, err);
+  r = hoist_sandbox_run(so, &res, err);
   hoist_sandbox_strv_free(env);
   if (r < 0)
     return hoist_err_wrap(err, "sandbox");
   const char *what = il.last_cmd[0] ? il.last_cmd : "/bin/sh -c <script>";
-  if (timed_out)
-    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` timed out after %u s",
-                         k->name, what, o->timeout_s);
-  if (WIFSIGNALED(status))
-    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` killed by signal %d", k->name,
-                         what, WTERMSIG(status));
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` exited with status %d",
-                         k->name, what, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+  _cleanup_free_ char *end = hoist_sandbox_end_text(so, &res);
+  if (res.end == HOIST_SANDBOX_TIMED_OUT)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` %s", k->name, what, end);
+  if (res.end == HOIST_SANDBOX_DISK_FULL)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "build stopped: %s", end);
+  if (end)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "build killed: %s", end);
+  _cleanup_free_ char *tmp_note =
+      res.tmp_full
+          ? hoist_asprintf(" (/tmp was full: it holds at most %" PRIu64 " bytes)",
+                           so->tmp_bytes ? so->tmp_bytes : (uint64_t)HOIST_SANDBOX_DEFAULT_TMP)
+          : hoist_strdup("");
+  if (WIFSIGNALED(res.status))
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` killed by signal %d%s",
+                         k->name, what, WTERMSIG(res.status), tmp_note);
+  if (!WIFEXITED(res.status) || WEXITSTATUS(res.status) != 0)
+    return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` exited with status %d%s",
+                         k->name, what, WIFEXITED(res.status) ? WEXITSTATUS(res.status) : -1,
+                         tmp_note);
   say(o, "install done");
 
   /* the file stays where the reference's COPY puts it */
@@ -248,28 +284,6 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
   if (write_file_at(ufd, "tmp", tmp_mode, k->file, o->file, o->file_len, err) < 0)
     return hoist_err_wrap(err, "place /tmp/%s", k->file);
   return 0;
-}
-
-/* The ids the sandbox's user namespace gives a caller that is not root (as
- * hoist_sandbox_run maps them): 0 inside is the caller, 1.. inside the
- * caller's subordinate ranges. Fills um and gm; returns how many entries. */
-static size_t userns_maps(hoist_idmap um[2], hoist_idmap gm[2]) {
-  uid_t uid = geteuid();
-  um[0] = (hoist_idmap){0, (uint32_t)uid, 1};
-  gm[0] = (hoist_idmap){0, (uint32_t)getegid(), 1};
-  struct passwd pw, *pwp = NULL;
-  char buf[1024];
-  getpwuid_r(uid, &pw, buf, sizeof buf, &pwp);
-  _cleanup_free_ char *subuid = NULL, *subgid = NULL;
-  unsigned long us, uc, gs, gc;
-  hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
-  hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
-  if (!sandbox_subid_range(subuid, pwp ? pwp->pw_name : NULL, uid, &us, &uc) ||
-      !sandbox_subid_range(subgid, pwp ? pwp->pw_name : NULL, uid, &gs, &gc))
-    return 1;
-  um[1] = (hoist_idmap){1, (uint32_t)us, (uint32_t)uc};
-  gm[1] = (hoist_idmap){1, (uint32_t)gs, (uint32_t)gc};
-  return 2;
 }
 
 /* Removes build-* work trees under workroot that no running build holds (a
@@ -309,7 +323,30 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
                       const hoist_manifest *m, hoist_config *cfg, hoist_store *cache,
                       const char *key_hex, hoist_descriptor *layer, char diff_id[],
                       bool *used_extend, hoist_err **err) {
+  /* the sandbox: the caller's settings, the loopback mirror reachable */
+  hoist_sandbox_opts so = {0};
+  if (o->sandbox)
+    so = *o->sandbox;
+  const char *mirror = o->mirrors[k->mirror];
+  uint16_t port = mirror ? loopback_port(mirror) : 0;
+  _cleanup_free_ uint16_t *ports = hoist_malloc0((so.n_allow_ports + 1) * sizeof *ports);
+  if (so.n_allow_ports)
+    memcpy(ports, so.allow_ports, so.n_allow_ports * sizeof *ports);
+  if (port)
+    ports[so.n_allow_ports++] = port;
+  so.allow_ports = ports;
+  /* the base is unpacked with the owners the install's user namespace sees */
+  hoist_idmap um[2], gm[2];
+  size_t nu = 0, ng = 0;
+  if (hoist_sandbox_id_maps(&so, um, &nu, gm, &ng, err) < 0)
+    return hoist_err_wrap(err, "sandbox");
   hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
+  if (geteuid() == 0 && nu) {
+    uo.uid_map = um;
+    uo.n_uid_map = nu;
+    uo.gid_map = gm;
+    uo.n_gid_map = ng;
+  }
   hoist_unpack_report rep = {0};
   _cleanup_free_ char *lower = NULL;
   bool hit = false;
@@ -340,18 +377,17 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
     r = hoist_err_errno(err, errno, "mkdir %s", upper);
     goto out;
   }
-  if ((r = run_install(o, k, cfg, lower, tmp, upper, *used_extend, err)) < 0)
+  if ((r = run_install(o, k, cfg, &so, lower, tmp, upper, *used_extend, err)) < 0)
     goto out;
 
+  /* owners as the image sees them */
   hoist_layer_options lo = HOIST_LAYER_OPTIONS_INIT;
   lo.compression = o->compression;
   lo.source_date_epoch = o->source_date_epoch;
-  hoist_idmap um[2], gm[2];
-  if (geteuid() != 0) {
-    lo.uid_map = um;
-    lo.gid_map = gm;
-    lo.n_uid_map = lo.n_gid_map = userns_maps(um, gm);
-  }
+  lo.uid_map = um;
+  lo.n_uid_map = nu;
+  lo.gid_map = gm;
+  lo.n_gid_map = ng;
   hoist_layer_source src = {.kind = HOIST_LAYER_OVERLAY, .dir = upper};
   hoist_layer_result res;
   {

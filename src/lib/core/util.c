@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <string.h>
 
 #include "hoist/core.h"
@@ -33,4 +34,41 @@ char *hoist_asprintf(const char *fmt, ...) {
     abort();
   va_end(ap);
   return s;
+}
+
+bool hoist_size_parse(const char *s, uint64_t *out) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || end == s || s[0] == '-')
+    return false;
+  unsigned shift = 0;
+  switch (*end) {
+  case '\0':
+    break;
+  case 'k':
+  case 'K':
+    shift = 10;
+    break;
+  case 'm':
+  case 'M':
+    shift = 20;
+    break;
+  case 'g':
+  case 'G':
+    shift = 30;
+    break;
+  case 't':
+  case 'T':
+    shift = 40;
+    break;
+  default:
+    return false;
+  }
+  if (*end && end[1] && !(end[1] == 'i' && end[2] == 'B' && !end[3]) && strcmp(end + 1, "B"))
+    return false;
+  if (v == 0 || (shift && v > (UINT64_MAX >> shift)))
+    return false;
+  *out = (uint64_t)v << shift;
+  return true;
 }

@@ -2,44 +2,62 @@
  * sandbox: one command in an image's root filesystem, read top to bottom.
  *
  * Parent (hoist_sandbox_run): prepares everything that allocates (paths,
- * overlay options, the user, host fds), clones a child into new mount, PID,
- * UTS, IPC (+ user, + network) namespaces, writes its id maps, then streams
- * the command's output line by line until the namespace is gone.
+ * overlay and tmpfs options, the user, the id maps, the seccomp program, the
+ * routes a private network must not have, the cgroup), clones a child into
+ * new mount, PID, UTS and IPC namespaces (and a network namespace unless the
+ * host's network is asked for; a caller that is not root adds a user
+ * namespace at once, because it needs one to mount anything), then walks the
+ * child through a short handshake and streams the command's output line by
+ * line until the namespace is gone, watching the limits.
  *
- * Child, PID 1 of the new namespace (child_main): mounts the overlay (or binds
- * the copy) at work/root, mounts /proc, a /dev tmpfs with bound host devices,
- * /dev/shm and /tmp tmpfs, binds the host's resolv.conf and hosts read-only,
- * pivots into the tree, forks the command and reaps until it exits, then
- * reports its status and exits, which kills whatever else is left in the
- * namespace. Every mount target is resolved inside the new root (openat2
- * RESOLVE_IN_ROOT) and mounted through its /proc/self/fd path, so a symlink in
- * the image never sends a mount to the host. The child never allocates: the
- * parent may have other threads holding allocator locks at clone time.
+ * Handshake (one byte on the sync pipe per step, a record on the control pipe
+ * from the child):
+ *   not root:  parent writes the id maps (newuidmap/newgidmap)  -> sync
+ *   child:     hostname, private mounts, loopback and routes    -> READY
+ *   parent:    cgroup attach, pasta for a private network       -> sync
+ *   child:     overlay, /proc with the runtime spec's masks, /dev, /tmp,
+ *              binds, pivot_root; as root with a subordinate range it then
+ *              unshares a user namespace                         -> USERNS
+ *   parent:    writes its maps (0.. -> the range)                -> sync
+ *   child:     becomes root of that namespace, forks the command, reaps until
+ *              the command exits, reports its status and exits, which kills
+ *              whatever else is left in the namespace.
+ * A root caller mounts everything while it is still host root and only then
+ * enters the user namespace: the namespaces it made stay owned by the host's,
+ * so root inside can neither mount, nor change a route, nor write a sysctl,
+ * and every path the mounts need is reachable whatever its host permissions.
  *
- * Command (command_main): stdio on the pipes, rlimits, capability bounding set
- * cut to what a root package install needs, no_new_privs, the user, the
- * working directory, then execve along the image's PATH.
+ * Every mount target is resolved inside the new root (openat2 RESOLVE_IN_ROOT)
+ * and mounted through its /proc/self/fd path, so a symlink in the image never
+ * sends a mount to the host. Every writable mount is nodev. The child never
+ * allocates: the parent may have other threads holding allocator locks at
+ * clone time.
+ *
+ * Command (command_main): a new session, stdio on the pipes, rlimits (files,
+ * processes, file size, no core files), capability bounding set cut to what a
+ * root package install needs, the user, no_new_privs, the seccomp filter,
+ * the working directory, then execve along the image's PATH.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
-#include <net/if.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
@@ -55,42 +73,62 @@ extern char **environ;
 
 #define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define HOSTNAME "hoist"
+#define SETUP_TIMEOUT_MS 60000 /* one step of the handshake */
+#define MONITOR_MS 1000        /* how often the limits are checked */
 
 /* Host files bound into the image: devices first, then the resolver files. */
-enum { H_NULL, H_ZERO, H_FULL, H_RANDOM, H_URANDOM, H_TTY, H_RESOLV, H_HOSTS, N_HOST };
+enum { H_NULL, H_ZERO, H_FULL, H_RANDOM, H_URANDOM, H_RESOLV, H_HOSTS, N_HOST };
 static const char *const host_src[N_HOST] = {
-    "/dev/null",    "/dev/zero", "/dev/full",        "/dev/random",
-    "/dev/urandom", "/dev/tty",  "/etc/resolv.conf", "/etc/hosts",
+    "/dev/null",    "/dev/zero",        "/dev/full",  "/dev/random",
+    "/dev/urandom", "/etc/resolv.conf", "/etc/hosts",
 };
-static const char *const dev_names[H_RESOLV] = {"null", "zero", "full", "random", "urandom", "tty"};
+static const char *const dev_names[H_RESOLV] = {"null", "zero", "full", "random", "urandom"};
 
 /* Mount points the sandbox may create in the tree; removed from upper
  * afterwards when lower has no such entry. */
 static const char *const own_targets[] = {"proc", "dev", "tmp", "etc/resolv.conf", "etc/hosts"};
 
-/* What a root package install needs (as the default set of container engines). */
-static const int allowed_caps[] = {
-    CAP_CHOWN,      CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,           CAP_KILL,
-    CAP_SETGID,     CAP_SETUID,       CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_MKNOD,
-    CAP_SYS_CHROOT, CAP_AUDIT_WRITE,  CAP_SETFCAP,
+/* The OCI runtime spec's defaults, as runc and crun apply them: files and
+ * directories of /proc hidden (a /dev/null or an empty read-only tmpfs on
+ * top), and those that stay visible but read-only. */
+static const char *const proc_masked[] = {
+    "proc/acpi",       "proc/asound",      "proc/kcore",       "proc/keys", "proc/latency_stats",
+    "proc/timer_list", "proc/timer_stats", "proc/sched_debug", "proc/scsi",
+};
+static const char *const proc_readonly[] = {
+    "proc/bus", "proc/fs", "proc/irq", "proc/sys", "proc/sysrq-trigger",
 };
 
-enum { MSG_FAIL = 1, MSG_OVERLAY, MSG_EXEC, MSG_STATUS };
+/* What a root package install needs (the default set of container engines
+ * without MKNOD, which only a run that asks for it keeps). */
+static const int allowed_caps[] = {
+    CAP_CHOWN,       CAP_DAC_OVERRIDE, CAP_FOWNER,  CAP_FSETID,           CAP_KILL,
+    CAP_SETGID,      CAP_SETUID,       CAP_SETPCAP, CAP_NET_BIND_SERVICE, CAP_SYS_CHROOT,
+    CAP_AUDIT_WRITE, CAP_SETFCAP,
+};
+
+enum { MSG_FAIL = 1, MSG_OVERLAY, MSG_EXEC, MSG_STATUS, MSG_READY, MSG_USERNS };
 
 /* One record on the control pipe, child -> parent (below PIPE_BUF: atomic). */
 typedef struct {
   int32_t kind;
   int32_t err;
   int32_t status;
-  char text[244];
+  int32_t tmp_full;
+  char text[240];
 } ctl_msg;
 
 typedef struct {
   const hoist_sandbox_opts *o;
-  bool userns;
+  bool userns_at_clone; /* not root: the user namespace comes with the clone */
+  bool userns_late;     /* root with a range: unshared after the mounts */
+  bool netns;           /* a network namespace of its own */
   bool copy_mode;
   char *root;          /* work/root: the overlay mount point, or the copy */
   char *ovl_opts[3];   /* overlay option strings, tried in order */
+  char *tmp_opts;      /* /tmp tmpfs options */
+  char *dev_opts;      /* /dev tmpfs options */
+  char *shm_opts;      /* /dev/shm tmpfs options */
   int host_fd[N_HOST]; /* O_PATH fds of host files, -1 when missing */
   int *bind_fd;        /* O_PATH fds of opts->binds' sources */
   bool *bind_dir;      /* whether each bind source is a directory */
@@ -99,9 +137,14 @@ typedef struct {
   const char *path; /* PATH from env */
   const char *cwd;
   unsigned long nofile, nproc;
+  uint64_t fsize; /* RLIMIT_FSIZE: no file larger than the changes may be */
+  bool mknod;
+  sandbox_bpf bpf;
+  sandbox_prefix blocked[SANDBOX_MAX_BLOCKED]; /* routes a private network must not have */
+  size_t n_blocked;
   int ctl;       /* write end of the control pipe */
   int out, errp; /* write ends of stdout/stderr pipes */
-  int sync;      /* read end: id maps written */
+  int sync;      /* read end: the parent's go-ahead */
 } child_ctx;
 
 /* ---------------------------------------------------------------- child */
@@ -126,6 +169,18 @@ __attribute__((noreturn, format(printf, 3, 4))) static void child_fail(const chi
   va_end(ap);
   child_send(c, kind, e, 0, text);
   _exit(kind == MSG_EXEC ? 127 : 1);
+}
+
+/* Waits for the parent's next go-ahead; the parent reports why when it
+ * cannot give one, so the child just leaves. */
+static void child_wait(const child_ctx *c) {
+  char b;
+  ssize_t n;
+  do
+    n = read(c->sync, &b, 1);
+  while (n < 0 && errno == EINTR);
+  if (n != 1)
+    _exit(1);
 }
 
 /* "/proc/self/fd/N" into buf. */
@@ -197,8 +252,25 @@ static int mount_at(int fd, const char *src, const char *type, unsigned long fla
   return mount(src, fdpath(p, fd), type, flags, data);
 }
 
-/* Binds host fd src at target (an fd in the tree), read-only when ro. The
- * read-only remount keeps the flags a user namespace locks (nosuid, nodev...). */
+/* Remounts the mount at fd (a bind) with flags added, keeping the flags a
+ * user namespace locks (the source mount's nosuid, nodev, noexec...). */
+static int remount_bind(int fd, unsigned long flags) {
+  struct statvfs sv;
+  flags |= MS_BIND | MS_REMOUNT;
+  if (fstatvfs(fd, &sv) == 0) {
+    static const struct {
+      unsigned long st, ms;
+    } map[] = {{ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},           {ST_NOEXEC, MS_NOEXEC},
+               {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME},
+               {ST_RDONLY, MS_RDONLY}};
+    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
+      if (sv.f_flag & map[i].st)
+        flags |= map[i].ms;
+  }
+  return mount_at(fd, NULL, NULL, flags, NULL);
+}
+
+/* Binds host fd src at target (a path in the tree), read-only when ro. */
 static int bind_at(int rootfd, const char *target, int src, bool ro) {
   char s[32];
   int t = resolve_in(rootfd, target, O_PATH);
@@ -211,46 +283,24 @@ static int bind_at(int rootfd, const char *target, int src, bool ro) {
   t = resolve_in(rootfd, target, O_PATH);
   if (t < 0)
     return -1;
-  struct statvfs sv;
-  unsigned long flags = MS_BIND | MS_REMOUNT | MS_RDONLY;
-  if (fstatvfs(t, &sv) == 0) {
-    static const struct {
-      unsigned long st, ms;
-    } map[] = {{ST_NOSUID, MS_NOSUID},         {ST_NODEV, MS_NODEV},
-               {ST_NOEXEC, MS_NOEXEC},         {ST_NOATIME, MS_NOATIME},
-               {ST_NODIRATIME, MS_NODIRATIME}, {ST_RELATIME, MS_RELATIME}};
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-      if (sv.f_flag & map[i].st)
-        flags |= map[i].ms;
-  }
-  r = mount_at(t, NULL, NULL, flags, NULL);
+  r = remount_bind(t, MS_RDONLY);
   close(t);
   return r;
-}
-
-static void loopback_up(const child_ctx *c) {
-  int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  if (s < 0)
-    child_fail(c, MSG_FAIL, "socket");
-  struct ifreq ifr = {0};
-  memcpy(ifr.ifr_name, "lo", 3);
-  if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0)
-    child_fail(c, MSG_FAIL, "loopback flags");
-  ifr.ifr_flags |= IFF_UP;
-  if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0)
-    child_fail(c, MSG_FAIL, "loopback up");
-  close(s);
 }
 
 static void mount_tree(const child_ctx *c) {
   if (c->copy_mode) {
     if (mount(c->root, c->root, NULL, MS_BIND | MS_REC, NULL) < 0)
       child_fail(c, MSG_FAIL, "bind %s", c->root);
+    int fd = open(c->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || remount_bind(fd, MS_NODEV | MS_NOSUID) < 0)
+      child_fail(c, MSG_FAIL, "remount %s nodev", c->root);
+    close(fd);
     return;
   }
   int e = 0;
   for (size_t i = 0; i < 3 && c->ovl_opts[i]; i++) {
-    if (mount("overlay", c->root, "overlay", 0, c->ovl_opts[i]) == 0)
+    if (mount("overlay", c->root, "overlay", MS_NODEV | MS_NOSUID, c->ovl_opts[i]) == 0)
       return;
     if (i == 0 || errno != EINVAL)
       e = errno;
@@ -259,14 +309,50 @@ static void mount_tree(const child_ctx *c) {
   child_fail(c, MSG_OVERLAY, "mount overlay on %s", c->root);
 }
 
+/* /proc's masked entries get /dev/null (files) or an empty read-only tmpfs
+ * (directories) on top; the read-only ones a read-only bind of themselves.
+ * Entries this kernel lacks are skipped. */
+static void mask_proc(const child_ctx *c, int rootfd) {
+  for (size_t i = 0; i < sizeof proc_masked / sizeof proc_masked[0]; i++) {
+    int t = resolve_in(rootfd, proc_masked[i], O_PATH);
+    if (t < 0 && errno == ENOENT)
+      continue;
+    struct stat st;
+    if (t < 0 || fstat(t, &st) < 0)
+      child_fail(c, MSG_FAIL, "mask /%s", proc_masked[i]);
+    char s[32];
+    int r = S_ISDIR(st.st_mode)
+                ? mount_at(t, "tmpfs", "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                           "mode=0555,size=4k")
+                : mount_at(t, fdpath(s, c->host_fd[H_NULL]), NULL, MS_BIND, NULL);
+    if (r < 0)
+      child_fail(c, MSG_FAIL, "mask /%s", proc_masked[i]);
+    close(t);
+  }
+  for (size_t i = 0; i < sizeof proc_readonly / sizeof proc_readonly[0]; i++) {
+    int t = resolve_in(rootfd, proc_readonly[i], O_PATH);
+    if (t < 0 && errno == ENOENT)
+      continue;
+    char s[32];
+    if (t < 0 || mount_at(t, fdpath(s, t), NULL, MS_BIND | MS_REC, NULL) < 0)
+      child_fail(c, MSG_FAIL, "bind /%s", proc_readonly[i]);
+    close(t);
+    t = resolve_in(rootfd, proc_readonly[i], O_PATH);
+    if (t < 0 || remount_bind(t, MS_RDONLY) < 0)
+      child_fail(c, MSG_FAIL, "make /%s read-only", proc_readonly[i]);
+    close(t);
+  }
+}
+
 static void setup_dev(const child_ctx *c, int rootfd) {
   int t = ensure_target(rootfd, "dev", true);
-  if (t < 0 || mount_at(t, "tmpfs", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=65536k") < 0)
+  if (t < 0 || mount_at(t, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, c->dev_opts) < 0)
     child_fail(c, MSG_FAIL, "mount /dev");
   close(t);
   int dev = resolve_in(rootfd, "dev", O_RDONLY | O_DIRECTORY);
   if (dev < 0)
     child_fail(c, MSG_FAIL, "open /dev");
+  /* the host's own nodes, bound: usable although /dev itself is nodev */
   for (int i = 0; i < H_RESOLV; i++) {
     if (c->host_fd[i] < 0)
       continue;
@@ -280,8 +366,10 @@ static void setup_dev(const child_ctx *c, int rootfd) {
       child_fail(c, MSG_FAIL, "bind /dev/%s", dev_names[i]);
   }
   static const char *const links[][2] = {
-      {"fd", "/proc/self/fd"},       {"stdin", "/proc/self/fd/0"}, {"stdout", "/proc/self/fd/1"},
-      {"stderr", "/proc/self/fd/2"}, {"core", "/proc/kcore"},
+      {"fd", "/proc/self/fd"},
+      {"stdin", "/proc/self/fd/0"},
+      {"stdout", "/proc/self/fd/1"},
+      {"stderr", "/proc/self/fd/2"},
   };
   for (size_t i = 0; i < sizeof links / sizeof links[0]; i++)
     if (symlinkat(links[i][1], dev, links[i][0]) < 0)
@@ -290,8 +378,7 @@ static void setup_dev(const child_ctx *c, int rootfd) {
     child_fail(c, MSG_FAIL, "mkdir /dev/shm");
   close(dev);
   t = resolve_in(rootfd, "dev/shm", O_PATH);
-  if (t < 0 ||
-      mount_at(t, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k") < 0)
+  if (t < 0 || mount_at(t, "shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, c->shm_opts) < 0)
     child_fail(c, MSG_FAIL, "mount /dev/shm");
   close(t);
 }
@@ -305,11 +392,12 @@ static void setup_mounts(const child_ctx *c) {
   if (t < 0 || mount_at(t, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
     child_fail(c, MSG_FAIL, "mount /proc");
   close(t);
+  mask_proc(c, rootfd);
 
   setup_dev(c, rootfd);
 
   t = ensure_target(rootfd, "tmp", true);
-  if (t < 0 || mount_at(t, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777") < 0)
+  if (t < 0 || mount_at(t, "tmpfs", "tmpfs", MS_NOSUID | MS_NODEV, c->tmp_opts) < 0)
     child_fail(c, MSG_FAIL, "mount /tmp");
   close(t);
 
@@ -353,19 +441,21 @@ static bool setgroups_denied(void) {
   return n >= 4 && strncmp(b, "deny", 4) == 0;
 }
 
-static bool cap_allowed(int cap) {
+static bool cap_allowed(const child_ctx *c, int cap) {
+  if (cap == CAP_MKNOD)
+    return c->mknod;
   for (size_t i = 0; i < sizeof allowed_caps / sizeof allowed_caps[0]; i++)
     if (allowed_caps[i] == cap)
       return true;
   return false;
 }
 
-static void set_limit(const child_ctx *c, int resource, unsigned long want, const char *name) {
+static void set_limit(const child_ctx *c, int resource, uint64_t want, const char *name) {
   struct rlimit rl;
   if (getrlimit(resource, &rl) < 0)
     child_fail(c, MSG_FAIL, "getrlimit %s", name);
-  rlim_t v = want;
-  if (rl.rlim_max != RLIM_INFINITY && v > rl.rlim_max)
+  rlim_t v = want == HOIST_SANDBOX_UNLIMITED ? RLIM_INFINITY : (rlim_t)want;
+  if (rl.rlim_max != RLIM_INFINITY && (v == RLIM_INFINITY || v > rl.rlim_max))
     v = rl.rlim_max;
   rl.rlim_cur = rl.rlim_max = v;
   if (setrlimit(resource, &rl) < 0)
@@ -404,7 +494,7 @@ static void exec_in_path(const child_ctx *c) {
 }
 
 __attribute__((noreturn)) static void command_main(const child_ctx *c) {
-  setsid();
+  setsid(); /* no controlling terminal: nothing for TIOCSTI to type into */
   int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
   if (null < 0 || dup2(null, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->errp, 2) < 0)
     child_fail(c, MSG_FAIL, "stdio");
@@ -418,9 +508,11 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
 
   set_limit(c, RLIMIT_NOFILE, c->nofile, "NOFILE");
   set_limit(c, RLIMIT_NPROC, c->nproc, "NPROC");
+  set_limit(c, RLIMIT_FSIZE, c->fsize, "FSIZE");
+  set_limit(c, RLIMIT_CORE, 0, "CORE");
 
   for (int cap = 0; cap <= 63; cap++) {
-    if (cap_allowed(cap))
+    if (cap_allowed(c, cap))
       continue;
     if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) < 0) {
       if (errno == EINVAL)
@@ -439,19 +531,23 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "setgid %u", (unsigned)u->gid);
   if (setresuid(u->uid, u->uid, u->uid) < 0)
     child_fail(c, MSG_FAIL, "setuid %u", (unsigned)u->uid);
+  struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+  struct __user_cap_data_struct d[2] = {{0}};
   if (u->uid == 0) {
-    struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
-    struct __user_cap_data_struct d[2] = {{0}};
-    for (size_t i = 0; i < sizeof allowed_caps / sizeof allowed_caps[0]; i++) {
-      int cap = allowed_caps[i];
+    for (int cap = 0; cap <= 63; cap++) {
+      if (!cap_allowed(c, cap))
+        continue;
       d[cap / 32].effective |= 1U << (cap % 32);
       d[cap / 32].permitted |= 1U << (cap % 32);
     }
-    if (syscall(SYS_capset, &h, d) < 0)
-      child_fail(c, MSG_FAIL, "capset");
   }
+  if (syscall(SYS_capset, &h, d) < 0)
+    child_fail(c, MSG_FAIL, "capset");
   if (chdir(c->cwd) < 0)
     child_fail(c, MSG_EXEC, "working directory %s", c->cwd);
+  /* last: from here on, only what the filter allows */
+  if (sandbox_seccomp_load(&c->bpf) < 0)
+    child_fail(c, MSG_FAIL, "seccomp filter");
   exec_in_path(c);
   _exit(127);
 }
@@ -482,25 +578,40 @@ static void close_other_fds(int *keep, size_t n) {
   }
 }
 
+/* Becomes root of a user namespace of its own, once the mounts are made as
+ * host root: the parent writes the maps, then uid and gid 0 are the range's
+ * first ids and no capability is left over the host's namespaces. */
+static void enter_userns(const child_ctx *c) {
+  if (unshare(CLONE_NEWUSER) < 0)
+    child_fail(c, MSG_FAIL, "unshare a user namespace");
+  child_send(c, MSG_USERNS, 0, 0, NULL);
+  child_wait(c);
+  if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+    child_fail(c, MSG_FAIL, "become root of the user namespace");
+}
+
 __attribute__((noreturn)) static void child_main(child_ctx *c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   int keep[] = {c->ctl, c->out, c->errp, c->sync};
   close_other_fds(keep, sizeof keep / sizeof keep[0]);
-  if (c->userns) {
-    char b;
-    if (read(c->sync, &b, 1) != 1)
-      _exit(1); /* the parent could not write the id maps: it reports why */
-  }
-  close(c->sync);
+  if (c->userns_at_clone)
+    child_wait(c); /* the id maps */
   if (sethostname(HOSTNAME, strlen(HOSTNAME)) < 0)
     child_fail(c, MSG_FAIL, "sethostname");
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0)
     child_fail(c, MSG_FAIL, "make mounts private");
-  if (c->o->network == HOIST_SANDBOX_NET_NONE)
-    loopback_up(c);
+  if (c->netns) {
+    const char *what = "network";
+    if (sandbox_net_setup(c->blocked, c->n_blocked, &what) < 0)
+      child_fail(c, MSG_FAIL, "%s", what);
+  }
+  child_send(c, MSG_READY, 0, 0, NULL);
+  child_wait(c); /* in the cgroup; pasta is up */
   /* bind sources must belong to this mount namespace: opened after the clone */
   for (int i = 0; i < N_HOST; i++)
     c->host_fd[i] = open(host_src[i], O_PATH | O_CLOEXEC);
+  if (c->host_fd[H_NULL] < 0)
+    child_fail(c, MSG_FAIL, "open /dev/null");
   for (size_t i = 0; i < c->o->n_binds; i++) {
     c->bind_fd[i] = open(c->o->binds[i].source, O_PATH | O_CLOEXEC);
     if (c->bind_fd[i] < 0)
@@ -514,6 +625,9 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
       close(c->host_fd[i]);
   for (size_t i = 0; i < c->o->n_binds; i++)
     close(c->bind_fd[i]);
+  if (c->userns_late)
+    enter_userns(c);
+  /* after every change of ids: /proc/1 stays closed to the command */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
   pid_t pid = fork();
@@ -527,7 +641,13 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     int st;
     pid_t w = waitpid(-1, &st, 0);
     if (w == pid) {
-      child_send(c, MSG_STATUS, 0, st, NULL);
+      struct statvfs sv;
+      ctl_msg m = {.kind = MSG_STATUS, .status = st};
+      m.tmp_full = statvfs("/tmp", &sv) == 0 && sv.f_blocks > 0 && sv.f_bavail == 0;
+      ssize_t n;
+      do
+        n = write(c->ctl, &m, sizeof m);
+      while (n < 0 && errno == EINTR);
       _exit(0); /* the kernel kills the rest of the namespace */
     }
     if (w < 0 && errno != EINTR)
@@ -590,30 +710,85 @@ static bool in_path(const char *name) {
   }
 }
 
-/* Computes the maps of a run by the calling user; true when they need
- * newuidmap/newgidmap. */
-static bool caller_id_maps(hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng) {
+/* The user-namespace maps of a run (hoist_sandbox_id_maps). */
+typedef struct {
+  hoist_idmap u[2], g[2];
+  size_t nu, ng; /* 0: no user namespace */
+  bool tools;    /* newuidmap/newgidmap write them (a caller that is not root) */
+} run_maps;
+
+static int check_range(const char *what, uint32_t start, uint32_t count, bool root,
+                       hoist_err **err) {
+  if (count == 0 || (uint64_t)start + count > UINT32_MAX)
+    return hoist_err_set(err, EINVAL, "subordinate %s range %u:%u is empty or too large", what,
+                         start, count);
+  if (root && start == 0)
+    return hoist_err_set(err, HOIST_E_UNSAFE,
+                         "subordinate %s range %u:%u includes host %s 0: root inside would be "
+                         "host root",
+                         what, start, count, what);
+  return 0;
+}
+
+static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **err) {
+  memset(m, 0, sizeof *m);
   uid_t uid = geteuid();
-  if (uid == 0)
-    return sandbox_id_maps(0, 0, NULL, NULL, NULL, false, u, nu, g, ng);
+  if (uid == 0 && o->userns == HOIST_SANDBOX_USERNS_HOST)
+    return 0;
+  if (o->subids) {
+    const hoist_sandbox_subids *s = o->subids;
+    if (check_range("uid", s->uid_start, s->uid_count, uid == 0, err) < 0 ||
+        check_range("gid", s->gid_start, s->gid_count, uid == 0, err) < 0)
+      return -1;
+    if (uid == 0) {
+      m->u[0] = (hoist_idmap){0, s->uid_start, s->uid_count};
+      m->g[0] = (hoist_idmap){0, s->gid_start, s->gid_count};
+      m->nu = m->ng = 1;
+      return 0;
+    }
+    if (!in_path("newuidmap") || !in_path("newgidmap"))
+      return hoist_err_set(err, ENOENT,
+                           "subordinate ids need newuidmap and newgidmap (Debian package uidmap)");
+    m->u[0] = (hoist_idmap){0, (uint32_t)uid, 1};
+    m->g[0] = (hoist_idmap){0, (uint32_t)getegid(), 1};
+    m->u[1] = (hoist_idmap){1, s->uid_start, s->uid_count};
+    m->g[1] = (hoist_idmap){1, s->gid_start, s->gid_count};
+    m->nu = m->ng = 2;
+    m->tools = true;
+    return 0;
+  }
   struct passwd pw, *pwp = NULL;
   char pwbuf[4096];
   getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp);
   _cleanup_free_ char *subuid = NULL, *subgid = NULL;
   hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
   hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
-  bool tools = in_path("newuidmap") && in_path("newgidmap");
-  return sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, u, nu, g,
-                         ng);
+  bool tools = uid != 0 && in_path("newuidmap") && in_path("newgidmap");
+  m->tools = sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, m->u,
+                             &m->nu, m->g, &m->ng);
+  if (uid != 0)
+    return 0;
+  if (m->nu > 0 && (check_range("uid", m->u[0].outside, m->u[0].count, true, err) < 0 ||
+                    check_range("gid", m->g[0].outside, m->g[0].count, true, err) < 0))
+    return hoist_err_wrap(err, "/etc/subuid, /etc/subgid");
+  if (m->nu == 0 && o->userns == HOIST_SANDBOX_USERNS_PRIVATE)
+    return hoist_err_set(err, ENOENT,
+                         "no subordinate ids for root in /etc/subuid and /etc/subgid: add a range "
+                         "(usermod --add-subuids 100000-165535 --add-subgids 100000-165535 root) "
+                         "or configure one");
+  return 0;
 }
 
 int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2], size_t *n_uid,
                           hoist_idmap gid_map[2], size_t *n_gid, hoist_err **err) {
-  (void)err;
+  run_maps m;
   *n_uid = *n_gid = 0;
-  if (geteuid() == 0 && !opts->userns)
-    return 0;
-  caller_id_maps(uid_map, n_uid, gid_map, n_gid);
+  if (compute_maps(opts, &m, err) < 0)
+    return -1;
+  memcpy(uid_map, m.u, sizeof m.u);
+  memcpy(gid_map, m.g, sizeof m.g);
+  *n_uid = m.nu;
+  *n_gid = m.ng;
   return 0;
 }
 
@@ -624,22 +799,20 @@ static char *map_text(const hoist_idmap *m, size_t n) {
   return hoist_buf_steal(&b);
 }
 
-/* Writes the child's id maps (hoist_sandbox_id_maps): directly, or through
- * newuidmap/newgidmap for subordinate ranges. A single-id map from an
- * unprivileged caller needs setgroups denied first. */
-static int write_id_maps(pid_t pid, hoist_err **err) {
-  hoist_idmap u[2], g[2];
-  size_t nu, ng;
-  if (caller_id_maps(u, &nu, g, &ng)) {
+/* Writes the maps of process pid: directly (root, or a single id of the
+ * caller's, which needs setgroups denied first), or through
+ * newuidmap/newgidmap for subordinate ranges. */
+static int write_id_maps(pid_t pid, const run_maps *m, hoist_err **err) {
+  if (m->tools) {
     char p[16], a[4][16];
     snprintf(p, sizeof p, "%d", (int)pid);
-    snprintf(a[0], 16, "%u", u[0].outside);
-    snprintf(a[1], 16, "%u", u[1].outside);
-    snprintf(a[2], 16, "%u", u[1].count);
-    snprintf(a[3], 16, "%u", g[0].outside);
+    snprintf(a[0], 16, "%u", m->u[0].outside);
+    snprintf(a[1], 16, "%u", m->u[1].outside);
+    snprintf(a[2], 16, "%u", m->u[1].count);
+    snprintf(a[3], 16, "%u", m->g[0].outside);
     char b1[16], b2[16];
-    snprintf(b1, 16, "%u", g[1].outside);
-    snprintf(b2, 16, "%u", g[1].count);
+    snprintf(b1, 16, "%u", m->g[1].outside);
+    snprintf(b2, 16, "%u", m->g[1].count);
     char *uargv[] = {"newuidmap", p, "0", a[0], "1", "1", a[1], a[2], NULL};
     char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", b1, b2, NULL};
     if (run_tool(uargv, err) < 0 || run_tool(gargv, err) < 0)
@@ -648,7 +821,7 @@ static int write_id_maps(pid_t pid, hoist_err **err) {
   }
   if (geteuid() != 0 && write_proc(pid, "setgroups", "deny\n", err) < 0)
     return -1;
-  _cleanup_free_ char *um = map_text(u, nu), *gm = map_text(g, ng);
+  _cleanup_free_ char *um = map_text(m->u, m->nu), *gm = map_text(m->g, m->ng);
   if (write_proc(pid, "uid_map", um, err) < 0 || write_proc(pid, "gid_map", gm, err) < 0)
     return -1;
   return 0;
@@ -682,85 +855,234 @@ static void close_pair(int p[2]) {
   p[0] = p[1] = -1;
 }
 
-/* Runs the child once. *overlay_failed when it could not mount overlayfs
- * (nothing ran). */
-static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_failed,
-                 hoist_err **err) {
-  int ctl[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, sync[2] = {-1, -1};
-  int ret = -1;
-  pid_t pid = -1;
-  *overlay_failed = false;
-  if (pipe2(ctl, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-      pipe2(sync, O_CLOEXEC) < 0) {
-    hoist_err_errno(err, errno, "sandbox: pipe");
-    goto out;
-  }
-  c->ctl = ctl[1];
-  c->out = out[1];
-  c->errp = errp[1];
-  c->sync = sync[0];
-  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
-  if (c->userns)
-    flags |= CLONE_NEWUSER;
-  if (c->o->network == HOIST_SANDBOX_NET_NONE)
-    flags |= CLONE_NEWNET;
-  pid = clone_ns(flags);
-  if (pid < 0) {
-    hoist_err_errno(err, errno, "sandbox: clone into new namespaces");
-    goto out;
-  }
-  if (pid == 0) {
-    close(ctl[0]);
-    close(out[0]);
-    close(errp[0]);
-    close(sync[1]);
-    child_main(c);
-  }
-  close(ctl[1]);
-  close(out[1]);
-  close(errp[1]);
-  close(sync[0]);
-  ctl[1] = out[1] = errp[1] = sync[0] = -1;
-  if (c->userns) {
-    if (write_id_maps(pid, err) < 0) {
-      hoist_err_wrap(err, "sandbox: user namespace id maps");
-      kill(pid, SIGKILL);
-      goto out;
-    }
-    if (write(sync[1], "x", 1) != 1) {
-      hoist_err_errno(err, errno, "sandbox: start");
-      kill(pid, SIGKILL);
-      goto out;
-    }
-  }
-  close(sync[1]);
-  sync[1] = -1;
+/* ------------------------------------------------------------ limits */
 
-  /* stream output until every writer is gone (the namespace died) */
+/* Bytes the tree at dir takes on disk (blocks, so sparse files count what
+ * they use), best effort: entries that vanish while it is walked are
+ * skipped. nftw takes no context: the sum is per thread. */
+static __thread uint64_t usage_sum;
+
+static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *f) {
+  (void)path, (void)f;
+  if (flag != FTW_NS)
+    usage_sum += (uint64_t)st->st_blocks * 512;
+  return 0;
+}
+
+static uint64_t tree_usage(const char *dir) {
+  usage_sum = 0;
+  nftw(dir, add_usage, 32, FTW_PHYS | FTW_MOUNT);
+  return usage_sum;
+}
+
+/* What the parent watches while the command runs. */
+typedef struct {
+  const sandbox_cgroup *cg;
+  uint64_t memory, pids; /* the cgroup's limits, for the messages */
+  uint64_t upper_limit;  /* 0: none */
+  const char *measure;   /* the tree whose growth counts: upper, or the copy of lower */
+  uint64_t base;         /* its size at the start */
+} monitor;
+
+/* The limit the run has reached, or HOIST_SANDBOX_EXITED; *limit receives it. */
+static hoist_sandbox_end limit_reached(const monitor *m, uint64_t *limit) {
+  sandbox_cgroup_events ev = {0};
+  if (m->cg && sandbox_cgroup_events_read(m->cg, &ev) == 0) {
+    if (ev.oom_kills > 0) {
+      *limit = m->memory;
+      return HOIST_SANDBOX_OUT_OF_MEMORY;
+    }
+    if (ev.pids_max_hits > 0) {
+      *limit = m->pids;
+      return HOIST_SANDBOX_PIDS_EXHAUSTED;
+    }
+  }
+  if (m->upper_limit) {
+    uint64_t used = tree_usage(m->measure);
+    if (used > m->base && used - m->base >= m->upper_limit) {
+      *limit = m->upper_limit;
+      return HOIST_SANDBOX_DISK_FULL;
+    }
+  }
+  return HOIST_SANDBOX_EXITED;
+}
+
+/* A limit option: 0 is the default, HOIST_SANDBOX_UNLIMITED none (0 out). */
+static uint64_t limit_of(uint64_t v, uint64_t def) {
+  if (v == HOIST_SANDBOX_UNLIMITED)
+    return 0;
+  return v ? v : def;
+}
+
+static char *size_text(uint64_t v) {
+  static const char *const units[] = {"GiB", "MiB", "KiB"};
+  for (int i = 0; i < 3; i++) {
+    uint64_t u = 1ULL << (30 - 10 * i);
+    if (v >= u && v % u == 0)
+      return hoist_asprintf("%" PRIu64 " %s", v / u, units[i]);
+  }
+  return hoist_asprintf("%" PRIu64 " bytes", v);
+}
+
+char *hoist_sandbox_end_text(const hoist_sandbox_opts *opts, const hoist_sandbox_result *res) {
+  _cleanup_free_ char *size = size_text(res->limit);
+  switch (res->end) {
+  case HOIST_SANDBOX_TIMED_OUT:
+    return hoist_asprintf("timed out after %u s", opts->timeout_s);
+  case HOIST_SANDBOX_OUT_OF_MEMORY:
+    return hoist_asprintf("out of memory (limit %s)", size);
+  case HOIST_SANDBOX_PIDS_EXHAUSTED:
+    return hoist_asprintf("process limit reached (%" PRIu64 " pids)", res->limit);
+  case HOIST_SANDBOX_DISK_FULL:
+    return hoist_asprintf("changes reached max_layer_bytes (%s)", size);
+  case HOIST_SANDBOX_EXITED:
+    break;
+  }
+  return NULL;
+}
+
+/* The cgroup of a run: NULL (and 0) without a parent to make it under, or
+ * when it cannot be made and limits are not required (said in the log). */
+static int make_cgroup(const hoist_sandbox_opts *o, const sandbox_limits *lim, sandbox_cgroup **out,
+                       hoist_err **err) {
+  *out = NULL;
+  const char *parent = o->cgroup_parent;
+  if (!parent && geteuid() == 0)
+    parent = HOIST_SANDBOX_CGROUP_PARENT;
+  if (!parent) {
+    if (o->require_limits)
+      return hoist_err_set(err, EPERM,
+                           "sandbox: no cgroup to enforce the limits in: run as root or give a "
+                           "delegated cgroup parent");
+    hoist_warn("sandbox: no cgroup (not root and no delegated cgroup parent given): the memory, "
+               "pids and CPU limits are not enforced");
+    return 0;
+  }
+  _cleanup_free_ char *mountinfo = NULL, *self = NULL;
+  hoist_fs_read_file(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &mountinfo, NULL, NULL);
+  hoist_fs_read_file(AT_FDCWD, "/proc/self/cgroup", 1 << 20, &self, NULL, NULL);
+  sandbox_cgroup_env env = {mountinfo ? mountinfo : "", self ? self : ""};
+  static atomic_uint counter;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  char name[64];
+  snprintf(name, sizeof name, "run-%d-%u-%ld", (int)getpid(), atomic_fetch_add(&counter, 1),
+           (long)(ts.tv_nsec % 1000000));
+  hoist_err *e = NULL;
+  if (sandbox_cgroup_create(&env, parent, name, lim, out, &e) == 0)
+    return 0;
+  if (o->require_limits) {
+    *err = e;
+    return hoist_err_wrap(err, "sandbox: cgroup for the limits");
+  }
+  _cleanup_free_ char *t = hoist_err_text(e);
+  hoist_err_free(e);
+  hoist_warn("sandbox: %s: the memory, pids and CPU limits are not enforced", t);
+  return 0;
+}
+
+/* ------------------------------------------------------------ the child */
+
+/* Reads one control record within timeout_ms. 1 read, 0 end of file (the
+ * child died), -1 with errno. */
+static int read_msg(int fd, ctl_msg *m, int timeout_ms) {
+  size_t got = 0;
+  int64_t deadline = now_ms() + timeout_ms;
+  while (got < sizeof *m) {
+    int64_t left = deadline - now_ms();
+    if (left <= 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, (int)left);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return -1;
+    if (n == 0)
+      continue;
+    ssize_t r = read(fd, (char *)m + got, sizeof *m - got);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (r < 0)
+      return -1;
+    if (r == 0)
+      return 0;
+    got += (size_t)r;
+  }
+  m->text[sizeof m->text - 1] = '\0';
+  return 1;
+}
+
+/* Waits for the child's record of kind want during the handshake. A failure
+ * record or a dead child is an error; *overlay_failed tells the overlay could
+ * not be mounted (the caller falls back to a copy; no error then). */
+static int await_child(int ctl, int want, bool *overlay_failed, hoist_err **err) {
+  ctl_msg m;
+  int r = read_msg(ctl, &m, SETUP_TIMEOUT_MS);
+  if (r < 0)
+    return hoist_err_errno(err, errno, "sandbox: waiting for its set-up");
+  if (r == 0)
+    return hoist_err_set(err, EIO, "sandbox: its init died during set-up");
+  if (m.kind == want)
+    return 0;
+  if (m.kind == MSG_OVERLAY) {
+    *overlay_failed = true;
+    hoist_info("sandbox: %s: %s", m.text, strerror(m.err));
+    return -1;
+  }
+  if (m.kind == MSG_FAIL)
+    return hoist_err_errno(err, m.err, "sandbox: %s", m.text);
+  return hoist_err_set(err, EIO, "sandbox: unexpected message %d during set-up", m.kind);
+}
+
+static int go_ahead(int sync, hoist_err **err) {
+  if (write(sync, "x", 1) != 1)
+    return hoist_err_errno(err, errno, "sandbox: start");
+  return 0;
+}
+
+/* Streams the command's output until every writer is gone (the namespace
+ * died), killing the namespace when the timeout or a limit is reached. */
+static int stream(child_ctx *c, pid_t pid, const int ctl, const int fds[2], const monitor *mon,
+                  hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
+  bool watch = mon->cg || mon->upper_limit;
   sandbox_lines lines[2] = {{0}};
   line_ctx lctx[2] = {{c->o, false}, {c->o, true}};
   ctl_msg msg = {0}, got = {0};
   size_t msg_len = 0;
-  bool have_fail = false, have_status = false;
+  bool have_fail = false, have_status = false, killed = false;
   int64_t deadline = c->o->timeout_s ? now_ms() + (int64_t)c->o->timeout_s * 1000 : -1;
-  struct pollfd pfd[3] = {{out[0], POLLIN, 0}, {errp[0], POLLIN, 0}, {ctl[0], POLLIN, 0}};
-  int open_fds = 3;
+  int64_t next_check = now_ms() + MONITOR_MS;
+  struct pollfd pfd[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {ctl, POLLIN, 0}};
+  int open_fds = 3, ret = -1;
   while (open_fds > 0) {
-    int wait_ms = -1;
-    if (deadline >= 0) {
-      int64_t left = deadline - now_ms();
-      if (left <= 0) {
-        hoist_info("sandbox: %s timed out after %us: killing its PID namespace", c->o->argv[0],
-                   c->o->timeout_s);
-        kill(pid, SIGKILL);
-        if (timed_out)
-          *timed_out = true;
-        deadline = -1;
-        continue;
-      }
-      wait_ms = left > 1000000 ? 1000000 : (int)left;
+    int64_t now = now_ms();
+    if (!killed && deadline >= 0 && deadline <= now) {
+      hoist_info("sandbox: %s timed out after %us: killing its PID namespace", c->o->argv[0],
+                 c->o->timeout_s);
+      res->end = HOIST_SANDBOX_TIMED_OUT;
+      kill(pid, SIGKILL);
+      killed = true;
     }
-    int n = poll(pfd, 3, wait_ms);
+    if (!killed && watch && next_check <= now) {
+      res->end = limit_reached(mon, &res->limit);
+      if (res->end != HOIST_SANDBOX_EXITED) {
+        hoist_info("sandbox: %s reached a limit: killing its PID namespace", c->o->argv[0]);
+        kill(pid, SIGKILL);
+        killed = true;
+      }
+      next_check = now_ms() + MONITOR_MS;
+    }
+    int64_t wait_ms = -1;
+    if (!killed && deadline >= 0)
+      wait_ms = deadline - now;
+    if (!killed && watch && (wait_ms < 0 || next_check - now < wait_ms))
+      wait_ms = next_check - now;
+    if (wait_ms > 1000000)
+      wait_ms = 1000000;
+    int n = poll(pfd, 3, wait_ms < 0 ? -1 : (int)(wait_ms > 0 ? wait_ms : 0));
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -795,7 +1117,8 @@ static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_faile
       msg.text[sizeof msg.text - 1] = '\0';
       if (msg.kind == MSG_STATUS) {
         have_status = true;
-        *status = msg.status;
+        res->status = msg.status;
+        res->tmp_full = msg.tmp_full != 0;
       } else if (msg.kind == MSG_EXEC) {
         /* the command could not start: its status is 127, the reason a line of its stderr */
         char line[sizeof msg.text + 64];
@@ -814,40 +1137,131 @@ static int spawn(child_ctx *c, int *status, bool *timed_out, bool *overlay_faile
   int wst = SIGKILL; /* as killed by SIGKILL, should SIGCHLD be ignored and the wait fail */
   while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
     ;
-  pid = -1;
   if (err && *err)
-    goto out;
+    return -1;
   if (have_fail && got.kind == MSG_OVERLAY) {
     *overlay_failed = true;
     hoist_info("sandbox: %s: %s", got.text, strerror(got.err));
+    return -1;
+  }
+  if (have_fail)
+    return hoist_err_errno(err, got.err, "sandbox: %s", got.text);
+  /* a limit reached in the last instant, or a process the OOM killer took
+   * while the command went on to exit: the run still ends on the limit */
+  if (res->end == HOIST_SANDBOX_EXITED && watch)
+    res->end = limit_reached(mon, &res->limit);
+  if (res->end != HOIST_SANDBOX_EXITED) {
+    if (!have_status)
+      res->status = wst;
     ret = 0;
+  } else if (!have_status) {
+    hoist_err_set(err, EIO, "sandbox: its init exited without a status (wait status %d)", wst);
+  } else {
+    ret = 0;
+  }
+  return ret;
+}
+
+/* Runs the child once. *overlay_failed when it could not mount overlayfs
+ * (nothing ran; returns 0). */
+static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
+                 hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
+  int ctl[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, sync[2] = {-1, -1};
+  int ret = -1;
+  pid_t pid = -1, pasta = -1;
+  sandbox_cgroup *cg = NULL;
+  *overlay_failed = false;
+  if (make_cgroup(c->o, lim, &cg, err) < 0)
+    return -1;
+  res->limits = cg != NULL;
+  if (pipe2(ctl, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+      pipe2(sync, O_CLOEXEC) < 0) {
+    hoist_err_errno(err, errno, "sandbox: pipe");
     goto out;
   }
-  if (have_fail) {
-    hoist_err_errno(err, got.err, "sandbox: %s", got.text);
+  c->ctl = ctl[1];
+  c->out = out[1];
+  c->errp = errp[1];
+  c->sync = sync[0];
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (c->userns_at_clone)
+    flags |= CLONE_NEWUSER;
+  if (c->netns)
+    flags |= CLONE_NEWNET;
+  pid = clone_ns(flags);
+  if (pid < 0) {
+    hoist_err_errno(err, errno, "sandbox: clone into new namespaces");
     goto out;
   }
-  if (!have_status) {
-    if (timed_out && *timed_out) {
-      *status = wst;
-      ret = 0;
+  if (pid == 0) {
+    close(ctl[0]);
+    close(out[0]);
+    close(errp[0]);
+    close(sync[1]);
+    child_main(c);
+  }
+  close(ctl[1]);
+  close(out[1]);
+  close(errp[1]);
+  close(sync[0]);
+  ctl[1] = out[1] = errp[1] = sync[0] = -1;
+
+  /* the handshake (see the top of this file) */
+  if (c->userns_at_clone && (write_id_maps(pid, maps, err) < 0 || go_ahead(sync[1], err) < 0)) {
+    hoist_err_wrap(err, "sandbox: user namespace id maps");
+    goto out;
+  }
+  if (await_child(ctl[0], MSG_READY, overlay_failed, err) < 0)
+    goto out;
+  if (cg && sandbox_cgroup_attach(cg, pid, err) < 0)
+    goto out;
+  if (c->o->network == HOIST_SANDBOX_NET_PRIVATE &&
+      sandbox_net_start(pid, c->userns_at_clone, c->o->allow_ports, c->o->n_allow_ports, &pasta,
+                        err) < 0) {
+    hoist_err_wrap(err, "sandbox: private network");
+    goto out;
+  }
+  if (go_ahead(sync[1], err) < 0)
+    goto out;
+  if (c->userns_late) {
+    if (await_child(ctl[0], MSG_USERNS, overlay_failed, err) < 0)
+      goto out;
+    if (write_id_maps(pid, maps, err) < 0) {
+      hoist_err_wrap(err, "sandbox: user namespace id maps");
       goto out;
     }
-    hoist_err_set(err, EIO, "sandbox: its init exited without a status (wait status %d)", wst);
-    goto out;
+    if (go_ahead(sync[1], err) < 0)
+      goto out;
   }
-  ret = 0;
+  close_pair(sync);
+
+  monitor mon = {
+      .cg = cg,
+      .memory = lim->memory,
+      .pids = lim->pids,
+      .upper_limit = limit_of(c->o->upper_bytes, HOIST_SANDBOX_DEFAULT_UPPER),
+      .measure = c->copy_mode ? c->root : c->o->upper,
+  };
+  if (mon.upper_limit && c->copy_mode)
+    mon.base = tree_usage(c->root);
+  int fds[2] = {out[0], errp[0]};
+  ret = stream(c, pid, ctl[0], fds, &mon, res, overlay_failed, err);
+  pid = -1; /* reaped */
 out:
   if (pid > 0) {
+    kill(pid, SIGKILL);
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
       ;
   }
+  if (pasta > 0)
+    sandbox_net_stop(pasta);
+  sandbox_cgroup_destroy(cg);
   close_pair(ctl);
   close_pair(out);
   close_pair(errp);
   close_pair(sync);
-  return ret;
+  return *overlay_failed ? 0 : ret;
 }
 
 /* ------------------------------------------------------------- the run */
@@ -923,20 +1337,33 @@ static void remove_mount_points(int lowerfd, int upperfd, const char *target) {
   }
 }
 
-int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_out,
-                      hoist_err **err) {
-  *status = 0;
-  if (timed_out)
-    *timed_out = false;
+int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res, hoist_err **err) {
+  memset(res, 0, sizeof *res);
   if (!opts->lower || !opts->upper || !opts->argv || !opts->argv[0])
     return hoist_err_set(err, EINVAL, "sandbox: lower, upper and a command are required");
   for (size_t i = 0; i < opts->n_binds; i++)
     if (!opts->binds[i].source || !opts->binds[i].target || opts->binds[i].target[0] != '/')
       return hoist_err_set(err, EINVAL, "sandbox: bind %zu: a source and an absolute target", i);
+  run_maps maps;
+  if (compute_maps(opts, &maps, err) < 0)
+    return hoist_err_wrap(err, "sandbox: user namespace");
+  bool root = geteuid() == 0;
+  if (root && !maps.nu && opts->userns == HOIST_SANDBOX_USERNS_AUTO)
+    hoist_warn("sandbox: root has no subordinate ids (/etc/subuid, /etc/subgid): the command runs "
+               "as host root, confined only by the rest of the sandbox");
 
   _cleanup_close_ int lowerfd = open(opts->lower, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (lowerfd < 0)
     return hoist_err_errno(err, errno, "sandbox: lower %s", opts->lower);
+  struct stat lst;
+  if (fstat(lowerfd, &lst) < 0)
+    return hoist_err_errno(err, errno, "sandbox: lower %s", opts->lower);
+  if (root && maps.nu > 0 && (lst.st_uid != maps.u[0].outside || lst.st_gid != maps.g[0].outside))
+    return hoist_err_set(err, EINVAL,
+                         "sandbox: lower %s belongs to %u:%u, not to the user namespace's root "
+                         "(%u:%u): unpack the image with the run's id maps",
+                         opts->lower, (unsigned)lst.st_uid, (unsigned)lst.st_gid, maps.u[0].outside,
+                         maps.g[0].outside);
   if (mkdir(opts->upper, 0755) < 0 && errno != EEXIST)
     return hoist_err_errno(err, errno, "sandbox: mkdir %s", opts->upper);
   int empty = dir_is_empty(opts->upper, err);
@@ -944,6 +1371,12 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
     return hoist_err_wrap(err, "sandbox: upper");
   if (!empty)
     return hoist_err_set(err, EEXIST, "sandbox: upper %s is not empty", opts->upper);
+  /* upper's root is the tree's "/": the image's owner and mode, as the
+   * namespace sees them */
+  if (root && maps.nu > 0 &&
+      (chown(opts->upper, lst.st_uid, lst.st_gid) < 0 ||
+       chmod(opts->upper, lst.st_mode & 07777) < 0))
+    return hoist_err_errno(err, errno, "sandbox: upper %s", opts->upper);
   _cleanup_free_ char *work =
       opts->work ? hoist_strdup(opts->work) : hoist_asprintf("%s.work", opts->upper);
   if (mkdir(work, 0700) < 0 && errno != EEXIST)
@@ -960,7 +1393,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   for (int i = 0; i < N_HOST; i++)
     c.host_fd[i] = -1;
   int ret = -1;
-  _cleanup_free_ char *passwd = NULL, *group = NULL;
+  _cleanup_free_ char *passwd = NULL, *group = NULL, *owner = NULL;
   _cleanup_free_ char *lower_e = sandbox_overlay_escape(opts->lower);
   _cleanup_free_ char *upper_e = sandbox_overlay_escape(opts->upper);
   _cleanup_free_ char *ovl = hoist_asprintf("%s/ovl", work);
@@ -969,8 +1402,11 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   _cleanup_free_ char **env_home = NULL;
   _cleanup_free_ char *home_entry = NULL;
   c.root = hoist_asprintf("%s/root", work);
-  c.userns = geteuid() != 0 || opts->userns;
+  c.userns_at_clone = !root;
+  c.userns_late = root && maps.nu > 0;
+  c.netns = opts->network != HOIST_SANDBOX_NET_HOST;
   c.copy_mode = opts->force_copy;
+  c.mknod = opts->mknod;
   c.env = opts->env ? opts->env : default_env;
   c.path = DEFAULT_PATH;
   for (char *const *e = c.env; *e; e++)
@@ -979,7 +1415,22 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   c.cwd = opts->cwd && *opts->cwd ? opts->cwd : "/";
   c.nofile = opts->nofile ? opts->nofile : 65536;
   c.nproc = opts->nproc ? opts->nproc : 16384;
-  const char *ux = c.userns ? ",userxattr" : "";
+  uint64_t upper_limit = limit_of(opts->upper_bytes, HOIST_SANDBOX_DEFAULT_UPPER);
+  c.fsize = upper_limit ? upper_limit : HOIST_SANDBOX_UNLIMITED;
+  uint64_t tmp_bytes = limit_of(opts->tmp_bytes, HOIST_SANDBOX_DEFAULT_TMP);
+  /* tmpfs made by host root for a namespace whose root is not: owned by it */
+  owner = c.userns_late ? hoist_asprintf(",uid=%u,gid=%u", maps.u[0].outside, maps.g[0].outside)
+                        : hoist_strdup("");
+  c.tmp_opts = tmp_bytes ? hoist_asprintf("mode=1777,size=%" PRIu64 "%s", tmp_bytes, owner)
+                         : hoist_asprintf("mode=1777%s", owner);
+  c.dev_opts = hoist_asprintf("mode=0755,size=65536k%s", owner);
+  c.shm_opts = hoist_asprintf("mode=1777,size=65536k%s", owner);
+  sandbox_limits lim = {
+      .memory = limit_of(opts->memory, HOIST_SANDBOX_DEFAULT_MEMORY),
+      .pids = limit_of(opts->pids, HOIST_SANDBOX_DEFAULT_PIDS),
+      .cpu_millis = limit_of(opts->cpu_millis, 0),
+  };
+  const char *ux = c.userns_at_clone ? ",userxattr" : "";
   c.ovl_opts[0] =
       hoist_asprintf("lowerdir=%s,upperdir=%s,workdir=%s,redirect_dir=off,metacopy=off%s", lower_e,
                      upper_e, ovl_e, ux);
@@ -990,6 +1441,15 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
   for (size_t i = 0; i < opts->n_binds; i++)
     c.bind_fd[i] = -1;
 
+  if (sandbox_seccomp_build(&c.bpf, err) < 0) {
+    hoist_err_wrap(err, "sandbox");
+    goto out;
+  }
+  if (opts->network == HOIST_SANDBOX_NET_PRIVATE &&
+      sandbox_net_blocked(c.blocked, SANDBOX_MAX_BLOCKED, &c.n_blocked, err) < 0) {
+    hoist_err_wrap(err, "sandbox: private network");
+    goto out;
+  }
   read_image_file(lowerfd, "etc/passwd", &passwd);
   read_image_file(lowerfd, "etc/group", &group);
   if (sandbox_user_resolve(opts->user, passwd, group, &c.user, err) < 0) {
@@ -1030,7 +1490,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
                  reflinked ? "reflinked" : "full", opts->lower);
     }
     bool overlay_failed = false;
-    if (spawn(&c, status, timed_out, &overlay_failed, err) < 0)
+    if (spawn(&c, &maps, &lim, res, &overlay_failed, err) < 0)
       goto out;
     if (!overlay_failed)
       break;
@@ -1044,6 +1504,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, int *status, bool *timed_o
     if (opts->log_fd >= 0 && hoist_fs_write_all(opts->log_fd, notice, sizeof notice - 1, NULL) == 0)
       hoist_fs_write_all(opts->log_fd, "\n", 1, NULL);
     c.copy_mode = true;
+    memset(res, 0, sizeof *res);
     if (hoist_fs_rm_rf_at(workfd, "ovl", err) < 0)
       goto out;
   }
@@ -1074,7 +1535,11 @@ out:
   free(c.bind_dir);
   for (int i = 0; i < 3; i++)
     free(c.ovl_opts[i]);
+  free(c.tmp_opts);
+  free(c.dev_opts);
+  free(c.shm_opts);
   free(c.root);
+  sandbox_seccomp_free(&c.bpf);
   _cleanup_err_ hoist_err *cleanup_err = NULL;
   if (hoist_fs_rm_rf_at(workfd, "ovl", &cleanup_err) < 0 ||
       hoist_fs_rm_rf_at(workfd, "root", &cleanup_err) < 0) {
@@ -1084,4 +1549,29 @@ out:
   if (!opts->work)
     rmdir(work);
   return ret;
+}
+
+int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err) {
+  run_maps maps;
+  if (compute_maps(opts, &maps, err) < 0)
+    return hoist_err_wrap(err, "sandbox: user namespace");
+  if (opts->network == HOIST_SANDBOX_NET_PRIVATE && !in_path("pasta"))
+    return hoist_err_set(err, ENOENT,
+                         "sandbox: a private network needs pasta (Debian package passt)");
+  sandbox_bpf bpf = {0};
+  if (sandbox_seccomp_build(&bpf, err) < 0)
+    return hoist_err_wrap(err, "sandbox");
+  sandbox_seccomp_free(&bpf);
+  if (opts->require_limits) {
+    sandbox_limits lim = {
+        .memory = limit_of(opts->memory, HOIST_SANDBOX_DEFAULT_MEMORY),
+        .pids = limit_of(opts->pids, HOIST_SANDBOX_DEFAULT_PIDS),
+        .cpu_millis = limit_of(opts->cpu_millis, 0),
+    };
+    sandbox_cgroup *cg = NULL;
+    if (make_cgroup(opts, &lim, &cg, err) < 0)
+      return -1;
+    sandbox_cgroup_destroy(cg);
+  }
+  return 0;
 }

@@ -231,24 +231,28 @@ bool sandbox_subid_range(const char *text, const char *name, uid_t uid, unsigned
 
 bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid, const char *subgid,
                      bool have_tools, hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng) {
+  unsigned long us, uc, gs, gc;
+  bool ranges = sandbox_subid_range(subuid, name, uid, &us, &uc) &&
+                sandbox_subid_range(subgid, name, uid, &gs, &gc);
+  /* inside ids are 32-bit: a range reaching past 2^32-2 is cut */
+  if (ranges && uc > 4294967294UL - 1)
+    uc = 4294967294UL - 1;
+  if (ranges && gc > 4294967294UL - 1)
+    gc = 4294967294UL - 1;
+  *nu = *ng = 0;
   if (uid == 0) {
-    u[0] = (hoist_idmap){0, 0, 65536};
-    g[0] = (hoist_idmap){0, 0, 65536};
+    if (!ranges)
+      return false;
+    u[0] = (hoist_idmap){0, (uint32_t)us, (uint32_t)uc};
+    g[0] = (hoist_idmap){0, (uint32_t)gs, (uint32_t)gc};
     *nu = *ng = 1;
     return false;
   }
   u[0] = (hoist_idmap){0, (uint32_t)uid, 1};
   g[0] = (hoist_idmap){0, (uint32_t)gid, 1};
   *nu = *ng = 1;
-  unsigned long us, uc, gs, gc;
-  if (!have_tools || !sandbox_subid_range(subuid, name, uid, &us, &uc) ||
-      !sandbox_subid_range(subgid, name, uid, &gs, &gc))
+  if (!have_tools || !ranges)
     return false;
-  /* inside ids are 32-bit: a range reaching past 2^32-2 is cut */
-  if (uc > 4294967294UL - 1)
-    uc = 4294967294UL - 1;
-  if (gc > 4294967294UL - 1)
-    gc = 4294967294UL - 1;
   u[1] = (hoist_idmap){1, (uint32_t)us, (uint32_t)uc};
   g[1] = (hoist_idmap){1, (uint32_t)gs, (uint32_t)gc};
   *nu = *ng = 2;

@@ -537,6 +537,7 @@ static void config_clear(server_config *c) {
     OPENSSL_cleanse(c->couchdb_password, strlen(c->couchdb_password));
   free(c->couchdb_password);
   hoist_strv_free(c->insecure);
+  server_config_sandbox_clear(c);
   memset(c, 0, sizeof *c);
 }
 
@@ -547,7 +548,8 @@ static char *opt_string(json_t *o, const char *k) {
 
 /* The config file (JSON): registry_host, registry_pull_host,
  * registry_secret, insecure_registries, strict_user_check, per_user_limit,
- * on_restart ("fail" | "requeue"). */
+ * on_restart ("fail" | "requeue"), and the builds' sandbox
+ * (server_config_sandbox). */
 static int load_config(const char *path, server_config *c, hoist_err **err) {
   c->strict_user = true;
   c->per_user_limit = 2;
@@ -592,6 +594,10 @@ static int load_config(const char *path, server_config *c, hoist_err **err) {
   json_t *lim = json_object_get(o, "per_user_limit");
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
+  if (server_config_sandbox(o, c, err) < 0) {
+    json_decref(o);
+    return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
+  }
   const char *rp = json_string_value(json_object_get(o, "on_restart"));
   if (rp && strcmp(rp, "requeue") == 0)
     c->restart = HOIST_RESTART_REQUEUE;
@@ -675,6 +681,18 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     }
     path[n] = '\0';
     bin = hoist_strdup(path);
+  }
+  /* each build gets its share of the cores unless the config says */
+  if (!s->cfg.sandbox.cpu_millis) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    s->cfg.sandbox.cpu_millis = (uint64_t)(cores > 0 ? cores : 1) * 1000 / (uint64_t)workers;
+    if (s->cfg.sandbox.cpu_millis < 100)
+      s->cfg.sandbox.cpu_millis = 100;
+  }
+  /* refuse to start rather than fail every build */
+  if (hoist_sandbox_check(&s->cfg.sandbox, err) < 0) {
+    hoist_err_wrap(err, "serve: builds cannot be sandboxed on this host");
+    goto fail;
   }
   if (server_jobs_open(data, &s->cfg, workers, bin, &s->jobs, err) < 0)
     goto fail;

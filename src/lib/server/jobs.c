@@ -256,13 +256,26 @@ static char *image_digest_of(server_jobs *j, const char *id) {
   return ret;
 }
 
+static void strv_freep(char ***v) { hoist_strv_free(*v); }
+
+/* Time a build may take beyond its install's timeout: its pull and push. */
+#define TRANSFER_GRACE 600
+
 static int run_child(server_jobs *j, const job_row *row, int slot, int *status) {
   _cleanup_free_ char *jobdir = hoist_asprintf("%s/jobs/%s", j->data_dir, row->id);
   _cleanup_free_ char *logp = hoist_asprintf("%s/log", jobdir);
   _cleanup_free_ char *outp = hoist_asprintf("%s/out", jobdir);
   _cleanup_free_ char *filep = hoist_asprintf("%s/%s", jobdir, reqfile_of(row->kind));
-  const char *argv[64];
-  int n = 0;
+  __attribute__((cleanup(strv_freep))) char **sandbox = server_sandbox_args(j->cfg);
+  size_t n_sandbox = 0;
+  while (sandbox[n_sandbox])
+    n_sandbox++;
+  size_t n_insecure = 0;
+  for (char **h = j->cfg->insecure; h && *h; h++)
+    n_insecure++;
+  _cleanup_free_ const char **argv =
+      hoist_malloc0((24 + 2 * n_insecure + n_sandbox) * sizeof *argv);
+  size_t n = 0;
   argv[n++] = j->hoist_bin;
   argv[n++] = "build";
   argv[n++] = "--source";
@@ -276,10 +289,12 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   argv[n++] = "--target";
   argv[n++] = row->dest;
   argv[n++] = "--json";
-  for (char **h = j->cfg->insecure; h && *h && n < 58; h++) {
+  for (char **h = j->cfg->insecure; h && *h; h++) {
     argv[n++] = "--insecure-registry";
     argv[n++] = *h;
   }
+  for (size_t i = 0; i < n_sandbox; i++)
+    argv[n++] = sandbox[i];
   _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
   if (row->secret && strchr(row->secret, ':')) {
     /* user:password: a Docker config for the push host, only while the build runs */
@@ -353,7 +368,8 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   if (cancel_now)
     kill(-pid, SIGTERM);
 
-  double term_at = 0;
+  double term_at = 0, deadline = now_s() + j->cfg->build_timeout + TRANSFER_GRACE;
+  bool overdue = false;
   for (;;) {
     pid_t w = waitpid(pid, status, WNOHANG);
     if (w == pid)
@@ -362,8 +378,14 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
       *status = 0x7f00;
       break;
     }
+    /* the install's own timeout ends most builds; this one a stuck transfer */
+    if (!overdue && now_s() > deadline) {
+      overdue = true;
+      log_note(j, row->id, "hoist serve: build timed out after %u s: killed",
+               j->cfg->build_timeout + TRANSFER_GRACE);
+    }
     pthread_mutex_lock(&j->lock);
-    bool cancel = j->slots[slot].cancel || j->stopping;
+    bool cancel = j->slots[slot].cancel || j->stopping || overdue;
     pthread_mutex_unlock(&j->lock);
     if (cancel) {
       if (term_at == 0) {

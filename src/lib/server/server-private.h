@@ -6,6 +6,7 @@
 #include <sqlite3.h>
 #include <sys/types.h>
 
+#include "hoist/sandbox.h"
 #include "hoist/server.h"
 
 /* Strict standard base64 of len chars into a NUL-terminated buffer; -1 not
@@ -54,12 +55,29 @@ typedef struct server_config {
   bool strict_user;
   int per_user_limit;
   hoist_restart_policy restart;
-  double build_timeout;
+  unsigned build_timeout; /* seconds a build's install may take */
+  /* What every build's sandbox is told: a user namespace on a subordinate
+   * range, the network, the limits (a cgroup required), the loopback ports
+   * of allowed mirrors, the ranges and cgroup parent when configured. */
+  hoist_sandbox_opts sandbox;
+  hoist_sandbox_subids subids;
+  uint16_t *allow_ports;
+  char *cgroup_parent;
   char *auth;           /* "file" (default) or "couchdb" */
   char *couchdb_url;    /* couchdb: http://HOST:PORT */
   char *couchdb_prefix; /* couchdb: database name prefix */
   char *couchdb_user, *couchdb_password;
 } server_config;
+
+/* Reads the builds' sandbox settings of config object o (NULL: none) into c:
+ * build_timeout, build_memory, build_pids, build_cpus, max_layer_bytes,
+ * build_tmp_size, build_network, build_allow, subuid, subgid, cgroup_parent.
+ * An error names the setting. */
+int server_config_sandbox(json_t *o, server_config *c, hoist_err **err);
+void server_config_sandbox_clear(server_config *c);
+/* The `hoist build` options that give a build c's sandbox, NULL-terminated;
+ * the caller frees with hoist_strv_free. */
+char **server_sandbox_args(const server_config *c);
 
 typedef struct server_jobs server_jobs;
 

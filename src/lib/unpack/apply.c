@@ -87,6 +87,7 @@ typedef struct dir_meta {
 typedef struct applier {
   int rootfd;
   hoist_owner_mode owners;
+  const hoist_unpack_opts *opts; /* id maps, or NULL */
   bool chown;
   uid_t euid;
   gid_t egid;
@@ -287,6 +288,24 @@ static void note(char **first, uint64_t *count, const char *name) {
     *first = hoist_strdup(name);
 }
 
+/* The host id of id under m, or false when m lacks it. */
+static bool map_to_host(uint32_t id, const hoist_idmap *m, size_t n, uint32_t *out) {
+  for (size_t i = 0; i < n; i++)
+    if (id >= m[i].inside && id - m[i].inside < m[i].count) {
+      *out = m[i].outside + (id - m[i].inside);
+      return true;
+    }
+  return false;
+}
+
+uint32_t hoist_unpack_map_id(uint32_t id, const hoist_idmap *m, size_t n) {
+  uint32_t host;
+  if (!n || map_to_host(id, m, n, &host))
+    return n ? host : id;
+  /* not in the maps: nobody, as the namespace would show it */
+  return map_to_host(65534, m, n, &host) ? host : id;
+}
+
 /* xattrs a layer does not get to set: the SELinux label belongs to the host's
  * policy, and overlayfs's own attributes would change what an overlay mount
  * with this tree as a lower layer shows (opaque, redirect, metacopy). */
@@ -302,6 +321,10 @@ static int apply_meta(applier *ap, struct archive_entry *e, const char *path, in
                       const char *base, mode_t type, hoist_err **err) {
   uid_t uid = (uid_t)archive_entry_uid(e);
   gid_t gid = (gid_t)archive_entry_gid(e);
+  if (ap->opts && ap->opts->n_uid_map) {
+    uid = (uid_t)hoist_unpack_map_id((uint32_t)uid, ap->opts->uid_map, ap->opts->n_uid_map);
+    gid = (gid_t)hoist_unpack_map_id((uint32_t)gid, ap->opts->gid_map, ap->opts->n_gid_map);
+  }
   if (ap->chown) {
     int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW);
     if (r < 0) {
@@ -724,6 +747,7 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   applier ap = {
       .rootfd = rootfd,
       .owners = opts ? opts->owners : HOIST_OWNER_AUTO,
+      .opts = opts,
       .euid = geteuid(),
       .egid = getegid(),
       .rep = report ? report : &local,

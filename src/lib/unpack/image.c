@@ -97,6 +97,14 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
   _cleanup_close_ int rootfd = open(dest, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     return hoist_err_errno(err, errno, "unpack: open %s", dest);
+  if (opts && opts->n_uid_map && geteuid() == 0 &&
+      fchown(rootfd, hoist_unpack_map_id(0, opts->uid_map, opts->n_uid_map),
+             hoist_unpack_map_id(0, opts->gid_map, opts->n_gid_map)) < 0) {
+    int e = errno;
+    if (created)
+      rmdir(dest);
+    return hoist_err_errno(err, e, "unpack: chown %s", dest);
+  }
   if (!created) {
     int dfd = dup(rootfd);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -208,6 +216,23 @@ char *hoist_unpack_cache_dir(void) {
   return hoist_asprintf("%s/.cache/hoist/rootfs", h && *h ? h : "/tmp");
 }
 
+/* "-ids<12 hex>" naming the id maps of opts (a digest of them), or "". */
+static void ids_suffix(const hoist_unpack_opts *opts, char out[24]) {
+  out[0] = '\0';
+  if (!opts || !opts->n_uid_map)
+    return;
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
+  for (size_t i = 0; i < opts->n_uid_map; i++)
+    hoist_buf_appendf(&b, NULL, "u %u %u %u\n", opts->uid_map[i].inside, opts->uid_map[i].outside,
+                      opts->uid_map[i].count);
+  for (size_t i = 0; i < opts->n_gid_map; i++)
+    hoist_buf_appendf(&b, NULL, "g %u %u %u\n", opts->gid_map[i].inside, opts->gid_map[i].outside,
+                      opts->gid_map[i].count);
+  char d[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(b.data, b.len, d);
+  snprintf(out, 24, "-ids%.12s", d + 7);
+}
+
 int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
                         const hoist_unpack_opts *opts, char **path, bool *hit, int *hold,
                         hoist_unpack_report *report, hoist_err **err) {
@@ -217,7 +242,9 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   const char *hex = NULL;
   if (hoist_digest_parse(m->config.digest, &hex, err) < 0)
     return hoist_err_wrap(err, "rootfs cache");
-  _cleanup_free_ char *final = hoist_asprintf("%s/%s", dir, hex);
+  char ids[24] = "";
+  ids_suffix(opts, ids);
+  _cleanup_free_ char *final = hoist_asprintf("%s/%s%s", dir, hex, ids);
   struct stat st;
   if (stat(final, &st) == 0 && S_ISDIR(st.st_mode) && use_tree(final, hold)) {
     if (hit)
@@ -269,13 +296,21 @@ static time_t last_used(int dfd, const char *name, const struct stat *tree) {
   return tree->st_mtime;
 }
 
-static bool is_tree_name(const char *name) {
-  if (strlen(name) != HOIST_DIGEST_HEX_LEN)
-    return false;
-  for (const char *p = name; *p; p++)
-    if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+static bool is_hex(const char *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
       return false;
   return true;
+}
+
+/* <config-hex> or <config-hex>-ids<12 hex> */
+static bool is_tree_name(const char *name) {
+  size_t n = strlen(name);
+  if (n == HOIST_DIGEST_HEX_LEN)
+    return is_hex(name, n);
+  return n == HOIST_DIGEST_HEX_LEN + 16 && is_hex(name, HOIST_DIGEST_HEX_LEN) &&
+         strncmp(name + HOIST_DIGEST_HEX_LEN, "-ids", 4) == 0 &&
+         is_hex(name + HOIST_DIGEST_HEX_LEN + 4, 12);
 }
 
 int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
