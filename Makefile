@@ -9,9 +9,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every package the build, the tests, the demo and the benchmarks use.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
-	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev \
+	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev libseccomp-dev \
 	python3 openssl skopeo umoci buildah docker-registry busybox-static wrk \
-	uidmap debootstrap apache2-utils isal nodejs time bc
+	uidmap passt debootstrap apache2-utils isal nodejs time bc
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
@@ -28,6 +28,7 @@ deps:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@SUDO=$(SUDO) bash scripts/subids.sh
 
 $(BUILD)/build.ninja:
 	meson setup $(BUILD) -Dwerror=true

@@ -13,11 +13,13 @@ CompletedProcess; check=True raises with its stderr when it fails.
 """
 import base64
 import hashlib
+import http.client
 import json
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -281,3 +283,95 @@ def _bcrypt(password):
 
 def skopeo(*args, check=True):
     return run("skopeo", "--insecure-policy", *args, check=check)
+
+
+API = "/system/api/v1"
+
+
+class Server:
+    """`hoist serve` on loopback."""
+
+    def __init__(self, data=None, workers=2, config=None, env=None, tls=None):
+        self.tls = tls  # (ca, cert, key)
+        self.data = data or tmpdir("hoist-serve-")
+        self.workers = workers
+        self.config = config
+        self.env = env or {}
+        self.proc = None
+
+    def start(self):
+        self.port = free_port()
+        args = [HOIST, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
+                "--workers", str(self.workers)]
+        if self.config:
+            path = os.path.join(self.data, "..", f"config-{self.port}.json")
+            with open(path, "w") as f:
+                json.dump(self.config, f)
+            args += ["--config", path]
+        if self.tls:
+            args += ["--tls-cert", self.tls[1], "--tls-key", self.tls[2]]
+            if len(self.tls) > 3:
+                args += ["--tls-client-ca", self.tls[0]]
+        e = dict(os.environ)
+        e.update(self.env)
+        self.log = open(os.path.join(self.data, "..", f"serve-{self.port}.log"), "ab")
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log, env=e,
+                                     start_new_session=True)
+        on_exit(self.stop)
+        wait_for(self._ready, what="hoist serve")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("hoist serve exited")
+        return self.request("GET", "/healthz")[0] == 200
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            if sig == signal.SIGTERM and self.proc.returncode != 0:
+                raise AssertionError(f"hoist serve exited {self.proc.returncode}: "
+                                     f"{open(self.log.name, 'rb').read()[-3000:]!r}")
+
+    def token(self, login):
+        return hoist("token", "add", login, "--data", self.data).stdout.strip()
+
+    def request(self, method, path, body=None, auth=None, headers=None, raw=False):
+        if self.tls:
+            ctx = ssl.create_default_context(cafile=self.tls[0])
+            if len(self.tls) > 3 and self.tls[3]:
+                ctx.load_cert_chain(*self.tls[3])
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=60, context=ctx)
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        h = dict(headers or {})
+        if auth is not None:
+            h["authorization"] = auth
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        if raw:
+            return r.status, data
+        try:
+            return r.status, json.loads(data)
+        except ValueError:
+            return r.status, data
+
+    def api(self, method, path, key, body=None):
+        return self.request(method, API + path, body=body, auth=key)
+
+    def status(self, key, job):
+        return self.api("GET", f"/build/status?id={job}", key)[1]
+
+    def wait_phase(self, key, job, phases, timeout=120):
+        wait_for(lambda: self.status(key, job).get("phase") in phases, timeout=timeout,
+                 what=f"job {job} in {phases}")
+        return self.status(key, job)

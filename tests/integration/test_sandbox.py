@@ -138,7 +138,7 @@ def network_none_has_only_loopback():
     assert "UP" in links.split(">")[0], links
     assert routes.splitlines()[1:] == [], routes  # only /proc/net/route's header line
     # the control: the host network has more than loopback
-    host = sh("ip -o link", check=True).stdout
+    host = sh("ip -o link", "--network", "host", check=True).stdout
     assert len(host.splitlines()) > 1, host
 
 
@@ -182,6 +182,9 @@ def changes_land_in_upper_as_overlay_whiteouts():
         assert is_whiteout(os.path.join(upper, "home")), opts
         with open(os.path.join(upper, "new/f")) as f:
             assert f.read() == "hi\n"
+        # owners as the image sees them, not the user namespace's host ids
+        st = os.lstat(os.path.join(upper, "new/f"))
+        assert (st.st_uid, st.st_gid) == (os.geteuid(), os.getegid()), (opts, st)
         assert sorted(os.listdir(os.path.join(upper, "etc"))) == ["group"], (opts,
                                                                               os.listdir(upper))
         assert sorted(os.listdir(upper)) == ["bin", "etc", "home", "new"], (opts,
@@ -255,12 +258,19 @@ def registry_reference_is_pulled_then_run():
 
 
 @test
-def user_namespace_maps_root_to_the_caller():
+def user_namespace_root_is_never_host_root():
+    """--userns: root inside maps to a subordinate range (as root: root's in
+    /etc/subuid), never to host uid 0; --userns=host as root keeps host ids."""
     p = sh("cat /proc/self/uid_map; id -u", "--userns", check=True)
     inside, outside, count = p.stdout.split()[:3]
-    assert inside == "0" and outside == str(os.geteuid()), p.stdout
+    assert inside == "0" and outside != "0", p.stdout
+    if os.geteuid() != 0:
+        assert outside == str(os.geteuid()), p.stdout
     assert int(count) < 4294967295, "a new user namespace, not the host's"
     assert p.stdout.split()[-1] == "0"
+    if os.geteuid() == 0:
+        p = sh("cat /proc/self/uid_map", "--userns=host", check=True)
+        assert p.stdout.split()[:3] == ["0", "0", "4294967295"], p.stdout
 
 
 @test
@@ -279,8 +289,9 @@ def rootless_run():
     subprocess.run(["chown", "-R", "65534:65534", d], check=True)
     env = dict(os.environ, HOIST_CACHE=os.path.join(d, "cache"), HOME=d, TMPDIR=d)
     env.pop("HOIST_ROOTFS_CACHE")  # the unprivileged user's own, under HOIST_CACHE
+    # --network none: pasta cannot open /dev/net/tun (0600) as nobody on this host
     p = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", HOIST,
-                        "run", f"oci:{layout}:base", "--", "sh", "-c",
+                        "run", "--network", "none", f"oci:{layout}:base", "--", "sh", "-c",
                         "id -u; echo hi > /root/f; cat /root/f; rm /bin/ls && echo rm-ok"],
                        capture_output=True, text=True, env=env, timeout=120)
     assert p.returncode == 0, p
