@@ -44,7 +44,7 @@ chmod 755 base/bin/extend
 
 step "hoist serve on loopback, and a key for the user demo"
 sport=$(free_port)
-echo "{\"registry_host\": \"127.0.0.1:$rport\"}" >serve.json
+echo "{\"registry_host\": \"127.0.0.1:$rport\", \"allowed_sources\": [\"127.0.0.1:$rport/base/*\"]}" >serve.json
 "$hoist" serve --listen "127.0.0.1:$sport" --data data --config serve.json --workers 2 \
   2>serve.log &
 pids+=($!)

@@ -23,6 +23,8 @@ from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, free_por
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
+# a registry that is never reached: the requests are refused or queued before a pull
+FAKE_REGISTRY = {"registry_host": "127.0.0.1:5999", "allowed_sources": ["127.0.0.1:5999/base/*"]}
 
 
 def b64(data):
@@ -72,7 +74,8 @@ def base_with_extend(tag, script):
 
 
 def server(**kw):
-    kw.setdefault("config", {"registry_host": registry().host, "per_user_limit": 2})
+    kw.setdefault("config", {"registry_host": registry().host, "per_user_limit": 2,
+                             "allowed_sources": [f"{registry().host}/base/*"]})
     return Server(**kw).start()
 
 
@@ -186,7 +189,7 @@ def bad_requests(key, uuid):
 
 @test
 def bad_requests_table():
-    s = Server(config={"registry_host": "127.0.0.1:5999"}).start()
+    s = Server(config=FAKE_REGISTRY).start()
     key = s.token("alice")
     s.token("bob")
     uuid = key.split(":")[0]
@@ -216,7 +219,7 @@ def bad_requests_table():
 
 @test
 def auth_forms_and_envelope():
-    s = Server(config={"registry_host": "127.0.0.1:5999"}).start()
+    s = Server(config=FAKE_REGISTRY).start()
     key = s.token("alice")
     # the three forms of the header are the same caller
     for auth in (key, b64(key), "Basic " + b64(key)):
@@ -240,7 +243,7 @@ def auth_forms_and_envelope():
 def https():
     d = tmpdir()
     ca, cert, key = make_ca(d)
-    s = Server(config={"registry_host": "127.0.0.1:5999"}, tls=(ca, cert, key)).start()
+    s = Server(config=FAKE_REGISTRY, tls=(ca, cert, key)).start()
     k = s.token("alice")
     st, r = s.api("GET", "/builds", k)
     assert st == 200 and r["builds"] == [], r
@@ -266,7 +269,7 @@ def mutual_tls():
     d = tmpdir()
     ca, cert, key = make_ca(d)
     ccert, ckey = client_cert(d)
-    s = Server(config={"registry_host": "127.0.0.1:5999"},
+    s = Server(config=FAKE_REGISTRY,
                tls=(ca, cert, key, (ccert, ckey))).start()
     k = s.token("alice")
     assert s.api("GET", "/builds", k)[0] == 200
@@ -284,7 +287,7 @@ def mutual_tls():
 
 @test
 def start_status_cancel_and_ownership():
-    s = Server(config={"registry_host": "127.0.0.1:5999"}, workers=1).start()
+    s = Server(config=FAKE_REGISTRY, workers=1).start()
     ka, kb = s.token("alice"), s.token("bob")
     st, r = s.api("POST", "/build/start", ka, body())
     assert st == 200, r
@@ -319,7 +322,7 @@ def start_status_cancel_and_ownership():
 
 @test
 def cleanup_keeps_recent_and_running():
-    s = Server(config={"registry_host": "127.0.0.1:5999"}, workers=1).start()
+    s = Server(config=FAKE_REGISTRY, workers=1).start()
     ka, kb = s.token("alice"), s.token("bob")
     jobs = []
     for i in range(3):
@@ -399,7 +402,8 @@ def couchdb_authenticator():
     put("/nuvolaris_users_metadata/alice", {"login": "alice", "env": [
         {"key": "REGISTRY_HOST", "value": "127.0.0.1:5998"}]})
     s = Server(config={"auth": "couchdb", "couchdb_url": url,
-                       "registry_host": "127.0.0.1:5999"}, workers=1).start()
+                       "registry_host": "127.0.0.1:5999",
+                       "allowed_sources": ["127.0.0.1:5999/base/*"]}, workers=1).start()
     key = "23bc46b1-71f6-4ed5-8c54-816aa4f8c502:" + "k" * 64
     for auth in (key, b64(key), "Basic " + b64(key)):
         st, r = s.api("GET", "/builds", auth)
@@ -534,7 +538,8 @@ def restart_after_sigkill():
     base = base_with_extend("slow", SLOW)
     for policy, want in (("fail", "failed"), ("requeue", "running")):
         data = tmpdir("hoist-serve-")
-        cfg = {"registry_host": registry().host, "on_restart": policy}
+        cfg = {"registry_host": registry().host, "on_restart": policy,
+               "allowed_sources": [f"{registry().host}/base/*"]}
         s = Server(data=data, workers=1, config=cfg).start()
         key = s.token("alice")
         st, r = s.api("POST", "/build/start", key, body(source=base, target="alice:slow"))

@@ -211,6 +211,8 @@ static void test_config_sandbox(void **state) {
       {"{\"subuid\": \"1:0\", \"subgid\": \"1:1\"}", NULL, "subuid"},
       {"{\"cgroup_parent\": \"hoist\"}", NULL, "cgroup_parent"},
       {"{\"cgroup_parent\": \"/a/../b\"}", NULL, "cgroup_parent"},
+      {"{\"max_log_bytes\": \"big\"}", NULL, "max_log_bytes"},
+      {"{\"log_overflow\": \"explode\"}", NULL, "log_overflow"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     json_t *o = json_loads(cases[i].json, 0, NULL);
@@ -239,11 +241,79 @@ static void test_config_sandbox(void **state) {
   }
 }
 
+/* Which sources a user may extend: their namespace on the push host, or a
+ * repository an allowed_sources pattern matches; the refusal names the rule. */
+static void test_source_allowed(void **state) {
+  (void)state;
+  json_t *o = json_loads("{\"allowed_sources\": [\"reg.example:5000/base/*\", "
+                         "\"apache/openserverless-runtime-*\", \"busybox\", "
+                         "\"ghcr.io/org/?ool\"]}",
+                         0, NULL);
+  server_config c = {0};
+  hoist_err *err = NULL;
+  assert_ok(server_config_admit(o, &c, &err), &err);
+  json_decref(o);
+  assert_int_equal(c.per_user_queue, 20);
+  static const struct {
+    const char *login, *push, *source;
+    int status; /* 0: allowed */
+  } cases[] = {
+      {"alice", "reg.example:5000", "reg.example:5000/alice:1", 0},
+      {"Alice", "reg.example:5000", "reg.example:5000/alice/app:1", 0},
+      {"alice", "reg.example:5000", "reg.example:5000/alice-x:1", 403},
+      {"alice", "reg.example:5000", "reg.example:5000/bob:private", 403},
+      {"alice", "reg.example:5000", "reg.example:5000/bob/alice:1", 403},
+      {"alice", "other:5000", "reg.example:5000/alice:1", 403}, /* not the push host */
+      {"alice", NULL, "reg.example:5000/alice:1", 403},         /* no registry: layout */
+      {"alice", "reg.example:5000", "reg.example:5000/base/python:3.12", 0},
+      {"alice", "reg.example:5000", "reg.example:5000/base/x/y:1", 403}, /* '*' stays put */
+      {"alice", "reg.example:5000", "reg.example:5001/base/python:1", 403},
+      {"alice", "reg.example:5000", "apache/openserverless-runtime-python:v3", 0},
+      {"alice", "reg.example:5000",
+       "docker.io/apache/openserverless-runtime-go@sha256:"
+       "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+       0},
+      {"alice", "reg.example:5000", "apache/other:1", 403},
+      {"alice", "reg.example:5000", "busybox:1.36", 0},
+      {"alice", "reg.example:5000", "library/busybox", 0},
+      {"alice", "reg.example:5000", "evil/busybox", 403},
+      {"alice", "reg.example:5000", "ghcr.io/org/tool:1", 0},
+      {"alice", "reg.example:5000", "ghcr.io/org/tools:1", 403},
+      {"alice", "reg.example:5000", "Not A Reference", 400},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_refusal why = {0};
+    bool ok = server_source_allowed(&c, cases[i].login, cases[i].push, cases[i].source, &why);
+    if (ok != (cases[i].status == 0) || (!ok && why.status != cases[i].status))
+      fail_msg("case %zu: %s by %s: allowed %d status %d (%s)", i, cases[i].source, cases[i].login,
+               ok, why.status, why.message);
+    if (why.status == 403 && !strstr(why.message, "allowed_sources"))
+      fail_msg("case %zu: the refusal does not name the rule: %s", i, why.message);
+  }
+  server_config_admit_clear(&c);
+
+  static const char *const bad[] = {
+      "{\"allowed_sources\": \"base/*\"}", "{\"allowed_sources\": [7]}",
+      "{\"allowed_sources\": [\"\"]}",     "{\"allowed_sources\": [\"Base/*\"]}",
+      "{\"allowed_sources\": [\"a//b\"]}", "{\"allowed_sources\": [\"/a\"]}",
+      "{\"per_user_queue\": 0}",           "{\"per_user_queue\": \"5\"}",
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    o = json_loads(bad[i], 0, NULL);
+    server_config b = {0};
+    if (server_config_admit(o, &b, &err) == 0)
+      fail_msg("%s accepted", bad[i]);
+    assert_err_contains(&err, strstr(bad[i], "queue") ? "per_user_queue" : "allowed_sources");
+    server_config_admit_clear(&b);
+    json_decref(o);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_authorization),  cmocka_unit_test(test_start),
       cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_kinds),
-      cmocka_unit_test(test_config_sandbox),
+      cmocka_unit_test(test_config_sandbox), cmocka_unit_test(test_source_allowed),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

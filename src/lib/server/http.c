@@ -73,6 +73,22 @@ static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s,
   return envelope(c, s, 500, "Internal server error.", NULL);
 }
 
+/* 429 with Retry-After: the queue is full for now. */
+static enum MHD_Result too_many(struct MHD_Connection *c, hoist_server *s, const char *msg) {
+  json_t *o = json_pack("{s:s, s:s}", "status", "ko", "message", msg);
+  char *text = json_dumps(o, JSON_COMPACT);
+  json_decref(o);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, "30");
+  enum MHD_Result ret = MHD_queue_response(c, 429, r);
+  MHD_destroy_response(r);
+  atomic_fetch_add(&s->requests[0], 1);
+  atomic_fetch_add(&s->requests[4], 1);
+  return ret;
+}
+
 /* ------------------------------------------------------------ auth */
 
 static int authenticate(hoist_server *s, struct MHD_Connection *c, server_user *u,
@@ -121,10 +137,14 @@ static enum MHD_Result h_start(hoist_server *s, struct MHD_Connection *c, server
   char *id = NULL, *name = NULL;
   bool shared;
   hoist_err *err = NULL;
-  int r = server_jobs_submit(s->jobs, u, &br, &id, &name, &shared, &err);
+  int r = server_jobs_submit(s->jobs, u, &br, &id, &name, &shared, &why, &err);
   hoist_build_request_clear(&br);
   if (r < 0)
     return internal_error(c, s, err);
+  if (r > 0 && why.status == 429)
+    return too_many(c, s, why.message);
+  if (r > 0)
+    return envelope(c, s, why.status, why.message, NULL);
   char msg[256];
   snprintf(msg, sizeof msg, "Build process initiated successfully. Job: %s", name);
   enum MHD_Result ret = envelope(
@@ -266,15 +286,6 @@ static const char *user_registry(hoist_server *s, const server_user *u) {
   return h && *h ? h : NULL;
 }
 
-/* The caller's namespace: the repository named as the login, or below it. */
-static bool own_repo(const server_user *u, const char *repo) {
-  size_t n = strlen(u->login);
-  char low[128];
-  for (size_t i = 0; i <= n; i++)
-    low[i] = (char)tolower((unsigned char)u->login[i]);
-  return strncmp(repo, low, n) == 0 && (repo[n] == '\0' || repo[n] == '/');
-}
-
 /* Splits "repo[:tag|@digest]" (repo checked by the reference grammar). */
 static int split_image(const char *image, char **repo, char **ref) {
   hoist_ref *r = NULL;
@@ -302,7 +313,7 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
       goto registry_fail;
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-      if (own_repo(u, repos[i]))
+      if (server_in_namespace(u->login, repos[i]))
         json_array_append_new(a, json_string(repos[i]));
     hoist_strv_free(repos);
     return envelope(c, s, 200, "Catalog listed.", json_pack("{s:o}", "repositories", a));
@@ -312,7 +323,7 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
     return envelope(c, s, 400, "No image provided.", NULL);
   if (split_image(image, &repo, &ref) < 0)
     return envelope(c, s, 400, "Invalid image.", NULL);
-  if (!own_repo(u, repo))
+  if (!server_in_namespace(u->login, repo))
     return envelope(c, s, 403, "Image outside the caller's namespace.", NULL);
   if (strcmp(what, "tags") == 0) {
     char **tags = NULL;
@@ -538,6 +549,7 @@ static void config_clear(server_config *c) {
   free(c->couchdb_password);
   hoist_strv_free(c->insecure);
   server_config_sandbox_clear(c);
+  server_config_admit_clear(c);
   memset(c, 0, sizeof *c);
 }
 
@@ -594,7 +606,7 @@ static int load_config(const char *path, server_config *c, hoist_err **err) {
   json_t *lim = json_object_get(o, "per_user_limit");
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
-  if (server_config_sandbox(o, c, err) < 0) {
+  if (server_config_sandbox(o, c, err) < 0 || server_config_admit(o, c, err) < 0) {
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }

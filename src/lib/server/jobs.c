@@ -4,11 +4,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -17,7 +20,10 @@
 #include "hoist/build.h"
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/registry.h"
 #include "server-private.h"
+
+extern char **environ;
 
 #define ID_HEX 16
 
@@ -34,6 +40,7 @@ struct server_jobs {
   bool stopping;
   char *data_dir;
   int jobs_fd; /* DATA/jobs */
+  int lock_fd; /* DATA/serve.lock, locked while the store is open */
   const server_config *cfg;
   char *hoist_bin;
   int nworkers;
@@ -179,14 +186,18 @@ static char *col_dup(sqlite3_stmt *st, int i) {
   return t ? hoist_strdup((const char *)t) : NULL;
 }
 
-/* Takes the oldest queued job whose user is below the per-user limit and
- * marks it running. Called with the lock held; 1 taken, 0 none. */
+/* Takes a queued job whose user is below the per-user limit, users taking
+ * turns, and marks it running. Called with the lock held; 1 taken, 0 none. */
 static int take_job(server_jobs *j, job_row *row) {
   sqlite3_stmt *st = NULL;
+  /* the turn of the user whose last build started longest ago (never:
+   * first), that user's oldest job */
   if (sqlite3_prepare_v2(j->db,
                          "SELECT id, user, source, kind, dest, file_digest, secret FROM jobs q "
                          "WHERE state = 'queued' AND (SELECT count(*) FROM jobs r WHERE "
-                         "r.user = q.user AND r.state = 'running') < ? ORDER BY seq LIMIT 1",
+                         "r.user = q.user AND r.state = 'running') < ? ORDER BY coalesce("
+                         "(SELECT max(started) FROM jobs s WHERE s.user = q.user), 0), seq "
+                         "LIMIT 1",
                          -1, &st, NULL) != SQLITE_OK)
     return 0;
   sqlite3_bind_int(st, 1, j->cfg->per_user_limit);
@@ -261,11 +272,133 @@ static void strv_freep(char ***v) { hoist_strv_free(*v); }
 /* Time a build may take beyond its install's timeout: its pull and push. */
 #define TRANSFER_GRACE 600
 
+/* Writes DATA/jobs/<id>/registry-auth.json for the build: the credentials of
+ * the push host only (from the user's "user:password", or that host's entry
+ * of a dockerconfigjson secret file), so a pull from any other host goes
+ * without them; an empty document when there are none. */
+static int write_push_auth(server_jobs *j, const job_row *row, hoist_err **err) {
+  _cleanup_free_ char *host =
+      strncmp(row->dest, "oci:", 4) == 0 ? NULL : strndup(row->dest, strcspn(row->dest, "/"));
+  _cleanup_free_ char *userpass = NULL;
+  json_t *auths = json_object();
+  if (host && row->secret && strchr(row->secret, ':')) {
+    userpass = hoist_strdup(row->secret);
+  } else if (host && row->secret && *row->secret) {
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    hoist_creds cr = {0};
+    bool found = false;
+    if (hoist_fs_read_file(AT_FDCWD, row->secret, 1 << 20, &data, &len, err) < 0 ||
+        hoist_creds_from_json(data, len, host, NULL, &cr, &found, err) < 0) {
+      json_decref(auths);
+      return hoist_err_wrap(err, "registry secret %s", row->secret);
+    }
+    if (found && cr.identity_token)
+      json_object_set_new(auths, host, json_pack("{s:s}", "identitytoken", cr.identity_token));
+    else if (found && cr.username && cr.password)
+      userpass = hoist_asprintf("%s:%s", cr.username, cr.password);
+    else if (found)
+      hoist_warn("serve: registry secret %s: the entry for %s names a credential helper, which "
+                 "builds do not run",
+                 row->secret, host);
+    hoist_creds_clear(&cr);
+  }
+  if (userpass) {
+    size_t sl = strlen(userpass);
+    _cleanup_free_ char *b64 = hoist_malloc0(4 * ((sl + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)userpass, (int)sl);
+    OPENSSL_cleanse(userpass, sl);
+    json_object_set_new(auths, host, json_pack("{s:s}", "auth", b64));
+  }
+  json_t *doc = json_pack("{s:o}", "auths", auths);
+  _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
+  json_decref(doc);
+  _cleanup_close_ int dfd = openat(j->jobs_fd, row->id, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
+  if (dfd < 0)
+    return hoist_err_errno(err, errno, "open jobs/%s", row->id);
+  return hoist_fs_write_atomic(dfd, "registry-auth.json", text, strlen(text), 0600, err);
+}
+
+/* The build's environment: ours without the variables that would hand it
+ * credentials for every registry. Caller frees the array, not the strings. */
+static char **build_env(void) {
+  static const char *const drop[] = {
+      "REGISTRY_SECRET=", "REGISTRY_AUTH_FILE=", "DOCKER_CONFIG=", "REGISTRY_HOST="};
+  size_t n = 0;
+  while (environ[n])
+    n++;
+  char **v = hoist_malloc0((n + 1) * sizeof *v);
+  size_t k = 0;
+  for (size_t i = 0; i < n; i++) {
+    bool keep = true;
+    for (size_t d = 0; d < sizeof drop / sizeof drop[0]; d++)
+      keep = keep && strncmp(environ[i], drop[d], strlen(drop[d])) != 0;
+    if (keep)
+      v[k++] = environ[i];
+  }
+  return v;
+}
+
+/* Copies the build's output into its log, at most max_log_bytes of it: past
+ * that it is dropped, the cut marked once, and the last line kept so the
+ * job's error is still the build's own. */
+typedef struct log_pump {
+  int fd;
+  uint64_t written, cap;
+  bool cut;
+  char line[1024]; /* the line being read (its first bytes) */
+  size_t line_len;
+  char last[1024]; /* the last complete line */
+  size_t last_len;
+} log_pump;
+
+static void pump(server_jobs *j, const job_row *row, log_pump *p, const char *data, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    if (data[i] == '\n') {
+      memcpy(p->last, p->line, p->line_len);
+      p->last_len = p->line_len;
+      p->line_len = 0;
+    } else if (p->line_len < sizeof p->line) {
+      p->line[p->line_len++] = data[i];
+    }
+  }
+  if (p->cut)
+    return;
+  size_t take = p->written + n > p->cap ? (size_t)(p->cap - p->written) : n;
+  if (take && hoist_fs_write_all(p->fd, data, take, NULL) == 0)
+    p->written += take;
+  if (take < n) {
+    p->cut = true;
+    log_note(j, row->id, "\nhoist serve: log cut at %" PRIu64 " bytes (max_log_bytes)%s", p->cap,
+             j->cfg->log_overflow_fails ? "; the build is stopped"
+                                        : "; the build goes on, its output is dropped");
+  }
+}
+
+/* After the build: what a cut log lacks, its last line. */
+static void pump_end(server_jobs *j, const job_row *row, log_pump *p) {
+  if (p->line_len) { /* a last line without its newline */
+    memcpy(p->last, p->line, p->line_len);
+    p->last_len = p->line_len;
+  }
+  if (p->cut && p->last_len)
+    log_note(j, row->id, "%.*s", (int)p->last_len, p->last);
+}
+
 static int run_child(server_jobs *j, const job_row *row, int slot, int *status) {
   _cleanup_free_ char *jobdir = hoist_asprintf("%s/jobs/%s", j->data_dir, row->id);
   _cleanup_free_ char *logp = hoist_asprintf("%s/log", jobdir);
   _cleanup_free_ char *outp = hoist_asprintf("%s/out", jobdir);
   _cleanup_free_ char *filep = hoist_asprintf("%s/%s", jobdir, reqfile_of(row->kind));
+  _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
+  hoist_err *e = NULL;
+  if (write_push_auth(j, row, &e) < 0) {
+    _cleanup_free_ char *t = hoist_err_text(e);
+    log_note(j, row->id, "hoist serve: %s", t);
+    int code = hoist_err_root_code(e);
+    hoist_err_free(e);
+    return code > 0 && code < HOIST_E_BASE ? -code : -EIO;
+  }
   __attribute__((cleanup(strv_freep))) char **sandbox = server_sandbox_args(j->cfg);
   size_t n_sandbox = 0;
   while (sandbox[n_sandbox])
@@ -289,47 +422,31 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   argv[n++] = "--target";
   argv[n++] = row->dest;
   argv[n++] = "--json";
+  argv[n++] = "--authfile"; /* only this: no default file, no secret */
+  argv[n++] = authp;
   for (char **h = j->cfg->insecure; h && *h; h++) {
     argv[n++] = "--insecure-registry";
     argv[n++] = *h;
   }
   for (size_t i = 0; i < n_sandbox; i++)
     argv[n++] = sandbox[i];
-  _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
-  if (row->secret && strchr(row->secret, ':')) {
-    /* user:password: a Docker config for the push host, only while the build runs */
-    _cleanup_free_ char *host = strndup(row->dest, strcspn(row->dest, "/"));
-    size_t sl = strlen(row->secret);
-    _cleanup_free_ char *b64 = hoist_malloc0(4 * ((sl + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)row->secret, (int)sl);
-    json_t *cfg = json_pack("{s:{s:{s:s}}}", "auths", host, "auth", b64);
-    _cleanup_free_ char *text = json_dumps(cfg, JSON_COMPACT);
-    json_decref(cfg);
-    _cleanup_close_ int dfd = openat(j->jobs_fd, row->id, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-    if (dfd < 0 ||
-        hoist_fs_write_atomic(dfd, "registry-auth.json", text, strlen(text), 0600, NULL) < 0)
-      return -EIO;
-    argv[n++] = "--authfile";
-    argv[n++] = authp;
-  } else if (row->secret && *row->secret) {
-    argv[n++] = "--secret";
-    argv[n++] = row->secret;
-  }
   argv[n] = NULL;
+  _cleanup_free_ char **envp = build_env();
 
-  int logfd = open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int outfd = open(outp, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-  int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (logfd < 0 || outfd < 0 || nullfd < 0) {
-    int e = errno;
-    if (logfd >= 0)
-      close(logfd);
-    if (outfd >= 0)
-      close(outfd);
-    if (nullfd >= 0)
-      close(nullfd);
-    return -e;
+  log_pump lp = {.fd = -1, .cap = j->cfg->max_log_bytes};
+  _cleanup_close_ int logfd =
+      open(logp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  _cleanup_close_ int outfd =
+      open(outp, O_WRONLY | O_TRUNC | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  _cleanup_close_ int nullfd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  int errp[2] = {-1, -1};
+  if (logfd < 0 || outfd < 0 || nullfd < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+    int e2 = errno;
+    unlink(authp);
+    return -e2;
   }
+  _cleanup_close_ int err_r = errp[0];
+  lp.fd = logfd;
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
@@ -340,7 +457,7 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     dup2(nullfd, 0);
     dup2(outfd, 1);
-    dup2(logfd, 2);
+    dup2(errp[1], 2);
     if (chdir(jobdir) < 0)
       _exit(127);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
@@ -349,16 +466,16 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
-    execv(j->hoist_bin, (char *const *)argv);
+    execve(j->hoist_bin, (char *const *)argv, envp);
     _exit(127);
   }
   int fe = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  close(logfd);
-  close(outfd);
-  close(nullfd);
-  if (pid < 0)
+  close(errp[1]);
+  if (pid < 0) {
+    unlink(authp);
     return -fe;
+  }
   setpgid(pid, pid);
 
   pthread_mutex_lock(&j->lock);
@@ -369,7 +486,7 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     kill(-pid, SIGTERM);
 
   double term_at = 0, deadline = now_s() + j->cfg->build_timeout + TRANSFER_GRACE;
-  bool overdue = false;
+  bool overdue = false, output = true;
   for (;;) {
     pid_t w = waitpid(pid, status, WNOHANG);
     if (w == pid)
@@ -385,7 +502,8 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
                j->cfg->build_timeout + TRANSFER_GRACE);
     }
     pthread_mutex_lock(&j->lock);
-    bool cancel = j->slots[slot].cancel || j->stopping || overdue;
+    bool cancel =
+        j->slots[slot].cancel || j->stopping || overdue || (lp.cut && j->cfg->log_overflow_fails);
     pthread_mutex_unlock(&j->lock);
     if (cancel) {
       if (term_at == 0) {
@@ -395,12 +513,39 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
         kill(-pid, SIGKILL);
       }
     }
-    struct timespec ts = {0, 50 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    /* the build's output as it comes, or a pause of 50 ms */
+    struct pollfd pfd = {output ? err_r : -1, POLLIN, 0};
+    if (poll(&pfd, 1, 50) > 0) {
+      char buf[65536];
+      ssize_t r = read(err_r, buf, sizeof buf);
+      if (r > 0)
+        pump(j, row, &lp, buf, (size_t)r);
+      else if (r == 0 || (errno != EINTR && errno != EAGAIN))
+        output = false;
+    }
   }
   /* whatever the build left in its group goes with it */
   kill(-pid, SIGKILL);
   unlink(authp);
+  /* what it wrote before it ended (without waiting for a writer that is
+   * not the build's) */
+  fcntl(err_r, F_SETFL, O_NONBLOCK);
+  char buf[65536];
+  ssize_t r;
+  while (output && (r = read(err_r, buf, sizeof buf)) != 0) {
+    if (r < 0 && errno == EINTR)
+      continue;
+    if (r < 0)
+      break;
+    pump(j, row, &lp, buf, (size_t)r);
+  }
+  pump_end(j, row, &lp);
+  if (lp.cut && j->cfg->log_overflow_fails) {
+    log_note(j, row->id,
+             "hoist serve: build stopped: its log exceeded max_log_bytes (%" PRIu64 " bytes)",
+             lp.cap);
+    *status = 1 << 8;
+  }
   return 0;
 }
 
@@ -483,6 +628,52 @@ static void *worker(void *arg) {
 
 /* ------------------------------------------------------------ store */
 
+/* One server per data directory: an exclusive lock on DATA/serve.lock,
+ * which names its holder's pid, for as long as the store is open. A data
+ * directory others may read is made private (0700): it holds the users'
+ * registry secrets while their builds wait. */
+static int own_data_dir(server_jobs *j, hoist_err **err) {
+  _cleanup_free_ char *path = hoist_asprintf("%s/serve.lock", j->data_dir);
+  j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (j->lock_fd < 0)
+    return hoist_err_errno(err, errno, "open %s", path);
+  if (flock(j->lock_fd, LOCK_EX | LOCK_NB) < 0) {
+    char pid[32] = "";
+    ssize_t n = pread(j->lock_fd, pid, sizeof pid - 1, 0);
+    pid[n > 0 ? n : 0] = '\0';
+    pid[strcspn(pid, "\n")] = '\0';
+    return hoist_err_set(err, EBUSY, "data directory %s is in use by another hoist serve (pid %s)",
+                         j->data_dir, *pid ? pid : "unknown");
+  }
+  char pid[32];
+  int len = snprintf(pid, sizeof pid, "%d\n", (int)getpid());
+  if (ftruncate(j->lock_fd, 0) < 0 || pwrite(j->lock_fd, pid, (size_t)len, 0) != len)
+    return hoist_err_errno(err, errno, "write %s", path);
+  struct stat st;
+  if (stat(j->data_dir, &st) == 0 && (st.st_mode & 077)) {
+    if (chmod(j->data_dir, 0700) < 0)
+      return hoist_err_errno(err, errno, "chmod %s 0700", j->data_dir);
+    hoist_info("serve: %s was readable by others (mode %o): made private (0700)", j->data_dir,
+               (unsigned)(st.st_mode & 07777));
+  }
+  return 0;
+}
+
+/* jobs.db and its WAL files readable by the service only (SQLite gives the
+ * WAL files the database's mode). */
+static int private_db(const char *dbp, hoist_err **err) {
+  _cleanup_close_ int fd = open(dbp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+  if (fd < 0 || fchmod(fd, 0600) < 0)
+    return hoist_err_errno(err, errno, "%s", dbp);
+  static const char *const suffix[] = {"-wal", "-shm"};
+  for (size_t i = 0; i < 2; i++) {
+    _cleanup_free_ char *p = hoist_asprintf("%s%s", dbp, suffix[i]);
+    if (chmod(p, 0600) < 0 && errno != ENOENT)
+      return hoist_err_errno(err, errno, "chmod %s", p);
+  }
+  return 0;
+}
+
 int server_jobs_open(const char *data_dir, const server_config *cfg, int workers,
                      const char *hoist_bin, server_jobs **out, hoist_err **err) {
   server_jobs *j = hoist_malloc0(sizeof *j);
@@ -496,6 +687,9 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
   pthread_cond_init(&j->cond, NULL);
   _cleanup_free_ char *jobs = hoist_asprintf("%s/jobs", data_dir);
   _cleanup_free_ char *dbp = hoist_asprintf("%s/jobs.db", data_dir);
+  j->lock_fd = -1;
+  if (own_data_dir(j, err) < 0 || private_db(dbp, err) < 0)
+    goto fail;
   if (mkdir(jobs, 0700) < 0 && errno != EEXIST) {
     hoist_err_errno(err, errno, "mkdir %s", jobs);
     goto fail;
@@ -579,6 +773,8 @@ void server_jobs_close(server_jobs *j) {
     sqlite3_close(j->db);
   if (j->jobs_fd >= 0)
     close(j->jobs_fd);
+  if (j->lock_fd >= 0)
+    close(j->lock_fd); /* the next server may take the data directory */
   pthread_mutex_destroy(&j->lock);
   pthread_cond_destroy(&j->cond);
   free(j->threads);
@@ -619,12 +815,17 @@ static void destination(server_jobs *j, const server_user *u, const hoist_build_
 }
 
 int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_request *req,
-                       char **id_out, char **name_out, bool *shared, hoist_err **err) {
+                       char **id_out, char **name_out, bool *shared, hoist_refusal *why,
+                       hoist_err **err) {
   _cleanup_free_ char *dest = NULL;
   _cleanup_free_ char *image = NULL;
   _cleanup_free_ char *secret = NULL;
   destination(j, u, req, &dest, &image, &secret);
   *shared = false;
+  _cleanup_free_ char *push_host =
+      strncmp(dest, "oci:", 4) == 0 ? NULL : strndup(dest, strcspn(dest, "/"));
+  if (!server_source_allowed(j->cfg, u->login, push_host, req->source, why))
+    return 1;
 
   pthread_mutex_lock(&j->lock);
   const char *key[] = {u->login, req->source, req->kind, req->file_digest, req->target, dest};
@@ -647,6 +848,20 @@ int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_r
     return 0;
   }
   sqlite3_finalize(st);
+
+  /* one user's queue cannot fill the service */
+  const char *who[] = {u->login};
+  st = prep(j, "SELECT count(*) FROM jobs WHERE user = ? AND state = 'queued'", 1, who);
+  int64_t queued = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+  sqlite3_finalize(st);
+  if (queued >= j->cfg->per_user_queue) {
+    pthread_mutex_unlock(&j->lock);
+    why->status = 429;
+    snprintf(why->message, sizeof why->message,
+             "Too many queued builds (per_user_queue: at most %d per user); retry later.",
+             j->cfg->per_user_queue);
+    return 1;
+  }
 
   unsigned char rnd[ID_HEX / 2];
   char id[ID_HEX + 1];

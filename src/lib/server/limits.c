@@ -1,5 +1,5 @@
 /* server: the builds' sandbox, from the service config to the `hoist build`
- * options that carry it to each build. */
+ * options that carry it to each build, and the bound on a build's log. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -7,8 +7,9 @@
 
 #include "server-private.h"
 
-#define DEFAULT_BUILD_TIMEOUT 1800 /* seconds */
-#define MAX_ALLOW 32               /* build_allow entries */
+#define DEFAULT_BUILD_TIMEOUT 1800    /* seconds */
+#define MAX_ALLOW 32                  /* build_allow entries */
+#define DEFAULT_MAX_LOG (16ULL << 20) /* bytes of a job's log */
 
 /* A size setting: a number of bytes or a string with a K, M, G or T suffix. */
 static int size_setting(json_t *o, const char *key, uint64_t *out, hoist_err **err) {
@@ -134,7 +135,17 @@ int server_config_sandbox(json_t *o, server_config *c, hoist_err **err) {
     c->cgroup_parent = hoist_strdup(cg);
     s->cgroup_parent = c->cgroup_parent;
   }
-  return allow_setting(o, c, err);
+  if (allow_setting(o, c, err) < 0)
+    return -1;
+  c->max_log_bytes = DEFAULT_MAX_LOG;
+  if (size_setting(o, "max_log_bytes", &c->max_log_bytes, err) < 0)
+    return -1;
+  const char *ov = json_string_value(json_object_get(o, "log_overflow"));
+  if (ov && strcmp(ov, "fail") == 0)
+    c->log_overflow_fails = true;
+  else if (ov && strcmp(ov, "continue") != 0)
+    return hoist_err_set(err, EINVAL, "log_overflow: expected \"continue\" or \"fail\"");
+  return 0;
 }
 
 void server_config_sandbox_clear(server_config *c) {

@@ -63,15 +63,35 @@ typedef struct server_config {
   hoist_sandbox_subids subids;
   uint16_t *allow_ports;
   char *cgroup_parent;
-  char *auth;           /* "file" (default) or "couchdb" */
-  char *couchdb_url;    /* couchdb: http://HOST:PORT */
-  char *couchdb_prefix; /* couchdb: database name prefix */
+  uint64_t max_log_bytes;  /* a job's log; past it lines are dropped (the cut marked) */
+  bool log_overflow_fails; /* ...or the build is stopped and fails */
+  char **allowed_sources;  /* repository patterns users may extend, NULL-terminated */
+  int per_user_queue;      /* queued builds per user */
+  char *auth;              /* "file" (default) or "couchdb" */
+  char *couchdb_url;       /* couchdb: http://HOST:PORT */
+  char *couchdb_prefix;    /* couchdb: database name prefix */
   char *couchdb_user, *couchdb_password;
 } server_config;
 
+/* Reads allowed_sources and per_user_queue of config object o (NULL: none)
+ * into c. An error names the setting. */
+int server_config_admit(json_t *o, server_config *c, hoist_err **err);
+void server_config_admit_clear(server_config *c);
+/* The caller's namespace: the repository named as the login (lowercased) or
+ * below it. */
+bool server_in_namespace(const char *login, const char *repo);
+/* Whether login may extend source: an image of their own namespace on the
+ * push host (NULL: none), or one of a repository an allowed_sources pattern
+ * matches (a glob whose '*' stays within a path component). Otherwise false
+ * and the refusal (403, naming the rule; 400 for a source that does not
+ * parse) in *why. */
+bool server_source_allowed(const server_config *c, const char *login, const char *push_host,
+                           const char *source, hoist_refusal *why);
+
 /* Reads the builds' sandbox settings of config object o (NULL: none) into c:
  * build_timeout, build_memory, build_pids, build_cpus, max_layer_bytes,
- * build_tmp_size, build_network, build_allow, subuid, subgid, cgroup_parent.
+ * build_tmp_size, build_network, build_allow, subuid, subgid, cgroup_parent,
+ * and max_log_bytes, log_overflow ("continue" | "fail").
  * An error names the setting. */
 int server_config_sandbox(json_t *o, server_config *c, hoist_err **err);
 void server_config_sandbox_clear(server_config *c);
@@ -86,9 +106,12 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
 void server_jobs_close(server_jobs *j);
 
 /* Queues a build (or finds an identical one in flight). *id, *job_name are
- * caller-freed; *shared tells an existing job was returned. */
+ * caller-freed; *shared tells an existing job was returned. Returns 1 with
+ * *why filled when the build is refused: a source the user may not extend
+ * (403), or per_user_queue builds of the user already queued (429). */
 int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_request *req,
-                       char **id, char **job_name, bool *shared, hoist_err **err);
+                       char **id, char **job_name, bool *shared, hoist_refusal *why,
+                       hoist_err **err);
 
 /* Status of one of user's jobs as a JSON object; *found false when the id is
  * unknown or not user's. */
