@@ -134,6 +134,31 @@ def run(*args, check=True, env=None, timeout=600, cwd=None):
     return p
 
 
+def sleepers(tag):
+    """Pids of the host's processes running `sleep TAG`."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if f.read() == b"sleep\0" + tag.encode() + b"\0":
+                    found.append(pid)
+        except OSError:
+            pass
+    return found
+
+
+def script_base(workdir):
+    """oci:DIR:base of a busybox base whose /bin/extend runs the build's
+    requirements file as a shell script, with /bin/probe for what busybox
+    cannot do (tests/fixtures/hostile-image.sh)."""
+    out = os.path.join(workdir, "script-base")
+    run("bash", os.path.join(SOURCE_ROOT, "tests", "fixtures", "hostile-image.sh"), HOIST, out,
+        "base", timeout=300)
+    return f"oci:{out}:base"
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -24,10 +24,8 @@ import socket
 import subprocess
 import threading
 
-from hoisttest import (HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, on_exit, run,
-                       test, tmpdir, wait_for)
-
-FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
+from hoisttest import (HOIST, Registry, Server, Skip, hoist, main, on_exit, run, script_base,
+                       sleepers, test, tmpdir, wait_for)
 _state = {}
 
 # Small limits for the rows that hit them (service config and `hoist run`).
@@ -47,11 +45,8 @@ def work():
 
 
 def layout():
-    """oci:DIR:base of the hostile base image."""
     if "layout" not in _state:
-        out = os.path.join(work(), "layout")
-        run("bash", os.path.join(FIXTURES, "hostile-image.sh"), HOIST, out, "base", timeout=300)
-        _state["layout"] = f"oci:{out}:base"
+        _state["layout"] = script_base(work())
     return _state["layout"]
 
 
@@ -122,19 +117,6 @@ def reject_routes(text):
 def sha256(path):
     with open(path, "rb") as f:
         return hashlib.sha256(f.read()).hexdigest()
-
-
-def sleepers(tag):
-    found = []
-    for pid in os.listdir("/proc"):
-        if pid.isdigit():
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if f.read() == b"sleep\0" + tag.encode() + b"\0":
-                        found.append(pid)
-            except OSError:
-                pass
-    return found
 
 
 # ------------------------------------------------------------------ the table

@@ -11,7 +11,8 @@ import stat
 import subprocess
 import time
 
-from hoisttest import HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, test, tmpdir
+from hoisttest import (HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, sleepers, test,
+                       tmpdir)
 
 WORK = tmpdir("hoist-sandbox-")
 LAYOUT = os.path.join(WORK, "layout")
@@ -140,20 +141,6 @@ def network_none_has_only_loopback():
     # the control: the host network has more than loopback
     host = sh("ip -o link", "--network", "host", check=True).stdout
     assert len(host.splitlines()) > 1, host
-
-
-def sleepers(tag):
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if f.read() == b"sleep\0" + tag.encode() + b"\0":
-                    found.append(pid)
-        except OSError:
-            pass
-    return found
 
 
 @test

@@ -15,12 +15,9 @@ import sqlite3
 import stat
 import subprocess
 import threading
-import time
 
-from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, on_exit, run,
-                       test, tmpdir, wait_for)
-
-FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
+from hoisttest import (API, HOIST, Registry, Server, Skip, hoist, main, on_exit, script_base,
+                       test, tmpdir)
 _state = {}
 
 
@@ -38,9 +35,7 @@ def work():
 
 def layout():
     if "layout" not in _state:
-        out = os.path.join(work(), "layout")
-        run("bash", os.path.join(FIXTURES, "hostile-image.sh"), HOIST, out, "base", timeout=300)
-        _state["layout"] = f"oci:{out}:base"
+        _state["layout"] = script_base(work())
     return _state["layout"]
 
 

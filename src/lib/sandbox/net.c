@@ -45,7 +45,6 @@
 
 extern char **environ;
 
-#define DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define PASTA_WAIT_MS 10000 /* how long pasta may take to configure the namespace */
 #define PASTA_POLL_MS 5     /* between two looks at the namespace's tables */
 #define PASTA_ERR_MAX 4096  /* bytes of pasta's stderr kept for an error */
@@ -334,27 +333,6 @@ int sandbox_net_setup(const sandbox_prefix *blocked, size_t n, const char **what
 
 /* ------------------------------------------------------ pasta (parent) */
 
-/* pasta's full path from PATH (as execvp would search it), or NULL. Caller
- * frees. */
-static char *find_pasta(void) {
-  const char *path = getenv("PATH");
-  if (!path || !*path)
-    path = DEFAULT_PATH;
-  for (const char *p = path;;) {
-    const char *colon = strchr(p, ':');
-    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
-    if (dl > 0) {
-      char *full = hoist_asprintf("%.*s/pasta", (int)dl, p);
-      if (access(full, X_OK) == 0)
-        return full;
-      free(full);
-    }
-    if (!colon)
-      return NULL;
-    p = colon + 1;
-  }
-}
-
 /* The -T spec: "none", or the ports comma-separated. Caller frees. */
 static char *port_spec(const uint16_t *ports, size_t n, hoist_err **err) {
   if (n == 0)
@@ -566,7 +544,7 @@ static int wait_ready(pid_t pid, pid_t pasta, int errfd, const uint16_t *ports, 
 int sandbox_net_start(pid_t pid, bool userns, const uint16_t *ports, size_t n_ports, pid_t *pasta,
                       hoist_err **err) {
   *pasta = -1;
-  _cleanup_free_ char *exe = find_pasta();
+  _cleanup_free_ char *exe = sandbox_which("pasta");
   if (!exe)
     return hoist_err_set(err, ENOENT,
                          "net: pasta is not in PATH: a private network needs it (install the "

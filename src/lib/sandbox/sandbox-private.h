@@ -47,6 +47,11 @@ bool sandbox_subid_range(const char *text, const char *name, uid_t uid, unsigned
 bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid, const char *subgid,
                      bool have_tools, hoist_idmap u[2], size_t *nu, hoist_idmap g[2], size_t *ng);
 
+/* The full path of the executable name in a directory of our PATH (the
+ * usual one when PATH is unset), as execvp would find it, or NULL. Caller
+ * frees. */
+char *sandbox_which(const char *name);
+
 /* path with '\\', ',' and ':' escaped for an overlay mount option. Caller frees. */
 char *sandbox_overlay_escape(const char *path);
 

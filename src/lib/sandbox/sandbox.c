@@ -694,20 +694,8 @@ static int run_tool(char *const *argv, hoist_err **err) {
 
 /* True when name is an executable file in a directory of our PATH. */
 static bool in_path(const char *name) {
-  const char *path = getenv("PATH");
-  if (!path || !*path)
-    path = DEFAULT_PATH;
-  for (const char *p = path;;) {
-    const char *colon = strchr(p, ':');
-    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
-    char full[PATH_MAX];
-    snprintf(full, sizeof full, "%.*s/%s", (int)dl, p, name);
-    if (dl > 0 && access(full, X_OK) == 0)
-      return true;
-    if (!colon)
-      return false;
-    p = colon + 1;
-  }
+  _cleanup_free_ char *full = sandbox_which(name);
+  return full != NULL;
 }
 
 /* The user-namespace maps of a run (hoist_sandbox_id_maps). */

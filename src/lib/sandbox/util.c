@@ -4,12 +4,14 @@
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "hoist/oci.h"
 #include "hoist/sandbox.h"
 #include "sandbox-private.h"
 
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_DIRS "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+#define DEFAULT_PATH "PATH=" DEFAULT_DIRS
 
 /* Parses a decimal id (no sign, no junk, below 2^32-1). */
 static bool parse_id(const char *s, size_t n, unsigned long *out) {
@@ -374,4 +376,23 @@ int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***
     env_put(&v, &n, DEFAULT_PATH, NULL);
   *env = v;
   return 0;
+}
+
+char *sandbox_which(const char *name) {
+  const char *path = getenv("PATH");
+  if (!path || !*path)
+    path = DEFAULT_DIRS;
+  for (const char *p = path;;) {
+    const char *colon = strchr(p, ':');
+    size_t dl = colon ? (size_t)(colon - p) : strlen(p);
+    if (dl > 0) {
+      char *full = hoist_asprintf("%.*s/%s", (int)dl, p, name);
+      if (access(full, X_OK) == 0)
+        return full;
+      free(full);
+    }
+    if (!colon)
+      return NULL;
+    p = colon + 1;
+  }
 }
