@@ -82,9 +82,19 @@ static const struct {
      "Invalid target for the build."},
     {"{\"source\":\"b\",\"target\":\"alice/x:v\",\"kind\":\"python\"}", 400,
      "Invalid target for the build."},
-    /* jansson refuses \\u0000 in strings: not a JSON payload we take */
+    /* \\u0000 inside a string: the field holding it is refused */
     {"{\"source\":\"b\\u0000c\",\"target\":\"alice:v\",\"kind\":\"python\"}", 400,
-     "No JSON payload provided for build."},
+     "Invalid source for the build."},
+    {"{\"source\":\"\\u0000\",\"target\":\"alice:v\",\"kind\":\"python\"}", 400,
+     "Invalid source for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice:v\\u0000\",\"kind\":\"python\"}", 400,
+     "Invalid target for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"python\\u0000x\"}", 400,
+     "Invalid kind for the build."},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"file\":\"Zm9v\\u0000\"}", 400,
+     "Requirements file must be valid base64-encoded data"},
+    {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"go\",\"x\\u0000\":1}", 400,
+     "No JSON payload provided for build."}, /* a key with NUL does not load */
     {"{\"source\":\"b c\",\"target\":\"alice:v\",\"kind\":\"python\"}", 400,
      "Invalid source for the build."},
     {"{\"source\":\"b\",\"target\":\"alice:v\",\"kind\":\"Python\"}", 400, "Unknown kind"},
@@ -140,6 +150,8 @@ static void test_cleanup(void **state) {
       {"{\"max_age_hours\":\"inf\"}", -1},
       {"{\"max_age_hours\":true}", -1},
       {"{\"max_age_hours\":[1]}", -1},
+      {"{\"max_age_hours\":\"1\\u00002\"}", -1},
+      {"{\"max_age_hours\":\"\\u0000\"}", -1},
       {"[", -1},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
