@@ -19,6 +19,8 @@
 
 #define API "/system/api/v1"
 
+#define MAX_CONNECTIONS 4096u
+
 struct hoist_server {
   struct MHD_Daemon *d;
   server_jobs *jobs;
@@ -29,14 +31,57 @@ struct hoist_server {
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
 };
 
+typedef enum {
+  R_HEALTHZ,
+  R_METRICS,
+  R_START,
+  R_CLEANUP,
+  R_STATUS,
+  R_LOGS,
+  R_LIST,
+  R_CANCEL,
+  R_REGISTRY,
+} route_id;
+
+/* What the service answers: a path (under API unless it starts with '/'), a
+ * method (NULL: any) and the body the request may carry. */
+typedef struct route {
+  const char *path;
+  const char *method;
+  route_id id;
+  size_t max_body;
+} route;
+
+static const route routes[] = {
+    {"/healthz", NULL, R_HEALTHZ, HOIST_SERVER_MAX_SMALL_BODY},
+    {"/metrics", NULL, R_METRICS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/start", "POST", R_START, HOIST_SERVER_MAX_START_BODY},
+    {"build/cleanup", "POST", R_CLEANUP, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/status", "GET", R_STATUS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/logs", "GET", R_LOGS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"builds", "GET", R_LIST, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build", "DELETE", R_CANCEL, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/cancel", "POST", R_CANCEL, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/catalog", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/tags", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/manifest", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/manifest", "DELETE", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+};
+
+/* One request, from its headers to its answer. */
 typedef struct request {
-  hoist_buf body;
-  bool too_big;
+  const route *rt;       /* NULL until the headers were accepted */
+  server_user user;      /* the caller, authenticated from the headers */
+  hoist_buf body;        /* at most rt->max_body bytes */
+  hoist_refusal refusal; /* status 0, or decided at the headers, answered at the end */
+  bool too_big;          /* a chunked body outgrew rt->max_body: read and dropped */
   bool answered;
   size_t discarded;
 } request;
 
-#define DISCARD_MAX ((size_t)64 << 20)
+/* A chunked body over its limit is read and dropped up to this much, so the
+ * client gets the 413; past it the connection is closed. */
+#define DISCARD_MAX ((size_t)16 << 20)
 
 /* ------------------------------------------------------------ responses */
 
@@ -71,6 +116,19 @@ static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s,
   free(text);
   hoist_err_free(err);
   return envelope(c, s, 500, "Internal server error.", NULL);
+}
+
+static int refuse(hoist_refusal *why, int status, const char *msg) {
+  why->status = status;
+  snprintf(why->message, sizeof why->message, "%s", msg);
+  return 0;
+}
+
+static int refuse_too_large(hoist_refusal *why, const route *rt) {
+  why->status = 413;
+  snprintf(why->message, sizeof why->message,
+           "Request body too large (max %zu bytes for this endpoint).", rt->max_body);
+  return 0;
 }
 
 /* ------------------------------------------------------------ auth */
@@ -401,73 +459,129 @@ static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   return ret;
 }
 
-static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *url,
-                                const char *method, request *rq) {
-  bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-       del = strcmp(method, "DELETE") == 0;
-  if (strcmp(url, "/healthz") == 0)
-    return envelope(c, s, 200, "healthy", NULL);
-  if (strcmp(url, "/metrics") == 0)
-    return h_metrics(s, c);
-  if (strncmp(url, API "/", sizeof API) != 0)
-    return envelope(c, s, 404, "Not found.", NULL);
-  const char *p = url + sizeof API;
-  static const struct {
-    const char *path;
-    const char *method;
-  } routes[] = {
-      {"build/start", "POST"},
-      {"build/cleanup", "POST"},
-      {"build/status", "GET"},
-      {"build/logs", "GET"},
-      {"builds", "GET"},
-      {"build", "DELETE"},
-      {"build/cancel", "POST"},
-      {"registry/catalog", "GET"},
-      {"registry/tags", "GET"},
-      {"registry/manifest", "GET"},
-      {"registry/manifest", "DELETE"},
-  };
-  bool path_known = false, route = false;
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-    if (strcmp(p, routes[i].path) == 0) {
-      path_known = true;
-      route = route || strcmp(method, routes[i].method) == 0;
+/* The route of url and method; 0, or the refusal's status (404, 405). */
+static int find_route(const char *url, const char *method, const route **out) {
+  bool api = strncmp(url, API "/", sizeof API) == 0;
+  const char *p = api ? url + sizeof API : url;
+  bool path_known = false;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    const route *rt = &routes[i];
+    if ((rt->path[0] == '/') == api || strcmp(p, rt->path) != 0)
+      continue;
+    path_known = true;
+    if (!rt->method || strcmp(method, rt->method) == 0) {
+      *out = rt;
+      return 0;
     }
-  if (!path_known)
-    return envelope(c, s, 404, "Not found.", NULL);
-  if (!route)
-    return envelope(c, s, 405, "Method not allowed.", NULL);
-  if (rq->too_big)
-    return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
+  }
+  return path_known ? 405 : 404;
+}
 
-  if (s->tls_ca && !client_cert_ok(c))
-    return envelope(c, s, 401, "Client certificate required.", NULL);
-  server_user u = {0};
-  hoist_refusal why;
+typedef struct length_scan {
+  const char *first;
+  bool differ;
+} length_scan;
+
+static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  length_scan *l = cls;
+  if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+    return MHD_YES;
+  if (!l->first)
+    l->first = value ? value : "";
+  else if (strcmp(l->first, value ? value : "") != 0)
+    l->differ = true;
+  return MHD_YES;
+}
+
+/* The declared body length: 0 without Content-Length (MHD checked its
+ * digits), UINT64_MAX for a body of unknown length (Transfer-Encoding). */
+static uint64_t declared_length(struct MHD_Connection *c) {
+  if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    return UINT64_MAX;
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  return cl ? strtoull(cl, NULL, 10) : 0;
+}
+
+/* What the headers alone decide, before any byte of the body is read: two
+ * different Content-Length headers (400), the route (404, 405), a declared
+ * body over the route's limit (413), the client certificate and the
+ * authorization (401). Returns 1 accepted (rq->rt set, rq->user the caller
+ * of an API route), 0 refused (*why), negative on an internal failure. */
+static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
+                         const char *method, request *rq, hoist_refusal *why, hoist_err **err) {
+  length_scan ls = {0};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, scan_length, &ls);
+  if (ls.differ)
+    return refuse(why, 400, "Duplicate Content-Length header");
+  const route *rt = NULL;
+  int status = find_route(url, method, &rt);
+  if (status == 404)
+    return refuse(why, 404, "Not found.");
+  if (status == 405)
+    return refuse(why, 405, "Method not allowed.");
+  uint64_t declared = declared_length(c);
+  if (declared != UINT64_MAX && declared > rt->max_body)
+    return refuse_too_large(why, rt);
+  int ok = 1;
+  bool no_auth = rt->id == R_HEALTHZ || rt->id == R_METRICS;
+  if (!no_auth && s->tls_ca && !client_cert_ok(c))
+    ok = refuse(why, 401, "Client certificate required.");
+  else if (!no_auth)
+    ok = authenticate(s, c, &rq->user, why, err);
+  if (ok == 1)
+    rq->rt = rt;
+  return ok;
+}
+
+static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *method,
+                                request *rq) {
+  const route *rt = rq->rt;
+  server_user *u = &rq->user;
+  switch (rt->id) {
+  case R_HEALTHZ:
+    return envelope(c, s, 200, "healthy", NULL);
+  case R_METRICS:
+    return h_metrics(s, c);
+  case R_START:
+    return h_start(s, c, u, rq);
+  case R_CLEANUP:
+    return h_cleanup(s, c, u, rq);
+  case R_STATUS:
+    return h_status(s, c, u);
+  case R_LOGS:
+    return h_logs(s, c, u);
+  case R_LIST:
+    return h_list(s, c, u);
+  case R_CANCEL:
+    return h_cancel(s, c, u);
+  case R_REGISTRY:
+    return h_registry(s, c, u, rt->path + strlen("registry/"), method);
+  }
+  return envelope(c, s, 404, "Not found.", NULL);
+}
+
+/* The first call, when the headers are in. A refusal of a request that
+ * announces a body is answered at once: MHD then closes the connection
+ * without reading the body. One without a body is answered in the final
+ * call, on a connection that stays open. */
+static enum MHD_Result on_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
+                                  const char *method, request *rq) {
   hoist_err *err = NULL;
-  int a = authenticate(s, c, &u, &why, &err);
-  if (a < 0)
+  int ok = check_headers(s, c, url, method, rq, &rq->refusal, &err);
+  if (ok < 0) {
+    rq->answered = true;
     return internal_error(c, s, err);
-  if (a == 0)
-    return envelope(c, s, why.status, why.message, NULL);
-  enum MHD_Result ret;
-  if (post && strcmp(p, "build/start") == 0)
-    ret = h_start(s, c, &u, rq);
-  else if (post && strcmp(p, "build/cleanup") == 0)
-    ret = h_cleanup(s, c, &u, rq);
-  else if (get && strcmp(p, "build/status") == 0)
-    ret = h_status(s, c, &u);
-  else if (get && strcmp(p, "build/logs") == 0)
-    ret = h_logs(s, c, &u);
-  else if (get && strcmp(p, "builds") == 0)
-    ret = h_list(s, c, &u);
-  else if ((del && strcmp(p, "build") == 0) || (post && strcmp(p, "build/cancel") == 0))
-    ret = h_cancel(s, c, &u);
-  else
-    ret = h_registry(s, c, &u, p + strlen("registry/"), method);
-  server_user_clear(&u);
-  return ret;
+  }
+  if (ok == 1) {
+    hoist_buf_init(&rq->body, rq->rt->max_body);
+    return MHD_YES;
+  }
+  if (declared_length(c) == 0)
+    return MHD_YES;
+  rq->answered = true;
+  return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -478,35 +592,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   request *rq = *con_cls;
   if (!rq) {
     rq = hoist_malloc0(sizeof *rq);
-    hoist_buf_init(&rq->body, HOIST_SERVER_MAX_BODY);
     *con_cls = rq;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-length");
-    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-    if (declared > DISCARD_MAX) {
-      rq->answered = true;
-      return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
-    }
-    /* a body over the limit is read and dropped, so the client gets the answer */
-    rq->too_big = declared > HOIST_SERVER_MAX_BODY;
-    return MHD_YES;
+    return on_headers(s, c, url, method, rq);
   }
   if (*upload_data_size) {
-    if (rq->too_big || rq->answered) {
-      rq->discarded += *upload_data_size;
-      if (rq->discarded > DISCARD_MAX)
-        return MHD_NO; /* close: nobody sends this much by mistake */
-    } else if (hoist_buf_append(&rq->body, upload_data, *upload_data_size, NULL) < 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (rq->rt && !rq->answered && !rq->too_big &&
+        hoist_buf_append(&rq->body, upload_data, n, NULL) == 0)
+      return MHD_YES;
+    if (!rq->too_big) {
       rq->too_big = true;
-      rq->discarded = rq->body.len + *upload_data_size;
+      rq->discarded = rq->body.len;
       hoist_buf_free(&rq->body);
     }
-    *upload_data_size = 0;
-    return MHD_YES;
+    rq->discarded += n;
+    /* close: nobody sends this much by mistake */
+    return rq->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
   }
   if (rq->answered)
     return MHD_YES;
   rq->answered = true;
-  return dispatch(s, c, url, method, rq);
+  if (rq->refusal.status)
+    return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
+  if (rq->too_big) {
+    refuse_too_large(&rq->refusal, rq->rt);
+    return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
+  }
+  return dispatch(s, c, method, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -517,6 +630,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   request *rq = *con_cls;
   if (rq) {
     hoist_buf_free(&rq->body);
+    server_user_clear(&rq->user);
     free(rq);
   }
   *con_cls = NULL;
@@ -722,7 +836,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
+      MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, s->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,

@@ -1,0 +1,233 @@
+#!/usr/bin/env python3
+"""hoist serve: the limits of its HTTP front, over raw sockets on loopback.
+
+What an unauthenticated or misbehaving client can make the service hold
+(memory, connections, time) and what it answers: each limit names itself.
+Requests are written byte by byte (duplicate headers, bodies that never
+come, connections that never finish their headers); a second client
+address is 127.0.0.2 and up (a socket bound to that source address).
+"""
+import base64
+import json
+import os
+import re
+import resource
+import socket
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from hoisttest import API, Server, Skip, hoist, main, on_exit, run, test, tmpdir, wait_for
+
+START = API + "/build/start"
+START_MAX = 10_000_000 + 65536  # HOIST_SERVER_MAX_FILE_B64 + JSON overhead
+SMALL_MAX = 4096
+CONFIG = {"registry_host": "127.0.0.1:5999"}
+
+
+def b64(data):
+    return base64.b64encode(data.encode() if isinstance(data, str) else data).decode()
+
+
+def head(method, path, headers=()):
+    """The request line and headers (a list of pairs: duplicates allowed)."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1"] + [f"{k}: {v}" for k, v in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+
+def connect(port, src="127.0.0.1", timeout=5):
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    c.bind((src, 0))
+    c.settimeout(timeout)
+    c.connect(("127.0.0.1", port))
+    return c
+
+
+def answer(c):
+    """(status, JSON or bytes) of the one answer read from socket c."""
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(65536)
+        if not d:
+            raise AssertionError(f"connection closed without an answer: {buf!r}")
+        buf += d
+    headers, _, rest = buf.partition(b"\r\n\r\n")
+    status = int(headers.split()[1])
+    m = re.search(rb"(?im)^content-length:\s*(\d+)", headers)
+    n = int(m.group(1)) if m else 0
+    while len(rest) < n:
+        d = c.recv(65536)
+        if not d:
+            break
+        rest += d
+    try:
+        return status, json.loads(rest[:n])
+    except ValueError:
+        return status, rest[:n]
+
+
+def closed(c, within):
+    """The server closed c (EOF or reset) within the given seconds."""
+    c.settimeout(within)
+    try:
+        while True:
+            d = c.recv(65536)
+            if not d:
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except socket.timeout:
+        return False
+
+
+def rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def push(c, size):
+    """Sends up to size bytes of body on c; stops quietly when the server
+    stops reading or closes."""
+    chunk = b"x" * (256 << 10)
+    sent = 0
+    try:
+        while sent < size:
+            sent += c.send(chunk[:min(len(chunk), size - sent)])
+    except (OSError, socket.timeout):
+        pass
+    return sent
+
+
+def more_files(n):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < n:
+        if hard < n:
+            raise Skip(f"needs {n} open files, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (n, hard))
+
+
+# ------------------------------------------------------------------ memory
+
+
+@test
+def memory_bounded_before_authentication():
+    s = Server(config=CONFIG).start()
+    key = s.token("alice")
+    base = rss_mb(s.proc.pid)
+    # the authorization is checked when the headers arrive: 401 at once, no body read
+    c = connect(s.port)
+    c.sendall(head("POST", START, [("Content-Length", 9_000_000)]))
+    assert answer(c) == (401, {"status": "ko", "message": "Missing authorization header"})
+    c.close()
+    # 100 stalled unauthenticated requests announcing 9 MB, each sending 4 MB of it
+    socks = []
+    for i in range(100):
+        c = connect(s.port, timeout=2)
+        c.sendall(head("POST", START, [("Authorization", "nobody:" + "0" * 64),
+                                       ("Content-Type", "application/json"),
+                                       ("Content-Length", 9_000_000)]))
+        push(c, 4 << 20)
+        socks.append(c)
+    time.sleep(0.5)
+    peak = max(rss_mb(s.proc.pid) for _ in range(5) if time.sleep(0.1) is None)
+    assert peak < 100, f"RSS {base:.0f} MB -> {peak:.0f} MB with 100 unauthenticated bodies"
+    for c in socks:
+        c.close()
+    # authenticated, each endpoint's limit is refused at once, naming the limit
+    for path, method, declared, limit in ((START, "POST", START_MAX + 1, START_MAX),
+                                          (API + "/build/cleanup", "POST", 5000, SMALL_MAX),
+                                          (API + "/builds", "GET", 1 << 20, SMALL_MAX)):
+        socks = []
+        for i in range(50):
+            c = connect(s.port)
+            c.sendall(head(method, path, [("Authorization", key), ("Content-Length", declared)]))
+            socks.append(c)
+        for c in socks:
+            st, r = answer(c)
+            assert (st, r["message"]) == (
+                413, f"Request body too large (max {limit} bytes for this endpoint)."), (st, r)
+            c.close()
+    # a stalled authenticated body is held up to its endpoint's limit only
+    socks = []
+    for i in range(5):
+        c = connect(s.port, timeout=2)
+        c.sendall(head("POST", START, [("Authorization", key), ("Content-Length", START_MAX)]))
+        push(c, 8 << 20)
+        socks.append(c)
+    time.sleep(0.5)
+    held = rss_mb(s.proc.pid)
+    assert held < base + 5 * 2 * START_MAX / 1e6 + 50, f"RSS {base:.0f} -> {held:.0f} MB"
+    for c in socks:
+        c.close()
+    # what a 5 MB requirements file needs still fits
+    body = json.dumps({"source": "127.0.0.1:5999/base/busybox:1", "target": "alice:big",
+                       "kind": "python", "file": b64("a" * 4_999_999 + "\n")})
+    st, r = s.api("POST", "/build/start", key, body)
+    assert st == 200, r
+    assert s.request("GET", "/healthz")[0] == 200
+    s.stop()
+
+
+@test
+def bodies_over_their_limit_to_curl():
+    """curl, an independent client, reads every 413: a declared length over
+    the limit is answered before the body is sent, a chunked body that
+    outgrows it once it ends."""
+    s = Server(config=CONFIG).start()
+    key = s.token("alice")
+    d = tmpdir()
+    big = os.path.join(d, "big")
+    with open(big, "wb") as f:
+        f.write(b"a" * (START_MAX + 1))
+    small = os.path.join(d, "small")
+    with open(small, "wb") as f:
+        f.write(b"{" + b" " * SMALL_MAX + b"}")
+    url = f"http://127.0.0.1:{s.port}"
+    chunked = ["-H", "Transfer-Encoding: chunked"]
+    for path, extra, f, limit in ((START, [], big, START_MAX), (START, chunked, big, START_MAX),
+                                  (API + "/build/cleanup", [], small, SMALL_MAX),
+                                  (API + "/build/cleanup", chunked, small, SMALL_MAX)):
+        for auth in (["-H", f"authorization: {key}"], []):
+            p = run("curl", "-sS", "-o", "-", "-w", "\n%{http_code}", *auth, *extra,
+                    "--data-binary", f"@{f}", url + path, check=False, timeout=60)
+            out, code = p.stdout.rsplit("\n", 1)
+            want = (413, f"Request body too large (max {limit} bytes for this endpoint).")
+            if not auth and extra:  # the size of a chunked body is not known at the headers
+                want = (401, "Missing authorization header")
+            assert (int(code), json.loads(out)["message"]) == want, (path, extra, auth, p)
+    s.stop()
+
+
+# ------------------------------------------------------------------ framing
+
+
+@test
+def duplicate_content_length():
+    s = Server(config=CONFIG).start()
+    key = s.token("alice")
+    want = (400, {"status": "ko", "message": "Duplicate Content-Length header"})
+    for auth in ((("Authorization", key),), ()):
+        for lengths in ((100, 5), (5, 100), (5, 6)):
+            c = connect(s.port, timeout=3)
+            h = list(auth) + [("Content-Length", n) for n in lengths]
+            c.sendall(head("POST", START, h) + b"{}{}{")
+            t0 = time.monotonic()
+            got = answer(c)
+            assert got == want and time.monotonic() - t0 < 2, (lengths, got)
+            c.close()
+    # the same length twice is one length
+    c = connect(s.port, timeout=3)
+    c.sendall(head("POST", START, [("Authorization", key), ("Content-Length", 2),
+                                   ("content-length", 2)]) + b"[]")
+    assert answer(c) == (400, {"status": "ko", "message": "No JSON payload provided for build."})
+    c.close()
+    s.stop()
+
+
+if __name__ == "__main__":
+    main()
