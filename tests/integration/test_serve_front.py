@@ -203,6 +203,112 @@ def bodies_over_their_limit_to_curl():
     s.stop()
 
 
+# ------------------------------------------------------------------ connections
+
+
+@test
+def half_open_connections_from_one_address():
+    n = 4200
+    more_files(n + 512)
+    s = Server(config=CONFIG).start()
+    socks = []
+    for i in range(n):
+        try:
+            c = connect(s.port, src="127.0.0.2", timeout=5)
+            c.send(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never finished
+            socks.append(c)
+        except OSError:
+            pass
+    try:
+        t0 = time.monotonic()
+        c = connect(s.port, timeout=5)
+        c.sendall(head("GET", "/healthz"))
+        st, r = answer(c)
+        assert st == 200 and r["message"] == "healthy", (st, r)
+        assert time.monotonic() - t0 < 5
+        c.close()
+        # the address over its limit (64) was closed at once
+        wait_for(lambda: sum(1 for c in socks[-100:] if closed(c, 0.01)) == 100, timeout=10,
+                 what="connections over the per-address limit closed")
+    finally:
+        for c in socks:
+            c.close()
+    s.stop()
+    # a refused connection is not a line of the log each
+    log = open(s.log.name, "rb").read()
+    assert log.count(b"connection limit") <= 2, log[-2000:]
+
+
+@test
+def idle_connections_closed_after_request_timeout():
+    s = Server(config=dict(CONFIG, request_timeout=2, max_connections_per_address=8)).start()
+    key = s.token("alice")
+    # unfinished headers, a body that stops, nothing at all
+    a = connect(s.port, src="127.0.0.3")
+    a.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+    b = connect(s.port, src="127.0.0.3")
+    b.sendall(head("POST", API + "/build/cleanup", [("Authorization", key),
+                                                    ("Content-Length", 100)]) + b"{")
+    c = connect(s.port, src="127.0.0.3")
+    t0 = time.monotonic()
+    for x in (a, b, c):
+        assert closed(x, 10), "an idle connection outlived request_timeout"
+        x.close()
+    assert time.monotonic() - t0 < 6
+    # eight connections from one address are held, the ninth is closed at once
+    held = [connect(s.port, src="127.0.0.4") for _ in range(8)]
+    for x in held:
+        x.sendall(b"GET /heal")
+    extra = connect(s.port, src="127.0.0.4")
+    assert closed(extra, 1), "the ninth connection from one address was kept"
+    # another address is served meanwhile
+    o = connect(s.port, src="127.0.0.5")
+    o.sendall(head("GET", "/healthz"))
+    assert answer(o)[0] == 200
+    for x in held + [extra, o]:
+        x.close()
+    s.stop()
+
+
+@test
+def followed_log_outlives_request_timeout():
+    """A build silent in its pull (the registry accepts and never answers):
+    its followed log stays open past request_timeout."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(16)
+    on_exit(hole.close)
+    source = f"127.0.0.1:{hole.getsockname()[1]}/base/busybox:1"
+    s = Server(config=dict(CONFIG, request_timeout=1)).start()
+    key = s.token("alice")
+    st, r = s.api("POST", "/build/start", key,
+                  {"source": source, "target": "alice:quiet", "kind": "python"})
+    assert st == 200, r
+    c = connect(s.port, timeout=10)
+    c.sendall(head("GET", f"{API}/build/logs?id={r['id']}&follow=1", [("Authorization", key)]))
+    assert not closed(c, 4), "a followed log was cut by request_timeout"
+    c.close()
+    s.api("DELETE", f"/build?id={r['id']}", key)
+    s.stop()
+
+
+@test
+def config_limits_refused():
+    d = tmpdir()
+    for cfg, word in (({"request_timeout": 0}, "request_timeout"),
+                      ({"request_timeout": "30"}, "request_timeout"),
+                      ({"max_connections_per_address": -1}, "max_connections_per_address")):
+        path = os.path.join(d, "config.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f)
+        try:
+            p = hoist("serve", "--listen", "127.0.0.1:0", "--data", os.path.join(d, "data"),
+                      "--config", path, check=False, timeout=10)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{cfg}: accepted")
+        assert p.returncode != 0 and word in p.stderr, (cfg, p.returncode, p.stderr)
+
+
 # ------------------------------------------------------------------ framing
 
 

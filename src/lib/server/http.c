@@ -19,6 +19,14 @@
 
 #define API "/system/api/v1"
 
+/* The HTTP front's settings of the config file (see load_config). */
+typedef struct front_config {
+  unsigned request_timeout; /* seconds a connection may stay idle */
+  unsigned max_per_address; /* connections from one client address */
+} front_config;
+
+#define DEFAULT_REQUEST_TIMEOUT 30u
+#define DEFAULT_MAX_PER_ADDRESS 64u
 #define MAX_CONNECTIONS 4096u
 
 struct hoist_server {
@@ -26,9 +34,14 @@ struct hoist_server {
   server_jobs *jobs;
   server_auth *auth;
   server_config cfg;
+  front_config front;
   hoist_registry *registry;
   char *tls_cert, *tls_key, *tls_ca;
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
+  pthread_mutex_t log_lock;         /* MHD's last message, its time and repeats */
+  char log_last[256];
+  time_t log_when;
+  unsigned long log_repeats;
 };
 
 typedef enum {
@@ -535,6 +548,17 @@ static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *
   return ok;
 }
 
+/* A followed log may stay silent as long as its build runs, which MHD
+ * would take for an idle connection: it gets the build's whole life
+ * (build_timeout, the 10 minutes a pull or push may overrun it, and
+ * request_timeout) rather than request_timeout. */
+static void follow_timeout(hoist_server *s, struct MHD_Connection *c) {
+  const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+  if (follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0))
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                              s->cfg.build_timeout + 600u + s->front.request_timeout);
+}
+
 static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *method,
                                 request *rq) {
   const route *rt = rq->rt;
@@ -551,6 +575,7 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
   case R_STATUS:
     return h_status(s, c, u);
   case R_LOGS:
+    follow_timeout(s, c);
     return h_logs(s, c, u);
   case R_LIST:
     return h_list(s, c, u);
@@ -638,6 +663,31 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ------------------------------------------------------------ lifecycle */
 
+/* MHD's messages, to the log. One that repeats (a message for every
+ * connection refused to an address over its limit) is logged once a
+ * minute, with the number of repeats. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  hoist_server *s = cls;
+  char msg[sizeof s->log_last];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\n")] = '\0';
+  time_t now = time(NULL);
+  pthread_mutex_lock(&s->log_lock);
+  if (strcmp(msg, s->log_last) == 0 && now - s->log_when < 60) {
+    s->log_repeats++;
+    pthread_mutex_unlock(&s->log_lock);
+    return;
+  }
+  unsigned long repeats = s->log_repeats;
+  snprintf(s->log_last, sizeof s->log_last, "%s", msg);
+  s->log_when = now;
+  s->log_repeats = 0;
+  pthread_mutex_unlock(&s->log_lock);
+  if (repeats)
+    hoist_warn("serve: (%lu more of the previous message)", repeats);
+  hoist_warn("serve: %s", msg);
+}
+
 static void config_clear(server_config *c) {
   free(c->registry_host);
   free(c->registry_pull_host);
@@ -660,11 +710,34 @@ static char *opt_string(json_t *o, const char *k) {
   return v && *v ? hoist_strdup(v) : NULL;
 }
 
+/* The HTTP front's settings of config object o (NULL: none):
+ * request_timeout, max_connections_per_address. An error names the
+ * setting. */
+static int front_settings(json_t *o, front_config *f, hoist_err **err) {
+  f->request_timeout = DEFAULT_REQUEST_TIMEOUT;
+  f->max_per_address = DEFAULT_MAX_PER_ADDRESS;
+  json_t *v = json_object_get(o, "request_timeout");
+  if (v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400)
+      return hoist_err_set(err, EINVAL, "request_timeout: expected seconds, from 1 to 86400");
+    f->request_timeout = (unsigned)json_integer_value(v);
+  }
+  v = json_object_get(o, "max_connections_per_address");
+  if (v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_CONNECTIONS)
+      return hoist_err_set(err, EINVAL,
+                           "max_connections_per_address: expected a number from 1 to %u",
+                           MAX_CONNECTIONS);
+    f->max_per_address = (unsigned)json_integer_value(v);
+  }
+  return 0;
+}
+
 /* The config file (JSON): registry_host, registry_pull_host,
  * registry_secret, insecure_registries, strict_user_check, per_user_limit,
- * on_restart ("fail" | "requeue"), and the builds' sandbox
- * (server_config_sandbox). */
-static int load_config(const char *path, server_config *c, hoist_err **err) {
+ * on_restart ("fail" | "requeue"), the HTTP front (front_settings) and the
+ * builds' sandbox (server_config_sandbox). */
+static int load_config(const char *path, server_config *c, front_config *f, hoist_err **err) {
   c->strict_user = true;
   c->per_user_limit = 2;
   c->restart = HOIST_RESTART_FAIL;
@@ -708,7 +781,7 @@ static int load_config(const char *path, server_config *c, hoist_err **err) {
   json_t *lim = json_object_get(o, "per_user_limit");
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
-  if (server_config_sandbox(o, c, err) < 0) {
+  if (front_settings(o, f, err) < 0 || server_config_sandbox(o, c, err) < 0) {
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
@@ -769,8 +842,9 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
     return -1;
   hoist_server *s = hoist_malloc0(sizeof *s);
+  pthread_mutex_init(&s->log_lock, NULL);
   _cleanup_free_ char *bin = NULL;
-  if (load_config(o->config_file, &s->cfg, err) < 0)
+  if (load_config(o->config_file, &s->cfg, &s->front, err) < 0)
     goto fail;
   if (s->cfg.auth && strcmp(s->cfg.auth, "couchdb") == 0) {
     if (server_auth_couchdb_new(s->cfg.couchdb_url, s->cfg.couchdb_prefix, s->cfg.couchdb_user,
@@ -834,10 +908,11 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
   s->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->front.max_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+      s->front.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, s->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
       s->tls_ca, MHD_OPTION_END);
@@ -870,5 +945,6 @@ void hoist_server_stop(hoist_server *s) {
   free(s->tls_cert);
   free(s->tls_key);
   free(s->tls_ca);
+  pthread_mutex_destroy(&s->log_lock);
   free(s);
 }
