@@ -335,5 +335,43 @@ def duplicate_content_length():
     s.stop()
 
 
+# ------------------------------------------------------------------ full disk
+
+
+@test
+def full_data_volume_answers_507():
+    if os.geteuid() != 0:
+        raise Skip("mounting a tmpfs needs root")
+    vol = tmpdir()
+    p = run("mount", "-t", "tmpfs", "-o", "size=16m", "hoist-test", vol, check=False)
+    if p.returncode != 0:
+        raise Skip(f"cannot mount a tmpfs: {p.stderr.strip()}")
+    on_exit(lambda: run("umount", "-l", vol, check=False))
+    os.makedirs(os.path.join(vol, "data"))
+    s = Server(data=os.path.join(vol, "data"), config=CONFIG).start()
+    key = s.token("alice")
+    body = {"source": "127.0.0.1:5999/base/busybox:1", "target": "alice:t", "kind": "python",
+            "file": b64("flask==3.0\n" * 10000)}
+    # fill the volume
+    filler = os.path.join(vol, "filler")
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError:
+            pass
+    # writing the requirements file meets the full volume (ENOSPC at the root)
+    st, r = s.api("POST", "/build/start", key, body)
+    assert (st, r) == (507, {"status": "ko",
+                             "message": "No space left on the service's data volume."}), (st, r)
+    # nothing half-made is left, and with room again the same request is taken
+    assert os.listdir(os.path.join(s.data, "jobs")) == []
+    os.unlink(filler)
+    st, r = s.api("POST", "/build/start", key, body)
+    assert st == 200, r
+    s.stop()
+
+
 if __name__ == "__main__":
     main()

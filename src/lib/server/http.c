@@ -123,11 +123,16 @@ static enum MHD_Result envelope(struct MHD_Connection *c, hoist_server *s, int s
   return send_json(c, s, status, o);
 }
 
+/* A failure of the service, logged; the client learns only that the data
+ * volume is full (507: ENOSPC or EDQUOT at the root) or that it failed. */
 static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s, hoist_err *err) {
   char *text = hoist_err_text(err);
+  int code = hoist_err_root_code(err);
   hoist_log(HOIST_LOG_ERROR, "serve: %s", text ? text : "internal error");
   free(text);
   hoist_err_free(err);
+  if (code == ENOSPC || code == EDQUOT)
+    return envelope(c, s, 507, "No space left on the service's data volume.", NULL);
   return envelope(c, s, 500, "Internal server error.", NULL);
 }
 
