@@ -373,5 +373,67 @@ def full_data_volume_answers_507():
     s.stop()
 
 
+# ------------------------------------------------------------------ registry answers
+
+
+class _HugeManifests(BaseHTTPRequestHandler):
+    """/v2/big/manifests/*: 100 MB announced; /v2/endless/...: chunks forever."""
+
+    def log_message(self, *a):
+        pass
+
+    def do_GET(self):
+        try:
+            if self.path == "/v2/":
+                self.send_response(200)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            ct = "application/vnd.oci.image.manifest.v1+json"
+            if self.path.startswith("/v2/big/manifests/"):
+                self.send_response(200)
+                self.send_header("Content-Type", ct)
+                self.send_header("Content-Length", str(100 << 20))
+                self.end_headers()
+                self.wfile.write(b'{"schemaVersion": 2, "x": "')
+                for _ in range(100):
+                    self.wfile.write(b"a" * (1 << 20))
+                return
+            if self.path.startswith("/v2/endless/manifests/"):
+                self.send_response(200)
+                self.send_header("Content-Type", ct)
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"a" * (1 << 20)
+                while True:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@test
+def registry_manifest_over_its_limit():
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), _HugeManifests)
+    srv.daemon_threads = True
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    on_exit(srv.shutdown)
+    host = f"127.0.0.1:{srv.server_address[1]}"
+    for repo in ("big", "endless"):
+        t0 = time.monotonic()
+        p = hoist("inspect", f"{host}/{repo}:latest", check=False, timeout=120)
+        assert p.returncode != 0 and "manifest larger than 4 MiB" in p.stderr, (repo, p.stderr)
+        assert time.monotonic() - t0 < 60
+    # the service's manifest endpoint says the same
+    s = Server(config={"registry_host": host}).start()
+    for repo in ("big", "endless"):
+        st, r = s.api("GET", f"/registry/manifest?image={repo}:latest", s.token(repo))
+        assert st == 502 and "manifest larger than 4 MiB" in r["message"], (st, r)
+    s.stop()
+
+
 if __name__ == "__main__":
     main()
