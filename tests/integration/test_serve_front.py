@@ -297,7 +297,9 @@ def config_limits_refused():
     d = tmpdir()
     for cfg, word in (({"request_timeout": 0}, "request_timeout"),
                       ({"request_timeout": "30"}, "request_timeout"),
-                      ({"max_connections_per_address": -1}, "max_connections_per_address")):
+                      ({"max_connections_per_address": -1}, "max_connections_per_address"),
+                      ({"metrics_token": 7}, "metrics_token"),
+                      ({"metrics_per_user": "yes"}, "metrics_per_user")):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
@@ -432,6 +434,38 @@ def registry_manifest_over_its_limit():
     for repo in ("big", "endless"):
         st, r = s.api("GET", f"/registry/manifest?image={repo}:latest", s.token(repo))
         assert st == 502 and "manifest larger than 4 MiB" in r["message"], (st, r)
+    s.stop()
+
+
+# ------------------------------------------------------------------ metrics
+
+
+@test
+def metrics_token_and_per_user_counts():
+    s = Server(config=CONFIG).start()
+    key = s.token("alice")
+    st, r = s.api("POST", "/build/start", key, {"source": "127.0.0.1:5999/base/busybox:1",
+                                                "target": "alice:m", "kind": "python"})
+    assert st == 200, r
+    st, m = s.request("GET", "/metrics", raw=True)
+    assert st == 200 and b"hoist_builds{" in m and b"hoist_builds_by_user" not in m, m
+    s.stop()
+
+    s = Server(data=s.data, config=dict(CONFIG, metrics_token="s3cret-metrics",
+                                        metrics_per_user=True)).start()
+    for h, msg in (({}, "Missing authorization header"),
+                   ({"authorization": "Bearer wrong"}, "Invalid authorization"),
+                   ({"authorization": "Bearer s3cret-metricsx"}, "Invalid authorization"),
+                   ({"authorization": "s3cret-metrics"}, "Invalid authorization"),
+                   ({"authorization": key}, "Invalid authorization")):
+        st, r = s.request("GET", "/metrics", headers=h)
+        assert (st, r) == (401, {"status": "ko", "message": msg}), (h, st, r)
+    st, m = s.request("GET", "/metrics", headers={"authorization": "Bearer s3cret-metrics"},
+                      raw=True)
+    assert st == 200, m
+    assert re.search(rb'hoist_builds_by_user\{user="alice",state="[a-z]+"\} 1\n', m), m
+    # /healthz stays open
+    assert s.request("GET", "/healthz")[0] == 200
     s.stop()
 
 

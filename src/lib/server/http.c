@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "hoist/registry.h"
 #include "server-private.h"
@@ -21,8 +22,11 @@
 
 /* The HTTP front's settings of the config file (see load_config). */
 typedef struct front_config {
-  unsigned request_timeout; /* seconds a connection may stay idle */
-  unsigned max_per_address; /* connections from one client address */
+  unsigned request_timeout;                  /* seconds a connection may stay idle */
+  unsigned max_per_address;                  /* connections from one client address */
+  bool metrics_token;                        /* /metrics needs `Bearer <metrics_token>` */
+  char metrics_digest[HOIST_DIGEST_STR_LEN]; /* SHA-256 of the token */
+  bool metrics_per_user;                     /* hoist_builds_by_user in /metrics */
 } front_config;
 
 #define DEFAULT_REQUEST_TIMEOUT 30u
@@ -455,10 +459,30 @@ static bool client_cert_ok(struct MHD_Connection *c) {
   return gnutls_certificate_verify_peers2(tls, &status) == 0 && status == 0;
 }
 
+/* With metrics_token set, /metrics needs `authorization: Bearer TOKEN`. The
+ * digests are compared, in constant time: a wrong token's length or prefix
+ * tells nothing. Returns 1 accepted, 0 refused (*why). */
+static int metrics_auth(hoist_server *s, struct MHD_Connection *c, hoist_refusal *why) {
+  if (!s->front.metrics_token)
+    return 1;
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization");
+  if (!h || !*h)
+    return refuse(why, 401, "Missing authorization header");
+  bool bearer = strncasecmp(h, "Bearer ", 7) == 0;
+  const char *token = bearer ? h + 7 : "";
+  while (*token == ' ')
+    token++;
+  char got[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(token, strlen(token), got);
+  if (CRYPTO_memcmp(got, s->front.metrics_digest, HOIST_DIGEST_STR_LEN) != 0 || !bearer)
+    return refuse(why, 401, "Invalid authorization");
+  return 1;
+}
+
 static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   hoist_buf b = HOIST_BUF_INIT(1 << 20);
   hoist_err *err = NULL;
-  if (server_jobs_metrics(s->jobs, &b, &err) < 0 ||
+  if (server_jobs_metrics(s->jobs, s->front.metrics_per_user, &b, &err) < 0 ||
       hoist_buf_appendf(&b, &err,
                         "# HELP hoist_http_requests_total HTTP requests answered.\n"
                         "# TYPE hoist_http_requests_total counter\n") < 0) {
@@ -543,10 +567,11 @@ static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *
   if (declared != UINT64_MAX && declared > rt->max_body)
     return refuse_too_large(why, rt);
   int ok = 1;
-  bool no_auth = rt->id == R_HEALTHZ || rt->id == R_METRICS;
-  if (!no_auth && s->tls_ca && !client_cert_ok(c))
+  if (rt->id == R_METRICS)
+    ok = metrics_auth(s, c, why);
+  else if (rt->id != R_HEALTHZ && s->tls_ca && !client_cert_ok(c))
     ok = refuse(why, 401, "Client certificate required.");
-  else if (!no_auth)
+  else if (rt->id != R_HEALTHZ)
     ok = authenticate(s, c, &rq->user, why, err);
   if (ok == 1)
     rq->rt = rt;
@@ -716,8 +741,8 @@ static char *opt_string(json_t *o, const char *k) {
 }
 
 /* The HTTP front's settings of config object o (NULL: none):
- * request_timeout, max_connections_per_address. An error names the
- * setting. */
+ * request_timeout, max_connections_per_address, metrics_token,
+ * metrics_per_user. An error names the setting. */
 static int front_settings(json_t *o, front_config *f, hoist_err **err) {
   f->request_timeout = DEFAULT_REQUEST_TIMEOUT;
   f->max_per_address = DEFAULT_MAX_PER_ADDRESS;
@@ -734,6 +759,20 @@ static int front_settings(json_t *o, front_config *f, hoist_err **err) {
                            "max_connections_per_address: expected a number from 1 to %u",
                            MAX_CONNECTIONS);
     f->max_per_address = (unsigned)json_integer_value(v);
+  }
+  v = json_object_get(o, "metrics_token");
+  if (v && !json_is_null(v)) {
+    const char *tok = json_string_value(v);
+    if (!tok || !*tok || strlen(tok) != json_string_length(v) || strlen(tok) > 1024)
+      return hoist_err_set(err, EINVAL, "metrics_token: expected a string of 1 to 1024 characters");
+    f->metrics_token = true;
+    hoist_sha256_of(tok, strlen(tok), f->metrics_digest);
+  }
+  v = json_object_get(o, "metrics_per_user");
+  if (v) {
+    if (!json_is_boolean(v))
+      return hoist_err_set(err, EINVAL, "metrics_per_user: expected true or false");
+    f->metrics_per_user = json_is_true(v);
   }
   return 0;
 }
