@@ -30,11 +30,14 @@
 
 #include "hoist/core.h"
 
-#define HOIST_SERVER_MAX_BODY (16u << 20)    /* request body */
 #define HOIST_SERVER_MAX_FILE_B64 10000000u  /* base64 text of `file` */
 #define HOIST_SERVER_MAX_FILE_BYTES 5000000u /* decoded `file` */
 #define HOIST_SERVER_MAX_AUTH 4096u          /* authorization header */
 #define HOIST_SERVER_JOB_NAME_MAX 63         /* a Kubernetes object name */
+/* Request bodies: build/start carries the base64 file and a little JSON,
+ * every other endpoint next to nothing. */
+#define HOIST_SERVER_MAX_START_BODY (HOIST_SERVER_MAX_FILE_B64 + 65536u)
+#define HOIST_SERVER_MAX_SMALL_BODY 4096u
 
 /* ------------------------------------------------------------ parsers */
 

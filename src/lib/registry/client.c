@@ -550,16 +550,37 @@ static char *manifest_type(const char *data, size_t len, const char *content_typ
 
 static bool is_digest_ref(const char *reference) { return strchr(reference, ':') != NULL; }
 
+/* Where a manifest's bytes go: memory, up to HOIST_MANIFEST_MAX. More is an
+ * error naming that limit, the transfer stops there (a manifest announced as
+ * 100 MB, or one that never ends, costs 4 MiB). */
+typedef struct manifest_sink {
+  hoist_writer base;
+  hoist_buf *buf;
+} manifest_sink;
+
+static int manifest_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+  hoist_buf *b = ((manifest_sink *)w)->buf;
+  if (len > HOIST_MANIFEST_MAX - b->len)
+    return hoist_err_set(err, HOIST_E_LIMIT, "manifest larger than %u MiB",
+                         HOIST_MANIFEST_MAX >> 20);
+  return hoist_buf_append(b, data, len, err);
+}
+
+static const hoist_writer_ops manifest_ops = {.write = manifest_write};
+
 int hoist_registry_get_manifest(hoist_registry *r, const char *host, const char *repo,
                                 const char *reference, char **data, size_t *len, char **media_type,
                                 char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) {
   _cleanup_free_ char *url = hoist_asprintf("/v2/%s/manifests/%s", repo, reference);
   _cleanup_free_ char *scope = scope_pull(repo);
+  _cleanup_buf_ hoist_buf body = HOIST_BUF_INIT(HOIST_MANIFEST_MAX);
+  manifest_sink sink = {.base = {&manifest_ops}, .buf = &body};
   reg_req q = {.method = "GET",
                .host = host,
                .url = url,
                .scope = scope,
-               .accept = hoist_registry_manifest_accept()};
+               .accept = hoist_registry_manifest_accept(),
+               .sink = &sink.base};
   _cleanup_resp_ reg_resp resp = {0};
   if (reg_do(r, &q, &resp, err) < 0)
     return hoist_err_wrap(err, "manifest %s/%s:%s", host, repo, reference);
@@ -568,17 +589,14 @@ int hoist_registry_get_manifest(hoist_registry *r, const char *host, const char 
                             is_digest_ref(reference) ? '@' : ':', reference);
   if (resp.status != 200)
     return reg_status_error(&resp, err, "GET manifest %s", reference);
-  if (resp.body.len > HOIST_MANIFEST_MAX)
-    return hoist_err_set(err, HOIST_E_LIMIT, "manifest %s: larger than %u bytes", reference,
-                         HOIST_MANIFEST_MAX);
-  hoist_sha256_of(resp.body.data ? resp.body.data : "", resp.body.len, digest);
+  const char *text = body.data ? body.data : "";
+  hoist_sha256_of(text, body.len, digest);
   if (is_digest_ref(reference) && strcmp(digest, reference) != 0)
     return hoist_err_set(err, HOIST_E_DIGEST, "manifest %s: digest mismatch (content is %s)",
                          reference, digest);
-  *media_type =
-      manifest_type(resp.body.data ? resp.body.data : "", resp.body.len, resp.content_type);
-  *len = resp.body.len;
-  *data = hoist_buf_steal(&resp.body);
+  *media_type = manifest_type(text, body.len, resp.content_type);
+  *len = body.len;
+  *data = hoist_buf_steal(&body);
   return 0;
 }
 

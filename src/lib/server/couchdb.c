@@ -1,13 +1,14 @@
 /* server: the `couchdb` authenticator, the OpenServerless lookup. The
- * subject whose `namespaces` hold the uuid and key is found with a Mango
- * query on <prefix>subjects; its `subject` is the login, whose document in
- * <prefix>users_metadata gives the user's env (an object, or a list of
- * {"key", "value"}). */
+ * subject whose `namespaces` hold the uuid is found with a Mango query on
+ * <prefix>subjects and the key compared here; its `subject` is the login,
+ * whose document in <prefix>users_metadata gives the user's env (an object,
+ * or a list of {"key", "value"}). */
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <string.h>
 
+#include "hoist/digest.h"
 #include "server-private.h"
 
 typedef struct couch_auth {
@@ -76,11 +77,15 @@ static json_t *env_of(json_t *doc) {
   return o;
 }
 
+/* The subject is found by uuid alone: the key never reaches the database
+ * (its comparisons are not constant-time, nor its query log private). The
+ * key is compared here as SHA-256 digests in constant time, against the
+ * namespace's key or, for an unknown uuid, an empty one: the same work. */
 static int couch_check(server_auth *base, const char *uuid, const char *key, server_user *user,
                        hoist_err **err) {
   couch_auth *a = (couch_auth *)base;
-  json_t *q = json_pack("{s:{s:{s:{s:s, s:s}}}, s:i}", "selector", "namespaces", "$elemMatch",
-                        "uuid", uuid, "key", key, "limit", 1);
+  json_t *q = json_pack("{s:{s:{s:{s:s}}}, s:i}", "selector", "namespaces", "$elemMatch", "uuid",
+                        uuid, "limit", 1);
   json_t *root = NULL;
   int r = find(a, "subjects", q, &root, err);
   json_decref(q);
@@ -88,16 +93,20 @@ static int couch_check(server_auth *base, const char *uuid, const char *key, ser
     return r;
   json_t *doc = json_array_get(json_object_get(root, "docs"), 0);
   const char *login = json_string_value(json_object_get(doc, "subject"));
-  /* the database matched the key; check it here too, in constant time */
-  bool match = false;
-  size_t i, kl = strlen(key);
+  const char *stored = NULL;
+  size_t i;
   json_t *ns;
   json_array_foreach(json_object_get(doc, "namespaces"), i, ns) {
     const char *u = json_string_value(json_object_get(ns, "uuid"));
     const char *k = json_string_value(json_object_get(ns, "key"));
-    if (u && k && strcmp(u, uuid) == 0 && strlen(k) == kl && CRYPTO_memcmp(k, key, kl) == 0)
-      match = true;
+    if (u && k && !stored && strcmp(u, uuid) == 0)
+      stored = k;
   }
+  char want[HOIST_DIGEST_STR_LEN], have[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(key, strlen(key), want);
+  hoist_sha256_of(stored ? stored : "", stored ? strlen(stored) : 0, have);
+  bool match = (CRYPTO_memcmp(want, have, sizeof want) == 0) & (stored != NULL);
+  OPENSSL_cleanse(have, sizeof have);
   if (!login || !match || strlen(login) >= sizeof user->login) {
     json_decref(root);
     return 0;

@@ -13,30 +13,92 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "hoist/registry.h"
 #include "server-private.h"
 
 #define API "/system/api/v1"
 
+/* The HTTP front's settings of the config file (see load_config). */
+typedef struct front_config {
+  unsigned request_timeout;                  /* seconds a connection may stay idle */
+  unsigned max_per_address;                  /* connections from one client address */
+  bool metrics_token;                        /* /metrics needs `Bearer <metrics_token>` */
+  char metrics_digest[HOIST_DIGEST_STR_LEN]; /* SHA-256 of the token */
+  bool metrics_per_user;                     /* hoist_builds_by_user in /metrics */
+} front_config;
+
+#define DEFAULT_REQUEST_TIMEOUT 30u
+#define DEFAULT_MAX_PER_ADDRESS 64u
+#define MAX_CONNECTIONS 4096u
+
 struct hoist_server {
   struct MHD_Daemon *d;
   server_jobs *jobs;
   server_auth *auth;
   server_config cfg;
+  front_config front;
   hoist_registry *registry;
   char *tls_cert, *tls_key, *tls_ca;
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
+  pthread_mutex_t log_lock;         /* MHD's last message, its time and repeats */
+  char log_last[256];
+  time_t log_when;
+  unsigned long log_repeats;
 };
 
+typedef enum {
+  R_HEALTHZ,
+  R_METRICS,
+  R_START,
+  R_CLEANUP,
+  R_STATUS,
+  R_LOGS,
+  R_LIST,
+  R_CANCEL,
+  R_REGISTRY,
+} route_id;
+
+/* What the service answers: a path (under API unless it starts with '/'), a
+ * method (NULL: any) and the body the request may carry. */
+typedef struct route {
+  const char *path;
+  const char *method;
+  route_id id;
+  size_t max_body;
+} route;
+
+static const route routes[] = {
+    {"/healthz", NULL, R_HEALTHZ, HOIST_SERVER_MAX_SMALL_BODY},
+    {"/metrics", NULL, R_METRICS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/start", "POST", R_START, HOIST_SERVER_MAX_START_BODY},
+    {"build/cleanup", "POST", R_CLEANUP, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/status", "GET", R_STATUS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/logs", "GET", R_LOGS, HOIST_SERVER_MAX_SMALL_BODY},
+    {"builds", "GET", R_LIST, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build", "DELETE", R_CANCEL, HOIST_SERVER_MAX_SMALL_BODY},
+    {"build/cancel", "POST", R_CANCEL, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/catalog", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/tags", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/manifest", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"registry/manifest", "DELETE", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+};
+
+/* One request, from its headers to its answer. */
 typedef struct request {
-  hoist_buf body;
-  bool too_big;
+  const route *rt;       /* NULL until the headers were accepted */
+  server_user user;      /* the caller, authenticated from the headers */
+  hoist_buf body;        /* at most rt->max_body bytes */
+  hoist_refusal refusal; /* status 0, or decided at the headers, answered at the end */
+  bool too_big;          /* a chunked body outgrew rt->max_body: read and dropped */
   bool answered;
   size_t discarded;
 } request;
 
-#define DISCARD_MAX ((size_t)64 << 20)
+/* A chunked body over its limit is read and dropped up to this much, so the
+ * client gets the 413; past it the connection is closed. */
+#define DISCARD_MAX ((size_t)16 << 20)
 
 /* ------------------------------------------------------------ responses */
 
@@ -65,11 +127,16 @@ static enum MHD_Result envelope(struct MHD_Connection *c, hoist_server *s, int s
   return send_json(c, s, status, o);
 }
 
+/* A failure of the service, logged; the client learns only that the data
+ * volume is full (507: ENOSPC or EDQUOT at the root) or that it failed. */
 static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s, hoist_err *err) {
   char *text = hoist_err_text(err);
+  int code = hoist_err_root_code(err);
   hoist_log(HOIST_LOG_ERROR, "serve: %s", text ? text : "internal error");
   free(text);
   hoist_err_free(err);
+  if (code == ENOSPC || code == EDQUOT)
+    return envelope(c, s, 507, "No space left on the service's data volume.", NULL);
   return envelope(c, s, 500, "Internal server error.", NULL);
 }
 
@@ -87,6 +154,19 @@ static enum MHD_Result too_many(struct MHD_Connection *c, hoist_server *s, const
   atomic_fetch_add(&s->requests[0], 1);
   atomic_fetch_add(&s->requests[4], 1);
   return ret;
+}
+
+static int refuse(hoist_refusal *why, int status, const char *msg) {
+  why->status = status;
+  snprintf(why->message, sizeof why->message, "%s", msg);
+  return 0;
+}
+
+static int refuse_too_large(hoist_refusal *why, const route *rt) {
+  why->status = 413;
+  snprintf(why->message, sizeof why->message,
+           "Request body too large (max %zu bytes for this endpoint).", rt->max_body);
+  return 0;
 }
 
 /* ------------------------------------------------------------ auth */
@@ -390,10 +470,30 @@ static bool client_cert_ok(struct MHD_Connection *c) {
   return gnutls_certificate_verify_peers2(tls, &status) == 0 && status == 0;
 }
 
+/* With metrics_token set, /metrics needs `authorization: Bearer TOKEN`. The
+ * digests are compared, in constant time: a wrong token's length or prefix
+ * tells nothing. Returns 1 accepted, 0 refused (*why). */
+static int metrics_auth(hoist_server *s, struct MHD_Connection *c, hoist_refusal *why) {
+  if (!s->front.metrics_token)
+    return 1;
+  const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization");
+  if (!h || !*h)
+    return refuse(why, 401, "Missing authorization header");
+  bool bearer = strncasecmp(h, "Bearer ", 7) == 0;
+  const char *token = bearer ? h + 7 : "";
+  while (*token == ' ')
+    token++;
+  char got[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_of(token, strlen(token), got);
+  if (CRYPTO_memcmp(got, s->front.metrics_digest, HOIST_DIGEST_STR_LEN) != 0 || !bearer)
+    return refuse(why, 401, "Invalid authorization");
+  return 1;
+}
+
 static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   hoist_buf b = HOIST_BUF_INIT(1 << 20);
   hoist_err *err = NULL;
-  if (server_jobs_metrics(s->jobs, &b, &err) < 0 ||
+  if (server_jobs_metrics(s->jobs, s->front.metrics_per_user, &b, &err) < 0 ||
       hoist_buf_appendf(&b, &err,
                         "# HELP hoist_http_requests_total HTTP requests answered.\n"
                         "# TYPE hoist_http_requests_total counter\n") < 0) {
@@ -412,73 +512,142 @@ static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   return ret;
 }
 
-static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *url,
-                                const char *method, request *rq) {
-  bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0,
-       del = strcmp(method, "DELETE") == 0;
-  if (strcmp(url, "/healthz") == 0)
-    return envelope(c, s, 200, "healthy", NULL);
-  if (strcmp(url, "/metrics") == 0)
-    return h_metrics(s, c);
-  if (strncmp(url, API "/", sizeof API) != 0)
-    return envelope(c, s, 404, "Not found.", NULL);
-  const char *p = url + sizeof API;
-  static const struct {
-    const char *path;
-    const char *method;
-  } routes[] = {
-      {"build/start", "POST"},
-      {"build/cleanup", "POST"},
-      {"build/status", "GET"},
-      {"build/logs", "GET"},
-      {"builds", "GET"},
-      {"build", "DELETE"},
-      {"build/cancel", "POST"},
-      {"registry/catalog", "GET"},
-      {"registry/tags", "GET"},
-      {"registry/manifest", "GET"},
-      {"registry/manifest", "DELETE"},
-  };
-  bool path_known = false, route = false;
-  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-    if (strcmp(p, routes[i].path) == 0) {
-      path_known = true;
-      route = route || strcmp(method, routes[i].method) == 0;
+/* The route of url and method; 0, or the refusal's status (404, 405). */
+static int find_route(const char *url, const char *method, const route **out) {
+  bool api = strncmp(url, API "/", sizeof API) == 0;
+  const char *p = api ? url + sizeof API : url;
+  bool path_known = false;
+  for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+    const route *rt = &routes[i];
+    if ((rt->path[0] == '/') == api || strcmp(p, rt->path) != 0)
+      continue;
+    path_known = true;
+    if (!rt->method || strcmp(method, rt->method) == 0) {
+      *out = rt;
+      return 0;
     }
-  if (!path_known)
-    return envelope(c, s, 404, "Not found.", NULL);
-  if (!route)
-    return envelope(c, s, 405, "Method not allowed.", NULL);
-  if (rq->too_big)
-    return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
+  }
+  return path_known ? 405 : 404;
+}
 
-  if (s->tls_ca && !client_cert_ok(c))
-    return envelope(c, s, 401, "Client certificate required.", NULL);
-  server_user u = {0};
-  hoist_refusal why;
+typedef struct length_scan {
+  const char *first;
+  bool differ;
+} length_scan;
+
+static enum MHD_Result scan_length(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  (void)kind;
+  length_scan *l = cls;
+  if (!key || strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+    return MHD_YES;
+  if (!l->first)
+    l->first = value ? value : "";
+  else if (strcmp(l->first, value ? value : "") != 0)
+    l->differ = true;
+  return MHD_YES;
+}
+
+/* The declared body length: 0 without Content-Length (MHD checked its
+ * digits), UINT64_MAX for a body of unknown length (Transfer-Encoding). */
+static uint64_t declared_length(struct MHD_Connection *c) {
+  if (MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+    return UINT64_MAX;
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  return cl ? strtoull(cl, NULL, 10) : 0;
+}
+
+/* What the headers alone decide, before any byte of the body is read: two
+ * different Content-Length headers (400), the route (404, 405), a declared
+ * body over the route's limit (413), the client certificate and the
+ * authorization (401). Returns 1 accepted (rq->rt set, rq->user the caller
+ * of an API route), 0 refused (*why), negative on an internal failure. */
+static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
+                         const char *method, request *rq, hoist_refusal *why, hoist_err **err) {
+  length_scan ls = {0};
+  MHD_get_connection_values(c, MHD_HEADER_KIND, scan_length, &ls);
+  if (ls.differ)
+    return refuse(why, 400, "Duplicate Content-Length header");
+  const route *rt = NULL;
+  int status = find_route(url, method, &rt);
+  if (status == 404)
+    return refuse(why, 404, "Not found.");
+  if (status == 405)
+    return refuse(why, 405, "Method not allowed.");
+  uint64_t declared = declared_length(c);
+  if (declared != UINT64_MAX && declared > rt->max_body)
+    return refuse_too_large(why, rt);
+  int ok = 1;
+  if (rt->id == R_METRICS)
+    ok = metrics_auth(s, c, why);
+  else if (rt->id != R_HEALTHZ && s->tls_ca && !client_cert_ok(c))
+    ok = refuse(why, 401, "Client certificate required.");
+  else if (rt->id != R_HEALTHZ)
+    ok = authenticate(s, c, &rq->user, why, err);
+  if (ok == 1)
+    rq->rt = rt;
+  return ok;
+}
+
+/* A followed log may stay silent as long as its build runs, which MHD
+ * would take for an idle connection: it gets the build's whole life
+ * (build_timeout, the 10 minutes a pull or push may overrun it, and
+ * request_timeout) rather than request_timeout. */
+static void follow_timeout(hoist_server *s, struct MHD_Connection *c) {
+  const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
+  if (follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0))
+    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
+                              s->cfg.build_timeout + 600u + s->front.request_timeout);
+}
+
+static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *method,
+                                request *rq) {
+  const route *rt = rq->rt;
+  server_user *u = &rq->user;
+  switch (rt->id) {
+  case R_HEALTHZ:
+    return envelope(c, s, 200, "healthy", NULL);
+  case R_METRICS:
+    return h_metrics(s, c);
+  case R_START:
+    return h_start(s, c, u, rq);
+  case R_CLEANUP:
+    return h_cleanup(s, c, u, rq);
+  case R_STATUS:
+    return h_status(s, c, u);
+  case R_LOGS:
+    follow_timeout(s, c);
+    return h_logs(s, c, u);
+  case R_LIST:
+    return h_list(s, c, u);
+  case R_CANCEL:
+    return h_cancel(s, c, u);
+  case R_REGISTRY:
+    return h_registry(s, c, u, rt->path + strlen("registry/"), method);
+  }
+  return envelope(c, s, 404, "Not found.", NULL);
+}
+
+/* The first call, when the headers are in. A refusal of a request that
+ * announces a body is answered at once: MHD then closes the connection
+ * without reading the body. One without a body is answered in the final
+ * call, on a connection that stays open. */
+static enum MHD_Result on_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
+                                  const char *method, request *rq) {
   hoist_err *err = NULL;
-  int a = authenticate(s, c, &u, &why, &err);
-  if (a < 0)
+  int ok = check_headers(s, c, url, method, rq, &rq->refusal, &err);
+  if (ok < 0) {
+    rq->answered = true;
     return internal_error(c, s, err);
-  if (a == 0)
-    return envelope(c, s, why.status, why.message, NULL);
-  enum MHD_Result ret;
-  if (post && strcmp(p, "build/start") == 0)
-    ret = h_start(s, c, &u, rq);
-  else if (post && strcmp(p, "build/cleanup") == 0)
-    ret = h_cleanup(s, c, &u, rq);
-  else if (get && strcmp(p, "build/status") == 0)
-    ret = h_status(s, c, &u);
-  else if (get && strcmp(p, "build/logs") == 0)
-    ret = h_logs(s, c, &u);
-  else if (get && strcmp(p, "builds") == 0)
-    ret = h_list(s, c, &u);
-  else if ((del && strcmp(p, "build") == 0) || (post && strcmp(p, "build/cancel") == 0))
-    ret = h_cancel(s, c, &u);
-  else
-    ret = h_registry(s, c, &u, p + strlen("registry/"), method);
-  server_user_clear(&u);
-  return ret;
+  }
+  if (ok == 1) {
+    hoist_buf_init(&rq->body, rq->rt->max_body);
+    return MHD_YES;
+  }
+  if (declared_length(c) == 0)
+    return MHD_YES;
+  rq->answered = true;
+  return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
@@ -489,35 +658,34 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   request *rq = *con_cls;
   if (!rq) {
     rq = hoist_malloc0(sizeof *rq);
-    hoist_buf_init(&rq->body, HOIST_SERVER_MAX_BODY);
     *con_cls = rq;
-    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "content-length");
-    unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
-    if (declared > DISCARD_MAX) {
-      rq->answered = true;
-      return envelope(c, s, 413, "Request body too large (max 16MB).", NULL);
-    }
-    /* a body over the limit is read and dropped, so the client gets the answer */
-    rq->too_big = declared > HOIST_SERVER_MAX_BODY;
-    return MHD_YES;
+    return on_headers(s, c, url, method, rq);
   }
   if (*upload_data_size) {
-    if (rq->too_big || rq->answered) {
-      rq->discarded += *upload_data_size;
-      if (rq->discarded > DISCARD_MAX)
-        return MHD_NO; /* close: nobody sends this much by mistake */
-    } else if (hoist_buf_append(&rq->body, upload_data, *upload_data_size, NULL) < 0) {
+    size_t n = *upload_data_size;
+    *upload_data_size = 0;
+    if (rq->rt && !rq->answered && !rq->too_big &&
+        hoist_buf_append(&rq->body, upload_data, n, NULL) == 0)
+      return MHD_YES;
+    if (!rq->too_big) {
       rq->too_big = true;
-      rq->discarded = rq->body.len + *upload_data_size;
+      rq->discarded = rq->body.len;
       hoist_buf_free(&rq->body);
     }
-    *upload_data_size = 0;
-    return MHD_YES;
+    rq->discarded += n;
+    /* close: nobody sends this much by mistake */
+    return rq->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
   }
   if (rq->answered)
     return MHD_YES;
   rq->answered = true;
-  return dispatch(s, c, url, method, rq);
+  if (rq->refusal.status)
+    return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
+  if (rq->too_big) {
+    refuse_too_large(&rq->refusal, rq->rt);
+    return envelope(c, s, rq->refusal.status, rq->refusal.message, NULL);
+  }
+  return dispatch(s, c, method, rq);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -528,12 +696,38 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   request *rq = *con_cls;
   if (rq) {
     hoist_buf_free(&rq->body);
+    server_user_clear(&rq->user);
     free(rq);
   }
   *con_cls = NULL;
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* MHD's messages, to the log. One that repeats (a message for every
+ * connection refused to an address over its limit) is logged once a
+ * minute, with the number of repeats. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  hoist_server *s = cls;
+  char msg[sizeof s->log_last];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  msg[strcspn(msg, "\n")] = '\0';
+  time_t now = time(NULL);
+  pthread_mutex_lock(&s->log_lock);
+  if (strcmp(msg, s->log_last) == 0 && now - s->log_when < 60) {
+    s->log_repeats++;
+    pthread_mutex_unlock(&s->log_lock);
+    return;
+  }
+  unsigned long repeats = s->log_repeats;
+  snprintf(s->log_last, sizeof s->log_last, "%s", msg);
+  s->log_when = now;
+  s->log_repeats = 0;
+  pthread_mutex_unlock(&s->log_lock);
+  if (repeats)
+    hoist_warn("serve: (%lu more of the previous message)", repeats);
+  hoist_warn("serve: %s", msg);
+}
 
 static void config_clear(server_config *c) {
   free(c->registry_host);
@@ -558,11 +752,48 @@ static char *opt_string(json_t *o, const char *k) {
   return v && *v ? hoist_strdup(v) : NULL;
 }
 
+/* The HTTP front's settings of config object o (NULL: none):
+ * request_timeout, max_connections_per_address, metrics_token,
+ * metrics_per_user. An error names the setting. */
+static int front_settings(json_t *o, front_config *f, hoist_err **err) {
+  f->request_timeout = DEFAULT_REQUEST_TIMEOUT;
+  f->max_per_address = DEFAULT_MAX_PER_ADDRESS;
+  json_t *v = json_object_get(o, "request_timeout");
+  if (v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 86400)
+      return hoist_err_set(err, EINVAL, "request_timeout: expected seconds, from 1 to 86400");
+    f->request_timeout = (unsigned)json_integer_value(v);
+  }
+  v = json_object_get(o, "max_connections_per_address");
+  if (v) {
+    if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > MAX_CONNECTIONS)
+      return hoist_err_set(err, EINVAL,
+                           "max_connections_per_address: expected a number from 1 to %u",
+                           MAX_CONNECTIONS);
+    f->max_per_address = (unsigned)json_integer_value(v);
+  }
+  v = json_object_get(o, "metrics_token");
+  if (v && !json_is_null(v)) {
+    const char *tok = json_string_value(v);
+    if (!tok || !*tok || strlen(tok) != json_string_length(v) || strlen(tok) > 1024)
+      return hoist_err_set(err, EINVAL, "metrics_token: expected a string of 1 to 1024 characters");
+    f->metrics_token = true;
+    hoist_sha256_of(tok, strlen(tok), f->metrics_digest);
+  }
+  v = json_object_get(o, "metrics_per_user");
+  if (v) {
+    if (!json_is_boolean(v))
+      return hoist_err_set(err, EINVAL, "metrics_per_user: expected true or false");
+    f->metrics_per_user = json_is_true(v);
+  }
+  return 0;
+}
+
 /* The config file (JSON): registry_host, registry_pull_host,
  * registry_secret, insecure_registries, strict_user_check, per_user_limit,
- * on_restart ("fail" | "requeue"), and the builds' sandbox
- * (server_config_sandbox). */
-static int load_config(const char *path, server_config *c, hoist_err **err) {
+ * on_restart ("fail" | "requeue"), the HTTP front (front_settings) and the
+ * builds' sandbox (server_config_sandbox). */
+static int load_config(const char *path, server_config *c, front_config *f, hoist_err **err) {
   c->strict_user = true;
   c->per_user_limit = 2;
   c->restart = HOIST_RESTART_FAIL;
@@ -606,7 +837,8 @@ static int load_config(const char *path, server_config *c, hoist_err **err) {
   json_t *lim = json_object_get(o, "per_user_limit");
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
-  if (server_config_sandbox(o, c, err) < 0 || server_config_admit(o, c, err) < 0) {
+  if (front_settings(o, f, err) < 0 || server_config_sandbox(o, c, err) < 0 ||
+      server_config_admit(o, c, err) < 0) {
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
@@ -667,8 +899,9 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
     return -1;
   hoist_server *s = hoist_malloc0(sizeof *s);
+  pthread_mutex_init(&s->log_lock, NULL);
   _cleanup_free_ char *bin = NULL;
-  if (load_config(o->config_file, &s->cfg, err) < 0)
+  if (load_config(o->config_file, &s->cfg, &s->front, err) < 0)
     goto fail;
   if (s->cfg.auth && strcmp(s->cfg.auth, "couchdb") == 0) {
     if (server_auth_couchdb_new(s->cfg.couchdb_url, s->cfg.couchdb_prefix, s->cfg.couchdb_user,
@@ -732,10 +965,11 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
   s->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-      MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_CONNECTION_TIMEOUT, 600u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
+      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->front.max_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
+      s->front.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, s->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
       s->tls_ca, MHD_OPTION_END);
@@ -768,5 +1002,6 @@ void hoist_server_stop(hoist_server *s) {
   free(s->tls_cert);
   free(s->tls_key);
   free(s->tls_ca);
+  pthread_mutex_destroy(&s->log_lock);
   free(s);
 }

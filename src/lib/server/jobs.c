@@ -82,7 +82,9 @@ static double now_s(void) {
 }
 
 static int db_err(server_jobs *j, hoist_err **err, const char *what) {
-  return hoist_err_set(err, EIO, "job store: %s: %s", what, sqlite3_errmsg(j->db));
+  /* a full volume is said as such (the service answers 507) */
+  int code = sqlite3_errcode(j->db) == SQLITE_FULL ? ENOSPC : EIO;
+  return hoist_err_set(err, code, "job store: %s: %s", what, sqlite3_errmsg(j->db));
 }
 
 static int exec_sql(server_jobs *j, const char *sql, hoist_err **err) {
@@ -1142,7 +1144,7 @@ bool server_jobs_done(server_jobs *j, const char *id) {
   return done;
 }
 
-int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err) {
+int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err) {
   static const char *const states[] = {"queued", "running", "succeeded", "failed", "canceled"};
   int64_t counts[5] = {0};
   sqlite3_stmt *st = prep(j, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL);
@@ -1175,6 +1177,32 @@ int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err) {
     if (hoist_buf_appendf(b, err, "hoist_builds{state=\"%s\"} %" PRId64 "\n", states[i],
                           counts[i]) < 0)
       return -1;
+  if (per_user) {
+    st = prep(j, "SELECT user, state, count(*) FROM jobs GROUP BY user, state ORDER BY user, state",
+              0, NULL);
+    if (!st)
+      return db_err(j, err, "metrics");
+    int r = hoist_buf_appendf(b, err,
+                              "# HELP hoist_builds_by_user Build jobs in the store by user and "
+                              "state.\n# TYPE hoist_builds_by_user gauge\n");
+    while (r == 0 && sqlite3_step(st) == SQLITE_ROW) {
+      const char *user = (const char *)sqlite3_column_text(st, 0);
+      const char *state = (const char *)sqlite3_column_text(st, 1);
+      r = hoist_buf_appendf(b, err, "hoist_builds_by_user{user=\"");
+      /* the label value escaped as the text format says: \\, \" and \n */
+      for (const char *p = user ? user : ""; r == 0 && *p; p++)
+        r = *p == '\\'   ? hoist_buf_append(b, "\\\\", 2, err)
+            : *p == '"'  ? hoist_buf_append(b, "\\\"", 2, err)
+            : *p == '\n' ? hoist_buf_append(b, "\\n", 2, err)
+                         : hoist_buf_append(b, p, 1, err);
+      if (r == 0)
+        r = hoist_buf_appendf(b, err, "\",state=\"%s\"} %" PRId64 "\n", state ? state : "",
+                              (int64_t)sqlite3_column_int64(st, 2));
+    }
+    sqlite3_finalize(st);
+    if (r < 0)
+      return -1;
+  }
   return hoist_buf_appendf(
       b, err,
       "# HELP hoist_build_queue_depth Builds waiting for a worker.\n"

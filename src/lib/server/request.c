@@ -182,7 +182,7 @@ static bool user_ok(const char *u, size_t n) {
 }
 
 /* Reads a required string field: absent, null or "" is "No X provided",
- * another type is "Invalid X". */
+ * another type or a string holding NUL is "Invalid X". */
 static int string_field(json_t *o, const char *name, const char **out, hoist_refusal *why) {
   json_t *v = json_object_get(o, name);
   if (!v || json_is_null(v) || (json_is_string(v) && json_string_length(v) == 0))
@@ -209,7 +209,8 @@ int hoist_server_parse_start(const char *body, size_t len, const char *login,
   memset(out, 0, sizeof *out);
   if (!body || len == 0)
     return refuse(why, 400, "No JSON payload provided for build.");
-  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES, NULL);
+  /* \u0000 loads, so that the field holding it is the one refused */
+  json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, NULL);
   if (!root || !json_is_object(root)) {
     json_decref(root);
     return refuse(why, 400, "No JSON payload provided for build.");
@@ -307,7 +308,7 @@ int hoist_server_parse_cleanup(const char *body, size_t len, double *hours, hois
   *hours = 24;
   if (!body || len == 0)
     return 0;
-  json_t *root = json_loadb(body, len, 0, NULL);
+  json_t *root = json_loadb(body, len, JSON_ALLOW_NUL, NULL);
   if (!root || !json_is_object(root)) {
     json_decref(root);
     return refuse(why, 400, "No JSON payload provided for cleanup.");

@@ -129,7 +129,8 @@ int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *
 /* The log of a job already checked to be the caller's, or -1 (not yet there). */
 int server_jobs_log_fd(server_jobs *j, const char *id);
 bool server_jobs_done(server_jobs *j, const char *id);
-/* Prometheus text of the job metrics, appended to b. */
-int server_jobs_metrics(server_jobs *j, hoist_buf *b, hoist_err **err);
+/* Prometheus text of the job metrics, appended to b; per_user adds the
+ * jobs by user and state (hoist_builds_by_user). */
+int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err);
 
 #endif

@@ -69,6 +69,21 @@ static int reload(file_auth *a, hoist_err **err) {
   return 0;
 }
 
+/* Stands for the stored digest when the uuid is unknown or its entry
+ * malformed: never the hex digest of a key, so never a match. */
+static const char no_digest[HOIST_DIGEST_HEX_LEN + 1] =
+    "----------------------------------------------------------------";
+
+/* Equal strings; the time taken depends on their lengths only. */
+static bool same_text(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  return (CRYPTO_memcmp(a, b, la < lb ? la : lb) == 0) & (la == lb);
+}
+
+/* Accepts uuid:key when a token has that uuid and the SHA-256 of that key.
+ * An unknown uuid costs what a known one with a wrong key does: the key is
+ * hashed, every token's uuid compared, and one digest compared (a dummy's
+ * when no token matched), with no early exit. */
 static int file_check(server_auth *base, const char *uuid, const char *key, server_user *user,
                       hoist_err **err) {
   file_auth *a = (file_auth *)base;
@@ -85,27 +100,29 @@ static int file_check(server_auth *base, const char *uuid, const char *key, serv
     hoist_err_free(*err);
     *err = NULL;
   }
-  ret = 0;
+  json_t *match = NULL;
   size_t i;
   json_t *t;
   json_array_foreach(a->tokens, i, t) {
     const char *u = json_string_value(json_object_get(t, "uuid"));
-    const char *h = json_string_value(json_object_get(t, "key_sha256"));
-    const char *login = json_string_value(json_object_get(t, "login"));
-    if (!u || !h || !login || strcmp(u, uuid) != 0 || strlen(h) != HOIST_DIGEST_HEX_LEN)
-      continue;
-    /* the comparison takes the same time wherever the digests differ */
-    if (CRYPTO_memcmp(h, want + 7, HOIST_DIGEST_HEX_LEN) == 0 &&
-        strlen(login) < sizeof user->login) {
-      strcpy(user->login, login);
-      json_t *env = json_object_get(t, "env");
-      user->env = json_is_object(env) ? json_deep_copy(env) : NULL;
-      ret = 1;
-    }
-    break;
+    bool same = same_text(u ? u : "", uuid);
+    match = same && !match ? t : match;
+  }
+  const char *h = json_string_value(json_object_get(match, "key_sha256"));
+  const char *login = json_string_value(json_object_get(match, "login"));
+  if (!h || strlen(h) != HOIST_DIGEST_HEX_LEN)
+    h = no_digest;
+  /* the comparison takes the same time wherever the digests differ */
+  bool ok = CRYPTO_memcmp(h, want + 7, HOIST_DIGEST_HEX_LEN) == 0 && h != no_digest && login &&
+            strlen(login) < sizeof user->login;
+  if (ok) {
+    strcpy(user->login, login);
+    json_t *env = json_object_get(match, "env");
+    user->env = json_is_object(env) ? json_deep_copy(env) : NULL;
   }
   pthread_mutex_unlock(&a->lock);
-  return ret;
+  OPENSSL_cleanse(want, sizeof want);
+  return ok ? 1 : 0;
 }
 
 static void file_free(server_auth *base) {
