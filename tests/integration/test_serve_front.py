@@ -23,7 +23,9 @@ from hoisttest import API, Server, Skip, hoist, main, on_exit, run, test, tmpdir
 START = API + "/build/start"
 START_MAX = 10_000_000 + 65536  # HOIST_SERVER_MAX_FILE_B64 + JSON overhead
 SMALL_MAX = 4096
-CONFIG = {"registry_host": "127.0.0.1:5999"}
+# a registry never reached; builds from base/ on it are allowed (any port: the
+# followed-log test holds one on a port of its own)
+CONFIG = {"registry_host": "127.0.0.1:5999", "allowed_sources": ["127.0.0.1:5999/base/*"]}
 
 
 def b64(data):
@@ -279,7 +281,8 @@ def followed_log_outlives_request_timeout():
     hole.listen(16)
     on_exit(hole.close)
     source = f"127.0.0.1:{hole.getsockname()[1]}/base/busybox:1"
-    s = Server(config=dict(CONFIG, request_timeout=1)).start()
+    s = Server(config=dict(CONFIG, request_timeout=1,
+                           allowed_sources=[f"127.0.0.1:{hole.getsockname()[1]}/base/*"])).start()
     key = s.token("alice")
     st, r = s.api("POST", "/build/start", key,
                   {"source": source, "target": "alice:quiet", "kind": "python"})
