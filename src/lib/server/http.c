@@ -40,6 +40,7 @@ struct hoist_server {
   server_config cfg;
   front_config front;
   hoist_registry *registry;
+  server_logwatch *logwatch; /* followed logs */
   char *tls_cert, *tls_key, *tls_ca;
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
   pthread_mutex_t log_lock;         /* MHD's last message, its time and repeats */
@@ -290,15 +291,21 @@ static enum MHD_Result h_cancel(hoist_server *s, struct MHD_Connection *c, serve
 
 typedef struct log_follow {
   hoist_server *s;
+  struct MHD_Connection *c;
   char id[17];
   int fd;
   bool follow;
   bool final_pass;
+  server_logwait *wait; /* with the watcher, from the first wait */
 } log_follow;
 
+/* The log from pos. A follower that has read all of a running job's log
+ * waits for more without holding the thread: the connection is suspended
+ * until the log changes (server_logwatch_wait) and the reader called again.
+ * The answer ends after one more read once the job has ended. */
 static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   log_follow *f = cls;
-  for (int waited = 0;; waited++) {
+  for (;;) {
     if (f->fd < 0)
       f->fd = server_jobs_log_fd(f->s->jobs, f->id);
     if (f->fd >= 0) {
@@ -314,15 +321,17 @@ static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
       f->final_pass = true; /* one more read for what came before the end */
       continue;
     }
-    if (waited >= 20)
-      return 0;
-    struct timespec ts = {0, 25 * 1000 * 1000};
-    nanosleep(&ts, NULL);
+    int r = server_logwatch_wait(f->s->logwatch, f->c, f->id, &f->wait);
+    if (r < 0)
+      return MHD_CONTENT_READER_END_WITH_ERROR; /* the client left, or the server stops */
+    if (r == 0)
+      return 0; /* suspended */
   }
 }
 
 static void log_free(void *cls) {
   log_follow *f = cls;
+  server_logwatch_leave(f->s->logwatch, f->wait);
   if (f->fd >= 0)
     close(f->fd);
   free(f);
@@ -342,6 +351,7 @@ static enum MHD_Result h_logs(hoist_server *s, struct MHD_Connection *c, server_
     return envelope(c, s, 404, "Build job not found.", NULL);
   log_follow *f = hoist_malloc0(sizeof *f);
   f->s = s;
+  f->c = c;
   snprintf(f->id, sizeof f->id, "%s", id);
   f->fd = fd;
   f->follow = follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0);
@@ -941,8 +951,13 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   }
   if (server_jobs_open(data, &s->cfg, workers, bin, &s->jobs, err) < 0)
     goto fail;
+  char *jobs_dir = hoist_asprintf("%s/jobs", data);
+  int wr = server_logwatch_start(jobs_dir, &s->logwatch, err);
+  free(jobs_dir);
+  if (wr < 0)
+    goto fail;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
-                   MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK;
+                   MHD_USE_ERROR_LOG | MHD_USE_SUPPRESS_DATE_NO_CLOCK | MHD_ALLOW_SUSPEND_RESUME;
   if (ss.ss_family == AF_INET6)
     flags |= MHD_USE_IPv6;
   if (o->tls_cert || o->tls_key) {
@@ -992,8 +1007,11 @@ fail:
 void hoist_server_stop(hoist_server *s) {
   if (!s)
     return;
+  /* followers are resumed and end: the daemon must find none suspended */
+  server_logwatch_stop(s->logwatch);
   if (s->d)
     MHD_stop_daemon(s->d);
+  server_logwatch_free(s->logwatch);
   server_jobs_close(s->jobs);
   if (s->auth)
     s->auth->free(s->auth);

@@ -133,4 +133,39 @@ bool server_jobs_done(server_jobs *j, const char *id);
  * jobs by user and state (hoist_builds_by_user). */
 int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err);
 
+/* ------------------------------------------------------------ followed logs */
+
+/* Followers of jobs' logs (logs?follow=1) wait suspended, holding no thread:
+ * one watcher thread resumes them when their job's log changes, and every
+ * second anyway. The daemon must allow suspend and resume. */
+typedef struct server_logwatch server_logwatch;
+/* A follower's registration with the watcher. */
+typedef struct server_logwait server_logwait;
+struct MHD_Connection;
+
+/* Starts the watcher of the job directories under jobs_dir. */
+int server_logwatch_start(const char *jobs_dir, server_logwatch **out, hoist_err **err);
+
+/* For a follower's content reader, in the daemon's thread of c, when the log
+ * of job id has nothing more to read and the job runs. *slot is the
+ * follower's registration: NULL at first, made here, ended by
+ * server_logwatch_leave. Returns 1: read again (the log may have grown since
+ * the last read); 0: c is suspended, the reader returns 0 and is called again
+ * when the log changes; -1: end the answer (the client went away, or the
+ * server stops). */
+int server_logwatch_wait(server_logwatch *w, struct MHD_Connection *c, const char *id,
+                         server_logwait **slot);
+
+/* Forgets a follower (NULL: none), from its answer's free callback: it is
+ * never resumed after. */
+void server_logwatch_leave(server_logwatch *w, server_logwait *wait);
+
+/* Ends the watcher thread, resumes every suspended follower and makes every
+ * later wait end its answer: call before MHD_stop_daemon (which must find no
+ * connection suspended). NULL: nothing. */
+void server_logwatch_stop(server_logwatch *w);
+
+/* Stops (if not yet) and frees the watcher, after MHD_stop_daemon. */
+void server_logwatch_free(server_logwatch *w);
+
 #endif
