@@ -599,17 +599,6 @@ static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *
   return ok;
 }
 
-/* A followed log may stay silent as long as its build runs, which MHD
- * would take for an idle connection: it gets the build's whole life
- * (build_timeout, the 10 minutes a pull or push may overrun it, and
- * request_timeout) rather than request_timeout. */
-static void follow_timeout(hoist_server *s, struct MHD_Connection *c) {
-  const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
-  if (follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0))
-    MHD_set_connection_option(c, MHD_CONNECTION_OPTION_TIMEOUT,
-                              s->cfg.build_timeout + 600u + s->front.request_timeout);
-}
-
 static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const char *method,
                                 request *rq) {
   const route *rt = rq->rt;
@@ -626,7 +615,6 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
   case R_STATUS:
     return h_status(s, c, u);
   case R_LOGS:
-    follow_timeout(s, c);
     return h_logs(s, c, u);
   case R_LIST:
     return h_list(s, c, u);
