@@ -59,16 +59,25 @@ first=$(curl -sf -H "authorization: $key" -d "$body" "http://127.0.0.1:$port/sys
 
 # status again while 64 clients follow the in-flight build's log
 running=$(echo "$first" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+# the server's read-only opens of the job's log: its followers (its worker
+# has the log open for writing)
+readers() {
+  local n=0 fd
+  for fd in $(find /proc/$pid/fd -lname "*/jobs/$1/log" -printf '%f\n' 2>/dev/null); do
+    [ $((0$(awk '/^flags:/ {print $2}' /proc/$pid/fdinfo/$fd 2>/dev/null) & 3)) -eq 0 ] && n=$((n + 1))
+  done
+  echo $n
+}
 for _ in $(seq 64); do
   curl -sN -H "authorization: $key" -o /dev/null \
     "http://127.0.0.1:$port/system/api/v1/build/logs?id=$running&follow=1" &
   followers+=($!)
 done
 for _ in $(seq 200); do # each follower holds the log open
-  [ "$(find /proc/$pid/fd -lname "*/jobs/$running/log" 2>/dev/null | wc -l)" -ge 64 ] && break
+  [ "$(readers "$running")" -ge 64 ] && break
   sleep 0.05
 done
-attached=$(find /proc/$pid/fd -lname "*/jobs/$running/log" 2>/dev/null | wc -l)
+attached=$(readers "$running")
 out=$(wrk -t1 -c64 -d10s --latency -H "authorization: $auth" "$url")
 echo "$out" | tail -9
 frps=$(echo "$out" | awk '/^Requests\/sec:/ {print $2}')

@@ -68,7 +68,8 @@ def base_with_extend(tag, script):
 
 
 def server(**kw):
-    kw.setdefault("config", {"registry_host": registry().host, "per_user_limit": 4})
+    kw.setdefault("config", {"registry_host": registry().host, "per_user_limit": 4,
+                             "allowed_sources": [f"{registry().host}/base/*"]})
     return Server(**kw).start()
 
 
@@ -146,14 +147,21 @@ class Follower:
 
 
 def server_fds(s, suffix):
-    """How many of the server's open files end with suffix."""
+    """How many files the server has open for reading whose names end with
+    suffix: its followers' logs (the worker of a running job has the log
+    open for writing too)."""
     n = 0
     d = f"/proc/{s.proc.pid}/fd"
     for fd in os.listdir(d):
         try:
-            if os.readlink(os.path.join(d, fd)).endswith(suffix):
+            if not os.readlink(os.path.join(d, fd)).endswith(suffix):
+                continue
+            with open(f"/proc/{s.proc.pid}/fdinfo/{fd}") as info:
+                flags = next(int(line.split()[1], 8) for line in info
+                             if line.startswith("flags:"))
+            if flags & os.O_ACCMODE == os.O_RDONLY:
                 n += 1
-        except OSError:
+        except (OSError, StopIteration):
             pass
     return n
 
