@@ -440,14 +440,10 @@ static void test_source_allowed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_authorization),
-      cmocka_unit_test(test_start),
-      cmocka_unit_test(test_cleanup),
-      cmocka_unit_test(test_kinds),
-      cmocka_unit_test(test_config_sandbox),
-      cmocka_unit_test(test_source_allowed),
-      cmocka_unit_test(test_file_auth),
-      cmocka_unit_test(test_file_auth_equal_work),
+      cmocka_unit_test(test_authorization),  cmocka_unit_test(test_start),
+      cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_kinds),
+      cmocka_unit_test(test_config_sandbox), cmocka_unit_test(test_source_allowed),
+      cmocka_unit_test(test_file_auth),      cmocka_unit_test(test_file_auth_equal_work),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
