@@ -57,6 +57,9 @@ HOIST_EXPORT int hoist_registry_new(const hoist_registry_opts *opts, hoist_regis
                                     hoist_err **err);
 HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
 
+/* Parallel blob transfers the client was made for (opts->jobs, 4 when 0). */
+HOIST_EXPORT int hoist_registry_jobs(const hoist_registry *r);
+
 /* True when host is spoken to over plain http: localhost, 127.0.0.0/8, ::1
  * and hosts made insecure by options or the config file. */
 HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host);
@@ -67,6 +70,12 @@ HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host
 HOIST_EXPORT int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *repo,
                                             const char *digest, bool *exists, int64_t *size,
                                             hoist_err **err);
+
+/* hoist_registry_blob_exists, asked with the pull and push scope: the token
+ * it gets also serves the mount or upload that follows. */
+HOIST_EXPORT int hoist_registry_blob_exists_for_push(hoist_registry *r, const char *host,
+                                                     const char *repo, const char *digest,
+                                                     bool *exists, int64_t *size, hoist_err **err);
 
 /* Streams a blob into w (not committed), refusing content that does not
  * match digest or (when >= 0) size. A broken transfer resumes with Range. */

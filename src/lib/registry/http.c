@@ -137,6 +137,8 @@ static void host_only(const char *host, char *buf, size_t size) {
   snprintf(buf, size, "%.*s", (int)n, host);
 }
 
+int hoist_registry_jobs(const hoist_registry *r) { return r->jobs; }
+
 bool hoist_registry_is_insecure(hoist_registry *r, const char *host) {
   char h[256];
   host_only(host, h, sizeof h);
