@@ -1,4 +1,5 @@
 /* hoist build: a base image + a requirements file of a kind -> a new image. */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -98,11 +99,12 @@ static int pull_to_store(hoist_registry *r, const hoist_loc *loc, const hoist_pl
     return -1;
   if (store_is_current(r, loc->ref, *out))
     return 0;
-  hoist_copy_opts co = {.platform = platform};
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, loc, *out, &co, &res, err);
+  hoist_image_copy_opts co = {.platform = platform};
+  hoist_image_copy_result res;
+  hoist_transport_opts to = {.registry = r};
+  int ret = hoist_image_copy(&to, loc, *out, &co, &res, err);
   cli_progress_end();
-  hoist_copy_result_clear(&res);
+  hoist_image_copy_result_clear(&res);
   if (ret < 0) {
     _cleanup_free_ char *name = hoist_loc_string(loc);
     return hoist_err_wrap(err, "pull %s", name);
@@ -222,7 +224,7 @@ static int build_run(int argc, char **argv) {
       hoist_err_free(e);
       return cli_usage(VERB, "bad platform '%s'", platform_s);
     }
-    hoist_copy_opts co = {.platform = p};
+    hoist_image_copy_opts co = {.platform = p};
     return cli_transfer(VERB, &ro, source_s, target_s, &co);
   }
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
@@ -239,6 +241,10 @@ static int build_run(int argc, char **argv) {
   }
   if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
     return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");
+  if (dst->kind == HOIST_LOC_REGISTRY && !dst->ref->tag) {
+    hoist_err_set(&err, EINVAL, "target %s needs a tag", dst->ref->path);
+    return cli_fail(VERB, err);
+  }
   _cleanup_platform_ hoist_platform *platform = NULL;
   if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
     hoist_err_free(err);
@@ -279,20 +285,18 @@ static int build_run(int argc, char **argv) {
   bo.base_dir = b->dir;
   bo.base_tag = b->tag;
   bo.base_name = base_name;
+  /* base blobs are mounted from the source when the target is on its registry */
+  bo.base_origin = src->kind == HOIST_LOC_REGISTRY ? src : NULL;
   bo.log = log_line;
 
-  _cleanup_image_target_ hoist_image_target *target = NULL;
-  int r = dst->kind == HOIST_LOC_LAYOUT
-              ? hoist_append_layout_target(dst->dir, dst->tag, &target, &err)
-              : hoist_append_registry_target(reg, dst->ref,
-                                             src->kind == HOIST_LOC_REGISTRY ? src->ref : NULL,
-                                             &target, &err);
-  if (r < 0)
+  hoist_transport_opts to = {.registry = reg};
+  _cleanup_transport_target_ hoist_transport_target *target = NULL;
+  if (hoist_transport_open_target(&to, dst, &target, &err) < 0)
     return cli_fail(VERB, err);
   bo.target = target;
 
   hoist_build_result res;
-  if (hoist_build(&bo, &res, &err) < 0)
+  if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack(

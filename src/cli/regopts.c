@@ -195,7 +195,7 @@ void cli_print_json(json_t *j) {
 }
 
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
-                 const hoist_copy_opts *opts) {
+                 const hoist_image_copy_opts *opts) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *s = NULL;
   _cleanup_loc_ hoist_loc *d = NULL;
@@ -204,11 +204,12 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   _cleanup_registry_ hoist_registry *r = NULL;
   if (cli_regopts_open(ro, true, &r, &err) < 0)
     return cli_fail(verb, err);
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, s, d, opts, &res, &err);
+  hoist_image_copy_result res;
+  hoist_transport_opts to = {.registry = r};
+  int ret = hoist_image_copy(&to, s, d, opts, &res, &err);
   cli_progress_end();
   if (ret < 0) {
-    hoist_copy_result_clear(&res);
+    hoist_image_copy_result_clear(&res);
     return cli_fail(verb, err);
   }
   _cleanup_free_ char *sname = hoist_loc_string(s);
@@ -228,7 +229,7 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
            res.digest, (unsigned long long)res.blobs_uploaded,
            (unsigned long long)res.blobs_skipped, (unsigned long long)res.blobs_mounted, b);
   }
-  hoist_copy_result_clear(&res);
+  hoist_image_copy_result_clear(&res);
   return EXIT_OK;
 }
 

@@ -7,6 +7,7 @@
 #define HOIST_CLI_REGOPTS_H
 
 #include "cli.h"
+#include "hoist/image.h"
 #include "hoist/registry.h"
 
 enum {
@@ -76,7 +77,7 @@ void cli_print_json(json_t *j);
 /* Copies src to dst and prints the result (human or --json); returns the
  * exit code. */
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
-                 const hoist_copy_opts *opts);
+                 const hoist_image_copy_opts *opts);
 /* Where `hoist pull REF` puts an image without --to: the image store
  * $HOIST_IMAGES (default ${HOIST_CACHE:-~/.cache/hoist}/images), one layout
  * per repository, "oci:STORE/HOST/PATH:TAG" (':' in HOST written '_', TAG

@@ -69,11 +69,12 @@ static int pull_first(cli_regopts *ro, hoist_loc **loc, const hoist_platform *pl
   _cleanup_registry_ hoist_registry *r = NULL;
   if (cli_regopts_open(ro, true, &r, err) < 0)
     return -1;
-  hoist_copy_opts co = {.platform = platform};
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, *loc, d, &co, &res, err);
+  hoist_image_copy_opts co = {.platform = platform};
+  hoist_image_copy_result res;
+  hoist_transport_opts to = {.registry = r};
+  int ret = hoist_image_copy(&to, *loc, d, &co, &res, err);
   cli_progress_end();
-  hoist_copy_result_clear(&res);
+  hoist_image_copy_result_clear(&res);
   if (ret < 0) {
     _cleanup_free_ char *name = hoist_loc_string(*loc);
     return hoist_err_wrap(err, "pull %s", name);
