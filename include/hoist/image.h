@@ -8,6 +8,8 @@
  *   streamed between two, uploaded from a layout's file in resumable
  *   pieces), never held in memory; a manifest is written only after every
  *   blob it references is in place.
+ * - pull into the image store: a registry image copied into its layout of
+ *   the image store, unless that layout holds it already (one HEAD request).
  * - append (`crane append`): a new image made of a base image's layers plus
  *   one new layer written straight into the target (layer.h). The config
  *   gets the new diffID, a history entry and a new "created"; base layers
@@ -65,6 +67,24 @@ HOIST_EXPORT int hoist_image_transfer(hoist_transport_source *src, hoist_transpo
                                       const char *reference, const hoist_image_copy_opts *opts,
                                       hoist_image_copy_result *res, hoist_err **err);
 HOIST_EXPORT void hoist_image_copy_result_clear(hoist_image_copy_result *res);
+
+/* ------------------------------------------------------- the image store */
+
+/* Where a registry image lives in the image store rooted at store:
+ * "oci:STORE/HOST/PATH:TAG", one layout per repository (':' in HOST
+ * written '_'), TAG the reference's tag or sha256-HEX for a digest
+ * reference. Caller frees. */
+HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref *ref);
+
+/* Makes the image src names readable from a layout: a layout location is
+ * returned as it is (a copy in *out); a registry image is copied into its
+ * place in the image store rooted at store (for an index, the platform's
+ * image; blobs already there are not fetched again), unless the layout's tag
+ * already names the document the registry serves (one HEAD request). *out
+ * (caller frees) is the layout location. */
+HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
+                                  const hoist_loc *src, const hoist_platform *platform,
+                                  hoist_loc **out, hoist_err **err);
 
 /* ---------------------------------------------------------------- append */
 
