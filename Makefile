@@ -61,6 +61,7 @@ format:
 
 # The modules of src/lib include only what README's code map lets them use; no cycle.
 module-check:
+	@python3 scripts/check-modules.py --self-test
 	@python3 scripts/check-modules.py
 
 $(FUZZ_BUILD)/build.ninja:

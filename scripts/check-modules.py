@@ -20,10 +20,15 @@ Prints one line when everything holds; otherwise each forbidden edge and
 each cycle, naming the file and the include, and exits 1.
 
 Usage: scripts/check-modules.py [SOURCE_ROOT]
+       scripts/check-modules.py --self-test   (a made-up tree with a forbidden
+                                              edge and a cycle must fail, naming
+                                              both; prints nothing when it does)
 """
 import os
 import re
+import subprocess
 import sys
+import tempfile
 
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]')
 
@@ -203,5 +208,37 @@ def main():
           f"{len(used)} of them from {n_includes} includes; every edge allowed, no cycle")
 
 
+def self_test():
+    """The check fails on a tree that breaks the map, naming what breaks it."""
+    files = {
+        "README.md": "## Code map\n\n| module | headers | owns | may use |\n|---|---|---|---|\n"
+                     "| `core` | `core.h` | x | nothing |\n"
+                     "| `low` | `low.h` | x | `core` |\n"
+                     "| `high` | `high.h` | x | `low` |\n",
+        "include/hoist/core.h": "",
+        "include/hoist/low.h": '#include "hoist/core.h"\n',
+        "include/hoist/high.h": '#include "hoist/low.h"\n',
+        "src/lib/core/a.c": '#include "hoist/core.h"\n',
+        "src/lib/low/a.c": '#include "hoist/high.h"\n',
+        "src/lib/high/a.c": '#include "hoist/high.h"\n#include "../low/private.h"\n',
+        "src/lib/low/private.h": "",
+    }
+    with tempfile.TemporaryDirectory() as root:
+        for name, text in files.items():
+            os.makedirs(os.path.dirname(os.path.join(root, name)), exist_ok=True)
+            with open(os.path.join(root, name), "w") as f:
+                f.write(text)
+        r = subprocess.run([sys.executable, __file__, root], capture_output=True, text=True)
+    want = ["src/lib/low/a.c: #include hoist/high.h: low may not use high",
+            "reaches into low's private headers",
+            "cycle: high -> low -> high"]
+    missing = [w for w in want if w not in r.stderr]
+    if r.returncode != 1 or missing:
+        fail(f"self-test: exit {r.returncode}, missing {missing}; output:\n{r.stdout}{r.stderr}")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--self-test"]:
+        self_test()
+    else:
+        main()
