@@ -45,7 +45,8 @@ static char *index_platforms(const hoist_index *ix) {
   for (size_t i = 0; i < ix->n_manifests; i++) {
     _cleanup_free_ char *s =
         ix->manifests[i].platform ? hoist_platform_string(ix->manifests[i].platform) : NULL;
-    hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s ? s : "unknown");
+    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s ? s : "unknown") < 0)
+      break; /* a message: the platforms that fit */
   }
   return hoist_buf_steal(&b);
 }

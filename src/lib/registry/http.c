@@ -560,10 +560,10 @@ int reg_status_error(const reg_resp *resp, hoist_err **err, const char *fmt, ...
     json_array_foreach(errors, i, e) {
       const char *code = json_string_value(json_object_get(e, "code"));
       const char *msg = json_string_value(json_object_get(e, "message"));
-      if (b.len)
-        hoist_buf_append(&b, "; ", 2, NULL);
-      hoist_buf_appendf(&b, NULL, "%s%s%s", code ? code : "", code && msg ? ": " : "",
-                        msg ? msg : "");
+      if ((b.len && hoist_buf_append(&b, "; ", 2, NULL) < 0) ||
+          hoist_buf_appendf(&b, NULL, "%s%s%s", code ? code : "", code && msg ? ": " : "",
+                            msg ? msg : "") < 0)
+        break; /* a message: the errors that fit */
     }
   }
   int code = resp->status == 401 || resp->status == 403 ? HOIST_E_AUTH : HOIST_E_REGISTRY;
