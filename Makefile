@@ -15,8 +15,8 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
-.PHONY: all deps build build-asan test unit-test asan-test format format-check fuzz fuzz-smoke \
-	demo bench clean
+.PHONY: all deps build build-asan test unit-test asan-test format format-check module-check fuzz \
+	fuzz-smoke demo bench clean
 
 all: build
 
@@ -59,6 +59,11 @@ format-check:
 format:
 	clang-format -i $(SOURCES)
 
+# The modules of src/lib include only what README's code map lets them use; no cycle.
+module-check:
+	@python3 scripts/check-modules.py --self-test
+	@python3 scripts/check-modules.py
+
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Db_lundef=false
 
@@ -74,6 +79,7 @@ test: deps
 	$(MAKE) asan-test
 	$(MAKE) fuzz-smoke
 	$(MAKE) format-check
+	$(MAKE) module-check
 	@python3 scripts/test-summary.py --total $(BUILD)/meson-logs/testlog.json \
 		$(ASAN_BUILD)/meson-logs/testlog.json
 

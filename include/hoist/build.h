@@ -9,8 +9,8 @@
  * pull) -> cached rootfs of the base (unpack.h, keyed by config digest) ->
  * the install, as root, in the sandbox (sandbox.h: lower = cached rootfs,
  * upper = a fresh directory) -> a layer from the upper directory -> the new
- * image through hoist_append (append.h), so a registry target only receives
- * blobs it lacks.
+ * image through hoist_image_append (image.h), so a registry target only
+ * receives blobs it lacks.
  *
  * The requirement file is placed at /tmp/<file> (as the reference deployer's
  * `COPY <file> /tmp/<file>`) and stays there in the new layer. When the base
@@ -26,8 +26,8 @@
 #ifndef HOIST_BUILD_H
 #define HOIST_BUILD_H
 
-#include "hoist/append.h"
 #include "hoist/core.h"
+#include "hoist/image.h"
 #include "hoist/oci.h"
 #include "hoist/sandbox.h"
 
@@ -93,7 +93,10 @@ typedef struct hoist_build_opts {
   const char *base_tag;           /* its tag there; NULL: the layout's only image */
   const char *base_name;          /* base's reference for the image.base.name label; NULL: none */
   const hoist_platform *platform; /* of a multi-platform base; NULL: the host's */
-  hoist_image_target *target;     /* where the new image goes (borrowed) */
+  /* Where the base's blobs also live (the registry image the layout holds a
+   * pull of), so a target on that registry mounts them; NULL: none. */
+  const hoist_loc *base_origin;
+  hoist_transport_target *target; /* where the new image goes (borrowed; the caller commits it) */
   const char *mirrors[HOIST_MIRROR_COUNT]; /* URL or NULL, by hoist_mirror */
   /* The install's sandbox: network, user namespace, timeout, limits (see
    * sandbox.h; lower, upper, command, environment and binds are the build's
@@ -114,7 +117,7 @@ typedef struct hoist_build_opts {
 HOIST_EXPORT void hoist_build_opts_init(hoist_build_opts *o);
 
 typedef struct hoist_build_result {
-  hoist_append_result image;
+  hoist_image_append_result image;
   bool cache_hit;
   bool used_extend; /* the base's /bin/extend ran instead of the recipe */
   char cache_key[HOIST_DIGEST_STR_LEN];

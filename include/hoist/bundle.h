@@ -16,7 +16,7 @@
  * the first failure known at that point.
  *
  * A staged bundle becomes one new layer on a base image (hoist_bundle_apply,
- * through append.h), and hoist_bundle_publish runs the whole multi-arch flow:
+ * through image.h), and hoist_bundle_publish runs the whole multi-arch flow:
  * stage every architecture's tarball, apply each on the base's matching
  * platform, push TARGET-<arch> images, then join them in one index at TARGET.
  *
@@ -30,10 +30,10 @@
 
 #include <sys/types.h>
 
-#include "hoist/append.h"
 #include "hoist/core.h"
+#include "hoist/image.h"
 #include "hoist/ref.h"
-#include "hoist/registry.h"
+#include "hoist/transport.h"
 
 #define HOIST_BUNDLE_DEFAULT_STAGE_DIR "deploy/docker/.build/runtime-bundle"
 #define HOIST_BUNDLE_DEFAULT_CACHE_DIR "deploy/docker/.build/runtime-bundles"
@@ -182,7 +182,7 @@ HOIST_EXPORT void hoist_bundle_mappings_free(hoist_bundle_mapping *m, size_t n);
  * config declares that platform: "base image has no linux/arm64 image (it
  * has: linux/amd64)", "base image platform linux/amd64 does not match the
  * bundle architecture arm64". arch is a bundle architecture (amd64, arm64). */
-HOIST_EXPORT int hoist_bundle_check_base(hoist_image_source *base, const char *arch,
+HOIST_EXPORT int hoist_bundle_check_base(hoist_transport_source *base, const char *arch,
                                          hoist_err **err);
 
 typedef struct hoist_bundle_apply_opts {
@@ -194,14 +194,14 @@ typedef struct hoist_bundle_apply_opts {
 
 /* Adds one layer to base holding what hoist_bundle_mappings lists for the
  * staged bundle at staged_dir, owned by root (the caller's uid and gid map to
- * 0), and stores the image in target (append.h). The staged manifest.json
- * names the architecture (it must equal opts->arch when that is given:
- * "bundle architecture mismatch: expected X, got Y"); base must pass
- * hoist_bundle_check_base for it, and from an index base the linux/<arch>
- * image is taken. */
-HOIST_EXPORT int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target,
+ * 0), and stores the image in target (image.h; the caller commits target).
+ * The staged manifest.json names the architecture (it must equal opts->arch
+ * when that is given: "bundle architecture mismatch: expected X, got Y");
+ * base must pass hoist_bundle_check_base for it, and from an index base the
+ * linux/<arch> image is taken. */
+HOIST_EXPORT int hoist_bundle_apply(hoist_transport_source *base, hoist_transport_target *target,
                                     const char *staged_dir, const hoist_bundle_apply_opts *opts,
-                                    hoist_append_result *out, hoist_err **err);
+                                    hoist_image_append_result *out, hoist_err **err);
 
 /* The location of the per-architecture image of target: its tag (which
  * target must have; a digest is refused) with "-<arch>" appended. */
@@ -243,10 +243,11 @@ typedef struct hoist_bundle_publish_result {
  * private temporary stage: every tarball is verified and staged, and base is
  * checked to have every architecture (hoist_bundle_check_base). Only then
  * each bundle is applied to the base's image of its architecture and stored
- * at TARGET-<arch>, and the index of those images (hoist_registry_index_create)
- * at TARGET and the extra tags. The temporary stage is removed in every
- * case. */
-HOIST_EXPORT int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *opts,
+ * at TARGET-<arch>, and the index of those images (hoist_image_index_create)
+ * at TARGET and the extra tags, all through locations opened with t. The
+ * temporary stage is removed in every case. */
+HOIST_EXPORT int hoist_bundle_publish(const hoist_transport_opts *t,
+                                      const hoist_bundle_publish_opts *opts,
                                       hoist_bundle_publish_result *out, hoist_err **err);
 HOIST_EXPORT void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res);
 

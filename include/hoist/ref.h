@@ -65,6 +65,8 @@ typedef struct hoist_loc {
 HOIST_EXPORT int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err);
 /* Human form for messages: "oci:DIR:TAG" or the normalized reference. */
 HOIST_EXPORT char *hoist_loc_string(const hoist_loc *l);
+/* Deep copy (NULL for NULL). Caller frees. */
+HOIST_EXPORT hoist_loc *hoist_loc_dup(const hoist_loc *l);
 HOIST_EXPORT void hoist_loc_free(hoist_loc *l);
 
 static inline void hoist_loc_freep(hoist_loc **l) { hoist_loc_free(*l); }

@@ -1,23 +1,22 @@
 /*
- * registry: a client of the OCI distribution API (v1.1) and the image
- * transport built on it.
+ * registry: a client of the OCI distribution API (v1.1), and nothing above
+ * it: moving whole images between locations is the transport's and the image
+ * module's (transport.h, image.h).
  *
  * A hoist_registry is one client for the whole process: it owns the libcurl
  * share handle (connections, DNS and TLS sessions reused across requests and
  * threads), the credentials it found, the Bearer tokens it obtained (cached
  * per registry and scope until they expire) and the TLS settings per host.
  *
- * Low-level calls name a registry host ("127.0.0.1:5000", "docker.io") and a
+ * Calls name a registry host ("127.0.0.1:5000", "docker.io") and a
  * repository path ("library/busybox") as plain strings; they do one API
  * operation each with authentication and the retry policy (3 attempts, 1 s
  * doubling with jitter, on 408, 429 with Retry-After, 5xx and broken
  * connections). Blobs stream: downloads go into a hoist_writer and are
  * checked against digest and size as they arrive; uploads read from a file
- * descriptor.
- *
- * hoist_registry_copy moves a whole image between two locations (registry
- * references or OCI layouts), transferring blobs in parallel and writing the
- * manifest last, only once every blob it references is in place.
+ * descriptor or stream from a writer. Nothing is written locally, so a crash
+ * leaves at most an unfinished upload session, which the registry expires,
+ * or blobs no manifest names.
  *
  * Credential and challenge parsers are exposed for tests and fuzzing.
  */
@@ -57,6 +56,9 @@ HOIST_EXPORT int hoist_registry_new(const hoist_registry_opts *opts, hoist_regis
                                     hoist_err **err);
 HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
 
+/* Parallel blob transfers the client was made for (opts->jobs, 4 when 0). */
+HOIST_EXPORT int hoist_registry_jobs(const hoist_registry *r);
+
 /* True when host is spoken to over plain http: localhost, 127.0.0.0/8, ::1
  * and hosts made insecure by options or the config file. */
 HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host);
@@ -67,6 +69,12 @@ HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host
 HOIST_EXPORT int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *repo,
                                             const char *digest, bool *exists, int64_t *size,
                                             hoist_err **err);
+
+/* hoist_registry_blob_exists, asked with the pull and push scope: the token
+ * it gets also serves the mount or upload that follows. */
+HOIST_EXPORT int hoist_registry_blob_exists_for_push(hoist_registry *r, const char *host,
+                                                     const char *repo, const char *digest,
+                                                     bool *exists, int64_t *size, hoist_err **err);
 
 /* Streams a blob into w (not committed), refusing content that does not
  * match digest or (when >= 0) size. A broken transfer resumes with Range. */
@@ -140,59 +148,6 @@ HOIST_EXPORT int hoist_registry_tags(hoist_registry *r, const char *host, const 
 HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
                                         hoist_err **err);
 HOIST_EXPORT void hoist_strv_free(char **v);
-
-/* ---------------------------------------------------------- images */
-
-typedef struct hoist_copy_opts {
-  const hoist_platform *platform; /* from an index pick this; NULL: the host's */
-  bool all_platforms;             /* copy a whole index */
-} hoist_copy_opts;
-
-typedef struct hoist_copy_result {
-  char digest[HOIST_DIGEST_STR_LEN]; /* of the manifest or index written */
-  char *media_type;                  /* caller frees */
-  uint64_t manifests;                /* manifests written (an index counts its children) */
-  uint64_t blobs_uploaded;           /* blobs transferred */
-  uint64_t blobs_skipped;            /* already at the destination */
-  uint64_t blobs_mounted;            /* mounted from another repository */
-  uint64_t bytes;                    /* blob bytes transferred */
-} hoist_copy_result;
-
-/* Copies the image at src to dst: registry->registry, registry->layout or
- * layout->registry (or layout->layout). A layout destination without a tag
- * is tagged with the source's tag, or "latest". */
-HOIST_EXPORT int hoist_registry_copy(hoist_registry *r, const hoist_loc *src, const hoist_loc *dst,
-                                     const hoist_copy_opts *opts, hoist_copy_result *res,
-                                     hoist_err **err);
-HOIST_EXPORT void hoist_copy_result_clear(hoist_copy_result *res);
-
-/* -------------------------------------------------- multi-arch index */
-
-typedef struct hoist_index_create_opts {
-  bool oci;                /* an OCI index; else a Docker manifest list (in a registry; a layout
-                            * target always gets an OCI index, the only kind OCI tools find there) */
-  const char *const *tags; /* more tags for the index (NULL-terminated) or NULL */
-} hoist_index_create_opts;
-
-typedef struct hoist_index_create_result {
-  char digest[HOIST_DIGEST_STR_LEN]; /* of the index */
-  const char *media_type;            /* static */
-  size_t n_manifests;
-  uint64_t images_copied; /* sources copied into the target's repository or layout */
-} hoist_index_create_result;
-
-/* Joins single-platform images into one index stored at target (a registry
- * reference with a tag, or oci:DIR:TAG) and at opts->tags. Every source is
- * read first: it must be one image manifest (or an index of exactly one),
- * its platform is its config's os/architecture[/variant], and the platforms
- * must be distinct ("srcs[1] and srcs[0] are both linux/amd64"); nothing is
- * written before these checks pass. Sources outside the target's repository
- * (or layout) are then copied into it by digest (mounted when the registry
- * allows), and the index, entries in the order of srcs, is written last. */
-HOIST_EXPORT int hoist_registry_index_create(hoist_registry *r, const hoist_loc *target,
-                                             const hoist_loc *const *srcs, size_t n_srcs,
-                                             const hoist_index_create_opts *opts,
-                                             hoist_index_create_result *out, hoist_err **err);
 
 /* ----------------------------------------------- parsers (exposed) */
 

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "hoist/append.h"
+#include "hoist/image.h"
 #include "hoist/ref.h"
 #include "regopts.h"
 
@@ -61,7 +61,7 @@ static int append_run(int argc, char **argv) {
       REGOPTS_LONG,
       {NULL, 0, NULL, 0},
   };
-  hoist_append_options ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
+  hoist_image_append_options ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
   hoist_err *err = NULL;
   const char *target_s = NULL, *tree = NULL, *platform_s = NULL;
   cli_regopts ro = {0};
@@ -73,8 +73,8 @@ static int append_run(int argc, char **argv) {
   _cleanup_loc_ hoist_loc *base_loc = NULL;
   _cleanup_loc_ hoist_loc *target_loc = NULL;
   _cleanup_platform_ hoist_platform *platform = NULL;
-  _cleanup_image_source_ hoist_image_source *src = NULL;
-  _cleanup_image_target_ hoist_image_target *dst = NULL;
+  _cleanup_transport_source_ hoist_transport_source *src = NULL;
+  _cleanup_transport_target_ hoist_transport_target *dst = NULL;
 
   optind = 1;
   int c;
@@ -193,16 +193,23 @@ static int append_run(int argc, char **argv) {
     ls.maps = maps;
     ls.n_maps = n_maps;
   }
-  hoist_append_result res;
+  hoist_image_append_result res;
+  if (target_loc->kind == HOIST_LOC_REGISTRY && !target_loc->ref->tag) {
+    hoist_err_set(&err, EINVAL, "target %s needs a tag", target_loc->ref->path);
+    rc = cli_fail(VERB, err);
+    goto out;
+  }
   if (((base_loc && base_loc->kind == HOIST_LOC_REGISTRY) ||
        target_loc->kind == HOIST_LOC_REGISTRY) &&
       cli_regopts_open(&ro, false, &reg, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }
-  if ((!scratch && hoist_append_open_source(reg, base_loc, &src, &err) < 0) ||
-      hoist_append_open_target(reg, target_loc, base_loc, &dst, &err) < 0 ||
-      hoist_append(src, dst, &ls, &ao, &res, &err) < 0) {
+  hoist_transport_opts to = {.registry = reg};
+  if ((!scratch && hoist_transport_open_source(&to, base_loc, &src, &err) < 0) ||
+      hoist_transport_open_target(&to, target_loc, &dst, &err) < 0 ||
+      hoist_image_append(src, dst, &ls, &ao, &res, &err) < 0 ||
+      hoist_transport_commit(dst, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }
@@ -224,8 +231,8 @@ static int append_run(int argc, char **argv) {
   }
   rc = EXIT_OK;
 out:
-  hoist_image_source_free(steal_pointer(&src));
-  hoist_image_target_free(steal_pointer(&dst));
+  hoist_transport_source_free(steal_pointer(&src));
+  hoist_transport_target_free(steal_pointer(&dst));
   hoist_registry_free(reg);
   cli_regopts_free(&ro);
   for (size_t i = 0; i < n_maps; i++) {

@@ -1,4 +1,5 @@
 /* hoist build: a base image + a requirements file of a kind -> a new image. */
+#include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -8,7 +9,6 @@
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/ref.h"
-#include "hoist/store.h"
 #include "regopts.h"
 #include "sandboxopts.h"
 
@@ -67,46 +67,6 @@ static int parse_u64(const char *s, int64_t max, int64_t *out) {
   if (!*s || *end || v < 0 || v > max)
     return -1;
   *out = v;
-  return 0;
-}
-
-/* True when the store's layout at l already holds, under l's tag, the
- * document the registry serves for ref (one HEAD request): a pull would
- * change nothing. */
-static bool store_is_current(hoist_registry *r, const hoist_ref *ref, const hoist_loc *l) {
-  bool found = false;
-  char remote[HOIST_DIGEST_STR_LEN];
-  _cleanup_free_ char *mt = NULL;
-  hoist_err *e = NULL;
-  _cleanup_store_ hoist_store *s = NULL;
-  hoist_descriptor d = {0};
-  bool same = hoist_registry_head_manifest(r, ref->domain, ref->path, hoist_ref_reference(ref),
-                                           &found, remote, &mt, &e) == 0 &&
-              found && hoist_store_open(l->dir, false, &s, &e) == 0 &&
-              hoist_store_resolve(s, l->tag, &d, &e) == 0 && strcmp(d.digest, remote) == 0;
-  hoist_descriptor_clear(&d);
-  hoist_err_free(e);
-  return same;
-}
-
-/* Pulls the registry image loc names into the image store (blobs already
- * there are not fetched again) and returns that layout location. */
-static int pull_to_store(hoist_registry *r, const hoist_loc *loc, const hoist_platform *platform,
-                         hoist_loc **out, hoist_err **err) {
-  _cleanup_free_ char *dst = cli_image_store_location(loc->ref);
-  if (hoist_loc_parse(dst, out, err) < 0)
-    return -1;
-  if (store_is_current(r, loc->ref, *out))
-    return 0;
-  hoist_copy_opts co = {.platform = platform};
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, loc, *out, &co, &res, err);
-  cli_progress_end();
-  hoist_copy_result_clear(&res);
-  if (ret < 0) {
-    _cleanup_free_ char *name = hoist_loc_string(loc);
-    return hoist_err_wrap(err, "pull %s", name);
-  }
   return 0;
 }
 
@@ -222,7 +182,7 @@ static int build_run(int argc, char **argv) {
       hoist_err_free(e);
       return cli_usage(VERB, "bad platform '%s'", platform_s);
     }
-    hoist_copy_opts co = {.platform = p};
+    hoist_image_copy_opts co = {.platform = p};
     return cli_transfer(VERB, &ro, source_s, target_s, &co);
   }
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
@@ -239,6 +199,10 @@ static int build_run(int argc, char **argv) {
   }
   if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
     return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");
+  if (dst->kind == HOIST_LOC_REGISTRY && !dst->ref->tag) {
+    hoist_err_set(&err, EINVAL, "target %s needs a tag", dst->ref->path);
+    return cli_fail(VERB, err);
+  }
   _cleanup_platform_ hoist_platform *platform = NULL;
   if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
     hoist_err_free(err);
@@ -268,31 +232,26 @@ static int build_run(int argc, char **argv) {
     return cli_fail(VERB, err);
   _cleanup_loc_ hoist_loc *base = NULL;
   _cleanup_free_ char *base_name = NULL;
-  if (src->kind == HOIST_LOC_REGISTRY) {
-    base_name = hoist_ref_string(src->ref);
-    if (pull_to_store(reg, src, platform, &base, &err) < 0)
-      return cli_fail(VERB, err);
-  } else {
-    base_name = hoist_strdup(source_s);
-  }
-  const hoist_loc *b = base ? base : src;
-  bo.base_dir = b->dir;
-  bo.base_tag = b->tag;
+  /* a registry source is pulled into the image store, unless it is there
+   * already; a target on its registry mounts the base's blobs from its
+   * repository */
+  base_name = src->kind == HOIST_LOC_REGISTRY ? hoist_ref_string(src->ref) : hoist_strdup(source_s);
+  if (cli_pull_to_store(&ro, reg, src, platform, &base, &err) < 0)
+    return cli_fail(VERB, err);
+  bo.base_dir = base->dir;
+  bo.base_tag = base->tag;
   bo.base_name = base_name;
+  bo.base_origin = src->kind == HOIST_LOC_REGISTRY ? src : NULL;
   bo.log = log_line;
 
-  _cleanup_image_target_ hoist_image_target *target = NULL;
-  int r = dst->kind == HOIST_LOC_LAYOUT
-              ? hoist_append_layout_target(dst->dir, dst->tag, &target, &err)
-              : hoist_append_registry_target(reg, dst->ref,
-                                             src->kind == HOIST_LOC_REGISTRY ? src->ref : NULL,
-                                             &target, &err);
-  if (r < 0)
+  hoist_transport_opts to = {.registry = reg};
+  _cleanup_transport_target_ hoist_transport_target *target = NULL;
+  if (hoist_transport_open_target(&to, dst, &target, &err) < 0)
     return cli_fail(VERB, err);
   bo.target = target;
 
   hoist_build_result res;
-  if (hoist_build(&bo, &res, &err) < 0)
+  if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack(

@@ -258,18 +258,23 @@ int cli_bundle_apply(int argc, char **argv) {
   hoist_err *err = NULL;
   const char *arch = NULL;
   _cleanup_registry_ hoist_registry *reg = NULL;
-  _cleanup_image_source_ hoist_image_source *src = NULL;
-  _cleanup_image_target_ hoist_image_target *dst = NULL;
-  hoist_append_result res;
+  _cleanup_transport_source_ hoist_transport_source *src = NULL;
+  _cleanup_transport_target_ hoist_transport_target *dst = NULL;
+  hoist_image_append_result res;
   if (((a.arch || a.platform) && hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0) ||
-      cli_regopts_open(&a.ro, false, &reg, &err) < 0 ||
-      hoist_append_open_source(reg, base, &src, &err) < 0 ||
-      hoist_append_open_target(reg, target, base, &dst, &err) < 0) {
+      cli_regopts_open(&a.ro, false, &reg, &err) < 0) {
+    cli_regopts_free(&a.ro);
+    return cli_fail(a.verb, err);
+  }
+  hoist_transport_opts to = {.registry = reg};
+  if (hoist_transport_open_source(&to, base, &src, &err) < 0 ||
+      hoist_transport_open_target(&to, target, &dst, &err) < 0) {
     cli_regopts_free(&a.ro);
     return cli_fail(a.verb, err);
   }
   hoist_bundle_apply_opts ao = {.arch = arch, .image_libdir = a.libdir, .layer = a.layer};
-  if (hoist_bundle_apply(src, dst, staged, &ao, &res, &err) < 0) {
+  if (hoist_bundle_apply(src, dst, staged, &ao, &res, &err) < 0 ||
+      hoist_transport_commit(dst, &err) < 0) {
     cli_regopts_free(&a.ro);
     return cli_fail(a.verb, err);
   }
@@ -319,7 +324,8 @@ int cli_bundle_publish(int argc, char **argv) {
                                   .max_size = a.max_size,
                                   .max_entries = a.max_entries};
   hoist_bundle_publish_result res;
-  if (hoist_bundle_publish(reg, &po, &res, &err) < 0) {
+  hoist_transport_opts to = {.registry = reg};
+  if (hoist_bundle_publish(&to, &po, &res, &err) < 0) {
     cli_regopts_free(&a.ro);
     return cli_fail(a.verb, err);
   }

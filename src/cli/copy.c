@@ -21,7 +21,7 @@ static int copy_run(int argc, char **argv) {
                                            REGOPTS_LONG,
                                            {NULL, 0, NULL, 0}};
   cli_regopts ro = {0};
-  hoist_copy_opts opts = {0};
+  hoist_image_copy_opts opts = {0};
   _cleanup_platform_ hoist_platform *plat = NULL;
   int c, ret;
   while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {

@@ -5,7 +5,7 @@
 #include <jansson.h>
 
 #include "cli.h"
-#include "hoist/registry.h"
+#include "hoist/image.h"
 #include "regopts.h"
 
 #define VERB "index create"
@@ -46,7 +46,7 @@ static int index_create(int argc, char **argv) {
       {NULL, 0, NULL, 0},
   };
   cli_regopts ro = {0};
-  hoist_index_create_opts io = {0};
+  hoist_image_index_opts io = {0};
   const char *tags[33];
   size_t n_tags = 0;
   int rc = -1;
@@ -97,9 +97,10 @@ static int index_create(int argc, char **argv) {
   if (rc < 0) {
     tags[n_tags] = NULL;
     io.tags = n_tags ? tags : NULL;
-    hoist_index_create_result res;
-    if (hoist_registry_index_create(reg, locs[0], (const hoist_loc *const *)locs + 1, n, &io, &res,
-                                    &err) < 0) {
+    hoist_image_index_result res;
+    hoist_transport_opts to = {.registry = reg};
+    if (hoist_image_index_create(&to, locs[0], (const hoist_loc *const *)locs + 1, n, &io, &res,
+                                 &err) < 0) {
       cli_progress_end();
       rc = cli_fail(VERB, err);
     } else {

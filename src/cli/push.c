@@ -35,7 +35,7 @@ static int push_run(int argc, char **argv) {
     cli_regopts_free(&ro);
     return cli_usage("push", "push goes from oci:DIR[:TAG] to a registry reference");
   }
-  hoist_copy_opts opts = {.all_platforms = true};
+  hoist_image_copy_opts opts = {.all_platforms = true};
   ret = cli_transfer("push", &ro, argv[optind], argv[optind + 1], &opts);
   cli_regopts_free(&ro);
   return ret;

@@ -195,7 +195,7 @@ void cli_print_json(json_t *j) {
 }
 
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
-                 const hoist_copy_opts *opts) {
+                 const hoist_image_copy_opts *opts) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *s = NULL;
   _cleanup_loc_ hoist_loc *d = NULL;
@@ -204,11 +204,12 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   _cleanup_registry_ hoist_registry *r = NULL;
   if (cli_regopts_open(ro, true, &r, &err) < 0)
     return cli_fail(verb, err);
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, s, d, opts, &res, &err);
+  hoist_image_copy_result res;
+  hoist_transport_opts to = {.registry = r};
+  int ret = hoist_image_copy(&to, s, d, opts, &res, &err);
   cli_progress_end();
   if (ret < 0) {
-    hoist_copy_result_clear(&res);
+    hoist_image_copy_result_clear(&res);
     return cli_fail(verb, err);
   }
   _cleanup_free_ char *sname = hoist_loc_string(s);
@@ -228,26 +229,37 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
            res.digest, (unsigned long long)res.blobs_uploaded,
            (unsigned long long)res.blobs_skipped, (unsigned long long)res.blobs_mounted, b);
   }
-  hoist_copy_result_clear(&res);
+  hoist_image_copy_result_clear(&res);
   return EXIT_OK;
 }
 
-char *cli_image_store_location(const hoist_ref *ref) {
-  _cleanup_free_ char *store = NULL;
+char *cli_image_store(void) {
   const char *images = getenv("HOIST_IMAGES");
   const char *cache = getenv("HOIST_CACHE");
   const char *home = getenv("HOME");
   if (images && *images)
-    store = hoist_strdup(images);
-  else if (cache && *cache)
-    store = hoist_asprintf("%s/images", cache);
-  else
-    store = hoist_asprintf("%s/.cache/hoist/images", home && *home ? home : ".");
-  _cleanup_free_ char *host = hoist_strdup(ref->domain);
-  for (char *p = host; *p; p++)
-    if (*p == ':')
-      *p = '_';
-  _cleanup_free_ char *tag =
-      ref->tag ? hoist_strdup(ref->tag) : hoist_asprintf("sha256-%s", ref->digest + 7);
-  return hoist_asprintf("oci:%s/%s/%s:%s", store, host, ref->path, tag);
+    return hoist_strdup(images);
+  if (cache && *cache)
+    return hoist_asprintf("%s/images", cache);
+  return hoist_asprintf("%s/.cache/hoist/images", home && *home ? home : ".");
+}
+
+int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
+                      const hoist_platform *platform, hoist_loc **out, hoist_err **err) {
+  _cleanup_registry_ hoist_registry *own = NULL;
+  if (src->kind == HOIST_LOC_REGISTRY && !r) {
+    if (cli_regopts_open(ro, true, &own, err) < 0)
+      return -1;
+    r = own;
+  }
+  _cleanup_free_ char *store = cli_image_store();
+  hoist_transport_opts to = {.registry = r};
+  int ret = hoist_image_pull(&to, store, src, platform, out, err);
+  cli_progress_end();
+  return ret;
+}
+
+char *cli_image_store_location(const hoist_ref *ref) {
+  _cleanup_free_ char *store = cli_image_store();
+  return hoist_image_store_location(store, ref);
 }

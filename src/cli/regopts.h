@@ -7,6 +7,7 @@
 #define HOIST_CLI_REGOPTS_H
 
 #include "cli.h"
+#include "hoist/image.h"
 #include "hoist/registry.h"
 
 enum {
@@ -76,10 +77,19 @@ void cli_print_json(json_t *j);
 /* Copies src to dst and prints the result (human or --json); returns the
  * exit code. */
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
-                 const hoist_copy_opts *opts);
-/* Where `hoist pull REF` puts an image without --to: the image store
- * $HOIST_IMAGES (default ${HOIST_CACHE:-~/.cache/hoist}/images), one layout
- * per repository, "oci:STORE/HOST/PATH:TAG" (':' in HOST written '_', TAG
- * REF's tag or sha256-HEX for a digest reference). Caller frees. */
+                 const hoist_image_copy_opts *opts);
+/* The image store: $HOIST_IMAGES, default ${HOIST_CACHE:-~/.cache/hoist}/images.
+ * Caller frees. */
+char *cli_image_store(void);
+
+/* *out (caller frees): a layout holding the image src names. A registry
+ * image is pulled into the image store unless it is there already
+ * (hoist_image_pull), through r, or a client opened from ro when r is NULL;
+ * a layout is src itself. */
+int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
+                      const hoist_platform *platform, hoist_loc **out, hoist_err **err);
+
+/* Where `hoist pull REF` puts an image without --to: its layout in the image
+ * store (hoist_image_store_location). Caller frees. */
 char *cli_image_store_location(const hoist_ref *ref);
 #endif

@@ -49,31 +49,6 @@ static void usage(FILE *out) {
           SBOPTS_HELP, REGOPTS_HELP);
 }
 
-/* Pulls the registry image *loc into the image store and replaces *loc with
- * its layout location there. */
-static int pull_first(cli_regopts *ro, hoist_loc **loc, const hoist_platform *platform,
-                      hoist_err **err) {
-  _cleanup_free_ char *dst = cli_image_store_location((*loc)->ref);
-  _cleanup_loc_ hoist_loc *d = NULL;
-  if (hoist_loc_parse(dst, &d, err) < 0)
-    return -1;
-  _cleanup_registry_ hoist_registry *r = NULL;
-  if (cli_regopts_open(ro, true, &r, err) < 0)
-    return -1;
-  hoist_copy_opts co = {.platform = platform};
-  hoist_copy_result res;
-  int ret = hoist_registry_copy(r, *loc, d, &co, &res, err);
-  cli_progress_end();
-  hoist_copy_result_clear(&res);
-  if (ret < 0) {
-    _cleanup_free_ char *name = hoist_loc_string(*loc);
-    return hoist_err_wrap(err, "pull %s", name);
-  }
-  hoist_loc_free(*loc);
-  *loc = steal_pointer(&d);
-  return 0;
-}
-
 static void on_line(void *ctx, bool is_stderr, const char *line, size_t len) {
   (void)ctx;
   FILE *f = is_stderr ? stderr : stdout;
@@ -220,8 +195,14 @@ static int run(int argc, char **argv) {
     hoist_err_free(err);
     return cli_usage(VERB, "bad platform %s", platform_s);
   }
-  if (loc->kind != HOIST_LOC_LAYOUT && pull_first(&ro, &loc, platform, &err) < 0)
-    return cli_fail(VERB, err);
+  if (loc->kind != HOIST_LOC_LAYOUT) {
+    /* pulled into the image store first, unless it is there already */
+    hoist_loc *layout = NULL;
+    if (cli_pull_to_store(&ro, NULL, loc, platform, &layout, &err) < 0)
+      return cli_fail(VERB, err);
+    hoist_loc_free(loc);
+    loc = layout;
+  }
 
   int rc = EXIT_FAIL;
   hoist_store *store = NULL;

@@ -617,6 +617,17 @@ char *hoist_loc_string(const hoist_loc *l) {
   return steal_pointer(&ref);
 }
 
+hoist_loc *hoist_loc_dup(const hoist_loc *l) {
+  if (!l)
+    return NULL;
+  hoist_loc *d = hoist_malloc0(sizeof *d);
+  d->kind = l->kind;
+  d->ref = l->ref ? hoist_ref_dup(l->ref) : NULL;
+  d->dir = l->dir ? hoist_strdup(l->dir) : NULL;
+  d->tag = l->tag ? hoist_strdup(l->tag) : NULL;
+  return d;
+}
+
 void hoist_loc_free(hoist_loc *l) {
   if (!l)
     return;

@@ -1,13 +1,13 @@
-/* hoist_append through in-memory image sources and targets: the interfaces
- * exist so a registry or a layout can stand behind them; here a small table
- * of blobs does. */
+/* hoist_image_append through in-memory transport sources and targets: the
+ * interfaces exist so a registry or a layout can stand behind them; here a
+ * small table of blobs does. */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
 #include <sys/stat.h>
 
-#include "hoist/append.h"
 #include "hoist/digest.h"
+#include "hoist/image.h"
 #include "test_util.h"
 
 #define MAX_BLOBS 16
@@ -55,24 +55,28 @@ static void table_clear(blob_table *t) {
 /* ---------------------------------------------------------------- source */
 
 typedef struct mem_source {
-  hoist_image_source base;
+  hoist_transport_source base;
   blob_table blobs;
   const char *manifest; /* digest of the tagged document */
   const char *corrupt;  /* a blob served with wrong bytes, or NULL */
 } mem_source;
 
-static int ms_manifest(hoist_image_source *s, char **data, size_t *len, hoist_err **err) {
+static int ms_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
+                       char **media_type, char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
   mem_source *m = (mem_source *)s;
-  const blob *b = table_find(&m->blobs, m->manifest);
+  const blob *b = table_find(&m->blobs, digest ? digest : m->manifest);
   if (!b)
     return hoist_err_set(err, ENOENT, "no manifest");
   *data = hoist_strdup(b->data);
   *len = b->len;
+  const char *mt = hoist_manifest_detect(b->data, b->len);
+  *media_type = hoist_strdup(mt ? mt : HOIST_MT_OCI_MANIFEST);
+  memcpy(digest_out, b->digest, HOIST_DIGEST_STR_LEN);
   return 0;
 }
 
-static int ms_blob(hoist_image_source *s, const char *digest, size_t max, char **data, size_t *len,
-                   hoist_err **err) {
+static int ms_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
+                   size_t *len, hoist_err **err) {
   (void)max;
   const blob *b = table_find(&((mem_source *)s)->blobs, digest);
   if (!b)
@@ -82,7 +86,7 @@ static int ms_blob(hoist_image_source *s, const char *digest, size_t max, char *
   return 0;
 }
 
-static int ms_copy_blob(hoist_image_source *s, const hoist_descriptor *d, hoist_writer *w,
+static int ms_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
                         hoist_err **err) {
   mem_source *m = (mem_source *)s;
   const blob *b = table_find(&m->blobs, d->digest);
@@ -93,14 +97,15 @@ static int ms_copy_blob(hoist_image_source *s, const hoist_descriptor *d, hoist_
   return hoist_writer_write(w, b->data, b->len, err);
 }
 
-static void ms_free(hoist_image_source *s) { (void)s; }
+static void ms_free(hoist_transport_source *s) { (void)s; }
 
-static const hoist_image_source_ops mem_source_ops = {ms_manifest, ms_blob, ms_copy_blob, ms_free};
+static const hoist_transport_source_ops mem_source_ops = {
+    .manifest = ms_manifest, .blob = ms_blob, .copy_blob = ms_copy_blob, .free = ms_free};
 
 /* ---------------------------------------------------------------- target */
 
 typedef struct mem_target {
-  hoist_image_target base;
+  hoist_transport_target base;
   blob_table blobs;
   char *manifest;
   char *manifest_type;
@@ -136,13 +141,13 @@ static void mbw_free(hoist_writer *w) {
 }
 static const hoist_writer_ops mem_blob_writer_ops = {mbw_write, mbw_commit, mbw_free};
 
-static int mt_has_blob(hoist_image_target *t, const hoist_descriptor *d, bool from_base, bool *has,
+static int mt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
                        hoist_err **err) {
-  (void)from_base, (void)err;
+  (void)err;
   *has = table_find(&((mem_target *)t)->blobs, d->digest) != NULL;
   return 0;
 }
-static int mt_blob_writer(hoist_image_target *t, const char *digest, int64_t size,
+static int mt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
                           hoist_writer **out, hoist_err **err) {
   (void)size;
   (void)err;
@@ -155,9 +160,9 @@ static int mt_blob_writer(hoist_image_target *t, const char *digest, int64_t siz
   *out = &m->base;
   return 0;
 }
-static int mt_put_manifest(hoist_image_target *t, const char *data, size_t len,
-                           const char *media_type, hoist_err **err) {
-  (void)err;
+static int mt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
+                           size_t len, const char *media_type, hoist_err **err) {
+  (void)reference, (void)err;
   mem_target *m = (mem_target *)t;
   free(m->manifest);
   free(m->manifest_type);
@@ -165,9 +170,11 @@ static int mt_put_manifest(hoist_image_target *t, const char *data, size_t len,
   m->manifest_type = hoist_strdup(media_type);
   return 0;
 }
-static void mt_free(hoist_image_target *t) { (void)t; }
-static const hoist_image_target_ops mem_target_ops = {mt_has_blob, mt_blob_writer, mt_put_manifest,
-                                                      mt_free};
+static void mt_free(hoist_transport_target *t) { (void)t; }
+static const hoist_transport_target_ops mem_target_ops = {.has_blob = mt_has_blob,
+                                                          .blob_writer = mt_blob_writer,
+                                                          .put_manifest = mt_put_manifest,
+                                                          .free = mt_free};
 
 /* --------------------------------------------------------------- fixture */
 
@@ -248,13 +255,14 @@ static void fixture_clear(fixture *f) {
   free(f->tree);
 }
 
-static int do_append(fixture *f, hoist_compression c, hoist_append_result *res, hoist_err **err) {
+static int do_append(fixture *f, hoist_compression c, hoist_image_append_result *res,
+                     hoist_err **err) {
   hoist_layer_source ls = {.kind = HOIST_LAYER_TREE, .dir = f->tree};
-  hoist_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT};
+  hoist_image_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT};
   o.layer.compression = c;
   o.layer.source_date_epoch = 1700000000;
   o.comment = "test";
-  return hoist_append(&f->src.base, &f->dst.base, &ls, &o, res, err);
+  return hoist_image_append(&f->src.base, &f->dst.base, &ls, &o, res, err);
 }
 
 /* ------------------------------------------------------------------ tests */
@@ -265,7 +273,7 @@ static void test_append_skips_blobs_target_has(void **state) {
   fixture_init(&f, HOIST_MT_OCI_MANIFEST, 2);
   /* the target already holds the first base layer */
   table_put(&f.dst.blobs, "layer-one", 9);
-  hoist_append_result res;
+  hoist_image_append_result res;
   hoist_err *err = NULL;
   assert_ok(do_append(&f, HOIST_COMPRESS_GZIP, &res, &err), &err);
   assert_int_equal(res.blobs_skipped, 1);
@@ -312,7 +320,7 @@ static void test_append_skips_blobs_target_has(void **state) {
   json_decref(c);
 
   /* a second append to the same target copies nothing */
-  hoist_append_result res2;
+  hoist_image_append_result res2;
   assert_ok(do_append(&f, HOIST_COMPRESS_GZIP, &res2, &err), &err);
   assert_int_equal(res2.blobs_skipped, 2);
   assert_int_equal(res2.blobs_copied, 0);
@@ -338,7 +346,7 @@ static void test_append_failures(void **state) {
     fixture_init(&f, cases[i].manifest_type, cases[i].n_diff_ids);
     if (cases[i].corrupt)
       f.src.corrupt = f.layers[1];
-    hoist_append_result res;
+    hoist_image_append_result res;
     hoist_err *err = NULL;
     assert_true(do_append(&f, cases[i].c, &res, &err) < 0);
     assert_err_contains(&err, cases[i].error);
@@ -352,7 +360,7 @@ static void test_append_docker_base(void **state) {
   (void)state;
   fixture f;
   fixture_init(&f, HOIST_MT_DOCKER_MANIFEST, 2);
-  hoist_append_result res;
+  hoist_image_append_result res;
   hoist_err *err = NULL;
   assert_ok(do_append(&f, HOIST_COMPRESS_GZIP, &res, &err), &err);
   assert_string_equal(f.dst.manifest_type, HOIST_MT_DOCKER_MANIFEST);
@@ -389,9 +397,9 @@ static void test_append_index_base(void **state) {
     hoist_err *err = NULL;
     assert_ok(hoist_platform_parse(cases[i].platform, &p, &err), &err);
     hoist_layer_source ls = {.kind = HOIST_LAYER_TREE, .dir = f.tree};
-    hoist_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT, .platform = p};
-    hoist_append_result res;
-    int r = hoist_append(&f.src.base, &f.dst.base, &ls, &o, &res, &err);
+    hoist_image_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT, .platform = p};
+    hoist_image_append_result res;
+    int r = hoist_image_append(&f.src.base, &f.dst.base, &ls, &o, &res, &err);
     if (cases[i].n_layers) {
       assert_ok(r, &err);
       assert_int_equal(res.n_layers, cases[i].n_layers);
@@ -418,18 +426,18 @@ static void test_append_prebuilt_layer(void **state) {
   const char *ld = table_put(&cache.blobs, "cached-layer", 12);
   static const char diff_id[] =
       "sha256:3333333333333333333333333333333333333333333333333333333333333333";
-  hoist_append_prebuilt pre = {
+  hoist_image_append_prebuilt pre = {
       .from = &cache.base,
       .desc = {.media_type = HOIST_MT_OCI_LAYER_GZIP, .digest = (char *)ld, .size = 12},
       .diff_id = diff_id,
   };
-  hoist_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT,
-                            .prebuilt = &pre,
-                            .edit_config = add_label,
-                            .edit_ctx = "base"};
-  hoist_append_result res;
+  hoist_image_append_options o = {.layer = HOIST_LAYER_OPTIONS_INIT,
+                                  .prebuilt = &pre,
+                                  .edit_config = add_label,
+                                  .edit_ctx = "base"};
+  hoist_image_append_result res;
   hoist_err *err = NULL;
-  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  assert_ok(hoist_image_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
   assert_string_equal(res.layer.digest, ld);
   assert_string_equal(res.layer.diff_id, diff_id);
   assert_non_null(table_find(&f.dst.blobs, ld));
@@ -448,17 +456,17 @@ static void test_append_prebuilt_layer(void **state) {
   /* again, same created time: the target has the layer and the config, no
    * blob is written, only the manifest stored */
   o.layer.source_date_epoch = 1700000000;
-  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  assert_ok(hoist_image_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
   size_t writers = f.dst.writers_opened;
   free(f.dst.manifest);
   f.dst.manifest = NULL;
-  assert_ok(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
+  assert_ok(hoist_image_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err), &err);
   assert_int_equal(f.dst.writers_opened, writers);
   assert_non_null(f.dst.manifest);
 
   /* a prebuilt descriptor that is not a layer, or lacks a diffID, is refused */
   pre.desc.media_type = HOIST_MT_OCI_CONFIG;
-  assert_true(hoist_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err) < 0);
+  assert_true(hoist_image_append(&f.src.base, &f.dst.base, NULL, &o, &res, &err) < 0);
   assert_err_contains(&err, "not a layer with a diffID");
   table_clear(&cache.blobs);
   fixture_clear(&f);

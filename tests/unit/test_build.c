@@ -161,7 +161,7 @@ static void test_build_refuses_bad_options(void **state) {
     o.file = file;
     o.file_len = cases[i].file_len;
     o.base_dir = cases[i].base_dir;
-    o.target = cases[i].target ? (hoist_image_target *)&o : NULL; /* never reached */
+    o.target = cases[i].target ? (hoist_transport_target *)&o : NULL; /* never reached */
     hoist_build_result res;
     hoist_err *err = NULL;
     assert_true(hoist_build(&o, &res, &err) < 0);

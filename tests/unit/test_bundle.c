@@ -464,24 +464,24 @@ static void test_stage_then_map(void **state) {
     hoist_store_close(st);
   }
   {
-    hoist_image_source *base = NULL;
-    hoist_image_target *target = NULL;
-    assert_ok(hoist_append_layout_source(lay, "base", &base, &err), &err);
-    assert_ok(hoist_append_layout_target(lay, "cluster", &target, &err), &err);
+    hoist_transport_source *base = NULL;
+    hoist_transport_target *target = NULL;
+    assert_ok(hoist_transport_layout_source(lay, "base", &base, &err), &err);
+    assert_ok(hoist_transport_layout_target(lay, "cluster", &target, &err), &err);
     assert_true(hoist_bundle_check_base(base, "arm64", &err) < 0);
     assert_err_contains(&err,
                         "base image platform linux/amd64 does not match the bundle architecture "
                         "arm64");
     hoist_bundle_apply_opts ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
-    hoist_append_result res;
+    hoist_image_append_result res;
     assert_ok(hoist_bundle_apply(base, target, staged, &ao, &res, &err), &err);
     assert_int_equal(res.n_layers, 2);
     assert_int_equal(res.layer.n_entries, 9);
     ao.arch = "arm64";
     assert_true(hoist_bundle_apply(base, target, staged, &ao, &res, &err) < 0);
     assert_err_contains(&err, "bundle architecture mismatch: expected arm64, got amd64");
-    hoist_image_source_free(base);
-    hoist_image_target_free(target);
+    hoist_transport_source_free(base);
+    hoist_transport_target_free(target);
   }
   /* index create: a layout's images need no copy; platforms must differ */
   {
@@ -496,10 +496,10 @@ static void test_stage_then_map(void **state) {
     assert_ok(hoist_loc_parse(s, &b, &err), &err);
     free(s);
     const hoist_loc *both[] = {a, b};
-    hoist_index_create_result ir;
-    assert_true(hoist_registry_index_create(NULL, t, both, 2, NULL, &ir, &err) < 0);
+    hoist_image_index_result ir;
+    assert_true(hoist_image_index_create(NULL, t, both, 2, NULL, &ir, &err) < 0);
     assert_err_contains(&err, ":cluster are both linux/amd64: platforms must be distinct");
-    assert_ok(hoist_registry_index_create(NULL, t, both + 1, 1, NULL, &ir, &err), &err);
+    assert_ok(hoist_image_index_create(NULL, t, both + 1, 1, NULL, &ir, &err), &err);
     assert_string_equal(ir.media_type, HOIST_MT_OCI_INDEX);
     assert_int_equal(ir.images_copied, 0);
     /* an index of one image is a valid source; of two is not */
@@ -509,8 +509,8 @@ static void test_stage_then_map(void **state) {
     assert_ok(hoist_loc_parse(s, &t2, &err), &err);
     free(s);
     const char *tags[] = {"also", NULL};
-    hoist_index_create_opts io = {.tags = tags};
-    assert_ok(hoist_registry_index_create(NULL, t2, one, 1, &io, &ir, &err), &err);
+    hoist_image_index_opts io = {.tags = tags};
+    assert_ok(hoist_image_index_create(NULL, t2, one, 1, &io, &ir, &err), &err);
     hoist_store *st = NULL;
     hoist_descriptor d = {0};
     assert_ok(hoist_store_open(lay, false, &st, &err), &err);
@@ -522,7 +522,7 @@ static void test_stage_then_map(void **state) {
     s = hoist_asprintf("oci:%s", lay);
     assert_ok(hoist_loc_parse(s, &ix, &err), &err);
     free(s);
-    assert_true(hoist_registry_index_create(NULL, ix, one, 1, NULL, &ir, &err) < 0);
+    assert_true(hoist_image_index_create(NULL, ix, one, 1, NULL, &ir, &err) < 0);
     assert_err_contains(&err, "the index target needs a tag");
     hoist_loc_free(t);
     hoist_loc_free(t2);

@@ -553,13 +553,13 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
       return r;
     }
   }
-  _cleanup_image_source_ hoist_image_source *base = NULL;
-  _cleanup_image_source_ hoist_image_source *from = NULL;
-  hoist_append_prebuilt pre = {.desc = layer, .diff_id = diff_id};
+  _cleanup_transport_source_ hoist_transport_source *base = NULL;
+  _cleanup_transport_source_ hoist_transport_source *from = NULL;
+  hoist_image_append_prebuilt pre = {.desc = layer, .diff_id = diff_id};
   _cleanup_free_ char *created_by =
       hoist_asprintf("hoist build --kind %s: /tmp/%s %s", k->name, k->file, out->file_digest);
   edit_ctx ec = {o, k, out};
-  hoist_append_options ao = {
+  hoist_image_append_options ao = {
       .layer = HOIST_LAYER_OPTIONS_INIT,
       .platform = o->platform,
       .created_by = created_by,
@@ -572,13 +572,14 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   const char *built = hoist_descriptor_annotation(&layer, CACHE_CREATED);
   if (o->source_date_epoch < 0 && built)
     ao.layer.source_date_epoch = strtoll(built, NULL, 10);
-  if ((r = hoist_append_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
-      (r = hoist_append_layout_source(cache_dir, NULL, &from, err)) < 0) {
+  if ((r = hoist_transport_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
+      (r = hoist_transport_layout_source(cache_dir, NULL, &from, err)) < 0) {
     hoist_descriptor_clear(&layer);
     return r;
   }
+  hoist_transport_source_set_origin(base, o->base_origin);
   pre.from = from;
-  r = hoist_append(base, o->target, NULL, &ao, &out->image, err);
+  r = hoist_image_append(base, o->target, NULL, &ao, &out->image, err);
   hoist_descriptor_clear(&layer);
   if (r < 0)
     return r;

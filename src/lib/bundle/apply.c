@@ -26,7 +26,7 @@ static char *platforms_of(const hoist_index *ix) {
   return hoist_buf_steal(&b);
 }
 
-int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_err **err) {
+int hoist_bundle_check_base(hoist_transport_source *base, const char *arch, hoist_err **err) {
   if (!hoist_bundle_libdir(arch))
     return hoist_err_set(err, EINVAL, "unsupported bundle architecture %s", arch);
   _cleanup_free_ char *want_s = hoist_asprintf("linux/%s", arch);
@@ -34,8 +34,10 @@ int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_er
   if (hoist_platform_parse(want_s, &want, err) < 0)
     return -1;
   _cleanup_free_ char *data = NULL;
+  _cleanup_free_ char *got_mt = NULL;
+  char got[HOIST_DIGEST_STR_LEN];
   size_t len = 0;
-  if (base->ops->manifest(base, &data, &len, err) < 0)
+  if (base->ops->manifest(base, NULL, &data, &len, &got_mt, got, err) < 0)
     return hoist_err_wrap(err, "base image");
   const char *mt = hoist_manifest_detect(data, len);
   if (mt && hoist_media_kind_of(mt) == HOIST_MEDIA_INDEX) {
@@ -49,7 +51,8 @@ int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_er
                            *have ? have : "no platforms");
     }
     free(steal_pointer(&data));
-    if (base->ops->blob(base, d->digest, HOIST_MANIFEST_MAX, &data, &len, err) < 0)
+    free(steal_pointer(&got_mt));
+    if (base->ops->manifest(base, d->digest, &data, &len, &got_mt, got, err) < 0)
       return hoist_err_wrap(err, "base manifest %s", d->digest);
   }
   _cleanup_manifest_ hoist_manifest *m = NULL;
@@ -72,9 +75,9 @@ int hoist_bundle_check_base(hoist_image_source *base, const char *arch, hoist_er
 
 /* ----------------------------------------------------------------- apply */
 
-int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target, const char *staged_dir,
-                       const hoist_bundle_apply_opts *opts, hoist_append_result *out,
-                       hoist_err **err) {
+int hoist_bundle_apply(hoist_transport_source *base, hoist_transport_target *target,
+                       const char *staged_dir, const hoist_bundle_apply_opts *opts,
+                       hoist_image_append_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
   /* the staged manifest names the bundle and its architecture */
   hoist_bundle_manifest *man = NULL;
@@ -142,7 +145,8 @@ int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target, con
     /* the files belong to whoever staged them; in the image they are root's */
     hoist_idmap uid = {.inside = 0, .outside = (uint32_t)geteuid(), .count = 1};
     hoist_idmap gid = {.inside = 0, .outside = (uint32_t)getegid(), .count = 1};
-    hoist_append_options ao = {.layer = opts->layer, .platform = plat, .created_by = created_by};
+    hoist_image_append_options ao = {
+        .layer = opts->layer, .platform = plat, .created_by = created_by};
     if (!ao.layer.uid_map) {
       ao.layer.uid_map = &uid;
       ao.layer.n_uid_map = 1;
@@ -152,7 +156,7 @@ int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target, con
       ao.layer.n_gid_map = 1;
     }
     hoist_layer_source ls = {.kind = HOIST_LAYER_MAP, .maps = maps, .n_maps = n_maps};
-    r = hoist_append(base, target, &ls, &ao, out, err);
+    r = hoist_image_append(base, target, &ls, &ao, out, err);
   }
   for (size_t i = 0; i < n_maps; i++)
     free((char *)maps[i].src);
@@ -194,7 +198,7 @@ void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res) {
 
 /* Everything before the first write: architectures, targets, stages and
  * the base. staged[i] and targets[i] receive bundle i's stage and target. */
-static int publish_prepare(hoist_registry *r, const hoist_bundle_publish_opts *o,
+static int publish_prepare(const hoist_transport_opts *t, const hoist_bundle_publish_opts *o,
                            const char *stage_root, char **staged, hoist_loc **targets,
                            const char **archs, hoist_err **err) {
   for (size_t i = 0; i < o->n_bundles; i++) {
@@ -213,8 +217,8 @@ static int publish_prepare(hoist_registry *r, const hoist_bundle_publish_opts *o
     if (hoist_bundle_stage(o->bundles[i].tarball, stage_root, &bo, &staged[i], NULL, err) < 0)
       return hoist_err_wrap(err, "bundle %s (%s)", archs[i], o->bundles[i].tarball);
   }
-  _cleanup_image_source_ hoist_image_source *base = NULL;
-  if (hoist_append_open_source(r, o->base, &base, err) < 0)
+  _cleanup_transport_source_ hoist_transport_source *base = NULL;
+  if (hoist_transport_open_source(t, o->base, &base, err) < 0)
     return hoist_err_wrap(err, "base");
   for (size_t i = 0; i < o->n_bundles; i++)
     if (hoist_bundle_check_base(base, archs[i], err) < 0)
@@ -251,7 +255,7 @@ static void sweep_stale_stages(const char *parent) {
   closedir(d);
 }
 
-int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
+int hoist_bundle_publish(const hoist_transport_opts *t, const hoist_bundle_publish_opts *o,
                          hoist_bundle_publish_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
   if (o->n_bundles == 0 || o->n_bundles > HOIST_BUNDLE_PUBLISH_MAX)
@@ -275,18 +279,20 @@ int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
   char *staged[HOIST_BUNDLE_PUBLISH_MAX] = {0};
   hoist_loc *targets[HOIST_BUNDLE_PUBLISH_MAX] = {0};
   const char *archs[HOIST_BUNDLE_PUBLISH_MAX] = {0};
-  int ret = publish_prepare(r, o, stage_root, staged, targets, archs, err);
+  int ret = publish_prepare(t, o, stage_root, staged, targets, archs, err);
   if (ret == 0) {
-    _cleanup_image_source_ hoist_image_source *base = NULL;
-    ret = hoist_append_open_source(r, o->base, &base, err);
+    _cleanup_transport_source_ hoist_transport_source *base = NULL;
+    ret = hoist_transport_open_source(t, o->base, &base, err);
     for (size_t i = 0; ret == 0 && i < o->n_bundles; i++) {
-      _cleanup_image_target_ hoist_image_target *t = NULL;
+      _cleanup_transport_target_ hoist_transport_target *dst = NULL;
       hoist_bundle_apply_opts ao = {
           .arch = archs[i], .image_libdir = o->image_libdir, .layer = o->layer};
-      hoist_append_result res;
-      ret = hoist_append_open_target(r, targets[i], o->base, &t, err);
+      hoist_image_append_result res;
+      ret = hoist_transport_open_target(t, targets[i], &dst, err);
       if (ret == 0)
-        ret = hoist_bundle_apply(base, t, staged[i], &ao, &res, err);
+        ret = hoist_bundle_apply(base, dst, staged[i], &ao, &res, err);
+      if (ret == 0)
+        ret = hoist_transport_commit(dst, err);
       if (ret < 0) {
         _cleanup_free_ char *tn = hoist_loc_string(targets[i]);
         hoist_err_wrap(err, "push %s", tn);
@@ -299,10 +305,10 @@ int hoist_bundle_publish(hoist_registry *r, const hoist_bundle_publish_opts *o,
     }
   }
   if (ret == 0) {
-    hoist_index_create_opts io = {.oci = o->oci_index, .tags = o->tags};
-    hoist_index_create_result ir;
-    ret = hoist_registry_index_create(r, o->target, (const hoist_loc *const *)targets, o->n_bundles,
-                                      &io, &ir, err);
+    hoist_image_index_opts io = {.oci = o->oci_index, .tags = o->tags};
+    hoist_image_index_result ir;
+    ret = hoist_image_index_create(t, o->target, (const hoist_loc *const *)targets, o->n_bundles,
+                                   &io, &ir, err);
     if (ret == 0) {
       memcpy(out->index_digest, ir.digest, sizeof ir.digest);
       out->index_media_type = ir.media_type;

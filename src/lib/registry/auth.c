@@ -63,7 +63,8 @@ static int read_quoted(const char **p, char **out, hoist_err **err) {
     }
     if ((unsigned char)*s < 0x20 && *s != '\t')
       return hoist_err_set(err, HOIST_E_FORMAT, "control character in quoted string");
-    hoist_buf_append(&b, s, 1, NULL);
+    if (hoist_buf_append(&b, s, 1, err) < 0)
+      return -1;
     s++;
   }
   *p = s + 1;
@@ -288,6 +289,45 @@ static size_t collect(char *buf, size_t size, size_t n, void *ud) {
   return hoist_buf_append(ud, buf, size * n, NULL) < 0 ? 0 : size * n;
 }
 
+/* Appends "k=<v escaped>" to q, after *sep when it is set; *sep becomes
+ * '&'. */
+static int add_param(CURL *c, hoist_buf *q, char *sep, const char *k, const char *v,
+                     hoist_err **err) {
+  char *e = curl_easy_escape(c, v, 0);
+  if (!e)
+    abort();
+  int r = (*sep ? hoist_buf_append(q, sep, 1, err) : 0) < 0
+              ? -1
+              : hoist_buf_appendf(q, err, "%s=%s", k, e);
+  curl_free(e);
+  *sep = '&';
+  return r;
+}
+
+/* The query (GET) or form (POST, for a refresh token) of a token request. */
+static int token_request(CURL *c, hoist_buf *url, hoist_buf *form, const char *realm,
+                         const char *service, const char *scope, const hoist_creds *creds,
+                         hoist_err **err) {
+  hoist_buf *q = creds && creds->identity_token ? form : url;
+  if (q == url && hoist_buf_appendf(url, err, "%s", realm) < 0)
+    return -1;
+  char sep = q == url ? (strchr(realm, '?') ? '&' : '?') : 0;
+  if (service && *service && add_param(c, q, &sep, "service", service, err) < 0)
+    return -1;
+  if (scope && *scope) {
+    _cleanup_free_ char *dup = hoist_strdup(scope);
+    char *save = NULL;
+    for (char *s = strtok_r(dup, " ", &save); s; s = strtok_r(NULL, " ", &save))
+      if (add_param(c, q, &sep, "scope", s, err) < 0)
+        return -1;
+  }
+  if (q == form && (add_param(c, q, &sep, "grant_type", "refresh_token", err) < 0 ||
+                    add_param(c, q, &sep, "refresh_token", creds->identity_token, err) < 0 ||
+                    add_param(c, q, &sep, "client_id", "hoist", err) < 0))
+    return -1;
+  return 0;
+}
+
 /* Asks the token service for a token for scope. */
 static int fetch_token(hoist_registry *r, const char *host, const char *realm, const char *service,
                        const char *scope, const hoist_creds *creds, char **token, long *ttl,
@@ -297,33 +337,11 @@ static int fetch_token(hoist_registry *r, const char *host, const char *realm, c
     abort();
   _cleanup_buf_ hoist_buf url = HOIST_BUF_INIT(0);
   _cleanup_buf_ hoist_buf form = HOIST_BUF_INIT(0);
+  if (token_request(c, &url, &form, realm, service, scope, creds, err) < 0) {
+    curl_easy_cleanup(c);
+    return hoist_err_wrap(err, "token request to %s", realm);
+  }
   hoist_buf *q = creds && creds->identity_token ? &form : &url;
-  if (q == &url)
-    hoist_buf_appendf(&url, NULL, "%s", realm);
-  char sep = q == &url ? (strchr(realm, '?') ? '&' : '?') : 0;
-#define ADD_PARAM(k, v)                                                                            \
-  do {                                                                                             \
-    char *_e = curl_easy_escape(c, (v), 0);                                                        \
-    if (sep)                                                                                       \
-      hoist_buf_append(q, &sep, 1, NULL);                                                          \
-    hoist_buf_appendf(q, NULL, "%s=%s", (k), _e);                                                  \
-    sep = '&';                                                                                     \
-    curl_free(_e);                                                                                 \
-  } while (0)
-  if (service && *service)
-    ADD_PARAM("service", service);
-  if (scope && *scope) {
-    _cleanup_free_ char *dup = hoist_strdup(scope);
-    char *save = NULL;
-    for (char *s = strtok_r(dup, " ", &save); s; s = strtok_r(NULL, " ", &save))
-      ADD_PARAM("scope", s);
-  }
-  if (q == &form) {
-    ADD_PARAM("grant_type", "refresh_token");
-    ADD_PARAM("refresh_token", creds->identity_token);
-    ADD_PARAM("client_id", "hoist");
-  }
-#undef ADD_PARAM
   reg_curl_setup(r, c, q == &url ? url.data : realm);
   _cleanup_buf_ hoist_buf body = HOIST_BUF_INIT(REG_BODY_MAX);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);

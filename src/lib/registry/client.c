@@ -56,6 +56,13 @@ int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *
   return blob_head(r, host, repo, digest, scope, exists, size, err);
 }
 
+int hoist_registry_blob_exists_for_push(hoist_registry *r, const char *host, const char *repo,
+                                        const char *digest, bool *exists, int64_t *size,
+                                        hoist_err **err) {
+  _cleanup_free_ char *scope = scope_push(repo);
+  return blob_head(r, host, repo, digest, scope, exists, size, err);
+}
+
 /* ---------------------------------------------------------------- GET */
 
 typedef struct verify_writer {

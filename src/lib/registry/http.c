@@ -137,6 +137,8 @@ static void host_only(const char *host, char *buf, size_t size) {
   snprintf(buf, size, "%.*s", (int)n, host);
 }
 
+int hoist_registry_jobs(const hoist_registry *r) { return r->jobs; }
+
 bool hoist_registry_is_insecure(hoist_registry *r, const char *host) {
   char h[256];
   host_only(host, h, sizeof h);
@@ -558,10 +560,10 @@ int reg_status_error(const reg_resp *resp, hoist_err **err, const char *fmt, ...
     json_array_foreach(errors, i, e) {
       const char *code = json_string_value(json_object_get(e, "code"));
       const char *msg = json_string_value(json_object_get(e, "message"));
-      if (b.len)
-        hoist_buf_append(&b, "; ", 2, NULL);
-      hoist_buf_appendf(&b, NULL, "%s%s%s", code ? code : "", code && msg ? ": " : "",
-                        msg ? msg : "");
+      if ((b.len && hoist_buf_append(&b, "; ", 2, NULL) < 0) ||
+          hoist_buf_appendf(&b, NULL, "%s%s%s", code ? code : "", code && msg ? ": " : "",
+                            msg ? msg : "") < 0)
+        break; /* a message: the errors that fit */
     }
   }
   int code = resp->status == 401 || resp->status == 403 ? HOIST_E_AUTH : HOIST_E_REGISTRY;

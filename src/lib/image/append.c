@@ -1,19 +1,21 @@
-/* hoist_append: base image + one new layer, through the source/target interfaces. */
+/* hoist_image_append: base image + one new layer, on the transport. */
 #include <errno.h>
 #include <string.h>
 #include <time.h>
 
-#include "hoist/append.h"
+#include "hoist/image.h"
 
 /* --------------------------------------------------------------- append */
 
 /* The base's single-platform manifest: the document itself, or the entry of
  * an index matching want (the host's platform when want is NULL). */
-static int base_manifest(hoist_image_source *base, const hoist_platform *want, hoist_manifest **out,
-                         hoist_err **err) {
+static int base_manifest(hoist_transport_source *base, const hoist_platform *want,
+                         hoist_manifest **out, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
+  _cleanup_free_ char *got_mt = NULL;
+  char got[HOIST_DIGEST_STR_LEN];
   size_t len = 0;
-  int r = base->ops->manifest(base, &data, &len, err);
+  int r = base->ops->manifest(base, NULL, &data, &len, &got_mt, got, err);
   if (r < 0)
     return hoist_err_wrap(err, "base manifest");
   const char *mt = hoist_manifest_detect(data, len);
@@ -28,7 +30,8 @@ static int base_manifest(hoist_image_source *base, const hoist_platform *want, h
       return hoist_err_set(err, ENOENT, "base index has no manifest for %s", p);
     }
     free(steal_pointer(&data));
-    if ((r = base->ops->blob(base, d->digest, HOIST_MANIFEST_MAX, &data, &len, err)) < 0)
+    free(steal_pointer(&got_mt));
+    if ((r = base->ops->manifest(base, d->digest, &data, &len, &got_mt, got, err)) < 0)
       return hoist_err_wrap(err, "base manifest %s", d->digest);
   }
   if ((r = hoist_manifest_parse_image(data, len, out, err)) < 0)
@@ -57,20 +60,10 @@ static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, co
   }
 }
 
-static int copy_prebuilt(hoist_image_target *target, const hoist_append_prebuilt *pre,
+static int copy_prebuilt(hoist_transport_target *target, const hoist_image_append_prebuilt *pre,
                          hoist_layer_result *res, hoist_err **err) {
-  bool has = false;
-  int r = target->ops->has_blob(target, &pre->desc, false, &has, err);
-  if (r < 0)
-    return hoist_err_wrap(err, "layer %s", pre->desc.digest);
-  if (!has) {
-    _cleanup_writer_ hoist_writer *w = NULL;
-    char got[HOIST_DIGEST_STR_LEN];
-    if ((r = target->ops->blob_writer(target, pre->desc.digest, pre->desc.size, &w, err)) < 0 ||
-        (r = pre->from->ops->copy_blob(pre->from, &pre->desc, w, err)) < 0 ||
-        (r = hoist_writer_commit(w, got, NULL, err)) < 0)
-      return hoist_err_wrap(err, "copy layer %s", pre->desc.digest);
-  }
+  if (hoist_transport_copy_blob(target, pre->from, &pre->desc, NULL, NULL, err) < 0)
+    return hoist_err_wrap(err, "copy layer %s", pre->desc.digest);
   memset(res, 0, sizeof *res);
   snprintf(res->diff_id, sizeof res->diff_id, "%s", pre->diff_id);
   snprintf(res->digest, sizeof res->digest, "%s", pre->desc.digest);
@@ -80,35 +73,27 @@ static int copy_prebuilt(hoist_image_target *target, const hoist_append_prebuilt
   return 0;
 }
 
-static int copy_base_layers(hoist_image_source *base, hoist_image_target *target,
-                            const hoist_manifest *m, hoist_append_result *out, hoist_err **err) {
+/* The base layers the target lacks, from the base (mounted when the target
+ * can take them from the base's origin). */
+static int copy_base_layers(hoist_transport_source *base, hoist_transport_target *target,
+                            const hoist_manifest *m, hoist_image_append_result *out,
+                            hoist_err **err) {
   for (size_t i = 0; i < m->n_layers; i++) {
     const hoist_descriptor *d = &m->layers[i];
-    bool has = false;
-    int r = target->ops->has_blob(target, d, true, &has, err);
-    if (r < 0)
-      return hoist_err_wrap(err, "layer %s", d->digest);
-    if (has) {
+    hoist_transport_how how = HOIST_TRANSPORT_PRESENT;
+    if (hoist_transport_copy_blob(target, base, d, &how, NULL, err) < 0)
+      return hoist_err_wrap(err, "copy layer %s", d->digest);
+    if (how == HOIST_TRANSPORT_COPIED)
+      out->blobs_copied++;
+    else
       out->blobs_skipped++;
-      continue;
-    }
-    _cleanup_writer_ hoist_writer *w = NULL;
-    if ((r = target->ops->blob_writer(target, d->digest, d->size, &w, err)) < 0 ||
-        (r = base->ops->copy_blob(base, d, w, err)) < 0) {
-      return hoist_err_wrap(err, "copy layer %s", d->digest);
-    }
-    char got[HOIST_DIGEST_STR_LEN];
-    uint64_t size = 0;
-    if ((r = hoist_writer_commit(w, got, &size, err)) < 0)
-      return hoist_err_wrap(err, "copy layer %s", d->digest);
-    out->blobs_copied++;
   }
   return 0;
 }
 
-int hoist_append(hoist_image_source *base, hoist_image_target *target,
-                 const hoist_layer_source *layer, const hoist_append_options *opts,
-                 hoist_append_result *out, hoist_err **err) {
+int hoist_image_append(hoist_transport_source *base, hoist_transport_target *target,
+                       const hoist_layer_source *layer, const hoist_image_append_options *opts,
+                       hoist_image_append_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
   _cleanup_manifest_ hoist_manifest *m = NULL;
   _cleanup_config_ hoist_config *cfg = NULL;
@@ -120,7 +105,7 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
     m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
     cfg = hoist_config_new(opts->platform);
   }
-  const hoist_append_prebuilt *pre = opts->prebuilt;
+  const hoist_image_append_prebuilt *pre = opts->prebuilt;
   hoist_compression comp = opts->layer.compression;
   if (pre) {
     int c = hoist_media_layer_compression(pre->desc.media_type);
@@ -175,7 +160,7 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   hoist_descriptor cd = {
       .media_type = HOIST_MT_OCI_CONFIG, .digest = out->config_digest, .size = (int64_t)cjson_len};
   bool has_config = false;
-  if ((r = target->ops->has_blob(target, &cd, false, &has_config, err)) < 0)
+  if ((r = target->ops->has_blob(target, &cd, &has_config, err)) < 0)
     return hoist_err_wrap(err, "append: config");
   if (!has_config) {
     _cleanup_writer_ hoist_writer *w = NULL;
@@ -202,28 +187,7 @@ int hoist_append(hoist_image_source *base, hoist_image_target *target,
   if ((r = hoist_manifest_to_json(m, &mjson, &mjson_len, err)) < 0)
     return hoist_err_wrap(err, "append: manifest");
   hoist_sha256_of(mjson, mjson_len, out->manifest_digest);
-  if ((r = target->ops->put_manifest(target, mjson, mjson_len, m->media_type, err)) < 0)
+  if ((r = target->ops->put_manifest(target, NULL, mjson, mjson_len, m->media_type, err)) < 0)
     return hoist_err_wrap(err, "append: store manifest");
   return 0;
-}
-
-/* ------------------------------------------------------------ locations */
-
-int hoist_append_open_source(hoist_registry *r, const hoist_loc *loc, hoist_image_source **out,
-                             hoist_err **err) {
-  if (loc->kind == HOIST_LOC_LAYOUT)
-    return hoist_append_layout_source(loc->dir, loc->tag, out, err);
-  if (!r)
-    return hoist_err_set(err, EINVAL, "a registry source needs a registry client");
-  return hoist_append_registry_source(r, loc->ref, out, err);
-}
-
-int hoist_append_open_target(hoist_registry *r, const hoist_loc *loc, const hoist_loc *base,
-                             hoist_image_target **out, hoist_err **err) {
-  if (loc->kind == HOIST_LOC_LAYOUT)
-    return hoist_append_layout_target(loc->dir, loc->tag, out, err);
-  if (!r)
-    return hoist_err_set(err, EINVAL, "a registry target needs a registry client");
-  return hoist_append_registry_target(
-      r, loc->ref, base && base->kind == HOIST_LOC_REGISTRY ? base->ref : NULL, out, err);
 }

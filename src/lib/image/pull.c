@@ -1,0 +1,61 @@
+/* The image store: where a registry image is kept locally, and bringing it
+ * there unless it is there already. */
+#include <errno.h>
+#include <string.h>
+
+#include "hoist/image.h"
+
+char *hoist_image_store_location(const char *store, const hoist_ref *ref) {
+  _cleanup_free_ char *host = hoist_strdup(ref->domain);
+  for (char *p = host; *p; p++)
+    if (*p == ':')
+      *p = '_';
+  _cleanup_free_ char *tag =
+      ref->tag ? hoist_strdup(ref->tag) : hoist_asprintf("sha256-%s", ref->digest + 7);
+  return hoist_asprintf("oci:%s/%s/%s:%s", store, host, ref->path, tag);
+}
+
+/* True when the layout at l already holds, under l's tag, the document the
+ * source serves (for a registry one HEAD request): a pull would change
+ * nothing. Any failure only means "not known to be current". */
+static bool is_current(hoist_transport_source *src, const hoist_loc *l) {
+  if (!src->ops->resolve)
+    return false;
+  char remote[HOIST_DIGEST_STR_LEN], local[HOIST_DIGEST_STR_LEN];
+  _cleanup_free_ char *rmt = NULL;
+  _cleanup_free_ char *lmt = NULL;
+  _cleanup_transport_source_ hoist_transport_source *have = NULL;
+  _cleanup_err_ hoist_err *e = NULL;
+  return src->ops->resolve(src, remote, &rmt, &e) == 0 &&
+         hoist_transport_layout_source(l->dir, l->tag, &have, &e) == 0 &&
+         have->ops->resolve(have, local, &lmt, &e) == 0 && strcmp(local, remote) == 0;
+}
+
+int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoist_loc *src,
+                     const hoist_platform *platform, hoist_loc **out, hoist_err **err) {
+  *out = NULL;
+  if (src->kind == HOIST_LOC_LAYOUT) {
+    *out = hoist_loc_dup(src);
+    return 0;
+  }
+  _cleanup_free_ char *name = hoist_loc_string(src);
+  if (src->kind != HOIST_LOC_REGISTRY)
+    return hoist_err_set(err, EINVAL, "pull %s: not a registry image", name);
+  _cleanup_free_ char *where = hoist_image_store_location(store, src->ref);
+  _cleanup_loc_ hoist_loc *dst = NULL;
+  if (hoist_loc_parse(where, &dst, err) < 0)
+    return hoist_err_wrap(err, "pull %s", name);
+  _cleanup_transport_source_ hoist_transport_source *s = NULL;
+  if (hoist_transport_open_source(t, src, &s, err) < 0)
+    return hoist_err_wrap(err, "pull %s", name);
+  if (!is_current(s, dst)) {
+    hoist_image_copy_opts co = {.platform = platform};
+    hoist_image_copy_result res;
+    int ret = hoist_image_copy(t, src, dst, &co, &res, err);
+    hoist_image_copy_result_clear(&res);
+    if (ret < 0)
+      return hoist_err_wrap(err, "pull %s", name);
+  }
+  *out = steal_pointer(&dst);
+  return 0;
+}

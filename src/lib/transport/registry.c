@@ -1,0 +1,269 @@
+/* The registry driver of the transport (see transport.h), on top of the
+ * distribution client (registry.h). */
+#include <errno.h>
+#include <string.h>
+
+#include "hoist/transport.h"
+
+/* Streams between two registries start over this many times: an upload
+ * session cannot resume a stream. */
+#define STREAM_ATTEMPTS 3
+
+/* ------------------------------------------------------- memory writer */
+
+typedef struct mem_writer {
+  hoist_writer base;
+  hoist_buf buf;
+} mem_writer;
+
+static int mw_write(hoist_writer *w, const void *d, size_t n, hoist_err **err) {
+  return hoist_buf_append(&((mem_writer *)w)->buf, d, n, err);
+}
+static const hoist_writer_ops mem_ops = {.write = mw_write};
+
+/* ------------------------------------------------------ registry source */
+
+typedef struct registry_source {
+  hoist_transport_source base;
+  hoist_registry *r;
+  hoist_ref *ref;
+} registry_source;
+
+static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
+                      char **media_type, hoist_err **err) {
+  registry_source *rs = (registry_source *)s;
+  const hoist_ref *ref = rs->ref;
+  bool found = false;
+  if (hoist_registry_head_manifest(rs->r, ref->domain, ref->path, hoist_ref_reference(ref), &found,
+                                   digest, media_type, err) < 0)
+    return -1;
+  if (!found)
+    return hoist_err_set(err, ENOENT, "%s/%s:%s: manifest unknown (no such tag)", ref->domain,
+                         ref->path, hoist_ref_reference(ref));
+  return 0;
+}
+
+static int rs_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
+                       char **media_type, char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+  registry_source *rs = (registry_source *)s;
+  const hoist_ref *ref = rs->ref;
+  char resolved[HOIST_DIGEST_STR_LEN];
+  if (!digest && hoist_digest_valid(hoist_ref_reference(ref))) {
+    digest = hoist_ref_reference(ref);
+  } else if (!digest) {
+    /* a tag: resolved with HEAD, the content fetched by digest (verified) */
+    _cleanup_free_ char *mt = NULL;
+    if (rs_resolve(s, resolved, &mt, err) < 0)
+      return -1;
+    digest = resolved;
+  }
+  return hoist_registry_get_manifest(rs->r, ref->domain, ref->path, digest, data, len, media_type,
+                                     digest_out, err);
+}
+
+static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
+                   size_t *len, hoist_err **err) {
+  registry_source *rs = (registry_source *)s;
+  mem_writer m = {.base = {&mem_ops}, .buf = HOIST_BUF_INIT(max)};
+  if (hoist_registry_get_blob(rs->r, rs->ref->domain, rs->ref->path, digest, -1, &m.base, err) <
+      0) {
+    hoist_buf_free(&m.buf);
+    return -1;
+  }
+  *len = m.buf.len;
+  *data = hoist_buf_steal(&m.buf);
+  return 0;
+}
+
+static int rs_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
+                        hoist_err **err) {
+  registry_source *rs = (registry_source *)s;
+  return hoist_registry_get_blob(rs->r, rs->ref->domain, rs->ref->path, d->digest, d->size, w, err);
+}
+
+static void rs_free(hoist_transport_source *s) {
+  registry_source *rs = (registry_source *)s;
+  hoist_ref_free(rs->ref);
+  free(rs);
+}
+
+static const hoist_transport_source_ops registry_source_ops = {
+    .manifest = rs_manifest,
+    .resolve = rs_resolve,
+    .blob = rs_blob,
+    .copy_blob = rs_copy_blob,
+    .free = rs_free,
+};
+
+int hoist_transport_registry_source(hoist_registry *r, const hoist_ref *ref,
+                                    hoist_transport_source **out, hoist_err **err) {
+  if (!r)
+    return hoist_err_set(err, EINVAL, "a registry source needs a registry client");
+  registry_source *rs = hoist_malloc0(sizeof *rs);
+  rs->base.ops = &registry_source_ops;
+  rs->r = r;
+  rs->ref = hoist_ref_dup(ref);
+  hoist_loc self = {.kind = HOIST_LOC_REGISTRY, .ref = rs->ref};
+  rs->base.origin = hoist_loc_dup(&self);
+  *out = &rs->base;
+  return 0;
+}
+
+/* ------------------------------------------------------ registry target */
+
+typedef struct registry_target {
+  hoist_transport_target base;
+  hoist_registry *r;
+  hoist_ref *ref;
+} registry_target;
+
+/* The repository of this registry that from's blobs also live in, other
+ * than the target's own, or NULL. */
+static const char *mount_source(const registry_target *rt, const hoist_transport_source *from) {
+  const hoist_loc *o = from ? from->origin : NULL;
+  if (!o || o->kind != HOIST_LOC_REGISTRY || strcmp(o->ref->domain, rt->ref->domain) != 0 ||
+      strcmp(o->ref->path, rt->ref->path) == 0)
+    return NULL;
+  return o->ref->path;
+}
+
+static int rt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
+                       hoist_err **err) {
+  registry_target *rt = (registry_target *)t;
+  return hoist_registry_blob_exists_for_push(rt->r, rt->ref->domain, rt->ref->path, d->digest, has,
+                                             NULL, err);
+}
+
+/* Blobs stream straight into an upload session: nothing is spooled. */
+static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
+                          hoist_writer **out, hoist_err **err) {
+  (void)size;
+  registry_target *rt = (registry_target *)t;
+  return hoist_registry_blob_upload(rt->r, rt->ref->domain, rt->ref->path, digest, out, err);
+}
+
+/* One attempt at streaming d from `from` into an upload session; the upload
+ * is finished only once the source's content checked out. */
+static int stream_blob(registry_target *rt, const hoist_descriptor *d, hoist_transport_source *from,
+                       hoist_err **err) {
+  _cleanup_writer_ hoist_writer *w = NULL;
+  if (hoist_registry_blob_upload(rt->r, rt->ref->domain, rt->ref->path, d->digest, &w, err) < 0)
+    return -1;
+  if (from->ops->copy_blob(from, d, w, err) < 0)
+    return -1;
+  char got[HOIST_DIGEST_STR_LEN];
+  return hoist_writer_commit(w, got, NULL, err);
+}
+
+/* A file goes up with put_blob (HEAD, mount or monolithic or chunked
+ * upload with resumption); a stream is checked for, mounted, or streamed,
+ * and started over when it broke for a reason another try may not meet. */
+static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
+                        hoist_transport_source *from, hoist_transport_how *how, uint64_t *bytes,
+                        hoist_err **err) {
+  registry_target *rt = (registry_target *)t;
+  const char *host = rt->ref->domain, *repo = rt->ref->path;
+  const char *mount_from = mount_source(rt, from);
+  *bytes = 0;
+  if (from->ops->open_blob) {
+    _cleanup_close_ int fd = -1;
+    uint64_t size = 0;
+    if (from->ops->open_blob(from, d->digest, &fd, &size, err) < 0)
+      return -1;
+    if ((int64_t)size != d->size)
+      return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: %llu bytes in the layout, %lld expected",
+                           d->digest, (unsigned long long)size, (long long)d->size);
+    const char *what = NULL;
+    if (hoist_registry_put_blob(rt->r, host, repo, d->digest, size, fd, mount_from, &what, err) < 0)
+      return -1;
+    *how = strcmp(what, "exists") == 0    ? HOIST_TRANSPORT_PRESENT
+           : strcmp(what, "mounted") == 0 ? HOIST_TRANSPORT_MOUNTED
+                                          : HOIST_TRANSPORT_COPIED;
+    if (*how == HOIST_TRANSPORT_COPIED)
+      *bytes = size;
+    return 0;
+  }
+  bool exists = false;
+  if (hoist_registry_blob_exists_for_push(rt->r, host, repo, d->digest, &exists, NULL, err) < 0)
+    return -1;
+  if (exists) {
+    *how = HOIST_TRANSPORT_PRESENT;
+    return 0;
+  }
+  if (mount_from) {
+    bool mounted = false;
+    if (hoist_registry_mount_blob(rt->r, host, repo, d->digest, mount_from, &mounted, err) < 0)
+      return -1;
+    if (mounted) {
+      *how = HOIST_TRANSPORT_MOUNTED;
+      return 0;
+    }
+  }
+  for (int attempt = 1;; attempt++) {
+    hoist_err *e = NULL;
+    if (stream_blob(rt, d, from, &e) == 0)
+      break;
+    int code = e ? e->code : EIO;
+    if (attempt >= STREAM_ATTEMPTS || code == HOIST_E_DIGEST || code == HOIST_E_AUTH ||
+        code == HOIST_E_FORMAT) {
+      if (err && !*err)
+        *err = e;
+      else
+        hoist_err_free(e);
+      return -1;
+    }
+    hoist_err_free(e);
+    sleep((unsigned)attempt);
+  }
+  *how = HOIST_TRANSPORT_COPIED;
+  *bytes = (uint64_t)d->size;
+  return 0;
+}
+
+static int rt_has_manifest(hoist_transport_target *t, const char *reference, const char *digest,
+                           bool *has, hoist_err **err) {
+  registry_target *rt = (registry_target *)t;
+  bool found = false;
+  char have[HOIST_DIGEST_STR_LEN];
+  if (hoist_registry_head_manifest(rt->r, rt->ref->domain, rt->ref->path,
+                                   reference ? reference : hoist_ref_reference(rt->ref), &found,
+                                   have, NULL, err) < 0)
+    return -1;
+  *has = found && strcmp(have, digest) == 0;
+  return 0;
+}
+
+static int rt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
+                           size_t len, const char *media_type, hoist_err **err) {
+  registry_target *rt = (registry_target *)t;
+  return hoist_registry_put_manifest(rt->r, rt->ref->domain, rt->ref->path,
+                                     reference ? reference : hoist_ref_reference(rt->ref), data,
+                                     len, media_type, err);
+}
+
+static void rt_free(hoist_transport_target *t) {
+  registry_target *rt = (registry_target *)t;
+  hoist_ref_free(rt->ref);
+  free(rt);
+}
+
+static const hoist_transport_target_ops registry_target_ops = {
+    .has_blob = rt_has_blob,
+    .blob_writer = rt_blob_writer,
+    .copy_blob = rt_copy_blob,
+    .has_manifest = rt_has_manifest,
+    .put_manifest = rt_put_manifest,
+    .free = rt_free,
+};
+
+int hoist_transport_registry_target(hoist_registry *r, const hoist_ref *ref,
+                                    hoist_transport_target **out, hoist_err **err) {
+  if (!r)
+    return hoist_err_set(err, EINVAL, "a registry target needs a registry client");
+  registry_target *rt = hoist_malloc0(sizeof *rt);
+  rt->base.ops = &registry_target_ops;
+  rt->r = r;
+  rt->ref = hoist_ref_dup(ref);
+  *out = &rt->base;
+  return 0;
+}
