@@ -28,14 +28,12 @@
 
 #include "hoist/append.h"
 #include "hoist/core.h"
+#include "hoist/limits.h"
 #include "hoist/oci.h"
 #include "hoist/sandbox.h"
 
 /* Code of the error returned when the install command ran and failed. */
 #define HOIST_E_BUILD_FAILED (HOIST_E_BASE + 100)
-
-/* Largest requirement file (as the reference's decoded limit). */
-#define HOIST_BUILD_FILE_MAX (5u * 1000u * 1000u)
 
 /* Per-ecosystem package sources. */
 typedef enum {

@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "hoist/deploy.h"
+#include "hoist/limits.h"
 
 /* A growable array of owned strings. */
 typedef struct hoist_deploy_strv {

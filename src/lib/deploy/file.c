@@ -12,7 +12,6 @@ enum {
   MAX_FILE = 1 << 20,
   MAX_TABLES = 1024,
   MAX_ITEMS = 4096,
-  MAX_STRING = 64 << 10,
   MAX_NAME = 128,
 };
 
@@ -191,7 +190,7 @@ static int string(parser *ps, char **out) {
   if (ps->end - ps->p >= 3 && ps->p[1] == q && ps->p[2] == q)
     return fail(ps, "multi-line strings are not supported");
   ps->p++;
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(MAX_STRING);
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_STRING_MAX);
   for (;;) {
     if (ps->p >= ps->end || *ps->p == '\n' || *ps->p == '\r')
       return fail(ps, "unterminated string");

@@ -10,8 +10,6 @@
 
 extern char **environ;
 
-enum { MAX_SCOPE_OUTPUT = 4096 };
-
 /* Describes how a child ended ("exited with status 3", "killed by signal
  * 9"); returns true for a clean exit 0. */
 static bool exit_ok(int status, char *buf, size_t len) {
@@ -62,7 +60,7 @@ int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, ho
     exec_shell(dir, command, NULL);
   }
   close(fds[1]);
-  hoist_buf b = HOIST_BUF_INIT(MAX_SCOPE_OUTPUT);
+  hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_SCOPE_OUTPUT_MAX);
   bool too_long = false;
   char chunk[1024];
   for (;;) {
@@ -81,7 +79,8 @@ int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, ho
   int r = wait_child(pid, &status, err);
   char how[128];
   if (r == 0 && too_long)
-    r = hoist_err_set(err, HOIST_E_LIMIT, "output longer than %d bytes", MAX_SCOPE_OUTPUT);
+    r = hoist_err_set(err, HOIST_E_LIMIT, "output longer than %d bytes",
+                      HOIST_DEPLOY_SCOPE_OUTPUT_MAX);
   else if (r == 0 && !exit_ok(status, how, sizeof how))
     r = hoist_err_set(err, EIO, "command %s", how);
   size_t raw_len = b.len;

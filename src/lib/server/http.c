@@ -99,7 +99,6 @@ typedef struct request {
 
 /* A chunked body over its limit is read and dropped up to this much, so the
  * client gets the 413; past it the connection is closed. */
-#define DISCARD_MAX ((size_t)16 << 20)
 
 /* ------------------------------------------------------------ responses */
 
@@ -672,7 +671,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     rq->discarded += n;
     /* close: nobody sends this much by mistake */
-    return rq->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+    return rq->discarded > HOIST_SERVER_DISCARD_MAX ? MHD_NO : MHD_YES;
   }
   if (rq->answered)
     return MHD_YES;

@@ -16,7 +16,6 @@
 #include "server-private.h"
 
 #define TOKENS_FILE "tokens.json"
-#define TOKENS_MAX (8u << 20)
 
 typedef struct file_auth {
   server_auth base;
@@ -53,7 +52,7 @@ static int reload(file_auth *a, hoist_err **err) {
     return 0;
   _cleanup_free_ char *data = NULL;
   size_t len;
-  if (hoist_fs_read_file(a->dirfd, TOKENS_FILE, TOKENS_MAX, &data, &len, err) < 0)
+  if (hoist_fs_read_file(a->dirfd, TOKENS_FILE, HOIST_SERVER_TOKENS_MAX, &data, &len, err) < 0)
     return hoist_err_wrap(err, "tokens file");
   json_error_t je;
   json_t *root = json_loadb(data, len, 0, &je);
@@ -194,7 +193,7 @@ int hoist_server_token_add(const char *data_dir, const char *login, char **uuid_
   _cleanup_free_ char *data = NULL;
   size_t len;
   hoist_err *rerr = NULL;
-  if (hoist_fs_read_file(dirfd, TOKENS_FILE, TOKENS_MAX, &data, &len, &rerr) == 0) {
+  if (hoist_fs_read_file(dirfd, TOKENS_FILE, HOIST_SERVER_TOKENS_MAX, &data, &len, &rerr) == 0) {
     root = json_loadb(data, len, 0, NULL);
     if (!root || !json_is_array(json_object_get(root, "tokens"))) {
       json_decref(root);

@@ -150,7 +150,7 @@ int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
   /* validate index.json with the model first, then walk its raw JSON */
   if ((r = store_read_index(s, &ix, err)) < 0)
     return hoist_err_wrap(err, "gc");
-  if ((r = hoist_fs_read_file(s->dirfd, "index.json", 64u << 20, &data, &len, err)) < 0)
+  if ((r = hoist_fs_read_file(s->dirfd, "index.json", HOIST_INDEX_JSON_MAX, &data, &len, err)) < 0)
     return hoist_err_wrap(err, "gc %s", s->dir);
   json_error_t jerr;
   _cleanup_json_ json_t *root = json_loadb(data, len, 0, &jerr);

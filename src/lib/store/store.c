@@ -14,9 +14,6 @@
 #define INDEX_FILE "index.json"
 #define LOCK_FILE ".index.json.lock"
 
-/* index.json lists every tag of a layout; allow far more than a manifest. */
-#define INDEX_MAX (64u << 20)
-
 /* Creates dir and its missing parents (an ordinary user-given path). */
 static int mkdir_parents(const char *dir, hoist_err **err) {
   _cleanup_free_ char *p = hoist_strdup(dir);
@@ -380,7 +377,7 @@ int store_read_index(hoist_store *s, hoist_index **out, hoist_err **err) {
   *out = NULL;
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  int r = hoist_fs_read_file(s->dirfd, INDEX_FILE, INDEX_MAX, &data, &len, err);
+  int r = hoist_fs_read_file(s->dirfd, INDEX_FILE, HOIST_INDEX_JSON_MAX, &data, &len, err);
   if (r < 0 || (r = hoist_index_parse(data, len, out, err)) < 0)
     return hoist_err_wrap(err, "layout %s: %s", s->dir, INDEX_FILE);
   return 0;
