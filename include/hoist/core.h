@@ -24,6 +24,8 @@
 /* ---------------------------------------------------------------- errors */
 
 /* Codes beyond errno for failures errno has no name for. */
+/* A result the caller must look at: an error code, or a value it would leak. */
+#define HOIST_WUR __attribute__((warn_unused_result))
 enum {
   HOIST_E_BASE = 10000,
   HOIST_E_DIGEST,   /* content does not match its digest or size */
@@ -112,9 +114,13 @@ typedef struct hoist_buf {
   { NULL, 0, 0, (maxbytes) }
 
 HOIST_EXPORT void hoist_buf_init(hoist_buf *b, size_t max);
-HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len, hoist_err **err);
+/* Appends len bytes, or nothing at all: past the cap it returns -HOIST_E_LIMIT
+ * and leaves b as it was. A caller that goes on regardless would work on a
+ * shorter string than it meant (a path resolving elsewhere), hence HOIST_WUR. */
+HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len,
+                                  hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_buf_appendf(hoist_buf *b, hoist_err **err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4))) HOIST_WUR;
 HOIST_EXPORT void hoist_buf_reset(hoist_buf *b);
 HOIST_EXPORT void hoist_buf_free(hoist_buf *b);
 /* Returns the data (caller frees; never NULL) and leaves b empty. */

@@ -503,7 +503,8 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
     const hoist_build_kind *all = hoist_build_kinds(&n);
     hoist_buf names = HOIST_BUF_INIT(0);
     for (size_t i = 0; i < n; i++)
-      hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name);
+      if (hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name) < 0)
+        break; /* a message: the names that fit */
     int r = hoist_err_set(err, EINVAL, "unknown kind '%s' (known: %s)", o->kind ? o->kind : "",
                           names.data);
     hoist_buf_free(&names);

@@ -21,7 +21,8 @@ static char *platforms_of(const hoist_index *ix) {
     if (!ix->manifests[i].platform)
       continue;
     _cleanup_free_ char *s = hoist_platform_string(ix->manifests[i].platform);
-    hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s);
+    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s) < 0)
+      break; /* a message: the platforms that fit */
   }
   return hoist_buf_steal(&b);
 }

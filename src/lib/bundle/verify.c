@@ -326,7 +326,7 @@ static void pass_free(pass *p) {
 }
 
 /* Normalizes a member name: drops "." and empty components. Returns NULL
- * for an absolute name or one with a ".." component. */
+ * for an absolute name, one with a ".." component, or one too long to hold. */
 static char *normalize_name(const char *name) {
   if (!name || name[0] == '/')
     return NULL;
@@ -339,10 +339,11 @@ static char *normalize_name(const char *name) {
       hoist_buf_free(&b);
       return NULL;
     }
-    if (len > 0 && !(len == 1 && c[0] == '.')) {
-      if (b.len)
-        hoist_buf_append(&b, "/", 1, NULL);
-      hoist_buf_append(&b, c, len, NULL);
+    if (len > 0 && !(len == 1 && c[0] == '.') &&
+        ((b.len && hoist_buf_append(&b, "/", 1, NULL) < 0) ||
+         hoist_buf_append(&b, c, len, NULL) < 0)) {
+      hoist_buf_free(&b);
+      return NULL;
     }
     c = *end ? end + 1 : end;
   }
@@ -431,11 +432,20 @@ static void on_manifest(pass *p) {
       hoist_strmap_put(&p->man_idx, p->man->files[i].path, i);
 }
 
+/* manifest.json outgrew its buffer (more data than its header said): the
+ * failure of check 3, and no parse of what the buffer holds. */
+static void manifest_too_large(pass *p, bool *is_manifest) {
+  failf(p, 3, HOIST_E_LIMIT, "malformed manifest.json: larger than %u bytes",
+        HOIST_BUNDLE_MANIFEST_MAX);
+  *is_manifest = false;
+}
+
 /* Reads a regular file's data: hashes it, writes it to fd when fd >= 0,
- * keeps it in p->mbuf when it is the manifest. Returns a negative code on a
- * tar error (already recorded). */
+ * keeps it in p->mbuf while *is_manifest (which turns false, the failure
+ * recorded, when it outgrows the buffer). Returns a negative code on a tar
+ * error (already recorded). */
 static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, int fd,
-                          bool is_manifest) {
+                          bool *is_manifest) {
   uint64_t pos = 0;
   static const char zeros[65536];
   hoist_err *werr = NULL;
@@ -459,8 +469,8 @@ static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, i
     while (off >= 0 && (uint64_t)off > pos) {
       size_t z = (uint64_t)off - pos > sizeof zeros ? sizeof zeros : (size_t)((uint64_t)off - pos);
       hoist_sha256_update(p->sha, zeros, z);
-      if (is_manifest && hoist_buf_append(&p->mbuf, zeros, z, NULL) < 0)
-        is_manifest = false;
+      if (*is_manifest && hoist_buf_append(&p->mbuf, zeros, z, NULL) < 0)
+        manifest_too_large(p, is_manifest);
       if (fd >= 0 && hoist_fs_write_all(fd, zeros, z, &werr) < 0)
         goto write_failed;
       pos += z;
@@ -468,8 +478,8 @@ static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, i
     if (len == 0)
       continue;
     hoist_sha256_update(p->sha, buf, len);
-    if (is_manifest)
-      hoist_buf_append(&p->mbuf, buf, len, NULL);
+    if (*is_manifest && hoist_buf_append(&p->mbuf, buf, len, NULL) < 0)
+      manifest_too_large(p, is_manifest);
     if (fd >= 0 && hoist_fs_write_all(fd, buf, len, &werr) < 0)
       goto write_failed;
     pos += len;
@@ -641,7 +651,7 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     if (fd < 0)
       goto write_failed;
   }
-  if (read_file_data(p, a, e, size, fd, is_manifest) < 0)
+  if (read_file_data(p, a, e, size, fd, &is_manifest) < 0)
     return -1;
   if (fd >= 0) {
     struct timespec ts[2] = {e->mtime, e->mtime};
@@ -670,12 +680,14 @@ enum { R_FOUND, R_MISSING, R_OUTSIDE, R_LOOP };
  * (absolute targets and ".." above the bundle root count as outside). On
  * R_FOUND *out is the final entry, NULL for the bundle root. */
 static int resolve(pass *p, const char *path, entry **out) {
-  _cleanup_buf_ hoist_buf cur = HOIST_BUF_INIT(0);
+  _cleanup_buf_ hoist_buf cur = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
   _cleanup_free_ char *rest = hoist_strdup(path);
   int links = 0;
   bool missing = false;
   size_t pos = 0;
-  hoist_buf_append(&cur, "", 0, NULL);
+  /* a path that outgrows the buffer cannot be resolved inside: outside */
+  if (hoist_buf_append(&cur, "", 0, NULL) < 0)
+    return R_OUTSIDE;
   while (rest[pos]) {
     char *c = rest + pos;
     char *end = strchrnul(c, '/');
@@ -696,9 +708,9 @@ static int resolve(pass *p, const char *path, entry **out) {
       continue;
     }
     size_t oldlen = cur.len;
-    if (cur.len)
-      hoist_buf_append(&cur, "/", 1, NULL);
-    hoist_buf_append(&cur, c, len, NULL);
+    if ((cur.len && hoist_buf_append(&cur, "/", 1, NULL) < 0) ||
+        hoist_buf_append(&cur, c, len, NULL) < 0)
+      return R_OUTSIDE;
     pos = next;
     if (missing)
       continue;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hoist/fs.h"
+#include "hoist/limits.h"
 
 #define MAX_SYMLINKS 40
 
@@ -94,7 +95,7 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
   int depth = 0;
   int links = 0;
   int result = -1;
-  hoist_buf rest = HOIST_BUF_INIT(1 << 20);
+  hoist_buf rest = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
 
   stack[0] = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
   if (stack[0] < 0) {
@@ -105,7 +106,10 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     result = hoist_err_set(err, EXDEV, "%s: absolute path not allowed", path);
     goto out;
   }
-  hoist_buf_append(&rest, path, strlen(path), NULL);
+  /* what is left to resolve: a path cut short at the cap would resolve
+   * somewhere else, so a full buffer ends the walk */
+  if ((result = hoist_buf_append(&rest, path, strlen(path), NULL)) < 0)
+    goto too_long;
 
   for (;;) {
     char *p = rest.data ? rest.data : (char *)"";
@@ -133,7 +137,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     bool trailing_slash = end != NULL;
     _cleanup_free_ char *after_copy = hoist_strdup(after);
     hoist_buf_reset(&rest);
-    hoist_buf_append(&rest, after_copy, strlen(after_copy), NULL);
+    if ((result = hoist_buf_append(&rest, after_copy, strlen(after_copy), NULL)) < 0)
+      goto too_long;
 
     if (strcmp(comp, ".") == 0) {
       if (last) {
@@ -179,16 +184,16 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
         while (depth > 0)
           close(stack[depth--]);
       }
-      hoist_buf nb = HOIST_BUF_INIT(1 << 20);
-      hoist_buf_append(&nb, target, (size_t)n, NULL);
-      if (rest.len) {
-        hoist_buf_append(&nb, "/", 1, NULL);
-        hoist_buf_append(&nb, rest.data, rest.len, NULL);
-      } else if (trailing_slash) {
-        hoist_buf_append(&nb, "/", 1, NULL);
-      }
+      hoist_buf nb = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
+      result = hoist_buf_append(&nb, target, (size_t)n, NULL);
+      if (result == 0 && (rest.len || trailing_slash))
+        result = hoist_buf_append(&nb, "/", 1, NULL);
+      if (result == 0 && rest.len)
+        result = hoist_buf_append(&nb, rest.data, rest.len, NULL);
       hoist_buf_free(&rest);
       rest = nb;
+      if (result < 0)
+        goto too_long;
       continue;
     }
     if (last) {
@@ -218,6 +223,9 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     }
     stack[++depth] = dfd;
   }
+too_long:
+  result = hoist_err_set(err, ENAMETOOLONG, "%.200s: longer than %zu bytes with its symlinks", path,
+                         (size_t)HOIST_PATH_BUF_MAX);
 out:
   for (int i = 0; i <= depth; i++)
     if (stack[i] >= 0)

@@ -113,15 +113,17 @@ void hoist_deploy_plan_free(hoist_deploy_plan *p) {
   free(p);
 }
 
+/* For a message: the names that fit in the buffer. */
 static char *valid_targets(const hoist_deploy_file *f) {
   hoist_buf b = HOIST_BUF_INIT(0);
-  for (size_t i = 0; i < f->n_components; i++) {
+  int r = 0;
+  for (size_t i = 0; i < f->n_components && r == 0; i++) {
     const hoist_deploy_component *c = &f->components[i];
-    hoist_buf_appendf(&b, NULL, "%s%s", i ? ", " : "", c->name);
-    for (size_t j = 0; j < c->n_aliases; j++)
-      hoist_buf_appendf(&b, NULL, "%s%s", j ? "|" : " (or ", c->aliases[j]);
-    if (c->n_aliases)
-      hoist_buf_append(&b, ")", 1, NULL);
+    r = hoist_buf_appendf(&b, NULL, "%s%s", i ? ", " : "", c->name);
+    for (size_t j = 0; j < c->n_aliases && r == 0; j++)
+      r = hoist_buf_appendf(&b, NULL, "%s%s", j ? "|" : " (or ", c->aliases[j]);
+    if (c->n_aliases && r == 0)
+      r = hoist_buf_append(&b, ")", 1, NULL);
   }
   return hoist_buf_steal(&b);
 }

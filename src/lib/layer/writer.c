@@ -193,9 +193,11 @@ static char *normalize_dest(const char *p, hoist_err **err) {
       hoist_err_set(err, EINVAL, "destination %s: \"..\" is not allowed", p);
       return NULL;
     }
-    if (b.len)
-      hoist_buf_append(&b, "/", 1, NULL);
-    hoist_buf_append(&b, s, n, NULL);
+    if ((b.len && hoist_buf_append(&b, "/", 1, err) < 0) || hoist_buf_append(&b, s, n, err) < 0) {
+      hoist_buf_free(&b);
+      hoist_err_wrap(err, "destination %.200s", p);
+      return NULL;
+    }
     s = e;
   }
   return hoist_buf_steal(&b);

@@ -509,9 +509,13 @@ static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
     hoist_buf_free(&b);
     return internal_error(c, s, err);
   }
-  for (int i = 1; i < 6; i++)
-    hoist_buf_appendf(&b, NULL, "hoist_http_requests_total{code=\"%dxx\"} %lu\n", i,
-                      (unsigned long)atomic_load(&s->requests[i]));
+  for (int i = 1; i < 6; i++) {
+    if (hoist_buf_appendf(&b, &err, "hoist_http_requests_total{code=\"%dxx\"} %lu\n", i,
+                          (unsigned long)atomic_load(&s->requests[i])) < 0) {
+      hoist_buf_free(&b);
+      return internal_error(c, s, err);
+    }
+  }
   size_t len = b.len;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, hoist_buf_steal(&b), MHD_RESPMEM_MUST_FREE);

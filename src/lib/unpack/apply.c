@@ -431,9 +431,12 @@ static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err)
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
     hoist_buf_reset(&child);
-    if (*dpath)
-      hoist_buf_appendf(&child, NULL, "%s/", dpath);
-    hoist_buf_append(&child, de->d_name, strlen(de->d_name), NULL);
+    /* a shorter path would name another entry: a full buffer is an error */
+    if ((*dpath && (r = hoist_buf_appendf(&child, err, "%s/", dpath)) < 0) ||
+        (r = hoist_buf_append(&child, de->d_name, strlen(de->d_name), err)) < 0) {
+      r = hoist_err_wrap(err, "clean %s", *dpath ? dpath : "/");
+      break;
+    }
     if (!pathset_has(&ap->created, child.data, child.len)) {
       cache_drop(ap);
       r = hoist_fs_rm_rf_at(dirfd(d), de->d_name, err);

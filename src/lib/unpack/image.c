@@ -216,20 +216,26 @@ char *hoist_unpack_cache_dir(void) {
   return hoist_asprintf("%s/.cache/hoist/rootfs", h && *h ? h : "/tmp");
 }
 
-/* "-ids<12 hex>" naming the id maps of opts (a digest of them), or "". */
+/* Hashes one id-map line, "<kind> <inside> <outside> <count>\n". */
+static void hash_id_line(hoist_sha256 *h, char kind, const hoist_idmap *m) {
+  char line[64];
+  int n = snprintf(line, sizeof line, "%c %u %u %u\n", kind, m->inside, m->outside, m->count);
+  hoist_sha256_update(h, line, (size_t)n);
+}
+
+/* "-ids<12 hex>" naming the id maps of opts (a digest of them), or "".
+ * Every line is hashed, however many: two maps must never share a name. */
 static void ids_suffix(const hoist_unpack_opts *opts, char out[24]) {
   out[0] = '\0';
   if (!opts || !opts->n_uid_map)
     return;
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
+  _cleanup_sha256_ hoist_sha256 *h = hoist_sha256_new();
   for (size_t i = 0; i < opts->n_uid_map; i++)
-    hoist_buf_appendf(&b, NULL, "u %u %u %u\n", opts->uid_map[i].inside, opts->uid_map[i].outside,
-                      opts->uid_map[i].count);
+    hash_id_line(h, 'u', &opts->uid_map[i]);
   for (size_t i = 0; i < opts->n_gid_map; i++)
-    hoist_buf_appendf(&b, NULL, "g %u %u %u\n", opts->gid_map[i].inside, opts->gid_map[i].outside,
-                      opts->gid_map[i].count);
+    hash_id_line(h, 'g', &opts->gid_map[i]);
   char d[HOIST_DIGEST_STR_LEN];
-  hoist_sha256_of(b.data, b.len, d);
+  hoist_sha256_final(h, d);
   snprintf(out, 24, "-ids%.12s", d + 7);
 }
 
