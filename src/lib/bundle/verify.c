@@ -992,22 +992,6 @@ int hoist_bundle_verify(const char *tarball, const hoist_bundle_opts *opts,
   return r < 0 ? hoist_err_wrap(err, "runtime bundle validation failed") : 0;
 }
 
-/* mkdir -p for a directory the user names (trusted, may be absolute). */
-static int mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *copy = hoist_strdup(path);
-  for (char *s = copy + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return hoist_err_errno(err, errno, "mkdir %s", copy);
-    *s = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", copy);
-  return 0;
-}
-
 int hoist_bundle_stage(const char *tarball, const char *into, const hoist_bundle_opts *opts,
                        char **staged_dir, hoist_bundle_info **info, hoist_err **err) {
   if (!into || !*into)
@@ -1020,13 +1004,9 @@ int hoist_bundle_stage(const char *tarball, const char *into, const hoist_bundle
   if (pass_init(&p, opts, err) < 0)
     return -EINVAL;
   const char *arch = opts->arch;
-  int r = mkdir_p(into, err);
+  /* a directory the user names (trusted, may be absolute) */
   _cleanup_close_ int intofd = -1;
-  if (r == 0) {
-    intofd = open(into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (intofd < 0)
-      r = hoist_err_errno(err, errno, "open %s", into);
-  }
+  int r = hoist_fs_mkdir_p(AT_FDCWD, into, 0755, &intofd, err);
   /* the old stage goes first: a failed run never leaves a stale one */
   if (r == 0)
     r = hoist_fs_rm_rf_at(intofd, arch, err);

@@ -890,7 +890,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, hoist_e
 int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port, hoist_err **err) {
   if (!o->data_dir)
     return hoist_err_set(err, EINVAL, "serve: no data directory");
-  if (server_mkdir_p(o->data_dir, err) < 0)
+  if (hoist_fs_mkdir_p(AT_FDCWD, o->data_dir, 0700, NULL, err) < 0)
     return -1;
   /* builds run in their job's directory: every path they get is absolute */
   _cleanup_free_ char *data = realpath(o->data_dir, NULL);

@@ -15,9 +15,6 @@ int server_b64_decode(const char *s, size_t len, size_t max, unsigned char **out
 /* UTF-8 without NUL, overlong forms or surrogates. */
 bool server_utf8_text(const unsigned char *s, size_t n);
 
-/* mkdir -p, new directories 0700. */
-int server_mkdir_p(const char *path, hoist_err **err);
-
 /* ------------------------------------------------------------ auth */
 
 /* Who a request is: login and the user's env (REGISTRY_HOST, ...). */

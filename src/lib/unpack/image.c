@@ -139,21 +139,6 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
   return 0;
 }
 
-static int mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *p = hoist_strdup(path);
-  for (char *q = p + 1;; q++) {
-    if (*q == '/' || *q == '\0') {
-      char c = *q;
-      *q = '\0';
-      if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return hoist_err_errno(err, errno, "mkdir %s", p);
-      *q = c;
-      if (!c)
-        return 0;
-    }
-  }
-}
-
 /* Removes temp trees of unpacks that died more than an hour ago. */
 static void sweep_stale(const char *dir) {
   DIR *d = opendir(dir);
@@ -258,7 +243,7 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     *path = steal_pointer(&final);
     return 0;
   }
-  if (mkdir_p(dir, err) < 0)
+  if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, NULL, err) < 0)
     return hoist_err_wrap(err, "rootfs cache");
   sweep_stale(dir);
   struct timespec now;
