@@ -15,6 +15,7 @@
 #include "bundle-internal.h"
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/map.h"
 
 #define IN_CHUNK (1U << 20)
 #define OUT_CHUNK (1U << 20)
@@ -245,14 +246,14 @@ typedef struct pass {
 
   entry *ents;
   size_t n_ents, cap_ents;
-  hoist_strmap idx;
-  char *top; /* the single top-level directory's name */
+  hoist_map idx; /* path -> index in ents (member names: the seeded map) */
+  char *top;     /* the single top-level directory's name */
   mode_t top_perm;
 
   bool have_manifest;
   hoist_buf mbuf;
   hoist_bundle_manifest *man;
-  hoist_strmap man_idx; /* files[].path -> first index */
+  hoist_map man_idx; /* files[].path -> first index */
 
   hoist_err *fail; /* the failure of the lowest check number so far */
   int fail_check;
@@ -288,24 +289,32 @@ static __attribute__((format(printf, 4, 5))) void failf(pass *p, int check, int 
 }
 
 static entry *lookup(pass *p, const char *path) {
-  size_t i;
-  return hoist_strmap_get(&p->idx, path, &i) ? &p->ents[i] : NULL;
+  uint64_t i;
+  return hoist_map_get(&p->idx, path, strlen(path), &i) ? &p->ents[i] : NULL;
 }
 
+/* The first index of path among the manifest's files, in *i. */
+static bool manifest_lookup(pass *p, const char *path, size_t *i) {
+  uint64_t v;
+  if (!hoist_map_get(&p->man_idx, path, strlen(path), &v))
+    return false;
+  if (i)
+    *i = (size_t)v;
+  return true;
+}
+
+/* Adds an entry for path, which lookup did not find. */
 static entry *add_entry(pass *p, const char *path, char type) {
   if (p->n_ents == p->cap_ents) {
     p->cap_ents = p->cap_ents ? p->cap_ents * 2 : 64;
-    p->ents = realloc(p->ents, p->cap_ents * sizeof *p->ents);
-    if (!p->ents)
-      abort();
-    /* the map borrows the path strings, which do not move */
+    p->ents = hoist_reallocarray(p->ents, p->cap_ents, sizeof *p->ents);
   }
   entry *e = &p->ents[p->n_ents];
   memset(e, 0, sizeof *e);
   e->path = hoist_strdup(path);
   e->type = type;
   e->perm = 0755;
-  hoist_strmap_put(&p->idx, e->path, p->n_ents);
+  hoist_map_set(&p->idx, path, strlen(path), p->n_ents);
   p->n_ents++;
   return e;
 }
@@ -316,8 +325,8 @@ static void pass_free(pass *p) {
     free(p->ents[i].target);
   }
   free(p->ents);
-  hoist_strmap_free(&p->idx);
-  hoist_strmap_free(&p->man_idx);
+  hoist_map_clear(&p->idx);
+  hoist_map_clear(&p->man_idx);
   hoist_bundle_manifest_free(p->man);
   hoist_buf_free(&p->mbuf);
   free(p->top);
@@ -427,9 +436,11 @@ static void on_manifest(pass *p) {
     record(p, 5, e);
     return;
   }
-  for (size_t i = 0; i < p->man->n_files; i++)
-    if (p->man->files[i].path)
-      hoist_strmap_put(&p->man_idx, p->man->files[i].path, i);
+  for (size_t i = 0; i < p->man->n_files; i++) {
+    const char *path = p->man->files[i].path;
+    if (path && !hoist_map_add(&p->man_idx, path, strlen(path), i, NULL))
+      continue; /* listed again: the first index stays */
+  }
 }
 
 /* manifest.json outgrew its buffer (more data than its header said): the
@@ -633,7 +644,7 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     }
   }
   size_t mi;
-  if (p->man && hoist_strmap_get(&p->man_idx, rel, &mi)) {
+  if (p->man && manifest_lookup(p, rel, &mi)) {
     const hoist_bundle_file *f = &p->man->files[mi];
     if (f->entry_type && strcmp(f->entry_type, "file") == 0 && f->size_valid && size > f->size) {
       failf(p, 8, HOIST_E_DIGEST, "size mismatch: %s", rel);
@@ -761,7 +772,7 @@ static int check_files(pass *p, hoist_err **err) {
     if (hoist_bundle_manifest_check_entry(m, i, err) < 0)
       return -1;
     size_t first;
-    if (hoist_strmap_get(&p->man_idx, f->path, &first) && first != i)
+    if (manifest_lookup(p, f->path, &first) && first != i)
       return fail_now(err, HOIST_E_FORMAT, "duplicate manifest-listed payload path: %s", f->path);
     entry *e = lookup(p, f->path);
     if (strcmp(f->entry_type, "file") == 0) {
@@ -805,7 +816,7 @@ static int check_required(pass *p, hoist_err **err) {
   const hoist_bundle_manifest *m = p->man;
   size_t i;
   for (size_t b = 0; b < sizeof required_binaries / sizeof *required_binaries; b++) {
-    if (!hoist_strmap_get(&p->man_idx, required_binaries[b], &i))
+    if (!manifest_lookup(p, required_binaries[b], &i))
       return fail_now(err, HOIST_E_FORMAT, "required runtime asset missing from manifest.json: %s",
                       required_binaries[b]);
     if (strcmp(m->files[i].entry_type, "file") != 0)
@@ -813,7 +824,7 @@ static int check_required(pass *p, hoist_err **err) {
                       required_binaries[b]);
   }
   static const char config[] = "etc/nvidia-container-runtime/config.toml";
-  if (!hoist_strmap_get(&p->man_idx, config, &i))
+  if (!manifest_lookup(p, config, &i))
     return fail_now(err, HOIST_E_FORMAT, "required runtime asset missing from manifest.json: %s",
                     config);
   entry *d = lookup(p, "etc/nvidia-container-runtime");
@@ -844,7 +855,7 @@ static int check_unlisted(pass *p, hoist_err **err) {
     entry *e = &p->ents[i];
     if (e->type == 'd' || strcmp(e->path, "manifest.json") == 0)
       continue;
-    if (!hoist_strmap_get(&p->man_idx, e->path, NULL))
+    if (!manifest_lookup(p, e->path, NULL))
       return fail_now(err, HOIST_E_FORMAT, "unlisted payload path present on disk: %s", e->path);
   }
   return 0;
