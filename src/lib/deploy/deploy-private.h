@@ -9,15 +9,6 @@
 #include "hoist/deploy.h"
 #include "hoist/limits.h"
 
-/* A growable array of owned strings. */
-typedef struct hoist_deploy_strv {
-  char **v;
-  size_t n;
-} hoist_deploy_strv;
-
-void hoist_deploy_strv_push(hoist_deploy_strv *v, char *s);
-void hoist_deploy_strv_free(hoist_deploy_strv *v);
-
 /* ------------------------------------------------------- the stat cache
  *
  * A no-op deploy on a large tree is bound by reading the index, HEAD's tree

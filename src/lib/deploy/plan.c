@@ -234,7 +234,7 @@ static bool env_ours(const char *e) {
 /* The environment of a step: the caller's, minus stale HOIST_COMPONENT,
  * HOIST_FINGERPRINT and HOIST_SCOPE_* variables, plus this step's. */
 static char **step_env(const hoist_deploy_file *f, const hoist_deploy_plan *plan,
-                       const char *component, const char *fingerprint, hoist_deploy_strv *own) {
+                       const char *component, const char *fingerprint, hoist_strv *own) {
   size_t n = 0;
   for (char **e = environ; e && *e; e++)
     n++;
@@ -243,15 +243,15 @@ static char **step_env(const hoist_deploy_file *f, const hoist_deploy_plan *plan
   for (char **e = environ; e && *e; e++)
     if (!env_ours(*e))
       envp[k++] = *e;
-  hoist_deploy_strv_push(own, hoist_asprintf("HOIST_COMPONENT=%s", component));
+  hoist_strv_push(own, hoist_asprintf("HOIST_COMPONENT=%s", component));
   envp[k++] = own->v[own->n - 1];
-  hoist_deploy_strv_push(own, hoist_asprintf("HOIST_FINGERPRINT=%s", fingerprint));
+  hoist_strv_push(own, hoist_asprintf("HOIST_FINGERPRINT=%s", fingerprint));
   envp[k++] = own->v[own->n - 1];
   for (size_t s = 0; plan->scope_values && s < f->n_scopes; s++) {
     if (!plan->scope_values[s])
       continue;
-    hoist_deploy_strv_push(
-        own, hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name, plan->scope_values[s]));
+    hoist_strv_push(own,
+                    hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name, plan->scope_values[s]));
     envp[k++] = own->v[own->n - 1];
   }
   envp[k] = NULL;
@@ -267,17 +267,17 @@ static double now(void) {
 static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan, const char *root,
                     const hoist_deploy_component *c, const char *fingerprint, size_t step,
                     hoist_err **err) {
-  hoist_deploy_strv own = {0};
+  hoist_strv own = {0};
   _cleanup_free_ char **envp = step_env(f, plan, c->name, fingerprint, &own);
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
-    hoist_deploy_strv_free(&own);
+    hoist_strv_clear(&own);
     return hoist_err_errno(err, errno, "fork");
   }
   if (pid == 0)
     exec_shell(root, c->steps[step], envp);
-  hoist_deploy_strv_free(&own);
+  hoist_strv_clear(&own);
   int status = 0;
   if (wait_child(pid, &status, err) < 0)
     return -EIO;

@@ -155,12 +155,6 @@ char **oci_strv_dup(char *const *v) {
   return c;
 }
 
-void oci_strv_free(char **v) {
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 bool oci_set_string(json_t *obj, const char *key, const char *value) {
   return json_object_set_new(obj, key, json_string(value)) == 0;
 }

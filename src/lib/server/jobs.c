@@ -269,8 +269,6 @@ static char *image_digest_of(server_jobs *j, const char *id) {
   return ret;
 }
 
-static void strv_freep(char ***v) { hoist_strv_free(*v); }
-
 /* Time a build may take beyond its install's timeout: its pull and push. */
 #define TRANSFER_GRACE 600
 
@@ -401,7 +399,7 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     hoist_err_free(e);
     return code > 0 && code < HOIST_E_BASE ? -code : -EIO;
   }
-  __attribute__((cleanup(strv_freep))) char **sandbox = server_sandbox_args(j->cfg);
+  _cleanup_strfreev_ char **sandbox = server_sandbox_args(j->cfg);
   size_t n_sandbox = 0;
   while (sandbox[n_sandbox])
     n_sandbox++;
