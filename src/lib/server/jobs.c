@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
@@ -305,8 +304,7 @@ static int write_push_auth(server_jobs *j, const job_row *row, hoist_err **err) 
   }
   if (userpass) {
     size_t sl = strlen(userpass);
-    _cleanup_free_ char *b64 = hoist_malloc0(4 * ((sl + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)userpass, (int)sl);
+    _cleanup_free_ char *b64 = hoist_base64_encode(userpass, sl);
     OPENSSL_cleanse(userpass, sl);
     json_object_set_new(auths, host, json_pack("{s:s}", "auth", b64));
   }
