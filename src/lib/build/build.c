@@ -291,7 +291,7 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
  * younger than a minute may not be locked yet and are left alone. */
 static void sweep_work(const char *workroot) {
   _cleanup_close_ int dfd = open(workroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int fd2 = dfd >= 0 ? dup(dfd) : -1;
+  int fd2 = dfd >= 0 ? fcntl(dfd, F_DUPFD_CLOEXEC, 3) : -1;
   DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
   if (!d) {
     if (fd2 >= 0)

@@ -106,7 +106,7 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
     return hoist_err_errno(err, e, "unpack: chown %s", dest);
   }
   if (!created) {
-    int dfd = dup(rootfd);
+    int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     bool empty = true;
     struct dirent *de;
