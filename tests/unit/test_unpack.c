@@ -841,6 +841,36 @@ static void test_image_and_cache(void **state) {
     assert_int_equal(pr.removed, 2);
     assert_int_not_equal(access(p5, F_OK), 0);
   }
+
+  /* a cache directory another user owns or may write to could hold a
+   * planted tree: refused before any tree in it is looked at */
+  static const struct {
+    mode_t mode;
+    bool foreign_owner; /* owned by uid 65534 (as root only) */
+    const char *error;
+  } untrusted[] = {
+      {0777, false, "may be written by other users (mode 0777)"},
+      {0775, false, "may be written by other users (mode 0775)"},
+      {01777, false, "may be written by other users (mode 1777)"},
+      {0755, true, "belongs to uid 65534, not to this user"},
+  };
+  for (size_t i = 0; i < sizeof untrusted / sizeof *untrusted; i++) {
+    if (untrusted[i].foreign_owner && geteuid() != 0)
+      continue;
+    assert_int_equal(chmod(cache, untrusted[i].mode), 0);
+    if (untrusted[i].foreign_owner)
+      assert_int_equal(chown(cache, 65534, 65534), 0);
+    _cleanup_free_ char *p6 = NULL;
+    assert_int_equal(hoist_unpack_cached(s, m, cache, NULL, &p6, &hit, NULL, NULL, &err),
+                     -HOIST_E_UNSAFE);
+    assert_null(p6);
+    assert_err_contains(&err, untrusted[i].error);
+    assert_int_equal(chown(cache, geteuid(), getegid()), 0);
+  }
+  assert_int_equal(chmod(cache, 0755), 0);
+  _cleanup_free_ char *p7 = NULL;
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p7, &hit, NULL, NULL, &err), &err);
+  assert_string_equal(p7, p4); /* the caller's own again: used */
   hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
 }
 

@@ -537,7 +537,12 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   _cleanup_free_ char *cache_dir_default = o->cache_dir ? NULL : hoist_build_cache_dir();
   const char *cache_dir = o->cache_dir ? o->cache_dir : cache_dir_default;
   _cleanup_store_ hoist_store *cache = NULL;
-  if ((r = hoist_store_open(cache_dir, true, &cache, err)) < 0)
+  /* a cached layer is taken on its tag's word: the layout must be the
+   * caller's own, not one another user made or may write to */
+  _cleanup_close_ int cachefd = -1;
+  if ((r = hoist_fs_mkdir_p(AT_FDCWD, cache_dir, 0755, &cachefd, err)) < 0 ||
+      (r = hoist_fs_check_owned(cachefd, cache_dir, err)) < 0 ||
+      (r = hoist_store_open(cache_dir, true, &cache, err)) < 0)
     return hoist_err_wrap(err, "build cache");
 
   hoist_descriptor layer = {0};

@@ -236,6 +236,12 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   char ids[24] = "";
   ids_suffix(opts, ids);
   _cleanup_free_ char *final = hoist_asprintf("%s/%s%s", dir, hex, ids);
+  /* the trees are trusted as unpacked here: a directory another user made
+   * (the /tmp fallback) or may write to could hold a planted one */
+  _cleanup_close_ int dirfd = -1;
+  if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, &dirfd, err) < 0 ||
+      hoist_fs_check_owned(dirfd, dir, err) < 0)
+    return hoist_err_wrap(err, "rootfs cache");
   struct stat st;
   if (stat(final, &st) == 0 && S_ISDIR(st.st_mode) && use_tree(final, hold)) {
     if (hit)
@@ -243,8 +249,6 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     *path = steal_pointer(&final);
     return 0;
   }
-  if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, NULL, err) < 0)
-    return hoist_err_wrap(err, "rootfs cache");
   sweep_stale(dir);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);
