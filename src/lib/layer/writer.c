@@ -16,6 +16,7 @@
 #include <sys/xattr.h>
 
 #include "hoist/layer.h"
+#include "hoist/limits.h"
 #include "hoist/map.h"
 
 #define QUEUE_BUFS 4
@@ -444,11 +445,19 @@ static int add_xattrs(struct archive_entry *ae, const char *path, hoist_err **er
   n = llistxattr(path, names, (size_t)n);
   if (n < 0)
     return hoist_err_errno(err, errno, "list xattrs of %s", path);
-  const char *kept[64];
+  const char *kept[HOIST_LAYER_XATTRS_MAX];
   size_t nk = 0;
-  for (char *s = names; s < names + n; s += strlen(s) + 1)
-    if (keep_xattr(s) && nk < 64)
-      kept[nk++] = s;
+  for (char *s = names; s < names + n; s += strlen(s) + 1) {
+    if (!keep_xattr(s))
+      continue;
+    /* never a layer that silently lacks some of them */
+    if (nk == HOIST_LAYER_XATTRS_MAX)
+      return hoist_err_set(err, HOIST_E_LIMIT,
+                           "%s: more than %d extended attributes to keep (user.* and "
+                           "security.capability; the limit is HOIST_LAYER_XATTRS_MAX)",
+                           path, HOIST_LAYER_XATTRS_MAX);
+    kept[nk++] = s;
+  }
   qsort(kept, nk, sizeof kept[0], cmp_str);
   for (size_t i = 0; i < nk; i++) {
     ssize_t len = 0;
