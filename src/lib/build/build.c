@@ -329,7 +329,7 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
     so = *o->sandbox;
   const char *mirror = o->mirrors[k->mirror];
   uint16_t port = mirror ? loopback_port(mirror) : 0;
-  _cleanup_free_ uint16_t *ports = hoist_malloc0((so.n_allow_ports + 1) * sizeof *ports);
+  _cleanup_free_ uint16_t *ports = hoist_calloc(so.n_allow_ports + 1, sizeof *ports);
   if (so.n_allow_ports)
     memcpy(ports, so.allow_ports, so.n_allow_ports * sizeof *ports);
   if (port)

@@ -120,7 +120,7 @@ int hoist_bundle_apply(hoist_image_source *base, hoist_image_target *target, con
   /* A directory mapping copies its tree: entries below a mapped directory
    * are not mapped again. The list is sorted by dst, so a directory comes
    * right before its entries. */
-  hoist_layer_map *maps = hoist_malloc0((n ? n : 1) * sizeof *maps);
+  hoist_layer_map *maps = hoist_calloc(n ? n : 1, sizeof *maps);
   size_t n_maps = 0;
   const char *dir = NULL;
   size_t dir_len = 0;

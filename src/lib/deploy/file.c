@@ -309,9 +309,7 @@ static int header(parser *ps) {
       return fail(ps, "duplicate table [%s.%s] (first at line %d)", kind, name, ps->tables[i].line);
   if (ps->n_tables >= MAX_TABLES)
     return fail(ps, "more than %d tables", MAX_TABLES);
-  raw_table *nt = realloc(ps->tables, (ps->n_tables + 1) * sizeof *nt);
-  if (!nt)
-    abort();
+  raw_table *nt = hoist_reallocarray(ps->tables, ps->n_tables + 1, sizeof *nt);
   ps->tables = nt;
   nt[ps->n_tables++] = (raw_table){.scope = scope, .line = ps->line, .name = steal_pointer(&name)};
   return end_of_line(ps);
@@ -423,8 +421,8 @@ static int build(parser *ps, hoist_deploy_file *f) {
   size_t nc = 0, ns = 0, n_aliases = 0;
   for (size_t i = 0; i < ps->n_tables; i++)
     ps->tables[i].scope ? ns++ : nc++;
-  f->components = hoist_malloc0((nc ? nc : 1) * sizeof *f->components);
-  f->scopes = hoist_malloc0((ns ? ns : 1) * sizeof *f->scopes);
+  f->components = hoist_calloc(nc ? nc : 1, sizeof *f->components);
+  f->scopes = hoist_calloc(ns ? ns : 1, sizeof *f->scopes);
   /* names first, so triggers may name a component declared later */
   for (size_t i = 0; i < ps->n_tables; i++) {
     raw_table *t = &ps->tables[i];
@@ -453,7 +451,7 @@ static int build(parser *ps, hoist_deploy_file *f) {
     n_aliases += t->aliases.n;
     if (n_aliases > MAX_ITEMS)
       return fail(ps, "more than %d aliases", MAX_ITEMS);
-    c->aliases = hoist_malloc0((t->aliases.n ? t->aliases.n : 1) * sizeof *c->aliases);
+    c->aliases = hoist_calloc(t->aliases.n ? t->aliases.n : 1, sizeof *c->aliases);
     for (size_t j = 0; j < t->aliases.n; j++) {
       const char *a = t->aliases.v[j];
       if (!*a || strlen(a) > MAX_NAME)

@@ -243,9 +243,7 @@ static int walk(fp_ctx *ctx, git_tree *tree, const uint8_t *cover) {
     if (any) {
       if (ctx->n_head == ctx->cap_head) {
         ctx->cap_head = ctx->cap_head ? ctx->cap_head * 2 : 1024;
-        head_entry *nh = realloc(ctx->head, ctx->cap_head * sizeof *nh);
-        if (!nh)
-          abort();
+        head_entry *nh = hoist_reallocarray(ctx->head, ctx->cap_head, sizeof *nh);
         ctx->head = nh;
       }
       head_entry *he = &ctx->head[ctx->n_head++];
@@ -395,8 +393,8 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
   if (git_index_path(idx) && stat(git_index_path(idx), &ist) == 0)
     ts->index_mtime = ist.st_mtim;
   size_t n = git_index_entrycount(idx);
-  ts->tostat = hoist_malloc0((n ? n : 1) * sizeof *ts->tostat);
-  ts->tracked = hoist_malloc0((n ? n : 1) * sizeof *ts->tracked);
+  ts->tostat = hoist_calloc(n ? n : 1, sizeof *ts->tostat);
+  ts->tracked = hoist_calloc(n ? n : 1, sizeof *ts->tracked);
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *e = git_index_get_byindex(idx, i);
     if (!union_match(ctx, e->path, strlen(e->path)) || (exclude && strcmp(e->path, exclude) == 0))
@@ -408,8 +406,8 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
       ts->tostat[ts->n_stat++] = e;
   }
   /* an entry the walk does not meet is gone from the work tree */
-  ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
-  ts->seen = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->seen);
+  ts->result = hoist_calloc(ts->n_stat ? ts->n_stat : 1, sizeof *ts->result);
+  ts->seen = hoist_calloc(ts->n_stat ? ts->n_stat : 1, sizeof *ts->seen);
   for (size_t i = 0; i < ts->n_stat; i++)
     ts->result[i] = STAT_CHANGED;
 }
@@ -514,9 +512,7 @@ typedef struct walk_shared {
 static void push_dir(walk_dir **v, size_t *n, size_t *cap, char *dir, int cover) {
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 64;
-    walk_dir *nv = realloc(*v, *cap * sizeof *nv);
-    if (!nv)
-      abort();
+    walk_dir *nv = hoist_reallocarray(*v, *cap, sizeof *nv);
     *v = nv;
   }
   (*v)[(*n)++] = (walk_dir){dir, cover};
@@ -528,7 +524,7 @@ static void record_stat(walk_shared *sh, hoist_deploy_cache_dir **v, size_t *n, 
   pthread_mutex_lock(&sh->lock);
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 64;
-    *v = hoist_realloc(*v, *cap * sizeof **v);
+    *v = hoist_reallocarray(*v, *cap, sizeof **v);
   }
   hoist_deploy_cache_dir *e = &(*v)[(*n)++];
   e->path = hoist_strdup(path);
@@ -543,7 +539,7 @@ static void record_stat(walk_shared *sh, hoist_deploy_cache_dir **v, size_t *n, 
 static void note_untracked(fp_ctx *ctx, int dfd, const char *name, const char *path) {
   struct stat st;
   ctx->untracked_st =
-      hoist_realloc(ctx->untracked_st, (ctx->untracked_paths.n + 1) * sizeof *ctx->untracked_st);
+      hoist_reallocarray(ctx->untracked_st, ctx->untracked_paths.n + 1, sizeof *ctx->untracked_st);
   memset(&ctx->untracked_st[ctx->untracked_paths.n], 0, sizeof *ctx->untracked_st);
   if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     hoist_deploy_cstat_from(&ctx->untracked_st[ctx->untracked_paths.n], &st);
@@ -1091,7 +1087,7 @@ static void cache_store(const char *cache_path, const char *key, const struct ti
   size_t n_files = 0;
   walk_shared *sh = &bg->sh;
   _cleanup_free_ hoist_deploy_cache_file *files =
-      hoist_malloc0((ts->n_stat + ctx->untracked_paths.n + sh->n_gitignores + 1) * sizeof *files);
+      hoist_calloc(ts->n_stat + ctx->untracked_paths.n + sh->n_gitignores + 1, sizeof *files);
   for (size_t i = 0; i < sh->n_gitignores; i++) {
     if (!sh->gitignores[i].st.valid) {
       hoist_debug("deploy: stat cache not written: %s vanished", sh->gitignores[i].path);
@@ -1142,11 +1138,11 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   fp_ctx ctx = {.repo = r->repo, .n = n, .err = err};
   hoist_buf_init(&ctx.path, 1 << 20);
   hoist_buf_init(&ctx.arena, 0);
-  ctx.comps = hoist_malloc0(n * sizeof *ctx.comps);
+  ctx.comps = hoist_calloc(n, sizeof *ctx.comps);
   _cleanup_free_ uint8_t *cover = hoist_malloc0(n);
   for (size_t i = 0; i < n; i++) {
     const hoist_deploy_component *c = &f->components[i];
-    ctx.comps[i].pats = hoist_malloc0(c->n_paths * sizeof(pat));
+    ctx.comps[i].pats = hoist_calloc(c->n_paths, sizeof(pat));
     ctx.comps[i].n_pats = c->n_paths;
     for (size_t k = 0; k < c->n_paths; k++) {
       pat_init(&ctx.comps[i].pats[k], c->paths[k]);
@@ -1174,7 +1170,7 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   _cleanup_free_ char *cache_path =
       hoist_asprintf("%s%s", git_repository_path(r->repo), HOIST_DEPLOY_CACHE_NAME);
   if (keyed) {
-    hoist_deploy_fingerprint *hit = hoist_malloc0((n ? n : 1) * sizeof *hit);
+    hoist_deploy_fingerprint *hit = hoist_calloc(n ? n : 1, sizeof *hit);
     if (hoist_deploy_cache_check(cache_path, rootfd, key, n, hit) == 1) {
       fp_ctx_free(&ctx);
       *out = hit;
@@ -1236,7 +1232,7 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
       hoist_strv_push(&ctx.comps[c].changed, hoist_strdup(path));
     }
   }
-  hoist_deploy_fingerprint *fp = hoist_malloc0((n ? n : 1) * sizeof *fp);
+  hoist_deploy_fingerprint *fp = hoist_calloc(n ? n : 1, sizeof *fp);
   for (size_t i = 0; i < n; i++) {
     comp_ctx *c = &ctx.comps[i];
     if (rc == 0 && c->nonempty)

@@ -143,13 +143,13 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
   if (!opts)
     opts = &none;
   hoist_deploy_plan *p = hoist_malloc0(sizeof *p);
-  p->items = hoist_malloc0((f->n_components ? f->n_components : 1) * sizeof *p->items);
+  p->items = hoist_calloc(f->n_components ? f->n_components : 1, sizeof *p->items);
   p->n_items = f->n_components;
   p->n_scopes = f->n_scopes;
   int r = 0;
   /* scope values: for the decision (without targets) and for the steps'
    * environment (always) */
-  p->scope_values = hoist_malloc0((f->n_scopes ? f->n_scopes : 1) * sizeof(char *));
+  p->scope_values = hoist_calloc(f->n_scopes ? f->n_scopes : 1, sizeof(char *));
   for (size_t s = 0; s < f->n_scopes; s++) {
     r = hoist_deploy_scope_eval(f->scopes[s].command, root, &p->scope_values[s], err);
     if (r < 0) {
@@ -169,7 +169,7 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
     }
   } else {
     _cleanup_free_ const char **invalid =
-        hoist_malloc0((f->n_components ? f->n_components : 1) * sizeof(char *));
+        hoist_calloc(f->n_components ? f->n_components : 1, sizeof(char *));
     for (size_t s = 0; s < f->n_scopes; s++) {
       const hoist_deploy_scope *sc = &f->scopes[s];
       const char *was = hoist_deploy_state_get(old, sc->name);
@@ -238,7 +238,7 @@ static char **step_env(const hoist_deploy_file *f, const hoist_deploy_plan *plan
   size_t n = 0;
   for (char **e = environ; e && *e; e++)
     n++;
-  char **envp = hoist_malloc0((n + 3 + f->n_scopes) * sizeof *envp);
+  char **envp = hoist_calloc(n + 3 + f->n_scopes, sizeof *envp);
   size_t k = 0;
   for (char **e = environ; e && *e; e++)
     if (!env_ours(*e))

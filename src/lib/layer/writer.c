@@ -60,9 +60,7 @@ static entry *entries_add(entry_list *l, char *name, char *src, const struct sta
                           entry_kind kind) {
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 256;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-    if (!l->v)
-      abort();
+    l->v = hoist_reallocarray(l->v, l->cap, sizeof *l->v);
   }
   entry *e = &l->v[l->n++];
   e->name = name;
@@ -532,9 +530,7 @@ static ssize_t find_extents(int fd, off_t size, extent **out) {
       h = size;
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
-      *out = realloc(*out, cap * sizeof **out);
-      if (!*out)
-        abort();
+      *out = hoist_reallocarray(*out, cap, sizeof **out);
     }
     (*out)[n++] = (extent){d, h - d};
     pos = h;

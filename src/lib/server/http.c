@@ -825,7 +825,7 @@ static int load_config(const char *path, server_config *c, front_config *f, hois
   }
   json_t *ins = json_object_get(o, "insecure_registries");
   size_t n = json_array_size(ins), k = 0;
-  c->insecure = hoist_malloc0((n + 1) * sizeof *c->insecure);
+  c->insecure = hoist_calloc(n + 1, sizeof *c->insecure);
   for (size_t i = 0; i < n; i++)
     if (json_is_string(json_array_get(ins, i)))
       c->insecure[k++] = hoist_strdup(json_string_value(json_array_get(ins, i)));

@@ -65,9 +65,7 @@ static void cache_drop(applier *ap) {
 static void dir_meta_push(dir_meta **v, size_t *n, size_t *cap, dir_meta d) {
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 256;
-    *v = realloc(*v, *cap * sizeof **v);
-    if (!*v)
-      abort();
+    *v = hoist_reallocarray(*v, *cap, sizeof **v);
   }
   (*v)[(*n)++] = d;
 }
