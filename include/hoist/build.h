@@ -28,14 +28,12 @@
 
 #include "hoist/core.h"
 #include "hoist/image.h"
+#include "hoist/limits.h"
 #include "hoist/oci.h"
 #include "hoist/sandbox.h"
 
 /* Code of the error returned when the install command ran and failed. */
 #define HOIST_E_BUILD_FAILED (HOIST_E_BASE + 100)
-
-/* Largest requirement file (as the reference's decoded limit). */
-#define HOIST_BUILD_FILE_MAX (5u * 1000u * 1000u)
 
 /* Per-ecosystem package sources. */
 typedef enum {
@@ -107,8 +105,11 @@ typedef struct hoist_build_opts {
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */
   hoist_compression compression;
-  const char *cache_dir;  /* build cache layout; NULL: hoist_build_cache_dir() */
-  const char *rootfs_dir; /* rootfs cache; NULL: hoist_unpack_cache_dir() */
+  /* build cache layout and rootfs cache (NULL: hoist_build_cache_dir(),
+   * hoist_unpack_cache_dir()); each must be the caller's own, neither owned
+   * nor writable by another user (HOIST_E_UNSAFE) */
+  const char *cache_dir;
+  const char *rootfs_dir;
   hoist_build_log_fn log; /* NULL: steps go to hoist_info, install output nowhere */
   void *log_ctx;
 } hoist_build_opts;

@@ -32,6 +32,7 @@
 
 #include "hoist/core.h"
 #include "hoist/image.h"
+#include "hoist/limits.h"
 #include "hoist/ref.h"
 #include "hoist/transport.h"
 
@@ -39,7 +40,6 @@
 #define HOIST_BUNDLE_DEFAULT_CACHE_DIR "deploy/docker/.build/runtime-bundles"
 #define HOIST_BUNDLE_DEFAULT_MAX_SIZE (4ULL << 30) /* bytes of member data */
 #define HOIST_BUNDLE_DEFAULT_MAX_ENTRIES 100000ULL
-#define HOIST_BUNDLE_MANIFEST_MAX (16U << 20) /* bytes of manifest.json */
 
 /* ------------------------------------------------------------ architecture */
 

@@ -7,6 +7,10 @@
  * - cleanup attributes (_cleanup_free_, ...) and steal_pointer/steal_fd.
  * - hoist_buf: a growable byte buffer with a hard size cap.
  * - logging to stderr with levels chosen by HOIST_LOG (error, warn, info, debug).
+ * - the toolbox every module shares instead of writing its own: overflow-checked
+ *   allocation, a string vector (hoist_strv), base64. The others live beside
+ *   this header: mkdir -p on a dirfd in fs.h, the seeded hash map in map.h, the
+ *   size caps in limits.h.
  */
 #ifndef HOIST_CORE_H
 #define HOIST_CORE_H
@@ -20,6 +24,8 @@
 #include <unistd.h>
 
 #define HOIST_EXPORT __attribute__((visibility("default")))
+/* A result the caller must look at: an error code, or a value it would leak. */
+#define HOIST_WUR __attribute__((warn_unused_result))
 
 /* ---------------------------------------------------------------- errors */
 
@@ -112,9 +118,13 @@ typedef struct hoist_buf {
   { NULL, 0, 0, (maxbytes) }
 
 HOIST_EXPORT void hoist_buf_init(hoist_buf *b, size_t max);
-HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len, hoist_err **err);
+/* Appends len bytes, or nothing at all: past the cap it returns -HOIST_E_LIMIT
+ * and leaves b as it was. A caller that goes on regardless would work on a
+ * shorter string than it meant (a path resolving elsewhere), hence HOIST_WUR. */
+HOIST_EXPORT int hoist_buf_append(hoist_buf *b, const void *data, size_t len,
+                                  hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_buf_appendf(hoist_buf *b, hoist_err **err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4))) HOIST_WUR;
 HOIST_EXPORT void hoist_buf_reset(hoist_buf *b);
 HOIST_EXPORT void hoist_buf_free(hoist_buf *b);
 /* Returns the data (caller frees; never NULL) and leaves b empty. */
@@ -162,9 +172,65 @@ HOIST_EXPORT const char *hoist_version(void);
 HOIST_EXPORT char *hoist_strdup(const char *s);
 HOIST_EXPORT void *hoist_malloc0(size_t n);
 HOIST_EXPORT void *hoist_realloc(void *p, size_t n);
+/* An array of n elements of size bytes, zeroed (hoist_calloc) or resized
+ * (hoist_reallocarray, new elements not zeroed). n * size is checked: a
+ * product that overflows is a request no allocator can meet, and aborts as
+ * out-of-memory does, instead of returning a short block. Never NULL. */
+HOIST_EXPORT void *hoist_calloc(size_t n, size_t size) __attribute__((malloc)) HOIST_WUR;
+HOIST_EXPORT void *hoist_reallocarray(void *p, size_t n, size_t size) HOIST_WUR;
 HOIST_EXPORT char *hoist_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* "123", "64K", "500M", "4G", "4GiB", "1T" (binary multiples) -> bytes, above 0; false on
  * anything else. */
 HOIST_EXPORT bool hoist_size_parse(const char *text, uint64_t *out);
+
+/* ---------------------------------------------------------- string vector */
+
+/* A growable vector of owned strings; v is NULL-terminated once it holds a
+ * string (v[n] == NULL) and NULL before. HOIST_STRV_INIT or {0} is empty. */
+typedef struct hoist_strv {
+  char **v;
+  size_t n;
+  size_t cap;
+} hoist_strv;
+
+#define HOIST_STRV_INIT                                                                            \
+  { NULL, 0, 0 }
+
+/* Appends s and takes ownership of it. */
+HOIST_EXPORT void hoist_strv_push(hoist_strv *sv, char *s);
+/* Appends a copy of s. */
+HOIST_EXPORT void hoist_strv_add(hoist_strv *sv, const char *s);
+/* Returns the NULL-terminated array (never NULL, even when empty; the caller
+ * frees it with hoist_strfreev) and leaves sv empty. */
+HOIST_EXPORT char **hoist_strv_steal(hoist_strv *sv) HOIST_WUR;
+/* Frees the strings and the array; sv is empty and usable again. */
+HOIST_EXPORT void hoist_strv_clear(hoist_strv *sv);
+/* Frees a NULL-terminated array of strings and its strings; NULL is fine. */
+HOIST_EXPORT void hoist_strfreev(char **v);
+
+static inline void hoist_strv_clearp(hoist_strv *sv) { hoist_strv_clear(sv); }
+static inline void hoist_strfreevp(char ***v) { hoist_strfreev(*v); }
+#define _cleanup_strv_ __attribute__((cleanup(hoist_strv_clearp)))
+#define _cleanup_strfreev_ __attribute__((cleanup(hoist_strfreevp)))
+
+/* ---------------------------------------------------------------- base64 */
+
+/* Standard base64 (RFC 4648 alphabet, "=" padding) of len bytes, as a
+ * NUL-terminated string the caller frees. */
+HOIST_EXPORT char *hoist_base64_encode(const void *data, size_t len) HOIST_WUR;
+
+/* Padding may be left out (as in ~/.docker/config.json "auth" values). */
+#define HOIST_BASE64_PAD_OPTIONAL 1u
+
+/* Decodes len characters of standard base64 into a NUL-terminated buffer the
+ * caller frees (*out_len excludes the NUL). Strict: only the alphabet, no
+ * whitespace or line breaks, "=" only as the last one or two characters of a
+ * length that is a multiple of 4 (HOIST_BASE64_PAD_OPTIONAL: or no padding).
+ * Anything else is HOIST_E_FORMAT; a result longer than max bytes is
+ * HOIST_E_LIMIT, refused before anything is allocated. With err NULL a
+ * refusal allocates nothing at all. "" decodes to "". */
+HOIST_EXPORT int hoist_base64_decode(const char *s, size_t len, size_t max, unsigned flags,
+                                     unsigned char **out, size_t *out_len,
+                                     hoist_err **err) HOIST_WUR;
 
 #endif

@@ -8,6 +8,9 @@
  *   kernels without openat2 that never follows a symlink out of the root.
  * - hoist_fs_mkdir_p_in_root, hoist_fs_rm_rf_at: the same rule for
  *   directories.
+ * - hoist_fs_mkdir_p: mkdir -p on a dirfd, the one copy for every module;
+ *   beneath a dirfd it never leaves it.
+ * - hoist_fs_check_owned: a directory hoist trusts is the caller's own.
  */
 #ifndef HOIST_FS_H
 #define HOIST_FS_H
@@ -43,6 +46,26 @@ HOIST_EXPORT int hoist_fs_open_beneath(int dirfd, const char *path, int flags, m
  * hoist_fs_open_in_root resolves) and returns an O_DIRECTORY fd to it. */
 HOIST_EXPORT int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode,
                                           hoist_err **err);
+
+/* mkdir -p on a dirfd: makes path and its missing parents (mode, less the
+ * umask, for the ones it makes) and returns 0, with an O_RDONLY|O_DIRECTORY
+ * fd to path in *fd when fd is not NULL.
+ * - dirfd AT_FDCWD: path is the caller's own (a directory a user named),
+ *   absolute or relative, resolved as open(2) does, symlinks followed.
+ * - any other dirfd: path stays beneath it, as hoist_fs_open_beneath
+ *   resolves: an absolute path, ".." above dirfd, or a symlink leading out
+ *   is refused (EXDEV), a symlink loop is ELOOP.
+ * Either way a file on the way is ENOTDIR and a dangling symlink EEXIST
+ * (nothing is made at its target). */
+HOIST_EXPORT int hoist_fs_mkdir_p(int dirfd, const char *path, mode_t mode, int *fd,
+                                  hoist_err **err) HOIST_WUR;
+
+/* Refuses (HOIST_E_UNSAFE, naming what and why) the directory open at fd
+ * unless it belongs to the caller (the effective uid) and neither its group
+ * nor others may write to it: a directory hoist trusts the content of (a
+ * cache of root filesystems) must not be one another local user made or can
+ * plant a tree in. what names it in the message. */
+HOIST_EXPORT int hoist_fs_check_owned(int fd, const char *what, hoist_err **err) HOIST_WUR;
 
 /* Removes dirfd/name and everything below it without following symlinks.
  * A missing name is not an error. */

@@ -21,6 +21,7 @@
 
 #include "hoist/core.h"
 #include "hoist/digest.h"
+#include "hoist/limits.h"
 
 #define HOIST_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define HOIST_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
@@ -40,9 +41,6 @@
 #define HOIST_MT_DOCKER_LAYER "application/vnd.docker.image.rootfs.diff.tar"
 #define HOIST_MT_DOCKER_FOREIGN "application/vnd.docker.image.rootfs.foreign.diff.tar"
 #define HOIST_MT_DOCKER_FOREIGN_GZIP "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip"
-
-/* Largest manifest, index or config hoist accepts (as containerd: 4 MiB). */
-#define HOIST_MANIFEST_MAX (4u << 20)
 
 typedef enum {
   HOIST_MEDIA_UNKNOWN = 0,

@@ -29,15 +29,10 @@
 #include <jansson.h>
 
 #include "hoist/core.h"
+#include "hoist/limits.h"
 
-#define HOIST_SERVER_MAX_FILE_B64 10000000u  /* base64 text of `file` */
-#define HOIST_SERVER_MAX_FILE_BYTES 5000000u /* decoded `file` */
-#define HOIST_SERVER_MAX_AUTH 4096u          /* authorization header */
-#define HOIST_SERVER_JOB_NAME_MAX 63         /* a Kubernetes object name */
-/* Request bodies: build/start carries the base64 file and a little JSON,
- * every other endpoint next to nothing. */
-#define HOIST_SERVER_MAX_START_BODY (HOIST_SERVER_MAX_FILE_B64 + 65536u)
-#define HOIST_SERVER_MAX_SMALL_BODY 4096u
+/* The size caps of requests (HOIST_SERVER_MAX_*) are in hoist/limits.h. */
+#define HOIST_SERVER_JOB_NAME_MAX 63 /* a Kubernetes object name */
 
 /* ------------------------------------------------------------ parsers */
 

@@ -113,6 +113,8 @@ HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool
  * there already. Temp trees older than an hour (left by unpacks that died)
  * are removed on the way. The tree is shared by every reader: callers treat
  * it as read-only (an overlay lower directory, or the source of a copy).
+ * The cache directory must be the caller's own: one that another user owns
+ * or may write to is refused (HOIST_E_UNSAFE), it could hold a planted tree.
  * With hold, *hold is an fd (or -1) to close when done with the tree: until
  * then hoist_unpack_cache_prune leaves it alone. */
 HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,

@@ -1,6 +1,5 @@
 /* hoist send: a build through the deployer service, followed to its end. */
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <time.h>
 
@@ -72,8 +71,7 @@ static int send_run(int argc, char **argv) {
       cli_client_free(&cl);
       return cli_fail("send", err);
     }
-    char *b64 = hoist_malloc0(4 * ((len + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)data, (int)len);
+    char *b64 = hoist_base64_encode(data, len);
     json_object_set_new(body, "file", json_string(b64));
     free(b64);
   }

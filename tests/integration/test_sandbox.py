@@ -12,7 +12,7 @@ import subprocess
 import time
 
 from hoisttest import (HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, sleepers, test,
-                       tmpdir)
+                       tmpdir, wait_for)
 
 WORK = tmpdir("hoist-sandbox-")
 LAYOUT = os.path.join(WORK, "layout")
@@ -152,9 +152,9 @@ def timeout_kills_the_command_and_its_children():
     assert p.stdout == "started\n", p.stdout
     assert "timed out" in p.stderr, p.stderr
     assert took < 8, f"took {took:.1f}s"
-    time.sleep(0.2)
-    for tag in ("1001", "1002", "1003"):
-        assert sleepers(tag) == [], f"sleep {tag} survived"
+    # killed with the sandbox: gone once the kernel has reaped them
+    wait_for(lambda: not any(sleepers(tag) for tag in ("1001", "1002", "1003")), timeout=10,
+             what="sleep 1001, 1002 and 1003 to be gone (they survived the timeout)")
 
 
 @test

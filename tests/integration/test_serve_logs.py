@@ -20,7 +20,7 @@ import threading
 import time
 
 from hoisttest import API, HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, run, test, \
-    tmpdir
+    tmpdir, wait_for
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -91,14 +91,16 @@ def start(s, key, source, target, file="Zmxhc2sK"):
 
 
 def wait_log(s, key, job, text, timeout=120):
-    """Waits until the job's log holds text."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
+    """Waits until the job's log holds text; returns the log."""
+    got = []
+
+    def holds():
         st, log = s.request("GET", f"{API}/build/logs?id={job}", auth=key, raw=True)
-        if st == 200 and text.encode() in log:
-            return log
-        time.sleep(0.1)
-    raise AssertionError(f"job {job}: {text!r} never reached the log")
+        got[:] = [log]
+        return st == 200 and text.encode() in log
+
+    wait_for(holds, timeout=timeout, what=f"job {job}: {text!r} in the log")
+    return got[0]
 
 
 def raw_follow(s, key, job):
@@ -177,15 +179,6 @@ def server_sockets(s, state):
 
 
 CLOSE_WAIT = "08"
-
-
-def wait_until(pred, timeout, what):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out ({timeout} s) waiting for {what}")
 
 
 @test
@@ -268,7 +261,8 @@ def a_follower_gets_every_line_in_order_and_ends_with_the_build():
             # and the answer ended soon after the build (its status saw it first)
             assert f.ended_at - ended < 3, f.ended_at - ended
         # (the answer is freed just after its last bytes went out)
-        wait_until(lambda: server_fds(s, f"/jobs/{job}/log") == 0, 5, "the followers' logs closed")
+        wait_for(lambda: server_fds(s, f"/jobs/{job}/log") == 0, timeout=5,
+                 what="the followers' logs closed")
         s.stop()
 
 
@@ -281,15 +275,16 @@ def a_follower_that_goes_away_is_forgotten():
         wait_log(s, key, job, "extending")
         stay = Follower(s, key, job)
         gone = [raw_follow(s, key, job) for _ in range(8)]
-        wait_until(lambda: server_fds(s, f"/jobs/{job}/log") == 9, 10, "9 followers")
+        wait_for(lambda: server_fds(s, f"/jobs/{job}/log") == 9, timeout=10, what="9 followers")
         for i, sock in enumerate(gone):
             if i % 2:  # reset, the others closed
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             sock.close()
         # the build still runs and writes nothing: the server notices by itself
-        wait_until(lambda: server_fds(s, f"/jobs/{job}/log") == 1, 10,
-                   "the gone followers' logs closed")
-        wait_until(lambda: server_sockets(s, CLOSE_WAIT) == 0, 10, "no connection in CLOSE_WAIT")
+        wait_for(lambda: server_fds(s, f"/jobs/{job}/log") == 1, timeout=10,
+                 what="the gone followers' logs closed")
+        wait_for(lambda: server_sockets(s, CLOSE_WAIT) == 0, timeout=10,
+                 what="no connection in CLOSE_WAIT")
         assert s.status(key, job)["phase"] == "Running"
         t0 = time.monotonic()
         for _ in range(20):
@@ -299,7 +294,7 @@ def a_follower_that_goes_away_is_forgotten():
         assert s.api("DELETE", f"/build?id={job}", key)[0] == 200
         assert stay.done.wait(15) and stay.error is None, stay.error
         assert stay.text().endswith(b"hoist serve: job %s canceled\n" % job.encode()), stay.text()
-        wait_until(lambda: server_fds(s, "/log") == 0, 5, "no log open")
+        wait_for(lambda: server_fds(s, "/log") == 0, timeout=5, what="no log open")
         s.stop()
 
 
@@ -311,7 +306,7 @@ def stopping_the_server_ends_its_followers():
         job = start(s, key, base, "alice:stop")
         wait_log(s, key, job, "extending")
         followers = [Follower(s, key, job) for _ in range(4)]
-        wait_until(lambda: server_fds(s, f"/jobs/{job}/log") == 4, 10, "4 followers")
+        wait_for(lambda: server_fds(s, f"/jobs/{job}/log") == 4, timeout=10, what="4 followers")
         time.sleep(0.3)  # they wait
         t0 = time.monotonic()
         s.stop()  # SIGTERM: exit status 0, no abort

@@ -406,9 +406,12 @@ static void test_stage_then_map(void **state) {
     char d[HOIST_DIGEST_STR_LEN];
     hoist_sha256_of(data, strlen(data), d);
     tar_add(a, member, data, NULL, i < 5 ? 0755 : 0644);
-    hoist_buf_appendf(&files, NULL,
-                      "{\"path\":\"%s\",\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":%zu},",
-                      path, d + 7, strlen(data));
+    assert_int_equal(
+        hoist_buf_appendf(
+            &files, NULL,
+            "{\"path\":\"%s\",\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":%zu},", path,
+            d + 7, strlen(data)),
+        0);
     free(path);
     free(member);
   }
@@ -417,12 +420,14 @@ static void test_stage_then_map(void **state) {
   tar_add(a, "top/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.17.8", "elf", NULL, 0755);
   tar_add(a, "top/usr/lib/x86_64-linux-gnu/libnvidia-container.so.1", NULL,
           "libnvidia-container.so.1.17.8", 0777);
-  hoist_buf_appendf(&files, NULL,
-                    "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.17.8\","
-                    "\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":3},"
-                    "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1\","
-                    "\"entry_type\":\"symlink\",\"target\":\"libnvidia-container.so.1.17.8\"}",
-                    d + 7);
+  assert_int_equal(
+      hoist_buf_appendf(&files, NULL,
+                        "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1.17.8\","
+                        "\"entry_type\":\"file\",\"sha256\":\"%s\",\"size\":3},"
+                        "{\"path\":\"usr/lib/x86_64-linux-gnu/libnvidia-container.so.1\","
+                        "\"entry_type\":\"symlink\",\"target\":\"libnvidia-container.so.1.17.8\"}",
+                        d + 7),
+      0);
   char *manifest = hoist_asprintf("{" HEAD COMPONENTS ",\"files\":[%s]}", files.data);
   tar_add(a, "top/manifest.json", manifest, NULL, 0644);
   assert_int_equal(archive_write_close(a), ARCHIVE_OK);

@@ -9,6 +9,7 @@
 
 #include "hoist/digest.h"
 #include "hoist/layer.h"
+#include "hoist/limits.h"
 #include "test_util.h"
 
 /* ------------------------------------------------------------- helpers */
@@ -122,6 +123,7 @@ typedef struct member {
   mode_t mode;
   int64_t uid, gid, mtime, size;
   char xattrs[512]; /* "name=value;" sorted as stored */
+  int n_xattrs;
   char data[64];
 } member;
 
@@ -151,7 +153,7 @@ static size_t read_members(const void *blob, size_t len, member *out, size_t max
     const char *un = archive_entry_uname(ae), *gn = archive_entry_gname(ae);
     assert_true(!un || !*un);
     assert_true(!gn || !*gn);
-    archive_entry_xattr_reset(ae);
+    m->n_xattrs = archive_entry_xattr_reset(ae);
     const char *xn;
     const void *xv;
     size_t xl;
@@ -399,6 +401,50 @@ static void test_xattr_filter(void **state) {
   if (!selinux)
     print_message("# security.selinux cannot be set here; its drop is checked by name only\n");
   hoist_writer_free(&blob->base);
+  rm_rf(t);
+  free(t);
+}
+
+/* HOIST_LAYER_XATTRS_MAX xattrs to keep are written, one more is an error
+ * naming the limit: never a layer that silently lacks some. */
+static void test_xattr_limit(void **state) {
+  (void)state;
+  char *t = test_mkdtemp();
+  write_file(t, "f", "x", 0644);
+  char *f = path_in(t, "f");
+  char name[32];
+  for (int i = 0; i < HOIST_LAYER_XATTRS_MAX; i++) {
+    snprintf(name, sizeof name, "user.x%03d", i);
+    if (lsetxattr(f, name, "v", 1, 0) < 0) {
+      free(f);
+      rm_rf(t);
+      free(t);
+      skip(); /* a file system with less room for xattrs */
+    }
+  }
+  /* dropped ones do not count */
+  assert_int_equal(lsetxattr(f, "user.overlay.origin", "o", 1, 0), 0);
+  hoist_layer_result res;
+  mem_writer *blob;
+  layer_of_dir(t, NULL, &res, &blob);
+  member m[4];
+  assert_int_equal(read_members(blob->buf.data, blob->buf.len, m, 4), 1);
+  hoist_writer_free(&blob->base);
+  assert_int_equal(m[0].n_xattrs, HOIST_LAYER_XATTRS_MAX);
+  snprintf(name, sizeof name, "user.x%03d", HOIST_LAYER_XATTRS_MAX);
+  if (lsetxattr(f, name, "v", 1, 0) < 0) {
+    free(f);
+    rm_rf(t);
+    free(t);
+    skip();
+  }
+  hoist_err *err = NULL;
+  hoist_layer_source src = {.kind = HOIST_LAYER_TREE, .dir = t};
+  assert_int_equal(write_layer(&src, NULL, &res, NULL, &err), -HOIST_E_LIMIT);
+  char want[64];
+  snprintf(want, sizeof want, "more than %d extended attributes", HOIST_LAYER_XATTRS_MAX);
+  assert_err_contains(&err, want);
+  free(f);
   rm_rf(t);
   free(t);
 }
@@ -760,11 +806,17 @@ static void test_options_table(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_digests_match_streams), cmocka_unit_test(test_deterministic),
-      cmocka_unit_test(test_entries_faithful),      cmocka_unit_test(test_xattr_filter),
-      cmocka_unit_test(test_overlay_upper),         cmocka_unit_test(test_maps),
-      cmocka_unit_test(test_sparse_not_inflated),   cmocka_unit_test(test_sink_failure),
-      cmocka_unit_test(test_source_failure),        cmocka_unit_test(test_file_writer_atomic),
+      cmocka_unit_test(test_digests_match_streams),
+      cmocka_unit_test(test_deterministic),
+      cmocka_unit_test(test_entries_faithful),
+      cmocka_unit_test(test_xattr_filter),
+      cmocka_unit_test(test_xattr_limit),
+      cmocka_unit_test(test_overlay_upper),
+      cmocka_unit_test(test_maps),
+      cmocka_unit_test(test_sparse_not_inflated),
+      cmocka_unit_test(test_sink_failure),
+      cmocka_unit_test(test_source_failure),
+      cmocka_unit_test(test_file_writer_atomic),
       cmocka_unit_test(test_options_table),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

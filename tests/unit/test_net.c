@@ -105,9 +105,8 @@ static char *read_all(int fd, int ms) {
     ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR)
       continue;
-    if (n <= 0)
+    if (n <= 0 || hoist_buf_append(&b, chunk, (size_t)n, NULL) < 0)
       break;
-    hoist_buf_append(&b, chunk, (size_t)n, NULL);
   }
   return hoist_buf_steal(&b);
 }
@@ -270,9 +269,9 @@ static char *ns_child_ready(ns_child *c) {
   char ch;
   for (;;) {
     struct pollfd p = {.fd = c->report, .events = POLLIN};
-    if (poll(&p, 1, 10000) <= 0 || read(c->report, &ch, 1) != 1)
+    if (poll(&p, 1, 10000) <= 0 || read(c->report, &ch, 1) != 1 ||
+        hoist_buf_append(&b, &ch, 1, NULL) < 0)
       break;
-    hoist_buf_append(&b, &ch, 1, NULL);
     if (b.len >= 2 && b.data[b.len - 2] == 'R' && b.data[b.len - 1] == '\n' &&
         (b.len == 2 || b.data[b.len - 3] == '\n'))
       return hoist_buf_steal(&b);

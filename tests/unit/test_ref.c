@@ -245,8 +245,8 @@ static void test_ref_table(void **state) {
 static char *repeat(const char *unit, size_t times, const char *tail) {
   hoist_buf b = HOIST_BUF_INIT(0);
   for (size_t i = 0; i < times; i++)
-    hoist_buf_append(&b, unit, strlen(unit), NULL);
-  hoist_buf_append(&b, tail, strlen(tail), NULL);
+    assert_int_equal(hoist_buf_append(&b, unit, strlen(unit), NULL), 0);
+  assert_int_equal(hoist_buf_append(&b, tail, strlen(tail), NULL), 0);
   return hoist_buf_steal(&b);
 }
 

@@ -243,17 +243,18 @@ static void test_file_auth_equal_work(void **state) {
   char *dir = test_mkdtemp();
   char *path = hoist_asprintf("%s/tokens.json", dir);
   hoist_buf b = HOIST_BUF_INIT(0);
-  hoist_buf_appendf(&b, NULL, "{\"tokens\": [");
+  assert_int_equal(hoist_buf_appendf(&b, NULL, "{\"tokens\": ["), 0);
   for (int i = 0; i < 1000; i++) {
     char k[16], d[HOIST_DIGEST_STR_LEN];
     snprintf(k, sizeof k, "k%d", i);
     hoist_sha256_of(k, strlen(k), d);
-    hoist_buf_appendf(&b, NULL,
-                      "%s{\"login\": \"user%d\", \"uuid\": "
-                      "\"00000000-0000-0000-0000-%012d\", \"key_sha256\": \"%s\"}",
-                      i ? ", " : "", i, i, d + 7);
+    assert_int_equal(hoist_buf_appendf(&b, NULL,
+                                       "%s{\"login\": \"user%d\", \"uuid\": "
+                                       "\"00000000-0000-0000-0000-%012d\", \"key_sha256\": \"%s\"}",
+                                       i ? ", " : "", i, i, d + 7),
+                     0);
   }
-  hoist_buf_appendf(&b, NULL, "]}");
+  assert_int_equal(hoist_buf_appendf(&b, NULL, "]}"), 0);
   FILE *f = fopen(path, "w");
   assert_non_null(f);
   fwrite(b.data, 1, b.len, f);
@@ -361,7 +362,7 @@ static void test_config_sandbox(void **state) {
     char **args = server_sandbox_args(&c);
     hoist_buf b = HOIST_BUF_INIT(0);
     for (char **a = args; *a; a++)
-      hoist_buf_appendf(&b, NULL, "%s%s", a == args ? "" : " ", *a);
+      assert_int_equal(hoist_buf_appendf(&b, NULL, "%s%s", a == args ? "" : " ", *a), 0);
     if (strcmp(b.data, cases[i].args) != 0)
       fail_msg("case %zu: %s\n got: %s\nwant: %s", i, cases[i].json, b.data, cases[i].args);
     hoist_buf_free(&b);

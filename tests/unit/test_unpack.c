@@ -416,29 +416,41 @@ static void test_gzip_multi_member(void **state) {
 typedef struct hostile {
   const char *what;
   member layers[2][8];
-  const char *want_err; /* NULL: contained (success or any error) */
-  const char *inside;   /* a path that must exist inside afterwards, or NULL */
+  /* what must happen, one or the other: a refusal whose error names
+   * want_err, or (want_err NULL) the layers apply and inside exists in the
+   * destination with type inside_type, reached through real directories */
+  const char *want_err;
+  const char *inside;
+  mode_t inside_type;
 } hostile;
 
 static char long_component[300];
 static char long_path[5000];
 
 static const hostile hostiles[] = {
-    {"dotdot", {{{REG, "../" PROBE, "x", 0}, END}}, "\"..\" component refused", NULL},
-    {"dotdot inside", {{{REG, "a/../../" PROBE, "x", 0}, END}}, "refused", NULL},
-    {"absolute", {{{REG, "/tmp/" PROBE, "x", 0}, END}}, "absolute name refused", NULL},
+    {"dotdot", {{{REG, "../" PROBE, "x", 0}, END}}, "\"..\" component refused", NULL, 0},
+    {"dotdot inside",
+     {{{REG, "a/../../" PROBE, "x", 0}, END}},
+     "\"..\" component refused",
+     NULL,
+     0},
+    {"absolute", {{{REG, "/tmp/" PROBE, "x", 0}, END}}, "absolute name refused", NULL, 0},
+    /* inside the root, etc -> /etc names itself: a loop */
     {"symlink to /etc then a file through it",
      {{{SYM, "etc", "/etc", 0}, {REG, "etc/" PROBE, "x", 0}, END}},
+     "member etc/" PROBE ": directory etc",
      NULL,
-     NULL},
+     0},
     {"symlink to /tmp then a file through it",
      {{{SYM, "t", "/tmp", 0}, {REG, "t/" PROBE, "x", 0}, END}},
      NULL,
-     NULL},
+     "tmp/" PROBE,
+     S_IFREG},
     {"symlink up then a file",
      {{{SYM, "up", "../../..", 0}, {REG, "up/" PROBE, "x", 0}, END}},
      NULL,
-     PROBE},
+     PROBE,
+     S_IFREG},
     {"symlink chain",
      {{{SYM, "l1", "l2", 0},
        {SYM, "l2", "l3/../..", 0},
@@ -446,33 +458,54 @@ static const hostile hostiles[] = {
        {REG, "l1/" PROBE, "x", 0},
        END}},
      NULL,
-     PROBE},
+     PROBE,
+     S_IFREG},
     {"symlink planted by an earlier layer",
      {{{SYM, "lib", "/", 0}, END}, {{REG, "lib/" PROBE, "x", 0}, END}},
      NULL,
-     PROBE},
-    {"symlink loop", {{{SYM, "loop", "loop", 0}, {REG, "loop/x", "x", 0}, END}}, NULL, NULL},
+     PROBE,
+     S_IFREG},
+    {"symlink loop",
+     {{{SYM, "loop", "loop", 0}, {REG, "loop/x", "x", 0}, END}},
+     "member loop/x: directory loop",
+     NULL,
+     0},
     {"hardlink to outside",
      {{{HARD, "pw", "../../etc/passwd", 0}, END}},
      "\"..\" component refused",
-     NULL},
-    {"hardlink to absolute", {{{HARD, "pw", "/etc/passwd", 0}, END}}, "absolute", NULL},
+     NULL,
+     0},
+    {"hardlink to absolute",
+     {{{HARD, "pw", "/etc/passwd", 0}, END}},
+     "absolute name refused",
+     NULL,
+     0},
+    /* s -> /etc is the root's own etc, which has no passwd */
     {"hardlink through a symlink",
      {{{SYM, "s", "/etc", 0}, {HARD, "pw", "s/passwd", 0}, END}},
+     "hardlink target s/passwd",
      NULL,
-     NULL},
-    {"whiteout of ..", {{{REG, ".wh...", "", 0}, END}}, "whiteout of \"..\" refused", NULL},
+     0},
+    {"whiteout of ..", {{{REG, ".wh...", "", 0}, END}}, "whiteout of \"..\" refused", NULL, 0},
     {"whiteout of .. in a dir",
      {{{DIR_, "a", NULL, 0}, {REG, "a/.wh...", "", 0}, END}},
-     "refused",
-     NULL},
-    {"whiteout of the root", {{{REG, ".wh.", "", 0}, END}}, "refused", NULL},
-    {"whiteout of the root dot", {{{REG, ".wh..", "", 0}, END}}, "refused", NULL},
+     "whiteout of \"..\" refused",
+     NULL,
+     0},
+    {"whiteout of the root", {{{REG, ".wh.", "", 0}, END}}, "whiteout of \"\" refused", NULL, 0},
+    {"whiteout of the root dot",
+     {{{REG, ".wh..", "", 0}, END}},
+     "whiteout of \".\" refused",
+     NULL,
+     0},
+    /* s -> / is the root: the whiteout hides the root's "keep" (there is
+     * none), never the symlink */
     {"whiteout through a symlink",
      {{{SYM, "s", "/", 0}, {REG, "s/.wh.keep", "", 0}, END}},
      NULL,
-     NULL},
-    {"device nodes", {{{CHR, "dev/null", NULL, 0}, {REG, "ok", "x", 0}, END}}, NULL, "ok"},
+     "s",
+     S_IFLNK},
+    {"device nodes", {{{CHR, "dev/null", NULL, 0}, {REG, "ok", "x", 0}, END}}, NULL, "ok", S_IFREG},
     {"member repeated with different types",
      {{{REG, "x", "1", 0},
        {DIR_, "x", NULL, 0},
@@ -481,11 +514,13 @@ static const hostile hostiles[] = {
        {REG, "x", "final", 0},
        END}},
      NULL,
-     "x"},
+     "x",
+     S_IFREG},
     {"symlink then a directory of the same name",
      {{{SYM, "s", "/tmp", 0}, {DIR_, "s", NULL, 0}, {REG, "s/" PROBE, "x", 0}, END}},
      NULL,
-     "s/" PROBE},
+     "s/" PROBE,
+     S_IFREG},
     {"directory then a symlink of the same name then a file",
      {{{DIR_, "d", NULL, 0},
        {REG, "d/a", "a", 0},
@@ -493,23 +528,55 @@ static const hostile hostiles[] = {
        {REG, "d/" PROBE, "x", 0},
        END}},
      NULL,
-     NULL},
+     "tmp/" PROBE,
+     S_IFREG},
     {"a file below a dangling relative symlink",
      {{{SYM, "lib", "usr/lib", 0}, {REG, "lib/" PROBE, "x", 0}, END}},
      NULL,
-     "usr/lib/" PROBE},
+     "usr/lib/" PROBE,
+     S_IFREG},
     {"a file below a dangling absolute symlink of a lower layer",
      {{{DIR_, "var", NULL, 0}, {SYM, "var/run", "/run", 0}, END},
       {{REG, "var/run/" PROBE, "x", 0}, END}},
      NULL,
-     "run/" PROBE},
+     "run/" PROBE,
+     S_IFREG},
     {"a file below a dangling symlink pointing up",
      {{{SYM, "up", "../../../made", 0}, {REG, "up/" PROBE, "x", 0}, END}},
      NULL,
-     "made/" PROBE},
-    {"very long component", {{{REG, long_component, "x", 0}, END}}, "too long", NULL},
-    {"very long path", {{{REG, long_path, "x", 0}, END}}, NULL, NULL},
+     "made/" PROBE,
+     S_IFREG},
+    {"very long component", {{{REG, long_component, "x", 0}, END}}, "component too long", NULL, 0},
+    {"very long path", {{{REG, long_path, "x", 0}, END}}, NULL, long_path, S_IFREG},
 };
+
+/* The type of path inside rootfd, walked a component at a time without
+ * following any symlink (so a path longer than PATH_MAX works too); 0 when
+ * it is missing or a component on the way is not a real directory. */
+static mode_t type_inside(int rootfd, const char *path) {
+  int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
+  mode_t type = 0;
+  _cleanup_free_ char *copy = hoist_strdup(path);
+  char *save = NULL;
+  char *comp = strtok_r(copy, "/", &save);
+  while (comp && dfd >= 0) {
+    char *next = strtok_r(NULL, "/", &save);
+    struct stat st;
+    if (fstatat(dfd, comp, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      break;
+    if (!next) {
+      type = st.st_mode & S_IFMT;
+      break;
+    }
+    int fd = S_ISDIR(st.st_mode) ? openat(dfd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW) : -1;
+    close(dfd);
+    dfd = fd;
+    comp = next;
+  }
+  if (dfd >= 0)
+    close(dfd);
+  return type;
+}
 
 static bool probe_anywhere(void) {
   const char *places[] = {"/" PROBE, "/tmp/" PROBE, "/etc/" PROBE};
@@ -554,10 +621,15 @@ static void run_hostiles(void) {
         fail_msg("%s: expected refusal \"%s\", got success", h->what, h->want_err);
       assert_err_contains(&err, h->want_err);
     } else {
-      hoist_err_free(err);
+      if (r != 0) {
+        char *t = hoist_err_text(err);
+        fail_msg("%s: expected success, got %d: %s", h->what, r, t ? t : "(no error)");
+      }
+      mode_t type = type_inside(f.rootfd, h->inside);
+      if (type != h->inside_type)
+        fail_msg("%s: %.80s inside the destination has type %o, want %o", h->what, h->inside,
+                 (unsigned)type, (unsigned)h->inside_type);
     }
-    if (h->inside && !exists(f.rootfd, h->inside))
-      fail_msg("%s: %s missing inside the destination (r=%d)", h->what, h->inside, r);
     assert_parent_clean(&f, h->what);
     if (probe_anywhere())
       fail_msg("%s: wrote outside the destination", h->what);
@@ -841,6 +913,36 @@ static void test_image_and_cache(void **state) {
     assert_int_equal(pr.removed, 2);
     assert_int_not_equal(access(p5, F_OK), 0);
   }
+
+  /* a cache directory another user owns or may write to could hold a
+   * planted tree: refused before any tree in it is looked at */
+  static const struct {
+    mode_t mode;
+    bool foreign_owner; /* owned by uid 65534 (as root only) */
+    const char *error;
+  } untrusted[] = {
+      {0777, false, "may be written by other users (mode 0777)"},
+      {0775, false, "may be written by other users (mode 0775)"},
+      {01777, false, "may be written by other users (mode 1777)"},
+      {0755, true, "belongs to uid 65534, not to this user"},
+  };
+  for (size_t i = 0; i < sizeof untrusted / sizeof *untrusted; i++) {
+    if (untrusted[i].foreign_owner && geteuid() != 0)
+      continue;
+    assert_int_equal(chmod(cache, untrusted[i].mode), 0);
+    if (untrusted[i].foreign_owner)
+      assert_int_equal(chown(cache, 65534, 65534), 0);
+    _cleanup_free_ char *p6 = NULL;
+    assert_int_equal(hoist_unpack_cached(s, m, cache, NULL, &p6, &hit, NULL, NULL, &err),
+                     -HOIST_E_UNSAFE);
+    assert_null(p6);
+    assert_err_contains(&err, untrusted[i].error);
+    assert_int_equal(chown(cache, geteuid(), getegid()), 0);
+  }
+  assert_int_equal(chmod(cache, 0755), 0);
+  _cleanup_free_ char *p7 = NULL;
+  assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p7, &hit, NULL, NULL, &err), &err);
+  assert_string_equal(p7, p4); /* the caller's own again: used */
   hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
 }
 

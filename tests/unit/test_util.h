@@ -13,12 +13,14 @@
 
 #include "hoist/core.h"
 
-/* Asserts r == 0; on failure prints the error's text. */
+/* Asserts r == 0; on failure prints the error's text. r is evaluated once:
+ * assert_ok(hoist_x(...), &err) calls hoist_x once. */
 #define assert_ok(r, errp)                                                                         \
   do {                                                                                             \
-    if ((r) != 0) {                                                                                \
+    __typeof__(r) _r = (r);                                                                        \
+    if (_r != 0) {                                                                                 \
       char *_t = hoist_err_text(*(errp));                                                          \
-      fail_msg("expected success, got %d: %s", (int)(r), _t ? _t : "(no error)");                  \
+      fail_msg("expected success, got %lld: %s", (long long)_r, _t ? _t : "(no error)");           \
     }                                                                                              \
   } while (0)
 

@@ -291,7 +291,7 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
  * younger than a minute may not be locked yet and are left alone. */
 static void sweep_work(const char *workroot) {
   _cleanup_close_ int dfd = open(workroot, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int fd2 = dfd >= 0 ? dup(dfd) : -1;
+  int fd2 = dfd >= 0 ? fcntl(dfd, F_DUPFD_CLOEXEC, 3) : -1;
   DIR *d = fd2 >= 0 ? fdopendir(fd2) : NULL;
   if (!d) {
     if (fd2 >= 0)
@@ -329,7 +329,7 @@ static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hois
     so = *o->sandbox;
   const char *mirror = o->mirrors[k->mirror];
   uint16_t port = mirror ? loopback_port(mirror) : 0;
-  _cleanup_free_ uint16_t *ports = hoist_malloc0((so.n_allow_ports + 1) * sizeof *ports);
+  _cleanup_free_ uint16_t *ports = hoist_calloc(so.n_allow_ports + 1, sizeof *ports);
   if (so.n_allow_ports)
     memcpy(ports, so.allow_ports, so.n_allow_ports * sizeof *ports);
   if (port)
@@ -503,7 +503,8 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
     const hoist_build_kind *all = hoist_build_kinds(&n);
     hoist_buf names = HOIST_BUF_INIT(0);
     for (size_t i = 0; i < n; i++)
-      hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name);
+      if (hoist_buf_appendf(&names, NULL, "%s%s", i ? ", " : "", all[i].name) < 0)
+        break; /* a message: the names that fit */
     int r = hoist_err_set(err, EINVAL, "unknown kind '%s' (known: %s)", o->kind ? o->kind : "",
                           names.data);
     hoist_buf_free(&names);
@@ -536,7 +537,12 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   _cleanup_free_ char *cache_dir_default = o->cache_dir ? NULL : hoist_build_cache_dir();
   const char *cache_dir = o->cache_dir ? o->cache_dir : cache_dir_default;
   _cleanup_store_ hoist_store *cache = NULL;
-  if ((r = hoist_store_open(cache_dir, true, &cache, err)) < 0)
+  /* a cached layer is taken on its tag's word: the layout must be the
+   * caller's own, not one another user made or may write to */
+  _cleanup_close_ int cachefd = -1;
+  if ((r = hoist_fs_mkdir_p(AT_FDCWD, cache_dir, 0755, &cachefd, err)) < 0 ||
+      (r = hoist_fs_check_owned(cachefd, cache_dir, err)) < 0 ||
+      (r = hoist_store_open(cache_dir, true, &cache, err)) < 0)
     return hoist_err_wrap(err, "build cache");
 
   hoist_descriptor layer = {0};

@@ -21,7 +21,8 @@ static char *platforms_of(const hoist_index *ix) {
     if (!ix->manifests[i].platform)
       continue;
     _cleanup_free_ char *s = hoist_platform_string(ix->manifests[i].platform);
-    hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s);
+    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s) < 0)
+      break; /* a message: the platforms that fit */
   }
   return hoist_buf_steal(&b);
 }
@@ -122,7 +123,7 @@ int hoist_bundle_apply(hoist_transport_source *base, hoist_transport_target *tar
   /* A directory mapping copies its tree: entries below a mapped directory
    * are not mapped again. The list is sorted by dst, so a directory comes
    * right before its entries. */
-  hoist_layer_map *maps = hoist_malloc0((n ? n : 1) * sizeof *maps);
+  hoist_layer_map *maps = hoist_calloc(n ? n : 1, sizeof *maps);
   size_t n_maps = 0;
   const char *dir = NULL;
   size_t dir_len = 0;

@@ -76,21 +76,6 @@ static int on_progress(void *userdata, curl_off_t dltotal, curl_off_t dlnow, cur
   return 0;
 }
 
-static int mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *copy = hoist_strdup(path);
-  for (char *s = copy + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return hoist_err_errno(err, errno, "mkdir %s", copy);
-    *s = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", copy);
-  return 0;
-}
-
 int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char **path, bool *cached,
                        hoist_err **err) {
   const char *want = o->sha256;
@@ -129,7 +114,7 @@ int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char *
     unlink(dest);
   }
 
-  if (mkdir_p(dir, err) < 0)
+  if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, NULL, err) < 0)
     return hoist_err_wrap(err, "fetch %s", url);
   _cleanup_free_ char *tmp = hoist_asprintf("%s.tmp-XXXXXX", dest);
   sink s = {.fd = mkostemp(tmp, O_CLOEXEC), .sha = hoist_sha256_new(), .o = o};

@@ -235,7 +235,7 @@ int hoist_bundle_manifest_parse(const char *json, size_t len, hoist_bundle_manif
   if (!json_is_array(files))
     return missing(err, "files");
   m->n_files = json_array_size(files);
-  m->files = hoist_malloc0(m->n_files * sizeof *m->files);
+  m->files = hoist_calloc(m->n_files, sizeof *m->files);
   for (size_t i = 0; i < m->n_files; i++) {
     json_t *e = json_array_get(files, i);
     if (!json_is_object(e)) {

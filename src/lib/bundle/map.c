@@ -24,9 +24,7 @@ static int add(list *l, int dirfd, const char *src, const char *dst, hoist_err *
                          src);
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 32;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-    if (!l->v)
-      abort();
+    l->v = hoist_reallocarray(l->v, l->cap, sizeof *l->v);
   }
   hoist_bundle_mapping *m = &l->v[l->n];
   memset(m, 0, sizeof *m);

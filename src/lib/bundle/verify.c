@@ -15,6 +15,7 @@
 #include "bundle-internal.h"
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/map.h"
 
 #define IN_CHUNK (1U << 20)
 #define OUT_CHUNK (1U << 20)
@@ -245,14 +246,14 @@ typedef struct pass {
 
   entry *ents;
   size_t n_ents, cap_ents;
-  hoist_strmap idx;
-  char *top; /* the single top-level directory's name */
+  hoist_map idx; /* path -> index in ents (member names: the seeded map) */
+  char *top;     /* the single top-level directory's name */
   mode_t top_perm;
 
   bool have_manifest;
   hoist_buf mbuf;
   hoist_bundle_manifest *man;
-  hoist_strmap man_idx; /* files[].path -> first index */
+  hoist_map man_idx; /* files[].path -> first index */
 
   hoist_err *fail; /* the failure of the lowest check number so far */
   int fail_check;
@@ -288,24 +289,32 @@ static __attribute__((format(printf, 4, 5))) void failf(pass *p, int check, int 
 }
 
 static entry *lookup(pass *p, const char *path) {
-  size_t i;
-  return hoist_strmap_get(&p->idx, path, &i) ? &p->ents[i] : NULL;
+  uint64_t i;
+  return hoist_map_get(&p->idx, path, strlen(path), &i) ? &p->ents[i] : NULL;
 }
 
+/* The first index of path among the manifest's files, in *i. */
+static bool manifest_lookup(pass *p, const char *path, size_t *i) {
+  uint64_t v;
+  if (!hoist_map_get(&p->man_idx, path, strlen(path), &v))
+    return false;
+  if (i)
+    *i = (size_t)v;
+  return true;
+}
+
+/* Adds an entry for path, which lookup did not find. */
 static entry *add_entry(pass *p, const char *path, char type) {
   if (p->n_ents == p->cap_ents) {
     p->cap_ents = p->cap_ents ? p->cap_ents * 2 : 64;
-    p->ents = realloc(p->ents, p->cap_ents * sizeof *p->ents);
-    if (!p->ents)
-      abort();
-    /* the map borrows the path strings, which do not move */
+    p->ents = hoist_reallocarray(p->ents, p->cap_ents, sizeof *p->ents);
   }
   entry *e = &p->ents[p->n_ents];
   memset(e, 0, sizeof *e);
   e->path = hoist_strdup(path);
   e->type = type;
   e->perm = 0755;
-  hoist_strmap_put(&p->idx, e->path, p->n_ents);
+  hoist_map_set(&p->idx, path, strlen(path), p->n_ents);
   p->n_ents++;
   return e;
 }
@@ -316,8 +325,8 @@ static void pass_free(pass *p) {
     free(p->ents[i].target);
   }
   free(p->ents);
-  hoist_strmap_free(&p->idx);
-  hoist_strmap_free(&p->man_idx);
+  hoist_map_clear(&p->idx);
+  hoist_map_clear(&p->man_idx);
   hoist_bundle_manifest_free(p->man);
   hoist_buf_free(&p->mbuf);
   free(p->top);
@@ -326,7 +335,7 @@ static void pass_free(pass *p) {
 }
 
 /* Normalizes a member name: drops "." and empty components. Returns NULL
- * for an absolute name or one with a ".." component. */
+ * for an absolute name, one with a ".." component, or one too long to hold. */
 static char *normalize_name(const char *name) {
   if (!name || name[0] == '/')
     return NULL;
@@ -339,10 +348,11 @@ static char *normalize_name(const char *name) {
       hoist_buf_free(&b);
       return NULL;
     }
-    if (len > 0 && !(len == 1 && c[0] == '.')) {
-      if (b.len)
-        hoist_buf_append(&b, "/", 1, NULL);
-      hoist_buf_append(&b, c, len, NULL);
+    if (len > 0 && !(len == 1 && c[0] == '.') &&
+        ((b.len && hoist_buf_append(&b, "/", 1, NULL) < 0) ||
+         hoist_buf_append(&b, c, len, NULL) < 0)) {
+      hoist_buf_free(&b);
+      return NULL;
     }
     c = *end ? end + 1 : end;
   }
@@ -426,16 +436,27 @@ static void on_manifest(pass *p) {
     record(p, 5, e);
     return;
   }
-  for (size_t i = 0; i < p->man->n_files; i++)
-    if (p->man->files[i].path)
-      hoist_strmap_put(&p->man_idx, p->man->files[i].path, i);
+  for (size_t i = 0; i < p->man->n_files; i++) {
+    const char *path = p->man->files[i].path;
+    if (path && !hoist_map_add(&p->man_idx, path, strlen(path), i, NULL))
+      continue; /* listed again: the first index stays */
+  }
+}
+
+/* manifest.json outgrew its buffer (more data than its header said): the
+ * failure of check 3, and no parse of what the buffer holds. */
+static void manifest_too_large(pass *p, bool *is_manifest) {
+  failf(p, 3, HOIST_E_LIMIT, "malformed manifest.json: larger than %u bytes",
+        HOIST_BUNDLE_MANIFEST_MAX);
+  *is_manifest = false;
 }
 
 /* Reads a regular file's data: hashes it, writes it to fd when fd >= 0,
- * keeps it in p->mbuf when it is the manifest. Returns a negative code on a
- * tar error (already recorded). */
+ * keeps it in p->mbuf while *is_manifest (which turns false, the failure
+ * recorded, when it outgrows the buffer). Returns a negative code on a tar
+ * error (already recorded). */
 static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, int fd,
-                          bool is_manifest) {
+                          bool *is_manifest) {
   uint64_t pos = 0;
   static const char zeros[65536];
   hoist_err *werr = NULL;
@@ -459,8 +480,8 @@ static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, i
     while (off >= 0 && (uint64_t)off > pos) {
       size_t z = (uint64_t)off - pos > sizeof zeros ? sizeof zeros : (size_t)((uint64_t)off - pos);
       hoist_sha256_update(p->sha, zeros, z);
-      if (is_manifest && hoist_buf_append(&p->mbuf, zeros, z, NULL) < 0)
-        is_manifest = false;
+      if (*is_manifest && hoist_buf_append(&p->mbuf, zeros, z, NULL) < 0)
+        manifest_too_large(p, is_manifest);
       if (fd >= 0 && hoist_fs_write_all(fd, zeros, z, &werr) < 0)
         goto write_failed;
       pos += z;
@@ -468,8 +489,8 @@ static int read_file_data(pass *p, struct archive *a, entry *e, uint64_t size, i
     if (len == 0)
       continue;
     hoist_sha256_update(p->sha, buf, len);
-    if (is_manifest)
-      hoist_buf_append(&p->mbuf, buf, len, NULL);
+    if (*is_manifest && hoist_buf_append(&p->mbuf, buf, len, NULL) < 0)
+      manifest_too_large(p, is_manifest);
     if (fd >= 0 && hoist_fs_write_all(fd, buf, len, &werr) < 0)
       goto write_failed;
     pos += len;
@@ -623,7 +644,7 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     }
   }
   size_t mi;
-  if (p->man && hoist_strmap_get(&p->man_idx, rel, &mi)) {
+  if (p->man && manifest_lookup(p, rel, &mi)) {
     const hoist_bundle_file *f = &p->man->files[mi];
     if (f->entry_type && strcmp(f->entry_type, "file") == 0 && f->size_valid && size > f->size) {
       failf(p, 8, HOIST_E_DIGEST, "size mismatch: %s", rel);
@@ -641,7 +662,7 @@ static int on_member(pass *p, struct archive *a, struct archive_entry *ae) {
     if (fd < 0)
       goto write_failed;
   }
-  if (read_file_data(p, a, e, size, fd, is_manifest) < 0)
+  if (read_file_data(p, a, e, size, fd, &is_manifest) < 0)
     return -1;
   if (fd >= 0) {
     struct timespec ts[2] = {e->mtime, e->mtime};
@@ -670,12 +691,14 @@ enum { R_FOUND, R_MISSING, R_OUTSIDE, R_LOOP };
  * (absolute targets and ".." above the bundle root count as outside). On
  * R_FOUND *out is the final entry, NULL for the bundle root. */
 static int resolve(pass *p, const char *path, entry **out) {
-  _cleanup_buf_ hoist_buf cur = HOIST_BUF_INIT(0);
+  _cleanup_buf_ hoist_buf cur = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
   _cleanup_free_ char *rest = hoist_strdup(path);
   int links = 0;
   bool missing = false;
   size_t pos = 0;
-  hoist_buf_append(&cur, "", 0, NULL);
+  /* a path that outgrows the buffer cannot be resolved inside: outside */
+  if (hoist_buf_append(&cur, "", 0, NULL) < 0)
+    return R_OUTSIDE;
   while (rest[pos]) {
     char *c = rest + pos;
     char *end = strchrnul(c, '/');
@@ -696,9 +719,9 @@ static int resolve(pass *p, const char *path, entry **out) {
       continue;
     }
     size_t oldlen = cur.len;
-    if (cur.len)
-      hoist_buf_append(&cur, "/", 1, NULL);
-    hoist_buf_append(&cur, c, len, NULL);
+    if ((cur.len && hoist_buf_append(&cur, "/", 1, NULL) < 0) ||
+        hoist_buf_append(&cur, c, len, NULL) < 0)
+      return R_OUTSIDE;
     pos = next;
     if (missing)
       continue;
@@ -749,7 +772,7 @@ static int check_files(pass *p, hoist_err **err) {
     if (hoist_bundle_manifest_check_entry(m, i, err) < 0)
       return -1;
     size_t first;
-    if (hoist_strmap_get(&p->man_idx, f->path, &first) && first != i)
+    if (manifest_lookup(p, f->path, &first) && first != i)
       return fail_now(err, HOIST_E_FORMAT, "duplicate manifest-listed payload path: %s", f->path);
     entry *e = lookup(p, f->path);
     if (strcmp(f->entry_type, "file") == 0) {
@@ -793,7 +816,7 @@ static int check_required(pass *p, hoist_err **err) {
   const hoist_bundle_manifest *m = p->man;
   size_t i;
   for (size_t b = 0; b < sizeof required_binaries / sizeof *required_binaries; b++) {
-    if (!hoist_strmap_get(&p->man_idx, required_binaries[b], &i))
+    if (!manifest_lookup(p, required_binaries[b], &i))
       return fail_now(err, HOIST_E_FORMAT, "required runtime asset missing from manifest.json: %s",
                       required_binaries[b]);
     if (strcmp(m->files[i].entry_type, "file") != 0)
@@ -801,7 +824,7 @@ static int check_required(pass *p, hoist_err **err) {
                       required_binaries[b]);
   }
   static const char config[] = "etc/nvidia-container-runtime/config.toml";
-  if (!hoist_strmap_get(&p->man_idx, config, &i))
+  if (!manifest_lookup(p, config, &i))
     return fail_now(err, HOIST_E_FORMAT, "required runtime asset missing from manifest.json: %s",
                     config);
   entry *d = lookup(p, "etc/nvidia-container-runtime");
@@ -832,7 +855,7 @@ static int check_unlisted(pass *p, hoist_err **err) {
     entry *e = &p->ents[i];
     if (e->type == 'd' || strcmp(e->path, "manifest.json") == 0)
       continue;
-    if (!hoist_strmap_get(&p->man_idx, e->path, NULL))
+    if (!manifest_lookup(p, e->path, NULL))
       return fail_now(err, HOIST_E_FORMAT, "unlisted payload path present on disk: %s", e->path);
   }
   return 0;
@@ -980,22 +1003,6 @@ int hoist_bundle_verify(const char *tarball, const hoist_bundle_opts *opts,
   return r < 0 ? hoist_err_wrap(err, "runtime bundle validation failed") : 0;
 }
 
-/* mkdir -p for a directory the user names (trusted, may be absolute). */
-static int mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *copy = hoist_strdup(path);
-  for (char *s = copy + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-      return hoist_err_errno(err, errno, "mkdir %s", copy);
-    *s = '/';
-  }
-  if (mkdir(copy, 0755) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", copy);
-  return 0;
-}
-
 int hoist_bundle_stage(const char *tarball, const char *into, const hoist_bundle_opts *opts,
                        char **staged_dir, hoist_bundle_info **info, hoist_err **err) {
   if (!into || !*into)
@@ -1008,13 +1015,9 @@ int hoist_bundle_stage(const char *tarball, const char *into, const hoist_bundle
   if (pass_init(&p, opts, err) < 0)
     return -EINVAL;
   const char *arch = opts->arch;
-  int r = mkdir_p(into, err);
+  /* a directory the user names (trusted, may be absolute) */
   _cleanup_close_ int intofd = -1;
-  if (r == 0) {
-    intofd = open(into, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (intofd < 0)
-      r = hoist_err_errno(err, errno, "open %s", into);
-  }
+  int r = hoist_fs_mkdir_p(AT_FDCWD, into, 0755, &intofd, err);
   /* the old stage goes first: a failed run never leaves a stale one */
   if (r == 0)
     r = hoist_fs_rm_rf_at(intofd, arch, err);

@@ -2,8 +2,7 @@
 #include <string.h>
 
 #include "hoist/core.h"
-
-#define DEFAULT_MAX ((size_t)1 << 30)
+#include "hoist/limits.h"
 
 void hoist_buf_init(hoist_buf *b, size_t max) {
   b->data = NULL;
@@ -12,7 +11,7 @@ void hoist_buf_init(hoist_buf *b, size_t max) {
   b->max = max;
 }
 
-static size_t buf_max(const hoist_buf *b) { return b->max ? b->max : DEFAULT_MAX; }
+static size_t buf_max(const hoist_buf *b) { return b->max ? b->max : HOIST_BUF_DEFAULT_MAX; }
 
 static int buf_reserve(hoist_buf *b, size_t extra, hoist_err **err) {
   if (extra > buf_max(b) || b->len > buf_max(b) - extra)

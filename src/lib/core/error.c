@@ -66,13 +66,14 @@ void hoist_err_free(hoist_err *err) {
 }
 
 char *hoist_err_text(const hoist_err *err) {
-  hoist_buf b = HOIST_BUF_INIT(0);
-  for (const hoist_err *e = err; e; e = e->cause) {
-    if (e != err)
-      hoist_buf_append(&b, ": ", 2, NULL);
-    hoist_buf_append(&b, e->msg, strlen(e->msg), NULL);
-  }
-  return hoist_buf_steal(&b);
+  /* sized first: the text of any chain fits, nothing is cut */
+  size_t len = 1;
+  for (const hoist_err *e = err; e; e = e->cause)
+    len += strlen(e->msg) + (e != err ? 2 : 0);
+  char *text = hoist_malloc0(len), *p = text;
+  for (const hoist_err *e = err; e; e = e->cause)
+    p = stpcpy(e != err ? stpcpy(p, ": ") : p, e->msg);
+  return text;
 }
 
 int hoist_err_root_code(const hoist_err *err) {

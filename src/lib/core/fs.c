@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "hoist/fs.h"
+#include "hoist/limits.h"
 
 #define MAX_SYMLINKS 40
 
@@ -94,7 +95,7 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
   int depth = 0;
   int links = 0;
   int result = -1;
-  hoist_buf rest = HOIST_BUF_INIT(1 << 20);
+  hoist_buf rest = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
 
   stack[0] = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
   if (stack[0] < 0) {
@@ -105,7 +106,10 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     result = hoist_err_set(err, EXDEV, "%s: absolute path not allowed", path);
     goto out;
   }
-  hoist_buf_append(&rest, path, strlen(path), NULL);
+  /* what is left to resolve: a path cut short at the cap would resolve
+   * somewhere else, so a full buffer ends the walk */
+  if ((result = hoist_buf_append(&rest, path, strlen(path), NULL)) < 0)
+    goto too_long;
 
   for (;;) {
     char *p = rest.data ? rest.data : (char *)"";
@@ -133,7 +137,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     bool trailing_slash = end != NULL;
     _cleanup_free_ char *after_copy = hoist_strdup(after);
     hoist_buf_reset(&rest);
-    hoist_buf_append(&rest, after_copy, strlen(after_copy), NULL);
+    if ((result = hoist_buf_append(&rest, after_copy, strlen(after_copy), NULL)) < 0)
+      goto too_long;
 
     if (strcmp(comp, ".") == 0) {
       if (last) {
@@ -179,16 +184,16 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
         while (depth > 0)
           close(stack[depth--]);
       }
-      hoist_buf nb = HOIST_BUF_INIT(1 << 20);
-      hoist_buf_append(&nb, target, (size_t)n, NULL);
-      if (rest.len) {
-        hoist_buf_append(&nb, "/", 1, NULL);
-        hoist_buf_append(&nb, rest.data, rest.len, NULL);
-      } else if (trailing_slash) {
-        hoist_buf_append(&nb, "/", 1, NULL);
-      }
+      hoist_buf nb = HOIST_BUF_INIT(HOIST_PATH_BUF_MAX);
+      result = hoist_buf_append(&nb, target, (size_t)n, NULL);
+      if (result == 0 && (rest.len || trailing_slash))
+        result = hoist_buf_append(&nb, "/", 1, NULL);
+      if (result == 0 && rest.len)
+        result = hoist_buf_append(&nb, rest.data, rest.len, NULL);
       hoist_buf_free(&rest);
       rest = nb;
+      if (result < 0)
+        goto too_long;
       continue;
     }
     if (last) {
@@ -218,6 +223,9 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
     }
     stack[++depth] = dfd;
   }
+too_long:
+  result = hoist_err_set(err, ENAMETOOLONG, "%.200s: longer than %zu bytes with its symlinks", path,
+                         (size_t)HOIST_PATH_BUF_MAX);
 out:
   for (int i = 0; i <= depth; i++)
     if (stack[i] >= 0)
@@ -315,6 +323,85 @@ static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, int links,
 
 int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode, hoist_err **err) {
   return mkdir_p_in_root(rootfd, path, mode, MKDIR_P_MAX_LINKS, err);
+}
+
+/* dirfd/prefix as an O_PATH directory fd, resolved as hoist_fs_mkdir_p
+ * says; a negative errno when it cannot be opened. */
+static int open_prefix(int dirfd, const char *prefix) {
+  if (dirfd == AT_FDCWD) {
+    int fd = openat(AT_FDCWD, prefix, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+  }
+  return hoist_fs_open_beneath(dirfd, prefix, O_PATH | O_DIRECTORY, 0, NULL);
+}
+
+int hoist_fs_mkdir_p(int dirfd, const char *path, mode_t mode, int *fd, hoist_err **err) {
+  if (fd)
+    *fd = -1;
+  if (!path || !*path)
+    return hoist_err_set(err, EINVAL, "mkdir: empty path");
+  if (dirfd != AT_FDCWD && path[0] == '/')
+    return hoist_err_set(err, EXDEV, "mkdir %s: absolute path not allowed", path);
+  /* cur: the directory the next component is made in */
+  _cleanup_close_ int cur = dirfd == AT_FDCWD
+                                ? open(path[0] == '/' ? "/" : ".", O_PATH | O_DIRECTORY | O_CLOEXEC)
+                                : fcntl(dirfd, F_DUPFD_CLOEXEC, 3);
+  if (cur < 0)
+    return hoist_err_errno(err, errno, "mkdir %s", path);
+  size_t pos = 0;
+  for (;;) {
+    while (path[pos] == '/')
+      pos++;
+    if (!path[pos])
+      break;
+    size_t start = pos;
+    pos += strcspn(path + pos, "/");
+    _cleanup_free_ char *prefix = strndup(path, pos);
+    _cleanup_free_ char *comp = strndup(path + start, pos - start);
+    if (!prefix || !comp)
+      abort();
+    /* each prefix resolved whole from dirfd: ".." and symlinks on the way
+     * are judged by the one rule of hoist_fs_open_beneath */
+    int next = open_prefix(dirfd, prefix);
+    if (next == -ENOENT) {
+      if (mkdirat(cur, comp, mode) == 0)
+        next = openat(cur, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      else if (errno == EEXIST)
+        /* made meanwhile by another process, or a dangling symlink */
+        next = open_prefix(dirfd, prefix);
+      else
+        next = -errno;
+      if (next == -1)
+        next = -errno;
+      if (next == -ENOENT)
+        next = -EEXIST;
+    }
+    if (next < 0)
+      return hoist_err_errno(err, -next, "mkdir %s", prefix);
+    close(cur);
+    cur = next;
+  }
+  if (fd) {
+    *fd = openat(cur, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (*fd < 0)
+      return hoist_err_errno(err, errno, "open %s", path);
+  }
+  return 0;
+}
+
+int hoist_fs_check_owned(int fd, const char *what, hoist_err **err) {
+  struct stat st;
+  if (fstat(fd, &st) < 0)
+    return hoist_err_errno(err, errno, "%s", what);
+  if (st.st_uid != geteuid())
+    return hoist_err_set(err, HOIST_E_UNSAFE,
+                         "%s belongs to uid %u, not to this user (uid %u): not trusted", what,
+                         (unsigned)st.st_uid, (unsigned)geteuid());
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return hoist_err_set(err, HOIST_E_UNSAFE,
+                         "%s may be written by other users (mode %04o): not trusted", what,
+                         (unsigned)(st.st_mode & 07777));
+  return 0;
 }
 
 static int rm_rf_fd(int dfd, hoist_err **err) {

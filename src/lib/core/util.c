@@ -26,6 +26,20 @@ void *hoist_realloc(void *p, size_t n) {
   return q;
 }
 
+void *hoist_calloc(size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes))
+    abort();
+  return hoist_malloc0(bytes);
+}
+
+void *hoist_reallocarray(void *p, size_t n, size_t size) {
+  size_t bytes;
+  if (__builtin_mul_overflow(n, size, &bytes))
+    abort();
+  return hoist_realloc(p, bytes);
+}
+
 char *hoist_asprintf(const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

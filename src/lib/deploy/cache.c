@@ -175,7 +175,7 @@ void hoist_deploy_cache_comp(const hoist_deploy_cache_view *v, size_t i,
   memcpy(fp->hex, c.hex, sizeof fp->hex - 1);
   fp->hex[sizeof fp->hex - 1] = '\0';
   fp->n_changed = c.n_changed;
-  fp->changed = hoist_malloc0((c.n_changed ? c.n_changed : 1) * sizeof *fp->changed);
+  fp->changed = hoist_calloc(c.n_changed ? c.n_changed : 1, sizeof *fp->changed);
   uint32_t off = c.changed_off;
   for (uint32_t k = 0; k < c.n_changed; k++) {
     fp->changed[k] = hoist_strdup(v->strings + off);
@@ -332,8 +332,8 @@ int hoist_deploy_cache_write(const char *cache_path, const char *key, const stru
     strings_len += strlen(dirs[i].path) + 1;
   }
   /* each file's directory, then the files counted into place by it */
-  _cleanup_free_ uint32_t *dir_of_file = hoist_malloc0((n_files ? n_files : 1) * sizeof(uint32_t));
-  _cleanup_free_ uint32_t *first = hoist_malloc0((n_dirs + 1) * sizeof(uint32_t));
+  _cleanup_free_ uint32_t *dir_of_file = hoist_calloc(n_files ? n_files : 1, sizeof(uint32_t));
+  _cleanup_free_ uint32_t *first = hoist_calloc(n_dirs + 1, sizeof(uint32_t));
   for (size_t i = 0; i < n_files; i++) {
     const char *path = files[i].path;
     if (cstat_racy(files[i].st, since))
@@ -377,7 +377,7 @@ int hoist_deploy_cache_write(const char *cache_path, const char *key, const stru
                    .st = dirs[i].st};
     memcpy(dp + i * sizeof d, &d, sizeof d);
   }
-  _cleanup_free_ uint32_t *next = hoist_malloc0((n_dirs ? n_dirs : 1) * sizeof(uint32_t));
+  _cleanup_free_ uint32_t *next = hoist_calloc(n_dirs ? n_dirs : 1, sizeof(uint32_t));
   memcpy(next, first, n_dirs * sizeof(uint32_t));
   for (size_t i = 0; i < n_files; i++) {
     const char *slash = strrchr(files[i].path, '/');

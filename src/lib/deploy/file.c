@@ -12,7 +12,6 @@ enum {
   MAX_FILE = 1 << 20,
   MAX_TABLES = 1024,
   MAX_ITEMS = 4096,
-  MAX_STRING = 64 << 10,
   MAX_NAME = 128,
 };
 
@@ -21,7 +20,7 @@ typedef struct raw_table {
   bool scope;
   int line;
   char *name;
-  hoist_deploy_strv paths, steps, triggers, aliases, invalidates;
+  hoist_strv paths, steps, triggers, aliases, invalidates;
   char *command;
   unsigned seen; /* bit per key */
 } raw_table;
@@ -36,33 +35,14 @@ typedef struct parser {
   char *state;
 } parser;
 
-void hoist_deploy_strv_free(hoist_deploy_strv *v) {
-  for (size_t i = 0; i < v->n; i++)
-    free(v->v[i]);
-  free(v->v);
-  v->v = NULL;
-  v->n = 0;
-}
-
-void hoist_deploy_strv_push(hoist_deploy_strv *v, char *s) {
-  if ((v->n & (v->n - 1)) == 0 || v->n == 0) {
-    size_t cap = v->n ? v->n * 2 : 4;
-    char **nv = realloc(v->v, cap * sizeof *nv);
-    if (!nv)
-      abort();
-    v->v = nv;
-  }
-  v->v[v->n++] = s;
-}
-
 static void raw_table_free(raw_table *t) {
   free(t->name);
   free(t->command);
-  hoist_deploy_strv_free(&t->paths);
-  hoist_deploy_strv_free(&t->steps);
-  hoist_deploy_strv_free(&t->triggers);
-  hoist_deploy_strv_free(&t->aliases);
-  hoist_deploy_strv_free(&t->invalidates);
+  hoist_strv_clear(&t->paths);
+  hoist_strv_clear(&t->steps);
+  hoist_strv_clear(&t->triggers);
+  hoist_strv_clear(&t->aliases);
+  hoist_strv_clear(&t->invalidates);
 }
 
 __attribute__((format(printf, 2, 3))) static int fail(parser *ps, const char *fmt, ...) {
@@ -191,7 +171,7 @@ static int string(parser *ps, char **out) {
   if (ps->end - ps->p >= 3 && ps->p[1] == q && ps->p[2] == q)
     return fail(ps, "multi-line strings are not supported");
   ps->p++;
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(MAX_STRING);
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_STRING_MAX);
   for (;;) {
     if (ps->p >= ps->end || *ps->p == '\n' || *ps->p == '\r')
       return fail(ps, "unterminated string");
@@ -264,7 +244,7 @@ static int string_value(parser *ps, char **out) {
   return fail(ps, "expected a string");
 }
 
-static int array_value(parser *ps, hoist_deploy_strv *out) {
+static int array_value(parser *ps, hoist_strv *out) {
   if (ps->p >= ps->end || *ps->p != '[')
     return fail(ps, "expected an array of strings");
   ps->p++;
@@ -284,7 +264,7 @@ static int array_value(parser *ps, hoist_deploy_strv *out) {
       return fail(ps, "expected a string in the array");
     if (string(ps, &s) < 0)
       return -HOIST_E_FORMAT;
-    hoist_deploy_strv_push(out, s);
+    hoist_strv_push(out, s);
     if (skip_space_lines(ps) < 0)
       return -HOIST_E_FORMAT;
     if (ps->p < ps->end && *ps->p == ',') {
@@ -329,9 +309,7 @@ static int header(parser *ps) {
       return fail(ps, "duplicate table [%s.%s] (first at line %d)", kind, name, ps->tables[i].line);
   if (ps->n_tables >= MAX_TABLES)
     return fail(ps, "more than %d tables", MAX_TABLES);
-  raw_table *nt = realloc(ps->tables, (ps->n_tables + 1) * sizeof *nt);
-  if (!nt)
-    abort();
+  raw_table *nt = hoist_reallocarray(ps->tables, ps->n_tables + 1, sizeof *nt);
   ps->tables = nt;
   nt[ps->n_tables++] = (raw_table){.scope = scope, .line = ps->line, .name = steal_pointer(&name)};
   return end_of_line(ps);
@@ -373,7 +351,7 @@ static int key_value(parser *ps) {
     if (t->scope)
       r = k == 0 ? string_value(ps, &t->command) : array_value(ps, &t->invalidates);
     else {
-      hoist_deploy_strv *v[] = {&t->paths, &t->steps, &t->triggers, &t->aliases};
+      hoist_strv *v[] = {&t->paths, &t->steps, &t->triggers, &t->aliases};
       r = array_value(ps, v[k]);
     }
   }
@@ -412,7 +390,7 @@ long hoist_deploy_file_find(const hoist_deploy_file *f, const char *name) {
 }
 
 static int resolve(parser *ps, const hoist_deploy_file *f, const raw_table *t,
-                   const hoist_deploy_strv *names, const char *what, size_t **out, size_t *n) {
+                   const hoist_strv *names, const char *what, size_t **out, size_t *n) {
   *out = hoist_malloc0((names->n ? names->n : 1) * sizeof **out);
   *n = 0;
   for (size_t i = 0; i < names->n; i++) {
@@ -430,11 +408,11 @@ static int resolve(parser *ps, const hoist_deploy_file *f, const raw_table *t,
   return 0;
 }
 
-static void steal_strv(hoist_deploy_strv *v, char ***out, size_t *n) {
+/* Moves v's array (NULL when empty) and count out; v is left empty. */
+static void steal_strv(hoist_strv *v, char ***out, size_t *n) {
   *out = v->v;
   *n = v->n;
-  v->v = NULL;
-  v->n = 0;
+  *v = (hoist_strv)HOIST_STRV_INIT;
 }
 
 /* Builds the file from the raw tables: names checked, references
@@ -443,8 +421,8 @@ static int build(parser *ps, hoist_deploy_file *f) {
   size_t nc = 0, ns = 0, n_aliases = 0;
   for (size_t i = 0; i < ps->n_tables; i++)
     ps->tables[i].scope ? ns++ : nc++;
-  f->components = hoist_malloc0((nc ? nc : 1) * sizeof *f->components);
-  f->scopes = hoist_malloc0((ns ? ns : 1) * sizeof *f->scopes);
+  f->components = hoist_calloc(nc ? nc : 1, sizeof *f->components);
+  f->scopes = hoist_calloc(ns ? ns : 1, sizeof *f->scopes);
   /* names first, so triggers may name a component declared later */
   for (size_t i = 0; i < ps->n_tables; i++) {
     raw_table *t = &ps->tables[i];
@@ -473,7 +451,7 @@ static int build(parser *ps, hoist_deploy_file *f) {
     n_aliases += t->aliases.n;
     if (n_aliases > MAX_ITEMS)
       return fail(ps, "more than %d aliases", MAX_ITEMS);
-    c->aliases = hoist_malloc0((t->aliases.n ? t->aliases.n : 1) * sizeof *c->aliases);
+    c->aliases = hoist_calloc(t->aliases.n ? t->aliases.n : 1, sizeof *c->aliases);
     for (size_t j = 0; j < t->aliases.n; j++) {
       const char *a = t->aliases.v[j];
       if (!*a || strlen(a) > MAX_NAME)
@@ -571,12 +549,13 @@ void hoist_deploy_file_free(hoist_deploy_file *f) {
   for (size_t i = 0; i < f->n_components; i++) {
     hoist_deploy_component *c = &f->components[i];
     free(c->name);
-    hoist_deploy_strv v = {c->aliases, c->n_aliases};
-    hoist_deploy_strv_free(&v);
-    v = (hoist_deploy_strv){c->paths, c->n_paths};
-    hoist_deploy_strv_free(&v);
-    v = (hoist_deploy_strv){c->steps, c->n_steps};
-    hoist_deploy_strv_free(&v);
+    /* arrays of n strings (aliases has no NULL after them) */
+    hoist_strv v = {c->aliases, c->n_aliases, 0};
+    hoist_strv_clear(&v);
+    v = (hoist_strv){c->paths, c->n_paths, 0};
+    hoist_strv_clear(&v);
+    v = (hoist_strv){c->steps, c->n_steps, 0};
+    hoist_strv_clear(&v);
     free(c->triggers);
   }
   for (size_t i = 0; i < f->n_scopes; i++) {

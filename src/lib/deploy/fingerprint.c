@@ -126,7 +126,7 @@ typedef struct comp_ctx {
   size_t n_pats;
   hoist_sha256 *h;
   bool nonempty;
-  hoist_deploy_strv changed;
+  hoist_strv changed;
 } comp_ctx;
 
 /* A committed entry some component's patterns match. */
@@ -147,7 +147,7 @@ typedef struct fp_ctx {
   hoist_err **err;
   /* for the stat cache: untracked files that count, and why the tree
    * cannot be cached (NULL when it can) */
-  hoist_deploy_strv untracked_paths;
+  hoist_strv untracked_paths;
   hoist_deploy_cstat *untracked_st;
   const char *uncacheable;
 } fp_ctx;
@@ -243,9 +243,7 @@ static int walk(fp_ctx *ctx, git_tree *tree, const uint8_t *cover) {
     if (any) {
       if (ctx->n_head == ctx->cap_head) {
         ctx->cap_head = ctx->cap_head ? ctx->cap_head * 2 : 1024;
-        head_entry *nh = realloc(ctx->head, ctx->cap_head * sizeof *nh);
-        if (!nh)
-          abort();
+        head_entry *nh = hoist_reallocarray(ctx->head, ctx->cap_head, sizeof *nh);
         ctx->head = nh;
       }
       head_entry *he = &ctx->head[ctx->n_head++];
@@ -395,8 +393,8 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
   if (git_index_path(idx) && stat(git_index_path(idx), &ist) == 0)
     ts->index_mtime = ist.st_mtim;
   size_t n = git_index_entrycount(idx);
-  ts->tostat = hoist_malloc0((n ? n : 1) * sizeof *ts->tostat);
-  ts->tracked = hoist_malloc0((n ? n : 1) * sizeof *ts->tracked);
+  ts->tostat = hoist_calloc(n ? n : 1, sizeof *ts->tostat);
+  ts->tracked = hoist_calloc(n ? n : 1, sizeof *ts->tracked);
   for (size_t i = 0; i < n; i++) {
     const git_index_entry *e = git_index_get_byindex(idx, i);
     if (!union_match(ctx, e->path, strlen(e->path)) || (exclude && strcmp(e->path, exclude) == 0))
@@ -408,8 +406,8 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
       ts->tostat[ts->n_stat++] = e;
   }
   /* an entry the walk does not meet is gone from the work tree */
-  ts->result = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->result);
-  ts->seen = hoist_malloc0((ts->n_stat ? ts->n_stat : 1) * sizeof *ts->seen);
+  ts->result = hoist_calloc(ts->n_stat ? ts->n_stat : 1, sizeof *ts->result);
+  ts->seen = hoist_calloc(ts->n_stat ? ts->n_stat : 1, sizeof *ts->seen);
   for (size_t i = 0; i < ts->n_stat; i++)
     ts->result[i] = STAT_CHANGED;
 }
@@ -417,7 +415,7 @@ static void tracked_collect(const fp_ctx *ctx, git_index *idx, const char *exclu
 /* Index against HEAD (ctx->head, both in path order): what
  * `git diff --cached --name-only` lists under the patterns goes to out. */
 static void staged_changes(const fp_ctx *ctx, git_index *idx, const char *exclude,
-                           hoist_deploy_strv *out) {
+                           hoist_strv *out) {
   size_t n = git_index_entrycount(idx);
   size_t h = 0;
   for (size_t i = 0; i < n; i++) {
@@ -426,7 +424,7 @@ static void staged_changes(const fp_ctx *ctx, git_index *idx, const char *exclud
       continue;
     int c = 1;
     while (h < ctx->n_head && (c = strcmp(head_path(ctx, h), e->path)) < 0) {
-      hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h))); /* removed from the index */
+      hoist_strv_push(out, hoist_strdup(head_path(ctx, h))); /* removed from the index */
       h++;
       c = 1;
     }
@@ -438,15 +436,15 @@ static void staged_changes(const fp_ctx *ctx, git_index *idx, const char *exclud
     if (c == 0)
       h++;
     if (staged)
-      hoist_deploy_strv_push(out, hoist_strdup(e->path));
+      hoist_strv_push(out, hoist_strdup(e->path));
   }
   for (; h < ctx->n_head; h++)
-    hoist_deploy_strv_push(out, hoist_strdup(head_path(ctx, h)));
+    hoist_strv_push(out, hoist_strdup(head_path(ctx, h)));
 }
 
 /* After the stat pass: changed entries go to out; those whose stat data
  * cannot tell are hashed. */
-static int tracked_finish(fp_ctx *ctx, int rootfd, const tracked_scan *ts, hoist_deploy_strv *out) {
+static int tracked_finish(fp_ctx *ctx, int rootfd, const tracked_scan *ts, hoist_strv *out) {
   for (size_t i = 0; i < ts->n_stat; i++) {
     bool differs = ts->result[i] == STAT_CHANGED;
     if (ts->result[i] < 0)
@@ -454,7 +452,7 @@ static int tracked_finish(fp_ctx *ctx, int rootfd, const tracked_scan *ts, hoist
     if (ts->result[i] == STAT_HASH && content_differs(ctx, rootfd, ts->tostat[i], &differs) < 0)
       return -EIO;
     if (differs)
-      hoist_deploy_strv_push(out, hoist_strdup(ts->tostat[i]->path));
+      hoist_strv_push(out, hoist_strdup(ts->tostat[i]->path));
   }
   return 0;
 }
@@ -500,7 +498,7 @@ typedef struct walk_shared {
   walk_dir *queue;
   size_t n_queue, cap_queue;
   size_t active;
-  hoist_deploy_strv files;        /* untracked files (ignored or not) */
+  hoist_strv files;               /* untracked files (ignored or not) */
   hoist_deploy_cache_dir *walked; /* every directory read, with its stat data */
   size_t n_walked, cap_walked;
   hoist_deploy_cache_dir *gitignores; /* every .gitignore in them: rules the cache depends on */
@@ -514,9 +512,7 @@ typedef struct walk_shared {
 static void push_dir(walk_dir **v, size_t *n, size_t *cap, char *dir, int cover) {
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 64;
-    walk_dir *nv = realloc(*v, *cap * sizeof *nv);
-    if (!nv)
-      abort();
+    walk_dir *nv = hoist_reallocarray(*v, *cap, sizeof *nv);
     *v = nv;
   }
   (*v)[(*n)++] = (walk_dir){dir, cover};
@@ -528,7 +524,7 @@ static void record_stat(walk_shared *sh, hoist_deploy_cache_dir **v, size_t *n, 
   pthread_mutex_lock(&sh->lock);
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 64;
-    *v = hoist_realloc(*v, *cap * sizeof **v);
+    *v = hoist_reallocarray(*v, *cap, sizeof **v);
   }
   hoist_deploy_cache_dir *e = &(*v)[(*n)++];
   e->path = hoist_strdup(path);
@@ -543,13 +539,13 @@ static void record_stat(walk_shared *sh, hoist_deploy_cache_dir **v, size_t *n, 
 static void note_untracked(fp_ctx *ctx, int dfd, const char *name, const char *path) {
   struct stat st;
   ctx->untracked_st =
-      hoist_realloc(ctx->untracked_st, (ctx->untracked_paths.n + 1) * sizeof *ctx->untracked_st);
+      hoist_reallocarray(ctx->untracked_st, ctx->untracked_paths.n + 1, sizeof *ctx->untracked_st);
   memset(&ctx->untracked_st[ctx->untracked_paths.n], 0, sizeof *ctx->untracked_st);
   if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
     hoist_deploy_cstat_from(&ctx->untracked_st[ctx->untracked_paths.n], &st);
   else
     ctx->uncacheable = "an untracked file vanished during the walk";
-  hoist_deploy_strv_push(&ctx->untracked_paths, hoist_strdup(path));
+  hoist_strv_push(&ctx->untracked_paths, hoist_strdup(path));
 }
 
 /* The type of a getdents64 entry of dfd: 0 for ".", ".." and ".git" (never
@@ -713,7 +709,7 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
           (sh->exclude && strcmp(path, sh->exclude) == 0))
         continue;
       pthread_mutex_lock(&sh->lock);
-      hoist_deploy_strv_push(&sh->files, hoist_strdup(path));
+      hoist_strv_push(&sh->files, hoist_strdup(path));
       pthread_mutex_unlock(&sh->lock);
     }
   }
@@ -774,7 +770,7 @@ static void walk_parallel(walk_shared *sh, int cover) {
  * cache, records every directory read (a nested repository's too: losing
  * its .git moves its mtime), every .gitignore, and each file that counts. */
 static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, const char *dir,
-                     int cover, const char *exclude, hoist_deploy_strv *out) {
+                     int cover, const char *exclude, hoist_strv *out) {
   _cleanup_close_ int fd =
       openat(rootfd, *dir ? dir : ".", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -791,7 +787,7 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
     return hoist_err_set(ctx->err, HOIST_E_LIMIT, "path too long: %s", dir);
   char path[4096 + 256 + 2];
   memcpy(path, dir, dlen);
-  hoist_deploy_strv subdirs = {0};
+  hoist_strv subdirs = {0};
   _cleanup_free_ uint8_t *subcover = NULL;
   size_t subcap = 0;
   int r = 0;
@@ -849,7 +845,7 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
           subcover = nc;
         }
         subcover[subdirs.n] = (uint8_t)sub;
-        hoist_deploy_strv_push(&subdirs, hoist_strdup(path));
+        hoist_strv_push(&subdirs, hoist_strdup(path));
         continue;
       }
       if (cover != COVER_FULL && !union_match(ctx, path, plen))
@@ -860,7 +856,7 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
       r = ignored(ctx, path, &ign);
       if (r == 0 && !ign) {
         note_untracked(ctx, fd, name, path);
-        hoist_deploy_strv_push(out, hoist_strdup(path));
+        hoist_strv_push(out, hoist_strdup(path));
       }
     }
     if (r < 0)
@@ -868,14 +864,14 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
   }
   for (size_t i = 0; r == 0 && i < subdirs.n; i++)
     r = untracked(ctx, sh, idx, rootfd, subdirs.v[i], subcover[i], exclude, out);
-  hoist_deploy_strv_free(&subdirs);
+  hoist_strv_clear(&subdirs);
   return r;
 }
 
 /* After walk_parallel: reports its error, checks the untracked candidates
  * against the ignore rules and walks the untracked directories. */
 static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
-                       const char *exclude, hoist_deploy_strv *out) {
+                       const char *exclude, hoist_strv *out) {
   int r = 0;
   if (sh->error)
     r = hoist_err_errno(ctx->err, sh->error, "read %s", sh->error_path);
@@ -885,7 +881,7 @@ static int walk_finish(fp_ctx *ctx, git_index *idx, walk_shared *sh, int rootfd,
     r = ignored(ctx, path, &ign);
     if (r == 0 && !ign) {
       note_untracked(ctx, rootfd, path, path);
-      hoist_deploy_strv_push(out, steal_pointer(&sh->files.v[i]));
+      hoist_strv_push(out, steal_pointer(&sh->files.v[i]));
     }
   }
   /* untracked directories: rare, walked here with the ignore rules */
@@ -917,7 +913,7 @@ static void walk_free(walk_shared *sh) {
   for (size_t i = 0; i < sh->n_dirs; i++)
     free(sh->dirs[i].dir);
   free(sh->dirs);
-  hoist_deploy_strv_free(&sh->files);
+  hoist_strv_clear(&sh->files);
 }
 
 /* What runs beside the walk of HEAD's tree: the index is loaded (9 MB for
@@ -952,7 +948,7 @@ static void *background_run(void *arg) {
   return NULL;
 }
 
-static void sort_unique(hoist_deploy_strv *out) {
+static void sort_unique(hoist_strv *out) {
   if (out->n)
     qsort(out->v, out->n, sizeof *out->v, compare_str);
   size_t w = 0;
@@ -963,6 +959,8 @@ static void sort_unique(hoist_deploy_strv *out) {
       out->v[w++] = out->v[i];
   }
   out->n = w;
+  if (out->v)
+    out->v[w] = NULL;
 }
 
 /* sha256 hex of a changed file's content (of a symlink's target string),
@@ -1089,7 +1087,7 @@ static void cache_store(const char *cache_path, const char *key, const struct ti
   size_t n_files = 0;
   walk_shared *sh = &bg->sh;
   _cleanup_free_ hoist_deploy_cache_file *files =
-      hoist_malloc0((ts->n_stat + ctx->untracked_paths.n + sh->n_gitignores + 1) * sizeof *files);
+      hoist_calloc(ts->n_stat + ctx->untracked_paths.n + sh->n_gitignores + 1, sizeof *files);
   for (size_t i = 0; i < sh->n_gitignores; i++) {
     if (!sh->gitignores[i].st.valid) {
       hoist_debug("deploy: stat cache not written: %s vanished", sh->gitignores[i].path);
@@ -1124,13 +1122,13 @@ static void fp_ctx_free(fp_ctx *ctx) {
     for (size_t k = 0; k < c->n_pats; k++)
       free(c->pats[k].prefix);
     free(c->pats);
-    hoist_deploy_strv_free(&c->changed);
+    hoist_strv_clear(&c->changed);
   }
   free(ctx->comps);
   free(ctx->head);
   hoist_buf_free(&ctx->arena);
   hoist_buf_free(&ctx->path);
-  hoist_deploy_strv_free(&ctx->untracked_paths);
+  hoist_strv_clear(&ctx->untracked_paths);
   free(ctx->untracked_st);
 }
 
@@ -1140,11 +1138,11 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   fp_ctx ctx = {.repo = r->repo, .n = n, .err = err};
   hoist_buf_init(&ctx.path, 1 << 20);
   hoist_buf_init(&ctx.arena, 0);
-  ctx.comps = hoist_malloc0(n * sizeof *ctx.comps);
+  ctx.comps = hoist_calloc(n, sizeof *ctx.comps);
   _cleanup_free_ uint8_t *cover = hoist_malloc0(n);
   for (size_t i = 0; i < n; i++) {
     const hoist_deploy_component *c = &f->components[i];
-    ctx.comps[i].pats = hoist_malloc0(c->n_paths * sizeof(pat));
+    ctx.comps[i].pats = hoist_calloc(c->n_paths, sizeof(pat));
     ctx.comps[i].n_pats = c->n_paths;
     for (size_t k = 0; k < c->n_paths; k++) {
       pat_init(&ctx.comps[i].pats[k], c->paths[k]);
@@ -1156,7 +1154,7 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
       cover[i] = COVER_MAYBE;
     ctx.comps[i].h = hoist_sha256_new();
   }
-  hoist_deploy_strv changed = {0};
+  hoist_strv changed = {0};
   _cleanup_close_ int rootfd = open(r->root, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0) {
     int e = errno;
@@ -1172,7 +1170,7 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   _cleanup_free_ char *cache_path =
       hoist_asprintf("%s%s", git_repository_path(r->repo), HOIST_DEPLOY_CACHE_NAME);
   if (keyed) {
-    hoist_deploy_fingerprint *hit = hoist_malloc0((n ? n : 1) * sizeof *hit);
+    hoist_deploy_fingerprint *hit = hoist_calloc(n ? n : 1, sizeof *hit);
     if (hoist_deploy_cache_check(cache_path, rootfd, key, n, hit) == 1) {
       fp_ctx_free(&ctx);
       *out = hit;
@@ -1231,17 +1229,17 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
         break;
       _cleanup_free_ char *line = hoist_asprintf("%s:%s\n", path, hex);
       add_line(&ctx.comps[c], line, strlen(line));
-      hoist_deploy_strv_push(&ctx.comps[c].changed, hoist_strdup(path));
+      hoist_strv_push(&ctx.comps[c].changed, hoist_strdup(path));
     }
   }
-  hoist_deploy_fingerprint *fp = hoist_malloc0((n ? n : 1) * sizeof *fp);
+  hoist_deploy_fingerprint *fp = hoist_calloc(n ? n : 1, sizeof *fp);
   for (size_t i = 0; i < n; i++) {
     comp_ctx *c = &ctx.comps[i];
     if (rc == 0 && c->nonempty)
       hoist_sha256_final_hex(c->h, fp[i].hex);
     fp[i].changed = steal_pointer(&c->changed.v);
     fp[i].n_changed = c->changed.n;
-    c->changed.n = 0;
+    c->changed = (hoist_strv)HOIST_STRV_INIT;
   }
   if (rc == 0 && keyed)
     cache_store(cache_path, key, &since, &ctx, &bg, fp);
@@ -1252,7 +1250,7 @@ int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f, 
   free(bg.ts.tracked);
   git_index_free(bg.idx);
   fp_ctx_free(&ctx);
-  hoist_deploy_strv_free(&changed);
+  hoist_strv_clear(&changed);
   if (rc < 0) {
     hoist_deploy_fingerprints_free(fp, n);
     return hoist_err_wrap(err, "fingerprint %s", r->root);
@@ -1265,8 +1263,8 @@ void hoist_deploy_fingerprints_free(hoist_deploy_fingerprint *fp, size_t n) {
   if (!fp)
     return;
   for (size_t i = 0; i < n; i++) {
-    hoist_deploy_strv v = {fp[i].changed, fp[i].n_changed};
-    hoist_deploy_strv_free(&v);
+    hoist_strv v = {fp[i].changed, fp[i].n_changed, 0};
+    hoist_strv_clear(&v);
   }
   free(fp);
 }

@@ -10,8 +10,6 @@
 
 extern char **environ;
 
-enum { MAX_SCOPE_OUTPUT = 4096 };
-
 /* Describes how a child ended ("exited with status 3", "killed by signal
  * 9"); returns true for a clean exit 0. */
 static bool exit_ok(int status, char *buf, size_t len) {
@@ -62,7 +60,7 @@ int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, ho
     exec_shell(dir, command, NULL);
   }
   close(fds[1]);
-  hoist_buf b = HOIST_BUF_INIT(MAX_SCOPE_OUTPUT);
+  hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_SCOPE_OUTPUT_MAX);
   bool too_long = false;
   char chunk[1024];
   for (;;) {
@@ -81,7 +79,8 @@ int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, ho
   int r = wait_child(pid, &status, err);
   char how[128];
   if (r == 0 && too_long)
-    r = hoist_err_set(err, HOIST_E_LIMIT, "output longer than %d bytes", MAX_SCOPE_OUTPUT);
+    r = hoist_err_set(err, HOIST_E_LIMIT, "output longer than %d bytes",
+                      HOIST_DEPLOY_SCOPE_OUTPUT_MAX);
   else if (r == 0 && !exit_ok(status, how, sizeof how))
     r = hoist_err_set(err, EIO, "command %s", how);
   size_t raw_len = b.len;
@@ -114,15 +113,17 @@ void hoist_deploy_plan_free(hoist_deploy_plan *p) {
   free(p);
 }
 
+/* For a message: the names that fit in the buffer. */
 static char *valid_targets(const hoist_deploy_file *f) {
   hoist_buf b = HOIST_BUF_INIT(0);
-  for (size_t i = 0; i < f->n_components; i++) {
+  int r = 0;
+  for (size_t i = 0; i < f->n_components && r == 0; i++) {
     const hoist_deploy_component *c = &f->components[i];
-    hoist_buf_appendf(&b, NULL, "%s%s", i ? ", " : "", c->name);
-    for (size_t j = 0; j < c->n_aliases; j++)
-      hoist_buf_appendf(&b, NULL, "%s%s", j ? "|" : " (or ", c->aliases[j]);
-    if (c->n_aliases)
-      hoist_buf_append(&b, ")", 1, NULL);
+    r = hoist_buf_appendf(&b, NULL, "%s%s", i ? ", " : "", c->name);
+    for (size_t j = 0; j < c->n_aliases && r == 0; j++)
+      r = hoist_buf_appendf(&b, NULL, "%s%s", j ? "|" : " (or ", c->aliases[j]);
+    if (c->n_aliases && r == 0)
+      r = hoist_buf_append(&b, ")", 1, NULL);
   }
   return hoist_buf_steal(&b);
 }
@@ -142,13 +143,13 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
   if (!opts)
     opts = &none;
   hoist_deploy_plan *p = hoist_malloc0(sizeof *p);
-  p->items = hoist_malloc0((f->n_components ? f->n_components : 1) * sizeof *p->items);
+  p->items = hoist_calloc(f->n_components ? f->n_components : 1, sizeof *p->items);
   p->n_items = f->n_components;
   p->n_scopes = f->n_scopes;
   int r = 0;
   /* scope values: for the decision (without targets) and for the steps'
    * environment (always) */
-  p->scope_values = hoist_malloc0((f->n_scopes ? f->n_scopes : 1) * sizeof(char *));
+  p->scope_values = hoist_calloc(f->n_scopes ? f->n_scopes : 1, sizeof(char *));
   for (size_t s = 0; s < f->n_scopes; s++) {
     r = hoist_deploy_scope_eval(f->scopes[s].command, root, &p->scope_values[s], err);
     if (r < 0) {
@@ -168,7 +169,7 @@ int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *root,
     }
   } else {
     _cleanup_free_ const char **invalid =
-        hoist_malloc0((f->n_components ? f->n_components : 1) * sizeof(char *));
+        hoist_calloc(f->n_components ? f->n_components : 1, sizeof(char *));
     for (size_t s = 0; s < f->n_scopes; s++) {
       const hoist_deploy_scope *sc = &f->scopes[s];
       const char *was = hoist_deploy_state_get(old, sc->name);
@@ -233,24 +234,24 @@ static bool env_ours(const char *e) {
 /* The environment of a step: the caller's, minus stale HOIST_COMPONENT,
  * HOIST_FINGERPRINT and HOIST_SCOPE_* variables, plus this step's. */
 static char **step_env(const hoist_deploy_file *f, const hoist_deploy_plan *plan,
-                       const char *component, const char *fingerprint, hoist_deploy_strv *own) {
+                       const char *component, const char *fingerprint, hoist_strv *own) {
   size_t n = 0;
   for (char **e = environ; e && *e; e++)
     n++;
-  char **envp = hoist_malloc0((n + 3 + f->n_scopes) * sizeof *envp);
+  char **envp = hoist_calloc(n + 3 + f->n_scopes, sizeof *envp);
   size_t k = 0;
   for (char **e = environ; e && *e; e++)
     if (!env_ours(*e))
       envp[k++] = *e;
-  hoist_deploy_strv_push(own, hoist_asprintf("HOIST_COMPONENT=%s", component));
+  hoist_strv_push(own, hoist_asprintf("HOIST_COMPONENT=%s", component));
   envp[k++] = own->v[own->n - 1];
-  hoist_deploy_strv_push(own, hoist_asprintf("HOIST_FINGERPRINT=%s", fingerprint));
+  hoist_strv_push(own, hoist_asprintf("HOIST_FINGERPRINT=%s", fingerprint));
   envp[k++] = own->v[own->n - 1];
   for (size_t s = 0; plan->scope_values && s < f->n_scopes; s++) {
     if (!plan->scope_values[s])
       continue;
-    hoist_deploy_strv_push(
-        own, hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name, plan->scope_values[s]));
+    hoist_strv_push(own,
+                    hoist_asprintf("HOIST_SCOPE_%s=%s", f->scopes[s].name, plan->scope_values[s]));
     envp[k++] = own->v[own->n - 1];
   }
   envp[k] = NULL;
@@ -266,17 +267,17 @@ static double now(void) {
 static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan, const char *root,
                     const hoist_deploy_component *c, const char *fingerprint, size_t step,
                     hoist_err **err) {
-  hoist_deploy_strv own = {0};
+  hoist_strv own = {0};
   _cleanup_free_ char **envp = step_env(f, plan, c->name, fingerprint, &own);
   fflush(NULL);
   pid_t pid = fork();
   if (pid < 0) {
-    hoist_deploy_strv_free(&own);
+    hoist_strv_clear(&own);
     return hoist_err_errno(err, errno, "fork");
   }
   if (pid == 0)
     exec_shell(root, c->steps[step], envp);
-  hoist_deploy_strv_free(&own);
+  hoist_strv_clear(&own);
   int status = 0;
   if (wait_child(pid, &status, err) < 0)
     return -EIO;

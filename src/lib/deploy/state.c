@@ -54,13 +54,9 @@ const char *hoist_deploy_state_get(const hoist_deploy_state *s, const char *key)
 }
 
 static void append(hoist_deploy_state *s, char *key, char *value) {
-  char **k = realloc(s->keys, (s->n + 1) * sizeof *k);
-  if (!k)
-    abort();
+  char **k = hoist_reallocarray(s->keys, s->n + 1, sizeof *k);
   s->keys = k;
-  char **v = realloc(s->values, (s->n + 1) * sizeof *v);
-  if (!v)
-    abort();
+  char **v = hoist_reallocarray(s->values, s->n + 1, sizeof *v);
   s->values = v;
   s->keys[s->n] = key;
   s->values[s->n] = value;

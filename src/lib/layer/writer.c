@@ -16,6 +16,8 @@
 #include <sys/xattr.h>
 
 #include "hoist/layer.h"
+#include "hoist/limits.h"
+#include "hoist/map.h"
 
 #define QUEUE_BUFS 4
 #define WHITEOUT_PREFIX ".wh."
@@ -58,9 +60,7 @@ static entry *entries_add(entry_list *l, char *name, char *src, const struct sta
                           entry_kind kind) {
   if (l->n == l->cap) {
     l->cap = l->cap ? l->cap * 2 : 256;
-    l->v = realloc(l->v, l->cap * sizeof *l->v);
-    if (!l->v)
-      abort();
+    l->v = hoist_reallocarray(l->v, l->cap, sizeof *l->v);
   }
   entry *e = &l->v[l->n++];
   e->name = name;
@@ -193,9 +193,11 @@ static char *normalize_dest(const char *p, hoist_err **err) {
       hoist_err_set(err, EINVAL, "destination %s: \"..\" is not allowed", p);
       return NULL;
     }
-    if (b.len)
-      hoist_buf_append(&b, "/", 1, NULL);
-    hoist_buf_append(&b, s, n, NULL);
+    if ((b.len && hoist_buf_append(&b, "/", 1, err) < 0) || hoist_buf_append(&b, s, n, err) < 0) {
+      hoist_buf_free(&b);
+      hoist_err_wrap(err, "destination %.200s", p);
+      return NULL;
+    }
     s = e;
   }
   return hoist_buf_steal(&b);
@@ -247,49 +249,14 @@ static int compare_entries(const void *a, const void *b) {
 
 /* ------------------------------------------------------------ hardlinks */
 
-/* (dev, ino) -> index of the first entry seen with that inode. */
-typedef struct inode_map {
-  struct slot {
-    dev_t dev;
-    ino_t ino;
-    size_t idx; /* +1; 0 = empty */
-  } * slots;
-  size_t cap, n;
-} inode_map;
-
-static size_t inode_hash(dev_t dev, ino_t ino) {
-  uint64_t h = (uint64_t)ino * 0x9e3779b97f4a7c15ull ^ (uint64_t)dev * 0xc2b2ae3d27d4eb4full;
-  return (size_t)(h ^ (h >> 29));
-}
-
-/* Returns the index stored for (dev, ino), or stores idx and returns -1. */
-static ssize_t inode_map_get_or_put(inode_map *m, dev_t dev, ino_t ino, size_t idx) {
-  if ((m->n + 1) * 2 > m->cap) {
-    size_t ncap = m->cap ? m->cap * 2 : 1024;
-    struct slot *ns = calloc(ncap, sizeof *ns);
-    if (!ns)
-      abort();
-    for (size_t i = 0; i < m->cap; i++) {
-      if (!m->slots[i].idx)
-        continue;
-      size_t j = inode_hash(m->slots[i].dev, m->slots[i].ino) & (ncap - 1);
-      while (ns[j].idx)
-        j = (j + 1) & (ncap - 1);
-      ns[j] = m->slots[i];
-    }
-    free(m->slots);
-    m->slots = ns;
-    m->cap = ncap;
-  }
-  size_t j = inode_hash(dev, ino) & (m->cap - 1);
-  while (m->slots[j].idx) {
-    if (m->slots[j].dev == dev && m->slots[j].ino == ino)
-      return (ssize_t)m->slots[j].idx - 1;
-    j = (j + 1) & (m->cap - 1);
-  }
-  m->slots[j] = (struct slot){dev, ino, idx + 1};
-  m->n++;
-  return -1;
+/* (dev, ino) -> index of the first entry seen with that inode, in the
+ * seeded map. Returns that index, or stores idx and returns -1. */
+static ssize_t inode_first(hoist_map *m, dev_t dev, ino_t ino, size_t idx) {
+  const struct { uint64_t dev, ino; } key = {(uint64_t)dev, (uint64_t)ino};
+  uint64_t first = 0;
+  if (hoist_map_add(m, &key, sizeof key, idx, &first))
+    return -1;
+  return (ssize_t)first;
 }
 
 /* -------------------------------------------------------------- pipeline */
@@ -476,11 +443,19 @@ static int add_xattrs(struct archive_entry *ae, const char *path, hoist_err **er
   n = llistxattr(path, names, (size_t)n);
   if (n < 0)
     return hoist_err_errno(err, errno, "list xattrs of %s", path);
-  const char *kept[64];
+  const char *kept[HOIST_LAYER_XATTRS_MAX];
   size_t nk = 0;
-  for (char *s = names; s < names + n; s += strlen(s) + 1)
-    if (keep_xattr(s) && nk < 64)
-      kept[nk++] = s;
+  for (char *s = names; s < names + n; s += strlen(s) + 1) {
+    if (!keep_xattr(s))
+      continue;
+    /* never a layer that silently lacks some of them */
+    if (nk == HOIST_LAYER_XATTRS_MAX)
+      return hoist_err_set(err, HOIST_E_LIMIT,
+                           "%s: more than %d extended attributes to keep (user.* and "
+                           "security.capability; the limit is HOIST_LAYER_XATTRS_MAX)",
+                           path, HOIST_LAYER_XATTRS_MAX);
+    kept[nk++] = s;
+  }
   qsort(kept, nk, sizeof kept[0], cmp_str);
   for (size_t i = 0; i < nk; i++) {
     ssize_t len = 0;
@@ -555,9 +530,7 @@ static ssize_t find_extents(int fd, off_t size, extent **out) {
       h = size;
     if (n == cap) {
       cap = cap ? cap * 2 : 16;
-      *out = realloc(*out, cap * sizeof **out);
-      if (!*out)
-        abort();
+      *out = hoist_reallocarray(*out, cap, sizeof **out);
     }
     (*out)[n++] = (extent){d, h - d};
     pos = h;
@@ -698,19 +671,18 @@ int hoist_layer_env_epoch(int64_t *out, hoist_err **err) {
 }
 
 static int write_all_entries(tar_ctx *t, entry_list *list) {
-  inode_map im = {0};
+  _cleanup_map_ hoist_map inodes = HOIST_MAP_INIT;
   int r = 0;
   for (size_t i = 0; i < list->n && r == 0; i++) {
     entry *e = &list->v[i];
     const char *link = NULL;
     if (e->kind == ENTRY_FILE && !S_ISDIR(e->st.st_mode) && e->st.st_nlink > 1) {
-      ssize_t first = inode_map_get_or_put(&im, e->st.st_dev, e->st.st_ino, i);
+      ssize_t first = inode_first(&inodes, e->st.st_dev, e->st.st_ino, i);
       if (first >= 0)
         link = list->v[first].name;
     }
     r = write_entry(t, e, link);
   }
-  free(im.slots);
   return r;
 }
 

@@ -30,7 +30,7 @@ static int index_from_json(json_t *root, hoist_index **out, hoist_err **err) {
   if (!json_is_array(manifests))
     return hoist_err_set(err, HOIST_E_FORMAT, "manifests must be an array");
   size_t n = json_array_size(manifests);
-  ix->manifests = hoist_malloc0((n ? n : 1) * sizeof *ix->manifests);
+  ix->manifests = hoist_calloc(n ? n : 1, sizeof *ix->manifests);
   for (size_t i = 0; i < n; i++) {
     if ((r = hoist_descriptor_from_json(json_array_get(manifests, i), &ix->manifests[i], err)) < 0)
       return hoist_err_wrap(err, "manifests[%zu]", i);
@@ -100,9 +100,7 @@ hoist_index *hoist_index_new(const char *media_type) {
 }
 
 void hoist_index_add(hoist_index *ix, const hoist_descriptor *d) {
-  hoist_descriptor *m = realloc(ix->manifests, (ix->n_manifests + 1) * sizeof *m);
-  if (!m)
-    abort();
+  hoist_descriptor *m = hoist_reallocarray(ix->manifests, ix->n_manifests + 1, sizeof *m);
   ix->manifests = m;
   hoist_descriptor_copy(&ix->manifests[ix->n_manifests++], d);
 }

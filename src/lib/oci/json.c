@@ -123,7 +123,7 @@ int oci_strv_from_json(const json_t *j, const char *field, char ***out, hoist_er
   if (r < 0)
     return r;
   size_t n = json_array_size(j);
-  char **v = hoist_malloc0((n + 1) * sizeof *v);
+  char **v = hoist_calloc(n + 1, sizeof *v);
   for (size_t i = 0; i < n; i++)
     v[i] = hoist_strdup(json_string_value(json_array_get(j, i)));
   *out = v;
@@ -149,16 +149,10 @@ char **oci_strv_dup(char *const *v) {
   size_t n = 0;
   while (v[n])
     n++;
-  char **c = hoist_malloc0((n + 1) * sizeof *c);
+  char **c = hoist_calloc(n + 1, sizeof *c);
   for (size_t i = 0; i < n; i++)
     c[i] = hoist_strdup(v[i]);
   return c;
-}
-
-void oci_strv_free(char **v) {
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
 }
 
 bool oci_set_string(json_t *obj, const char *key, const char *value) {

@@ -60,7 +60,7 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
   if (!json_is_array(layers))
     return hoist_err_set(err, HOIST_E_FORMAT, "layers must be an array");
   size_t n = json_array_size(layers);
-  m->layers = hoist_malloc0((n ? n : 1) * sizeof *m->layers);
+  m->layers = hoist_calloc(n ? n : 1, sizeof *m->layers);
   for (size_t i = 0; i < n; i++) {
     hoist_descriptor *l = &m->layers[i];
     if ((r = hoist_descriptor_from_json(json_array_get(layers, i), l, err)) < 0)
@@ -174,9 +174,7 @@ int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len, hoi
 }
 
 void hoist_manifest_add_layer(hoist_manifest *m, const hoist_descriptor *layer) {
-  hoist_descriptor *l = realloc(m->layers, (m->n_layers + 1) * sizeof *l);
-  if (!l)
-    abort();
+  hoist_descriptor *l = hoist_reallocarray(m->layers, m->n_layers + 1, sizeof *l);
   m->layers = l;
   hoist_descriptor_copy(&m->layers[m->n_layers++], layer);
 }

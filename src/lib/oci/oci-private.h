@@ -34,7 +34,9 @@ bool oci_media_type_valid(const char *s);
 int oci_strv_from_json(const json_t *j, const char *field, char ***out, hoist_err **err);
 json_t *oci_strv_to_json(char *const *v);
 char **oci_strv_dup(char *const *v);
-void oci_strv_free(char **v);
+/* An alias of hoist_strfreev, the one free of a NULL-terminated array of
+ * strings. */
+static inline void oci_strv_free(char **v) { hoist_strfreev(v); }
 
 /* Sets key to a new string; false when value is not valid UTF-8. */
 bool oci_set_string(json_t *obj, const char *key, const char *value);

@@ -343,7 +343,8 @@ static char *port_spec(const uint16_t *ports, size_t n, hoist_err **err) {
       hoist_err_set(err, EINVAL, "net: port 0 cannot be forwarded");
       return NULL;
     }
-    hoist_buf_appendf(&b, NULL, "%s%u", i ? "," : "", (unsigned)ports[i]);
+    if (hoist_buf_appendf(&b, err, "%s%u", i ? "," : "", (unsigned)ports[i]) < 0)
+      return NULL;
   }
   return hoist_buf_steal(&b);
 }
@@ -418,8 +419,9 @@ static bool drain(int fd, hoist_buf *text) {
       continue;
     if (r <= 0)
       return r < 0; /* EAGAIN: open, nothing more for now */
-    size_t room = PASTA_ERR_MAX - text->len;
-    hoist_buf_append(text, chunk, (size_t)r < room ? (size_t)r : room, NULL);
+    size_t room = PASTA_ERR_MAX - text->len; /* past it, pasta's words are dropped */
+    if (hoist_buf_append(text, chunk, (size_t)r < room ? (size_t)r : room, NULL) < 0)
+      continue; /* full: the rest is drained and dropped */
   }
 }
 
@@ -437,8 +439,9 @@ static char *pasta_said(const hoist_buf *text) {
                  memcmp(p + len - (sizeof tail - 1), tail, sizeof tail - 1) == 0;
     while (len > 0 && (p[len - 1] == '\r' || p[len - 1] == ' '))
       len--;
-    if (!noise && len > 0)
-      hoist_buf_appendf(&out, NULL, "%s%.*s", out.len ? "; " : "", (int)len, p);
+    if (!noise && len > 0 &&
+        hoist_buf_appendf(&out, NULL, "%s%.*s", out.len ? "; " : "", (int)len, p) < 0)
+      break; /* what fits is enough for a message */
     p += strcspn(p, "\n");
     if (*p)
       p++;

@@ -780,11 +780,14 @@ int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2]
   return 0;
 }
 
+/* The text of a uid_map or gid_map file (at most 2 lines: it fits). */
 static char *map_text(const hoist_idmap *m, size_t n) {
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
-  for (size_t i = 0; i < n; i++)
-    hoist_buf_appendf(&b, NULL, "%u %u %u\n", m[i].inside, m[i].outside, m[i].count);
-  return hoist_buf_steal(&b);
+  char text[128];
+  size_t len = 0;
+  for (size_t i = 0; i < n && i < 2; i++)
+    len += (size_t)snprintf(text + len, sizeof text - len, "%u %u %u\n", m[i].inside,
+                            m[i].outside, m[i].count);
+  return hoist_strdup(text);
 }
 
 /* Writes the maps of process pid: directly (root, or a single id of the

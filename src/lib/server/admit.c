@@ -55,7 +55,7 @@ int server_config_admit(json_t *o, server_config *c, hoist_err **err) {
   if (a && (!json_is_array(a) || n > MAX_PATTERNS))
     return hoist_err_set(err, EINVAL, "allowed_sources: expected a list of at most %d patterns",
                          MAX_PATTERNS);
-  c->allowed_sources = hoist_malloc0((n + 1) * sizeof *c->allowed_sources);
+  c->allowed_sources = hoist_calloc(n + 1, sizeof *c->allowed_sources);
   for (size_t i = 0; i < n; i++) {
     const char *p = json_string_value(json_array_get(a, i));
     if (!p || !pattern_ok(p))

@@ -30,7 +30,7 @@ static int find(couch_auth *a, const char *db, json_t *query, json_t **root, hoi
   _cleanup_free_ char *url = hoist_asprintf("%s/%s%s/_find", a->url, a->prefix, db);
   _cleanup_free_ char *body = json_dumps(query, JSON_COMPACT);
   struct curl_slist *headers = curl_slist_append(NULL, "content-type: application/json");
-  hoist_buf b = HOIST_BUF_INIT(16u << 20);
+  hoist_buf b = HOIST_BUF_INIT(HOIST_SERVER_COUCHDB_BODY_MAX);
   curl_easy_setopt(h, CURLOPT_URL, url);
   curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
   curl_easy_setopt(h, CURLOPT_HTTPHEADER, headers);

@@ -99,7 +99,6 @@ typedef struct request {
 
 /* A chunked body over its limit is read and dropped up to this much, so the
  * client gets the 413; past it the connection is closed. */
-#define DISCARD_MAX ((size_t)16 << 20)
 
 /* ------------------------------------------------------------ responses */
 
@@ -510,9 +509,13 @@ static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
     hoist_buf_free(&b);
     return internal_error(c, s, err);
   }
-  for (int i = 1; i < 6; i++)
-    hoist_buf_appendf(&b, NULL, "hoist_http_requests_total{code=\"%dxx\"} %lu\n", i,
-                      (unsigned long)atomic_load(&s->requests[i]));
+  for (int i = 1; i < 6; i++) {
+    if (hoist_buf_appendf(&b, &err, "hoist_http_requests_total{code=\"%dxx\"} %lu\n", i,
+                          (unsigned long)atomic_load(&s->requests[i])) < 0) {
+      hoist_buf_free(&b);
+      return internal_error(c, s, err);
+    }
+  }
   size_t len = b.len;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(len, hoist_buf_steal(&b), MHD_RESPMEM_MUST_FREE);
@@ -672,7 +675,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     }
     rq->discarded += n;
     /* close: nobody sends this much by mistake */
-    return rq->discarded > DISCARD_MAX ? MHD_NO : MHD_YES;
+    return rq->discarded > HOIST_SERVER_DISCARD_MAX ? MHD_NO : MHD_YES;
   }
   if (rq->answered)
     return MHD_YES;
@@ -822,7 +825,7 @@ static int load_config(const char *path, server_config *c, front_config *f, hois
   }
   json_t *ins = json_object_get(o, "insecure_registries");
   size_t n = json_array_size(ins), k = 0;
-  c->insecure = hoist_malloc0((n + 1) * sizeof *c->insecure);
+  c->insecure = hoist_calloc(n + 1, sizeof *c->insecure);
   for (size_t i = 0; i < n; i++)
     if (json_is_string(json_array_get(ins, i)))
       c->insecure[k++] = hoist_strdup(json_string_value(json_array_get(ins, i)));
@@ -887,7 +890,7 @@ static int parse_listen(const char *listen, struct sockaddr_storage *ss, hoist_e
 int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port, hoist_err **err) {
   if (!o->data_dir)
     return hoist_err_set(err, EINVAL, "serve: no data directory");
-  if (server_mkdir_p(o->data_dir, err) < 0)
+  if (hoist_fs_mkdir_p(AT_FDCWD, o->data_dir, 0700, NULL, err) < 0)
     return -1;
   /* builds run in their job's directory: every path they get is absolute */
   _cleanup_free_ char *data = realpath(o->data_dir, NULL);

@@ -5,7 +5,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <poll.h>
 #include <signal.h>
@@ -269,8 +268,6 @@ static char *image_digest_of(server_jobs *j, const char *id) {
   return ret;
 }
 
-static void strv_freep(char ***v) { hoist_strv_free(*v); }
-
 /* Time a build may take beyond its install's timeout: its pull and push. */
 #define TRANSFER_GRACE 600
 
@@ -307,8 +304,7 @@ static int write_push_auth(server_jobs *j, const job_row *row, hoist_err **err) 
   }
   if (userpass) {
     size_t sl = strlen(userpass);
-    _cleanup_free_ char *b64 = hoist_malloc0(4 * ((sl + 2) / 3) + 1);
-    EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)userpass, (int)sl);
+    _cleanup_free_ char *b64 = hoist_base64_encode(userpass, sl);
     OPENSSL_cleanse(userpass, sl);
     json_object_set_new(auths, host, json_pack("{s:s}", "auth", b64));
   }
@@ -329,7 +325,7 @@ static char **build_env(void) {
   size_t n = 0;
   while (environ[n])
     n++;
-  char **v = hoist_malloc0((n + 1) * sizeof *v);
+  char **v = hoist_calloc(n + 1, sizeof *v);
   size_t k = 0;
   for (size_t i = 0; i < n; i++) {
     bool keep = true;
@@ -401,15 +397,14 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
     hoist_err_free(e);
     return code > 0 && code < HOIST_E_BASE ? -code : -EIO;
   }
-  __attribute__((cleanup(strv_freep))) char **sandbox = server_sandbox_args(j->cfg);
+  _cleanup_strfreev_ char **sandbox = server_sandbox_args(j->cfg);
   size_t n_sandbox = 0;
   while (sandbox[n_sandbox])
     n_sandbox++;
   size_t n_insecure = 0;
   for (char **h = j->cfg->insecure; h && *h; h++)
     n_insecure++;
-  _cleanup_free_ const char **argv =
-      hoist_malloc0((24 + 2 * n_insecure + n_sandbox) * sizeof *argv);
+  _cleanup_free_ const char **argv = hoist_calloc(24 + 2 * n_insecure + n_sandbox, sizeof *argv);
   size_t n = 0;
   argv[n++] = j->hoist_bin;
   argv[n++] = "build";
@@ -741,10 +736,10 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
     goto fail;
 
   j->nworkers = workers > 0 ? workers : 1;
-  j->slots = hoist_malloc0((size_t)j->nworkers * sizeof *j->slots);
-  j->threads = hoist_malloc0((size_t)j->nworkers * sizeof *j->threads);
+  j->slots = hoist_calloc((size_t)j->nworkers, sizeof *j->slots);
+  j->threads = hoist_calloc((size_t)j->nworkers, sizeof *j->threads);
   for (int i = 0; i < j->nworkers; i++) {
-    void **arg = hoist_malloc0(2 * sizeof *arg);
+    void **arg = hoist_calloc(2, sizeof *arg);
     arg[0] = j;
     arg[1] = (void *)(intptr_t)i;
     int e = pthread_create(&j->threads[i], NULL, worker, arg);
@@ -1042,9 +1037,7 @@ int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n, 
   char **ids = NULL;
   size_t count = 0;
   while (sqlite3_step(st) == SQLITE_ROW) {
-    ids = realloc(ids, (count + 1) * sizeof *ids);
-    if (!ids)
-      abort();
+    ids = hoist_reallocarray(ids, count + 1, sizeof *ids);
     ids[count++] = col_dup(st, 0);
   }
   sqlite3_finalize(st);

@@ -65,7 +65,7 @@ static int allow_setting(json_t *o, server_config *c, hoist_err **err) {
   if (!json_is_array(v) || json_array_size(v) > MAX_ALLOW)
     return hoist_err_set(err, EINVAL, "build_allow: expected a list of at most %d \"host:port\"",
                          MAX_ALLOW);
-  c->allow_ports = hoist_malloc0((json_array_size(v) + 1) * sizeof *c->allow_ports);
+  c->allow_ports = hoist_calloc(json_array_size(v) + 1, sizeof *c->allow_ports);
   size_t i, n = 0;
   json_t *it;
   json_array_foreach(v, i, it) {
@@ -156,7 +156,7 @@ void server_config_sandbox_clear(server_config *c) {
 char **server_sandbox_args(const server_config *c) {
   const hoist_sandbox_opts *s = &c->sandbox;
   size_t cap = 32 + 2 * s->n_allow_ports, n = 0;
-  char **v = hoist_malloc0(cap * sizeof *v);
+  char **v = hoist_calloc(cap, sizeof *v);
   v[n++] = hoist_strdup("--userns=private");
   v[n++] = hoist_strdup("--require-limits");
   v[n++] = hoist_strdup("--network");

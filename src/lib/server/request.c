@@ -2,7 +2,6 @@
  * and cleanup bodies). Nothing here allocates on a refusal. */
 #include <ctype.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <strings.h>
 
@@ -15,39 +14,6 @@ static const char *const kinds[] = {"python", "nodejs", "php",    "java",
                                     "go",     "ruby",   "dotnet", NULL};
 
 const char *const *hoist_server_kinds(void) { return kinds; }
-
-int server_b64_decode(const char *s, size_t len, size_t max, unsigned char **out, size_t *out_len) {
-  if (len == 0) {
-    *out = hoist_malloc0(1);
-    *out_len = 0;
-    return 0;
-  }
-  if (len % 4 != 0)
-    return -1;
-  size_t pad = 0;
-  for (size_t i = 0; i < len; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if (c == '=') {
-      if (i < len - 2)
-        return -1;
-      pad++;
-    } else if (pad || !(isalnum(c) || c == '+' || c == '/')) {
-      return -1;
-    }
-  }
-  size_t n = len / 4 * 3 - pad;
-  if (n > max)
-    return -2;
-  unsigned char *buf = hoist_malloc0(len / 4 * 3 + 1);
-  if (EVP_DecodeBlock(buf, (const unsigned char *)s, (int)len) < 0) {
-    free(buf);
-    return -1;
-  }
-  buf[n] = '\0';
-  *out = buf;
-  *out_len = n;
-  return 0;
-}
 
 bool server_utf8_text(const unsigned char *s, size_t n) {
   size_t i = 0;
@@ -131,7 +97,8 @@ int hoist_server_parse_authorization(const char *header, char **uuid, char **key
     return split_key(header, n, uuid, key, err);
   unsigned char *dec = NULL;
   size_t dl = 0;
-  if (server_b64_decode(header, n, HOIST_SERVER_MAX_AUTH, &dec, &dl) < 0)
+  /* strict, padded; err NULL: a refusal allocates nothing */
+  if (hoist_base64_decode(header, n, HOIST_SERVER_MAX_AUTH, 0, &dec, &dl, NULL) < 0)
     return hoist_err_set(err, HOIST_E_AUTH, "authorization: not base64");
   int ret = memchr(dec, '\0', dl) ? hoist_err_set(err, HOIST_E_AUTH, "authorization: NUL")
                                   : split_key((const char *)dec, dl, uuid, key, err);
@@ -272,9 +239,9 @@ int hoist_server_parse_start(const char *body, size_t len, const char *login,
       refuse(why, 400, "Requirements file too large (max 10MB base64-encoded)");
       goto out;
     }
-    int d =
-        server_b64_decode(json_string_value(f), bl, HOIST_SERVER_MAX_FILE_BYTES, &file, &file_len);
-    if (d == -2) {
+    int d = hoist_base64_decode(json_string_value(f), bl, HOIST_SERVER_MAX_FILE_BYTES, 0, &file,
+                                &file_len, NULL);
+    if (d == -HOIST_E_LIMIT) {
       refuse(why, 400, "Decoded requirements file too large (max 5MB)");
       goto out;
     }

@@ -9,14 +9,8 @@
 #include "hoist/sandbox.h"
 #include "hoist/server.h"
 
-/* Strict standard base64 of len chars into a NUL-terminated buffer; -1 not
- * base64, -2 decodes to more than max bytes. */
-int server_b64_decode(const char *s, size_t len, size_t max, unsigned char **out, size_t *out_len);
 /* UTF-8 without NUL, overlong forms or surrogates. */
 bool server_utf8_text(const unsigned char *s, size_t n);
-
-/* mkdir -p, new directories 0700. */
-int server_mkdir_p(const char *path, hoist_err **err);
 
 /* ------------------------------------------------------------ auth */
 

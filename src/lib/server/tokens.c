@@ -16,7 +16,6 @@
 #include "server-private.h"
 
 #define TOKENS_FILE "tokens.json"
-#define TOKENS_MAX (8u << 20)
 
 typedef struct file_auth {
   server_auth base;
@@ -53,7 +52,7 @@ static int reload(file_auth *a, hoist_err **err) {
     return 0;
   _cleanup_free_ char *data = NULL;
   size_t len;
-  if (hoist_fs_read_file(a->dirfd, TOKENS_FILE, TOKENS_MAX, &data, &len, err) < 0)
+  if (hoist_fs_read_file(a->dirfd, TOKENS_FILE, HOIST_SERVER_TOKENS_MAX, &data, &len, err) < 0)
     return hoist_err_wrap(err, "tokens file");
   json_error_t je;
   json_t *root = json_loadb(data, len, 0, &je);
@@ -150,21 +149,6 @@ int server_auth_file_new(const char *data_dir, server_auth **out, hoist_err **er
   return 0;
 }
 
-int server_mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *p = hoist_strdup(path);
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(p, 0700) < 0 && errno != EEXIST)
-      return hoist_err_errno(err, errno, "mkdir %s", p);
-    *s = '/';
-  }
-  if (mkdir(p, 0700) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", p);
-  return 0;
-}
-
 static void hex(const unsigned char *b, size_t n, char *out) {
   for (size_t i = 0; i < n; i++)
     sprintf(out + 2 * i, "%02x", b[i]);
@@ -179,11 +163,9 @@ int hoist_server_token_add(const char *data_dir, const char *login, char **uuid_
     if (!((login[i] >= 'a' && login[i] <= 'z') || (login[i] >= '0' && login[i] <= '9') ||
           login[i] == '-' || login[i] == '_' || login[i] == '.'))
       return hoist_err_set(err, EINVAL, "login \"%s\": only a-z, 0-9, '-', '_' and '.'", login);
-  if (server_mkdir_p(data_dir, err) < 0)
+  _cleanup_close_ int dirfd = -1;
+  if (hoist_fs_mkdir_p(AT_FDCWD, data_dir, 0700, &dirfd, err) < 0)
     return -1;
-  _cleanup_close_ int dirfd = open(data_dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);
-  if (dirfd < 0)
-    return hoist_err_errno(err, errno, "open %s", data_dir);
   /* one writer at a time */
   _cleanup_close_ int lockfd =
       openat(dirfd, ".tokens.lock", O_CREAT | O_RDWR | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -194,7 +176,7 @@ int hoist_server_token_add(const char *data_dir, const char *login, char **uuid_
   _cleanup_free_ char *data = NULL;
   size_t len;
   hoist_err *rerr = NULL;
-  if (hoist_fs_read_file(dirfd, TOKENS_FILE, TOKENS_MAX, &data, &len, &rerr) == 0) {
+  if (hoist_fs_read_file(dirfd, TOKENS_FILE, HOIST_SERVER_TOKENS_MAX, &data, &len, &rerr) == 0) {
     root = json_loadb(data, len, 0, NULL);
     if (!root || !json_is_array(json_object_get(root, "tokens"))) {
       json_decref(root);

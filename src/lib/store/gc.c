@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "hoist/fs.h"
+#include "hoist/map.h"
 #include "store-private.h"
 
 /* Temp files younger than this may belong to a writer still running. */
@@ -15,56 +16,12 @@
 /* Guards against a hostile chain of indexes. */
 #define MAX_DEPTH 32
 
-/* An open-addressing set of digest hex strings. */
-typedef struct hexset {
-  char (*slots)[HOIST_DIGEST_HEX_LEN + 1];
-  size_t cap, n;
-} hexset;
-
-static size_t hex_hash(const char *hex) {
-  size_t h = 0;
-  memcpy(&h, hex, sizeof h); /* hex digits of a hash are already uniform */
-  return h;
-}
-
-static bool hexset_has(const hexset *set, const char *hex) {
-  if (!set->cap)
-    return false;
-  for (size_t i = hex_hash(hex) & (set->cap - 1);; i = (i + 1) & (set->cap - 1)) {
-    if (!set->slots[i][0])
-      return false;
-    if (memcmp(set->slots[i], hex, HOIST_DIGEST_HEX_LEN) == 0)
-      return true;
-  }
-}
-
-static void hexset_insert(hexset *set, const char *hex);
-
-static void hexset_grow(hexset *set) {
-  hexset bigger = {.cap = set->cap ? set->cap * 2 : 64};
-  bigger.slots = hoist_malloc0(bigger.cap * sizeof *bigger.slots);
-  for (size_t i = 0; i < set->cap; i++)
-    if (set->slots[i][0])
-      hexset_insert(&bigger, set->slots[i]);
-  free(set->slots);
-  *set = bigger;
-}
-
-static void hexset_insert(hexset *set, const char *hex) {
-  if ((set->n + 1) * 2 > set->cap)
-    hexset_grow(set);
-  size_t i = hex_hash(hex) & (set->cap - 1);
-  while (set->slots[i][0])
-    i = (i + 1) & (set->cap - 1);
-  memcpy(set->slots[i], hex, HOIST_DIGEST_HEX_LEN);
-  set->slots[i][HOIST_DIGEST_HEX_LEN] = '\0';
-  set->n++;
-}
-
-static int mark(hoist_store *s, hexset *set, json_t *desc, int depth, hoist_err **err);
+/* The marked blobs: the set of their digests' hex, on the seeded map (the
+ * names of a layout's blobs are chosen by whoever wrote its index). */
+static int mark(hoist_store *s, hoist_map *set, json_t *desc, int depth, hoist_err **err);
 
 /* Marks the descriptors a manifest or index document points to. */
-static int mark_children(hoist_store *s, hexset *set, json_t *doc, int depth, hoist_err **err) {
+static int mark_children(hoist_store *s, hoist_map *set, json_t *doc, int depth, hoist_err **err) {
   int r;
   json_t *arr, *item;
   size_t i;
@@ -88,7 +45,7 @@ static int mark_children(hoist_store *s, hexset *set, json_t *doc, int depth, ho
 /* Marks desc's blob and, for a manifest or index, everything it references.
  * A digest that is not a valid sha256 digest fails the whole collection:
  * deleting on the word of a document that cannot be understood is unsafe. */
-static int mark(hoist_store *s, hexset *set, json_t *desc, int depth, hoist_err **err) {
+static int mark(hoist_store *s, hoist_map *set, json_t *desc, int depth, hoist_err **err) {
   if (depth > MAX_DEPTH)
     return hoist_err_set(err, HOIST_E_LIMIT, "references nested more than %d deep", MAX_DEPTH);
   if (!json_is_object(desc))
@@ -98,9 +55,8 @@ static int mark(hoist_store *s, hexset *set, json_t *desc, int depth, hoist_err 
   int r = hoist_digest_parse(digest ? digest : "", &hex, err);
   if (r < 0)
     return hoist_err_wrap(err, "descriptor");
-  if (hexset_has(set, hex))
-    return 0;
-  hexset_insert(set, hex);
+  if (!hoist_map_add(set, hex, HOIST_DIGEST_HEX_LEN, 0, NULL))
+    return 0; /* marked already */
   const char *mt = json_string_value(json_object_get(desc, "mediaType"));
   hoist_media_kind kind = hoist_media_kind_of(mt ? mt : "");
   if (kind == HOIST_MEDIA_LAYER || kind == HOIST_MEDIA_CONFIG || !hoist_store_has_blob(s, digest))
@@ -150,29 +106,24 @@ int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
   /* validate index.json with the model first, then walk its raw JSON */
   if ((r = store_read_index(s, &ix, err)) < 0)
     return hoist_err_wrap(err, "gc");
-  if ((r = hoist_fs_read_file(s->dirfd, "index.json", 64u << 20, &data, &len, err)) < 0)
+  if ((r = hoist_fs_read_file(s->dirfd, "index.json", HOIST_INDEX_JSON_MAX, &data, &len, err)) < 0)
     return hoist_err_wrap(err, "gc %s", s->dir);
   json_error_t jerr;
   _cleanup_json_ json_t *root = json_loadb(data, len, 0, &jerr);
   if (!root)
     return hoist_err_set(err, HOIST_E_FORMAT, "gc %s: index.json: %s", s->dir, jerr.text);
 
-  hexset set = {0};
+  _cleanup_map_ hoist_map set = HOIST_MAP_INIT;
   r = mark_children(s, &set, root, 0, err);
-  if (r < 0) {
-    free(set.slots);
+  if (r < 0)
     return hoist_err_wrap(err, "gc %s: refusing to collect", s->dir);
-  }
-  if (s->blobsfd < 0) {
-    free(set.slots);
+  if (s->blobsfd < 0)
     return 0;
-  }
   int dfd = fcntl(s->blobsfd, F_DUPFD_CLOEXEC, 3);
   DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
   if (!d) {
     if (dfd >= 0)
       close(dfd);
-    free(set.slots);
     return hoist_err_errno(err, errno, "gc %s: open blobs/sha256", s->dir);
   }
   rewinddir(d);
@@ -189,7 +140,7 @@ int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
         continue;
     } else {
       _cleanup_free_ char *digest = hoist_asprintf("sha256:%s", name);
-      if (!hoist_digest_valid(digest) || hexset_has(&set, name))
+      if (!hoist_digest_valid(digest) || hoist_map_get(&set, name, strlen(name), NULL))
         continue; /* reachable, or a file that is not ours to judge */
       if (now - st.st_mtime < min_age_seconds)
         continue; /* may belong to a writer that has not tagged yet */
@@ -207,7 +158,6 @@ int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
       *freed_bytes += (uint64_t)st.st_size;
   }
   closedir(d);
-  free(set.slots);
   if (r == 0)
     fsync(s->blobsfd);
   return r;

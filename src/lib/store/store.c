@@ -14,25 +14,6 @@
 #define INDEX_FILE "index.json"
 #define LOCK_FILE ".index.json.lock"
 
-/* index.json lists every tag of a layout; allow far more than a manifest. */
-#define INDEX_MAX (64u << 20)
-
-/* Creates dir and its missing parents (an ordinary user-given path). */
-static int mkdir_parents(const char *dir, hoist_err **err) {
-  _cleanup_free_ char *p = hoist_strdup(dir);
-  for (char *s = p + 1; *s; s++) {
-    if (*s != '/')
-      continue;
-    *s = '\0';
-    if (mkdir(p, 0755) < 0 && errno != EEXIST)
-      return hoist_err_errno(err, errno, "mkdir %s", p);
-    *s = '/';
-  }
-  if (mkdir(p, 0755) < 0 && errno != EEXIST)
-    return hoist_err_errno(err, errno, "mkdir %s", p);
-  return 0;
-}
-
 static int check_layout_file(hoist_store *s, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
@@ -118,7 +99,8 @@ int hoist_store_open(const char *dir, bool create, hoist_store **out, hoist_err 
   int r;
   if (!dir || !*dir)
     return hoist_err_set(err, EINVAL, "layout: empty directory name");
-  if (create && (r = mkdir_parents(dir, err)) < 0)
+  /* dir and its parents are a user-given path */
+  if (create && (r = hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, NULL, err)) < 0)
     return hoist_err_wrap(err, "layout %s", dir);
   _cleanup_store_ hoist_store *s = hoist_malloc0(sizeof *s);
   s->dir = hoist_strdup(dir);
@@ -380,7 +362,7 @@ int store_read_index(hoist_store *s, hoist_index **out, hoist_err **err) {
   *out = NULL;
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  int r = hoist_fs_read_file(s->dirfd, INDEX_FILE, INDEX_MAX, &data, &len, err);
+  int r = hoist_fs_read_file(s->dirfd, INDEX_FILE, HOIST_INDEX_JSON_MAX, &data, &len, err);
   if (r < 0 || (r = hoist_index_parse(data, len, out, err)) < 0)
     return hoist_err_wrap(err, "layout %s: %s", s->dir, INDEX_FILE);
   return 0;

@@ -9,72 +9,12 @@
 #include <sys/xattr.h>
 
 #include "hoist/fs.h"
+#include "hoist/map.h"
 #include "unpack-private.h"
 
 #define WH_PREFIX ".wh."
 #define WH_OPAQUE ".wh..wh..opq"
 #define DIR_CACHE_DEPTH 64
-
-/* ------------------------------------------------------------ path set */
-
-/* The paths this layer created (and their parents), so whiteouts and opaque
- * markers remove only lower-layer content whatever the member order. */
-typedef struct pathset {
-  char **slots;
-  size_t cap, n;
-} pathset;
-
-static uint64_t hash_str(const char *s, size_t len) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < len; i++)
-    h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-  return h;
-}
-
-static bool pathset_has(const pathset *ps, const char *s, size_t len) {
-  if (!ps->cap)
-    return false;
-  for (size_t i = hash_str(s, len) & (ps->cap - 1);; i = (i + 1) & (ps->cap - 1)) {
-    const char *slot = ps->slots[i];
-    if (!slot)
-      return false;
-    if (strncmp(slot, s, len) == 0 && slot[len] == '\0')
-      return true;
-  }
-}
-
-static void pathset_add(pathset *ps, const char *s, size_t len) {
-  if (pathset_has(ps, s, len))
-    return;
-  if ((ps->n + 1) * 2 > ps->cap) {
-    size_t ncap = ps->cap ? ps->cap * 2 : 1024;
-    char **nslots = hoist_malloc0(ncap * sizeof *nslots);
-    for (size_t i = 0; i < ps->cap; i++) {
-      if (!ps->slots[i])
-        continue;
-      size_t j = hash_str(ps->slots[i], strlen(ps->slots[i])) & (ncap - 1);
-      while (nslots[j])
-        j = (j + 1) & (ncap - 1);
-      nslots[j] = ps->slots[i];
-    }
-    free(ps->slots);
-    ps->slots = nslots;
-    ps->cap = ncap;
-  }
-  size_t i = hash_str(s, len) & (ps->cap - 1);
-  while (ps->slots[i])
-    i = (i + 1) & (ps->cap - 1);
-  ps->slots[i] = strndup(s, len);
-  if (!ps->slots[i])
-    abort();
-  ps->n++;
-}
-
-static void pathset_free(pathset *ps) {
-  for (size_t i = 0; i < ps->cap; i++)
-    free(ps->slots[i]);
-  free(ps->slots);
-}
 
 /* ------------------------------------------------------------ applier */
 
@@ -100,13 +40,16 @@ typedef struct applier {
   size_t cache_len[DIR_CACHE_DEPTH];
   int cache_fd[DIR_CACHE_DEPTH];
   int cache_n;
-  pathset created;
+  /* the paths this layer created (and their parents), so whiteouts and
+   * opaque markers remove only lower-layer content whatever the member
+   * order; member names are the layer's, hence the seeded map */
+  hoist_map created;
   dir_meta *dirs;
   size_t n_dirs, cap_dirs;
   /* directories of lower layers this layer adds to or removes from, with
    * the mtime they had before, restored at the end (a layer's members set
    * their own) */
-  pathset touched;
+  hoist_map touched;
   dir_meta *kept;
   size_t n_kept, cap_kept;
 } applier;
@@ -122,9 +65,7 @@ static void cache_drop(applier *ap) {
 static void dir_meta_push(dir_meta **v, size_t *n, size_t *cap, dir_meta d) {
   if (*n == *cap) {
     *cap = *cap ? *cap * 2 : 256;
-    *v = realloc(*v, *cap * sizeof **v);
-    if (!*v)
-      abort();
+    *v = hoist_reallocarray(*v, *cap, sizeof **v);
   }
   (*v)[(*n)++] = d;
 }
@@ -132,9 +73,8 @@ static void dir_meta_push(dir_meta **v, size_t *n, size_t *cap, dir_meta d) {
 /* Notes the mtime of the directory dfd (path dir, len bytes of it) the first
  * time this layer is about to change its entries. */
 static void keep_dir_time(applier *ap, int dfd, const char *dir, size_t len) {
-  if (pathset_has(&ap->touched, dir, len))
-    return;
-  pathset_add(&ap->touched, dir, len);
+  if (!hoist_map_add(&ap->touched, dir, len, 0, NULL))
+    return; /* noted before */
   struct stat st;
   if (fstat(dfd, &st) < 0)
     return;
@@ -431,10 +371,13 @@ static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err)
     if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
       continue;
     hoist_buf_reset(&child);
-    if (*dpath)
-      hoist_buf_appendf(&child, NULL, "%s/", dpath);
-    hoist_buf_append(&child, de->d_name, strlen(de->d_name), NULL);
-    if (!pathset_has(&ap->created, child.data, child.len)) {
+    /* a shorter path would name another entry: a full buffer is an error */
+    if ((*dpath && (r = hoist_buf_appendf(&child, err, "%s/", dpath)) < 0) ||
+        (r = hoist_buf_append(&child, de->d_name, strlen(de->d_name), err)) < 0) {
+      r = hoist_err_wrap(err, "clean %s", *dpath ? dpath : "/");
+      break;
+    }
+    if (!hoist_map_get(&ap->created, child.data, child.len, NULL)) {
       cache_drop(ap);
       r = hoist_fs_rm_rf_at(dirfd(d), de->d_name, err);
     } else {
@@ -488,7 +431,7 @@ static int apply_whiteout(applier *ap, const char *path, const char *dir, const 
     return clean_lower(ap, dfd, dir, err);
 
   _cleanup_free_ char *target = *dir ? hoist_asprintf("%s/%s", dir, name) : hoist_strdup(name);
-  if (pathset_has(&ap->created, target, strlen(target))) {
+  if (hoist_map_get(&ap->created, target, strlen(target), NULL)) {
     /* this layer already put something there: hide only what lies below */
     struct stat st;
     if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode)) {
@@ -508,12 +451,12 @@ static int apply_whiteout(applier *ap, const char *path, const char *dir, const 
   return r < 0 ? hoist_err_wrap(err, "whiteout %s", path) : 0;
 }
 
-/* Marks path and all its parents as created by this layer. */
+/* Marks path and all its parents as created by this layer: the deepest
+ * first, until one marked before (whose parents are marked too). */
 static void mark_created(applier *ap, const char *path) {
-  size_t len = strlen(path);
-  for (size_t i = 0; i <= len; i++)
-    if (path[i] == '/' || path[i] == '\0')
-      pathset_add(&ap->created, path, i);
+  for (size_t i = strlen(path) + 1; i-- > 0;)
+    if ((path[i] == '/' || path[i] == '\0') && !hoist_map_add(&ap->created, path, i, 0, NULL))
+      return;
 }
 
 static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry *e,
@@ -793,8 +736,8 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   archive_read_free(a);
   layer_stream_free(s);
   cache_drop(&ap);
-  pathset_free(&ap.created);
-  pathset_free(&ap.touched);
+  hoist_map_clear(&ap.created);
+  hoist_map_clear(&ap.touched);
   free(ap.dirs);
   free(ap.kept);
   hoist_unpack_report_clear(&local);

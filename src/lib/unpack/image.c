@@ -106,7 +106,7 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
     return hoist_err_errno(err, e, "unpack: chown %s", dest);
   }
   if (!created) {
-    int dfd = dup(rootfd);
+    int dfd = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
     DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
     bool empty = true;
     struct dirent *de;
@@ -137,21 +137,6 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
     }
   }
   return 0;
-}
-
-static int mkdir_p(const char *path, hoist_err **err) {
-  _cleanup_free_ char *p = hoist_strdup(path);
-  for (char *q = p + 1;; q++) {
-    if (*q == '/' || *q == '\0') {
-      char c = *q;
-      *q = '\0';
-      if (mkdir(p, 0755) < 0 && errno != EEXIST)
-        return hoist_err_errno(err, errno, "mkdir %s", p);
-      *q = c;
-      if (!c)
-        return 0;
-    }
-  }
 }
 
 /* Removes temp trees of unpacks that died more than an hour ago. */
@@ -216,20 +201,26 @@ char *hoist_unpack_cache_dir(void) {
   return hoist_asprintf("%s/.cache/hoist/rootfs", h && *h ? h : "/tmp");
 }
 
-/* "-ids<12 hex>" naming the id maps of opts (a digest of them), or "". */
+/* Hashes one id-map line, "<kind> <inside> <outside> <count>\n". */
+static void hash_id_line(hoist_sha256 *h, char kind, const hoist_idmap *m) {
+  char line[64];
+  int n = snprintf(line, sizeof line, "%c %u %u %u\n", kind, m->inside, m->outside, m->count);
+  hoist_sha256_update(h, line, (size_t)n);
+}
+
+/* "-ids<12 hex>" naming the id maps of opts (a digest of them), or "".
+ * Every line is hashed, however many: two maps must never share a name. */
 static void ids_suffix(const hoist_unpack_opts *opts, char out[24]) {
   out[0] = '\0';
   if (!opts || !opts->n_uid_map)
     return;
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(4096);
+  _cleanup_sha256_ hoist_sha256 *h = hoist_sha256_new();
   for (size_t i = 0; i < opts->n_uid_map; i++)
-    hoist_buf_appendf(&b, NULL, "u %u %u %u\n", opts->uid_map[i].inside, opts->uid_map[i].outside,
-                      opts->uid_map[i].count);
+    hash_id_line(h, 'u', &opts->uid_map[i]);
   for (size_t i = 0; i < opts->n_gid_map; i++)
-    hoist_buf_appendf(&b, NULL, "g %u %u %u\n", opts->gid_map[i].inside, opts->gid_map[i].outside,
-                      opts->gid_map[i].count);
+    hash_id_line(h, 'g', &opts->gid_map[i]);
   char d[HOIST_DIGEST_STR_LEN];
-  hoist_sha256_of(b.data, b.len, d);
+  hoist_sha256_final(h, d);
   snprintf(out, 24, "-ids%.12s", d + 7);
 }
 
@@ -245,6 +236,12 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   char ids[24] = "";
   ids_suffix(opts, ids);
   _cleanup_free_ char *final = hoist_asprintf("%s/%s%s", dir, hex, ids);
+  /* the trees are trusted as unpacked here: a directory another user made
+   * (the /tmp fallback) or may write to could hold a planted one */
+  _cleanup_close_ int dirfd = -1;
+  if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, &dirfd, err) < 0 ||
+      hoist_fs_check_owned(dirfd, dir, err) < 0)
+    return hoist_err_wrap(err, "rootfs cache");
   struct stat st;
   if (stat(final, &st) == 0 && S_ISDIR(st.st_mode) && use_tree(final, hold)) {
     if (hit)
@@ -252,8 +249,6 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     *path = steal_pointer(&final);
     return 0;
   }
-  if (mkdir_p(dir, err) < 0)
-    return hoist_err_wrap(err, "rootfs cache");
   sweep_stale(dir);
   struct timespec now;
   clock_gettime(CLOCK_REALTIME, &now);

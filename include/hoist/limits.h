@@ -1,0 +1,67 @@
+/*
+ * limits: the size caps of libhoist, named in one place.
+ *
+ * Every bounded buffer, every read of untrusted input and every table that
+ * grows with its input stops at one of these, and a refusal names the cap it
+ * hit (HOIST_E_LIMIT, or ENAMETOOLONG for paths). A module header may give a
+ * cap a second, module-local name, never a second value.
+ *
+ * Still defined beside their code (they move here as their modules are
+ * reworked): registry/ (REG_BODY_MAX, CREDS_FILE_MAX, HELPER_OUT_MAX,
+ * CHALLENGE_MAX, PAGE_MAX) and sandbox/ (PASTA_ERR_MAX, PROC_MAX,
+ * SANDBOX_LINE_MAX).
+ */
+#ifndef HOIST_LIMITS_H
+#define HOIST_LIMITS_H
+
+/* ------------------------------------------------------------------ core */
+
+/* A hoist_buf made with max 0. */
+#define HOIST_BUF_DEFAULT_MAX ((size_t)1 << 30)
+/* A path being resolved in a root, with the symlinks met on the way spliced in. */
+#define HOIST_PATH_BUF_MAX ((size_t)1 << 20)
+
+/* ------------------------------------------------------ images and layouts */
+
+/* A manifest, index or config document (as containerd: 4 MiB). */
+#define HOIST_MANIFEST_MAX (4u << 20)
+/* A layout's index.json: every tag of the layout, so far more than a manifest. */
+#define HOIST_INDEX_JSON_MAX (64u << 20)
+/* Extended attributes written for one file of a layer (user.* and
+ * security.capability); a file with more is refused, never cut short. */
+#define HOIST_LAYER_XATTRS_MAX 64
+
+/* --------------------------------------------------------------- bundles */
+
+/* A bundle's manifest.json. */
+#define HOIST_BUNDLE_MANIFEST_MAX (16U << 20)
+
+/* ------------------------------------------------------------------ build */
+
+/* A requirements file given to a build (as the deployer service: 5 MB). */
+#define HOIST_BUILD_FILE_MAX (5u * 1000u * 1000u)
+
+/* ------------------------------------------------------------------ deploy */
+
+/* One quoted string of a deploy file. */
+#define HOIST_DEPLOY_STRING_MAX (64 << 10)
+/* What a scope's command prints (its value). */
+#define HOIST_DEPLOY_SCOPE_OUTPUT_MAX 4096
+
+/* ----------------------------------------------------------------- server */
+
+#define HOIST_SERVER_MAX_FILE_B64 10000000u  /* base64 text of `file` */
+#define HOIST_SERVER_MAX_FILE_BYTES 5000000u /* decoded `file` */
+#define HOIST_SERVER_MAX_AUTH 4096u          /* authorization header */
+/* Request bodies: build/start carries the base64 file and a little JSON,
+ * every other endpoint next to nothing. */
+#define HOIST_SERVER_MAX_START_BODY (HOIST_SERVER_MAX_FILE_B64 + 65536u)
+#define HOIST_SERVER_MAX_SMALL_BODY 4096u
+/* A refused request body read and thrown away, so the client sees the answer. */
+#define HOIST_SERVER_DISCARD_MAX ((size_t)16 << 20)
+/* The tokens file of the file authenticator. */
+#define HOIST_SERVER_TOKENS_MAX (8u << 20)
+/* An answer of the CouchDB-compatible token store. */
+#define HOIST_SERVER_COUCHDB_BODY_MAX (16u << 20)
+
+#endif
