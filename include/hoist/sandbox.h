@@ -118,6 +118,7 @@ typedef enum {
   HOIST_SANDBOX_OUT_OF_MEMORY,  /* the memory limit was reached (the kernel killed a process) */
   HOIST_SANDBOX_PIDS_EXHAUSTED, /* the pids limit refused a fork */
   HOIST_SANDBOX_DISK_FULL,      /* the changes reached upper_bytes */
+  HOIST_SANDBOX_TOO_DEEP,       /* the changes nest too deep to be measured against it */
 } hoist_sandbox_end;
 
 typedef struct {
@@ -136,9 +137,13 @@ typedef struct {
  * killed whole and reported in res->end.
  * A command that cannot start (not found, working directory missing) exits
  * 127, with the reason delivered as a line on stderr.
- * Requires of the caller: opts and the strings it points at stay valid; the
- * calling thread stays alive until it returns (pasta and the sandbox's init
- * die with it); SIGCHLD is not ignored.
+ * Threads: the caller may have other threads, busy in the allocator or
+ * holding any lock: the sandbox's processes are made with raw clone and call
+ * nothing of libc that takes a lock or acts on every thread (no fork(), no
+ * set*id wrappers, no malloc) until they exec. Requires of the caller: opts
+ * and the strings it points at stay valid; the calling thread stays alive
+ * until it returns (pasta and the sandbox's init die with it); SIGCHLD is not
+ * ignored.
  */
 HOIST_EXPORT int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
                                    hoist_err **err);

@@ -3,6 +3,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -422,7 +423,8 @@ static char *busybox_lower(const char *dir) {
   char *cmd = hoist_asprintf("cp /bin/busybox %s/bin/busybox", lower);
   assert_int_equal(system(cmd), 0);
   free(cmd);
-  static const char *const applets[] = {"sh", "cat", "rm", "echo", "ls", "test", "sleep", "dd"};
+  static const char *const applets[] = {"sh",   "cat",   "rm", "echo", "ls",
+                                        "test", "sleep", "dd", "mkdir"};
   for (size_t i = 0; i < sizeof applets / sizeof applets[0]; i++) {
     char *p = hoist_asprintf("%s/bin/%s", lower, applets[i]);
     assert_int_equal(symlink("busybox", p), 0);
@@ -616,6 +618,11 @@ static void test_run_ends_on_limits(void **state) {
       {"sleep 30", 0, 0, 0, 0, 1, HOIST_SANDBOX_TIMED_OUT, 0, "timed out after 1 s", false},
       {"dd if=/dev/zero of=/tmp/f bs=1M count=8", 0, 0, 0, 1 << 20, 0, HOIST_SANDBOX_EXITED, 0,
        NULL, true},
+      {"i=0; while [ $i -lt 300 ]; do mkdir d; cd d; i=$((i+1)); done", 0, 0, 0, 0, 0,
+       HOIST_SANDBOX_TOO_DEEP, 256,
+       "changes nested more than 256 directories deep (too deep to measure against "
+       "max_layer_bytes)",
+       false},
       {"echo fine", 0, 0, 0, 0, 0, HOIST_SANDBOX_EXITED, 0, NULL, false},
   };
   char *dir = test_mkdtemp();
@@ -716,6 +723,60 @@ static void test_run_with_given_subids(void **state) {
   free(dir);
 }
 
+/* Threads of the caller busy in malloc while runs start: the sandbox's init
+ * and the command must not need a lock one of them held at clone time (a
+ * glibc fork() there would wait for the malloc locks forever). */
+static atomic_bool churning;
+
+static void *churn(void *arg) {
+  (void)arg;
+  while (atomic_load(&churning)) {
+    void *p[64];
+    for (int i = 0; i < 64; i++)
+      p[i] = malloc((size_t)(16 + i * 97));
+    for (int i = 0; i < 64; i++)
+      free(p[i]);
+  }
+  return NULL;
+}
+
+static void test_runs_beside_threads_in_malloc(void **state) {
+  (void)state;
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    return; /* root runs without a user namespace here: the quickest runs */
+  char *dir = test_mkdtemp();
+  char *lower = busybox_lower(dir);
+  atomic_store(&churning, true);
+  pthread_t t[4];
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, churn, NULL), 0);
+  for (int i = 0; i < 30; i++) {
+    char *upper = hoist_asprintf("%s/upper%d", dir, i);
+    char *argv[] = {"sh", "-c", "echo ok", NULL};
+    hoist_sandbox_opts o = {.lower = lower,
+                            .upper = upper,
+                            .argv = argv,
+                            .log_fd = -1,
+                            .network = HOIST_SANDBOX_NET_NONE,
+                            .userns = HOIST_SANDBOX_USERNS_HOST,
+                            .timeout_s = 20};
+    hoist_sandbox_result res;
+    hoist_err *err = NULL;
+    assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
+    if (res.end != HOIST_SANDBOX_EXITED || !WIFEXITED(res.status) || WEXITSTATUS(res.status))
+      fail_msg("run %d: end %d, status %d: its command hung or failed", i, (int)res.end,
+               res.status);
+    free(upper);
+  }
+  atomic_store(&churning, false);
+  for (int i = 0; i < 4; i++)
+    pthread_join(t[i], NULL);
+  hoist_err *err = NULL;
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(lower);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_user_resolve_table),
@@ -729,6 +790,7 @@ int main(void) {
       cmocka_unit_test(test_concurrent_runs_share_lower),
       cmocka_unit_test(test_run_ends_on_limits),
       cmocka_unit_test(test_run_with_given_subids),
+      cmocka_unit_test(test_runs_beside_threads_in_malloc),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -254,7 +254,7 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
   _cleanup_free_ char *end = hoist_sandbox_end_text(so, &res);
   if (res.end == HOIST_SANDBOX_TIMED_OUT)
     return hoist_err_set(err, HOIST_E_BUILD_FAILED, "%s install: `%s` %s", k->name, what, end);
-  if (res.end == HOIST_SANDBOX_DISK_FULL)
+  if (res.end == HOIST_SANDBOX_DISK_FULL || res.end == HOIST_SANDBOX_TOO_DEEP)
     return hoist_err_set(err, HOIST_E_BUILD_FAILED, "build stopped: %s", end);
   if (end)
     return hoist_err_set(err, HOIST_E_BUILD_FAILED, "build killed: %s", end);

@@ -100,7 +100,7 @@ static int copy_entry(copier *c, int sdir, int ddir, const char *name, const cha
                       hoist_err **err);
 
 static int copy_dir_contents(copier *c, int sfd, int dfd, const char *rel, hoist_err **err) {
-  int dup_fd = dup(sfd);
+  int dup_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0)
     return hoist_err_errno(err, errno, "dup");
   DIR *d = fdopendir(dup_fd);
@@ -405,7 +405,7 @@ static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const ch
 
 static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err) {
   int r = 0;
-  int dfd = dup(n->cfd);
+  int dfd = fcntl(n->cfd, F_DUPFD_CLOEXEC, 0);
   DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
   if (!d) {
     if (dfd >= 0)
@@ -424,7 +424,7 @@ static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err *
   if (r < 0)
     return r;
   /* what lower has and the changed tree lost: whiteouts */
-  dfd = dup(ldir);
+  dfd = fcntl(ldir, F_DUPFD_CLOEXEC, 0);
   d = dfd >= 0 ? fdopendir(dfd) : NULL;
   if (!d) {
     if (dfd >= 0)

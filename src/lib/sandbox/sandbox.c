@@ -41,7 +41,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <grp.h>
 #include <inttypes.h>
 #include <linux/capability.h>
@@ -525,11 +524,11 @@ __attribute__((noreturn)) static void command_main(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "no_new_privs");
 
   const sandbox_user *u = &c->user;
-  if (setgroups(u->n_groups, u->groups) < 0 && !(errno == EPERM && setgroups_denied()))
+  if (syscall(SYS_setgroups, u->n_groups, u->groups) < 0 && !(errno == EPERM && setgroups_denied()))
     child_fail(c, MSG_FAIL, "setgroups");
-  if (setresgid(u->gid, u->gid, u->gid) < 0)
+  if (syscall(SYS_setresgid, u->gid, u->gid, u->gid) < 0)
     child_fail(c, MSG_FAIL, "setgid %u", (unsigned)u->gid);
-  if (setresuid(u->uid, u->uid, u->uid) < 0)
+  if (syscall(SYS_setresuid, u->uid, u->uid, u->uid) < 0)
     child_fail(c, MSG_FAIL, "setuid %u", (unsigned)u->uid);
   struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
   struct __user_cap_data_struct d[2] = {{0}};
@@ -586,7 +585,7 @@ static void enter_userns(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "unshare a user namespace");
   child_send(c, MSG_USERNS, 0, 0, NULL);
   child_wait(c);
-  if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+  if (syscall(SYS_setresgid, 0, 0, 0) < 0 || syscall(SYS_setresuid, 0, 0, 0) < 0)
     child_fail(c, MSG_FAIL, "become root of the user namespace");
 }
 
@@ -630,7 +629,9 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
   /* after every change of ids: /proc/1 stays closed to the command */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
-  pid_t pid = fork();
+  /* a raw clone, not glibc's fork(): that one takes the allocator's locks,
+   * which a thread of the caller may have held when this process was cloned */
+  pid_t pid = (pid_t)syscall(SYS_clone, (unsigned long)SIGCHLD, NULL, NULL, NULL, NULL);
   if (pid < 0)
     child_fail(c, MSG_FAIL, "fork");
   if (pid == 0)
@@ -848,22 +849,18 @@ static void close_pair(int p[2]) {
 
 /* ------------------------------------------------------------ limits */
 
-/* Bytes the tree at dir takes on disk (blocks, so sparse files count what
- * they use), best effort: entries that vanish while it is walked are
- * skipped. nftw takes no context: the sum is per thread. */
-static __thread uint64_t usage_sum;
-
-static int add_usage(const char *path, const struct stat *st, int flag, struct FTW *f) {
-  (void)path, (void)f;
-  if (flag != FTW_NS)
-    usage_sum += (uint64_t)st->st_blocks * 512;
+static int add_usage(void *ctx, int dirfd, const char *name, const struct stat *st) {
+  (void)dirfd, (void)name;
+  *(uint64_t *)ctx += (uint64_t)st->st_blocks * 512;
   return 0;
 }
 
-static uint64_t tree_usage(const char *dir) {
-  usage_sum = 0;
-  nftw(dir, add_usage, 32, FTW_PHYS | FTW_MOUNT);
-  return usage_sum;
+/* Bytes the tree at dir takes on disk (blocks, so sparse files count what
+ * they use; entries that vanish while it is walked are skipped) in *used;
+ * false when the tree is too deep to be measured. */
+static bool tree_usage(const char *dir, uint64_t *used) {
+  *used = 0;
+  return sandbox_walk(dir, add_usage, used) == 0 || errno != ELOOP;
 }
 
 /* What the parent watches while the command runs. */
@@ -889,7 +886,11 @@ static hoist_sandbox_end limit_reached(const monitor *m, uint64_t *limit) {
     }
   }
   if (m->upper_limit) {
-    uint64_t used = tree_usage(m->measure);
+    uint64_t used;
+    if (!tree_usage(m->measure, &used)) {
+      *limit = SANDBOX_WALK_DEPTH;
+      return HOIST_SANDBOX_TOO_DEEP;
+    }
     if (used > m->base && used - m->base >= m->upper_limit) {
       *limit = m->upper_limit;
       return HOIST_SANDBOX_DISK_FULL;
@@ -926,6 +927,10 @@ char *hoist_sandbox_end_text(const hoist_sandbox_opts *opts, const hoist_sandbox
     return hoist_asprintf("process limit reached (%" PRIu64 " pids)", res->limit);
   case HOIST_SANDBOX_DISK_FULL:
     return hoist_asprintf("changes reached max_layer_bytes (%s)", size);
+  case HOIST_SANDBOX_TOO_DEEP:
+    return hoist_asprintf("changes nested more than %" PRIu64
+                          " directories deep (too deep to measure against max_layer_bytes)",
+                          res->limit);
   case HOIST_SANDBOX_EXITED:
     break;
   }
@@ -1234,7 +1239,7 @@ static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
       .measure = c->copy_mode ? c->root : c->o->upper,
   };
   if (mon.upper_limit && c->copy_mode)
-    mon.base = tree_usage(c->root);
+    tree_usage(c->root, &mon.base);
   int fds[2] = {out[0], errp[0]};
   ret = stream(c, pid, ctl[0], fds, &mon, res, overlay_failed, err);
   pid = -1; /* reaped */
