@@ -418,7 +418,7 @@ static bool drain(int fd, hoist_buf *text) {
     if (r < 0 && errno == EINTR)
       continue;
     if (r <= 0)
-      return r < 0; /* EAGAIN: open, nothing more for now */
+      return r < 0;                          /* EAGAIN: open, nothing more for now */
     size_t room = PASTA_ERR_MAX - text->len; /* past it, pasta's words are dropped */
     if (hoist_buf_append(text, chunk, (size_t)r < room ? (size_t)r : room, NULL) < 0)
       continue; /* full: the rest is drained and dropped */

@@ -786,8 +786,8 @@ static char *map_text(const hoist_idmap *m, size_t n) {
   char text[128];
   size_t len = 0;
   for (size_t i = 0; i < n && i < 2; i++)
-    len += (size_t)snprintf(text + len, sizeof text - len, "%u %u %u\n", m[i].inside,
-                            m[i].outside, m[i].count);
+    len += (size_t)snprintf(text + len, sizeof text - len, "%u %u %u\n", m[i].inside, m[i].outside,
+                            m[i].count);
   return hoist_strdup(text);
 }
 
