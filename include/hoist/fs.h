@@ -11,10 +11,12 @@
  * - hoist_fs_mkdir_p: mkdir -p on a dirfd, the one copy for every module;
  *   beneath a dirfd it never leaves it.
  * - hoist_fs_check_owned: a directory hoist trusts is the caller's own.
+ * - hoist_fs_walk: every entry of a tree, with a context, one fd per level.
  */
 #ifndef HOIST_FS_H
 #define HOIST_FS_H
 
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "hoist/core.h"
@@ -78,6 +80,20 @@ HOIST_EXPORT int hoist_fs_read_file(int dirfd, const char *path, size_t max, cha
 
 /* Writes all len bytes to fd, retrying on EINTR and short writes. */
 HOIST_EXPORT int hoist_fs_write_all(int fd, const void *data, size_t len, hoist_err **err);
+
+#define HOIST_FS_WALK_DEPTH 256 /* directories below a walked tree's root */
+
+/* Called for each entry of a walk: its parent directory's fd and its name
+ * (the root: AT_FDCWD and the path given), its lstat. 0 goes on; anything
+ * else stops the walk and is returned. */
+typedef int (*hoist_fs_walk_fn)(void *ctx, int dirfd, const char *name, const struct stat *st);
+
+/* Visits dir and every entry below it, depth first, without following
+ * symlinks or entering another file system, with one fd per level and no
+ * state but ctx (so walks may run at once, in any thread). Entries that
+ * vanish meanwhile are skipped. Returns 0, fn's non-zero answer, or -1 with
+ * errno (ELOOP: deeper than HOIST_FS_WALK_DEPTH directories). */
+HOIST_EXPORT int hoist_fs_walk(const char *dir, hoist_fs_walk_fn fn, void *ctx);
 
 /* True when the running kernel supports openat2. Exposed for tests. */
 HOIST_EXPORT bool hoist_fs_have_openat2(void);

@@ -674,6 +674,67 @@ static void test_check_owned(void **state) {
   free(dir);
 }
 
+typedef struct {
+  size_t entries, dirs;
+  const char *inner; /* a tree walked from inside each visit of this one */
+  size_t inner_entries;
+  const char *stop_at;
+} walk_count;
+
+static int count_entry(void *ctx, int dirfd, const char *name, const struct stat *st) {
+  (void)dirfd;
+  walk_count *c = ctx;
+  c->entries++;
+  c->dirs += S_ISDIR(st->st_mode);
+  if (c->inner) {
+    walk_count in = {0};
+    assert_int_equal(hoist_fs_walk(c->inner, count_entry, &in), 0);
+    c->inner_entries += in.entries;
+  }
+  return c->stop_at && strcmp(name, c->stop_at) == 0 ? 7 : 0;
+}
+
+/* hoist_fs_walk: every entry once, the root included, symlinks not followed;
+ * its state is its context, so a walk inside a walk counts on its own; a
+ * visit's answer stops it; a tree too deep is ELOOP. */
+static void test_fs_walk(void **state) {
+  (void)state;
+  char *dir = test_mkdtemp();
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_int_equal(mkdirat(fd, "sub", 0755), 0);
+  assert_int_equal(close(openat(fd, "sub/f", O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+  assert_int_equal(close(openat(fd, "g", O_WRONLY | O_CREAT | O_CLOEXEC, 0644)), 0);
+  assert_int_equal(symlinkat("/", fd, "root"), 0);
+  walk_count c = {0};
+  assert_int_equal(hoist_fs_walk(dir, count_entry, &c), 0);
+  assert_int_equal(c.entries, 5); /* dir, sub, sub/f, g, root */
+  assert_int_equal(c.dirs, 2);
+  char *sub = hoist_asprintf("%s/sub", dir);
+  walk_count outer = {.inner = sub};
+  assert_int_equal(hoist_fs_walk(dir, count_entry, &outer), 0);
+  assert_int_equal(outer.entries, 5);
+  assert_int_equal(outer.inner_entries, 5 * 2);
+  walk_count stop = {.stop_at = "sub"};
+  assert_int_equal(hoist_fs_walk(dir, count_entry, &stop), 7);
+  int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  for (int i = 0; i <= HOIST_FS_WALK_DEPTH; i++) {
+    assert_int_equal(mkdirat(d, "d", 0755), 0);
+    int n = openat(d, "d", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    close(d);
+    d = n;
+  }
+  close(d);
+  walk_count deep = {0};
+  errno = 0;
+  assert_int_equal(hoist_fs_walk(dir, count_entry, &deep), -1);
+  assert_int_equal(errno, ELOOP);
+  hoist_err *err = NULL;
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  close(fd);
+  free(sub);
+  free(dir);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_wraps_cause),
@@ -695,6 +756,7 @@ int main(void) {
       cmocka_unit_test(test_mkdir_p_openat2),
       cmocka_unit_test(test_mkdir_p_fallback),
       cmocka_unit_test(test_check_owned),
+      cmocka_unit_test(test_fs_walk),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -472,3 +472,57 @@ int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out, size
   *out = hoist_buf_steal(&b);
   return 0;
 }
+
+/* Visits the entries of the directory at fd (depth levels down from the
+ * root), then descends into each subdirectory on dev. */
+static int walk_dir(int fd, dev_t dev, unsigned depth, hoist_fs_walk_fn fn, void *ctx) {
+  if (depth >= HOIST_FS_WALK_DEPTH) {
+    close(fd);
+    errno = ELOOP;
+    return -1;
+  }
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
+  }
+  int r = 0;
+  struct dirent *de;
+  while (r == 0 && (errno = 0, de = readdir(d))) {
+    if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+      continue;
+    struct stat st;
+    if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+      continue; /* gone while we looked */
+    r = fn(ctx, dirfd(d), de->d_name, &st);
+    if (r == 0 && S_ISDIR(st.st_mode) && st.st_dev == dev) {
+      int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (sub >= 0)
+        r = walk_dir(sub, dev, depth + 1, fn, ctx);
+    }
+  }
+  int e = errno;
+  closedir(d);
+  errno = e;
+  return r;
+}
+
+int hoist_fs_walk(const char *dir, hoist_fs_walk_fn fn, void *ctx) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  if (fd < 0 || fstat(fd, &st) < 0) {
+    int e = errno;
+    if (fd >= 0)
+      close(fd);
+    errno = e;
+    return -1;
+  }
+  int r = fn(ctx, AT_FDCWD, dir, &st);
+  if (r != 0) {
+    close(fd);
+    return r;
+  }
+  return walk_dir(fd, st.st_dev, 0, fn, ctx);
+}

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "hoist/fs.h"
 #include "hoist/sandbox.h"
 #include "sandbox-private.h"
 
@@ -34,7 +35,7 @@ int hoist_sandbox_unshift(const char *dir, const hoist_idmap *uid_map, size_t n_
   if (!n_uid && !n_gid)
     return 0;
   unshift_ctx c = {uid_map, gid_map, n_uid, n_gid};
-  if (sandbox_walk(dir, unshift_entry, &c) != 0)
+  if (hoist_fs_walk(dir, unshift_entry, &c) != 0)
     return hoist_err_errno(err, errno, "owners of %s", dir);
   return 0;
 }

@@ -53,19 +53,6 @@ bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid,
  * frees. */
 char *sandbox_which(const char *name);
 
-#define SANDBOX_WALK_DEPTH 256 /* directories below a walked tree's root */
-
-/* Called for each entry of a walk: its parent directory's fd and its name
- * (the root: AT_FDCWD and the path given), its lstat. 0 goes on; anything
- * else stops the walk and is returned. */
-typedef int (*sandbox_walk_fn)(void *ctx, int dirfd, const char *name, const struct stat *st);
-
-/* Visits dir and every entry below it, depth first, without following
- * symlinks or entering another file system, with one fd per level. Entries
- * that vanish meanwhile are skipped. Returns 0, fn's non-zero answer, or -1
- * with errno (ELOOP: deeper than SANDBOX_WALK_DEPTH directories). */
-int sandbox_walk(const char *dir, sandbox_walk_fn fn, void *ctx);
-
 /* path with '\\', ',' and ':' escaped for an overlay mount option. Caller frees. */
 char *sandbox_overlay_escape(const char *path);
 

@@ -860,7 +860,7 @@ static int add_usage(void *ctx, int dirfd, const char *name, const struct stat *
  * false when the tree is too deep to be measured. */
 static bool tree_usage(const char *dir, uint64_t *used) {
   *used = 0;
-  return sandbox_walk(dir, add_usage, used) == 0 || errno != ELOOP;
+  return hoist_fs_walk(dir, add_usage, used) == 0 || errno != ELOOP;
 }
 
 /* What the parent watches while the command runs. */
@@ -888,7 +888,7 @@ static hoist_sandbox_end limit_reached(const monitor *m, uint64_t *limit) {
   if (m->upper_limit) {
     uint64_t used;
     if (!tree_usage(m->measure, &used)) {
-      *limit = SANDBOX_WALK_DEPTH;
+      *limit = HOIST_FS_WALK_DEPTH;
       return HOIST_SANDBOX_TOO_DEEP;
     }
     if (used > m->base && used - m->base >= m->upper_limit) {

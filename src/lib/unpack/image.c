@@ -1,7 +1,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/file.h>
@@ -273,12 +272,9 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
 
 /* ------------------------------------------------------------- pruning */
 
-/* nftw takes no context: pruning is not reentrant */
-static uint64_t tree_bytes;
-
-static int add_bytes(const char *path, const struct stat *st, int flag, struct FTW *f) {
-  (void)path, (void)flag, (void)f;
-  tree_bytes += (uint64_t)st->st_blocks * 512;
+static int add_bytes(void *ctx, int dirfd, const char *name, const struct stat *st) {
+  (void)dirfd, (void)name;
+  *(uint64_t *)ctx += (uint64_t)st->st_blocks * 512;
   return 0;
 }
 
@@ -335,8 +331,8 @@ int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
       continue;
     }
     _cleanup_free_ char *path = hoist_asprintf("%s/%s", d, de->d_name);
-    tree_bytes = 0;
-    nftw(path, add_bytes, 64, FTW_PHYS | FTW_MOUNT);
+    uint64_t tree_bytes = 0; /* what it takes on disk; a tree too deep counts its top */
+    hoist_fs_walk(path, add_bytes, &tree_bytes);
     report->removed++;
     report->bytes += tree_bytes;
     hoist_info("%s %s (%" PRIu64 " bytes)", dry_run ? "would remove" : "removing", path,
