@@ -12,6 +12,7 @@
 #include <jansson.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "internal.h"
@@ -58,7 +59,27 @@ void hoist_strv_free(char **v) {
 static void global_init(void) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     abort();
-  srand((unsigned)time(NULL) ^ (unsigned)getpid());
+}
+
+/* A seed for the client's jitter: random bytes, or when the kernel has none
+ * to give yet, the time, the pid and the client's address. */
+static uint64_t jitter_seed(const hoist_registry *r) {
+  uint64_t seed = 0;
+  if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) == (ssize_t)sizeof seed)
+    return seed;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ ((uint64_t)getpid() << 16) ^
+         (uint64_t)(uintptr_t)r;
+}
+
+/* The next number of the client's jitter sequence (splitmix64): each thread
+ * takes its own step, no lock, no libc state. */
+static uint64_t jitter_next(hoist_registry *r) {
+  uint64_t z = atomic_fetch_add(&r->jitter, 0x9e3779b97f4a7c15ULL) + 0x9e3779b97f4a7c15ULL;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
 }
 
 int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, hoist_err **err) {
@@ -71,6 +92,7 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
   pthread_mutex_init(&r->lock, NULL);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&r->share_locks[i], NULL);
+  atomic_init(&r->jitter, jitter_seed(r));
   r->share = curl_share_init();
   if (!r->share)
     abort();
@@ -474,9 +496,9 @@ static bool status_retryable(long s) {
   return s == 408 || s == 429 || (s >= 500 && s != 501 && s != 505);
 }
 
-static void backoff(int attempt, const char *retry_after) {
+static void backoff(hoist_registry *r, int attempt, const char *retry_after) {
   long ms = RETRY_BASE_MS << (attempt - 1);
-  ms += rand() % (ms / 2 + 1); /* jitter */
+  ms += (long)(jitter_next(r) % (uint64_t)(ms / 2 + 1)); /* jitter */
   if (retry_after) {
     char *end = NULL;
     long s = strtol(retry_after, &end, 10);
@@ -509,7 +531,7 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
       if (replayable && curl_retryable(rc) && attempt < MAX_ATTEMPTS + (progressed ? 1 : 0)) {
         hoist_debug("%s %s: %s; retrying", q->method, q->url,
                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
-        backoff(attempt++, NULL);
+        backoff(r, attempt++, NULL);
         continue;
       }
       return hoist_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNRESET,
@@ -537,7 +559,7 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
     }
     if (status_retryable(resp->status) && replayable && attempt < MAX_ATTEMPTS) {
       hoist_debug("%s %s: HTTP %ld; retrying", q->method, q->url, resp->status);
-      backoff(attempt++, resp->status == 429 || resp->status == 503 ? resp->retry_after : NULL);
+      backoff(r, attempt++, resp->status == 429 || resp->status == 503 ? resp->retry_after : NULL);
       continue;
     }
     return 0;

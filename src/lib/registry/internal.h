@@ -4,6 +4,7 @@
 
 #include <curl/curl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 
 #include "hoist/registry.h"
 
@@ -49,6 +50,9 @@ struct hoist_registry {
   int jobs;
   hoist_progress_fn progress;
   void *progress_userdata;
+  /* the retries' jitter: a splitmix64 sequence of the client's own, seeded
+   * from getrandom, stepped atomically by the transfer threads */
+  _Atomic uint64_t jitter;
 };
 
 typedef struct reg_req {
