@@ -1,5 +1,11 @@
 /* Unit tests of the registry client's parsers: WWW-Authenticate challenges,
  * credential files, Link headers. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include "../../src/lib/registry/internal.h"
+#include "hoist/fs.h"
 #include "hoist/registry.h"
 #include "test_util.h"
 
@@ -303,11 +309,99 @@ static void test_registries_config(void **state) {
   rmdir(dir);
 }
 
+static volatile sig_atomic_t pipes_seen;
+static void count_pipe(int sig) {
+  (void)sig;
+  pipes_seen++;
+}
+
+static void write_file(const char *dir, const char *name, const char *text, mode_t mode) {
+  _cleanup_free_ char *path = hoist_asprintf("%s/%s", dir, name);
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  assert_true(fd >= 0);
+  assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+  close(fd);
+}
+
+/* A credential helper starts with every signal at its default and none
+ * blocked (but glibc's own), whatever its caller's are. One that leaves without reading what
+ * it was sent costs the caller no SIGPIPE, and the caller's handler and
+ * signal mask are as they were. */
+static void test_creds_helper_signals(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  write_file(dir, "docker-credential-sigs",
+             "#!/bin/sh\nread host\n"
+             "while read k v; do case \"$k\" in SigIgn:) i=$v;; SigBlk:) b=$v;; esac; done "
+             "</proc/self/status\n"
+             "echo \"{\\\"Username\\\":\\\"$i/$b\\\",\\\"Secret\\\":\\\"s\\\"}\"\n",
+             0755);
+  write_file(dir, "docker-credential-deaf", "#!/bin/sh\nexit 3\n", 0755);
+  /* more than a pipe holds: the write is still going when the helper leaves */
+  size_t long_len = 256 * 1024;
+  _cleanup_free_ char *long_host = hoist_malloc0(long_len + 1);
+  memset(long_host, 'h', long_len);
+  _cleanup_free_ char *auth =
+      hoist_asprintf("{\"credHelpers\":{\"reg.test\":\"sigs\",\"%s\":\"deaf\"}}", long_host);
+  write_file(dir, "auth.json", auth, 0600);
+  _cleanup_free_ char *old_path = hoist_strdup(getenv("PATH"));
+  _cleanup_free_ char *path = hoist_asprintf("%s:%s", dir, old_path);
+  setenv("PATH", path, 1);
+
+  struct sigaction handler = {.sa_handler = count_pipe}, got;
+  sigaction(SIGPIPE, &handler, NULL);
+  signal(SIGTERM, SIG_IGN);
+  sigset_t usr1, mask, pending;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+
+  _cleanup_free_ char *auth_file = hoist_asprintf("%s/auth.json", dir);
+  hoist_registry_opts o = {.auth_file = auth_file, .config_file = NULL};
+  hoist_registry *r = NULL;
+  hoist_err *err = NULL;
+  assert_ok(hoist_registry_new(&o, &r, &err), &err);
+  hoist_creds c = {0};
+  bool found = false;
+  assert_ok(reg_creds_lookup(r, "reg.test", &c, &found, &err), &err);
+  assert_true(found);
+  /* SigIgn/SigBlk: bit n-1 for signal n. glibc keeps 32 and 33, below
+   * SIGRTMIN, for itself: posix_spawn leaves them ignored, and a program
+   * of glibc's handles them anew */
+  char *slash = strchr(c.username, '/');
+  assert_non_null(slash);
+  unsigned long long ign = strtoull(c.username, NULL, 16), blk = strtoull(slash + 1, NULL, 16);
+  for (int sig = 32; sig < SIGRTMIN; sig++)
+    ign &= ~(1ULL << (sig - 1));
+  assert_int_equal(ign, 0);
+  assert_int_equal(blk, 0);
+  hoist_creds_clear(&c);
+
+  assert_true(reg_creds_lookup(r, long_host, &c, &found, &err) < 0);
+  assert_err_contains(&err, "credential helper docker-credential-deaf failed");
+  hoist_creds_clear(&c);
+  assert_int_equal(pipes_seen, 0);
+  sigaction(SIGPIPE, NULL, &got);
+  assert_ptr_equal(got.sa_handler, count_pipe);
+  pthread_sigmask(SIG_SETMASK, NULL, &mask);
+  assert_false(sigismember(&mask, SIGPIPE));
+  assert_true(sigismember(&mask, SIGUSR1));
+  sigpending(&pending);
+  assert_false(sigismember(&pending, SIGPIPE));
+  hoist_registry_free(r);
+
+  pthread_sigmask(SIG_UNBLOCK, &usr1, NULL);
+  signal(SIGTERM, SIG_DFL);
+  signal(SIGPIPE, SIG_DFL);
+  setenv("PATH", old_path, 1);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_challenge_table),   cmocka_unit_test(test_creds_table),
       cmocka_unit_test(test_link_table),        cmocka_unit_test(test_insecure_hosts),
-      cmocka_unit_test(test_registries_config),
+      cmocka_unit_test(test_registries_config), cmocka_unit_test(test_creds_helper_signals),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,15 +6,20 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 
 #include "hoist/fs.h"
 #include "internal.h"
 
 #define CREDS_FILE_MAX (4u << 20)
 #define HELPER_OUT_MAX (1u << 20)
+
+extern char **environ;
 
 void hoist_creds_clear(hoist_creds *c) {
   free(c->username);
@@ -205,6 +210,35 @@ int hoist_creds_from_json(const char *data, size_t len, const char *host, const 
   return 0;
 }
 
+/* Writes to a pipe whose reader may be gone without SIGPIPE ending the
+ * process, and without touching the process's disposition of it: SIGPIPE is
+ * blocked in this thread for the write, and the one the write raised (unless
+ * one was pending already) is taken back before it is unblocked. A short
+ * write is the reader's loss: what it answered decides. */
+static void write_unsignalled(int fd, const char *data, size_t len) {
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  bool was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  while (len > 0) {
+    ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    data += n;
+    len -= (size_t)n;
+  }
+  /* a write the reader left raises SIGPIPE even when it wrote some bytes */
+  if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+      ;
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 /* Runs docker-credential-<name> get with host on stdin. */
 static int run_helper(const char *name, const char *host, hoist_creds *out, bool *found,
                       hoist_err **err) {
@@ -222,26 +256,36 @@ static int run_helper(const char *name, const char *host, hoist_creds *out, bool
     close(in[1]);
     return hoist_err_errno(err, errno, "pipe");
   }
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(in[0]);
-    close(in[1]);
-    close(outp[0]);
-    close(outp[1]);
-    return hoist_err_errno(err, errno, "fork");
-  }
-  if (pid == 0) {
-    dup2(in[0], 0);
-    dup2(outp[1], 1);
-    execlp(prog, prog, "get", (char *)NULL);
-    _exit(127);
-  }
+  /* the helper starts as a program run from a shell would: stdin and
+   * stdout on the pipes, every signal at its default, none blocked */
+  posix_spawn_file_actions_t fa;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_adddup2(&fa, in[0], STDIN_FILENO);
+  posix_spawn_file_actions_adddup2(&fa, outp[1], STDOUT_FILENO);
+  posix_spawnattr_init(&attr);
+  sigset_t all, none;
+  sigfillset(&all);
+  sigemptyset(&none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  char *argv[] = {prog, "get", NULL};
+  pid_t pid;
+  int sr = posix_spawnp(&pid, prog, &fa, &attr, argv, environ);
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
   close(in[0]);
   close(outp[1]);
-  void (*old)(int) = signal(SIGPIPE, SIG_IGN);
-  (void)!write(in[1], host, strlen(host));
+  if (sr != 0) {
+    close(in[1]);
+    close(outp[0]);
+    if (sr == ENOENT)
+      return hoist_err_set(err, ENOENT, "credential helper %s not found", prog);
+    return hoist_err_errno(err, sr, "run credential helper %s", prog);
+  }
+  write_unsignalled(in[1], host, strlen(host));
   close(in[1]);
-  signal(SIGPIPE, old);
   _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(HELPER_OUT_MAX);
   char buf[4096];
   for (;;) {
