@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -31,35 +32,34 @@ static int wait_child(pid_t pid, int *status, hoist_err **err) {
   return 0;
 }
 
-/* Child side: runs `sh -c command` in dir with envp; never returns. */
-__attribute__((noreturn)) static void exec_shell(const char *dir, const char *command,
-                                                 char **envp) {
-  if (chdir(dir) < 0) {
-    dprintf(STDERR_FILENO, "hoist deploy: chdir %s: %s\n", dir, strerror(errno));
-    _exit(127);
-  }
+/* Starts `sh -c command` in dir with envp (NULL: ours), its stdout on
+ * out_fd when that is not -1; *pid receives it. */
+static int spawn_shell(const char *dir, const char *command, char **envp, int out_fd, pid_t *pid,
+                       hoist_err **err) {
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addchdir_np(&fa, dir);
+  if (out_fd >= 0)
+    posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
   char *argv[] = {"sh", "-c", (char *)command, NULL};
-  execve("/bin/sh", argv, envp ? envp : environ);
-  dprintf(STDERR_FILENO, "hoist deploy: exec /bin/sh: %s\n", strerror(errno));
-  _exit(127);
+  int r = posix_spawn(pid, "/bin/sh", &fa, NULL, argv, envp ? envp : environ);
+  posix_spawn_file_actions_destroy(&fa);
+  if (r != 0)
+    return hoist_err_errno(err, r, "run /bin/sh in %s", dir);
+  return 0;
 }
 
 int hoist_deploy_scope_eval(const char *command, const char *dir, char **out, hoist_err **err) {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) < 0)
     return hoist_err_errno(err, errno, "pipe");
-  pid_t pid = fork();
-  if (pid < 0) {
-    close(fds[0]);
-    close(fds[1]);
-    return hoist_err_errno(err, errno, "fork");
-  }
-  if (pid == 0) {
-    if (dup2(fds[1], STDOUT_FILENO) < 0)
-      _exit(127);
-    exec_shell(dir, command, NULL);
-  }
+  pid_t pid;
+  int sr = spawn_shell(dir, command, NULL, fds[1], &pid, err);
   close(fds[1]);
+  if (sr < 0) {
+    close(fds[0]);
+    return sr;
+  }
   hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_SCOPE_OUTPUT_MAX);
   bool too_long = false;
   char chunk[1024];
@@ -269,15 +269,12 @@ static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan, c
                     hoist_err **err) {
   hoist_strv own = {0};
   _cleanup_free_ char **envp = step_env(f, plan, c->name, fingerprint, &own);
-  fflush(NULL);
-  pid_t pid = fork();
-  if (pid < 0) {
-    hoist_strv_clear(&own);
-    return hoist_err_errno(err, errno, "fork");
-  }
-  if (pid == 0)
-    exec_shell(root, c->steps[step], envp);
+  fflush(NULL); /* what the caller printed before the step comes first */
+  pid_t pid;
+  int sr = spawn_shell(root, c->steps[step], envp, -1, &pid, err);
   hoist_strv_clear(&own);
+  if (sr < 0)
+    return hoist_err_wrap(err, "%s: step %zu (%s)", c->name, step + 1, c->steps[step]);
   int status = 0;
   if (wait_child(pid, &status, err) < 0)
     return -EIO;
