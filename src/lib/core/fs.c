@@ -117,7 +117,8 @@ static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool 
       p++;
     if (!*p) {
       /* the path names the current directory itself */
-      int fd = openat(stack[depth], ".", flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW), mode);
+      int fd =
+          openat(stack[depth], ".", (flags & ~(O_CREAT | O_EXCL | O_NOFOLLOW)) | O_CLOEXEC, mode);
       result = fd < 0 ? hoist_err_errno(err, errno, "open %s", path) : fd;
       goto out;
     }
