@@ -615,6 +615,8 @@ int sandbox_net_start(pid_t pid, bool userns, const uint16_t *ports, size_t n_po
 
   pasta_fds fds = {.null = null, .err = err_w, .netns = netns, .userns = user};
   pid_t parent = getpid();
+  /* pasta_exec makes only async-signal-safe calls until execve.
+   * checksrc-allow: fork PR_SET_PDEATHSIG (pasta dies with us), which posix_spawn cannot set */
   pid_t child = fork();
   if (child < 0)
     return hoist_err_errno(err, errno, "net: fork");

@@ -447,6 +447,8 @@ static int run_child(server_jobs *j, const job_row *row, int slot, int *status) 
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  /* every signal blocked across the fork; the child makes only async-signal-safe calls.
+   * checksrc-allow: fork PR_SET_PDEATHSIG (the build dies with us), which posix_spawn cannot set */
   pid_t pid = fork();
   if (pid == 0) {
     /* only async-signal-safe calls from here to exec */
