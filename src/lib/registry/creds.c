@@ -397,15 +397,7 @@ int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
     if (!json_is_string(v))
       return hoist_err_set(err, HOIST_E_FORMAT,
                            "registries config %s: insecure-registries holds a non-string", path);
-    size_t n = 0;
-    while (r->insecure && r->insecure[n])
-      n++;
-    char **nv = realloc(r->insecure, (n + 2) * sizeof *nv);
-    if (!nv)
-      abort();
-    nv[n] = hoist_strdup(json_string_value(v));
-    nv[n + 1] = NULL;
-    r->insecure = nv;
+    hoist_strv_add(&r->insecure, json_string_value(v));
   }
   const char *ca = json_string_value(json_object_get(j, "ca-file"));
   if (ca && !r->ca_file)
