@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -26,39 +25,19 @@ void hoist_creds_clear(hoist_creds *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Decodes standard base64 (padding optional). Caller frees *out. */
+/* Decodes base64 as credential files hold it: padding optional, a trailing
+ * line break ignored, and so is a lone "=" where two are due ("YQ="), as
+ * they always were. Caller frees *out. */
 static int b64_decode(const char *in, char **out, size_t *outlen, hoist_err **err) {
   size_t n = strlen(in);
   while (n && (in[n - 1] == '\n' || in[n - 1] == '\r'))
     n--;
-  _cleanup_free_ char *padded = hoist_malloc0(n + 4);
-  memcpy(padded, in, n);
-  size_t pad = 0;
-  while ((n + pad) % 4)
-    padded[n + pad++] = '=';
-  size_t total = n + pad;
-  for (size_t i = 0; i < n; i++) {
-    char c = in[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-          c == '/' || (c == '=' && i >= n - 2)))
-      return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
-  }
-  if (pad == 3)
-    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64 length");
-  char *buf = hoist_malloc0(total / 4 * 3 + 1);
-  int got = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)padded, (int)total);
-  if (got < 0) {
-    free(buf);
-    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
-  }
-  size_t eq = 0;
-  for (size_t i = total; i > 0 && padded[i - 1] == '='; i--)
-    eq++;
-  size_t len = (size_t)got - (eq > 2 ? 2 : eq);
-  buf[len] = '\0';
-  *out = buf;
-  *outlen = len;
-  return 0;
+  if (n % 4 == 3 && in[n - 1] == '=' && in[n - 2] != '=')
+    n--;
+  unsigned char *dec = NULL;
+  int r = hoist_base64_decode(in, n, CREDS_FILE_MAX, HOIST_BASE64_PAD_OPTIONAL, &dec, outlen, err);
+  *out = (char *)dec;
+  return r;
 }
 
 /* "https://index.docker.io/v1/" -> "docker.io"; "http://h:5000/" -> "h:5000". */
