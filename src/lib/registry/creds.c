@@ -258,24 +258,33 @@ static int run_helper(const char *name, const char *host, hoist_creds *out, bool
   return 0;
 }
 
+/* Reads the file at path (what it is names it in errors): *data stays NULL
+ * when it is missing and not required. */
+static int read_config(const char *what, const char *path, bool required, char **data, size_t *len,
+                       hoist_err **err) {
+  hoist_err *e = NULL;
+  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, data, len, &e) == 0)
+    return 0;
+  if (!required && hoist_err_root_code(e) == ENOENT) {
+    hoist_err_free(e);
+    return 0;
+  }
+  if (err && !*err)
+    *err = e;
+  else
+    hoist_err_free(e);
+  return hoist_err_wrap(err, "%s %s", what, path);
+}
+
 /* Looks host up in one file; a missing file is no match unless required. */
 static int lookup_file(const char *path, bool required, const char *host, hoist_creds *out,
                        bool *found, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   *found = false;
-  hoist_err *e = NULL;
-  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
-    if (!required && hoist_err_root_code(e) == ENOENT) {
-      hoist_err_free(e);
-      return 0;
-    }
-    if (err && !*err)
-      *err = e;
-    else
-      hoist_err_free(e);
-    return hoist_err_wrap(err, "credentials %s", path);
-  }
+  int r = read_config("credentials", path, required, &data, &len, err);
+  if (r < 0 || !data)
+    return r;
   if (hoist_creds_from_json(data, len, host, NULL, out, found, err) < 0)
     return hoist_err_wrap(err, "credentials %s", path);
   if (*found && out->helper) {
@@ -350,18 +359,9 @@ int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
   }
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  hoist_err *e = NULL;
-  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
-    if (!required && hoist_err_root_code(e) == ENOENT) {
-      hoist_err_free(e);
-      return 0;
-    }
-    if (err && !*err)
-      *err = e;
-    else
-      hoist_err_free(e);
-    return hoist_err_wrap(err, "registries config %s", path);
-  }
+  int ret = read_config("registries config", path, required, &data, &len, err);
+  if (ret < 0 || !data)
+    return ret;
   json_error_t je;
   _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
   if (!json_is_object(j))
