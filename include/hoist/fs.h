@@ -73,6 +73,21 @@ HOIST_EXPORT int hoist_fs_check_owned(int fd, const char *what, hoist_err **err)
  * A missing name is not an error. */
 HOIST_EXPORT int hoist_fs_rm_rf_at(int dirfd, const char *name, hoist_err **err);
 
+/* Why hoist_fs_path_clean refused a path. */
+enum { HOIST_FS_PATH_DOTDOT = 1, HOIST_FS_PATH_LONG };
+
+/* path as a clean relative path: leading, trailing and doubled '/' and "."
+ * components dropped ("" for the root), in a new string the caller frees.
+ * The first ".." component, or one longer than max_component bytes (0: any
+ * length), is refused: NULL, and *why says which. */
+HOIST_EXPORT char *hoist_fs_path_clean(const char *path, size_t max_component, int *why) HOIST_WUR;
+
+/* Reads fd to its end (at most max bytes; more is HOIST_E_LIMIT) into a
+ * NUL-terminated buffer the caller frees. name is what fd is, for the
+ * messages ("read NAME: ..."). */
+HOIST_EXPORT int hoist_fs_read_fd(int fd, size_t max, const char *name, char **out, size_t *len,
+                                  hoist_err **err);
+
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer the
  * caller frees. */
 HOIST_EXPORT int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out,

@@ -142,12 +142,13 @@ HOIST_EXPORT int hoist_registry_delete_manifest(hoist_registry *r, const char *h
 /* ------------------------------------------------- tags, catalog */
 
 /* All tags of repo, following pagination (n, last, Link). *out is a
- * NULL-terminated array the caller frees with hoist_strv_free. */
+ * NULL-terminated array the caller frees with hoist_strfreev. */
 HOIST_EXPORT int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo,
                                      char ***out, size_t *n, hoist_err **err);
 HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
                                         hoist_err **err);
-HOIST_EXPORT void hoist_strv_free(char **v);
+/* An alias of hoist_strfreev (core.h), for the callers written before it. */
+static inline void hoist_strv_free(char **v) { hoist_strfreev(v); }
 
 /* ----------------------------------------------- parsers (exposed) */
 

@@ -193,8 +193,9 @@ struct hoist_config;
  * "NAME=value" of extra (NULL-terminated, may be NULL) replacing a variable of
  * the same name or appended; PATH defaults to the usual Linux one when neither
  * sets it. Returns a NULL-terminated array the caller frees with
- * hoist_sandbox_strv_free.
+ * hoist_strfreev.
  */
 HOIST_EXPORT int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***env,
                                    hoist_err **err);
-HOIST_EXPORT void hoist_sandbox_strv_free(char **v);
+/* An alias of hoist_strfreev (core.h), for the callers written before it. */
+static inline void hoist_sandbox_strv_free(char **v) { hoist_strfreev(v); }

@@ -19,6 +19,7 @@
  * truncated.
  */
 #include <arpa/inet.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "hoist/digest.h"
@@ -541,24 +542,42 @@ char *hoist_ref_repository(const hoist_ref *r) {
 
 const char *hoist_ref_reference(const hoist_ref *r) { return r->digest ? r->digest : r->tag; }
 
+/* The strings a reference and a location own, each listed once for the copy
+ * and the free, so that neither can miss a field the other has. */
+static const size_t ref_strings[] = {offsetof(hoist_ref, domain), offsetof(hoist_ref, path),
+                                     offsetof(hoist_ref, tag), offsetof(hoist_ref, digest)};
+static const size_t loc_strings[] = {offsetof(hoist_loc, dir), offsetof(hoist_loc, tag)};
+#define N_FIELDS(a) (sizeof(a) / sizeof *(a))
+
+static char **string_at(const void *obj, size_t offset) {
+  return (char **)((uintptr_t)obj + offset);
+}
+
+/* Copies the strings at the n offsets of src into dst (NULL stays NULL). */
+static void strings_dup(void *dst, const void *src, const size_t *offsets, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const char *s = *string_at(src, offsets[i]);
+    *string_at(dst, offsets[i]) = s ? hoist_strdup(s) : NULL;
+  }
+}
+
+static void strings_free(void *obj, const size_t *offsets, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    free(*string_at(obj, offsets[i]));
+}
+
 hoist_ref *hoist_ref_dup(const hoist_ref *r) {
   if (!r)
     return NULL;
   hoist_ref *d = hoist_malloc0(sizeof *d);
-  d->domain = r->domain ? hoist_strdup(r->domain) : NULL;
-  d->path = r->path ? hoist_strdup(r->path) : NULL;
-  d->tag = r->tag ? hoist_strdup(r->tag) : NULL;
-  d->digest = r->digest ? hoist_strdup(r->digest) : NULL;
+  strings_dup(d, r, ref_strings, N_FIELDS(ref_strings));
   return d;
 }
 
 void hoist_ref_free(hoist_ref *r) {
   if (!r)
     return;
-  free(r->domain);
-  free(r->path);
-  free(r->tag);
-  free(r->digest);
+  strings_free(r, ref_strings, N_FIELDS(ref_strings));
   free(r);
 }
 
@@ -622,9 +641,8 @@ hoist_loc *hoist_loc_dup(const hoist_loc *l) {
     return NULL;
   hoist_loc *d = hoist_malloc0(sizeof *d);
   d->kind = l->kind;
-  d->ref = l->ref ? hoist_ref_dup(l->ref) : NULL;
-  d->dir = l->dir ? hoist_strdup(l->dir) : NULL;
-  d->tag = l->tag ? hoist_strdup(l->tag) : NULL;
+  d->ref = hoist_ref_dup(l->ref);
+  strings_dup(d, l, loc_strings, N_FIELDS(loc_strings));
   return d;
 }
 
@@ -632,7 +650,6 @@ void hoist_loc_free(hoist_loc *l) {
   if (!l)
     return;
   hoist_ref_free(l->ref);
-  free(l->dir);
-  free(l->tag);
+  strings_free(l, loc_strings, N_FIELDS(loc_strings));
   free(l);
 }

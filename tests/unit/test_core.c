@@ -735,6 +735,63 @@ static void test_fs_walk(void **state) {
   free(dir);
 }
 
+static void test_path_clean(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    size_t max; /* longest component, 0: any */
+    const char *out;
+    int why; /* when out is NULL */
+  } cases[] = {
+      {"", 0, "", 0},
+      {"/", 0, "", 0},
+      {"a", 0, "a", 0},
+      {"/a//b/", 0, "a/b", 0},
+      {"./a/./b/.", 0, "a/b", 0},
+      {"a/.b/..c/...", 0, "a/.b/..c/...", 0},
+      {"a/../b", 0, NULL, HOIST_FS_PATH_DOTDOT},
+      {"..", 0, NULL, HOIST_FS_PATH_DOTDOT},
+      {"abc/de", 3, "abc/de", 0},
+      {"abcd/..", 3, NULL, HOIST_FS_PATH_LONG},
+      {"../abcd", 3, NULL, HOIST_FS_PATH_DOTDOT},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    int why = 0;
+    char *out = hoist_fs_path_clean(cases[i].in, cases[i].max, &why);
+    if (cases[i].out) {
+      if (!out)
+        fail_msg("case %zu (%s): refused", i, cases[i].in);
+      assert_string_equal(out, cases[i].out);
+    } else {
+      assert_null(out);
+      assert_int_equal(why, cases[i].why);
+    }
+    free(out);
+  }
+}
+
+static void test_read_fd(void **state) {
+  (void)state;
+  int p[2];
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(write(p[1], "hello", 5), 5);
+  close(p[1]);
+  hoist_err *err = NULL;
+  char *data = NULL;
+  size_t len = 0;
+  assert_int_equal(hoist_fs_read_fd(p[0], 4, "the pipe", &data, &len, &err), -HOIST_E_LIMIT);
+  assert_err_contains(&err, "read the pipe: ");
+  close(p[0]);
+  assert_int_equal(pipe(p), 0);
+  assert_int_equal(write(p[1], "hello", 5), 5);
+  close(p[1]);
+  assert_ok(hoist_fs_read_fd(p[0], 5, "the pipe", &data, &len, &err), &err);
+  assert_int_equal(len, 5);
+  assert_string_equal(data, "hello");
+  free(data);
+  close(p[0]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_error_wraps_cause),
@@ -757,6 +814,8 @@ int main(void) {
       cmocka_unit_test(test_mkdir_p_fallback),
       cmocka_unit_test(test_check_owned),
       cmocka_unit_test(test_fs_walk),
+      cmocka_unit_test(test_path_clean),
+      cmocka_unit_test(test_read_fd),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -191,6 +191,41 @@ static void test_creds_table(void **state) {
   }
 }
 
+/* An auth value decodes as it always did: padding optional, a lone "=" of
+ * two and a trailing line break ignored; anything else base64 refuses. */
+static void test_creds_auth_base64(void **state) {
+  (void)state;
+  static const struct {
+    const char *auth;
+    const char *user; /* NULL: an error */
+  } cases[] = {
+      {"YTpi", "a"},        /* a:b */
+      {"YTpiYw==", "a"},    /* a:bc */
+      {"YTpiYw", "a"},      /* padding left out */
+      {"YTpiYw=", "a"},     /* a lone "=" of two */
+      {"YTpiYw==\\n", "a"}, /* a trailing line break (JSON \\n) */
+      {"YTpiYw===", NULL},  {"YTpi=", NULL}, {"YTp=iYw", NULL}, {"YTpiY", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    _cleanup_free_ char *json =
+        hoist_asprintf("{\"auths\":{\"reg\":{\"auth\":\"%s\"}}}", cases[i].auth);
+    hoist_err *err = NULL;
+    hoist_creds c;
+    bool found = false;
+    int r = hoist_creds_from_json(json, strlen(json), "reg", NULL, &c, &found, &err);
+    if (!cases[i].user) {
+      if (r == 0)
+        fail_msg("case %zu (%s): expected an error", i, cases[i].auth);
+      assert_err_contains(&err, "invalid base64");
+    } else {
+      assert_ok(r, &err);
+      assert_true(found);
+      assert_string_equal(c.username, cases[i].user);
+    }
+    hoist_creds_clear(&c);
+  }
+}
+
 static void test_link_table(void **state) {
   (void)state;
   static const struct {
@@ -402,6 +437,7 @@ int main(void) {
       cmocka_unit_test(test_challenge_table),   cmocka_unit_test(test_creds_table),
       cmocka_unit_test(test_link_table),        cmocka_unit_test(test_insecure_hosts),
       cmocka_unit_test(test_registries_config), cmocka_unit_test(test_creds_helper_signals),
+      cmocka_unit_test(test_creds_auth_base64),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,7 +115,7 @@ static bool config_has_env(hoist_config *c, const char *name) {
 
 /* The install's environment: the image's Env, HOME (when the image has
  * none), the kind's variables, its mirror, SOURCE_DATE_EPOCH. Caller frees
- * with hoist_sandbox_strv_free. */
+ * with hoist_strfreev. */
 static int install_env(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
                        char ***out, hoist_err **err) {
   char *extra[64];
@@ -247,7 +247,7 @@ static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoi
   hoist_sandbox_result res;
   say(o, "running %s in the sandbox", extend ? "/bin/extend" : k->name);
   r = hoist_sandbox_run(so, &res, err);
-  hoist_sandbox_strv_free(env);
+  hoist_strfreev(env);
   if (r < 0)
     return hoist_err_wrap(err, "sandbox");
   const char *what = il.last_cmd[0] ? il.last_cmd : "/bin/sh -c <script>";

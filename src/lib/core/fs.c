@@ -449,11 +449,36 @@ int hoist_fs_rm_rf_at(int dirfd, const char *name, hoist_err **err) {
   return 0;
 }
 
-int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out, size_t *len,
-                       hoist_err **err) {
-  _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return hoist_err_errno(err, errno, "open %s", path);
+char *hoist_fs_path_clean(const char *path, size_t max_component, int *why) {
+  char *res = hoist_malloc0(strlen(path) + 1);
+  size_t o = 0;
+  for (const char *p = path; *p;) {
+    while (*p == '/')
+      p++;
+    if (!*p)
+      break;
+    const char *end = strchrnul(p, '/');
+    size_t n = (size_t)(end - p);
+    bool dotdot = n == 2 && p[0] == '.' && p[1] == '.';
+    if (dotdot || (max_component && n > max_component)) {
+      *why = dotdot ? HOIST_FS_PATH_DOTDOT : HOIST_FS_PATH_LONG;
+      free(res);
+      return NULL;
+    }
+    if (!(n == 1 && p[0] == '.')) {
+      if (o)
+        res[o++] = '/';
+      memcpy(res + o, p, n);
+      o += n;
+    }
+    p = end;
+  }
+  res[o] = '\0';
+  return res;
+}
+
+int hoist_fs_read_fd(int fd, size_t max, const char *name, char **out, size_t *len,
+                     hoist_err **err) {
   _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(max);
   char chunk[65536];
   for (;;) {
@@ -461,12 +486,12 @@ int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out, size
     if (n < 0) {
       if (errno == EINTR)
         continue;
-      return hoist_err_errno(err, errno, "read %s", path);
+      return hoist_err_errno(err, errno, "read %s", name);
     }
     if (n == 0)
       break;
     if (hoist_buf_append(&b, chunk, (size_t)n, err) < 0)
-      return hoist_err_wrap(err, "read %s", path);
+      return hoist_err_wrap(err, "read %s", name);
   }
   if (len)
     *len = b.len;
@@ -526,4 +551,12 @@ int hoist_fs_walk(const char *dir, hoist_fs_walk_fn fn, void *ctx) {
     return r;
   }
   return walk_dir(fd, st.st_dev, 0, fn, ctx);
+}
+
+int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out, size_t *len,
+                       hoist_err **err) {
+  _cleanup_close_ int fd = openat(dirfd, path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return hoist_err_errno(err, errno, "open %s", path);
+  return hoist_fs_read_fd(fd, max, path, out, len, err);
 }

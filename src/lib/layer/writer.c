@@ -15,6 +15,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include "hoist/fs.h"
 #include "hoist/layer.h"
 #include "hoist/limits.h"
 #include "hoist/map.h"
@@ -175,32 +176,11 @@ static int walk_dir(walk_ctx *c, const char *src, const char *name, hoist_err **
 /* Normalises an image path: no leading, trailing or doubled '/', no "." or
  * ".." components. Returns a new string ("" for the root) or NULL. */
 static char *normalize_dest(const char *p, hoist_err **err) {
-  hoist_buf b = HOIST_BUF_INIT(0);
-  const char *s = p;
-  while (*s) {
-    while (*s == '/')
-      s++;
-    if (!*s)
-      break;
-    const char *e = strchrnul(s, '/');
-    size_t n = (size_t)(e - s);
-    if (n == 1 && s[0] == '.') {
-      s = e;
-      continue;
-    }
-    if (n == 2 && s[0] == '.' && s[1] == '.') {
-      hoist_buf_free(&b);
-      hoist_err_set(err, EINVAL, "destination %s: \"..\" is not allowed", p);
-      return NULL;
-    }
-    if ((b.len && hoist_buf_append(&b, "/", 1, err) < 0) || hoist_buf_append(&b, s, n, err) < 0) {
-      hoist_buf_free(&b);
-      hoist_err_wrap(err, "destination %.200s", p);
-      return NULL;
-    }
-    s = e;
-  }
-  return hoist_buf_steal(&b);
+  int why = 0;
+  char *dest = hoist_fs_path_clean(p, 0, &why);
+  if (!dest)
+    hoist_err_set(err, EINVAL, "destination %s: \"..\" is not allowed", p);
+  return dest;
 }
 
 static int collect(const hoist_layer_source *src, entry_list *list, hoist_err **err) {

@@ -76,6 +76,35 @@ json_t *hoist_descriptor_to_json(const hoist_descriptor *d) {
   return o;
 }
 
+int oci_descriptors_from_json(const json_t *root, const char *key, hoist_descriptor **v, size_t *n,
+                              hoist_err **err) {
+  json_t *a = json_object_get(root, key);
+  if (!a || json_is_null(a))
+    return hoist_err_set(err, HOIST_E_FORMAT, "%s is missing", key);
+  if (!json_is_array(a))
+    return hoist_err_set(err, HOIST_E_FORMAT, "%s must be an array", key);
+  size_t count = json_array_size(a);
+  *v = hoist_calloc(count ? count : 1, sizeof **v);
+  for (size_t i = 0; i < count; i++) {
+    int r = hoist_descriptor_from_json(json_array_get(a, i), &(*v)[i], err);
+    if (r < 0)
+      return hoist_err_wrap(err, "%s[%zu]", key, i);
+    *n = i + 1;
+  }
+  return 0;
+}
+
+int oci_descriptors_to_json(json_t *o, const char *key, const hoist_descriptor *v, size_t n,
+                            hoist_err **err) {
+  json_t *a = json_array();
+  if (!a || json_object_set_new(o, key, a) < 0)
+    abort();
+  for (size_t i = 0; i < n; i++)
+    if (json_array_append_new(a, hoist_descriptor_to_json(&v[i])) < 0)
+      return hoist_err_set(err, HOIST_E_FORMAT, "%s[%zu]: incomplete or not encodable", key, i);
+  return 0;
+}
+
 void hoist_descriptor_of_bytes(hoist_descriptor *out, const char *media_type, const void *data,
                                size_t len) {
   char digest[HOIST_DIGEST_STR_LEN];

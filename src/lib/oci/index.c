@@ -10,32 +10,14 @@ static int index_from_json(json_t *root, hoist_index **out, hoist_err **err) {
   if ((r = oci_schema_version(root, err)) < 0)
     return r;
   const char *mt;
-  if ((r = oci_opt_string(root, "mediaType", &mt, err)) < 0)
+  if ((r = oci_document_media_type(root, HOIST_MEDIA_INDEX, &mt, err)) < 0)
     return r;
-  if (mt) {
-    hoist_media_kind kind = hoist_media_kind_of(mt);
-    if (kind == HOIST_MEDIA_MANIFEST)
-      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType %s is an image manifest, not an index",
-                           mt);
-    if (kind != HOIST_MEDIA_INDEX)
-      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType \"%.100s\" is not an image index", mt);
-  } else if (json_object_get(root, "config") || json_object_get(root, "layers")) {
+  if (!mt && (json_object_get(root, "config") || json_object_get(root, "layers")))
     return hoist_err_set(err, HOIST_E_FORMAT,
                          "document has \"config\" or \"layers\": an image manifest, not an index");
-  }
   _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
-  json_t *manifests = json_object_get(root, "manifests");
-  if (!manifests || json_is_null(manifests))
-    return hoist_err_set(err, HOIST_E_FORMAT, "manifests is missing");
-  if (!json_is_array(manifests))
-    return hoist_err_set(err, HOIST_E_FORMAT, "manifests must be an array");
-  size_t n = json_array_size(manifests);
-  ix->manifests = hoist_calloc(n ? n : 1, sizeof *ix->manifests);
-  for (size_t i = 0; i < n; i++) {
-    if ((r = hoist_descriptor_from_json(json_array_get(manifests, i), &ix->manifests[i], err)) < 0)
-      return hoist_err_wrap(err, "manifests[%zu]", i);
-    ix->n_manifests = i + 1;
-  }
+  if ((r = oci_descriptors_from_json(root, "manifests", &ix->manifests, &ix->n_manifests, err)) < 0)
+    return r;
   if ((r = oci_annotations(root, &ix->annotations, err)) < 0)
     return r;
   *out = steal_pointer(&ix);
@@ -52,44 +34,23 @@ int hoist_index_parse(const char *data, size_t len, hoist_index **out, hoist_err
 }
 
 static json_t *index_to_json(const hoist_index *ix, hoist_err **err) {
-  _cleanup_json_ json_t *o = json_object();
-  if (!o)
-    abort();
-  if (!oci_set_new(o, "schemaVersion", json_integer(2)))
-    abort();
+  _cleanup_json_ json_t *o = oci_document_new();
   if (ix->media_type && !oci_set_string(o, "mediaType", ix->media_type))
     return hoist_err_set(err, HOIST_E_FORMAT, "mediaType cannot be encoded"), NULL;
-  json_t *manifests = json_array();
-  if (!manifests || json_object_set_new(o, "manifests", manifests) < 0)
-    abort();
-  for (size_t i = 0; i < ix->n_manifests; i++)
-    if (json_array_append_new(manifests, hoist_descriptor_to_json(&ix->manifests[i])) < 0)
-      return hoist_err_set(err, HOIST_E_FORMAT, "manifests[%zu]: incomplete or not encodable", i),
-             NULL;
+  if (oci_descriptors_to_json(o, "manifests", ix->manifests, ix->n_manifests, err) < 0)
+    return NULL;
   if (ix->annotations && !oci_set_new(o, "annotations", json_deep_copy(ix->annotations)))
     abort();
   return steal_pointer(&o);
 }
 
+static int index_check(const char *data, size_t len, hoist_err **err) {
+  _cleanup_index_ hoist_index *ix = NULL;
+  return hoist_index_parse(data, len, &ix, err);
+}
+
 int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len, hoist_err **err) {
-  *out = NULL;
-  if (len)
-    *len = 0;
-  _cleanup_json_ json_t *o = index_to_json(ix, err);
-  if (!o)
-    return hoist_err_wrap(err, "index");
-  _cleanup_free_ char *s = NULL;
-  size_t n = 0;
-  int r = hoist_json_canonical(o, &s, &n, err);
-  if (r < 0)
-    return hoist_err_wrap(err, "index");
-  _cleanup_index_ hoist_index *check = NULL;
-  if ((r = hoist_index_parse(s, n, &check, err)) < 0)
-    return hoist_err_wrap(err, "refusing to emit an invalid index");
-  *out = steal_pointer(&s);
-  if (len)
-    *len = n;
-  return 0;
+  return oci_document_emit(index_to_json(ix, err), "index", index_check, out, len, err);
 }
 
 hoist_index *hoist_index_new(const char *media_type) {

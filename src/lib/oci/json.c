@@ -23,6 +23,35 @@ int hoist_json_canonical(const json_t *j, char **out, size_t *len, hoist_err **e
   return 0;
 }
 
+json_t *oci_document_new(void) {
+  json_t *o = json_object();
+  if (!o || !oci_set_new(o, "schemaVersion", json_integer(2)))
+    abort();
+  return o;
+}
+
+int oci_document_emit(json_t *o, const char *what,
+                      int (*check)(const char *data, size_t len, hoist_err **err), char **out,
+                      size_t *len, hoist_err **err) {
+  _cleanup_json_ json_t *doc = o;
+  *out = NULL;
+  if (len)
+    *len = 0;
+  if (!doc)
+    return hoist_err_wrap(err, "%s", what);
+  _cleanup_free_ char *s = NULL;
+  size_t n = 0;
+  if (hoist_json_canonical(doc, &s, &n, err) < 0)
+    return hoist_err_wrap(err, "%s", what);
+  /* never hand out a document hoist itself would refuse */
+  if (check(s, n, err) < 0)
+    return hoist_err_wrap(err, "refusing to emit an invalid %s", what);
+  *out = steal_pointer(&s);
+  if (len)
+    *len = n;
+  return 0;
+}
+
 int oci_json_load(const char *data, size_t len, json_t **out, hoist_err **err) {
   *out = NULL;
   if (!data && len)

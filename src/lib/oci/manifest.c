@@ -32,20 +32,11 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
   if ((r = oci_schema_version(root, err)) < 0)
     return r;
   const char *mt;
-  if ((r = oci_opt_string(root, "mediaType", &mt, err)) < 0)
+  if ((r = oci_document_media_type(root, HOIST_MEDIA_MANIFEST, &mt, err)) < 0)
     return r;
-  if (mt) {
-    hoist_media_kind kind = hoist_media_kind_of(mt);
-    if (kind == HOIST_MEDIA_INDEX)
-      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType %s is an image index, not a manifest",
-                           mt);
-    if (kind != HOIST_MEDIA_MANIFEST)
-      return hoist_err_set(err, HOIST_E_FORMAT, "mediaType \"%.100s\" is not an image manifest",
-                           mt);
-  } else if (json_object_get(root, "manifests") && !json_object_get(root, "config")) {
+  if (!mt && json_object_get(root, "manifests") && !json_object_get(root, "config"))
     return hoist_err_set(err, HOIST_E_FORMAT,
                          "document has \"manifests\": an image index, not a manifest");
-  }
 
   _cleanup_manifest_ hoist_manifest *m = hoist_manifest_new(mt);
   json_t *config = json_object_get(root, "config");
@@ -54,19 +45,8 @@ static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **er
   if ((r = hoist_descriptor_from_json(config, &m->config, err)) < 0)
     return hoist_err_wrap(err, "config");
 
-  json_t *layers = json_object_get(root, "layers");
-  if (!layers || json_is_null(layers))
-    return hoist_err_set(err, HOIST_E_FORMAT, "layers is missing");
-  if (!json_is_array(layers))
-    return hoist_err_set(err, HOIST_E_FORMAT, "layers must be an array");
-  size_t n = json_array_size(layers);
-  m->layers = hoist_calloc(n ? n : 1, sizeof *m->layers);
-  for (size_t i = 0; i < n; i++) {
-    hoist_descriptor *l = &m->layers[i];
-    if ((r = hoist_descriptor_from_json(json_array_get(layers, i), l, err)) < 0)
-      return hoist_err_wrap(err, "layers[%zu]", i);
-    m->n_layers = i + 1;
-  }
+  if ((r = oci_descriptors_from_json(root, "layers", &m->layers, &m->n_layers, err)) < 0)
+    return r;
 
   if ((r = oci_annotations(root, &m->annotations, err)) < 0)
     return r;
@@ -127,21 +107,13 @@ int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out, hoi
 }
 
 static json_t *manifest_to_json(const hoist_manifest *m, hoist_err **err) {
-  _cleanup_json_ json_t *o = json_object();
-  if (!o)
-    abort();
-  if (!oci_set_new(o, "schemaVersion", json_integer(2)) ||
-      !oci_set_string(o, "mediaType", m->media_type ? m->media_type : HOIST_MT_OCI_MANIFEST))
+  _cleanup_json_ json_t *o = oci_document_new();
+  if (!oci_set_string(o, "mediaType", m->media_type ? m->media_type : HOIST_MT_OCI_MANIFEST))
     return hoist_err_set(err, HOIST_E_FORMAT, "mediaType cannot be encoded"), NULL;
   if (!oci_set_new(o, "config", hoist_descriptor_to_json(&m->config)))
     return hoist_err_set(err, HOIST_E_FORMAT, "config: incomplete or not encodable"), NULL;
-  json_t *layers = json_array();
-  if (!layers || json_object_set_new(o, "layers", layers) < 0)
-    abort();
-  for (size_t i = 0; i < m->n_layers; i++)
-    if (json_array_append_new(layers, hoist_descriptor_to_json(&m->layers[i])) < 0)
-      return hoist_err_set(err, HOIST_E_FORMAT, "layers[%zu]: incomplete or not encodable", i),
-             NULL;
+  if (oci_descriptors_to_json(o, "layers", m->layers, m->n_layers, err) < 0)
+    return NULL;
   if (m->annotations && !oci_set_new(o, "annotations", json_deep_copy(m->annotations)))
     abort();
   if (m->subject && !oci_set_new(o, "subject", hoist_descriptor_to_json(m->subject)))
@@ -151,26 +123,14 @@ static json_t *manifest_to_json(const hoist_manifest *m, hoist_err **err) {
   return steal_pointer(&o);
 }
 
+/* hoist writes images only: what it emits must parse as one. */
+static int manifest_check(const char *data, size_t len, hoist_err **err) {
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  return hoist_manifest_parse_image(data, len, &m, err);
+}
+
 int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len, hoist_err **err) {
-  *out = NULL;
-  if (len)
-    *len = 0;
-  _cleanup_json_ json_t *o = manifest_to_json(m, err);
-  if (!o)
-    return hoist_err_wrap(err, "manifest");
-  _cleanup_free_ char *s = NULL;
-  size_t n = 0;
-  int r = hoist_json_canonical(o, &s, &n, err);
-  if (r < 0)
-    return hoist_err_wrap(err, "manifest");
-  /* Never hand out a document hoist itself would refuse: hoist writes images only. */
-  _cleanup_manifest_ hoist_manifest *check = NULL;
-  if ((r = hoist_manifest_parse_image(s, n, &check, err)) < 0)
-    return hoist_err_wrap(err, "refusing to emit an invalid manifest");
-  *out = steal_pointer(&s);
-  if (len)
-    *len = n;
-  return 0;
+  return oci_document_emit(manifest_to_json(m, err), "manifest", manifest_check, out, len, err);
 }
 
 void hoist_manifest_add_layer(hoist_manifest *m, const hoist_descriptor *layer) {

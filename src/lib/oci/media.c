@@ -47,3 +47,19 @@ int hoist_media_layer_compression(const char *media_type) {
 bool hoist_media_is_docker(const char *media_type) {
   return media_type && strncmp(media_type, "application/vnd.docker.", 23) == 0;
 }
+
+int oci_document_media_type(const json_t *root, hoist_media_kind want, const char **mt,
+                            hoist_err **err) {
+  int r = oci_opt_string(root, "mediaType", mt, err);
+  if (r < 0 || !*mt)
+    return r;
+  bool index = want == HOIST_MEDIA_INDEX;
+  hoist_media_kind kind = hoist_media_kind_of(*mt);
+  if (kind == (index ? HOIST_MEDIA_MANIFEST : HOIST_MEDIA_INDEX))
+    return hoist_err_set(err, HOIST_E_FORMAT, "mediaType %s is an image %s, not %s", *mt,
+                         index ? "manifest" : "index", index ? "an index" : "a manifest");
+  if (kind != want)
+    return hoist_err_set(err, HOIST_E_FORMAT, "mediaType \"%.100s\" is not an image %s", *mt,
+                         index ? "index" : "manifest");
+  return 0;
+}

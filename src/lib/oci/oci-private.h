@@ -27,6 +27,29 @@ int oci_schema_version(const json_t *root, hoist_err **err);
 /* Optional top-level "annotations": a deep copy in *out, or NULL. */
 int oci_annotations(const json_t *root, json_t **out, hoist_err **err);
 
+/* The optional mediaType of a document that must be a want (HOIST_MEDIA_INDEX
+ * or HOIST_MEDIA_MANIFEST): the other kind, or no image kind at all, is an
+ * error that says so. *mt is borrowed from root. */
+int oci_document_media_type(const json_t *root, hoist_media_kind want, const char **mt,
+                            hoist_err **err);
+/* The required array of descriptors at key ("manifests", "layers"): *v
+ * (allocated) holds *n of them, each counted once parsed, so a failure leaves
+ * what the caller frees in *v[0..*n). */
+int oci_descriptors_from_json(const json_t *root, const char *key, hoist_descriptor **v, size_t *n,
+                              hoist_err **err);
+/* Sets key of o to the array of the n descriptors of v. */
+int oci_descriptors_to_json(json_t *o, const char *key, const hoist_descriptor *v, size_t n,
+                            hoist_err **err);
+/* A new document object: {"schemaVersion": 2}. */
+json_t *oci_document_new(void);
+/* The canonical bytes of document o (consumed; NULL when building it failed,
+ * with *err set), a what ("index", "manifest"), handed out in *out (caller
+ * frees) only when check, the parser a reader of it would use, takes them
+ * back. */
+int oci_document_emit(json_t *o, const char *what,
+                      int (*check)(const char *data, size_t len, hoist_err **err), char **out,
+                      size_t *len, hoist_err **err);
+
 /* True for a syntactically valid media type (RFC 6838 type/subtype). */
 bool oci_media_type_valid(const char *s);
 

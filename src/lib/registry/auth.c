@@ -4,7 +4,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -238,13 +237,6 @@ void reg_auth_free(hoist_registry *r) {
   r->tokens = NULL;
 }
 
-static char *base64(const char *s) {
-  size_t n = strlen(s);
-  char *out = hoist_malloc0(4 * ((n + 2) / 3) + 1);
-  EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s, (int)n);
-  return out;
-}
-
 /* Credentials of host, loaded once (caller holds r->lock). */
 static void host_creds(hoist_registry *r, reg_host *h) {
   if (h->creds_loaded)
@@ -269,7 +261,7 @@ char *reg_auth_header(hoist_registry *r, const char *host, const char *scope) {
     if (h->have_creds && h->creds.username) {
       _cleanup_free_ char *up =
           hoist_asprintf("%s:%s", h->creds.username, h->creds.password ? h->creds.password : "");
-      _cleanup_free_ char *b = base64(up);
+      _cleanup_free_ char *b = hoist_base64_encode(up, strlen(up));
       out = hoist_asprintf("Basic %s", b);
     }
   } else if (h->scheme) {

@@ -789,17 +789,17 @@ static int paginate(hoist_registry *r, const char *host, const char *first, cons
   _cleanup_free_ char *url = hoist_strdup(first);
   for (int page = 0; url; page++) {
     if (page >= PAGE_MAX) {
-      hoist_strv_free(v);
+      hoist_strfreev(v);
       return hoist_err_set(err, HOIST_E_LIMIT, "more than %d pages", PAGE_MAX);
     }
     reg_req q = {.method = "GET", .host = host, .url = url, .scope = scope};
     _cleanup_resp_ reg_resp resp = {0};
     if (reg_do(r, &q, &resp, err) < 0) {
-      hoist_strv_free(v);
+      hoist_strfreev(v);
       return -1;
     }
     if (resp.status != 200) {
-      hoist_strv_free(v);
+      hoist_strfreev(v);
       return reg_status_error(&resp, err, "GET %s", url);
     }
     json_error_t je;
@@ -807,7 +807,7 @@ static int paginate(hoist_registry *r, const char *host, const char *first, cons
         json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
     json_t *arr = j ? json_object_get(j, key) : NULL;
     if (!json_is_object(j) || (arr && !json_is_null(arr) && !json_is_array(arr))) {
-      hoist_strv_free(v);
+      hoist_strfreev(v);
       return hoist_err_set(err, HOIST_E_FORMAT, "GET %s: malformed answer", url);
     }
     size_t i;
@@ -818,7 +818,7 @@ static int paginate(hoist_registry *r, const char *host, const char *first, cons
     }
     char *next = NULL;
     if (hoist_link_next(resp.link, &next, err) < 0) {
-      hoist_strv_free(v);
+      hoist_strfreev(v);
       return -1;
     }
     if (next && strcmp(next, url) == 0) {

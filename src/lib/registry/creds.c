@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
@@ -31,39 +30,19 @@ void hoist_creds_clear(hoist_creds *c) {
   memset(c, 0, sizeof *c);
 }
 
-/* Decodes standard base64 (padding optional). Caller frees *out. */
+/* Decodes base64 as credential files hold it: padding optional, a trailing
+ * line break ignored, and so is a lone "=" where two are due ("YQ="), as
+ * they always were. Caller frees *out. */
 static int b64_decode(const char *in, char **out, size_t *outlen, hoist_err **err) {
   size_t n = strlen(in);
   while (n && (in[n - 1] == '\n' || in[n - 1] == '\r'))
     n--;
-  _cleanup_free_ char *padded = hoist_malloc0(n + 4);
-  memcpy(padded, in, n);
-  size_t pad = 0;
-  while ((n + pad) % 4)
-    padded[n + pad++] = '=';
-  size_t total = n + pad;
-  for (size_t i = 0; i < n; i++) {
-    char c = in[i];
-    if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
-          c == '/' || (c == '=' && i >= n - 2)))
-      return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
-  }
-  if (pad == 3)
-    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64 length");
-  char *buf = hoist_malloc0(total / 4 * 3 + 1);
-  int got = EVP_DecodeBlock((unsigned char *)buf, (const unsigned char *)padded, (int)total);
-  if (got < 0) {
-    free(buf);
-    return hoist_err_set(err, HOIST_E_FORMAT, "invalid base64");
-  }
-  size_t eq = 0;
-  for (size_t i = total; i > 0 && padded[i - 1] == '='; i--)
-    eq++;
-  size_t len = (size_t)got - (eq > 2 ? 2 : eq);
-  buf[len] = '\0';
-  *out = buf;
-  *outlen = len;
-  return 0;
+  if (n % 4 == 3 && in[n - 1] == '=' && in[n - 2] != '=')
+    n--;
+  unsigned char *dec = NULL;
+  int r = hoist_base64_decode(in, n, CREDS_FILE_MAX, HOIST_BASE64_PAD_OPTIONAL, &dec, outlen, err);
+  *out = (char *)dec;
+  return r;
 }
 
 /* "https://index.docker.io/v1/" -> "docker.io"; "http://h:5000/" -> "h:5000". */
@@ -323,24 +302,33 @@ static int run_helper(const char *name, const char *host, hoist_creds *out, bool
   return 0;
 }
 
+/* Reads the file at path (what it is names it in errors): *data stays NULL
+ * when it is missing and not required. */
+static int read_config(const char *what, const char *path, bool required, char **data, size_t *len,
+                       hoist_err **err) {
+  hoist_err *e = NULL;
+  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, data, len, &e) == 0)
+    return 0;
+  if (!required && hoist_err_root_code(e) == ENOENT) {
+    hoist_err_free(e);
+    return 0;
+  }
+  if (err && !*err)
+    *err = e;
+  else
+    hoist_err_free(e);
+  return hoist_err_wrap(err, "%s %s", what, path);
+}
+
 /* Looks host up in one file; a missing file is no match unless required. */
 static int lookup_file(const char *path, bool required, const char *host, hoist_creds *out,
                        bool *found, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   *found = false;
-  hoist_err *e = NULL;
-  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
-    if (!required && hoist_err_root_code(e) == ENOENT) {
-      hoist_err_free(e);
-      return 0;
-    }
-    if (err && !*err)
-      *err = e;
-    else
-      hoist_err_free(e);
-    return hoist_err_wrap(err, "credentials %s", path);
-  }
+  int r = read_config("credentials", path, required, &data, &len, err);
+  if (r < 0 || !data)
+    return r;
   if (hoist_creds_from_json(data, len, host, NULL, out, found, err) < 0)
     return hoist_err_wrap(err, "credentials %s", path);
   if (*found && out->helper) {
@@ -415,18 +403,9 @@ int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
   }
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  hoist_err *e = NULL;
-  if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, &data, &len, &e) < 0) {
-    if (!required && hoist_err_root_code(e) == ENOENT) {
-      hoist_err_free(e);
-      return 0;
-    }
-    if (err && !*err)
-      *err = e;
-    else
-      hoist_err_free(e);
-    return hoist_err_wrap(err, "registries config %s", path);
-  }
+  int ret = read_config("registries config", path, required, &data, &len, err);
+  if (ret < 0 || !data)
+    return ret;
   json_error_t je;
   _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
   if (!json_is_object(j))
@@ -441,15 +420,7 @@ int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
     if (!json_is_string(v))
       return hoist_err_set(err, HOIST_E_FORMAT,
                            "registries config %s: insecure-registries holds a non-string", path);
-    size_t n = 0;
-    while (r->insecure && r->insecure[n])
-      n++;
-    char **nv = realloc(r->insecure, (n + 2) * sizeof *nv);
-    if (!nv)
-      abort();
-    nv[n] = hoist_strdup(json_string_value(v));
-    nv[n + 1] = NULL;
-    r->insecure = nv;
+    hoist_strv_add(&r->insecure, json_string_value(v));
   }
   const char *ca = json_string_value(json_object_get(j, "ca-file"));
   if (ca && !r->ca_file)

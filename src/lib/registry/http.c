@@ -38,24 +38,6 @@ static void share_unlock(CURL *h, curl_lock_data data, void *ud) {
 
 static char *dup_or_null(const char *s) { return s ? hoist_strdup(s) : NULL; }
 
-static void strv_add(char ***v, const char *s) {
-  size_t n = 0;
-  while (*v && (*v)[n])
-    n++;
-  char **nv = realloc(*v, (n + 2) * sizeof *nv);
-  if (!nv)
-    abort();
-  nv[n] = hoist_strdup(s);
-  nv[n + 1] = NULL;
-  *v = nv;
-}
-
-void hoist_strv_free(char **v) {
-  for (size_t i = 0; v && v[i]; i++)
-    free(v[i]);
-  free(v);
-}
-
 static void global_init(void) {
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
     abort();
@@ -114,7 +96,7 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
   r->progress = opts->progress;
   r->progress_userdata = opts->progress_userdata;
   for (size_t i = 0; opts->insecure && opts->insecure[i]; i++)
-    strv_add(&r->insecure, opts->insecure[i]);
+    hoist_strv_add(&r->insecure, opts->insecure[i]);
   if (r->creds && !strchr(r->creds, ':')) {
     hoist_registry_free(r);
     return hoist_err_set(err, EINVAL, "--creds must be USER:PASSWORD");
@@ -142,7 +124,7 @@ void hoist_registry_free(hoist_registry *r) {
   free(r->ca_file);
   free(r->cert_file);
   free(r->key_file);
-  hoist_strv_free(r->insecure);
+  hoist_strv_clear(&r->insecure);
   free(r);
 }
 
@@ -164,8 +146,8 @@ int hoist_registry_jobs(const hoist_registry *r) { return r->jobs; }
 bool hoist_registry_is_insecure(hoist_registry *r, const char *host) {
   char h[256];
   host_only(host, h, sizeof h);
-  for (size_t i = 0; r->insecure && r->insecure[i]; i++)
-    if (strcmp(r->insecure[i], host) == 0 || strcmp(r->insecure[i], h) == 0)
+  for (size_t i = 0; i < r->insecure.n; i++)
+    if (strcmp(r->insecure.v[i], host) == 0 || strcmp(r->insecure.v[i], h) == 0)
       return true;
   if (r->tls_always)
     return false;

@@ -41,7 +41,7 @@ struct hoist_registry {
   char *creds;
   char *auth_file;
   char *secret_file;
-  char **insecure;
+  hoist_strv insecure;
   char *ca_file;
   char *cert_file;
   char *key_file;

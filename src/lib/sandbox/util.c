@@ -317,14 +317,6 @@ void sandbox_lines_free(sandbox_lines *l) {
   l->len = 0;
 }
 
-void hoist_sandbox_strv_free(char **v) {
-  if (!v)
-    return;
-  for (char **p = v; *p; p++)
-    free(*p);
-  free(v);
-}
-
 /* Index of the variable of entry's name in v[0..n), or n. */
 static size_t env_find(char **v, size_t n, const char *entry) {
   size_t nl = strcspn(entry, "=");
@@ -364,14 +356,14 @@ int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***
     json_t *it;
     json_array_foreach(e, i, it) {
       if (!json_is_string(it) || env_put(&v, &n, json_string_value(it), err) < 0) {
-        hoist_sandbox_strv_free(v);
+        hoist_strfreev(v);
         return hoist_err_wrap(err, "image config Env");
       }
     }
   }
   for (char *const *p = extra; p && *p; p++) {
     if (env_put(&v, &n, *p, err) < 0) {
-      hoist_sandbox_strv_free(v);
+      hoist_strfreev(v);
       return -EINVAL;
     }
   }

@@ -68,7 +68,7 @@ int server_config_admit(json_t *o, server_config *c, hoist_err **err) {
   return 0;
 }
 
-void server_config_admit_clear(server_config *c) { hoist_strv_free(c->allowed_sources); }
+void server_config_admit_clear(server_config *c) { hoist_strfreev(c->allowed_sources); }
 
 bool server_in_namespace(const char *login, const char *path) {
   size_t n = strlen(login);

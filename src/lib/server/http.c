@@ -404,7 +404,7 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
     for (size_t i = 0; i < n; i++)
       if (server_in_namespace(u->login, repos[i]))
         json_array_append_new(a, json_string(repos[i]));
-    hoist_strv_free(repos);
+    hoist_strfreev(repos);
     return envelope(c, s, 200, "Catalog listed.", json_pack("{s:o}", "repositories", a));
   }
   const char *image = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "image");
@@ -422,7 +422,7 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
       json_array_append_new(a, json_string(tags[i]));
-    hoist_strv_free(tags);
+    hoist_strfreev(tags);
     return envelope(c, s, 200, "Tags listed.",
                     json_pack("{s:s, s:o}", "repository", repo, "tags", a));
   }
@@ -742,7 +742,7 @@ static void config_clear(server_config *c) {
   if (c->couchdb_password)
     OPENSSL_cleanse(c->couchdb_password, strlen(c->couchdb_password));
   free(c->couchdb_password);
-  hoist_strv_free(c->insecure);
+  hoist_strfreev(c->insecure);
   server_config_sandbox_clear(c);
   server_config_admit_clear(c);
   memset(c, 0, sizeof *c);

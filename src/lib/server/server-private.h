@@ -90,7 +90,7 @@ bool server_source_allowed(const server_config *c, const char *login, const char
 int server_config_sandbox(json_t *o, server_config *c, hoist_err **err);
 void server_config_sandbox_clear(server_config *c);
 /* The `hoist build` options that give a build c's sandbox, NULL-terminated;
- * the caller frees with hoist_strv_free. */
+ * the caller frees with hoist_strfreev. */
 char **server_sandbox_args(const server_config *c);
 
 typedef struct server_jobs server_jobs;

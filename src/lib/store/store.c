@@ -204,28 +204,19 @@ int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char *
   if (size > max)
     return hoist_err_set(err, HOIST_E_LIMIT, "blob %s: %llu bytes is over the limit of %zu", digest,
                          (unsigned long long)size, max);
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(max ? max : 1);
-  char chunk[65536];
-  for (;;) {
-    ssize_t n = read(fd, chunk, sizeof chunk);
-    if (n < 0) {
-      if (errno == EINTR)
-        continue;
-      return hoist_err_errno(err, errno, "blob %s: read", digest);
-    }
-    if (n == 0)
-      break;
-    if (hoist_buf_append(&b, chunk, (size_t)n, err) < 0)
-      return hoist_err_wrap(err, "blob %s", digest);
-  }
+  _cleanup_free_ char *name = hoist_asprintf("blob %s", digest);
+  _cleanup_free_ char *content = NULL;
+  size_t n = 0;
+  if ((r = hoist_fs_read_fd(fd, max ? max : 1, name, &content, &n, err)) < 0)
+    return r;
   char got[HOIST_DIGEST_STR_LEN];
-  hoist_sha256_of(b.data ? b.data : "", b.len, got);
+  hoist_sha256_of(content, n, got);
   if (strcmp(got, digest) != 0)
     return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: content has digest %s: digest mismatch",
                          digest, got);
   if (len)
-    *len = b.len;
-  *data = hoist_buf_steal(&b);
+    *len = n;
+  *data = steal_pointer(&content);
   return 0;
 }
 

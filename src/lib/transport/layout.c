@@ -8,12 +8,30 @@
 
 #define COPY_BUF_SIZE (1u << 20)
 
+/* What a layout source and a layout target both hold: the store open on the
+ * layout's directory and the tag named (a source's may be NULL). */
+typedef struct layout_at {
+  hoist_store *store;
+  char *tag;
+} layout_at;
+
+static int at_open(layout_at *at, const char *dir, const char *tag, bool create, hoist_err **err) {
+  int r = hoist_store_open(dir, create, &at->store, err);
+  if (r == 0)
+    at->tag = tag ? hoist_strdup(tag) : NULL;
+  return r;
+}
+
+static void at_close(layout_at *at) {
+  hoist_store_close(at->store);
+  free(at->tag);
+}
+
 /* ------------------------------------------------------- layout source */
 
 typedef struct layout_source {
   hoist_transport_source base;
-  hoist_store *store;
-  char *tag;
+  layout_at at;
 } layout_source;
 
 static int ls_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
@@ -23,11 +41,11 @@ static int ls_manifest(hoist_transport_source *s, const char *digest, char **dat
   if (digest) {
     snprintf(digest_out, HOIST_DIGEST_STR_LEN, "%s", digest);
   } else {
-    if (hoist_store_resolve(ls->store, ls->tag, &d, err) < 0)
+    if (hoist_store_resolve(ls->at.store, ls->at.tag, &d, err) < 0)
       return -1;
     snprintf(digest_out, HOIST_DIGEST_STR_LEN, "%s", d.digest);
   }
-  int r = hoist_store_read_blob(ls->store, digest_out, HOIST_MANIFEST_MAX, data, len, err);
+  int r = hoist_store_read_blob(ls->at.store, digest_out, HOIST_MANIFEST_MAX, data, len, err);
   if (r == 0) {
     /* the type index.json gives, else the document's own */
     const char *mt = d.media_type ? d.media_type : hoist_manifest_detect(*data, *len);
@@ -41,7 +59,7 @@ static int ls_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LE
                       char **media_type, hoist_err **err) {
   layout_source *ls = (layout_source *)s;
   hoist_descriptor d = {0};
-  if (hoist_store_resolve(ls->store, ls->tag, &d, err) < 0)
+  if (hoist_store_resolve(ls->at.store, ls->at.tag, &d, err) < 0)
     return -1;
   snprintf(digest, HOIST_DIGEST_STR_LEN, "%s", d.digest);
   *media_type = d.media_type ? hoist_strdup(d.media_type) : NULL;
@@ -51,12 +69,12 @@ static int ls_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LE
 
 static int ls_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
                    size_t *len, hoist_err **err) {
-  return hoist_store_read_blob(((layout_source *)s)->store, digest, max, data, len, err);
+  return hoist_store_read_blob(((layout_source *)s)->at.store, digest, max, data, len, err);
 }
 
 static int ls_open_blob(hoist_transport_source *s, const char *digest, int *fd, uint64_t *size,
                         hoist_err **err) {
-  return hoist_store_open_blob(((layout_source *)s)->store, digest, fd, size, err);
+  return hoist_store_open_blob(((layout_source *)s)->at.store, digest, fd, size, err);
 }
 
 static int ls_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
@@ -64,7 +82,7 @@ static int ls_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, ho
   layout_source *ls = (layout_source *)s;
   _cleanup_close_ int fd = -1;
   uint64_t size = 0;
-  int r = hoist_store_open_blob(ls->store, d->digest, &fd, &size, err);
+  int r = hoist_store_open_blob(ls->at.store, d->digest, &fd, &size, err);
   if (r < 0)
     return r;
   _cleanup_free_ char *buf = hoist_malloc0(COPY_BUF_SIZE);
@@ -84,10 +102,8 @@ static int ls_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, ho
 }
 
 static void ls_free(hoist_transport_source *s) {
-  layout_source *ls = (layout_source *)s;
-  hoist_store_close(ls->store);
-  free(ls->tag);
-  free(ls);
+  at_close(&((layout_source *)s)->at);
+  free(s);
 }
 
 static const hoist_transport_source_ops layout_source_ops = {
@@ -101,14 +117,13 @@ static const hoist_transport_source_ops layout_source_ops = {
 
 int hoist_transport_layout_source(const char *dir, const char *tag, hoist_transport_source **out,
                                   hoist_err **err) {
-  hoist_store *st = NULL;
-  int r = hoist_store_open(dir, false, &st, err);
-  if (r < 0)
-    return r;
   layout_source *ls = hoist_malloc0(sizeof *ls);
+  int r = at_open(&ls->at, dir, tag, false, err);
+  if (r < 0) {
+    free(ls);
+    return r;
+  }
   ls->base.ops = &layout_source_ops;
-  ls->store = st;
-  ls->tag = tag ? hoist_strdup(tag) : NULL;
   *out = &ls->base;
   return 0;
 }
@@ -117,41 +132,38 @@ int hoist_transport_layout_source(const char *dir, const char *tag, hoist_transp
 
 typedef struct layout_target {
   hoist_transport_target base;
-  hoist_store *store;
-  char *tag;
+  layout_at at;
 } layout_target;
 
 static int lt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
                        hoist_err **err) {
   (void)err;
-  *has = hoist_store_touch_blob(((layout_target *)t)->store, d->digest); /* gc grace */
+  *has = hoist_store_touch_blob(((layout_target *)t)->at.store, d->digest); /* gc grace */
   return 0;
 }
 
 static int lt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
                           hoist_writer **out, hoist_err **err) {
-  return hoist_store_blob_writer(((layout_target *)t)->store, digest, size, out, err);
+  return hoist_store_blob_writer(((layout_target *)t)->at.store, digest, size, out, err);
 }
 
 /* The document as a blob; tagged unless reference is a digest. */
 static int lt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
                            size_t len, const char *media_type, hoist_err **err) {
   layout_target *lt = (layout_target *)t;
-  const char *tag = reference ? reference : lt->tag;
+  const char *tag = reference ? reference : lt->at.tag;
   bool by_digest = hoist_digest_valid(tag);
   char digest[HOIST_DIGEST_STR_LEN];
-  int r = hoist_store_put_blob(lt->store, data, len, by_digest ? tag : NULL, digest, err);
+  int r = hoist_store_put_blob(lt->at.store, data, len, by_digest ? tag : NULL, digest, err);
   if (r < 0 || by_digest)
     return r;
   hoist_descriptor d = {.media_type = (char *)media_type, .digest = digest, .size = (int64_t)len};
-  return hoist_store_tag(lt->store, tag, &d, err);
+  return hoist_store_tag(lt->at.store, tag, &d, err);
 }
 
 static void lt_free(hoist_transport_target *t) {
-  layout_target *lt = (layout_target *)t;
-  hoist_store_close(lt->store);
-  free(lt->tag);
-  free(lt);
+  at_close(&((layout_target *)t)->at);
+  free(t);
 }
 
 static const hoist_transport_target_ops layout_target_ops = {
@@ -165,14 +177,13 @@ int hoist_transport_layout_target(const char *dir, const char *tag, hoist_transp
                                   hoist_err **err) {
   if (!tag || !*tag)
     return hoist_err_set(err, EINVAL, "oci:%s: a target needs a tag (oci:DIR:TAG)", dir);
-  hoist_store *st = NULL;
-  int r = hoist_store_open(dir, true, &st, err);
-  if (r < 0)
-    return r;
   layout_target *lt = hoist_malloc0(sizeof *lt);
+  int r = at_open(&lt->at, dir, tag, true, err);
+  if (r < 0) {
+    free(lt);
+    return r;
+  }
   lt->base.ops = &layout_target_ops;
-  lt->store = st;
-  lt->tag = hoist_strdup(tag);
   *out = &lt->base;
   return 0;
 }

@@ -21,21 +21,37 @@ static int mw_write(hoist_writer *w, const void *d, size_t n, hoist_err **err) {
 }
 static const hoist_writer_ops mem_ops = {.write = mw_write};
 
+/* What a registry source and a registry target both hold: the client
+ * (borrowed) and the repository's reference (owned). */
+typedef struct registry_at {
+  hoist_registry *r;
+  hoist_ref *ref;
+} registry_at;
+
+/* what: "source" or "target", for the message when r is missing. */
+static int at_open(registry_at *at, hoist_registry *r, const hoist_ref *ref, const char *what,
+                   hoist_err **err) {
+  if (!r)
+    return hoist_err_set(err, EINVAL, "a registry %s needs a registry client", what);
+  at->r = r;
+  at->ref = hoist_ref_dup(ref);
+  return 0;
+}
+
 /* ------------------------------------------------------ registry source */
 
 typedef struct registry_source {
   hoist_transport_source base;
-  hoist_registry *r;
-  hoist_ref *ref;
+  registry_at at;
 } registry_source;
 
 static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
                       char **media_type, hoist_err **err) {
   registry_source *rs = (registry_source *)s;
-  const hoist_ref *ref = rs->ref;
+  const hoist_ref *ref = rs->at.ref;
   bool found = false;
-  if (hoist_registry_head_manifest(rs->r, ref->domain, ref->path, hoist_ref_reference(ref), &found,
-                                   digest, media_type, err) < 0)
+  if (hoist_registry_head_manifest(rs->at.r, ref->domain, ref->path, hoist_ref_reference(ref),
+                                   &found, digest, media_type, err) < 0)
     return -1;
   if (!found)
     return hoist_err_set(err, ENOENT, "%s/%s:%s: manifest unknown (no such tag)", ref->domain,
@@ -46,7 +62,7 @@ static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LE
 static int rs_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
                        char **media_type, char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
   registry_source *rs = (registry_source *)s;
-  const hoist_ref *ref = rs->ref;
+  const hoist_ref *ref = rs->at.ref;
   char resolved[HOIST_DIGEST_STR_LEN];
   if (!digest && hoist_digest_valid(hoist_ref_reference(ref))) {
     digest = hoist_ref_reference(ref);
@@ -57,16 +73,16 @@ static int rs_manifest(hoist_transport_source *s, const char *digest, char **dat
       return -1;
     digest = resolved;
   }
-  return hoist_registry_get_manifest(rs->r, ref->domain, ref->path, digest, data, len, media_type,
-                                     digest_out, err);
+  return hoist_registry_get_manifest(rs->at.r, ref->domain, ref->path, digest, data, len,
+                                     media_type, digest_out, err);
 }
 
 static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
                    size_t *len, hoist_err **err) {
   registry_source *rs = (registry_source *)s;
   mem_writer m = {.base = {&mem_ops}, .buf = HOIST_BUF_INIT(max)};
-  if (hoist_registry_get_blob(rs->r, rs->ref->domain, rs->ref->path, digest, -1, &m.base, err) <
-      0) {
+  if (hoist_registry_get_blob(rs->at.r, rs->at.ref->domain, rs->at.ref->path, digest, -1, &m.base,
+                              err) < 0) {
     hoist_buf_free(&m.buf);
     return -1;
   }
@@ -78,13 +94,13 @@ static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, ch
 static int rs_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
                         hoist_err **err) {
   registry_source *rs = (registry_source *)s;
-  return hoist_registry_get_blob(rs->r, rs->ref->domain, rs->ref->path, d->digest, d->size, w, err);
+  return hoist_registry_get_blob(rs->at.r, rs->at.ref->domain, rs->at.ref->path, d->digest, d->size,
+                                 w, err);
 }
 
 static void rs_free(hoist_transport_source *s) {
-  registry_source *rs = (registry_source *)s;
-  hoist_ref_free(rs->ref);
-  free(rs);
+  hoist_ref_free(((registry_source *)s)->at.ref);
+  free(s);
 }
 
 static const hoist_transport_source_ops registry_source_ops = {
@@ -95,34 +111,19 @@ static const hoist_transport_source_ops registry_source_ops = {
     .free = rs_free,
 };
 
-int hoist_transport_registry_source(hoist_registry *r, const hoist_ref *ref,
-                                    hoist_transport_source **out, hoist_err **err) {
-  if (!r)
-    return hoist_err_set(err, EINVAL, "a registry source needs a registry client");
-  registry_source *rs = hoist_malloc0(sizeof *rs);
-  rs->base.ops = &registry_source_ops;
-  rs->r = r;
-  rs->ref = hoist_ref_dup(ref);
-  hoist_loc self = {.kind = HOIST_LOC_REGISTRY, .ref = rs->ref};
-  rs->base.origin = hoist_loc_dup(&self);
-  *out = &rs->base;
-  return 0;
-}
-
 /* ------------------------------------------------------ registry target */
 
 typedef struct registry_target {
   hoist_transport_target base;
-  hoist_registry *r;
-  hoist_ref *ref;
+  registry_at at;
 } registry_target;
 
 /* The repository of this registry that from's blobs also live in, other
  * than the target's own, or NULL. */
 static const char *mount_source(const registry_target *rt, const hoist_transport_source *from) {
   const hoist_loc *o = from ? from->origin : NULL;
-  if (!o || o->kind != HOIST_LOC_REGISTRY || strcmp(o->ref->domain, rt->ref->domain) != 0 ||
-      strcmp(o->ref->path, rt->ref->path) == 0)
+  if (!o || o->kind != HOIST_LOC_REGISTRY || strcmp(o->ref->domain, rt->at.ref->domain) != 0 ||
+      strcmp(o->ref->path, rt->at.ref->path) == 0)
     return NULL;
   return o->ref->path;
 }
@@ -130,8 +131,8 @@ static const char *mount_source(const registry_target *rt, const hoist_transport
 static int rt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
                        hoist_err **err) {
   registry_target *rt = (registry_target *)t;
-  return hoist_registry_blob_exists_for_push(rt->r, rt->ref->domain, rt->ref->path, d->digest, has,
-                                             NULL, err);
+  return hoist_registry_blob_exists_for_push(rt->at.r, rt->at.ref->domain, rt->at.ref->path,
+                                             d->digest, has, NULL, err);
 }
 
 /* Blobs stream straight into an upload session: nothing is spooled. */
@@ -139,7 +140,8 @@ static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t
                           hoist_writer **out, hoist_err **err) {
   (void)size;
   registry_target *rt = (registry_target *)t;
-  return hoist_registry_blob_upload(rt->r, rt->ref->domain, rt->ref->path, digest, out, err);
+  return hoist_registry_blob_upload(rt->at.r, rt->at.ref->domain, rt->at.ref->path, digest, out,
+                                    err);
 }
 
 /* One attempt at streaming d from `from` into an upload session; the upload
@@ -147,7 +149,8 @@ static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t
 static int stream_blob(registry_target *rt, const hoist_descriptor *d, hoist_transport_source *from,
                        hoist_err **err) {
   _cleanup_writer_ hoist_writer *w = NULL;
-  if (hoist_registry_blob_upload(rt->r, rt->ref->domain, rt->ref->path, d->digest, &w, err) < 0)
+  if (hoist_registry_blob_upload(rt->at.r, rt->at.ref->domain, rt->at.ref->path, d->digest, &w,
+                                 err) < 0)
     return -1;
   if (from->ops->copy_blob(from, d, w, err) < 0)
     return -1;
@@ -162,7 +165,7 @@ static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
                         hoist_transport_source *from, hoist_transport_how *how, uint64_t *bytes,
                         hoist_err **err) {
   registry_target *rt = (registry_target *)t;
-  const char *host = rt->ref->domain, *repo = rt->ref->path;
+  const char *host = rt->at.ref->domain, *repo = rt->at.ref->path;
   const char *mount_from = mount_source(rt, from);
   *bytes = 0;
   if (from->ops->open_blob) {
@@ -174,7 +177,8 @@ static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
       return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: %llu bytes in the layout, %lld expected",
                            d->digest, (unsigned long long)size, (long long)d->size);
     const char *what = NULL;
-    if (hoist_registry_put_blob(rt->r, host, repo, d->digest, size, fd, mount_from, &what, err) < 0)
+    if (hoist_registry_put_blob(rt->at.r, host, repo, d->digest, size, fd, mount_from, &what, err) <
+        0)
       return -1;
     *how = strcmp(what, "exists") == 0    ? HOIST_TRANSPORT_PRESENT
            : strcmp(what, "mounted") == 0 ? HOIST_TRANSPORT_MOUNTED
@@ -184,7 +188,7 @@ static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
     return 0;
   }
   bool exists = false;
-  if (hoist_registry_blob_exists_for_push(rt->r, host, repo, d->digest, &exists, NULL, err) < 0)
+  if (hoist_registry_blob_exists_for_push(rt->at.r, host, repo, d->digest, &exists, NULL, err) < 0)
     return -1;
   if (exists) {
     *how = HOIST_TRANSPORT_PRESENT;
@@ -192,7 +196,7 @@ static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
   }
   if (mount_from) {
     bool mounted = false;
-    if (hoist_registry_mount_blob(rt->r, host, repo, d->digest, mount_from, &mounted, err) < 0)
+    if (hoist_registry_mount_blob(rt->at.r, host, repo, d->digest, mount_from, &mounted, err) < 0)
       return -1;
     if (mounted) {
       *how = HOIST_TRANSPORT_MOUNTED;
@@ -225,8 +229,8 @@ static int rt_has_manifest(hoist_transport_target *t, const char *reference, con
   registry_target *rt = (registry_target *)t;
   bool found = false;
   char have[HOIST_DIGEST_STR_LEN];
-  if (hoist_registry_head_manifest(rt->r, rt->ref->domain, rt->ref->path,
-                                   reference ? reference : hoist_ref_reference(rt->ref), &found,
+  if (hoist_registry_head_manifest(rt->at.r, rt->at.ref->domain, rt->at.ref->path,
+                                   reference ? reference : hoist_ref_reference(rt->at.ref), &found,
                                    have, NULL, err) < 0)
     return -1;
   *has = found && strcmp(have, digest) == 0;
@@ -236,15 +240,14 @@ static int rt_has_manifest(hoist_transport_target *t, const char *reference, con
 static int rt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
                            size_t len, const char *media_type, hoist_err **err) {
   registry_target *rt = (registry_target *)t;
-  return hoist_registry_put_manifest(rt->r, rt->ref->domain, rt->ref->path,
-                                     reference ? reference : hoist_ref_reference(rt->ref), data,
+  return hoist_registry_put_manifest(rt->at.r, rt->at.ref->domain, rt->at.ref->path,
+                                     reference ? reference : hoist_ref_reference(rt->at.ref), data,
                                      len, media_type, err);
 }
 
 static void rt_free(hoist_transport_target *t) {
-  registry_target *rt = (registry_target *)t;
-  hoist_ref_free(rt->ref);
-  free(rt);
+  hoist_ref_free(((registry_target *)t)->at.ref);
+  free(t);
 }
 
 static const hoist_transport_target_ops registry_target_ops = {
@@ -256,14 +259,33 @@ static const hoist_transport_target_ops registry_target_ops = {
     .free = rt_free,
 };
 
+/* ------------------------------------------------------------- opening */
+
+int hoist_transport_registry_source(hoist_registry *r, const hoist_ref *ref,
+                                    hoist_transport_source **out, hoist_err **err) {
+  registry_at at;
+  int ret = at_open(&at, r, ref, "source", err);
+  if (ret < 0)
+    return ret;
+  registry_source *rs = hoist_malloc0(sizeof *rs);
+  rs->base.ops = &registry_source_ops;
+  rs->at = at;
+  /* a target on this registry mounts the blobs from the source's repository */
+  hoist_loc self = {.kind = HOIST_LOC_REGISTRY, .ref = at.ref};
+  hoist_transport_source_set_origin(&rs->base, &self);
+  *out = &rs->base;
+  return 0;
+}
+
 int hoist_transport_registry_target(hoist_registry *r, const hoist_ref *ref,
                                     hoist_transport_target **out, hoist_err **err) {
-  if (!r)
-    return hoist_err_set(err, EINVAL, "a registry target needs a registry client");
+  registry_at at;
+  int ret = at_open(&at, r, ref, "target", err);
+  if (ret < 0)
+    return ret;
   registry_target *rt = hoist_malloc0(sizeof *rt);
   rt->base.ops = &registry_target_ops;
-  rt->r = r;
-  rt->ref = hoist_ref_dup(ref);
+  rt->at = at;
   *out = &rt->base;
   return 0;
 }

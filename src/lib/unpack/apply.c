@@ -91,39 +91,12 @@ static int clean_path(const char *name, char **out, hoist_err **err) {
     return hoist_err_set(err, HOIST_E_FORMAT, "member without a name");
   if (name[0] == '/')
     return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: absolute name refused", name);
-  size_t len = strlen(name);
-  char *res = malloc(len + 1);
-  if (!res)
-    abort();
-  size_t o = 0;
-  const char *p = name;
-  while (*p) {
-    while (*p == '/')
-      p++;
-    if (!*p)
-      break;
-    const char *end = strchrnul(p, '/');
-    size_t clen = (size_t)(end - p);
-    if (clen == 1 && p[0] == '.') {
-      p = end;
-      continue;
-    }
-    if (clen == 2 && p[0] == '.' && p[1] == '.') {
-      free(res);
-      return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: \"..\" component refused", name);
-    }
-    if (clen > NAME_MAX) {
-      free(res);
-      return hoist_err_set(err, ENAMETOOLONG, "member %.64s...: component too long", name);
-    }
-    if (o)
-      res[o++] = '/';
-    memcpy(res + o, p, clen);
-    o += clen;
-    p = end;
-  }
-  res[o] = '\0';
-  *out = res;
+  int why = 0;
+  *out = hoist_fs_path_clean(name, NAME_MAX, &why);
+  if (!*out && why == HOIST_FS_PATH_LONG)
+    return hoist_err_set(err, ENAMETOOLONG, "member %.64s...: component too long", name);
+  if (!*out)
+    return hoist_err_set(err, HOIST_E_UNSAFE, "member %s: \"..\" component refused", name);
   return 0;
 }
 
