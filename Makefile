@@ -15,7 +15,7 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
-.PHONY: all deps build build-asan test unit-test asan-test format format-check module-check fuzz \
+.PHONY: all deps build build-asan test unit-test asan-test format format-check module-check style-check fuzz \
 	fuzz-smoke demo bench clean
 
 all: build
@@ -64,6 +64,11 @@ module-check:
 	@python3 scripts/check-modules.py --self-test
 	@python3 scripts/check-modules.py
 
+# The library's house rules (no getenv, printing, exit, signal, fork...; see the script).
+style-check:
+	@python3 scripts/checksrc.py --self-test
+	@python3 scripts/checksrc.py
+
 $(FUZZ_BUILD)/build.ninja:
 	CC=clang meson setup $(FUZZ_BUILD) -Dfuzz=true -Dtests=false -Db_lundef=false
 
@@ -80,6 +85,7 @@ test: deps
 	$(MAKE) fuzz-smoke
 	$(MAKE) format-check
 	$(MAKE) module-check
+	$(MAKE) style-check
 	@python3 scripts/test-summary.py --total $(BUILD)/meson-logs/testlog.json \
 		$(ASAN_BUILD)/meson-logs/testlog.json
 

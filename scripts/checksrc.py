@@ -13,7 +13,9 @@ checksrc). In src/lib, a line may not:
 
 unless the line (or the line above) carries `checksrc-allow: RULE reason`.
 Prints each violation as FILE:LINE: RULE: what to do; exits 1 when there is
-any, 0 otherwise, with a one-line summary.
+any, 0 otherwise, with a one-line summary. `--self-test` checks the rules
+themselves on a made-up file: each rule must catch its line and pass its
+annotated, commented and quoted twins.
 """
 import os
 import re
@@ -120,7 +122,68 @@ def check(path):
     return found
 
 
+SELF_TEST = r"""
+int bad(void) {
+  const char *h = getenv("HOME");                /* want getenv */
+  printf("%s\n", h);                             /* want stdout */
+  fprintf(stdout, "x");                          /* want stdout */
+  exit(1);                                       /* want exit */
+  signal(SIGPIPE, SIG_IGN);                      /* want signal */
+  srand(1);                                      /* want srand */
+  pid_t p = fork();                              /* want fork */
+  int d = dup(0);                                /* want dup */
+  int fd = open("/x", O_RDONLY);                 /* want cloexec */
+  int fd2 = openat(AT_FDCWD, "/x",
+                   O_RDONLY);                    /* want cloexec */
+  int pp[2]; pipe(pp);                           /* want cloexec */
+  return 0;
+}
+int good(void) {
+  fprintf(stderr, "%s", secure_getenv_name);     /* a name, not a call */
+  _exit(0);
+  hoist_buf_appendf(&b, NULL, "printf(%d)", 1);  /* in a string */
+  /* getenv("HOME") and fork() in a comment */
+  int fd = open("/x", O_RDONLY | O_CLOEXEC);
+  int fd2 = openat(AT_FDCWD, "/x",
+                   O_RDONLY | O_CLOEXEC);
+  int d = fcntl(0, F_DUPFD_CLOEXEC, 0);
+  int pp[2]; pipe2(pp, O_CLOEXEC);
+  /* checksrc-allow: fork the reason */
+  pid_t p = fork();
+  signal(SIGCHLD, SIG_DFL); /* checksrc-allow: signal the reason */
+  return 0;
+}
+"""
+
+
+def self_test():
+    import tempfile
+    with tempfile.NamedTemporaryFile("w", suffix=".c", delete=False) as t:
+        t.write(SELF_TEST)
+    try:
+        found = check(t.name)
+    finally:
+        os.unlink(t.name)
+    lines = SELF_TEST.split("\n")
+    want = set()
+    for n, line in enumerate(lines):
+        m = re.search(r"want (\w+)", line)
+        if m:
+            # a multi-line call is reported at its first line
+            first = n if "(" in line.split("/*")[0] else n - 1
+            want.add((first + 1, m.group(1)))
+    got = {(line, rule) for line, rule, _ in found}
+    if got != want:
+        print(f"checksrc self-test failed: missed {sorted(want - got)}, "
+              f"wrongly flagged {sorted(got - want)}")
+        return 1
+    print(f"checksrc self-test: {len(want)} violations caught, no false alarm")
+    return 0
+
+
 def main():
+    if sys.argv[1:] == ["--self-test"]:
+        return self_test()
     lib = os.path.join(ROOT, "src", "lib")
     total, files = 0, 0
     for dirpath, _, names in sorted(os.walk(lib)):

@@ -20,8 +20,8 @@
  * Build cache: key = SHA-256 over (base manifest digest, platform, kind,
  * recipe version, file bytes, mirror settings of the kind); value = a layer
  * blob and its diffID, kept in an OCI layout (tag = key hex). A hit skips the
- * unpack and the sandbox. The cache's default place is beside the image store:
- * $HOIST_IMAGES/build-cache (default ${HOIST_CACHE:-~/.cache/hoist}/images).
+ * unpack and the sandbox. The caller names the cache's place (hoist keeps it
+ * beside its image store, see README "Caches").
  */
 #ifndef HOIST_BUILD_H
 #define HOIST_BUILD_H
@@ -105,9 +105,9 @@ typedef struct hoist_build_opts {
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */
   hoist_compression compression;
-  /* build cache layout and rootfs cache (NULL: hoist_build_cache_dir(),
-   * hoist_unpack_cache_dir()); each must be the caller's own, neither owned
-   * nor writable by another user (HOIST_E_UNSAFE) */
+  /* build cache layout and rootfs cache (both required; hoist: under the
+   * image store and the rootfs cache of README "Caches"); each must be the
+   * caller's own, neither owned nor writable by another user (HOIST_E_UNSAFE) */
   const char *cache_dir;
   const char *rootfs_dir;
   hoist_build_log_fn log; /* NULL: steps go to hoist_info, install output nowhere */
@@ -139,10 +139,7 @@ HOIST_EXPORT void hoist_build_cache_key(const hoist_build_kind *k, const char *b
                                         const char *const mirrors[HOIST_MIRROR_COUNT],
                                         char out[HOIST_DIGEST_STR_LEN]);
 
-/* Default build cache directory. Caller frees. */
-HOIST_EXPORT char *hoist_build_cache_dir(void);
-
-/* Removes the entries of the build cache dir (NULL: the default) not used
+/* Removes the entries of the build cache dir (required) not used
  * (written or hit) for max_age seconds, then the blobs only they held;
  * dry_run only counts them (bytes: the layers' sizes). */
 HOIST_EXPORT int hoist_build_cache_prune(const char *dir, int64_t max_age, bool dry_run,

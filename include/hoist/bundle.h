@@ -223,7 +223,7 @@ typedef struct hoist_bundle_publish_opts {
   const char *const *tags;        /* more tags of the index (NULL-terminated) or NULL */
   bool oci_index;                 /* an OCI index instead of a Docker manifest list */
   const char *image_libdir;       /* as in hoist_bundle_apply_opts */
-  const char *stage_parent;       /* where the temporary stage goes; NULL: $TMPDIR or /var/tmp */
+  const char *stage_parent;       /* where the temporary stage goes; NULL: /var/tmp */
   hoist_layer_options layer;      /* of the new layers */
   uint64_t max_size, max_entries; /* hoist_bundle_opts limits; 0: the defaults */
 } hoist_bundle_publish_opts;

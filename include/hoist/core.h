@@ -144,7 +144,8 @@ typedef enum {
 
 typedef void (*hoist_log_sink)(hoist_log_level level, const char *msg, void *userdata);
 
-/* Level from HOIST_LOG (error|warn|info|debug); default warn. */
+/* The level messages are kept from: warn until the caller sets another
+ * (hoist: $HOIST_LOG). */
 HOIST_EXPORT hoist_log_level hoist_log_get_level(void);
 HOIST_EXPORT void hoist_log_set_level(hoist_log_level level);
 /* Replaces the stderr sink; NULL restores it. */

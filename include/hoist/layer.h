@@ -94,9 +94,9 @@ typedef struct hoist_layer_result {
 HOIST_EXPORT int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *opts,
                                    hoist_writer *sink, hoist_layer_result *out, hoist_err **err);
 
-/* SOURCE_DATE_EPOCH from the environment, or -1 when unset. A set but
- * malformed value is an error. */
-HOIST_EXPORT int hoist_layer_env_epoch(int64_t *out, hoist_err **err);
+/* A SOURCE_DATE_EPOCH value (decimal seconds) into *out; NULL or "" is -1
+ * (none). Anything else is an error. */
+HOIST_EXPORT int hoist_layer_epoch_parse(const char *text, int64_t *out, hoist_err **err);
 
 /* Parses "gzip", "zstd" or "none" (also "uncompressed"). */
 HOIST_EXPORT int hoist_layer_compression_parse(const char *name, hoist_compression *out,

@@ -34,18 +34,43 @@
 typedef void (*hoist_progress_fn)(void *userdata, const char *id, uint64_t done_bytes,
                                   uint64_t total_bytes, bool finished);
 
+/*
+ * The client's settings. The library reads no environment variable: where
+ * the CLI takes one (README, "Credentials" and "TLS and insecure
+ * registries"), it fills the field here, and a field left unset means what
+ * its comment says. Credentials for a host are looked up in this order:
+ * creds; secret_file; auth_file, else the first of auth_files that knows the
+ * host. secret_file, auth_file and config_file must exist when given; the
+ * files of auth_files and config_file_default are read only when they exist.
+ */
 typedef struct hoist_registry_opts {
-  const char *creds;           /* "user:password" for every registry, or NULL */
-  const char *auth_file;       /* Docker config.json / auth.json; NULL: the usual places */
-  const char *secret_file;     /* Kubernetes .dockerconfigjson secret; NULL: $REGISTRY_SECRET */
-  const char *const *insecure; /* NULL-terminated hosts spoken to over plain http */
-  const char *config_file;     /* registries config; NULL: the default path (see README) */
-  const char *ca_file;         /* extra CA bundle for https, or NULL */
-  const char *cert_file;       /* TLS client certificate (PEM), or NULL */
-  const char *key_file;        /* its key, or NULL */
+  const char *creds;       /* "user:password" for every registry, or NULL */
+  const char *secret_file; /* Kubernetes .dockerconfigjson secret, or NULL
+                            * (hoist: --secret, else $REGISTRY_SECRET) */
+  const char *auth_file;   /* Docker config.json / auth.json; NULL: auth_files
+                            * (hoist: --authfile, else $REGISTRY_AUTH_FILE) */
+  /* NULL-terminated auth files searched in order when auth_file is NULL:
+   * the first that knows the host answers, missing ones are skipped; NULL:
+   * none. hoist: $XDG_RUNTIME_DIR/containers/auth.json,
+   * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json */
+  const char *const *auth_files;
+  const char *const *insecure;     /* NULL-terminated hosts spoken to over plain http */
+  const char *config_file;         /* registries config; NULL: config_file_default
+                                    * (hoist: --registries-conf, else $HOIST_REGISTRIES_CONF) */
+  const char *config_file_default; /* registries config read when it exists and config_file is
+                                    * NULL; NULL: none (hoist:
+                                    * ${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json) */
+  const char *ca_file;             /* extra CA bundle for https, or NULL */
+  const char *cert_file;           /* TLS client certificate (PEM), or NULL */
+  const char *key_file;            /* its key, or NULL */
   bool tls_skip_verify;
   bool tls_always; /* https even for loopback hosts (explicit --tls-verify=true) */
   int jobs;        /* parallel blob transfers; 0 means 4 */
+  /* bytes per PATCH of a chunked upload (blobs over 64 MiB); 0: 64 MiB. A
+   * larger OCI-Chunk-Min-Length of the registry wins. hoist: $HOIST_CHUNK_SIZE */
+  uint64_t chunk_size;
+  unsigned page_size; /* entries asked per page of tags and catalog; 0: 1000
+                       * (hoist: $HOIST_PAGE_SIZE) */
   hoist_progress_fn progress;
   void *progress_userdata;
 } hoist_registry_opts;

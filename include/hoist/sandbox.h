@@ -109,6 +109,10 @@ typedef struct {
   const uint16_t *allow_ports; /* host loopback TCP ports a private network reaches */
   size_t n_allow_ports;
   bool mknod; /* keep CAP_MKNOD: device nodes can be created (every mount is nodev) */
+  /* Colon-separated directories where the host tools (pasta, newuidmap,
+   * newgidmap) are looked up; NULL: /usr/local/sbin:/usr/local/bin:
+   * /usr/sbin:/usr/bin:/sbin:/bin. hoist: $PATH. */
+  const char *tool_path;
 } hoist_sandbox_opts;
 
 /* How a run ended. */

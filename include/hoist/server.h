@@ -30,6 +30,7 @@
 
 #include "hoist/core.h"
 #include "hoist/limits.h"
+#include "hoist/registry.h"
 
 /* The size caps of requests (HOIST_SERVER_MAX_*) are in hoist/limits.h. */
 #define HOIST_SERVER_JOB_NAME_MAX 63 /* a Kubernetes object name */
@@ -102,6 +103,13 @@ typedef struct hoist_server_opts {
   int threads;             /* HTTP threads; 0: 4 */
   const char *hoist_bin;   /* the hoist binary for builds; NULL: /proc/self/exe */
   const char *tls_cert, *tls_key, *tls_client_ca;
+  /* What the caller's environment says (the library reads none; hoist
+   * serve fills these as README "Deployer service" describes): */
+  const char *registry_host;    /* push host over the users' and the config's ($REGISTRY_HOST) */
+  bool no_strict_user_check;    /* the config's strict_user_check off ($STRICT_USER_CHECK=false) */
+  hoist_registry_opts registry; /* the service's own registry client; the config's
+                                 * insecure_registries and registry_secret replace its */
+  const char *tool_path;        /* hoist_sandbox_opts.tool_path of the start check */
 } hoist_server_opts;
 
 typedef struct hoist_server hoist_server;

@@ -94,11 +94,7 @@ HOIST_EXPORT int hoist_unpack_resolve(hoist_store *s, const char *tag,
                                       const hoist_platform *platform, hoist_manifest **manifest,
                                       hoist_err **err);
 
-/* Default cache directory: $HOIST_ROOTFS_CACHE, else $HOIST_CACHE/rootfs,
- * else ~/.cache/hoist/rootfs. Caller frees. */
-HOIST_EXPORT char *hoist_unpack_cache_dir(void);
-
-/* Removes the trees of the rootfs cache dir (NULL: the default) not used
+/* Removes the trees of the rootfs cache dir (required) not used
  * (unpacked or reused) for max_age seconds; dry_run only counts them. A
  * tree is renamed out of sight before it is removed. A tree some caller
  * holds (hoist_unpack_cached's hold) is kept, and counted in in_use. */
@@ -106,7 +102,7 @@ HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool
                                           hoist_prune_report *report, hoist_err **err);
 
 /* Returns in *path (caller frees) the cached rootfs of m under cache_dir
- * (NULL: the default): cache_dir/<config-hex>, or <config-hex>-ids<12 hex>
+ * (required): cache_dir/<config-hex>, or <config-hex>-ids<12 hex>
  * for a tree unpacked with id maps (a digest of the maps). Unpacks it first when missing,
  * into a temp directory beside it that is renamed into place, so concurrent
  * callers end with one complete tree. *hit (optional) tells whether it was

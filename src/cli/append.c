@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/image.h"
 #include "hoist/ref.h"
 #include "regopts.h"
@@ -179,7 +180,7 @@ static int append_run(int argc, char **argv) {
     }
     ao.platform = platform;
   }
-  if (!sde_given && hoist_layer_env_epoch(&ao.layer.source_date_epoch, &err) < 0) {
+  if (!sde_given && cli_env_epoch(&ao.layer.source_date_epoch, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/ref.h"
@@ -185,9 +186,14 @@ static int build_run(int argc, char **argv) {
     hoist_image_copy_opts co = {.platform = p};
     return cli_transfer(VERB, &ro, source_s, target_s, &co);
   }
+  _cleanup_free_ char *build_cache = bo.cache_dir ? NULL : cli_env_build_cache();
+  _cleanup_free_ char *rootfs_cache = cli_env_rootfs_cache();
+  if (!bo.cache_dir)
+    bo.cache_dir = build_cache;
+  bo.rootfs_dir = rootfs_cache;
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
     if (!bo.mirrors[m])
-      bo.mirrors[m] = getenv(hoist_build_mirror_info((hoist_mirror)m)->host_env);
+      bo.mirrors[m] = cli_env(hoist_build_mirror_info((hoist_mirror)m)->host_env);
 
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *src = NULL;
@@ -209,7 +215,7 @@ static int build_run(int argc, char **argv) {
     return cli_usage(VERB, "bad platform '%s'", platform_s);
   }
   bo.platform = platform;
-  if (!sde_given && hoist_layer_env_epoch(&bo.source_date_epoch, &err) < 0)
+  if (!sde_given && cli_env_epoch(&bo.source_date_epoch, &err) < 0)
     return cli_fail(VERB, err);
 
   _cleanup_free_ char *file = NULL;

@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/bundle.h"
 #include "regopts.h"
 
@@ -223,7 +224,7 @@ static int parse(image_args *a, bool publish, int argc, char **argv) {
   }
   if (!a->sde_given) {
     hoist_err *err = NULL;
-    if (hoist_layer_env_epoch(&a->layer.source_date_epoch, &err) < 0)
+    if (cli_env_epoch(&a->layer.source_date_epoch, &err) < 0)
       return cli_fail(a->verb, err);
   }
   return -1;
@@ -322,7 +323,8 @@ int cli_bundle_publish(int argc, char **argv) {
                                   .image_libdir = a.libdir,
                                   .layer = a.layer,
                                   .max_size = a.max_size,
-                                  .max_entries = a.max_entries};
+                                  .max_entries = a.max_entries,
+                                  .stage_parent = cli_env_tmpdir(NULL)};
   hoist_bundle_publish_result res;
   hoist_transport_opts to = {.registry = reg};
   if (hoist_bundle_publish(&to, &po, &res, &err) < 0) {

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "client.h"
+#include "env.h"
 #include "hoist/fs.h"
 
 int cli_client_handle(cli_client *c, int opt, const char *arg) {
@@ -67,13 +68,7 @@ static char *prop(const char *text, const char *key) {
 
 int cli_client_ready(cli_client *c, hoist_err **err) {
   if (!c->server || !c->auth) {
-    const char *path = getenv("WSK_CONFIG_FILE");
-    _cleanup_free_ char *def = NULL;
-    if (!path || !*path) {
-      const char *home = getenv("HOME");
-      def = hoist_asprintf("%s/.wskprops", home ? home : ".");
-      path = def;
-    }
+    _cleanup_free_ char *path = cli_env_wskprops();
     _cleanup_free_ char *text = NULL;
     size_t len;
     if (hoist_fs_read_file(AT_FDCWD, path, 1 << 20, &text, &len, NULL) == 0) {

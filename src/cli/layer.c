@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/layer.h"
 
 #define VERB "layer"
@@ -162,7 +163,7 @@ static int layer_create(int argc, char **argv) {
     rc = cli_usage(VERB, "--overlay takes a TREE, not --map");
     goto out;
   }
-  if (!sde_given && hoist_layer_env_epoch(&lo.source_date_epoch, &err) < 0) {
+  if (!sde_given && cli_env_epoch(&lo.source_date_epoch, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }

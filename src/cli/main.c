@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 
 extern const cli_verb __start_hoist_verbs[] __attribute__((weak));
 extern const cli_verb __stop_hoist_verbs[] __attribute__((weak));
@@ -146,6 +147,7 @@ int main(int argc, char **argv) {
     printf("hoist %s\n", hoist_version());
     return EXIT_OK;
   }
+  hoist_log_set_level(cli_env_log_level());
   for (const cli_verb *v = __start_hoist_verbs; v < __stop_hoist_verbs; v++)
     if (strcmp(v->name, verb) == 0) {
       argv[1] = hoist_asprintf("hoist %s", v->name); /* getopt's messages name it so */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/build.h"
 #include "hoist/unpack.h"
 
@@ -63,8 +64,10 @@ static int run(int argc, char **argv) {
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
   hoist_err *err = NULL;
   hoist_prune_report rootfs, builds;
-  if (hoist_unpack_cache_prune(NULL, max_age, dry_run, &rootfs, &err) < 0 ||
-      hoist_build_cache_prune(NULL, max_age, dry_run, &builds, &err) < 0)
+  _cleanup_free_ char *rootfs_dir = cli_env_rootfs_cache();
+  _cleanup_free_ char *build_dir = cli_env_build_cache();
+  if (hoist_unpack_cache_prune(rootfs_dir, max_age, dry_run, &rootfs, &err) < 0 ||
+      hoist_build_cache_prune(build_dir, max_age, dry_run, &builds, &err) < 0)
     return cli_fail(VERB, err);
   const char *verb = dry_run ? "would remove" : "removed";
   if (json)

@@ -3,6 +3,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "env.h"
 #include "regopts.h"
 
 int cli_regopts_handle(cli_regopts *ro, const char *verb, int opt, const char *arg) {
@@ -174,6 +175,7 @@ void cli_progress_end(void) {
 int cli_regopts_open(cli_regopts *ro, bool progress, hoist_registry **out, hoist_err **err) {
   signal(SIGPIPE, SIG_IGN);
   ro->o.insecure = (const char *const *)ro->insecure;
+  cli_env_registry(&ro->o);
   if (progress && !ro->json && cli_stderr_is_tty()) {
     ro->o.progress = on_progress;
     prog_active = true;
@@ -233,16 +235,7 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   return EXIT_OK;
 }
 
-char *cli_image_store(void) {
-  const char *images = getenv("HOIST_IMAGES");
-  const char *cache = getenv("HOIST_CACHE");
-  const char *home = getenv("HOME");
-  if (images && *images)
-    return hoist_strdup(images);
-  if (cache && *cache)
-    return hoist_asprintf("%s/images", cache);
-  return hoist_asprintf("%s/.cache/hoist/images", home && *home ? home : ".");
-}
+char *cli_image_store(void) { return cli_env_image_store(); }
 
 int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
                       const hoist_platform *platform, hoist_loc **out, hoist_err **err) {

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "env.h"
 #include "hoist/fs.h"
 #include "hoist/ref.h"
 #include "hoist/registry.h"
@@ -210,6 +211,7 @@ static int run(int argc, char **argv) {
   _cleanup_config_ hoist_config *cfg = NULL;
   _cleanup_free_ char *cdata = NULL, *rootfs = NULL, *tmp = NULL, *upper = NULL, *work = NULL;
   _cleanup_close_ int hold = -1; /* the rootfs, against a prune while the command runs */
+  _cleanup_free_ char *rootfs_cache = cli_env_rootfs_cache();
   _cleanup_free_ char **default_cmd = NULL;
   char **env = NULL;
   size_t clen = 0;
@@ -232,7 +234,7 @@ static int run(int argc, char **argv) {
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
       hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, &err) < 0 ||
-      hoist_unpack_cached(store, m, NULL, &uo, &rootfs, NULL, &hold, &rep, &err) < 0) {
+      hoist_unpack_cached(store, m, rootfs_cache, &uo, &rootfs, NULL, &hold, &rep, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }
@@ -249,8 +251,7 @@ static int run(int argc, char **argv) {
     goto out;
   }
 
-  const char *tmpdir = getenv("TMPDIR");
-  tmp = hoist_asprintf("%s/hoist-run-XXXXXX", tmpdir && *tmpdir ? tmpdir : "/tmp");
+  tmp = hoist_asprintf("%s/hoist-run-XXXXXX", cli_env_tmpdir("/tmp"));
   if (!mkdtemp(tmp)) {
     rc = cli_fail(VERB, (hoist_err_errno(&err, errno, "mkdtemp %s", tmp), err));
     free(tmp);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "env.h"
 #include "sandboxopts.h"
 
 /* A size or "unlimited" (HOIST_SANDBOX_UNLIMITED). */
@@ -158,6 +159,7 @@ int cli_sandboxopts_finish(cli_sandboxopts *so, const char *verb) {
   }
   if (so->have_subuid)
     so->o.subids = &so->subids;
+  so->o.tool_path = cli_env("PATH");
   return 0;
 }
 

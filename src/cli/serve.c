@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/server.h"
 
 static const char usage[] =
@@ -20,16 +21,6 @@ static const char usage[] =
     "  --tls-key FILE        ...and key\n"
     "  --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n"
     "  -h, --help            show this help\n";
-
-char *cli_default_data_dir(void);
-
-char *cli_default_data_dir(void) {
-  const char *c = getenv("HOIST_CACHE");
-  if (c && *c)
-    return hoist_asprintf("%s/serve", c);
-  const char *home = getenv("HOME");
-  return hoist_asprintf("%s/.cache/hoist/serve", home ? home : ".");
-}
 
 static int parse_count(const char *s, int *out) {
   char *end;
@@ -96,9 +87,18 @@ static int serve_run(int argc, char **argv) {
   }
   if (optind != argc)
     return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
+  if (!o.tls_cert != !o.tls_key)
+    return cli_usage("serve", "--tls-cert and --tls-key go together");
+  if (o.tls_client_ca && !o.tls_cert)
+    return cli_usage("serve", "--tls-client-ca needs --tls-cert and --tls-key");
   if (!data)
-    data = cli_default_data_dir();
+    data = cli_env_serve_data();
   o.data_dir = data;
+  o.registry_host = cli_env("REGISTRY_HOST");
+  const char *strict = cli_env("STRICT_USER_CHECK");
+  o.no_strict_user_check = strict && strcasecmp(strict, "false") == 0;
+  cli_env_registry(&o.registry);
+  o.tool_path = cli_env("PATH");
 
   /* SIGINT/SIGTERM end the service; signals are taken by sigwait only */
   sigset_t set;

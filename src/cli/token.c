@@ -2,9 +2,8 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/server.h"
-
-char *cli_default_data_dir(void);
 
 static const char usage[] =
     "Usage: hoist token add LOGIN [--data DIR]\n\n"
@@ -41,7 +40,7 @@ static int token_run(int argc, char **argv) {
   if (argc - optind != 2 || strcmp(argv[optind], "add") != 0)
     return cli_usage("token", "expected: add LOGIN");
   if (!data)
-    data = cli_default_data_dir();
+    data = cli_env_serve_data();
   hoist_err *err = NULL;
   _cleanup_free_ char *key = NULL;
   if (hoist_server_token_add(data, argv[optind + 1], &key, &err) < 0)

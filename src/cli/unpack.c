@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <string.h>
 
+#include "env.h"
 #include "hoist/ref.h"
 #include "hoist/registry.h"
 #include "hoist/unpack.h"
@@ -140,8 +141,10 @@ static int run(int argc, char **argv) {
   }
   if (cache) {
     _cleanup_free_ char *path = NULL;
+    _cleanup_free_ char *default_dir = cache_dir ? NULL : cli_env_rootfs_cache();
     bool hit = false;
-    if (hoist_unpack_cached(store, m, cache_dir, &uo, &path, &hit, NULL, &rep, &err) < 0) {
+    if (hoist_unpack_cached(store, m, cache_dir ? cache_dir : default_dir, &uo, &path, &hit, NULL,
+                            &rep, &err) < 0) {
       rc = cli_fail(VERB, err);
       goto out;
     }

@@ -117,25 +117,6 @@ static void test_build_cache_key(void **state) {
   hoist_platform_free(arm64);
 }
 
-static void test_build_cache_dir(void **state) {
-  (void)state;
-  static const struct {
-    const char *images, *cache, *home, *want;
-  } cases[] = {
-      {"/i", "/c", "/h", "/i/build-cache"},
-      {NULL, "/c", "/h", "/c/images/build-cache"},
-      {"", "", "/h", "/h/.cache/hoist/images/build-cache"},
-  };
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    cases[i].images ? setenv("HOIST_IMAGES", cases[i].images, 1) : unsetenv("HOIST_IMAGES");
-    setenv("HOIST_CACHE", cases[i].cache, 1);
-    setenv("HOME", cases[i].home, 1);
-    char *d = hoist_build_cache_dir();
-    assert_string_equal(d, cases[i].want);
-    free(d);
-  }
-}
-
 /* Inputs hoist_build refuses before it touches the base or the sandbox. */
 static void test_build_refuses_bad_options(void **state) {
   (void)state;
@@ -145,14 +126,16 @@ static void test_build_refuses_bad_options(void **state) {
     size_t file_len;
     bool target;
     const char *base_dir;
+    bool caches;
     const char *error;
   } cases[] = {
-      {"cobol", 6, true, "/nonexistent", "unknown kind 'cobol' (known: python, nodejs, go,"},
-      {NULL, 6, true, "/nonexistent", "unknown kind ''"},
-      {"python", HOIST_BUILD_FILE_MAX + 1, true, "/nonexistent", "at most 5000000"},
-      {"python", 6, false, "/nonexistent", "needs a base and a target"},
-      {"python", 6, true, NULL, "needs a base and a target"},
-      {"python", 6, true, "/nonexistent/layout", "/nonexistent/layout"},
+      {"cobol", 6, true, "/nonexistent", true, "unknown kind 'cobol' (known: python, nodejs, go,"},
+      {NULL, 6, true, "/nonexistent", true, "unknown kind ''"},
+      {"python", HOIST_BUILD_FILE_MAX + 1, true, "/nonexistent", true, "at most 5000000"},
+      {"python", 6, false, "/nonexistent", true, "needs a base and a target"},
+      {"python", 6, true, NULL, true, "needs a base and a target"},
+      {"python", 6, true, "/nonexistent", false, "needs a build cache and a rootfs cache"},
+      {"python", 6, true, "/nonexistent/layout", true, "/nonexistent/layout"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     hoist_build_opts o;
@@ -161,6 +144,8 @@ static void test_build_refuses_bad_options(void **state) {
     o.file = file;
     o.file_len = cases[i].file_len;
     o.base_dir = cases[i].base_dir;
+    o.cache_dir = cases[i].caches ? "/nonexistent/build-cache" : NULL;
+    o.rootfs_dir = cases[i].caches ? "/nonexistent/rootfs" : NULL;
     o.target = cases[i].target ? (hoist_transport_target *)&o : NULL; /* never reached */
     hoist_build_result res;
     hoist_err *err = NULL;
@@ -171,8 +156,9 @@ static void test_build_refuses_bad_options(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_build_kinds_table),         cmocka_unit_test(test_build_mirror_options),
-      cmocka_unit_test(test_build_cache_key),           cmocka_unit_test(test_build_cache_dir),
+      cmocka_unit_test(test_build_kinds_table),
+      cmocka_unit_test(test_build_mirror_options),
+      cmocka_unit_test(test_build_cache_key),
       cmocka_unit_test(test_build_refuses_bad_options),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -586,7 +586,7 @@ static void test_start_stop(void **state) {
       fail_msg("%s: no namespace", c->name);
     pid_t pasta = -1;
     int64_t t0 = now_ms();
-    int r = sandbox_net_start(ns.pid, c->userns, &c->forwarded, 1, &pasta, &err);
+    int r = sandbox_net_start(ns.pid, c->userns, NULL, &c->forwarded, 1, &pasta, &err);
     int64_t took = now_ms() - t0;
     if (r < 0) {
       free(ns_child_finish(&ns, true));
@@ -669,7 +669,7 @@ static void test_pasta_dies_with_caller(void **state) {
   if (caller == 0) {
     pid_t pasta = -1;
     hoist_err *err = NULL;
-    sandbox_net_start(ns.pid, false, NULL, 0, &pasta, &err);
+    sandbox_net_start(ns.pid, false, NULL, NULL, 0, &pasta, &err);
     ssize_t w = write(p[1], &pasta, sizeof pasta);
     _exit(w == sizeof pasta ? 0 : 1);
   }
@@ -712,7 +712,7 @@ typedef struct {
   const char *not_want;
 } fail_case;
 
-/* Runs sandbox_net_start in a child whose PATH holds only dir; returns the
+/* Runs sandbox_net_start in a child with dir as the only tool directory; returns the
  * error text (caller frees). */
 static char *start_with_path(const char *dir, const fail_case *c) {
   int p[2];
@@ -721,7 +721,6 @@ static char *start_with_path(const char *dir, const fail_case *c) {
   assert_true(pid >= 0);
   if (pid == 0) {
     close(p[0]);
-    setenv("PATH", dir, 1);
     /* the target: a namespace without a default route, or a dead process */
     int ready[2];
     if (pipe2(ready, O_CLOEXEC) < 0)
@@ -750,7 +749,7 @@ static char *start_with_path(const char *dir, const fail_case *c) {
     }
     pid_t pasta = -1;
     hoist_err *err = NULL;
-    int r = sandbox_net_start(target, false, c->ports, c->n_ports, &pasta, &err);
+    int r = sandbox_net_start(target, false, dir, c->ports, c->n_ports, &pasta, &err);
     char *t = r < 0 ? hoist_err_text(err) : strdup("success");
     if (r == 0)
       sandbox_net_stop(pasta);
@@ -772,7 +771,7 @@ static char *start_with_path(const char *dir, const fail_case *c) {
 static void test_start_failures(void **state) {
   (void)state;
   fail_case cases[] = {
-      {"no pasta", NULL, {0}, 0, false, {"passt", "PATH"}, NULL},
+      {"no pasta", NULL, {0}, 0, false, {"passt", "tool directories"}, NULL},
       {"pasta fails",
        "#!/bin/sh\n"
        "echo 'Failed to send 51 bytes to syslog' >&2\n"

@@ -515,6 +515,8 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
                          HOIST_BUILD_FILE_MAX);
   if (!o->target || !o->base_dir)
     return hoist_err_set(err, EINVAL, "needs a base and a target");
+  if (!o->cache_dir || !o->rootfs_dir)
+    return hoist_err_set(err, EINVAL, "needs a build cache and a rootfs cache directory");
   hoist_sha256_of(o->file ? o->file : "", o->file_len, out->file_digest);
 
   _cleanup_store_ hoist_store *bstore = NULL;
@@ -534,8 +536,7 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
                         out->cache_key);
   const char *key_hex = out->cache_key + 7;
 
-  _cleanup_free_ char *cache_dir_default = o->cache_dir ? NULL : hoist_build_cache_dir();
-  const char *cache_dir = o->cache_dir ? o->cache_dir : cache_dir_default;
+  const char *cache_dir = o->cache_dir;
   _cleanup_store_ hoist_store *cache = NULL;
   /* a cached layer is taken on its tag's word: the layout must be the
    * caller's own, not one another user made or may write to */

@@ -45,21 +45,12 @@ void hoist_build_cache_key(const hoist_build_kind *k, const char *base_digest,
   hoist_sha256_final(h, out);
 }
 
-char *hoist_build_cache_dir(void) {
-  const char *images = getenv("HOIST_IMAGES");
-  const char *cache = getenv("HOIST_CACHE");
-  const char *home = getenv("HOME");
-  if (images && *images)
-    return hoist_asprintf("%s/build-cache", images);
-  if (cache && *cache)
-    return hoist_asprintf("%s/images/build-cache", cache);
-  return hoist_asprintf("%s/.cache/hoist/images/build-cache", home && *home ? home : ".");
-}
-
 int hoist_build_cache_prune(const char *dir, int64_t max_age, bool dry_run,
                             hoist_prune_report *report, hoist_err **err) {
   memset(report, 0, sizeof *report);
-  _cleanup_free_ char *d = dir ? hoist_strdup(dir) : hoist_build_cache_dir();
+  if (!dir)
+    return hoist_err_set(err, EINVAL, "build cache prune: no cache directory given");
+  const char *d = dir;
   struct stat st;
   if (stat(d, &st) < 0 && errno == ENOENT)
     return 0;

@@ -264,7 +264,7 @@ int hoist_bundle_publish(const hoist_transport_opts *t, const hoist_bundle_publi
                          HOIST_BUNDLE_PUBLISH_MAX);
   const char *parent = o->stage_parent;
   if (!parent)
-    parent = getenv("TMPDIR") && *getenv("TMPDIR") ? getenv("TMPDIR") : "/var/tmp";
+    parent = "/var/tmp";
   sweep_stale_stages(parent);
   _cleanup_free_ char *stage_root = hoist_asprintf("%s/" STAGE_PREFIX "XXXXXX", parent);
   if (!mkdtemp(stage_root))

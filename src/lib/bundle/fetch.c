@@ -84,7 +84,7 @@ int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *o, char *
   if (want) {
     _cleanup_free_ char *full = hoist_asprintf("sha256:%s", want);
     if (hoist_digest_parse(full, NULL, err) < 0)
-      return hoist_err_wrap(err, "--sha256");
+      return hoist_err_wrap(err, "expected digest");
   }
   const char *dir = o->cache_dir ? o->cache_dir : HOIST_BUNDLE_DEFAULT_CACHE_DIR;
   _cleanup_free_ char *dest = NULL;

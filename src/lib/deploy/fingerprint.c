@@ -1064,11 +1064,23 @@ static int cache_key(hoist_deploy_repo *r, const hoist_deploy_file *f, const cha
     key_file(h, "core.excludesfile", excludes.ptr);
   git_buf_dispose(&excludes);
   git_config_free(cfg);
-  const char *xdg = getenv("XDG_CONFIG_HOME"), *home = getenv("HOME");
-  _cleanup_free_ char *xdg_ignore = xdg && *xdg ? hoist_asprintf("%s/git/ignore", xdg)
-                                    : home      ? hoist_asprintf("%s/.config/git/ignore", home)
-                                                : NULL;
-  key_file(h, "xdg ignore", xdg_ignore);
+  /* the global ignore file where libgit2 looks for it (its XDG search
+   * path: the first directory of it holding "ignore") */
+  git_buf xdg = {0};
+  char *ignore = NULL;
+  if (git_libgit2_opts(GIT_OPT_GET_SEARCH_PATH, GIT_CONFIG_LEVEL_XDG, &xdg) == 0 && xdg.ptr)
+    for (const char *p = xdg.ptr; *p && !ignore;) {
+      size_t n = strcspn(p, ":");
+      ignore = hoist_asprintf("%.*s/ignore", (int)n, p);
+      if (access(ignore, F_OK) != 0) {
+        free(ignore);
+        ignore = NULL;
+      }
+      p += n + (p[n] == ':');
+    }
+  git_buf_dispose(&xdg);
+  key_file(h, "xdg ignore", ignore);
+  free(ignore);
   hoist_sha256_final_hex(h, key);
   return 0;
 }

@@ -636,16 +636,15 @@ out:
 
 /* ------------------------------------------------------------------ main */
 
-int hoist_layer_env_epoch(int64_t *out, hoist_err **err) {
+int hoist_layer_epoch_parse(const char *s, int64_t *out, hoist_err **err) {
   *out = -1;
-  const char *s = getenv("SOURCE_DATE_EPOCH");
   if (!s || !*s)
     return 0;
   char *end = NULL;
   errno = 0;
   long long v = strtoll(s, &end, 10);
   if (errno || *end || v < 0)
-    return hoist_err_set(err, EINVAL, "SOURCE_DATE_EPOCH=\"%s\" is not a number of seconds", s);
+    return hoist_err_set(err, EINVAL, "\"%s\" is not a number of seconds", s);
   *out = v;
   return 0;
 }

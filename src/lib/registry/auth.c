@@ -405,8 +405,8 @@ int reg_auth_challenge(hoist_registry *r, const char *host, const char *scope, c
   if (strcmp(ch.scheme, "basic") == 0) {
     if (!have)
       ret = hoist_err_set(err, HOIST_E_AUTH,
-                          "%s: authentication required (no credentials found; use --creds or an "
-                          "auth file)",
+                          "%s: authentication required (no credentials found: none were given "
+                          "and no auth file knows the host)",
                           host);
     goto out;
   }

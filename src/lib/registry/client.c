@@ -11,8 +11,8 @@
 #include "internal.h"
 
 /* Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this
- * size (HOIST_CHUNK_SIZE overrides; the registry's OCI-Chunk-Min-Length wins
- * when larger). */
+ * size (hoist_registry_opts.chunk_size overrides; the registry's
+ * OCI-Chunk-Min-Length wins when larger). */
 #define CHUNK_DEFAULT (64u << 20)
 #define UPLOAD_RESTARTS 3
 #define PAGE_MAX 10000
@@ -128,14 +128,8 @@ static char *with_query(const char *location, const char *kv) {
   return hoist_asprintf("%s%c%s", location, strchr(location, '?') ? '&' : '?', kv);
 }
 
-static uint64_t chunk_size(const reg_resp *start) {
-  uint64_t c = CHUNK_DEFAULT;
-  const char *env = getenv("HOIST_CHUNK_SIZE");
-  if (env && *env) {
-    unsigned long long v = strtoull(env, NULL, 10);
-    if (v > 0)
-      c = v;
-  }
+static uint64_t chunk_size(const hoist_registry *r, const reg_resp *start) {
+  uint64_t c = r->chunk_size ? r->chunk_size : CHUNK_DEFAULT;
   if (start->chunk_min) {
     unsigned long long m = strtoull(start->chunk_min, NULL, 10);
     if (m > c)
@@ -163,7 +157,7 @@ static int upload_start(hoist_registry *r, const char *host, const char *repo, c
   if (resp.status != 202 || !resp.location)
     return reg_status_error(&resp, err, "start upload");
   *location = hoist_strdup(resp.location);
-  *chunk = chunk_size(&resp);
+  *chunk = chunk_size(r, &resp);
   return 0;
 }
 
@@ -836,8 +830,7 @@ static int paginate(hoist_registry *r, const char *host, const char *first, cons
 
 int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo, char ***out,
                         size_t *n, hoist_err **err) {
-  const char *ps = getenv("HOIST_PAGE_SIZE");
-  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/tags/list?n=%s", repo, ps && *ps ? ps : "1000");
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/tags/list?n=%u", repo, r->page_size);
   _cleanup_free_ char *scope = scope_pull(repo);
   if (paginate(r, host, url, scope, "tags", out, n, err) < 0)
     return hoist_err_wrap(err, "tags of %s/%s", host, repo);
@@ -846,8 +839,7 @@ int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo, c
 
 int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
                            hoist_err **err) {
-  const char *ps = getenv("HOIST_PAGE_SIZE");
-  _cleanup_free_ char *url = hoist_asprintf("/v2/_catalog?n=%s", ps && *ps ? ps : "1000");
+  _cleanup_free_ char *url = hoist_asprintf("/v2/_catalog?n=%u", r->page_size);
   if (paginate(r, host, url, "registry:catalog:*", "repositories", out, n, err) < 0)
     return hoist_err_wrap(err, "catalog of %s", host);
   return 0;

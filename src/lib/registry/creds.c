@@ -1,4 +1,4 @@
-/* Credentials: --creds, a Kubernetes .dockerconfigjson secret, Docker
+/* Credentials: the creds option, a Kubernetes .dockerconfigjson secret, Docker
  * config.json / containers auth.json (auths with auth, username/password,
  * identitytoken; credHelpers and credsStore through docker-credential-<name>
  * helpers), and the registries config file (insecure hosts). */
@@ -358,49 +358,20 @@ int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool
   }
   if (r->auth_file)
     return lookup_file(r->auth_file, true, host, out, found, err);
-  const char *env = getenv("REGISTRY_AUTH_FILE");
-  if (env && *env)
-    return lookup_file(env, true, host, out, found, err);
-  const char *xdg = getenv("XDG_RUNTIME_DIR");
-  const char *home = getenv("HOME");
-  const char *dcfg = getenv("DOCKER_CONFIG");
-  _cleanup_free_ char *p1 = xdg && *xdg ? hoist_asprintf("%s/containers/auth.json", xdg) : NULL;
-  _cleanup_free_ char *p2 =
-      home && *home ? hoist_asprintf("%s/.config/containers/auth.json", home) : NULL;
-  _cleanup_free_ char *p3 = dcfg && *dcfg   ? hoist_asprintf("%s/config.json", dcfg)
-                            : home && *home ? hoist_asprintf("%s/.docker/config.json", home)
-                                            : NULL;
-  const char *paths[] = {p1, p2, p3};
-  for (size_t i = 0; i < 3; i++) {
-    if (!paths[i])
-      continue;
-    int ret = lookup_file(paths[i], false, host, out, found, err);
+  for (size_t i = 0; i < r->auth_files.n; i++) {
+    int ret = lookup_file(r->auth_files.v[i], false, host, out, found, err);
     if (ret < 0 || *found)
       return ret;
   }
   return 0;
 }
 
-int reg_config_load(hoist_registry *r, const char *path, hoist_err **err) {
+int reg_config_load(hoist_registry *r, const char *path, const char *fallback, hoist_err **err) {
   bool required = path != NULL;
-  _cleanup_free_ char *def = NULL;
-  if (!path) {
-    const char *env = getenv("HOIST_REGISTRIES_CONF");
-    if (env && *env) {
-      path = env;
-      required = true;
-    } else {
-      const char *xdg = getenv("XDG_CONFIG_HOME");
-      const char *home = getenv("HOME");
-      if (xdg && *xdg)
-        def = hoist_asprintf("%s/hoist/registries.json", xdg);
-      else if (home && *home)
-        def = hoist_asprintf("%s/.config/hoist/registries.json", home);
-      else
-        return 0;
-      path = def;
-    }
-  }
+  if (!path)
+    path = fallback;
+  if (!path)
+    return 0;
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   int ret = read_config("registries config", path, required, &data, &len, err);

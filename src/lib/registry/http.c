@@ -86,22 +86,26 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
   curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
   r->creds = dup_or_null(opts->creds);
   r->auth_file = dup_or_null(opts->auth_file);
-  r->secret_file = dup_or_null(opts->secret_file ? opts->secret_file : getenv("REGISTRY_SECRET"));
+  for (size_t i = 0; opts->auth_files && opts->auth_files[i]; i++)
+    hoist_strv_add(&r->auth_files, opts->auth_files[i]);
+  r->secret_file = dup_or_null(opts->secret_file);
   r->ca_file = dup_or_null(opts->ca_file);
   r->cert_file = dup_or_null(opts->cert_file);
   r->key_file = dup_or_null(opts->key_file);
   r->tls_skip_verify = opts->tls_skip_verify;
   r->tls_always = opts->tls_always;
   r->jobs = opts->jobs > 0 ? opts->jobs : 4;
+  r->chunk_size = opts->chunk_size;
+  r->page_size = opts->page_size ? opts->page_size : 1000;
   r->progress = opts->progress;
   r->progress_userdata = opts->progress_userdata;
   for (size_t i = 0; opts->insecure && opts->insecure[i]; i++)
     hoist_strv_add(&r->insecure, opts->insecure[i]);
   if (r->creds && !strchr(r->creds, ':')) {
     hoist_registry_free(r);
-    return hoist_err_set(err, EINVAL, "--creds must be USER:PASSWORD");
+    return hoist_err_set(err, EINVAL, "creds must be USER:PASSWORD");
   }
-  if (reg_config_load(r, opts->config_file, err) < 0) {
+  if (reg_config_load(r, opts->config_file, opts->config_file_default, err) < 0) {
     hoist_registry_free(r);
     return -EINVAL;
   }
@@ -120,6 +124,7 @@ void hoist_registry_free(hoist_registry *r) {
   pthread_mutex_destroy(&r->lock);
   free(r->creds);
   free(r->auth_file);
+  hoist_strv_clear(&r->auth_files);
   free(r->secret_file);
   free(r->ca_file);
   free(r->cert_file);
@@ -531,7 +536,8 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
         /* one clear error: retrying refused credentials would only loop */
         reg_status_error(resp, err, "%s: authentication failed (%s)", q->host,
                          found ? "credentials were refused"
-                               : "no credentials found; use --creds or an auth file");
+                               : "no credentials found: none were given and no auth file knows "
+                                 "the host");
         return -HOIST_E_AUTH;
       }
       reauthed = true;

@@ -40,6 +40,7 @@ struct hoist_registry {
   reg_token *tokens;
   char *creds;
   char *auth_file;
+  hoist_strv auth_files; /* searched in order when auth_file is NULL */
   char *secret_file;
   hoist_strv insecure;
   char *ca_file;
@@ -48,6 +49,8 @@ struct hoist_registry {
   bool tls_skip_verify;
   bool tls_always;
   int jobs;
+  uint64_t chunk_size; /* 0: CHUNK_DEFAULT */
+  unsigned page_size;
   hoist_progress_fn progress;
   void *progress_userdata;
   /* the retries' jitter: a splitmix64 sequence of the client's own, seeded
@@ -121,8 +124,10 @@ void reg_auth_free(hoist_registry *r);
  * *found false when there are none. */
 int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
                      hoist_err **err);
-/* Reads the registries config file: insecure hosts appended to r. */
-int reg_config_load(hoist_registry *r, const char *path, hoist_err **err);
+/* Reads the registries config file path (which must exist), else fallback
+ * when it exists (either may be NULL): insecure hosts appended to r, its
+ * ca-file unless r has one. */
+int reg_config_load(hoist_registry *r, const char *path, const char *fallback, hoist_err **err);
 
 /* Applies TLS, timeouts and the share handle to an easy handle. */
 void reg_curl_setup(hoist_registry *r, CURL *c, const char *url);

@@ -544,14 +544,15 @@ static int wait_ready(pid_t pid, pid_t pasta, int errfd, const uint16_t *ports, 
   }
 }
 
-int sandbox_net_start(pid_t pid, bool userns, const uint16_t *ports, size_t n_ports, pid_t *pasta,
-                      hoist_err **err) {
+int sandbox_net_start(pid_t pid, bool userns, const char *tool_path, const uint16_t *ports,
+                      size_t n_ports, pid_t *pasta, hoist_err **err) {
   *pasta = -1;
-  _cleanup_free_ char *exe = sandbox_which("pasta");
+  _cleanup_free_ char *exe = sandbox_which(tool_path, "pasta");
   if (!exe)
     return hoist_err_set(err, ENOENT,
-                         "net: pasta is not in PATH: a private network needs it (install the "
-                         "passt package)");
+                         "net: pasta is not in the tool directories (%s): a private network "
+                         "needs it (install the passt package)",
+                         tool_path && *tool_path ? tool_path : "the standard ones");
   _cleanup_free_ char *tcp_out = port_spec(ports, n_ports, err);
   if (!tcp_out)
     return -EINVAL;

@@ -51,7 +51,7 @@ bool sandbox_id_maps(uid_t uid, gid_t gid, const char *name, const char *subuid,
 /* The full path of the executable name in a directory of our PATH (the
  * usual one when PATH is unset), as execvp would find it, or NULL. Caller
  * frees. */
-char *sandbox_which(const char *name);
+char *sandbox_which(const char *dirs, const char *name);
 
 /* path with '\\', ',' and ':' escaped for an overlay mount option. Caller frees. */
 char *sandbox_overlay_escape(const char *path);
@@ -193,8 +193,8 @@ int sandbox_net_setup(const sandbox_prefix *blocked, size_t n, const char **what
  * each forwarded port, with pasta's pid
  * in *pasta (killed by sandbox_net_stop, and by the kernel should the calling
  * thread die). */
-int sandbox_net_start(pid_t pid, bool userns, const uint16_t *ports, size_t n_ports, pid_t *pasta,
-                      hoist_err **err);
+int sandbox_net_start(pid_t pid, bool userns, const char *tool_path, const uint16_t *ports,
+                      size_t n_ports, pid_t *pasta, hoist_err **err);
 void sandbox_net_stop(pid_t pasta);
 
 #endif

@@ -680,9 +680,13 @@ static int write_proc(pid_t pid, const char *file, const char *text, hoist_err *
   return 0;
 }
 
-static int run_tool(char *const *argv, hoist_err **err) {
+/* Runs the host tool argv[0], found in dirs (sandbox_which), to its end. */
+static int run_tool(const char *dirs, char *const *argv, hoist_err **err) {
+  _cleanup_free_ char *exe = sandbox_which(dirs, argv[0]);
+  if (!exe)
+    return hoist_err_errno(err, ENOENT, "run %s", argv[0]);
   pid_t pid;
-  int r = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
+  int r = posix_spawn(&pid, exe, NULL, NULL, argv, environ);
   if (r != 0)
     return hoist_err_errno(err, r, "run %s", argv[0]);
   int st;
@@ -694,17 +698,18 @@ static int run_tool(char *const *argv, hoist_err **err) {
   return 0;
 }
 
-/* True when name is an executable file in a directory of our PATH. */
-static bool in_path(const char *name) {
-  _cleanup_free_ char *full = sandbox_which(name);
+/* True when name is an executable file in a directory of dirs. */
+static bool in_path(const char *dirs, const char *name) {
+  _cleanup_free_ char *full = sandbox_which(dirs, name);
   return full != NULL;
 }
 
 /* The user-namespace maps of a run (hoist_sandbox_id_maps). */
 typedef struct {
   hoist_idmap u[2], g[2];
-  size_t nu, ng; /* 0: no user namespace */
-  bool tools;    /* newuidmap/newgidmap write them (a caller that is not root) */
+  size_t nu, ng;         /* 0: no user namespace */
+  bool tools;            /* newuidmap/newgidmap write them (a caller that is not root) */
+  const char *tool_path; /* where they are (hoist_sandbox_opts.tool_path) */
 } run_maps;
 
 static int check_range(const char *what, uint32_t start, uint32_t count, bool root,
@@ -722,6 +727,7 @@ static int check_range(const char *what, uint32_t start, uint32_t count, bool ro
 
 static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **err) {
   memset(m, 0, sizeof *m);
+  m->tool_path = o->tool_path;
   uid_t uid = geteuid();
   if (uid == 0 && o->userns == HOIST_SANDBOX_USERNS_HOST)
     return 0;
@@ -736,7 +742,7 @@ static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **er
       m->nu = m->ng = 1;
       return 0;
     }
-    if (!in_path("newuidmap") || !in_path("newgidmap"))
+    if (!in_path(o->tool_path, "newuidmap") || !in_path(o->tool_path, "newgidmap"))
       return hoist_err_set(err, ENOENT,
                            "subordinate ids need newuidmap and newgidmap (Debian package uidmap)");
     m->u[0] = (hoist_idmap){0, (uint32_t)uid, 1};
@@ -753,7 +759,7 @@ static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **er
   _cleanup_free_ char *subuid = NULL, *subgid = NULL;
   hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
   hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
-  bool tools = uid != 0 && in_path("newuidmap") && in_path("newgidmap");
+  bool tools = uid != 0 && in_path(o->tool_path, "newuidmap") && in_path(o->tool_path, "newgidmap");
   m->tools = sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, m->u,
                              &m->nu, m->g, &m->ng);
   if (uid != 0)
@@ -808,7 +814,7 @@ static int write_id_maps(pid_t pid, const run_maps *m, hoist_err **err) {
     snprintf(b2, 16, "%u", m->g[1].count);
     char *uargv[] = {"newuidmap", p, "0", a[0], "1", "1", a[1], a[2], NULL};
     char *gargv[] = {"newgidmap", p, "0", a[3], "1", "1", b1, b2, NULL};
-    if (run_tool(uargv, err) < 0 || run_tool(gargv, err) < 0)
+    if (run_tool(m->tool_path, uargv, err) < 0 || run_tool(m->tool_path, gargv, err) < 0)
       return -1;
     return 0;
   }
@@ -1213,8 +1219,8 @@ static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
   if (cg && sandbox_cgroup_attach(cg, pid, err) < 0)
     goto out;
   if (c->o->network == HOIST_SANDBOX_NET_PRIVATE &&
-      sandbox_net_start(pid, c->userns_at_clone, c->o->allow_ports, c->o->n_allow_ports, &pasta,
-                        err) < 0) {
+      sandbox_net_start(pid, c->userns_at_clone, c->o->tool_path, c->o->allow_ports,
+                        c->o->n_allow_ports, &pasta, err) < 0) {
     hoist_err_wrap(err, "sandbox: private network");
     goto out;
   }
@@ -1552,7 +1558,7 @@ int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err) {
   run_maps maps;
   if (compute_maps(opts, &maps, err) < 0)
     return hoist_err_wrap(err, "sandbox: user namespace");
-  if (opts->network == HOIST_SANDBOX_NET_PRIVATE && !in_path("pasta"))
+  if (opts->network == HOIST_SANDBOX_NET_PRIVATE && !in_path(opts->tool_path, "pasta"))
     return hoist_err_set(err, ENOENT,
                          "sandbox: a private network needs pasta (Debian package passt)");
   sandbox_bpf bpf = {0};

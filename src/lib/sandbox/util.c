@@ -373,10 +373,8 @@ int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***
   return 0;
 }
 
-char *sandbox_which(const char *name) {
-  const char *path = getenv("PATH");
-  if (!path || !*path)
-    path = DEFAULT_DIRS;
+char *sandbox_which(const char *dirs, const char *name) {
+  const char *path = dirs && *dirs ? dirs : DEFAULT_DIRS;
   for (const char *p = path;;) {
     const char *colon = strchr(p, ':');
     size_t dl = colon ? (size_t)(colon - p) : strlen(p);

@@ -367,7 +367,7 @@ static enum MHD_Result h_logs(hoist_server *s, struct MHD_Connection *c, server_
 /* ------------------------------------------------------------ registry */
 
 static const char *user_registry(hoist_server *s, const server_user *u) {
-  const char *h = getenv("REGISTRY_HOST");
+  const char *h = s->cfg.registry_host_override;
   if (!h || !*h)
     h = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
   if (!h || !*h)
@@ -735,6 +735,7 @@ static void config_clear(server_config *c) {
   free(c->registry_pull_host);
   free(c->registry_creds);
   free(c->registry_secret);
+  free(c->registry_host_override);
   free(c->auth);
   free(c->couchdb_url);
   free(c->couchdb_prefix);
@@ -832,9 +833,6 @@ static int load_config(const char *path, server_config *c, front_config *f, hois
   json_t *strict = json_object_get(o, "strict_user_check");
   if (json_is_boolean(strict))
     c->strict_user = json_is_true(strict);
-  const char *env = getenv("STRICT_USER_CHECK");
-  if (env && strcasecmp(env, "false") == 0)
-    c->strict_user = false;
   json_t *lim = json_object_get(o, "per_user_limit");
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
@@ -911,8 +909,13 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   } else if (server_auth_file_new(data, &s->auth, err) < 0) {
     goto fail;
   }
-  hoist_registry_opts ro = {.insecure = (const char *const *)s->cfg.insecure,
-                            .secret_file = s->cfg.registry_secret};
+  s->cfg.registry_host_override = o->registry_host ? hoist_strdup(o->registry_host) : NULL;
+  if (o->no_strict_user_check)
+    s->cfg.strict_user = false;
+  hoist_registry_opts ro = o->registry;
+  ro.insecure = (const char *const *)s->cfg.insecure;
+  if (s->cfg.registry_secret)
+    ro.secret_file = s->cfg.registry_secret;
   if (hoist_registry_new(&ro, &s->registry, err) < 0)
     goto fail;
   int workers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -936,7 +939,9 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
       s->cfg.sandbox.cpu_millis = 100;
   }
   /* refuse to start rather than fail every build */
-  if (hoist_sandbox_check(&s->cfg.sandbox, err) < 0) {
+  hoist_sandbox_opts check = s->cfg.sandbox;
+  check.tool_path = o->tool_path;
+  if (hoist_sandbox_check(&check, err) < 0) {
     hoist_err_wrap(err, "serve: builds cannot be sandboxed on this host");
     goto fail;
   }
@@ -954,7 +959,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   if (o->tls_cert || o->tls_key) {
     size_t l1, l2;
     if (!o->tls_cert || !o->tls_key) {
-      hoist_err_set(err, EINVAL, "serve: --tls-cert and --tls-key go together");
+      hoist_err_set(err, EINVAL, "serve: a TLS certificate and its key go together");
       goto fail;
     }
     if (hoist_fs_read_file(AT_FDCWD, o->tls_cert, 1 << 20, &s->tls_cert, &l1, err) < 0 ||
@@ -965,7 +970,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
         hoist_fs_read_file(AT_FDCWD, o->tls_client_ca, 1 << 20, &s->tls_ca, &l1, err) < 0)
       goto fail;
   } else if (o->tls_client_ca) {
-    hoist_err_set(err, EINVAL, "serve: --tls-client-ca needs --tls-cert and --tls-key");
+    hoist_err_set(err, EINVAL, "serve: a client CA needs a TLS certificate and key");
     goto fail;
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);

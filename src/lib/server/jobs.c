@@ -789,7 +789,7 @@ void server_jobs_close(server_jobs *j) {
  * embedded layout under DATA/images. */
 static void destination(server_jobs *j, const server_user *u, const hoist_build_request *req,
                         char **dest, char **image, char **secret) {
-  const char *host = getenv("REGISTRY_HOST");
+  const char *host = j->cfg->registry_host_override;
   const char *uhost = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
   const char *pull = NULL;
   if (!host || !*host)

@@ -41,11 +41,12 @@ int server_auth_couchdb_new(const char *url, const char *prefix, const char *use
 /* ------------------------------------------------------------ jobs */
 
 typedef struct server_config {
-  char *registry_host;      /* push host, or NULL: embedded layout */
-  char *registry_pull_host; /* host the status names; NULL: registry_host */
-  char *registry_creds;     /* user:pass */
-  char *registry_secret;    /* dockerconfigjson file */
-  char **insecure;          /* NULL-terminated */
+  char *registry_host;          /* push host, or NULL: embedded layout */
+  char *registry_host_override; /* hoist_server_opts.registry_host: over the users' too */
+  char *registry_pull_host;     /* host the status names; NULL: registry_host */
+  char *registry_creds;         /* user:pass */
+  char *registry_secret;        /* dockerconfigjson file */
+  char **insecure;              /* NULL-terminated */
   bool strict_user;
   int per_user_limit;
   hoist_restart_policy restart;

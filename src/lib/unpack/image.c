@@ -186,20 +186,6 @@ static bool use_tree(const char *tree, int *hold) {
   return true;
 }
 
-char *hoist_unpack_cache_dir(void) {
-  const char *r = getenv("HOIST_ROOTFS_CACHE");
-  if (r && *r)
-    return hoist_strdup(r);
-  const char *c = getenv("HOIST_CACHE");
-  if (c && *c)
-    return hoist_asprintf("%s/rootfs", c);
-  const char *x = getenv("XDG_CACHE_HOME");
-  if (x && *x)
-    return hoist_asprintf("%s/hoist/rootfs", x);
-  const char *h = getenv("HOME");
-  return hoist_asprintf("%s/.cache/hoist/rootfs", h && *h ? h : "/tmp");
-}
-
 /* Hashes one id-map line, "<kind> <inside> <outside> <count>\n". */
 static void hash_id_line(hoist_sha256 *h, char kind, const hoist_idmap *m) {
   char line[64];
@@ -228,7 +214,9 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
                         hoist_unpack_report *report, hoist_err **err) {
   if (hold)
     *hold = -1;
-  _cleanup_free_ char *dir = cache_dir ? hoist_strdup(cache_dir) : hoist_unpack_cache_dir();
+  if (!cache_dir)
+    return hoist_err_set(err, EINVAL, "rootfs cache: no cache directory given");
+  const char *dir = cache_dir;
   const char *hex = NULL;
   if (hoist_digest_parse(m->config.digest, &hex, err) < 0)
     return hoist_err_wrap(err, "rootfs cache");
@@ -236,7 +224,7 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
   ids_suffix(opts, ids);
   _cleanup_free_ char *final = hoist_asprintf("%s/%s%s", dir, hex, ids);
   /* the trees are trusted as unpacked here: a directory another user made
-   * (the /tmp fallback) or may write to could hold a planted one */
+   * (in a shared directory) or may write to could hold a planted one */
   _cleanup_close_ int dirfd = -1;
   if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0755, &dirfd, err) < 0 ||
       hoist_fs_check_owned(dirfd, dir, err) < 0)
@@ -307,7 +295,9 @@ static bool is_tree_name(const char *name) {
 int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
                              hoist_prune_report *report, hoist_err **err) {
   memset(report, 0, sizeof *report);
-  _cleanup_free_ char *d = dir ? hoist_strdup(dir) : hoist_unpack_cache_dir();
+  if (!dir)
+    return hoist_err_set(err, EINVAL, "rootfs cache prune: no cache directory given");
+  const char *d = dir;
   DIR *dp = opendir(d);
   if (!dp) {
     if (errno == ENOENT)

@@ -1,0 +1,142 @@
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "env.h"
+#include "hoist/layer.h"
+
+const char *cli_env(const char *name) {
+  const char *v = getenv(name);
+  return v && *v ? v : NULL;
+}
+
+/* $HOME, or "." when unset (paths under it are then relative). */
+static const char *home(void) {
+  const char *h = cli_env("HOME");
+  return h ? h : ".";
+}
+
+/* A string kept for the life of the process (the registry options point at
+ * them; they are small and made once per verb). */
+static const char *keep(char *s) {
+  static char *kept[8];
+  static size_t n;
+  if (n < sizeof kept / sizeof kept[0])
+    kept[n++] = s;
+  return s;
+}
+
+/* A positive decimal number, or 0 when text is NULL or not one. */
+static uint64_t positive(const char *text) {
+  if (!text)
+    return 0;
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  return errno || *end || text[0] == '-' ? 0 : v;
+}
+
+void cli_env_registry(hoist_registry_opts *o) {
+  if (!o->secret_file)
+    o->secret_file = cli_env("REGISTRY_SECRET");
+  if (!o->auth_file)
+    o->auth_file = cli_env("REGISTRY_AUTH_FILE");
+  if (!o->auth_files) {
+    static const char *files[4];
+    size_t n = 0;
+    const char *xdg = cli_env("XDG_RUNTIME_DIR");
+    const char *h = cli_env("HOME");
+    const char *dcfg = cli_env("DOCKER_CONFIG");
+    if (xdg)
+      files[n++] = keep(hoist_asprintf("%s/containers/auth.json", xdg));
+    if (h)
+      files[n++] = keep(hoist_asprintf("%s/.config/containers/auth.json", h));
+    if (dcfg)
+      files[n++] = keep(hoist_asprintf("%s/config.json", dcfg));
+    else if (h)
+      files[n++] = keep(hoist_asprintf("%s/.docker/config.json", h));
+    files[n] = NULL;
+    o->auth_files = files;
+  }
+  if (!o->config_file)
+    o->config_file = cli_env("HOIST_REGISTRIES_CONF");
+  if (!o->config_file && !o->config_file_default) {
+    const char *xdg = cli_env("XDG_CONFIG_HOME");
+    const char *h = cli_env("HOME");
+    if (xdg)
+      o->config_file_default = keep(hoist_asprintf("%s/hoist/registries.json", xdg));
+    else if (h)
+      o->config_file_default = keep(hoist_asprintf("%s/.config/hoist/registries.json", h));
+  }
+  if (!o->chunk_size)
+    o->chunk_size = positive(cli_env("HOIST_CHUNK_SIZE"));
+  if (!o->page_size) {
+    uint64_t p = positive(cli_env("HOIST_PAGE_SIZE"));
+    o->page_size = p <= 100000 ? (unsigned)p : 0;
+  }
+}
+
+char *cli_env_image_store(void) {
+  const char *images = cli_env("HOIST_IMAGES");
+  const char *cache = cli_env("HOIST_CACHE");
+  if (images)
+    return hoist_strdup(images);
+  if (cache)
+    return hoist_asprintf("%s/images", cache);
+  return hoist_asprintf("%s/.cache/hoist/images", home());
+}
+
+char *cli_env_build_cache(void) {
+  _cleanup_free_ char *store = cli_env_image_store();
+  return hoist_asprintf("%s/build-cache", store);
+}
+
+char *cli_env_rootfs_cache(void) {
+  const char *r = cli_env("HOIST_ROOTFS_CACHE");
+  const char *c = cli_env("HOIST_CACHE");
+  const char *x = cli_env("XDG_CACHE_HOME");
+  if (r)
+    return hoist_strdup(r);
+  if (c)
+    return hoist_asprintf("%s/rootfs", c);
+  if (x)
+    return hoist_asprintf("%s/hoist/rootfs", x);
+  return hoist_asprintf("%s/.cache/hoist/rootfs", home());
+}
+
+char *cli_env_serve_data(void) {
+  const char *c = cli_env("HOIST_CACHE");
+  if (c)
+    return hoist_asprintf("%s/serve", c);
+  return hoist_asprintf("%s/.cache/hoist/serve", home());
+}
+
+const char *cli_env_tmpdir(const char *fallback) {
+  const char *t = cli_env("TMPDIR");
+  return t ? t : fallback;
+}
+
+int cli_env_epoch(int64_t *out, hoist_err **err) {
+  *out = -1;
+  const char *s = cli_env("SOURCE_DATE_EPOCH");
+  if (!s)
+    return 0;
+  if (hoist_layer_epoch_parse(s, out, err) < 0)
+    return hoist_err_wrap(err, "SOURCE_DATE_EPOCH");
+  return 0;
+}
+
+hoist_log_level cli_env_log_level(void) {
+  const char *v = cli_env("HOIST_LOG");
+  static const char *const names[] = {"error", "warn", "info", "debug"};
+  for (int i = 0; v && i < 4; i++)
+    if (strcasecmp(v, names[i]) == 0)
+      return (hoist_log_level)i;
+  return HOIST_LOG_WARN;
+}
+
+char *cli_env_wskprops(void) {
+  const char *path = cli_env("WSK_CONFIG_FILE");
+  return path ? hoist_strdup(path) : hoist_asprintf("%s/.wskprops", home());
+}

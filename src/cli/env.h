@@ -1,0 +1,57 @@
+/*
+ * env: every environment variable hoist reads, in one place. The library
+ * reads none; the verbs ask here and pass what they get as options. A
+ * variable set to the empty string counts as unset.
+ */
+#ifndef HOIST_CLI_ENV_H
+#define HOIST_CLI_ENV_H
+
+#include <stdint.h>
+
+#include "hoist/core.h"
+#include "hoist/registry.h"
+
+/* The variable's value, or NULL when it is unset or empty. */
+const char *cli_env(const char *name);
+
+/* Fills the fields of o that are unset from the environment:
+ * secret_file ($REGISTRY_SECRET), auth_file ($REGISTRY_AUTH_FILE), the
+ * default auth files ($XDG_RUNTIME_DIR/containers/auth.json,
+ * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json),
+ * config_file ($HOIST_REGISTRIES_CONF), its default
+ * (${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json), chunk_size
+ * ($HOIST_CHUNK_SIZE) and page_size ($HOIST_PAGE_SIZE). The strings live as
+ * long as the process. */
+void cli_env_registry(hoist_registry_opts *o);
+
+/* The image store: $HOIST_IMAGES, else ${HOIST_CACHE:-~/.cache/hoist}/images.
+ * Caller frees. */
+char *cli_env_image_store(void);
+
+/* The build cache: <image store>/build-cache. Caller frees. */
+char *cli_env_build_cache(void);
+
+/* The rootfs cache: $HOIST_ROOTFS_CACHE, else $HOIST_CACHE/rootfs, else
+ * ${XDG_CACHE_HOME:-~/.cache}/hoist/rootfs. Caller frees. */
+char *cli_env_rootfs_cache(void);
+
+/* The service's data directory: ${HOIST_CACHE:-~/.cache/hoist}/serve.
+ * Caller frees. */
+char *cli_env_serve_data(void);
+
+/* Where temporary directories go: $TMPDIR, else fallback. */
+const char *cli_env_tmpdir(const char *fallback);
+
+/* $SOURCE_DATE_EPOCH into *out, -1 when unset; a malformed value is an
+ * error naming the variable. */
+int cli_env_epoch(int64_t *out, hoist_err **err);
+
+/* The log level of $HOIST_LOG (error, warn or warning, info, debug); warn
+ * when unset or unknown. */
+hoist_log_level cli_env_log_level(void);
+
+/* The whisk-style properties file: $WSK_CONFIG_FILE, else ~/.wskprops.
+ * Caller frees. */
+char *cli_env_wskprops(void);
+
+#endif
