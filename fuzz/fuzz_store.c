@@ -13,7 +13,7 @@ static char *root;
 
 static void put(hoist_store *s, const char *p, size_t n) {
   hoist_err *err = NULL;
-  hoist_store_put_blob(s, p, n, NULL, NULL, &err);
+  hoist_best_effort(hoist_store_put_blob(s, p, n, NULL, NULL, &err));
   hoist_err_free(err);
 }
 
@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   _cleanup_free_ char *dir = hoist_asprintf("%s/layout", root);
   _cleanup_free_ char *sentinel = hoist_asprintf("%s/sentinel", root);
-  hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL);
+  hoist_best_effort(hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL));
   FILE *f = fopen(sentinel, "w");
   if (f)
     fclose(f);
@@ -56,7 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     hoist_descriptor_clear(&d);
   hoist_err_free(err);
   err = NULL;
-  hoist_store_gc(s, 0, &removed, &freed, &err);
+  hoist_best_effort(hoist_store_gc(s, 0, &removed, &freed, &err));
   hoist_err_free(err);
   hoist_store_close(s);
   struct stat st;

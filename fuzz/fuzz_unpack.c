@@ -35,7 +35,7 @@ static void apply(const uint8_t *data, size_t size, hoist_compression comp) {
   lseek(fd, 0, SEEK_SET);
   hoist_err *err = NULL;
   hoist_unpack_report rep = {0};
-  hoist_unpack_layer(rootfd, fd, comp, NULL, NULL, NULL, &rep, &err);
+  hoist_best_effort(hoist_unpack_layer(rootfd, fd, comp, NULL, NULL, NULL, &rep, &err));
   hoist_err_free(err);
   hoist_unpack_report_clear(&rep);
   close(fd);
@@ -48,7 +48,7 @@ static void apply(const uint8_t *data, size_t size, hoist_compression comp) {
   close(dfd);
 }
 
-static void remove_parent(void) { hoist_fs_rm_rf_at(AT_FDCWD, parent, NULL); }
+static void remove_parent(void) { hoist_best_effort(hoist_fs_rm_rf_at(AT_FDCWD, parent, NULL)); }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   static bool init;

@@ -130,7 +130,8 @@ typedef struct hoist_build_result {
  * (status, signal, timeout or a limit: "build killed: out of memory (limit
  * 4 GiB)") the error code is HOIST_E_BUILD_FAILED and nothing was written to
  * the target. Concurrent builds may share the caches. */
-HOIST_EXPORT int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **err);
+HOIST_EXPORT int hoist_build(const hoist_build_opts *o, hoist_build_result *out,
+                             hoist_err **err) HOIST_WUR;
 
 /* The build cache key of the inputs (what hoist_build looks up). */
 HOIST_EXPORT void hoist_build_cache_key(const hoist_build_kind *k, const char *base_digest,
@@ -143,6 +144,6 @@ HOIST_EXPORT void hoist_build_cache_key(const hoist_build_kind *k, const char *b
  * (written or hit) for max_age seconds, then the blobs only they held;
  * dry_run only counts them (bytes: the layers' sizes). */
 HOIST_EXPORT int hoist_build_cache_prune(const char *dir, int64_t max_age, bool dry_run,
-                                         hoist_prune_report *report, hoist_err **err);
+                                         hoist_prune_report *report, hoist_err **err) HOIST_WUR;
 
 #endif

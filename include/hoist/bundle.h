@@ -49,7 +49,7 @@
  * supported"), else the host (x86_64 -> amd64, aarch64|arm64 -> arm64).
  * *out points to a static string. */
 HOIST_EXPORT int hoist_bundle_arch_resolve(const char *arch, const char *platform, const char **out,
-                                           hoist_err **err);
+                                           hoist_err **err) HOIST_WUR;
 
 /* Debian multiarch library directory of a bundle architecture
  * ("x86_64-linux-gnu", "aarch64-linux-gnu"); NULL for anything else. */
@@ -88,20 +88,21 @@ typedef struct hoist_bundle_manifest {
  * and bundle_name a safe single path component. files[] entries are kept as
  * written for hoist_bundle_manifest_check_entry. Caller frees *out. */
 HOIST_EXPORT int hoist_bundle_manifest_parse(const char *json, size_t len,
-                                             hoist_bundle_manifest **out, hoist_err **err);
+                                             hoist_bundle_manifest **out,
+                                             hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_bundle_manifest_free(hoist_bundle_manifest *m);
 
 /* Check 5: the manifest's architecture is amd64 or arm64 and equals arch
  * ("bundle architecture mismatch: expected amd64, got x86_64"). */
 HOIST_EXPORT int hoist_bundle_manifest_check_arch(const hoist_bundle_manifest *m, const char *arch,
-                                                  hoist_err **err);
+                                                  hoist_err **err) HOIST_WUR;
 
 /* The part of check 6 that needs no payload, for files[i]: a non-empty
  * path, canonical, relative and inside the bundle ("invalid manifest-listed
  * payload path: <p>"); entry_type file or symlink; for a file, sha256 of 64
  * lowercase hex and size a non-negative integer. */
 HOIST_EXPORT int hoist_bundle_manifest_check_entry(const hoist_bundle_manifest *m, size_t i,
-                                                   hoist_err **err);
+                                                   hoist_err **err) HOIST_WUR;
 
 /* True when p is a safe single path component (bundle_name): 1-128 of
  * [A-Za-z0-9._+-], starting with a letter or digit. */
@@ -140,7 +141,7 @@ HOIST_EXPORT void hoist_bundle_info_free(hoist_bundle_info *info);
  * (e.g. "checksum mismatch: usr/bin/nvidia-ctk"), wrapped in "runtime bundle
  * validation failed". info (optional) receives a summary on success. */
 HOIST_EXPORT int hoist_bundle_verify(const char *tarball, const hoist_bundle_opts *opts,
-                                     hoist_bundle_info **info, hoist_err **err);
+                                     hoist_bundle_info **info, hoist_err **err) HOIST_WUR;
 
 /* Verifies and stages tarball under into (default
  * HOIST_BUNDLE_DEFAULT_STAGE_DIR, created when missing): removes
@@ -151,7 +152,7 @@ HOIST_EXPORT int hoist_bundle_verify(const char *tarball, const hoist_bundle_opt
  * (optional) receives "<into>/<arch>/<bundle_name>". */
 HOIST_EXPORT int hoist_bundle_stage(const char *tarball, const char *into,
                                     const hoist_bundle_opts *opts, char **staged_dir,
-                                    hoist_bundle_info **info, hoist_err **err);
+                                    hoist_bundle_info **info, hoist_err **err) HOIST_WUR;
 
 /* ----------------------------------------------------- staged bundle -> image */
 
@@ -175,7 +176,7 @@ typedef struct hoist_bundle_mapping {
  * below a listed directory. Caller frees with hoist_bundle_mappings_free. */
 HOIST_EXPORT int hoist_bundle_mappings(const char *staged_dir, const char *arch,
                                        const char *image_libdir, hoist_bundle_mapping **out,
-                                       size_t *n, hoist_err **err);
+                                       size_t *n, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_bundle_mappings_free(hoist_bundle_mapping *m, size_t n);
 
 /* Checks that base (an image or an index) has a linux/<arch> image whose
@@ -183,7 +184,7 @@ HOIST_EXPORT void hoist_bundle_mappings_free(hoist_bundle_mapping *m, size_t n);
  * has: linux/amd64)", "base image platform linux/amd64 does not match the
  * bundle architecture arm64". arch is a bundle architecture (amd64, arm64). */
 HOIST_EXPORT int hoist_bundle_check_base(hoist_transport_source *base, const char *arch,
-                                         hoist_err **err);
+                                         hoist_err **err) HOIST_WUR;
 
 typedef struct hoist_bundle_apply_opts {
   const char *arch;         /* expected bundle architecture; NULL: the staged manifest's */
@@ -201,12 +202,12 @@ typedef struct hoist_bundle_apply_opts {
  * linux/<arch> image is taken. */
 HOIST_EXPORT int hoist_bundle_apply(hoist_transport_source *base, hoist_transport_target *target,
                                     const char *staged_dir, const hoist_bundle_apply_opts *opts,
-                                    hoist_image_append_result *out, hoist_err **err);
+                                    hoist_image_append_result *out, hoist_err **err) HOIST_WUR;
 
 /* The location of the per-architecture image of target: its tag (which
  * target must have; a digest is refused) with "-<arch>" appended. */
 HOIST_EXPORT int hoist_bundle_arch_target(const hoist_loc *target, const char *arch,
-                                          hoist_loc **out, hoist_err **err);
+                                          hoist_loc **out, hoist_err **err) HOIST_WUR;
 
 #define HOIST_BUNDLE_PUBLISH_MAX 2 /* one bundle per architecture */
 
@@ -248,7 +249,7 @@ typedef struct hoist_bundle_publish_result {
  * temporary stage is removed in every case. */
 HOIST_EXPORT int hoist_bundle_publish(const hoist_transport_opts *t,
                                       const hoist_bundle_publish_opts *opts,
-                                      hoist_bundle_publish_result *out, hoist_err **err);
+                                      hoist_bundle_publish_result *out, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res);
 
 /* -------------------------------------------------------------------- fetch */
@@ -264,7 +265,7 @@ typedef struct hoist_bundle_fetch_opts {
 /* The cache path of url: <cache_dir>/<arch>-<sha256(url)>-<basename>.
  * Caller frees. */
 HOIST_EXPORT int hoist_bundle_cache_path(const char *url, const char *arch, const char *cache_dir,
-                                         char **out, hoist_err **err);
+                                         char **out, hoist_err **err) HOIST_WUR;
 
 /* Downloads url (http, https, file) once into its cache path and returns
  * that path in *path (caller frees). A cached file is reused (*cached true)
@@ -273,6 +274,6 @@ HOIST_EXPORT int hoist_bundle_cache_path(const char *url, const char *arch, cons
  * renamed into place only when it matches; a mismatching download is
  * removed. */
 HOIST_EXPORT int hoist_bundle_fetch(const char *url, const hoist_bundle_fetch_opts *opts,
-                                    char **path, bool *cached, hoist_err **err);
+                                    char **path, bool *cached, hoist_err **err) HOIST_WUR;
 
 #endif

@@ -26,6 +26,10 @@
 #define HOIST_EXPORT __attribute__((visibility("default")))
 /* A result the caller must look at: an error code, or a value it would leak. */
 #define HOIST_WUR __attribute__((warn_unused_result))
+/* A fallible call whose failure is deliberately not acted on: a best-effort
+ * cleanup on a path that is failing already, a file that may be absent, a
+ * log line. The reason stands beside it. */
+#define hoist_best_effort(call) ((void)!(call))
 
 /* ---------------------------------------------------------------- errors */
 

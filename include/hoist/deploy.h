@@ -71,10 +71,10 @@ typedef struct hoist_deploy_file {
  * 'literal'. Unknown keys and tables, duplicates, references to unknown
  * components and unsafe patterns are errors naming `name:LINE`. */
 HOIST_EXPORT int hoist_deploy_file_parse(const char *text, size_t len, const char *name,
-                                         hoist_deploy_file **out, hoist_err **err);
+                                         hoist_deploy_file **out, hoist_err **err) HOIST_WUR;
 /* Reads and parses the deploy file at dirfd/path (at most 1 MiB). */
 HOIST_EXPORT int hoist_deploy_file_load(int dirfd, const char *path, hoist_deploy_file **out,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_deploy_file_free(hoist_deploy_file *f);
 
 /* Index of the component called name or having it as an alias; -1 if none. */
@@ -99,23 +99,23 @@ typedef struct hoist_deploy_state {
  * values run to the end of the line; blank lines and # comments are
  * skipped; a duplicate key is an error. */
 HOIST_EXPORT int hoist_deploy_state_parse(const char *text, size_t len, hoist_deploy_state **out,
-                                          hoist_err **err);
+                                          hoist_err **err) HOIST_WUR;
 /* Loads dirfd/path; a missing file is an empty state (*existed false). */
 HOIST_EXPORT int hoist_deploy_state_load(int dirfd, const char *path, hoist_deploy_state **out,
-                                         bool *existed, hoist_err **err);
+                                         bool *existed, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT hoist_deploy_state *hoist_deploy_state_new(void);
 /* The value of key, or NULL. */
 HOIST_EXPORT const char *hoist_deploy_state_get(const hoist_deploy_state *s, const char *key);
 /* Sets key (replacing its value, keeping its position). Refuses keys and
  * values that would not read back. */
 HOIST_EXPORT int hoist_deploy_state_set(hoist_deploy_state *s, const char *key, const char *value,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 /* The state as text (caller frees). */
 HOIST_EXPORT char *hoist_deploy_state_format(const hoist_deploy_state *s);
 /* Writes the state atomically to dirfd/path, creating missing parent
  * directories. */
 HOIST_EXPORT int hoist_deploy_state_save(int dirfd, const char *path, const hoist_deploy_state *s,
-                                         hoist_err **err);
+                                         hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_deploy_state_free(hoist_deploy_state *s);
 
 /* ---------------------------------------------------------- fingerprints */
@@ -123,7 +123,8 @@ HOIST_EXPORT void hoist_deploy_state_free(hoist_deploy_state *s);
 typedef struct hoist_deploy_repo hoist_deploy_repo;
 
 /* Opens the git repository containing path (a work tree, not bare). */
-HOIST_EXPORT int hoist_deploy_repo_open(const char *path, hoist_deploy_repo **out, hoist_err **err);
+HOIST_EXPORT int hoist_deploy_repo_open(const char *path, hoist_deploy_repo **out,
+                                        hoist_err **err) HOIST_WUR;
 /* Absolute path of the work tree, with a trailing '/'. */
 HOIST_EXPORT const char *hoist_deploy_repo_root(const hoist_deploy_repo *r);
 HOIST_EXPORT void hoist_deploy_repo_free(hoist_deploy_repo *r);
@@ -140,7 +141,7 @@ typedef struct hoist_deploy_fingerprint {
  * is a path never counted as changed: the state file itself. */
 HOIST_EXPORT int hoist_deploy_fingerprints(hoist_deploy_repo *r, const hoist_deploy_file *f,
                                            const char *exclude, hoist_deploy_fingerprint **out,
-                                           hoist_err **err);
+                                           hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_deploy_fingerprints_free(hoist_deploy_fingerprint *fp, size_t n);
 
 /* ---------------------------------------------------------------- plan */
@@ -188,13 +189,13 @@ HOIST_EXPORT int hoist_deploy_plan_make(const hoist_deploy_file *f, const char *
                                         const hoist_deploy_fingerprint *fp,
                                         const hoist_deploy_state *old,
                                         const hoist_deploy_opts *opts, hoist_deploy_plan **out,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_deploy_plan_free(hoist_deploy_plan *p);
 
 /* Runs `sh -c command` in dir with stdout captured (at most 4 KiB, trailing
  * whitespace removed; more than one line is an error) into *out. */
 HOIST_EXPORT int hoist_deploy_scope_eval(const char *command, const char *dir, char **out,
-                                         hoist_err **err);
+                                         hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------------- running */
 
@@ -215,6 +216,6 @@ typedef void (*hoist_deploy_step_cb)(hoist_deploy_event ev, const hoist_deploy_c
 HOIST_EXPORT int hoist_deploy_run(const hoist_deploy_file *f, const char *root,
                                   const hoist_deploy_fingerprint *fp, const hoist_deploy_plan *plan,
                                   int state_dirfd, const char *state_path, hoist_deploy_step_cb cb,
-                                  void *userdata, hoist_err **err);
+                                  void *userdata, hoist_err **err) HOIST_WUR;
 
 #endif

@@ -33,12 +33,12 @@ HOIST_EXPORT void hoist_sha256_of(const void *data, size_t len, char out[HOIST_D
 
 /* Digest of a file's whole content, read once. */
 HOIST_EXPORT int hoist_sha256_file(int dirfd, const char *path, char out[HOIST_DIGEST_STR_LEN],
-                                   uint64_t *size, hoist_err **err);
+                                   uint64_t *size, hoist_err **err) HOIST_WUR;
 
 /* Validates "sha256:<64 lowercase hex>". Other algorithms are refused by
  * name ("unsupported digest algorithm sha512"); a malformed string gets a
  * message saying what is wrong. On success, *hex (optional) points into s. */
-HOIST_EXPORT int hoist_digest_parse(const char *s, const char **hex, hoist_err **err);
+HOIST_EXPORT int hoist_digest_parse(const char *s, const char **hex, hoist_err **err) HOIST_WUR;
 
 /* True when s is a valid sha256 digest string. */
 HOIST_EXPORT bool hoist_digest_valid(const char *s);

@@ -23,12 +23,12 @@
 
 /* Writes len bytes to dirfd/name atomically with the given mode. */
 HOIST_EXPORT int hoist_fs_write_atomic(int dirfd, const char *name, const void *data, size_t len,
-                                       mode_t mode, hoist_err **err);
+                                       mode_t mode, hoist_err **err) HOIST_WUR;
 
 /* As hoist_fs_write_atomic, without the fsyncs: readers see the old file or
  * the new one whole, but a crash may lose both. For caches. */
 HOIST_EXPORT int hoist_fs_write_replace(int dirfd, const char *name, const void *data, size_t len,
-                                        mode_t mode, hoist_err **err);
+                                        mode_t mode, hoist_err **err) HOIST_WUR;
 
 /* Opens path (absolute or relative; both are taken relative to rootfd)
  * inside the tree rooted at rootfd: ".." never leaves it and symlinks,
@@ -36,18 +36,18 @@ HOIST_EXPORT int hoist_fs_write_replace(int dirfd, const char *name, const void 
  * for openat(2); O_NOFOLLOW applies to the last component. Returns the fd or
  * a negative code. */
 HOIST_EXPORT int hoist_fs_open_in_root(int rootfd, const char *path, int flags, mode_t mode,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 
 /* Opens path beneath dirfd, refusing (EXDEV/ELOOP) any resolution that would
  * leave it: absolute paths, ".." above dirfd, or symlinks pointing out
  * (openat2 RESOLVE_BENEATH or an equivalent walk). */
 HOIST_EXPORT int hoist_fs_open_beneath(int dirfd, const char *path, int flags, mode_t mode,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 
 /* Creates path and its missing parents as directories inside rootfd (as
  * hoist_fs_open_in_root resolves) and returns an O_DIRECTORY fd to it. */
 HOIST_EXPORT int hoist_fs_mkdir_p_in_root(int rootfd, const char *path, mode_t mode,
-                                          hoist_err **err);
+                                          hoist_err **err) HOIST_WUR;
 
 /* mkdir -p on a dirfd: makes path and its missing parents (mode, less the
  * umask, for the ones it makes) and returns 0, with an O_RDONLY|O_DIRECTORY
@@ -71,7 +71,7 @@ HOIST_EXPORT int hoist_fs_check_owned(int fd, const char *what, hoist_err **err)
 
 /* Removes dirfd/name and everything below it without following symlinks.
  * A missing name is not an error. */
-HOIST_EXPORT int hoist_fs_rm_rf_at(int dirfd, const char *name, hoist_err **err);
+HOIST_EXPORT int hoist_fs_rm_rf_at(int dirfd, const char *name, hoist_err **err) HOIST_WUR;
 
 /* Why hoist_fs_path_clean refused a path. */
 enum { HOIST_FS_PATH_DOTDOT = 1, HOIST_FS_PATH_LONG };
@@ -86,15 +86,16 @@ HOIST_EXPORT char *hoist_fs_path_clean(const char *path, size_t max_component, i
  * NUL-terminated buffer the caller frees. name is what fd is, for the
  * messages ("read NAME: ..."). */
 HOIST_EXPORT int hoist_fs_read_fd(int fd, size_t max, const char *name, char **out, size_t *len,
-                                  hoist_err **err);
+                                  hoist_err **err) HOIST_WUR;
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer the
  * caller frees. */
 HOIST_EXPORT int hoist_fs_read_file(int dirfd, const char *path, size_t max, char **out,
-                                    size_t *len, hoist_err **err);
+                                    size_t *len, hoist_err **err) HOIST_WUR;
 
 /* Writes all len bytes to fd, retrying on EINTR and short writes. */
-HOIST_EXPORT int hoist_fs_write_all(int fd, const void *data, size_t len, hoist_err **err);
+HOIST_EXPORT int hoist_fs_write_all(int fd, const void *data, size_t len,
+                                    hoist_err **err) HOIST_WUR;
 
 #define HOIST_FS_WALK_DEPTH 256 /* directories below a walked tree's root */
 

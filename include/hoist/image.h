@@ -57,7 +57,7 @@ typedef struct hoist_image_copy_result {
  * the source's document was read. */
 HOIST_EXPORT int hoist_image_copy(const hoist_transport_opts *t, const hoist_loc *src,
                                   const hoist_loc *dst, const hoist_image_copy_opts *opts,
-                                  hoist_image_copy_result *res, hoist_err **err);
+                                  hoist_image_copy_result *res, hoist_err **err) HOIST_WUR;
 
 /* The copy on opened ends: the document src names (through an index, the
  * platform's image unless opts->all_platforms) to dst under reference (as
@@ -65,7 +65,7 @@ HOIST_EXPORT int hoist_image_copy(const hoist_transport_opts *t, const hoist_loc
  * not committed: the caller, who opened it, does once it put everything. */
 HOIST_EXPORT int hoist_image_transfer(hoist_transport_source *src, hoist_transport_target *dst,
                                       const char *reference, const hoist_image_copy_opts *opts,
-                                      hoist_image_copy_result *res, hoist_err **err);
+                                      hoist_image_copy_result *res, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_image_copy_result_clear(hoist_image_copy_result *res);
 
 /* ------------------------------------------------------- the image store */
@@ -84,7 +84,7 @@ HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref
  * (caller frees) is the layout location. */
 HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
                                   const hoist_loc *src, const hoist_platform *platform,
-                                  hoist_loc **out, hoist_err **err);
+                                  hoist_loc **out, hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------------- append */
 
@@ -128,7 +128,7 @@ typedef struct hoist_image_append_result {
 HOIST_EXPORT int hoist_image_append(hoist_transport_source *base, hoist_transport_target *target,
                                     const hoist_layer_source *layer,
                                     const hoist_image_append_options *opts,
-                                    hoist_image_append_result *out, hoist_err **err);
+                                    hoist_image_append_result *out, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------- multi-arch index */
 
@@ -157,6 +157,6 @@ typedef struct hoist_image_index_result {
 HOIST_EXPORT int hoist_image_index_create(const hoist_transport_opts *t, const hoist_loc *target,
                                           const hoist_loc *const *srcs, size_t n_srcs,
                                           const hoist_image_index_opts *opts,
-                                          hoist_image_index_result *out, hoist_err **err);
+                                          hoist_image_index_result *out, hoist_err **err) HOIST_WUR;
 
 #endif

@@ -92,15 +92,16 @@ typedef struct hoist_layer_result {
  * left uncommitted (the caller frees it, which discards what was written).
  * sink is never freed here. */
 HOIST_EXPORT int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *opts,
-                                   hoist_writer *sink, hoist_layer_result *out, hoist_err **err);
+                                   hoist_writer *sink, hoist_layer_result *out,
+                                   hoist_err **err) HOIST_WUR;
 
 /* A SOURCE_DATE_EPOCH value (decimal seconds) into *out; NULL or "" is -1
  * (none). Anything else is an error. */
-HOIST_EXPORT int hoist_layer_epoch_parse(const char *text, int64_t *out, hoist_err **err);
+HOIST_EXPORT int hoist_layer_epoch_parse(const char *text, int64_t *out, hoist_err **err) HOIST_WUR;
 
 /* Parses "gzip", "zstd" or "none" (also "uncompressed"). */
 HOIST_EXPORT int hoist_layer_compression_parse(const char *name, hoist_compression *out,
-                                               hoist_err **err);
+                                               hoist_err **err) HOIST_WUR;
 /* OCI layer media type for a compression. */
 HOIST_EXPORT const char *hoist_layer_media_type(hoist_compression c);
 
@@ -113,12 +114,12 @@ HOIST_EXPORT const char *hoist_layer_media_type(hoist_compression c);
  * of workers). */
 HOIST_EXPORT int hoist_layer_compress_writer(hoist_compression c, int level, int threads,
                                              hoist_writer *next, hoist_writer **out,
-                                             hoist_err **err);
+                                             hoist_err **err) HOIST_WUR;
 
 /* A sink writing to dirfd/path atomically: content goes to a temp file in the
  * same directory, hashed as it streams, and is renamed over path at commit;
  * free without commit removes the temp file. "-" writes to stdout. */
 HOIST_EXPORT int hoist_layer_file_writer(int dirfd, const char *path, mode_t mode,
-                                         hoist_writer **out, hoist_err **err);
+                                         hoist_writer **out, hoist_err **err) HOIST_WUR;
 
 #endif

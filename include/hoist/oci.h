@@ -75,7 +75,8 @@ typedef struct hoist_platform {
 
 /* Parses "os/arch[/variant]" ("linux/arm64/v8"); normalizes as containerd
  * does (aarch64 -> arm64, x86_64 -> amd64, arm64 variant v8 dropped). */
-HOIST_EXPORT int hoist_platform_parse(const char *s, hoist_platform **out, hoist_err **err);
+HOIST_EXPORT int hoist_platform_parse(const char *s, hoist_platform **out,
+                                      hoist_err **err) HOIST_WUR;
 /* The platform this process runs on. */
 HOIST_EXPORT hoist_platform *hoist_platform_host(void);
 /* "os/arch[/variant]". Caller frees. */
@@ -87,7 +88,8 @@ HOIST_EXPORT hoist_platform *hoist_platform_dup(const hoist_platform *p);
 HOIST_EXPORT void hoist_platform_free(hoist_platform *p);
 /* The JSON "platform" object of a descriptor: os and architecture required,
  * kept as written (not normalized). */
-HOIST_EXPORT int hoist_platform_from_json(const json_t *j, hoist_platform **out, hoist_err **err);
+HOIST_EXPORT int hoist_platform_from_json(const json_t *j, hoist_platform **out,
+                                          hoist_err **err) HOIST_WUR;
 /* NULL when os or architecture is missing. */
 HOIST_EXPORT json_t *hoist_platform_to_json(const hoist_platform *p);
 
@@ -107,7 +109,8 @@ typedef struct hoist_descriptor {
  * field ("size must be a non-negative integer"); callers add the path. A
  * null urls, annotations or platform is taken as absent; members outside the
  * model (such as "data") are dropped. */
-HOIST_EXPORT int hoist_descriptor_from_json(json_t *j, hoist_descriptor *out, hoist_err **err);
+HOIST_EXPORT int hoist_descriptor_from_json(json_t *j, hoist_descriptor *out,
+                                            hoist_err **err) HOIST_WUR;
 /* New JSON object, or NULL when mediaType or digest is missing or a string is
  * not valid UTF-8. */
 HOIST_EXPORT json_t *hoist_descriptor_to_json(const hoist_descriptor *d);
@@ -123,7 +126,7 @@ HOIST_EXPORT void hoist_descriptor_clear(hoist_descriptor *d);
 HOIST_EXPORT const char *hoist_descriptor_annotation(const hoist_descriptor *d, const char *key);
 /* Sets an annotation; a NULL value removes it. */
 HOIST_EXPORT int hoist_descriptor_set_annotation(hoist_descriptor *d, const char *key,
-                                                 const char *value, hoist_err **err);
+                                                 const char *value, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------------- manifest */
 
@@ -143,18 +146,18 @@ typedef struct hoist_manifest {
  * descriptors of any valid media type: an image or an artifact (a Helm chart,
  * a signature, an attestation), which hoist copies as it is. */
 HOIST_EXPORT int hoist_manifest_parse(const char *data, size_t len, hoist_manifest **out,
-                                      hoist_err **err);
+                                      hoist_err **err) HOIST_WUR;
 /* 0 when m is an image hoist can unpack and extend: an image config and layers
  * of the types hoist unpacks; else an error saying what it is instead. */
-HOIST_EXPORT int hoist_manifest_check_image(const hoist_manifest *m, hoist_err **err);
+HOIST_EXPORT int hoist_manifest_check_image(const hoist_manifest *m, hoist_err **err) HOIST_WUR;
 /* hoist_manifest_parse, then hoist_manifest_check_image. */
 HOIST_EXPORT int hoist_manifest_parse_image(const char *data, size_t len, hoist_manifest **out,
-                                            hoist_err **err);
+                                            hoist_err **err) HOIST_WUR;
 /* Canonical JSON of m, an image (hoist writes no artifacts); fails rather than
  * emit a document hoist_manifest_parse_image would refuse (missing config,
  * unknown layer type, ...). */
 HOIST_EXPORT int hoist_manifest_to_json(const hoist_manifest *m, char **out, size_t *len,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 /* Appends a copy of layer. */
 HOIST_EXPORT void hoist_manifest_add_layer(hoist_manifest *m, const hoist_descriptor *layer);
 HOIST_EXPORT hoist_manifest *hoist_manifest_new(const char *media_type);
@@ -171,9 +174,9 @@ typedef struct hoist_index {
 } hoist_index;
 
 HOIST_EXPORT int hoist_index_parse(const char *data, size_t len, hoist_index **out,
-                                   hoist_err **err);
+                                   hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len,
-                                     hoist_err **err);
+                                     hoist_err **err) HOIST_WUR;
 HOIST_EXPORT hoist_index *hoist_index_new(const char *media_type);
 /* Appends a copy of d. */
 HOIST_EXPORT void hoist_index_add(hoist_index *ix, const hoist_descriptor *d);
@@ -201,9 +204,9 @@ typedef struct hoist_config {
 /* Validates: an object; "architecture" and "os" strings; "rootfs" with type
  * "layers" and "diff_ids" an array of valid digests. */
 HOIST_EXPORT int hoist_config_parse(const char *data, size_t len, hoist_config **out,
-                                    hoist_err **err);
+                                    hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_config_to_json(const hoist_config *c, char **out, size_t *len,
-                                      hoist_err **err);
+                                      hoist_err **err) HOIST_WUR;
 /* A minimal valid config for platform p (linux/amd64 when NULL): no layers,
  * an empty "config" section. */
 HOIST_EXPORT hoist_config *hoist_config_new(const hoist_platform *p);
@@ -224,20 +227,21 @@ HOIST_EXPORT const char *hoist_config_get_string(const hoist_config *c, const ch
  * NULL. */
 HOIST_EXPORT int hoist_config_add_layer(hoist_config *c, const char *diff_id,
                                         const char *created_by, const char *comment, time_t created,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 /* Sets or replaces NAME=value in config.Env. Fails for an empty name, a name
  * with '=', or invalid UTF-8. */
 HOIST_EXPORT int hoist_config_set_env(hoist_config *c, const char *name, const char *value,
-                                      hoist_err **err);
+                                      hoist_err **err) HOIST_WUR;
 /* Sets config.Labels[key]; a NULL value removes the label. */
 HOIST_EXPORT int hoist_config_set_label(hoist_config *c, const char *key, const char *value,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 /* Writes t as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
-HOIST_EXPORT int hoist_config_format_time(time_t t, char out[32], hoist_err **err);
+HOIST_EXPORT int hoist_config_format_time(time_t t, char out[32], hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_config_free(hoist_config *c);
 
 /* Canonical JSON: sorted keys, compact. Caller frees. */
-HOIST_EXPORT int hoist_json_canonical(const json_t *j, char **out, size_t *len, hoist_err **err);
+HOIST_EXPORT int hoist_json_canonical(const json_t *j, char **out, size_t *len,
+                                      hoist_err **err) HOIST_WUR;
 
 static inline void hoist_manifest_freep(hoist_manifest **m) { hoist_manifest_free(*m); }
 static inline void hoist_index_freep(hoist_index **m) { hoist_index_free(*m); }

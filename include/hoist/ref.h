@@ -25,14 +25,14 @@ typedef struct hoist_ref {
 /* Parses and normalizes s. Every malformed form gets its own message naming
  * what is wrong ("invalid reference \"A/b\": repository name must be
  * lowercase"). The caller frees *out with hoist_ref_free. */
-HOIST_EXPORT int hoist_ref_parse(const char *s, hoist_ref **out, hoist_err **err);
+HOIST_EXPORT int hoist_ref_parse(const char *s, hoist_ref **out, hoist_err **err) HOIST_WUR;
 
 /* Like hoist_ref_parse, plus the community short-name rule: a bare name with
  * no '/', ':' or '.' is expanded as `<prefix>/<name>:latest` when prefix is
  * not NULL ("base" with prefix "ghcr.io/org/sandboxes" ->
  * "ghcr.io/org/sandboxes/base:latest"). */
 HOIST_EXPORT int hoist_ref_parse_short(const char *s, const char *prefix, hoist_ref **out,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 
 /* "domain/path[:tag][@digest]", normalized. Caller frees. */
 HOIST_EXPORT char *hoist_ref_string(const hoist_ref *r);
@@ -62,7 +62,7 @@ typedef struct hoist_loc {
 /* Parses "oci:DIR[:TAG]", "docker://REF" or a bare registry reference. For a
  * layout the directory is everything up to the first ':' after "oci:" (as
  * skopeo splits it). */
-HOIST_EXPORT int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err);
+HOIST_EXPORT int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err) HOIST_WUR;
 /* Human form for messages: "oci:DIR:TAG" or the normalized reference. */
 HOIST_EXPORT char *hoist_loc_string(const hoist_loc *l);
 /* Deep copy (NULL for NULL). Caller frees. */

@@ -78,7 +78,7 @@ typedef struct hoist_registry_opts {
 typedef struct hoist_registry hoist_registry;
 
 HOIST_EXPORT int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out,
-                                    hoist_err **err);
+                                    hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
 
 /* Parallel blob transfers the client was made for (opts->jobs, 4 when 0). */
@@ -93,26 +93,27 @@ HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host
 /* *exists tells whether repo has the blob; *size (optional) its size. */
 HOIST_EXPORT int hoist_registry_blob_exists(hoist_registry *r, const char *host, const char *repo,
                                             const char *digest, bool *exists, int64_t *size,
-                                            hoist_err **err);
+                                            hoist_err **err) HOIST_WUR;
 
 /* hoist_registry_blob_exists, asked with the pull and push scope: the token
  * it gets also serves the mount or upload that follows. */
 HOIST_EXPORT int hoist_registry_blob_exists_for_push(hoist_registry *r, const char *host,
                                                      const char *repo, const char *digest,
-                                                     bool *exists, int64_t *size, hoist_err **err);
+                                                     bool *exists, int64_t *size,
+                                                     hoist_err **err) HOIST_WUR;
 
 /* Streams a blob into w (not committed), refusing content that does not
  * match digest or (when >= 0) size. A broken transfer resumes with Range. */
 HOIST_EXPORT int hoist_registry_get_blob(hoist_registry *r, const char *host, const char *repo,
                                          const char *digest, int64_t size, hoist_writer *w,
-                                         hoist_err **err);
+                                         hoist_err **err) HOIST_WUR;
 
 /* Tries a cross-repository mount of digest from repository from (same
  * host). *mounted false when the registry declined; the session it may have
  * opened instead is cancelled. */
 HOIST_EXPORT int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *repo,
                                            const char *digest, const char *from, bool *mounted,
-                                           hoist_err **err);
+                                           hoist_err **err) HOIST_WUR;
 
 /* A writer that streams what it is given into a new upload session as one
  * chunked PATCH; commit finishes the upload under expected, which the
@@ -122,7 +123,7 @@ HOIST_EXPORT int hoist_registry_mount_blob(hoist_registry *r, const char *host, 
  * retried: the caller starts over with the data. */
 HOIST_EXPORT int hoist_registry_blob_upload(hoist_registry *r, const char *host, const char *repo,
                                             const char *expected, hoist_writer **out,
-                                            hoist_err **err);
+                                            hoist_err **err) HOIST_WUR;
 
 /* Uploads size bytes read from fd (from its offset 0, with pread) as blob
  * digest. Skips it when the registry has it; with mount_from (a repository
@@ -130,7 +131,8 @@ HOIST_EXPORT int hoist_registry_blob_upload(hoist_registry *r, const char *host,
  * (optional) receives "exists", "mounted" or "uploaded". */
 HOIST_EXPORT int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
                                          const char *digest, uint64_t size, int fd,
-                                         const char *mount_from, const char **how, hoist_err **err);
+                                         const char *mount_from, const char **how,
+                                         hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------ manifests */
 
@@ -145,33 +147,33 @@ HOIST_EXPORT const char *hoist_registry_manifest_accept(void);
 HOIST_EXPORT int hoist_registry_get_manifest(hoist_registry *r, const char *host, const char *repo,
                                              const char *reference, char **data, size_t *len,
                                              char **media_type, char digest[HOIST_DIGEST_STR_LEN],
-                                             hoist_err **err);
+                                             hoist_err **err) HOIST_WUR;
 
 /* HEAD of a manifest: its digest (Docker-Content-Digest) and media type.
  * *found is false on 404. */
 HOIST_EXPORT int hoist_registry_head_manifest(hoist_registry *r, const char *host, const char *repo,
                                               const char *reference, bool *found,
                                               char digest[HOIST_DIGEST_STR_LEN], char **media_type,
-                                              hoist_err **err);
+                                              hoist_err **err) HOIST_WUR;
 
 HOIST_EXPORT int hoist_registry_put_manifest(hoist_registry *r, const char *host, const char *repo,
                                              const char *reference, const char *data, size_t len,
-                                             const char *media_type, hoist_err **err);
+                                             const char *media_type, hoist_err **err) HOIST_WUR;
 
 /* Deletes the manifest with this digest. A registry with deletes disabled
  * (405) gives "deletes are disabled on this registry". */
 HOIST_EXPORT int hoist_registry_delete_manifest(hoist_registry *r, const char *host,
                                                 const char *repo, const char *digest,
-                                                hoist_err **err);
+                                                hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------- tags, catalog */
 
 /* All tags of repo, following pagination (n, last, Link). *out is a
  * NULL-terminated array the caller frees with hoist_strfreev. */
 HOIST_EXPORT int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo,
-                                     char ***out, size_t *n, hoist_err **err);
+                                     char ***out, size_t *n, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 /* An alias of hoist_strfreev (core.h), for the callers written before it. */
 static inline void hoist_strv_free(char **v) { hoist_strfreev(v); }
 
@@ -189,12 +191,13 @@ typedef struct hoist_challenge {
 /* Parses a WWW-Authenticate value (RFC 7235: scheme, then auth-params with
  * token or quoted-string values; several challenges separated by commas).
  * Returns the first Bearer or Basic challenge found. */
-HOIST_EXPORT int hoist_challenge_parse(const char *header, hoist_challenge *out, hoist_err **err);
+HOIST_EXPORT int hoist_challenge_parse(const char *header, hoist_challenge *out,
+                                       hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_challenge_clear(hoist_challenge *c);
 
 /* From a Link header, the target of rel="next" (NULL when none). The value
  * may be a path ("/v2/_catalog?last=x&n=2"); caller frees. */
-HOIST_EXPORT int hoist_link_next(const char *header, char **next, hoist_err **err);
+HOIST_EXPORT int hoist_link_next(const char *header, char **next, hoist_err **err) HOIST_WUR;
 
 typedef struct hoist_creds {
   char *username;
@@ -209,7 +212,7 @@ typedef struct hoist_creds {
  * An entry served by a credential helper sets creds->helper only. */
 HOIST_EXPORT int hoist_creds_from_json(const char *data, size_t len, const char *host,
                                        const char *repo, hoist_creds *out, bool *found,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_creds_clear(hoist_creds *c);
 
 static inline void hoist_registry_freep(hoist_registry **r) { hoist_registry_free(*r); }

@@ -150,7 +150,7 @@ typedef struct {
  * ignored.
  */
 HOIST_EXPORT int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
-                                   hoist_err **err);
+                                   hoist_err **err) HOIST_WUR;
 
 /* "timed out after 30 s", "out of memory (limit 4 GiB)", "process limit reached (1024 pids)",
  * "changes reached max_layer_bytes (10 GiB)", or NULL when the run simply exited. */
@@ -170,7 +170,7 @@ HOIST_EXPORT char *hoist_sandbox_end_text(const hoist_sandbox_opts *opts,
  */
 HOIST_EXPORT int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idmap uid_map[2],
                                        size_t *n_uid, hoist_idmap gid_map[2], size_t *n_gid,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 
 /*
  * Gives every entry of the tree at dir (an upper directory a run with these
@@ -180,7 +180,8 @@ HOIST_EXPORT int hoist_sandbox_id_maps(const hoist_sandbox_opts *opts, hoist_idm
  * those host ids (root).
  */
 HOIST_EXPORT int hoist_sandbox_unshift(const char *dir, const hoist_idmap *uid_map, size_t n_uid,
-                                       const hoist_idmap *gid_map, size_t n_gid, hoist_err **err);
+                                       const hoist_idmap *gid_map, size_t n_gid,
+                                       hoist_err **err) HOIST_WUR;
 
 /*
  * Checks, without running anything, that the host provides what runs with
@@ -188,7 +189,7 @@ HOIST_EXPORT int hoist_sandbox_unshift(const char *dir, const hoist_idmap *uid_m
  * cgroup under the parent (require_limits: one is made and removed). For a
  * service to refuse to start instead of failing each build.
  */
-HOIST_EXPORT int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err);
+HOIST_EXPORT int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err) HOIST_WUR;
 
 struct hoist_config;
 
@@ -200,6 +201,6 @@ struct hoist_config;
  * hoist_strfreev.
  */
 HOIST_EXPORT int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***env,
-                                   hoist_err **err);
+                                   hoist_err **err) HOIST_WUR;
 /* An alias of hoist_strfreev (core.h), for the callers written before it. */
 static inline void hoist_sandbox_strv_free(char **v) { hoist_strfreev(v); }

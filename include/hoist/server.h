@@ -43,7 +43,7 @@
  * over HOIST_SERVER_MAX_AUTH) is an error of code HOIST_E_AUTH. The caller
  * frees *uuid and *key. */
 HOIST_EXPORT int hoist_server_parse_authorization(const char *header, char **uuid, char **key,
-                                                  hoist_err **err);
+                                                  hoist_err **err) HOIST_WUR;
 
 /* A build request, validated. */
 typedef struct hoist_build_request {
@@ -86,7 +86,7 @@ HOIST_EXPORT const char *const *hoist_server_kinds(void);
  * with a new random uuid and key; *uuid_key (caller frees) is "uuid:key",
  * the only time the key exists in clear. */
 HOIST_EXPORT int hoist_server_token_add(const char *data_dir, const char *login, char **uuid_key,
-                                        hoist_err **err);
+                                        hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------- server */
 
@@ -117,7 +117,7 @@ typedef struct hoist_server hoist_server;
 /* Opens the job store, recovers jobs of a previous process, starts the
  * workers and the HTTP listener. *port (optional) receives the bound port. */
 HOIST_EXPORT int hoist_server_start(const hoist_server_opts *opts, hoist_server **out, int *port,
-                                    hoist_err **err);
+                                    hoist_err **err) HOIST_WUR;
 /* Stops accepting, cancels running builds, waits for the workers. */
 HOIST_EXPORT void hoist_server_stop(hoist_server *s);
 

@@ -22,39 +22,41 @@ typedef struct hoist_store hoist_store;
 
 /* Opens the layout at dir; with create, makes it (and dir) when missing. A
  * directory that exists but is not a layout is refused. */
-HOIST_EXPORT int hoist_store_open(const char *dir, bool create, hoist_store **out, hoist_err **err);
+HOIST_EXPORT int hoist_store_open(const char *dir, bool create, hoist_store **out,
+                                  hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_store_close(hoist_store *s);
 HOIST_EXPORT const char *hoist_store_dir(const hoist_store *s);
 
 HOIST_EXPORT bool hoist_store_has_blob(hoist_store *s, const char *digest);
 /* Opens a blob for reading; *size receives its size. */
 HOIST_EXPORT int hoist_store_open_blob(hoist_store *s, const char *digest, int *fd, uint64_t *size,
-                                       hoist_err **err);
+                                       hoist_err **err) HOIST_WUR;
 /* Reads a whole blob (at most max bytes) and checks it against its digest. */
 HOIST_EXPORT int hoist_store_read_blob(hoist_store *s, const char *digest, size_t max, char **data,
-                                       size_t *len, hoist_err **err);
+                                       size_t *len, hoist_err **err) HOIST_WUR;
 /* Streams a new blob in. expected_digest (or NULL) and expected_size (or -1)
  * are checked at commit; a mismatch discards the content. */
 HOIST_EXPORT int hoist_store_blob_writer(hoist_store *s, const char *expected_digest,
                                          int64_t expected_size, hoist_writer **out,
-                                         hoist_err **err);
+                                         hoist_err **err) HOIST_WUR;
 /* Stores bytes as a blob; digest_out receives its digest. */
 HOIST_EXPORT int hoist_store_put_blob(hoist_store *s, const void *data, size_t len,
                                       const char *expected_digest,
-                                      char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err);
+                                      char digest_out[HOIST_DIGEST_STR_LEN],
+                                      hoist_err **err) HOIST_WUR;
 
 /* True when tag is a valid org.opencontainers.image.ref.name: alphanumerics
  * and "-._:@+/", starting and ending with an alphanumeric, at most 255. */
 HOIST_EXPORT bool hoist_store_tag_valid(const char *tag);
 /* Points tag at desc in index.json (replacing that tag's previous entry). */
 HOIST_EXPORT int hoist_store_tag(hoist_store *s, const char *tag, const hoist_descriptor *desc,
-                                 hoist_err **err);
-HOIST_EXPORT int hoist_store_untag(hoist_store *s, const char *tag, hoist_err **err);
+                                 hoist_err **err) HOIST_WUR;
+HOIST_EXPORT int hoist_store_untag(hoist_store *s, const char *tag, hoist_err **err) HOIST_WUR;
 /* The descriptor tagged tag; NULL tag means the only entry of index.json. */
 HOIST_EXPORT int hoist_store_resolve(hoist_store *s, const char *tag, hoist_descriptor *out,
-                                     hoist_err **err);
+                                     hoist_err **err) HOIST_WUR;
 /* index.json as a model (its entries, tags in their annotations). */
-HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err **err);
+HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err **err) HOIST_WUR;
 
 /* Removes blobs not reachable from index.json (through indexes, manifests,
  * configs and layers) whose file is at least min_age_seconds old, and stray
@@ -66,7 +68,7 @@ HOIST_EXPORT int hoist_store_index(hoist_store *s, hoist_index **out, hoist_err 
  * does hoist_store_touch_blob. With 0, collect only when nothing else writes
  * to the layout. */
 HOIST_EXPORT int hoist_store_gc(hoist_store *s, int64_t min_age_seconds, uint64_t *removed,
-                                uint64_t *freed_bytes, hoist_err **err);
+                                uint64_t *freed_bytes, hoist_err **err) HOIST_WUR;
 
 /* hoist_store_has_blob, and marks the blob as just used (its mtime) so
  * gc's grace period covers a writer that reuses it. */

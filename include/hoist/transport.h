@@ -164,10 +164,10 @@ static inline void hoist_transport_target_freep(hoist_transport_target **t) {
  * and *bytes (both optional) say what happened. */
 HOIST_EXPORT int hoist_transport_copy_blob(hoist_transport_target *t, hoist_transport_source *from,
                                            const hoist_descriptor *d, hoist_transport_how *how,
-                                           uint64_t *bytes, hoist_err **err);
+                                           uint64_t *bytes, hoist_err **err) HOIST_WUR;
 
 /* t's commit when it has one; else nothing to do. */
-HOIST_EXPORT int hoist_transport_commit(hoist_transport_target *t, hoist_err **err);
+HOIST_EXPORT int hoist_transport_commit(hoist_transport_target *t, hoist_err **err) HOIST_WUR;
 
 /* -------------------------------------------------------------- drivers */
 
@@ -182,30 +182,36 @@ typedef struct hoist_transport_opts {
  * created when missing and needs a tag (oci:DIR:TAG). A registry target is
  * written under the reference's tag, or its digest when it has no tag. */
 HOIST_EXPORT int hoist_transport_open_source(const hoist_transport_opts *opts, const hoist_loc *loc,
-                                             hoist_transport_source **out, hoist_err **err);
+                                             hoist_transport_source **out,
+                                             hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_transport_open_target(const hoist_transport_opts *opts, const hoist_loc *loc,
-                                             hoist_transport_target **out, hoist_err **err);
+                                             hoist_transport_target **out,
+                                             hoist_err **err) HOIST_WUR;
 
 /* The image tagged tag (NULL: the layout's only image) in the OCI layout at
  * dir. */
 HOIST_EXPORT int hoist_transport_layout_source(const char *dir, const char *tag,
-                                               hoist_transport_source **out, hoist_err **err);
+                                               hoist_transport_source **out,
+                                               hoist_err **err) HOIST_WUR;
 /* The OCI layout at dir (created, with its parents, when missing);
  * put_manifest(NULL) tags tag. */
 HOIST_EXPORT int hoist_transport_layout_target(const char *dir, const char *tag,
-                                               hoist_transport_target **out, hoist_err **err);
+                                               hoist_transport_target **out,
+                                               hoist_err **err) HOIST_WUR;
 
 /* The image ref names in a registry, read through client r (borrowed). A
  * tag is resolved with a HEAD request and the document fetched by digest,
  * so what is read is what was resolved. */
 HOIST_EXPORT int hoist_transport_registry_source(hoist_registry *r, const hoist_ref *ref,
-                                                 hoist_transport_source **out, hoist_err **err);
+                                                 hoist_transport_source **out,
+                                                 hoist_err **err) HOIST_WUR;
 /* The registry repository ref names, written through client r (borrowed).
  * Blobs it has are not uploaded again; a blob whose source's origin is
  * another repository of the same registry is mounted when the registry
  * allows; a new blob streams into an upload session as it is written,
  * nothing is spooled. */
 HOIST_EXPORT int hoist_transport_registry_target(hoist_registry *r, const hoist_ref *ref,
-                                                 hoist_transport_target **out, hoist_err **err);
+                                                 hoist_transport_target **out,
+                                                 hoist_err **err) HOIST_WUR;
 
 #endif

@@ -77,7 +77,7 @@ HOIST_EXPORT uint32_t hoist_unpack_map_id(uint32_t id, const hoist_idmap *m, siz
 HOIST_EXPORT int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp,
                                     const char *expected_digest, const char *expected_diff_id,
                                     const hoist_unpack_opts *opts, hoist_unpack_report *report,
-                                    hoist_err **err);
+                                    hoist_err **err) HOIST_WUR;
 
 /* Applies the layers of manifest m (blobs in store s) in order into dest,
  * which must not exist or be an empty directory. The config's diff_ids are
@@ -85,21 +85,21 @@ HOIST_EXPORT int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp,
  * existed before). */
 HOIST_EXPORT int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest,
                                     const hoist_unpack_opts *opts, hoist_unpack_report *report,
-                                    hoist_err **err);
+                                    hoist_err **err) HOIST_WUR;
 
 /* Resolves tag (NULL: the only entry) of the layout s to an image manifest
  * for platform (NULL: the host's) through an index when there is one. Caller
  * frees *manifest. */
 HOIST_EXPORT int hoist_unpack_resolve(hoist_store *s, const char *tag,
                                       const hoist_platform *platform, hoist_manifest **manifest,
-                                      hoist_err **err);
+                                      hoist_err **err) HOIST_WUR;
 
 /* Removes the trees of the rootfs cache dir (required) not used
  * (unpacked or reused) for max_age seconds; dry_run only counts them. A
  * tree is renamed out of sight before it is removed. A tree some caller
  * holds (hoist_unpack_cached's hold) is kept, and counted in in_use. */
 HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool dry_run,
-                                          hoist_prune_report *report, hoist_err **err);
+                                          hoist_prune_report *report, hoist_err **err) HOIST_WUR;
 
 /* Returns in *path (caller frees) the cached rootfs of m under cache_dir
  * (required): cache_dir/<config-hex>, or <config-hex>-ids<12 hex>
@@ -115,6 +115,7 @@ HOIST_EXPORT int hoist_unpack_cache_prune(const char *dir, int64_t max_age, bool
  * then hoist_unpack_cache_prune leaves it alone. */
 HOIST_EXPORT int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cache_dir,
                                      const hoist_unpack_opts *opts, char **path, bool *hit,
-                                     int *hold, hoist_unpack_report *report, hoist_err **err);
+                                     int *hold, hoist_unpack_report *report,
+                                     hoist_err **err) HOIST_WUR;
 
 #endif

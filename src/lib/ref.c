@@ -111,7 +111,7 @@ static void why_set(char why[WHY_MAX], const char *fmt, ...) {
 }
 
 /* Sets "invalid <what> \"<input>\": <why>" and returns -HOIST_E_FORMAT. */
-static int fail(hoist_err **err, const char *what, const char *input, const char *why) {
+HOIST_WUR static int fail(hoist_err **err, const char *what, const char *input, const char *why) {
   char q[QUOTE_MAX];
   quote(input, strlen(input), q, sizeof q);
   return hoist_err_set(err, HOIST_E_FORMAT, "invalid %s \"%s\": %s", what, q, why);

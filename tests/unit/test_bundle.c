@@ -341,7 +341,7 @@ static void test_mappings(void **state) {
   assert_err_contains(&err, "usr/bin/nvidia-ctk is not a regular file");
 
   close(dfd);
-  hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL);
+  assert_int_equal(hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL), 0);
   free(dir);
 }
 
@@ -548,7 +548,7 @@ static void test_stage_then_map(void **state) {
   free(staged);
   free(into);
   free(tarball);
-  hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL);
+  assert_int_equal(hoist_fs_rm_rf_at(AT_FDCWD, dir, NULL), 0);
   free(dir);
 }
 

@@ -669,9 +669,9 @@ static void test_pasta_dies_with_caller(void **state) {
   if (caller == 0) {
     pid_t pasta = -1;
     hoist_err *err = NULL;
-    sandbox_net_start(ns.pid, false, NULL, NULL, 0, &pasta, &err);
+    int r = sandbox_net_start(ns.pid, false, NULL, NULL, 0, &pasta, &err);
     ssize_t w = write(p[1], &pasta, sizeof pasta);
-    _exit(w == sizeof pasta ? 0 : 1);
+    _exit(r == 0 && w == sizeof pasta ? 0 : 1);
   }
   close(p[1]);
   pid_t pasta = -1;

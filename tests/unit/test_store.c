@@ -27,7 +27,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
   fixture *f = *state;
   hoist_store_close(f->s);
-  hoist_fs_rm_rf_at(AT_FDCWD, f->dir, NULL);
+  assert_int_equal(hoist_fs_rm_rf_at(AT_FDCWD, f->dir, NULL), 0);
   free(f->dir);
   free(f);
   return 0;

@@ -126,7 +126,7 @@ static void fixture_open(fixture *f) {
 
 static void fixture_close(fixture *f) {
   close(f->rootfd);
-  hoist_fs_rm_rf_at(AT_FDCWD, f->parent, NULL);
+  assert_int_equal(hoist_fs_rm_rf_at(AT_FDCWD, f->parent, NULL), 0);
   free(f->parent);
   free(f->dest);
 }
@@ -943,7 +943,7 @@ static void test_image_and_cache(void **state) {
   _cleanup_free_ char *p7 = NULL;
   assert_ok(hoist_unpack_cached(s, m, cache, NULL, &p7, &hit, NULL, NULL, &err), &err);
   assert_string_equal(p7, p4); /* the caller's own again: used */
-  hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
+  assert_int_equal(hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL), 0);
 }
 
 /* An image id to the host id of a user namespace's maps; ids the maps lack

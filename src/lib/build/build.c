@@ -54,8 +54,9 @@ static void say(const hoist_build_opts *o, const char *fmt, ...) {
 
 /* The base's image manifest for the platform (through an index when the tag
  * names one), and the manifest's digest. */
-static int resolve_base(hoist_store *s, const char *tag, const hoist_platform *platform,
-                        hoist_manifest **out, char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+HOIST_WUR static int resolve_base(hoist_store *s, const char *tag, const hoist_platform *platform,
+                                  hoist_manifest **out, char digest[HOIST_DIGEST_STR_LEN],
+                                  hoist_err **err) {
   hoist_descriptor desc = {0};
   if (hoist_store_resolve(s, tag, &desc, err) < 0)
     return -1;
@@ -116,8 +117,8 @@ static bool config_has_env(hoist_config *c, const char *name) {
 /* The install's environment: the image's Env, HOME (when the image has
  * none), the kind's variables, its mirror, SOURCE_DATE_EPOCH. Caller frees
  * with hoist_strfreev. */
-static int install_env(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
-                       char ***out, hoist_err **err) {
+HOIST_WUR static int install_env(const hoist_build_opts *o, const hoist_build_kind *k,
+                                 hoist_config *cfg, char ***out, hoist_err **err) {
   char *extra[64];
   size_t n = 0;
   _cleanup_free_ char *mirror = NULL, *sde = NULL;
@@ -165,8 +166,8 @@ static bool has_extend(const char *root) {
   return fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 0111);
 }
 
-static int write_file_at(int rootfd, const char *dir, mode_t dir_mode, const char *name,
-                         const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int write_file_at(int rootfd, const char *dir, mode_t dir_mode, const char *name,
+                                   const void *data, size_t len, hoist_err **err) {
   _cleanup_close_ int dfd = hoist_fs_mkdir_p_in_root(rootfd, dir, dir_mode, err);
   if (dfd < 0)
     return -1;
@@ -212,9 +213,9 @@ static uint16_t loopback_port(const char *url) {
 /* Runs the install in the sandbox so over lower, leaving its changes (plus
  * /tmp/<file>) in upper. The file reaches the command bound read-only at
  * /tmp/<file> from tmp/<file> (a host directory beside upper). */
-static int run_install(const hoist_build_opts *o, const hoist_build_kind *k, hoist_config *cfg,
-                       hoist_sandbox_opts *so, const char *lower, const char *tmp,
-                       const char *upper, bool extend, hoist_err **err) {
+HOIST_WUR static int run_install(const hoist_build_opts *o, const hoist_build_kind *k,
+                                 hoist_config *cfg, hoist_sandbox_opts *so, const char *lower,
+                                 const char *tmp, const char *upper, bool extend, hoist_err **err) {
   _cleanup_close_ int tfd = open(tmp, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (tfd < 0)
     return hoist_err_errno(err, errno, "open %s", tmp);
@@ -319,10 +320,10 @@ static void sweep_work(const char *workroot) {
 }
 
 /* The install's layer written into the cache layout and tagged by key. */
-static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k, hoist_store *bstore,
-                      const hoist_manifest *m, hoist_config *cfg, hoist_store *cache,
-                      const char *key_hex, hoist_descriptor *layer, char diff_id[],
-                      bool *used_extend, hoist_err **err) {
+HOIST_WUR static int make_layer(const hoist_build_opts *o, const hoist_build_kind *k,
+                                hoist_store *bstore, const hoist_manifest *m, hoist_config *cfg,
+                                hoist_store *cache, const char *key_hex, hoist_descriptor *layer,
+                                char diff_id[], bool *used_extend, hoist_err **err) {
   /* the sandbox: the caller's settings, the loopback mirror reachable */
   hoist_sandbox_opts so = {0};
   if (o->sandbox)
@@ -462,7 +463,7 @@ typedef struct edit_ctx {
   const hoist_build_result *res;
 } edit_ctx;
 
-static int edit_config(void *ctx, hoist_config *cfg, hoist_err **err) {
+HOIST_WUR static int edit_config(void *ctx, hoist_config *cfg, hoist_err **err) {
   edit_ctx *ec = ctx;
   if (ec->o->base_name &&
       hoist_config_set_label(cfg, "org.opencontainers.image.base.name", ec->o->base_name, err) < 0)

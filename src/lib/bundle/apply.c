@@ -199,9 +199,10 @@ void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res) {
 
 /* Everything before the first write: architectures, targets, stages and
  * the base. staged[i] and targets[i] receive bundle i's stage and target. */
-static int publish_prepare(const hoist_transport_opts *t, const hoist_bundle_publish_opts *o,
-                           const char *stage_root, char **staged, hoist_loc **targets,
-                           const char **archs, hoist_err **err) {
+HOIST_WUR static int publish_prepare(const hoist_transport_opts *t,
+                                     const hoist_bundle_publish_opts *o, const char *stage_root,
+                                     char **staged, hoist_loc **targets, const char **archs,
+                                     hoist_err **err) {
   for (size_t i = 0; i < o->n_bundles; i++) {
     const hoist_bundle_publish_item *b = &o->bundles[i];
     if (hoist_bundle_arch_resolve(b->arch, NULL, &archs[i], err) < 0)

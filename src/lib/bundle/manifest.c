@@ -154,7 +154,7 @@ void hoist_bundle_manifest_free(hoist_bundle_manifest *m) {
 
 static void manifest_freep(hoist_bundle_manifest **m) { hoist_bundle_manifest_free(*m); }
 
-static int missing(hoist_err **err, const char *field) {
+HOIST_WUR static int missing(hoist_err **err, const char *field) {
   return hoist_err_set(err, HOIST_E_FORMAT, "missing required manifest field: %s", field);
 }
 

@@ -15,7 +15,7 @@ typedef struct list {
   size_t n, cap;
 } list;
 
-static int add(list *l, int dirfd, const char *src, const char *dst, hoist_err **err) {
+HOIST_WUR static int add(list *l, int dirfd, const char *src, const char *dst, hoist_err **err) {
   struct stat st;
   if (fstatat(dirfd, src, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return hoist_err_errno(err, errno, "staged bundle: %s", src);
@@ -45,8 +45,8 @@ static int add(list *l, int dirfd, const char *src, const char *dst, hoist_err *
 }
 
 /* Adds src (a directory) and everything below it, mapped under dst. */
-static int add_tree(list *l, int rootfd, const char *src, const char *dst, int depth,
-                    hoist_err **err) {
+HOIST_WUR static int add_tree(list *l, int rootfd, const char *src, const char *dst, int depth,
+                              hoist_err **err) {
   if (depth > 64)
     return hoist_err_set(err, ELOOP, "staged bundle: %s: too deep", src);
   int r = add(l, rootfd, src, dst, err);

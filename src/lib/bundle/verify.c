@@ -362,7 +362,7 @@ static char *normalize_name(const char *name) {
 /* ------------------------------------------------------------ staging */
 
 /* Creates the directory path (and its missing parents) in the stage. */
-static int stage_dir(pass *p, entry *e, hoist_err **err) {
+HOIST_WUR static int stage_dir(pass *p, entry *e, hoist_err **err) {
   if (e->written)
     return 0;
   char *slash = strrchr(e->path, '/');
@@ -387,7 +387,7 @@ static int stage_dir(pass *p, entry *e, hoist_err **err) {
 }
 
 /* Opens the parent directory of e in the stage, creating it when needed. */
-static int stage_parent(pass *p, entry *e, const char **base, hoist_err **err) {
+HOIST_WUR static int stage_parent(pass *p, entry *e, const char **base, hoist_err **err) {
   char *slash = strrchr(e->path, '/');
   *base = slash ? slash + 1 : e->path;
   if (!slash)
@@ -404,7 +404,7 @@ static int stage_parent(pass *p, entry *e, const char **base, hoist_err **err) {
 
 /* Gives staged directories their modes and times, deepest first (a
  * directory's time changes when something is created in it). */
-static int stage_finish_dirs(pass *p, hoist_err **err) {
+HOIST_WUR static int stage_finish_dirs(pass *p, hoist_err **err) {
   for (size_t i = p->n_ents; i-- > 0;) {
     entry *e = &p->ents[i];
     if (e->type != 'd' || !e->written)
@@ -751,7 +751,7 @@ static int resolve(pass *p, const char *path, entry **out) {
 
 static int fail_now(hoist_err **err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-static int fail_now(hoist_err **err, int code, const char *fmt, ...) {
+HOIST_WUR static int fail_now(hoist_err **err, int code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   char *msg = NULL;
@@ -764,7 +764,7 @@ static int fail_now(hoist_err **err, int code, const char *fmt, ...) {
 }
 
 /* Check 6: each files[] entry against the payload, in manifest order. */
-static int check_files(pass *p, hoist_err **err) {
+HOIST_WUR static int check_files(pass *p, hoist_err **err) {
   const hoist_bundle_manifest *m = p->man;
   size_t n_regular = 0;
   for (size_t i = 0; i < m->n_files; i++) {
@@ -812,7 +812,7 @@ static const char *const required_binaries[] = {
 };
 
 /* Check 7: the runtime assets the image needs. */
-static int check_required(pass *p, hoist_err **err) {
+HOIST_WUR static int check_required(pass *p, hoist_err **err) {
   const hoist_bundle_manifest *m = p->man;
   size_t i;
   for (size_t b = 0; b < sizeof required_binaries / sizeof *required_binaries; b++) {
@@ -850,7 +850,7 @@ static int check_required(pass *p, hoist_err **err) {
 }
 
 /* Check 8: nothing on disk that the manifest does not list. */
-static int check_unlisted(pass *p, hoist_err **err) {
+HOIST_WUR static int check_unlisted(pass *p, hoist_err **err) {
   for (size_t i = 0; i < p->n_ents; i++) {
     entry *e = &p->ents[i];
     if (e->type == 'd' || strcmp(e->path, "manifest.json") == 0)
@@ -861,7 +861,7 @@ static int check_unlisted(pass *p, hoist_err **err) {
   return 0;
 }
 
-static int take_failure(pass *p, hoist_err **err) {
+HOIST_WUR static int take_failure(pass *p, hoist_err **err) {
   int code = p->fail->code;
   if (err && !*err)
     *err = p->fail;
@@ -872,7 +872,7 @@ static int take_failure(pass *p, hoist_err **err) {
 }
 
 /* Check 1 and the streaming pass; then checks 2-8 in order. */
-static int run_pass(pass *p, const char *tarball, hoist_err **err) {
+HOIST_WUR static int run_pass(pass *p, const char *tarball, hoist_err **err) {
   struct stat st;
   if (stat(tarball, &st) < 0) {
     if (errno == ENOENT || errno == ENOTDIR)
@@ -975,7 +975,7 @@ void hoist_bundle_info_free(hoist_bundle_info *info) {
   free(info);
 }
 
-static int pass_init(pass *p, const hoist_bundle_opts *o, hoist_err **err) {
+HOIST_WUR static int pass_init(pass *p, const hoist_bundle_opts *o, hoist_err **err) {
   memset(p, 0, sizeof *p);
   p->payload_fd = -1;
   if (!o || !hoist_bundle_libdir(o->arch))
@@ -1073,7 +1073,7 @@ out:
   if (p.payload_fd >= 0)
     close(p.payload_fd);
   if (r < 0)
-    hoist_fs_rm_rf_at(intofd, tmpname, NULL);
+    hoist_best_effort(hoist_fs_rm_rf_at(intofd, tmpname, NULL)); /* the stage's sweep */
   pass_free(&p);
   return r;
 }

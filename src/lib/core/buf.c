@@ -13,7 +13,7 @@ void hoist_buf_init(hoist_buf *b, size_t max) {
 
 static size_t buf_max(const hoist_buf *b) { return b->max ? b->max : HOIST_BUF_DEFAULT_MAX; }
 
-static int buf_reserve(hoist_buf *b, size_t extra, hoist_err **err) {
+HOIST_WUR static int buf_reserve(hoist_buf *b, size_t extra, hoist_err **err) {
   if (extra > buf_max(b) || b->len > buf_max(b) - extra)
     return hoist_err_set(err, HOIST_E_LIMIT, "buffer limit of %zu bytes exceeded", buf_max(b));
   size_t need = b->len + extra + 1;

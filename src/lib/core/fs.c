@@ -43,8 +43,8 @@ int hoist_fs_write_all(int fd, const void *data, size_t len, hoist_err **err) {
   return 0;
 }
 
-static int write_atomic(int dirfd, const char *name, const void *data, size_t len, mode_t mode,
-                        bool durable, hoist_err **err) {
+HOIST_WUR static int write_atomic(int dirfd, const char *name, const void *data, size_t len,
+                                  mode_t mode, bool durable, hoist_err **err) {
   const char *slash = strrchr(name, '/');
   _cleanup_free_ char *dir = slash ? strndup(name, (size_t)(slash - name + 1)) : hoist_strdup(".");
   const char *base = slash ? slash + 1 : name;
@@ -88,8 +88,8 @@ int hoist_fs_write_replace(int dirfd, const char *name, const void *data, size_t
  * symlink out of it. in_root: ".." at the root stays at the root and
  * absolute symlinks restart at rootfd; otherwise (beneath) both are refused
  * with EXDEV. Returns an fd opened with flags on the final component. */
-static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool in_root,
-                     hoist_err **err) {
+HOIST_WUR static int walk_open(int rootfd, const char *path, int flags, mode_t mode, bool in_root,
+                               hoist_err **err) {
   enum { MAX_DEPTH = 256 };
   int stack[MAX_DEPTH];
   int depth = 0;
@@ -235,8 +235,8 @@ out:
   return result;
 }
 
-static int open_resolve(int dirfd, const char *path, int flags, mode_t mode, uint64_t resolve,
-                        hoist_err **err) {
+HOIST_WUR static int open_resolve(int dirfd, const char *path, int flags, mode_t mode,
+                                  uint64_t resolve, hoist_err **err) {
   if (hoist_fs_have_openat2()) {
     struct open_how how = {.flags = (uint64_t)(flags | O_CLOEXEC),
                            .mode = (flags & (O_CREAT | O_TMPFILE)) ? mode : 0,
@@ -266,7 +266,8 @@ int hoist_fs_open_beneath(int dirfd, const char *path, int flags, mode_t mode, h
 #define MKDIR_P_MAX_LINKS 40
 
 /* mkdir -p inside rootfd; links: dangling symlinks it may still follow. */
-static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, int links, hoist_err **err) {
+HOIST_WUR static int mkdir_p_in_root(int rootfd, const char *path, mode_t mode, int links,
+                                     hoist_err **err) {
   int cur = fcntl(rootfd, F_DUPFD_CLOEXEC, 3);
   if (cur < 0)
     return hoist_err_errno(err, errno, "dup root fd");
@@ -405,7 +406,7 @@ int hoist_fs_check_owned(int fd, const char *what, hoist_err **err) {
   return 0;
 }
 
-static int rm_rf_fd(int dfd, hoist_err **err) {
+HOIST_WUR static int rm_rf_fd(int dfd, hoist_err **err) {
   DIR *d = fdopendir(dfd);
   if (!d) {
     close(dfd);

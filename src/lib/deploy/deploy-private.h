@@ -72,6 +72,7 @@ int hoist_deploy_cache_check(const char *cache_path, int rootfd, const char *key
 int hoist_deploy_cache_write(const char *cache_path, const char *key, const struct timespec *since,
                              const hoist_deploy_fingerprint *fp, size_t n_comp,
                              hoist_deploy_cache_dir *dirs, size_t n_dirs,
-                             const hoist_deploy_cache_file *files, size_t n_files, hoist_err **err);
+                             const hoist_deploy_cache_file *files, size_t n_files,
+                             hoist_err **err) HOIST_WUR;
 
 #endif

@@ -259,7 +259,7 @@ static int walk(fp_ctx *ctx, git_tree *tree, const uint8_t *cover) {
   return 0;
 }
 
-static int head_tree(git_repository *repo, git_tree **out, hoist_err **err) {
+HOIST_WUR static int head_tree(git_repository *repo, git_tree **out, hoist_err **err) {
   git_reference *head = NULL;
   int r = git_repository_head(&head, repo);
   if (r == GIT_EUNBORNBRANCH || r == GIT_ENOTFOUND) {
@@ -965,8 +965,8 @@ static void sort_unique(hoist_strv *out) {
 
 /* sha256 hex of a changed file's content (of a symlink's target string),
  * or __MISSING__ when it is gone or not a file. */
-static int content_hash(int rootfd, const char *path, char out[HOIST_DIGEST_HEX_LEN + 1],
-                        hoist_err **err) {
+HOIST_WUR static int content_hash(int rootfd, const char *path, char out[HOIST_DIGEST_HEX_LEN + 1],
+                                  hoist_err **err) {
   struct stat st;
   if (fstatat(rootfd, path, &st, AT_SYMLINK_NOFOLLOW) < 0) {
     if (errno == ENOENT || errno == ENOTDIR) {

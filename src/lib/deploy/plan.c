@@ -25,7 +25,7 @@ static bool exit_ok(int status, char *buf, size_t len) {
   return false;
 }
 
-static int wait_child(pid_t pid, int *status, hoist_err **err) {
+HOIST_WUR static int wait_child(pid_t pid, int *status, hoist_err **err) {
   while (waitpid(pid, status, 0) < 0)
     if (errno != EINTR)
       return hoist_err_errno(err, errno, "waitpid");
@@ -34,8 +34,8 @@ static int wait_child(pid_t pid, int *status, hoist_err **err) {
 
 /* Starts `sh -c command` in dir with envp (NULL: ours), its stdout on
  * out_fd when that is not -1; *pid receives it. */
-static int spawn_shell(const char *dir, const char *command, char **envp, int out_fd, pid_t *pid,
-                       hoist_err **err) {
+HOIST_WUR static int spawn_shell(const char *dir, const char *command, char **envp, int out_fd,
+                                 pid_t *pid, hoist_err **err) {
   posix_spawn_file_actions_t fa;
   posix_spawn_file_actions_init(&fa);
   posix_spawn_file_actions_addchdir_np(&fa, dir);
@@ -264,9 +264,9 @@ static double now(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan, const char *root,
-                    const hoist_deploy_component *c, const char *fingerprint, size_t step,
-                    hoist_err **err) {
+HOIST_WUR static int run_step(const hoist_deploy_file *f, const hoist_deploy_plan *plan,
+                              const char *root, const hoist_deploy_component *c,
+                              const char *fingerprint, size_t step, hoist_err **err) {
   hoist_strv own = {0};
   _cleanup_free_ char **envp = step_env(f, plan, c->name, fingerprint, &own);
   fflush(NULL); /* what the caller printed before the step comes first */

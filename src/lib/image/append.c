@@ -9,8 +9,8 @@
 
 /* The base's single-platform manifest: the document itself, or the entry of
  * an index matching want (the host's platform when want is NULL). */
-static int base_manifest(hoist_transport_source *base, const hoist_platform *want,
-                         hoist_manifest **out, hoist_err **err) {
+HOIST_WUR static int base_manifest(hoist_transport_source *base, const hoist_platform *want,
+                                   hoist_manifest **out, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *got_mt = NULL;
   char got[HOIST_DIGEST_STR_LEN];
@@ -40,8 +40,8 @@ static int base_manifest(hoist_transport_source *base, const hoist_platform *wan
 }
 
 /* Media type of the new layer in a manifest of the base's kind. */
-static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, const char **out,
-                                hoist_err **err) {
+HOIST_WUR static int new_layer_media_type(const hoist_manifest *m, hoist_compression c,
+                                          const char **out, hoist_err **err) {
   if (strcmp(m->media_type, HOIST_MT_DOCKER_MANIFEST) != 0) {
     *out = hoist_layer_media_type(c);
     return 0;
@@ -60,8 +60,9 @@ static int new_layer_media_type(const hoist_manifest *m, hoist_compression c, co
   }
 }
 
-static int copy_prebuilt(hoist_transport_target *target, const hoist_image_append_prebuilt *pre,
-                         hoist_layer_result *res, hoist_err **err) {
+HOIST_WUR static int copy_prebuilt(hoist_transport_target *target,
+                                   const hoist_image_append_prebuilt *pre, hoist_layer_result *res,
+                                   hoist_err **err) {
   if (hoist_transport_copy_blob(target, pre->from, &pre->desc, NULL, NULL, err) < 0)
     return hoist_err_wrap(err, "copy layer %s", pre->desc.digest);
   memset(res, 0, sizeof *res);
@@ -75,9 +76,9 @@ static int copy_prebuilt(hoist_transport_target *target, const hoist_image_appen
 
 /* The base layers the target lacks, from the base (mounted when the target
  * can take them from the base's origin). */
-static int copy_base_layers(hoist_transport_source *base, hoist_transport_target *target,
-                            const hoist_manifest *m, hoist_image_append_result *out,
-                            hoist_err **err) {
+HOIST_WUR static int copy_base_layers(hoist_transport_source *base, hoist_transport_target *target,
+                                      const hoist_manifest *m, hoist_image_append_result *out,
+                                      hoist_err **err) {
   for (size_t i = 0; i < m->n_layers; i++) {
     const hoist_descriptor *d = &m->layers[i];
     hoist_transport_how how = HOIST_TRANSPORT_PRESENT;

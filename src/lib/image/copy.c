@@ -26,7 +26,7 @@ static bool is_foreign(const hoist_descriptor *d) {
 }
 
 /* Moves one blob from c->src to c->dst, counting how it went. */
-static int copy_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
+HOIST_WUR static int copy_blob(copy_ctx *c, const hoist_descriptor *d, hoist_err **err) {
   if (is_foreign(d))
     return 0; /* non-distributable: stays where its urls point */
   hoist_transport_how how = HOIST_TRANSPORT_PRESENT;
@@ -86,8 +86,8 @@ static void *pool_worker(void *arg) {
 }
 
 /* Copies the blobs with up to c->jobs threads (this one included). */
-static int copy_blobs(copy_ctx *c, const hoist_descriptor *const *blobs, size_t n,
-                      hoist_err **err) {
+HOIST_WUR static int copy_blobs(copy_ctx *c, const hoist_descriptor *const *blobs, size_t n,
+                                hoist_err **err) {
   pool p = {.c = c, .blobs = blobs, .n = n};
   pthread_mutex_init(&p.lock, NULL);
   size_t nt = c->jobs < n ? c->jobs : n;
@@ -115,15 +115,15 @@ static int copy_blobs(copy_ctx *c, const hoist_descriptor *const *blobs, size_t 
 
 /* ------------------------------------------------------------ images */
 
-static int put_manifest(copy_ctx *c, const char *reference, const char *data, size_t len,
-                        const char *mt, hoist_err **err) {
+HOIST_WUR static int put_manifest(copy_ctx *c, const char *reference, const char *data, size_t len,
+                                  const char *mt, hoist_err **err) {
   atomic_fetch_add(&c->manifests, 1);
   return c->dst->ops->put_manifest(c->dst, reference, data, len, mt, err);
 }
 
 /* Copies one image manifest and its blobs; the manifest goes last. */
-static int copy_manifest(copy_ctx *c, const char *data, size_t len, const char *mt,
-                         const char *digest, const char *reference, hoist_err **err) {
+HOIST_WUR static int copy_manifest(copy_ctx *c, const char *data, size_t len, const char *mt,
+                                   const char *digest, const char *reference, hoist_err **err) {
   _cleanup_manifest_ hoist_manifest *m = NULL;
   if (hoist_manifest_parse(data, len, &m, err) < 0)
     return hoist_err_wrap(err, "manifest %s", digest);
@@ -164,9 +164,9 @@ static char *platforms_of(const hoist_index *ix) {
  * to c->dst under reference. On return *mt and digest describe what was
  * written at the top (the platform's manifest, when one was picked from an
  * index). */
-static int copy_document(copy_ctx *c, char **data, size_t *len, char **mt,
-                         char digest[HOIST_DIGEST_STR_LEN], const char *reference,
-                         const hoist_image_copy_opts *opts, hoist_err **err) {
+HOIST_WUR static int copy_document(copy_ctx *c, char **data, size_t *len, char **mt,
+                                   char digest[HOIST_DIGEST_STR_LEN], const char *reference,
+                                   const hoist_image_copy_opts *opts, hoist_err **err) {
   hoist_media_kind kind = hoist_media_kind_of(*mt);
   if (kind == HOIST_MEDIA_MANIFEST)
     return copy_manifest(c, *data, *len, *mt, digest, reference, err);
@@ -223,10 +223,10 @@ static void copy_finish(copy_ctx *c, hoist_image_copy_result *res) {
 
 /* Copies the document (already read from c->src), then commits c->dst when
  * commit is true, and fills res. */
-static int copy_all(copy_ctx *c, char **data, size_t *len, char **mt,
-                    char digest[HOIST_DIGEST_STR_LEN], const char *reference,
-                    const hoist_image_copy_opts *opts, bool commit, hoist_image_copy_result *res,
-                    hoist_err **err) {
+HOIST_WUR static int copy_all(copy_ctx *c, char **data, size_t *len, char **mt,
+                              char digest[HOIST_DIGEST_STR_LEN], const char *reference,
+                              const hoist_image_copy_opts *opts, bool commit,
+                              hoist_image_copy_result *res, hoist_err **err) {
   int ret = copy_document(c, data, len, mt, digest, reference, opts, err);
   if (ret == 0 && commit)
     ret = hoist_transport_commit(c->dst, err);

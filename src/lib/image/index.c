@@ -53,8 +53,8 @@ static char *index_platforms(const hoist_index *ix) {
 
 /* Opens and reads src: one image manifest, or an index of exactly one;
  * fills m (m->src stays open for the copy). */
-static int read_member(const hoist_transport_opts *t, const hoist_loc *src, member *m,
-                       hoist_err **err) {
+HOIST_WUR static int read_member(const hoist_transport_opts *t, const hoist_loc *src, member *m,
+                                 hoist_err **err) {
   m->name = hoist_loc_string(src);
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *got_mt = NULL;
@@ -124,9 +124,10 @@ static bool in_target(const hoist_loc *target, const hoist_loc *src) {
 
 /* Copies member m's image into the target by digest unless it is there
  * already. */
-static int bring_member(hoist_transport_target *dst, const hoist_loc *target, const hoist_loc *src,
-                        member *m, const hoist_image_index_opts *opts, bool *copied,
-                        hoist_err **err) {
+HOIST_WUR static int bring_member(hoist_transport_target *dst, const hoist_loc *target,
+                                  const hoist_loc *src, member *m,
+                                  const hoist_image_index_opts *opts, bool *copied,
+                                  hoist_err **err) {
   *copied = false;
   if (in_target(target, src))
     return 0;
@@ -146,8 +147,8 @@ static int bring_member(hoist_transport_target *dst, const hoist_loc *target, co
   return 0;
 }
 
-static int check_target(const hoist_loc *target, const hoist_image_index_opts *opts,
-                        hoist_err **err) {
+HOIST_WUR static int check_target(const hoist_loc *target, const hoist_image_index_opts *opts,
+                                  hoist_err **err) {
   if (target->kind == HOIST_LOC_REGISTRY ? !target->ref->tag || target->ref->digest : !target->tag)
     return hoist_err_set(err, EINVAL, "the index target needs a tag (REPO:TAG or oci:DIR:TAG)");
   for (size_t i = 0; opts->tags && opts->tags[i]; i++) {
@@ -174,10 +175,11 @@ static int check_target(const hoist_loc *target, const hoist_image_index_opts *o
 
 /* Copies the members into the target, then stores the index (data) at the
  * target's tag and at every opts->tags, and commits the target. */
-static int write_index(const hoist_transport_opts *t, const hoist_loc *target,
-                       const hoist_loc *const *srcs, member *ms, size_t n, const char *data,
-                       size_t len, const char *mt, const hoist_image_index_opts *opts,
-                       hoist_image_index_result *out, hoist_err **err) {
+HOIST_WUR static int write_index(const hoist_transport_opts *t, const hoist_loc *target,
+                                 const hoist_loc *const *srcs, member *ms, size_t n,
+                                 const char *data, size_t len, const char *mt,
+                                 const hoist_image_index_opts *opts, hoist_image_index_result *out,
+                                 hoist_err **err) {
   _cleanup_transport_target_ hoist_transport_target *dst = NULL;
   if (hoist_transport_open_target(t, target, &dst, err) < 0)
     return -1;

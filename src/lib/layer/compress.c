@@ -53,7 +53,7 @@ typedef struct compress_writer {
   bool failed;
 } compress_writer;
 
-static int cw_flush_out(compress_writer *cw, size_t n, hoist_err **err) {
+HOIST_WUR static int cw_flush_out(compress_writer *cw, size_t n, hoist_err **err) {
   if (n == 0)
     return 0;
   int r = hoist_writer_write(cw->next, cw->out, n, err);
@@ -63,7 +63,8 @@ static int cw_flush_out(compress_writer *cw, size_t n, hoist_err **err) {
 }
 
 /* Feeds len bytes (finishing the stream when end) through the engine. */
-static int cw_run(compress_writer *cw, const void *data, size_t len, bool end, hoist_err **err) {
+HOIST_WUR static int cw_run(compress_writer *cw, const void *data, size_t len, bool end,
+                            hoist_err **err) {
   if (cw->failed)
     return hoist_err_set(err, EIO, "compressor already failed");
   switch (cw->engine) {
@@ -127,7 +128,7 @@ static int cw_run(compress_writer *cw, const void *data, size_t len, bool end, h
   return hoist_err_set(err, EINVAL, "unknown compression engine");
 }
 
-static int cw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int cw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   compress_writer *cw = (compress_writer *)w;
   while (len > 0) {
     /* igzip and zlib count input in 32 bits */
@@ -141,8 +142,8 @@ static int cw_write(hoist_writer *w, const void *data, size_t len, hoist_err **e
   return 0;
 }
 
-static int cw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN], uint64_t *size_out,
-                     hoist_err **err) {
+HOIST_WUR static int cw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN],
+                               uint64_t *size_out, hoist_err **err) {
   compress_writer *cw = (compress_writer *)w;
   int r = cw_run(cw, NULL, 0, true, err);
   if (r < 0)
@@ -251,7 +252,7 @@ typedef struct file_writer {
   bool committed;
 } file_writer;
 
-static int fw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int fw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   file_writer *fw = (file_writer *)w;
   hoist_sha256_update(fw->h, data, len);
   fw->size += len;
@@ -261,8 +262,8 @@ static int fw_write(hoist_writer *w, const void *data, size_t len, hoist_err **e
   return 0;
 }
 
-static int fw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN], uint64_t *size_out,
-                     hoist_err **err) {
+HOIST_WUR static int fw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN],
+                               uint64_t *size_out, hoist_err **err) {
   file_writer *fw = (file_writer *)w;
   /* atomic (rename) but not fsync'd: durable blobs are the store's job */
   if (fw->tmp) {

@@ -114,7 +114,7 @@ typedef struct walk_ctx {
 
 /* Adds the children of directory src (named name in the image; "" for the
  * root), recursively. */
-static int walk_dir(walk_ctx *c, const char *src, const char *name, hoist_err **err) {
+HOIST_WUR static int walk_dir(walk_ctx *c, const char *src, const char *name, hoist_err **err) {
   DIR *d = opendir(src);
   if (!d)
     return hoist_err_errno(err, errno, "open directory %s", src);
@@ -183,7 +183,7 @@ static char *normalize_dest(const char *p, hoist_err **err) {
   return dest;
 }
 
-static int collect(const hoist_layer_source *src, entry_list *list, hoist_err **err) {
+HOIST_WUR static int collect(const hoist_layer_source *src, entry_list *list, hoist_err **err) {
   walk_ctx c = {list, src->kind == HOIST_LAYER_OVERLAY};
   switch (src->kind) {
   case HOIST_LAYER_TREE:
@@ -371,11 +371,11 @@ typedef struct borrowed_writer {
   hoist_writer *target;
 } borrowed_writer;
 
-static int bw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int bw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   return hoist_writer_write(((borrowed_writer *)w)->target, data, len, err);
 }
-static int bw_commit(hoist_writer *w, char d[HOIST_DIGEST_STR_LEN], uint64_t *size,
-                     hoist_err **err) {
+HOIST_WUR static int bw_commit(hoist_writer *w, char d[HOIST_DIGEST_STR_LEN], uint64_t *size,
+                               hoist_err **err) {
   return hoist_writer_commit(((borrowed_writer *)w)->target, d, size, err);
 }
 static void bw_free(hoist_writer *w) { free(w); }
@@ -408,7 +408,7 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static int add_xattrs(struct archive_entry *ae, const char *path, hoist_err **err) {
+HOIST_WUR static int add_xattrs(struct archive_entry *ae, const char *path, hoist_err **err) {
   ssize_t n = llistxattr(path, NULL, 0);
   if (n < 0) {
     if (errno == ENOTSUP)

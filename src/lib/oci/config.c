@@ -6,8 +6,8 @@
 #include "oci-private.h"
 
 /* Optional member of obj that must be of a JSON type checked by is, or null. */
-static int check_opt(const json_t *obj, const char *key, int (*is)(const json_t *),
-                     const char *what, hoist_err **err) {
+HOIST_WUR static int check_opt(const json_t *obj, const char *key, int (*is)(const json_t *),
+                               const char *what, hoist_err **err) {
   json_t *v = json_object_get(obj, key);
   if (!v || json_is_null(v) || is(v))
     return 0;
@@ -18,14 +18,14 @@ static int is_string(const json_t *v) { return json_is_string(v); }
 static int is_object(const json_t *v) { return json_is_object(v); }
 static int is_bool(const json_t *v) { return json_is_boolean(v); }
 
-static int check_opt_strings(const json_t *obj, const char *key, hoist_err **err) {
+HOIST_WUR static int check_opt_strings(const json_t *obj, const char *key, hoist_err **err) {
   json_t *v = json_object_get(obj, key);
   if (!v || json_is_null(v))
     return 0;
   return oci_check_string_array(v, key, err);
 }
 
-static int check_section(const json_t *cfg, hoist_err **err) {
+HOIST_WUR static int check_section(const json_t *cfg, hoist_err **err) {
   if (!json_is_object(cfg))
     return hoist_err_set(err, HOIST_E_FORMAT, "must be an object");
   int r;
@@ -44,7 +44,7 @@ static int check_section(const json_t *cfg, hoist_err **err) {
   return 0;
 }
 
-static int check_history(const json_t *h, hoist_err **err) {
+HOIST_WUR static int check_history(const json_t *h, hoist_err **err) {
   if (!json_is_array(h))
     return hoist_err_set(err, HOIST_E_FORMAT, "history must be an array");
   size_t i;
@@ -63,7 +63,7 @@ static int check_history(const json_t *h, hoist_err **err) {
   return 0;
 }
 
-static int config_validate(const json_t *root, hoist_err **err) {
+HOIST_WUR static int config_validate(const json_t *root, hoist_err **err) {
   const char *s;
   int r;
   if ((r = oci_req_string(root, "architecture", &s, err)) < 0 ||
@@ -158,7 +158,8 @@ hoist_platform *hoist_config_platform(const hoist_config *c) {
   p->os_version = osv && *osv ? hoist_strdup(osv) : NULL;
   json_t *f = json_object_get(c->root, "os.features");
   if (json_is_array(f))
-    oci_strv_from_json(f, "os.features", &p->os_features, NULL);
+    hoist_best_effort(/* a malformed list: no features */
+                      oci_strv_from_json(f, "os.features", &p->os_features, NULL));
   return p;
 }
 

@@ -5,7 +5,7 @@
 
 #include "oci-private.h"
 
-static int index_from_json(json_t *root, hoist_index **out, hoist_err **err) {
+HOIST_WUR static int index_from_json(json_t *root, hoist_index **out, hoist_err **err) {
   int r;
   if ((r = oci_schema_version(root, err)) < 0)
     return r;
@@ -44,7 +44,7 @@ static json_t *index_to_json(const hoist_index *ix, hoist_err **err) {
   return steal_pointer(&o);
 }
 
-static int index_check(const char *data, size_t len, hoist_err **err) {
+HOIST_WUR static int index_check(const char *data, size_t len, hoist_err **err) {
   _cleanup_index_ hoist_index *ix = NULL;
   return hoist_index_parse(data, len, &ix, err);
 }

@@ -27,7 +27,7 @@ int oci_annotations(const json_t *root, json_t **out, hoist_err **err) {
   return 0;
 }
 
-static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **err) {
+HOIST_WUR static int manifest_from_json(json_t *root, hoist_manifest **out, hoist_err **err) {
   int r;
   if ((r = oci_schema_version(root, err)) < 0)
     return r;
@@ -124,7 +124,7 @@ static json_t *manifest_to_json(const hoist_manifest *m, hoist_err **err) {
 }
 
 /* hoist writes images only: what it emits must parse as one. */
-static int manifest_check(const char *data, size_t len, hoist_err **err) {
+HOIST_WUR static int manifest_check(const char *data, size_t len, hoist_err **err) {
   _cleanup_manifest_ hoist_manifest *m = NULL;
   return hoist_manifest_parse_image(data, len, &m, err);
 }

@@ -47,7 +47,7 @@ static char *read_token(const char **p) {
 
 /* Reads a quoted-string (with backslash escapes) at *p, the opening quote
  * included. */
-static int read_quoted(const char **p, char **out, hoist_err **err) {
+HOIST_WUR static int read_quoted(const char **p, char **out, hoist_err **err) {
   const char *s = *p + 1;
   _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(CHALLENGE_MAX);
   for (;;) {
@@ -283,8 +283,8 @@ static size_t collect(char *buf, size_t size, size_t n, void *ud) {
 
 /* Appends "k=<v escaped>" to q, after *sep when it is set; *sep becomes
  * '&'. */
-static int add_param(CURL *c, hoist_buf *q, char *sep, const char *k, const char *v,
-                     hoist_err **err) {
+HOIST_WUR static int add_param(CURL *c, hoist_buf *q, char *sep, const char *k, const char *v,
+                               hoist_err **err) {
   char *e = curl_easy_escape(c, v, 0);
   if (!e)
     abort();
@@ -297,9 +297,9 @@ static int add_param(CURL *c, hoist_buf *q, char *sep, const char *k, const char
 }
 
 /* The query (GET) or form (POST, for a refresh token) of a token request. */
-static int token_request(CURL *c, hoist_buf *url, hoist_buf *form, const char *realm,
-                         const char *service, const char *scope, const hoist_creds *creds,
-                         hoist_err **err) {
+HOIST_WUR static int token_request(CURL *c, hoist_buf *url, hoist_buf *form, const char *realm,
+                                   const char *service, const char *scope, const hoist_creds *creds,
+                                   hoist_err **err) {
   hoist_buf *q = creds && creds->identity_token ? form : url;
   if (q == url && hoist_buf_appendf(url, err, "%s", realm) < 0)
     return -1;
@@ -321,9 +321,9 @@ static int token_request(CURL *c, hoist_buf *url, hoist_buf *form, const char *r
 }
 
 /* Asks the token service for a token for scope. */
-static int fetch_token(hoist_registry *r, const char *host, const char *realm, const char *service,
-                       const char *scope, const hoist_creds *creds, char **token, long *ttl,
-                       hoist_err **err) {
+HOIST_WUR static int fetch_token(hoist_registry *r, const char *host, const char *realm,
+                                 const char *service, const char *scope, const hoist_creds *creds,
+                                 char **token, long *ttl, hoist_err **err) {
   CURL *c = curl_easy_init();
   if (!c)
     abort();

@@ -30,8 +30,9 @@ static const char *short_digest(const char *digest, char buf[20]) {
 
 /* --------------------------------------------------------------- HEAD */
 
-static int blob_head(hoist_registry *r, const char *host, const char *repo, const char *digest,
-                     const char *scope, bool *exists, int64_t *size, hoist_err **err) {
+HOIST_WUR static int blob_head(hoist_registry *r, const char *host, const char *repo,
+                               const char *digest, const char *scope, bool *exists, int64_t *size,
+                               hoist_err **err) {
   _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/%s", repo, digest);
   reg_req q = {.method = "HEAD", .host = host, .url = url, .scope = scope};
   _cleanup_resp_ reg_resp resp = {0};
@@ -74,7 +75,7 @@ typedef struct verify_writer {
   const char *digest;
 } verify_writer;
 
-static int verify_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int verify_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   verify_writer *v = (verify_writer *)w;
   if (v->size >= 0 && v->n + len > (uint64_t)v->size)
     return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: more than the %lld bytes announced",
@@ -140,9 +141,9 @@ static uint64_t chunk_size(const hoist_registry *r, const reg_resp *start) {
 
 /* Starts an upload session (or mounts); *location receives the session URL,
  * NULL when the mount succeeded. */
-static int upload_start(hoist_registry *r, const char *host, const char *repo, const char *digest,
-                        const char *mount_from, const char *scope, char **location, uint64_t *chunk,
-                        hoist_err **err) {
+HOIST_WUR static int upload_start(hoist_registry *r, const char *host, const char *repo,
+                                  const char *digest, const char *mount_from, const char *scope,
+                                  char **location, uint64_t *chunk, hoist_err **err) {
   _cleanup_free_ char *url = mount_from ? hoist_asprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s",
                                                          repo, digest, mount_from)
                                         : hoist_asprintf("/v2/%s/blobs/uploads/", repo);
@@ -162,8 +163,8 @@ static int upload_start(hoist_registry *r, const char *host, const char *repo, c
 }
 
 /* Asks the upload session how much it has; *offset the next byte. */
-static int upload_status(hoist_registry *r, const char *host, const char *scope, char **location,
-                         uint64_t *offset, hoist_err **err) {
+HOIST_WUR static int upload_status(hoist_registry *r, const char *host, const char *scope,
+                                   char **location, uint64_t *offset, hoist_err **err) {
   reg_req q = {.method = "GET", .host = host, .url = *location, .scope = scope};
   _cleanup_resp_ reg_resp resp = {0};
   if (reg_do(r, &q, &resp, err) < 0)
@@ -185,9 +186,10 @@ static int upload_status(hoist_registry *r, const char *host, const char *scope,
 /* Sends bytes [from, size) of fd to the session in chunks, then finishes it.
  * Returns 0, or -1 with *err; *status is the failing answer's HTTP status, 0
  * when the connection failed. */
-static int upload_body(hoist_registry *r, const char *host, const char *digest, uint64_t size,
-                       int fd, const char *scope, char **location, uint64_t from, uint64_t chunk,
-                       const char *pid, long *status, hoist_err **err) {
+HOIST_WUR static int upload_body(hoist_registry *r, const char *host, const char *digest,
+                                 uint64_t size, int fd, const char *scope, char **location,
+                                 uint64_t from, uint64_t chunk, const char *pid, long *status,
+                                 hoist_err **err) {
   uint64_t off = from;
   *status = 0;
   if (from == 0 && size <= chunk) {
@@ -357,7 +359,7 @@ int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *r
   reg_req q = {.method = "DELETE", .host = host, .url = location, .scope = scope};
   _cleanup_resp_ reg_resp resp = {0};
   hoist_err *ignored = NULL;
-  (void)reg_do(r, &q, &resp, &ignored);
+  hoist_best_effort(reg_do(r, &q, &resp, &ignored)); /* the registry expires it anyway */
   hoist_err_free(ignored);
   return 0;
 }
@@ -399,7 +401,7 @@ static void *upload_thread(void *arg) {
 }
 
 /* Ends the PATCH: closes the write end and waits; returns its outcome. */
-static int upload_finish_patch(upload_writer *u, hoist_err **err) {
+HOIST_WUR static int upload_finish_patch(upload_writer *u, hoist_err **err) {
   if (u->fd >= 0) {
     close(u->fd);
     u->fd = -1;
@@ -418,7 +420,7 @@ static int upload_finish_patch(upload_writer *u, hoist_err **err) {
   return 0;
 }
 
-static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   upload_writer *u = (upload_writer *)w;
   if (u->h)
     hoist_sha256_update(u->h, data, len);
@@ -441,8 +443,8 @@ static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err
   return 0;
 }
 
-static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64_t *size,
-                         hoist_err **err) {
+HOIST_WUR static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64_t *size,
+                                   hoist_err **err) {
   upload_writer *u = (upload_writer *)w;
   if (u->h)
     hoist_sha256_final(u->h, out);
@@ -470,14 +472,14 @@ static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64
 static void upload_free(hoist_writer *w) {
   upload_writer *u = (upload_writer *)w;
   hoist_err *ignored = NULL;
-  (void)upload_finish_patch(u, &ignored);
+  hoist_best_effort(upload_finish_patch(u, &ignored)); /* discarded below */
   hoist_err_free(ignored);
   if (!u->committed && u->location) {
     const char *at = u->patch.location ? u->patch.location : u->location;
     reg_req q = {.method = "DELETE", .host = u->host, .url = at, .scope = u->scope};
     _cleanup_resp_ reg_resp resp = {0};
     ignored = NULL;
-    (void)reg_do(u->r, &q, &resp, &ignored);
+    hoist_best_effort(reg_do(u->r, &q, &resp, &ignored)); /* likewise */
     hoist_err_free(ignored);
   }
   reg_resp_clear(&u->patch);
@@ -559,7 +561,8 @@ typedef struct manifest_sink {
   hoist_buf *buf;
 } manifest_sink;
 
-static int manifest_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int manifest_write(hoist_writer *w, const void *data, size_t len,
+                                    hoist_err **err) {
   hoist_buf *b = ((manifest_sink *)w)->buf;
   if (len > HOIST_MANIFEST_MAX - b->len)
     return hoist_err_set(err, HOIST_E_LIMIT, "manifest larger than %u MiB",
@@ -776,8 +779,9 @@ static void strv_push(char ***v, size_t *n, size_t *cap, const char *s) {
 }
 
 /* Follows a paginated list: url is the first page; key the array's name. */
-static int paginate(hoist_registry *r, const char *host, const char *first, const char *scope,
-                    const char *key, char ***out, size_t *count, hoist_err **err) {
+HOIST_WUR static int paginate(hoist_registry *r, const char *host, const char *first,
+                              const char *scope, const char *key, char ***out, size_t *count,
+                              hoist_err **err) {
   char **v = hoist_malloc0(sizeof *v);
   size_t n = 0, cap = 1;
   _cleanup_free_ char *url = hoist_strdup(first);

@@ -33,7 +33,7 @@ void hoist_creds_clear(hoist_creds *c) {
 /* Decodes base64 as credential files hold it: padding optional, a trailing
  * line break ignored, and so is a lone "=" where two are due ("YQ="), as
  * they always were. Caller frees *out. */
-static int b64_decode(const char *in, char **out, size_t *outlen, hoist_err **err) {
+HOIST_WUR static int b64_decode(const char *in, char **out, size_t *outlen, hoist_err **err) {
   size_t n = strlen(in);
   while (n && (in[n - 1] == '\n' || in[n - 1] == '\r'))
     n--;
@@ -83,7 +83,7 @@ static size_t key_match(const char *key, const char *host, const char *repo) {
   return 0;
 }
 
-static int entry_creds(const char *key, json_t *e, hoist_creds *out, hoist_err **err) {
+HOIST_WUR static int entry_creds(const char *key, json_t *e, hoist_creds *out, hoist_err **err) {
   if (!json_is_object(e))
     return hoist_err_set(err, HOIST_E_FORMAT, "auths entry \"%.100s\" is not an object", key);
   json_t *auth = json_object_get(e, "auth");
@@ -219,8 +219,8 @@ static void write_unsignalled(int fd, const char *data, size_t len) {
 }
 
 /* Runs docker-credential-<name> get with host on stdin. */
-static int run_helper(const char *name, const char *host, hoist_creds *out, bool *found,
-                      hoist_err **err) {
+HOIST_WUR static int run_helper(const char *name, const char *host, hoist_creds *out, bool *found,
+                                hoist_err **err) {
   *found = false;
   for (const char *p = name; *p; p++)
     if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
@@ -304,8 +304,8 @@ static int run_helper(const char *name, const char *host, hoist_creds *out, bool
 
 /* Reads the file at path (what it is names it in errors): *data stays NULL
  * when it is missing and not required. */
-static int read_config(const char *what, const char *path, bool required, char **data, size_t *len,
-                       hoist_err **err) {
+HOIST_WUR static int read_config(const char *what, const char *path, bool required, char **data,
+                                 size_t *len, hoist_err **err) {
   hoist_err *e = NULL;
   if (hoist_fs_read_file(AT_FDCWD, path, CREDS_FILE_MAX, data, len, &e) == 0)
     return 0;
@@ -321,8 +321,8 @@ static int read_config(const char *what, const char *path, bool required, char *
 }
 
 /* Looks host up in one file; a missing file is no match unless required. */
-static int lookup_file(const char *path, bool required, const char *host, hoist_creds *out,
-                       bool *found, hoist_err **err) {
+HOIST_WUR static int lookup_file(const char *path, bool required, const char *host,
+                                 hoist_creds *out, bool *found, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   *found = false;

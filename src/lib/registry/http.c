@@ -531,7 +531,7 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
           return reg_status_error(resp, err, "%s: authentication required", q->host);
         hoist_creds c = {0};
         bool found = false;
-        (void)reg_creds_lookup(r, q->host, &c, &found, NULL);
+        hoist_best_effort(reg_creds_lookup(r, q->host, &c, &found, NULL)); /* for the message */
         hoist_creds_clear(&c);
         /* one clear error: retrying refused credentials would only loop */
         reg_status_error(resp, err, "%s: authentication failed (%s)", q->host,

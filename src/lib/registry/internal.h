@@ -102,7 +102,7 @@ static inline void reg_resp_clearp(reg_resp *r) { reg_resp_clear(r); }
 /* Performs req with authentication and the retry policy. Any HTTP status
  * comes back in resp (the caller decides what it means); transport failures
  * that outlive the retries, and authentication failures, are errors. */
-int reg_do(hoist_registry *r, reg_req *req, reg_resp *resp, hoist_err **err);
+int reg_do(hoist_registry *r, reg_req *req, reg_resp *resp, hoist_err **err) HOIST_WUR;
 
 /* An error from a registry answer: "HTTP 404: MANIFEST_UNKNOWN: manifest
  * unknown" with the JSON error body's codes and messages when present. */
@@ -117,17 +117,18 @@ char *reg_base_url(hoist_registry *r, const char *host);
 char *reg_auth_header(hoist_registry *r, const char *host, const char *scope);
 /* Handles a 401: learns the challenge and obtains a token. */
 int reg_auth_challenge(hoist_registry *r, const char *host, const char *scope, const char *www_auth,
-                       hoist_err **err);
+                       hoist_err **err) HOIST_WUR;
 void reg_auth_free(hoist_registry *r);
 
 /* creds.c: credentials for host (and repo) from options, files and helpers.
  * *found false when there are none. */
 int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
-                     hoist_err **err);
+                     hoist_err **err) HOIST_WUR;
 /* Reads the registries config file path (which must exist), else fallback
  * when it exists (either may be NULL): insecure hosts appended to r, its
  * ca-file unless r has one. */
-int reg_config_load(hoist_registry *r, const char *path, const char *fallback, hoist_err **err);
+int reg_config_load(hoist_registry *r, const char *path, const char *fallback,
+                    hoist_err **err) HOIST_WUR;
 
 /* Applies TLS, timeouts and the share handle to an easy handle. */
 void reg_curl_setup(hoist_registry *r, CURL *c, const char *url);

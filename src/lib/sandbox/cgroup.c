@@ -111,7 +111,7 @@ static char *unescape(const char *s, size_t n) {
 /* Finds the hierarchies: v1 ones from mountinfo's "cgroup" mounts whose super
  * options name the controller and that /proc/self/cgroup lists, the cgroup2
  * one when /proc/self/cgroup has a "0::" line. The first mount of each wins. */
-static int find_mounts(const sandbox_cgroup_env *env, mounts *m, hoist_err **err) {
+HOIST_WUR static int find_mounts(const sandbox_cgroup_env *env, mounts *m, hoist_err **err) {
   if (!env || !env->mountinfo || !env->self_cgroup)
     return hoist_err_set(err, EINVAL,
                          "cgroup: the texts of mountinfo and /proc/self/cgroup are "
@@ -185,7 +185,7 @@ static int write_str(const char *path, const char *s) {
 }
 
 /* Writes s to dir/file; the error names the file. */
-static int write_ctl(const char *dir, const char *file, const char *s, hoist_err **err) {
+HOIST_WUR static int write_ctl(const char *dir, const char *file, const char *s, hoist_err **err) {
   _cleanup_free_ char *path = hoist_asprintf("%s/%s", dir, file);
   int r = write_str(path, s);
   if (r < 0)
@@ -194,7 +194,7 @@ static int write_ctl(const char *dir, const char *file, const char *s, hoist_err
   return 0;
 }
 
-static int write_u64(const char *dir, const char *file, uint64_t v, hoist_err **err) {
+HOIST_WUR static int write_u64(const char *dir, const char *file, uint64_t v, hoist_err **err) {
   char s[24];
   snprintf(s, sizeof s, "%" PRIu64, v);
   return write_ctl(dir, file, s, err);
@@ -207,8 +207,8 @@ static bool has_file(const char *dir, const char *file) {
 
 /* v2: enables the controllers in enable ("+memory +pids") for dir's children.
  * hpath is dir's path inside the hierarchy ("" for the root). */
-static int enable_ctls(const char *dir, const char *hpath, const char *enable, const char *self,
-                       hoist_err **err) {
+HOIST_WUR static int enable_ctls(const char *dir, const char *hpath, const char *enable,
+                                 const char *self, hoist_err **err) {
   _cleanup_free_ char *path = hoist_asprintf("%s/cgroup.subtree_control", dir);
   int r = write_str(path, enable);
   if (r == -EBUSY) {
@@ -257,8 +257,8 @@ static void sweep_dead(const char *dir) {
   closedir(d);
 }
 
-static int make_dir(const char *mount, const char *parent, const char *name, const char *enable,
-                    const char *self, char **out, hoist_err **err) {
+HOIST_WUR static int make_dir(const char *mount, const char *parent, const char *name,
+                              const char *enable, const char *self, char **out, hoist_err **err) {
   _cleanup_free_ char *cur = hoist_strdup(strcmp(mount, "/") == 0 ? "" : mount);
   int r;
   if (enable && (r = enable_ctls(*cur ? cur : "/", "", enable, self, err)) < 0)
@@ -318,14 +318,14 @@ static char *normalize_parent(const char *parent) {
   return steal_pointer(&out);
 }
 
-static int missing(int ctl, hoist_err **err) {
+HOIST_WUR static int missing(int ctl, hoist_err **err) {
   return hoist_err_set(err, ENOENT, "cgroup: no %s controller (needed for the %s limit)",
                        ctl_names[ctl], ctl_names[ctl]);
 }
 
-static int create_v1(const mounts *m, const char *parent, const char *name,
-                     const sandbox_limits *lim, const uint64_t want[CTL_N], sandbox_cgroup *cg,
-                     hoist_err **err) {
+HOIST_WUR static int create_v1(const mounts *m, const char *parent, const char *name,
+                               const sandbox_limits *lim, const uint64_t want[CTL_N],
+                               sandbox_cgroup *cg, hoist_err **err) {
   for (int c = 0; c < CTL_N; c++)
     if (want[c] && !m->v1[c])
       return missing(c, err);
@@ -366,9 +366,9 @@ static int create_v1(const mounts *m, const char *parent, const char *name,
   return 0;
 }
 
-static int create_v2(const mounts *m, const char *parent, const char *name,
-                     const sandbox_limits *lim, const uint64_t want[CTL_N], sandbox_cgroup *cg,
-                     hoist_err **err) {
+HOIST_WUR static int create_v2(const mounts *m, const char *parent, const char *name,
+                               const sandbox_limits *lim, const uint64_t want[CTL_N],
+                               sandbox_cgroup *cg, hoist_err **err) {
   _cleanup_free_ char *cpath = hoist_asprintf("%s/cgroup.controllers", m->v2);
   _cleanup_free_ char *avail = NULL;
   size_t alen = 0;

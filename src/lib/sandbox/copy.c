@@ -50,7 +50,8 @@ static void copy_xattrs(int src, int dst) {
   }
 }
 
-static int set_meta(copier *c, int fd, const struct stat *st, const char *name, hoist_err **err) {
+HOIST_WUR static int set_meta(copier *c, int fd, const struct stat *st, const char *name,
+                              hoist_err **err) {
   if (fchown(fd, st->st_uid, st->st_gid) < 0 && (c->root || errno != EPERM))
     return hoist_err_errno(err, errno, "chown %s", name);
   if (fchmod(fd, st->st_mode & 07777) < 0)
@@ -61,7 +62,7 @@ static int set_meta(copier *c, int fd, const struct stat *st, const char *name, 
   return 0;
 }
 
-static int copy_data(copier *c, int in, int out, const char *name, hoist_err **err) {
+HOIST_WUR static int copy_data(copier *c, int in, int out, const char *name, hoist_err **err) {
   if (!c->no_reflink) {
     if (ioctl(out, FICLONE, in) == 0) {
       c->reflinked = true;
@@ -99,7 +100,8 @@ static int copy_data(copier *c, int in, int out, const char *name, hoist_err **e
 static int copy_entry(copier *c, int sdir, int ddir, const char *name, const char *rel,
                       hoist_err **err);
 
-static int copy_dir_contents(copier *c, int sfd, int dfd, const char *rel, hoist_err **err) {
+HOIST_WUR static int copy_dir_contents(copier *c, int sfd, int dfd, const char *rel,
+                                       hoist_err **err) {
   int dup_fd = fcntl(sfd, F_DUPFD_CLOEXEC, 0);
   if (dup_fd < 0)
     return hoist_err_errno(err, errno, "dup");
@@ -124,8 +126,8 @@ static int copy_dir_contents(copier *c, int sfd, int dfd, const char *rel, hoist
 }
 
 /* Copies sdir/name to ddir/name (rel: its path from the destination root). */
-static int copy_entry(copier *c, int sdir, int ddir, const char *name, const char *rel,
-                      hoist_err **err) {
+HOIST_WUR static int copy_entry(copier *c, int sdir, int ddir, const char *name, const char *rel,
+                                hoist_err **err) {
   struct stat st;
   if (fstatat(sdir, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
     return hoist_err_errno(err, errno, "stat %s", rel);
@@ -237,7 +239,7 @@ typedef struct dnode {
   bool made; /* made by the diff: metadata to apply */
 } dnode;
 
-static int upper_dir(dnode *n, hoist_err **err) {
+HOIST_WUR static int upper_dir(dnode *n, hoist_err **err) {
   if (n->ufd >= 0)
     return n->ufd;
   int pfd = upper_dir(n->parent, err);
@@ -336,7 +338,7 @@ static bool unchanged(int ldir, int cdir, const char *name, const struct stat *l
  * refuse 0:0 character devices and overlay xattrs: there whiteouts and opaque
  * markers are written in their OCI layer form, empty ".wh.<name>" and
  * ".wh..wh..opq" files, which the layer writer passes through unchanged. */
-static int make_whiteout(int dir, const char *name, const char *rel, hoist_err **err) {
+HOIST_WUR static int make_whiteout(int dir, const char *name, const char *rel, hoist_err **err) {
   if (mknodat(dir, name, S_IFCHR | 0, makedev(0, 0)) == 0)
     return 0;
   if (errno != EPERM && errno != EOPNOTSUPP && errno != EINVAL)
@@ -350,7 +352,7 @@ static int make_whiteout(int dir, const char *name, const char *rel, hoist_err *
   return 0;
 }
 
-static int mark_opaque(int fd, const char *rel, hoist_err **err) {
+HOIST_WUR static int mark_opaque(int fd, const char *rel, hoist_err **err) {
   if (fsetxattr(fd, "trusted.overlay.opaque", "y", 1, 0) == 0 ||
       fsetxattr(fd, "user.overlay.opaque", "y", 1, 0) == 0)
     return 0;
@@ -363,8 +365,8 @@ static int mark_opaque(int fd, const char *rel, hoist_err **err) {
 
 static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err);
 
-static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const char *rel,
-                      hoist_err **err) {
+HOIST_WUR static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const char *rel,
+                                hoist_err **err) {
   struct stat cst, lst;
   if (fstatat(n->cfd, name, &cst, AT_SYMLINK_NOFOLLOW) < 0)
     return hoist_err_errno(err, errno, "stat %s", rel);
@@ -403,7 +405,7 @@ static int diff_entry(copier *cp, dnode *n, int ldir, const char *name, const ch
   return 0;
 }
 
-static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err) {
+HOIST_WUR static int diff_dir(copier *cp, dnode *n, int ldir, const char *rel, hoist_err **err) {
   int r = 0;
   int dfd = fcntl(n->cfd, F_DUPFD_CLOEXEC, 0);
   DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;

@@ -484,7 +484,7 @@ static bool listens(const char *table, uint16_t port) {
 /* 1 when the namespace of pid has its default route and a listener on each
  * forwarded port (pasta binds those only after configuring the routes), 0
  * when not yet. */
-static int ns_ready(pid_t pid, const uint16_t *ports, size_t n_ports, hoist_err **err) {
+HOIST_WUR static int ns_ready(pid_t pid, const uint16_t *ports, size_t n_ports, hoist_err **err) {
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/net/route", (int)pid);
   _cleanup_free_ char *route = NULL;
@@ -499,7 +499,7 @@ static int ns_ready(pid_t pid, const uint16_t *ports, size_t n_ports, hoist_err 
   if (hoist_fs_read_file(AT_FDCWD, path, PROC_MAX, &tcp, NULL, err) < 0)
     return hoist_err_wrap(err, "net: the namespace's process %d", (int)pid);
   snprintf(path, sizeof path, "/proc/%d/net/tcp6", (int)pid);
-  hoist_fs_read_file(AT_FDCWD, path, PROC_MAX, &tcp6, NULL, NULL); /* absent without IPv6 */
+  hoist_best_effort(hoist_fs_read_file(AT_FDCWD, path, PROC_MAX, &tcp6, NULL, NULL)); /* no IPv6 */
   for (size_t i = 0; i < n_ports; i++)
     if (!listens(tcp, ports[i]) && !(tcp6 && listens(tcp6, ports[i])))
       return 0;
@@ -508,8 +508,8 @@ static int ns_ready(pid_t pid, const uint16_t *ports, size_t n_ports, hoist_err 
 
 /* Waits until pasta has configured the namespace of pid; on failure pasta is
  * killed and reaped, and the error carries what it said. */
-static int wait_ready(pid_t pid, pid_t pasta, int errfd, const uint16_t *ports, size_t n_ports,
-                      hoist_err **err) {
+HOIST_WUR static int wait_ready(pid_t pid, pid_t pasta, int errfd, const uint16_t *ports,
+                                size_t n_ports, hoist_err **err) {
   _cleanup_buf_ hoist_buf text = HOIST_BUF_INIT(PASTA_ERR_MAX);
   bool open = true;
   int64_t deadline = now_ms() + PASTA_WAIT_MS;

@@ -31,7 +31,7 @@ typedef struct {
  * the image has none). A numeric uid missing from passwd keeps gid 0 unless
  * given. Names that are not found are an error (ENOENT). */
 int sandbox_user_resolve(const char *spec, const char *passwd, const char *group, sandbox_user *out,
-                         hoist_err **err);
+                         hoist_err **err) HOIST_WUR;
 
 /* Finds the first "name:start:count" or "uid:start:count" line of an
  * /etc/subuid or /etc/subgid text granted to the user. */
@@ -75,7 +75,7 @@ void sandbox_lines_free(sandbox_lines *l);
  * where the filesystem allows, else copy_file_range; modes, owners (when
  * permitted), times, xattrs, hardlinks, symlinks, devices and fifos kept.
  * *reflinked (optional) tells whether any file was reflinked. */
-int sandbox_copy_tree(const char *src, const char *dst, bool *reflinked, hoist_err **err);
+int sandbox_copy_tree(const char *src, const char *dst, bool *reflinked, hoist_err **err) HOIST_WUR;
 
 /* Writes into upper (an existing empty dir) what changed from lower to
  * changed, in overlayfs upper shape: new and modified entries copied, removed
@@ -84,7 +84,8 @@ int sandbox_copy_tree(const char *src, const char *dst, bool *reflinked, hoist_e
  * overlayfs does, the OCI forms: empty ".wh.<name>" and ".wh..wh..opq" files). Entries are compared
  * by type, mode, owner, size, mtime, link target and content (when the size matches and mtime
  * differs). */
-int sandbox_diff_tree(const char *lower, const char *changed, const char *upper, hoist_err **err);
+int sandbox_diff_tree(const char *lower, const char *changed, const char *upper,
+                      hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------------- seccomp */
 
@@ -107,7 +108,7 @@ typedef struct {
  * mount API, umount, pivot_root, setns, new user namespaces (clone and
  * unshare with CLONE_NEWUSER), ptrace and process_vm_*, io_uring, TIOCSTI and
  * TIOCLINUX ioctls, and the rest of that profile's EPERM entries. */
-int sandbox_seccomp_build(sandbox_bpf *out, hoist_err **err);
+int sandbox_seccomp_build(sandbox_bpf *out, hoist_err **err) HOIST_WUR;
 void sandbox_seccomp_free(sandbox_bpf *p);
 
 /* Loads p into the calling process (no_new_privs must already be set).
@@ -141,10 +142,11 @@ typedef struct sandbox_cgroup sandbox_cgroup;
  * root). A controller that a limit needs but the host lacks is an error
  * naming it. Errors name the file that could not be written. */
 int sandbox_cgroup_create(const sandbox_cgroup_env *env, const char *parent, const char *name,
-                          const sandbox_limits *limits, sandbox_cgroup **out, hoist_err **err);
+                          const sandbox_limits *limits, sandbox_cgroup **out,
+                          hoist_err **err) HOIST_WUR;
 
 /* Moves pid into the cgroup (every hierarchy of it). */
-int sandbox_cgroup_attach(sandbox_cgroup *cg, pid_t pid, hoist_err **err);
+int sandbox_cgroup_attach(sandbox_cgroup *cg, pid_t pid, hoist_err **err) HOIST_WUR;
 
 /* What the kernel counted since the cgroup was made. */
 typedef struct {
@@ -177,7 +179,7 @@ typedef struct {
  * and every address of the host's interfaces (as /32 or /128) these ranges do
  * not cover already, loopback excluded (a new network namespace has its
  * own). *n receives the count. */
-int sandbox_net_blocked(sandbox_prefix *out, size_t max, size_t *n, hoist_err **err);
+int sandbox_net_blocked(sandbox_prefix *out, size_t max, size_t *n, hoist_err **err) HOIST_WUR;
 
 /* In the sandbox's new network namespace, before any command runs: brings
  * lo up, turns IPv6 off for interfaces made from now on (the egress is IPv4
@@ -194,7 +196,7 @@ int sandbox_net_setup(const sandbox_prefix *blocked, size_t n, const char **what
  * in *pasta (killed by sandbox_net_stop, and by the kernel should the calling
  * thread die). */
 int sandbox_net_start(pid_t pid, bool userns, const char *tool_path, const uint16_t *ports,
-                      size_t n_ports, pid_t *pasta, hoist_err **err);
+                      size_t n_ports, pid_t *pasta, hoist_err **err) HOIST_WUR;
 void sandbox_net_stop(pid_t pasta);
 
 #endif

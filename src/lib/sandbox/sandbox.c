@@ -672,7 +672,7 @@ static pid_t clone_ns(uint64_t flags) {
   return (pid_t)r;
 }
 
-static int write_proc(pid_t pid, const char *file, const char *text, hoist_err **err) {
+HOIST_WUR static int write_proc(pid_t pid, const char *file, const char *text, hoist_err **err) {
   _cleanup_free_ char *path = hoist_asprintf("/proc/%d/%s", (int)pid, file);
   _cleanup_close_ int fd = open(path, O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write(fd, text, strlen(text)) != (ssize_t)strlen(text))
@@ -681,7 +681,7 @@ static int write_proc(pid_t pid, const char *file, const char *text, hoist_err *
 }
 
 /* Runs the host tool argv[0], found in dirs (sandbox_which), to its end. */
-static int run_tool(const char *dirs, char *const *argv, hoist_err **err) {
+HOIST_WUR static int run_tool(const char *dirs, char *const *argv, hoist_err **err) {
   _cleanup_free_ char *exe = sandbox_which(dirs, argv[0]);
   if (!exe)
     return hoist_err_errno(err, ENOENT, "run %s", argv[0]);
@@ -712,8 +712,8 @@ typedef struct {
   const char *tool_path; /* where they are (hoist_sandbox_opts.tool_path) */
 } run_maps;
 
-static int check_range(const char *what, uint32_t start, uint32_t count, bool root,
-                       hoist_err **err) {
+HOIST_WUR static int check_range(const char *what, uint32_t start, uint32_t count, bool root,
+                                 hoist_err **err) {
   if (count == 0 || (uint64_t)start + count > UINT32_MAX)
     return hoist_err_set(err, EINVAL, "subordinate %s range %u:%u is empty or too large", what,
                          start, count);
@@ -725,7 +725,7 @@ static int check_range(const char *what, uint32_t start, uint32_t count, bool ro
   return 0;
 }
 
-static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **err) {
+HOIST_WUR static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **err) {
   memset(m, 0, sizeof *m);
   m->tool_path = o->tool_path;
   uid_t uid = geteuid();
@@ -757,8 +757,9 @@ static int compute_maps(const hoist_sandbox_opts *o, run_maps *m, hoist_err **er
   char pwbuf[4096];
   getpwuid_r(uid, &pw, pwbuf, sizeof pwbuf, &pwp);
   _cleanup_free_ char *subuid = NULL, *subgid = NULL;
-  hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL);
-  hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL);
+  /* either file may be absent: no subordinate ids */
+  hoist_best_effort(hoist_fs_read_file(AT_FDCWD, "/etc/subuid", 1 << 20, &subuid, NULL, NULL));
+  hoist_best_effort(hoist_fs_read_file(AT_FDCWD, "/etc/subgid", 1 << 20, &subgid, NULL, NULL));
   bool tools = uid != 0 && in_path(o->tool_path, "newuidmap") && in_path(o->tool_path, "newgidmap");
   m->tools = sandbox_id_maps(uid, getegid(), pwp ? pwp->pw_name : NULL, subuid, subgid, tools, m->u,
                              &m->nu, m->g, &m->ng);
@@ -801,7 +802,7 @@ static char *map_text(const hoist_idmap *m, size_t n) {
 /* Writes the maps of process pid: directly (root, or a single id of the
  * caller's, which needs setgroups denied first), or through
  * newuidmap/newgidmap for subordinate ranges. */
-static int write_id_maps(pid_t pid, const run_maps *m, hoist_err **err) {
+HOIST_WUR static int write_id_maps(pid_t pid, const run_maps *m, hoist_err **err) {
   if (m->tools) {
     char p[16], a[4][16];
     snprintf(p, sizeof p, "%d", (int)pid);
@@ -836,8 +837,9 @@ static void emit_line(void *ctx, const char *line, size_t len) {
   if (l->o->on_line)
     l->o->on_line(l->o->on_line_ctx, l->is_stderr, line, len);
   if (l->o->log_fd >= 0) {
-    hoist_fs_write_all(l->o->log_fd, line, len, NULL);
-    hoist_fs_write_all(l->o->log_fd, "\n", 1, NULL);
+    /* a log that cannot be written does not stop the command */
+    if (hoist_fs_write_all(l->o->log_fd, line, len, NULL) == 0)
+      hoist_best_effort(hoist_fs_write_all(l->o->log_fd, "\n", 1, NULL));
   }
 }
 
@@ -946,8 +948,8 @@ char *hoist_sandbox_end_text(const hoist_sandbox_opts *opts, const hoist_sandbox
 
 /* The cgroup of a run: NULL (and 0) without a parent to make it under, or
  * when it cannot be made and limits are not required (said in the log). */
-static int make_cgroup(const hoist_sandbox_opts *o, const sandbox_limits *lim, sandbox_cgroup **out,
-                       hoist_err **err) {
+HOIST_WUR static int make_cgroup(const hoist_sandbox_opts *o, const sandbox_limits *lim,
+                                 sandbox_cgroup **out, hoist_err **err) {
   *out = NULL;
   const char *parent = o->cgroup_parent;
   if (!parent && geteuid() == 0)
@@ -962,8 +964,10 @@ static int make_cgroup(const hoist_sandbox_opts *o, const sandbox_limits *lim, s
     return 0;
   }
   _cleanup_free_ char *mountinfo = NULL, *self = NULL;
-  hoist_fs_read_file(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &mountinfo, NULL, NULL);
-  hoist_fs_read_file(AT_FDCWD, "/proc/self/cgroup", 1 << 20, &self, NULL, NULL);
+  /* unreadable: no cgroup found, said by what follows */
+  hoist_best_effort(
+      hoist_fs_read_file(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &mountinfo, NULL, NULL));
+  hoist_best_effort(hoist_fs_read_file(AT_FDCWD, "/proc/self/cgroup", 1 << 20, &self, NULL, NULL));
   sandbox_cgroup_env env = {mountinfo ? mountinfo : "", self ? self : ""};
   static atomic_uint counter;
   struct timespec ts;
@@ -1021,7 +1025,7 @@ static int read_msg(int fd, ctl_msg *m, int timeout_ms) {
 /* Waits for the child's record of kind want during the handshake. A failure
  * record or a dead child is an error; *overlay_failed tells the overlay could
  * not be mounted (the caller falls back to a copy; no error then). */
-static int await_child(int ctl, int want, bool *overlay_failed, hoist_err **err) {
+HOIST_WUR static int await_child(int ctl, int want, bool *overlay_failed, hoist_err **err) {
   ctl_msg m;
   int r = read_msg(ctl, &m, SETUP_TIMEOUT_MS);
   if (r < 0)
@@ -1040,7 +1044,7 @@ static int await_child(int ctl, int want, bool *overlay_failed, hoist_err **err)
   return hoist_err_set(err, EIO, "sandbox: unexpected message %d during set-up", m.kind);
 }
 
-static int go_ahead(int sync, hoist_err **err) {
+HOIST_WUR static int go_ahead(int sync, hoist_err **err) {
   if (write(sync, "x", 1) != 1)
     return hoist_err_errno(err, errno, "sandbox: start");
   return 0;
@@ -1048,8 +1052,9 @@ static int go_ahead(int sync, hoist_err **err) {
 
 /* Streams the command's output until every writer is gone (the namespace
  * died), killing the namespace when the timeout or a limit is reached. */
-static int stream(child_ctx *c, pid_t pid, const int ctl, const int fds[2], const monitor *mon,
-                  hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
+HOIST_WUR static int stream(child_ctx *c, pid_t pid, const int ctl, const int fds[2],
+                            const monitor *mon, hoist_sandbox_result *res, bool *overlay_failed,
+                            hoist_err **err) {
   bool watch = mon->cg || mon->upper_limit;
   sandbox_lines lines[2] = {{0}};
   line_ctx lctx[2] = {{c->o, false}, {c->o, true}};
@@ -1167,8 +1172,8 @@ static int stream(child_ctx *c, pid_t pid, const int ctl, const int fds[2], cons
 
 /* Runs the child once. *overlay_failed when it could not mount overlayfs
  * (nothing ran; returns 0). */
-static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
-                 hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
+HOIST_WUR static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
+                           hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
   int ctl[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, sync[2] = {-1, -1};
   int ret = -1;
   pid_t pid = -1, pasta = -1;
@@ -1287,7 +1292,7 @@ static void read_image_file(int lowerfd, const char *path, char **out) {
 }
 
 /* 1 when path is an empty directory, 0 when it has entries, negative on error. */
-static int dir_is_empty(const char *path, hoist_err **err) {
+HOIST_WUR static int dir_is_empty(const char *path, hoist_err **err) {
   DIR *d = opendir(path);
   if (!d)
     return hoist_err_errno(err, errno, "open %s", path);
@@ -1505,7 +1510,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
                                  "on a copy of the base and a tree diff (slower)";
     hoist_warn("%s", notice + 6);
     if (opts->log_fd >= 0 && hoist_fs_write_all(opts->log_fd, notice, sizeof notice - 1, NULL) == 0)
-      hoist_fs_write_all(opts->log_fd, "\n", 1, NULL);
+      hoist_best_effort(hoist_fs_write_all(opts->log_fd, "\n", 1, NULL));
     c.copy_mode = true;
     memset(res, 0, sizeof *res);
     if (hoist_fs_rm_rf_at(workfd, "ovl", err) < 0)

@@ -150,8 +150,8 @@ static void seccomp_releasep(scmp_filter_ctx *ctx) {
 /* Adds the rule for name on every ABI of ctx. A name libseccomp does not know
  * is skipped; one it knows but some ABI lacks (a negative pseudo-syscall
  * number) is added where it exists. */
-static int add_rule(scmp_filter_ctx ctx, const char *name, uint32_t action, unsigned n_cmp,
-                    const struct scmp_arg_cmp *cmp, hoist_err **err) {
+HOIST_WUR static int add_rule(scmp_filter_ctx ctx, const char *name, uint32_t action,
+                              unsigned n_cmp, const struct scmp_arg_cmp *cmp, hoist_err **err) {
   int nr = seccomp_syscall_resolve_name(name);
   if (nr == __NR_SCMP_ERROR)
     return 0;
@@ -163,7 +163,7 @@ static int add_rule(scmp_filter_ctx ctx, const char *name, uint32_t action, unsi
 
 /* Exports ctx as classic BPF into out->filter (malloc'd). libseccomp 2.5
  * only writes to an fd, so the program goes through a memfd. */
-static int export_bpf(scmp_filter_ctx ctx, sandbox_bpf *out, hoist_err **err) {
+HOIST_WUR static int export_bpf(scmp_filter_ctx ctx, sandbox_bpf *out, hoist_err **err) {
   _cleanup_close_ int fd = memfd_create("hoist-seccomp", MFD_CLOEXEC);
   if (fd < 0)
     return hoist_err_errno(err, errno, "seccomp: memfd_create");

@@ -326,7 +326,7 @@ static size_t env_find(char **v, size_t n, const char *entry) {
   return n;
 }
 
-static int env_put(char ***v, size_t *n, const char *entry, hoist_err **err) {
+HOIST_WUR static int env_put(char ***v, size_t *n, const char *entry, hoist_err **err) {
   const char *eq = strchr(entry, '=');
   if (!eq || eq == entry)
     return hoist_err_set(err, EINVAL, "environment entry \"%s\": expected NAME=value", entry);
@@ -368,7 +368,7 @@ int hoist_sandbox_env(const struct hoist_config *c, char *const *extra, char ***
     }
   }
   if (env_find(v, n, "PATH=") == n)
-    env_put(&v, &n, DEFAULT_PATH, NULL);
+    hoist_best_effort(env_put(&v, &n, DEFAULT_PATH, NULL)); /* a valid entry: cannot fail */
   *env = v;
   return 0;
 }

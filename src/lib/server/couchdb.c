@@ -23,7 +23,8 @@ static size_t to_buf(char *p, size_t size, size_t n, void *ud) {
 }
 
 /* POST a Mango query to <url>/<prefix><db>/_find; *docs gets the docs array. */
-static int find(couch_auth *a, const char *db, json_t *query, json_t **root, hoist_err **err) {
+HOIST_WUR static int find(couch_auth *a, const char *db, json_t *query, json_t **root,
+                          hoist_err **err) {
   CURL *h = curl_easy_init();
   if (!h)
     abort();
@@ -81,8 +82,8 @@ static json_t *env_of(json_t *doc) {
  * (its comparisons are not constant-time, nor its query log private). The
  * key is compared here as SHA-256 digests in constant time, against the
  * namespace's key or, for an unknown uuid, an empty one: the same work. */
-static int couch_check(server_auth *base, const char *uuid, const char *key, server_user *user,
-                       hoist_err **err) {
+HOIST_WUR static int couch_check(server_auth *base, const char *uuid, const char *key,
+                                 server_user *user, hoist_err **err) {
   couch_auth *a = (couch_auth *)base;
   json_t *q = json_pack("{s:{s:{s:{s:s}}}, s:i}", "selector", "namespaces", "$elemMatch", "uuid",
                         uuid, "limit", 1);

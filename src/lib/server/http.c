@@ -171,8 +171,8 @@ static int refuse_too_large(hoist_refusal *why, const route *rt) {
 
 /* ------------------------------------------------------------ auth */
 
-static int authenticate(hoist_server *s, struct MHD_Connection *c, server_user *u,
-                        hoist_refusal *why, hoist_err **err) {
+HOIST_WUR static int authenticate(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                                  hoist_refusal *why, hoist_err **err) {
   const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "authorization");
   if (!h || !*h) {
     why->status = 401;
@@ -575,8 +575,9 @@ static uint64_t declared_length(struct MHD_Connection *c) {
  * body over the route's limit (413), the client certificate and the
  * authorization (401). Returns 1 accepted (rq->rt set, rq->user the caller
  * of an API route), 0 refused (*why), negative on an internal failure. */
-static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
-                         const char *method, request *rq, hoist_refusal *why, hoist_err **err) {
+HOIST_WUR static int check_headers(hoist_server *s, struct MHD_Connection *c, const char *url,
+                                   const char *method, request *rq, hoist_refusal *why,
+                                   hoist_err **err) {
   length_scan ls = {0};
   MHD_get_connection_values(c, MHD_HEADER_KIND, scan_length, &ls);
   if (ls.differ)
@@ -757,7 +758,7 @@ static char *opt_string(json_t *o, const char *k) {
 /* The HTTP front's settings of config object o (NULL: none):
  * request_timeout, max_connections_per_address, metrics_token,
  * metrics_per_user. An error names the setting. */
-static int front_settings(json_t *o, front_config *f, hoist_err **err) {
+HOIST_WUR static int front_settings(json_t *o, front_config *f, hoist_err **err) {
   f->request_timeout = DEFAULT_REQUEST_TIMEOUT;
   f->max_per_address = DEFAULT_MAX_PER_ADDRESS;
   json_t *v = json_object_get(o, "request_timeout");
@@ -795,7 +796,8 @@ static int front_settings(json_t *o, front_config *f, hoist_err **err) {
  * registry_secret, insecure_registries, strict_user_check, per_user_limit,
  * on_restart ("fail" | "requeue"), the HTTP front (front_settings) and the
  * builds' sandbox (server_config_sandbox). */
-static int load_config(const char *path, server_config *c, front_config *f, hoist_err **err) {
+HOIST_WUR static int load_config(const char *path, server_config *c, front_config *f,
+                                 hoist_err **err) {
   c->strict_user = true;
   c->per_user_limit = 2;
   c->restart = HOIST_RESTART_FAIL;
@@ -853,7 +855,8 @@ static int load_config(const char *path, server_config *c, front_config *f, hois
   return 0;
 }
 
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, hoist_err **err) {
+HOIST_WUR static int parse_listen(const char *listen, struct sockaddr_storage *ss,
+                                  hoist_err **err) {
   memset(ss, 0, sizeof *ss);
   _cleanup_free_ char *copy = hoist_strdup(listen);
   char *colon = strrchr(copy, ':');

@@ -80,13 +80,13 @@ static double now_s(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int db_err(server_jobs *j, hoist_err **err, const char *what) {
+HOIST_WUR static int db_err(server_jobs *j, hoist_err **err, const char *what) {
   /* a full volume is said as such (the service answers 507) */
   int code = sqlite3_errcode(j->db) == SQLITE_FULL ? ENOSPC : EIO;
   return hoist_err_set(err, code, "job store: %s: %s", what, sqlite3_errmsg(j->db));
 }
 
-static int exec_sql(server_jobs *j, const char *sql, hoist_err **err) {
+HOIST_WUR static int exec_sql(server_jobs *j, const char *sql, hoist_err **err) {
   char *msg = NULL;
   if (sqlite3_exec(j->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
     int r = hoist_err_set(err, EIO, "job store: %s", msg ? msg : "failed");
@@ -161,7 +161,7 @@ static void log_note(server_jobs *j, const char *id, const char *fmt, ...) {
   if (n > (int)sizeof line - 2)
     n = (int)sizeof line - 2;
   line[n++] = '\n';
-  hoist_fs_write_all(fd, line, (size_t)n, NULL);
+  hoist_best_effort(hoist_fs_write_all(fd, line, (size_t)n, NULL)); /* a log line */
   close(fd);
 }
 
@@ -275,7 +275,7 @@ static char *image_digest_of(server_jobs *j, const char *id) {
  * the push host only (from the user's "user:password", or that host's entry
  * of a dockerconfigjson secret file), so a pull from any other host goes
  * without them; an empty document when there are none. */
-static int write_push_auth(server_jobs *j, const job_row *row, hoist_err **err) {
+HOIST_WUR static int write_push_auth(server_jobs *j, const job_row *row, hoist_err **err) {
   _cleanup_free_ char *host =
       strncmp(row->dest, "oci:", 4) == 0 ? NULL : strndup(row->dest, strcspn(row->dest, "/"));
   _cleanup_free_ char *userpass = NULL;
@@ -631,7 +631,7 @@ static void *worker(void *arg) {
  * which names its holder's pid, for as long as the store is open. A data
  * directory others may read is made private (0700): it holds the users'
  * registry secrets while their builds wait. */
-static int own_data_dir(server_jobs *j, hoist_err **err) {
+HOIST_WUR static int own_data_dir(server_jobs *j, hoist_err **err) {
   _cleanup_free_ char *path = hoist_asprintf("%s/serve.lock", j->data_dir);
   j->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (j->lock_fd < 0)
@@ -660,7 +660,7 @@ static int own_data_dir(server_jobs *j, hoist_err **err) {
 
 /* jobs.db and its WAL files readable by the service only (SQLite gives the
  * WAL files the database's mode). */
-static int private_db(const char *dbp, hoist_err **err) {
+HOIST_WUR static int private_db(const char *dbp, hoist_err **err) {
   _cleanup_close_ int fd = open(dbp, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0 || fchmod(fd, 0600) < 0)
     return hoist_err_errno(err, errno, "%s", dbp);
@@ -899,7 +899,7 @@ int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_r
     }
   }
   if (ret < 0) {
-    hoist_fs_rm_rf_at(j->jobs_fd, id, NULL);
+    hoist_best_effort(hoist_fs_rm_rf_at(j->jobs_fd, id, NULL)); /* the job was not stored */
     pthread_mutex_unlock(&j->lock);
     return ret;
   }
@@ -1043,15 +1043,18 @@ int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n, 
     ids[count++] = col_dup(st, 0);
   }
   sqlite3_finalize(st);
-  int ret = 0;
-  exec_sql(j, "BEGIN", NULL);
+  int ret = exec_sql(j, "BEGIN", err);
   for (size_t i = 0; i < count && ret == 0; i++) {
     sqlite3_stmt *d = prep(j, "DELETE FROM jobs WHERE id = ?", 1, (const char **)&ids[i]);
     if (!d || sqlite3_step(d) != SQLITE_DONE)
       ret = db_err(j, err, "cleanup");
     sqlite3_finalize(d);
   }
-  exec_sql(j, ret == 0 ? "COMMIT" : "ROLLBACK", NULL);
+  /* the logs go only when the rows are gone for good */
+  if (ret == 0)
+    ret = exec_sql(j, "COMMIT", err);
+  if (ret < 0)
+    hoist_best_effort(exec_sql(j, "ROLLBACK", NULL)); /* the error above is the one */
   pthread_mutex_unlock(&j->lock);
   for (size_t i = 0; i < count; i++) {
     if (ret == 0) {

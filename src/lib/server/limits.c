@@ -12,7 +12,7 @@
 #define DEFAULT_MAX_LOG (16ULL << 20) /* bytes of a job's log */
 
 /* A size setting: a number of bytes or a string with a K, M, G or T suffix. */
-static int size_setting(json_t *o, const char *key, uint64_t *out, hoist_err **err) {
+HOIST_WUR static int size_setting(json_t *o, const char *key, uint64_t *out, hoist_err **err) {
   json_t *v = json_object_get(o, key);
   if (!v)
     return 0;
@@ -26,8 +26,8 @@ static int size_setting(json_t *o, const char *key, uint64_t *out, hoist_err **e
 }
 
 /* "START:COUNT" of a subordinate id range. */
-static int range_setting(json_t *o, const char *key, uint32_t *start, uint32_t *count, bool *given,
-                         hoist_err **err) {
+HOIST_WUR static int range_setting(json_t *o, const char *key, uint32_t *start, uint32_t *count,
+                                   bool *given, hoist_err **err) {
   json_t *v = json_object_get(o, key);
   if (!v)
     return 0;
@@ -58,7 +58,7 @@ static bool loopback_host(const char *host, size_t n) {
 
 /* build_allow: "host:port" mirrors the builds reach. Those on this host's
  * loopback become allowed ports; the others are reached as any egress. */
-static int allow_setting(json_t *o, server_config *c, hoist_err **err) {
+HOIST_WUR static int allow_setting(json_t *o, server_config *c, hoist_err **err) {
   json_t *v = json_object_get(o, "build_allow");
   if (!v)
     return 0;

@@ -61,7 +61,7 @@ static bool key_part_ok(const char *s, size_t n) {
   return true;
 }
 
-static int split_key(const char *s, size_t n, char **uuid, char **key, hoist_err **err) {
+HOIST_WUR static int split_key(const char *s, size_t n, char **uuid, char **key, hoist_err **err) {
   const char *colon = memchr(s, ':', n);
   if (!colon)
     return hoist_err_set(err, HOIST_E_AUTH, "authorization: not uuid:key");

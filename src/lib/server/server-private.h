@@ -31,12 +31,12 @@ typedef struct server_auth {
 } server_auth;
 
 /* The `file` authenticator over DATA/tokens.json, reloaded on change. */
-int server_auth_file_new(const char *data_dir, server_auth **out, hoist_err **err);
+int server_auth_file_new(const char *data_dir, server_auth **out, hoist_err **err) HOIST_WUR;
 
 /* The `couchdb` authenticator: subjects and users_metadata databases under
  * url with the name prefix ("nuvolaris_"), read as user:password. */
 int server_auth_couchdb_new(const char *url, const char *prefix, const char *user,
-                            const char *password, server_auth **out, hoist_err **err);
+                            const char *password, server_auth **out, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------------ jobs */
 
@@ -70,7 +70,7 @@ typedef struct server_config {
 
 /* Reads allowed_sources and per_user_queue of config object o (NULL: none)
  * into c. An error names the setting. */
-int server_config_admit(json_t *o, server_config *c, hoist_err **err);
+int server_config_admit(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
 void server_config_admit_clear(server_config *c);
 /* The caller's namespace: the repository named as the login (lowercased) or
  * below it. */
@@ -88,7 +88,7 @@ bool server_source_allowed(const server_config *c, const char *login, const char
  * build_tmp_size, build_network, build_allow, subuid, subgid, cgroup_parent,
  * and max_log_bytes, log_overflow ("continue" | "fail").
  * An error names the setting. */
-int server_config_sandbox(json_t *o, server_config *c, hoist_err **err);
+int server_config_sandbox(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
 void server_config_sandbox_clear(server_config *c);
 /* The `hoist build` options that give a build c's sandbox, NULL-terminated;
  * the caller frees with hoist_strfreev. */
@@ -97,7 +97,7 @@ char **server_sandbox_args(const server_config *c);
 typedef struct server_jobs server_jobs;
 
 int server_jobs_open(const char *data_dir, const server_config *cfg, int workers,
-                     const char *hoist_bin, server_jobs **out, hoist_err **err);
+                     const char *hoist_bin, server_jobs **out, hoist_err **err) HOIST_WUR;
 void server_jobs_close(server_jobs *j);
 
 /* Queues a build (or finds an identical one in flight). *id, *job_name are
@@ -106,27 +106,28 @@ void server_jobs_close(server_jobs *j);
  * (403), or per_user_queue builds of the user already queued (429). */
 int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_request *req,
                        char **id, char **job_name, bool *shared, hoist_refusal *why,
-                       hoist_err **err);
+                       hoist_err **err) HOIST_WUR;
 
 /* Status of one of user's jobs as a JSON object; *found false when the id is
  * unknown or not user's. */
 int server_jobs_status(server_jobs *j, const char *user, const char *id, json_t **out, bool *found,
-                       hoist_err **err);
+                       hoist_err **err) HOIST_WUR;
 /* user's jobs, newest first. */
-int server_jobs_list(server_jobs *j, const char *user, json_t **out, hoist_err **err);
+int server_jobs_list(server_jobs *j, const char *user, json_t **out, hoist_err **err) HOIST_WUR;
 /* Removes user's finished jobs older than hours; *n removed. */
-int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n, hoist_err **err);
+int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n,
+                        hoist_err **err) HOIST_WUR;
 /* Cancels a queued or running job: 1 canceled, 0 not found, 2 already done. */
-int server_jobs_cancel(server_jobs *j, const char *user, const char *id, hoist_err **err);
+int server_jobs_cancel(server_jobs *j, const char *user, const char *id, hoist_err **err) HOIST_WUR;
 /* Opens the job's log for reading; *done tells whether the job has ended. */
 int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *fd, bool *found,
-                         hoist_err **err);
+                         hoist_err **err) HOIST_WUR;
 /* The log of a job already checked to be the caller's, or -1 (not yet there). */
 int server_jobs_log_fd(server_jobs *j, const char *id);
 bool server_jobs_done(server_jobs *j, const char *id);
 /* Prometheus text of the job metrics, appended to b; per_user adds the
  * jobs by user and state (hoist_builds_by_user). */
-int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err);
+int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------------ followed logs */
 
@@ -139,7 +140,7 @@ typedef struct server_logwait server_logwait;
 struct MHD_Connection;
 
 /* Starts the watcher of the job directories under jobs_dir. */
-int server_logwatch_start(const char *jobs_dir, server_logwatch **out, hoist_err **err);
+int server_logwatch_start(const char *jobs_dir, server_logwatch **out, hoist_err **err) HOIST_WUR;
 
 /* For a follower's content reader, in the daemon's thread of c, when the log
  * of job id has nothing more to read and the job runs. *slot is the

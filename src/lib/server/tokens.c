@@ -38,7 +38,7 @@ static bool same_file(const struct stat *a, const struct stat *b) {
 
 /* Reloads when the file changed; a malformed file keeps the previous
  * tokens (and is reported). Called with the lock held. */
-static int reload(file_auth *a, hoist_err **err) {
+HOIST_WUR static int reload(file_auth *a, hoist_err **err) {
   struct stat st;
   if (fstatat(a->dirfd, TOKENS_FILE, &st, 0) < 0) {
     if (errno != ENOENT)
@@ -83,8 +83,8 @@ static bool same_text(const char *a, const char *b) {
  * An unknown uuid costs what a known one with a wrong key does: the key is
  * hashed, every token's uuid compared, and one digest compared (a dummy's
  * when no token matched), with no early exit. */
-static int file_check(server_auth *base, const char *uuid, const char *key, server_user *user,
-                      hoist_err **err) {
+HOIST_WUR static int file_check(server_auth *base, const char *uuid, const char *key,
+                                server_user *user, hoist_err **err) {
   file_auth *a = (file_auth *)base;
   char want[HOIST_DIGEST_STR_LEN];
   hoist_sha256_of(key, strlen(key), want);

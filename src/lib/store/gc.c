@@ -21,7 +21,8 @@
 static int mark(hoist_store *s, hoist_map *set, json_t *desc, int depth, hoist_err **err);
 
 /* Marks the descriptors a manifest or index document points to. */
-static int mark_children(hoist_store *s, hoist_map *set, json_t *doc, int depth, hoist_err **err) {
+HOIST_WUR static int mark_children(hoist_store *s, hoist_map *set, json_t *doc, int depth,
+                                   hoist_err **err) {
   int r;
   json_t *arr, *item;
   size_t i;
@@ -45,7 +46,8 @@ static int mark_children(hoist_store *s, hoist_map *set, json_t *doc, int depth,
 /* Marks desc's blob and, for a manifest or index, everything it references.
  * A digest that is not a valid sha256 digest fails the whole collection:
  * deleting on the word of a document that cannot be understood is unsafe. */
-static int mark(hoist_store *s, hoist_map *set, json_t *desc, int depth, hoist_err **err) {
+HOIST_WUR static int mark(hoist_store *s, hoist_map *set, json_t *desc, int depth,
+                          hoist_err **err) {
   if (depth > MAX_DEPTH)
     return hoist_err_set(err, HOIST_E_LIMIT, "references nested more than %d deep", MAX_DEPTH);
   if (!json_is_object(desc))

@@ -16,11 +16,11 @@ struct hoist_store {
 
 /* Takes the layout's exclusive lock (flock on its lock file); *lockfd holds
  * it until closed. */
-int store_lock(hoist_store *s, int *lockfd, hoist_err **err);
+int store_lock(hoist_store *s, int *lockfd, hoist_err **err) HOIST_WUR;
 /* blobs/sha256, created when missing. Owned by s. */
-int store_blobs_dir(hoist_store *s, hoist_err **err);
-int store_read_index(hoist_store *s, hoist_index **out, hoist_err **err);
+int store_blobs_dir(hoist_store *s, hoist_err **err) HOIST_WUR;
+int store_read_index(hoist_store *s, hoist_index **out, hoist_err **err) HOIST_WUR;
 /* Writes ix as index.json atomically; the caller holds the lock. */
-int store_write_index(hoist_store *s, hoist_index *ix, hoist_err **err);
+int store_write_index(hoist_store *s, hoist_index *ix, hoist_err **err) HOIST_WUR;
 
 #endif

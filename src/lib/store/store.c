@@ -14,7 +14,7 @@
 #define INDEX_FILE "index.json"
 #define LOCK_FILE ".index.json.lock"
 
-static int check_layout_file(hoist_store *s, hoist_err **err) {
+HOIST_WUR static int check_layout_file(hoist_store *s, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
   int r = hoist_fs_read_file(s->dirfd, LAYOUT_FILE, 4096, &data, &len, err);
@@ -48,7 +48,7 @@ int store_lock(hoist_store *s, int *lockfd, hoist_err **err) {
 
 /* A layout is only created in an empty directory (the lock file aside):
  * anything else there is someone else's. */
-static int check_empty(hoist_store *s, hoist_err **err) {
+HOIST_WUR static int check_empty(hoist_store *s, hoist_err **err) {
   int fd = openat(s->dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
   if (!d) {
@@ -73,7 +73,7 @@ static int check_empty(hoist_store *s, hoist_err **err) {
 
 /* Writes a fresh layout into s->dirfd. Runs under the lock, so of two
  * processes creating one layout only the first writes index.json. */
-static int create_layout(hoist_store *s, hoist_err **err) {
+HOIST_WUR static int create_layout(hoist_store *s, hoist_err **err) {
   _cleanup_close_ int lockfd = -1;
   int r = store_lock(s, &lockfd, err);
   if (r < 0)
@@ -232,7 +232,7 @@ typedef struct store_writer {
   bool done;
 } store_writer;
 
-static int sw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+HOIST_WUR static int sw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
   store_writer *sw = (store_writer *)w;
   if (sw->done || sw->fd < 0)
     return hoist_err_set(err, EINVAL, "blob writer: already committed or failed");
@@ -248,8 +248,8 @@ static int sw_write(hoist_writer *w, const void *data, size_t len, hoist_err **e
   return 0;
 }
 
-static int sw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN], uint64_t *size_out,
-                     hoist_err **err) {
+HOIST_WUR static int sw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN],
+                               uint64_t *size_out, hoist_err **err) {
   store_writer *sw = (store_writer *)w;
   if (sw->done || sw->fd < 0)
     return hoist_err_set(err, EINVAL, "blob writer: already committed or failed");

@@ -15,7 +15,8 @@ typedef struct layout_at {
   char *tag;
 } layout_at;
 
-static int at_open(layout_at *at, const char *dir, const char *tag, bool create, hoist_err **err) {
+HOIST_WUR static int at_open(layout_at *at, const char *dir, const char *tag, bool create,
+                             hoist_err **err) {
   int r = hoist_store_open(dir, create, &at->store, err);
   if (r == 0)
     at->tag = tag ? hoist_strdup(tag) : NULL;
@@ -34,8 +35,9 @@ typedef struct layout_source {
   layout_at at;
 } layout_source;
 
-static int ls_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
-                       char **media_type, char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+HOIST_WUR static int ls_manifest(hoist_transport_source *s, const char *digest, char **data,
+                                 size_t *len, char **media_type,
+                                 char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
   layout_source *ls = (layout_source *)s;
   hoist_descriptor d = {0};
   if (digest) {
@@ -55,8 +57,8 @@ static int ls_manifest(hoist_transport_source *s, const char *digest, char **dat
   return r;
 }
 
-static int ls_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
-                      char **media_type, hoist_err **err) {
+HOIST_WUR static int ls_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
+                                char **media_type, hoist_err **err) {
   layout_source *ls = (layout_source *)s;
   hoist_descriptor d = {0};
   if (hoist_store_resolve(ls->at.store, ls->at.tag, &d, err) < 0)
@@ -67,18 +69,18 @@ static int ls_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LE
   return 0;
 }
 
-static int ls_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
-                   size_t *len, hoist_err **err) {
+HOIST_WUR static int ls_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
+                             size_t *len, hoist_err **err) {
   return hoist_store_read_blob(((layout_source *)s)->at.store, digest, max, data, len, err);
 }
 
-static int ls_open_blob(hoist_transport_source *s, const char *digest, int *fd, uint64_t *size,
-                        hoist_err **err) {
+HOIST_WUR static int ls_open_blob(hoist_transport_source *s, const char *digest, int *fd,
+                                  uint64_t *size, hoist_err **err) {
   return hoist_store_open_blob(((layout_source *)s)->at.store, digest, fd, size, err);
 }
 
-static int ls_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
-                        hoist_err **err) {
+HOIST_WUR static int ls_copy_blob(hoist_transport_source *s, const hoist_descriptor *d,
+                                  hoist_writer *w, hoist_err **err) {
   layout_source *ls = (layout_source *)s;
   _cleanup_close_ int fd = -1;
   uint64_t size = 0;
@@ -135,21 +137,22 @@ typedef struct layout_target {
   layout_at at;
 } layout_target;
 
-static int lt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
-                       hoist_err **err) {
+HOIST_WUR static int lt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
+                                 hoist_err **err) {
   (void)err;
   *has = hoist_store_touch_blob(((layout_target *)t)->at.store, d->digest); /* gc grace */
   return 0;
 }
 
-static int lt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
-                          hoist_writer **out, hoist_err **err) {
+HOIST_WUR static int lt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
+                                    hoist_writer **out, hoist_err **err) {
   return hoist_store_blob_writer(((layout_target *)t)->at.store, digest, size, out, err);
 }
 
 /* The document as a blob; tagged unless reference is a digest. */
-static int lt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
-                           size_t len, const char *media_type, hoist_err **err) {
+HOIST_WUR static int lt_put_manifest(hoist_transport_target *t, const char *reference,
+                                     const char *data, size_t len, const char *media_type,
+                                     hoist_err **err) {
   layout_target *lt = (layout_target *)t;
   const char *tag = reference ? reference : lt->at.tag;
   bool by_digest = hoist_digest_valid(tag);

@@ -16,7 +16,7 @@ typedef struct mem_writer {
   hoist_buf buf;
 } mem_writer;
 
-static int mw_write(hoist_writer *w, const void *d, size_t n, hoist_err **err) {
+HOIST_WUR static int mw_write(hoist_writer *w, const void *d, size_t n, hoist_err **err) {
   return hoist_buf_append(&((mem_writer *)w)->buf, d, n, err);
 }
 static const hoist_writer_ops mem_ops = {.write = mw_write};
@@ -29,8 +29,8 @@ typedef struct registry_at {
 } registry_at;
 
 /* what: "source" or "target", for the message when r is missing. */
-static int at_open(registry_at *at, hoist_registry *r, const hoist_ref *ref, const char *what,
-                   hoist_err **err) {
+HOIST_WUR static int at_open(registry_at *at, hoist_registry *r, const hoist_ref *ref,
+                             const char *what, hoist_err **err) {
   if (!r)
     return hoist_err_set(err, EINVAL, "a registry %s needs a registry client", what);
   at->r = r;
@@ -45,8 +45,8 @@ typedef struct registry_source {
   registry_at at;
 } registry_source;
 
-static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
-                      char **media_type, hoist_err **err) {
+HOIST_WUR static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LEN],
+                                char **media_type, hoist_err **err) {
   registry_source *rs = (registry_source *)s;
   const hoist_ref *ref = rs->at.ref;
   bool found = false;
@@ -59,8 +59,9 @@ static int rs_resolve(hoist_transport_source *s, char digest[HOIST_DIGEST_STR_LE
   return 0;
 }
 
-static int rs_manifest(hoist_transport_source *s, const char *digest, char **data, size_t *len,
-                       char **media_type, char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+HOIST_WUR static int rs_manifest(hoist_transport_source *s, const char *digest, char **data,
+                                 size_t *len, char **media_type,
+                                 char digest_out[HOIST_DIGEST_STR_LEN], hoist_err **err) {
   registry_source *rs = (registry_source *)s;
   const hoist_ref *ref = rs->at.ref;
   char resolved[HOIST_DIGEST_STR_LEN];
@@ -77,8 +78,8 @@ static int rs_manifest(hoist_transport_source *s, const char *digest, char **dat
                                      media_type, digest_out, err);
 }
 
-static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
-                   size_t *len, hoist_err **err) {
+HOIST_WUR static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, char **data,
+                             size_t *len, hoist_err **err) {
   registry_source *rs = (registry_source *)s;
   mem_writer m = {.base = {&mem_ops}, .buf = HOIST_BUF_INIT(max)};
   if (hoist_registry_get_blob(rs->at.r, rs->at.ref->domain, rs->at.ref->path, digest, -1, &m.base,
@@ -91,8 +92,8 @@ static int rs_blob(hoist_transport_source *s, const char *digest, size_t max, ch
   return 0;
 }
 
-static int rs_copy_blob(hoist_transport_source *s, const hoist_descriptor *d, hoist_writer *w,
-                        hoist_err **err) {
+HOIST_WUR static int rs_copy_blob(hoist_transport_source *s, const hoist_descriptor *d,
+                                  hoist_writer *w, hoist_err **err) {
   registry_source *rs = (registry_source *)s;
   return hoist_registry_get_blob(rs->at.r, rs->at.ref->domain, rs->at.ref->path, d->digest, d->size,
                                  w, err);
@@ -128,16 +129,16 @@ static const char *mount_source(const registry_target *rt, const hoist_transport
   return o->ref->path;
 }
 
-static int rt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
-                       hoist_err **err) {
+HOIST_WUR static int rt_has_blob(hoist_transport_target *t, const hoist_descriptor *d, bool *has,
+                                 hoist_err **err) {
   registry_target *rt = (registry_target *)t;
   return hoist_registry_blob_exists_for_push(rt->at.r, rt->at.ref->domain, rt->at.ref->path,
                                              d->digest, has, NULL, err);
 }
 
 /* Blobs stream straight into an upload session: nothing is spooled. */
-static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
-                          hoist_writer **out, hoist_err **err) {
+HOIST_WUR static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t size,
+                                    hoist_writer **out, hoist_err **err) {
   (void)size;
   registry_target *rt = (registry_target *)t;
   return hoist_registry_blob_upload(rt->at.r, rt->at.ref->domain, rt->at.ref->path, digest, out,
@@ -146,8 +147,8 @@ static int rt_blob_writer(hoist_transport_target *t, const char *digest, int64_t
 
 /* One attempt at streaming d from `from` into an upload session; the upload
  * is finished only once the source's content checked out. */
-static int stream_blob(registry_target *rt, const hoist_descriptor *d, hoist_transport_source *from,
-                       hoist_err **err) {
+HOIST_WUR static int stream_blob(registry_target *rt, const hoist_descriptor *d,
+                                 hoist_transport_source *from, hoist_err **err) {
   _cleanup_writer_ hoist_writer *w = NULL;
   if (hoist_registry_blob_upload(rt->at.r, rt->at.ref->domain, rt->at.ref->path, d->digest, &w,
                                  err) < 0)
@@ -161,9 +162,9 @@ static int stream_blob(registry_target *rt, const hoist_descriptor *d, hoist_tra
 /* A file goes up with put_blob (HEAD, mount or monolithic or chunked
  * upload with resumption); a stream is checked for, mounted, or streamed,
  * and started over when it broke for a reason another try may not meet. */
-static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
-                        hoist_transport_source *from, hoist_transport_how *how, uint64_t *bytes,
-                        hoist_err **err) {
+HOIST_WUR static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
+                                  hoist_transport_source *from, hoist_transport_how *how,
+                                  uint64_t *bytes, hoist_err **err) {
   registry_target *rt = (registry_target *)t;
   const char *host = rt->at.ref->domain, *repo = rt->at.ref->path;
   const char *mount_from = mount_source(rt, from);
@@ -224,8 +225,8 @@ static int rt_copy_blob(hoist_transport_target *t, const hoist_descriptor *d,
   return 0;
 }
 
-static int rt_has_manifest(hoist_transport_target *t, const char *reference, const char *digest,
-                           bool *has, hoist_err **err) {
+HOIST_WUR static int rt_has_manifest(hoist_transport_target *t, const char *reference,
+                                     const char *digest, bool *has, hoist_err **err) {
   registry_target *rt = (registry_target *)t;
   bool found = false;
   char have[HOIST_DIGEST_STR_LEN];
@@ -237,8 +238,9 @@ static int rt_has_manifest(hoist_transport_target *t, const char *reference, con
   return 0;
 }
 
-static int rt_put_manifest(hoist_transport_target *t, const char *reference, const char *data,
-                           size_t len, const char *media_type, hoist_err **err) {
+HOIST_WUR static int rt_put_manifest(hoist_transport_target *t, const char *reference,
+                                     const char *data, size_t len, const char *media_type,
+                                     hoist_err **err) {
   registry_target *rt = (registry_target *)t;
   return hoist_registry_put_manifest(rt->at.r, rt->at.ref->domain, rt->at.ref->path,
                                      reference ? reference : hoist_ref_reference(rt->at.ref), data,

@@ -7,25 +7,25 @@
 
 /* ------------------------------------------------------------- drivers */
 
-static int layout_source(const hoist_transport_opts *o, const hoist_loc *loc,
-                         hoist_transport_source **out, hoist_err **err) {
+HOIST_WUR static int layout_source(const hoist_transport_opts *o, const hoist_loc *loc,
+                                   hoist_transport_source **out, hoist_err **err) {
   (void)o;
   return hoist_transport_layout_source(loc->dir, loc->tag, out, err);
 }
 
-static int layout_target(const hoist_transport_opts *o, const hoist_loc *loc,
-                         hoist_transport_target **out, hoist_err **err) {
+HOIST_WUR static int layout_target(const hoist_transport_opts *o, const hoist_loc *loc,
+                                   hoist_transport_target **out, hoist_err **err) {
   (void)o;
   return hoist_transport_layout_target(loc->dir, loc->tag, out, err);
 }
 
-static int registry_source(const hoist_transport_opts *o, const hoist_loc *loc,
-                           hoist_transport_source **out, hoist_err **err) {
+HOIST_WUR static int registry_source(const hoist_transport_opts *o, const hoist_loc *loc,
+                                     hoist_transport_source **out, hoist_err **err) {
   return hoist_transport_registry_source(o->registry, loc->ref, out, err);
 }
 
-static int registry_target(const hoist_transport_opts *o, const hoist_loc *loc,
-                           hoist_transport_target **out, hoist_err **err) {
+HOIST_WUR static int registry_target(const hoist_transport_opts *o, const hoist_loc *loc,
+                                     hoist_transport_target **out, hoist_err **err) {
   return hoist_transport_registry_target(o->registry, loc->ref, out, err);
 }
 

@@ -86,7 +86,7 @@ static void keep_dir_time(applier *ap, int dfd, const char *dir, size_t len) {
 
 /* Normalizes a member name into a relative path without "." components,
  * repeated or trailing slashes. Refuses absolute names and "..". */
-static int clean_path(const char *name, char **out, hoist_err **err) {
+HOIST_WUR static int clean_path(const char *name, char **out, hoist_err **err) {
   if (!name)
     return hoist_err_set(err, HOIST_E_FORMAT, "member without a name");
   if (name[0] == '/')
@@ -104,7 +104,7 @@ static int clean_path(const char *name, char **out, hoist_err **err) {
  * inside the root, creating missing components with mode 0755 when create is
  * set. Returns a borrowed fd (owned by the cache) or -1 with *err set; with
  * !create, a missing directory returns -ENOENT without an error. */
-static int get_dir(applier *ap, const char *dir, bool create, hoist_err **err) {
+HOIST_WUR static int get_dir(applier *ap, const char *dir, bool create, hoist_err **err) {
   if (!*dir)
     return ap->rootfd;
   size_t dlen = strlen(dir);
@@ -230,8 +230,8 @@ static bool host_only_xattr(const char *name) {
 /* Applies owner, mode, xattrs and times. fd is an open fd of the object when
  * there is one (regular files, directories), else -1 and (parent, base) name
  * it without following a symlink. Directory mode and times are deferred. */
-static int apply_meta(applier *ap, struct archive_entry *e, const char *path, int fd, int parent,
-                      const char *base, mode_t type, hoist_err **err) {
+HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char *path, int fd,
+                                int parent, const char *base, mode_t type, hoist_err **err) {
   uid_t uid = (uid_t)archive_entry_uid(e);
   gid_t gid = (gid_t)archive_entry_gid(e);
   if (ap->opts && ap->opts->n_uid_map) {
@@ -289,8 +289,8 @@ static int apply_meta(applier *ap, struct archive_entry *e, const char *path, in
   return 0;
 }
 
-static int write_data(applier *ap, struct archive *a, int fd, const char *path,
-                      struct archive_entry *e, hoist_err **err) {
+HOIST_WUR static int write_data(applier *ap, struct archive *a, int fd, const char *path,
+                                struct archive_entry *e, hoist_err **err) {
   int64_t pos = 0;
   for (;;) {
     const void *buf;
@@ -318,8 +318,8 @@ static int write_data(applier *ap, struct archive *a, int fd, const char *path,
 }
 
 /* Removes parent/base (anything, recursively) and forgets cached dir fds. */
-static int remove_existing(applier *ap, int parent, const char *base, const char *path,
-                           hoist_err **err) {
+HOIST_WUR static int remove_existing(applier *ap, int parent, const char *base, const char *path,
+                                     hoist_err **err) {
   cache_drop(ap);
   if (hoist_fs_rm_rf_at(parent, base, err) < 0)
     return hoist_err_wrap(err, "replace %s", path);
@@ -328,7 +328,7 @@ static int remove_existing(applier *ap, int parent, const char *base, const char
 
 /* Removes from the directory dfd (path dpath) every child this layer did not
  * create; recurses into children this layer created or passed through. */
-static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err) {
+HOIST_WUR static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err) {
   int rfd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rfd < 0)
     return hoist_err_errno(err, errno, "open %s", *dpath ? dpath : "/");
@@ -374,8 +374,8 @@ static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_err **err)
 }
 
 /* A whiteout member: dir/.wh.<name> or dir/.wh..wh..opq. */
-static int apply_whiteout(applier *ap, const char *path, const char *dir, const char *base,
-                          hoist_err **err) {
+HOIST_WUR static int apply_whiteout(applier *ap, const char *path, const char *dir,
+                                    const char *base, hoist_err **err) {
   ap->rep->whiteouts++;
   bool opaque = strcmp(base, WH_OPAQUE) == 0;
   const char *name = base + strlen(WH_PREFIX);
@@ -432,8 +432,8 @@ static void mark_created(applier *ap, const char *path) {
       return;
 }
 
-static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry *e,
-                            hoist_err **err) {
+HOIST_WUR static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry *e,
+                                      hoist_err **err) {
   _cleanup_free_ char *path = NULL;
   if (clean_path(archive_entry_pathname(e), &path, err) < 0)
     return -1;
@@ -549,7 +549,8 @@ static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry
 /* Applies one member. Without privileges, a read-only directory of a lower
  * layer refuses new entries: it is made writable for the member and its mode
  * restored afterwards. */
-static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, hoist_err **err) {
+HOIST_WUR static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e,
+                                 hoist_err **err) {
   int r = apply_entry_once(ap, a, e, err);
   if (r >= 0 || ap->chown || !*err || hoist_err_root_code(*err) != EACCES)
     return r;
@@ -582,7 +583,7 @@ static int apply_entry(applier *ap, struct archive *a, struct archive_entry *e, 
 
 /* Gives the lower directories this layer changed their mtimes back. One
  * replaced since, unreadable or not ours is skipped. */
-static int restore_kept_times(applier *ap, hoist_err **err) {
+HOIST_WUR static int restore_kept_times(applier *ap, hoist_err **err) {
   int r = 0;
   for (size_t i = 0; i < ap->n_kept; i++) {
     dir_meta *d = &ap->kept[i];
@@ -607,7 +608,7 @@ static int restore_kept_times(applier *ap, hoist_err **err) {
 
 /* Sets the deferred modes and times of directories, deepest last-seen first
  * (after the lower directories' times: a member's own time wins). */
-static int finish_dirs(applier *ap, hoist_err **err) {
+HOIST_WUR static int finish_dirs(applier *ap, hoist_err **err) {
   int r = restore_kept_times(ap, err);
   for (size_t i = ap->n_dirs; i-- > 0;) {
     dir_meta *d = &ap->dirs[i];
@@ -703,7 +704,7 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   if (r == 0)
     r = finish_dirs(&ap, err);
   else
-    finish_dirs(&ap, NULL);
+    hoist_best_effort(finish_dirs(&ap, NULL)); /* the first error is the one reported */
   if (r == 0)
     r = layer_stream_finish(s, expected_digest, expected_diff_id, err);
   archive_read_free(a);

@@ -61,12 +61,10 @@ int hoist_unpack_resolve(hoist_store *s, const char *tag, const hoist_platform *
 /* Removes what a failed unpack left: dest itself when it was created here,
  * its content otherwise. */
 static void discard(const char *dest, bool created) {
-  if (created) {
-    hoist_fs_rm_rf_at(AT_FDCWD, dest, NULL);
-    return;
-  }
-  hoist_fs_rm_rf_at(AT_FDCWD, dest, NULL);
-  mkdir(dest, 0755);
+  /* best effort: the unpack's own error is the one that matters */
+  hoist_best_effort(hoist_fs_rm_rf_at(AT_FDCWD, dest, NULL));
+  if (!created)
+    mkdir(dest, 0755);
 }
 
 int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest,
@@ -149,7 +147,7 @@ static void sweep_stale(const char *dir) {
     struct stat st;
     if (strncmp(de->d_name, ".tmp-", 5) == 0 &&
         fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < now - 3600)
-      hoist_fs_rm_rf_at(dirfd(d), de->d_name, NULL);
+      hoist_best_effort(hoist_fs_rm_rf_at(dirfd(d), de->d_name, NULL)); /* the next sweep */
   }
   closedir(d);
 }
@@ -245,7 +243,7 @@ int hoist_unpack_cached(hoist_store *s, const hoist_manifest *m, const char *cac
     return hoist_err_wrap(err, "rootfs cache");
   if (rename(tmp, final) < 0) {
     int e = errno;
-    hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL);
+    hoist_best_effort(hoist_fs_rm_rf_at(AT_FDCWD, tmp, NULL)); /* a sweep takes what is left */
     /* another unpack of the same image finished first: use its tree */
     if (!((e == ENOTEMPTY || e == EEXIST) && stat(final, &st) == 0 && S_ISDIR(st.st_mode)))
       return hoist_err_errno(err, e, "rootfs cache: rename into %s", final);
