@@ -288,7 +288,8 @@ static int run_bundle(int argc, char **argv) {
     fputs(usage_text, stdout);
     return EXIT_OK;
   }
-  argv[1] = hoist_asprintf("hoist bundle %s", cmd); /* getopt's messages name it so */
+  char *name = hoist_asprintf("hoist bundle %s", cmd ? cmd : ""); /* getopt's messages name it */
+  argv[1] = name;
   if (strcmp(cmd, "verify") == 0)
     return run_check(argc - 1, argv + 1, false);
   if (strcmp(cmd, "stage") == 0)
