@@ -10,6 +10,7 @@
 #include "hoist/build.h"
 #include "hoist/fs.h"
 #include "hoist/ref.h"
+#include "layeropts.h"
 #include "regopts.h"
 #include "sandboxopts.h"
 
@@ -62,110 +63,34 @@ static void log_line(void *ctx, hoist_build_stream stream, const char *line, siz
     fprintf(stderr, "%.*s\n", (int)len, line);
 }
 
-static int parse_u64(const char *s, int64_t max, int64_t *out) {
-  char *end;
-  long long v = strtoll(s, &end, 10);
-  if (!*s || *end || v < 0 || v > max)
-    return -1;
-  *out = v;
-  return 0;
-}
-
 static int build_run(int argc, char **argv) {
-  enum {
-    OPT_SOURCE = 256,
-    OPT_KIND,
-    OPT_FILE,
-    OPT_TARGET,
-    OPT_PLATFORM,
-    OPT_NO_CACHE,
-    OPT_SDE,
-    OPT_COMPRESS,
-    OPT_CACHE_DIR,
-    OPT_MIRROR, /* + hoist_mirror */
-  };
-  struct option opts[48] = {
-      {"source", required_argument, NULL, OPT_SOURCE},
-      {"kind", required_argument, NULL, OPT_KIND},
-      {"file", required_argument, NULL, OPT_FILE},
-      {"target", required_argument, NULL, OPT_TARGET},
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"no-cache", no_argument, NULL, OPT_NO_CACHE},
-      {"source-date-epoch", required_argument, NULL, OPT_SDE},
-      {"compress", required_argument, NULL, OPT_COMPRESS},
-      {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-      {"help", no_argument, NULL, 'h'},
-      REGOPTS_LONG,
-      SBOPTS_LONG,
-  };
-  size_t no = 0;
-  while (opts[no].name)
-    no++;
-  for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
-    opts[no++] = (struct option){hoist_build_mirror_info((hoist_mirror)m)->option,
-                                 required_argument, NULL, OPT_MIRROR + m};
-
   hoist_build_opts bo;
   hoist_build_opts_init(&bo);
   const char *source_s = NULL, *file_s = NULL, *target_s = NULL, *platform_s = NULL;
-  bool sde_given = false;
-  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
-  __attribute__((cleanup(cli_sandboxopts_free))) cli_sandboxopts sbo = {0};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    int64_t v;
-    hoist_err *e = NULL;
-    switch (c) {
-    case OPT_SOURCE:
-      source_s = optarg;
-      break;
-    case OPT_KIND:
-      bo.kind = optarg;
-      break;
-    case OPT_FILE:
-      file_s = optarg;
-      break;
-    case OPT_TARGET:
-      target_s = optarg;
-      break;
-    case OPT_PLATFORM:
-      platform_s = optarg;
-      break;
-    case OPT_NO_CACHE:
-      bo.no_cache = true;
-      break;
-    case OPT_SDE:
-      if (parse_u64(optarg, INT64_MAX, &v) < 0)
-        return cli_usage(VERB, "bad --source-date-epoch '%s'", optarg);
-      bo.source_date_epoch = v;
-      sde_given = true;
-      break;
-    case OPT_COMPRESS:
-      if (hoist_layer_compression_parse(optarg, &bo.compression, &e) < 0) {
-        hoist_err_free(e);
-        return cli_usage(VERB, "unknown compression '%s' (gzip, zstd or none)", optarg);
-      }
-      break;
-    case OPT_CACHE_DIR:
-      bo.cache_dir = optarg;
-      break;
-    case 'h':
-      usage(stdout);
-      return EXIT_OK;
-    default:
-      if (c >= OPT_MIRROR && c < OPT_MIRROR + HOIST_MIRROR_COUNT) {
-        bo.mirrors[c - OPT_MIRROR] = optarg;
-        break;
-      }
-      int h = cli_sandboxopts_handle(&sbo, VERB, c, optarg);
-      if (h == 0)
-        h = cli_regopts_handle(&ro, VERB, c, optarg);
-      if (h == 1)
-        break;
-      return h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
-    }
-  }
+  _cleanup_regopts_ cli_regopts ro = {0};
+  _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
+  cli_opt opts[16 + HOIST_MIRROR_COUNT] = {
+      CLI_STRING("source", &source_s),
+      CLI_STRING("kind", &bo.kind),
+      CLI_STRING("file", &file_s),
+      CLI_STRING("target", &target_s),
+      CLI_STRING("platform", &platform_s),
+      CLI_FLAG("no-cache", &bo.no_cache),
+      CLI_CALL("source-date-epoch", cli_opt_epoch, &bo.source_date_epoch),
+      CLI_CALL("compress", cli_opt_compression, &bo.compression),
+      CLI_STRING("cache-dir", &bo.cache_dir),
+      CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sandboxopts_opts, &sbo),
+  };
+  size_t no = 0;
+  while (opts[no].kind != CLI_OPT_END)
+    no++;
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
+    opts[no++] =
+        (cli_opt)CLI_STRING(hoist_build_mirror_info((hoist_mirror)m)->option, &bo.mirrors[m]);
+  int rc = cli_parse_opts_as(&(cli_args){.verb = VERB, .print_usage = usage}, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (optind != argc)
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
   if (cli_sandboxopts_finish(&sbo, VERB) < 0)
@@ -198,11 +123,8 @@ static int build_run(int argc, char **argv) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *src = NULL;
   _cleanup_loc_ hoist_loc *dst = NULL;
-  if (hoist_loc_parse(source_s, &src, &err) < 0 || hoist_loc_parse(target_s, &dst, &err) < 0) {
-    _cleanup_free_ char *t = hoist_err_text(err);
-    hoist_err_free(err);
-    return cli_usage(VERB, "%s", t);
-  }
+  if (hoist_loc_parse(source_s, &src, &err) < 0 || hoist_loc_parse(target_s, &dst, &err) < 0)
+    return cli_usage_err(VERB, err);
   if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
     return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");
   if (dst->kind == HOIST_LOC_REGISTRY && !dst->ref->tag) {
@@ -215,7 +137,7 @@ static int build_run(int argc, char **argv) {
     return cli_usage(VERB, "bad platform '%s'", platform_s);
   }
   bo.platform = platform;
-  if (!sde_given && cli_env_epoch(&bo.source_date_epoch, &err) < 0)
+  if (cli_layer_epoch_default(&bo.source_date_epoch, &err) < 0)
     return cli_fail(VERB, err);
 
   _cleanup_free_ char *file = NULL;

@@ -5,11 +5,8 @@
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "bundle.h"
 #include "hoist/bundle.h"
-
-int cli_bundle_apply(int argc, char **argv);
-int cli_bundle_publish(int argc, char **argv);
 
 static const char usage_text[] =
     "Usage: hoist bundle COMMAND [OPTIONS]\n"
@@ -71,30 +68,6 @@ static const char fetch_usage[] =
     "  --json               print {\"path\": ..., \"cached\": ...}\n"
     "  -h, --help           show this help\n";
 
-enum {
-  OPT_ARCH = 256,
-  OPT_PLATFORM,
-  OPT_MAX_SIZE,
-  OPT_MAX_ENTRIES,
-  OPT_INTO,
-  OPT_SHA,
-  OPT_CACHE,
-  OPT_JSON
-};
-
-static const struct option long_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"arch", required_argument, NULL, OPT_ARCH},
-    {"platform", required_argument, NULL, OPT_PLATFORM},
-    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
-    {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
-    {"into", required_argument, NULL, OPT_INTO},
-    {"sha256", required_argument, NULL, OPT_SHA},
-    {"cache", required_argument, NULL, OPT_CACHE},
-    {"json", no_argument, NULL, OPT_JSON},
-    {NULL, 0, NULL, 0},
-};
-
 static void show_progress(uint64_t done, uint64_t total, void *userdata) {
   const char *what = userdata;
   if (total)
@@ -117,60 +90,52 @@ typedef struct args {
   const char *arch, *platform, *into, *sha256, *cache;
   uint64_t max_size, max_entries;
   bool allow_into, allow_fetch, json;
+  const char *resolved_arch; /* from arch or platform */
+  bool tty;                  /* progress is shown */
 } args;
 
-/* Returns -1 to go on, else the exit code. */
+int cli_bundle_opt_max_size(const char *verb, const char *arg, void *dest) {
+  if (!hoist_size_parse(arg, dest))
+    return cli_usage(verb, "--max-size: not a size: %s", arg), -1;
+  return 0;
+}
+
+int cli_bundle_opt_max_entries(const char *verb, const char *arg, void *dest) {
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (errno || *end || end == arg || !v || arg[0] == '-')
+    return cli_usage(verb, "--max-entries: not a positive number: %s", arg), -1;
+  *(uint64_t *)dest = v;
+  return 0;
+}
+
+/* fetch reads no tarball: its --max-entries is refused, in the words of a
+ * bad value. */
+static int refuse_max_entries(const char *verb, const char *arg, void *dest) {
+  (void)dest;
+  return cli_usage(verb, "--max-entries: not a positive number: %s", arg), -1;
+}
+
+/* Parses the options and the operand of a->verb, and resolves the
+ * architecture. Returns -1 to go on, else the exit code. */
 static int parse(args *a, int argc, char **argv) {
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      fputs(a->usage, stdout);
-      return EXIT_OK;
-    case OPT_ARCH:
-      a->arch = optarg;
-      break;
-    case OPT_PLATFORM:
-      a->platform = optarg;
-      break;
-    case OPT_MAX_SIZE:
-      if (a->allow_fetch || !hoist_size_parse(optarg, &a->max_size))
-        return cli_usage(
-            a->verb, a->allow_fetch ? "unknown option --max-size" : "--max-size: not a size: %s",
-            optarg);
-      break;
-    case OPT_MAX_ENTRIES: {
-      char *end;
-      errno = 0;
-      unsigned long long v = strtoull(optarg, &end, 10);
-      if (a->allow_fetch || errno || *end || !v || optarg[0] == '-')
-        return cli_usage(a->verb, "--max-entries: not a positive number: %s", optarg);
-      a->max_entries = v;
-      break;
-    }
-    case OPT_INTO:
-      if (!a->allow_into)
-        return cli_usage(a->verb, "unknown option --into");
-      a->into = optarg;
-      break;
-    case OPT_SHA:
-      if (!a->allow_fetch)
-        return cli_usage(a->verb, "unknown option --sha256");
-      a->sha256 = optarg;
-      break;
-    case OPT_JSON:
-      a->json = true;
-      break;
-    case OPT_CACHE:
-      if (!a->allow_fetch)
-        return cli_usage(a->verb, "unknown option --cache");
-      a->cache = optarg;
-      break;
-    default:
-      return cli_usage(a->verb, "unknown option");
-    }
-  }
+  const cli_opt opts[] = {
+      CLI_STRING("arch", &a->arch),
+      CLI_STRING("platform", &a->platform),
+      CLI_CALL("max-size", cli_bundle_opt_max_size, &a->max_size,
+               .refuse = a->allow_fetch ? "unknown option --max-size" : NULL),
+      CLI_CALL("max-entries", a->allow_fetch ? refuse_max_entries : cli_bundle_opt_max_entries,
+               &a->max_entries),
+      CLI_STRING("into", &a->into, .refuse = a->allow_into ? NULL : "unknown option --into"),
+      CLI_STRING("sha256", &a->sha256, .refuse = a->allow_fetch ? NULL : "unknown option --sha256"),
+      CLI_STRING("cache", &a->cache, .refuse = a->allow_fetch ? NULL : "unknown option --cache"),
+      CLI_FLAG("json", &a->json),
+      CLI_END,
+  };
+  int rc = cli_parse_opts(a->verb, a->usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (a->arch && a->platform)
     return cli_usage(a->verb, "--arch and --platform are exclusive");
   if (optind >= argc)
@@ -178,18 +143,17 @@ static int parse(args *a, int argc, char **argv) {
   if (optind + 1 < argc)
     return cli_usage(a->verb, "unexpected argument: %s", argv[optind + 1]);
   a->operand = argv[optind];
+  if (a->allow_fetch && !a->arch && !a->platform)
+    return cli_usage(a->verb, "--arch is required");
+  hoist_err *err = NULL;
+  if (hoist_bundle_arch_resolve(a->arch, a->platform, &a->resolved_arch, &err) < 0)
+    return cli_fail(a->verb, err);
+  a->tty = cli_stderr_is_tty();
   return -1;
 }
 
 /* Prints obj as one line of JSON on stdout and releases it. */
-static void print_json(json_t *obj) {
-  char *s = json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS);
-  if (!s)
-    abort();
-  printf("%s\n", s);
-  free(s);
-  json_decref(obj);
-}
+static void print_json(json_t *obj) { cli_json_print(stdout, obj, JSON_COMPACT | JSON_SORT_KEYS); }
 
 static json_t *info_json(const hoist_bundle_info *i) {
   return json_pack("{s:s, s:s, s:s, s:s, s:I, s:I}", "bundle_name", i->bundle_name,
@@ -198,31 +162,22 @@ static json_t *info_json(const hoist_bundle_info *i) {
                    "payload_bytes", (json_int_t)i->payload_bytes);
 }
 
-static int run_check(int argc, char **argv, bool stage) {
-  args a = {.verb = stage ? "bundle stage" : "bundle verify",
-            .usage = stage ? stage_usage : verify_usage,
-            .allow_into = stage};
-  int rc = parse(&a, argc, argv);
-  if (rc >= 0)
-    return rc;
+/* verify or stage (stage true) with the parsed arguments a. */
+static int check(const args *a, bool stage) {
   hoist_err *err = NULL;
-  const char *arch;
-  if (hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0)
-    return cli_fail(a.verb, err);
-  bool tty = cli_stderr_is_tty();
-  hoist_bundle_opts o = {.arch = arch,
-                         .max_size = a.max_size,
-                         .max_entries = a.max_entries,
-                         .progress = tty ? show_progress : NULL,
-                         .progress_userdata = (void *)a.operand};
+  hoist_bundle_opts o = {.arch = a->resolved_arch,
+                         .max_size = a->max_size,
+                         .max_entries = a->max_entries,
+                         .progress = a->tty ? show_progress : NULL,
+                         .progress_userdata = (void *)a->operand};
   hoist_bundle_info *info = NULL;
   if (stage) {
     char *dir = NULL;
-    int r = hoist_bundle_stage(a.operand, a.into, &o, &dir, &info, &err);
-    end_progress(tty);
+    int r = hoist_bundle_stage(a->operand, a->into, &o, &dir, &info, &err);
+    end_progress(a->tty);
     if (r < 0)
-      return cli_fail(a.verb, err);
-    if (a.json) {
+      return cli_fail(a->verb, err);
+    if (a->json) {
       json_t *j = info_json(info);
       json_object_set_new(j, "staged_at", json_string(dir));
       print_json(j);
@@ -231,11 +186,11 @@ static int run_check(int argc, char **argv, bool stage) {
     }
     free(dir);
   } else {
-    int r = hoist_bundle_verify(a.operand, &o, &info, &err);
-    end_progress(tty);
+    int r = hoist_bundle_verify(a->operand, &o, &info, &err);
+    end_progress(a->tty);
     if (r < 0)
-      return cli_fail(a.verb, err);
-    if (a.json)
+      return cli_fail(a->verb, err);
+    if (a->json)
       print_json(info_json(info));
     else
       printf("Runtime bundle verified: %s %s (%s), %zu manifest entries\n", info->bundle_name,
@@ -245,32 +200,23 @@ static int run_check(int argc, char **argv, bool stage) {
   return EXIT_OK;
 }
 
-static int run_fetch(int argc, char **argv) {
-  args a = {.verb = "bundle fetch", .usage = fetch_usage, .allow_fetch = true};
-  int rc = parse(&a, argc, argv);
-  if (rc >= 0)
-    return rc;
-  if (!a.arch && !a.platform)
-    return cli_usage(a.verb, "--arch is required");
+/* fetch with the parsed arguments a. */
+static int fetch(const args *a) {
   hoist_err *err = NULL;
-  const char *arch;
-  if (hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0)
-    return cli_fail(a.verb, err);
-  bool tty = cli_stderr_is_tty();
-  hoist_bundle_fetch_opts o = {.arch = arch,
-                               .sha256 = a.sha256,
-                               .cache_dir = a.cache,
-                               .progress = tty ? show_progress : NULL,
-                               .progress_userdata = (void *)a.operand};
+  hoist_bundle_fetch_opts o = {.arch = a->resolved_arch,
+                               .sha256 = a->sha256,
+                               .cache_dir = a->cache,
+                               .progress = a->tty ? show_progress : NULL,
+                               .progress_userdata = (void *)a->operand};
   char *path = NULL;
   bool cached = false;
-  int r = hoist_bundle_fetch(a.operand, &o, &path, &cached, &err);
-  end_progress(tty);
+  int r = hoist_bundle_fetch(a->operand, &o, &path, &cached, &err);
+  end_progress(a->tty);
   if (r < 0)
-    return cli_fail(a.verb, err);
+    return cli_fail(a->verb, err);
   if (cached)
     hoist_info("using cached %s", path);
-  if (a.json)
+  if (a->json)
     print_json(json_pack("{s:s, s:b}", "path", path, "cached", cached));
   else
     printf("%s\n", path);
@@ -288,14 +234,22 @@ static int run_bundle(int argc, char **argv) {
     fputs(usage_text, stdout);
     return EXIT_OK;
   }
-  char *name = hoist_asprintf("hoist bundle %s", cmd ? cmd : ""); /* getopt's messages name it */
-  argv[1] = name;
-  if (strcmp(cmd, "verify") == 0)
-    return run_check(argc - 1, argv + 1, false);
-  if (strcmp(cmd, "stage") == 0)
-    return run_check(argc - 1, argv + 1, true);
-  if (strcmp(cmd, "fetch") == 0)
-    return run_fetch(argc - 1, argv + 1);
+  argv[1] = hoist_asprintf("hoist bundle %s", cmd); /* getopt's messages name it so */
+  bool stage = strcmp(cmd, "stage") == 0, fetching = strcmp(cmd, "fetch") == 0;
+  if (stage || fetching || strcmp(cmd, "verify") == 0) {
+    args a = {.verb = stage      ? "bundle stage"
+                      : fetching ? "bundle fetch"
+                                 : "bundle verify",
+              .usage = stage      ? stage_usage
+                       : fetching ? fetch_usage
+                                  : verify_usage,
+              .allow_into = stage,
+              .allow_fetch = fetching};
+    int rc = parse(&a, argc - 1, argv + 1);
+    if (rc >= 0)
+      return rc;
+    return fetching ? fetch(&a) : check(&a, stage);
+  }
   if (strcmp(cmd, "apply") == 0)
     return cli_bundle_apply(argc - 1, argv + 1);
   if (strcmp(cmd, "publish") == 0)

@@ -1,17 +1,14 @@
 /* hoist bundle apply|publish: runtime bundles into images (commands of the
  * bundle verb, dispatched from bundle.c). */
-#include <errno.h>
 #include <string.h>
 
 #include <jansson.h>
 
-#include "cli.h"
+#include "bundle.h"
 #include "env.h"
 #include "hoist/bundle.h"
+#include "layeropts.h"
 #include "regopts.h"
-
-int cli_bundle_apply(int argc, char **argv);
-int cli_bundle_publish(int argc, char **argv);
 
 static const char apply_usage[] =
     "Usage: hoist bundle apply STAGED_DIR --base REF --target REF [--arch ARCH] [OPTIONS]\n"
@@ -63,26 +60,10 @@ static const char publish_usage[] =
     "                             (default: $SOURCE_DATE_EPOCH)\n"
     "  -h, --help                 show this help\n\n" REGOPTS_HELP;
 
-enum {
-  OPT_BASE = 256,
-  OPT_TARGET,
-  OPT_ARCH,
-  OPT_PLATFORM,
-  OPT_LIBDIR,
-  OPT_COMPRESS,
-  OPT_SDE,
-  OPT_BUNDLE,
-  OPT_OCI,
-  OPT_TAG,
-  OPT_MAX_SIZE,
-  OPT_MAX_ENTRIES,
-};
-
 typedef struct image_args {
   const char *verb;
   const char *base, *target, *arch, *platform, *libdir;
   hoist_layer_options layer;
-  bool sde_given;
   hoist_bundle_publish_item bundles[HOIST_BUNDLE_PUBLISH_MAX];
   size_t n_bundles;
   const char *tags[32];
@@ -92,119 +73,75 @@ typedef struct image_args {
   cli_regopts ro;
 } image_args;
 
-/* Parses the options of apply (publish false) or publish. Returns -1 to go
- * on, else the exit code. */
-static int parse(image_args *a, bool publish, int argc, char **argv) {
-  static const struct option opts[] = {
-      {"help", no_argument, NULL, 'h'},
-      {"base", required_argument, NULL, OPT_BASE},
-      {"target", required_argument, NULL, OPT_TARGET},
-      {"arch", required_argument, NULL, OPT_ARCH},
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"libdir", required_argument, NULL, OPT_LIBDIR},
-      {"compress", required_argument, NULL, OPT_COMPRESS},
-      {"source-date-epoch", required_argument, NULL, OPT_SDE},
-      {"bundle", required_argument, NULL, OPT_BUNDLE},
-      {"oci", no_argument, NULL, OPT_OCI},
-      {"tag", required_argument, NULL, OPT_TAG},
-      {"max-size", required_argument, NULL, OPT_MAX_SIZE},
-      {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
-      REGOPTS_LONG,
-      {NULL, 0, NULL, 0},
+/* Parses base and target; the target needs a tag. */
+static int parse_locs(image_args *a, hoist_loc **base, hoist_loc **target) {
+  hoist_err *err = NULL;
+  if (hoist_loc_parse(a->base, base, &err) < 0 || hoist_loc_parse(a->target, target, &err) < 0)
+    return cli_usage_err(a->verb, err);
+  const hoist_loc *t = *target;
+  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+    return cli_usage(a->verb, "--target needs a tag (REPO:TAG or oci:DIR:TAG)");
+  return -1;
+}
+
+/* --libdir: an absolute path in the image, into a const char *. */
+static int opt_libdir(const char *verb, const char *arg, void *dest) {
+  if (arg[0] != '/')
+    return cli_usage(verb, "--libdir must be an absolute path in the image"), -1;
+  *(const char **)dest = arg;
+  return 0;
+}
+
+/* --bundle ARCH=TARBALL: one more bundle of an image_args (argv is ours to
+ * split). */
+static int opt_bundle(const char *verb, const char *arg, void *dest) {
+  image_args *a = dest;
+  char *eq = strchr(arg, '=');
+  if (!eq || eq == arg || !eq[1])
+    return cli_usage(verb, "bad --bundle '%s' (want ARCH=TARBALL)", arg), -1;
+  if (a->n_bundles == HOIST_BUNDLE_PUBLISH_MAX)
+    return cli_usage(verb, "at most %d bundles, one per architecture", HOIST_BUNDLE_PUBLISH_MAX),
+           -1;
+  *eq = '\0';
+  a->bundles[a->n_bundles++] = (hoist_bundle_publish_item){.arch = arg, .tarball = eq + 1};
+  return 0;
+}
+
+/* --tag T: one more tag of an image_args (room is kept for a NULL). */
+static int opt_tag(const char *verb, const char *arg, void *dest) {
+  image_args *a = dest;
+  if (a->n_tags == sizeof a->tags / sizeof *a->tags - 1)
+    return cli_usage(verb, "too many --tag"), -1;
+  a->tags[a->n_tags++] = arg;
+  return 0;
+}
+
+/* Parses the options of apply (publish false) or publish, then base and
+ * target (the target needs a tag). Returns -1 to go on, else the exit code. */
+static int parse(image_args *a, bool publish, int argc, char **argv, hoist_loc **base,
+                 hoist_loc **target) {
+  const char *arch_refused = publish ? "--arch and --platform go with --bundle ARCH=TARBALL" : NULL;
+  const cli_opt opts[] = {
+      CLI_STRING("base", &a->base),
+      CLI_STRING("target", &a->target),
+      CLI_STRING("arch", &a->arch, .refuse = arch_refused),
+      CLI_STRING("platform", &a->platform, .refuse = arch_refused),
+      CLI_CALL("libdir", opt_libdir, &a->libdir),
+      CLI_CALL("compress", cli_opt_compression, &a->layer.compression),
+      CLI_CALL("source-date-epoch", cli_opt_epoch, &a->layer.source_date_epoch),
+      CLI_CALL("bundle", opt_bundle, a, .refuse = publish ? NULL : "unknown option --bundle"),
+      CLI_FLAG("oci", &a->oci, .refuse = publish ? NULL : "unknown option --oci"),
+      CLI_CALL("tag", opt_tag, a, .refuse = publish ? NULL : "unknown option --tag"),
+      CLI_CALL("max-size", cli_bundle_opt_max_size, &a->max_size,
+               .refuse = publish ? NULL : "unknown option --max-size"),
+      CLI_CALL("max-entries", cli_bundle_opt_max_entries, &a->max_entries,
+               .refuse = publish ? NULL : "unknown option --max-entries"),
+      CLI_GROUP(cli_regopts_opts, &a->ro),
+      CLI_END,
   };
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      fputs(publish ? publish_usage : apply_usage, stdout);
-      return EXIT_OK;
-    case OPT_BASE:
-      a->base = optarg;
-      break;
-    case OPT_TARGET:
-      a->target = optarg;
-      break;
-    case OPT_ARCH:
-    case OPT_PLATFORM:
-      if (publish)
-        return cli_usage(a->verb, "--arch and --platform go with --bundle ARCH=TARBALL");
-      *(c == OPT_ARCH ? &a->arch : &a->platform) = optarg;
-      break;
-    case OPT_LIBDIR:
-      if (optarg[0] != '/')
-        return cli_usage(a->verb, "--libdir must be an absolute path in the image");
-      a->libdir = optarg;
-      break;
-    case OPT_COMPRESS: {
-      hoist_err *err = NULL;
-      if (hoist_layer_compression_parse(optarg, &a->layer.compression, &err) < 0) {
-        hoist_err_free(err);
-        return cli_usage(a->verb, "unknown compression '%s' (gzip, zstd or none)", optarg);
-      }
-      break;
-    }
-    case OPT_SDE: {
-      char *end;
-      errno = 0;
-      long long v = strtoll(optarg, &end, 10);
-      if (errno || *end || end == optarg || v < 0)
-        return cli_usage(a->verb, "bad --source-date-epoch '%s'", optarg);
-      a->layer.source_date_epoch = v;
-      a->sde_given = true;
-      break;
-    }
-    case OPT_BUNDLE: {
-      const char *eq = strchr(optarg, '=');
-      if (!publish)
-        return cli_usage(a->verb, "unknown option --bundle");
-      if (!eq || eq == optarg || !eq[1])
-        return cli_usage(a->verb, "bad --bundle '%s' (want ARCH=TARBALL)", optarg);
-      if (a->n_bundles == HOIST_BUNDLE_PUBLISH_MAX)
-        return cli_usage(a->verb, "at most %d bundles, one per architecture",
-                         HOIST_BUNDLE_PUBLISH_MAX);
-      *(char *)eq = '\0'; /* argv is ours to split */
-      a->bundles[a->n_bundles].arch = optarg;
-      a->bundles[a->n_bundles].tarball = eq + 1;
-      a->n_bundles++;
-      break;
-    }
-    case OPT_OCI:
-      if (!publish)
-        return cli_usage(a->verb, "unknown option --oci");
-      a->oci = true;
-      break;
-    case OPT_TAG:
-      if (!publish)
-        return cli_usage(a->verb, "unknown option --tag");
-      if (a->n_tags == sizeof a->tags / sizeof *a->tags - 1)
-        return cli_usage(a->verb, "too many --tag");
-      a->tags[a->n_tags++] = optarg;
-      break;
-    case OPT_MAX_SIZE:
-      if (!publish)
-        return cli_usage(a->verb, "unknown option --max-size");
-      if (!hoist_size_parse(optarg, &a->max_size))
-        return cli_usage(a->verb, "--max-size: not a size: %s", optarg);
-      break;
-    case OPT_MAX_ENTRIES: {
-      char *end;
-      errno = 0;
-      unsigned long long v = strtoull(optarg, &end, 10);
-      if (!publish)
-        return cli_usage(a->verb, "unknown option --max-entries");
-      if (errno || *end || end == optarg || !v || optarg[0] == '-')
-        return cli_usage(a->verb, "--max-entries: not a positive number: %s", optarg);
-      a->max_entries = v;
-      break;
-    }
-    default: {
-      int h = cli_regopts_handle(&a->ro, a->verb, c, optarg);
-      if (h != 1)
-        return h < 0 ? EXIT_USAGE : cli_usage(a->verb, "unknown option");
-    }
-    }
-  }
+  int rc = cli_parse_opts(a->verb, publish ? publish_usage : apply_usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (!a->base)
     return cli_usage(a->verb, "needs --base REF");
   if (!a->target)
@@ -222,63 +159,39 @@ static int parse(image_args *a, bool publish, int argc, char **argv) {
     if (optind + 1 < argc)
       return cli_usage(a->verb, "unexpected argument: %s", argv[optind + 1]);
   }
-  if (!a->sde_given) {
-    hoist_err *err = NULL;
-    if (cli_env_epoch(&a->layer.source_date_epoch, &err) < 0)
-      return cli_fail(a->verb, err);
-  }
-  return -1;
+  hoist_err *err = NULL;
+  if (cli_layer_epoch_default(&a->layer.source_date_epoch, &err) < 0)
+    return cli_fail(a->verb, err);
+  return parse_locs(a, base, target);
 }
 
-/* Parses base and target; the target needs a tag. */
-static int parse_locs(image_args *a, hoist_loc **base, hoist_loc **target) {
-  hoist_err *err = NULL;
-  if (hoist_loc_parse(a->base, base, &err) < 0 || hoist_loc_parse(a->target, target, &err) < 0) {
-    _cleanup_free_ char *t = hoist_err_text(err);
-    hoist_err_free(err);
-    return cli_usage(a->verb, "%s", t);
-  }
-  const hoist_loc *t = *target;
-  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
-    return cli_usage(a->verb, "--target needs a tag (REPO:TAG or oci:DIR:TAG)");
-  return -1;
-}
+static void image_args_clear(image_args *a) { cli_regopts_free(&a->ro); }
 
 int cli_bundle_apply(int argc, char **argv) {
+  __attribute__((cleanup(image_args_clear)))
   image_args a = {.verb = "bundle apply", .layer = HOIST_LAYER_OPTIONS_INIT};
   _cleanup_loc_ hoist_loc *base = NULL;
   _cleanup_loc_ hoist_loc *target = NULL;
-  int rc = parse(&a, false, argc, argv);
-  if (rc < 0)
-    rc = parse_locs(&a, &base, &target);
-  if (rc >= 0) {
-    cli_regopts_free(&a.ro);
+  int rc = parse(&a, false, argc, argv, &base, &target);
+  if (rc >= 0)
     return rc;
-  }
   const char *staged = argv[optind];
   hoist_err *err = NULL;
   const char *arch = NULL;
   _cleanup_registry_ hoist_registry *reg = NULL;
+  if (((a.arch || a.platform) && hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0) ||
+      cli_regopts_open(&a.ro, false, &reg, &err) < 0)
+    return cli_fail(a.verb, err);
+  hoist_transport_opts to = {.registry = reg};
   _cleanup_transport_source_ hoist_transport_source *src = NULL;
   _cleanup_transport_target_ hoist_transport_target *dst = NULL;
-  hoist_image_append_result res;
-  if (((a.arch || a.platform) && hoist_bundle_arch_resolve(a.arch, a.platform, &arch, &err) < 0) ||
-      cli_regopts_open(&a.ro, false, &reg, &err) < 0) {
-    cli_regopts_free(&a.ro);
-    return cli_fail(a.verb, err);
-  }
-  hoist_transport_opts to = {.registry = reg};
-  if (hoist_transport_open_source(&to, base, &src, &err) < 0 ||
-      hoist_transport_open_target(&to, target, &dst, &err) < 0) {
-    cli_regopts_free(&a.ro);
-    return cli_fail(a.verb, err);
-  }
   hoist_bundle_apply_opts ao = {.arch = arch, .image_libdir = a.libdir, .layer = a.layer};
-  if (hoist_bundle_apply(src, dst, staged, &ao, &res, &err) < 0 ||
-      hoist_transport_commit(dst, &err) < 0) {
-    cli_regopts_free(&a.ro);
+  hoist_image_append_result res;
+  if (hoist_transport_open_source(&to, base, &src, &err) < 0 ||
+      hoist_transport_open_target(&to, target, &dst, &err) < 0 ||
+      hoist_bundle_apply(src, dst, staged, &ao, &res, &err) < 0 ||
+      hoist_transport_commit(dst, &err) < 0)
     return cli_fail(a.verb, err);
-  }
   _cleanup_free_ char *tname = hoist_loc_string(target);
   if (a.ro.json) {
     cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I}", "target", tname,
@@ -292,27 +205,21 @@ int cli_bundle_apply(int argc, char **argv) {
            (unsigned long long)res.layer.n_entries, (unsigned long long)res.layer.size,
            res.n_layers);
   }
-  cli_regopts_free(&a.ro);
   return EXIT_OK;
 }
 
 int cli_bundle_publish(int argc, char **argv) {
+  __attribute__((cleanup(image_args_clear)))
   image_args a = {.verb = "bundle publish", .layer = HOIST_LAYER_OPTIONS_INIT};
   _cleanup_loc_ hoist_loc *base = NULL;
   _cleanup_loc_ hoist_loc *target = NULL;
-  int rc = parse(&a, true, argc, argv);
-  if (rc < 0)
-    rc = parse_locs(&a, &base, &target);
-  if (rc >= 0) {
-    cli_regopts_free(&a.ro);
+  int rc = parse(&a, true, argc, argv, &base, &target);
+  if (rc >= 0)
     return rc;
-  }
   hoist_err *err = NULL;
   _cleanup_registry_ hoist_registry *reg = NULL;
-  if (cli_regopts_open(&a.ro, false, &reg, &err) < 0) {
-    cli_regopts_free(&a.ro);
+  if (cli_regopts_open(&a.ro, false, &reg, &err) < 0)
     return cli_fail(a.verb, err);
-  }
   a.tags[a.n_tags] = NULL;
   hoist_bundle_publish_opts po = {.bundles = a.bundles,
                                   .n_bundles = a.n_bundles,
@@ -327,10 +234,8 @@ int cli_bundle_publish(int argc, char **argv) {
                                   .stage_parent = cli_env_tmpdir(NULL)};
   hoist_bundle_publish_result res;
   hoist_transport_opts to = {.registry = reg};
-  if (hoist_bundle_publish(&to, &po, &res, &err) < 0) {
-    cli_regopts_free(&a.ro);
+  if (hoist_bundle_publish(&to, &po, &res, &err) < 0)
     return cli_fail(a.verb, err);
-  }
   _cleanup_free_ char *tname = hoist_loc_string(target);
   if (a.ro.json) {
     json_t *imgs = json_array();
@@ -345,6 +250,5 @@ int cli_bundle_publish(int argc, char **argv) {
     printf("index: %s %s (%s)\n", tname, res.index_digest, res.index_media_type);
   }
   hoist_bundle_publish_result_clear(&res);
-  cli_regopts_free(&a.ro);
   return EXIT_OK;
 }

@@ -12,39 +12,29 @@ static const char usage[] =
     "  --max-age-hours N  age limit in hours (a non-negative number)\n"
     "  -h, --help         show this help\n\n" CLIENT_HELP;
 
+/* --max-age-hours: a non-negative number of hours, into a double. */
+static int opt_hours(const char *verb, const char *arg, void *dest) {
+  char *end;
+  double v = strtod(arg, &end);
+  if (!*arg || *end || !isfinite(v) || v < 0)
+    return cli_usage(verb, "--max-age-hours: expected a non-negative number"), -1;
+  *(double *)dest = v;
+  return 0;
+}
+
 static int clean_run(int argc, char **argv) {
-  enum { O_AGE = 256 };
-  static const struct option opts[] = {
-      {"max-age-hours", required_argument, NULL, O_AGE},
-      {"help", no_argument, NULL, 'h'},
-      CLIENT_LONG,
-      {0},
-  };
   double hours = 24;
-  cli_client cl = {0};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == O_AGE) {
-      char *end;
-      hours = strtod(optarg, &end);
-      if (!*optarg || *end || !isfinite(hours) || hours < 0) {
-        cli_client_free(&cl);
-        return cli_usage("clean", "--max-age-hours: expected a non-negative number");
-      }
-    } else if (c == 'h') {
-      fputs(usage, stdout);
-      cli_client_free(&cl);
-      return EXIT_OK;
-    } else if (!cli_client_handle(&cl, c, optarg)) {
-      cli_client_free(&cl);
-      return cli_usage("clean", "unknown option");
-    }
-  }
-  if (optind != argc) {
-    cli_client_free(&cl);
+  _cleanup_client_ cli_client cl = {0};
+  const cli_opt opts[] = {
+      CLI_CALL("max-age-hours", opt_hours, &hours),
+      CLI_GROUP(cli_client_opts, &cl),
+      CLI_END,
+  };
+  int rc = cli_parse_opts("clean", usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (optind != argc)
     return cli_usage("clean", "unexpected argument \"%s\"", argv[optind]);
-  }
   hoist_err *err = NULL;
   json_t *body = json_pack("{s:f}", "max_age_hours", hours);
   long status = 0;
@@ -53,13 +43,9 @@ static int clean_run(int argc, char **argv) {
   if (r == 0)
     r = cli_client_call(&cl, "POST", "/system/api/v1/build/cleanup", body, &status, &out, &err);
   json_decref(body);
-  if (r < 0) {
-    cli_client_free(&cl);
+  if (r < 0)
     return cli_fail("clean", err);
-  }
-  int ret = cli_client_report(&cl, "clean", status, out);
-  cli_client_free(&cl);
-  return ret;
+  return cli_client_report(&cl, "clean", status, out);
 }
 
 HOIST_VERB(clean, "clean", "remove old build jobs from the deployer service", clean_run);

@@ -9,34 +9,26 @@
 #include "env.h"
 #include "hoist/fs.h"
 
-int cli_client_handle(cli_client *c, int opt, const char *arg) {
-  switch (opt) {
-  case CLIENT_OPT_SERVER:
-    free(c->server);
-    c->server = hoist_strdup(arg);
-    return 1;
-  case CLIENT_OPT_AUTH:
-    free(c->auth);
-    c->auth = hoist_strdup(arg);
-    return 1;
-  case CLIENT_OPT_CA:
-    free(c->ca_file);
-    c->ca_file = hoist_strdup(arg);
-    return 1;
-  case CLIENT_OPT_CERT:
-    free(c->cert_file);
-    c->cert_file = hoist_strdup(arg);
-    return 1;
-  case CLIENT_OPT_KEY:
-    free(c->key_file);
-    c->key_file = hoist_strdup(arg);
-    return 1;
-  case CLIENT_OPT_JSON:
-    c->json = true;
-    return 1;
-  default:
-    return 0;
-  }
+const cli_opt cli_client_opts[] = {
+    CLI_CALL_AT("server", cli_opt_strdup, cli_client, server),
+    CLI_CALL_AT("auth", cli_opt_strdup, cli_client, auth),
+    CLI_CALL_AT("ca-file", cli_opt_strdup, cli_client, ca_file),
+    CLI_CALL_AT("cert", cli_opt_strdup, cli_client, cert_file),
+    CLI_CALL_AT("key", cli_opt_strdup, cli_client, key_file),
+    CLI_FLAG_AT("json", cli_client, json),
+    CLI_END,
+};
+
+int cli_client_run(const char *verb, const char *usage, int n, const char *n_usage,
+                   int (*run)(cli_client *cl, char **operands, int n), int argc, char **argv) {
+  _cleanup_client_ cli_client cl = {0};
+  const cli_opt opts[] = {CLI_GROUP(cli_client_opts, &cl), CLI_END};
+  int rc = cli_parse_opts(verb, usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (n >= 0 && argc - optind != n)
+    return cli_usage(verb, "%s", n_usage);
+  return run(&cl, argv + optind, argc - optind);
 }
 
 void cli_client_free(cli_client *c) {

@@ -10,24 +10,6 @@
 
 #include "cli.h"
 
-enum {
-  CLIENT_OPT_SERVER = 0x2000,
-  CLIENT_OPT_AUTH,
-  CLIENT_OPT_JSON,
-  CLIENT_OPT_CA,
-  CLIENT_OPT_CERT,
-  CLIENT_OPT_KEY
-};
-
-#define CLIENT_LONG                                                                                \
-  {"server", required_argument, NULL, CLIENT_OPT_SERVER},                                          \
-      {"auth", required_argument, NULL, CLIENT_OPT_AUTH},                                          \
-      {"ca-file", required_argument, NULL, CLIENT_OPT_CA},                                         \
-      {"cert", required_argument, NULL, CLIENT_OPT_CERT},                                          \
-      {"key", required_argument, NULL, CLIENT_OPT_KEY}, {                                          \
-    "json", no_argument, NULL, CLIENT_OPT_JSON                                                     \
-  }
-
 #define CLIENT_HELP                                                                                \
   "Service options:\n"                                                                             \
   "  --server URL     the service (default: APIHOST of ~/.wskprops)\n"                             \
@@ -42,11 +24,19 @@ typedef struct cli_client {
   bool json;
 } cli_client;
 
-/* Handles one of CLIENT_LONG: 1 handled, 0 not ours. */
-int cli_client_handle(cli_client *c, int opt, const char *arg);
+/* The options of CLIENT_HELP (and --ca-file, --cert, --key), for
+ * CLI_GROUP(cli_client_opts, &cl). */
+extern const cli_opt cli_client_opts[];
+/* Runs a verb whose options are the client's alone: returns run(&cl,
+ * operands, n), n the number of operands, or the exit code of --help or of
+ * a usage error (n_usage when the operands are not n, unless n is -1). */
+int cli_client_run(const char *verb, const char *usage, int n, const char *n_usage,
+                   int (*run)(cli_client *cl, char **operands, int n), int argc, char **argv);
+
 /* Fills what options left unset from ~/.wskprops ($WSK_CONFIG_FILE). */
 int cli_client_ready(cli_client *c, hoist_err **err);
 void cli_client_free(cli_client *c);
+#define _cleanup_client_ __attribute__((cleanup(cli_client_free)))
 
 /* One request: method, path (with query), optional JSON body. *status is
  * the HTTP status, *out the answer (a JSON object; caller decrefs). */

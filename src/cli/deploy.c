@@ -41,18 +41,6 @@ static const char usage[] =
     "data of what it read; while none of it changed, a check is answered from\n"
     "there (HOIST_LOG=debug says so). Deleting the file is always safe.\n";
 
-enum { OPT_ALL = 256, OPT_DRY_RUN, OPT_STATE, OPT_FILE, OPT_JSON };
-
-static const struct option long_opts[] = {
-    {"help", no_argument, NULL, 'h'},
-    {"all", no_argument, NULL, OPT_ALL},
-    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-    {"state", required_argument, NULL, OPT_STATE},
-    {"file", required_argument, NULL, OPT_FILE},
-    {"json", no_argument, NULL, OPT_JSON},
-    {NULL, 0, NULL, 0},
-};
-
 /* An absolute version of path (relative to base when it is relative). */
 static char *absolute(const char *base, const char *path) {
   if (path[0] == '/')
@@ -184,32 +172,13 @@ static void free_plan(hoist_deploy_plan **p) { hoist_deploy_plan_free(*p); }
 static int run(int argc, char **argv) {
   bool all = false, dry_run = false, json = false;
   const char *state_opt = NULL, *file_opt = NULL;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", long_opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    case OPT_ALL:
-      all = true;
-      break;
-    case OPT_DRY_RUN:
-      dry_run = true;
-      break;
-    case OPT_STATE:
-      state_opt = optarg;
-      break;
-    case OPT_FILE:
-      file_opt = optarg;
-      break;
-    case OPT_JSON:
-      json = true;
-      break;
-    default:
-      return cli_usage(VERB, "unknown option");
-    }
-  }
+  const cli_opt options[] = {
+      CLI_FLAG("all", &all),         CLI_FLAG("dry-run", &dry_run), CLI_STRING("state", &state_opt),
+      CLI_STRING("file", &file_opt), CLI_FLAG("json", &json),       CLI_END,
+  };
+  int rc = cli_parse_opts(VERB, usage, options, argc, argv);
+  if (rc >= 0)
+    return rc;
   const char *const *targets = (const char *const *)argv + optind;
   size_t n_targets = (size_t)(argc - optind);
   if (all && n_targets)

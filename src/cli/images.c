@@ -21,39 +21,21 @@ static void print_list(json_t *a) {
   json_array_foreach(a, i, v) printf("%s\n", json_string_value(v));
 }
 
-static int images_run(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, CLIENT_LONG, {0}};
-  cli_client cl = {0};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == 'h') {
-      fputs(usage, stdout);
-      cli_client_free(&cl);
-      return EXIT_OK;
-    }
-    if (!cli_client_handle(&cl, c, optarg)) {
-      cli_client_free(&cl);
-      return cli_usage("images", "unknown option");
-    }
-  }
-  int n = argc - optind;
-  const char *cmd = n > 0 ? argv[optind] : "";
+static int images(cli_client *cl, char **operands, int n) {
+  const char *cmd = n > 0 ? operands[0] : "";
   bool catalogs = strcmp(cmd, "list-catalogs") == 0;
   if (!((catalogs && n == 1) ||
         (!catalogs && n == 2 &&
          (strcmp(cmd, "list-images") == 0 || strcmp(cmd, "get-image") == 0 ||
-          strcmp(cmd, "delete-image") == 0)))) {
-    cli_client_free(&cl);
+          strcmp(cmd, "delete-image") == 0))))
     return cli_usage("images", "expected list-catalogs, or list-images, get-image or "
                                "delete-image with one argument");
-  }
   _cleanup_free_ char *path = NULL;
   const char *method = "GET";
   if (catalogs) {
     path = hoist_strdup("/system/api/v1/registry/catalog");
   } else {
-    _cleanup_free_ char *q = cli_client_escape(argv[optind + 1]);
+    _cleanup_free_ char *q = cli_client_escape(operands[1]);
     const char *what = strcmp(cmd, "list-images") == 0 ? "tags" : "manifest";
     path = hoist_asprintf("/system/api/v1/registry/%s?image=%s", what, q);
     if (strcmp(cmd, "delete-image") == 0)
@@ -62,17 +44,12 @@ static int images_run(int argc, char **argv) {
   hoist_err *err = NULL;
   long status = 0;
   json_t *out = NULL;
-  if (cli_client_ready(&cl, &err) < 0 ||
-      cli_client_call(&cl, method, path, NULL, &status, &out, &err) < 0) {
-    cli_client_free(&cl);
+  if (cli_client_ready(cl, &err) < 0 ||
+      cli_client_call(cl, method, path, NULL, &status, &out, &err) < 0)
     return cli_fail("images", err);
-  }
   const char *st = json_string_value(json_object_get(out, "status"));
-  if (cl.json || !st || strcmp(st, "ok") != 0) {
-    int ret = cli_client_report(&cl, "images", status, out);
-    cli_client_free(&cl);
-    return ret;
-  }
+  if (cl->json || !st || strcmp(st, "ok") != 0)
+    return cli_client_report(cl, "images", status, out);
   if (catalogs)
     print_list(json_object_get(out, "repositories"));
   else if (strcmp(cmd, "list-images") == 0)
@@ -84,8 +61,11 @@ static int images_run(int argc, char **argv) {
   } else
     printf("deleted %s\n", json_string_value(json_object_get(out, "digest")));
   json_decref(out);
-  cli_client_free(&cl);
   return EXIT_OK;
+}
+
+static int images_run(int argc, char **argv) {
+  return cli_client_run("images", usage, -1, NULL, images, argc, argv);
 }
 
 HOIST_VERB(images, "images", "list, show and delete your images through the service", images_run);

@@ -2,9 +2,6 @@
  * index. */
 #include <string.h>
 
-#include <jansson.h>
-
-#include "cli.h"
 #include "hoist/image.h"
 #include "regopts.h"
 
@@ -36,93 +33,72 @@ static const char create_usage[] =
     "  --tag T      also tag the index T (repeatable)\n"
     "  -h, --help   show this help\n\n" REGOPTS_HELP;
 
+/* The --tag options of index create, room kept for a NULL. */
+typedef struct index_tags {
+  const char *v[33];
+  size_t n;
+} index_tags;
+
+static int opt_tag(const char *verb, const char *arg, void *dest) {
+  index_tags *t = dest;
+  if (t->n == sizeof t->v / sizeof *t->v - 1)
+    return cli_usage(verb, "too many --tag"), -1;
+  t->v[t->n++] = arg;
+  return 0;
+}
+
+/* Frees a NULL-terminated array of locations and its locations. */
+static void locs_free(hoist_loc ***locs) {
+  for (hoist_loc **l = *locs; *l; l++)
+    hoist_loc_free(*l);
+  free(*locs);
+}
+
 static int index_create(int argc, char **argv) {
-  enum { OPT_OCI = 256, OPT_TAG };
-  static const struct option opts[] = {
-      {"help", no_argument, NULL, 'h'},
-      {"oci", no_argument, NULL, OPT_OCI},
-      {"tag", required_argument, NULL, OPT_TAG},
-      REGOPTS_LONG,
-      {NULL, 0, NULL, 0},
-  };
-  cli_regopts ro = {0};
+  _cleanup_regopts_ cli_regopts ro = {0};
   hoist_image_index_opts io = {0};
-  const char *tags[33];
-  size_t n_tags = 0;
-  int rc = -1;
-  optind = 1;
-  int c;
-  while (rc < 0 && (c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case 'h':
-      fputs(create_usage, stdout);
-      rc = EXIT_OK;
-      break;
-    case OPT_OCI:
-      io.oci = true;
-      break;
-    case OPT_TAG:
-      if (n_tags == 32)
-        rc = cli_usage(VERB, "too many --tag");
-      else
-        tags[n_tags++] = optarg;
-      break;
-    default: {
-      int h = cli_regopts_handle(&ro, VERB, c, optarg);
-      if (h != 1)
-        rc = h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
-    }
-    }
-  }
-  if (rc < 0 && argc - optind < 2)
-    rc = cli_usage(VERB, "needs TARGET and at least one SRC");
-  size_t n = rc < 0 ? (size_t)(argc - optind - 1) : 0;
-  hoist_loc **locs = hoist_malloc0((n + 1) * sizeof *locs);
+  index_tags tags = {.n = 0};
+  const cli_opt opts[] = {
+      CLI_FLAG("oci", &io.oci),
+      CLI_CALL("tag", opt_tag, &tags),
+      CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_END,
+  };
+  int rc = cli_parse_opts(VERB, create_usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (argc - optind < 2)
+    return cli_usage(VERB, "needs TARGET and at least one SRC");
+  size_t n = (size_t)(argc - optind - 1);
+  __attribute__((cleanup(locs_free))) hoist_loc **locs = hoist_malloc0((n + 2) * sizeof *locs);
   hoist_err *err = NULL;
-  for (size_t i = 0; rc < 0 && i <= n; i++) {
-    if (hoist_loc_parse(argv[optind + i], &locs[i], &err) < 0) {
-      _cleanup_free_ char *t = hoist_err_text(err);
-      hoist_err_free(err);
-      rc = cli_usage(VERB, "%s", t);
-    }
-  }
-  if (rc < 0) {
-    const hoist_loc *t = locs[0];
-    if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
-      rc = cli_usage(VERB, "TARGET needs a tag (REPO:TAG or oci:DIR:TAG)");
-  }
-  hoist_registry *reg = NULL;
-  if (rc < 0 && cli_regopts_open(&ro, true, &reg, &err) < 0)
-    rc = cli_fail(VERB, err);
-  if (rc < 0) {
-    tags[n_tags] = NULL;
-    io.tags = n_tags ? tags : NULL;
-    hoist_image_index_result res;
-    hoist_transport_opts to = {.registry = reg};
-    if (hoist_image_index_create(&to, locs[0], (const hoist_loc *const *)locs + 1, n, &io, &res,
-                                 &err) < 0) {
-      cli_progress_end();
-      rc = cli_fail(VERB, err);
-    } else {
-      cli_progress_end();
-      _cleanup_free_ char *tname = hoist_loc_string(locs[0]);
-      if (ro.json)
-        cli_print_json(json_pack("{s:s, s:s, s:s, s:I, s:I}", "target", tname, "digest", res.digest,
-                                 "mediaType", res.media_type, "manifests",
-                                 (json_int_t)res.n_manifests, "copied",
-                                 (json_int_t)res.images_copied));
-      else
-        printf("%s %s (%s, %zu manifests, %llu copied)\n", tname, res.digest, res.media_type,
-               res.n_manifests, (unsigned long long)res.images_copied);
-      rc = EXIT_OK;
-    }
-  }
-  hoist_registry_free(reg);
   for (size_t i = 0; i <= n; i++)
-    hoist_loc_free(locs[i]);
-  free(locs);
-  cli_regopts_free(&ro);
-  return rc;
+    if (hoist_loc_parse(argv[optind + (int)i], &locs[i], &err) < 0)
+      return cli_usage_err(VERB, err);
+  const hoist_loc *t = locs[0];
+  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+    return cli_usage(VERB, "TARGET needs a tag (REPO:TAG or oci:DIR:TAG)");
+  _cleanup_registry_ hoist_registry *reg = NULL;
+  if (cli_regopts_open(&ro, true, &reg, &err) < 0)
+    return cli_fail(VERB, err);
+  tags.v[tags.n] = NULL;
+  io.tags = tags.n ? tags.v : NULL;
+  hoist_image_index_result res;
+  hoist_transport_opts to = {.registry = reg};
+  rc = hoist_image_index_create(&to, locs[0], (const hoist_loc *const *)locs + 1, n, &io, &res,
+                                &err);
+  cli_progress_end();
+  if (rc < 0)
+    return cli_fail(VERB, err);
+  _cleanup_free_ char *tname = hoist_loc_string(locs[0]);
+  if (ro.json)
+    cli_print_json(json_pack("{s:s, s:s, s:s, s:I, s:I}", "target", tname, "digest", res.digest,
+                             "mediaType", res.media_type, "manifests", (json_int_t)res.n_manifests,
+                             "copied", (json_int_t)res.images_copied));
+  else
+    printf("%s %s (%s, %zu manifests, %llu copied)\n", tname, res.digest, res.media_type,
+           res.n_manifests, (unsigned long long)res.images_copied);
+  return EXIT_OK;
 }
 
 static int run_index(int argc, char **argv) {

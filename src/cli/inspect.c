@@ -389,59 +389,24 @@ static int inspect(const char *s, cli_regopts *ro, const char *platform, bool ra
 }
 
 static int run(int argc, char **argv) {
-  enum { OPT_RAW = 256, OPT_CONFIG, OPT_JSON, OPT_PLATFORM };
-  static const struct option opts[] = {
-      {"raw", no_argument, NULL, OPT_RAW},
-      {"config", no_argument, NULL, OPT_CONFIG},
-      {"json", no_argument, NULL, OPT_JSON},
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"help", no_argument, NULL, 'h'},
-      REGOPTS_LONG,
-      {0},
-  };
-  cli_regopts ro = {0};
-  bool raw = false, config = false, json = false;
+  _cleanup_regopts_ cli_regopts ro = {0};
+  bool raw = false, config = false;
   const char *platform = NULL;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_RAW:
-      raw = true;
-      break;
-    case OPT_CONFIG:
-      config = true;
-      break;
-    case OPT_JSON:
-      json = true;
-      break;
-    case OPT_PLATFORM:
-      platform = optarg;
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      cli_regopts_free(&ro);
-      return EXIT_OK;
-    default: {
-      int h = cli_regopts_handle(&ro, VERB, c, optarg);
-      if (h == 1)
-        break;
-      cli_regopts_free(&ro);
-      return h < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
-    }
-    }
-  }
-  if (ro.json)
-    json = true;
-  int code = EXIT_USAGE;
-  if (raw + config + json > 1)
-    cli_usage(VERB, "--raw, --config and --json exclude each other");
-  else if (optind + 1 != argc)
-    cli_usage(VERB, "expected one image (REF or oci:DIR[:TAG])");
-  else
-    code = inspect(argv[optind], &ro, platform, raw, config, json);
-  cli_regopts_free(&ro);
-  return code;
+  const cli_opt opts[] = {
+      CLI_FLAG("raw", &raw),
+      CLI_FLAG("config", &config),
+      CLI_STRING("platform", &platform),
+      CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_END,
+  };
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (raw + config + ro.json > 1)
+    return cli_usage(VERB, "--raw, --config and --json exclude each other");
+  if (optind + 1 != argc)
+    return cli_usage(VERB, "expected one image (REF or oci:DIR[:TAG])");
+  return inspect(argv[optind], &ro, platform, raw, config, ro.json);
 }
 
 HOIST_VERB(inspect, VERB, "show an image's manifest, layers and config", run);

@@ -10,50 +10,31 @@ static const char usage[] = "Usage: hoist logs [ID] [--follow] [OPTIONS]\n\n"
                             "  -h, --help    show this help\n\n" CLIENT_HELP;
 
 static int logs_run(int argc, char **argv) {
-  static const struct option opts[] = {
-      {"follow", no_argument, NULL, 'f'},
-      {"help", no_argument, NULL, 'h'},
-      CLIENT_LONG,
-      {0},
-  };
   bool follow = false;
-  cli_client cl = {0};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "hf", opts, NULL)) != -1) {
-    if (c == 'f')
-      follow = true;
-    else if (c == 'h') {
-      fputs(usage, stdout);
-      cli_client_free(&cl);
-      return EXIT_OK;
-    } else if (!cli_client_handle(&cl, c, optarg)) {
-      cli_client_free(&cl);
-      return cli_usage("logs", "unknown option");
-    }
-  }
-  if (argc - optind > 1) {
-    cli_client_free(&cl);
+  _cleanup_client_ cli_client cl = {0};
+  const cli_opt opts[] = {
+      CLI_FLAG("follow", &follow, .letter = 'f'),
+      CLI_GROUP(cli_client_opts, &cl),
+      CLI_END,
+  };
+  int rc = cli_parse_opts("logs", usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (argc - optind > 1)
     return cli_usage("logs", "expected at most one job id");
-  }
   hoist_err *err = NULL;
-  if (cli_client_ready(&cl, &err) < 0) {
-    cli_client_free(&cl);
+  if (cli_client_ready(&cl, &err) < 0)
     return cli_fail("logs", err);
-  }
   _cleanup_free_ char *id = optind < argc ? hoist_strdup(argv[optind]) : NULL;
   if (!id) {
     long status;
     json_t *out = NULL;
-    if (cli_client_call(&cl, "GET", "/system/api/v1/builds", NULL, &status, &out, &err) < 0) {
-      cli_client_free(&cl);
+    if (cli_client_call(&cl, "GET", "/system/api/v1/builds", NULL, &status, &out, &err) < 0)
       return cli_fail("logs", err);
-    }
     const char *last =
         json_string_value(json_object_get(json_array_get(json_object_get(out, "builds"), 0), "id"));
     if (!last) {
       json_decref(out);
-      cli_client_free(&cl);
       fprintf(stderr, "hoist logs: no build jobs\n");
       return EXIT_FAIL;
     }
@@ -61,7 +42,6 @@ static int logs_run(int argc, char **argv) {
     json_decref(out);
   }
   int r = cli_client_stream_log(&cl, id, follow, &err);
-  cli_client_free(&cl);
   return r < 0 ? cli_fail("logs", err) : EXIT_OK;
 }
 

@@ -19,10 +19,13 @@ static const char usage[] = "Usage: hoist ls [OPTIONS] oci:DIR\n"
 
 static int run(int argc, char **argv) {
   bool json = false;
+  const cli_opt opts[] = {CLI_FLAG("json", &json), CLI_END};
   _cleanup_loc_ hoist_loc *loc = NULL;
-  int code = cli_parse_layout_args(VERB, usage, argc, argv, &json, &loc);
-  if (code >= 0)
-    return code;
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
+  if (rc < 0)
+    rc = cli_layout_operand(VERB, argc, argv, &loc);
+  if (rc >= 0)
+    return rc;
   hoist_err *err = NULL;
   _cleanup_store_ hoist_store *s = NULL;
   _cleanup_index_ hoist_index *ix = NULL;

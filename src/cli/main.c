@@ -33,6 +33,12 @@ int cli_usage(const char *verb, const char *fmt, ...) {
   return EXIT_USAGE;
 }
 
+int cli_usage_err(const char *verb, hoist_err *err) {
+  _cleanup_free_ char *text = hoist_err_text(err);
+  hoist_err_free(err);
+  return cli_usage(verb, "%s", text);
+}
+
 /* "90", "90s", "15m", "1h", "2d" -> seconds; false on anything else. */
 bool cli_parse_age(const char *text, int64_t *out) {
   char *end = NULL;
@@ -74,38 +80,6 @@ void cli_human_size(double bytes, char out[32]) {
     u++;
   }
   snprintf(out, 32, u ? "%.1f %s" : "%.0f %s", bytes, units[u]);
-}
-
-int cli_parse_layout_args(const char *verb, const char *usage, int argc, char **argv, bool *json,
-                          hoist_loc **loc) {
-  enum { OPT_JSON = 256 };
-  static const struct option opts[] = {
-      {"json", no_argument, NULL, OPT_JSON},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_JSON:
-      *json = true;
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    default:
-      return cli_usage(verb, "unknown option");
-    }
-  }
-  if (optind + 1 != argc)
-    return cli_usage(verb, "expected one layout location (oci:DIR)");
-  hoist_err *err = NULL;
-  if (hoist_loc_parse(argv[optind], loc, &err) < 0)
-    return cli_fail(verb, err);
-  if ((*loc)->kind != HOIST_LOC_LAYOUT || (*loc)->tag)
-    return cli_usage(verb, "%s: expected an image layout without a tag (oci:DIR)", argv[optind]);
-  return -1;
 }
 
 bool cli_stdout_is_tty(void) { return isatty(STDOUT_FILENO); }

@@ -1,5 +1,4 @@
 /* hoist prune: remove what the rootfs and build caches have not used lately. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -29,37 +28,18 @@ static const char usage[] =
     "  -h, --help     show this help\n";
 
 static int run(int argc, char **argv) {
-  enum { OPT_JSON = 256, OPT_MAX_AGE, OPT_DRY_RUN };
-  static const struct option opts[] = {
-      {"json", no_argument, NULL, OPT_JSON},
-      {"max-age", required_argument, NULL, OPT_MAX_AGE},
-      {"dry-run", no_argument, NULL, OPT_DRY_RUN},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
   bool json = false, dry_run = false;
   int64_t max_age = 7 * 86400;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_JSON:
-      json = true;
-      break;
-    case OPT_DRY_RUN:
-      dry_run = true;
-      break;
-    case OPT_MAX_AGE:
-      if (!cli_parse_age(optarg, &max_age))
-        return cli_usage(VERB, "--max-age: \"%s\" is not an age (like 0, 90s, 15m, 1h, 7d)",
-                         optarg);
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    default:
-      return cli_usage(VERB, "unknown option");
-    }
-  }
+  const cli_opt opts[] = {
+      CLI_FLAG("json", &json),
+      CLI_CALL("max-age", cli_opt_age, &max_age,
+               .bad = "--max-age: \"%s\" is not an age (like 0, 90s, 15m, 1h, 7d)"),
+      CLI_FLAG("dry-run", &dry_run),
+      CLI_END,
+  };
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (optind != argc)
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
   hoist_err *err = NULL;
@@ -69,26 +49,27 @@ static int run(int argc, char **argv) {
   if (hoist_unpack_cache_prune(rootfs_dir, max_age, dry_run, &rootfs, &err) < 0 ||
       hoist_build_cache_prune(build_dir, max_age, dry_run, &builds, &err) < 0)
     return cli_fail(VERB, err);
-  const char *verb = dry_run ? "would remove" : "removed";
-  if (json)
-    printf("{\"rootfs\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"inUse\": %" PRIu64
-           "}, "
-           "\"buildCache\": {\"removed\": %" PRIu64 ", \"bytes\": %" PRIu64 "}, "
-           "\"dryRun\": %s}\n",
-           rootfs.removed, rootfs.bytes, rootfs.in_use, builds.removed, builds.bytes,
-           dry_run ? "true" : "false");
-  else {
-    char rb[32], bb[32];
-    cli_human_size((double)rootfs.bytes, rb);
-    cli_human_size((double)builds.bytes, bb);
-    char in_use[64] = "";
-    if (rootfs.in_use)
-      snprintf(in_use, sizeof in_use, "; kept %" PRIu64 " in use", rootfs.in_use);
-    printf("rootfs cache: %s %" PRIu64 " tree%s (%s)%s\n"
-           "build cache: %s %" PRIu64 " entr%s (%s)\n",
-           verb, rootfs.removed, rootfs.removed == 1 ? "" : "s", rb, in_use, verb, builds.removed,
-           builds.removed == 1 ? "y" : "ies", bb);
+  if (json) {
+    cli_json_print(stdout,
+                   json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I}, s:b}", "rootfs", "removed",
+                             (json_int_t)rootfs.removed, "bytes", (json_int_t)rootfs.bytes, "inUse",
+                             (json_int_t)rootfs.in_use, "buildCache", "removed",
+                             (json_int_t)builds.removed, "bytes", (json_int_t)builds.bytes,
+                             "dryRun", dry_run),
+                   0);
+    return EXIT_OK;
   }
+  const char *verb = dry_run ? "would remove" : "removed";
+  char rb[32], bb[32];
+  cli_human_size((double)rootfs.bytes, rb);
+  cli_human_size((double)builds.bytes, bb);
+  char in_use[64] = "";
+  if (rootfs.in_use)
+    snprintf(in_use, sizeof in_use, "; kept %" PRIu64 " in use", rootfs.in_use);
+  printf("rootfs cache: %s %" PRIu64 " tree%s (%s)%s\n"
+         "build cache: %s %" PRIu64 " entr%s (%s)\n",
+         verb, rootfs.removed, rootfs.removed == 1 ? "" : "s", rb, in_use, verb, builds.removed,
+         builds.removed == 1 ? "y" : "ies", bb);
   return EXIT_OK;
 }
 

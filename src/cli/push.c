@@ -10,35 +10,15 @@ static const char usage[] =
     "Options:\n"
     "  -h, --help  show this help\n\n" REGOPTS_HELP;
 
-static int push_run(int argc, char **argv) {
-  static const struct option longopts[] = {
-      {"help", no_argument, NULL, 'h'}, REGOPTS_LONG, {NULL, 0, NULL, 0}};
-  cli_regopts ro = {0};
-  int c, ret;
-  while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-    if (c == 'h') {
-      fputs(usage, stdout);
-      cli_regopts_free(&ro);
-      return EXIT_OK;
-    }
-    ret = cli_regopts_handle(&ro, "push", c, optarg);
-    if (ret != 1) {
-      cli_regopts_free(&ro);
-      return ret < 0 ? EXIT_USAGE : cli_usage("push", "unknown option");
-    }
-  }
-  if (argc - optind != 2) {
-    cli_regopts_free(&ro);
-    return cli_usage("push", "expected oci:DIR[:TAG] and REF");
-  }
-  if (strncmp(argv[optind], "oci:", 4) != 0 || strncmp(argv[optind + 1], "oci:", 4) == 0) {
-    cli_regopts_free(&ro);
+static int push(cli_regopts *ro, char **operands) {
+  if (strncmp(operands[0], "oci:", 4) != 0 || strncmp(operands[1], "oci:", 4) == 0)
     return cli_usage("push", "push goes from oci:DIR[:TAG] to a registry reference");
-  }
-  hoist_image_copy_opts opts = {.all_platforms = true};
-  ret = cli_transfer("push", &ro, argv[optind], argv[optind + 1], &opts);
-  cli_regopts_free(&ro);
-  return ret;
+  hoist_image_copy_opts copy = {.all_platforms = true};
+  return cli_transfer("push", ro, operands[0], operands[1], &copy);
+}
+
+static int push_run(int argc, char **argv) {
+  return cli_regopts_run("push", usage, 2, "expected oci:DIR[:TAG] and REF", push, argc, argv);
 }
 
 HOIST_VERB(push, "push", "push an image from an OCI layout to a registry", push_run);

@@ -6,69 +6,80 @@
 #include "env.h"
 #include "regopts.h"
 
-int cli_regopts_handle(cli_regopts *ro, const char *verb, int opt, const char *arg) {
-  switch (opt) {
-  case REGOPT_CREDS:
-    if (!strchr(arg, ':')) {
-      cli_usage(verb, "--creds must be USER:PASSWORD");
-      return -1;
-    }
-    ro->o.creds = arg;
-    return 1;
-  case REGOPT_AUTHFILE:
-    ro->o.auth_file = arg;
-    return 1;
-  case REGOPT_SECRET:
-    ro->o.secret_file = arg;
-    return 1;
-  case REGOPT_INSECURE: {
-    char **nv = realloc(ro->insecure, (ro->n_insecure + 2) * sizeof *nv);
-    if (!nv)
-      abort();
-    nv[ro->n_insecure++] = (char *)arg;
-    nv[ro->n_insecure] = NULL;
-    ro->insecure = nv;
-    return 1;
+/* --creds: USER:PASSWORD into a const char *. */
+static int opt_creds(const char *verb, const char *arg, void *dest) {
+  if (!strchr(arg, ':'))
+    return cli_usage(verb, "--creds must be USER:PASSWORD"), -1;
+  *(const char **)dest = arg;
+  return 0;
+}
+
+/* --insecure-registry: one more host on the cli_regopts's list. */
+static int opt_insecure(const char *verb, const char *arg, void *dest) {
+  (void)verb;
+  cli_regopts *ro = dest;
+  char **nv = realloc(ro->insecure, (ro->n_insecure + 2) * sizeof *nv);
+  if (!nv)
+    abort();
+  nv[ro->n_insecure++] = (char *)arg;
+  nv[ro->n_insecure] = NULL;
+  ro->insecure = nv;
+  return 0;
+}
+
+/* --tls-verify: true or false, into a hoist_registry_opts. */
+static int opt_tls_verify(const char *verb, const char *arg, void *dest) {
+  hoist_registry_opts *o = dest;
+  if (strcmp(arg, "true") == 0) {
+    o->tls_skip_verify = false;
+    o->tls_always = true;
+  } else if (strcmp(arg, "false") == 0) {
+    o->tls_skip_verify = true;
+  } else {
+    return cli_usage(verb, "--tls-verify takes true or false"), -1;
   }
-  case REGOPT_CA:
-    ro->o.ca_file = arg;
-    return 1;
-  case REGOPT_CERT:
-    ro->o.cert_file = arg;
-    return 1;
-  case REGOPT_KEY:
-    ro->o.key_file = arg;
-    return 1;
-  case REGOPT_CONFIG:
-    ro->o.config_file = arg;
-    return 1;
-  case REGOPT_TLS_VERIFY:
-    if (strcmp(arg, "true") == 0) {
-      ro->o.tls_skip_verify = false;
-      ro->o.tls_always = true;
-    } else if (strcmp(arg, "false") == 0) {
-      ro->o.tls_skip_verify = true;
-    } else {
-      cli_usage(verb, "--tls-verify takes true or false");
-      return -1;
-    }
-    return 1;
-  case REGOPT_JOBS: {
-    char *end = NULL;
-    long n = strtol(arg, &end, 10);
-    if (!*arg || *end || n < 1 || n > 64) {
-      cli_usage(verb, "--jobs takes a number from 1 to 64");
-      return -1;
-    }
-    ro->o.jobs = (int)n;
-    return 1;
-  }
-  case REGOPT_JSON:
-    ro->json = true;
-    return 1;
-  default:
-    return 0;
-  }
+  return 0;
+}
+
+/* --jobs: 1 to 64, into an int. */
+static int opt_jobs(const char *verb, const char *arg, void *dest) {
+  char *end = NULL;
+  long n = strtol(arg, &end, 10);
+  if (!*arg || *end || n < 1 || n > 64)
+    return cli_usage(verb, "--jobs takes a number from 1 to 64"), -1;
+  *(int *)dest = (int)n;
+  return 0;
+}
+
+const cli_opt cli_regopts_opts[] = {
+    CLI_CALL_AT("creds", opt_creds, cli_regopts, o.creds),
+    CLI_STRING_AT("authfile", cli_regopts, o.auth_file),
+    CLI_STRING_AT("secret", cli_regopts, o.secret_file),
+    CLI_CALL_SELF("insecure-registry", opt_insecure),
+    CLI_STRING_AT("ca-file", cli_regopts, o.ca_file),
+    CLI_STRING_AT("cert", cli_regopts, o.cert_file),
+    CLI_STRING_AT("key", cli_regopts, o.key_file),
+    CLI_CALL_AT("tls-verify", opt_tls_verify, cli_regopts, o),
+    CLI_STRING_AT("registries-conf", cli_regopts, o.config_file),
+    CLI_CALL_AT("jobs", opt_jobs, cli_regopts, o.jobs),
+    CLI_FLAG_AT("json", cli_regopts, json),
+    CLI_END,
+};
+
+int cli_regopts_run(const char *verb, const char *usage, int n, const char *n_usage,
+                    int (*run)(cli_regopts *ro, char **operands), int argc, char **argv) {
+  _cleanup_regopts_ cli_regopts ro = {0};
+  const cli_opt opts[] = {CLI_GROUP(cli_regopts_opts, &ro), CLI_END};
+  int rc = cli_parse_opts(verb, usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (argc - optind != n)
+    return cli_usage(verb, "%s", n_usage);
+  return run(&ro, argv + optind);
+}
+
+const char *cli_registry_operand(const char *arg) {
+  return strncmp(arg, "docker://", 9) == 0 ? arg + 9 : arg;
 }
 
 /* ------------------------------------------------------------ progress */
@@ -188,12 +199,25 @@ void cli_regopts_free(cli_regopts *ro) {
   ro->insecure = NULL;
 }
 
-void cli_print_json(json_t *j) {
-  char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
-  if (s)
-    printf("%s\n", s);
-  free(s);
-  json_decref(j);
+/* --platform of a cli_transfer_args: the copy takes that image of an index. */
+static int opt_transfer_platform(const char *verb, const char *arg, void *dest) {
+  cli_transfer_args *t = dest;
+  int r = cli_opt_platform(verb, arg, &t->platform);
+  t->copy.platform = t->platform;
+  return r;
+}
+
+const cli_opt cli_transfer_opts[] = {
+    CLI_CALL_SELF("platform", opt_transfer_platform),
+    CLI_FLAG_AT("all-platforms", cli_transfer_args, copy.all_platforms),
+    CLI_GROUP_AT(cli_regopts_opts, cli_transfer_args, ro),
+    CLI_END,
+};
+
+void cli_transfer_args_clear(cli_transfer_args *t) {
+  cli_regopts_free(&t->ro);
+  hoist_platform_free(steal_pointer(&t->platform));
+  t->copy.platform = NULL;
 }
 
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
@@ -250,6 +274,26 @@ int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
   int ret = hoist_image_pull(&to, store, src, platform, out, err);
   cli_progress_end();
   return ret;
+}
+
+int cli_image_layout(cli_regopts *ro, const char *verb, const char *what, const char *operand,
+                     const char *platform_s, hoist_loc **loc, hoist_platform **platform) {
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *l = NULL;
+  if (hoist_loc_parse(operand, &l, &err) < 0) {
+    hoist_err_free(err);
+    return cli_usage(verb, "bad %s %s", what, operand);
+  }
+  if (platform_s && hoist_platform_parse(platform_s, platform, &err) < 0) {
+    hoist_err_free(err);
+    return cli_usage(verb, "bad platform %s", platform_s);
+  }
+  /* a registry image is pulled into the image store first, unless it is there already */
+  if (l->kind != HOIST_LOC_LAYOUT && cli_pull_to_store(ro, NULL, l, *platform, loc, &err) < 0)
+    return cli_fail(verb, err);
+  if (l->kind == HOIST_LOC_LAYOUT)
+    *loc = steal_pointer(&l);
+  return -1;
 }
 
 char *cli_image_store_location(const hoist_ref *ref) {

@@ -1,7 +1,8 @@
 /*
  * regopts: the options every registry verb shares (credentials, TLS,
- * insecure hosts, parallelism, --json) and the progress display for
- * transfers (bars on a TTY, nothing otherwise).
+ * insecure hosts, parallelism, --json), the verbs made of them alone, and
+ * what the verbs that copy or read images share: the transfer and its
+ * progress display (bars on a TTY, nothing otherwise), the image store.
  */
 #ifndef HOIST_CLI_REGOPTS_H
 #define HOIST_CLI_REGOPTS_H
@@ -9,34 +10,6 @@
 #include "cli.h"
 #include "hoist/image.h"
 #include "hoist/registry.h"
-
-enum {
-  REGOPT_CREDS = 0x1000,
-  REGOPT_AUTHFILE,
-  REGOPT_INSECURE,
-  REGOPT_CA,
-  REGOPT_CERT,
-  REGOPT_KEY,
-  REGOPT_TLS_VERIFY,
-  REGOPT_JOBS,
-  REGOPT_JSON,
-  REGOPT_CONFIG,
-  REGOPT_SECRET,
-};
-
-#define REGOPTS_LONG                                                                               \
-  {"creds", required_argument, NULL, REGOPT_CREDS},                                                \
-      {"authfile", required_argument, NULL, REGOPT_AUTHFILE},                                      \
-      {"secret", required_argument, NULL, REGOPT_SECRET},                                          \
-      {"insecure-registry", required_argument, NULL, REGOPT_INSECURE},                             \
-      {"ca-file", required_argument, NULL, REGOPT_CA},                                             \
-      {"cert", required_argument, NULL, REGOPT_CERT},                                              \
-      {"key", required_argument, NULL, REGOPT_KEY},                                                \
-      {"tls-verify", required_argument, NULL, REGOPT_TLS_VERIFY},                                  \
-      {"registries-conf", required_argument, NULL, REGOPT_CONFIG},                                 \
-      {"jobs", required_argument, NULL, REGOPT_JOBS}, {                                            \
-    "json", no_argument, NULL, REGOPT_JSON                                                         \
-  }
 
 #define REGOPTS_HELP                                                                               \
   "Registry options:\n"                                                                            \
@@ -58,9 +31,18 @@ typedef struct cli_regopts {
   bool json;
 } cli_regopts;
 
-/* Handles one of REGOPTS_LONG; returns 1 handled, 0 not ours, -1 bad value
- * (already reported; exit 2). */
-int cli_regopts_handle(cli_regopts *ro, const char *verb, int opt, const char *arg);
+/* The options of REGOPTS_HELP, for CLI_GROUP(cli_regopts_opts, &ro). */
+extern const cli_opt cli_regopts_opts[];
+
+/* Runs a verb whose options are the registry's alone and whose operands are
+ * n (n_usage: the usage error when they are not): returns run(&ro,
+ * operands), or the exit code of --help or of a usage error. */
+int cli_regopts_run(const char *verb, const char *usage, int n, const char *n_usage,
+                    int (*run)(cli_regopts *ro, char **operands), int argc, char **argv);
+
+/* An operand that names something on a registry, without a docker://
+ * prefix. */
+const char *cli_registry_operand(const char *arg);
 
 /* Opens the client, with a progress display when stderr is a TTY and
  * progress is wanted. */
@@ -70,9 +52,22 @@ int cli_regopts_open(cli_regopts *ro, bool progress, hoist_registry **out, hoist
 void cli_progress_end(void);
 
 void cli_regopts_free(cli_regopts *ro);
+#define _cleanup_regopts_ __attribute__((cleanup(cli_regopts_free)))
 
-/* Prints a JSON value on stdout followed by a newline; consumes j. */
-void cli_print_json(json_t *j);
+/* The options of the verbs that copy an image (copy, pull): which image of
+ * an index (--platform) or all of them (--all-platforms), and the
+ * registry's. */
+typedef struct cli_transfer_args {
+  cli_regopts ro;
+  hoist_platform *platform;   /* owned */
+  hoist_image_copy_opts copy; /* platform and all_platforms as the options say */
+} cli_transfer_args;
+
+/* For CLI_GROUP(cli_transfer_opts, &args). */
+extern const cli_opt cli_transfer_opts[];
+
+void cli_transfer_args_clear(cli_transfer_args *t);
+#define _cleanup_transfer_args_ __attribute__((cleanup(cli_transfer_args_clear)))
 
 /* Copies src to dst and prints the result (human or --json); returns the
  * exit code. */
@@ -88,6 +83,14 @@ char *cli_image_store(void);
  * a layout is src itself. */
 int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
                       const hoist_platform *platform, hoist_loc **out, hoist_err **err);
+
+/* The image operand of a verb that reads an image from a layout (unpack,
+ * run), with its --platform: *loc (caller frees) a layout location, a
+ * registry image pulled first (cli_pull_to_store), *platform (caller frees)
+ * platform_s parsed, NULL without one. A bad operand or platform is a usage
+ * error ("bad <what> ..."). Returns -1 to go on, else the exit code. */
+int cli_image_layout(cli_regopts *ro, const char *verb, const char *what, const char *operand,
+                     const char *platform_s, hoist_loc **loc, hoist_platform **platform);
 
 /* Where `hoist pull REF` puts an image without --to: its layout in the image
  * store (hoist_image_store_location). Caller frees. */

@@ -21,33 +21,45 @@
 #define EXIT_TIMEOUT 124
 #define EXIT_LIMIT 137 /* as killed by SIGKILL */
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: hoist run REF|oci:DIR[:TAG] [OPTIONS] [--] [CMD [ARG...]]\n\n"
-          "Runs CMD (default: the image's Entrypoint and Cmd) inside the image's root\n"
-          "filesystem, as `podman run --rm` would, without a daemon: new mount, PID, UTS,\n"
-          "IPC and network namespaces, a user namespace whose root is not host root (as\n"
-          "root: when root has subordinate ids), the runtime spec's /proc masks, no device\n"
-          "nodes, a seccomp filter, a cgroup with memory and process limits, an overlay on\n"
-          "the cached unpacked image so the image is never modified, and a throwaway upper\n"
-          "directory removed afterwards. The command's exit status becomes hoist's (128+N\n"
-          "when killed by signal N, 124 on timeout, 137 when a limit killed it).\n"
-          "Environment, working directory and user come from the image config.\n"
-          "A registry reference is pulled first into the image store, as `hoist pull`.\n\n"
-          "Options:\n"
-          "  -e, --env NAME=VALUE         set an environment variable (repeatable)\n"
-          "  -u, --user USER[:GROUP]      run as this user (default: the image's User)\n"
-          "  -w, --workdir DIR            working directory (default: the image's WorkingDir)\n"
-          "  --platform OS/ARCH[/VARIANT] image of a multi-platform index (default: host)\n"
-          "  --keep-upper DIR             keep the changes, as an overlayfs upper dir, in DIR\n"
-          "                               (must not exist or be empty)\n"
-          "  --no-overlay                 run on a copy of the image and diff it (the fallback\n"
-          "                               used when overlayfs cannot be mounted)\n"
-          "  --allow-mknod                let root create device nodes (never usable: every\n"
-          "                               mount is nodev)\n"
-          "  -h, --help                   show this help\n\n"
-          "%s\n%s",
-          SBOPTS_HELP, REGOPTS_HELP);
+static const char usage[] =
+    "Usage: hoist run REF|oci:DIR[:TAG] [OPTIONS] [--] [CMD [ARG...]]\n\n"
+    "Runs CMD (default: the image's Entrypoint and Cmd) inside the image's root\n"
+    "filesystem, as `podman run --rm` would, without a daemon: new mount, PID, UTS,\n"
+    "IPC and network namespaces, a user namespace whose root is not host root (as\n"
+    "root: when root has subordinate ids), the runtime spec's /proc masks, no device\n"
+    "nodes, a seccomp filter, a cgroup with memory and process limits, an overlay on\n"
+    "the cached unpacked image so the image is never modified, and a throwaway upper\n"
+    "directory removed afterwards. The command's exit status becomes hoist's (128+N\n"
+    "when killed by signal N, 124 on timeout, 137 when a limit killed it).\n"
+    "Environment, working directory and user come from the image config.\n"
+    "A registry reference is pulled first into the image store, as `hoist pull`.\n\n"
+    "Options:\n"
+    "  -e, --env NAME=VALUE         set an environment variable (repeatable)\n"
+    "  -u, --user USER[:GROUP]      run as this user (default: the image's User)\n"
+    "  -w, --workdir DIR            working directory (default: the image's WorkingDir)\n"
+    "  --platform OS/ARCH[/VARIANT] image of a multi-platform index (default: host)\n"
+    "  --keep-upper DIR             keep the changes, as an overlayfs upper dir, in DIR\n"
+    "                               (must not exist or be empty)\n"
+    "  --no-overlay                 run on a copy of the image and diff it (the fallback\n"
+    "                               used when overlayfs cannot be mounted)\n"
+    "  --allow-mknod                let root create device nodes (never usable: every\n"
+    "                               mount is nodev)\n"
+    "  -h, --help                   show this help\n\n" SBOPTS_HELP "\n" REGOPTS_HELP;
+
+/* -e NAME=VALUE: one more entry of a hoist_strv. */
+static int opt_env(const char *verb, const char *arg, void *dest) {
+  if (!strchr(arg, '=') || arg[0] == '=')
+    return cli_usage(verb, "--env: expected NAME=VALUE, not %s", arg), -1;
+  hoist_strv_add(dest, arg);
+  return 0;
+}
+
+/* -w DIR: an absolute path, into a const char *. */
+static int opt_workdir(const char *verb, const char *arg, void *dest) {
+  if (arg[0] != '/')
+    return cli_usage(verb, "--workdir: expected an absolute path"), -1;
+  *(const char **)dest = arg;
+  return 0;
 }
 
 static void on_line(void *ctx, bool is_stderr, const char *line, size_t len) {
@@ -103,20 +115,6 @@ static int exit_code(const hoist_sandbox_opts *so, const hoist_sandbox_result *r
 }
 
 static int run(int argc, char **argv) {
-  enum { OPT_PLATFORM = 256, OPT_KEEP, OPT_NO_OVERLAY, OPT_MKNOD };
-  static const struct option opts[] = {
-      SBOPTS_LONG,
-      {"allow-mknod", no_argument, NULL, OPT_MKNOD},
-      {"env", required_argument, NULL, 'e'},
-      {"user", required_argument, NULL, 'u'},
-      {"workdir", required_argument, NULL, 'w'},
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"keep-upper", required_argument, NULL, OPT_KEEP},
-      {"no-overlay", no_argument, NULL, OPT_NO_OVERLAY},
-      {"help", no_argument, NULL, 'h'},
-      REGOPTS_LONG,
-      {NULL, 0, NULL, 0},
-  };
   /* Options end at "--"; without it, at the first word after IMAGE. */
   int opt_end = argc;
   for (int i = 1; i < argc; i++)
@@ -126,54 +124,27 @@ static int run(int argc, char **argv) {
     }
   bool dashdash = opt_end < argc;
 
-  __attribute__((cleanup(cli_sandboxopts_free))) cli_sandboxopts sbo = {0};
+  _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
   hoist_sandbox_opts *so = &sbo.o;
   const char *platform_s = NULL, *keep = NULL, *user = NULL, *workdir = NULL;
-  _cleanup_free_ char **extra_env = hoist_malloc0(sizeof(char *) * (size_t)(argc + 1));
-  size_t n_env = 0;
-  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(opt_end, argv, dashdash ? "he:u:w:" : "+he:u:w:", opts, NULL)) != -1) {
-    switch (c) {
-    case 'e':
-      if (!strchr(optarg, '=') || optarg[0] == '=')
-        return cli_usage(VERB, "--env: expected NAME=VALUE, not %s", optarg);
-      extra_env[n_env++] = optarg;
-      break;
-    case 'u':
-      user = optarg;
-      break;
-    case 'w':
-      if (optarg[0] != '/')
-        return cli_usage(VERB, "--workdir: expected an absolute path");
-      workdir = optarg;
-      break;
-    case OPT_PLATFORM:
-      platform_s = optarg;
-      break;
-    case OPT_KEEP:
-      keep = optarg;
-      break;
-    case OPT_NO_OVERLAY:
-      so->force_copy = true;
-      break;
-    case OPT_MKNOD:
-      so->mknod = true;
-      break;
-    case 'h':
-      usage(stdout);
-      return EXIT_OK;
-    default: {
-      int r = cli_sandboxopts_handle(&sbo, VERB, c, optarg);
-      if (r == 0)
-        r = cli_regopts_handle(&ro, VERB, c, optarg);
-      if (r == 1)
-        break;
-      return r < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
-    }
-    }
-  }
+  _cleanup_strv_ hoist_strv extra_env = HOIST_STRV_INIT;
+  _cleanup_regopts_ cli_regopts ro = {0};
+  const cli_opt opts[] = {
+      CLI_GROUP(cli_sandboxopts_opts, &sbo),
+      CLI_FLAG("allow-mknod", &so->mknod),
+      CLI_CALL("env", opt_env, &extra_env, .letter = 'e'),
+      CLI_STRING("user", &user, .letter = 'u'),
+      CLI_CALL("workdir", opt_workdir, &workdir, .letter = 'w'),
+      CLI_STRING("platform", &platform_s),
+      CLI_STRING("keep-upper", &keep),
+      CLI_FLAG("no-overlay", &so->force_copy),
+      CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_END,
+  };
+  int rc = cli_parse_opts_as(&(cli_args){.verb = VERB, .usage = usage, .in_order = !dashdash}, opts,
+                             opt_end, argv);
+  if (rc >= 0)
+    return rc;
   if (cli_sandboxopts_finish(&sbo, VERB) < 0)
     return EXIT_USAGE;
   so->log_fd = -1;
@@ -185,27 +156,14 @@ static int run(int argc, char **argv) {
   const char *src = argv[optind];
   char **cmd = dashdash ? argv + opt_end + 1 : argv + optind + 1;
 
-  hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *loc = NULL;
-  if (hoist_loc_parse(src, &loc, &err) < 0) {
-    hoist_err_free(err);
-    return cli_usage(VERB, "bad image %s", src);
-  }
   _cleanup_platform_ hoist_platform *platform = NULL;
-  if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
-    hoist_err_free(err);
-    return cli_usage(VERB, "bad platform %s", platform_s);
-  }
-  if (loc->kind != HOIST_LOC_LAYOUT) {
-    /* pulled into the image store first, unless it is there already */
-    hoist_loc *layout = NULL;
-    if (cli_pull_to_store(&ro, NULL, loc, platform, &layout, &err) < 0)
-      return cli_fail(VERB, err);
-    hoist_loc_free(loc);
-    loc = layout;
-  }
+  rc = cli_image_layout(&ro, VERB, "image", src, platform_s, &loc, &platform);
+  if (rc >= 0)
+    return rc;
+  hoist_err *err = NULL;
 
-  int rc = EXIT_FAIL;
+  rc = EXIT_FAIL;
   hoist_store *store = NULL;
   _cleanup_manifest_ hoist_manifest *m = NULL;
   _cleanup_config_ hoist_config *cfg = NULL;
@@ -246,7 +204,7 @@ static int run(int argc, char **argv) {
     }
     cmd = default_cmd;
   }
-  if (hoist_sandbox_env(cfg, extra_env, &env, &err) < 0) {
+  if (hoist_sandbox_env(cfg, extra_env.v, &env, &err) < 0) {
     rc = cli_fail(VERB, err);
     goto out;
   }

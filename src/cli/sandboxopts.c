@@ -46,111 +46,150 @@ static bool cgroup_path(const char *p) {
   return true;
 }
 
-int cli_sandboxopts_handle(cli_sandboxopts *so, const char *verb, int opt, const char *arg) {
-  hoist_sandbox_opts *o = &so->o;
-  switch (opt) {
-  case SBOPT_NETWORK:
-    if (strcmp(arg, "private") == 0)
-      o->network = HOIST_SANDBOX_NET_PRIVATE;
-    else if (strcmp(arg, "none") == 0)
-      o->network = HOIST_SANDBOX_NET_NONE;
-    else if (strcmp(arg, "host") == 0)
-      o->network = HOIST_SANDBOX_NET_HOST;
-    else
-      return cli_usage(verb, "--network: expected private, none or host, not %s", arg), -1;
-    return 1;
-  case SBOPT_USERNS:
-    if (!arg || strcmp(arg, "private") == 0)
-      o->userns = HOIST_SANDBOX_USERNS_PRIVATE;
-    else if (strcmp(arg, "host") == 0)
-      o->userns = HOIST_SANDBOX_USERNS_HOST;
-    else if (strcmp(arg, "auto") == 0)
-      o->userns = HOIST_SANDBOX_USERNS_AUTO;
-    else
-      return cli_usage(verb, "--userns: expected private, host or auto, not %s", arg), -1;
-    return 1;
-  case SBOPT_SUBUID:
-    if (!parse_range(arg, &so->subids.uid_start, &so->subids.uid_count))
-      return cli_usage(verb, "--subuid: expected START:COUNT, not %s", arg), -1;
-    so->have_subuid = true;
-    return 1;
-  case SBOPT_SUBGID:
-    if (!parse_range(arg, &so->subids.gid_start, &so->subids.gid_count))
-      return cli_usage(verb, "--subgid: expected START:COUNT, not %s", arg), -1;
-    so->have_subgid = true;
-    return 1;
-  case SBOPT_TIMEOUT: {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > UINT_MAX)
-      return cli_usage(verb, "--timeout: expected a number of seconds, not %s", arg), -1;
-    o->timeout_s = (unsigned)v;
-    return 1;
-  }
-  case SBOPT_MEMORY:
-    if (!parse_limit_size(arg, &o->memory))
-      return cli_usage(verb, "--memory: expected a size (e.g. 512M, 4G) or unlimited, not %s", arg),
-             -1;
-    return 1;
-  case SBOPT_PIDS: {
-    if (strcmp(arg, "unlimited") == 0) {
-      o->pids = HOIST_SANDBOX_UNLIMITED;
-      return 1;
-    }
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(arg, &end, 10);
-    if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > INT_MAX)
-      return cli_usage(verb, "--pids-limit: expected a number or unlimited, not %s", arg), -1;
-    o->pids = v;
-    return 1;
-  }
-  case SBOPT_CPUS: {
-    char *end;
-    errno = 0;
-    double v = strtod(arg, &end);
-    if (errno || *end || end == arg || !(v >= 0.01 && v <= 4096))
-      return cli_usage(verb, "--cpus: expected a number of cores (e.g. 1.5), not %s", arg), -1;
-    o->cpu_millis = (uint64_t)(v * 1000 + 0.5);
-    return 1;
-  }
-  case SBOPT_MAX_LAYER:
-    if (!parse_limit_size(arg, &o->upper_bytes))
-      return cli_usage(verb, "--max-layer-bytes: expected a size (e.g. 10G) or unlimited, not %s",
-                       arg),
-             -1;
-    return 1;
-  case SBOPT_TMP_SIZE:
-    if (!parse_limit_size(arg, &o->tmp_bytes))
-      return cli_usage(verb, "--tmp-size: expected a size (e.g. 1G) or unlimited, not %s", arg), -1;
-    return 1;
-  case SBOPT_ALLOW_PORT: {
-    char *end;
-    errno = 0;
-    unsigned long v = strtoul(arg, &end, 10);
-    if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > 65535)
-      return cli_usage(verb, "--allow-port: expected a TCP port, not %s", arg), -1;
-    uint16_t *nv = realloc(so->ports, (o->n_allow_ports + 1) * sizeof *nv);
-    if (!nv)
-      abort();
-    nv[o->n_allow_ports++] = (uint16_t)v;
-    so->ports = nv;
-    o->allow_ports = nv;
-    return 1;
-  }
-  case SBOPT_CGROUP_PARENT:
-    if (!cgroup_path(arg))
-      return cli_usage(verb, "--cgroup-parent: expected an absolute cgroup path, not %s", arg), -1;
-    o->cgroup_parent = arg;
-    return 1;
-  case SBOPT_REQUIRE_LIMITS:
-    o->require_limits = true;
-    return 1;
-  default:
+/* --network: private, none or host. */
+static int opt_network(const char *verb, const char *arg, void *dest) {
+  hoist_sandbox_network *n = dest;
+  if (strcmp(arg, "private") == 0)
+    *n = HOIST_SANDBOX_NET_PRIVATE;
+  else if (strcmp(arg, "none") == 0)
+    *n = HOIST_SANDBOX_NET_NONE;
+  else if (strcmp(arg, "host") == 0)
+    *n = HOIST_SANDBOX_NET_HOST;
+  else
+    return cli_usage(verb, "--network: expected private, none or host, not %s", arg), -1;
+  return 0;
+}
+
+/* --userns[=private|host|auto]; alone, private. */
+static int opt_userns(const char *verb, const char *arg, void *dest) {
+  hoist_sandbox_userns *u = dest;
+  if (!arg || strcmp(arg, "private") == 0)
+    *u = HOIST_SANDBOX_USERNS_PRIVATE;
+  else if (strcmp(arg, "host") == 0)
+    *u = HOIST_SANDBOX_USERNS_HOST;
+  else if (strcmp(arg, "auto") == 0)
+    *u = HOIST_SANDBOX_USERNS_AUTO;
+  else
+    return cli_usage(verb, "--userns: expected private, host or auto, not %s", arg), -1;
+  return 0;
+}
+
+static int opt_subuid(const char *verb, const char *arg, void *dest) {
+  cli_sandboxopts *so = dest;
+  if (!parse_range(arg, &so->subids.uid_start, &so->subids.uid_count))
+    return cli_usage(verb, "--subuid: expected START:COUNT, not %s", arg), -1;
+  so->have_subuid = true;
+  return 0;
+}
+
+static int opt_subgid(const char *verb, const char *arg, void *dest) {
+  cli_sandboxopts *so = dest;
+  if (!parse_range(arg, &so->subids.gid_start, &so->subids.gid_count))
+    return cli_usage(verb, "--subgid: expected START:COUNT, not %s", arg), -1;
+  so->have_subgid = true;
+  return 0;
+}
+
+static int opt_timeout(const char *verb, const char *arg, void *dest) {
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(arg, &end, 10);
+  if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > UINT_MAX)
+    return cli_usage(verb, "--timeout: expected a number of seconds, not %s", arg), -1;
+  *(unsigned *)dest = (unsigned)v;
+  return 0;
+}
+
+static int opt_memory(const char *verb, const char *arg, void *dest) {
+  if (!parse_limit_size(arg, dest))
+    return cli_usage(verb, "--memory: expected a size (e.g. 512M, 4G) or unlimited, not %s", arg),
+           -1;
+  return 0;
+}
+
+static int opt_pids(const char *verb, const char *arg, void *dest) {
+  uint64_t *pids = dest;
+  if (strcmp(arg, "unlimited") == 0) {
+    *pids = HOIST_SANDBOX_UNLIMITED;
     return 0;
   }
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(arg, &end, 10);
+  if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > INT_MAX)
+    return cli_usage(verb, "--pids-limit: expected a number or unlimited, not %s", arg), -1;
+  *pids = v;
+  return 0;
 }
+
+static int opt_cpus(const char *verb, const char *arg, void *dest) {
+  char *end;
+  errno = 0;
+  double v = strtod(arg, &end);
+  if (errno || *end || end == arg || !(v >= 0.01 && v <= 4096))
+    return cli_usage(verb, "--cpus: expected a number of cores (e.g. 1.5), not %s", arg), -1;
+  *(uint64_t *)dest = (uint64_t)(v * 1000 + 0.5);
+  return 0;
+}
+
+static int opt_max_layer(const char *verb, const char *arg, void *dest) {
+  if (!parse_limit_size(arg, dest))
+    return cli_usage(verb, "--max-layer-bytes: expected a size (e.g. 10G) or unlimited, not %s",
+                     arg),
+           -1;
+  return 0;
+}
+
+static int opt_tmp_size(const char *verb, const char *arg, void *dest) {
+  if (!parse_limit_size(arg, dest))
+    return cli_usage(verb, "--tmp-size: expected a size (e.g. 1G) or unlimited, not %s", arg), -1;
+  return 0;
+}
+
+/* --allow-port: one more port on the list the options point to. */
+static int opt_allow_port(const char *verb, const char *arg, void *dest) {
+  cli_sandboxopts *so = dest;
+  char *end;
+  errno = 0;
+  unsigned long v = strtoul(arg, &end, 10);
+  if (errno || *end || end == arg || arg[0] == '-' || v == 0 || v > 65535)
+    return cli_usage(verb, "--allow-port: expected a TCP port, not %s", arg), -1;
+  uint16_t *nv = realloc(so->ports, (so->o.n_allow_ports + 1) * sizeof *nv);
+  if (!nv)
+    abort();
+  nv[so->o.n_allow_ports++] = (uint16_t)v;
+  so->ports = nv;
+  so->o.allow_ports = nv;
+  return 0;
+}
+
+static int opt_cgroup_parent(const char *verb, const char *arg, void *dest) {
+  if (!cgroup_path(arg))
+    return cli_usage(verb, "--cgroup-parent: expected an absolute cgroup path, not %s", arg), -1;
+  *(const char **)dest = arg;
+  return 0;
+}
+
+const cli_opt cli_sandboxopts_opts[] = {
+    CLI_CALL_AT("network", opt_network, cli_sandboxopts, o.network),
+    {.kind = CLI_OPT_CALL,
+     .name = "userns",
+     .has_arg = optional_argument,
+     .fn = opt_userns,
+     .offset = offsetof(cli_sandboxopts, o.userns)},
+    CLI_CALL_SELF("subuid", opt_subuid),
+    CLI_CALL_SELF("subgid", opt_subgid),
+    CLI_CALL_AT("timeout", opt_timeout, cli_sandboxopts, o.timeout_s),
+    CLI_CALL_AT("memory", opt_memory, cli_sandboxopts, o.memory),
+    CLI_CALL_AT("pids-limit", opt_pids, cli_sandboxopts, o.pids),
+    CLI_CALL_AT("cpus", opt_cpus, cli_sandboxopts, o.cpu_millis),
+    CLI_CALL_AT("max-layer-bytes", opt_max_layer, cli_sandboxopts, o.upper_bytes),
+    CLI_CALL_AT("tmp-size", opt_tmp_size, cli_sandboxopts, o.tmp_bytes),
+    CLI_CALL_SELF("allow-port", opt_allow_port),
+    CLI_CALL_AT("cgroup-parent", opt_cgroup_parent, cli_sandboxopts, o.cgroup_parent),
+    CLI_FLAG_AT("require-limits", cli_sandboxopts, o.require_limits),
+    CLI_END,
+};
 
 int cli_sandboxopts_finish(cli_sandboxopts *so, const char *verb) {
   if (so->have_subuid != so->have_subgid) {

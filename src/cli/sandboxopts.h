@@ -9,38 +9,6 @@
 #include "cli.h"
 #include "hoist/sandbox.h"
 
-enum {
-  SBOPT_NETWORK = 0x1100,
-  SBOPT_USERNS,
-  SBOPT_SUBUID,
-  SBOPT_SUBGID,
-  SBOPT_TIMEOUT,
-  SBOPT_MEMORY,
-  SBOPT_PIDS,
-  SBOPT_CPUS,
-  SBOPT_MAX_LAYER,
-  SBOPT_TMP_SIZE,
-  SBOPT_ALLOW_PORT,
-  SBOPT_CGROUP_PARENT,
-  SBOPT_REQUIRE_LIMITS,
-};
-
-#define SBOPTS_LONG                                                                                \
-  {"network", required_argument, NULL, SBOPT_NETWORK},                                             \
-      {"userns", optional_argument, NULL, SBOPT_USERNS},                                           \
-      {"subuid", required_argument, NULL, SBOPT_SUBUID},                                           \
-      {"subgid", required_argument, NULL, SBOPT_SUBGID},                                           \
-      {"timeout", required_argument, NULL, SBOPT_TIMEOUT},                                         \
-      {"memory", required_argument, NULL, SBOPT_MEMORY},                                           \
-      {"pids-limit", required_argument, NULL, SBOPT_PIDS},                                         \
-      {"cpus", required_argument, NULL, SBOPT_CPUS},                                               \
-      {"max-layer-bytes", required_argument, NULL, SBOPT_MAX_LAYER},                               \
-      {"tmp-size", required_argument, NULL, SBOPT_TMP_SIZE},                                       \
-      {"allow-port", required_argument, NULL, SBOPT_ALLOW_PORT},                                   \
-      {"cgroup-parent", required_argument, NULL, SBOPT_CGROUP_PARENT}, {                           \
-    "require-limits", no_argument, NULL, SBOPT_REQUIRE_LIMITS                                      \
-  }
-
 #define SBOPTS_HELP                                                                                \
   "Sandbox options:\n"                                                                             \
   "  --network private|none|host  private (default): its own network namespace with IPv4\n"        \
@@ -72,14 +40,14 @@ typedef struct cli_sandboxopts {
   uint16_t *ports;
 } cli_sandboxopts;
 
-/* Handles one of SBOPTS_LONG; returns 1 handled, 0 not ours, -1 bad value
- * (already reported; exit 2). */
-int cli_sandboxopts_handle(cli_sandboxopts *so, const char *verb, int opt, const char *arg);
+/* The options of SBOPTS_HELP, for CLI_GROUP(cli_sandboxopts_opts, &so). */
+extern const cli_opt cli_sandboxopts_opts[];
 
 /* Checks what only the whole set tells (--subuid needs --subgid); 0 or -1
  * (reported; exit 2). Then so->o is ready. */
 int cli_sandboxopts_finish(cli_sandboxopts *so, const char *verb);
 
 void cli_sandboxopts_free(cli_sandboxopts *so);
+#define _cleanup_sandboxopts_ __attribute__((cleanup(cli_sandboxopts_free)))
 
 #endif

@@ -21,46 +21,23 @@ static const char usage[] =
     "  -h, --help        show this help\n\n" CLIENT_HELP;
 
 static int send_run(int argc, char **argv) {
-  enum { OPT_SOURCE = 256, OPT_TARGET, OPT_KIND, OPT_FILE, OPT_NOFOLLOW };
-  static const struct option opts[] = {
-      {"source", required_argument, NULL, OPT_SOURCE},
-      {"target", required_argument, NULL, OPT_TARGET},
-      {"kind", required_argument, NULL, OPT_KIND},
-      {"file", required_argument, NULL, OPT_FILE},
-      {"no-follow", no_argument, NULL, OPT_NOFOLLOW},
-      {"help", no_argument, NULL, 'h'},
-      CLIENT_LONG,
-      {0},
-  };
   const char *source = NULL, *target = NULL, *kind = NULL, *file = NULL;
-  bool follow = true;
-  cli_client cl = {0};
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    if (c == OPT_SOURCE)
-      source = optarg;
-    else if (c == OPT_TARGET)
-      target = optarg;
-    else if (c == OPT_KIND)
-      kind = optarg;
-    else if (c == OPT_FILE)
-      file = optarg;
-    else if (c == OPT_NOFOLLOW)
-      follow = false;
-    else if (c == 'h') {
-      fputs(usage, stdout);
-      cli_client_free(&cl);
-      return EXIT_OK;
-    } else if (!cli_client_handle(&cl, c, optarg)) {
-      cli_client_free(&cl);
-      return cli_usage("send", "unknown option");
-    }
-  }
-  if (!source || !target || !kind || optind != argc) {
-    cli_client_free(&cl);
+  bool no_follow = false;
+  _cleanup_client_ cli_client cl = {0};
+  const cli_opt opts[] = {
+      CLI_STRING("source", &source),
+      CLI_STRING("target", &target),
+      CLI_STRING("kind", &kind),
+      CLI_STRING("file", &file),
+      CLI_FLAG("no-follow", &no_follow),
+      CLI_GROUP(cli_client_opts, &cl),
+      CLI_END,
+  };
+  int rc = cli_parse_opts("send", usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  if (!source || !target || !kind || optind != argc)
     return cli_usage("send", "--source, --target and --kind are required");
-  }
   hoist_err *err = NULL;
   json_t *body = json_pack("{s:s, s:s, s:s}", "source", source, "target", target, "kind", kind);
   if (file) {
@@ -68,7 +45,6 @@ static int send_run(int argc, char **argv) {
     size_t len;
     if (hoist_fs_read_file(AT_FDCWD, file, HOIST_SERVER_MAX_FILE_BYTES, &data, &len, &err) < 0) {
       json_decref(body);
-      cli_client_free(&cl);
       return cli_fail("send", err);
     }
     char *b64 = hoist_base64_encode(data, len);
@@ -81,35 +57,26 @@ static int send_run(int argc, char **argv) {
   if (r == 0)
     r = cli_client_call(&cl, "POST", "/system/api/v1/build/start", body, &status, &out, &err);
   json_decref(body);
-  if (r < 0) {
-    cli_client_free(&cl);
+  if (r < 0)
     return cli_fail("send", err);
-  }
   const char *id = json_string_value(json_object_get(out, "id"));
-  if (!id || !follow) {
-    int ret = cli_client_report(&cl, "send", status, out);
-    cli_client_free(&cl);
-    return ret;
-  }
+  if (!id || no_follow)
+    return cli_client_report(&cl, "send", status, out);
   _cleanup_free_ char *jid = hoist_strdup(id);
   if (!cl.json)
     fprintf(stderr, "hoist send: %s\n", json_string_value(json_object_get(out, "message")));
   json_decref(out);
   out = NULL;
-  if (cli_client_stream_log(&cl, jid, true, &err) < 0) {
-    cli_client_free(&cl);
+  if (cli_client_stream_log(&cl, jid, true, &err) < 0)
     return cli_fail("send", err);
-  }
   /* the log ends when the job does; its record may lag a moment */
   _cleanup_free_ char *path = hoist_asprintf("/system/api/v1/build/status?id=%s", jid);
   const char *phase = NULL;
   for (int i = 0; i < 100; i++) {
     json_decref(out);
     out = NULL;
-    if (cli_client_call(&cl, "GET", path, NULL, &status, &out, &err) < 0) {
-      cli_client_free(&cl);
+    if (cli_client_call(&cl, "GET", path, NULL, &status, &out, &err) < 0)
       return cli_fail("send", err);
-    }
     phase = json_string_value(json_object_get(out, "phase"));
     if (phase && strcmp(phase, "Pending") != 0 && strcmp(phase, "Running") != 0)
       break;
@@ -130,7 +97,6 @@ static int send_run(int argc, char **argv) {
             e ? e : "no details");
   }
   json_decref(out);
-  cli_client_free(&cl);
   return ok ? EXIT_OK : EXIT_FAIL;
 }
 

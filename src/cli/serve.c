@@ -22,77 +22,44 @@ static const char usage[] =
     "  --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n"
     "  -h, --help            show this help\n";
 
-static int parse_count(const char *s, int *out) {
+/* --workers, --threads: 1 to 1024, into an int; a bad one is left to the
+ * option's bad message. */
+static int opt_count(const char *verb, const char *arg, void *dest) {
+  (void)verb;
   char *end;
-  long v = strtol(s, &end, 10);
-  if (!*s || *end || v < 1 || v > 1024)
+  long v = strtol(arg, &end, 10);
+  if (!*arg || *end || v < 1 || v > 1024)
     return -1;
-  *out = (int)v;
+  *(int *)dest = (int)v;
   return 0;
 }
 
 static int serve_run(int argc, char **argv) {
-  enum { O_LISTEN = 256, O_DATA, O_CONFIG, O_WORKERS, O_THREADS, O_CERT, O_KEY, O_CA };
-  static const struct option opts[] = {
-      {"listen", required_argument, NULL, O_LISTEN},
-      {"data", required_argument, NULL, O_DATA},
-      {"config", required_argument, NULL, O_CONFIG},
-      {"workers", required_argument, NULL, O_WORKERS},
-      {"threads", required_argument, NULL, O_THREADS},
-      {"tls-cert", required_argument, NULL, O_CERT},
-      {"tls-key", required_argument, NULL, O_KEY},
-      {"tls-client-ca", required_argument, NULL, O_CA},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
   hoist_server_opts o = {0};
-  _cleanup_free_ char *data = NULL;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case O_LISTEN:
-      o.listen = optarg;
-      break;
-    case O_DATA:
-      free(data);
-      data = hoist_strdup(optarg);
-      break;
-    case O_CONFIG:
-      o.config_file = optarg;
-      break;
-    case O_WORKERS:
-      if (parse_count(optarg, &o.workers) < 0)
-        return cli_usage("serve", "--workers: expected a number from 1 to 1024");
-      break;
-    case O_THREADS:
-      if (parse_count(optarg, &o.threads) < 0)
-        return cli_usage("serve", "--threads: expected a number from 1 to 1024");
-      break;
-    case O_CERT:
-      o.tls_cert = optarg;
-      break;
-    case O_KEY:
-      o.tls_key = optarg;
-      break;
-    case O_CA:
-      o.tls_client_ca = optarg;
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    default:
-      return cli_usage("serve", "unknown option");
-    }
-  }
+  const char *data_opt = NULL;
+  const cli_opt opts[] = {
+      CLI_STRING("listen", &o.listen),
+      CLI_STRING("data", &data_opt),
+      CLI_STRING("config", &o.config_file),
+      CLI_CALL("workers", opt_count, &o.workers,
+               .bad = "--workers: expected a number from 1 to 1024"),
+      CLI_CALL("threads", opt_count, &o.threads,
+               .bad = "--threads: expected a number from 1 to 1024"),
+      CLI_STRING("tls-cert", &o.tls_cert),
+      CLI_STRING("tls-key", &o.tls_key),
+      CLI_STRING("tls-client-ca", &o.tls_client_ca),
+      CLI_END,
+  };
+  int rc = cli_parse_opts("serve", usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (optind != argc)
     return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
   if (!o.tls_cert != !o.tls_key)
     return cli_usage("serve", "--tls-cert and --tls-key go together");
   if (o.tls_client_ca && !o.tls_cert)
     return cli_usage("serve", "--tls-client-ca needs --tls-cert and --tls-key");
-  if (!data)
-    data = cli_env_serve_data();
+  _cleanup_free_ char *data = data_opt ? hoist_strdup(data_opt) : cli_env_serve_data();
   o.data_dir = data;
   o.registry_host = cli_env("REGISTRY_HOST");
   const char *strict = cli_env("STRICT_USER_CHECK");

@@ -15,35 +15,17 @@ static const char usage[] =
     "  -h, --help  show this help\n";
 
 static int token_run(int argc, char **argv) {
-  enum { O_DATA = 256 };
-  static const struct option opts[] = {
-      {"data", required_argument, NULL, O_DATA},
-      {"help", no_argument, NULL, 'h'},
-      {0},
-  };
-  _cleanup_free_ char *data = NULL;
-  int c;
-  optind = 1;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case O_DATA:
-      free(data);
-      data = hoist_strdup(optarg);
-      break;
-    case 'h':
-      fputs(usage, stdout);
-      return EXIT_OK;
-    default:
-      return cli_usage("token", "unknown option");
-    }
-  }
+  const char *data = NULL;
+  const cli_opt opts[] = {CLI_STRING("data", &data), CLI_END};
+  int rc = cli_parse_opts("token", usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
   if (argc - optind != 2 || strcmp(argv[optind], "add") != 0)
     return cli_usage("token", "expected: add LOGIN");
-  if (!data)
-    data = cli_env_serve_data();
+  _cleanup_free_ char *default_data = data ? NULL : cli_env_serve_data();
   hoist_err *err = NULL;
   _cleanup_free_ char *key = NULL;
-  if (hoist_server_token_add(data, argv[optind + 1], &key, &err) < 0)
+  if (hoist_server_token_add(data ? data : default_data, argv[optind + 1], &key, &err) < 0)
     return cli_fail("token", err);
   printf("%s\n", key);
   return EXIT_OK;

@@ -12,26 +12,22 @@
 
 #define VERB "unpack"
 
-static void usage(FILE *out) {
-  fprintf(out,
-          "Usage: hoist unpack REF|oci:DIR[:TAG] DEST [OPTIONS]\n"
-          "       hoist unpack --cache REF|oci:DIR[:TAG] [OPTIONS]\n\n"
-          "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
-          "verifying every layer's digest and diffID. On failure DEST is removed.\n"
-          "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
-          "done once per image) and prints the tree's path.\n"
-          "A registry reference is pulled first into the image store, as `hoist pull REF`\n"
-          "does (blobs already there are not fetched again).\n\n"
-          "Options:\n"
-          "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
-          "  --cache                      unpack into the rootfs cache and print its path\n"
-          "  --cache-dir DIR              rootfs cache directory (default:\n"
-          "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
-          "  --no-chown                   never change owners (they are reported instead)\n"
-          "  -h, --help                   show this help\n\n"
-          "%s",
-          REGOPTS_HELP);
-}
+static const char usage[] =
+    "Usage: hoist unpack REF|oci:DIR[:TAG] DEST [OPTIONS]\n"
+    "       hoist unpack --cache REF|oci:DIR[:TAG] [OPTIONS]\n\n"
+    "Applies an image's layers in order into DEST, which must not exist or be empty,\n"
+    "verifying every layer's digest and diffID. On failure DEST is removed.\n"
+    "With --cache, unpacks into the rootfs cache (keyed by the image's config digest,\n"
+    "done once per image) and prints the tree's path.\n"
+    "A registry reference is pulled first into the image store, as `hoist pull REF`\n"
+    "does (blobs already there are not fetched again).\n\n"
+    "Options:\n"
+    "  --platform OS/ARCH[/VARIANT]  image of a multi-platform index (default: host)\n"
+    "  --cache                      unpack into the rootfs cache and print its path\n"
+    "  --cache-dir DIR              rootfs cache directory (default:\n"
+    "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
+    "  --no-chown                   never change owners (they are reported instead)\n"
+    "  -h, --help                   show this help\n\n" REGOPTS_HELP;
 
 static void print_report(const hoist_unpack_report *r, const char *path, bool hit, bool json) {
   if (json) {
@@ -40,10 +36,7 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
         "bytes", (json_int_t)r->bytes, "whiteouts", (json_int_t)r->whiteouts, "devices_skipped",
         (json_int_t)r->devices_skipped, "owners_not_applied", (json_int_t)r->owners_recorded,
         "xattrs_skipped", (json_int_t)r->xattrs_skipped, "cache_hit", hit);
-    char *s = json_dumps(o, JSON_COMPACT);
-    printf("%s\n", s);
-    free(s);
-    json_decref(o);
+    cli_json_print(stdout, o, JSON_COMPACT);
     return;
   }
   if (r->devices_skipped)
@@ -60,111 +53,54 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
 }
 
 static int run(int argc, char **argv) {
-  enum { OPT_PLATFORM = 256, OPT_CACHE, OPT_CACHE_DIR, OPT_NO_CHOWN };
-  static const struct option opts[] = {
-      {"platform", required_argument, NULL, OPT_PLATFORM},
-      {"cache", no_argument, NULL, OPT_CACHE},
-      {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
-      {"no-chown", no_argument, NULL, OPT_NO_CHOWN},
-      {"help", no_argument, NULL, 'h'},
-      REGOPTS_LONG,
-      {NULL, 0, NULL, 0},
-  };
   const char *platform_s = NULL, *cache_dir = NULL;
-  bool cache = false;
-  __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
-  hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
-  optind = 1;
-  int c;
-  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-    switch (c) {
-    case OPT_PLATFORM:
-      platform_s = optarg;
-      break;
-    case OPT_CACHE:
-      cache = true;
-      break;
-    case OPT_CACHE_DIR:
-      cache_dir = optarg;
-      cache = true;
-      break;
-    case OPT_NO_CHOWN:
-      uo.owners = HOIST_OWNER_IGNORE;
-      break;
-    case 'h':
-      usage(stdout);
-      return EXIT_OK;
-    default: {
-      int r = cli_regopts_handle(&ro, VERB, c, optarg);
-      if (r == 1)
-        break;
-      return r < 0 ? EXIT_USAGE : cli_usage(VERB, "unknown option");
-    }
-    }
-  }
+  bool cache = false, no_chown = false;
+  _cleanup_regopts_ cli_regopts ro = {0};
+  const cli_opt opts[] = {
+      CLI_STRING("platform", &platform_s), CLI_FLAG("cache", &cache),
+      CLI_STRING("cache-dir", &cache_dir), CLI_FLAG("no-chown", &no_chown),
+      CLI_GROUP(cli_regopts_opts, &ro),    CLI_END,
+  };
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
+  if (rc >= 0)
+    return rc;
+  cache = cache || cache_dir;
+  hoist_unpack_opts uo = {.owners = no_chown ? HOIST_OWNER_IGNORE : HOIST_OWNER_AUTO};
   int want = cache ? 1 : 2;
   if (argc - optind != want)
     return cli_usage(VERB, cache ? "expected SOURCE" : "expected SOURCE and DEST");
   const char *src = argv[optind];
   const char *dest = cache ? NULL : argv[optind + 1];
 
-  hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *loc = NULL;
-  if (hoist_loc_parse(src, &loc, &err) < 0) {
-    hoist_err_free(err);
-    return cli_usage(VERB, "bad source %s", src);
-  }
-  hoist_platform *platform = NULL;
-  if (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0) {
-    hoist_err_free(err);
-    return cli_usage(VERB, "bad platform %s", platform_s);
-  }
-  if (loc->kind != HOIST_LOC_LAYOUT) {
-    /* pulled into the image store first, unless it is there already */
-    hoist_loc *layout = NULL;
-    if (cli_pull_to_store(&ro, NULL, loc, platform, &layout, &err) < 0) {
-      hoist_platform_free(platform);
-      return cli_fail(VERB, err);
-    }
-    hoist_loc_free(loc);
-    loc = layout;
-  }
+  _cleanup_platform_ hoist_platform *platform = NULL;
+  rc = cli_image_layout(&ro, VERB, "source", src, platform_s, &loc, &platform);
+  if (rc >= 0)
+    return rc;
 
-  int rc = EXIT_FAIL;
-  hoist_store *store = NULL;
-  hoist_manifest *m = NULL;
-  hoist_unpack_report rep = {0};
+  hoist_err *err = NULL;
+  _cleanup_store_ hoist_store *store = NULL;
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  __attribute__((cleanup(hoist_unpack_report_clear))) hoist_unpack_report rep = {0};
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
-      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0) {
-    rc = cli_fail(VERB, err);
-    goto out;
-  }
+      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0)
+    return cli_fail(VERB, err);
   if (cache) {
     _cleanup_free_ char *path = NULL;
     _cleanup_free_ char *default_dir = cache_dir ? NULL : cli_env_rootfs_cache();
     bool hit = false;
     if (hoist_unpack_cached(store, m, cache_dir ? cache_dir : default_dir, &uo, &path, &hit, NULL,
-                            &rep, &err) < 0) {
-      rc = cli_fail(VERB, err);
-      goto out;
-    }
+                            &rep, &err) < 0)
+      return cli_fail(VERB, err);
     if (!ro.json)
       printf("%s\n", path);
     print_report(&rep, path, hit, ro.json);
   } else {
-    if (hoist_unpack_image(store, m, dest, &uo, &rep, &err) < 0) {
-      rc = cli_fail(VERB, err);
-      goto out;
-    }
+    if (hoist_unpack_image(store, m, dest, &uo, &rep, &err) < 0)
+      return cli_fail(VERB, err);
     print_report(&rep, dest, false, ro.json);
   }
-  rc = EXIT_OK;
-out:
-  hoist_unpack_report_clear(&rep);
-  hoist_manifest_free(m);
-  hoist_store_close(store);
-  hoist_platform_free(platform);
-  return rc;
+  return EXIT_OK;
 }
 
 HOIST_VERB(unpack, VERB, "apply an image's layers into a directory", run);

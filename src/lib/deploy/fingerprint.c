@@ -630,6 +630,42 @@ static void walk_fail(walk_shared *sh, int errnum, const char *path) {
   pthread_mutex_unlock(&sh->lock);
 }
 
+/* An entry of a directory that walk_one or untracked reads. */
+typedef struct walk_entry {
+  const char *name;
+  unsigned char type; /* DT_DIR, DT_REG, ... */
+  struct stat st;     /* when have_stat */
+  bool have_stat;
+  size_t plen; /* of path: the directory's path, then the entry's name (and '/') */
+  int sub;     /* a directory's: how the patterns cover what is below it */
+} walk_entry;
+
+/* Reads the entry de of the directory fd (whose path, dlen long, starts
+ * path) into *e and appends its name to path, and a directory's '/'; notes a
+ * .gitignore. Returns false for an entry to skip: one entry_type drops, a
+ * directory the patterns reach nothing below, a file they do not match
+ * (cover: how they cover the directory). */
+static bool walk_entry_read(walk_shared *sh, const fp_ctx *ctx, int fd,
+                            const struct linux_dirent64 *de, int cover, char *path, size_t dlen,
+                            walk_entry *e) {
+  e->name = de->d_name;
+  e->type = entry_type(fd, de, &e->st, &e->have_stat);
+  if (!e->type)
+    return false;
+  size_t nlen = strlen(e->name);
+  memcpy(path + dlen, e->name, nlen + 1);
+  e->plen = dlen + nlen;
+  if (strcmp(e->name, ".gitignore") == 0)
+    note_gitignore(sh, fd, e->name, path, &e->st, e->have_stat);
+  if (e->type == DT_DIR) {
+    path[e->plen] = '/';
+    path[e->plen + 1] = '\0';
+    e->sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, e->plen + 1);
+    return e->sub != COVER_NONE;
+  }
+  return cover == COVER_FULL || union_match(ctx, path, e->plen);
+}
+
 static void walk_one(walk_shared *sh, const char *dir, int cover) {
   fp_ctx *ctx = sh->ctx;
   tracked_scan *ts = sh->ts;
@@ -665,44 +701,29 @@ static void walk_one(walk_shared *sh, const char *dir, int cover) {
     for (ssize_t off = 0; off < got;) {
       struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
       off += de->d_reclen;
-      const char *name = de->d_name;
-      struct stat st;
-      bool have_stat;
-      unsigned char type = entry_type(fd, de, &st, &have_stat);
-      if (!type)
+      walk_entry e;
+      if (!walk_entry_read(sh, ctx, fd, de, cover, path, dlen, &e))
         continue;
-      size_t nlen = strlen(name);
-      memcpy(path + dlen, name, nlen + 1);
-      size_t plen = dlen + nlen;
-      if (strcmp(name, ".gitignore") == 0)
-        note_gitignore(sh, fd, name, path, &st, have_stat);
-      if (type == DT_DIR) {
-        path[plen] = '/';
-        path[plen + 1] = '\0';
-        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
-        if (sub == COVER_NONE)
-          continue;
-        bool tracked = has_prefix(ts->tracked, ts->n_tracked, path, plen + 1);
+      if (e.type == DT_DIR) {
+        bool tracked = has_prefix(ts->tracked, ts->n_tracked, path, e.plen + 1);
         pthread_mutex_lock(&sh->lock);
         if (tracked) {
-          push_dir(&sh->queue, &sh->n_queue, &sh->cap_queue, hoist_strdup(path), sub);
+          push_dir(&sh->queue, &sh->n_queue, &sh->cap_queue, hoist_strdup(path), e.sub);
           pthread_cond_signal(&sh->cond);
         } else {
-          push_dir(&sh->dirs, &sh->n_dirs, &sh->cap_dirs, hoist_strdup(path), sub);
+          push_dir(&sh->dirs, &sh->n_dirs, &sh->cap_dirs, hoist_strdup(path), e.sub);
         }
         pthread_mutex_unlock(&sh->lock);
         continue;
       }
-      if (cover != COVER_FULL && !union_match(ctx, path, plen))
-        continue;
       long pos = find_tostat(ts, path);
       if (pos >= 0) {
-        if (!have_stat && fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+        if (!e.have_stat && fstatat(fd, e.name, &e.st, AT_SYMLINK_NOFOLLOW) < 0) {
           ts->result[pos] = errno == ENOENT ? STAT_CHANGED : -errno;
           continue;
         }
-        ts->result[pos] = stat_compare(ts->tostat[pos], &st, &ts->index_mtime);
-        hoist_deploy_cstat_from(&ts->seen[pos], &st);
+        ts->result[pos] = stat_compare(ts->tostat[pos], &e.st, &ts->index_mtime);
+        hoist_deploy_cstat_from(&ts->seen[pos], &e.st);
         continue;
       }
       if (find_sorted(ts->tracked, ts->n_tracked, path) >= 0 ||
@@ -806,23 +827,10 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
     for (ssize_t off = 0; r == 0 && off < got;) {
       struct linux_dirent64 *de = (struct linux_dirent64 *)(buf + off);
       off += de->d_reclen;
-      const char *name = de->d_name;
-      struct stat st;
-      bool have_stat;
-      unsigned char type = entry_type(fd, de, &st, &have_stat);
-      if (!type)
+      walk_entry e;
+      if (!walk_entry_read(sh, ctx, fd, de, cover, path, dlen, &e))
         continue;
-      size_t nlen = strlen(name);
-      memcpy(path + dlen, name, nlen + 1);
-      size_t plen = dlen + nlen;
-      if (strcmp(name, ".gitignore") == 0)
-        note_gitignore(sh, fd, name, path, &st, have_stat);
-      if (type == DT_DIR) {
-        path[plen] = '/';
-        path[plen + 1] = '\0';
-        int sub = cover == COVER_FULL ? COVER_FULL : union_cover(ctx, path, plen + 1);
-        if (sub == COVER_NONE)
-          continue;
+      if (e.type == DT_DIR) {
         size_t at = 0;
         if (git_index_find_prefix(&at, idx, path) != 0) {
           /* untracked directory: skipped when ignored or another repository */
@@ -830,10 +838,10 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
           r = ignored(ctx, path, &ign);
           if (r < 0 || ign)
             continue;
-          _cleanup_free_ char *dotgit = hoist_asprintf("%s/.git", name);
+          _cleanup_free_ char *dotgit = hoist_asprintf("%s/.git", e.name);
           if (faccessat(fd, dotgit, F_OK, AT_SYMLINK_NOFOLLOW) == 0) {
-            if (fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0)
-              record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, path, &st);
+            if (fstatat(fd, e.name, &e.st, AT_SYMLINK_NOFOLLOW) == 0)
+              record_stat(sh, &sh->walked, &sh->n_walked, &sh->cap_walked, path, &e.st);
             continue;
           }
         }
@@ -844,18 +852,16 @@ static int untracked(fp_ctx *ctx, walk_shared *sh, git_index *idx, int rootfd, c
             abort();
           subcover = nc;
         }
-        subcover[subdirs.n] = (uint8_t)sub;
+        subcover[subdirs.n] = (uint8_t)e.sub;
         hoist_strv_push(&subdirs, hoist_strdup(path));
         continue;
       }
-      if (cover != COVER_FULL && !union_match(ctx, path, plen))
-        continue;
       if ((exclude && strcmp(path, exclude) == 0) || git_index_get_bypath(idx, path, 0))
         continue;
       bool ign = false;
       r = ignored(ctx, path, &ign);
       if (r == 0 && !ign) {
-        note_untracked(ctx, fd, name, path);
+        note_untracked(ctx, fd, e.name, path);
         hoist_strv_push(out, hoist_strdup(path));
       }
     }
