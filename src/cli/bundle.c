@@ -234,7 +234,9 @@ static int run_bundle(int argc, char **argv) {
     fputs(usage_text, stdout);
     return EXIT_OK;
   }
-  argv[1] = hoist_asprintf("hoist bundle %s", cmd); /* getopt's messages name it so */
+  /* getopt's messages name it so (cmd ? : the sanitizer build's compiler
+   * cannot see that strcmp has ruled out NULL) */
+  argv[1] = hoist_asprintf("hoist bundle %s", cmd ? cmd : "");
   bool stage = strcmp(cmd, "stage") == 0, fetching = strcmp(cmd, "fetch") == 0;
   if (stage || fetching || strcmp(cmd, "verify") == 0) {
     args a = {.verb = stage      ? "bundle stage"
