@@ -10,14 +10,17 @@ static const char usage[] =
     "Options:\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               copy the whole index and every image in it\n"
+    "  --oci                         write OCI media types (Docker manifests and lists\n"
+    "                                rewritten, so their digests change), as umoci needs\n"
     "  -h, --help                    show this help\n\n" REGOPTS_HELP;
 
-enum { OPT_PLATFORM = 1, OPT_ALL };
+enum { OPT_PLATFORM = 1, OPT_ALL, OPT_OCI };
 
 static int copy_run(int argc, char **argv) {
   static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
                                            {"platform", required_argument, NULL, OPT_PLATFORM},
                                            {"all-platforms", no_argument, NULL, OPT_ALL},
+                                           {"oci", no_argument, NULL, OPT_OCI},
                                            REGOPTS_LONG,
                                            {NULL, 0, NULL, 0}};
   cli_regopts ro = {0};
@@ -43,6 +46,9 @@ static int copy_run(int argc, char **argv) {
     }
     case OPT_ALL:
       opts.all_platforms = true;
+      break;
+    case OPT_OCI:
+      opts.oci = true;
       break;
     default:
       ret = cli_regopts_handle(&ro, "copy", c, optarg);

@@ -14,15 +14,18 @@ static const char usage[] =
     "  --to oci:DIR[:TAG]            destination layout (TAG defaults to REF's tag)\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               pull the whole index\n"
+    "  --oci                         write OCI media types (Docker manifests and lists\n"
+    "                                rewritten, so their digests change), as umoci needs\n"
     "  -h, --help                    show this help\n\n" REGOPTS_HELP;
 
-enum { OPT_TO = 1, OPT_PLATFORM, OPT_ALL };
+enum { OPT_TO = 1, OPT_PLATFORM, OPT_ALL, OPT_OCI };
 
 static int pull_run(int argc, char **argv) {
   static const struct option longopts[] = {{"help", no_argument, NULL, 'h'},
                                            {"to", required_argument, NULL, OPT_TO},
                                            {"platform", required_argument, NULL, OPT_PLATFORM},
                                            {"all-platforms", no_argument, NULL, OPT_ALL},
+                                           {"oci", no_argument, NULL, OPT_OCI},
                                            REGOPTS_LONG,
                                            {NULL, 0, NULL, 0}};
   cli_regopts ro = {0};
@@ -52,6 +55,9 @@ static int pull_run(int argc, char **argv) {
     }
     case OPT_ALL:
       opts.all_platforms = true;
+      break;
+    case OPT_OCI:
+      opts.oci = true;
       break;
     default:
       ret = cli_regopts_handle(&ro, "pull", c, optarg);
