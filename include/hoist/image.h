@@ -39,6 +39,12 @@ typedef struct hoist_image_copy_opts {
   const hoist_platform *platform; /* from an index pick this; NULL: the host's */
   bool all_platforms;             /* copy a whole index */
   int jobs;                       /* parallel blob transfers; 0: the registry client's, or 4 */
+  /* Write OCI media types, as OCI tools need (umoci; skopeo releases that
+   * match a layout's tag only on OCI types): a Docker manifest becomes an
+   * OCI manifest and a Docker manifest list an OCI index, with the same
+   * configs and layers. The rewritten documents have new digests; OCI
+   * documents and artifacts are copied as they are. */
+  bool oci;
 } hoist_image_copy_opts;
 
 typedef struct hoist_image_copy_result {

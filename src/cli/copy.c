@@ -8,6 +8,8 @@ static const char usage[] =
     "Options:\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               copy the whole index and every image in it\n"
+    "  --oci                         write OCI media types (Docker manifests and lists\n"
+    "                                rewritten, so their digests change), as umoci needs\n"
     "  -h, --help                    show this help\n\n" REGOPTS_HELP;
 
 static int copy_run(int argc, char **argv) {

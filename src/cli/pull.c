@@ -14,6 +14,8 @@ static const char usage[] =
     "  --to oci:DIR[:TAG]            destination layout (TAG defaults to REF's tag)\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               pull the whole index\n"
+    "  --oci                         write OCI media types (Docker manifests and lists\n"
+    "                                rewritten, so their digests change), as umoci needs\n"
     "  -h, --help                    show this help\n\n" REGOPTS_HELP;
 
 static int pull_run(int argc, char **argv) {

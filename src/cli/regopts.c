@@ -210,6 +210,7 @@ static int opt_transfer_platform(const char *verb, const char *arg, void *dest) 
 const cli_opt cli_transfer_opts[] = {
     CLI_CALL_SELF("platform", opt_transfer_platform),
     CLI_FLAG_AT("all-platforms", cli_transfer_args, copy.all_platforms),
+    CLI_FLAG_AT("oci", cli_transfer_args, copy.oci),
     CLI_GROUP_AT(cli_regopts_opts, cli_transfer_args, ro),
     CLI_END,
 };

@@ -313,6 +313,169 @@ def multi_arch_index():
     assert skopeo_digest(f"{reg.host}/multi3:1") == idx["digest"]
 
 
+
+def _index_entries(layout, tag):
+    with open(os.path.join(layout, "index.json")) as f:
+        ix = json.load(f)
+    return [m for m in ix["manifests"]
+            if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag]
+
+
+def _blob_bytes(layout, digest):
+    with open(os.path.join(layout, "blobs", "sha256", digest[7:]), "rb") as f:
+        return f.read()
+
+
+def run_bytes(*args):
+    return subprocess.run(list(map(str, args)), capture_output=True, check=True).stdout
+
+
+def _umoci_unpack(layout, tag):
+    bundle = os.path.join(tmpdir(), "bundle")
+    p = run("umoci", "unpack", "--rootless", "--image", f"{layout}:{tag}", bundle, check=False)
+    return p, os.path.join(bundle, "rootfs")
+
+
+@test
+def multi_arch_layouts_are_read_by_skopeo_and_umoci():
+    """A whole OCI index in a layout, written by copy --all-platforms, pull
+    --all-platforms and index create, is what skopeo copy --all writes: one
+    index.json entry, the index's own descriptor, carrying the tag."""
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    idx, children = make_index(src, "multi")
+    skopeo("copy", "--all", "--dest-tls-verify=false", f"oci:{src}:multi",
+           f"docker://{reg.host}/mlay:1")
+    by_arch = {c["platform"]["architecture"]: c for c in children}
+    for a in by_arch:
+        hoist("copy", "--platform", f"linux/{a}", f"{reg.host}/mlay:1", f"{reg.host}/mlay:{a}")
+    t = tmpdir()
+    sk = os.path.join(t, "skopeo")
+    skopeo("copy", "--all", "--src-tls-verify=false", f"docker://{reg.host}/mlay:1", f"oci:{sk}:1")
+    [theirs] = _index_entries(sk, "1")
+    assert theirs["digest"] == idx["digest"], theirs
+    layouts = {name: os.path.join(t, name) for name in ("copy", "pull", "create")}
+    hoist("copy", "--all-platforms", f"{reg.host}/mlay:1", f"oci:{layouts['copy']}:1")
+    hoist("pull", "--all-platforms", "--to", f"oci:{layouts['pull']}:1", f"{reg.host}/mlay:1")
+    hoist("index", "create", f"oci:{layouts['create']}:1", f"{reg.host}/mlay:amd64",
+          f"{reg.host}/mlay:arm64")
+    # umoci has no platform selection: a tag naming an index is ambiguous to
+    # it, in skopeo's layout as in hoist's
+    p, _ = _umoci_unpack(sk, "1")
+    assert p.returncode != 0 and "tag is ambiguous" in p.stderr, p.stderr
+    for name, lay in layouts.items():
+        [ours] = _index_entries(lay, "1")
+        assert ours["mediaType"] == theirs["mediaType"] == "application/vnd.oci.image.index.v1+json"
+        if name != "create":  # index create writes an index of its own
+            assert {k: ours[k] for k in theirs} == theirs, (name, ours, theirs)
+        raw = run_bytes("skopeo", "inspect", "--raw", f"oci:{lay}:1")
+        assert raw == _blob_bytes(lay, ours["digest"]), name
+        assert "sha256:" + hashlib.sha256(raw).hexdigest() == ours["digest"]
+        sk_inspect = json.loads(skopeo("inspect", f"oci:{lay}:1").stdout)
+        assert sk_inspect["Digest"] == ours["digest"], (name, sk_inspect)
+        assert sk_inspect["Architecture"] in by_arch, sk_inspect
+        one, every = os.path.join(t, f"{name}-one"), os.path.join(t, f"{name}-all")
+        skopeo("copy", f"oci:{lay}:1", f"oci:{one}:x")
+        assert _index_entries(one, "x")[0]["digest"] in [c["digest"] for c in children]
+        skopeo("copy", "--all", f"oci:{lay}:1", f"oci:{every}:x")
+        assert _index_entries(every, "x")[0]["digest"] == ours["digest"], name
+        assert "1" in run("umoci", "ls", "--layout", lay).stdout.split()
+        p, _ = _umoci_unpack(lay, "1")
+        assert p.returncode != 0 and "tag is ambiguous" in p.stderr, p.stderr
+        # one platform under a tag of its own is an image umoci unpacks
+        hoist("copy", "--platform", "linux/arm64", f"oci:{lay}:1", f"oci:{lay}:1-arm64")
+        p, rootfs = _umoci_unpack(lay, "1-arm64")
+        assert p.returncode == 0, p.stderr
+        assert os.path.exists(os.path.join(rootfs, "file-ixarm640arm64")), os.listdir(rootfs)
+        # hoist's own readers resolve the tag, then the platform
+        j = json.loads(hoist("inspect", "--json", "--platform", "linux/arm64",
+                             f"oci:{lay}:1").stdout)
+        assert j["digest"] == by_arch["arm64"]["digest"] and j["index"]["digest"] == ours["digest"]
+        dest = os.path.join(t, f"{name}-unpacked")
+        hoist("unpack", "--platform", "linux/arm64", f"oci:{lay}:1", dest)
+        assert os.path.exists(os.path.join(dest, "file-ixarm640arm64"))
+        out = json.loads(hoist("copy", "--json", "--all-platforms", f"oci:{lay}:1",
+                               f"{reg.host}/mlay-{name}:1").stdout)
+        assert skopeo_digest(f"{reg.host}/mlay-{name}:1") == ours["digest"] == out["digest"]
+    # and what skopeo wrote, hoist reads
+    j = json.loads(hoist("inspect", "--json", "--platform", "linux/amd64", f"oci:{sk}:1").stdout)
+    assert j["index"]["digest"] == idx["digest"] and j["digest"] == by_arch["amd64"]["digest"]
+
+
+@test
+def docker_manifest_list_in_a_layout_stays_byte_exact():
+    """A Docker manifest list copied whole into a layout keeps its bytes, so
+    its digest, and is tagged with its own media type. umoci reads only OCI
+    types and says so; skopeo matches a tag on Docker types only in the
+    containers/image releases that accept them (not skopeo 1.9)."""
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    make_index(src, "multi")
+    skopeo("copy", "--all", "--format", "v2s2", "--dest-tls-verify=false", f"oci:{src}:multi",
+           f"docker://{reg.host}/dlist:1")
+    raw = skopeo_raw(f"{reg.host}/dlist:1").encode()
+    assert json.loads(raw)["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    children = {m["platform"]["architecture"]: m for m in json.loads(raw)["manifests"]}
+    lay = os.path.join(tmpdir(), "dl")
+    hoist("copy", "--all-platforms", f"{reg.host}/dlist:1", f"oci:{lay}:1")
+    [entry] = _index_entries(lay, "1")
+    assert entry["mediaType"] == "application/vnd.docker.distribution.manifest.list.v2+json"
+    assert entry["digest"] == digest and _blob_bytes(lay, digest) == raw
+    assert run_bytes(HOIST, "inspect", "--raw", f"oci:{lay}:1") == raw
+    j = json.loads(hoist("inspect", "--json", "--platform", "linux/arm64", f"oci:{lay}:1").stdout)
+    assert j["digest"] == children["arm64"]["digest"] and j["index"]["digest"] == digest
+    dest = os.path.join(tmpdir(), "unpacked")
+    hoist("unpack", "--platform", "linux/arm64", f"oci:{lay}:1", dest)
+    assert os.path.exists(os.path.join(dest, "file-ixarm640arm64"))
+    hoist("push", f"oci:{lay}:1", f"{reg.host}/dlist2:1")
+    assert skopeo_digest(f"{reg.host}/dlist2:1") == digest
+    assert "1" in run("umoci", "ls", "--layout", lay).stdout.split()
+    p, _ = _umoci_unpack(lay, "1")
+    assert p.returncode != 0 and ("not implemented: application/vnd.docker.distribution."
+                                  "manifest.list.v2+json") in p.stderr, p.stderr
+    p = skopeo("inspect", "--raw", f"oci:{lay}:1", check=False)
+    if p.returncode == 0:
+        assert p.stdout.encode() == raw
+    else:
+        assert "no descriptor found for reference" in p.stderr, p.stderr
+    # --oci: the same configs and layers under OCI types, which every reader
+    # takes; the rewritten manifests and index have digests of their own
+    oci = os.path.join(tmpdir(), "oci")
+    out = json.loads(hoist("copy", "--json", "--all-platforms", "--oci", f"{reg.host}/dlist:1",
+                           f"oci:{oci}:1").stdout)
+    [entry] = _index_entries(oci, "1")
+    assert entry["mediaType"] == out["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert entry["digest"] == out["digest"] != digest
+    ix = json.loads(_blob_bytes(oci, entry["digest"]))
+    assert ix["mediaType"] == "application/vnd.oci.image.index.v1+json"
+    assert [m["platform"] for m in ix["manifests"]] == [m["platform"] for m in json.loads(raw)["manifests"]]
+    for m in ix["manifests"]:
+        assert m["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        ours = json.loads(_blob_bytes(oci, m["digest"]))
+        theirs = json.loads(_blob_bytes(lay, children[m["platform"]["architecture"]]["digest"]))
+        assert ours["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
+        assert ours["config"]["mediaType"] == "application/vnd.oci.image.config.v1+json"
+        assert ours["config"]["digest"] == theirs["config"]["digest"]
+        assert [(l["mediaType"], l["digest"]) for l in ours["layers"]] == [
+            ("application/vnd.oci.image.layer.v1.tar+gzip", l["digest"]) for l in theirs["layers"]]
+    # the same bytes every time
+    again = json.loads(hoist("copy", "--json", "--all-platforms", "--oci", f"{reg.host}/dlist:1",
+                             f"oci:{oci}:2").stdout)
+    assert again["digest"] == entry["digest"], again
+    assert run_bytes("skopeo", "inspect", "--raw", f"oci:{oci}:1") == _blob_bytes(oci, entry["digest"])
+    assert json.loads(skopeo("inspect", f"oci:{oci}:1").stdout)["Digest"] == entry["digest"]
+    every = os.path.join(tmpdir(), "every")
+    skopeo("copy", "--all", f"oci:{oci}:1", f"oci:{every}:x")
+    assert _index_entries(every, "x")[0]["digest"] == entry["digest"]
+    hoist("copy", "--oci", "--platform", "linux/arm64", f"{reg.host}/dlist:1", f"oci:{oci}:arm")
+    p, rootfs = _umoci_unpack(oci, "arm")
+    assert p.returncode == 0, p.stderr
+    assert os.path.exists(os.path.join(rootfs, "file-ixarm640arm64"))
+    hoist("push", f"oci:{oci}:1", f"{reg.host}/dlist-oci:1")
+    assert skopeo_digest(f"{reg.host}/dlist-oci:1") == entry["digest"]
+
+
 def _put_manifest(layout, doc, mt="application/vnd.oci.image.manifest.v1+json"):
     d, n = _blob(layout, json.dumps(doc).encode())
     return {"mediaType": mt, "digest": d, "size": n}
