@@ -25,6 +25,8 @@ static void usage(FILE *out) {
                "  --map SRC:DEST             put host path SRC at DEST in the layer (repeatable)\n"
                "  --uid-map IN:OUT:COUNT     host uids OUT.. become IN.. (repeatable)\n"
                "  --gid-map IN:OUT:COUNT     host gids OUT.. become IN.. (repeatable)\n"
+               "  --sparse                   keep holes as GNU sparse entries (not portable:\n"
+               "                             podman and Go readers mishandle them)\n"
                "  --json                     print a JSON object\n"
                "  -h, --help                 show this help\n");
 }
@@ -54,6 +56,7 @@ int cli_parse_map(const char *s, hoist_layer_map *out) {
 
 static int layer_create(int argc, char **argv) {
   enum { OPT_COMPRESS = 256, OPT_LEVEL, OPT_SDE, OPT_OVERLAY, OPT_MAP, OPT_UID, OPT_GID, OPT_JSON };
+  enum { OPT_SPARSE = OPT_JSON + 1 };
   static const struct option opts[] = {
       {"output", required_argument, NULL, 'o'},
       {"compress", required_argument, NULL, OPT_COMPRESS},
@@ -64,6 +67,7 @@ static int layer_create(int argc, char **argv) {
       {"uid-map", required_argument, NULL, OPT_UID},
       {"gid-map", required_argument, NULL, OPT_GID},
       {"json", no_argument, NULL, OPT_JSON},
+      {"sparse", no_argument, NULL, OPT_SPARSE},
       {"help", no_argument, NULL, 'h'},
       {NULL, 0, NULL, 0},
   };
@@ -135,6 +139,9 @@ static int layer_create(int argc, char **argv) {
     }
     case OPT_JSON:
       json = true;
+      break;
+    case OPT_SPARSE:
+      lo.sparse = true;
       break;
     case 'h':
       usage(stdout);

@@ -571,12 +571,14 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
       }
       archive_entry_set_size(ae, e->st.st_size);
       if (e->st.st_size > 0 && (off_t)e->st.st_blocks * 512 < e->st.st_size) {
+        /* the holes are known either way: written as zeros without reading
+         * them, or (o->sparse) described in a GNU sparse 1.0 map */
         ssize_t got = find_extents(fd, e->st.st_size, &ext);
         sparse = got >= 0;
         n_ext = got > 0 ? (size_t)got : 0;
-        for (size_t i = 0; i < n_ext; i++)
+        for (size_t i = 0; o->sparse && i < n_ext; i++)
           archive_entry_sparse_add_entry(ae, ext[i].off, ext[i].len);
-        if (sparse && n_ext == 0) /* all hole: one empty extent at the end */
+        if (o->sparse && sparse && n_ext == 0) /* all hole: one empty extent at the end */
           archive_entry_sparse_add_entry(ae, e->st.st_size, 0);
       } else {
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -722,6 +724,8 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
     goto done;
   }
 
+  /* names go into the pax header as UTF-8, never hdrcharset=BINARY */
+  void *locale = hoist_utf8_thread_enter();
   t.a = archive_write_new();
   if (!t.a)
     abort();
@@ -737,6 +741,7 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
       r = archive_fail(&t, "layer: finish tar");
   }
   archive_write_free(t.a);
+  hoist_utf8_thread_leave(locale);
   if (r == 0 && p.cur >= 0 && !pipe_push(&p))
     r = -EIO;
 
