@@ -89,6 +89,10 @@ char *cli_image_store(void);
 int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
                       const hoist_platform *platform, hoist_loc **out, hoist_err **err);
 
+/* With --allow-foreign-urls: the non-distributable layers of m that the
+ * layout s lacks, fetched from their urls (hoist_image_fetch_foreign). */
+int cli_fetch_foreign(cli_regopts *ro, hoist_store *s, const hoist_manifest *m, hoist_err **err);
+
 /* Where `hoist pull REF` puts an image without --to: its layout in the image
  * store (hoist_image_store_location). Caller frees. */
 char *cli_image_store_location(const hoist_ref *ref);

@@ -45,6 +45,8 @@ static void usage(FILE *out) {
           "                               used when overlayfs cannot be mounted)\n"
           "  --allow-mknod                let root create device nodes (never usable: every\n"
           "                               mount is nodev)\n"
+          "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
+          "                               urls (http/https; size and digest checked)\n"
           "  -h, --help                   show this help\n\n"
           "%s\n%s",
           SBOPTS_HELP, REGOPTS_HELP);
@@ -104,6 +106,7 @@ static int exit_code(const hoist_sandbox_opts *so, const hoist_sandbox_result *r
 
 static int run(int argc, char **argv) {
   enum { OPT_PLATFORM = 256, OPT_KEEP, OPT_NO_OVERLAY, OPT_MKNOD };
+  enum { OPT_FOREIGN = OPT_MKNOD + 1 };
   static const struct option opts[] = {
       SBOPTS_LONG,
       {"allow-mknod", no_argument, NULL, OPT_MKNOD},
@@ -113,6 +116,7 @@ static int run(int argc, char **argv) {
       {"platform", required_argument, NULL, OPT_PLATFORM},
       {"keep-upper", required_argument, NULL, OPT_KEEP},
       {"no-overlay", no_argument, NULL, OPT_NO_OVERLAY},
+      {"allow-foreign-urls", no_argument, NULL, OPT_FOREIGN},
       {"help", no_argument, NULL, 'h'},
       REGOPTS_LONG,
       {NULL, 0, NULL, 0},
@@ -132,6 +136,7 @@ static int run(int argc, char **argv) {
   _cleanup_free_ char **extra_env = hoist_malloc0(sizeof(char *) * (size_t)(argc + 1));
   size_t n_env = 0;
   __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
+  bool foreign = false;
   optind = 1;
   int c;
   while ((c = getopt_long(opt_end, argv, dashdash ? "he:u:w:" : "+he:u:w:", opts, NULL)) != -1) {
@@ -160,6 +165,9 @@ static int run(int argc, char **argv) {
       break;
     case OPT_MKNOD:
       so->mknod = true;
+      break;
+    case OPT_FOREIGN:
+      foreign = true;
       break;
     case 'h':
       usage(stdout);
@@ -232,6 +240,7 @@ static int run(int argc, char **argv) {
   }
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
+      (foreign && cli_fetch_foreign(&ro, store, m, &err) < 0) ||
       hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, &err) < 0 ||
       hoist_unpack_cached(store, m, rootfs_cache, &uo, &rootfs, NULL, &hold, &rep, &err) < 0) {

@@ -28,6 +28,8 @@ static void usage(FILE *out) {
           "  --cache-dir DIR              rootfs cache directory (default:\n"
           "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
           "  --no-chown                   never change owners (they are reported instead)\n"
+          "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
+          "                               urls (http/https; size and digest checked)\n"
           "  -h, --help                   show this help\n\n"
           "%s",
           REGOPTS_HELP);
@@ -35,11 +37,13 @@ static void usage(FILE *out) {
 
 static void print_report(const hoist_unpack_report *r, const char *path, bool hit, bool json) {
   if (json) {
-    json_t *o = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries", (json_int_t)r->entries,
-        "bytes", (json_int_t)r->bytes, "whiteouts", (json_int_t)r->whiteouts, "devices_skipped",
-        (json_int_t)r->devices_skipped, "owners_not_applied", (json_int_t)r->owners_recorded,
-        "xattrs_skipped", (json_int_t)r->xattrs_skipped, "cache_hit", hit);
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries",
+                  (json_int_t)r->entries, "bytes", (json_int_t)r->bytes, "whiteouts",
+                  (json_int_t)r->whiteouts, "devices_skipped", (json_int_t)r->devices_skipped,
+                  "owners_not_applied", (json_int_t)r->owners_recorded, "xattrs_skipped",
+                  (json_int_t)r->xattrs_skipped, "acls_skipped", (json_int_t)r->acls_skipped,
+                  "cache_hit", hit);
     char *s = json_dumps(o, JSON_COMPACT);
     printf("%s\n", s);
     free(s);
@@ -57,21 +61,26 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
   if (r->xattrs_skipped)
     fprintf(stderr, "hoist unpack: %" PRIu64 " xattr(s) refused by the kernel, e.g. on %s\n",
             r->xattrs_skipped, r->first_xattr);
+  if (r->acls_skipped)
+    fprintf(stderr,
+            "hoist unpack: %" PRIu64 " ACL(s) not applied (refused or malformed), e.g. on %s\n",
+            r->acls_skipped, r->first_acl);
 }
 
 static int run(int argc, char **argv) {
-  enum { OPT_PLATFORM = 256, OPT_CACHE, OPT_CACHE_DIR, OPT_NO_CHOWN };
+  enum { OPT_PLATFORM = 256, OPT_CACHE, OPT_CACHE_DIR, OPT_NO_CHOWN, OPT_FOREIGN };
   static const struct option opts[] = {
       {"platform", required_argument, NULL, OPT_PLATFORM},
       {"cache", no_argument, NULL, OPT_CACHE},
       {"cache-dir", required_argument, NULL, OPT_CACHE_DIR},
       {"no-chown", no_argument, NULL, OPT_NO_CHOWN},
+      {"allow-foreign-urls", no_argument, NULL, OPT_FOREIGN},
       {"help", no_argument, NULL, 'h'},
       REGOPTS_LONG,
       {NULL, 0, NULL, 0},
   };
   const char *platform_s = NULL, *cache_dir = NULL;
-  bool cache = false;
+  bool cache = false, foreign = false;
   __attribute__((cleanup(cli_regopts_free))) cli_regopts ro = {0};
   hoist_unpack_opts uo = {.owners = HOIST_OWNER_AUTO};
   optind = 1;
@@ -90,6 +99,9 @@ static int run(int argc, char **argv) {
       break;
     case OPT_NO_CHOWN:
       uo.owners = HOIST_OWNER_IGNORE;
+      break;
+    case OPT_FOREIGN:
+      foreign = true;
       break;
     case 'h':
       usage(stdout);
@@ -135,7 +147,8 @@ static int run(int argc, char **argv) {
   hoist_manifest *m = NULL;
   hoist_unpack_report rep = {0};
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
-      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0) {
+      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
+      (foreign && cli_fetch_foreign(&ro, store, m, &err) < 0)) {
     rc = cli_fail(VERB, err);
     goto out;
   }
