@@ -18,8 +18,8 @@
  * Hardlinks stay hardlinks, symlinks are stored as they are, the holes of
  * sparse files are written as zeros (as GNU sparse entries only on request),
  * names are UTF-8 in the pax header, security.capability and user.* xattrs
- * (and POSIX ACLs) are kept while security.selinux and other host-only
- * xattrs are dropped.
+ * and POSIX ACLs (as SCHILY.xattr.system.posix_acl_*, ids mapped) are kept
+ * while security.selinux and other host-only xattrs are dropped.
  *
  * The module also owns the compressors (hoist_layer_compress_writer) and a
  * file sink (hoist_layer_file_writer). Decompression belongs to unpack.h.

@@ -12,7 +12,7 @@ import os
 import tarfile
 import threading
 
-from hoisttest import Registry, hoist, main, run, skopeo, test, tmpdir
+from hoisttest import Registry, Skip, hoist, main, run, skopeo, test, tmpdir
 
 SPARSE_SIZE = 8 << 20
 
@@ -437,6 +437,43 @@ def posix_acls_are_applied_and_the_mode_kept():
     assert rep["acls_skipped"] == 1, rep
     acl = run("getfacl", "-cn", f"{d}/out2/x").stdout.split()
     assert "user:1234:rwx" in acl, acl
+
+
+@test
+def layer_create_keeps_acls():
+    d = tmpdir()
+    if not acl_supported(d):
+        raise Skip("no POSIX ACLs on this file system")
+    tree = os.path.join(d, "tree")
+    os.makedirs(os.path.join(tree, "dir"))
+    with open(os.path.join(tree, "dir", "f"), "w") as f:
+        f.write("f\n")
+    os.chmod(os.path.join(tree, "dir", "f"), 0o640)
+    run("setfacl", "-m", "u:1234:rwx,g:2345:r", os.path.join(tree, "dir", "f"))
+    run("setfacl", "-d", "-m", "u:1234:rx", os.path.join(tree, "dir"))
+    mode = os.stat(os.path.join(tree, "dir", "f")).st_mode & 0o7777
+    out = os.path.join(d, "l.tar")
+    # host ids 1234 and 2345 are 0 and 1 in the image
+    hoist("layer", "create", tree, "-o", out, "--compress", "none",
+          "--uid-map", "0:1234:1", "--gid-map", "1:2345:1")
+    with tarfile.open(out) as t:
+        f = t.getmember("dir/f")
+        assert "SCHILY.xattr.system.posix_acl_access" in f.pax_headers, f.pax_headers
+        assert f.mode == mode, (oct(f.mode), oct(mode))  # the stat mode: mask as group bits
+        assert "SCHILY.xattr.system.posix_acl_default" in t.getmember("dir").pax_headers
+    img = os.path.join(d, "img")
+    with open(out, "rb") as f:
+        make_image(img, "k", [(f.read(), LAYER_GZIP, None, True)])
+    hoist("unpack", f"oci:{img}:k", f"{d}/out")
+    acl = run("getfacl", "-cn", f"{d}/out/dir/f").stdout.split()
+    assert "user:0:rwx" in acl and "group:1:r--" in acl, acl
+    assert os.stat(f"{d}/out/dir/f").st_mode & 0o7777 == mode
+    dacl = run("getfacl", "-cnd", f"{d}/out/dir").stdout.split()
+    assert "user:0:r-x" in dacl, dacl
+    # umoci (Go, as podman's storage) restores the same ACLs from this form
+    run("umoci", "unpack", "--rootless", "--image", f"{img}:k", f"{d}/bundle")
+    acl = run("getfacl", "-cn", f"{d}/bundle/rootfs/dir/f").stdout.split()
+    assert "user:0:rwx" in acl and "group:1:r--" in acl, acl
 
 
 if __name__ == "__main__":
