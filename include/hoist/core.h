@@ -188,6 +188,14 @@ HOIST_EXPORT char *hoist_asprintf(const char *fmt, ...) __attribute__((format(pr
  * anything else. */
 HOIST_EXPORT bool hoist_size_parse(const char *text, uint64_t *out);
 
+/* Makes the calling thread, and only it, see UTF-8 as its character set
+ * (C.UTF-8) until hoist_utf8_thread_leave(previous): libarchive converts
+ * names through the locale, and in the C locale writes a non-ASCII name as
+ * hdrcharset=BINARY and cannot read a UTF-8 one back. Returns what to pass
+ * to leave; (void *)0 when C.UTF-8 is missing (the names stay bytes). */
+HOIST_EXPORT void *hoist_utf8_thread_enter(void);
+HOIST_EXPORT void hoist_utf8_thread_leave(void *previous);
+
 /* ---------------------------------------------------------- string vector */
 
 /* A growable vector of owned strings; v is NULL-terminated once it holds a

@@ -30,6 +30,8 @@
 #include "hoist/layer.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
+#include "hoist/registry.h"
+#include "hoist/store.h"
 #include "hoist/stream.h"
 #include "hoist/transport.h"
 
@@ -91,6 +93,17 @@ HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref
 HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
                                   const hoist_loc *src, const hoist_platform *platform,
                                   hoist_loc **out, hoist_err **err) HOIST_WUR;
+
+/* Fetches into s the non-distributable layers of m (Docker foreign, OCI
+ * nondistributable: hoist_media_is_nondistributable) that s lacks, from
+ * their urls, tried in order: http and https only, no credentials sent,
+ * each checked against the layer's size and digest as it streams and
+ * stored only when both match. A layer s lacks that has no urls, or whose
+ * every url fails, is an error naming the last failure. *fetched
+ * (optional) counts the layers stored. */
+HOIST_EXPORT int hoist_image_fetch_foreign(hoist_registry *r, hoist_store *s,
+                                           const hoist_manifest *m, size_t *fetched,
+                                           hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------------- append */
 

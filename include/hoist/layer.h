@@ -15,9 +15,11 @@
  * Output is deterministic: entries sorted by path, numeric owners (optionally
  * mapped from a user namespace's ids), empty uname/gname, mtimes in whole
  * seconds and clamped to SOURCE_DATE_EPOCH when one is given, xattrs sorted.
- * Hardlinks stay hardlinks, symlinks are stored as they are, sparse files
- * keep their holes, security.capability and user.* xattrs (and POSIX ACLs)
- * are kept while security.selinux and other host-only xattrs are dropped.
+ * Hardlinks stay hardlinks, symlinks are stored as they are, the holes of
+ * sparse files are written as zeros (as GNU sparse entries only on request),
+ * names are UTF-8 in the pax header, security.capability and user.* xattrs
+ * and POSIX ACLs (as SCHILY.xattr.system.posix_acl_*, ids mapped) are kept
+ * while security.selinux and other host-only xattrs are dropped.
  *
  * The module also owns the compressors (hoist_layer_compress_writer) and a
  * file sink (hoist_layer_file_writer). Decompression belongs to unpack.h.
@@ -73,11 +75,17 @@ typedef struct hoist_layer_options {
   size_t n_uid_map;
   const hoist_idmap *gid_map;
   size_t n_gid_map;
+  /* Sparse files as GNU PAX sparse 1.0 entries (holes not stored). Not
+   * portable: the image spec says layers SHOULD NOT hold sparse entries, and
+   * readers that do not know the GNU map (Go's archive/tar in podman and
+   * buildah) see other bytes than the diffID covers. false (the default):
+   * holes are written as zeros, read from no disk. */
+  bool sparse;
 } hoist_layer_options;
 
-/* gzip, igzip level 1, no SOURCE_DATE_EPOCH, no id maps. */
+/* gzip, igzip level 1, no SOURCE_DATE_EPOCH, no id maps, holes as data. */
 #define HOIST_LAYER_OPTIONS_INIT                                                                   \
-  { HOIST_COMPRESS_GZIP, -1, 0, -1, NULL, 0, NULL, 0 }
+  { HOIST_COMPRESS_GZIP, -1, 0, -1, NULL, 0, NULL, 0, false }
 
 typedef struct hoist_layer_result {
   char diff_id[HOIST_DIGEST_STR_LEN]; /* sha256 of the uncompressed tar */

@@ -61,6 +61,10 @@ HOIST_EXPORT hoist_media_kind hoist_media_kind_of(const char *media_type);
 HOIST_EXPORT int hoist_media_layer_compression(const char *media_type);
 /* True for the application/vnd.docker.* family. */
 HOIST_EXPORT bool hoist_media_is_docker(const char *media_type);
+/* True for the layer types a registry does not hold (Docker foreign, OCI
+ * non-distributable): their blob lives at the descriptor's urls, they are not
+ * pushed, and they are fetched from the urls only when asked. */
+HOIST_EXPORT bool hoist_media_is_nondistributable(const char *media_type);
 
 /* ------------------------------------------------------------- platform */
 

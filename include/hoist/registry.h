@@ -108,6 +108,13 @@ HOIST_EXPORT int hoist_registry_get_blob(hoist_registry *r, const char *host, co
                                          const char *digest, int64_t size, hoist_writer *w,
                                          hoist_err **err) HOIST_WUR;
 
+/* Streams the blob digest from url, one of a non-distributable layer's urls
+ * (hoist_media_is_nondistributable), into w (not committed): an http or
+ * https URL only (redirects too), sent no credentials, refused when it
+ * gives more or other bytes than digest and size (when >= 0) say. */
+HOIST_EXPORT int hoist_registry_fetch_url(hoist_registry *r, const char *url, const char *digest,
+                                          int64_t size, hoist_writer *w, hoist_err **err) HOIST_WUR;
+
 /* Tries a cross-repository mount of digest from repository from (same
  * host). *mounted false when the registry declined; the session it may have
  * opened instead is cancelled. */

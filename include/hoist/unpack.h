@@ -13,9 +13,12 @@
  * (".wh.<name>", ".wh..wh..opq") remove lower-layer content and never appear
  * in the result. Modes (setuid, setgid, sticky), mtimes and xattrs are
  * applied (security.capability included; security.selinux, trusted.overlay.*
- * and user.overlay.* are host-only and never set from a layer). Device nodes
- * that cannot be created and owners that are not applied (without root) are
- * counted in the report.
+ * and user.overlay.* are host-only and never set from a layer), and so are
+ * POSIX ACLs (pax SCHILY.acl.*, or system.posix_acl_* xattrs), their ids
+ * mapped as owners are; a file's mode keeps the header's (group bits: the
+ * ACL mask). Device nodes that cannot be created, owners that are not
+ * applied (without root) and ACLs the file system refuses are counted in the
+ * report. Zero runs of file data are left as holes.
  *
  * The module also owns the rootfs cache: trees keyed by the image's config
  * digest, built in a temp directory beside their final name and renamed into
@@ -57,9 +60,11 @@ typedef struct hoist_unpack_report {
   uint64_t devices_skipped; /* device nodes not created (not permitted) */
   uint64_t owners_recorded; /* members whose owner was not applied */
   uint64_t xattrs_skipped;  /* xattrs the kernel refused */
+  uint64_t acls_skipped;    /* POSIX ACLs not applied (refused, malformed or NFSv4) */
   char *first_device;       /* example member of each kind, or NULL */
   char *first_owner;
   char *first_xattr;
+  char *first_acl;
 } hoist_unpack_report;
 
 HOIST_EXPORT void hoist_unpack_report_clear(hoist_unpack_report *r);

@@ -22,6 +22,8 @@ static const char usage[] =
     "  --map SRC:DEST             put host path SRC at DEST in the layer (repeatable)\n"
     "  --uid-map IN:OUT:COUNT     host uids OUT.. become IN.. (repeatable)\n"
     "  --gid-map IN:OUT:COUNT     host gids OUT.. become IN.. (repeatable)\n"
+    "  --sparse                   keep holes as GNU sparse entries (not portable:\n"
+    "                             podman and Go readers mishandle them)\n"
     "  --json                     print a JSON object\n"
     "  -h, --help                 show this help\n";
 
@@ -59,6 +61,7 @@ static int layer_create(int argc, char **argv) {
       CLI_CALL("uid-map", opt_idmap, &uids),
       CLI_CALL("gid-map", opt_idmap, &gids),
       CLI_FLAG("json", &json),
+      CLI_FLAG("sparse", &lo.sparse),
       CLI_END,
   };
   int rc = cli_parse_opts(VERB, usage, opts, argc, argv);

@@ -301,3 +301,15 @@ char *cli_image_store_location(const hoist_ref *ref) {
   _cleanup_free_ char *store = cli_image_store();
   return hoist_image_store_location(store, ref);
 }
+
+int cli_fetch_foreign(cli_regopts *ro, hoist_store *s, const hoist_manifest *m, hoist_err **err) {
+  _cleanup_registry_ hoist_registry *r = NULL;
+  if (cli_regopts_open(ro, true, &r, err) < 0)
+    return -1;
+  size_t n = 0;
+  int ret = hoist_image_fetch_foreign(r, s, m, &n, err);
+  cli_progress_end();
+  if (ret == 0 && n)
+    hoist_info("fetched %zu non-distributable layer(s) from their urls", n);
+  return ret;
+}

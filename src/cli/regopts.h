@@ -95,4 +95,8 @@ int cli_image_layout(cli_regopts *ro, const char *verb, const char *what, const 
 /* Where `hoist pull REF` puts an image without --to: its layout in the image
  * store (hoist_image_store_location). Caller frees. */
 char *cli_image_store_location(const hoist_ref *ref);
+/* With --allow-foreign-urls: the non-distributable layers of m that the
+ * layout s lacks, fetched from their urls (hoist_image_fetch_foreign). */
+int cli_fetch_foreign(cli_regopts *ro, hoist_store *s, const hoist_manifest *m, hoist_err **err);
+
 #endif

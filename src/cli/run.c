@@ -44,6 +44,8 @@ static const char usage[] =
     "                               used when overlayfs cannot be mounted)\n"
     "  --allow-mknod                let root create device nodes (never usable: every\n"
     "                               mount is nodev)\n"
+    "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
+    "                               urls (http/https; size and digest checked)\n"
     "  -h, --help                   show this help\n\n" SBOPTS_HELP "\n" REGOPTS_HELP;
 
 /* -e NAME=VALUE: one more entry of a hoist_strv. */
@@ -127,6 +129,7 @@ static int run(int argc, char **argv) {
   _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
   hoist_sandbox_opts *so = &sbo.o;
   const char *platform_s = NULL, *keep = NULL, *user = NULL, *workdir = NULL;
+  bool foreign = false;
   _cleanup_strv_ hoist_strv extra_env = HOIST_STRV_INIT;
   _cleanup_regopts_ cli_regopts ro = {0};
   const cli_opt opts[] = {
@@ -138,6 +141,7 @@ static int run(int argc, char **argv) {
       CLI_STRING("platform", &platform_s),
       CLI_STRING("keep-upper", &keep),
       CLI_FLAG("no-overlay", &so->force_copy),
+      CLI_FLAG("allow-foreign-urls", &foreign),
       CLI_GROUP(cli_regopts_opts, &ro),
       CLI_END,
   };
@@ -190,6 +194,7 @@ static int run(int argc, char **argv) {
   }
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
+      (foreign && cli_fetch_foreign(&ro, store, m, &err) < 0) ||
       hoist_store_read_blob(store, m->config.digest, HOIST_MANIFEST_MAX, &cdata, &clen, &err) < 0 ||
       hoist_config_parse(cdata, clen, &cfg, &err) < 0 ||
       hoist_unpack_cached(store, m, rootfs_cache, &uo, &rootfs, NULL, &hold, &rep, &err) < 0) {

@@ -27,15 +27,19 @@ static const char usage[] =
     "  --cache-dir DIR              rootfs cache directory (default:\n"
     "                               $HOIST_CACHE/rootfs or ~/.cache/hoist/rootfs)\n"
     "  --no-chown                   never change owners (they are reported instead)\n"
+    "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
+    "                               urls (http/https; size and digest checked)\n"
     "  -h, --help                   show this help\n\n" REGOPTS_HELP;
 
 static void print_report(const hoist_unpack_report *r, const char *path, bool hit, bool json) {
   if (json) {
-    json_t *o = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries", (json_int_t)r->entries,
-        "bytes", (json_int_t)r->bytes, "whiteouts", (json_int_t)r->whiteouts, "devices_skipped",
-        (json_int_t)r->devices_skipped, "owners_not_applied", (json_int_t)r->owners_recorded,
-        "xattrs_skipped", (json_int_t)r->xattrs_skipped, "cache_hit", hit);
+    json_t *o =
+        json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b}", "path", path, "entries",
+                  (json_int_t)r->entries, "bytes", (json_int_t)r->bytes, "whiteouts",
+                  (json_int_t)r->whiteouts, "devices_skipped", (json_int_t)r->devices_skipped,
+                  "owners_not_applied", (json_int_t)r->owners_recorded, "xattrs_skipped",
+                  (json_int_t)r->xattrs_skipped, "acls_skipped", (json_int_t)r->acls_skipped,
+                  "cache_hit", hit);
     cli_json_print(stdout, o, JSON_COMPACT);
     return;
   }
@@ -50,16 +54,24 @@ static void print_report(const hoist_unpack_report *r, const char *path, bool hi
   if (r->xattrs_skipped)
     fprintf(stderr, "hoist unpack: %" PRIu64 " xattr(s) refused by the kernel, e.g. on %s\n",
             r->xattrs_skipped, r->first_xattr);
+  if (r->acls_skipped)
+    fprintf(stderr,
+            "hoist unpack: %" PRIu64 " ACL(s) not applied (refused or malformed), e.g. on %s\n",
+            r->acls_skipped, r->first_acl);
 }
 
 static int run(int argc, char **argv) {
   const char *platform_s = NULL, *cache_dir = NULL;
-  bool cache = false, no_chown = false;
+  bool cache = false, no_chown = false, foreign = false;
   _cleanup_regopts_ cli_regopts ro = {0};
   const cli_opt opts[] = {
-      CLI_STRING("platform", &platform_s), CLI_FLAG("cache", &cache),
-      CLI_STRING("cache-dir", &cache_dir), CLI_FLAG("no-chown", &no_chown),
-      CLI_GROUP(cli_regopts_opts, &ro),    CLI_END,
+      CLI_STRING("platform", &platform_s),
+      CLI_FLAG("cache", &cache),
+      CLI_STRING("cache-dir", &cache_dir),
+      CLI_FLAG("no-chown", &no_chown),
+      CLI_FLAG("allow-foreign-urls", &foreign),
+      CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_END,
   };
   int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
   if (rc >= 0)
@@ -83,7 +95,8 @@ static int run(int argc, char **argv) {
   _cleanup_manifest_ hoist_manifest *m = NULL;
   __attribute__((cleanup(hoist_unpack_report_clear))) hoist_unpack_report rep = {0};
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
-      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0)
+      hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0 ||
+      (foreign && cli_fetch_foreign(&ro, store, m, &err) < 0))
     return cli_fail(VERB, err);
   if (cache) {
     _cleanup_free_ char *path = NULL;

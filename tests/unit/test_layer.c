@@ -569,6 +569,7 @@ static void test_maps(void **state) {
   free(t);
 }
 
+/* With opts.sparse, holes stay out of the tar (GNU sparse 1.0 entries). */
 static void test_sparse_not_inflated(void **state) {
   (void)state;
   char *t = test_mkdtemp();
@@ -590,6 +591,7 @@ static void test_sparse_not_inflated(void **state) {
   free(z);
   hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
   o.compression = HOIST_COMPRESS_NONE;
+  o.sparse = true;
   hoist_layer_result res;
   mem_writer *blob;
   layer_of_dir(t, &o, &res, &blob);
@@ -628,6 +630,97 @@ static void test_sparse_not_inflated(void **state) {
   assert_true(total <= 32 << 20);
   assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_EOF);
   archive_read_free(a);
+  hoist_writer_free(&blob->base);
+  rm_rf(t);
+  free(t);
+}
+
+static bool mem_contains(const hoist_buf *b, const char *needle) {
+  return memmem(b->data, b->len, needle, strlen(needle)) != NULL;
+}
+
+/* By default a sparse file is a plain entry whose holes are zeros: no GNU
+ * sparse map, which the image spec advises against and Go readers mishandle. */
+static void test_sparse_as_data_by_default(void **state) {
+  (void)state;
+  char *t = test_mkdtemp();
+  char *p = path_in(t, "sparse");
+  int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  assert_true(fd >= 0);
+  assert_int_equal(ftruncate(fd, 4 << 20), 0);
+  assert_int_equal(pwrite(fd, "hello", 5, 0), 5);
+  assert_int_equal(pwrite(fd, "world", 5, 3 << 20), 5);
+  close(fd);
+  free(p);
+  hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
+  o.compression = HOIST_COMPRESS_NONE;
+  hoist_layer_result res;
+  mem_writer *blob;
+  layer_of_dir(t, &o, &res, &blob);
+  assert_true(res.tar_size >= (4u << 20));
+  assert_false(mem_contains(&blob->buf, "GNU.sparse"));
+  struct archive *a = archive_read_new();
+  archive_read_support_format_tar(a);
+  assert_int_equal(archive_read_open_memory(a, blob->buf.data, blob->buf.len), ARCHIVE_OK);
+  struct archive_entry *ae;
+  assert_int_equal(archive_read_next_header(a, &ae), ARCHIVE_OK);
+  assert_false(archive_entry_sparse_count(ae) > 0);
+  assert_int_equal(archive_entry_size(ae), 4 << 20);
+  char *data = malloc(4 << 20);
+  assert_int_equal(archive_read_data(a, data, 4 << 20), 4 << 20);
+  assert_memory_equal(data, "hello", 5);
+  assert_memory_equal(data + (3 << 20), "world", 5);
+  for (size_t i = 5; i < (3u << 20); i++)
+    if (data[i])
+      fail_msg("byte %zu of the hole is %d", i, data[i]);
+  free(data);
+  archive_read_free(a);
+  hoist_writer_free(&blob->base);
+  rm_rf(t);
+  free(t);
+}
+
+/* Non-ASCII names are written as UTF-8 pax records, without
+ * hdrcharset=BINARY, in the C locale the library runs in; names that are not
+ * UTF-8 stay bytes (binary). */
+static void test_utf8_names(void **state) {
+  (void)state;
+  char *t = test_mkdtemp();
+  static const char *const utf8[] = {"caf\xc3\xa9", "\xe6\x97\xa5\xe6\x9c\xac", "\xf0\x9f\x90\xb3"};
+  for (size_t i = 0; i < 3; i++) {
+    char *p = path_in(t, utf8[i]);
+    int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    assert_true(fd >= 0);
+    close(fd);
+    free(p);
+  }
+  char *l = path_in(t, "link");
+  assert_int_equal(symlink(utf8[0], l), 0);
+  free(l);
+  hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
+  o.compression = HOIST_COMPRESS_NONE;
+  hoist_layer_result res;
+  mem_writer *blob;
+  layer_of_dir(t, &o, &res, &blob);
+  assert_false(mem_contains(&blob->buf, "hdrcharset"));
+  for (size_t i = 0; i < 3; i++) {
+    char *rec = hoist_asprintf(" path=%s\n", utf8[i]);
+    assert_true(mem_contains(&blob->buf, rec));
+    free(rec);
+  }
+  char *rec = hoist_asprintf(" linkpath=%s\n", utf8[0]);
+  assert_true(mem_contains(&blob->buf, rec));
+  free(rec);
+  hoist_writer_free(&blob->base);
+
+  /* Latin-1 bytes are no UTF-8: kept as they are, marked binary */
+  char *p = path_in(t, "bad\xe9");
+  int fd = open(p, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  assert_true(fd >= 0);
+  close(fd);
+  free(p);
+  layer_of_dir(t, &o, &res, &blob);
+  assert_true(mem_contains(&blob->buf, " path=bad\xe9\n"));
   hoist_writer_free(&blob->base);
   rm_rf(t);
   free(t);
@@ -809,6 +902,8 @@ int main(void) {
       cmocka_unit_test(test_overlay_upper),
       cmocka_unit_test(test_maps),
       cmocka_unit_test(test_sparse_not_inflated),
+      cmocka_unit_test(test_sparse_as_data_by_default),
+      cmocka_unit_test(test_utf8_names),
       cmocka_unit_test(test_sink_failure),
       cmocka_unit_test(test_source_failure),
       cmocka_unit_test(test_file_writer_atomic),

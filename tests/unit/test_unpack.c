@@ -716,6 +716,88 @@ static void test_xattrs(void **state) {
   fixture_close(&f);
 }
 
+/* One member "f" (mode 0543 as libarchive stores a file whose ACL's owning
+ * group entry is r--) with the POSIX.1e ACL text acl, as a pax tar. */
+static char *acl_layer(const char *acl, size_t *len) {
+  size_t cap = 1 << 16;
+  char *buf = malloc(cap);
+  struct archive *a = archive_write_new();
+  archive_write_set_format_pax_restricted(a);
+  archive_write_open_memory(a, buf, cap, len);
+  struct archive_entry *e = archive_entry_new();
+  archive_entry_set_pathname(e, "f");
+  archive_entry_set_filetype(e, AE_IFREG);
+  archive_entry_set_perm(e, 0543);
+  archive_entry_set_size(e, 2);
+  if (acl)
+    assert_int_equal(archive_entry_acl_from_text(e, acl, ARCHIVE_ENTRY_ACL_TYPE_ACCESS),
+                     ARCHIVE_OK);
+  assert_int_equal(archive_write_header(a, e), ARCHIVE_OK);
+  archive_write_data(a, "hi", 2);
+  archive_entry_free(e);
+  archive_write_close(a);
+  archive_write_free(a);
+  return buf;
+}
+
+/* POSIX ACLs (pax SCHILY.acl.access) are set as system.posix_acl_access, and
+ * the mode's group bits are the mask, as stat showed them where the layer
+ * was made; an ACL the kernel refuses is reported, the mode still right. */
+static void test_acls(void **state) {
+  (void)state;
+  static const struct {
+    const char *acl;
+    mode_t mode;       /* expected */
+    bool applied;      /* system.posix_acl_access set */
+    uint64_t reported; /* acls_skipped */
+  } cases[] = {
+      {NULL, 0543, false, 0},
+      {"user::r-x,group::r--,other::-wx", 0543, false, 0}, /* just the mode */
+      {"user::r-x,user:1234:rwx,group::r--,mask::rwx,other::-wx", 0573, true, 0},
+      /* no mask: setfacl's, the union of the group class */
+      {"user::r-x,user:1234:rw-,group::r--,other::-wx", 0543, true, 0},
+      {"user::r-x,group:4321:r-x,group::r--,mask::r--,other::-wx", 0543, true, 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    size_t len;
+    _cleanup_free_ char *tar = acl_layer(cases[i].acl, &len);
+    fixture f;
+    fixture_open(&f);
+    hoist_err *err = NULL;
+    hoist_unpack_report rep = {0};
+    _cleanup_close_ int fd = mem_fd(tar, len);
+    assert_ok(hoist_unpack_layer(f.rootfd, fd, HOIST_COMPRESS_NONE, NULL, NULL, NULL, &rep, &err),
+              &err);
+    struct stat st;
+    assert_int_equal(fstatat(f.rootfd, "f", &st, 0), 0);
+    if ((st.st_mode & 07777) != cases[i].mode)
+      fail_msg("case %zu: mode %o, want %o", i, st.st_mode & 07777, cases[i].mode);
+    _cleanup_free_ char *p = hoist_asprintf("%s/f", f.dest);
+    uint8_t v[256];
+    ssize_t n = getxattr(p, "system.posix_acl_access", v, sizeof v);
+    if (cases[i].applied && n < 0 && rep.acls_skipped == 1) {
+      /* a file system without ACLs: reported, and the mode is right */
+      hoist_unpack_report_clear(&rep);
+      fixture_close(&f);
+      continue;
+    }
+    if (cases[i].applied != (n > 0))
+      fail_msg("case %zu: xattr %zd", i, n);
+    assert_int_equal(rep.acls_skipped, cases[i].reported);
+    if (n > 0) {
+      /* version 2, then entries of 8 bytes, a named one among them */
+      assert_int_equal((n - 4) % 8, 0);
+      assert_int_equal(v[0], 2);
+      bool named = false;
+      for (ssize_t o = 4; o < n; o += 8)
+        named |= v[o] == 2 || v[o] == 8;
+      assert_true(named);
+    }
+    hoist_unpack_report_clear(&rep);
+    fixture_close(&f);
+  }
+}
+
 /* Without privileges device nodes are skipped and owners recorded, both
  * reported; the rest of the layer is applied. */
 static void test_rootless_report(void **state) {
@@ -982,6 +1064,7 @@ int main(void) {
       cmocka_unit_test(test_repeated_member_result),
       cmocka_unit_test(test_rootless_report),
       cmocka_unit_test(test_xattrs),
+      cmocka_unit_test(test_acls),
       cmocka_unit_test(test_image_and_cache),
       cmocka_unit_test(test_map_id),
   };

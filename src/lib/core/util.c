@@ -1,9 +1,34 @@
 #include <errno.h>
+#include <locale.h>
 #include <string.h>
 
 #include "hoist/core.h"
 
 const char *hoist_version(void) { return HOIST_VERSION; }
+
+/* The thread's locale before enter, and the C.UTF-8 one it now uses. */
+typedef struct utf8_scope {
+  locale_t previous, utf8;
+} utf8_scope;
+
+void *hoist_utf8_thread_enter(void) {
+  locale_t utf8 = newlocale(LC_CTYPE_MASK, "C.UTF-8", (locale_t)0);
+  if (utf8 == (locale_t)0)
+    return NULL;
+  utf8_scope *s = hoist_malloc0(sizeof *s);
+  s->utf8 = utf8;
+  s->previous = uselocale(utf8);
+  return s;
+}
+
+void hoist_utf8_thread_leave(void *previous) {
+  utf8_scope *s = previous;
+  if (!s)
+    return;
+  uselocale(s->previous);
+  freelocale(s->utf8);
+  free(s);
+}
 
 char *hoist_strdup(const char *s) {
   char *p = strdup(s ? s : "");

@@ -22,8 +22,10 @@ static size_t jobs_of(const hoist_transport_opts *t, int jobs) {
   return t && t->registry ? (size_t)hoist_registry_jobs(t->registry) : 4;
 }
 
+/* A Docker foreign or OCI non-distributable layer with urls: not copied
+ * (registries refuse or lack it), kept in the manifest as it is. */
 static bool is_foreign(const hoist_descriptor *d) {
-  return d->urls && d->urls[0] && d->media_type && strstr(d->media_type, "foreign");
+  return d->urls && d->urls[0] && hoist_media_is_nondistributable(d->media_type);
 }
 
 /* Moves one blob from c->src to c->dst, counting how it went. */

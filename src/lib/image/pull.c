@@ -59,3 +59,44 @@ int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoi
   *out = steal_pointer(&dst);
   return 0;
 }
+
+/* Stores one layer from the first of its urls that gives the right bytes. */
+HOIST_WUR static int fetch_one(hoist_registry *r, hoist_store *s, const hoist_descriptor *d,
+                               hoist_err **err) {
+  if (!d->urls || !d->urls[0])
+    return hoist_err_set(err, ENOENT, "non-distributable layer %s: not in the layout and no urls",
+                         d->digest);
+  hoist_err *last = NULL;
+  for (size_t i = 0; d->urls[i]; i++) {
+    hoist_err_free(last);
+    last = NULL;
+    _cleanup_writer_ hoist_writer *w = NULL;
+    char got[HOIST_DIGEST_STR_LEN];
+    uint64_t n = 0;
+    if (hoist_store_blob_writer(s, d->digest, d->size, &w, &last) == 0 &&
+        hoist_registry_fetch_url(r, d->urls[i], d->digest, d->size, w, &last) == 0 &&
+        hoist_writer_commit(w, got, &n, &last) == 0)
+      return 0;
+  }
+  if (err && !*err)
+    *err = last;
+  else
+    hoist_err_free(last);
+  return hoist_err_wrap(err, "non-distributable layer %s", d->digest);
+}
+
+int hoist_image_fetch_foreign(hoist_registry *r, hoist_store *s, const hoist_manifest *m,
+                              size_t *fetched, hoist_err **err) {
+  if (fetched)
+    *fetched = 0;
+  for (size_t i = 0; i < m->n_layers; i++) {
+    const hoist_descriptor *d = &m->layers[i];
+    if (!hoist_media_is_nondistributable(d->media_type) || hoist_store_has_blob(s, d->digest))
+      continue;
+    if (fetch_one(r, s, d, err) < 0)
+      return -1;
+    if (fetched)
+      (*fetched)++;
+  }
+  return 0;
+}

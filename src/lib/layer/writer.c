@@ -6,6 +6,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -398,17 +399,50 @@ static uint32_t map_id(uint32_t id, const hoist_idmap *m, size_t n) {
   return id;
 }
 
+static bool is_acl_xattr(const char *name) {
+  return strcmp(name, "system.posix_acl_access") == 0 ||
+         strcmp(name, "system.posix_acl_default") == 0;
+}
+
 static bool keep_xattr(const char *name) {
   if (strncmp(name, "user.", 5) == 0)
     return strncmp(name, "user.overlay.", 13) != 0;
-  return strcmp(name, "security.capability") == 0;
+  return strcmp(name, "security.capability") == 0 || is_acl_xattr(name);
+}
+
+/* Maps the user and group ids named in a system.posix_acl_* value (version
+ * 2, then 8-byte entries: tag, perm, id, little-endian) as owners are. A
+ * value of another shape is left as the kernel gave it. */
+static void map_acl_ids(char *v, size_t len, const hoist_layer_options *o) {
+  uint32_t version;
+  if (len < 4 || (len - 4) % 8 != 0)
+    return;
+  memcpy(&version, v, 4);
+  if (le32toh(version) != 2)
+    return;
+  for (size_t off = 4; off < len; off += 8) {
+    uint16_t tag;
+    uint32_t id;
+    memcpy(&tag, v + off, 2);
+    memcpy(&id, v + off + 4, 4);
+    tag = le16toh(tag);
+    if (tag == 2) /* ACL_USER */
+      id = htole32(map_id(le32toh(id), o->uid_map, o->n_uid_map));
+    else if (tag == 8) /* ACL_GROUP */
+      id = htole32(map_id(le32toh(id), o->gid_map, o->n_gid_map));
+    memcpy(v + off + 4, &id, 4);
+  }
 }
 
 static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-HOIST_WUR static int add_xattrs(struct archive_entry *ae, const char *path, hoist_err **err) {
+/* Adds the xattrs of path to keep (keep_xattr), sorted by name; POSIX ACLs
+ * go as their system.posix_acl_* values (containerd's form: the header's
+ * mode stays the stat mode), their ids mapped as owners are. */
+HOIST_WUR static int add_xattrs(struct archive_entry *ae, const char *path,
+                                const hoist_layer_options *o, hoist_err **err) {
   ssize_t n = llistxattr(path, NULL, 0);
   if (n < 0) {
     if (errno == ENOTSUP)
@@ -431,8 +465,8 @@ HOIST_WUR static int add_xattrs(struct archive_entry *ae, const char *path, hois
     /* never a layer that silently lacks some of them */
     if (nk == HOIST_LAYER_XATTRS_MAX)
       return hoist_err_set(err, HOIST_E_LIMIT,
-                           "%s: more than %d extended attributes to keep (user.* and "
-                           "security.capability; the limit is HOIST_LAYER_XATTRS_MAX)",
+                           "%s: more than %d extended attributes to keep (user.*, "
+                           "security.capability and ACLs; the limit is HOIST_LAYER_XATTRS_MAX)",
                            path, HOIST_LAYER_XATTRS_MAX);
     kept[nk++] = s;
   }
@@ -440,6 +474,8 @@ HOIST_WUR static int add_xattrs(struct archive_entry *ae, const char *path, hois
   for (size_t i = 0; i < nk; i++) {
     ssize_t len = 0;
     _cleanup_free_ char *v = get_xattr(path, kept[i], &len);
+    if (v && is_acl_xattr(kept[i]))
+      map_acl_ids(v, (size_t)len, o);
     if (v)
       archive_entry_xattr_add_entry(ae, kept[i], v, (size_t)len);
   }
@@ -571,12 +607,14 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
       }
       archive_entry_set_size(ae, e->st.st_size);
       if (e->st.st_size > 0 && (off_t)e->st.st_blocks * 512 < e->st.st_size) {
+        /* the holes are known either way: written as zeros without reading
+         * them, or (o->sparse) described in a GNU sparse 1.0 map */
         ssize_t got = find_extents(fd, e->st.st_size, &ext);
         sparse = got >= 0;
         n_ext = got > 0 ? (size_t)got : 0;
-        for (size_t i = 0; i < n_ext; i++)
+        for (size_t i = 0; o->sparse && i < n_ext; i++)
           archive_entry_sparse_add_entry(ae, ext[i].off, ext[i].len);
-        if (sparse && n_ext == 0) /* all hole: one empty extent at the end */
+        if (o->sparse && sparse && n_ext == 0) /* all hole: one empty extent at the end */
           archive_entry_sparse_add_entry(ae, e->st.st_size, 0);
       } else {
         posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -604,7 +642,7 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
       archive_entry_set_size(ae, 0);
     }
     /* a hardlink shares its target's inode, xattrs included */
-    r = link_target ? 0 : add_xattrs(ae, e->src, t->err);
+    r = link_target ? 0 : add_xattrs(ae, e->src, o, t->err);
     if (r < 0)
       goto out;
   }
@@ -722,6 +760,8 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
     goto done;
   }
 
+  /* names go into the pax header as UTF-8, never hdrcharset=BINARY */
+  void *locale = hoist_utf8_thread_enter();
   t.a = archive_write_new();
   if (!t.a)
     abort();
@@ -737,6 +777,7 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
       r = archive_fail(&t, "layer: finish tar");
   }
   archive_write_free(t.a);
+  hoist_utf8_thread_leave(locale);
   if (r == 0 && p.cur >= 0 && !pipe_push(&p))
     r = -EIO;
 

@@ -48,6 +48,12 @@ bool hoist_media_is_docker(const char *media_type) {
   return media_type && strncmp(media_type, "application/vnd.docker.", 23) == 0;
 }
 
+bool hoist_media_is_nondistributable(const char *media_type) {
+  return media_type &&
+         (strncmp(media_type, HOIST_MT_OCI_LAYER_ND, strlen(HOIST_MT_OCI_LAYER_ND)) == 0 ||
+          strncmp(media_type, HOIST_MT_DOCKER_FOREIGN, strlen(HOIST_MT_DOCKER_FOREIGN)) == 0);
+}
+
 int oci_document_media_type(const json_t *root, hoist_media_kind want, const char **mt,
                             hoist_err **err) {
   int r = oci_opt_string(root, "mediaType", mt, err);

@@ -123,6 +123,42 @@ int hoist_registry_get_blob(hoist_registry *r, const char *host, const char *rep
   return 0;
 }
 
+int hoist_registry_fetch_url(hoist_registry *r, const char *url, const char *digest, int64_t size,
+                             hoist_writer *w, hoist_err **err) {
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  if (strncasecmp(url, "http://", 7) != 0 && strncasecmp(url, "https://", 8) != 0)
+    return hoist_err_set(err, HOIST_E_UNSAFE, "blob %s: url %s: only http and https are fetched",
+                         digest, url);
+  _cleanup_sha256_ hoist_sha256 *h = hoist_sha256_new();
+  verify_writer v = {.base = {&verify_ops}, .inner = w, .h = h, .size = size, .digest = digest};
+  char sid[20];
+  reg_req q = {.method = "GET",
+               .host = url,
+               .url = url,
+               .sink = &v.base,
+               .no_auth = true,
+               .progress_id = short_digest(digest, sid),
+               .progress_total = size > 0 ? (uint64_t)size : 0};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return hoist_err_wrap(err, "blob %s from %s", digest, url);
+  if (resp.status != 200 && resp.status != 206)
+    return hoist_err_set(err, HOIST_E_REGISTRY, "blob %s: GET %s: HTTP %ld", digest, url,
+                         resp.status);
+  char got[HOIST_DIGEST_STR_LEN];
+  hoist_sha256_final(h, got);
+  if (size >= 0 && v.n != (uint64_t)size)
+    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s from %s: got %llu bytes, expected %lld",
+                         digest, url, (unsigned long long)v.n, (long long)size);
+  if (strcmp(got, digest) != 0)
+    return hoist_err_set(err, HOIST_E_DIGEST, "blob %s from %s: digest mismatch (content is %s)",
+                         digest, url, got);
+  if (r->progress)
+    r->progress(r->progress_userdata, sid, v.n, v.n, true);
+  return 0;
+}
+
 /* ------------------------------------------------------------- upload */
 
 static char *with_query(const char *location, const char *kv) {

@@ -411,6 +411,14 @@ static CURLcode perform_once(hoist_registry *r, reg_req *q, reg_resp *resp, cons
     h = curl_slist_append(h, cr);
   if (rg)
     h = curl_slist_append(h, rg);
+  bool has_body = q->body || q->body_size > 0 || q->body_stream;
+  bool bodiless_post = !has_body && strcmp(q->method, "GET") != 0 &&
+                       strcmp(q->method, "HEAD") != 0 && strcmp(q->method, "DELETE") != 0;
+  if (bodiless_post && !ct) {
+    /* an empty body is sent as POST fields, which libcurl would label
+     * application/x-www-form-urlencoded: it has no type at all */
+    h = curl_slist_append(h, "Content-Type:");
+  }
   h = curl_slist_append(h, "Expect:");
   curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
@@ -424,7 +432,6 @@ static CURLcode perform_once(hoist_registry *r, reg_req *q, reg_resp *resp, cons
     curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
   }
-  bool has_body = q->body || q->body_size > 0 || q->body_stream;
   if (strcmp(q->method, "HEAD") == 0) {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
   } else if (has_body) {
@@ -438,7 +445,7 @@ static CURLcode perform_once(hoist_registry *r, reg_req *q, reg_resp *resp, cons
     curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, size);
   } else if (strcmp(q->method, "GET") != 0) {
     /* POST, PUT, PATCH, DELETE without a body */
-    if (strcmp(q->method, "DELETE") != 0) {
+    if (bodiless_post) {
       curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
       curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
     }
@@ -501,7 +508,7 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
   bool reauthed = false;
   bool replayable = !q->body_stream && !q->no_retry;
   for (int attempt = 1;;) {
-    _cleanup_free_ char *auth = reg_auth_header(r, q->host, q->scope);
+    _cleanup_free_ char *auth = q->no_auth ? NULL : reg_auth_header(r, q->host, q->scope);
     char errbuf[CURL_ERROR_SIZE];
     hoist_err *sink_err = NULL;
     uint64_t had = q->sink_written;
@@ -525,7 +532,7 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
                            "%s %s: %s", q->method, q->host,
                            errbuf[0] ? errbuf : curl_easy_strerror(rc));
     }
-    if (resp->status == 401) {
+    if (resp->status == 401 && !q->no_auth) {
       if (reauthed || !resp->www_auth) {
         if (!resp->www_auth)
           return reg_status_error(resp, err, "%s: authentication required", q->host);

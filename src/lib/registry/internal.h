@@ -79,6 +79,7 @@ typedef struct reg_req {
   const char *progress_id;
   uint64_t progress_total;
   bool no_retry;
+  bool no_auth; /* not a registry (a layer's urls): no credentials, a 401 is an answer */
 } reg_req;
 
 typedef struct reg_resp {

@@ -1,6 +1,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -22,6 +23,8 @@ typedef struct dir_meta {
   char *path;
   mode_t mode;
   struct timespec mtime;
+  uint8_t *default_acl; /* system.posix_acl_default value, or NULL */
+  size_t default_acl_len;
 } dir_meta;
 
 typedef struct applier {
@@ -81,7 +84,7 @@ static void keep_dir_time(applier *ap, int dfd, const char *dir, size_t len) {
   char *path = strndup(dir, len);
   if (!path)
     abort();
-  dir_meta_push(&ap->kept, &ap->n_kept, &ap->cap_kept, (dir_meta){path, 0, st.st_mtim});
+  dir_meta_push(&ap->kept, &ap->n_kept, &ap->cap_kept, (dir_meta){path, 0, st.st_mtim, NULL, 0});
 }
 
 /* Normalizes a member name into a relative path without "." components,
@@ -227,6 +230,147 @@ static bool host_only_xattr(const char *name) {
          strncmp(name, "user.overlay.", 13) == 0;
 }
 
+/* ---------------------------------------------------------------- ACLs */
+
+/* The Linux system.posix_acl_* xattr: a version, then entries sorted by tag
+ * and id (include/uapi/linux/posix_acl_xattr.h). */
+#define ACL_XATTR_VERSION 2
+#define ACL_UNDEFINED_ID 0xffffffffu
+#define ACL_ENTRIES_MAX 1024 /* far above what any file system stores */
+enum { X_USER_OBJ = 1, X_USER = 2, X_GROUP_OBJ = 4, X_GROUP = 8, X_MASK = 0x10, X_OTHER = 0x20 };
+
+typedef struct acl_x {
+  uint16_t tag, perm;
+  uint32_t id;
+} acl_x;
+
+static int cmp_acl_x(const void *a, const void *b) {
+  const acl_x *x = a, *y = b;
+  if (x->tag != y->tag)
+    return x->tag < y->tag ? -1 : 1;
+  return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* The id an ACL entry names, as the tree's owners are written (id maps). */
+static uint32_t acl_id(const applier *ap, uint16_t tag, uint32_t id) {
+  if (!ap->opts || !ap->opts->n_uid_map)
+    return id;
+  return tag == X_USER ? hoist_unpack_map_id(id, ap->opts->uid_map, ap->opts->n_uid_map)
+                       : hoist_unpack_map_id(id, ap->opts->gid_map, ap->opts->n_gid_map);
+}
+
+/* Encodes entries v (sorted here) as the xattr value into *out (malloc'd).
+ * False when the set is no valid POSIX ACL (an entry twice, a base entry
+ * missing): the kernel would refuse it. A missing mask of an ACL with named
+ * entries is the union of the group class, as setfacl computes it. */
+static bool acl_encode(acl_x *v, size_t n, uint8_t **out, size_t *len) {
+  bool named = false, mask = false;
+  uint16_t group_class = 0;
+  for (size_t i = 0; i < n; i++) {
+    named |= v[i].tag == X_USER || v[i].tag == X_GROUP;
+    mask |= v[i].tag == X_MASK;
+    if (v[i].tag == X_USER || v[i].tag == X_GROUP || v[i].tag == X_GROUP_OBJ)
+      group_class |= v[i].perm;
+  }
+  if (named && !mask)
+    v[n++] = (acl_x){X_MASK, group_class, ACL_UNDEFINED_ID};
+  qsort(v, n, sizeof *v, cmp_acl_x);
+  unsigned base = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0 && v[i].tag == v[i - 1].tag && v[i].id == v[i - 1].id)
+      return false;
+    if (v[i].tag == X_USER_OBJ || v[i].tag == X_GROUP_OBJ || v[i].tag == X_OTHER)
+      base++;
+  }
+  if (base != 3)
+    return false;
+  *len = 4 + 8 * n;
+  uint8_t *p = *out = malloc(*len);
+  if (!p)
+    abort();
+  uint32_t version = htole32(ACL_XATTR_VERSION);
+  memcpy(p, &version, 4);
+  for (size_t i = 0; i < n; i++) {
+    uint16_t tag = htole16(v[i].tag), perm = htole16(v[i].perm & 7);
+    uint32_t id = htole32(v[i].id);
+    memcpy(p + 4 + 8 * i, &tag, 2);
+    memcpy(p + 6 + 8 * i, &perm, 2);
+    memcpy(p + 8 + 8 * i, &id, 4);
+  }
+  return true;
+}
+
+/* The member's POSIX.1e ACL of type want (libarchive's from pax
+ * SCHILY.acl.access/default, as star, GNU tar and bsdtar write them) as the
+ * xattr value; *mask receives the access ACL's mask (-1: none). Returns 0
+ * when the member has no such ACL beyond its mode, 1 with *out set, -1 when
+ * it cannot be expressed (NFSv4 entries, a malformed set). */
+HOIST_WUR static int acl_of(const applier *ap, struct archive_entry *e, int want, int *mask,
+                            uint8_t **out, size_t *len) {
+  *out = NULL;
+  *mask = -1;
+  int n = archive_entry_acl_count(e, want);
+  if (n <= 0)
+    return 0;
+  if (n > ACL_ENTRIES_MAX)
+    return -1;
+  _cleanup_free_ acl_x *v = hoist_calloc((size_t)n + 4, sizeof *v);
+  size_t k = 0;
+  archive_entry_acl_reset(e, want);
+  int type, perm, tag, id;
+  const char *name;
+  while (archive_entry_acl_next(e, want, &type, &perm, &tag, &id, &name) == ARCHIVE_OK) {
+    if (k == (size_t)n + 3)
+      return -1;
+    uint16_t x = tag == ARCHIVE_ENTRY_ACL_USER_OBJ    ? X_USER_OBJ
+                 : tag == ARCHIVE_ENTRY_ACL_USER      ? X_USER
+                 : tag == ARCHIVE_ENTRY_ACL_GROUP_OBJ ? X_GROUP_OBJ
+                 : tag == ARCHIVE_ENTRY_ACL_GROUP     ? X_GROUP
+                 : tag == ARCHIVE_ENTRY_ACL_MASK      ? X_MASK
+                 : tag == ARCHIVE_ENTRY_ACL_OTHER     ? X_OTHER
+                                                      : 0;
+    if (!x || (perm & ~7) || ((x == X_USER || x == X_GROUP) && id < 0))
+      return -1;
+    uint32_t xid = x == X_USER || x == X_GROUP ? acl_id(ap, x, (uint32_t)id) : ACL_UNDEFINED_ID;
+    v[k++] = (acl_x){x, (uint16_t)perm, xid};
+    if (x == X_MASK)
+      *mask = perm;
+  }
+  return acl_encode(v, k, out, len) ? 1 : -1;
+}
+
+/* A system.posix_acl_* xattr value from the layer with the ids it names
+ * mapped as owners are (a copy in *out), or false when it is malformed. */
+static bool acl_xattr_mapped(const applier *ap, const void *val, size_t size, uint8_t **out) {
+  uint32_t version;
+  if (size < 4 || (size - 4) % 8 != 0 || (size - 4) / 8 > ACL_ENTRIES_MAX)
+    return false;
+  memcpy(&version, val, 4);
+  if (le32toh(version) != ACL_XATTR_VERSION)
+    return false;
+  uint8_t *p = *out = malloc(size);
+  if (!p)
+    abort();
+  memcpy(p, val, size);
+  for (size_t off = 4; off < size; off += 8) {
+    uint16_t tag;
+    uint32_t id;
+    memcpy(&tag, p + off, 2);
+    memcpy(&id, p + off + 4, 4);
+    tag = le16toh(tag);
+    if (tag == X_USER || tag == X_GROUP) {
+      id = htole32(acl_id(ap, tag, le32toh(id)));
+      memcpy(p + off + 4, &id, 4);
+    }
+  }
+  return true;
+}
+
+static bool is_acl_xattr(const char *name) {
+  return strcmp(name, "system.posix_acl_access") == 0 ||
+         strcmp(name, "system.posix_acl_default") == 0;
+}
+
 /* Applies owner, mode, xattrs and times. fd is an open fd of the object when
  * there is one (regular files, directories), else -1 and (parent, base) name
  * it without following a symlink. Directory mode and times are deferred. */
@@ -252,6 +396,10 @@ HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char
   const char *xname;
   const void *xval;
   size_t xsize;
+  /* a directory's default ACL waits for its mode and times (finish_dirs):
+   * set now, the members below would inherit it */
+  _cleanup_free_ uint8_t *dacl = NULL;
+  size_t dacl_len = 0;
   if (archive_entry_xattr_reset(e) > 0) {
     char procpath[64 + NAME_MAX];
     if (fd < 0)
@@ -261,21 +409,80 @@ HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char
         hoist_debug("member %s: xattr %s not applied", path, xname);
         continue;
       }
+      _cleanup_free_ uint8_t *mapped = NULL;
+      if (is_acl_xattr(xname)) {
+        /* an ACL in xattr form (containerd's): its ids are owners too */
+        if (type == S_IFLNK || !acl_xattr_mapped(ap, xval, xsize, &mapped)) {
+          note(&ap->rep->first_acl, &ap->rep->acls_skipped, path);
+          continue;
+        }
+        xval = mapped;
+        if (type == S_IFDIR && strcmp(xname, "system.posix_acl_default") == 0) {
+          free(dacl); /* set with the directory's mode, once its members exist */
+          dacl = steal_pointer(&mapped);
+          dacl_len = xsize;
+          continue;
+        }
+      }
       int r = fd >= 0 ? fsetxattr(fd, xname, xval, xsize, 0)
                       : lsetxattr(procpath, xname, xval, xsize, 0);
       if (r < 0)
-        note(&ap->rep->first_xattr, &ap->rep->xattrs_skipped, path);
+        note(is_acl_xattr(xname) ? &ap->rep->first_acl : &ap->rep->first_xattr,
+             is_acl_xattr(xname) ? &ap->rep->acls_skipped : &ap->rep->xattrs_skipped, path);
     }
   }
 
+  /* POSIX.1e ACLs: set as the system.posix_acl_* xattrs where the file
+   * system takes them, counted in the report where not. The mode keeps the
+   * header's meaning: with a mask, its group bits are the mask (as stat
+   * shows them and GNU tar restores them), not the owning group's entry. */
+  int access_mask = -1;
+  if (archive_entry_acl_types(e) != 0 && type == S_IFLNK)
+    note(&ap->rep->first_acl, &ap->rep->acls_skipped, path); /* Linux has no symlink ACLs */
+  else if (archive_entry_acl_types(e) != 0) {
+    static const struct {
+      int type;
+      const char *xattr;
+    } kinds[] = {{ARCHIVE_ENTRY_ACL_TYPE_ACCESS, "system.posix_acl_access"},
+                 {ARCHIVE_ENTRY_ACL_TYPE_DEFAULT, "system.posix_acl_default"}};
+    for (size_t i = 0; i < 2; i++) {
+      if (kinds[i].type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT && type != S_IFDIR)
+        continue;
+      _cleanup_free_ uint8_t *val = NULL;
+      size_t len = 0;
+      int mask = -1;
+      int got = acl_of(ap, e, kinds[i].type, &mask, &val, &len);
+      if (kinds[i].type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
+        access_mask = mask;
+      if (got == 0)
+        continue;
+      if (got > 0 && kinds[i].type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT) {
+        free(dacl);
+        dacl = steal_pointer(&val);
+        dacl_len = len;
+        continue;
+      }
+      char procpath[64 + NAME_MAX];
+      if (fd < 0)
+        snprintf(procpath, sizeof procpath, "/proc/self/fd/%d/%s", parent, base);
+      if (got < 0 || (fd >= 0 ? fsetxattr(fd, kinds[i].xattr, val, len, 0)
+                              : lsetxattr(procpath, kinds[i].xattr, val, len, 0)) < 0)
+        note(&ap->rep->first_acl, &ap->rep->acls_skipped, path);
+    }
+    if (archive_entry_acl_count(e, ARCHIVE_ENTRY_ACL_TYPE_NFS4) > 0)
+      note(&ap->rep->first_acl, &ap->rep->acls_skipped, path); /* no NFSv4 ACLs here */
+  }
+
   mode_t mode = archive_entry_perm(e) & 07777;
+  if (access_mask >= 0)
+    mode = (mode & ~(mode_t)070) | ((mode_t)access_mask << 3);
   struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT},
                            {archive_entry_mtime(e), archive_entry_mtime_nsec(e)}};
   if (!archive_entry_mtime_is_set(e))
     ts[1].tv_nsec = UTIME_OMIT;
   if (type == S_IFDIR) {
     dir_meta_push(&ap->dirs, &ap->n_dirs, &ap->cap_dirs,
-                  (dir_meta){hoist_strdup(path), mode, ts[1]});
+                  (dir_meta){hoist_strdup(path), mode, ts[1], steal_pointer(&dacl), dacl_len});
     return 0;
   }
   if (type == S_IFLNK)
@@ -289,9 +496,21 @@ HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char
   return 0;
 }
 
+/* A member's data is written in pieces aligned on this in the file; pieces
+ * of zeros are skipped, so long zero runs become holes again (layers carry
+ * sparse files as plain data). */
+#define HOLE_MIN (64u << 10)
+
+static bool all_zero(const uint8_t *p, size_t n) {
+  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+/* Writes the member's data into fd (a new, empty file): the blocks the tar
+ * gives (a sparse entry's skip its holes), all-zero pieces left as holes,
+ * and the file extended to the member's size. */
 HOIST_WUR static int write_data(applier *ap, struct archive *a, int fd, const char *path,
                                 struct archive_entry *e, hoist_err **err) {
-  int64_t pos = 0;
+  int64_t pos = 0; /* fd's offset: the end of what was written */
   for (;;) {
     const void *buf;
     size_t size;
@@ -301,14 +520,27 @@ HOIST_WUR static int write_data(applier *ap, struct archive *a, int fd, const ch
       break;
     if (r < ARCHIVE_WARN)
       return hoist_err_set(err, HOIST_E_FORMAT, "member %s: %s", path, archive_error_string(a));
-    if (off != pos) {
-      if (lseek(fd, off, SEEK_SET) < 0)
-        return hoist_err_errno(err, errno, "seek in %s", path);
-      pos = off;
+    const uint8_t *p = buf;
+    size_t left = size;
+    int64_t at = off;
+    while (left > 0) {
+      size_t n = HOLE_MIN - (size_t)((uint64_t)at % HOLE_MIN);
+      if (n > left)
+        n = left;
+      /* a zero piece is not written: a new file reads zeros there (a piece
+       * shorter than HOLE_MIN lies at a buffer's edge, in a run that may
+       * continue in the next) */
+      if (!all_zero(p, n)) {
+        if (at != pos && lseek(fd, at, SEEK_SET) < 0)
+          return hoist_err_errno(err, errno, "seek in %s", path);
+        if (hoist_fs_write_all(fd, p, n, err) < 0)
+          return hoist_err_wrap(err, "write %s", path);
+        pos = at + (int64_t)n;
+      }
+      p += n;
+      left -= n;
+      at += (int64_t)n;
     }
-    if (hoist_fs_write_all(fd, buf, size, err) < 0)
-      return hoist_err_wrap(err, "write %s", path);
-    pos += (int64_t)size;
     ap->rep->bytes += size;
   }
   int64_t want = archive_entry_size(e);
@@ -621,6 +853,9 @@ HOIST_WUR static int finish_dirs(applier *ap, hoist_err **err) {
         hoist_err_free(e);
       } else {
         struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, d->mtime};
+        if (d->default_acl &&
+            fsetxattr(fd, "system.posix_acl_default", d->default_acl, d->default_acl_len, 0) < 0)
+          note(&ap->rep->first_acl, &ap->rep->acls_skipped, d->path);
         if (fchmod(fd, d->mode) < 0)
           r = hoist_err_errno(err, errno, "chmod %s", d->path);
         else if (futimens(fd, ts) < 0)
@@ -629,6 +864,7 @@ HOIST_WUR static int finish_dirs(applier *ap, hoist_err **err) {
       }
     }
     free(d->path);
+    free(d->default_acl);
   }
   ap->n_dirs = 0;
   return r;
@@ -651,6 +887,7 @@ void hoist_unpack_report_clear(hoist_unpack_report *r) {
   free(r->first_device);
   free(r->first_owner);
   free(r->first_xattr);
+  free(r->first_acl);
   memset(r, 0, sizeof *r);
 }
 

@@ -80,10 +80,18 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
   if (hoist_config_n_diff_ids(cfg) != m->n_layers)
     return hoist_err_set(err, HOIST_E_FORMAT, "unpack: config %s lists %zu diff_ids for %zu layers",
                          m->config.digest, hoist_config_n_diff_ids(cfg), m->n_layers);
-  for (size_t i = 0; i < m->n_layers; i++)
-    if (hoist_media_layer_compression(m->layers[i].media_type) < 0)
+  for (size_t i = 0; i < m->n_layers; i++) {
+    const hoist_descriptor *l = &m->layers[i];
+    if (hoist_media_layer_compression(l->media_type) < 0)
       return hoist_err_set(err, HOIST_E_FORMAT, "unpack: layer %s: unsupported media type %s",
-                           m->layers[i].digest, m->layers[i].media_type);
+                           l->digest, l->media_type);
+    if (hoist_media_is_nondistributable(l->media_type) && !hoist_store_has_blob(s, l->digest))
+      return hoist_err_set(err, ENOENT,
+                           "unpack: layer %s is non-distributable (%s) and not in the layout: "
+                           "it was not fetched from its urls (%s)",
+                           l->digest, l->media_type,
+                           l->urls && l->urls[0] ? l->urls[0] : "none given");
+  }
 
   bool created = false;
   if (mkdir(dest, 0755) == 0) {
