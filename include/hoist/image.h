@@ -80,8 +80,10 @@ HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref
  * returned as it is (a copy in *out); a registry image is copied into its
  * place in the image store rooted at store (for an index, the platform's
  * image; blobs already there are not fetched again), unless the layout's tag
- * already names the document the registry serves (one HEAD request). *out
- * (caller frees) is the layout location. */
+ * already names the document the registry serves (one HEAD request); an
+ * archive's image is copied into the layout STORE/archives, tagged
+ * sha256-HEX after the document the location names. *out (caller frees) is
+ * the layout location. */
 HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
                                   const hoist_loc *src, const hoist_platform *platform,
                                   hoist_loc **out, hoist_err **err) HOIST_WUR;

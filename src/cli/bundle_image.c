@@ -239,7 +239,7 @@ static int parse_locs(image_args *a, hoist_loc **base, hoist_loc **target) {
     return cli_usage(a->verb, "%s", t);
   }
   const hoist_loc *t = *target;
-  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+  if (!hoist_loc_tag(t))
     return cli_usage(a->verb, "--target needs a tag (REPO:TAG or oci:DIR:TAG)");
   return -1;
 }

@@ -88,7 +88,7 @@ static int index_create(int argc, char **argv) {
   }
   if (rc < 0) {
     const hoist_loc *t = locs[0];
-    if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+    if (!hoist_loc_tag(t))
       rc = cli_usage(VERB, "TARGET needs a tag (REPO:TAG or oci:DIR:TAG)");
   }
   hoist_registry *reg = NULL;

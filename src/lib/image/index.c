@@ -149,7 +149,7 @@ HOIST_WUR static int bring_member(hoist_transport_target *dst, const hoist_loc *
 
 HOIST_WUR static int check_target(const hoist_loc *target, const hoist_image_index_opts *opts,
                                   hoist_err **err) {
-  if (target->kind == HOIST_LOC_REGISTRY ? !target->ref->tag || target->ref->digest : !target->tag)
+  if (!hoist_loc_tag(target))
     return hoist_err_set(err, EINVAL, "the index target needs a tag (REPO:TAG or oci:DIR:TAG)");
   for (size_t i = 0; opts->tags && opts->tags[i]; i++) {
     const char *t = opts->tags[i];
