@@ -136,7 +136,8 @@ HOIST_EXPORT int hoist_image_append(hoist_transport_source *base, hoist_transpor
 
 typedef struct hoist_image_index_opts {
   bool oci;                /* an OCI index; else a Docker manifest list (in a registry; a layout
-                            * target always gets an OCI index, the only kind OCI tools find there) */
+                            * or oci-archive target always gets an OCI index, the only kind OCI
+                            * tools find there) */
   const char *const *tags; /* more tags for the index (NULL-terminated) or NULL */
   int jobs;                /* parallel blob transfers; 0: the registry client's, or 4 */
 } hoist_image_index_opts;

@@ -24,7 +24,8 @@
  * `foo:/tmp/x` is an unknown transport, never a registry named "foo", and a
  * word with a '.' or a '/' before its ':' (`registry.example.com:5000/x`) is
  * always a registry. "docker" is the registry transport only as
- * `docker://`: `docker:24-dind` is Docker Hub's docker image.
+ * `docker://`: `docker:24-dind` is Docker Hub's docker image; "localhost"
+ * is always a registry host.
  */
 #ifndef HOIST_REF_H
 #define HOIST_REF_H

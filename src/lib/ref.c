@@ -631,14 +631,14 @@ static bool continues_reference(const char *rest) {
 /* The length of the transport word s starts with, or 0 when s is a
  * registry reference: the word [a-z][a-z0-9-]* before the first ':' when it
  * names a transport (docker only as "docker://") or when what follows the
- * ':' cannot continue a reference. */
+ * ':' cannot continue a reference. "localhost" is always a registry host. */
 static size_t transport_word(const char *s) {
   size_t n = 0;
   if (!is_lower(s[0]))
     return 0;
   while (is_lower_alnum(s[n]) || s[n] == '-')
     n++;
-  if (s[n] != ':')
+  if (s[n] != ':' || (n == 9 && memcmp(s, "localhost", 9) == 0))
     return 0;
   if (strncmp(s, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) == 0)
     return n;

@@ -639,7 +639,12 @@ static const hoist_transport_source_ops staged_source_ops = {
 int arc_staged_source(arc_stage *st, const char *tag, const char *name,
                       hoist_transport_source **out, hoist_err **err) {
   hoist_transport_source *inner = NULL;
-  if (hoist_transport_layout_source(st->dir, tag, &inner, err) < 0) {
+  char digest[HOIST_DIGEST_STR_LEN];
+  _cleanup_free_ char *mt = NULL;
+  /* the image is resolved now, so that a missing tag fails the opening */
+  if (hoist_transport_layout_source(st->dir, tag, &inner, err) < 0 ||
+      inner->ops->resolve(inner, digest, &mt, err) < 0) {
+    hoist_transport_source_free(inner);
     arc_stage_close(st);
     return hoist_err_wrap(err, "%s", name);
   }
