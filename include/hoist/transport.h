@@ -266,7 +266,8 @@ HOIST_EXPORT int hoist_docker_archive_manifest_parse(const char *data, size_t le
                                                      hoist_err **err) HOIST_WUR;
 /* manifest.json as skopeo writes it: compact, keys Config, RepoTags,
  * Layers in that order. Caller frees. */
-HOIST_EXPORT char *hoist_docker_archive_manifest_json(const hoist_docker_archive_manifest *m);
+HOIST_EXPORT char *
+hoist_docker_archive_manifest_json(const hoist_docker_archive_manifest *m) HOIST_WUR;
 HOIST_EXPORT void hoist_docker_archive_manifest_free(hoist_docker_archive_manifest *m);
 
 #endif
