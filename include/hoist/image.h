@@ -88,8 +88,10 @@ HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref
  * returned as it is (a copy in *out); a registry image is copied into its
  * place in the image store rooted at store (for an index, the platform's
  * image; blobs already there are not fetched again), unless the layout's tag
- * already names the document the registry serves (one HEAD request). *out
- * (caller frees) is the layout location. */
+ * already names the document the registry serves (one HEAD request); an
+ * archive's image is copied into the layout STORE/archives, tagged
+ * sha256-HEX after the document the location names. *out (caller frees) is
+ * the layout location. */
 HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
                                   const hoist_loc *src, const hoist_platform *platform,
                                   hoist_loc **out, hoist_err **err) HOIST_WUR;
@@ -153,7 +155,8 @@ HOIST_EXPORT int hoist_image_append(hoist_transport_source *base, hoist_transpor
 
 typedef struct hoist_image_index_opts {
   bool oci;                /* an OCI index; else a Docker manifest list (in a registry; a layout
-                            * target always gets an OCI index, the only kind OCI tools find there) */
+                            * or oci-archive target always gets an OCI index, the only kind OCI
+                            * tools find there) */
   const char *const *tags; /* more tags for the index (NULL-terminated) or NULL */
   int jobs;                /* parallel blob transfers; 0: the registry client's, or 4 */
 } hoist_image_index_opts;

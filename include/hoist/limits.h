@@ -31,6 +31,25 @@
  * security.capability); a file with more is refused, never cut short. */
 #define HOIST_LAYER_XATTRS_MAX 64
 
+/* ------------------------------------------------------------- archives */
+
+/* docker-archive and oci-archive files (transport.h), read as untrusted
+ * input. */
+/* Members of one archive (docker save writes four per layer at most). */
+#define HOIST_ARCHIVE_ENTRIES_MAX 100000u
+/* A member name, in bytes. */
+#define HOIST_ARCHIVE_NAME_MAX 4096u
+/* Bytes read out of one archive's members, after any decompression of a
+ * layer: what its extraction may put on disk. */
+#define HOIST_ARCHIVE_DATA_MAX ((uint64_t)256 << 30)
+/* A docker archive's manifest.json (every image of the archive). */
+#define HOIST_ARCHIVE_MANIFEST_MAX (4u << 20)
+/* Images listed in one manifest.json, and layers of one of them. */
+#define HOIST_ARCHIVE_IMAGES_MAX 4096u
+#define HOIST_ARCHIVE_LAYERS_MAX 1024u
+/* Symlinks followed from one name of a docker archive to its file. */
+#define HOIST_ARCHIVE_LINKS_MAX 16u
+
 /* --------------------------------------------------------------- bundles */
 
 /* A bundle's manifest.json. */

@@ -13,6 +13,24 @@
  * - registry: a repository of a registry through the distribution client
  *   (registry.h). Blobs stream in both directions; within one registry they
  *   are mounted, not copied.
+ * - docker-archive: a `docker save` tar (manifest.json, a config, one tar
+ *   per layer), as skopeo reads and writes it. Read: the archive is read in
+ *   two passes, as a stream, its chosen image's config and layers going
+ *   into a private staging layout under opts->tmp_dir (each layer
+ *   decompressed when it is not a plain tar), the config's digest (when its
+ *   name is one) and every layer's diffID verified; the manifest is the one
+ *   skopeo makes of it (Docker schema 2, the layers by diffID and
+ *   uncompressed), byte for byte, so both report the same digest. Write:
+ *   blobs are staged, and commit() writes each layer uncompressed as
+ *   <diffID>.tar (checked against the config's diff_ids), the config as
+ *   <digest>.json and manifest.json with RepoTags from the location's REF,
+ *   to a temp file renamed over PATH. The legacy per-layer directories and
+ *   `repositories` file are not written (docker load has not needed them
+ *   since Docker 1.10).
+ * - oci-archive: a tar of an OCI image layout. Read: its blobs stream into
+ *   a staging layout, verified, and the image is read from there. Write:
+ *   the image goes into a staging layout, tarred at commit() to a temp file
+ *   renamed over PATH.
  *
  * The interface assumes no registry: mounting, reading a document's digest
  * without its bytes, giving a blob as a file and a final commit are optional
@@ -26,7 +44,9 @@
  * store each piece as it arrives; a layout keeps blobs that nothing tags
  * until `hoist gc`) but never a manifest the caller did not put; a driver
  * that writes at commit leaves nothing. A crash leaves the same: in a layout
- * at most a stray temp file, in a registry unreferenced blobs.
+ * at most a stray temp file, in a registry unreferenced blobs; an archive
+ * driver's staging directory (tmp_dir/hoist-archive-*) and a temp file
+ * beside the archive (.NAME.hoist-*), never a partial archive at PATH.
  */
 #ifndef HOIST_TRANSPORT_H
 #define HOIST_TRANSPORT_H
@@ -175,6 +195,10 @@ typedef struct hoist_transport_opts {
   /* The client for registry locations (borrowed; it must outlive what is
    * opened with it). NULL: registry locations are refused. */
   hoist_registry *registry;
+  /* Where archive drivers stage what they read or write (a directory of
+   * their own below it, removed when the source or target is freed); NULL:
+   * /var/tmp. */
+  const char *tmp_dir;
 } hoist_transport_opts;
 
 /* The source or target a location names, with the driver of its kind
@@ -213,5 +237,37 @@ HOIST_EXPORT int hoist_transport_registry_source(hoist_registry *r, const hoist_
 HOIST_EXPORT int hoist_transport_registry_target(hoist_registry *r, const hoist_ref *ref,
                                                  hoist_transport_target **out,
                                                  hoist_err **err) HOIST_WUR;
+
+/* ------------------------------------------------------ docker archives */
+
+/* One image of a docker archive's manifest.json. Names are clean member
+ * names (relative, no "." or "..", no trailing '/'). */
+typedef struct hoist_docker_archive_image {
+  char *config;     /* "Config" */
+  char **repo_tags; /* "RepoTags", NULL-terminated (empty when absent or null) */
+  size_t n_repo_tags;
+  char **layers; /* "Layers", NULL-terminated */
+  size_t n_layers;
+} hoist_docker_archive_image;
+
+typedef struct hoist_docker_archive_manifest {
+  hoist_docker_archive_image *images;
+  size_t n_images;
+} hoist_docker_archive_manifest;
+
+/* Validates untrusted bytes (at most HOIST_ARCHIVE_MANIFEST_MAX): an array
+ * of 1 to HOIST_ARCHIVE_IMAGES_MAX objects with a "Config" member name,
+ * "Layers" (at most HOIST_ARCHIVE_LAYERS_MAX member names) and optional
+ * "RepoTags" (strings; they are names, checked when one is looked for);
+ * other keys are ignored. A member name that is absolute or has ".." is
+ * HOIST_E_UNSAFE. Caller frees *out. */
+HOIST_EXPORT int hoist_docker_archive_manifest_parse(const char *data, size_t len,
+                                                     hoist_docker_archive_manifest **out,
+                                                     hoist_err **err) HOIST_WUR;
+/* manifest.json as skopeo writes it: compact, keys Config, RepoTags,
+ * Layers in that order. Caller frees. */
+HOIST_EXPORT char *
+hoist_docker_archive_manifest_json(const hoist_docker_archive_manifest *m) HOIST_WUR;
+HOIST_EXPORT void hoist_docker_archive_manifest_free(hoist_docker_archive_manifest *m);
 
 #endif

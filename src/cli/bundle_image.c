@@ -79,7 +79,7 @@ static int parse_locs(image_args *a, hoist_loc **base, hoist_loc **target) {
   if (hoist_loc_parse(a->base, base, &err) < 0 || hoist_loc_parse(a->target, target, &err) < 0)
     return cli_usage_err(a->verb, err);
   const hoist_loc *t = *target;
-  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+  if (!hoist_loc_tag(t))
     return cli_usage(a->verb, "--target needs a tag (REPO:TAG or oci:DIR:TAG)");
   return -1;
 }

@@ -3,8 +3,10 @@
 
 static const char usage[] =
     "Usage: hoist copy [OPTIONS] SRC DST\n\n"
-    "Copy an image. SRC and DST are registry references (REF or docker://REF) or OCI\n"
-    "layouts (oci:DIR[:TAG]). Within one registry blobs are mounted, not copied.\n\n"
+    "Copy an image. SRC and DST are registry references (REF or docker://REF), OCI\n"
+    "layouts (oci:DIR[:TAG]) or archives (oci-archive:PATH[:TAG], docker-archive:PATH[:REF],\n"
+    "as skopeo and docker save write them). Within one registry blobs are mounted, not\n"
+    "copied.\n\n"
     "Options:\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               copy the whole index and every image in it\n"

@@ -76,7 +76,7 @@ static int index_create(int argc, char **argv) {
     if (hoist_loc_parse(argv[optind + (int)i], &locs[i], &err) < 0)
       return cli_usage_err(VERB, err);
   const hoist_loc *t = locs[0];
-  if (t->kind == HOIST_LOC_LAYOUT ? !t->tag : !t->ref->tag || t->ref->digest)
+  if (!hoist_loc_tag(t))
     return cli_usage(VERB, "TARGET needs a tag (REPO:TAG or oci:DIR:TAG)");
   _cleanup_registry_ hoist_registry *reg = NULL;
   if (cli_regopts_open(&ro, true, &reg, &err) < 0)

@@ -3,16 +3,19 @@
 #include <string.h>
 
 #include "cli.h"
+#include "env.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
 #include "hoist/registry.h"
 #include "hoist/store.h"
+#include "hoist/transport.h"
 #include "regopts.h"
 
 #define VERB "inspect"
 
 static const char usage[] =
-    "Usage: hoist inspect [OPTIONS] REF|oci:DIR[:TAG]\n"
+    "Usage: hoist inspect [OPTIONS] REF|oci:DIR[:TAG]|docker-archive:PATH[:REF]|"
+    "oci-archive:PATH[:TAG]\n"
     "\n"
     "Show an image: media type, digest, size, platform, layers and a summary of its\n"
     "config (os/arch, env, cmd, entrypoint, user, working dir, labels). Without TAG\n"
@@ -27,12 +30,13 @@ static const char usage[] =
     "  -h, --help           show this help\n"
     "\n" REGOPTS_HELP;
 
-/* Where an image's documents come from: a layout's store, or a registry
- * over the distribution API. */
+/* Where an image's documents come from: a layout's store, a registry
+ * over the distribution API, or an archive through the transport. */
 typedef struct image_source {
   char *name; /* for messages: "oci:DIR:TAG" or the reference */
   hoist_store *store;
   hoist_registry *reg;
+  hoist_transport_source *ts;
   const hoist_ref *ref; /* borrowed from the location */
   hoist_descriptor top; /* what the location names */
   char *top_data;       /* registry: the top document, fetched once */
@@ -43,6 +47,7 @@ static void source_clear(image_source *src) {
   free(src->name);
   hoist_store_close(src->store);
   hoist_registry_free(src->reg);
+  hoist_transport_source_free(src->ts);
   hoist_descriptor_clear(&src->top);
   free(src->top_data);
 }
@@ -76,9 +81,27 @@ static int source_open_registry(const hoist_loc *loc, cli_regopts *ro, image_sou
   return 0;
 }
 
+/* An archive: read through the transport, its top document kept. */
+static int source_open_archive(const hoist_loc *loc, image_source *src, hoist_err **err) {
+  src->name = hoist_loc_string(loc);
+  char digest[HOIST_DIGEST_STR_LEN];
+  char *media_type = NULL;
+  hoist_transport_opts to = {.tmp_dir = cli_env_tmpdir(NULL)};
+  if (hoist_transport_open_source(&to, loc, &src->ts, err) < 0 ||
+      src->ts->ops->manifest(src->ts, NULL, &src->top_data, &src->top_len, &media_type, digest,
+                             err) < 0)
+    return -1;
+  src->top.media_type = media_type;
+  src->top.digest = hoist_strdup(digest);
+  src->top.size = (int64_t)src->top_len;
+  return 0;
+}
+
 static int source_open(const hoist_loc *loc, cli_regopts *ro, image_source *src, hoist_err **err) {
   if (loc->kind == HOIST_LOC_LAYOUT)
     return source_open_layout(loc, src, err);
+  if (loc->kind != HOIST_LOC_REGISTRY)
+    return source_open_archive(loc, src, err);
   return source_open_registry(loc, ro, src, err);
 }
 
@@ -93,7 +116,7 @@ static int mem_write(hoist_writer *w, const void *data, size_t len, hoist_err **
 
 static const hoist_writer_ops mem_ops = {.write = mem_write};
 
-/* A document from the registry: the top one from memory, manifests and
+/* A document from the registry or an archive: the top one from memory, manifests and
  * indexes from the manifests endpoint, configs from the blobs endpoint. */
 static int registry_read(image_source *src, const hoist_descriptor *desc, char **data, size_t *len,
                          hoist_err **err) {
@@ -107,6 +130,13 @@ static int registry_read(image_source *src, const hoist_descriptor *desc, char *
     return 0;
   }
   hoist_media_kind kind = hoist_media_kind_of(desc->media_type);
+  if (src->ts) {
+    _cleanup_free_ char *media_type = NULL;
+    char digest[HOIST_DIGEST_STR_LEN];
+    return kind == HOIST_MEDIA_MANIFEST || kind == HOIST_MEDIA_INDEX
+               ? src->ts->ops->manifest(src->ts, desc->digest, data, len, &media_type, digest, err)
+               : src->ts->ops->blob(src->ts, desc->digest, HOIST_MANIFEST_MAX, data, len, err);
+  }
   if (kind == HOIST_MEDIA_MANIFEST || kind == HOIST_MEDIA_INDEX) {
     _cleanup_free_ char *media_type = NULL;
     char digest[HOIST_DIGEST_STR_LEN];
@@ -129,7 +159,7 @@ static int registry_read(image_source *src, const hoist_descriptor *desc, char *
 /* A document (manifest, index or config) named by desc, digest-checked. */
 static int source_read(image_source *src, const hoist_descriptor *desc, char **data, size_t *len,
                        hoist_err **err) {
-  int r = src->reg
+  int r = src->reg || src->ts
               ? registry_read(src, desc, data, len, err)
               : hoist_store_read_blob(src->store, desc->digest, HOIST_MANIFEST_MAX, data, len, err);
   if (r < 0)

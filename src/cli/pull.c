@@ -32,8 +32,11 @@ static int pull_run(int argc, char **argv) {
   if (argc - optind != 1)
     return cli_usage("pull", "expected one image reference");
   const char *src = argv[optind];
-  if (strncmp(src, "oci:", 4) == 0)
-    return cli_usage("pull", "pull takes a registry reference; use copy for layouts");
+  _cleanup_loc_ hoist_loc *srcloc = NULL;
+  hoist_err *perr = NULL;
+  if (hoist_loc_parse(src, &srcloc, &perr) == 0 && srcloc->kind != HOIST_LOC_REGISTRY)
+    return cli_usage("pull", "pull takes a registry reference; use copy for layouts and archives");
+  hoist_err_free(perr);
   if (to && strncmp(to, "oci:", 4) != 0)
     return cli_usage("pull", "--to takes oci:DIR[:TAG]");
   _cleanup_free_ char *dst = NULL;

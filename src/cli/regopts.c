@@ -232,7 +232,7 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   if (cli_regopts_open(ro, true, &r, &err) < 0)
     return cli_fail(verb, err);
   hoist_image_copy_result res;
-  hoist_transport_opts to = {.registry = r};
+  hoist_transport_opts to = {.registry = r, .tmp_dir = cli_env_tmpdir(NULL)};
   int ret = hoist_image_copy(&to, s, d, opts, &res, &err);
   cli_progress_end();
   if (ret < 0) {
@@ -271,7 +271,7 @@ int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
     r = own;
   }
   _cleanup_free_ char *store = cli_image_store();
-  hoist_transport_opts to = {.registry = r};
+  hoist_transport_opts to = {.registry = r, .tmp_dir = cli_env_tmpdir(NULL)};
   int ret = hoist_image_pull(&to, store, src, platform, out, err);
   cli_progress_end();
   return ret;

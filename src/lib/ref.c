@@ -546,7 +546,8 @@ const char *hoist_ref_reference(const hoist_ref *r) { return r->digest ? r->dige
  * and the free, so that neither can miss a field the other has. */
 static const size_t ref_strings[] = {offsetof(hoist_ref, domain), offsetof(hoist_ref, path),
                                      offsetof(hoist_ref, tag), offsetof(hoist_ref, digest)};
-static const size_t loc_strings[] = {offsetof(hoist_loc, dir), offsetof(hoist_loc, tag)};
+static const size_t loc_strings[] = {offsetof(hoist_loc, dir), offsetof(hoist_loc, path),
+                                     offsetof(hoist_loc, tag)};
 #define N_FIELDS(a) (sizeof(a) / sizeof *(a))
 
 static char **string_at(const void *obj, size_t offset) {
@@ -583,37 +584,181 @@ void hoist_ref_free(hoist_ref *r) {
 
 /* ---------------------------------------------------------- locations */
 
-#define LAYOUT_PREFIX "oci:"
 #define REGISTRY_PREFIX "docker://"
+#define SUPPORTED "docker://REF, oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF]"
+
+/* The transports a location may start with (ref.h has the rule). kind 0:
+ * another tool's transport, named so that it is refused, never read as an
+ * image of Docker Hub. "docker" is the registry only as "docker://": a bare
+ * "docker:TAG" is Docker Hub's docker image. */
+static const struct transport {
+  const char *name;
+  hoist_loc_kind kind;
+} transports[] = {
+    {"docker", HOIST_LOC_REGISTRY},
+    {"oci", HOIST_LOC_LAYOUT},
+    {"oci-archive", HOIST_LOC_OCI_ARCHIVE},
+    {"docker-archive", HOIST_LOC_DOCKER_ARCHIVE},
+    {"containers-storage", 0},
+    {"docker-daemon", 0},
+    {"dir", 0},
+    {"ostree", 0},
+    {"sif", 0},
+    {"tarball", 0},
+    {"atomic", 0},
+};
+
+static const struct transport *transport_named(const char *w, size_t n) {
+  for (size_t i = 0; i < sizeof transports / sizeof *transports; i++)
+    if (strlen(transports[i].name) == n && memcmp(transports[i].name, w, n) == 0)
+      return &transports[i];
+  return NULL;
+}
+
+/* True when rest, the text after "WORD:", continues a registry reference:
+ * a port (digits, then '/') or a tag (up to an optional "@digest"). */
+static bool continues_reference(const char *rest) {
+  size_t d = 0;
+  while (is_digit(rest[d]))
+    d++;
+  if (d > 0 && rest[d] == '/')
+    return true;
+  size_t n = strcspn(rest, "@");
+  char why[WHY_MAX];
+  return tag_ok(rest, n, why);
+}
+
+/* The length of the transport word s starts with, or 0 when s is a
+ * registry reference: the word [a-z][a-z0-9-]* before the first ':' when it
+ * names a transport (docker only as "docker://") or when what follows the
+ * ':' cannot continue a reference. "localhost" is always a registry host. */
+static size_t transport_word(const char *s) {
+  size_t n = 0;
+  if (!is_lower(s[0]))
+    return 0;
+  while (is_lower_alnum(s[n]) || s[n] == '-')
+    n++;
+  if (s[n] != ':' || (n == 9 && memcmp(s, "localhost", 9) == 0))
+    return 0;
+  if (strncmp(s, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) == 0)
+    return n;
+  if (transport_named(s, n) && (n != 6 || memcmp(s, "docker", 6) != 0))
+    return n;
+  return continues_reference(s + n + 1) ? 0 : n;
+}
+
+/* Checks a directory or archive path (what follows the transport, up to its
+ * ':'): not empty, no control bytes. */
+static bool path_ok_loc(const char *p, size_t n, const char *transport, char why[WHY_MAX]) {
+  char cb[16];
+  if (n == 0) {
+    why_set(why, "empty %s after \"%s:\"", strcmp(transport, "oci") == 0 ? "directory" : "path",
+            transport);
+    return false;
+  }
+  for (size_t i = 0; i < n; i++) {
+    unsigned char c = (unsigned char)p[i];
+    if (c < 0x20 || c == 0x7f) {
+      why_set(why, "invalid character %s in %s", char_name(p[i], cb),
+              strcmp(transport, "oci") == 0 ? "directory" : "path");
+      return false;
+    }
+  }
+  return true;
+}
+
+/* "oci:DIR[:TAG]" and "oci-archive:PATH[:TAG]": rest is what follows the
+ * transport's ':'. */
+HOIST_WUR static int parse_tagged(const char *s, const char *rest, hoist_loc_kind kind,
+                                  const char *transport, hoist_loc **out, hoist_err **err) {
+  char why[WHY_MAX];
+  const char *colon = strchr(rest, ':');
+  size_t pn = colon ? (size_t)(colon - rest) : strlen(rest);
+  if (!path_ok_loc(rest, pn, transport, why))
+    return fail(err, "location", s, why);
+  if (colon && !tag_ok(colon + 1, strlen(colon + 1), why))
+    return fail(err, "location", s, why);
+  hoist_loc *l = hoist_malloc0(sizeof *l);
+  l->kind = kind;
+  l->index = -1;
+  if (kind == HOIST_LOC_LAYOUT)
+    l->dir = xstrndup(rest, pn);
+  else
+    l->path = xstrndup(rest, pn);
+  l->tag = colon ? hoist_strdup(colon + 1) : NULL;
+  *out = l;
+  return 0;
+}
+
+/* "docker-archive:PATH[:REF|:@N]". */
+HOIST_WUR static int parse_docker_archive(const char *s, const char *rest, hoist_loc **out,
+                                          hoist_err **err) {
+  char why[WHY_MAX];
+  const char *colon = strchr(rest, ':');
+  size_t pn = colon ? (size_t)(colon - rest) : strlen(rest);
+  if (!path_ok_loc(rest, pn, "docker-archive", why))
+    return fail(err, "location", s, why);
+  _cleanup_ref_ hoist_ref *ref = NULL;
+  int index = -1;
+  if (colon && colon[1] == '@') {
+    const char *d = colon + 2;
+    size_t dn = strlen(d);
+    long v = 0;
+    for (size_t i = 0; i < dn && v <= 1000000; i++)
+      v = is_digit(d[i]) ? v * 10 + (d[i] - '0') : -1;
+    if (dn == 0 || dn > 7 || v < 0)
+      return fail(err, "location", s, "an image of an archive is @N, N a number");
+    index = (int)v;
+  } else if (colon) {
+    hoist_err *e = NULL;
+    if (hoist_ref_parse(colon + 1, &ref, &e) < 0) {
+      _cleanup_free_ char *t = hoist_err_text(e);
+      hoist_err_free(e);
+      why_set(why, "%s", t);
+      return fail(err, "location", s, why);
+    }
+    if (ref->digest)
+      return fail(err, "location", s,
+                  "an archive's image is named by name:tag, not by digest (RepoTags)");
+  }
+  hoist_loc *l = hoist_malloc0(sizeof *l);
+  l->kind = HOIST_LOC_DOCKER_ARCHIVE;
+  l->path = xstrndup(rest, pn);
+  l->ref = steal_pointer(&ref);
+  l->index = index;
+  *out = l;
+  return 0;
+}
 
 int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err) {
-  char why[WHY_MAX], cb[16];
+  char why[WHY_MAX];
   if (!s || !*s)
     return fail(err, "location", "", "empty location");
-  if (strncmp(s, LAYOUT_PREFIX, strlen(LAYOUT_PREFIX)) == 0) {
-    const char *dir = s + strlen(LAYOUT_PREFIX);
-    const char *colon = strchr(dir, ':');
-    size_t dn = colon ? (size_t)(colon - dir) : strlen(dir);
-    if (dn == 0)
-      return fail(err, "location", s, "empty directory after \"oci:\"");
-    for (size_t i = 0; i < dn; i++) {
-      unsigned char c = (unsigned char)dir[i];
-      if (c < 0x20 || c == 0x7f) {
-        why_set(why, "invalid character %s in directory", char_name(dir[i], cb));
-        return fail(err, "location", s, why);
-      }
-    }
-    if (colon && !tag_ok(colon + 1, strlen(colon + 1), why))
+  size_t wn = transport_word(s);
+  if (wn > 0) {
+    const struct transport *t = transport_named(s, wn);
+    const char *rest = s + wn + 1;
+    if (!t) {
+      why_set(why, "unknown transport \"%.*s\" (hoist reads and writes " SUPPORTED ")", (int)wn, s);
       return fail(err, "location", s, why);
-    hoist_loc *l = hoist_malloc0(sizeof *l);
-    l->kind = HOIST_LOC_LAYOUT;
-    l->dir = xstrndup(dir, dn);
-    l->tag = colon ? hoist_strdup(colon + 1) : NULL;
-    *out = l;
-    return 0;
+    }
+    switch (t->kind) {
+    case HOIST_LOC_LAYOUT:
+    case HOIST_LOC_OCI_ARCHIVE:
+      return parse_tagged(s, rest, t->kind, t->name, out, err);
+    case HOIST_LOC_DOCKER_ARCHIVE:
+      return parse_docker_archive(s, rest, out, err);
+    case HOIST_LOC_REGISTRY:
+      if (strncmp(s, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) != 0)
+        return fail(err, "location", s, "the registry transport is written docker://REF");
+      s += strlen(REGISTRY_PREFIX);
+      break;
+    default:
+      why_set(why, "transport \"%s\" is not supported (hoist reads and writes " SUPPORTED ")",
+              t->name);
+      return fail(err, "location", s, why);
+    }
   }
-  if (strncmp(s, REGISTRY_PREFIX, strlen(REGISTRY_PREFIX)) == 0)
-    s += strlen(REGISTRY_PREFIX);
   hoist_ref *r = NULL;
   int ret = hoist_ref_parse(s, &r, err);
   if (ret < 0)
@@ -621,19 +766,45 @@ int hoist_loc_parse(const char *s, hoist_loc **out, hoist_err **err) {
   hoist_loc *l = hoist_malloc0(sizeof *l);
   l->kind = HOIST_LOC_REGISTRY;
   l->ref = r;
+  l->index = -1;
   *out = l;
   return 0;
 }
 
 char *hoist_loc_string(const hoist_loc *l) {
-  if (l->kind == HOIST_LOC_LAYOUT)
-    return l->tag ? hoist_asprintf("%s%s:%s", LAYOUT_PREFIX, l->dir, l->tag)
-                  : hoist_asprintf("%s%s", LAYOUT_PREFIX, l->dir);
+  switch (l->kind) {
+  case HOIST_LOC_LAYOUT:
+    return l->tag ? hoist_asprintf("oci:%s:%s", l->dir, l->tag) : hoist_asprintf("oci:%s", l->dir);
+  case HOIST_LOC_OCI_ARCHIVE:
+    return l->tag ? hoist_asprintf("oci-archive:%s:%s", l->path, l->tag)
+                  : hoist_asprintf("oci-archive:%s", l->path);
+  case HOIST_LOC_DOCKER_ARCHIVE: {
+    if (l->index >= 0)
+      return hoist_asprintf("docker-archive:%s:@%d", l->path, l->index);
+    if (!l->ref)
+      return hoist_asprintf("docker-archive:%s", l->path);
+    _cleanup_free_ char *ref = hoist_ref_string(l->ref);
+    return hoist_asprintf("docker-archive:%s:%s", l->path, ref);
+  }
+  default:
+    break;
+  }
   _cleanup_free_ char *ref = hoist_ref_string(l->ref);
-  /* a registry named "oci:PORT" would read back as a layout */
-  if (strncmp(ref, LAYOUT_PREFIX, strlen(LAYOUT_PREFIX)) == 0)
+  /* a registry named like a transport ("oci:5000") would read back as one */
+  if (transport_word(ref) > 0)
     return hoist_asprintf("%s%s", REGISTRY_PREFIX, ref);
   return steal_pointer(&ref);
+}
+
+const char *hoist_loc_tag(const hoist_loc *l) {
+  switch (l->kind) {
+  case HOIST_LOC_REGISTRY:
+    return l->ref->digest ? NULL : l->ref->tag;
+  case HOIST_LOC_DOCKER_ARCHIVE:
+    return l->ref ? l->ref->tag : NULL;
+  default:
+    return l->tag;
+  }
 }
 
 hoist_loc *hoist_loc_dup(const hoist_loc *l) {
@@ -641,6 +812,7 @@ hoist_loc *hoist_loc_dup(const hoist_loc *l) {
     return NULL;
   hoist_loc *d = hoist_malloc0(sizeof *d);
   d->kind = l->kind;
+  d->index = l->index;
   d->ref = hoist_ref_dup(l->ref);
   strings_dup(d, l, loc_strings, N_FIELDS(loc_strings));
   return d;

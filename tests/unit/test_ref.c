@@ -442,11 +442,133 @@ static void test_loc(void **state) {
   }
 }
 
+/* Which strings name a transport (ref.h has the rule): every kind of
+ * location, the registry forms that look like a prefix, and the refusals. */
+static void test_loc_transports(void **state) {
+  (void)state;
+  static const struct {
+    const char *in;
+    hoist_loc_kind kind; /* 0: invalid */
+    const char *where;   /* dir, archive path, or the normalized reference */
+    const char *tag;     /* layout and oci-archive tag; docker-archive: its REF */
+    int index;
+    const char *error;
+  } cases[] = {
+      /* registry references, with and without docker:// */
+      {"docker://busybox", HOIST_LOC_REGISTRY, "docker.io/library/busybox:latest", NULL, -1, NULL},
+      {"busybox:1.36", HOIST_LOC_REGISTRY, "docker.io/library/busybox:1.36", NULL, -1, NULL},
+      {"localhost:5000/x", HOIST_LOC_REGISTRY, "localhost:5000/x:latest", NULL, -1, NULL},
+      {"myhost:5000/x", HOIST_LOC_REGISTRY, "myhost:5000/x:latest", NULL, -1, NULL},
+      {"myreg:443/team/app:2", HOIST_LOC_REGISTRY, "myreg:443/team/app:2", NULL, -1, NULL},
+      {"registry.example.com:5000/x", HOIST_LOC_REGISTRY, "registry.example.com:5000/x:latest",
+       NULL, -1, NULL},
+      {"[::1]:5000/x", HOIST_LOC_REGISTRY, "[::1]:5000/x:latest", NULL, -1, NULL},
+      {"foo:bar", HOIST_LOC_REGISTRY, "docker.io/library/foo:bar", NULL, -1, NULL},
+      {"foo:5000", HOIST_LOC_REGISTRY, "docker.io/library/foo:5000", NULL, -1, NULL},
+      {"foo:v1@" DG, HOIST_LOC_REGISTRY, "docker.io/library/foo:v1@" DG, NULL, -1, NULL},
+      /* Docker Hub's docker image: docker is a transport only as docker:// */
+      {"docker:24-dind", HOIST_LOC_REGISTRY, "docker.io/library/docker:24-dind", NULL, -1, NULL},
+      {"docker://docker:24", HOIST_LOC_REGISTRY, "docker.io/library/docker:24", NULL, -1, NULL},
+      {"docker://localhost:5000/a/b:1", HOIST_LOC_REGISTRY, "localhost:5000/a/b:1", NULL, -1, NULL},
+      /* archives */
+      {"docker-archive:/tmp/x.tar", HOIST_LOC_DOCKER_ARCHIVE, "/tmp/x.tar", NULL, -1, NULL},
+      {"docker-archive:x.tar", HOIST_LOC_DOCKER_ARCHIVE, "x.tar", NULL, -1, NULL},
+      {"docker-archive:/tmp/x.tar:busybox", HOIST_LOC_DOCKER_ARCHIVE, "/tmp/x.tar",
+       "docker.io/library/busybox:latest", -1, NULL},
+      {"docker-archive:/tmp/x.tar:localhost:5000/app:1", HOIST_LOC_DOCKER_ARCHIVE, "/tmp/x.tar",
+       "localhost:5000/app:1", -1, NULL},
+      {"docker-archive:x.tar:@2", HOIST_LOC_DOCKER_ARCHIVE, "x.tar", NULL, 2, NULL},
+      {"oci-archive:/tmp/o.tar", HOIST_LOC_OCI_ARCHIVE, "/tmp/o.tar", NULL, -1, NULL},
+      {"oci-archive:o.tar:v1", HOIST_LOC_OCI_ARCHIVE, "o.tar", "v1", -1, NULL},
+      {"oci:5000/x:v1", HOIST_LOC_LAYOUT, "5000/x", "v1", -1, NULL},
+      /* refusals */
+      {"containers-storage:busy", 0, NULL, NULL, -1,
+       "transport \"containers-storage\" is not supported (hoist reads and writes docker://REF, "
+       "oci:DIR[:TAG], oci-archive:PATH[:TAG], docker-archive:PATH[:REF])"},
+      {"dir:/tmp/x", 0, NULL, NULL, -1, "transport \"dir\" is not supported"},
+      {"docker-daemon:busybox:latest", 0, NULL, NULL, -1, "\"docker-daemon\" is not supported"},
+      {"foo:/tmp/x", 0, NULL, NULL, -1,
+       "unknown transport \"foo\" (hoist reads and writes docker://REF"},
+      {"foo-archive:./x.tar", 0, NULL, NULL, -1, "unknown transport \"foo-archive\""},
+      {"a:b/c", 0, NULL, NULL, -1, "unknown transport \"a\""},
+      {"docker:/tmp/x", 0, NULL, NULL, -1, "the registry transport is written docker://REF"},
+      {"docker-archive:", 0, NULL, NULL, -1, "empty path after \"docker-archive:\""},
+      {"docker-archive::x:1", 0, NULL, NULL, -1, "empty path"},
+      {"docker-archive:x.tar:Bad", 0, NULL, NULL, -1, "must be lowercase"},
+      {"docker-archive:x.tar:busybox@" DG, 0, NULL, NULL, -1, "not by digest"},
+      {"docker-archive:x.tar:@", 0, NULL, NULL, -1, "@N, N a number"},
+      {"docker-archive:x.tar:@1x", 0, NULL, NULL, -1, "@N, N a number"},
+      {"oci-archive:", 0, NULL, NULL, -1, "empty path after \"oci-archive:\""},
+      {"oci-archive:o.tar:a:b", 0, NULL, NULL, -1, "invalid character ':' in tag"},
+      {"oci-archive:o\tx.tar", 0, NULL, NULL, -1, "invalid character tab in path"},
+      {"localhost:abc/x", 0, NULL, NULL, -1, "invalid port"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+    hoist_err *err = NULL;
+    _cleanup_loc_ hoist_loc *l = NULL;
+    int ret = hoist_loc_parse(cases[i].in, &l, &err);
+    if (!cases[i].kind) {
+      if (ret == 0)
+        fail_msg("\"%s\" was accepted", cases[i].in);
+      assert_err_contains(&err, cases[i].error);
+      continue;
+    }
+    if (ret < 0) {
+      char *t = hoist_err_text(err);
+      fail_msg("\"%s\": %s", cases[i].in, t);
+    }
+    assert_int_equal(l->kind, cases[i].kind);
+    assert_int_equal(l->index, cases[i].index);
+    switch (l->kind) {
+    case HOIST_LOC_REGISTRY: {
+      _cleanup_free_ char *s = hoist_ref_string(l->ref);
+      assert_string_equal(s, cases[i].where);
+      break;
+    }
+    case HOIST_LOC_LAYOUT:
+      assert_string_equal(l->dir, cases[i].where);
+      break;
+    default:
+      assert_string_equal(l->path, cases[i].where);
+      assert_null(l->dir);
+    }
+    if (l->kind == HOIST_LOC_DOCKER_ARCHIVE && cases[i].tag) {
+      _cleanup_free_ char *s = hoist_ref_string(l->ref);
+      assert_string_equal(s, cases[i].tag);
+    } else if (l->kind == HOIST_LOC_DOCKER_ARCHIVE) {
+      assert_null(l->ref);
+    } else if (l->kind != HOIST_LOC_REGISTRY) {
+      if (cases[i].tag)
+        assert_string_equal(l->tag, cases[i].tag);
+      else
+        assert_null(l->tag);
+    }
+    /* the printed form reads back as the same location */
+    _cleanup_free_ char *str = hoist_loc_string(l);
+    _cleanup_loc_ hoist_loc *again = NULL;
+    assert_ok(hoist_loc_parse(str, &again, &err), &err);
+    _cleanup_free_ char *str2 = hoist_loc_string(again);
+    assert_string_equal(str, str2);
+    assert_int_equal(again->kind, l->kind);
+  }
+  /* registries named like a transport print with docker:// */
+  static const char *const named[] = {"docker://oci-archive:5000/x", "docker://dir:5000/x",
+                                      "docker://containers-storage:1/x"};
+  for (size_t i = 0; i < sizeof named / sizeof *named; i++) {
+    hoist_err *err = NULL;
+    _cleanup_loc_ hoist_loc *l = NULL;
+    assert_ok(hoist_loc_parse(named[i], &l, &err), &err);
+    assert_int_equal(l->kind, HOIST_LOC_REGISTRY);
+    _cleanup_free_ char *str = hoist_loc_string(l);
+    assert_true(strncmp(str, "docker://", 9) == 0);
+  }
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_ref_table),     cmocka_unit_test(test_ref_lengths),
       cmocka_unit_test(test_ref_accessors), cmocka_unit_test(test_ref_short),
-      cmocka_unit_test(test_loc),
+      cmocka_unit_test(test_loc),           cmocka_unit_test(test_loc_transports),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

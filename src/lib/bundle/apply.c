@@ -179,6 +179,11 @@ int hoist_bundle_arch_target(const hoist_loc *target, const char *arch, hoist_lo
       return hoist_err_set(err, EINVAL, "target %s needs a tag (not a digest)", name);
     s = hoist_asprintf("%s/%s:%s-%s", target->ref->domain, target->ref->path, target->ref->tag,
                        arch);
+  } else if (target->kind != HOIST_LOC_LAYOUT) {
+    return hoist_err_set(err, EINVAL,
+                         "target %s: a publish writes one image per architecture and an index: "
+                         "a registry reference or oci:DIR:TAG",
+                         name);
   } else {
     if (!target->tag)
       return hoist_err_set(err, EINVAL, "target %s needs a tag (oci:DIR:TAG)", name);

@@ -409,10 +409,8 @@ int hoist_image_copy(const hoist_transport_opts *t, const hoist_loc *src, const 
   /* the destination is opened (a layout created) only once the source is
    * known; a layout without a tag gets the source's, or "latest" */
   hoist_loc where = *dst;
-  if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
-    where.tag = src->kind == HOIST_LOC_REGISTRY && src->ref->tag ? src->ref->tag
-                : src->kind == HOIST_LOC_LAYOUT && src->tag      ? src->tag
-                                                                 : "latest";
+  if ((dst->kind == HOIST_LOC_LAYOUT || dst->kind == HOIST_LOC_OCI_ARCHIVE) && !dst->tag)
+    where.tag = hoist_loc_tag(src) ? (char *)hoist_loc_tag(src) : "latest";
   if (hoist_transport_open_target(t, &where, &d, err) < 0)
     goto out;
   c.src = s;

@@ -149,7 +149,7 @@ HOIST_WUR static int bring_member(hoist_transport_target *dst, const hoist_loc *
 
 HOIST_WUR static int check_target(const hoist_loc *target, const hoist_image_index_opts *opts,
                                   hoist_err **err) {
-  if (target->kind == HOIST_LOC_REGISTRY ? !target->ref->tag || target->ref->digest : !target->tag)
+  if (!hoist_loc_tag(target))
     return hoist_err_set(err, EINVAL, "the index target needs a tag (REPO:TAG or oci:DIR:TAG)");
   for (size_t i = 0; opts->tags && opts->tags[i]; i++) {
     const char *t = opts->tags[i];
@@ -224,7 +224,9 @@ int hoist_image_index_create(const hoist_transport_opts *t, const hoist_loc *tar
   size_t len = 0;
   /* OCI tools look only for OCI types in a layout's index.json */
   const char *mt =
-      opts->oci || target->kind == HOIST_LOC_LAYOUT ? HOIST_MT_OCI_INDEX : HOIST_MT_DOCKER_LIST;
+      opts->oci || target->kind == HOIST_LOC_LAYOUT || target->kind == HOIST_LOC_OCI_ARCHIVE
+          ? HOIST_MT_OCI_INDEX
+          : HOIST_MT_DOCKER_LIST;
   if (ret == 0) {
     _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
     for (size_t i = 0; i < n_srcs; i++)

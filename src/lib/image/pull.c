@@ -31,6 +31,38 @@ static bool is_current(hoist_transport_source *src, const hoist_loc *l) {
          have->ops->resolve(have, local, &lmt, &e) == 0 && strcmp(local, remote) == 0;
 }
 
+/* An archive's image (read once: an archive source extracts it) copied
+ * into the image store's "archives" layout, tagged by the digest of the
+ * document the location names. */
+HOIST_WUR static int pull_archive(const hoist_transport_opts *t, const char *store,
+                                  const hoist_loc *src, const hoist_platform *platform,
+                                  hoist_loc **out, hoist_err **err) {
+  _cleanup_transport_source_ hoist_transport_source *s = NULL;
+  _cleanup_transport_target_ hoist_transport_target *d = NULL;
+  _cleanup_free_ char *mt = NULL;
+  char digest[HOIST_DIGEST_STR_LEN];
+  if (hoist_transport_open_source(t, src, &s, err) < 0 || s->ops->resolve(s, digest, &mt, err) < 0)
+    return -1;
+  hoist_loc l = {.kind = HOIST_LOC_LAYOUT,
+                 .dir = hoist_asprintf("%s/archives", store),
+                 .tag = hoist_asprintf("sha256-%s", digest + 7),
+                 .index = -1};
+  hoist_image_copy_opts co = {.platform = platform};
+  hoist_image_copy_result res;
+  int ret = hoist_transport_layout_target(l.dir, l.tag, &d, err);
+  if (ret == 0)
+    ret = hoist_image_transfer(s, d, NULL, &co, &res, err);
+  if (ret == 0)
+    hoist_image_copy_result_clear(&res);
+  if (ret == 0)
+    ret = hoist_transport_commit(d, err);
+  if (ret == 0)
+    *out = hoist_loc_dup(&l);
+  free(l.dir);
+  free(l.tag);
+  return ret;
+}
+
 int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoist_loc *src,
                      const hoist_platform *platform, hoist_loc **out, hoist_err **err) {
   *out = NULL;
@@ -39,6 +71,10 @@ int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoi
     return 0;
   }
   _cleanup_free_ char *name = hoist_loc_string(src);
+  if (src->kind == HOIST_LOC_DOCKER_ARCHIVE || src->kind == HOIST_LOC_OCI_ARCHIVE)
+    return pull_archive(t, store, src, platform, out, err) < 0
+               ? hoist_err_wrap(err, "pull %s", name)
+               : 0;
   if (src->kind != HOIST_LOC_REGISTRY)
     return hoist_err_set(err, EINVAL, "pull %s: not a registry image", name);
   _cleanup_free_ char *where = hoist_image_store_location(store, src->ref);

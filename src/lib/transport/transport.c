@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "archive-private.h"
 #include "hoist/transport.h"
 
 /* ------------------------------------------------------------- drivers */
@@ -39,6 +40,8 @@ static const struct driver {
 } drivers[] = {
     {HOIST_LOC_LAYOUT, layout_source, layout_target},
     {HOIST_LOC_REGISTRY, registry_source, registry_target},
+    {HOIST_LOC_DOCKER_ARCHIVE, arc_docker_source, arc_docker_target},
+    {HOIST_LOC_OCI_ARCHIVE, arc_oci_source, arc_oci_target},
 };
 
 static const struct driver *driver_of(const hoist_loc *loc, hoist_err **err) {

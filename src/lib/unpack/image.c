@@ -67,6 +67,16 @@ static void discard(const char *dest, bool created) {
     mkdir(dest, 0755);
 }
 
+/* How layer l is compressed: as its media type says, except that a blob
+ * whose digest is its diffID is the tar itself. Docker archives are read
+ * that way (skopeo's manifest of one names its plain tars
+ * ...rootfs.diff.tar.gzip, and hoist makes the same, byte for byte). */
+static hoist_compression layer_compression(const hoist_descriptor *l, const char *diff_id) {
+  if (diff_id && strcmp(l->digest, diff_id) == 0)
+    return HOIST_COMPRESS_NONE;
+  return (hoist_compression)hoist_media_layer_compression(l->media_type);
+}
+
 int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest,
                        const hoist_unpack_opts *opts, hoist_unpack_report *report,
                        hoist_err **err) {
@@ -133,8 +143,7 @@ int hoist_unpack_image(hoist_store *s, const hoist_manifest *m, const char *dest
       r = hoist_err_set(err, HOIST_E_DIGEST, "size %" PRIu64 ", manifest says %" PRId64, size,
                         l->size);
     if (r == 0)
-      r = hoist_unpack_layer(rootfd, fd,
-                             (hoist_compression)hoist_media_layer_compression(l->media_type),
+      r = hoist_unpack_layer(rootfd, fd, layer_compression(l, hoist_config_diff_id(cfg, i)),
                              l->digest, hoist_config_diff_id(cfg, i), opts, report, err);
     if (r < 0) {
       discard(dest, created);
