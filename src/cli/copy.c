@@ -8,7 +8,7 @@ static const char usage[] =
     "Options:\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               copy the whole index and every image in it\n"
-    "  -h, --help                    show this help\n\n" REGOPTS_HELP;
+    "  -h, --help                    show this help\n" QUIET_HELP "\n" REGOPTS_HELP;
 
 static int copy_run(int argc, char **argv) {
   _cleanup_transfer_args_ cli_transfer_args t = {0};

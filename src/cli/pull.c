@@ -14,7 +14,7 @@ static const char usage[] =
     "  --to oci:DIR[:TAG]            destination layout (TAG defaults to REF's tag)\n"
     "  --platform OS/ARCH[/VARIANT]  image to take from an index (default: this host's)\n"
     "  --all-platforms               pull the whole index\n"
-    "  -h, --help                    show this help\n\n" REGOPTS_HELP;
+    "  -h, --help                    show this help\n" QUIET_HELP "\n" REGOPTS_HELP;
 
 static int pull_run(int argc, char **argv) {
   _cleanup_transfer_args_ cli_transfer_args t = {0};

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hoist/image.h"
+#include "hoist/store.h"
 
 char *hoist_image_store_location(const char *store, const hoist_ref *ref) {
   _cleanup_free_ char *host = hoist_strdup(ref->domain);
@@ -31,6 +32,17 @@ static bool is_current(hoist_transport_source *src, const hoist_loc *l) {
          have->ops->resolve(have, local, &lmt, &e) == 0 && strcmp(local, remote) == 0;
 }
 
+/* True when the layout l names holds l's tag. */
+static bool has_tag(const hoist_loc *l) {
+  _cleanup_store_ hoist_store *st = NULL;
+  _cleanup_err_ hoist_err *e = NULL;
+  hoist_descriptor d = {0};
+  bool found =
+      hoist_store_open(l->dir, false, &st, &e) == 0 && hoist_store_resolve(st, l->tag, &d, &e) == 0;
+  hoist_descriptor_clear(&d);
+  return found;
+}
+
 int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoist_loc *src,
                      const hoist_platform *platform, hoist_loc **out, hoist_err **err) {
   *out = NULL;
@@ -51,10 +63,22 @@ int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoi
   if (!is_current(s, dst)) {
     hoist_image_copy_opts co = {.platform = platform};
     hoist_image_copy_result res;
-    int ret = hoist_image_copy(t, src, dst, &co, &res, err);
+    hoist_err *e = NULL;
+    int ret = hoist_image_copy(t, src, dst, &co, &res, &e);
     hoist_image_copy_result_clear(&res);
-    if (ret < 0)
+    if (ret < 0 && !has_tag(dst)) {
+      if (err && !*err)
+        *err = steal_pointer(&e);
+      hoist_err_free(e);
       return hoist_err_wrap(err, "pull %s", name);
+    }
+    if (ret < 0) {
+      /* a tag made in the store (hoist_image_tag), or the registry out of
+       * reach: the store's own copy serves */
+      _cleanup_free_ char *text = hoist_err_text(e);
+      hoist_warn("pull %s: %s; using the image store's copy", name, text);
+      hoist_err_free(e);
+    }
   }
   *out = steal_pointer(&dst);
   return 0;
