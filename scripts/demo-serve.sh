@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make demo, part 2: the deployer service on loopback. A registry and
 # `hoist serve` start on free ports, a token is made, a busybox base with a
-# /bin/extend goes to the registry, and `hoist send` builds an image through
-# the service's API and prints the pushed image's digest.
+# /bin/extend goes to the registry, and `hoist service send` builds an image
+# through the service's API and prints the pushed image's digest.
 set -euo pipefail
 hoist=$(realpath "${1:-build/src/cli/hoist}")
 work=$(mktemp -d /tmp/hoist-demo-serve-XXXXXX)
@@ -49,15 +49,15 @@ echo "{\"registry_host\": \"127.0.0.1:$rport\", \"allowed_sources\": [\"127.0.0.
   2>serve.log &
 pids+=($!)
 wait_port "$sport"
-key=$("$hoist" token add demo --data data)
+key=$("$hoist" service token add demo --data data)
 printf 'AUTH=%s\nAPIHOST=http://127.0.0.1:%s\n' "$key" "$sport" >wskprops
 echo "uuid ${key%%:*} (the key is printed once)"
 
-step "hoist send: build demo:py through the API and follow its log"
+step "hoist service send: build demo:py through the API and follow its log"
 echo "flask==3.0" >requirements.txt
-image=$(WSK_CONFIG_FILE=wskprops "$hoist" send --source "127.0.0.1:$rport/base/busybox:demo" \
+image=$(WSK_CONFIG_FILE=wskprops "$hoist" service send --source "127.0.0.1:$rport/base/busybox:demo" \
   --target demo:py --kind python --file requirements.txt | tee /dev/stderr | tail -1)
 echo "pushed: $image"
 
-step "the service's view: hoist images list-images demo"
-WSK_CONFIG_FILE=wskprops "$hoist" images list-images demo
+step "the service's view: hoist service images list-images demo"
+WSK_CONFIG_FILE=wskprops "$hoist" service images list-images demo

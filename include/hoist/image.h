@@ -10,6 +10,8 @@
  *   blob it references is in place.
  * - pull into the image store: a registry image copied into its layout of
  *   the image store, unless that layout holds it already (one HEAD request).
+ * - the image store's contents: its images listed, a tag added within a
+ *   layout (index.json only) or into another (the image copied).
  * - append (`crane append`): a new image made of a base image's layers plus
  *   one new layer written straight into the target (layer.h). The config
  *   gets the new diffID, a history entry and a new "created"; base layers
@@ -90,8 +92,11 @@ HOIST_EXPORT char *hoist_image_store_location(const char *store, const hoist_ref
  * image; blobs already there are not fetched again), unless the layout's tag
  * already names the document the registry serves (one HEAD request); an
  * archive's image is copied into the layout STORE/archives, tagged
- * sha256-HEX after the document the location names. *out (caller frees) is
- * the layout location. */
+ * sha256-HEX after the document the location names. When the copy fails
+ * because the registry does not know the tag (as for one made in the store
+ * by hoist_image_tag) or is out of reach, but the layout holds the tag, the
+ * store's copy serves, with a warning logged; refused credentials and bad
+ * content stay errors. *out (caller frees) is the layout location. */
 HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *store,
                                   const hoist_loc *src, const hoist_platform *platform,
                                   hoist_loc **out, hoist_err **err) HOIST_WUR;
@@ -106,6 +111,58 @@ HOIST_EXPORT int hoist_image_pull(const hoist_transport_opts *t, const char *sto
 HOIST_EXPORT int hoist_image_fetch_foreign(hoist_registry *r, hoist_store *s,
                                            const hoist_manifest *m, size_t *fetched,
                                            hoist_err **err) HOIST_WUR;
+
+/* One image of the image store: a tag (or an untagged entry) of one of its
+ * layouts. */
+typedef struct hoist_image_store_entry {
+  char *repository;      /* HOST/PATH as a reference names it ("127.0.0.1:5000/app") */
+  char *tag;             /* NULL for an entry of index.json without a tag */
+  char *layout;          /* the layout's directory */
+  hoist_descriptor desc; /* the entry of index.json: digest, media type, size */
+  uint64_t size;         /* bytes of the image's blobs that the layout holds: the
+                          * manifest, its config and layers (an index: itself and
+                          * those of its images present) */
+  char *created;         /* the config's "created" as written, or NULL (an index, an
+                          * artifact, a config without one) */
+} hoist_image_store_entry;
+
+/* Lists the images of the image store rooted at store: every layout below it
+ * whose path names a repository (STORE/HOST/PATH, hoist_image_store_location;
+ * other directories, such as the build cache, are not images), one entry per
+ * entry of its index.json, sorted by repository, then tag. A missing store
+ * is empty. *out (caller frees with hoist_image_store_entries_free) holds *n
+ * entries. Fails, naming the layout, on a layout it cannot read; reads no
+ * blob bigger than HOIST_MANIFEST_MAX. */
+HOIST_EXPORT int hoist_image_store_list(const char *store, hoist_image_store_entry **out, size_t *n,
+                                        hoist_err **err) HOIST_WUR;
+HOIST_EXPORT void hoist_image_store_entries_free(hoist_image_store_entry *e, size_t n);
+
+/* The layouts of the image store rooted at store: the directories below it
+ * whose path names a repository (as hoist_image_store_list takes them),
+ * tagged or not, sorted. *dirs: NULL-terminated, caller frees
+ * (hoist_strfreev); a missing store has none. */
+HOIST_EXPORT int hoist_image_store_layouts(const char *store, char ***dirs, size_t *n,
+                                           hoist_err **err) HOIST_WUR;
+
+/* The repository of the image store that the layout at dir holds, when dir
+ * is one of the store's layouts ("127.0.0.1:5000/app" for
+ * STORE/127.0.0.1_5000/app); NULL otherwise. Caller frees. */
+HOIST_EXPORT char *hoist_image_store_repository(const char *store, const char *dir);
+
+typedef struct hoist_image_tag_result {
+  char digest[HOIST_DIGEST_STR_LEN]; /* of the document tagged */
+  bool copied;                       /* dst is another layout: the image was copied there */
+  uint64_t blobs_copied;             /* blobs dst lacked (when copied) */
+} hoist_image_tag_result;
+
+/* Tags the document src names (a layout location; without a tag, the
+ * layout's only entry) as dst (a layout location with a tag). Within one
+ * layout (the same directory) only index.json changes: no blob is read or
+ * written. Into another layout (in the image store, another repository) the
+ * image is copied first, a whole index with all its images, blobs dst holds
+ * skipped: a layout holds what its tags reach. */
+HOIST_EXPORT int hoist_image_tag(const hoist_loc *src, const hoist_loc *dst,
+                                 hoist_image_tag_result *res, hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------------- append */
 

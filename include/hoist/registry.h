@@ -179,6 +179,12 @@ HOIST_EXPORT int hoist_registry_delete_manifest(hoist_registry *r, const char *h
  * NULL-terminated array the caller frees with hoist_strfreev. */
 HOIST_EXPORT int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo,
                                      char ***out, size_t *n, hoist_err **err) HOIST_WUR;
+/* The tags of repo that point at digest (a HEAD request per tag, after
+ * hoist_registry_tags), in the registry's order. *out: NULL-terminated,
+ * caller frees (hoist_strfreev). A tag that vanishes meanwhile is left out. */
+HOIST_EXPORT int hoist_registry_tags_of(hoist_registry *r, const char *host, const char *repo,
+                                        const char *digest, char ***out, size_t *n,
+                                        hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
                                         hoist_err **err) HOIST_WUR;
 /* An alias of hoist_strfreev (core.h), for the callers written before it. */

@@ -52,6 +52,11 @@ HOIST_EXPORT bool hoist_store_tag_valid(const char *tag);
 HOIST_EXPORT int hoist_store_tag(hoist_store *s, const char *tag, const hoist_descriptor *desc,
                                  hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_store_untag(hoist_store *s, const char *tag, hoist_err **err) HOIST_WUR;
+/* Removes from index.json every entry whose digest is digest, tagged or
+ * not; *tags (caller frees, hoist_strfreev) the tags they had. ENOENT when
+ * no entry has that digest. Blobs stay until hoist_store_gc. */
+HOIST_EXPORT int hoist_store_untag_digest(hoist_store *s, const char *digest, char ***tags,
+                                          hoist_err **err) HOIST_WUR;
 /* The descriptor tagged tag; NULL tag means the only entry of index.json. */
 HOIST_EXPORT int hoist_store_resolve(hoist_store *s, const char *tag, hoist_descriptor *out,
                                      hoist_err **err) HOIST_WUR;

@@ -1,6 +1,8 @@
 /* args: a verb's options read from its table (cli_opt), and the option
  * parsers and operand checks more than one verb shares. */
 #include "cli.h"
+#include "env.h"
+#include "hoist/image.h"
 #include "hoist/oci.h"
 
 /* An option of the flattened table and where its value goes. */
@@ -117,6 +119,30 @@ int cli_layout_operand(const char *verb, int argc, char **argv, hoist_loc **loc)
     return cli_fail(verb, err);
   if ((*loc)->kind != HOIST_LOC_LAYOUT || (*loc)->tag)
     return cli_usage(verb, "%s: expected an image layout without a tag (oci:DIR)", argv[optind]);
+  return -1;
+}
+
+int cli_local_image(const char *verb, const char *operand, hoist_loc **loc, char **digest) {
+  *digest = NULL;
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *l = NULL;
+  if (hoist_loc_parse(operand, &l, &err) < 0)
+    return cli_usage_err(verb, err);
+  if (l->kind == HOIST_LOC_REGISTRY) {
+    _cleanup_free_ char *store = cli_env_image_store();
+    _cleanup_free_ char *where = hoist_image_store_location(store, l->ref);
+    if (!l->ref->tag && l->ref->digest)
+      *digest = hoist_strdup(l->ref->digest);
+    hoist_loc_free(steal_pointer(&l));
+    if (hoist_loc_parse(where, &l, &err) < 0)
+      return cli_fail(verb, err);
+  } else if (l->kind != HOIST_LOC_LAYOUT) {
+    return cli_usage(verb,
+                     "%s: expected an image of the image store (REF) or a layout "
+                     "(oci:DIR[:TAG])",
+                     operand);
+  }
+  *loc = steal_pointer(&l);
   return -1;
 }
 

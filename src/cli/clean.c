@@ -1,11 +1,13 @@
-/* hoist clean: remove the caller's old build jobs on the deployer service. */
+/* hoist service clean: remove the caller's old build jobs on the deployer service. */
 #include <math.h>
 #include <string.h>
 
 #include "client.h"
 
+#define VERB "service clean"
+
 static const char usage[] =
-    "Usage: hoist clean [--max-age-hours N] [OPTIONS]\n\n"
+    "Usage: hoist service clean [--max-age-hours N] [OPTIONS]\n\n"
     "Remove your build jobs (records, logs, work directories) older than N hours\n"
     "(default 24) from the deployer service. Running builds are kept.\n\n"
     "Options:\n"
@@ -30,11 +32,11 @@ static int clean_run(int argc, char **argv) {
       CLI_GROUP(cli_client_opts, &cl),
       CLI_END,
   };
-  int rc = cli_parse_opts("clean", usage, opts, argc, argv);
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
   if (rc >= 0)
     return rc;
   if (optind != argc)
-    return cli_usage("clean", "unexpected argument \"%s\"", argv[optind]);
+    return cli_usage(VERB, "unexpected argument \"%s\"", argv[optind]);
   hoist_err *err = NULL;
   json_t *body = json_pack("{s:f}", "max_age_hours", hours);
   long status = 0;
@@ -44,8 +46,8 @@ static int clean_run(int argc, char **argv) {
     r = cli_client_call(&cl, "POST", "/system/api/v1/build/cleanup", body, &status, &out, &err);
   json_decref(body);
   if (r < 0)
-    return cli_fail("clean", err);
-  return cli_client_report(&cl, "clean", status, out);
+    return cli_fail(VERB, err);
+  return cli_client_report(&cl, VERB, status, out);
 }
 
-HOIST_VERB(clean, "clean", "remove old build jobs from the deployer service", clean_run);
+HOIST_SERVICE_SUBVERB(clean, "clean", "remove old build jobs from the deployer service", clean_run);

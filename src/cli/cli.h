@@ -12,20 +12,51 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "hoist/core.h"
 #include "hoist/ref.h"
+
+/* The two lists of `hoist --help`: image work (layouts, the image store,
+ * registries, builds) and the build service. */
+typedef enum cli_verb_group { CLI_VERBS_IMAGES = 0, CLI_VERBS_SERVICE } cli_verb_group;
 
 typedef struct cli_verb {
   const char *name;
   const char *summary;
   int (*run)(int argc, char **argv);
+  cli_verb_group group;
+  const char *parent; /* "service" for a verb of `hoist service`; NULL at the top */
 } cli_verb;
 
+#define HOIST_VERB_IN(id, verb_group, verb_parent, verb_name, verb_summary, fn)                    \
+  static const cli_verb verb_##id __attribute__((                                                  \
+      used, section("hoist_verbs"), aligned(sizeof(void *)))) = {.name = verb_name,                \
+                                                                 .summary = verb_summary,          \
+                                                                 .run = fn,                        \
+                                                                 .group = verb_group,              \
+                                                                 .parent = verb_parent}
+/* A verb of image work, at the top. */
 #define HOIST_VERB(id, verb_name, verb_summary, fn)                                                \
-  static const cli_verb verb_##id                                                                  \
-      __attribute__((used, section("hoist_verbs"), aligned(sizeof(void *)))) = {verb_name,         \
-                                                                                verb_summary, fn}
+  HOIST_VERB_IN(id, CLI_VERBS_IMAGES, NULL, verb_name, verb_summary, fn)
+/* A verb of the build service at the top (serve, service). */
+#define HOIST_SERVICE_VERB(id, verb_name, verb_summary, fn)                                        \
+  HOIST_VERB_IN(id, CLI_VERBS_SERVICE, NULL, verb_name, verb_summary, fn)
+/* A verb of `hoist service` (send, status, ...). */
+#define HOIST_SERVICE_SUBVERB(id, verb_name, verb_summary, fn)                                     \
+  HOIST_VERB_IN(id, CLI_VERBS_SERVICE, "service", verb_name, verb_summary, fn)
+
+/* The registered verb called name under parent (NULL: at the top), or
+ * NULL. */
+const cli_verb *cli_verb_find(const char *parent, const char *name);
+
+/* Runs v on argv[0..argc), argv[0] its name, which getopt's messages show
+ * as "hoist [PARENT ]NAME". Returns the exit code. */
+int cli_verb_exec(const cli_verb *v, int argc, char **argv);
+
+/* Prints the verbs of parent's (NULL: the top-level ones of group, with
+ * their sub-verbs after them), one a line: "  NAME  SUMMARY". */
+void cli_print_verbs(FILE *out, cli_verb_group group, const char *parent);
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -144,6 +175,13 @@ int cli_opt_age(const char *verb, const char *arg, void *dest);
  * at argv[optind], parsed into *loc (the caller frees it). Returns -1 to go
  * on, else the exit code (the error reported). */
 int cli_layout_operand(const char *verb, int argc, char **argv, hoist_loc **loc);
+
+/* The local image operand names: oci:DIR[:TAG] as it is; a registry
+ * reference (REF or docker://REF), its layout in the image store
+ * (hoist_image_store_location: the tag, or sha256-HEX for a digest), and
+ * then *digest (caller frees) the reference's digest when it has no tag.
+ * *loc: caller frees. Returns -1 to go on, else the exit code (reported). */
+int cli_local_image(const char *verb, const char *operand, hoist_loc **loc, char **digest);
 
 /* Prints j on out with json_dumps flags and a newline; consumes j. */
 void cli_json_print(FILE *out, json_t *j, size_t flags);

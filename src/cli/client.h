@@ -1,7 +1,8 @@
 /*
- * client: what the deployer client verbs (send, clean, logs, status,
- * images) share: where the service is and who the caller is (--server and
- * --auth, else APIHOST and AUTH of ~/.wskprops), and one HTTP call to it.
+ * client: what the verbs of `hoist service` that talk to the service (send,
+ * clean, logs, status, images) share: where the service is and who the
+ * caller is (--server and --auth, else APIHOST and AUTH of ~/.wskprops),
+ * and one HTTP call to it.
  */
 #ifndef HOIST_CLI_CLIENT_H
 #define HOIST_CLI_CLIENT_H

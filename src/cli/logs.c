@@ -1,9 +1,11 @@
-/* hoist logs [ID]: a build's log from the deployer service. */
+/* hoist service logs [ID]: a build's log from the deployer service. */
 #include <string.h>
 
 #include "client.h"
 
-static const char usage[] = "Usage: hoist logs [ID] [--follow] [OPTIONS]\n\n"
+#define VERB "service logs"
+
+static const char usage[] = "Usage: hoist service logs [ID] [--follow] [OPTIONS]\n\n"
                             "Print the log of build job ID (default: your latest build).\n\n"
                             "Options:\n"
                             "  -f, --follow  keep printing until the build ends\n"
@@ -17,32 +19,32 @@ static int logs_run(int argc, char **argv) {
       CLI_GROUP(cli_client_opts, &cl),
       CLI_END,
   };
-  int rc = cli_parse_opts("logs", usage, opts, argc, argv);
+  int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
   if (rc >= 0)
     return rc;
   if (argc - optind > 1)
-    return cli_usage("logs", "expected at most one job id");
+    return cli_usage(VERB, "expected at most one job id");
   hoist_err *err = NULL;
   if (cli_client_ready(&cl, &err) < 0)
-    return cli_fail("logs", err);
+    return cli_fail(VERB, err);
   _cleanup_free_ char *id = optind < argc ? hoist_strdup(argv[optind]) : NULL;
   if (!id) {
     long status;
     json_t *out = NULL;
     if (cli_client_call(&cl, "GET", "/system/api/v1/builds", NULL, &status, &out, &err) < 0)
-      return cli_fail("logs", err);
+      return cli_fail(VERB, err);
     const char *last =
         json_string_value(json_object_get(json_array_get(json_object_get(out, "builds"), 0), "id"));
     if (!last) {
       json_decref(out);
-      fprintf(stderr, "hoist logs: no build jobs\n");
+      fprintf(stderr, "hoist service logs: no build jobs\n");
       return EXIT_FAIL;
     }
     id = hoist_strdup(last);
     json_decref(out);
   }
   int r = cli_client_stream_log(&cl, id, follow, &err);
-  return r < 0 ? cli_fail("logs", err) : EXIT_OK;
+  return r < 0 ? cli_fail(VERB, err) : EXIT_OK;
 }
 
-HOIST_VERB(logs, "logs", "print a build's log from the deployer service", logs_run);
+HOIST_SERVICE_SUBVERB(logs, "logs", "print a build's log from the deployer service", logs_run);

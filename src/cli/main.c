@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "env.h"
+#include "version.h"
 
 extern const cli_verb __start_hoist_verbs[] __attribute__((weak));
 extern const cli_verb __stop_hoist_verbs[] __attribute__((weak));
@@ -89,22 +90,60 @@ static int compare_verbs(const void *a, const void *b) {
   return strcmp(((const cli_verb *)a)->name, ((const cli_verb *)b)->name);
 }
 
+static bool same_parent(const cli_verb *v, const char *parent) {
+  return parent ? v->parent && strcmp(v->parent, parent) == 0 : !v->parent;
+}
+
+const cli_verb *cli_verb_find(const char *parent, const char *name) {
+  for (const cli_verb *v = __start_hoist_verbs; v < __stop_hoist_verbs; v++)
+    if (same_parent(v, parent) && strcmp(v->name, name) == 0)
+      return v;
+  return NULL;
+}
+
+int cli_verb_exec(const cli_verb *v, int argc, char **argv) {
+  /* getopt's messages name it so */
+  argv[0] = v->parent ? hoist_asprintf("hoist %s %s", v->parent, v->name)
+                      : hoist_asprintf("hoist %s", v->name);
+  return v->run(argc, argv);
+}
+
+/* The verbs under parent (of group, at the top), sorted by name; *n of
+ * them. Caller frees. */
+static cli_verb *sorted_verbs(cli_verb_group group, const char *parent, size_t *n) {
+  size_t all = (size_t)(__stop_hoist_verbs - __start_hoist_verbs);
+  cli_verb *v = hoist_malloc0((all ? all : 1) * sizeof *v);
+  *n = 0;
+  for (const cli_verb *p = __start_hoist_verbs; p < __stop_hoist_verbs; p++)
+    if (same_parent(p, parent) && (parent || p->group == group))
+      v[(*n)++] = *p;
+  qsort(v, *n, sizeof *v, compare_verbs);
+  return v;
+}
+
+void cli_print_verbs(FILE *out, cli_verb_group group, const char *parent) {
+  size_t n = 0;
+  _cleanup_free_ cli_verb *v = sorted_verbs(group, parent, &n);
+  for (size_t i = 0; i < n; i++) {
+    _cleanup_free_ char *name =
+        parent ? hoist_asprintf("%s %s", parent, v[i].name) : hoist_strdup(v[i].name);
+    fprintf(out, "  %-16s %s\n", name, v[i].summary);
+    if (!parent) /* its sub-verbs, if it has any */
+      cli_print_verbs(out, group, v[i].name);
+  }
+}
+
 static void print_help(FILE *out) {
-  size_t n = (size_t)(__stop_hoist_verbs - __start_hoist_verbs);
-  cli_verb *sorted = malloc(n * sizeof *sorted);
-  if (!sorted)
-    abort();
-  memcpy(sorted, __start_hoist_verbs, n * sizeof *sorted);
-  qsort(sorted, n, sizeof *sorted, compare_verbs);
   fprintf(out, "Usage: hoist VERB [OPTIONS] [ARGS]\n\n"
-               "Build and publish OCI images without a daemon.\n\nVerbs:\n");
-  for (size_t i = 0; i < n; i++)
-    fprintf(out, "  %-12s %s\n", sorted[i].name, sorted[i].summary);
+               "Build and publish OCI images without a daemon.\n\n"
+               "Images (OCI layouts, the image store, registries, builds):\n");
+  cli_print_verbs(out, CLI_VERBS_IMAGES, NULL);
+  fprintf(out, "\nBuild service (the server, and its client under 'hoist service'):\n");
+  cli_print_verbs(out, CLI_VERBS_SERVICE, NULL);
   fprintf(out, "\nOptions:\n"
                "  -h, --help     show this help\n"
-               "  -V, --version  show the version\n\n"
+               "  -V, --version  show the version and the commit it was built from\n\n"
                "Run 'hoist VERB --help' for a verb's options. Set HOIST_LOG=debug for details.\n");
-  free(sorted);
 }
 
 int main(int argc, char **argv) {
@@ -118,15 +157,18 @@ int main(int argc, char **argv) {
     return EXIT_OK;
   }
   if (strcmp(verb, "--version") == 0 || strcmp(verb, "-V") == 0 || strcmp(verb, "version") == 0) {
-    printf("hoist %s\n", hoist_version());
+    printf("hoist %s (commit %s)\n", hoist_version(), HOIST_COMMIT);
     return EXIT_OK;
   }
   hoist_log_set_level(cli_env_log_level());
-  for (const cli_verb *v = __start_hoist_verbs; v < __stop_hoist_verbs; v++)
-    if (strcmp(v->name, verb) == 0) {
-      argv[1] = hoist_asprintf("hoist %s", v->name); /* getopt's messages name it so */
-      return v->run(argc - 1, argv + 1);
-    }
+  const cli_verb *v = cli_verb_find(NULL, verb);
+  if (!v && (v = cli_verb_find("service", verb)) != NULL)
+    fprintf(
+        stderr,
+        "hoist: 'hoist %s' is deprecated and goes in the next release; use 'hoist service %s'\n",
+        verb, verb);
+  if (v)
+    return cli_verb_exec(v, argc - 1, argv + 1);
   fprintf(stderr, "hoist: unknown verb '%s'\nTry 'hoist --help'.\n", verb);
   return EXIT_USAGE;
 }

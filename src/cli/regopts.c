@@ -211,6 +211,10 @@ const cli_opt cli_transfer_opts[] = {
     CLI_CALL_SELF("platform", opt_transfer_platform),
     CLI_FLAG_AT("all-platforms", cli_transfer_args, copy.all_platforms),
     CLI_FLAG_AT("oci", cli_transfer_args, copy.oci),
+    {.kind = CLI_OPT_FLAG,
+     .name = "quiet",
+     .letter = 'q',
+     .offset = CLI_OFFSET(cli_transfer_args, ro.quiet, bool)},
     CLI_GROUP_AT(cli_regopts_opts, cli_transfer_args, ro),
     CLI_END,
 };
@@ -229,7 +233,7 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   if (hoist_loc_parse(src, &s, &err) < 0 || hoist_loc_parse(dst, &d, &err) < 0)
     return cli_fail(verb, err);
   _cleanup_registry_ hoist_registry *r = NULL;
-  if (cli_regopts_open(ro, true, &r, &err) < 0)
+  if (cli_regopts_open(ro, !ro->quiet, &r, &err) < 0)
     return cli_fail(verb, err);
   hoist_image_copy_result res;
   hoist_transport_opts to = {.registry = r, .tmp_dir = cli_env_tmpdir(NULL)};
@@ -241,7 +245,9 @@ int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char 
   }
   _cleanup_free_ char *sname = hoist_loc_string(s);
   _cleanup_free_ char *dname = hoist_loc_string(d);
-  if (ro->json) {
+  if (ro->quiet) {
+    printf("%s\n", res.digest);
+  } else if (ro->json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:{s:I, s:I, s:I}, s:I}", "source", sname,
                           "destination", dname, "digest", res.digest, "mediaType",
                           res.media_type ? res.media_type : "", "manifests",

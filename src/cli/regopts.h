@@ -24,11 +24,14 @@
   "  --jobs N                  parallel blob transfers (default 4)\n"                              \
   "  --json                    print the result as JSON\n"
 
+#define QUIET_HELP "  -q, --quiet                   no progress; print only the digest\n"
+
 typedef struct cli_regopts {
   hoist_registry_opts o;
   char **insecure;
   size_t n_insecure;
   bool json;
+  bool quiet; /* -q of the transfer verbs: no progress, the digest alone */
 } cli_regopts;
 
 /* The options of REGOPTS_HELP, for CLI_GROUP(cli_regopts_opts, &ro). */
@@ -55,8 +58,8 @@ void cli_regopts_free(cli_regopts *ro);
 #define _cleanup_regopts_ __attribute__((cleanup(cli_regopts_free)))
 
 /* The options of the verbs that copy an image (copy, pull): which image of
- * an index (--platform) or all of them (--all-platforms), and the
- * registry's. */
+ * an index (--platform) or all of them (--all-platforms), -q/--quiet
+ * (QUIET_HELP), and the registry's. */
 typedef struct cli_transfer_args {
   cli_regopts ro;
   hoist_platform *platform;   /* owned */
@@ -69,8 +72,8 @@ extern const cli_opt cli_transfer_opts[];
 void cli_transfer_args_clear(cli_transfer_args *t);
 #define _cleanup_transfer_args_ __attribute__((cleanup(cli_transfer_args_clear)))
 
-/* Copies src to dst and prints the result (human or --json); returns the
- * exit code. */
+/* Copies src to dst and prints the result (human, --json, or with --quiet
+ * the digest alone); returns the exit code. */
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
                  const hoist_image_copy_opts *opts);
 /* The image store: $HOIST_IMAGES, default ${HOIST_CACHE:-~/.cache/hoist}/images.

@@ -88,4 +88,4 @@ static int serve_run(int argc, char **argv) {
   return EXIT_OK;
 }
 
-HOIST_VERB(serve, "serve", "run the deployer service (HTTP build API)", serve_run);
+HOIST_SERVICE_VERB(serve, "serve", "run the deployer service (HTTP build API)", serve_run);

@@ -1,9 +1,11 @@
-/* hoist status ID: a build job's state on the deployer service. */
+/* hoist service status ID: a build job's state on the deployer service. */
 #include <string.h>
 
 #include "client.h"
 
-static const char usage[] = "Usage: hoist status ID [OPTIONS]\n\n"
+#define VERB "service status"
+
+static const char usage[] = "Usage: hoist service status ID [OPTIONS]\n\n"
                             "Print the state of build job ID: phase, times, image and\n"
                             "digest, or the error.\n\n"
                             "Options:\n"
@@ -18,10 +20,10 @@ static int status(cli_client *cl, char **operands, int n) {
   json_t *out = NULL;
   if (cli_client_ready(cl, &err) < 0 ||
       cli_client_call(cl, "GET", path, NULL, &status, &out, &err) < 0)
-    return cli_fail("status", err);
+    return cli_fail(VERB, err);
   const char *st = json_string_value(json_object_get(out, "status"));
   if (cl->json || !st || strcmp(st, "ok") != 0)
-    return cli_client_report(cl, "status", status, out);
+    return cli_client_report(cl, VERB, status, out);
   static const char *const fields[] = {"id",        "job_name",       "phase",  "creationTime",
                                        "startTime", "completionTime", "source", "target",
                                        "kind",      "image",          "digest", "error"};
@@ -35,7 +37,7 @@ static int status(cli_client *cl, char **operands, int n) {
 }
 
 static int status_run(int argc, char **argv) {
-  return cli_client_run("status", usage, 1, "expected one job id", status, argc, argv);
+  return cli_client_run(VERB, usage, 1, "expected one job id", status, argc, argv);
 }
 
-HOIST_VERB(status, "status", "show a build job of the deployer service", status_run);
+HOIST_SERVICE_SUBVERB(status, "status", "show a build job of the deployer service", status_run);

@@ -364,7 +364,7 @@ class Server:
                                      f"{open(self.log.name, 'rb').read()[-3000:]!r}")
 
     def token(self, login):
-        return hoist("token", "add", login, "--data", self.data).stdout.strip()
+        return hoist("service", "token", "add", login, "--data", self.data).stdout.strip()
 
     def request(self, method, path, body=None, auth=None, headers=None, raw=False):
         if self.tls:

@@ -222,7 +222,8 @@ def cli_errors_and_help():
     for verb in ("inspect", "ls", "gc"):
         p = hoist(verb, "--help")
         assert p.stdout.startswith(f"Usage: hoist {verb}"), p.stdout
-        assert hoist(verb, check=False).returncode == 2
+        if verb != "gc":  # gc without a layout collects the image store's
+            assert hoist(verb, check=False).returncode == 2
         assert hoist(verb, "--bogus", "oci:x", check=False).returncode == 2
     t = tmpdir()
     p = hoist("inspect", f"oci:{t}/missing:v1", check=False)

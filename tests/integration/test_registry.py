@@ -268,8 +268,17 @@ def delete_by_tag_and_disabled():
     src = os.path.join(tmpdir(), "src")
     desc = make_image(src, "d", seed="del", sizes=(10,))
     hoist("push", f"oci:{src}:d", f"{reg.host}/del:d")
+    hoist("push", f"oci:{src}:d", f"{reg.host}/del:e")
+    make_image(src, "other", seed="del-other", sizes=(11,))
+    hoist("push", f"oci:{src}:other", f"{reg.host}/del:other")
+    # every tag the delete takes is named, then the digest
     out = hoist("delete", f"{reg.host}/del:d").stdout
-    assert desc["digest"] in out, out
+    lines = out.splitlines()
+    assert sorted(lines[:2]) == [f"untagged {reg.host}/del:d", f"untagged {reg.host}/del:e"], out
+    assert lines[2:] == [f"deleted {reg.host}/del@{desc['digest']}"], out
+    assert hoist("tags", f"{reg.host}/del").stdout.split() == ["other"]
+    j = json.loads(hoist("delete", "--json", f"{reg.host}/del:other").stdout)
+    assert j["tags"] == ["other"] and j["repository"] == f"{reg.host}/del", j
     p = skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{reg.host}/del:d", check=False)
     assert p.returncode != 0
     p = hoist("delete", f"{reg.host}/del:d", check=False)
@@ -1053,6 +1062,147 @@ def progress_only_on_a_tty():
     os.close(master)
     assert proc.returncode == 0, out
     assert b"done" in out and b"[====" in out, out
+
+
+# ------------------------------------------------- the local image store
+
+
+def _store_layout(store, reg, repo):
+    return os.path.join(store, reg.host.replace(":", "_"), repo)
+
+
+def _blob_count(layout):
+    return len([n for n in os.listdir(os.path.join(layout, "blobs", "sha256"))
+                if not n.startswith(".")])
+
+
+@test
+def quiet_transfers_print_the_digest_alone():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "q", seed="quiet")
+    for args in (["push", "-q", f"oci:{src}:q", f"{reg.host}/quiet:1"],
+                 ["copy", "--quiet", f"{reg.host}/quiet:1", f"{reg.host}/quiet:2"],
+                 ["pull", "-q", "--to", f"oci:{tmpdir()}/l:q", f"{reg.host}/quiet:2"]):
+        p = hoist(*args)
+        assert p.stdout == desc["digest"] + "\n", (args, p.stdout)
+        assert p.stderr == "", (args, p.stderr)
+
+
+@test
+def images_lists_the_store_as_skopeo_sees_it():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    make_image(src, "i", seed="limg", sizes=(3000, 500))
+    hoist("push", f"oci:{src}:i", f"{reg.host}/limg/app:1")
+    store = tmpdir()
+    env = {"HOIST_IMAGES": store}
+    hoist("pull", f"{reg.host}/limg/app:1", env=env)
+    # something in the store that is no repository's layout is not listed
+    make_image(os.path.join(store, "build-cache", "x"), "t", seed="not-an-image")
+    rows = json.loads(hoist("images", "--json", env=env).stdout)
+    assert len(rows) == 1, rows
+    e = rows[0]
+    layout = _store_layout(store, reg, "limg/app")
+    sk = json.loads(skopeo("inspect", f"oci:{layout}:1").stdout)
+    raw = skopeo("inspect", "--raw", f"oci:{layout}:1").stdout.encode()
+    m = json.loads(raw)
+    assert e["repository"] == f"{reg.host}/limg/app" and e["tag"] == "1", e
+    assert e["digest"] == sk["Digest"], (e, sk)
+    assert e["created"] == sk["Created"] == "2024-01-01T00:00:00Z", (e, sk)
+    assert e["size"] == len(raw) + m["config"]["size"] + sum(l["size"] for l in m["layers"]), e
+    assert [l["digest"] for l in m["layers"]] == sk["Layers"], sk
+    assert e["layout"] == layout, e
+    # the table, the digests, a pattern
+    out = hoist("images", env=env).stdout.splitlines()
+    assert out[0].split() == ["REPOSITORY", "TAG", "DIGEST", "SIZE", "CREATED"], out
+    assert out[1].split()[:3] == [f"{reg.host}/limg/app", "1", sk["Digest"][:19]], out
+    assert "2024-01-01 00:00:00" in out[1], out
+    assert hoist("images", "-q", env=env).stdout == sk["Digest"] + "\n"
+    assert len(hoist("images", "*/limg/*:1", env=env).stdout.splitlines()) == 2
+    assert len(hoist("images", "nothing*", env=env).stdout.splitlines()) == 1
+    # the service's commands moved under `hoist service images`
+    p = hoist("images", "list-catalogs", env=env, check=False)
+    assert p.returncode == 2 and "hoist service images list-catalogs" in p.stderr, p.stderr
+    assert json.loads(hoist("images", "--json", env={"HOIST_IMAGES": tmpdir() + "/none"}).stdout) == []
+
+
+@test
+def tag_then_use_then_rmi_then_gc():
+    reg = registry()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "t", seed="tagged", sizes=(2000,))
+    hoist("push", f"oci:{src}:t", f"{reg.host}/tagme:1")
+    store = tmpdir()
+    env = {"HOIST_IMAGES": store}
+    hoist("pull", f"{reg.host}/tagme:1", env=env)
+    layout = _store_layout(store, reg, "tagme")
+    blobs = _blob_count(layout)
+    # a new tag of the same repository: index.json only
+    out = hoist("tag", f"{reg.host}/tagme:1", f"{reg.host}/tagme:local", env=env).stdout
+    assert out == f"tagged {reg.host}/tagme:local {desc['digest']}\n", out
+    assert layout_ref(layout, "local")["digest"] == desc["digest"]
+    assert _blob_count(layout) == blobs
+    info = json.loads(hoist("inspect", "--json", f"oci:{layout}:local").stdout)
+    assert info["digest"] == desc["digest"], info
+    # the registry has no such tag: the store's copy serves
+    dest = os.path.join(tmpdir(), "rootfs")
+    p = hoist("unpack", f"{reg.host}/tagme:local", dest, env=env)
+    assert "using the image store's copy" in p.stderr, p.stderr
+    assert os.path.exists(os.path.join(dest, "file-tagged0amd64"))
+    # another repository is another layout: the image is copied there
+    j = json.loads(hoist("tag", "--json", f"{reg.host}/tagme:1", f"{reg.host}/other:x",
+                         env=env).stdout)
+    assert j["copied"] and j["digest"] == desc["digest"], j
+    # in a layout of one's own
+    hoist("tag", f"oci:{src}:t", f"oci:{src}:t2")
+    assert layout_ref(src, "t2")["digest"] == desc["digest"]
+    p = hoist("tag", f"oci:{src}:t", f"oci:{src}", check=False)
+    assert p.returncode == 2, p.stderr
+    # rmi: the tags go, the blobs stay until gc
+    out = hoist("rmi", f"{reg.host}/tagme:1", f"{reg.host}/tagme:local", env=env).stdout
+    assert out.splitlines() == [f"untagged {reg.host}/tagme:1 {desc['digest']}",
+                                f"untagged {reg.host}/tagme:local {desc['digest']}"], out
+    listed = [(e["repository"], e["tag"]) for e in
+              json.loads(hoist("images", "--json", env=env).stdout)]
+    assert listed == [(f"{reg.host}/other", "x")], listed
+    assert _blob_count(layout) == blobs
+    j = json.loads(hoist("gc", "--json", "--min-age", "0", env=env).stdout)
+    assert j["removed"] == blobs, j
+    assert _blob_count(layout) == 0
+    assert _blob_count(_store_layout(store, reg, "other")) == blobs
+    # by digest: every tag of the repository pointing at it
+    out = hoist("rmi", f"{reg.host}/other@{desc['digest']}", env=env).stdout
+    assert out == f"untagged {reg.host}/other:x {desc['digest']}\n", out
+    p = hoist("rmi", f"{reg.host}/tagme:1", f"oci:{src}:t2", env=env, check=False)
+    assert p.returncode == 1 and "tag 1 not found" in p.stderr, p.stderr
+    assert "untagged oci:" + src + ":t2" in p.stdout, p.stdout
+    assert hoist("gc", "--min-age", "0", f"oci:{src}").stdout.startswith("removed 0 blobs")
+
+
+@test
+def help_groups_and_version():
+    out = hoist("--help").stdout
+    images = out.index("Images (")
+    service = out.index("Build service (")
+    assert images < service
+    for verb in ("images", "tag", "rmi", "pull", "gc"):
+        assert f"\n  {verb} " in out[images:service], verb
+    for verb in ("serve", "service send", "service status", "service logs", "service clean",
+                 "service images", "service token"):
+        assert f"\n  {verb} " in out[service:], verb
+    # the old names of the service's verbs are not listed
+    assert "\n  send " not in out and "\n  token " not in out
+    v = hoist("--version").stdout
+    import re
+    assert re.fullmatch(r"hoist \S+ \(commit ([0-9a-f]{7,}|unknown)\)\n", v), v
+    if os.path.exists(os.path.join(os.environ.get("HOIST_SOURCE_ROOT", ""), ".git")):
+        assert "unknown" not in v, v
+    p = hoist("service", check=False)
+    assert p.returncode == 2 and "\n  service send " in p.stderr, p.stderr
+    p = hoist("service", "nope", check=False)
+    assert p.returncode == 2 and "unknown verb 'nope'" in p.stderr, p.stderr
+    assert hoist("service", "send", "--help").stdout.startswith("Usage: hoist service send")
 
 
 if __name__ == "__main__":

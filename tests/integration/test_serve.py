@@ -251,9 +251,37 @@ def https():
     st, r = s.api("GET", "/builds", k)
     assert st == 200 and r["builds"] == [], r
     # the client verbs speak https too
-    p = hoist("status", "0123456789abcdef", "--server", f"https://127.0.0.1:{s.port}", "--auth", k,
+    url = f"https://127.0.0.1:{s.port}"
+    p = hoist("service", "status", "0123456789abcdef", "--server", url, "--auth", k,
               "--ca-file", ca, check=False)
     assert p.returncode == 1 and "Build job not found. (HTTP 404)" in p.stderr, p.stderr
+    assert "deprecated" not in p.stderr, p.stderr
+    s.stop()
+
+
+@test
+def client_verbs_under_service_and_their_old_names():
+    s = Server(config=FAKE_REGISTRY).start()
+    url = f"http://127.0.0.1:{s.port}"
+    # token: a local admin verb on the data directory
+    k = hoist("service", "token", "add", "carol", "--data", s.data).stdout.strip()
+    p = hoist("token", "add", "dave", "--data", s.data)
+    assert ":" in p.stdout and "'hoist token' is deprecated" in p.stderr, p.stderr
+    for old, args in (("status", ["0123456789abcdef"]), ("logs", ["0123456789abcdef"]),
+                      ("clean", []), ("send", ["--source", "busybox", "--target", "x:y",
+                                               "--kind", "nope", "--no-follow"])):
+        new = hoist("service", old, *args, "--server", url, "--auth", k, check=False)
+        was = hoist(old, *args, "--server", url, "--auth", k, check=False)
+        assert new.returncode == was.returncode and new.stdout == was.stdout, (old, new, was)
+        note = (f"hoist: 'hoist {old}' is deprecated and goes in the next release; "
+                f"use 'hoist service {old}'\n")
+        assert was.stderr == note + new.stderr, (old, was.stderr, new.stderr)
+        assert "deprecated" not in new.stderr
+    # `hoist images` is the local image store now, not the service's
+    p = hoist("images", "list-catalogs", check=False)
+    assert p.returncode == 2 and "'hoist service images list-catalogs'" in p.stderr, p.stderr
+    p = hoist("service", "images", "list-catalogs", "--server", url, "--auth", k, check=False)
+    assert "deprecated" not in p.stderr, p.stderr
     s.stop()
 
 
@@ -281,8 +309,8 @@ def mutual_tls():
     st, r = s.api("GET", "/builds", k)
     assert (st, r["message"]) == (401, "Client certificate required."), (st, r)
     url = f"https://127.0.0.1:{s.port}"
-    p = hoist("status", "0123456789abcdef", "--server", url, "--auth", k, "--ca-file", ca,
-              "--cert", ccert, "--key", ckey, check=False)
+    p = hoist("service", "status", "0123456789abcdef", "--server", url, "--auth", k,
+              "--ca-file", ca, "--cert", ccert, "--key", ckey, check=False)
     assert "Build job not found. (HTTP 404)" in p.stderr, p.stderr
     s.tls = (ca, cert, key, (ccert, ckey))
     s.stop()
@@ -438,8 +466,8 @@ def full_build_through_the_api():
     req = os.path.join(s.data, "..", "requirements.txt")
     with open(req, "w") as f:
         f.write("flask==3.0\n")
-    p = hoist("send", "--source", base, "--target", "alice:py", "--kind", "python", "--file", req,
-              env={"WSK_CONFIG_FILE": wsk}, timeout=300)
+    p = hoist("service", "send", "--source", base, "--target", "alice:py", "--kind", "python",
+              "--file", req, env={"WSK_CONFIG_FILE": wsk}, timeout=300)
     assert "extending" in p.stdout, p.stdout
     image = p.stdout.strip().splitlines()[-1]
     assert image.startswith(f"{registry().host}/alice:py@sha256:"), image
@@ -448,25 +476,30 @@ def full_build_through_the_api():
     last = s.api("GET", "/builds", key)[1]["builds"][0]
     assert last["phase"] == "Succeeded" and last["digest"] == image.split("@")[1], last
     # the same build again: the layer comes from the build cache
-    p2 = hoist("send", "--source", base, "--target", "alice:py2", "--kind", "python", "--file",
-               req, env={"WSK_CONFIG_FILE": wsk}, timeout=300)
+    p2 = hoist("service", "send", "--source", base, "--target", "alice:py2", "--kind", "python",
+               "--file", req, env={"WSK_CONFIG_FILE": wsk}, timeout=300)
     assert p2.stdout.strip().splitlines()[-1].split("@")[1] == image.split("@")[1], p2.stdout
     st, m = s.request("GET", "/metrics", raw=True)
     assert b"hoist_build_cache_hits_total 1" in m, m
     assert b'hoist_builds{state="succeeded"} 2' in m, m
     # logs and status verbs
-    assert "extending" in hoist("logs", last["id"], env={"WSK_CONFIG_FILE": wsk}).stdout
-    assert "job" in hoist("logs", env={"WSK_CONFIG_FILE": wsk}).stdout  # the latest build
-    st = hoist("status", last["id"], env={"WSK_CONFIG_FILE": wsk}).stdout
-    assert "phase: Succeeded" in st
-    # registry housekeeping, own namespace only
     env = {"WSK_CONFIG_FILE": wsk}
-    assert hoist("images", "list-catalogs", env=env).stdout.split() == ["alice"]
-    assert "py" in hoist("images", "list-images", "alice", env=env).stdout.split()
-    m = json.loads(hoist("images", "get-image", "alice:py", env=env).stdout)
+    assert "extending" in hoist("service", "logs", last["id"], env=env).stdout
+    assert "job" in hoist("service", "logs", env=env).stdout  # the latest build
+    st = hoist("service", "status", last["id"], env=env).stdout
+    assert "phase: Succeeded" in st, st
+    # the old names still work for a release, with a note
+    p = hoist("logs", last["id"], env=env)
+    assert "extending" in p.stdout, p.stdout
+    assert "'hoist logs' is deprecated" in p.stderr and "hoist service logs" in p.stderr, p.stderr
+    # registry housekeeping, own namespace only
+    assert hoist("service", "images", "list-catalogs", env=env).stdout.split() == ["alice"]
+    assert "py" in hoist("service", "images", "list-images", "alice", env=env).stdout.split()
+    m = json.loads(hoist("service", "images", "get-image", "alice:py", env=env).stdout)
     assert m["schemaVersion"] == 2
-    assert hoist("images", "get-image", "base/busybox:fast", env=env, check=False).returncode == 1
-    hoist("images", "delete-image", "alice:py", env=env)
+    assert hoist("service", "images", "get-image", "base/busybox:fast", env=env,
+                 check=False).returncode == 1
+    hoist("service", "images", "delete-image", "alice:py", env=env)
     assert "py" not in hoist("tags", f"{registry().host}/alice", check=False).stdout.split()
 
 

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "hoist/image.h"
+#include "hoist/store.h"
 
 char *hoist_image_store_location(const char *store, const hoist_ref *ref) {
   _cleanup_free_ char *host = hoist_strdup(ref->domain);
@@ -63,6 +64,34 @@ HOIST_WUR static int pull_archive(const hoist_transport_opts *t, const char *sto
   return ret;
 }
 
+/* True when a failed pull may fall back on the store's copy: the registry
+ * does not know the tag or cannot be reached; not refused credentials, bad
+ * content or a broken rule. */
+static bool store_may_serve(const hoist_err *e) {
+  switch (hoist_err_root_code(e)) {
+  case HOIST_E_REGISTRY:
+  case ECONNRESET:
+  case ECONNREFUSED:
+  case ETIMEDOUT:
+  case EHOSTUNREACH:
+  case ENETUNREACH:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* True when the layout l names holds l's tag. */
+static bool has_tag(const hoist_loc *l) {
+  _cleanup_store_ hoist_store *st = NULL;
+  _cleanup_err_ hoist_err *e = NULL;
+  hoist_descriptor d = {0};
+  bool found =
+      hoist_store_open(l->dir, false, &st, &e) == 0 && hoist_store_resolve(st, l->tag, &d, &e) == 0;
+  hoist_descriptor_clear(&d);
+  return found;
+}
+
 int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoist_loc *src,
                      const hoist_platform *platform, hoist_loc **out, hoist_err **err) {
   *out = NULL;
@@ -87,10 +116,22 @@ int hoist_image_pull(const hoist_transport_opts *t, const char *store, const hoi
   if (!is_current(s, dst)) {
     hoist_image_copy_opts co = {.platform = platform};
     hoist_image_copy_result res;
-    int ret = hoist_image_copy(t, src, dst, &co, &res, err);
+    hoist_err *e = NULL;
+    int ret = hoist_image_copy(t, src, dst, &co, &res, &e);
     hoist_image_copy_result_clear(&res);
-    if (ret < 0)
+    if (ret < 0 && !(store_may_serve(e) && has_tag(dst))) {
+      if (err && !*err)
+        *err = steal_pointer(&e);
+      hoist_err_free(e);
       return hoist_err_wrap(err, "pull %s", name);
+    }
+    if (ret < 0) {
+      /* a tag made in the store (hoist_image_tag), or the registry out of
+       * reach: the store's own copy serves */
+      _cleanup_free_ char *text = hoist_err_text(e);
+      hoist_warn("pull %s: %s; using the image store's copy", name, text);
+      hoist_err_free(e);
+    }
   }
   *out = steal_pointer(&dst);
   return 0;

@@ -877,6 +877,28 @@ int hoist_registry_tags(hoist_registry *r, const char *host, const char *repo, c
   return 0;
 }
 
+int hoist_registry_tags_of(hoist_registry *r, const char *host, const char *repo,
+                           const char *digest, char ***out, size_t *n, hoist_err **err) {
+  *out = NULL;
+  *n = 0;
+  _cleanup_strfreev_ char **tags = NULL;
+  size_t nt = 0;
+  if (hoist_registry_tags(r, host, repo, &tags, &nt, err) < 0)
+    return -1;
+  _cleanup_strv_ hoist_strv found = HOIST_STRV_INIT;
+  for (size_t i = 0; i < nt; i++) {
+    bool there = false;
+    char d[HOIST_DIGEST_STR_LEN];
+    if (hoist_registry_head_manifest(r, host, repo, tags[i], &there, d, NULL, err) < 0)
+      return hoist_err_wrap(err, "tags of %s/%s pointing at %s", host, repo, digest);
+    if (there && strcmp(d, digest) == 0)
+      hoist_strv_add(&found, tags[i]);
+  }
+  *n = found.n;
+  *out = hoist_strv_steal(&found);
+  return 0;
+}
+
 int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, size_t *n,
                            hoist_err **err) {
   _cleanup_free_ char *url = hoist_asprintf("/v2/_catalog?n=%u", r->page_size);

@@ -452,6 +452,37 @@ int hoist_store_untag(hoist_store *s, const char *tag, hoist_err **err) {
   return store_write_index(s, ix, err);
 }
 
+int hoist_store_untag_digest(hoist_store *s, const char *digest, char ***tags, hoist_err **err) {
+  *tags = NULL;
+  _cleanup_close_ int lockfd = -1;
+  int r;
+  if ((r = hoist_digest_parse(digest, NULL, err)) < 0)
+    return hoist_err_wrap(err, "layout %s: untag", s->dir);
+  if ((r = store_lock(s, &lockfd, err)) < 0)
+    return hoist_err_wrap(err, "layout %s", s->dir);
+  _cleanup_index_ hoist_index *ix = NULL;
+  if ((r = store_read_index(s, &ix, err)) < 0)
+    return r;
+  _cleanup_strv_ hoist_strv removed = HOIST_STRV_INIT;
+  bool found = false;
+  for (size_t i = ix->n_manifests; i-- > 0;) {
+    const hoist_descriptor *d = &ix->manifests[i];
+    if (strcmp(d->digest, digest) != 0)
+      continue;
+    const char *name = hoist_descriptor_annotation(d, HOIST_ANNOTATION_REF_NAME);
+    if (name)
+      hoist_strv_add(&removed, name);
+    hoist_index_remove(ix, i);
+    found = true;
+  }
+  if (!found)
+    return hoist_err_set(err, ENOENT, "layout %s: no entry with digest %s", s->dir, digest);
+  if ((r = store_write_index(s, ix, err)) < 0)
+    return r;
+  *tags = hoist_strv_steal(&removed);
+  return 0;
+}
+
 int hoist_store_resolve(hoist_store *s, const char *tag, hoist_descriptor *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
   _cleanup_index_ hoist_index *ix = NULL;
