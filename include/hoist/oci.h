@@ -252,7 +252,9 @@ HOIST_EXPORT void hoist_config_free(hoist_config *c);
  * each takes, as hoist_config_edit_add reads it: */
 typedef enum hoist_config_field {
   HOIST_CONFIG_ENTRYPOINT,   /* a JSON array of strings, or a command run as
-                              * ["/bin/sh", "-c", TEXT]; "" or [] removes it */
+                              * ["/bin/sh", "-c", TEXT]; "" or [] removes it.
+                              * A new one drops the image's Cmd unless the edit
+                              * sets Cmd too (Docker's ENTRYPOINT rule) */
   HOIST_CONFIG_CMD,          /* the same, for Cmd */
   HOIST_CONFIG_ENV,          /* NAME=VALUE: set, replacing NAME's entry */
   HOIST_CONFIG_ENV_RM,       /* NAME: its entry removed */

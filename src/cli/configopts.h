@@ -15,6 +15,7 @@
   "Config options (applied in the order given):\n"                                                 \
   "  --entrypoint CMD          Entrypoint: a JSON array ('[\"/app\",\"-v\"]') or a shell\n"        \
   "                            command, run as [\"/bin/sh\",\"-c\",CMD]; '' removes it\n"          \
+  "                            (a new one drops IMAGE's Cmd unless --cmd is given)\n"              \
   "  --cmd CMD                 Cmd, the same way\n"                                                \
   "  --env NAME=VALUE          set a variable, replacing NAME's entry (repeatable)\n"              \
   "  --env-rm NAME             remove a variable (repeatable)\n"                                   \

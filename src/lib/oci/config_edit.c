@@ -291,7 +291,10 @@ HOIST_WUR static int set_pair(json_t *map, const char *what, const char *pair, h
   return 0;
 }
 
-HOIST_WUR static int apply_one(const hoist_config_change *c, hoist_config *cfg, hoist_err **err) {
+/* Applies change c to cfg; sets_cmd: the edit sets Cmd too (else a new
+ * Entrypoint drops the Cmd cfg had, as Docker's ENTRYPOINT does). */
+HOIST_WUR static int apply_one(const hoist_config_change *c, bool sets_cmd, hoist_config *cfg,
+                               hoist_err **err) {
   json_t *section = hoist_config_section(cfg);
   _cleanup_free_ char *name = NULL;
   const char *value = NULL;
@@ -304,6 +307,8 @@ HOIST_WUR static int apply_one(const hoist_config_change *c, hoist_config *cfg, 
       json_object_del(section, key);
     else if (!oci_set_new(section, key, oci_strv_to_json(c->argv)))
       return hoist_err_set(err, HOIST_E_FORMAT, "%s is not valid UTF-8", key);
+    else if (c->field == HOIST_CONFIG_ENTRYPOINT && !sets_cmd)
+      json_object_del(section, "Cmd");
     return 0;
   }
   case HOIST_CONFIG_ENV:
@@ -346,8 +351,11 @@ HOIST_WUR static int apply_one(const hoist_config_change *c, hoist_config *cfg, 
 }
 
 int hoist_config_edit_apply(const hoist_config_edit *e, hoist_config *c, hoist_err **err) {
+  bool sets_cmd = false;
   for (size_t i = 0; i < e->n; i++)
-    if (apply_one(&e->v[i], c, err) < 0)
+    sets_cmd = sets_cmd || e->v[i].field == HOIST_CONFIG_CMD;
+  for (size_t i = 0; i < e->n; i++)
+    if (apply_one(&e->v[i], sets_cmd, c, err) < 0)
       return hoist_err_wrap(err, "edit config");
   return 0;
 }
