@@ -145,7 +145,8 @@ typedef struct hoist_image_config_opts {
    * is added, and "created" set to its time. Else "created" is kept. */
   const char *comment;
   const char *created_by; /* that entry's; NULL: "hoist config" */
-  int64_t created;        /* that entry's time (seconds since the epoch); < 0: now */
+  int64_t created;        /* that entry's time (seconds since the epoch); set -1 for
+                           * now (0 is the epoch itself) */
   int jobs;               /* parallel blob transfers; 0: 4 */
 } hoist_image_config_opts;
 

@@ -1,7 +1,5 @@
 /* hoist append: base image + one new layer -> a new image. */
-#include <errno.h>
 #include <inttypes.h>
-#include <string.h>
 
 #include "configopts.h"
 #include "hoist/image.h"

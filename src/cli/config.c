@@ -1,7 +1,5 @@
 /* hoist config: an image with a changed config (crane mutate, buildah config). */
-#include <errno.h>
 #include <inttypes.h>
-#include <string.h>
 
 #include "configopts.h"
 #include "hoist/image.h"
