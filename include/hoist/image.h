@@ -16,6 +16,9 @@
  *   one new layer written straight into the target (layer.h). The config
  *   gets the new diffID, a history entry and a new "created"; base layers
  *   the target lacks are copied from the base.
+ * - config edit (`crane mutate`, `buildah config`): an image with a changed
+ *   config (Entrypoint, Cmd, Env, Labels, ...; oci.h's hoist_config_edit)
+ *   and manifest annotations; its layers are never written again.
  * - index create: single-platform images joined into one multi-arch index.
  *
  * Ownership: results that hold memory say so and have a *_clear. Whoever
@@ -187,6 +190,10 @@ typedef struct hoist_image_append_options {
    * the layer is added: labels, Env. A negative return fails the append. */
   int (*edit_config)(void *ctx, hoist_config *cfg, hoist_err **err);
   void *edit_ctx;
+  /* NULL, or changes to the config and the manifest's annotations (as
+   * hoist_image_config_edit makes), applied before any blob is written and
+   * before edit_config. */
+  const hoist_config_edit *config_edit;
 } hoist_image_append_options;
 
 typedef struct hoist_image_append_result {
@@ -207,6 +214,42 @@ HOIST_EXPORT int hoist_image_append(hoist_transport_source *base, hoist_transpor
                                     const hoist_layer_source *layer,
                                     const hoist_image_append_options *opts,
                                     hoist_image_append_result *out, hoist_err **err) HOIST_WUR;
+
+/* ----------------------------------------------------------- config edit */
+
+typedef struct hoist_image_config_opts {
+  const hoist_platform *platform; /* from an index pick this; NULL: the host's */
+  /* Non-NULL: a history entry {created, created_by, comment, empty_layer}
+   * is added, and "created" set to its time. Else "created" is kept. */
+  const char *comment;
+  const char *created_by; /* that entry's; NULL: "hoist config" */
+  int64_t created;        /* that entry's time (seconds since the epoch); set -1 for
+                           * now (0 is the epoch itself) */
+  int jobs;               /* parallel blob transfers; 0: 4 */
+} hoist_image_config_opts;
+
+typedef struct hoist_image_config_result {
+  char manifest_digest[HOIST_DIGEST_STR_LEN];
+  char config_digest[HOIST_DIGEST_STR_LEN];
+  size_t n_layers;
+  uint64_t blobs_copied;  /* layers streamed into the target */
+  uint64_t blobs_mounted; /* mounted from another repository of its registry */
+  uint64_t blobs_skipped; /* already there */
+} hoist_image_config_result;
+
+/* `crane mutate`: the image src names (an index: opts->platform's image),
+ * its config changed by edit (and the manifest's annotations), stored in
+ * dst under dst's own tag (the caller commits dst). Nothing but the config
+ * and the manifest is new: layers dst lacks are moved from src the cheapest
+ * way (mounted within one registry, streamed between two); layers it has
+ * (the same layout or repository) are not touched. The manifest keeps its
+ * media type (Docker schema 2 or OCI), layers and subject; every check
+ * (edit values, annotations on a Docker manifest) passes before anything is
+ * written. dst may be the location src names: its tag then moves. */
+HOIST_EXPORT int hoist_image_config_edit(hoist_transport_source *src, hoist_transport_target *dst,
+                                         const hoist_config_edit *edit,
+                                         const hoist_image_config_opts *opts,
+                                         hoist_image_config_result *out, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------- multi-arch index */
 

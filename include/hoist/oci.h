@@ -239,9 +239,74 @@ HOIST_EXPORT int hoist_config_set_env(hoist_config *c, const char *name, const c
 /* Sets config.Labels[key]; a NULL value removes the label. */
 HOIST_EXPORT int hoist_config_set_label(hoist_config *c, const char *key, const char *value,
                                         hoist_err **err) HOIST_WUR;
+/* Appends a history entry {created, created_by, comment, empty_layer: true}
+ * (a change that added no layer) and sets "created". created_by and comment
+ * may be NULL. */
+HOIST_EXPORT int hoist_config_add_history(hoist_config *c, const char *created_by,
+                                          const char *comment, time_t created,
+                                          hoist_err **err) HOIST_WUR;
 /* Writes t as RFC 3339 UTC ("2026-01-02T03:04:05Z"). */
 HOIST_EXPORT int hoist_config_format_time(time_t t, char out[32], hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_config_free(hoist_config *c);
+
+/* ---------------------------------------------------------- config edit */
+
+/* What `hoist config` (and `hoist append`) change in an image, as `crane
+ * mutate` and `buildah config` do: one kind of change per option. The value
+ * each takes, as hoist_config_edit_add reads it: */
+typedef enum hoist_config_field {
+  HOIST_CONFIG_ENTRYPOINT,   /* a JSON array of strings, or a command run as
+                              * ["/bin/sh", "-c", TEXT]; "" or [] removes it.
+                              * A new one drops the image's Cmd unless the edit
+                              * sets Cmd too (Docker's ENTRYPOINT rule) */
+  HOIST_CONFIG_CMD,          /* the same, for Cmd */
+  HOIST_CONFIG_ENV,          /* NAME=VALUE: set, replacing NAME's entry */
+  HOIST_CONFIG_ENV_RM,       /* NAME: its entry removed */
+  HOIST_CONFIG_LABEL,        /* KEY=VALUE in Labels */
+  HOIST_CONFIG_LABEL_RM,     /* KEY removed from Labels */
+  HOIST_CONFIG_ANNOTATION,   /* KEY=VALUE in the manifest's annotations */
+  HOIST_CONFIG_USER,         /* "user[:group]", ids or names; "" removes */
+  HOIST_CONFIG_WORKDIR,      /* an absolute path; "" removes */
+  HOIST_CONFIG_EXPOSE,       /* PORT[/tcp|udp|sctp] into ExposedPorts ("80/tcp": {}) */
+  HOIST_CONFIG_VOLUME,       /* an absolute path into Volumes */
+  HOIST_CONFIG_STOP_SIGNAL,  /* SIGTERM, TERM or 15; "" removes */
+  HOIST_CONFIG_OS,           /* "linux" */
+  HOIST_CONFIG_ARCHITECTURE, /* "arm64" (aarch64, x86_64, ... normalized) */
+  HOIST_CONFIG_VARIANT,      /* "v7"; "" removes */
+  HOIST_CONFIG_AUTHOR,       /* the config's author; "" removes */
+} hoist_config_field;
+
+/* One change: the field and its value as checked and normalized ("80/tcp"
+ * for "80"); argv for Entrypoint and Cmd (empty: removed). Owned. */
+typedef struct hoist_config_change {
+  hoist_config_field field;
+  char *value;
+  char **argv;
+} hoist_config_change;
+
+/* The changes, applied in the order they were added (a later --env NAME=...
+ * replaces an earlier one; --env-rm NAME after it removes it). {0} is an
+ * empty edit; hoist_config_edit_clear frees one. */
+typedef struct hoist_config_edit {
+  hoist_config_change *v;
+  size_t n;
+} hoist_config_edit;
+
+/* Checks text as a value of field and appends the change to e. A refused
+ * value leaves e as it was, with an error saying what is wrong and what is
+ * wanted ("FOO is not NAME=VALUE"); the caller names the option. */
+HOIST_EXPORT int hoist_config_edit_add(hoist_config_edit *e, hoist_config_field field,
+                                       const char *text, hoist_err **err) HOIST_WUR;
+/* Applies e's changes to the config c in order; annotations are the
+ * manifest's (hoist_config_edit_annotate). */
+HOIST_EXPORT int hoist_config_edit_apply(const hoist_config_edit *e, hoist_config *c,
+                                         hoist_err **err) HOIST_WUR;
+/* Applies e's annotations to the manifest m; fails for a Docker schema 2
+ * manifest, which has no annotations. No annotation: nothing to do. */
+HOIST_EXPORT int hoist_config_edit_annotate(const hoist_config_edit *e, hoist_manifest *m,
+                                            hoist_err **err) HOIST_WUR;
+HOIST_EXPORT void hoist_config_edit_clear(hoist_config_edit *e);
+#define _cleanup_config_edit_ __attribute__((cleanup(hoist_config_edit_clear)))
 
 /* Canonical JSON: sorted keys, compact. Caller frees. */
 HOIST_EXPORT int hoist_json_canonical(const json_t *j, char **out, size_t *len,

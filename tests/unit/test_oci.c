@@ -705,6 +705,178 @@ static void test_config_new(void **state) {
   assert_non_null(json_object_get(c3->root, "config"));
 }
 
+/* What each config option takes and refuses, and how it is normalized. */
+static void test_config_edit_values(void **state) {
+  (void)state;
+  static const struct {
+    hoist_config_field f;
+    const char *text;
+    const char *want; /* the normalized value or argv joined by '|', or NULL */
+    const char *err;  /* a refusal: part of its text */
+  } cases[] = {
+      {HOIST_CONFIG_CMD, "[\"/app\", \"-v\"]", "/app|-v", NULL},
+      {HOIST_CONFIG_CMD, "  [\"x\"]", "x", NULL},
+      {HOIST_CONFIG_CMD, "echo $HOME", "/bin/sh|-c|echo $HOME", NULL},
+      {HOIST_CONFIG_CMD, "", "", NULL},
+      {HOIST_CONFIG_CMD, "[]", "", NULL},
+      {HOIST_CONFIG_ENTRYPOINT, "[\"/app\"", NULL, "bad JSON"},
+      {HOIST_CONFIG_ENTRYPOINT, "[1]", NULL, "JSON array of strings"},
+      {HOIST_CONFIG_ENTRYPOINT, "[\"a\", null]", NULL, "JSON array of strings"},
+      {HOIST_CONFIG_ENV, "A=1", "A=1", NULL},
+      {HOIST_CONFIG_ENV, "A=", "A=", NULL},
+      {HOIST_CONFIG_ENV, "A=b=c", "A=b=c", NULL},
+      {HOIST_CONFIG_ENV, "A", NULL, "is not NAME=VALUE"},
+      {HOIST_CONFIG_ENV, "=1", NULL, "is not NAME=VALUE"},
+      {HOIST_CONFIG_ENV, "A=\xff", NULL, "UTF-8"},
+      {HOIST_CONFIG_ENV_RM, "A", "A", NULL},
+      {HOIST_CONFIG_ENV_RM, "A=1", NULL, "without '='"},
+      {HOIST_CONFIG_ENV_RM, "", NULL, "empty"},
+      {HOIST_CONFIG_LABEL, "org.x=1", "org.x=1", NULL},
+      {HOIST_CONFIG_LABEL, "org.x", NULL, "is not KEY=VALUE"},
+      {HOIST_CONFIG_LABEL_RM, "org.x", "org.x", NULL},
+      {HOIST_CONFIG_ANNOTATION, "=v", NULL, "is not KEY=VALUE"},
+      {HOIST_CONFIG_EXPOSE, "80", "80/tcp", NULL},
+      {HOIST_CONFIG_EXPOSE, "53/UDP", "53/udp", NULL},
+      {HOIST_CONFIG_EXPOSE, "9/sctp", "9/sctp", NULL},
+      {HOIST_CONFIG_EXPOSE, "0", NULL, "port 1-65535"},
+      {HOIST_CONFIG_EXPOSE, "65536", NULL, "port 1-65535"},
+      {HOIST_CONFIG_EXPOSE, "http", NULL, "port 1-65535"},
+      {HOIST_CONFIG_EXPOSE, "/tcp", NULL, "port 1-65535"},
+      {HOIST_CONFIG_EXPOSE, "80/icmp", NULL, "tcp, udp or sctp"},
+      {HOIST_CONFIG_VOLUME, "/data", "/data", NULL},
+      {HOIST_CONFIG_VOLUME, "data", NULL, "absolute path"},
+      {HOIST_CONFIG_WORKDIR, "/srv", "/srv", NULL},
+      {HOIST_CONFIG_WORKDIR, "", "", NULL},
+      {HOIST_CONFIG_WORKDIR, "srv", NULL, "absolute path"},
+      {HOIST_CONFIG_USER, "1000:1000", "1000:1000", NULL},
+      {HOIST_CONFIG_STOP_SIGNAL, "SIGTERM", "SIGTERM", NULL},
+      {HOIST_CONFIG_STOP_SIGNAL, "term", "term", NULL},
+      {HOIST_CONFIG_STOP_SIGNAL, "9", "9", NULL},
+      {HOIST_CONFIG_STOP_SIGNAL, "SIGRTMIN+3", "SIGRTMIN+3", NULL},
+      {HOIST_CONFIG_STOP_SIGNAL, "SIGFOO", NULL, "not a signal"},
+      {HOIST_CONFIG_STOP_SIGNAL, "0", NULL, "not a signal"},
+      {HOIST_CONFIG_STOP_SIGNAL, "99", NULL, "not a signal"},
+      {HOIST_CONFIG_OS, "linux", "linux", NULL},
+      {HOIST_CONFIG_OS, "", NULL, "not an operating system"},
+      {HOIST_CONFIG_OS, "Linux", NULL, "not an operating system"},
+      {HOIST_CONFIG_ARCHITECTURE, "aarch64", "arm64", NULL},
+      {HOIST_CONFIG_ARCHITECTURE, "X86_64", "amd64", NULL},
+      {HOIST_CONFIG_ARCHITECTURE, "a/b", NULL, "not an architecture"},
+      {HOIST_CONFIG_VARIANT, "v7", "v7", NULL},
+      {HOIST_CONFIG_VARIANT, "", "", NULL},
+      {HOIST_CONFIG_AUTHOR, "me <me@example.org>", "me <me@example.org>", NULL},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    _cleanup_config_edit_ hoist_config_edit e = {0};
+    hoist_err *err = NULL;
+    int r = hoist_config_edit_add(&e, cases[i].f, cases[i].text, &err);
+    if (cases[i].err) {
+      if (r == 0)
+        fail_msg("case %zu (%s): accepted", i, cases[i].text);
+      assert_int_equal(e.n, 0);
+      assert_err_contains(&err, cases[i].err);
+      continue;
+    }
+    assert_ok(r, &err);
+    assert_int_equal(e.n, 1);
+    _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(0);
+    if (e.v[0].argv)
+      for (char **a = e.v[0].argv; *a; a++)
+        assert_ok(hoist_buf_appendf(&b, &err, "%s%s", a == e.v[0].argv ? "" : "|", *a), &err);
+    else
+      assert_ok(hoist_buf_appendf(&b, &err, "%s", e.v[0].value), &err);
+    assert_ok(hoist_buf_appendf(&b, &err, "%s", ""), &err);
+    if (strcmp(b.data, cases[i].want) != 0)
+      fail_msg("case %zu (%s): got \"%s\", want \"%s\"", i, cases[i].text, b.data, cases[i].want);
+  }
+}
+
+/* Changes apply in order, to a config that has values already. */
+static void test_config_edit_apply(void **state) {
+  (void)state;
+  static const char base[] =
+      "{\"architecture\":\"amd64\",\"os\":\"linux\",\"variant\":\"v2\","
+      "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},"
+      "\"config\":{\"Env\":[\"PATH=/bin\",\"A=1\",\"B=2\"],\"Cmd\":[\"old\"],"
+      "\"Entrypoint\":[\"/ep\"],\"Labels\":{\"keep\":\"1\",\"drop\":\"2\"},\"User\":\"app\"}}";
+  static const struct {
+    hoist_config_field f;
+    const char *text;
+  } changes[] = {
+      {HOIST_CONFIG_ENV, "A=one"},
+      {HOIST_CONFIG_ENV_RM, "B"},
+      {HOIST_CONFIG_ENV, "C=3"},
+      {HOIST_CONFIG_ENV, "D=4"},
+      {HOIST_CONFIG_ENV_RM, "D"},
+      {HOIST_CONFIG_CMD, "echo hi"},
+      {HOIST_CONFIG_ENTRYPOINT, ""},
+      {HOIST_CONFIG_LABEL, "new=x=y"},
+      {HOIST_CONFIG_LABEL_RM, "drop"},
+      {HOIST_CONFIG_LABEL_RM, "absent"},
+      {HOIST_CONFIG_USER, ""},
+      {HOIST_CONFIG_WORKDIR, "/srv"},
+      {HOIST_CONFIG_EXPOSE, "80"},
+      {HOIST_CONFIG_EXPOSE, "80/tcp"},
+      {HOIST_CONFIG_EXPOSE, "53/udp"},
+      {HOIST_CONFIG_VOLUME, "/data"},
+      {HOIST_CONFIG_STOP_SIGNAL, "TERM"},
+      {HOIST_CONFIG_ARCHITECTURE, "aarch64"},
+      {HOIST_CONFIG_VARIANT, ""},
+      {HOIST_CONFIG_AUTHOR, "me"},
+      {HOIST_CONFIG_ANNOTATION, "a.b=c"},
+  };
+  hoist_err *err = NULL;
+  _cleanup_config_edit_ hoist_config_edit e = {0};
+  for (size_t i = 0; i < sizeof changes / sizeof changes[0]; i++)
+    assert_ok(hoist_config_edit_add(&e, changes[i].f, changes[i].text, &err), &err);
+  _cleanup_config_ hoist_config *c = NULL;
+  assert_ok(hoist_config_parse(base, strlen(base), &c, &err), &err);
+  assert_ok(hoist_config_edit_apply(&e, c, &err), &err);
+  assert_ok(hoist_config_add_history(c, "hoist config", "why", 0, &err), &err);
+  _cleanup_free_ char *s = NULL;
+  assert_ok(hoist_config_to_json(c, &s, NULL, &err), &err);
+  assert_string_equal(
+      s,
+      "{\"architecture\":\"arm64\",\"author\":\"me\","
+      "\"config\":{\"Cmd\":[\"/bin/sh\",\"-c\",\"echo hi\"],"
+      "\"Env\":[\"PATH=/bin\",\"A=one\",\"C=3\"],"
+      "\"ExposedPorts\":{\"53/udp\":{},\"80/tcp\":{}},\"Labels\":{\"keep\":\"1\",\"new\":\"x=y\"},"
+      "\"StopSignal\":\"TERM\",\"Volumes\":{\"/data\":{}},\"WorkingDir\":\"/srv\"},"
+      "\"created\":\"1970-01-01T00:00:00Z\","
+      "\"history\":[{\"comment\":\"why\",\"created\":\"1970-01-01T00:00:00Z\","
+      "\"created_by\":\"hoist config\",\"empty_layer\":true}],"
+      "\"os\":\"linux\",\"rootfs\":{\"diff_ids\":[],\"type\":\"layers\"}}");
+  /* what it wrote parses back */
+  _cleanup_config_ hoist_config *c2 = NULL;
+  assert_ok(hoist_config_parse(s, strlen(s), &c2, &err), &err);
+
+  /* annotations are the manifest's: an OCI one takes them, a Docker one refuses */
+  _cleanup_manifest_ hoist_manifest *m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
+  assert_ok(hoist_config_edit_annotate(&e, m, &err), &err);
+  assert_string_equal(json_string_value(json_object_get(m->annotations, "a.b")), "c");
+  _cleanup_manifest_ hoist_manifest *d = hoist_manifest_new(HOIST_MT_DOCKER_MANIFEST);
+  assert_true(hoist_config_edit_annotate(&e, d, &err) < 0);
+  assert_err_contains(&err, "Docker schema 2 manifest has no annotations");
+  /* a new Entrypoint drops the image's Cmd, unless the edit sets Cmd too */
+  _cleanup_config_edit_ hoist_config_edit ep = {0};
+  assert_ok(hoist_config_edit_add(&ep, HOIST_CONFIG_ENTRYPOINT, "[\"/app\"]", &err), &err);
+  _cleanup_config_ hoist_config *c3 = NULL;
+  assert_ok(hoist_config_parse(base, strlen(base), &c3, &err), &err);
+  assert_ok(hoist_config_edit_apply(&ep, c3, &err), &err);
+  assert_null(json_object_get(hoist_config_section(c3), "Cmd"));
+  assert_ok(hoist_config_edit_add(&ep, HOIST_CONFIG_CMD, "[\"-v\"]", &err), &err);
+  _cleanup_config_ hoist_config *c4 = NULL;
+  assert_ok(hoist_config_parse(base, strlen(base), &c4, &err), &err);
+  assert_ok(hoist_config_edit_apply(&ep, c4, &err), &err);
+  json_t *cmd = json_object_get(hoist_config_section(c4), "Cmd");
+  assert_string_equal(json_string_value(json_array_get(cmd, 0)), "-v");
+  /* an edit without annotations leaves a Docker manifest alone */
+  _cleanup_config_edit_ hoist_config_edit plain = {0};
+  assert_ok(hoist_config_edit_add(&plain, HOIST_CONFIG_USER, "1", &err), &err);
+  assert_ok(hoist_config_edit_annotate(&plain, d, &err), &err);
+  assert_null(d->annotations);
+}
+
 static void test_media_kinds(void **state) {
   (void)state;
   static const struct {
@@ -768,6 +940,8 @@ int main(void) {
       cmocka_unit_test(test_platform_match_table),
       cmocka_unit_test(test_config_round_trip_and_edit),
       cmocka_unit_test(test_config_new),
+      cmocka_unit_test(test_config_edit_values),
+      cmocka_unit_test(test_config_edit_apply),
       cmocka_unit_test(test_media_kinds),
       cmocka_unit_test(test_canonical_json),
   };

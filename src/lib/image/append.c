@@ -3,39 +3,54 @@
 #include <string.h>
 #include <time.h>
 
-#include "hoist/image.h"
+#include "image-internal.h"
 
 /* --------------------------------------------------------------- append */
 
-/* The base's single-platform manifest: the document itself, or the entry of
- * an index matching want (the host's platform when want is NULL). */
-HOIST_WUR static int base_manifest(hoist_transport_source *base, const hoist_platform *want,
-                                   hoist_manifest **out, hoist_err **err) {
+int image_manifest_of(hoist_transport_source *src, const char *what, const hoist_platform *want,
+                      hoist_manifest **out, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *got_mt = NULL;
   char got[HOIST_DIGEST_STR_LEN];
   size_t len = 0;
-  int r = base->ops->manifest(base, NULL, &data, &len, &got_mt, got, err);
+  int r = src->ops->manifest(src, NULL, &data, &len, &got_mt, got, err);
   if (r < 0)
-    return hoist_err_wrap(err, "base manifest");
+    return hoist_err_wrap(err, "%s manifest", what);
   const char *mt = hoist_manifest_detect(data, len);
   if (mt && hoist_media_kind_of(mt) == HOIST_MEDIA_INDEX) {
     _cleanup_index_ hoist_index *ix = NULL;
     if ((r = hoist_index_parse(data, len, &ix, err)) < 0)
-      return hoist_err_wrap(err, "base index");
+      return hoist_err_wrap(err, "%s index", what);
     _cleanup_platform_ hoist_platform *host = want ? NULL : hoist_platform_host();
     const hoist_descriptor *d = hoist_index_find_platform(ix, want ? want : host);
     if (!d) {
       _cleanup_free_ char *p = hoist_platform_string(want ? want : host);
-      return hoist_err_set(err, ENOENT, "base index has no manifest for %s", p);
+      return hoist_err_set(err, ENOENT, "%s index has no manifest for %s", what, p);
     }
     free(steal_pointer(&data));
     free(steal_pointer(&got_mt));
-    if ((r = base->ops->manifest(base, d->digest, &data, &len, &got_mt, got, err)) < 0)
-      return hoist_err_wrap(err, "base manifest %s", d->digest);
+    if ((r = src->ops->manifest(src, d->digest, &data, &len, &got_mt, got, err)) < 0)
+      return hoist_err_wrap(err, "%s manifest %s", what, d->digest);
   }
   if ((r = hoist_manifest_parse_image(data, len, out, err)) < 0)
-    return hoist_err_wrap(err, "base manifest");
+    return hoist_err_wrap(err, "%s manifest", what);
+  return 0;
+}
+
+int image_put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
+                   const char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) {
+  hoist_descriptor d = {
+      .media_type = (char *)media_type, .digest = (char *)digest, .size = (int64_t)len};
+  bool has = false;
+  if (t->ops->has_blob(t, &d, &has, err) < 0)
+    return -1;
+  if (has)
+    return 0;
+  _cleanup_writer_ hoist_writer *w = NULL;
+  char got[HOIST_DIGEST_STR_LEN];
+  if (t->ops->blob_writer(t, digest, (int64_t)len, &w, err) < 0 ||
+      hoist_writer_write(w, data, len, err) < 0 || hoist_writer_commit(w, got, NULL, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -100,7 +115,7 @@ int hoist_image_append(hoist_transport_source *base, hoist_transport_target *tar
   _cleanup_config_ hoist_config *cfg = NULL;
   int r = 0;
   if (base) {
-    if ((r = base_manifest(base, opts->platform, &m, err)) < 0)
+    if ((r = image_manifest_of(base, "base", opts->platform, &m, err)) < 0)
       return hoist_err_wrap(err, "append");
   } else {
     m = hoist_manifest_new(HOIST_MT_OCI_MANIFEST);
@@ -130,6 +145,10 @@ int hoist_image_append(hoist_transport_source *base, hoist_transport_target *tar
                          "append: base config lists %zu diff_ids for %zu layers",
                          hoist_config_n_diff_ids(cfg), m->n_layers);
 
+  if (opts->config_edit && ((r = hoist_config_edit_apply(opts->config_edit, cfg, err)) < 0 ||
+                            (r = hoist_config_edit_annotate(opts->config_edit, m, err)) < 0))
+    return hoist_err_wrap(err, "append");
+
   if (base && (r = copy_base_layers(base, target, m, out, err)) < 0)
     return hoist_err_wrap(err, "append");
 
@@ -158,20 +177,9 @@ int hoist_image_append(hoist_transport_source *base, hoist_transport_target *tar
   if ((r = hoist_config_to_json(cfg, &cjson, &cjson_len, err)) < 0)
     return hoist_err_wrap(err, "append: config");
   hoist_sha256_of(cjson, cjson_len, out->config_digest);
-  hoist_descriptor cd = {
-      .media_type = HOIST_MT_OCI_CONFIG, .digest = out->config_digest, .size = (int64_t)cjson_len};
-  bool has_config = false;
-  if ((r = target->ops->has_blob(target, &cd, &has_config, err)) < 0)
-    return hoist_err_wrap(err, "append: config");
-  if (!has_config) {
-    _cleanup_writer_ hoist_writer *w = NULL;
-    char got[HOIST_DIGEST_STR_LEN];
-    if ((r = target->ops->blob_writer(target, out->config_digest, (int64_t)cjson_len, &w, err)) <
-            0 ||
-        (r = hoist_writer_write(w, cjson, cjson_len, err)) < 0 ||
-        (r = hoist_writer_commit(w, got, NULL, err)) < 0)
-      return hoist_err_wrap(err, "append: store config");
-  }
+  if ((r = image_put_blob(target, HOIST_MT_OCI_CONFIG, cjson, cjson_len, out->config_digest, err)) <
+      0)
+    return hoist_err_wrap(err, "append: store config");
 
   free(m->config.digest);
   m->config.digest = hoist_strdup(out->config_digest);

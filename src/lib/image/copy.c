@@ -6,7 +6,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "hoist/image.h"
+#include "image-internal.h"
 
 typedef struct copy_ctx {
   hoist_transport_source *src;
@@ -114,6 +114,18 @@ HOIST_WUR static int copy_blobs(copy_ctx *c, const hoist_descriptor *const *blob
     return -1;
   }
   return 0;
+}
+
+int image_copy_blobs(hoist_transport_source *src, hoist_transport_target *dst,
+                     const hoist_descriptor *const *blobs, size_t n, int jobs,
+                     image_blob_counts *counts, hoist_err **err) {
+  copy_ctx c = {.src = src, .dst = dst, .jobs = jobs_of(NULL, jobs)};
+  int r = copy_blobs(&c, blobs, n, err);
+  *counts = (image_blob_counts){.copied = atomic_load(&c.uploaded),
+                                .skipped = atomic_load(&c.skipped),
+                                .mounted = atomic_load(&c.mounted),
+                                .bytes = atomic_load(&c.bytes)};
+  return r;
 }
 
 /* ------------------------------------------------------------ images */

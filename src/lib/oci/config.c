@@ -205,30 +205,59 @@ int hoist_config_format_time(time_t t, char out[32], hoist_err **err) {
   return 0;
 }
 
-int hoist_config_add_layer(hoist_config *c, const char *diff_id, const char *created_by,
-                           const char *comment, time_t created, hoist_err **err) {
-  int r = hoist_digest_parse(diff_id, NULL, err);
-  if (r < 0)
-    return hoist_err_wrap(err, "add layer: diff_id");
+/* A new history entry {created, created_by, comment} in *out, for what
+ * (an error's context). */
+HOIST_WUR static int history_entry(const char *what, const char *created_by, const char *comment,
+                                   time_t created, json_t **out, hoist_err **err) {
   char when[32];
-  if ((r = hoist_config_format_time(created, when, err)) < 0)
-    return hoist_err_wrap(err, "add layer");
+  int r = hoist_config_format_time(created, when, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "%s", what);
   _cleanup_json_ json_t *h = json_object();
   if (!h)
     abort();
   oci_set_string(h, "created", when);
   if (created_by && !oci_set_string(h, "created_by", created_by))
-    return hoist_err_set(err, HOIST_E_FORMAT, "add layer: created_by is not valid UTF-8");
+    return hoist_err_set(err, HOIST_E_FORMAT, "%s: created_by is not valid UTF-8", what);
   if (comment && !oci_set_string(h, "comment", comment))
-    return hoist_err_set(err, HOIST_E_FORMAT, "add layer: comment is not valid UTF-8");
+    return hoist_err_set(err, HOIST_E_FORMAT, "%s: comment is not valid UTF-8", what);
+  *out = steal_pointer(&h);
+  return 0;
+}
 
+/* Appends history entry h (consumed) and sets "created" to its time. */
+static void add_history(hoist_config *c, json_t *h) {
+  if (!oci_set_new(c->root, "created", json_deep_copy(json_object_get(h, "created"))) ||
+      json_array_append_new(ensure(c->root, "history", true), h) < 0)
+    abort();
+}
+
+int hoist_config_add_layer(hoist_config *c, const char *diff_id, const char *created_by,
+                           const char *comment, time_t created, hoist_err **err) {
+  int r = hoist_digest_parse(diff_id, NULL, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "add layer: diff_id");
+  json_t *h = NULL;
+  if ((r = history_entry("add layer", created_by, comment, created, &h, err)) < 0)
+    return r;
   json_t *rootfs = ensure(c->root, "rootfs", false);
   if (!json_is_string(json_object_get(rootfs, "type")))
     oci_set_string(rootfs, "type", "layers");
-  if (json_array_append_new(ensure(rootfs, "diff_ids", true), json_string(diff_id)) < 0 ||
-      json_array_append(ensure(c->root, "history", true), h) < 0)
+  if (json_array_append_new(ensure(rootfs, "diff_ids", true), json_string(diff_id)) < 0)
     abort();
-  oci_set_string(c->root, "created", when);
+  add_history(c, h);
+  return 0;
+}
+
+int hoist_config_add_history(hoist_config *c, const char *created_by, const char *comment,
+                             time_t created, hoist_err **err) {
+  json_t *h = NULL;
+  int r = history_entry("history", created_by, comment, created, &h, err);
+  if (r < 0)
+    return r;
+  if (json_object_set_new(h, "empty_layer", json_true()) < 0)
+    abort();
+  add_history(c, h);
   return 0;
 }
 
