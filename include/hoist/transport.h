@@ -175,6 +175,9 @@ typedef struct hoist_transport_opts {
   /* The client for registry locations (borrowed; it must outlive what is
    * opened with it). NULL: registry locations are refused. */
   hoist_registry *registry;
+  /* The client for registry targets, when they need settings of their own
+   * (other credentials, TLS: copy's --dest-* options); NULL: registry. */
+  hoist_registry *target_registry;
 } hoist_transport_opts;
 
 /* The source or target a location names, with the driver of its kind
