@@ -12,13 +12,20 @@
  * repository path ("library/busybox") as plain strings; they do one API
  * operation each with authentication and the retry policy (3 attempts, 1 s
  * doubling with jitter, on 408, 429 with Retry-After, 5xx and broken
- * connections). Blobs stream: downloads go into a hoist_writer and are
+ * connections). The first call for a host decides how it is spoken to
+ * (hoist_registry_ping): https, or plain http for a host allowed to be
+ * insecure whose https failed; a host that refuses the connection then is
+ * reported at once, one that answered before and refuses later is
+ * restarting, and retried. Blobs stream: downloads go into a hoist_writer and are
  * checked against digest and size as they arrive; uploads read from a file
  * descriptor or stream from a writer. Nothing is written locally, so a crash
  * leaves at most an unfinished upload session, which the registry expires,
  * or blobs no manifest names.
  *
- * Credential and challenge parsers are exposed for tests and fuzzing.
+ * Credential and challenge parsers are exposed for tests and fuzzing, and
+ * so is the reader of certs.d directories. hoist_creds_store and
+ * hoist_creds_erase change an auth file (login, logout): it is replaced
+ * whole by a rename, so a crash leaves the old file or the new one.
  */
 #ifndef HOIST_REGISTRY_H
 #define HOIST_REGISTRY_H
@@ -54,18 +61,36 @@ typedef struct hoist_registry_opts {
    * none. hoist: $XDG_RUNTIME_DIR/containers/auth.json,
    * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json */
   const char *const *auth_files;
-  const char *const *insecure;     /* NULL-terminated hosts spoken to over plain http */
+  /* NULL-terminated hosts ("host" or "host:port") allowed to be insecure, as
+   * podman's registries.conf means it: https without verifying the
+   * certificate, then plain http when https fails. Loopback hosts
+   * (localhost, 127.0.0.0/8, ::1) are allowed plain http too, but their
+   * certificates are verified. */
+  const char *const *insecure;
   const char *config_file;         /* registries config; NULL: config_file_default
                                     * (hoist: --registries-conf, else $HOIST_REGISTRIES_CONF) */
   const char *config_file_default; /* registries config read when it exists and config_file is
                                     * NULL; NULL: none (hoist:
                                     * ${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json) */
-  const char *ca_file;             /* extra CA bundle for https, or NULL */
+  const char *ca_file;             /* CA bundle trusted besides the system's, or NULL */
   const char *cert_file;           /* TLS client certificate (PEM), or NULL */
   const char *key_file;            /* its key, or NULL */
+  /* A directory of TLS files for every registry (skopeo's --cert-dir): CA
+   * certificates *.crt, client certificates *.cert each with the *.key of
+   * the same name. It replaces the certs.d lookup; NULL: certs_d. */
+  const char *cert_dir;
+  /* NULL-terminated certs.d roots: for host "h:p", the first ROOT/h:p/ that
+   * exists is read as cert_dir is (hoist_certs_dir_read). NULL: none.
+   * hoist: ~/.config/containers/certs.d, /etc/containers/certs.d,
+   * /etc/docker/certs.d (podman's order) */
+  const char *const *certs_d;
+  /* --tls-verify=false: https without verifying certificates, for every
+   * host; plain http still only for hosts allowed to be insecure */
   bool tls_skip_verify;
-  bool tls_always; /* https even for loopback hosts (explicit --tls-verify=true) */
-  int jobs;        /* parallel blob transfers; 0 means 4 */
+  /* --tls-verify=true: https, verified, for every host, even loopback and
+   * the insecure list: never plain http */
+  bool tls_always;
+  int jobs; /* parallel blob transfers; 0 means 4 */
   /* bytes per PATCH of a chunked upload (blobs over 64 MiB); 0: 64 MiB. A
    * larger OCI-Chunk-Min-Length of the registry wins. hoist: $HOIST_CHUNK_SIZE */
   uint64_t chunk_size;
@@ -84,9 +109,19 @@ HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
 /* Parallel blob transfers the client was made for (opts->jobs, 4 when 0). */
 HOIST_EXPORT int hoist_registry_jobs(const hoist_registry *r);
 
-/* True when host is spoken to over plain http: localhost, 127.0.0.0/8, ::1
- * and hosts made insecure by options or the config file. */
+/* True when host may be spoken to over plain http once https failed:
+ * localhost, 127.0.0.0/8, ::1 and hosts made insecure by options or the
+ * config file; never with tls_always. */
 HOIST_EXPORT bool hoist_registry_is_insecure(hoist_registry *r, const char *host);
+
+/* GET /v2/ on host with the authentication flow (Basic, or a Bearer token
+ * asked for no scope, as docker login does): 0 when the registry accepts
+ * the client's credentials for host, or needs none. Refused credentials are
+ * HOIST_E_AUTH; a registry that cannot be reached says why (connection
+ * refused, a certificate not trusted: what to give). Decides how host is
+ * spoken to, as the first call for a host always does. */
+HOIST_EXPORT int hoist_registry_ping(hoist_registry *r, const char *host,
+                                     hoist_err **err) HOIST_WUR;
 
 /* ---------------------------------------------------------- blobs */
 
@@ -227,6 +262,42 @@ HOIST_EXPORT int hoist_creds_from_json(const char *data, size_t len, const char 
                                        const char *repo, hoist_creds *out, bool *found,
                                        hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_creds_clear(hoist_creds *c);
+
+/* Sets host's credentials in the auth file at path (Docker's config.json
+ * format, which podman login writes to ${XDG_RUNTIME_DIR}/containers/
+ * auth.json): auths[host] = {"auth": base64 of "username:password"}. host is
+ * "host[:port]" or "host[:port]/path" for one namespace; the entries that
+ * name it in another form ("https://host/v2/") are replaced too, everything
+ * else is kept. The file is written whole under a temporary name, mode 0600,
+ * and renamed over the old one; missing parent directories are made 0700. A
+ * host whose credentials a credHelpers entry keeps is refused, and so is a
+ * username with a ':'. */
+HOIST_EXPORT int hoist_creds_store(const char *path, const char *host, const char *username,
+                                   const char *password, hoist_err **err) HOIST_WUR;
+
+/* Removes host's auths entries (in every form of its key, as
+ * hoist_creds_store) from the auth file at path, or with host NULL every
+ * auths entry; the rest of the file is kept, and written as
+ * hoist_creds_store writes. *removed says whether there was one; a missing
+ * file has none. */
+HOIST_EXPORT int hoist_creds_erase(const char *path, const char *host, bool *removed,
+                                   hoist_err **err) HOIST_WUR;
+
+/* What a certs.d directory holds, as podman and docker read it: every
+ * "*.crt" is a CA certificate, every "*.cert" a client certificate whose key
+ * is the "*.key" of the same name. */
+typedef struct hoist_certs_dir {
+  char **cas; /* paths of the *.crt, sorted, NULL-terminated (never NULL) */
+  char *cert; /* the first client certificate (by name), or NULL */
+  char *key;  /* its key */
+} hoist_certs_dir;
+
+/* Reads directory dir. A *.cert without its *.key, or a *.key without its
+ * *.cert, is an error naming both. *found false (and out empty) when dir
+ * does not exist. */
+HOIST_EXPORT int hoist_certs_dir_read(const char *dir, hoist_certs_dir *out, bool *found,
+                                      hoist_err **err) HOIST_WUR;
+HOIST_EXPORT void hoist_certs_dir_clear(hoist_certs_dir *d);
 
 static inline void hoist_registry_freep(hoist_registry **r) { hoist_registry_free(*r); }
 #define _cleanup_registry_ __attribute__((cleanup(hoist_registry_freep)))

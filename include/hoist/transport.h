@@ -199,6 +199,9 @@ typedef struct hoist_transport_opts {
    * their own below it, removed when the source or target is freed); NULL:
    * /var/tmp. */
   const char *tmp_dir;
+  /* The client for registry targets, when they need settings of their own
+   * (other credentials, TLS: copy's --dest-* options); NULL: registry. */
+  hoist_registry *target_registry;
 } hoist_transport_opts;
 
 /* The source or target a location names, with the driver of its kind

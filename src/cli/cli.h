@@ -145,6 +145,10 @@ typedef struct cli_opt {
 /* A group within a group: its places within member m of T. */
 #define CLI_GROUP_AT(table, T, m)                                                                  \
   { .kind = CLI_OPT_GROUP, .group = (table), .offset = offsetof(T, m) }
+/* A group within a group of the same struct (a subset a verb may also take
+ * on its own). */
+#define CLI_GROUP_SELF(table)                                                                      \
+  { .kind = CLI_OPT_GROUP, .group = (table), .offset = 0 }
 
 /* How a verb's arguments are read, beyond its options. */
 typedef struct cli_args {

@@ -12,17 +12,19 @@ static const char usage[] =
     "  --all-platforms               copy the whole index and every image in it\n"
     "  --oci                         write OCI media types (Docker manifests and lists\n"
     "                                rewritten, so their digests change), as umoci needs\n"
-    "  -h, --help                    show this help\n" QUIET_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                    show this help\n" QUIET_HELP "\n" REGOPTS_HELP "\n" SIDES_HELP;
 
 static int copy_run(int argc, char **argv) {
   _cleanup_transfer_args_ cli_transfer_args t = {0};
-  const cli_opt opts[] = {CLI_GROUP(cli_transfer_opts, &t), CLI_END};
+  cli_sides sides = {0};
+  const cli_opt opts[] = {CLI_GROUP(cli_transfer_opts, &t), CLI_GROUP(cli_sides_opts, &sides),
+                          CLI_END};
   int rc = cli_parse_opts("copy", usage, opts, argc, argv);
   if (rc >= 0)
     return rc;
   if (argc - optind != 2)
     return cli_usage("copy", "expected SRC and DST");
-  return cli_transfer("copy", &t.ro, argv[optind], argv[optind + 1], &t.copy);
+  return cli_transfer_sides("copy", &t.ro, &sides, argv[optind], argv[optind + 1], &t.copy);
 }
 
 HOIST_VERB(copy, "copy", "copy an image between registries and OCI layouts", copy_run);

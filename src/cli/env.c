@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "env.h"
 #include "hoist/layer.h"
@@ -37,38 +38,69 @@ static uint64_t positive(const char *text) {
   return errno || *end || text[0] == '-' ? 0 : v;
 }
 
+/* podman's auth file: $XDG_RUNTIME_DIR/containers/auth.json, else
+ * /run/containers/UID/auth.json. Caller frees. */
+static char *default_auth_file(void) {
+  const char *xdg = cli_env("XDG_RUNTIME_DIR");
+  if (xdg)
+    return hoist_asprintf("%s/containers/auth.json", xdg);
+  return hoist_asprintf("/run/containers/%u/auth.json", (unsigned)getuid());
+}
+
+char *cli_env_auth_file(const char *given) {
+  if (given)
+    return hoist_strdup(given);
+  const char *env = cli_env("REGISTRY_AUTH_FILE");
+  return env ? hoist_strdup(env) : default_auth_file();
+}
+
+/* The registry defaults that are paths, made once: a verb that opens two
+ * clients (copy's source and destination) gets the same strings twice. */
+static struct {
+  const char *auth_files[4];
+  const char *certs_d[4];
+  const char *config_default;
+} reg_paths;
+
+static void registry_paths(void) {
+  if (reg_paths.auth_files[0])
+    return;
+  const char *h = cli_env("HOME");
+  const char *dcfg = cli_env("DOCKER_CONFIG");
+  const char *xdg = cli_env("XDG_CONFIG_HOME");
+  size_t n = 0;
+  reg_paths.auth_files[n++] = keep(default_auth_file());
+  if (h)
+    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/.config/containers/auth.json", h));
+  if (dcfg)
+    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/config.json", dcfg));
+  else if (h)
+    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/.docker/config.json", h));
+  n = 0;
+  if (h)
+    reg_paths.certs_d[n++] = keep(hoist_asprintf("%s/.config/containers/certs.d", h));
+  reg_paths.certs_d[n++] = "/etc/containers/certs.d";
+  reg_paths.certs_d[n++] = "/etc/docker/certs.d";
+  if (xdg)
+    reg_paths.config_default = keep(hoist_asprintf("%s/hoist/registries.json", xdg));
+  else if (h)
+    reg_paths.config_default = keep(hoist_asprintf("%s/.config/hoist/registries.json", h));
+}
+
 void cli_env_registry(hoist_registry_opts *o) {
+  registry_paths();
   if (!o->secret_file)
     o->secret_file = cli_env("REGISTRY_SECRET");
   if (!o->auth_file)
     o->auth_file = cli_env("REGISTRY_AUTH_FILE");
-  if (!o->auth_files) {
-    static const char *files[4];
-    size_t n = 0;
-    const char *xdg = cli_env("XDG_RUNTIME_DIR");
-    const char *h = cli_env("HOME");
-    const char *dcfg = cli_env("DOCKER_CONFIG");
-    if (xdg)
-      files[n++] = keep(hoist_asprintf("%s/containers/auth.json", xdg));
-    if (h)
-      files[n++] = keep(hoist_asprintf("%s/.config/containers/auth.json", h));
-    if (dcfg)
-      files[n++] = keep(hoist_asprintf("%s/config.json", dcfg));
-    else if (h)
-      files[n++] = keep(hoist_asprintf("%s/.docker/config.json", h));
-    files[n] = NULL;
-    o->auth_files = files;
-  }
+  if (!o->auth_files)
+    o->auth_files = reg_paths.auth_files;
+  if (!o->certs_d)
+    o->certs_d = reg_paths.certs_d;
   if (!o->config_file)
     o->config_file = cli_env("HOIST_REGISTRIES_CONF");
-  if (!o->config_file && !o->config_file_default) {
-    const char *xdg = cli_env("XDG_CONFIG_HOME");
-    const char *h = cli_env("HOME");
-    if (xdg)
-      o->config_file_default = keep(hoist_asprintf("%s/hoist/registries.json", xdg));
-    else if (h)
-      o->config_file_default = keep(hoist_asprintf("%s/.config/hoist/registries.json", h));
-  }
+  if (!o->config_file && !o->config_file_default)
+    o->config_file_default = reg_paths.config_default;
   if (!o->chunk_size)
     o->chunk_size = positive(cli_env("HOIST_CHUNK_SIZE"));
   if (!o->page_size) {

@@ -16,13 +16,20 @@ const char *cli_env(const char *name);
 
 /* Fills the fields of o that are unset from the environment:
  * secret_file ($REGISTRY_SECRET), auth_file ($REGISTRY_AUTH_FILE), the
- * default auth files ($XDG_RUNTIME_DIR/containers/auth.json,
+ * default auth files (podman's: $XDG_RUNTIME_DIR/containers/auth.json, or
+ * /run/containers/UID/auth.json without XDG_RUNTIME_DIR; then
  * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json),
- * config_file ($HOIST_REGISTRIES_CONF), its default
+ * the certs.d roots (~/.config/containers/certs.d, /etc/containers/certs.d,
+ * /etc/docker/certs.d), config_file ($HOIST_REGISTRIES_CONF), its default
  * (${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json), chunk_size
  * ($HOIST_CHUNK_SIZE) and page_size ($HOIST_PAGE_SIZE). The strings live as
  * long as the process. */
 void cli_env_registry(hoist_registry_opts *o);
+
+/* The auth file login and logout change: given (--authfile) when not NULL,
+ * else $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,
+ * else /run/containers/UID/auth.json (podman's). Caller frees. */
+char *cli_env_auth_file(const char *given);
 
 /* The image store: $HOIST_IMAGES, else ${HOIST_CACHE:-~/.cache/hoist}/images.
  * Caller frees. */

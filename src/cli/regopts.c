@@ -6,10 +6,11 @@
 #include "env.h"
 #include "regopts.h"
 
-/* --creds: USER:PASSWORD into a const char *. */
+/* --creds, --src-creds, --dest-creds: USER:PASSWORD into a const char *
+ * (the value is not repeated in the message: it holds a password). */
 static int opt_creds(const char *verb, const char *arg, void *dest) {
   if (!strchr(arg, ':'))
-    return cli_usage(verb, "--creds must be USER:PASSWORD"), -1;
+    return cli_usage(verb, "credentials must be USER:PASSWORD"), -1;
   *(const char **)dest = arg;
   return 0;
 }
@@ -27,17 +28,34 @@ static int opt_insecure(const char *verb, const char *arg, void *dest) {
   return 0;
 }
 
-/* --tls-verify: true or false, into a hoist_registry_opts. */
-static int opt_tls_verify(const char *verb, const char *arg, void *dest) {
-  hoist_registry_opts *o = dest;
+/* A --tls-verify value into o: true asks verified https of every host,
+ * false https without verification. false for any other value. */
+static bool tls_verify_set(hoist_registry_opts *o, const char *arg) {
   if (strcmp(arg, "true") == 0) {
     o->tls_skip_verify = false;
     o->tls_always = true;
   } else if (strcmp(arg, "false") == 0) {
     o->tls_skip_verify = true;
+    o->tls_always = false;
   } else {
-    return cli_usage(verb, "--tls-verify takes true or false"), -1;
+    return false;
   }
+  return true;
+}
+
+/* --tls-verify: true or false, into a hoist_registry_opts. */
+static int opt_tls_verify(const char *verb, const char *arg, void *dest) {
+  if (!tls_verify_set(dest, arg))
+    return cli_usage(verb, "--tls-verify takes true or false"), -1;
+  return 0;
+}
+
+/* --src-tls-verify, --dest-tls-verify: true or false, kept as given. */
+static int opt_side_tls_verify(const char *verb, const char *arg, void *dest) {
+  hoist_registry_opts check = {0};
+  if (!tls_verify_set(&check, arg))
+    return cli_usage(verb, "--src-tls-verify and --dest-tls-verify take true or false"), -1;
+  *(const char **)dest = arg;
   return 0;
 }
 
@@ -51,20 +69,57 @@ static int opt_jobs(const char *verb, const char *arg, void *dest) {
   return 0;
 }
 
-const cli_opt cli_regopts_opts[] = {
-    CLI_CALL_AT("creds", opt_creds, cli_regopts, o.creds),
-    CLI_STRING_AT("authfile", cli_regopts, o.auth_file),
-    CLI_STRING_AT("secret", cli_regopts, o.secret_file),
+const cli_opt cli_regopts_tls_opts[] = {
     CLI_CALL_SELF("insecure-registry", opt_insecure),
     CLI_STRING_AT("ca-file", cli_regopts, o.ca_file),
     CLI_STRING_AT("cert", cli_regopts, o.cert_file),
     CLI_STRING_AT("key", cli_regopts, o.key_file),
+    CLI_STRING_AT("cert-dir", cli_regopts, o.cert_dir),
     CLI_CALL_AT("tls-verify", opt_tls_verify, cli_regopts, o),
     CLI_STRING_AT("registries-conf", cli_regopts, o.config_file),
+    CLI_END,
+};
+
+const cli_opt cli_regopts_opts[] = {
+    CLI_CALL_AT("creds", opt_creds, cli_regopts, o.creds),
+    CLI_STRING_AT("authfile", cli_regopts, o.auth_file),
+    CLI_STRING_AT("secret", cli_regopts, o.secret_file),
+    CLI_GROUP_SELF(cli_regopts_tls_opts),
     CLI_CALL_AT("jobs", opt_jobs, cli_regopts, o.jobs),
     CLI_FLAG_AT("json", cli_regopts, json),
     CLI_END,
 };
+
+const cli_opt cli_sides_opts[] = {
+    CLI_CALL_AT("src-creds", opt_creds, cli_sides, src.creds),
+    CLI_CALL_AT("dest-creds", opt_creds, cli_sides, dest.creds),
+    CLI_STRING_AT("src-authfile", cli_sides, src.auth_file),
+    CLI_STRING_AT("dest-authfile", cli_sides, dest.auth_file),
+    CLI_STRING_AT("src-cert-dir", cli_sides, src.cert_dir),
+    CLI_STRING_AT("dest-cert-dir", cli_sides, dest.cert_dir),
+    CLI_CALL_AT("src-tls-verify", opt_side_tls_verify, cli_sides, src.tls_verify),
+    CLI_CALL_AT("dest-tls-verify", opt_side_tls_verify, cli_sides, dest.tls_verify),
+    CLI_END,
+};
+
+static bool side_given(const cli_side *s) {
+  return s->creds || s->auth_file || s->cert_dir || s->tls_verify;
+}
+
+/* o with side's options in place of the shared ones: credentials given for
+ * the side replace every shared source of them (--creds, --authfile,
+ * --secret, $REGISTRY_SECRET). */
+static void side_apply(hoist_registry_opts *o, const cli_side *side) {
+  if (side->creds || side->auth_file) {
+    o->creds = side->creds;
+    o->auth_file = side->auth_file;
+    o->secret_file = ""; /* none, and not $REGISTRY_SECRET either */
+  }
+  if (side->cert_dir)
+    o->cert_dir = side->cert_dir;
+  if (side->tls_verify && !tls_verify_set(o, side->tls_verify))
+    abort(); /* opt_side_tls_verify took only true or false */
+}
 
 int cli_regopts_run(const char *verb, const char *usage, int n, const char *n_usage,
                     int (*run)(cli_regopts *ro, char **operands), int argc, char **argv) {
@@ -225,18 +280,37 @@ void cli_transfer_args_clear(cli_transfer_args *t) {
   t->copy.platform = NULL;
 }
 
+/* A client for one side of a copy: ro's settings, side's in their place. */
+HOIST_WUR static int side_open(const cli_regopts *ro, const cli_side *side, hoist_registry **out,
+                               hoist_err **err) {
+  cli_regopts mine = *ro; /* borrows ro's insecure list */
+  side_apply(&mine.o, side);
+  return cli_regopts_open(&mine, !ro->quiet, out, err);
+}
+
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
                  const hoist_image_copy_opts *opts) {
+  return cli_transfer_sides(verb, ro, NULL, src, dst, opts);
+}
+
+int cli_transfer_sides(const char *verb, cli_regopts *ro, const cli_sides *sides, const char *src,
+                       const char *dst, const hoist_image_copy_opts *opts) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *s = NULL;
   _cleanup_loc_ hoist_loc *d = NULL;
   if (hoist_loc_parse(src, &s, &err) < 0 || hoist_loc_parse(dst, &d, &err) < 0)
     return cli_fail(verb, err);
   _cleanup_registry_ hoist_registry *r = NULL;
-  if (cli_regopts_open(ro, !ro->quiet, &r, &err) < 0)
+  _cleanup_registry_ hoist_registry *rd = NULL;
+  /* one client serves both sides unless one has settings of its own */
+  if (sides && (side_given(&sides->src) || side_given(&sides->dest))) {
+    if (side_open(ro, &sides->src, &r, &err) < 0 || side_open(ro, &sides->dest, &rd, &err) < 0)
+      return cli_fail(verb, err);
+  } else if (cli_regopts_open(ro, !ro->quiet, &r, &err) < 0) {
     return cli_fail(verb, err);
+  }
   hoist_image_copy_result res;
-  hoist_transport_opts to = {.registry = r, .tmp_dir = cli_env_tmpdir(NULL)};
+  hoist_transport_opts to = {.registry = r, .target_registry = rd, .tmp_dir = cli_env_tmpdir(NULL)};
   int ret = hoist_image_copy(&to, s, d, opts, &res, &err);
   cli_progress_end();
   if (ret < 0) {

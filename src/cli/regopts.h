@@ -11,16 +11,23 @@
 #include "hoist/image.h"
 #include "hoist/registry.h"
 
+/* The TLS options' help lines, which login shares. */
+#define REGOPTS_TLS_HELP                                                                           \
+  "  --insecure-registry HOST  HOST may go unverified, or plain http (repeatable)\n"               \
+  "  --registries-conf FILE    registries config (default ~/.config/hoist/registries.json)\n"      \
+  "  --ca-file FILE            CA bundle to trust besides the system's\n"                          \
+  "  --cert FILE, --key FILE   TLS client certificate and key\n"                                   \
+  "  --cert-dir DIR            CAs (*.crt), client certificate (*.cert, *.key) for every\n"        \
+  "                            registry, instead of certs.d/HOST[:PORT]/\n"                        \
+  "  --tls-verify=true|false   true: https, verified, even on loopback; false: https\n"            \
+  "                            without verifying certificates\n"
+
 #define REGOPTS_HELP                                                                               \
   "Registry options:\n"                                                                            \
   "  --creds USER:PASSWORD     credentials for the registries\n"                                   \
   "  --authfile FILE           Docker config.json / auth.json to read credentials from\n"          \
-  "  --secret FILE             Kubernetes .dockerconfigjson secret (also $REGISTRY_SECRET)\n"      \
-  "  --insecure-registry HOST  speak plain http to HOST (repeatable)\n"                            \
-  "  --registries-conf FILE    registries config (default ~/.config/hoist/registries.json)\n"      \
-  "  --ca-file FILE            extra CA bundle for https\n"                                        \
-  "  --cert FILE, --key FILE   TLS client certificate and key\n"                                   \
-  "  --tls-verify=false        do not verify TLS certificates\n"                                   \
+  "  --secret FILE             Kubernetes .dockerconfigjson secret (also "                         \
+  "$REGISTRY_SECRET)\n" REGOPTS_TLS_HELP                                                           \
   "  --jobs N                  parallel blob transfers (default 4)\n"                              \
   "  --json                    print the result as JSON\n"
 
@@ -36,6 +43,31 @@ typedef struct cli_regopts {
 
 /* The options of REGOPTS_HELP, for CLI_GROUP(cli_regopts_opts, &ro). */
 extern const cli_opt cli_regopts_opts[];
+/* Those of REGOPTS_TLS_HELP alone, for CLI_GROUP(cli_regopts_tls_opts, &ro). */
+extern const cli_opt cli_regopts_tls_opts[];
+
+/* copy's options for one side, which replace the shared ones for it. */
+typedef struct cli_side {
+  const char *creds;      /* --src-creds, --dest-creds */
+  const char *auth_file;  /* --src-authfile, --dest-authfile */
+  const char *cert_dir;   /* --src-cert-dir, --dest-cert-dir */
+  const char *tls_verify; /* --src-tls-verify, --dest-tls-verify: "true", "false" or NULL */
+} cli_side;
+
+typedef struct cli_sides {
+  cli_side src;
+  cli_side dest;
+} cli_sides;
+
+#define SIDES_HELP                                                                                 \
+  "Options for one side (they replace the shared ones for it):\n"                                  \
+  "  --src-creds, --dest-creds USER:PASSWORD\n"                                                    \
+  "  --src-authfile, --dest-authfile FILE\n"                                                       \
+  "  --src-cert-dir, --dest-cert-dir DIR\n"                                                        \
+  "  --src-tls-verify, --dest-tls-verify true|false\n"
+
+/* For CLI_GROUP(cli_sides_opts, &sides). */
+extern const cli_opt cli_sides_opts[];
 
 /* Runs a verb whose options are the registry's alone and whose operands are
  * n (n_usage: the usage error when they are not): returns run(&ro,
@@ -76,6 +108,10 @@ void cli_transfer_args_clear(cli_transfer_args *t);
  * the digest alone); returns the exit code. */
 int cli_transfer(const char *verb, cli_regopts *ro, const char *src, const char *dst,
                  const hoist_image_copy_opts *opts);
+/* cli_transfer with options per side (sides may be NULL): when a side has
+ * some, source and destination each get a client of their own. */
+int cli_transfer_sides(const char *verb, cli_regopts *ro, const cli_sides *sides, const char *src,
+                       const char *dst, const hoist_image_copy_opts *opts);
 /* The image store: $HOIST_IMAGES, default ${HOIST_CACHE:-~/.cache/hoist}/images.
  * Caller frees. */
 char *cli_image_store(void);

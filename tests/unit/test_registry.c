@@ -297,11 +297,13 @@ static void test_insecure_hosts(void **state) {
     if (hoist_registry_is_insecure(r, cases[i].host) != cases[i].insecure)
       fail_msg("%s: expected insecure=%d", cases[i].host, cases[i].insecure);
   hoist_registry_free(r);
-  /* --tls-verify=true: loopback speaks https too, listed hosts stay http */
+  /* --tls-verify=true: verified https for every host, loopback and the
+   * listed ones too (as podman's --tls-verify=true overrides
+   * registries.conf) */
   o.tls_always = true;
   assert_ok(hoist_registry_new(&o, &r, &err), &err);
   assert_false(hoist_registry_is_insecure(r, "127.0.0.1:5000"));
-  assert_true(hoist_registry_is_insecure(r, "reg.internal:5000"));
+  assert_false(hoist_registry_is_insecure(r, "reg.internal:5000"));
   hoist_registry_free(r);
   hoist_registry_opts bad = {.creds = "nocolon"};
   assert_true(hoist_registry_new(&bad, &r, &err) < 0);
@@ -434,12 +436,175 @@ static void test_creds_helper_signals(void **state) {
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
 }
 
+/* What a certs.d directory holds, per podman's rules: *.crt are CAs,
+ * *.cert pairs with the *.key of its name, and one without the other is an
+ * error naming both. */
+static void test_certs_dir_table(void **state) {
+  (void)state;
+  static const struct {
+    const char *files; /* space separated */
+    const char *cas;   /* the CA names read, space separated */
+    const char *cert;  /* the client certificate, or NULL */
+    const char *err;   /* NULL: reads */
+  } cases[] = {
+      {"ca.crt", "ca.crt", NULL, NULL},
+      {"b.crt a.crt", "a.crt b.crt", NULL, NULL},
+      {"", "", NULL, NULL},
+      {"client.cert client.key ca.crt", "ca.crt", "client.cert", NULL},
+      {"z.cert z.key a.cert a.key", "", "a.cert", NULL},
+      {"README ca.pem", "", NULL, NULL},
+      {".hidden.crt", "", NULL, NULL},
+      {"client.cert", NULL, NULL, "client certificate client.cert has no key client.key"},
+      {"ca.crt client.key", NULL, NULL, "key client.key has no client certificate client.cert"},
+      {"x.crt.key", NULL, NULL, "has no client certificate x.crt.cert"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    _cleanup_free_ char *dir = test_mkdtemp();
+    _cleanup_free_ char *files = hoist_strdup(cases[i].files);
+    char *save = NULL;
+    for (char *f = strtok_r(files, " ", &save); f; f = strtok_r(NULL, " ", &save))
+      write_file(dir, f, "x\n", 0600);
+    hoist_certs_dir d;
+    bool found = false;
+    hoist_err *err = NULL;
+    int ret = hoist_certs_dir_read(dir, &d, &found, &err);
+    if (cases[i].err) {
+      if (ret == 0)
+        fail_msg("case %zu: expected an error", i);
+      assert_err_contains(&err, cases[i].err);
+    } else {
+      assert_ok(ret, &err);
+      assert_true(found);
+      hoist_buf names = HOIST_BUF_INIT(0);
+      for (size_t k = 0; d.cas[k]; k++)
+        assert_ok(hoist_buf_appendf(&names, &err, "%s%s", k ? " " : "", strrchr(d.cas[k], '/') + 1),
+                  &err);
+      assert_string_equal(names.data ? names.data : "", cases[i].cas);
+      hoist_buf_free(&names);
+      if (cases[i].cert) {
+        assert_non_null(d.cert);
+        assert_string_equal(strrchr(d.cert, '/') + 1, cases[i].cert);
+        assert_int_equal(strlen(d.key), strlen(d.cert) - 1); /* x.cert -> x.key */
+      } else {
+        assert_null(d.cert);
+      }
+      hoist_certs_dir_clear(&d);
+    }
+    assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  }
+  hoist_certs_dir d;
+  bool found = true;
+  hoist_err *err = NULL;
+  assert_ok(hoist_certs_dir_read("/nonexistent/certs.d/h:1", &d, &found, &err), &err);
+  assert_false(found);
+  hoist_certs_dir_clear(&d);
+}
+
+static char *read_text(const char *path) {
+  char *data = NULL;
+  size_t len = 0;
+  hoist_err *err = NULL;
+  assert_ok(hoist_fs_read_file(AT_FDCWD, path, 1 << 20, &data, &len, &err), &err);
+  return data;
+}
+
+/* login and logout on an auth file: entries of other hosts, other keys and
+ * the forms of one host's key, the file's mode, refusals. */
+static void test_creds_store_erase(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/sub/containers/auth.json", dir);
+  hoist_err *err = NULL;
+  /* a missing file and directories: made, 0600 and 0700 */
+  assert_ok(hoist_creds_store(path, "reg.test:5000", "alice", "pw:with:colons", &err), &err);
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  _cleanup_free_ char *parent = hoist_asprintf("%s/sub/containers", dir);
+  assert_int_equal(stat(parent, &st), 0);
+  assert_int_equal(st.st_mode & 0077, 0);
+  _cleanup_free_ char *text = read_text(path);
+  hoist_creds c;
+  bool found = false;
+  assert_ok(hoist_creds_from_json(text, strlen(text), "reg.test:5000", NULL, &c, &found, &err),
+            &err);
+  assert_true(found);
+  assert_string_equal(c.username, "alice");
+  assert_string_equal(c.password, "pw:with:colons");
+  hoist_creds_clear(&c);
+  /* other content is kept; other forms of the same host are replaced */
+  write_file(dir, "sub/containers/auth.json",
+             "{\"auths\":{\"https://reg.test:5000/v2/\":{\"auth\":\"b2xkOm9sZA==\"},"
+             "\"other.test\":{\"auth\":\"bzpw\"},\"reg.test:5000/ns\":{\"auth\":\"bjpw\"}},"
+             "\"credHelpers\":{\"helped.test\":\"x\"},\"extra\":[1,2]}",
+             0600);
+  assert_ok(hoist_creds_store(path, "reg.test:5000", "bob", "new", &err), &err);
+  free(text);
+  text = read_text(path);
+  assert_null(strstr(text, "https://reg.test:5000/v2/"));
+  assert_non_null(strstr(text, "\"other.test\""));
+  assert_non_null(strstr(text, "\"reg.test:5000/ns\""));
+  assert_non_null(strstr(text, "\"extra\""));
+  assert_non_null(strstr(text, "helped.test"));
+  assert_ok(hoist_creds_from_json(text, strlen(text), "reg.test:5000", NULL, &c, &found, &err),
+            &err);
+  assert_string_equal(c.username, "bob");
+  hoist_creds_clear(&c);
+  /* refusals leave the file as it was */
+  static const struct {
+    const char *host, *user, *err;
+  } bad[] = {
+      {"helped.test", "u", "docker-credential-x keeps the credentials of helped.test"},
+      {"reg.test:5000", "a:b", "has no ':'"},
+      {"reg.test:5000", "", "has no ':'"},
+      {"", "u", "no registry host"},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    assert_true(hoist_creds_store(path, bad[i].host, bad[i].user, "p", &err) < 0);
+    assert_err_contains(&err, bad[i].err);
+    _cleanup_free_ char *now = read_text(path);
+    assert_string_equal(now, text);
+  }
+  /* logout: one host in any form, then nothing more to remove */
+  bool removed = false;
+  assert_ok(hoist_creds_erase(path, "https://reg.test:5000/", &removed, &err), &err);
+  assert_true(removed);
+  free(text);
+  text = read_text(path);
+  assert_ok(hoist_creds_from_json(text, strlen(text), "reg.test:5000", NULL, &c, &found, &err),
+            &err);
+  assert_false(found);
+  assert_non_null(strstr(text, "\"reg.test:5000/ns\""));
+  assert_ok(hoist_creds_erase(path, "reg.test:5000", &removed, &err), &err);
+  assert_false(removed);
+  /* --all: every auths entry, the rest kept */
+  assert_ok(hoist_creds_erase(path, NULL, &removed, &err), &err);
+  assert_true(removed);
+  free(text);
+  text = read_text(path);
+  assert_null(strstr(text, "other.test"));
+  assert_non_null(strstr(text, "helped.test"));
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 07777, 0600);
+  /* a missing file has nothing to remove; a malformed one is an error */
+  _cleanup_free_ char *none = hoist_asprintf("%s/none.json", dir);
+  assert_ok(hoist_creds_erase(none, "x", &removed, &err), &err);
+  assert_false(removed);
+  assert_int_equal(access(none, F_OK), -1);
+  write_file(dir, "bad.json", "{\"auths\":[]}", 0600);
+  _cleanup_free_ char *badf = hoist_asprintf("%s/bad.json", dir);
+  assert_true(hoist_creds_store(badf, "x", "u", "p", &err) < 0);
+  assert_err_contains(&err, "\"auths\" is not an object");
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_challenge_table),   cmocka_unit_test(test_creds_table),
       cmocka_unit_test(test_link_table),        cmocka_unit_test(test_insecure_hosts),
       cmocka_unit_test(test_registries_config), cmocka_unit_test(test_creds_helper_signals),
-      cmocka_unit_test(test_creds_auth_base64),
+      cmocka_unit_test(test_creds_auth_base64), cmocka_unit_test(test_certs_dir_table),
+      cmocka_unit_test(test_creds_store_erase),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

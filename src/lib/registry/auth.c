@@ -205,7 +205,7 @@ int hoist_challenge_parse(const char *header, hoist_challenge *out, hoist_err **
 
 /* ------------------------------------------------------------- state */
 
-static reg_host *host_get(hoist_registry *r, const char *host) {
+reg_host *reg_host_get(hoist_registry *r, const char *host) {
   for (reg_host *h = r->hosts; h; h = h->next)
     if (strcmp(h->host, host) == 0)
       return h;
@@ -224,6 +224,9 @@ void reg_auth_free(hoist_registry *r) {
     free(h->scheme);
     free(h->realm);
     free(h->service);
+    free(h->base_url);
+    free(h->probe_failed);
+    reg_tls_clear(&h->tls);
     free(h);
   }
   for (reg_token *t = r->tokens, *n; t; t = n) {
@@ -255,7 +258,7 @@ static void host_creds(hoist_registry *r, reg_host *h) {
 char *reg_auth_header(hoist_registry *r, const char *host, const char *scope) {
   char *out = NULL;
   pthread_mutex_lock(&r->lock);
-  reg_host *h = host_get(r, host);
+  reg_host *h = reg_host_get(r, host);
   if (h->scheme && strcmp(h->scheme, "basic") == 0) {
     host_creds(r, h);
     if (h->have_creds && h->creds.username) {
@@ -334,7 +337,7 @@ HOIST_WUR static int fetch_token(hoist_registry *r, const char *host, const char
     return hoist_err_wrap(err, "token request to %s", realm);
   }
   hoist_buf *q = creds && creds->identity_token ? &form : &url;
-  reg_curl_setup(r, c, q == &url ? url.data : realm);
+  reg_curl_setup(r, c, host, q == &url ? url.data : realm);
   _cleanup_buf_ hoist_buf body = HOIST_BUF_INIT(REG_BODY_MAX);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, collect);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &body);
@@ -389,7 +392,7 @@ int reg_auth_challenge(hoist_registry *r, const char *host, const char *scope, c
   if (hoist_challenge_parse(www_auth, &ch, err) < 0)
     return hoist_err_wrap(err, "%s", host);
   pthread_mutex_lock(&r->lock);
-  reg_host *h = host_get(r, host);
+  reg_host *h = reg_host_get(r, host);
   free(h->scheme);
   h->scheme = hoist_strdup(ch.scheme);
   host_creds(r, h);

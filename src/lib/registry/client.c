@@ -906,3 +906,15 @@ int hoist_registry_catalog(hoist_registry *r, const char *host, char ***out, siz
     return hoist_err_wrap(err, "catalog of %s", host);
   return 0;
 }
+
+/* --------------------------------------------------------------- ping */
+
+int hoist_registry_ping(hoist_registry *r, const char *host, hoist_err **err) {
+  reg_req q = {.method = "GET", .host = host, .url = "/v2/"};
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status / 100 != 2)
+    return reg_status_error(&resp, err, "%s: GET /v2/", host);
+  return 0;
+}

@@ -398,3 +398,124 @@ int reg_config_load(hoist_registry *r, const char *path, const char *fallback, h
     r->ca_file = hoist_strdup(ca);
   return 0;
 }
+
+/* ------------------------------------------------------- auth file */
+
+/* The auth file at path as a JSON object, an empty one when the file is
+ * missing. Its "auths", when present, is an object. */
+HOIST_WUR static int auth_file_load(const char *path, json_t **doc, hoist_err **err) {
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  if (read_config("auth file", path, false, &data, &len, err) < 0)
+    return -1;
+  if (!data) {
+    *doc = json_object();
+    return 0;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+  explicit_bzero(data, len);
+  if (!j)
+    return hoist_err_set(err, HOIST_E_FORMAT, "auth file %s: invalid JSON at line %d: %s", path,
+                         je.line, je.text);
+  json_t *auths = json_object_get(j, "auths");
+  if (!json_is_object(j) || (auths && !json_is_object(auths))) {
+    json_decref(j);
+    return hoist_err_set(err, HOIST_E_FORMAT, "auth file %s: %s", path,
+                         auths ? "\"auths\" is not an object" : "not a JSON object");
+  }
+  *doc = j;
+  return 0;
+}
+
+/* Writes doc to path whole (temporary file, rename), mode 0600, its missing
+ * parent directories made 0700. */
+HOIST_WUR static int auth_file_save(const char *path, const json_t *doc, hoist_err **err) {
+  const char *slash = strrchr(path, '/');
+  if (slash && slash != path) {
+    _cleanup_free_ char *dir = strndup(path, (size_t)(slash - path));
+    if (!dir)
+      abort();
+    if (hoist_fs_mkdir_p(AT_FDCWD, dir, 0700, NULL, err) < 0)
+      return hoist_err_wrap(err, "auth file %s", path);
+  }
+  char *text = json_dumps(doc, JSON_INDENT(1));
+  if (!text)
+    abort();
+  size_t n = strlen(text);
+  _cleanup_free_ char *file = hoist_asprintf("%s\n", text);
+  explicit_bzero(text, n);
+  free(text);
+  int ret = hoist_fs_write_atomic(AT_FDCWD, path, file, n + 1, 0600, err);
+  explicit_bzero(file, n + 1);
+  return ret < 0 ? hoist_err_wrap(err, "auth file %s", path) : 0;
+}
+
+/* Removes the entries of auths whose key names host (in any form
+ * normalize_key maps to the same); returns how many there were. */
+static size_t auths_remove(json_t *auths, const char *host) {
+  _cleanup_free_ char *want = normalize_key(host);
+  size_t n = 0;
+  const char *key;
+  json_t *v;
+  void *tmp;
+  json_object_foreach_safe(auths, tmp, key, v) {
+    _cleanup_free_ char *k = normalize_key(key);
+    if (strcmp(k, want) == 0) {
+      json_object_del(auths, key);
+      n++;
+    }
+  }
+  return n;
+}
+
+int hoist_creds_store(const char *path, const char *host, const char *username,
+                      const char *password, hoist_err **err) {
+  if (!host || !*host)
+    return hoist_err_set(err, EINVAL, "auth file %s: no registry host given", path);
+  if (!username || !*username || strchr(username, ':'))
+    return hoist_err_set(err, EINVAL, "auth file %s: a username is not empty and has no ':'", path);
+  _cleanup_json_ json_t *doc = NULL;
+  if (auth_file_load(path, &doc, err) < 0)
+    return -1;
+  _cleanup_free_ char *key = normalize_key(host);
+  _cleanup_free_ char *registry = strndup(key, strcspn(key, "/"));
+  if (!registry)
+    abort();
+  const char *helper =
+      json_string_value(json_object_get(json_object_get(doc, "credHelpers"), registry));
+  if (helper)
+    return hoist_err_set(err, EEXIST,
+                         "auth file %s: credential helper docker-credential-%s keeps the "
+                         "credentials of %s; store them with it",
+                         path, helper, registry);
+  json_t *auths = json_object_get(doc, "auths");
+  if (!auths) {
+    auths = json_object();
+    json_object_set_new(doc, "auths", auths);
+  }
+  auths_remove(auths, key);
+  _cleanup_free_ char *up = hoist_asprintf("%s:%s", username, password ? password : "");
+  _cleanup_free_ char *b64 = hoist_base64_encode(up, strlen(up));
+  explicit_bzero(up, strlen(up));
+  json_object_set_new(auths, key, json_pack("{s:s}", "auth", b64));
+  explicit_bzero(b64, strlen(b64));
+  return auth_file_save(path, doc, err);
+}
+
+int hoist_creds_erase(const char *path, const char *host, bool *removed, hoist_err **err) {
+  *removed = false;
+  _cleanup_json_ json_t *doc = NULL;
+  if (auth_file_load(path, &doc, err) < 0)
+    return -1;
+  json_t *auths = json_object_get(doc, "auths");
+  if (!auths)
+    return 0;
+  if (host) {
+    *removed = auths_remove(auths, host) > 0;
+  } else {
+    *removed = json_object_size(auths) > 0;
+    json_object_clear(auths);
+  }
+  return *removed ? auth_file_save(path, doc, err) : 0;
+}

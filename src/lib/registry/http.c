@@ -20,6 +20,9 @@
 #define MAX_ATTEMPTS 3
 #define RETRY_BASE_MS 1000
 #define RETRY_AFTER_MAX_S 60
+/* A host found unreachable is not asked again for this long: the transfer
+ * threads that wait for it take the same error at once. */
+#define PROBE_FAILED_TTL_S 10
 
 /* ------------------------------------------------------------ client */
 
@@ -72,6 +75,7 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
     opts = &none;
   hoist_registry *r = hoist_malloc0(sizeof *r);
   pthread_mutex_init(&r->lock, NULL);
+  pthread_mutex_init(&r->probe_lock, NULL);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_init(&r->share_locks[i], NULL);
   atomic_init(&r->jitter, jitter_seed(r));
@@ -92,6 +96,9 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
   r->ca_file = dup_or_null(opts->ca_file);
   r->cert_file = dup_or_null(opts->cert_file);
   r->key_file = dup_or_null(opts->key_file);
+  r->cert_dir = dup_or_null(opts->cert_dir);
+  for (size_t i = 0; opts->certs_d && opts->certs_d[i]; i++)
+    hoist_strv_add(&r->certs_d, opts->certs_d[i]);
   r->tls_skip_verify = opts->tls_skip_verify;
   r->tls_always = opts->tls_always;
   r->jobs = opts->jobs > 0 ? opts->jobs : 4;
@@ -116,12 +123,14 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
 void hoist_registry_free(hoist_registry *r) {
   if (!r)
     return;
-  reg_auth_free(r);
+  /* the connections go before the hosts' TLS settings they were made with */
   if (r->share)
     curl_share_cleanup(r->share);
+  reg_auth_free(r);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_destroy(&r->share_locks[i]);
   pthread_mutex_destroy(&r->lock);
+  pthread_mutex_destroy(&r->probe_lock);
   free(r->creds);
   free(r->auth_file);
   hoist_strv_clear(&r->auth_files);
@@ -129,6 +138,8 @@ void hoist_registry_free(hoist_registry *r) {
   free(r->ca_file);
   free(r->cert_file);
   free(r->key_file);
+  free(r->cert_dir);
+  hoist_strv_clear(&r->certs_d);
   hoist_strv_clear(&r->insecure);
   free(r);
 }
@@ -148,26 +159,29 @@ static void host_only(const char *host, char *buf, size_t size) {
 
 int hoist_registry_jobs(const hoist_registry *r) { return r->jobs; }
 
-bool hoist_registry_is_insecure(hoist_registry *r, const char *host) {
+bool reg_insecure_listed(hoist_registry *r, const char *host) {
   char h[256];
   host_only(host, h, sizeof h);
   for (size_t i = 0; i < r->insecure.n; i++)
     if (strcmp(r->insecure.v[i], host) == 0 || strcmp(r->insecure.v[i], h) == 0)
       return true;
+  return false;
+}
+
+bool hoist_registry_is_insecure(hoist_registry *r, const char *host) {
   if (r->tls_always)
     return false;
+  if (reg_insecure_listed(r, host))
+    return true;
+  char h[256];
+  host_only(host, h, sizeof h);
   if (strcmp(h, "localhost") == 0 || strcmp(h, "::1") == 0)
     return true;
   struct in_addr a;
   return inet_pton(AF_INET, h, &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
-char *reg_base_url(hoist_registry *r, const char *host) {
-  const char *api = strcmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host;
-  return hoist_asprintf("%s://%s", hoist_registry_is_insecure(r, host) ? "http" : "https", api);
-}
-
-void reg_curl_setup(hoist_registry *r, CURL *c, const char *url) {
+void reg_curl_setup(hoist_registry *r, CURL *c, const char *host, const char *url) {
   curl_easy_setopt(c, CURLOPT_URL, url);
   curl_easy_setopt(c, CURLOPT_SHARE, r->share);
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
@@ -185,16 +199,193 @@ void reg_curl_setup(hoist_registry *r, CURL *c, const char *url) {
   /* large buffers: fewer callbacks and writes per blob */
   curl_easy_setopt(c, CURLOPT_BUFFERSIZE, 512L * 1024);
   curl_easy_setopt(c, CURLOPT_UPLOAD_BUFFERSIZE, 1024L * 1024);
-  if (r->ca_file)
-    curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
-  if (r->cert_file)
-    curl_easy_setopt(c, CURLOPT_SSLCERT, r->cert_file);
-  if (r->key_file)
-    curl_easy_setopt(c, CURLOPT_SSLKEY, r->key_file);
-  if (r->tls_skip_verify) {
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
-    curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+  reg_tls_apply(r, c, host);
+}
+
+/* ------------------------------------------------------------ scheme */
+
+/* What one GET /v2/ said: the curl code, its text, the errno of a connect
+ * that failed. */
+typedef struct probe {
+  CURLcode rc;
+  long os_errno;
+  char errbuf[CURL_ERROR_SIZE];
+} probe;
+
+/* A /v2/ answer is small: more is not read (the connection is then not
+ * reused, nothing else is lost). */
+static size_t probe_body(char *buf, size_t size, size_t n, void *ud) {
+  (void)buf;
+  size_t *seen = ud;
+  *seen += size * n;
+  return *seen > 65536 ? 0 : size * n;
+}
+
+static const char *probe_text(const probe *p) {
+  return p->errbuf[0] ? p->errbuf : curl_easy_strerror(p->rc);
+}
+
+static void probe_once(hoist_registry *r, const char *host, const char *base, probe *p) {
+  CURL *c = curl_easy_init();
+  if (!c)
+    abort();
+  _cleanup_free_ char *url = hoist_asprintf("%s/v2/", base);
+  size_t seen = 0;
+  reg_curl_setup(r, c, host, url);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, probe_body);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &seen);
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, p->errbuf);
+  p->errbuf[0] = '\0';
+  p->rc = curl_easy_perform(c);
+  long status = 0;
+  p->os_errno = 0;
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, &p->os_errno);
+  if (p->rc == CURLE_WRITE_ERROR && status > 0)
+    p->rc = CURLE_OK; /* it answered, at length */
+  hoist_debug("GET %s -> %s", url, p->rc == CURLE_OK ? "answered" : probe_text(p));
+  curl_easy_cleanup(c);
+}
+
+static bool refused(CURLcode rc, long os_errno) {
+  return rc == CURLE_COULDNT_CONNECT && os_errno == ECONNREFUSED;
+}
+
+/* The peer ended the TLS session with an alert (a client certificate it
+ * wants or refuses, a protocol it will not speak): asking again changes
+ * nothing. */
+static bool tls_alert(const probe *p) { return strstr(p->errbuf, " alert ") != NULL; }
+
+/* A failure that may pass: worth asking again after a while. */
+static bool probe_transient(const probe *p) {
+  CURLcode rc = p->rc;
+  if (tls_alert(p))
+    return false;
+  return rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR || rc == CURLE_RECV_ERROR ||
+         rc == CURLE_GOT_NOTHING || rc == CURLE_HTTP2 || rc == CURLE_HTTP2_STREAM;
+}
+
+/* The error for host when https (p) and, when tried, http (q) failed. */
+HOIST_WUR static int probe_error(hoist_registry *r, const char *host, const char *base,
+                                 const probe *p, const probe *q, hoist_err **err) {
+  if (refused(p->rc, p->os_errno))
+    return hoist_err_set(err, ECONNREFUSED, "%s: connection refused (nothing listens at %s)", host,
+                         base);
+  if (p->rc == CURLE_PEER_FAILED_VERIFICATION) {
+    _cleanup_free_ char *hint = reg_tls_hint(r, host);
+    return hoist_err_set(err, EPROTO, "%s: TLS certificate not trusted (%s): %s", host,
+                         probe_text(p), hint);
   }
+  if (tls_alert(p) && strstr(p->errbuf, "certificate"))
+    return hoist_err_set(err, EPROTO,
+                         "%s: the registry ended the TLS handshake (%s): it may want a client "
+                         "certificate (--cert FILE --key FILE, or NAME.cert and NAME.key in its "
+                         "certs.d directory)",
+                         host, probe_text(p));
+  if (q)
+    return hoist_err_set(err, ECONNRESET, "%s: https: %s; http: %s", host, probe_text(p),
+                         probe_text(q));
+  if (p->rc == CURLE_SSL_CONNECT_ERROR && r->tls_always)
+    return hoist_err_set(err, EPROTO,
+                         "%s: TLS handshake failed (%s); --tls-verify=true allows "
+                         "no plain http",
+                         host, probe_text(p));
+  if (p->rc == CURLE_SSL_CONNECT_ERROR)
+    return hoist_err_set(err, EPROTO,
+                         "%s: TLS handshake failed (%s); a registry that speaks plain http "
+                         "needs --insecure-registry %s",
+                         host, probe_text(p), host);
+  return hoist_err_set(err, p->rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNRESET, "%s: %s",
+                       host, probe_text(p));
+}
+
+static void backoff(hoist_registry *r, int attempt, const char *retry_after);
+
+/* Decides host's base URL (caller holds r->probe_lock). */
+HOIST_WUR static int decide_base(hoist_registry *r, const char *host, char **base,
+                                 hoist_err **err) {
+  pthread_mutex_lock(&r->lock);
+  reg_host *h = reg_host_get(r, host);
+  *base = h->base_url ? hoist_strdup(h->base_url) : NULL;
+  pthread_mutex_unlock(&r->lock);
+  if (*base)
+    return 0;
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  pthread_mutex_lock(&r->lock);
+  h = reg_host_get(r, host);
+  _cleanup_free_ char *failed =
+      h->probe_failed && now.tv_sec - h->probe_failed_at < PROBE_FAILED_TTL_S
+          ? hoist_strdup(h->probe_failed)
+          : NULL;
+  int failed_code = h->probe_failed_code;
+  pthread_mutex_unlock(&r->lock);
+  if (failed)
+    return hoist_err_set(err, failed_code, "%s", failed);
+  if (reg_tls_load(r, host, err) < 0)
+    return -1;
+  const char *api = strcmp(host, "docker.io") == 0 ? "registry-1.docker.io" : host;
+  _cleanup_free_ char *https = hoist_asprintf("https://%s", api);
+  _cleanup_free_ char *http = hoist_asprintf("http://%s", api);
+  bool plain_ok = hoist_registry_is_insecure(r, host);
+  const char *chosen = NULL;
+  for (int attempt = 1; !chosen; attempt++) {
+    probe p, q;
+    probe_once(r, host, https, &p);
+    if (p.rc == CURLE_OK) {
+      chosen = https;
+      break;
+    }
+    /* a refused connection or a certificate not trusted: http would not help */
+    bool tried_http =
+        plain_ok && !refused(p.rc, p.os_errno) && p.rc != CURLE_PEER_FAILED_VERIFICATION;
+    if (tried_http) {
+      probe_once(r, host, http, &q);
+      if (q.rc == CURLE_OK) {
+        chosen = http;
+        break;
+      }
+    }
+    bool again = probe_transient(&p) && (!tried_http || probe_transient(&q));
+    if (!again || attempt >= MAX_ATTEMPTS) {
+      hoist_err *e = NULL;
+      int ret = probe_error(r, host, https, &p, tried_http ? &q : NULL, &e);
+      pthread_mutex_lock(&r->lock);
+      h = reg_host_get(r, host);
+      free(h->probe_failed);
+      h->probe_failed = hoist_strdup(e->msg);
+      h->probe_failed_code = e->code;
+      h->probe_failed_at = now.tv_sec;
+      pthread_mutex_unlock(&r->lock);
+      if (err && !*err)
+        *err = e;
+      else
+        hoist_err_free(e);
+      return ret;
+    }
+    hoist_debug("%s: %s; retrying", host, probe_text(&p));
+    backoff(r, attempt, NULL);
+  }
+  pthread_mutex_lock(&r->lock);
+  h = reg_host_get(r, host);
+  free(h->base_url);
+  h->base_url = hoist_strdup(chosen);
+  pthread_mutex_unlock(&r->lock);
+  *base = hoist_strdup(chosen);
+  return 0;
+}
+
+int reg_host_base(hoist_registry *r, const char *host, char **base, hoist_err **err) {
+  pthread_mutex_lock(&r->lock);
+  reg_host *h = reg_host_get(r, host);
+  *base = h->base_url ? hoist_strdup(h->base_url) : NULL;
+  pthread_mutex_unlock(&r->lock);
+  if (*base)
+    return 0;
+  pthread_mutex_lock(&r->probe_lock);
+  int ret = decide_base(r, host, base, err);
+  pthread_mutex_unlock(&r->probe_lock);
+  return ret;
 }
 
 /* ---------------------------------------------------------- transfer */
@@ -370,25 +561,26 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
   return 0;
 }
 
-static char *absolute_url(hoist_registry *r, const char *host, const char *url) {
+static char *absolute_url(const char *base, const char *url) {
   if (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)
     return hoist_strdup(url);
-  _cleanup_free_ char *base = reg_base_url(r, host);
   return hoist_asprintf("%s%s%s", base, url[0] == '/' ? "" : "/", url);
 }
 
-/* One HTTP exchange. Returns the curl code; *sink_err is set when the sink
- * refused the bytes. */
-static CURLcode perform_once(hoist_registry *r, reg_req *q, reg_resp *resp, const char *auth,
-                             char errbuf[CURL_ERROR_SIZE], hoist_err **sink_err) {
+/* One HTTP exchange with the host at base. Returns the curl code, and in
+ * *os_errno the errno of a connect that failed; *sink_err is set when the
+ * sink refused the bytes. */
+static CURLcode perform_once(hoist_registry *r, const char *base, reg_req *q, reg_resp *resp,
+                             const char *auth, char errbuf[CURL_ERROR_SIZE], long *os_errno,
+                             hoist_err **sink_err) {
   reg_resp_clear(resp);
   resp->content_length = -1;
   hoist_buf_init(&resp->body, REG_BODY_MAX);
   CURL *c = curl_easy_init();
   if (!c)
     abort();
-  _cleanup_free_ char *url = absolute_url(r, q->host, q->url);
-  reg_curl_setup(r, c, url);
+  _cleanup_free_ char *url = absolute_url(base, q->url);
+  reg_curl_setup(r, c, q->host, url);
   xfer x = {.reg = r, .req = q, .resp = resp, .curl = c};
   struct curl_slist *h = NULL;
   _cleanup_free_ char *ah = auth ? hoist_asprintf("Authorization: %s", auth) : NULL;
@@ -453,6 +645,8 @@ static CURLcode perform_once(hoist_registry *r, reg_req *q, reg_resp *resp, cons
   }
   CURLcode rc = curl_easy_perform(c);
   curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &resp->status);
+  *os_errno = 0;
+  curl_easy_getinfo(c, CURLINFO_OS_ERRNO, os_errno);
   if (hoist_log_get_level() >= HOIST_LOG_DEBUG) {
     long version = 0;
     curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
@@ -507,12 +701,16 @@ static void backoff(hoist_registry *r, int attempt, const char *retry_after) {
 int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
   bool reauthed = false;
   bool replayable = !q->body_stream && !q->no_retry;
+  _cleanup_free_ char *base = NULL;
+  if (reg_host_base(r, q->host, &base, err) < 0)
+    return -1;
   for (int attempt = 1;;) {
     _cleanup_free_ char *auth = q->no_auth ? NULL : reg_auth_header(r, q->host, q->scope);
     char errbuf[CURL_ERROR_SIZE];
     hoist_err *sink_err = NULL;
     uint64_t had = q->sink_written;
-    CURLcode rc = perform_once(r, q, resp, auth, errbuf, &sink_err);
+    long os_errno = 0;
+    CURLcode rc = perform_once(r, base, q, resp, auth, errbuf, &os_errno, &sink_err);
     if (sink_err) {
       if (err && !*err)
         *err = sink_err;
@@ -522,12 +720,16 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
     }
     if (rc != CURLE_OK) {
       bool progressed = q->sink && q->sink_written > had;
+      /* the host answered before (reg_host_base): a refused connection now
+       * is a restart, worth the retries */
       if (replayable && curl_retryable(rc) && attempt < MAX_ATTEMPTS + (progressed ? 1 : 0)) {
         hoist_debug("%s %s: %s; retrying", q->method, q->url,
                     errbuf[0] ? errbuf : curl_easy_strerror(rc));
         backoff(r, attempt++, NULL);
         continue;
       }
+      if (refused(rc, os_errno))
+        return hoist_err_set(err, ECONNREFUSED, "%s %s: connection refused", q->method, q->host);
       return hoist_err_set(err, rc == CURLE_OPERATION_TIMEDOUT ? ETIMEDOUT : ECONNRESET,
                            "%s %s: %s", q->method, q->host,
                            errbuf[0] ? errbuf : curl_easy_strerror(rc));

@@ -11,8 +11,18 @@
 /* Largest JSON answer (tags, catalog pages, tokens, errors) kept in memory. */
 #define REG_BODY_MAX (16u << 20)
 
-/* What the client knows about one registry host: how it authenticates and
- * with which credentials. */
+/* A host's TLS settings (tls.c), gathered once. */
+typedef struct reg_tls {
+  bool loaded;
+  char *ca; /* PEM bundle: the system's and the extra CAs; NULL: curl's default */
+  size_t ca_len;
+  char *cert; /* client certificate, or NULL */
+  char *key;
+  char *dir; /* the certs directory read for the host, or NULL */
+} reg_tls;
+
+/* What the client knows about one registry host: how it is spoken to, how
+ * it authenticates and with which credentials. */
 typedef struct reg_host {
   struct reg_host *next;
   char *host;
@@ -22,6 +32,12 @@ typedef struct reg_host {
   char *scheme; /* "basic" or "bearer" once a challenge was seen */
   char *realm;
   char *service;
+  char *base_url; /* "https://host" or "http://host" once decided (reg_host_base) */
+  /* why it could not be decided, when (CLOCK_MONOTONIC seconds), its code */
+  char *probe_failed;
+  time_t probe_failed_at;
+  int probe_failed_code;
+  reg_tls tls;
 } reg_host;
 
 typedef struct reg_token {
@@ -35,7 +51,8 @@ typedef struct reg_token {
 struct hoist_registry {
   CURLSH *share;
   pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
-  pthread_mutex_t lock; /* hosts and tokens */
+  pthread_mutex_t lock;       /* hosts and tokens */
+  pthread_mutex_t probe_lock; /* one host's scheme decided at a time */
   reg_host *hosts;
   reg_token *tokens;
   char *creds;
@@ -46,6 +63,8 @@ struct hoist_registry {
   char *ca_file;
   char *cert_file;
   char *key_file;
+  char *cert_dir;
+  hoist_strv certs_d;
   bool tls_skip_verify;
   bool tls_always;
   int jobs;
@@ -110,9 +129,18 @@ int reg_do(hoist_registry *r, reg_req *req, reg_resp *resp, hoist_err **err) HOI
 int reg_status_error(const reg_resp *resp, hoist_err **err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* "https://host" or "http://host" (docker.io maps to registry-1.docker.io).
- * Caller frees. */
-char *reg_base_url(hoist_registry *r, const char *host);
+/* "https://host" or "http://host" (docker.io maps to registry-1.docker.io)
+ * in *base (caller frees): decided by the first call for host, which
+ * loads its TLS settings and asks GET /v2/ over https, then over http when
+ * that failed and the host may be insecure. The error of a host that cannot
+ * be reached says why and, for a certificate not trusted, what to give. */
+int reg_host_base(hoist_registry *r, const char *host, char **base, hoist_err **err) HOIST_WUR;
+
+/* host is on the client's insecure list (options, config file). */
+bool reg_insecure_listed(hoist_registry *r, const char *host);
+
+/* auth.c: the state of host, made on first use (caller holds r->lock). */
+reg_host *reg_host_get(hoist_registry *r, const char *host);
 
 /* auth.c: the Authorization header value for host and scope, or NULL. */
 char *reg_auth_header(hoist_registry *r, const char *host, const char *scope);
@@ -131,7 +159,19 @@ int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool
 int reg_config_load(hoist_registry *r, const char *path, const char *fallback,
                     hoist_err **err) HOIST_WUR;
 
-/* Applies TLS, timeouts and the share handle to an easy handle. */
-void reg_curl_setup(hoist_registry *r, CURL *c, const char *url);
+/* Applies host's TLS settings, timeouts and the share handle to an easy
+ * handle for url. */
+void reg_curl_setup(hoist_registry *r, CURL *c, const char *host, const char *url);
+
+/* tls.c: loads host's TLS settings once (its certs directory read, its CA
+ * bundle made); an unreadable file is an error. */
+int reg_tls_load(hoist_registry *r, const char *host, hoist_err **err) HOIST_WUR;
+/* Sets host's TLS settings on c (reg_tls_load first). */
+void reg_tls_apply(hoist_registry *r, CURL *c, const char *host);
+/* Whether certificates of host are verified. */
+bool reg_tls_verifies(hoist_registry *r, const char *host);
+/* What to do about a certificate of host not trusted (caller frees). */
+char *reg_tls_hint(hoist_registry *r, const char *host);
+void reg_tls_clear(reg_tls *t);
 
 #endif

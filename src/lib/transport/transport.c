@@ -27,7 +27,8 @@ HOIST_WUR static int registry_source(const hoist_transport_opts *o, const hoist_
 
 HOIST_WUR static int registry_target(const hoist_transport_opts *o, const hoist_loc *loc,
                                      hoist_transport_target **out, hoist_err **err) {
-  return hoist_transport_registry_target(o->registry, loc->ref, out, err);
+  return hoist_transport_registry_target(o->target_registry ? o->target_registry : o->registry,
+                                         loc->ref, out, err);
 }
 
 /* One row per kind of location: adding a driver is adding a row. */
