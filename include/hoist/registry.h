@@ -34,6 +34,7 @@
 #include "hoist/digest.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
+#include "hoist/regconf.h"
 #include "hoist/stream.h"
 
 /* Progress of one transfer: id is a short digest; total 0 when unknown.
@@ -47,8 +48,8 @@ typedef void (*hoist_progress_fn)(void *userdata, const char *id, uint64_t done_
  * registries"), it fills the field here, and a field left unset means what
  * its comment says. Credentials for a host are looked up in this order:
  * creds; secret_file; auth_file, else the first of auth_files that knows the
- * host. secret_file, auth_file and config_file must exist when given; the
- * files of auth_files and config_file_default are read only when they exist.
+ * host. secret_file and auth_file must exist when given; the files of
+ * auth_files are read only when they exist.
  */
 typedef struct hoist_registry_opts {
   const char *creds;       /* "user:password" for every registry, or NULL */
@@ -67,14 +68,14 @@ typedef struct hoist_registry_opts {
    * (localhost, 127.0.0.0/8, ::1) are allowed plain http too, but their
    * certificates are verified. */
   const char *const *insecure;
-  const char *config_file;         /* registries config; NULL: config_file_default
-                                    * (hoist: --registries-conf, else $HOIST_REGISTRIES_CONF) */
-  const char *config_file_default; /* registries config read when it exists and config_file is
-                                    * NULL; NULL: none (hoist:
-                                    * ${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json) */
-  const char *ca_file;             /* CA bundle trusted besides the system's, or NULL */
-  const char *cert_file;           /* TLS client certificate (PEM), or NULL */
-  const char *key_file;            /* its key, or NULL */
+  /* The registries configuration (regconf.h), borrowed: it must outlive
+   * the client. Its insecure hosts join insecure; the registry transport
+   * takes its mirrors, locations and blocked rules. NULL: none. (hoist:
+   * registries.conf and its drop-ins, README "Registries configuration") */
+  const hoist_regconf *regconf;
+  const char *ca_file;   /* CA bundle trusted besides the system's, or NULL */
+  const char *cert_file; /* TLS client certificate (PEM), or NULL */
+  const char *key_file;  /* its key, or NULL */
   /* A directory of TLS files for every registry (skopeo's --cert-dir): CA
    * certificates *.crt, client certificates *.cert each with the *.key of
    * the same name. It replaces the certs.d lookup; NULL: certs_d. */
@@ -105,6 +106,10 @@ typedef struct hoist_registry hoist_registry;
 HOIST_EXPORT int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out,
                                     hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_registry_free(hoist_registry *r);
+
+/* The registries configuration the client was made with (opts->regconf),
+ * or NULL. */
+HOIST_EXPORT const hoist_regconf *hoist_registry_regconf(const hoist_registry *r);
 
 /* Parallel blob transfers the client was made for (opts->jobs, 4 when 0). */
 HOIST_EXPORT int hoist_registry_jobs(const hoist_registry *r);

@@ -4,6 +4,7 @@
 #include "env.h"
 #include "hoist/image.h"
 #include "hoist/oci.h"
+#include "regopts.h"
 
 /* An option of the flattened table and where its value goes. */
 typedef struct bound {
@@ -126,7 +127,7 @@ int cli_local_image(const char *verb, const char *operand, hoist_loc **loc, char
   *digest = NULL;
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *l = NULL;
-  if (hoist_loc_parse(operand, &l, &err) < 0)
+  if (cli_loc_parse(NULL, operand, &l, &err) < 0)
     return cli_usage_err(verb, err);
   if (l->kind == HOIST_LOC_REGISTRY) {
     _cleanup_free_ char *store = cli_env_image_store();

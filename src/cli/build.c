@@ -123,7 +123,7 @@ static int build_run(int argc, char **argv) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *src = NULL;
   _cleanup_loc_ hoist_loc *dst = NULL;
-  if (hoist_loc_parse(source_s, &src, &err) < 0 || hoist_loc_parse(target_s, &dst, &err) < 0)
+  if (cli_loc_parse(&ro, source_s, &src, &err) < 0 || cli_loc_parse(&ro, target_s, &dst, &err) < 0)
     return cli_usage_err(VERB, err);
   if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
     return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");

@@ -76,7 +76,8 @@ typedef struct image_args {
 /* Parses base and target; the target needs a tag. */
 static int parse_locs(image_args *a, hoist_loc **base, hoist_loc **target) {
   hoist_err *err = NULL;
-  if (hoist_loc_parse(a->base, base, &err) < 0 || hoist_loc_parse(a->target, target, &err) < 0)
+  if (cli_loc_parse(&a->ro, a->base, base, &err) < 0 ||
+      cli_loc_parse(&a->ro, a->target, target, &err) < 0)
     return cli_usage_err(a->verb, err);
   const hoist_loc *t = *target;
   if (!hoist_loc_tag(t))

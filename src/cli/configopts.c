@@ -68,8 +68,8 @@ int cli_image_ends_open(const char *verb, const char *what, bool scratch, int ar
   hoist_err *err = NULL;
   const char *operand = argv[optind];
   if ((!(scratch && strcmp(operand, "scratch") == 0) &&
-       hoist_loc_parse(operand, &e->src_loc, &err) < 0) ||
-      hoist_loc_parse(target, &e->dst_loc, &err) < 0)
+       cli_loc_parse(ro, operand, &e->src_loc, &err) < 0) ||
+      cli_loc_parse(ro, target, &e->dst_loc, &err) < 0)
     return cli_usage_err(verb, err);
   if ((e->dst_loc->kind == HOIST_LOC_LAYOUT && !e->dst_loc->tag) ||
       (e->dst_loc->kind == HOIST_LOC_REGISTRY && !e->dst_loc->ref->tag))

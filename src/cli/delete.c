@@ -51,7 +51,7 @@ static int delete (cli_regopts *ro, char **operands) {
   _cleanup_registry_ hoist_registry *r = NULL;
   _cleanup_strfreev_ char **tags = NULL;
   char digest[HOIST_DIGEST_STR_LEN];
-  if (hoist_ref_parse(cli_registry_operand(operands[0]), &ref, &err) < 0 ||
+  if (cli_ref_located(ro, operands[0], &ref, &err) < 0 ||
       cli_regopts_open(ro, false, &r, &err) < 0 || resolve(r, ref, digest, &err) < 0)
     return cli_fail("delete", err);
   tags = tags_of(r, ref, digest);

@@ -59,7 +59,6 @@ char *cli_env_auth_file(const char *given) {
 static struct {
   const char *auth_files[4];
   const char *certs_d[4];
-  const char *config_default;
 } reg_paths;
 
 static void registry_paths(void) {
@@ -67,7 +66,6 @@ static void registry_paths(void) {
     return;
   const char *h = cli_env("HOME");
   const char *dcfg = cli_env("DOCKER_CONFIG");
-  const char *xdg = cli_env("XDG_CONFIG_HOME");
   size_t n = 0;
   reg_paths.auth_files[n++] = keep(default_auth_file());
   if (h)
@@ -81,10 +79,6 @@ static void registry_paths(void) {
     reg_paths.certs_d[n++] = keep(hoist_asprintf("%s/.config/containers/certs.d", h));
   reg_paths.certs_d[n++] = "/etc/containers/certs.d";
   reg_paths.certs_d[n++] = "/etc/docker/certs.d";
-  if (xdg)
-    reg_paths.config_default = keep(hoist_asprintf("%s/hoist/registries.json", xdg));
-  else if (h)
-    reg_paths.config_default = keep(hoist_asprintf("%s/.config/hoist/registries.json", h));
 }
 
 void cli_env_registry(hoist_registry_opts *o) {
@@ -97,16 +91,38 @@ void cli_env_registry(hoist_registry_opts *o) {
     o->auth_files = reg_paths.auth_files;
   if (!o->certs_d)
     o->certs_d = reg_paths.certs_d;
-  if (!o->config_file)
-    o->config_file = cli_env("HOIST_REGISTRIES_CONF");
-  if (!o->config_file && !o->config_file_default)
-    o->config_file_default = reg_paths.config_default;
   if (!o->chunk_size)
     o->chunk_size = positive(cli_env("HOIST_CHUNK_SIZE"));
   if (!o->page_size) {
     uint64_t p = positive(cli_env("HOIST_PAGE_SIZE"));
     o->page_size = p <= 100000 ? (unsigned)p : 0;
   }
+}
+
+void cli_env_regconf(const char *given, cli_regconf_paths *out) {
+  static char *user_file, *user_dir;
+  const char *h = cli_env("HOME");
+  if (h && !user_file) {
+    user_file = hoist_asprintf("%s/.config/containers/registries.conf", h);
+    user_dir = hoist_asprintf("%s/.config/containers/registries.conf.d", h);
+  }
+  *out = (cli_regconf_paths){0};
+  const char *file = given ? given : cli_env("CONTAINERS_REGISTRIES_CONF");
+  size_t n = 0;
+  if (file) {
+    out->file = file;
+    out->required = true;
+  } else if (user_file && access(user_file, F_OK) == 0) {
+    /* the user's file replaces the system's, and its drop-ins too */
+    out->file = user_file;
+    out->dirs[n++] = user_dir;
+    return;
+  } else {
+    out->file = "/etc/containers/registries.conf";
+  }
+  out->dirs[n++] = "/etc/containers/registries.conf.d";
+  if (user_dir)
+    out->dirs[n++] = user_dir;
 }
 
 char *cli_env_image_store(void) {

@@ -20,11 +20,26 @@ const char *cli_env(const char *name);
  * /run/containers/UID/auth.json without XDG_RUNTIME_DIR; then
  * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json),
  * the certs.d roots (~/.config/containers/certs.d, /etc/containers/certs.d,
- * /etc/docker/certs.d), config_file ($HOIST_REGISTRIES_CONF), its default
- * (${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json), chunk_size
+ * /etc/docker/certs.d), chunk_size
  * ($HOIST_CHUNK_SIZE) and page_size ($HOIST_PAGE_SIZE). The strings live as
  * long as the process. */
 void cli_env_registry(hoist_registry_opts *o);
+
+/* The registries configuration's files, as containers-registries.conf(5)
+ * orders them. */
+typedef struct cli_regconf_paths {
+  const char *file;    /* the main file */
+  bool required;       /* it was named (given, $CONTAINERS_REGISTRIES_CONF): it must exist */
+  const char *dirs[3]; /* drop-in directories, NULL-terminated */
+} cli_regconf_paths;
+
+/* The main file is given (--registries-conf) when not NULL, else
+ * $CONTAINERS_REGISTRIES_CONF, else ~/.config/containers/registries.conf
+ * when it exists, else /etc/containers/registries.conf. The drop-ins are
+ * those of /etc/containers/registries.conf.d then
+ * ~/.config/containers/registries.conf.d, only the latter when the user's
+ * own file is the main one. The strings live as long as the process. */
+void cli_env_regconf(const char *given, cli_regconf_paths *out);
 
 /* The auth file login and logout change: given (--authfile) when not NULL,
  * else $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,

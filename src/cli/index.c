@@ -73,7 +73,7 @@ static int index_create(int argc, char **argv) {
   __attribute__((cleanup(locs_free))) hoist_loc **locs = hoist_malloc0((n + 2) * sizeof *locs);
   hoist_err *err = NULL;
   for (size_t i = 0; i <= n; i++)
-    if (hoist_loc_parse(argv[optind + (int)i], &locs[i], &err) < 0)
+    if (cli_loc_parse(&ro, argv[optind + (int)i], &locs[i], &err) < 0)
       return cli_usage_err(VERB, err);
   const hoist_loc *t = locs[0];
   if (!hoist_loc_tag(t))

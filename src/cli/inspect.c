@@ -393,7 +393,7 @@ static int inspect(const char *s, cli_regopts *ro, const char *platform, bool ra
                    bool json) {
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *loc = NULL;
-  if (hoist_loc_parse(s, &loc, &err) < 0)
+  if (cli_loc_parse(ro, s, &loc, &err) < 0)
     return cli_fail(VERB, err);
   image_source src = {0};
   image_info in = {0};

@@ -45,7 +45,7 @@ static int pull_run(int argc, char **argv) {
   } else {
     hoist_err *err = NULL;
     _cleanup_loc_ hoist_loc *l = NULL;
-    if (hoist_loc_parse(src, &l, &err) < 0)
+    if (cli_loc_parse(&t.ro, src, &l, &err) < 0)
       return cli_fail("pull", err);
     dst = cli_image_store_location(l->ref);
   }

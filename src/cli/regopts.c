@@ -76,7 +76,7 @@ const cli_opt cli_regopts_tls_opts[] = {
     CLI_STRING_AT("key", cli_regopts, o.key_file),
     CLI_STRING_AT("cert-dir", cli_regopts, o.cert_dir),
     CLI_CALL_AT("tls-verify", opt_tls_verify, cli_regopts, o),
-    CLI_STRING_AT("registries-conf", cli_regopts, o.config_file),
+    CLI_STRING_AT("registries-conf", cli_regopts, registries_conf),
     CLI_END,
 };
 
@@ -135,6 +135,63 @@ int cli_regopts_run(const char *verb, const char *usage, int n, const char *n_us
 
 const char *cli_registry_operand(const char *arg) {
   return strncmp(arg, "docker://", 9) == 0 ? arg + 9 : arg;
+}
+
+static hoist_regconf *regconf_loaded;
+
+static void regconf_free(void) { hoist_regconf_free(steal_pointer(&regconf_loaded)); }
+
+int cli_regconf(const char *given, const hoist_regconf **out, hoist_err **err) {
+  if (!regconf_loaded) {
+    cli_regconf_paths p;
+    cli_env_regconf(given, &p);
+    if (hoist_regconf_load(p.file, p.required, p.dirs, &regconf_loaded, err) < 0)
+      return -1;
+    atexit(regconf_free);
+  }
+  *out = regconf_loaded;
+  return 0;
+}
+
+int cli_ref_parse(const cli_regopts *ro, const char *s, hoist_ref **out, hoist_err **err) {
+  const char *text = cli_registry_operand(s);
+  if (!hoist_regconf_is_short(text))
+    return hoist_ref_parse(text, out, err);
+  const hoist_regconf *conf = NULL;
+  if (cli_regconf(ro ? ro->registries_conf : NULL, &conf, err) < 0)
+    return -1;
+  _cleanup_free_ char *how = NULL;
+  if (hoist_regconf_resolve(conf, text, out, &how, err) < 0)
+    return -1;
+  if (how) {
+    _cleanup_free_ char *full = hoist_ref_string(*out);
+    hoist_info("%s: %s, by the %s", text, full, how);
+  }
+  return 0;
+}
+
+int cli_ref_located(const cli_regopts *ro, const char *s, hoist_ref **out, hoist_err **err) {
+  _cleanup_ref_ hoist_ref *ref = NULL;
+  const hoist_regconf *conf = NULL;
+  if (cli_ref_parse(ro, s, &ref, err) < 0 ||
+      cli_regconf(ro ? ro->registries_conf : NULL, &conf, err) < 0)
+    return -1;
+  return hoist_regconf_push_target(conf, ref, out, err);
+}
+
+int cli_loc_parse(const cli_regopts *ro, const char *s, hoist_loc **out, hoist_err **err) {
+  if (hoist_loc_parse(s, out, err) < 0)
+    return -1;
+  if ((*out)->kind != HOIST_LOC_REGISTRY)
+    return 0;
+  hoist_ref *ref = NULL;
+  if (cli_ref_parse(ro, s, &ref, err) < 0) {
+    hoist_loc_free(steal_pointer(out));
+    return -1;
+  }
+  hoist_ref_free((*out)->ref);
+  (*out)->ref = ref;
+  return 0;
 }
 
 /* ------------------------------------------------------------ progress */
@@ -241,6 +298,8 @@ void cli_progress_end(void) {
 int cli_regopts_open(cli_regopts *ro, bool progress, hoist_registry **out, hoist_err **err) {
   signal(SIGPIPE, SIG_IGN);
   ro->o.insecure = (const char *const *)ro->insecure;
+  if (cli_regconf(ro->registries_conf, &ro->o.regconf, err) < 0)
+    return -1;
   cli_env_registry(&ro->o);
   if (progress && !ro->json && cli_stderr_is_tty()) {
     ro->o.progress = on_progress;
@@ -298,7 +357,7 @@ int cli_transfer_sides(const char *verb, cli_regopts *ro, const cli_sides *sides
   hoist_err *err = NULL;
   _cleanup_loc_ hoist_loc *s = NULL;
   _cleanup_loc_ hoist_loc *d = NULL;
-  if (hoist_loc_parse(src, &s, &err) < 0 || hoist_loc_parse(dst, &d, &err) < 0)
+  if (cli_loc_parse(ro, src, &s, &err) < 0 || cli_loc_parse(ro, dst, &d, &err) < 0)
     return cli_fail(verb, err);
   _cleanup_registry_ hoist_registry *r = NULL;
   _cleanup_registry_ hoist_registry *rd = NULL;
@@ -365,6 +424,9 @@ int cli_image_layout(cli_regopts *ro, const char *verb, const char *what, const 
     hoist_err_free(err);
     return cli_usage(verb, "bad %s %s", what, operand);
   }
+  hoist_loc_free(steal_pointer(&l));
+  if (cli_loc_parse(ro, operand, &l, &err) < 0)
+    return cli_fail(verb, err);
   if (platform_s && hoist_platform_parse(platform_s, platform, &err) < 0) {
     hoist_err_free(err);
     return cli_usage(verb, "bad platform %s", platform_s);

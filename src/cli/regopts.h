@@ -14,7 +14,8 @@
 /* The TLS options' help lines, which login shares. */
 #define REGOPTS_TLS_HELP                                                                           \
   "  --insecure-registry HOST  HOST may go unverified, or plain http (repeatable)\n"               \
-  "  --registries-conf FILE    registries config (default ~/.config/hoist/registries.json)\n"      \
+  "  --registries-conf FILE    registries.conf to read (default $CONTAINERS_REGISTRIES_CONF,\n"    \
+  "                            ~/.config/containers/registries.conf, /etc/containers/...)\n"       \
   "  --ca-file FILE            CA bundle to trust besides the system's\n"                          \
   "  --cert FILE, --key FILE   TLS client certificate and key\n"                                   \
   "  --cert-dir DIR            CAs (*.crt), client certificate (*.cert, *.key) for every\n"        \
@@ -35,6 +36,7 @@
 
 typedef struct cli_regopts {
   hoist_registry_opts o;
+  const char *registries_conf; /* --registries-conf */
   char **insecure;
   size_t n_insecure;
   bool json;
@@ -74,6 +76,23 @@ extern const cli_opt cli_sides_opts[];
  * operands), or the exit code of --help or of a usage error. */
 int cli_regopts_run(const char *verb, const char *usage, int n, const char *n_usage,
                     int (*run)(cli_regopts *ro, char **operands), int argc, char **argv);
+
+/* The registries configuration (registries.conf and its drop-ins, the
+ * files of cli_env_regconf(given)), read at the first call and kept for
+ * the process. */
+int cli_regconf(const char *given, const hoist_regconf **out, hoist_err **err);
+
+/* hoist_loc_parse, and a short name resolved by the registries
+ * configuration (hoist_regconf_resolve) when s names a registry image; ro
+ * (may be NULL) gives --registries-conf. */
+int cli_loc_parse(const cli_regopts *ro, const char *s, hoist_loc **out, hoist_err **err);
+/* The same for a registry reference (a docker:// prefix allowed). */
+int cli_ref_parse(const cli_regopts *ro, const char *s, hoist_ref **out, hoist_err **err);
+
+/* cli_ref_parse, then the registry's location for it as for a push
+ * (hoist_regconf_push_target: location rewritten, blocked refused): for the
+ * verbs that call the registry API themselves (tags, delete). */
+int cli_ref_located(const cli_regopts *ro, const char *s, hoist_ref **out, hoist_err **err);
 
 /* An operand that names something on a registry, without a docker://
  * prefix. */

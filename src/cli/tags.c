@@ -13,7 +13,7 @@ static int tags(cli_regopts *ro, char **operands) {
   _cleanup_registry_ hoist_registry *r = NULL;
   _cleanup_strfreev_ char **tags = NULL;
   size_t n = 0;
-  if (hoist_ref_parse(cli_registry_operand(operands[0]), &ref, &err) < 0 ||
+  if (cli_ref_located(ro, operands[0], &ref, &err) < 0 ||
       cli_regopts_open(ro, false, &r, &err) < 0 ||
       hoist_registry_tags(r, ref->domain, ref->path, &tags, &n, &err) < 0)
     return cli_fail("tags", err);

@@ -994,10 +994,6 @@ def tls_with_ca():
     hoist("pull", "--tls-verify=true", "--ca-file", reg.ca, "--to", f"oci:{dst}:x",
           f"{reg.host}/tls:1")
     assert layout_ref(dst, "x")["digest"] == desc["digest"]
-    # the CA from the registries config file
-    conf = os.path.join(tmpdir(), "registries.json")
-    json.dump({"ca-file": reg.ca}, open(conf, "w"))
-    hoist("inspect", "--tls-verify=true", "--registries-conf", conf, f"{reg.host}/tls:1")
     reg.stop()
 
 

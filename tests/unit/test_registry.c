@@ -272,18 +272,14 @@ static void test_link_table(void **state) {
 static void test_insecure_hosts(void **state) {
   (void)state;
   const char *insecure[] = {"reg.internal:5000", "plain.example", NULL};
-  hoist_registry_opts o = {.insecure = insecure, .config_file = "/dev/null/none"};
+  hoist_registry_opts o = {.insecure = insecure};
   hoist_registry *r = NULL;
   hoist_err *err = NULL;
-  /* an explicit config file that does not exist is an error */
-  assert_true(hoist_registry_new(&o, &r, &err) < 0);
-  assert_err_contains(&err, "registries config");
-  o.config_file = NULL;
   /* the library reads no environment: a variable naming a missing config
    * file is the CLI's business, not the client's */
-  setenv("HOIST_REGISTRIES_CONF", "/dev/null/none", 1);
+  setenv("CONTAINERS_REGISTRIES_CONF", "/dev/null/none", 1);
   assert_ok(hoist_registry_new(&o, &r, &err), &err);
-  unsetenv("HOIST_REGISTRIES_CONF");
+  unsetenv("CONTAINERS_REGISTRIES_CONF");
   static const struct {
     const char *host;
     bool insecure;
@@ -310,42 +306,31 @@ static void test_insecure_hosts(void **state) {
   assert_err_contains(&err, "USER:PASSWORD");
 }
 
+/* insecure = true of a registries.conf (its registries' and mirrors'
+ * locations) joins the client's insecure hosts. */
 static void test_registries_config(void **state) {
   (void)state;
-  static const struct {
-    const char *json;
-    const char *err; /* NULL: loads */
-  } cases[] = {
-      {"{\"insecure-registries\":[\"conf.example:5000\"]}", NULL},
-      {"{}", NULL},
-      {"{\"insecure-registries\":\"conf.example\"}", "not a list"},
-      {"{\"insecure-registries\":[1]}", "non-string"},
-      {"[]", "not a JSON object"},
-      {"{", "not a JSON object"},
-  };
-  _cleanup_free_ char *dir = test_mkdtemp();
-  _cleanup_free_ char *path = hoist_asprintf("%s/registries.json", dir);
-  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(cases[i].json, f);
-    fclose(f);
-    hoist_registry_opts o = {.config_file = path};
-    hoist_registry *r = NULL;
-    hoist_err *err = NULL;
-    int ret = hoist_registry_new(&o, &r, &err);
-    if (cases[i].err) {
-      if (ret == 0)
-        fail_msg("case %zu: expected an error", i);
-      assert_err_contains(&err, cases[i].err);
-      continue;
-    }
-    assert_ok(ret, &err);
-    assert_int_equal(hoist_registry_is_insecure(r, "conf.example:5000"), i == 0);
-    hoist_registry_free(r);
-  }
-  unlink(path);
-  rmdir(dir);
+  static const char conf[] = "[[registry]]\n"
+                             "prefix = \"example.com/team\"\n"
+                             "location = \"conf.example:5000/team\"\n"
+                             "insecure = true\n"
+                             "[[registry.mirror]]\n"
+                             "location = \"mirror.example/team\"\n"
+                             "insecure = true\n"
+                             "[[registry]]\n"
+                             "location = \"secure.example\"\n";
+  hoist_err *err = NULL;
+  _cleanup_regconf_ hoist_regconf *c = hoist_regconf_new();
+  assert_ok(hoist_regconf_parse(c, conf, sizeof conf - 1, "r.conf", &err), &err);
+  hoist_registry_opts o = {.regconf = c};
+  hoist_registry *r = NULL;
+  assert_ok(hoist_registry_new(&o, &r, &err), &err);
+  assert_ptr_equal(hoist_registry_regconf(r), c);
+  assert_true(hoist_registry_is_insecure(r, "conf.example:5000"));
+  assert_true(hoist_registry_is_insecure(r, "mirror.example"));
+  assert_false(hoist_registry_is_insecure(r, "example.com"));
+  assert_false(hoist_registry_is_insecure(r, "secure.example"));
+  hoist_registry_free(r);
 }
 
 static volatile sig_atomic_t pipes_seen;
@@ -396,7 +381,7 @@ static void test_creds_helper_signals(void **state) {
   pthread_sigmask(SIG_BLOCK, &usr1, NULL);
 
   _cleanup_free_ char *auth_file = hoist_asprintf("%s/auth.json", dir);
-  hoist_registry_opts o = {.auth_file = auth_file, .config_file = NULL};
+  hoist_registry_opts o = {.auth_file = auth_file};
   hoist_registry *r = NULL;
   hoist_err *err = NULL;
   assert_ok(hoist_registry_new(&o, &r, &err), &err);

@@ -355,6 +355,8 @@ HOIST_WUR static int array(reader *rd, hoist_toml *a) {
     space(rd);
     if (peek(rd) == ']')
       break;
+    if (rd->p >= rd->end)
+      return bad(rd, "unterminated array");
     hoist_toml *v = NULL;
     if (value(rd, &v) < 0 || adopt(rd, a, v) < 0)
       return -HOIST_E_FORMAT;

@@ -1,7 +1,7 @@
 /* Credentials: the creds option, a Kubernetes .dockerconfigjson secret, Docker
  * config.json / containers auth.json (auths with auth, username/password,
  * identitytoken; credHelpers and credsStore through docker-credential-<name>
- * helpers), and the registries config file (insecure hosts). */
+ * helpers). */
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -363,39 +363,6 @@ int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool
     if (ret < 0 || *found)
       return ret;
   }
-  return 0;
-}
-
-int reg_config_load(hoist_registry *r, const char *path, const char *fallback, hoist_err **err) {
-  bool required = path != NULL;
-  if (!path)
-    path = fallback;
-  if (!path)
-    return 0;
-  _cleanup_free_ char *data = NULL;
-  size_t len = 0;
-  int ret = read_config("registries config", path, required, &data, &len, err);
-  if (ret < 0 || !data)
-    return ret;
-  json_error_t je;
-  _cleanup_json_ json_t *j = json_loadb(data, len, 0, &je);
-  if (!json_is_object(j))
-    return hoist_err_set(err, HOIST_E_FORMAT, "registries config %s: not a JSON object", path);
-  json_t *list = json_object_get(j, "insecure-registries");
-  if (list && !json_is_array(list))
-    return hoist_err_set(err, HOIST_E_FORMAT,
-                         "registries config %s: insecure-registries is not a list", path);
-  size_t i;
-  json_t *v;
-  json_array_foreach(list, i, v) {
-    if (!json_is_string(v))
-      return hoist_err_set(err, HOIST_E_FORMAT,
-                           "registries config %s: insecure-registries holds a non-string", path);
-    hoist_strv_add(&r->insecure, json_string_value(v));
-  }
-  const char *ca = json_string_value(json_object_get(j, "ca-file"));
-  if (ca && !r->ca_file)
-    r->ca_file = hoist_strdup(ca);
   return 0;
 }
 

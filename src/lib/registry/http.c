@@ -112,10 +112,8 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
     hoist_registry_free(r);
     return hoist_err_set(err, EINVAL, "creds must be USER:PASSWORD");
   }
-  if (reg_config_load(r, opts->config_file, opts->config_file_default, err) < 0) {
-    hoist_registry_free(r);
-    return -EINVAL;
-  }
+  r->regconf = opts->regconf;
+  hoist_regconf_insecure_hosts(r->regconf, &r->insecure);
   *out = r;
   return 0;
 }
@@ -158,6 +156,8 @@ static void host_only(const char *host, char *buf, size_t size) {
 }
 
 int hoist_registry_jobs(const hoist_registry *r) { return r->jobs; }
+
+const hoist_regconf *hoist_registry_regconf(const hoist_registry *r) { return r->regconf; }
 
 bool reg_insecure_listed(hoist_registry *r, const char *host) {
   char h[256];

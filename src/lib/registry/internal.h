@@ -60,6 +60,7 @@ struct hoist_registry {
   hoist_strv auth_files; /* searched in order when auth_file is NULL */
   char *secret_file;
   hoist_strv insecure;
+  const hoist_regconf *regconf; /* borrowed */
   char *ca_file;
   char *cert_file;
   char *key_file;
@@ -153,11 +154,6 @@ void reg_auth_free(hoist_registry *r);
  * *found false when there are none. */
 int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
                      hoist_err **err) HOIST_WUR;
-/* Reads the registries config file path (which must exist), else fallback
- * when it exists (either may be NULL): insecure hosts appended to r, its
- * ca-file unless r has one. */
-int reg_config_load(hoist_registry *r, const char *path, const char *fallback,
-                    hoist_err **err) HOIST_WUR;
 
 /* Applies host's TLS settings, timeouts and the share handle to an easy
  * handle for url. */

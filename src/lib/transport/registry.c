@@ -28,13 +28,53 @@ typedef struct registry_at {
   hoist_ref *ref;
 } registry_at;
 
-/* what: "source" or "target", for the message when r is missing. */
+/* The first of sources (NULL-terminated, the last the registry's own
+ * location) that has the image: each mirror is asked for the manifest
+ * (HEAD), the first that has it answers; else the last, unasked. A mirror
+ * that fails is skipped, as podman skips it. */
+static const hoist_ref *pick_source(hoist_registry *r, hoist_ref *const *sources) {
+  size_t i = 0;
+  for (; sources[i + 1]; i++) {
+    const hoist_ref *m = sources[i];
+    bool found = false;
+    char digest[HOIST_DIGEST_STR_LEN];
+    _cleanup_free_ char *mt = NULL;
+    hoist_err *e = NULL;
+    if (hoist_registry_head_manifest(r, m->domain, m->path, hoist_ref_reference(m), &found, digest,
+                                     &mt, &e) == 0 &&
+        found) {
+      _cleanup_free_ char *text = hoist_ref_string(m);
+      hoist_info("pulling from the mirror %s", text);
+      return m;
+    }
+    _cleanup_free_ char *why = e ? hoist_err_text(e) : hoist_strdup("manifest unknown");
+    hoist_info("mirror %s/%s skipped: %s", m->domain, m->path, why);
+    hoist_err_free(e);
+  }
+  return sources[i];
+}
+
+/* what: "source" or "target", for the message when r is missing. A
+ * registries configuration of r decides where ref really is: a target its
+ * location, a source its mirrors first (pick_source); a blocked registry is
+ * an error. */
 HOIST_WUR static int at_open(registry_at *at, hoist_registry *r, const hoist_ref *ref,
                              const char *what, hoist_err **err) {
   if (!r)
     return hoist_err_set(err, EINVAL, "a registry %s needs a registry client", what);
   at->r = r;
-  at->ref = hoist_ref_dup(ref);
+  const hoist_regconf *conf = hoist_registry_regconf(r);
+  if (!conf) {
+    at->ref = hoist_ref_dup(ref);
+    return 0;
+  }
+  if (strcmp(what, "target") == 0)
+    return hoist_regconf_push_target(conf, ref, &at->ref, err);
+  hoist_ref **sources = NULL;
+  if (hoist_regconf_pull_sources(conf, ref, &sources, err) < 0)
+    return -1;
+  at->ref = hoist_ref_dup(pick_source(r, sources));
+  hoist_regconf_refs_free(sources);
   return 0;
 }
 
