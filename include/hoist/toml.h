@@ -62,6 +62,12 @@ HOIST_EXPORT const char *hoist_toml_kind_name(hoist_toml_kind kind);
 
 HOIST_EXPORT void hoist_toml_free(hoist_toml *t);
 
+/* Sets *err to a HOIST_E_FORMAT error "NAME:LINE: message" (the message
+ * cut at 1 KiB), as the parser's own are, for readers of the tree that
+ * refuse what they find in it. Returns -HOIST_E_FORMAT. */
+HOIST_EXPORT int hoist_toml_error(hoist_err **err, const char *name, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
 static inline void hoist_toml_freep(hoist_toml **t) { hoist_toml_free(*t); }
 #define _cleanup_toml_ __attribute__((cleanup(hoist_toml_freep)))
 

@@ -22,17 +22,17 @@ typedef struct reader {
   hoist_err **err;
 } reader;
 
-__attribute__((format(printf, 2, 3))) static int bad(reader *rd, const char *fmt, ...) {
+int hoist_toml_error(hoist_err **err, const char *name, int line, const char *fmt, ...) {
+  char msg[1024];
   va_list ap;
   va_start(ap, fmt);
-  char *msg = NULL;
-  if (vasprintf(&msg, fmt, ap) < 0)
-    abort();
+  vsnprintf(msg, sizeof msg, fmt, ap);
   va_end(ap);
-  int r = hoist_err_set(rd->err, HOIST_E_FORMAT, "%s:%d: %s", rd->name, rd->line, msg);
-  free(msg);
-  return r;
+  return hoist_err_set(err, HOIST_E_FORMAT, "%s:%d: %s", name, line, msg);
 }
+
+/* An error at the reader's line. */
+#define bad(rd, ...) hoist_toml_error((rd)->err, (rd)->name, (rd)->line, __VA_ARGS__)
 
 static int peek(const reader *rd) { return rd->p < rd->end ? (unsigned char)*rd->p : -1; }
 

@@ -21,7 +21,7 @@ typedef struct mirror {
 } mirror;
 
 typedef struct reg {
-  char *prefix;   /* as written, or the location when no prefix was */
+  char *prefix;   /* first, the key slot() finds: as written, or the location */
   char *location; /* NULL: the prefix is where the images are */
   bool insecure, blocked;
   mirror *mirrors;
@@ -30,7 +30,7 @@ typedef struct reg {
 } reg;
 
 typedef struct alias {
-  char *name, *value, *where;
+  char *name, *value, *where; /* name first, the key slot() finds */
 } alias;
 
 struct hoist_regconf {
@@ -87,18 +87,8 @@ typedef struct src {
   hoist_err **err;
 } src;
 
-__attribute__((format(printf, 3, 4))) static int bad(const src *s, const hoist_toml *at,
-                                                     const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = NULL;
-  if (vasprintf(&msg, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  int r = hoist_err_set(s->err, HOIST_E_FORMAT, "%s:%d: %s", s->name, at ? at->line : 0, msg);
-  free(msg);
-  return r;
-}
+/* An error at the line of the value at (0 without one). */
+#define bad(s, at, ...) hoist_toml_error((s)->err, (s)->name, (at) ? (at)->line : 0, __VA_ARGS__)
 
 /* t's key of kind, or NULL when missing; *out NULL too then. A value of
  * another kind is an error. */
@@ -287,6 +277,18 @@ HOIST_WUR static int parse_file(const src *s, const hoist_toml *root, hoist_regc
   return aliases ? parse_aliases(s, aliases, c) : 0;
 }
 
+/* The index of key in *arr, an array of *n elements of size bytes whose
+ * first member is their char *key; a new last element (not initialized)
+ * when no element has it. *old tells which. */
+static size_t slot(void **arr, size_t *n, size_t size, const char *key, bool *old) {
+  for (size_t j = 0; j < *n; j++)
+    if (strcmp(*(char **)((char *)*arr + j * size), key) == 0)
+      return *old = true, j;
+  *arr = hoist_reallocarray(*arr, *n + 1, size);
+  *old = false;
+  return (*n)++;
+}
+
 /* Moves what add sets into c, over what c had. */
 static void merge(hoist_regconf *c, hoist_regconf *add) {
   if (add->search_set) {
@@ -308,23 +310,18 @@ static void merge(hoist_regconf *c, hoist_regconf *add) {
     c->prefix_where = steal_pointer(&add->prefix_where);
   }
   for (size_t i = 0; i < add->n_regs; i++) {
-    size_t j = 0;
-    while (j < c->n_regs && strcmp(c->regs[j].prefix, add->regs[i].prefix) != 0)
-      j++;
-    if (j == c->n_regs)
-      c->regs = hoist_reallocarray(c->regs, ++c->n_regs, sizeof *c->regs);
-    else
+    bool old = false;
+    size_t j = slot((void **)&c->regs, &c->n_regs, sizeof *c->regs, add->regs[i].prefix, &old);
+    if (old)
       reg_clear(&c->regs[j]);
     c->regs[j] = add->regs[i];
   }
   add->n_regs = 0;
   for (size_t i = 0; i < add->n_aliases; i++) {
-    size_t j = 0;
-    while (j < c->n_aliases && strcmp(c->aliases[j].name, add->aliases[i].name) != 0)
-      j++;
-    if (j == c->n_aliases)
-      c->aliases = hoist_reallocarray(c->aliases, ++c->n_aliases, sizeof *c->aliases);
-    else
+    bool old = false;
+    size_t j =
+        slot((void **)&c->aliases, &c->n_aliases, sizeof *c->aliases, add->aliases[i].name, &old);
+    if (old)
       alias_clear(&c->aliases[j]);
     c->aliases[j] = add->aliases[i];
   }
