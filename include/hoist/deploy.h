@@ -68,8 +68,11 @@ typedef struct hoist_deploy_file {
  * tables with `paths`, `steps`, `triggers`, `aliases` (arrays of strings)
  * and `[scope.NAME]` tables with `command` (a string) and `invalidates` (an
  * array of component names). Strings are "basic" (with \ escapes) or
- * 'literal'. Unknown keys and tables, duplicates, references to unknown
- * components and unsafe patterns are errors naming `name:LINE`. */
+ * 'literal', on one line. It is read with the TOML reader (toml.h), and
+ * what TOML has beyond this subset (quoted and dotted keys, nested tables,
+ * arrays of tables, multi-line strings) is refused by name. Unknown keys
+ * and tables, duplicates, references to unknown components and unsafe
+ * patterns are errors naming `name:LINE`. */
 HOIST_EXPORT int hoist_deploy_file_parse(const char *text, size_t len, const char *name,
                                          hoist_deploy_file **out, hoist_err **err) HOIST_WUR;
 /* Reads and parses the deploy file at dirfd/path (at most 1 MiB). */

@@ -20,9 +20,9 @@
 
 #include "hoist/core.h"
 
-#define HOIST_TOML_MAX_DEPTH 32    /* arrays and inline tables inside each other */
-#define HOIST_TOML_MAX_ITEMS 4096  /* keys of one table, values of one array */
-#define HOIST_TOML_MAX_STRING 8192 /* bytes of one string or key, decoded */
+#define HOIST_TOML_MAX_DEPTH 32          /* arrays and inline tables inside each other */
+#define HOIST_TOML_MAX_ITEMS 4096        /* keys of one table, values of one array */
+#define HOIST_TOML_MAX_STRING (64 << 10) /* bytes of one string or key, decoded */
 
 typedef enum {
   HOIST_TOML_TABLE = 1,
@@ -44,7 +44,19 @@ struct hoist_toml {
    * HOIST_TOML_ARRAY: its elements */
   hoist_toml **items;
   size_t n;
-  unsigned flags; /* the parser's bookkeeping */
+  unsigned flags; /* how it was written: HOIST_TOML_W_* */
+};
+
+/* How a node was written (its flags), for readers of a stricter subset that
+ * refuse some forms by name. */
+enum {
+  HOIST_TOML_W_HEADER = 1u << 0,     /* a table named by a [header] */
+  HOIST_TOML_W_DOTTED = 1u << 1,     /* a table made by a dotted key (a.b = 1) */
+  HOIST_TOML_W_INLINE = 1u << 2,     /* an inline table, or an array value */
+  HOIST_TOML_W_TABLES = 1u << 3,     /* an array of [[tables]] */
+  HOIST_TOML_W_IMPLICIT = 1u << 4,   /* a table made as the parent of a [header] */
+  HOIST_TOML_W_QUOTED_KEY = 1u << 5, /* its key was quoted where it was made */
+  HOIST_TOML_W_MULTILINE = 1u << 6,  /* a """ or ''' string */
 };
 
 /* Parses len bytes of data (no NUL needed) into a tree whose root is a

@@ -111,16 +111,37 @@ static void test_toml_values(void **state) {
   hoist_toml_free(t);
 }
 
+/* How each node was written, for readers of a stricter subset. */
+static void test_toml_written_forms(void **state) {
+  (void)state;
+  hoist_toml *t = parse_ok("[a.\"q\"]\nd.e = 1\nm = \"\"\"x\"\"\"\nl = [1]\ni = {}\n"
+                           "[[r]]\n'k' = 2\n");
+  const hoist_toml *a = hoist_toml_get(t, "a");
+  assert_true(a->flags & HOIST_TOML_W_IMPLICIT);
+  const hoist_toml *q = hoist_toml_get(a, "q");
+  assert_true(q->flags & HOIST_TOML_W_HEADER);
+  assert_true(q->flags & HOIST_TOML_W_QUOTED_KEY);
+  assert_true(hoist_toml_get(q, "d")->flags & HOIST_TOML_W_DOTTED);
+  assert_false(hoist_toml_get(q, "d")->flags & HOIST_TOML_W_QUOTED_KEY);
+  assert_true(hoist_toml_get(q, "m")->flags & HOIST_TOML_W_MULTILINE);
+  assert_true(hoist_toml_get(q, "l")->flags & HOIST_TOML_W_INLINE);
+  assert_true(hoist_toml_get(q, "i")->flags & HOIST_TOML_W_INLINE);
+  const hoist_toml *r = hoist_toml_get(t, "r");
+  assert_true(r->flags & HOIST_TOML_W_TABLES);
+  assert_true(hoist_toml_get(r->items[0], "k")->flags & HOIST_TOML_W_QUOTED_KEY);
+  hoist_toml_free(t);
+}
+
 static void test_toml_bad_inputs(void **state) {
   (void)state;
   static const struct {
     const char *text;
     const char *msg; /* "t.toml:LINE: ..." */
   } cases[] = {
-      {"a = 1\na = 2\n", "t.toml:2: duplicate key a (first at line 1)"},
-      {"[x]\n[x]\n", "t.toml:2: [x] is defined already (line 1)"},
+      {"a = 1\na = 2\n", "t.toml:2: duplicate key 'a' (first at line 1)"},
+      {"[x]\n[x]\n", "t.toml:2: duplicate table [x] (first at line 1)"},
       {"a = \"open\n", "t.toml:1: unterminated string"},
-      {"a = 'x' b\n", "t.toml:1: unexpected 'b' at the end of the line"},
+      {"a = 'x' b\n", "t.toml:1: unexpected 'b' after the value"},
       {"a = 1.5\n", "t.toml:1: 1.5 is not an integer"},
       {"a = 1979-05-27\n", "t.toml:1: 1979-05-27 is not an integer"},
       {"a = 012\n", "t.toml:1: 012: leading zeros"},
@@ -128,32 +149,32 @@ static void test_toml_bad_inputs(void **state) {
       {"a = 1__0\n", "t.toml:1: 1__0 is not an integer"},
       {"a = inf\n", "t.toml:1: floats are not supported"},
       {"\n\na = \"\\q\"\n", "t.toml:3: invalid escape '\\q'"},
-      {"a = \"\\u00\"\n", "t.toml:1: \\u needs 4 hex digits"},
-      {"a = \"\\u0000\"\n", "t.toml:1: \\u escape U+0000"},
-      {"a = \"\\uD800\"\n", "t.toml:1: \\u escape U+D800"},
+      {"a = \"\\u00\"\n", "t.toml:1: invalid unicode escape: \\u needs 4 hex digits"},
+      {"a = \"\\u0000\"\n", "t.toml:1: invalid unicode escape U+0000"},
+      {"a = \"\\uD800\"\n", "t.toml:1: invalid unicode escape U+D800"},
       {"a = [1, 2\n", "t.toml:2: unterminated array"},
       {"a = [1 2]\n", "t.toml:1: expected ',' or ']'"},
       {"a = {x = 1\n", "t.toml:1: expected ',' or '}' in an inline table"},
-      {"a = {x = 1}\n[a]\n", "t.toml:2: [a] is defined already (line 1)"},
+      {"a = {x = 1}\n[a]\n", "t.toml:2: duplicate table [a] (first at line 1)"},
       {"a = {x = 1}\na.y = 2\n", "t.toml:2: a is a table defined at line 1"},
       {"a = {x = 1}\n[a.b]\n", "t.toml:2: a is an inline table (line 1)"},
       {"a = 1\n[a.b]\n", "t.toml:2: a is a integer (line 1), not a table"},
-      {"[[r]]\n[r]\n", "t.toml:2: [r] is defined already"},
+      {"[[r]]\n[r]\n", "t.toml:2: duplicate table [r]"},
       {"[r]\n[[r]]\n", "t.toml:2: [[r]]: r is a table defined at line 1"},
       {"a = [1]\n[[a]]\n", "t.toml:2: [[a]]: a is a array"},
-      {"[x]\n[x.y]\nz=1\n[x]\n", "t.toml:4: [x] is defined already"},
-      {"a.b = 1\n[a]\n", "t.toml:2: [a] is defined already"},
+      {"[x]\n[x.y]\nz=1\n[x]\n", "t.toml:4: duplicate table [x] (first at line 1)"},
+      {"a.b = 1\n[a]\n", "t.toml:2: duplicate table [a]"},
       {"[a.b]\n[a]\nb.c = 1\n", "t.toml:3: b is a table defined at line 1"},
       {"[x\n", "t.toml:1: expected ']' to close the header"},
       {"[[x]\n", "t.toml:1: expected ']]' to close the header"},
-      {"[]\n", "t.toml:1: unexpected ']' where a key goes"},
-      {"= 1\n", "t.toml:1: unexpected '=' where a key goes"},
-      {"a 1\n", "t.toml:1: expected '=' after the key a"},
+      {"[]\n", "t.toml:1: expected a name (a key), not ']'"},
+      {"= 1\n", "t.toml:1: expected a name (a key), not '='"},
+      {"a 1\n", "t.toml:1: expected '=' after a"},
       {"a = \n", "t.toml:1: expected a value"},
-      {"a = \"x\ty\x01\"\n", "t.toml:1: control character 0x01 in a string"},
+      {"a = \"x\ty\x01\"\n", "t.toml:1: control character in a string (0x01)"},
       {"a = -0x1\n", "t.toml:1: a sign before 0x is not allowed"},
       {"a = 1\x01\n", "t.toml:1: unexpected control character 0x01"},
-      {"a = 1 # ok\r", "t.toml:1: unexpected control character 0x0d"},
+      {"a = 1 # ok\r", "t.toml:1: stray carriage return"},
       {"\"\"\"k\"\"\" = 1\n", "t.toml:1: a key cannot be a multi-line string"},
       {"a = \"\"\"never closed\n\n", "t.toml:3: unterminated string"},
       {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
@@ -176,6 +197,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_toml_registries_conf),
       cmocka_unit_test(test_toml_values),
+      cmocka_unit_test(test_toml_written_forms),
       cmocka_unit_test(test_toml_bad_inputs),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,13 +5,13 @@
 
 #include "hoist/toml.h"
 
-/* flags of a node */
 enum {
-  F_HEADER = 1u << 0,   /* a table named by a [header] */
-  F_DOTTED = 1u << 1,   /* a table made by a dotted key of a key/value line */
-  F_FROZEN = 1u << 2,   /* an inline table or an array value: complete as written */
-  F_TABLES = 1u << 3,   /* an array made by [[header]]s */
-  F_IMPLICIT = 1u << 4, /* a table made as the parent of a [header] */
+  F_HEADER = HOIST_TOML_W_HEADER,
+  F_DOTTED = HOIST_TOML_W_DOTTED,
+  F_FROZEN = HOIST_TOML_W_INLINE,
+  F_TABLES = HOIST_TOML_W_TABLES,
+  F_IMPLICIT = HOIST_TOML_W_IMPLICIT,
+  F_QUOTED = HOIST_TOML_W_QUOTED_KEY,
 };
 
 typedef struct reader {
@@ -80,8 +80,9 @@ static int line_end(reader *rd) {
     return 0;
   int c = peek(rd);
   if (c < 0x20 || c == 0x7f)
-    return bad(rd, "unexpected control character 0x%02x", c);
-  return bad(rd, "unexpected '%c' at the end of the line", c);
+    return c == '\r' ? bad(rd, "stray carriage return")
+                     : bad(rd, "unexpected control character 0x%02x", c);
+  return bad(rd, "unexpected '%c' after the value", c);
 }
 
 /* ------------------------------------------------------------- nodes */
@@ -150,7 +151,7 @@ static hoist_toml *member(hoist_toml *table, const char *key) {
 /* Appends code point cp as UTF-8. */
 HOIST_WUR static int utf8(reader *rd, hoist_buf *b, uint32_t cp) {
   if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
-    return bad(rd, "\\u escape U+%04X is not a character hoist accepts", (unsigned)cp);
+    return bad(rd, "invalid unicode escape U+%04X", (unsigned)cp);
   unsigned char out[4];
   size_t n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
   static const unsigned char lead[5] = {0, 0x00, 0xC0, 0xE0, 0xF0};
@@ -180,7 +181,7 @@ HOIST_WUR static int escape(reader *rd, hoist_buf *b) {
             : h >= 'A' && h <= 'F' ? h - 'A' + 10
                                    : -1;
     if (v < 0)
-      return bad(rd, "\\%c needs %d hex digits", c, c == 'u' ? 4 : 8);
+      return bad(rd, "invalid unicode escape: \\%c needs %d hex digits", c, c == 'u' ? 4 : 8);
     if (cp > 0x10FFFF)
       return bad(rd, "\\U escape out of range");
     cp = cp * 16 + (uint32_t)v;
@@ -220,7 +221,7 @@ HOIST_WUR static int string(reader *rd, char **out) {
       continue;
     }
     if ((c < 0x20 && c != '\t') || c == 0x7f)
-      return bad(rd, "control character 0x%02x in a string", c);
+      return bad(rd, "control character in a string (0x%02x)", c);
     rd->p++;
     if (c == '\\' && q == '"') {
       if (multi && (peek(rd) == ' ' || peek(rd) == '\t' || peek(rd) == '\n' || peek(rd) == '\r')) {
@@ -256,8 +257,10 @@ static bool bare(int c) {
          c == '-';
 }
 
-/* A dotted key "a.'b c'.d" into path (each part owned). */
-HOIST_WUR static int key_path(reader *rd, hoist_strv *path) {
+/* A dotted key "a.'b c'.d" into path (each part owned); bit i of *quoted
+ * set when part i was quoted. */
+HOIST_WUR static int key_path(reader *rd, hoist_strv *path, uint64_t *quoted) {
+  *quoted = 0;
   for (;;) {
     while (peek(rd) == ' ' || peek(rd) == '\t')
       rd->p++;
@@ -268,6 +271,7 @@ HOIST_WUR static int key_path(reader *rd, hoist_strv *path) {
       char *k = NULL;
       if (string(rd, &k) < 0)
         return -HOIST_E_FORMAT;
+      *quoted |= 1ull << (path->n & 63);
       hoist_strv_push(path, k);
     } else if (bare(c)) {
       const char *s = rd->p;
@@ -280,8 +284,8 @@ HOIST_WUR static int key_path(reader *rd, hoist_strv *path) {
         abort();
       hoist_strv_push(path, k);
     } else {
-      return c < 0 || c == '\n' || c == '\r' ? bad(rd, "expected a key")
-                                             : bad(rd, "unexpected '%c' where a key goes", c);
+      return c < 0 || c == '\n' || c == '\r' ? bad(rd, "expected a name (a key)")
+                                             : bad(rd, "expected a name (a key), not '%c'", c);
     }
     if (path->n > HOIST_TOML_MAX_DEPTH)
       return bad(rd, "key of more than %d parts", HOIST_TOML_MAX_DEPTH);
@@ -320,25 +324,31 @@ HOIST_WUR static int descend(reader *rd, hoist_toml *t, const char *key, unsigne
 
 HOIST_WUR static int value(reader *rd, hoist_toml **out);
 
+/* F_QUOTED when part i of a key was quoted. */
+static unsigned quoted_flag(uint64_t quoted, size_t i) {
+  return (quoted >> (i & 63)) & 1 ? F_QUOTED : 0;
+}
+
 /* key = value into t (the key may be dotted); used by lines and inline tables. */
 HOIST_WUR static int key_value(reader *rd, hoist_toml *t) {
   _cleanup_strv_ hoist_strv path = HOIST_STRV_INIT;
-  if (key_path(rd, &path) < 0)
+  uint64_t quoted = 0;
+  if (key_path(rd, &path, &quoted) < 0)
     return -HOIST_E_FORMAT;
   for (size_t i = 0; i + 1 < path.n; i++) {
     hoist_toml *m = member(t, path.v[i]);
     if (m && m->kind == HOIST_TOML_TABLE && !(m->flags & F_DOTTED))
       return bad(rd, "%s is a table defined at line %d: dotted keys cannot extend it", path.v[i],
                  m->line);
-    if (descend(rd, t, path.v[i], F_DOTTED, &t) < 0)
+    if (descend(rd, t, path.v[i], F_DOTTED | quoted_flag(quoted, i), &t) < 0)
       return -HOIST_E_FORMAT;
   }
   const char *key = path.v[path.n - 1];
   hoist_toml *old = member(t, key);
   if (old)
-    return bad(rd, "duplicate key %s (first at line %d)", key, old->line);
+    return bad(rd, "duplicate key '%s' (first at line %d)", key, old->line);
   if (peek(rd) != '=')
-    return bad(rd, "expected '=' after the key %s", key);
+    return bad(rd, "expected '=' after %s", key);
   rd->p++;
   while (peek(rd) == ' ' || peek(rd) == '\t')
     rd->p++;
@@ -346,6 +356,7 @@ HOIST_WUR static int key_value(reader *rd, hoist_toml *t) {
   if (value(rd, &v) < 0)
     return -HOIST_E_FORMAT;
   v->key = hoist_strdup(key);
+  v->flags |= quoted_flag(quoted, path.n - 1);
   return adopt(rd, t, v);
 }
 
@@ -456,6 +467,8 @@ HOIST_WUR static int value(reader *rd, hoist_toml **out) {
   rd->depth++;
   if (c == '"' || c == '\'') {
     v = node(HOIST_TOML_STRING, rd->line);
+    if (at(rd, "\"\"\"") || at(rd, "\'\'\'"))
+      v->flags = HOIST_TOML_W_MULTILINE;
     r = string(rd, &v->str);
   } else if (c == '[') {
     v = node(HOIST_TOML_ARRAY, rd->line);
@@ -493,14 +506,15 @@ HOIST_WUR static int header(reader *rd, hoist_toml *root, hoist_toml **cur) {
   bool tables = at(rd, "[[");
   rd->p += tables ? 2 : 1;
   _cleanup_strv_ hoist_strv path = HOIST_STRV_INIT;
-  if (key_path(rd, &path) < 0)
+  uint64_t quoted = 0;
+  if (key_path(rd, &path, &quoted) < 0)
     return -HOIST_E_FORMAT;
   if (!at(rd, tables ? "]]" : "]"))
     return bad(rd, "expected '%s' to close the header", tables ? "]]" : "]");
   rd->p += tables ? 2 : 1;
   hoist_toml *t = root;
   for (size_t i = 0; i + 1 < path.n; i++)
-    if (descend(rd, t, path.v[i], F_IMPLICIT, &t) < 0)
+    if (descend(rd, t, path.v[i], F_IMPLICIT | quoted_flag(quoted, i), &t) < 0)
       return -HOIST_E_FORMAT;
   const char *key = path.v[path.n - 1];
   hoist_toml *m = member(t, key);
@@ -508,7 +522,7 @@ HOIST_WUR static int header(reader *rd, hoist_toml *root, hoist_toml **cur) {
     if (!m) {
       m = node(HOIST_TOML_ARRAY, rd->line);
       m->key = hoist_strdup(key);
-      m->flags = F_TABLES;
+      m->flags = F_TABLES | quoted_flag(quoted, path.n - 1);
       if (adopt(rd, t, m) < 0)
         return -HOIST_E_FORMAT;
     } else if (m->kind != HOIST_TOML_ARRAY || !(m->flags & F_TABLES)) {
@@ -521,12 +535,17 @@ HOIST_WUR static int header(reader *rd, hoist_toml *root, hoist_toml **cur) {
       return -HOIST_E_FORMAT;
     *cur = e;
   } else {
-    if (m && (m->kind != HOIST_TOML_TABLE || !(m->flags & F_IMPLICIT)))
-      return bad(rd, "[%s] is defined already (line %d)", key, m->line);
+    if (m && (m->kind != HOIST_TOML_TABLE || !(m->flags & F_IMPLICIT))) {
+      _cleanup_buf_ hoist_buf name = HOIST_BUF_INIT(1u << 20);
+      for (size_t i = 0; i < path.n; i++)
+        if (hoist_buf_appendf(&name, NULL, "%s%s", i ? "." : "", path.v[i]) < 0)
+          break;
+      return bad(rd, "duplicate table [%s] (first at line %d)", name.data, m->line);
+    }
     if (m) {
-      m->flags = F_HEADER;
+      m->flags = F_HEADER | (m->flags & F_QUOTED);
       m->line = rd->line;
-    } else if (descend(rd, t, key, F_HEADER, &m) < 0) {
+    } else if (descend(rd, t, key, F_HEADER | quoted_flag(quoted, path.n - 1), &m) < 0) {
       return -HOIST_E_FORMAT;
     }
     *cur = m;
@@ -548,6 +567,8 @@ int hoist_toml_parse(const char *data, size_t len, const char *name, hoist_toml 
     int r;
     if (peek(&rd) == '[') {
       r = header(&rd, root, &cur);
+    } else if (peek(&rd) == '\r') {
+      return bad(&rd, "stray carriage return");
     } else if (peek(&rd) < 0x20 || peek(&rd) == 0x7f) {
       return bad(&rd, "unexpected control character 0x%02x", peek(&rd));
     } else {

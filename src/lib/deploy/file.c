@@ -1,5 +1,6 @@
 /* The deploy file: a small, strict subset of TOML (see include/hoist/deploy.h
- * and the README's "Incremental deploy"). */
+ * and the README's "Incremental deploy"), read with the TOML reader
+ * (toml.h) and held to the subset here. */
 #include <errno.h>
 #include <fcntl.h>
 #include <fnmatch.h>
@@ -7,6 +8,7 @@
 
 #include "deploy-private.h"
 #include "hoist/fs.h"
+#include "hoist/toml.h"
 
 enum {
   MAX_FILE = 1 << 20,
@@ -26,7 +28,6 @@ typedef struct raw_table {
 } raw_table;
 
 typedef struct parser {
-  const char *p, *end;
   const char *name;
   int line;
   hoist_err **err;
@@ -45,319 +46,139 @@ static void raw_table_free(raw_table *t) {
   hoist_strv_clear(&t->invalidates);
 }
 
-__attribute__((format(printf, 2, 3))) static int fail(parser *ps, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  char *msg = NULL;
-  if (vasprintf(&msg, fmt, ap) < 0)
-    abort();
-  va_end(ap);
-  int r = hoist_err_set(ps->err, HOIST_E_FORMAT, "%s:%d: %s", ps->name, ps->line, msg);
-  free(msg);
-  return r;
-}
-
-static void skip_ws(parser *ps) {
-  while (ps->p < ps->end && (*ps->p == ' ' || *ps->p == '\t'))
-    ps->p++;
-}
-
-static void skip_comment(parser *ps) {
-  if (ps->p < ps->end && *ps->p == '#')
-    while (ps->p < ps->end && *ps->p != '\n')
-      ps->p++;
-}
-
-/* Consumes a line end ("\n", "\r\n") or the end of input; false otherwise. */
-static bool eat_newline(parser *ps) {
-  if (ps->p >= ps->end)
-    return true;
-  if (*ps->p == '\r' && ps->p + 1 < ps->end && ps->p[1] == '\n')
-    ps->p++;
-  if (*ps->p != '\n')
-    return false;
-  ps->p++;
-  ps->line++;
-  return true;
-}
-
-/* Skips whitespace, comments and line ends (inside arrays). */
-static int skip_space_lines(parser *ps) {
-  for (;;) {
-    skip_ws(ps);
-    skip_comment(ps);
-    if (ps->p >= ps->end || (*ps->p != '\n' && *ps->p != '\r'))
-      return 0;
-    if (!eat_newline(ps))
-      return fail(ps, "stray carriage return");
-  }
-}
-
-/* After a value or header: only whitespace and a comment may follow. */
-static int end_of_line(parser *ps) {
-  skip_ws(ps);
-  skip_comment(ps);
-  if (!eat_newline(ps)) {
-    if (*ps->p == '\r')
-      return fail(ps, "stray carriage return");
-    if ((unsigned char)*ps->p < 0x20 || *ps->p == 0x7f)
-      return fail(ps, "unexpected control character after the value");
-    return fail(ps, "unexpected '%c' after the value", *ps->p);
-  }
-  return 0;
-}
+/* An error at ps->line. */
+#define fail(ps, ...) hoist_toml_error((ps)->err, (ps)->name, (ps)->line, __VA_ARGS__)
 
 static bool bare_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-';
 }
 
-static int bare_key(parser *ps, char **out) {
-  const char *s = ps->p;
-  while (ps->p < ps->end && bare_char(*ps->p))
-    ps->p++;
-  size_t n = (size_t)(ps->p - s);
-  if (n == 0)
-    return fail(ps, ps->p < ps->end && *ps->p == '"' ? "quoted keys are not supported"
-                                                     : "expected a name");
-  if (n > MAX_NAME)
-    return fail(ps, "name longer than %d characters", MAX_NAME);
-  *out = strndup(s, n);
-  if (!*out)
-    abort();
-  return 0;
-}
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9')
-    return c - '0';
-  if (c >= 'a' && c <= 'f')
-    return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F')
-    return c - 'A' + 10;
-  return -1;
-}
-
-static int put_utf8(parser *ps, hoist_buf *b, unsigned long cp) {
-  char u[4];
-  size_t n;
-  if (cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF) || cp == 0)
-    return fail(ps, "invalid unicode escape");
-  if (cp < 0x80) {
-    u[0] = (char)cp;
-    n = 1;
-  } else if (cp < 0x800) {
-    u[0] = (char)(0xC0 | (cp >> 6));
-    u[1] = (char)(0x80 | (cp & 0x3F));
-    n = 2;
-  } else if (cp < 0x10000) {
-    u[0] = (char)(0xE0 | (cp >> 12));
-    u[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[2] = (char)(0x80 | (cp & 0x3F));
-    n = 3;
-  } else {
-    u[0] = (char)(0xF0 | (cp >> 18));
-    u[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    u[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    u[3] = (char)(0x80 | (cp & 0x3F));
-    n = 4;
-  }
-  return hoist_buf_append(b, u, n, ps->err);
-}
-
-/* A "basic" string with escapes or a 'literal' one, on one line. */
-static int string(parser *ps, char **out) {
-  char q = *ps->p;
-  if (ps->end - ps->p >= 3 && ps->p[1] == q && ps->p[2] == q)
-    return fail(ps, "multi-line strings are not supported");
-  ps->p++;
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(HOIST_DEPLOY_STRING_MAX);
-  for (;;) {
-    if (ps->p >= ps->end || *ps->p == '\n' || *ps->p == '\r')
-      return fail(ps, "unterminated string");
-    char c = *ps->p++;
-    if (c == q)
-      break;
-    if ((unsigned char)c < 0x20 && c != '\t')
-      return fail(ps, "control character in a string");
-    if (c == 0x7f)
-      return fail(ps, "control character in a string");
-    if (c != '\\' || q == '\'') {
-      if (hoist_buf_append(&b, &c, 1, ps->err) < 0)
-        return fail(ps, "string too long");
-      continue;
-    }
-    if (ps->p >= ps->end)
-      return fail(ps, "unterminated string");
-    char e = *ps->p++;
-    const char *rep = NULL;
-    switch (e) {
-    case '"':
-      rep = "\"";
-      break;
-    case '\\':
-      rep = "\\";
-      break;
-    case 'n':
-      rep = "\n";
-      break;
-    case 't':
-      rep = "\t";
-      break;
-    case 'r':
-      rep = "\r";
-      break;
-    case 'b':
-      rep = "\b";
-      break;
-    case 'f':
-      rep = "\f";
-      break;
-    case 'u':
-    case 'U': {
-      int digits = e == 'u' ? 4 : 8;
-      unsigned long cp = 0;
-      for (int i = 0; i < digits; i++) {
-        int h = ps->p < ps->end ? hexval(*ps->p) : -1;
-        if (h < 0)
-          return fail(ps, "invalid unicode escape");
-        cp = cp * 16 + (unsigned long)h;
-        ps->p++;
-      }
-      if (put_utf8(ps, &b, cp) < 0)
-        return fail(ps, "string too long");
-      continue;
-    }
-    default:
-      return fail(ps, "invalid escape '\\%c'", e);
-    }
-    if (hoist_buf_append(&b, rep, 1, ps->err) < 0)
-      return fail(ps, "string too long");
-  }
-  *out = hoist_buf_steal(&b);
-  return 0;
-}
-
-static int string_value(parser *ps, char **out) {
-  if (ps->p < ps->end && (*ps->p == '"' || *ps->p == '\''))
-    return string(ps, out);
-  return fail(ps, "expected a string");
-}
-
-static int array_value(parser *ps, hoist_strv *out) {
-  if (ps->p >= ps->end || *ps->p != '[')
-    return fail(ps, "expected an array of strings");
-  ps->p++;
-  for (;;) {
-    if (skip_space_lines(ps) < 0)
-      return -HOIST_E_FORMAT;
-    if (ps->p >= ps->end)
-      return fail(ps, "unterminated array");
-    if (*ps->p == ']') {
-      ps->p++;
-      return 0;
-    }
-    if (out->n >= MAX_ITEMS)
-      return fail(ps, "more than %d items in an array", MAX_ITEMS);
-    char *s = NULL;
-    if (*ps->p != '"' && *ps->p != '\'')
-      return fail(ps, "expected a string in the array");
-    if (string(ps, &s) < 0)
-      return -HOIST_E_FORMAT;
-    hoist_strv_push(out, s);
-    if (skip_space_lines(ps) < 0)
-      return -HOIST_E_FORMAT;
-    if (ps->p < ps->end && *ps->p == ',') {
-      ps->p++;
-      continue;
-    }
-    if (ps->p < ps->end && *ps->p == ']') {
-      ps->p++;
-      return 0;
-    }
-    return fail(ps, "expected ',' or ']' in the array");
-  }
-}
-
-static int header(parser *ps) {
-  ps->p++;
-  if (ps->p < ps->end && *ps->p == '[')
+/* What the subset leaves out of TOML, refused by name: v at its line. */
+static int refuse_form(parser *ps, const hoist_toml *v) {
+  ps->line = v->line;
+  if (v->flags & HOIST_TOML_W_QUOTED_KEY)
+    return fail(ps, "quoted keys are not supported");
+  if (v->kind == HOIST_TOML_ARRAY && (v->flags & HOIST_TOML_W_TABLES))
     return fail(ps, "arrays of tables are not supported");
-  skip_ws(ps);
-  _cleanup_free_ char *kind = NULL;
-  _cleanup_free_ char *name = NULL;
-  if (bare_key(ps, &kind) < 0)
-    return -HOIST_E_FORMAT;
-  bool scope = strcmp(kind, "scope") == 0;
-  if (!scope && strcmp(kind, "component") != 0)
-    return fail(ps, "unknown table [%s] (component.NAME or scope.NAME)", kind);
-  skip_ws(ps);
-  if (ps->p >= ps->end || *ps->p != '.')
-    return fail(ps, "expected [%s.NAME]", kind);
-  ps->p++;
-  skip_ws(ps);
-  if (bare_key(ps, &name) < 0)
-    return -HOIST_E_FORMAT;
-  skip_ws(ps);
-  if (ps->p < ps->end && *ps->p == '.')
-    return fail(ps, "nested tables are not supported");
-  if (ps->p >= ps->end || *ps->p != ']')
-    return fail(ps, "expected ']'");
-  ps->p++;
-  for (size_t i = 0; i < ps->n_tables; i++)
-    if (ps->tables[i].scope == scope && strcmp(ps->tables[i].name, name) == 0)
-      return fail(ps, "duplicate table [%s.%s] (first at line %d)", kind, name, ps->tables[i].line);
-  if (ps->n_tables >= MAX_TABLES)
-    return fail(ps, "more than %d tables", MAX_TABLES);
-  raw_table *nt = hoist_reallocarray(ps->tables, ps->n_tables + 1, sizeof *nt);
-  ps->tables = nt;
-  nt[ps->n_tables++] = (raw_table){.scope = scope, .line = ps->line, .name = steal_pointer(&name)};
-  return end_of_line(ps);
+  if (v->flags & HOIST_TOML_W_DOTTED)
+    return fail(ps, "dotted keys are not supported");
+  if (v->flags & HOIST_TOML_W_MULTILINE)
+    return fail(ps, "multi-line strings are not supported");
+  return 0;
 }
 
-static int key_value(parser *ps) {
-  _cleanup_free_ char *key = NULL;
-  if (bare_key(ps, &key) < 0)
+/* A string value into *out. */
+static int string_value(parser *ps, const hoist_toml *v, char **out) {
+  ps->line = v->line;
+  if (v->kind != HOIST_TOML_STRING)
+    return fail(ps, "expected a string");
+  if (refuse_form(ps, v) < 0)
     return -HOIST_E_FORMAT;
-  skip_ws(ps);
-  if (ps->p < ps->end && *ps->p == '.')
-    return fail(ps, "dotted keys are not supported");
-  if (ps->p >= ps->end || *ps->p != '=')
-    return fail(ps, "expected '=' after %s", key);
-  ps->p++;
-  skip_ws(ps);
-  raw_table *t = ps->n_tables ? &ps->tables[ps->n_tables - 1] : NULL;
-  int r;
-  if (!t) {
-    if (strcmp(key, "state") != 0)
-      return fail(ps, "unknown top-level key '%s' (state)", key);
-    if (ps->state)
-      return fail(ps, "duplicate key 'state'");
-    r = string_value(ps, &ps->state);
-  } else {
-    static const char *const component_keys[] = {"paths", "steps", "triggers", "aliases", NULL};
-    static const char *const scope_keys[] = {"command", "invalidates", NULL};
-    const char *const *keys = t->scope ? scope_keys : component_keys;
-    int k = -1;
-    for (int i = 0; keys[i]; i++)
-      if (strcmp(keys[i], key) == 0)
-        k = i;
-    if (k < 0)
-      return fail(ps, "%s %s: unknown key '%s' (%s)", t->scope ? "scope" : "component", t->name,
-                  key, t->scope ? "command, invalidates" : "paths, steps, triggers, aliases");
-    if (t->seen & (1u << k))
-      return fail(ps, "%s %s: duplicate key '%s'", t->scope ? "scope" : "component", t->name, key);
-    t->seen |= 1u << k;
-    if (t->scope)
-      r = k == 0 ? string_value(ps, &t->command) : array_value(ps, &t->invalidates);
-    else {
-      hoist_strv *v[] = {&t->paths, &t->steps, &t->triggers, &t->aliases};
-      r = array_value(ps, v[k]);
+  *out = hoist_strdup(v->str);
+  return 0;
+}
+
+static int array_value(parser *ps, const hoist_toml *v, hoist_strv *out) {
+  ps->line = v->line;
+  if (v->kind != HOIST_TOML_ARRAY)
+    return fail(ps, "expected an array of strings");
+  if (v->n > MAX_ITEMS)
+    return fail(ps, "more than %d items in an array", MAX_ITEMS);
+  for (size_t i = 0; i < v->n; i++) {
+    const hoist_toml *e = v->items[i];
+    ps->line = e->line;
+    if (e->kind != HOIST_TOML_STRING)
+      return fail(ps, "expected a string in the array");
+    if (refuse_form(ps, e) < 0)
+      return -HOIST_E_FORMAT;
+    hoist_strv_add(out, e->str);
+  }
+  return 0;
+}
+
+/* One key of a [component.NAME] or [scope.NAME] table. */
+static int table_key(parser *ps, raw_table *t, const hoist_toml *v) {
+  static const char *const component_keys[] = {"paths", "steps", "triggers", "aliases", NULL};
+  static const char *const scope_keys[] = {"command", "invalidates", NULL};
+  const char *const *keys = t->scope ? scope_keys : component_keys;
+  ps->line = v->line;
+  if (v->kind == HOIST_TOML_TABLE && !(v->flags & (HOIST_TOML_W_DOTTED | HOIST_TOML_W_INLINE)))
+    return fail(ps, "nested tables are not supported");
+  if (refuse_form(ps, v) < 0)
+    return -HOIST_E_FORMAT;
+  int k = -1;
+  for (int i = 0; keys[i]; i++)
+    if (strcmp(keys[i], v->key) == 0)
+      k = i;
+  if (k < 0)
+    return fail(ps, "%s %s: unknown key '%s' (%s)", t->scope ? "scope" : "component", t->name,
+                v->key, t->scope ? "command, invalidates" : "paths, steps, triggers, aliases");
+  t->seen |= 1u << k;
+  if (t->scope)
+    return k == 0 ? string_value(ps, v, &t->command) : array_value(ps, v, &t->invalidates);
+  hoist_strv *dest[] = {&t->paths, &t->steps, &t->triggers, &t->aliases};
+  return array_value(ps, v, dest[k]);
+}
+
+/* The tables under [component] or [scope] (kind) into ps->tables. */
+static int tables_of(parser *ps, const hoist_toml *group) {
+  const char *kind = group->key;
+  ps->line = group->line;
+  if (refuse_form(ps, group) < 0)
+    return -HOIST_E_FORMAT;
+  if (group->kind != HOIST_TOML_TABLE || (group->flags & HOIST_TOML_W_HEADER) ||
+      (group->flags & HOIST_TOML_W_INLINE))
+    return fail(ps, "expected [%s.NAME]", kind);
+  for (size_t i = 0; i < group->n; i++) {
+    const hoist_toml *tv = group->items[i];
+    ps->line = tv->line;
+    if (refuse_form(ps, tv) < 0)
+      return -HOIST_E_FORMAT;
+    if (tv->kind != HOIST_TOML_TABLE || !(tv->flags & HOIST_TOML_W_HEADER))
+      return fail(ps,
+                  tv->kind == HOIST_TOML_TABLE ? "nested tables are not supported"
+                                               : "expected [%s.NAME]",
+                  kind);
+    size_t n = strlen(tv->key);
+    if (n == 0)
+      return fail(ps, "expected a name");
+    if (n > MAX_NAME)
+      return fail(ps, "name longer than %d characters", MAX_NAME);
+    for (size_t j = 0; j < n; j++)
+      if (!bare_char(tv->key[j]))
+        return fail(ps, "expected a name");
+    if (ps->n_tables >= MAX_TABLES)
+      return fail(ps, "more than %d tables", MAX_TABLES);
+    ps->tables = hoist_reallocarray(ps->tables, ps->n_tables + 1, sizeof *ps->tables);
+    raw_table *t = &ps->tables[ps->n_tables++];
+    *t = (raw_table){.scope = kind[0] == 's', .line = tv->line, .name = hoist_strdup(tv->key)};
+    for (size_t j = 0; j < tv->n; j++)
+      if (table_key(ps, t, tv->items[j]) < 0)
+        return -HOIST_E_FORMAT;
+  }
+  return 0;
+}
+
+/* The tree's top level: state, [component.NAME] and [scope.NAME] tables.
+ * Components and scopes keep the order they were written in, each kind. */
+static int read_tree(parser *ps, const hoist_toml *root) {
+  for (size_t i = 0; i < root->n; i++) {
+    const hoist_toml *v = root->items[i];
+    ps->line = v->line;
+    if (strcmp(v->key, "component") == 0 || strcmp(v->key, "scope") == 0) {
+      if (tables_of(ps, v) < 0)
+        return -HOIST_E_FORMAT;
+    } else if (v->kind == HOIST_TOML_TABLE &&
+               (v->flags & (HOIST_TOML_W_HEADER | HOIST_TOML_W_IMPLICIT))) {
+      return fail(ps, "unknown table [%s] (component.NAME or scope.NAME)", v->key);
+    } else if (strcmp(v->key, "state") != 0) {
+      return fail(ps, "unknown top-level key '%s' (state)", v->key);
+    } else if (string_value(ps, v, &ps->state) < 0) {
+      return -HOIST_E_FORMAT;
     }
   }
-  if (r < 0)
-    return r;
-  return end_of_line(ps);
+  return 0;
 }
 
 /* A pattern is relative, '/'-separated, without empty, "." or ".."
@@ -500,25 +321,17 @@ static int build(parser *ps, hoist_deploy_file *f) {
 
 int hoist_deploy_file_parse(const char *text, size_t len, const char *name, hoist_deploy_file **out,
                             hoist_err **err) {
-  parser ps = {
-      .p = text, .end = text + len, .name = name ? name : "deploy file", .line = 1, .err = err};
+  parser ps = {.name = name ? name : "deploy file", .line = 1, .err = err};
+  _cleanup_toml_ hoist_toml *root = NULL;
   int r = 0;
   if (len > MAX_FILE)
     r = fail(&ps, "larger than %d bytes", MAX_FILE);
   else if (memchr(text, '\0', len))
     r = fail(&ps, "NUL byte in the file");
-  while (r == 0 && ps.p < ps.end) {
-    skip_ws(&ps);
-    skip_comment(&ps);
-    if (ps.p >= ps.end)
-      break;
-    if (*ps.p == '\n' || *ps.p == '\r') {
-      if (!eat_newline(&ps))
-        r = fail(&ps, "stray carriage return");
-      continue;
-    }
-    r = *ps.p == '[' ? header(&ps) : key_value(&ps);
-  }
+  else if (hoist_toml_parse(text, len, ps.name, &root, err) < 0)
+    r = -HOIST_E_FORMAT;
+  else
+    r = read_tree(&ps, root);
   hoist_deploy_file *f = hoist_malloc0(sizeof *f);
   if (r == 0)
     r = build(&ps, f);
