@@ -64,6 +64,8 @@ static void test_regconf_pull_and_push(void **state) {
       {"example.com/x" D, "m1.local:5000/ex/x" D " m2.local/x" D " example.com/x" D,
        "example.com/x" D},
       {"other.example/x:1", "other.example/x:1", "other.example/x:1"},
+      /* a port makes another host */
+      {"example.com:5000/x:1", "example.com:5000/x:1", "example.com:5000/x:1"},
       {"evil.example/x:1",
        "!blocked by the [[registry]] of prefix \"evil.example\" at main.conf:18",
        "!push evil.example/x:1: blocked"},

@@ -487,8 +487,12 @@ static const reg *match(const hoist_regconf *c, const hoist_ref *ref, const char
       size_t dl = strlen(ref->domain);
       if (dl > n - 1 && strcmp(ref->domain + dl - (n - 1), r->prefix + 1) == 0)
         m = dl;
-    } else if (strncmp(text, r->prefix, n) == 0 && strchr("/:@", text[n])) {
-      m = n; /* strchr finds the terminating NUL too: the whole text */
+    } else if (strncmp(text, r->prefix, n) == 0 && strchr("/:@", text[n]) &&
+               !(text[n] == ':' && !strchr(r->prefix, '/'))) {
+      /* strchr finds the terminating NUL too: the whole text. A ':' right
+       * after a host is its port: "example.com" is not "example.com:5000"
+       * (containers/image matches it, and says not to rely on that) */
+      m = n;
     }
     if (m > best_len) {
       best = r;
