@@ -39,10 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   err = NULL;
   hoist_regconf *c = hoist_regconf_new();
   if (hoist_regconf_parse(c, (const char *)data, size, "fuzz", &err) == 0) {
-    static const char *const names[] = {
-        "base", "team/app:1",
-        "example.com/foo/x@sha256:"
-        "0123456789012345678901234567890123456789012345678901234567890123"};
+    static const char by_digest[] =
+        "example.com/foo/x@sha256:0123456789012345678901234567890123456789012345678901234567890123";
+    const char *const names[] = {"base", "team/app:1", by_digest};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
       hoist_ref *ref = NULL, *dst = NULL, **src = NULL;
       if (hoist_regconf_resolve(c, names[i], &ref, NULL, &err) == 0) {

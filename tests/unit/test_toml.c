@@ -180,6 +180,7 @@ static void test_toml_bad_inputs(void **state) {
       {"a = [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]\n",
        "values nested more than 32 deep"},
       {"a = tru\n", "t.toml:1: tru is not an integer"},
+      {"a = [+", "t.toml:1: + is not an integer"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     hoist_err *err = NULL;

@@ -423,6 +423,8 @@ HOIST_WUR static int number(reader *rd, int64_t *out) {
   if (*d == '+' || *d == '-')
     d++;
   int base = 10;
+  if (d == rd->p)
+    return bad(rd, "%.*s is not an integer", (int)n, s);
   if (d[0] == '0' && d + 1 < rd->p && strchr("xob", d[1])) {
     if (d != s)
       return bad(rd, "a sign before %.2s is not allowed", d);
