@@ -125,6 +125,20 @@ void cli_env_regconf(const char *given, cli_regconf_paths *out) {
     out->dirs[n++] = user_dir;
 }
 
+char *cli_env_former_registries_json(void) {
+  const char *env = cli_env("HOIST_REGISTRIES_CONF");
+  if (env)
+    return hoist_strdup(env);
+  const char *xdg = cli_env("XDG_CONFIG_HOME");
+  const char *h = cli_env("HOME");
+  char *path = xdg ? hoist_asprintf("%s/hoist/registries.json", xdg)
+               : h ? hoist_asprintf("%s/.config/hoist/registries.json", h)
+                   : NULL;
+  if (path && access(path, F_OK) != 0)
+    free(steal_pointer(&path));
+  return path;
+}
+
 char *cli_env_image_store(void) {
   const char *images = cli_env("HOIST_IMAGES");
   const char *cache = cli_env("HOIST_CACHE");

@@ -41,6 +41,12 @@ typedef struct cli_regconf_paths {
  * own file is the main one. The strings live as long as the process. */
 void cli_env_regconf(const char *given, cli_regconf_paths *out);
 
+/* hoist's former JSON registries file when one is there to be migrated:
+ * $HOIST_REGISTRIES_CONF when set, else
+ * ${XDG_CONFIG_HOME:-~/.config}/hoist/registries.json when it exists; else
+ * NULL. Caller frees. */
+char *cli_env_former_registries_json(void);
+
 /* The auth file login and logout change: given (--authfile) when not NULL,
  * else $REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json,
  * else /run/containers/UID/auth.json (podman's). Caller frees. */

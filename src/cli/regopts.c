@@ -148,6 +148,11 @@ int cli_regconf(const char *given, const hoist_regconf **out, hoist_err **err) {
     if (hoist_regconf_load(p.file, p.required, p.dirs, &regconf_loaded, err) < 0)
       return -1;
     atexit(regconf_free);
+    _cleanup_free_ char *former = cli_env_former_registries_json();
+    if (former)
+      hoist_warn("%s is no longer read: registries.conf replaces it (README, \"Registries "
+                 "configuration\")",
+                 former);
   }
   *out = regconf_loaded;
   return 0;

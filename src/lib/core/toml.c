@@ -74,7 +74,7 @@ static void space(reader *rd) {
 }
 
 /* What must end a header or a key/value line. */
-static int line_end(reader *rd) {
+HOIST_WUR static int line_end(reader *rd) {
   blanks(rd);
   if (rd->p >= rd->end || newline(rd))
     return 0;

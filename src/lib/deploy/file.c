@@ -55,7 +55,7 @@ static bool bare_char(char c) {
 }
 
 /* What the subset leaves out of TOML, refused by name: v at its line. */
-static int refuse_form(parser *ps, const hoist_toml *v) {
+HOIST_WUR static int refuse_form(parser *ps, const hoist_toml *v) {
   ps->line = v->line;
   if (v->flags & HOIST_TOML_W_QUOTED_KEY)
     return fail(ps, "quoted keys are not supported");
@@ -69,7 +69,7 @@ static int refuse_form(parser *ps, const hoist_toml *v) {
 }
 
 /* A string value into *out. */
-static int string_value(parser *ps, const hoist_toml *v, char **out) {
+HOIST_WUR static int string_value(parser *ps, const hoist_toml *v, char **out) {
   ps->line = v->line;
   if (v->kind != HOIST_TOML_STRING)
     return fail(ps, "expected a string");
@@ -79,7 +79,7 @@ static int string_value(parser *ps, const hoist_toml *v, char **out) {
   return 0;
 }
 
-static int array_value(parser *ps, const hoist_toml *v, hoist_strv *out) {
+HOIST_WUR static int array_value(parser *ps, const hoist_toml *v, hoist_strv *out) {
   ps->line = v->line;
   if (v->kind != HOIST_TOML_ARRAY)
     return fail(ps, "expected an array of strings");
@@ -98,7 +98,7 @@ static int array_value(parser *ps, const hoist_toml *v, hoist_strv *out) {
 }
 
 /* One key of a [component.NAME] or [scope.NAME] table. */
-static int table_key(parser *ps, raw_table *t, const hoist_toml *v) {
+HOIST_WUR static int table_key(parser *ps, raw_table *t, const hoist_toml *v) {
   static const char *const component_keys[] = {"paths", "steps", "triggers", "aliases", NULL};
   static const char *const scope_keys[] = {"command", "invalidates", NULL};
   const char *const *keys = t->scope ? scope_keys : component_keys;
@@ -122,7 +122,7 @@ static int table_key(parser *ps, raw_table *t, const hoist_toml *v) {
 }
 
 /* The tables under [component] or [scope] (kind) into ps->tables. */
-static int tables_of(parser *ps, const hoist_toml *group) {
+HOIST_WUR static int tables_of(parser *ps, const hoist_toml *group) {
   const char *kind = group->key;
   ps->line = group->line;
   if (refuse_form(ps, group) < 0)
@@ -162,7 +162,7 @@ static int tables_of(parser *ps, const hoist_toml *group) {
 
 /* The tree's top level: state, [component.NAME] and [scope.NAME] tables.
  * Components and scopes keep the order they were written in, each kind. */
-static int read_tree(parser *ps, const hoist_toml *root) {
+HOIST_WUR static int read_tree(parser *ps, const hoist_toml *root) {
   for (size_t i = 0; i < root->n; i++) {
     const hoist_toml *v = root->items[i];
     ps->line = v->line;
