@@ -1311,7 +1311,10 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, co
       kill(pid, SIGKILL);
       break;
     }
-    const short ready_in = POLLIN | POLLHUP | POLLERR, ready_out = POLLOUT | POLLHUP | POLLERR;
+    /* POLLNVAL too: a caller's descriptor that is not open ends its stream at
+     * the read or write that says so (EBADF), instead of spinning */
+    const short ready_in = POLLIN | POLLHUP | POLLERR | POLLNVAL,
+                ready_out = POLLOUT | POLLHUP | POLLERR | POLLNVAL;
     for (int i = 0; i < 3; i++) {
       if (pfd[2 + 2 * i].fd >= 0 && (pfd[2 + 2 * i].revents & ready_in))
         relay_read(&rel[i]);
