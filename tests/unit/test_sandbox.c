@@ -518,6 +518,16 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   free(dir);
 }
 
+/* A temporary directory holding busybox_lower's tree (*lower), for a test
+ * that runs as root: skipped otherwise, or without /bin/busybox. */
+static char *root_run_dir(char **lower) {
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    skip();
+  char *dir = test_mkdtemp();
+  *lower = busybox_lower(dir);
+  return dir;
+}
+
 /* The whole of what fd (a file) holds, from its start. Caller frees. */
 static char *file_text(int fd, size_t *len) {
   char *buf = hoist_malloc0(1 << 16);
@@ -532,10 +542,8 @@ static char *file_text(int fd, size_t *len) {
  * command that cannot start, then a reader that went away. */
 static void test_run_passes_streams_through(void **state) {
   (void)state;
-  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
-    skip();
-  char *dir = test_mkdtemp();
-  char *lower = busybox_lower(dir);
+  char *lower;
+  char *dir = root_run_dir(&lower);
   char *upper = hoist_asprintf("%s/upper", dir);
   char *rw = hoist_asprintf("%s/rw", dir);
   assert_int_equal(mkdir(rw, 0755), 0);
@@ -552,18 +560,13 @@ static void test_run_passes_streams_through(void **state) {
   char *argv[] = {"sh", "-c", "cat; echo -n e >&2; echo -n written > /rw/f", NULL};
   char *env[] = {"PATH=/bin", NULL};
   hoist_sandbox_stdio io = {.in = in[0], .out = out, .err = errf, .size_fd = -1, .winch_fd = -1};
-  hoist_sandbox_opts o = {
-      .lower = lower,
-      .upper = upper,
-      .argv = argv,
-      .env = env,
-      .network = HOIST_SANDBOX_NET_NONE,
-      .userns = HOIST_SANDBOX_USERNS_HOST,
-      .log_fd = -1,
-      .stdio = &io,
-      .binds = binds,
-      .n_binds = 1,
-  };
+  /* host ids: lower holds them */
+  hoist_sandbox_opts o = {.lower = lower, .upper = upper, .argv = argv, .env = env, .log_fd = -1};
+  o.network = HOIST_SANDBOX_NET_NONE;
+  o.userns = HOIST_SANDBOX_USERNS_HOST;
+  o.stdio = &io;
+  o.binds = binds;
+  o.n_binds = 1;
   hoist_sandbox_result res;
   hoist_err *err = NULL;
   assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
@@ -663,10 +666,8 @@ static void *run_thread(void *arg) {
  * its own overlay and neither waits for the other. */
 static void test_concurrent_runs_share_lower(void **state) {
   (void)state;
-  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
-    skip();
-  char *dir = test_mkdtemp();
-  char *lower = busybox_lower(dir);
+  char *lower;
+  char *dir = root_run_dir(&lower);
   concurrent_run slow = {lower, hoist_asprintf("%s/u1", dir), "echo slow > /etc/who; sleep 3", 0, 0,
                          0};
   concurrent_run fast = {lower, hoist_asprintf("%s/u2", dir), "echo fast > /etc/who", 0, 0, 0};
