@@ -7,8 +7,9 @@
  * new mount, PID, UTS and IPC namespaces (and a network namespace unless the
  * host's network is asked for; a caller that is not root adds a user
  * namespace at once, because it needs one to mount anything), then walks the
- * child through a short handshake and streams the command's output line by
- * line until the namespace is gone, watching the limits.
+ * child through a short handshake and copies the command's streams (output
+ * line by line, or every stream byte for byte with opts->stdio) until the
+ * namespace is gone, watching the limits.
  *
  * Handshake (one byte on the sync pipe per step, a record on the control pipe
  * from the child):
@@ -33,10 +34,11 @@
  * allocates: the parent may have other threads holding allocator locks at
  * clone time.
  *
- * Command (command_main): a new session, stdio on the pipes, rlimits (files,
- * processes, file size, no core files), capability bounding set cut to what a
- * root package install needs, the user, no_new_privs, the seccomp filter,
- * the working directory, then execve along the image's PATH.
+ * Command (command_main): a new session, stdio on the pipes (or on the run's
+ * pseudo-terminal, then its controlling terminal), rlimits (files, processes,
+ * file size, no core files), capability bounding set cut to what a root
+ * package install needs, the user, no_new_privs, the seccomp filter, the
+ * working directory, then execve along the image's PATH.
  */
 #include <dirent.h>
 #include <errno.h>
