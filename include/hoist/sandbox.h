@@ -92,7 +92,9 @@ typedef struct {
   bool tty;     /* a pseudo-terminal (the host's /dev/ptmx) instead of pipes: its slave, opened
                  * by the parent, is the command's stdin, stdout, stderr and controlling terminal
                  * (bound, nodev, at /dev/console so the command can name it); in is copied to the
-                 * master, the master to out (stderr included), err gets only hoist's messages.
+                 * master (its end as the terminal's end-of-file character, Ctrl-D, while the
+                 * terminal reads lines), the master to out (stderr included), err gets only
+                 * hoist's messages.
                  * Ctrl-C typed in in becomes SIGINT by the terminal's line discipline: the caller
                  * puts its own terminal in raw mode. */
   int size_fd;  /* tty: the terminal whose window size the pty takes at the start and each time

@@ -202,6 +202,11 @@ def tty_without_a_terminal_and_nothing_else_of_dev_pts():
     assert p.stdout.endswith(b"a\r\nb"), p.stdout  # the terminal's own \r\n, nothing added
     p = raw("-t", IMG, "--", "sh", "-c", "echo x > /dev/console && echo OPENED")
     assert b"OPENED" not in p.stdout, p.stdout  # nodev: only the descriptors reach it
+    # -it with piped input: its end is the terminal's end of file (Ctrl-D)
+    p = raw("-it", IMG, "--", "sh", "-c", "cat > /tmp/in; echo; echo END; od -c /tmp/in",
+            input=b"hello\n", timeout=60)
+    assert p.returncode == 0 and b"END" in p.stdout, p
+    assert p.stdout.split(b"END")[1].split()[1:3] == [b"h", b"e"], p.stdout
 
 
 @test

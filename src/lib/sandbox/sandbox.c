@@ -67,6 +67,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <termios.h>
 #include <time.h>
 
 #include "hoist/fs.h"
@@ -1107,7 +1108,9 @@ typedef struct {
   bool own_from, own_to; /* closed here when the stream ends: the sandbox's pipe ends */
   sandbox_lines *lines;  /* line mode */
   line_ctx *lctx;
-  char *buf; /* RELAY_BUF bytes; [off, len) wait for to */
+  bool tty_eof; /* to is a terminal: from's end is its end-of-file character there (when
+                 * the terminal reads lines), as typing Ctrl-D would */
+  char *buf;    /* RELAY_BUF bytes; [off, len) wait for to */
   size_t off, len;
 } relay;
 
@@ -1128,6 +1131,9 @@ static void relay_read(relay *r) {
   if (n < 0 && (errno == EINTR || errno == EAGAIN))
     return;
   if (n <= 0) {
+    struct termios t;
+    if (n == 0 && r->tty_eof && r->to >= 0 && tcgetattr(r->to, &t) == 0 && (t.c_lflag & ICANON))
+      r->buf[r->len++] = (char)t.c_cc[VEOF]; /* read only with room left: it fits */
     relay_close(&r->from, r->own_from);
     if (r->off == r->len)
       relay_close(&r->to, r->own_to);
@@ -1178,7 +1184,7 @@ static void relays_start(const child_ctx *c, run_streams *s, relay rel[3], sandb
   s->out = s->err = s->in = -1;
   if (s->master >= 0) {
     rel[0] = (relay){.from = s->master, .to = io->out};
-    rel[2] = (relay){.from = io->in, .to = io->in >= 0 ? s->master : -1};
+    rel[2] = (relay){.from = io->in, .to = io->in >= 0 ? s->master : -1, .tty_eof = true};
   } else if (io && rel[2].to >= 0) {
     rel[2].from = io->in;
   }
