@@ -62,14 +62,46 @@ typedef struct {
 #define HOIST_SANDBOX_CGROUP_PARENT "/hoist"      /* root's delegated subtree */
 #define HOIST_SANDBOX_UNLIMITED UINT64_MAX        /* a limit that is explicitly off */
 
-/* A host path bound read-only at an absolute path in the image for the run
- * only; it never reaches upper (targets under /tmp land on its tmpfs). The
- * target and its missing parents are created as mount points; any of them
- * that lower lacks is removed from upper afterwards. */
+/* A host path bound at an absolute path in the image for the run only
+ * (nosuid, nodev; read-only unless writable); it never reaches upper (targets
+ * under /tmp land on its tmpfs), writes through a writable one land in the
+ * host's source. The target is resolved inside the image (a symlink in it
+ * never leads out); it and its missing parents are created as mount points;
+ * any of them that lower lacks is removed from upper afterwards. */
 typedef struct {
   const char *source; /* host file or directory */
   const char *target; /* absolute path inside the image */
+  bool writable;      /* false: read-only */
 } hoist_sandbox_bind;
+
+/*
+ * The command's standard streams passed through unchanged (hoist run), instead
+ * of stdin on /dev/null and output delivered as lines. The parent copies the
+ * bytes as they come, in both directions, through pipes or a pseudo-terminal
+ * of its own: none of the caller's descriptors enters the sandbox. Output is
+ * read only as fast as out and err take it (at most 64 KiB waits in the
+ * parent), so a slow reader slows the command down and never stops the limits
+ * and the timeout from being watched. When out or err refuses a write (a
+ * reader that went away: EPIPE), the command's end of that stream is closed,
+ * so its next write fails as it would have written there directly.
+ */
+typedef struct {
+  int in;       /* copied to the command's stdin, which ends when in does; -1: /dev/null */
+  int out;      /* receives the command's stdout byte for byte; -1: discarded */
+  int err;      /* receives its stderr (and the reason a command could not start); -1: discarded */
+  bool tty;     /* a pseudo-terminal (the host's /dev/ptmx) instead of pipes: its slave, opened
+                 * by the parent, is the command's stdin, stdout, stderr and controlling terminal
+                 * (bound, nodev, at /dev/console so the command can name it); in is copied to the
+                 * master (its end as the terminal's end-of-file character, Ctrl-D, while the
+                 * terminal reads lines), the master to out (stderr included), err gets only
+                 * hoist's messages.
+                 * Ctrl-C typed in in becomes SIGINT by the terminal's line discipline: the caller
+                 * puts its own terminal in raw mode. */
+  int size_fd;  /* tty: the terminal whose window size the pty takes at the start and each time
+                 * winch_fd is readable; -1: none (0x0) */
+  int winch_fd; /* tty: readable when size_fd's size changed (e.g. a pipe the caller's SIGWINCH
+                 * handler writes a byte to; drained here); -1: none */
+} hoist_sandbox_stdio;
 
 /* Called once per complete output line (without the newline); is_stderr tells the stream. */
 typedef void (*hoist_sandbox_line_fn)(void *ctx, bool is_stderr, const char *line, size_t len);
@@ -89,9 +121,13 @@ typedef struct {
   unsigned timeout_s;                 /* 0: none; on expiry the whole PID namespace is killed */
   hoist_sandbox_line_fn on_line;      /* NULL: no line callback */
   void *on_line_ctx;
-  int log_fd;      /* -1: none; otherwise each line is also written here */
+  int log_fd; /* -1: none; otherwise each line is also written here */
+  /* NULL: stdin is /dev/null, output goes line by line to on_line and log_fd
+   * (builds). Set: the streams pass through as it says; on_line and log_fd
+   * then get none of the command's output. */
+  const hoist_sandbox_stdio *stdio;
   bool force_copy; /* skip overlayfs: run on a copy of lower and diff it into upper */
-  const hoist_sandbox_bind *binds; /* host files/dirs bound read-only into the image */
+  const hoist_sandbox_bind *binds; /* host files/dirs bound into the image */
   size_t n_binds;
   unsigned long nofile; /* RLIMIT_NOFILE; 0: 65536 (or the hard limit when lower) */
   unsigned long nproc;  /* RLIMIT_NPROC; 0: 16384 (or the hard limit when lower) */
@@ -140,14 +176,16 @@ typedef struct {
  * could not be set up. A run that hits a limit (time, memory, pids, disk) is
  * killed whole and reported in res->end.
  * A command that cannot start (not found, working directory missing) exits
- * 127, with the reason delivered as a line on stderr.
+ * 127, with the reason delivered as a line on stderr (stdio: written to err).
  * Threads: the caller may have other threads, busy in the allocator or
  * holding any lock: the sandbox's processes are made with raw clone and call
  * nothing of libc that takes a lock or acts on every thread (no fork(), no
  * set*id wrappers, no malloc) until they exec. Requires of the caller: opts
  * and the strings it points at stay valid; the calling thread stays alive
  * until it returns (pasta and the sandbox's init die with it); SIGCHLD is not
- * ignored.
+ * ignored. With stdio, SIGPIPE is blocked in the calling thread while the
+ * command runs (a write to a reader that went away fails with EPIPE instead)
+ * and one it raised is taken back before the mask is restored.
  */
 HOIST_EXPORT int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
                                    hoist_err **err) HOIST_WUR;

@@ -159,6 +159,15 @@ def script_base(workdir):
     return f"oci:{out}:base"
 
 
+def busybox_rootfs(layout):
+    """Writes the busybox fixture (tests/fixtures/busybox-image.sh, cached under
+    $HOIST_CACHE) as oci:LAYOUT:base and returns its unpacked tree in the rootfs
+    cache."""
+    run("bash", os.path.join(SOURCE_ROOT, "tests", "fixtures", "busybox-image.sh"), HOIST, layout,
+        "base")
+    return hoist("unpack", "--cache", f"oci:{layout}:base").stdout.strip()
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -456,7 +456,8 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   int log_fd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   assert_true(log_fd >= 0);
 
-  hoist_sandbox_bind binds[] = {{req, "/tmp/requirements.txt"}, {req, "/opt/req/r.txt"}};
+  hoist_sandbox_bind binds[] = {{req, "/tmp/requirements.txt", false},
+                                {req, "/opt/req/r.txt", false}};
   char *argv[] = {"sh", "-c",
                   "cat /tmp/requirements.txt /opt/req/r.txt; echo to-stderr >&2; "
                   "rm /etc/base-file; echo new > /etc/added; "
@@ -517,6 +518,116 @@ static void test_run_delivers_lines_binds_and_whiteouts(void **state) {
   free(dir);
 }
 
+/* A temporary directory holding busybox_lower's tree (*lower), for a test
+ * that runs as root: skipped otherwise, or without /bin/busybox. */
+static char *root_run_dir(char **lower) {
+  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
+    skip();
+  char *dir = test_mkdtemp();
+  *lower = busybox_lower(dir);
+  return dir;
+}
+
+/* The whole of what fd (a file) holds, from its start. Caller frees. */
+static char *file_text(int fd, size_t *len) {
+  char *buf = hoist_malloc0(1 << 16);
+  ssize_t n = pread(fd, buf, (1 << 16) - 1, 0);
+  assert_true(n >= 0);
+  *len = (size_t)n;
+  return buf;
+}
+
+/* One run with the caller's streams (hoist run): stdin from a pipe to its
+ * end, stdout and stderr byte for byte into files, a writable bind; then a
+ * command that cannot start, then a reader that went away. */
+static void test_run_passes_streams_through(void **state) {
+  (void)state;
+  char *lower;
+  char *dir = root_run_dir(&lower);
+  char *upper = hoist_asprintf("%s/upper", dir);
+  char *rw = hoist_asprintf("%s/rw", dir);
+  assert_int_equal(mkdir(rw, 0755), 0);
+  char *out_path = hoist_asprintf("%s/out", dir), *err_path = hoist_asprintf("%s/err", dir);
+  int out = open(out_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int errf = open(err_path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  int in[2];
+  assert_int_equal(pipe2(in, O_CLOEXEC), 0);
+  static const char input[] = "line one\nno newline\0binary";
+  assert_int_equal(write(in[1], input, sizeof input - 1), (ssize_t)(sizeof input - 1));
+  close(in[1]);
+
+  hoist_sandbox_bind binds[] = {{rw, "/rw", true}};
+  char *argv[] = {"sh", "-c", "cat; echo -n e >&2; echo -n written > /rw/f", NULL};
+  char *env[] = {"PATH=/bin", NULL};
+  hoist_sandbox_stdio io = {.in = in[0], .out = out, .err = errf, .size_fd = -1, .winch_fd = -1};
+  /* host ids: lower holds them */
+  hoist_sandbox_opts o = {.lower = lower, .upper = upper, .argv = argv, .env = env, .log_fd = -1};
+  o.network = HOIST_SANDBOX_NET_NONE;
+  o.userns = HOIST_SANDBOX_USERNS_HOST;
+  o.stdio = &io;
+  o.binds = binds;
+  o.n_binds = 1;
+  hoist_sandbox_result res;
+  hoist_err *err = NULL;
+  assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
+  close(in[0]);
+  assert_true(WIFEXITED(res.status) && WEXITSTATUS(res.status) == 0);
+  size_t n;
+  char *text = file_text(out, &n);
+  assert_int_equal(n, sizeof input - 1);
+  assert_memory_equal(text, input, n);
+  free(text);
+  text = file_text(errf, &n);
+  assert_int_equal(n, 1);
+  assert_memory_equal(text, "e", 1);
+  free(text);
+  char *f = hoist_asprintf("%s/f", rw);
+  assert_ok(hoist_fs_read_file(AT_FDCWD, f, 1 << 10, &text, NULL, &err), &err);
+  assert_string_equal(text, "written");
+  free(text);
+  free(f);
+  assert_false(exists_at(upper, "rw"));
+
+  /* stdin absent: /dev/null; a command that cannot start says so on err */
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, upper, &err), &err);
+  assert_int_equal(ftruncate(errf, 0), 0);
+  assert_int_equal(lseek(errf, 0, SEEK_SET), 0);
+  io.in = -1;
+  char *missing[] = {"no-such-command", NULL};
+  o.argv = missing;
+  assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
+  assert_int_equal(WEXITSTATUS(res.status), 127);
+  text = file_text(errf, &n);
+  assert_non_null(strstr(text, "hoist: exec no-such-command: No such file or directory\n"));
+  free(text);
+
+  /* a reader that went away: the command's writes fail as if it wrote there
+   * (it ends), and no SIGPIPE reaches this process */
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, upper, &err), &err);
+  int gone[2];
+  assert_int_equal(pipe2(gone, O_CLOEXEC), 0);
+  close(gone[0]);
+  io.out = gone[1];
+  char *yes[] = {"sh", "-c", "while echo y; do :; done; echo ended >&2", NULL};
+  o.argv = yes;
+  o.timeout_s = 60;
+  assert_int_equal(ftruncate(errf, 0), 0);
+  assert_int_equal(lseek(errf, 0, SEEK_SET), 0);
+  assert_ok(hoist_sandbox_run(&o, &res, &err), &err);
+  assert_int_equal(res.end, HOIST_SANDBOX_EXITED);
+  close(gone[1]);
+
+  close(out);
+  close(errf);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+  free(lower);
+  free(upper);
+  free(rw);
+  free(out_path);
+  free(err_path);
+  free(dir);
+}
+
 typedef struct {
   const char *lower;
   char *upper;
@@ -555,10 +666,8 @@ static void *run_thread(void *arg) {
  * its own overlay and neither waits for the other. */
 static void test_concurrent_runs_share_lower(void **state) {
   (void)state;
-  if (access("/bin/busybox", X_OK) != 0 || geteuid() != 0)
-    skip();
-  char *dir = test_mkdtemp();
-  char *lower = busybox_lower(dir);
+  char *lower;
+  char *dir = root_run_dir(&lower);
   concurrent_run slow = {lower, hoist_asprintf("%s/u1", dir), "echo slow > /etc/who; sleep 3", 0, 0,
                          0};
   concurrent_run fast = {lower, hoist_asprintf("%s/u2", dir), "echo fast > /etc/who", 0, 0, 0};
@@ -787,6 +896,7 @@ int main(void) {
       cmocka_unit_test(test_env_from_config),
       cmocka_unit_test(test_copy_then_diff_is_overlay_shaped),
       cmocka_unit_test(test_run_delivers_lines_binds_and_whiteouts),
+      cmocka_unit_test(test_run_passes_streams_through),
       cmocka_unit_test(test_concurrent_runs_share_lower),
       cmocka_unit_test(test_run_ends_on_limits),
       cmocka_unit_test(test_run_with_given_subids),

@@ -69,6 +69,7 @@ HOIST_WUR static int pull_archive(const hoist_transport_opts *t, const char *sto
  * content or a broken rule. */
 static bool store_may_serve(const hoist_err *e) {
   switch (hoist_err_root_code(e)) {
+  case ENOENT: /* no such tag */
   case HOIST_E_REGISTRY:
   case ECONNRESET:
   case ECONNREFUSED:

@@ -702,7 +702,10 @@ int reg_do(hoist_registry *r, reg_req *q, reg_resp *resp, hoist_err **err) {
   bool reauthed = false;
   bool replayable = !q->body_stream && !q->no_retry;
   _cleanup_free_ char *base = NULL;
-  if (reg_host_base(r, q->host, &base, err) < 0)
+  /* a layer's url (no_auth, absolute) names no registry: no scheme to probe */
+  bool foreign =
+      q->no_auth && (strncmp(q->url, "http://", 7) == 0 || strncmp(q->url, "https://", 8) == 0);
+  if (!foreign && reg_host_base(r, q->host, &base, err) < 0)
     return -1;
   for (int attempt = 1;;) {
     _cleanup_free_ char *auth = q->no_auth ? NULL : reg_auth_header(r, q->host, q->scope);

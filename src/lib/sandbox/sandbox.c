@@ -7,8 +7,9 @@
  * new mount, PID, UTS and IPC namespaces (and a network namespace unless the
  * host's network is asked for; a caller that is not root adds a user
  * namespace at once, because it needs one to mount anything), then walks the
- * child through a short handshake and streams the command's output line by
- * line until the namespace is gone, watching the limits.
+ * child through a short handshake and copies the command's streams (output
+ * line by line, or every stream byte for byte with opts->stdio) until the
+ * namespace is gone, watching the limits.
  *
  * Handshake (one byte on the sync pipe per step, a record on the control pipe
  * from the child):
@@ -33,10 +34,11 @@
  * allocates: the parent may have other threads holding allocator locks at
  * clone time.
  *
- * Command (command_main): a new session, stdio on the pipes, rlimits (files,
- * processes, file size, no core files), capability bounding set cut to what a
- * root package install needs, the user, no_new_privs, the seccomp filter,
- * the working directory, then execve along the image's PATH.
+ * Command (command_main): a new session, stdio on the pipes (or on the run's
+ * pseudo-terminal, then its controlling terminal), rlimits (files, processes,
+ * file size, no core files), capability bounding set cut to what a root
+ * package install needs, the user, no_new_privs, the seccomp filter, the
+ * working directory, then execve along the image's PATH.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -46,6 +48,7 @@
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <poll.h>
+#include <pthread.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -53,7 +56,9 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -62,6 +67,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <sys/xattr.h>
+#include <termios.h>
 #include <time.h>
 
 #include "hoist/fs.h"
@@ -141,9 +147,13 @@ typedef struct {
   sandbox_bpf bpf;
   sandbox_prefix blocked[SANDBOX_MAX_BLOCKED]; /* routes a private network must not have */
   size_t n_blocked;
-  int ctl;       /* write end of the control pipe */
-  int out, errp; /* write ends of stdout/stderr pipes */
-  int sync;      /* read end: the parent's go-ahead */
+  int ctl;           /* write end of the control pipe */
+  int out, errp;     /* write ends of stdout/stderr pipes; -1 with a terminal */
+  int in;            /* read end of the stdin pipe; -1: /dev/null (or the terminal) */
+  int tty;           /* the pseudo-terminal's slave (opts->stdio->tty); -1: none */
+  char tty_path[32]; /* its /dev/pts path, opened again in the child's mount namespace */
+  int tty_node;      /* O_PATH fd of that path there (a bind source); -1: none */
+  int sync;          /* read end: the parent's go-ahead */
 } child_ctx;
 
 /* ---------------------------------------------------------------- child */
@@ -269,20 +279,21 @@ static int remount_bind(int fd, unsigned long flags) {
   return mount_at(fd, NULL, NULL, flags, NULL);
 }
 
-/* Binds host fd src at target (a path in the tree), read-only when ro. */
-static int bind_at(int rootfd, const char *target, int src, bool ro) {
+/* Binds host fd src at target (a path in the tree), then remounts it with
+ * flags added (MS_RDONLY, MS_NODEV...) unless they are 0. */
+static int bind_at(int rootfd, const char *target, int src, unsigned long flags) {
   char s[32];
   int t = resolve_in(rootfd, target, O_PATH);
   if (t < 0)
     return -1;
   int r = mount_at(t, fdpath(s, src), NULL, MS_BIND | MS_REC, NULL);
   close(t);
-  if (r < 0 || !ro)
+  if (r < 0 || !flags)
     return r;
   t = resolve_in(rootfd, target, O_PATH);
   if (t < 0)
     return -1;
-  r = remount_bind(t, MS_RDONLY);
+  r = remount_bind(t, flags);
   close(t);
   return r;
 }
@@ -361,8 +372,18 @@ static void setup_dev(const child_ctx *c, int rootfd) {
     close(f);
     char target[32];
     snprintf(target, sizeof target, "dev/%s", dev_names[i]);
-    if (bind_at(rootfd, target, c->host_fd[i], false) < 0)
+    if (bind_at(rootfd, target, c->host_fd[i], 0) < 0)
       child_fail(c, MSG_FAIL, "bind /dev/%s", dev_names[i]);
+  }
+  /* the terminal, named: nodev, so only the descriptors the command is given
+   * reach it; ttyname() finds it here */
+  if (c->tty >= 0) {
+    int f = openat(dev, "console", O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (f < 0)
+      child_fail(c, MSG_FAIL, "create /dev/console");
+    close(f);
+    if (bind_at(rootfd, "dev/console", c->tty_node, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+      child_fail(c, MSG_FAIL, "bind the terminal on /dev/console");
   }
   static const char *const links[][2] = {
       {"fd", "/proc/self/fd"},
@@ -407,7 +428,7 @@ static void setup_mounts(const child_ctx *c) {
     t = ensure_target(rootfd, target, false);
     if (t < 0 && errno == EEXIST)
       continue; /* a dangling symlink in the image: nothing to bind onto */
-    if (t < 0 || bind_at(rootfd, target, c->host_fd[i], true) < 0)
+    if (t < 0 || bind_at(rootfd, target, c->host_fd[i], MS_RDONLY | MS_NOSUID | MS_NODEV) < 0)
       child_fail(c, MSG_FAIL, "bind /%s", target);
     close(t);
   }
@@ -417,7 +438,8 @@ static void setup_mounts(const child_ctx *c) {
     while (*target == '/')
       target++;
     t = ensure_target(rootfd, target, c->bind_dir[i]);
-    if (t < 0 || bind_at(rootfd, target, c->bind_fd[i], true) < 0)
+    unsigned long flags = MS_NOSUID | MS_NODEV | (c->o->binds[i].writable ? 0 : MS_RDONLY);
+    if (t < 0 || bind_at(rootfd, target, c->bind_fd[i], flags) < 0)
       child_fail(c, MSG_FAIL, "bind %s on %s", c->o->binds[i].source, c->o->binds[i].target);
     close(t);
   }
@@ -493,10 +515,19 @@ static void exec_in_path(const child_ctx *c) {
 }
 
 __attribute__((noreturn)) static void command_main(const child_ctx *c) {
-  setsid(); /* no controlling terminal: nothing for TIOCSTI to type into */
-  int null = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (null < 0 || dup2(null, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->errp, 2) < 0)
-    child_fail(c, MSG_FAIL, "stdio");
+  /* no controlling terminal but the run's own pseudo-terminal, if asked for
+   * (TIOCSTI is refused by the filter either way) */
+  setsid();
+  if (c->tty >= 0) {
+    if (ioctl(c->tty, TIOCSCTTY, 0) < 0)
+      child_fail(c, MSG_FAIL, "make the pseudo-terminal the controlling terminal");
+    if (dup2(c->tty, 0) < 0 || dup2(c->tty, 1) < 0 || dup2(c->tty, 2) < 0)
+      child_fail(c, MSG_FAIL, "stdio");
+  } else {
+    int in = c->in >= 0 ? c->in : open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (in < 0 || dup2(in, 0) < 0 || dup2(c->out, 1) < 0 || dup2(c->errp, 2) < 0)
+      child_fail(c, MSG_FAIL, "stdio");
+  }
   /* nothing of the caller's leaks in; the control pipe stays until execve */
   syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */);
   /* ignored signals would survive execve */
@@ -592,7 +623,7 @@ static void enter_userns(const child_ctx *c) {
 
 __attribute__((noreturn)) static void child_main(child_ctx *c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
-  int keep[] = {c->ctl, c->out, c->errp, c->sync};
+  int keep[] = {c->ctl, c->out, c->errp, c->sync, c->in, c->tty};
   close_other_fds(keep, sizeof keep / sizeof keep[0]);
   if (c->userns_at_clone)
     child_wait(c); /* the id maps */
@@ -617,6 +648,14 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     if (c->bind_fd[i] < 0)
       child_fail(c, MSG_FAIL, "open %s", c->o->binds[i].source);
   }
+  if (c->tty >= 0) {
+    /* the same terminal as the one the command is given, or nothing */
+    struct stat want, got;
+    c->tty_node = open(c->tty_path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (c->tty_node < 0 || fstat(c->tty, &want) < 0 || fstat(c->tty_node, &got) < 0 ||
+        want.st_rdev != got.st_rdev || want.st_ino != got.st_ino || !S_ISCHR(got.st_mode))
+      child_fail(c, MSG_FAIL, "open the pseudo-terminal %s", c->tty_path);
+  }
   mount_tree(c);
   setup_mounts(c);
   /* nothing of the host stays reachable through this process's fds */
@@ -625,6 +664,8 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
       close(c->host_fd[i]);
   for (size_t i = 0; i < c->o->n_binds; i++)
     close(c->bind_fd[i]);
+  if (c->tty_node >= 0)
+    close(c->tty_node);
   if (c->userns_late)
     enter_userns(c);
   /* after every change of ids: /proc/1 stays closed to the command */
@@ -637,8 +678,12 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     child_fail(c, MSG_FAIL, "fork");
   if (pid == 0)
     command_main(c);
-  close(c->out);
-  close(c->errp);
+  /* the command's ends only: the pseudo-terminal's master sees the end once
+   * the last of its processes is gone */
+  const int ends[] = {c->out, c->errp, c->in, c->tty};
+  for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++)
+    if (ends[i] >= 0)
+      close(ends[i]);
   for (;;) {
     int st;
     pid_t w = waitpid(-1, &st, 0);
@@ -1050,22 +1095,190 @@ HOIST_WUR static int go_ahead(int sync, hoist_err **err) {
   return 0;
 }
 
-/* Streams the command's output until every writer is gone (the namespace
- * died), killing the namespace when the timeout or a limit is reached. */
-HOIST_WUR static int stream(child_ctx *c, pid_t pid, const int ctl, const int fds[2],
-                            const monitor *mon, hoist_sandbox_result *res, bool *overlay_failed,
-                            hoist_err **err) {
+/* ------------------------------------------------------------ streams */
+
+#define RELAY_BUF 65536  /* bytes of one stream that wait for the caller's reader */
+#define RELAY_CHUNK 4096 /* written per readiness: PIPE_BUF, which a writable pipe takes whole */
+
+/* One stream between the sandbox and the caller, copied by the parent: bytes
+ * read from `from` wait in buf until `to` takes them; in line mode (lines
+ * set) they go to emit_line instead. */
+typedef struct {
+  int from, to;          /* -1: closed, or none (bytes read are dropped) */
+  bool own_from, own_to; /* closed here when the stream ends: the sandbox's pipe ends */
+  sandbox_lines *lines;  /* line mode */
+  line_ctx *lctx;
+  bool tty_eof; /* to is a terminal: from's end is its end-of-file character there (when
+                 * the terminal reads lines), as typing Ctrl-D would */
+  char *buf;    /* RELAY_BUF bytes; [off, len) wait for to */
+  size_t off, len;
+} relay;
+
+static void relay_close(int *fd, bool own) {
+  if (*fd >= 0 && own)
+    close(*fd);
+  *fd = -1;
+}
+
+/* True when r has nothing more to deliver. */
+static bool relay_done(const relay *r) { return r->from < 0 && (r->to < 0 || r->off == r->len); }
+
+/* from is readable: its bytes into buf (or lines). At its end (EIO from a
+ * terminal's master once no process holds the slave), to is closed once
+ * drained: the command's stdin ends where the caller's did. */
+static void relay_read(relay *r) {
+  ssize_t n = read(r->from, r->buf + r->len, RELAY_BUF - r->len);
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return;
+  if (n <= 0) {
+    struct termios t;
+    if (n == 0 && r->tty_eof && r->to >= 0 && tcgetattr(r->to, &t) == 0 && (t.c_lflag & ICANON))
+      r->buf[r->len++] = (char)t.c_cc[VEOF]; /* read only with room left: it fits */
+    relay_close(&r->from, r->own_from);
+    if (r->off == r->len)
+      relay_close(&r->to, r->own_to);
+    return;
+  }
+  if (r->lines)
+    sandbox_lines_feed(r->lines, r->buf + r->len, (size_t)n, emit_line, r->lctx);
+  else if (r->to >= 0)
+    r->len += (size_t)n;
+}
+
+/* to is writable: one chunk. A destination that refuses it (its reader went
+ * away: EPIPE) ends the stream at both ends, so the writer learns it too. */
+static void relay_write(relay *r) {
+  size_t n = r->len - r->off;
+  ssize_t w = write(r->to, r->buf + r->off, n < RELAY_CHUNK ? n : RELAY_CHUNK);
+  if (w < 0 && (errno == EINTR || errno == EAGAIN))
+    return;
+  if (w < 0) {
+    r->off = r->len = 0;
+    relay_close(&r->to, r->own_to);
+    relay_close(&r->from, r->own_from);
+    return;
+  }
+  r->off += (size_t)w;
+  if (r->off == r->len) {
+    r->off = r->len = 0;
+    if (r->from < 0)
+      relay_close(&r->to, r->own_to);
+  }
+}
+
+/* The parent's ends of a run's streams; stream() takes those it is given. */
+typedef struct {
+  int out, err; /* read ends of the command's stdout and stderr pipes; -1 with a terminal */
+  int in;       /* write end of its stdin pipe; -1: none */
+  int master;   /* the pseudo-terminal's master; -1: none (not taken: spawn closes it) */
+} run_streams;
+
+/* The relays of a run: [0] stdout (or the terminal's output), [1] stderr, [2]
+ * the caller's input to the command. Takes the pipe ends of s. */
+static void relays_start(const child_ctx *c, run_streams *s, relay rel[3], sandbox_lines lines[2],
+                         line_ctx lctx[2]) {
+  const hoist_sandbox_stdio *io = c->o->stdio;
+  rel[0] = (relay){.from = s->out, .to = io ? io->out : -1, .own_from = true};
+  rel[1] = (relay){.from = s->err, .to = io ? io->err : -1, .own_from = true};
+  rel[2] = (relay){.from = -1, .to = s->in, .own_to = true};
+  s->out = s->err = s->in = -1;
+  if (s->master >= 0) {
+    rel[0] = (relay){.from = s->master, .to = io->out};
+    rel[2] = (relay){.from = io->in, .to = io->in >= 0 ? s->master : -1, .tty_eof = true};
+  } else if (io && rel[2].to >= 0) {
+    rel[2].from = io->in;
+  }
+  for (int i = 0; i < 3; i++)
+    rel[i].buf = hoist_malloc0(RELAY_BUF);
+  for (int i = 0; !io && i < 2; i++) {
+    rel[i].lines = &lines[i];
+    rel[i].lctx = &lctx[i];
+  }
+}
+
+static void relays_end(relay rel[3], sandbox_lines lines[2], line_ctx lctx[2]) {
+  for (int i = 0; i < 3; i++) {
+    relay_close(&rel[i].from, rel[i].own_from);
+    relay_close(&rel[i].to, rel[i].own_to);
+    free(rel[i].buf);
+  }
+  for (int i = 0; i < 2; i++) {
+    sandbox_lines_flush(&lines[i], emit_line, &lctx[i]);
+    sandbox_lines_free(&lines[i]);
+  }
+}
+
+/* SIGPIPE held back in the calling thread while a stream writes to readers
+ * that may go away: such a write fails with EPIPE instead of ending the
+ * process. One raised meanwhile is taken back unless one was pending before. */
+typedef struct {
+  sigset_t old;
+  bool was_pending;
+} sigpipe_hold;
+
+static void sigpipe_block(sigpipe_hold *h) {
+  sigset_t set, pending;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  h->was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &set, &h->old);
+}
+
+static void sigpipe_restore(const sigpipe_hold *h) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGPIPE);
+  struct timespec zero = {0, 0};
+  if (!h->was_pending && !sigismember(&h->old, SIGPIPE))
+    while (sigtimedwait(&set, NULL, &zero) > 0)
+      ;
+  pthread_sigmask(SIG_SETMASK, &h->old, NULL);
+}
+
+/* The terminal at master takes the window size of size_fd. */
+static void pty_resize(int size_fd, int master) {
+  struct winsize ws;
+  if (size_fd >= 0 && master >= 0 && ioctl(size_fd, TIOCGWINSZ, &ws) == 0)
+    ioctl(master, TIOCSWINSZ, &ws);
+}
+
+/* The reason the command could not start, as a line of its stderr. */
+static void report_exec_failure(const child_ctx *c, line_ctx *l, const ctl_msg *m) {
+  char line[sizeof m->text + 64];
+  int k = snprintf(line, sizeof line - 1, "hoist: %s: %s", m->text, strerror(m->err));
+  size_t len = (size_t)k < sizeof line - 1 ? (size_t)k : sizeof line - 2;
+  const hoist_sandbox_stdio *io = c->o->stdio;
+  if (!io) {
+    emit_line(l, line, len);
+    return;
+  }
+  line[len++] = '\n';
+  if (io->err >= 0)
+    hoist_best_effort(hoist_fs_write_all(io->err, line, len, NULL));
+}
+
+/* Copies the command's streams until the namespace died (every writer of its
+ * output gone), killing the namespace when the timeout or a limit is
+ * reached. */
+HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, const monitor *mon,
+                            hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
   bool watch = mon->cg || mon->upper_limit;
+  const hoist_sandbox_stdio *io = c->o->stdio;
   sandbox_lines lines[2] = {{0}};
   line_ctx lctx[2] = {{c->o, false}, {c->o, true}};
+  relay rel[3];
+  relays_start(c, s, rel, lines, lctx);
+  int winch = io && s->master >= 0 ? io->winch_fd : -1;
+  sigpipe_hold hold;
+  if (io)
+    sigpipe_block(&hold);
   ctl_msg msg = {0}, got = {0};
   size_t msg_len = 0;
   bool have_fail = false, have_status = false, killed = false;
   int64_t deadline = c->o->timeout_s ? now_ms() + (int64_t)c->o->timeout_s * 1000 : -1;
   int64_t next_check = now_ms() + MONITOR_MS;
-  struct pollfd pfd[3] = {{fds[0], POLLIN, 0}, {fds[1], POLLIN, 0}, {ctl, POLLIN, 0}};
-  int open_fds = 3, ret = -1;
-  while (open_fds > 0) {
+  int ret = -1;
+  while (ctl >= 0 || !relay_done(&rel[0]) || !relay_done(&rel[1])) {
     int64_t now = now_ms();
     if (!killed && deadline >= 0 && deadline <= now) {
       hoist_info("sandbox: %s timed out after %us: killing its PID namespace", c->o->argv[0],
@@ -1090,7 +1303,15 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, const int ctl, const int fd
       wait_ms = next_check - now;
     if (wait_ms > 1000000)
       wait_ms = 1000000;
-    int n = poll(pfd, 3, wait_ms < 0 ? -1 : (int)(wait_ms > 0 ? wait_ms : 0));
+    /* [0] the control pipe, [1] the window size, then each relay's source
+     * (while it has room) and destination (while bytes wait) */
+    struct pollfd pfd[8] = {{ctl, POLLIN, 0}, {winch, POLLIN, 0}};
+    for (int i = 0; i < 3; i++) {
+      const relay *r = &rel[i];
+      pfd[2 + 2 * i] = (struct pollfd){r->len < RELAY_BUF ? r->from : -1, POLLIN, 0};
+      pfd[3 + 2 * i] = (struct pollfd){r->off < r->len ? r->to : -1, POLLOUT, 0};
+    }
+    int n = poll(pfd, 8, wait_ms < 0 ? -1 : (int)(wait_ms > 0 ? wait_ms : 0));
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -1098,50 +1319,52 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, const int ctl, const int fd
       kill(pid, SIGKILL);
       break;
     }
+    /* POLLNVAL too: a caller's descriptor that is not open ends its stream at
+     * the read or write that says so (EBADF), instead of spinning */
+    const short ready_in = POLLIN | POLLHUP | POLLERR | POLLNVAL,
+                ready_out = POLLOUT | POLLHUP | POLLERR | POLLNVAL;
     for (int i = 0; i < 3; i++) {
-      if (pfd[i].fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
-        continue;
-      char buf[65536];
-      ssize_t r;
-      if (i < 2)
-        r = read(pfd[i].fd, buf, sizeof buf);
-      else
-        r = read(pfd[i].fd, (char *)&msg + msg_len, sizeof msg - msg_len);
-      if (r < 0 && (errno == EINTR || errno == EAGAIN))
-        continue;
-      if (r <= 0) {
-        pfd[i].fd = -1;
-        open_fds--;
-        continue;
-      }
-      if (i < 2) {
-        sandbox_lines_feed(&lines[i], buf, (size_t)r, emit_line, &lctx[i]);
-        continue;
-      }
-      msg_len += (size_t)r;
-      if (msg_len < sizeof msg)
-        continue;
-      msg_len = 0;
-      msg.text[sizeof msg.text - 1] = '\0';
-      if (msg.kind == MSG_STATUS) {
-        have_status = true;
-        res->status = msg.status;
-        res->tmp_full = msg.tmp_full != 0;
-      } else if (msg.kind == MSG_EXEC) {
-        /* the command could not start: its status is 127, the reason a line of its stderr */
-        char line[sizeof msg.text + 64];
-        int k = snprintf(line, sizeof line, "hoist: %s: %s", msg.text, strerror(msg.err));
-        emit_line(&lctx[1], line, (size_t)k < sizeof line ? (size_t)k : sizeof line - 1);
-      } else if (!have_fail) {
-        have_fail = true;
-        got = msg;
-      }
+      if (pfd[2 + 2 * i].fd >= 0 && (pfd[2 + 2 * i].revents & ready_in))
+        relay_read(&rel[i]);
+      if (pfd[3 + 2 * i].fd >= 0 && rel[i].to >= 0 && (pfd[3 + 2 * i].revents & ready_out))
+        relay_write(&rel[i]);
+    }
+    if (winch >= 0 && (pfd[1].revents & ready_in)) {
+      char drain[64];
+      ssize_t r = read(winch, drain, sizeof drain);
+      if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN))
+        winch = -1;
+      pty_resize(io->size_fd, s->master);
+    }
+    if (ctl < 0 || !(pfd[0].revents & ready_in))
+      continue;
+    ssize_t r = read(ctl, (char *)&msg + msg_len, sizeof msg - msg_len);
+    if (r < 0 && (errno == EINTR || errno == EAGAIN))
+      continue;
+    if (r <= 0) {
+      ctl = -1;
+      continue;
+    }
+    msg_len += (size_t)r;
+    if (msg_len < sizeof msg)
+      continue;
+    msg_len = 0;
+    msg.text[sizeof msg.text - 1] = '\0';
+    if (msg.kind == MSG_STATUS) {
+      have_status = true;
+      res->status = msg.status;
+      res->tmp_full = msg.tmp_full != 0;
+    } else if (msg.kind == MSG_EXEC) {
+      /* the command could not start: its status is 127, the reason a line of its stderr */
+      report_exec_failure(c, &lctx[1], &msg);
+    } else if (!have_fail) {
+      have_fail = true;
+      got = msg;
     }
   }
-  for (int i = 0; i < 2; i++) {
-    sandbox_lines_flush(&lines[i], emit_line, &lctx[i]);
-    sandbox_lines_free(&lines[i]);
-  }
+  relays_end(rel, lines, lctx);
+  if (io)
+    sigpipe_restore(&hold);
   int wst = SIGKILL; /* as killed by SIGKILL, should SIGCHLD be ignored and the wait fail */
   while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
     ;
@@ -1170,26 +1393,56 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, const int ctl, const int fd
   return ret;
 }
 
+/* A pseudo-terminal pair from the host's /dev/ptmx, of size_fd's window
+ * size: *master stays with the parent, *slave goes to the command; the
+ * slave's path into path. The caller closes both (-1 when not opened). */
+HOIST_WUR static int open_pty(int size_fd, int *master, int *slave, char path[32],
+                              hoist_err **err) {
+  *slave = -1;
+  *master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*master < 0)
+    return hoist_err_errno(err, errno, "sandbox: open a pseudo-terminal (/dev/ptmx)");
+  if (unlockpt(*master) < 0)
+    return hoist_err_errno(err, errno, "sandbox: unlock the pseudo-terminal");
+  int r = ptsname_r(*master, path, 32);
+  if (r != 0)
+    return hoist_err_errno(err, r, "sandbox: name of the pseudo-terminal");
+  /* opened through the master, not by a path in /dev/pts */
+  *slave = ioctl(*master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+  if (*slave < 0)
+    return hoist_err_errno(err, errno, "sandbox: open the pseudo-terminal's slave");
+  pty_resize(size_fd, *master);
+  return 0;
+}
+
 /* Runs the child once. *overlay_failed when it could not mount overlayfs
  * (nothing ran; returns 0). */
 HOIST_WUR static int spawn(child_ctx *c, const run_maps *maps, const sandbox_limits *lim,
                            hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
   int ctl[2] = {-1, -1}, out[2] = {-1, -1}, errp[2] = {-1, -1}, sync[2] = {-1, -1};
+  int in[2] = {-1, -1}, pty[2] = {-1, -1}; /* pty: master, slave */
   int ret = -1;
   pid_t pid = -1, pasta = -1;
   sandbox_cgroup *cg = NULL;
+  const hoist_sandbox_stdio *io = c->o->stdio;
+  bool tty = io && io->tty;
   *overlay_failed = false;
   if (make_cgroup(c->o, lim, &cg, err) < 0)
     return -1;
   res->limits = cg != NULL;
-  if (pipe2(ctl, O_CLOEXEC) < 0 || pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-      pipe2(sync, O_CLOEXEC) < 0) {
+  if (pipe2(ctl, O_CLOEXEC) < 0 || pipe2(sync, O_CLOEXEC) < 0 ||
+      (!tty && (pipe2(out, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0)) ||
+      (io && !tty && io->in >= 0 && pipe2(in, O_CLOEXEC) < 0)) {
     hoist_err_errno(err, errno, "sandbox: pipe");
     goto out;
   }
+  if (tty && open_pty(io->size_fd, &pty[0], &pty[1], c->tty_path, err) < 0)
+    goto out;
   c->ctl = ctl[1];
   c->out = out[1];
   c->errp = errp[1];
+  c->in = in[0];
+  c->tty = pty[1];
   c->sync = sync[0];
   uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
   if (c->userns_at_clone)
@@ -1202,17 +1455,19 @@ HOIST_WUR static int spawn(child_ctx *c, const run_maps *maps, const sandbox_lim
     goto out;
   }
   if (pid == 0) {
-    close(ctl[0]);
-    close(out[0]);
-    close(errp[0]);
-    close(sync[1]);
+    /* the parent's ends (child_main closes whatever else it does not keep) */
+    const int parents[] = {ctl[0], out[0], errp[0], sync[1], in[1], pty[0]};
+    for (size_t i = 0; i < sizeof parents / sizeof parents[0]; i++)
+      if (parents[i] >= 0)
+        close(parents[i]);
     child_main(c);
   }
-  close(ctl[1]);
-  close(out[1]);
-  close(errp[1]);
-  close(sync[0]);
-  ctl[1] = out[1] = errp[1] = sync[0] = -1;
+  int *childs[] = {&ctl[1], &out[1], &errp[1], &sync[0], &in[0], &pty[1]};
+  for (size_t i = 0; i < sizeof childs / sizeof childs[0]; i++) {
+    if (*childs[i] >= 0)
+      close(*childs[i]);
+    *childs[i] = -1;
+  }
 
   /* the handshake (see the top of this file) */
   if (c->userns_at_clone && (write_id_maps(pid, maps, err) < 0 || go_ahead(sync[1], err) < 0)) {
@@ -1252,8 +1507,9 @@ HOIST_WUR static int spawn(child_ctx *c, const run_maps *maps, const sandbox_lim
   };
   if (mon.upper_limit && c->copy_mode)
     tree_usage(c->root, &mon.base);
-  int fds[2] = {out[0], errp[0]};
-  ret = stream(c, pid, ctl[0], fds, &mon, res, overlay_failed, err);
+  run_streams s = {.out = out[0], .err = errp[0], .in = in[1], .master = pty[0]};
+  out[0] = errp[0] = in[1] = -1; /* stream's now */
+  ret = stream(c, pid, ctl[0], &s, &mon, res, overlay_failed, err);
   pid = -1; /* reaped */
 out:
   if (pid > 0) {
@@ -1269,6 +1525,8 @@ out:
   close_pair(out);
   close_pair(errp);
   close_pair(sync);
+  close_pair(in);
+  close_pair(pty);
   return *overlay_failed ? 0 : ret;
 }
 
@@ -1397,7 +1655,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
   if (mkdirat(workfd, "ovl", 0700) < 0 || mkdirat(workfd, "root", 0755) < 0)
     return hoist_err_errno(err, errno, "sandbox: mkdir in %s", work);
 
-  child_ctx c = {.o = opts};
+  child_ctx c = {.o = opts, .in = -1, .tty = -1, .tty_node = -1};
   for (int i = 0; i < N_HOST; i++)
     c.host_fd[i] = -1;
   int ret = -1;
