@@ -177,6 +177,11 @@ typedef struct hoist_index {
   json_t *annotations;
 } hoist_index;
 
+/* The platforms of ix's entries, ", "-separated, for a message (cut where
+ * the message would grow past its cap). An entry without a platform is
+ * named unknown, or left out when unknown is NULL. Caller frees. */
+HOIST_EXPORT char *hoist_index_platforms(const hoist_index *ix, const char *unknown);
+
 HOIST_EXPORT int hoist_index_parse(const char *data, size_t len, hoist_index **out,
                                    hoist_err **err) HOIST_WUR;
 HOIST_EXPORT int hoist_index_to_json(const hoist_index *ix, char **out, size_t *len,

@@ -18,16 +18,6 @@ static const char *home(void) {
   return h ? h : ".";
 }
 
-/* A string kept for the life of the process (the registry options point at
- * them; they are small and made once per verb). */
-static const char *keep(char *s) {
-  static char *kept[8];
-  static size_t n;
-  if (n < sizeof kept / sizeof kept[0])
-    kept[n++] = s;
-  return s;
-}
-
 /* A positive decimal number, or 0 when text is NULL or not one. */
 static uint64_t positive(const char *text) {
   if (!text)
@@ -54,8 +44,9 @@ char *cli_env_auth_file(const char *given) {
   return env ? hoist_strdup(env) : default_auth_file();
 }
 
-/* The registry defaults that are paths, made once: a verb that opens two
- * clients (copy's source and destination) gets the same strings twice. */
+/* The registry defaults that are paths, made once and kept for the life of
+ * the process (the options point at them): a verb that opens two clients
+ * (copy's source and destination) gets the same strings twice. */
 static struct {
   const char *auth_files[4];
   const char *certs_d[4];
@@ -67,16 +58,16 @@ static void registry_paths(void) {
   const char *h = cli_env("HOME");
   const char *dcfg = cli_env("DOCKER_CONFIG");
   size_t n = 0;
-  reg_paths.auth_files[n++] = keep(default_auth_file());
+  reg_paths.auth_files[n++] = default_auth_file();
   if (h)
-    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/.config/containers/auth.json", h));
+    reg_paths.auth_files[n++] = hoist_asprintf("%s/.config/containers/auth.json", h);
   if (dcfg)
-    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/config.json", dcfg));
+    reg_paths.auth_files[n++] = hoist_asprintf("%s/config.json", dcfg);
   else if (h)
-    reg_paths.auth_files[n++] = keep(hoist_asprintf("%s/.docker/config.json", h));
+    reg_paths.auth_files[n++] = hoist_asprintf("%s/.docker/config.json", h);
   n = 0;
   if (h)
-    reg_paths.certs_d[n++] = keep(hoist_asprintf("%s/.config/containers/certs.d", h));
+    reg_paths.certs_d[n++] = hoist_asprintf("%s/.config/containers/certs.d", h);
   reg_paths.certs_d[n++] = "/etc/containers/certs.d";
   reg_paths.certs_d[n++] = "/etc/docker/certs.d";
 }

@@ -15,18 +15,6 @@
 
 /* ------------------------------------------------------------ base check */
 
-static char *platforms_of(const hoist_index *ix) {
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(0);
-  for (size_t i = 0; i < ix->n_manifests; i++) {
-    if (!ix->manifests[i].platform)
-      continue;
-    _cleanup_free_ char *s = hoist_platform_string(ix->manifests[i].platform);
-    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s) < 0)
-      break; /* a message: the platforms that fit */
-  }
-  return hoist_buf_steal(&b);
-}
-
 int hoist_bundle_check_base(hoist_transport_source *base, const char *arch, hoist_err **err) {
   if (!hoist_bundle_libdir(arch))
     return hoist_err_set(err, EINVAL, "unsupported bundle architecture %s", arch);
@@ -47,7 +35,7 @@ int hoist_bundle_check_base(hoist_transport_source *base, const char *arch, hois
       return hoist_err_wrap(err, "base index");
     const hoist_descriptor *d = hoist_index_find_platform(ix, want);
     if (!d) {
-      _cleanup_free_ char *have = platforms_of(ix);
+      _cleanup_free_ char *have = hoist_index_platforms(ix, NULL);
       return hoist_err_set(err, ENOENT, "base image has no %s image (it has: %s)", want_s,
                            *have ? have : "no platforms");
     }

@@ -244,18 +244,6 @@ HOIST_WUR static int copy_manifest(copy_ctx *c, const char *data, size_t len, co
   return put_manifest(c, reference, data, len, mt, err);
 }
 
-static char *platforms_of(const hoist_index *ix) {
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(0);
-  for (size_t i = 0; i < ix->n_manifests; i++) {
-    if (!ix->manifests[i].platform)
-      continue;
-    _cleanup_free_ char *s = hoist_platform_string(ix->manifests[i].platform);
-    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s) < 0)
-      break; /* a message: the platforms that fit */
-  }
-  return hoist_buf_steal(&b);
-}
-
 /* *mt and digest become those of w (cleared). */
 static void take_written(hoist_descriptor *w, char **mt, char digest[HOIST_DIGEST_STR_LEN]) {
   free(*mt);
@@ -335,7 +323,7 @@ HOIST_WUR static int copy_document(copy_ctx *c, char **data, size_t *len, char *
     const hoist_descriptor *d = hoist_index_find_platform(ix, want);
     if (!d) {
       _cleanup_free_ char *w = hoist_platform_string(want);
-      _cleanup_free_ char *have = platforms_of(ix);
+      _cleanup_free_ char *have = hoist_index_platforms(ix, NULL);
       return hoist_err_set(err, ENOENT, "no image for platform %s in the index (it has: %s)", w,
                            *have ? have : "no platforms");
     }

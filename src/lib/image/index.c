@@ -40,17 +40,6 @@ static char *platform_key(const hoist_platform *p) {
   return out;
 }
 
-static char *index_platforms(const hoist_index *ix) {
-  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(0);
-  for (size_t i = 0; i < ix->n_manifests; i++) {
-    _cleanup_free_ char *s =
-        ix->manifests[i].platform ? hoist_platform_string(ix->manifests[i].platform) : NULL;
-    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s ? s : "unknown") < 0)
-      break; /* a message: the platforms that fit */
-  }
-  return hoist_buf_steal(&b);
-}
-
 /* Opens and reads src: one image manifest, or an index of exactly one;
  * fills m (m->src stays open for the copy). */
 HOIST_WUR static int read_member(const hoist_transport_opts *t, const hoist_loc *src, member *m,
@@ -73,7 +62,7 @@ HOIST_WUR static int read_member(const hoist_transport_opts *t, const hoist_loc 
     if (hoist_index_parse(data, len, &ix, err) < 0)
       return hoist_err_wrap(err, "%s: index", m->name);
     if (ix->n_manifests != 1) {
-      _cleanup_free_ char *p = index_platforms(ix);
+      _cleanup_free_ char *p = hoist_index_platforms(ix, "unknown");
       return hoist_err_set(err, HOIST_E_FORMAT,
                            "%s is multi-platform (%zu manifests: %s); index create takes "
                            "single-platform images",

@@ -233,3 +233,16 @@ json_t *hoist_platform_to_json(const hoist_platform *p) {
   }
   return o;
 }
+
+char *hoist_index_platforms(const hoist_index *ix, const char *unknown) {
+  _cleanup_buf_ hoist_buf b = HOIST_BUF_INIT(0);
+  for (size_t i = 0; i < ix->n_manifests; i++) {
+    const hoist_platform *p = ix->manifests[i].platform;
+    if (!p && !unknown)
+      continue;
+    _cleanup_free_ char *s = p ? hoist_platform_string(p) : hoist_strdup(unknown);
+    if (hoist_buf_appendf(&b, NULL, "%s%s", b.len ? ", " : "", s) < 0)
+      break; /* a message: the platforms that fit */
+  }
+  return hoist_buf_steal(&b);
+}
