@@ -11,7 +11,8 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev libseccomp-dev \
 	python3 openssl skopeo umoci buildah docker-registry busybox-static wrk \
-	uidmap passt debootstrap apache2-utils isal nodejs time bc
+	uidmap passt debootstrap apache2-utils isal nodejs time bc \
+	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 

@@ -35,22 +35,29 @@
 /* Code of the error returned when the install command ran and failed. */
 #define HOIST_E_BUILD_FAILED (HOIST_E_BASE + 100)
 
-/* Per-ecosystem package sources. */
+/* Per-ecosystem package source settings: mostly a mirror's URL, plus what a
+ * package manager needs besides it to work from that mirror alone. */
 typedef enum {
   HOIST_MIRROR_PIP = 0, /* pip index URL */
   HOIST_MIRROR_NPM,     /* npm registry */
   HOIST_MIRROR_GO,      /* GOPROXY */
   HOIST_MIRROR_MAVEN,   /* Maven repository mirror */
   HOIST_MIRROR_COMPOSER,
-  HOIST_MIRROR_GEM,   /* rubygems source */
-  HOIST_MIRROR_NUGET, /* NuGet source */
+  HOIST_MIRROR_GEM,       /* rubygems source */
+  HOIST_MIRROR_NUGET,     /* NuGet source */
+  HOIST_MIRROR_GONOSUMDB, /* module path patterns Go's checksum database is not asked about */
   HOIST_MIRROR_COUNT,
 } hoist_mirror;
+
+/* The bit of setting m in hoist_build_kind.mirrors. */
+#define HOIST_MIRROR_BIT(m) (1u << (m))
 
 typedef struct hoist_mirror_info {
   const char *option;   /* CLI option without "--": "pip-index-url" */
   const char *host_env; /* variable read when the option is not given: "HOIST_PIP_INDEX_URL" */
-  const char *env;      /* variable the URL reaches the install as: "PIP_INDEX_URL" */
+  const char *env;      /* variable the value reaches the install as: "PIP_INDEX_URL" */
+  const char *arg;      /* what the value is, for help: "URL", "PATTERNS" */
+  bool is_url;          /* a URL: its loopback port is forwarded into the build's network */
 } hoist_mirror_info;
 
 HOIST_EXPORT const hoist_mirror_info *hoist_build_mirror_info(hoist_mirror m);
@@ -60,7 +67,7 @@ typedef struct hoist_build_kind {
   const char *name; /* "python" */
   const char *file; /* requirement file name: "requirements.txt" */
   unsigned version; /* recipe version; part of the cache key */
-  hoist_mirror mirror;
+  unsigned mirrors; /* the settings the recipe reads: HOIST_MIRROR_BIT()s */
   /* Shell script run by /bin/sh -c as root; the file is at /tmp/<file>. */
   const char *script;
   const char *const *env;    /* NAME=value during the install (NULL-terminated) */
@@ -95,12 +102,12 @@ typedef struct hoist_build_opts {
    * pull of), so a target on that registry mounts them; NULL: none. */
   const hoist_loc *base_origin;
   hoist_transport_target *target; /* where the new image goes (borrowed; the caller commits it) */
-  const char *mirrors[HOIST_MIRROR_COUNT]; /* URL or NULL, by hoist_mirror */
+  const char *mirrors[HOIST_MIRROR_COUNT]; /* value or NULL, by hoist_mirror */
   /* The install's sandbox: network, user namespace, timeout, limits (see
    * sandbox.h; lower, upper, command, environment and binds are the build's
    * own). NULL: the defaults (a private network, a user namespace on a
-   * subordinate range when root has one, the default limits). A loopback
-   * mirror's port is added to the private network's allowed ports. */
+   * subordinate range when root has one, the default limits). The port of
+   * each loopback mirror the kind reads is added to the allowed ports. */
   const hoist_sandbox_opts *sandbox;
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */

@@ -46,9 +46,11 @@ static void usage(FILE *out) {
                "Package sources (default: each option's variable, else the tool's own):\n");
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
     const hoist_mirror_info *mi = hoist_build_mirror_info((hoist_mirror)m);
-    fprintf(out, "  --%-16s URL     ($%s)\n", mi->option, mi->host_env);
+    fprintf(out, "  --%-16s %-8s ($%s)\n", mi->option, mi->arg, mi->host_env);
   }
   fprintf(out,
+          "  (--gonosumdb: Go module path patterns, e.g. 'example.com/*', that Go's\n"
+          "  checksum database is not asked about: modules only the --goproxy mirror has)\n"
           "\nThe install's sandbox: a loopback mirror's port is reachable from the private\n"
           "network without --allow-port.\n%s\n%s",
           SBOPTS_HELP, REGOPTS_HELP);

@@ -81,9 +81,15 @@ def _cleanup_all():
             pass
 
 
+def _remove_tree(d):
+    # rm(1) takes a large unpacked image several times faster than rmtree
+    if subprocess.run(["rm", "-rf", "--one-file-system", d], stderr=subprocess.DEVNULL).returncode:
+        shutil.rmtree(d, ignore_errors=True)
+
+
 def tmpdir(prefix="hoist-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
-    on_exit(lambda: shutil.rmtree(d, ignore_errors=True))
+    on_exit(lambda: _remove_tree(d))
     return d
 
 

@@ -30,7 +30,7 @@ static void test_build_kinds_table(void **state) {
     assert_string_equal(k->file, cases[i].file);
     assert_non_null(strstr(k->script, cases[i].in_script));
     assert_true(k->version >= 1);
-    assert_non_null(hoist_build_mirror_info(k->mirror));
+    assert_true(k->mirrors != 0 && k->mirrors < HOIST_MIRROR_BIT(HOIST_MIRROR_COUNT));
     if (cases[i].config) {
       assert_non_null(k->config);
       assert_true(strncmp(k->config[0], cases[i].config, strlen(cases[i].config)) == 0);
@@ -56,6 +56,7 @@ static void test_build_mirror_options(void **state) {
       {HOIST_MIRROR_PIP, "pip-index-url", "PIP_INDEX_URL"},
       {HOIST_MIRROR_NPM, "npm-registry", "npm_config_registry"},
       {HOIST_MIRROR_GO, "goproxy", "GOPROXY"},
+      {HOIST_MIRROR_GONOSUMDB, "gonosumdb", "GONOSUMDB"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     const hoist_mirror_info *mi = hoist_build_mirror_info(cases[i].m);
@@ -113,6 +114,21 @@ static void test_build_cache_key(void **state) {
     for (size_t j = 0; j < i; j++)
       assert_string_not_equal(seen[i], seen[j]);
   }
+
+  /* go reads two settings: both are inputs of its key, neither of python's */
+  const hoist_build_kind *go = hoist_build_kind_find("go");
+  const char *proxy[HOIST_MIRROR_COUNT] = {[HOIST_MIRROR_GO] = "http://127.0.0.1:1"};
+  const char *nosum[HOIST_MIRROR_COUNT] = {
+      [HOIST_MIRROR_GO] = "http://127.0.0.1:1", [HOIST_MIRROR_GONOSUMDB] = "example.com/*"};
+  char g0[HOIST_DIGEST_STR_LEN], g1[HOIST_DIGEST_STR_LEN], g2[HOIST_DIGEST_STR_LEN];
+  hoist_build_cache_key(go, base1, amd64, "module a\n", 9, none, g0);
+  hoist_build_cache_key(go, base1, amd64, "module a\n", 9, proxy, g1);
+  hoist_build_cache_key(go, base1, amd64, "module a\n", 9, nosum, g2);
+  assert_string_not_equal(g0, g1);
+  assert_string_not_equal(g1, g2);
+  assert_string_not_equal(g0, g2);
+  hoist_build_cache_key(py, base1, amd64, "flask\n", 6, nosum, again);
+  assert_string_equal(ref, again);
   hoist_platform_free(amd64);
   hoist_platform_free(arm64);
 }

@@ -115,24 +115,30 @@ static bool config_has_env(hoist_config *c, const char *name) {
 }
 
 /* The install's environment: the image's Env, HOME (when the image has
- * none), the kind's variables, its mirror, SOURCE_DATE_EPOCH. Caller frees
- * with hoist_strfreev. */
+ * none), the kind's variables, its package source settings,
+ * SOURCE_DATE_EPOCH. Caller frees with hoist_strfreev. */
 HOIST_WUR static int install_env(const hoist_build_opts *o, const hoist_build_kind *k,
                                  hoist_config *cfg, char ***out, hoist_err **err) {
-  char *extra[64];
-  size_t n = 0;
-  _cleanup_free_ char *mirror = NULL, *sde = NULL;
+  char *extra[64 + HOIST_MIRROR_COUNT];
+  char *owned[HOIST_MIRROR_COUNT + 1] = {0};
+  size_t n = 0, no = 0;
   if (!config_has_env(cfg, "HOME"))
     extra[n++] = "HOME=/root";
   for (const char *const *kv = k->env; kv && *kv && n < 60; kv++)
     extra[n++] = (char *)*kv;
-  const char *m = o->mirrors[k->mirror];
-  if (m && *m)
-    extra[n++] = mirror = hoist_asprintf("%s=%s", hoist_build_mirror_info(k->mirror)->env, m);
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
+    const char *v = o->mirrors[m];
+    if ((k->mirrors & HOIST_MIRROR_BIT(m)) && v && *v)
+      extra[n++] = owned[no++] =
+          hoist_asprintf("%s=%s", hoist_build_mirror_info((hoist_mirror)m)->env, v);
+  }
   if (o->source_date_epoch >= 0)
-    extra[n++] = sde = hoist_asprintf("SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
+    extra[n++] = owned[no++] = hoist_asprintf("SOURCE_DATE_EPOCH=%" PRId64, o->source_date_epoch);
   extra[n] = NULL;
-  return hoist_sandbox_env(cfg, extra, out, err);
+  int rc = hoist_sandbox_env(cfg, extra, out, err);
+  for (size_t i = 0; i < no; i++)
+    free(owned[i]);
+  return rc;
 }
 
 /* ------------------------------------------------------------- install */
@@ -324,17 +330,23 @@ HOIST_WUR static int make_layer(const hoist_build_opts *o, const hoist_build_kin
                                 hoist_store *bstore, const hoist_manifest *m, hoist_config *cfg,
                                 hoist_store *cache, const char *key_hex, hoist_descriptor *layer,
                                 char diff_id[], bool *used_extend, hoist_err **err) {
-  /* the sandbox: the caller's settings, the loopback mirror reachable */
+  /* the sandbox: the caller's settings, the kind's loopback mirrors reachable */
   hoist_sandbox_opts so = {0};
   if (o->sandbox)
     so = *o->sandbox;
-  const char *mirror = o->mirrors[k->mirror];
-  uint16_t port = mirror ? loopback_port(mirror) : 0;
-  _cleanup_free_ uint16_t *ports = hoist_calloc(so.n_allow_ports + 1, sizeof *ports);
+  _cleanup_free_ uint16_t *ports =
+      hoist_calloc(so.n_allow_ports + HOIST_MIRROR_COUNT, sizeof *ports);
   if (so.n_allow_ports)
     memcpy(ports, so.allow_ports, so.n_allow_ports * sizeof *ports);
-  if (port)
-    ports[so.n_allow_ports++] = port;
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
+    const char *v = o->mirrors[m];
+    uint16_t port =
+        (k->mirrors & HOIST_MIRROR_BIT(m)) && v && hoist_build_mirror_info((hoist_mirror)m)->is_url
+            ? loopback_port(v)
+            : 0;
+    if (port)
+      ports[so.n_allow_ports++] = port;
+  }
   so.allow_ports = ports;
   /* the base is unpacked with the owners the install's user namespace sees */
   hoist_idmap um[2], gm[2];

@@ -40,8 +40,17 @@ void hoist_build_cache_key(const hoist_build_kind *k, const char *base_digest,
   field_s(h, "platform", p);
   field_s(h, "kind", k->name);
   field(h, "file", file, file_len);
-  const char *mirror = mirrors ? mirrors[k->mirror] : NULL;
-  field_s(h, "mirror", mirror && *mirror ? mirror : NULL);
+  /* the kind's settings, each named (the first as "mirror", as before
+   * there were several) */
+  bool first = true;
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
+    if (!(k->mirrors & HOIST_MIRROR_BIT(m)))
+      continue;
+    const char *v = mirrors ? mirrors[m] : NULL;
+    field_s(h, first ? "mirror" : hoist_build_mirror_info((hoist_mirror)m)->option,
+            v && *v ? v : NULL);
+    first = false;
+  }
   hoist_sha256_final(h, out);
 }
 

@@ -333,7 +333,9 @@ int sandbox_net_setup(const sandbox_prefix *blocked, size_t n, const char **what
 
 /* ------------------------------------------------------ pasta (parent) */
 
-/* The -T spec: "none", or the ports comma-separated. Caller frees. */
+/* The -T spec: "none", or the ports comma-separated, each once (pasta
+ * refuses a port named twice, as a mirror both allowed and forwarded is).
+ * Caller frees. */
 static char *port_spec(const uint16_t *ports, size_t n, hoist_err **err) {
   if (n == 0)
     return hoist_strdup("none");
@@ -343,7 +345,10 @@ static char *port_spec(const uint16_t *ports, size_t n, hoist_err **err) {
       hoist_err_set(err, EINVAL, "net: port 0 cannot be forwarded");
       return NULL;
     }
-    if (hoist_buf_appendf(&b, err, "%s%u", i ? "," : "", (unsigned)ports[i]) < 0)
+    bool seen = false;
+    for (size_t j = 0; j < i && !seen; j++)
+      seen = ports[j] == ports[i];
+    if (!seen && hoist_buf_appendf(&b, err, "%s%u", b.len ? "," : "", (unsigned)ports[i]) < 0)
       return NULL;
   }
   return hoist_buf_steal(&b);
