@@ -4,12 +4,14 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 5
+# make image: hoist's own image (scripts/make-image.sh), an OCI layout.
+IMAGE      ?= oci:$(BUILD)/image:hoist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Every package the build, the tests, the demo and the benchmarks use.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
-	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev libseccomp-dev \
+	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev libseccomp-dev libyaml-dev \
 	python3 openssl skopeo umoci buildah docker-registry busybox-static wrk \
 	uidmap passt debootstrap apache2-utils isal nodejs time bc \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4
@@ -17,7 +19,7 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
 .PHONY: all deps build build-asan test unit-test asan-test format format-check module-check style-check fuzz \
-	fuzz-smoke demo bench clean
+	fuzz-smoke demo bench clean image
 
 all: build
 
@@ -89,6 +91,11 @@ test: deps
 	$(MAKE) style-check
 	@python3 scripts/test-summary.py --total $(BUILD)/meson-logs/testlog.json \
 		$(ASAN_BUILD)/meson-logs/testlog.json
+
+# hoist's own image, built by hoist: the binary, its libraries, newuidmap/newgidmap, pasta,
+# the CA bundle; reproducible with SOURCE_DATE_EPOCH (default: the last commit's time).
+image: build
+	bash scripts/make-image.sh $(BUILD)/src/cli/hoist $(IMAGE)
 
 demo: deps build
 	bash scripts/demo.sh $(BUILD)/src/cli/hoist
