@@ -192,7 +192,7 @@ HOIST_WUR static int named(json_t *root, const char *key, const char *inner, con
     *out = v;
     return 0;
   }
-  return hoist_err_set(err, ENOENT, "%s: no %s named \"%s\"", cfgname, inner, name);
+  return hoist_err_set(err, HOIST_E_FORMAT, "%s: no %s named \"%s\"", cfgname, inner, name);
 }
 
 /* A path from the kubeconfig, relative to its directory unless absolute. */
