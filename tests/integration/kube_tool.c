@@ -16,6 +16,8 @@
  *                             ("ok NAME" or "error TEXT" per line)
  *   job ID IMAGE [SECRET]     print the Job hoist_kube_job_build makes
  *   secret ID JOBUID          print the Secret hoist_kube_secret_build makes
+ *   check FILE                hoist_kube_job_check on the JSON object in FILE (a Job, or
+ *                             a Deployment: its spec.template is a pod template too)
  *
  * RES is jobs, pods, secrets or configmaps. Exit status: 0 done, 1 failed (the
  * error on stderr), 2 usage, 3 exists (409), 4 gone (410), 5 not found (404). */
@@ -39,7 +41,7 @@ static int fail(hoist_err *err) {
 
 static int usage(void) {
   fprintf(stderr, "usage: kube_tool (--kubeconfig FILE [--context NAME] | --in-cluster DIR HOST "
-                  "PORT) CMD ...\n");
+                  "PORT) CMD ...\n       kube_tool check FILE\n");
   return 2;
 }
 
@@ -90,6 +92,16 @@ int main(int argc, char **argv) {
   int i = 1;
   if (argc < 3)
     return usage();
+  if (!strcmp(argv[i], "check") && argc == 3) {
+    json_t *obj = json_load_file(argv[2], 0, NULL);
+    if (!obj) {
+      fprintf(stderr, "kube_tool: %s: not JSON\n", argv[2]);
+      return 1;
+    }
+    int r = hoist_kube_job_check(obj, &err);
+    json_decref(obj);
+    return r < 0 ? fail(err) : 0;
+  }
   if (!strcmp(argv[i], "--kubeconfig")) {
     const char *path = argv[i + 1], *context = NULL;
     i += 2;
