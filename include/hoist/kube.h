@@ -99,6 +99,11 @@ typedef struct hoist_kube_options {
 HOIST_EXPORT int hoist_kube_new(const hoist_kube_config *cfg, const hoist_kube_options *opts,
                                 hoist_kube **out, hoist_err **err) HOIST_WUR;
 HOIST_EXPORT void hoist_kube_free(hoist_kube *k);
+/* Ends every request of k in flight (streams included) within a second, and
+ * refuses later ones, with ECANCELED: for a service shutting down while
+ * watches and log streams wait on the network. Safe from any thread. */
+HOIST_EXPORT void hoist_kube_interrupt(hoist_kube *k);
+
 /* The namespace objects go to when a call's ns is NULL. */
 HOIST_EXPORT const char *hoist_kube_namespace(const hoist_kube *k);
 
@@ -138,15 +143,17 @@ typedef int (*hoist_kube_watch_fn)(void *arg, const char *type, json_t *object);
  * resourceVersion is too old (as the HTTP status or an ERROR event), so the
  * caller lists again and watches from the list's resourceVersion. *last_rv
  * (may be NULL; caller frees) gets the last resourceVersion seen, bookmarks
- * included, to resume from. */
+ * included, to resume from: also when the stream broke (the error then says
+ * how), so a watch dropped mid-way resumes without losing an update. */
 HOIST_EXPORT int hoist_kube_watch(hoist_kube *k, const hoist_kube_res *r, const char *ns,
                                   const char *selector, const char *resource_version, int timeout_s,
                                   hoist_kube_watch_fn fn, void *arg, char **last_rv,
                                   hoist_err **err) HOIST_WUR;
 
 /* A pod's log (its container, or the only one when NULL), handed to sink as
- * it comes; with follow, until the container ends. */
-typedef void (*hoist_kube_sink)(void *arg, const char *data, size_t n);
+ * it comes; with follow, until the container ends. sink returning non-zero
+ * ends the stream (hoist_kube_pod_log then returns 0). */
+typedef int (*hoist_kube_sink)(void *arg, const char *data, size_t n);
 HOIST_EXPORT int hoist_kube_pod_log(hoist_kube *k, const char *ns, const char *pod,
                                     const char *container, bool follow, hoist_kube_sink sink,
                                     void *arg, hoist_err **err) HOIST_WUR;

@@ -80,10 +80,11 @@ static int on_event(void *arg, const char *type, json_t *obj) {
   return w->want > 0 && w->seen >= w->want;
 }
 
-static void on_log(void *arg, const char *data, size_t n) {
+static int on_log(void *arg, const char *data, size_t n) {
   (void)arg;
   fwrite(data, 1, n, stdout);
   fflush(stdout);
+  return 0;
 }
 
 int main(int argc, char **argv) {
@@ -186,8 +187,7 @@ int main(int argc, char **argv) {
     char *last = NULL;
     r = hoist_kube_watch(k, rr, NULL, a[1][0] ? a[1] : NULL, a[2], atoi(a[3]), on_event, &w, &last,
                          &err);
-    if (r == 0)
-      printf("last %s\n", last ? last : "-");
+    printf("last %s\n", last ? last : "-");
     free(last);
   } else if (!strcmp(cmd, "log") && nargs == 2) {
     r = hoist_kube_pod_log(k, NULL, a[0], NULL, !strcmp(a[1], "follow"), on_log, NULL, &err);

@@ -281,16 +281,22 @@ def watch_410_after_compaction_then_relist():
 
 
 @test
-def watch_dropped_mid_stream_is_an_error_the_caller_sees():
+def watch_dropped_mid_stream_resumes_without_a_lost_update():
     k = fake()
     rv = json.loads(tool("list", "jobs", MANAGED).stdout)["metadata"]["resourceVersion"]
     w = Lines("watch", "jobs", MANAGED, rv, "60", "0")
     w.wait_line(lambda x: x.startswith("BOOKMARK "), what="a bookmark")
     k.drop_watches()
     rc, err = w.finish()
-    # a stream cut without its last chunk is not a clean end: the caller reconnects
-    # from the last resourceVersion it saw
+    # a stream cut without its last chunk is not a clean end: the caller sees an error and
+    # the last resourceVersion it saw, and resumes from there
     assert rc == 1 and "kubernetes GET" in err, (rc, err)
+    last = w.lines[-1].split()
+    assert last[0] == "last" and last[1].isdigit(), w.lines
+    create_job("dd1")  # while nobody watches
+    p = tool("watch", "jobs", MANAGED, last[1], "30", "1", timeout=30)
+    assert p.stdout.splitlines()[0].startswith("ADDED hoist-build-dd1 "), p.stdout
+    wait_for(lambda: job_condition("dd1"), what="dd1 to finish")
 
 
 @test

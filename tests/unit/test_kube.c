@@ -1,6 +1,9 @@
 /* The Kubernetes module (kube.h): kubeconfigs and in-cluster configuration as
  * they resolve, a table of bad kubeconfigs each refused with a message saying
  * why, and the Job and Secret hoist sends. */
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include "hoist/kube.h"
@@ -177,6 +180,11 @@ static const struct {
     {"kind: Config\ncurrent-context: x\ncontexts:\n- {name: x, context: {cluster: c,\n"
      "  namespace: Not_A_Name}}\nclusters:\n- {name: c, cluster: {server: 'https://h'}}\n",
      NULL, "is not a DNS label"},
+    {"kind: Config\ncurrent-context: x\ncontexts:\n- {name: x, context: {cluster: c, user: u}}\n"
+     "clusters:\n- {name: c, cluster: {server: 'https://h'}}\n"
+     "users:\n- {name: u, user: {exec: {apiVersion: client.authentication.k8s.io/v1,\n"
+     "  command: x, interactiveMode: Always}}}\n",
+     NULL, "interactiveMode Always needs a terminal"},
     {"kind: Config\nkind: Config\n", NULL, "given twice"},
     {"kind: Config\ncurrent-context: [a]\n", NULL, "current-context is not a string"},
     {"a: &a [*a, *a]\n", NULL, "nested deeper than 64"},
@@ -425,6 +433,68 @@ static void test_secret_build(void **state) {
   assert_err_contains(&err, "not a key");
 }
 
+typedef struct {
+  hoist_kube *k;
+  int r;
+  hoist_err *err;
+} get_call;
+
+static void *do_get(void *arg) {
+  get_call *g = arg;
+  json_t *out = NULL;
+  g->r = hoist_kube_get(g->k, &HOIST_KUBE_JOBS, NULL, "hoist-build-x", &out, &g->err);
+  json_decref(out);
+  return NULL;
+}
+
+/* A request waiting on a server that never answers ends when the client is
+ * interrupted; later ones are refused at once. Paths are checked before
+ * anything is sent. */
+static void test_client_interrupt_and_paths(void **state) {
+  (void)state;
+  int ls = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t alen = sizeof a;
+  assert_int_equal(bind(ls, (struct sockaddr *)&a, sizeof a), 0);
+  assert_int_equal(listen(ls, 4), 0);
+  assert_int_equal(getsockname(ls, (struct sockaddr *)&a, &alen), 0);
+  hoist_kube_config cfg = {.server = hoist_asprintf("http://127.0.0.1:%d", ntohs(a.sin_port)),
+                           .namespace = "builds",
+                           .token = "t"};
+  hoist_kube *k = NULL;
+  hoist_err *err = NULL;
+  assert_ok(hoist_kube_new(&cfg, NULL, &k, &err), &err);
+  assert_string_equal(hoist_kube_namespace(k), "builds");
+  json_t *out = NULL;
+  const char *bad_names[] = {"", "a/b", "..", "A", "a?b", NULL};
+  for (size_t i = 0; bad_names[i]; i++) {
+    assert_int_equal(hoist_kube_get(k, &HOIST_KUBE_JOBS, NULL, bad_names[i], &out, &err), -EINVAL);
+    assert_err_contains(&err, "is not an object name");
+    assert_int_equal(hoist_kube_get(k, &HOIST_KUBE_JOBS, bad_names[i], "x", &out, &err), -EINVAL);
+    assert_err_contains(&err, "is not a namespace");
+  }
+  assert_int_equal(
+      hoist_kube_watch(k, &HOIST_KUBE_JOBS, NULL, NULL, "12&x=1", 0, NULL, NULL, NULL, &err),
+      -EINVAL);
+  assert_err_contains(&err, "is not a number");
+
+  get_call g = {.k = k};
+  pthread_t t;
+  assert_int_equal(pthread_create(&t, NULL, do_get, &g), 0);
+  int c = accept4(ls, NULL, NULL, SOCK_CLOEXEC); /* the request is on its way */
+  assert_true(c >= 0);
+  hoist_kube_interrupt(k);
+  pthread_join(t, NULL);
+  assert_int_equal(g.r, -ECANCELED);
+  assert_err_contains(&g.err, "interrupted");
+  assert_int_equal(hoist_kube_get(k, &HOIST_KUBE_JOBS, NULL, "x", &out, &err), -ECANCELED);
+  assert_err_contains(&err, "interrupted");
+  close(c);
+  close(ls);
+  hoist_kube_free(k);
+  free(cfg.server);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_kubeconfig_current_context),
@@ -436,6 +506,7 @@ int main(void) {
       cmocka_unit_test(test_job_build),
       cmocka_unit_test(test_job_check),
       cmocka_unit_test(test_secret_build),
+      cmocka_unit_test(test_client_interrupt_and_paths),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

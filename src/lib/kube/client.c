@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <spawn.h>
+#include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@ struct hoist_kube {
   hoist_kube_config cfg; /* a deep copy */
   char **exec_environ;
   long connect_timeout_ms, request_timeout_ms;
+  atomic_bool interrupted;
   pthread_mutex_t lock; /* guards what follows */
   char *token;          /* the bearer token now in use (from token_file or exec) */
   struct stat token_st; /* the token file as it was when read */
@@ -115,6 +117,15 @@ void hoist_kube_free(hoist_kube *k) {
 }
 
 const char *hoist_kube_namespace(const hoist_kube *k) { return k->cfg.namespace; }
+
+void hoist_kube_interrupt(hoist_kube *k) { atomic_store(&k->interrupted, true); }
+
+/* libcurl calls this about once a second while a transfer waits: non-zero
+ * aborts it. */
+static int on_progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un) {
+  (void)dt, (void)dn, (void)ut, (void)un;
+  return atomic_load(&((hoist_kube *)ud)->interrupted) ? 1 : 0;
+}
 
 /* ------------------------------------------------------------ credentials */
 
@@ -356,7 +367,10 @@ static size_t on_data(char *data, size_t size, size_t nmemb, void *ud) {
     return n;
   }
   if (q->mode == MODE_LOG) {
-    q->sink(q->arg, data, n);
+    if (q->sink(q->arg, data, n) != 0) {
+      q->stopped = true;
+      return 0;
+    }
     return n;
   }
   /* MODE_WATCH: split into lines, one event each */
@@ -429,6 +443,9 @@ HOIST_WUR static int perform(hoist_kube *k, const char *method, const char *path
       hoist_asprintf("%s%s%s%s", k->cfg.server, path, query ? "?" : "", query ? query : "");
   _cleanup_free_ char *payload = send ? json_dumps(send, JSON_COMPACT) : NULL;
   for (int attempt = 0;; attempt++) {
+    if (atomic_load(&k->interrupted))
+      return hoist_err_set(err, ECANCELED, "kubernetes %s %s: the client was interrupted", method,
+                           path);
     _cleanup_free_ char *token = NULL, *cert = NULL, *key = NULL;
     if (credentials(k, &token, &cert, &key, err) < 0)
       return hoist_err_wrap(err, "kubernetes %s %s", method, path);
@@ -453,6 +470,9 @@ HOIST_WUR static int perform(hoist_kube *k, const char *method, const char *path
     curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "https,http");
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, k->connect_timeout_ms);
     curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(h, CURLOPT_XFERINFODATA, k);
     if (q->mode == MODE_BODY)
       curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, k->request_timeout_ms);
     else if (stream_timeout_s > 0)
@@ -501,6 +521,9 @@ HOIST_WUR static int perform(hoist_kube *k, const char *method, const char *path
         hoist_err_free(e);
       return hoist_err_wrap(err, "kubernetes %s %s", method, path);
     }
+    if (rc == CURLE_ABORTED_BY_CALLBACK)
+      return hoist_err_set(err, ECANCELED, "kubernetes %s %s: the client was interrupted", method,
+                           path);
     if (rc != CURLE_OK)
       return hoist_err_set(err, curl_code(rc), "kubernetes %s %s: %s", method, url,
                            curl_easy_strerror(rc));

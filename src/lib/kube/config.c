@@ -290,6 +290,14 @@ HOIST_WUR static int parse_exec(json_t *ex, const char *what, const char *base_d
                          what, api);
   if (!cmd || !cmd[0])
     return hoist_err_set(err, HOIST_E_FORMAT, "%s: exec has no command", what);
+  const char *mode;
+  if (get_str(ex, "interactiveMode", what, &mode, err) < 0)
+    return -HOIST_E_FORMAT;
+  if (mode && !strcmp(mode, "Always"))
+    return hoist_err_set(err, HOIST_E_FORMAT,
+                         "%s: exec interactiveMode Always needs a terminal, and hoist runs the "
+                         "plugin without one",
+                         what);
   _cleanup_strv_ hoist_strv argv = HOIST_STRV_INIT;
   /* a command with a slash is a path relative to the kubeconfig; a bare name
    * is looked up in PATH */
