@@ -3,6 +3,11 @@
 // object per line on stdin, one answer per line on stdout,
 // {"ok": true} or {"ok": false, "error": "..."}. The package is found through
 // NODE_PATH (the test set-up installs it outside the repository).
+//
+// Where the schemas are: kubernetes-models/_schemas/IoK8s*.js are the JSON schemas of the
+// Kubernetes OpenAPI document's definitions, compiled with ajv into validate functions;
+// each model class (kubernetes-models/<group>/<version>/<Kind>) is tied to its own, and
+// its validate() throws with ajv's message when the object breaks the schema.
 'use strict';
 const readline = require('readline');
 
