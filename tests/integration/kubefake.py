@@ -12,7 +12,8 @@ What it answers, as a real API server does for the groups hoist uses:
   delete the dependents - a Job's pods, Secrets owned by it - Orphan, the default for Jobs
   through the REST API, leaves them with their ownerReference removed), and
   pods/{name}/log (follow=true streams until the container ends);
-- bearer-token authentication (401 Unauthorized Status otherwise).
+- authentication by bearer token, or by a client certificate signed by the fake's CA whose
+  common name is in `cert_users` (401 Unauthorized Status otherwise).
 
 It plays the Job controller: a Job gets one pod (`<job>-<5 chars>`, labels job-name and
 controller-uid, an ownerReference), whose container runs locally as
@@ -146,6 +147,7 @@ class KubeFake:
                  bookmark_interval=0.5, validate=True):
         self.workdir = workdir
         self.tokens = {token}
+        self.cert_users = set()  # CNs of client certificates accepted
         self.entrypoints = entrypoints or {}
         self.bookmark_interval = bookmark_interval
         self.lock = threading.Condition()
@@ -176,6 +178,8 @@ class KubeFake:
             self.ca, self.cert, self.key = make_ca(self.workdir)
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(self.cert, self.key)
+            ctx.verify_mode = ssl.CERT_OPTIONAL  # a client certificate is one way to log in
+            ctx.load_verify_locations(self.ca)
             self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -199,6 +203,17 @@ class KubeFake:
         self.httpd.server_close()
         if self.validator:
             self.validator.close()
+
+    def client_cert(self, cn):
+        """A client certificate for cn signed by the fake's CA: (cert, key) paths."""
+        from hoisttest import run
+        base = os.path.join(self.workdir, f"client-{cn}")
+        run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={cn}/O=hoist",
+            "-keyout", base + ".key", "-out", base + ".csr")
+        run("openssl", "x509", "-req", "-in", base + ".csr", "-CA", self.ca, "-CAkey",
+            os.path.join(self.workdir, "ca.key"), "-CAcreateserial", "-days", "2",
+            "-out", base + ".crt")
+        return base + ".crt", base + ".key"
 
     def kubeconfig(self, path, token=None, namespace="default", extra_user=None):
         """Writes a kubeconfig for this server; returns its path."""
@@ -480,6 +495,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         h = self.headers.get("Authorization", "")
         if h.startswith("Bearer ") and h[7:] in self.fake.tokens:
             return True
+        peer = self.connection.getpeercert() if self.fake.tls else None
+        if peer:
+            cn = dict(x[0] for x in peer.get("subject", ())).get("commonName")
+            if cn in self.fake.cert_users:
+                return True
         self.fail(401, "Unauthorized", "Unauthorized")
         return False
 

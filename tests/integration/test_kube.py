@@ -7,6 +7,7 @@ message, a rotated service-account token, an exec credential plugin, an unreacha
 kubectl as an independent client; every object the fake receives checked against the
 kubernetes-models schemas.
 """
+import base64
 import json
 import os
 import subprocess
@@ -415,6 +416,49 @@ def exec_credential_plugin():
     assert p.returncode == 1 and "apiVersion client.authentication.k8s.io/v1beta1, not" in \
         p.stderr, p.stderr
     wait_for(lambda: job_condition("e1"), what="e1 to finish")
+
+
+@test
+def client_certificates_as_files_data_and_from_a_plugin():
+    k = fake()
+    d = tmpdir()
+    cert, key = k.client_cert("hoist-sa")
+    k.cert_users.add("hoist-sa")
+    create_job("m1")
+    files = k.kubeconfig(os.path.join(d, "files"), namespace="builds",
+                         extra_user={"client-certificate": cert, "client-key": key})
+    assert json.loads(tool("get", "jobs", "hoist-build-m1", kubeconfig=files).stdout)
+
+    def b64(path):
+        with open(path, "rb") as f:
+            return base64.b64encode(f.read()).decode()
+
+    data = k.kubeconfig(os.path.join(d, "data"), namespace="builds",
+                        extra_user={"client-certificate-data": b64(cert),
+                                    "client-key-data": b64(key)})
+    assert json.loads(tool("get", "jobs", "hoist-build-m1", kubeconfig=data).stdout)
+    with open(cert) as f:
+        cert_pem = f.read()
+    with open(key) as f:
+        key_pem = f.read()
+    plugin = os.path.join(d, "cred.py")
+    with open(plugin, "w") as f:
+        f.write("import json, sys\n"
+                f"print(json.dumps({{'apiVersion': 'client.authentication.k8s.io/v1', "
+                f"'kind': 'ExecCredential', 'status': {{'clientCertificateData': {cert_pem!r}, "
+                f"'clientKeyData': {key_pem!r}}}}}))\n")
+    execd = k.kubeconfig(os.path.join(d, "exec"), namespace="builds",
+                         extra_user={"exec": {"apiVersion": "client.authentication.k8s.io/v1",
+                                              "command": "python3", "args": [plugin],
+                                              "interactiveMode": "Never"}})
+    assert json.loads(tool("get", "jobs", "hoist-build-m1", kubeconfig=execd).stdout)
+    # a certificate the fake does not know as a user: 401
+    other, other_key = k.client_cert("stranger")
+    nobody = k.kubeconfig(os.path.join(d, "nobody"), namespace="builds",
+                          extra_user={"client-certificate": other, "client-key": other_key})
+    p = tool("get", "jobs", "hoist-build-m1", kubeconfig=nobody, check=False)
+    assert p.returncode == 1 and "401 Unauthorized" in p.stderr, p.stderr
+    wait_for(lambda: job_condition("m1"), what="m1 to finish")
 
 
 @test
