@@ -432,7 +432,9 @@ class KubeFake:
             ttl = job["spec"].get("ttlSecondsAfterFinished")
             uid = job["metadata"]["uid"]
         if ttl is not None:
-            threading.Timer(ttl, self._ttl_expired, args=(ns, jname, uid)).start()
+            t = threading.Timer(ttl, self._ttl_expired, args=(ns, jname, uid))
+            t.daemon = True
+            t.start()
 
     def _ttl_expired(self, ns, jname, uid):
         with self.lock:
