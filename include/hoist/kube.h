@@ -26,7 +26,9 @@
  *
  * The module never reads the environment: the caller passes what it read
  * (the in-cluster host and port, the environment an exec plugin inherits).
- * Nothing it does survives a crash: it keeps no state on disk.
+ * It keeps no state of its own on disk; a crash leaves in the cluster what
+ * was created there (Jobs, the Secrets they own), which the caller finds
+ * again by the labels hoist puts on them (HOIST_KUBE_MANAGED_BY).
  */
 #ifndef HOIST_KUBE_H
 #define HOIST_KUBE_H
