@@ -203,6 +203,12 @@ def kubectl_sees_the_jobs_hoist_made():
             "-o", "json", timeout=60)
     names = {j["metadata"]["name"] for j in json.loads(p.stdout)["items"]}
     assert "hoist-build-k1" in names, names
+    # kubectl's discovery of the fake finds what hoist uses where a real server has it
+    p = run("kubectl", "--kubeconfig", _state["kubeconfig"], "api-resources", "-o", "wide",
+            timeout=60)
+    rows = {tuple(line.split()[:1] + [w for w in line.split() if "/" in w or w == "v1"][:1])
+            for line in p.stdout.splitlines()[1:]}
+    assert ("jobs", "batch/v1") in rows and ("pods", "v1") in rows, p.stdout
     wait_for(lambda: job_condition("k1"), what="k1 to finish")
 
 
