@@ -12,14 +12,14 @@
  * ".wh.<name>" / ".wh..wh..opq" files, which the layer writer passes through.
  *
  * The command is treated as hostile (README, "Security model"): new mount,
- * PID, UTS, IPC and network namespaces; a user namespace whose root is never
- * host root (as root: entered after the mounts, on a subordinate range, so the
- * other namespaces stay the host's); /proc with the OCI runtime spec's masks
- * and read-only paths, no /sys; nodev everywhere and no host terminal; a
- * seccomp filter; a cgroup with memory, pids and CPU limits; a bound on the
- * changes and on /tmp; a timeout. A private network gets IPv4 egress through
- * pasta and unreachable routes to the host's loopback, its addresses and
- * link-local ones.
+ * PID (unless no_process_sandbox), UTS, IPC and network namespaces; a user
+ * namespace whose root is never host root (as root: entered after the
+ * mounts, on a subordinate range, so the other namespaces stay the host's);
+ * /proc with the OCI runtime spec's masks and read-only paths, no /sys; nodev
+ * everywhere and no host terminal; a seccomp filter; a cgroup with memory,
+ * pids and CPU limits; a bound on the changes and on /tmp; a timeout. A
+ * private network gets IPv4 egress through pasta and unreachable routes to
+ * the host's loopback, its addresses and link-local ones.
  */
 #pragma once
 
@@ -145,6 +145,16 @@ typedef struct {
   const uint16_t *allow_ports; /* host loopback TCP ports a private network reaches */
   size_t n_allow_ports;
   bool mknod; /* keep CAP_MKNOD: device nodes can be created (every mount is nodev) */
+  /* No PID namespace (for clusters whose pods have a masked /proc and no
+   * user namespace, where a new procfs cannot be mounted): the user, mount,
+   * UTS, IPC and network namespaces stay; /proc is a recursive bind of the
+   * caller's, with the same masks and read-only paths over it. The command
+   * then sees every process of that /proc and can signal those of its own
+   * host uid (README, "Security model"). Everything it starts is still
+   * killed at its end, on timeout and on a limit: by a helper process that is
+   * their subreaper (PR_SET_CHILD_SUBREAPER, set in that process only) and
+   * by the cgroup. The caller's /proc must be the one of its PID namespace. */
+  bool no_process_sandbox;
   /* Colon-separated directories where the host tools (pasta, newuidmap,
    * newgidmap) are looked up; NULL: /usr/local/sbin:/usr/local/bin:
    * /usr/sbin:/usr/bin:/sbin:/bin. hoist: $PATH. */

@@ -188,6 +188,7 @@ const cli_opt cli_sandboxopts_opts[] = {
     CLI_CALL_SELF("allow-port", opt_allow_port),
     CLI_CALL_AT("cgroup-parent", opt_cgroup_parent, cli_sandboxopts, o.cgroup_parent),
     CLI_FLAG_AT("require-limits", cli_sandboxopts, o.require_limits),
+    CLI_FLAG_AT("no-process-sandbox", cli_sandboxopts, o.no_process_sandbox),
     CLI_END,
 };
 

@@ -31,7 +31,10 @@
   "  --cgroup-parent PATH         cgroup under which each run's cgroup is made (default\n"         \
   "                               /hoist as root; without one the limits above on memory,\n"       \
   "                               pids and CPU are not enforced)\n"                                \
-  "  --require-limits             fail instead of running without those limits\n"
+  "  --require-limits             fail instead of running without those limits\n"                  \
+  "  --no-process-sandbox         no PID namespace: the command gets this /proc (masked as\n"      \
+  "                               usual) and sees every process in it; for hosts whose /proc\n"    \
+  "                               is masked (Kubernetes pods without user namespaces)\n"
 
 typedef struct cli_sandboxopts {
   hoist_sandbox_opts o;

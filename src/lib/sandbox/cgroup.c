@@ -581,6 +581,19 @@ static size_t kill_listed(const char *dir) {
   return found;
 }
 
+void sandbox_cgroup_kill(const sandbox_cgroup *cg) {
+  if (!cg)
+    return;
+  if (cg->v2 && cg->n) {
+    char path[PATH_MAX];
+    if (snprintf(path, sizeof path, "%s/cgroup.kill", cg->dir[0]) < (int)sizeof path &&
+        write_str(path, "1") == 0)
+      return;
+  }
+  for (size_t i = 0; i < cg->n; i++)
+    kill_listed(cg->dir[i]);
+}
+
 /* v2: cgroup.kill when the kernel has it (5.14); then, on both, SIGKILL to
  * whatever cgroup.procs still lists, every NAP_MS until nothing is (at most
  * KILL_WAIT_MS), then rmdir, retried on EBUSY for at most RMDIR_WAIT_MS in

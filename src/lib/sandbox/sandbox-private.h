@@ -159,6 +159,10 @@ typedef struct {
  * Counters a host lacks read as 0. Allocates nothing. */
 int sandbox_cgroup_events_read(const sandbox_cgroup *cg, sandbox_cgroup_events *ev);
 
+/* Sends SIGKILL to everything in the cgroup, once (v2: cgroup.kill), without
+ * waiting or removing it. Allocates nothing. Accepts NULL. */
+void sandbox_cgroup_kill(const sandbox_cgroup *cg);
+
 /* Kills whatever still runs in the cgroup, waits (briefly) until it is empty
  * and removes it. Accepts NULL. */
 void sandbox_cgroup_destroy(sandbox_cgroup *cg);

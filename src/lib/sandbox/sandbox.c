@@ -112,7 +112,8 @@ static const int allowed_caps[] = {
     CAP_AUDIT_WRITE, CAP_SETFCAP,
 };
 
-enum { MSG_FAIL = 1, MSG_OVERLAY, MSG_EXEC, MSG_STATUS, MSG_READY, MSG_USERNS };
+/* MSG_PROC: a new procfs refused with EPERM (a masked /proc: explained by the parent). */
+enum { MSG_FAIL = 1, MSG_OVERLAY, MSG_EXEC, MSG_STATUS, MSG_READY, MSG_USERNS, MSG_PROC };
 
 /* One record on the control pipe, child -> parent (below PIPE_BUF: atomic). */
 typedef struct {
@@ -128,6 +129,8 @@ typedef struct {
   bool userns_at_clone; /* not root: the user namespace comes with the clone */
   bool userns_late;     /* root with a range: unshared after the mounts */
   bool netns;           /* a network namespace of its own */
+  bool nopid;           /* no PID namespace: /proc bound, descendants killed by the helper */
+  int proc_fd;          /* nopid: O_PATH fd of the caller's /proc, opened in the child */
   bool copy_mode;
   char *root;          /* work/root: the overlay mount point, or the copy */
   char *ovl_opts[3];   /* overlay option strings, tried in order */
@@ -409,8 +412,13 @@ static void setup_mounts(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "open %s", c->root);
 
   int t = ensure_target(rootfd, "proc", true);
-  if (t < 0 || mount_at(t, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-    child_fail(c, MSG_FAIL, "mount /proc");
+  if (c->nopid) {
+    /* the caller's /proc with what is mounted on it (a runtime's masks), then ours on top */
+    if (t < 0 || bind_at(rootfd, "proc", c->proc_fd, MS_NOSUID | MS_NODEV | MS_NOEXEC) < 0)
+      child_fail(c, MSG_FAIL, "bind the host's /proc");
+  } else if (t < 0 || mount_at(t, "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) {
+    child_fail(c, t >= 0 && errno == EPERM ? MSG_PROC : MSG_FAIL, "mount /proc");
+  }
   close(t);
   mask_proc(c, rootfd);
 
@@ -621,8 +629,89 @@ static void enter_userns(const child_ctx *c) {
     child_fail(c, MSG_FAIL, "become root of the user namespace");
 }
 
+/* nopid: SIGKILL to every process whose parent is pid, found by a scan of
+ * /proc (the kernel here may lack /proc/PID/task/TID/children). Allocates
+ * nothing. */
+static void kill_children_of(pid_t pid) {
+  int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0)
+    return;
+  char buf[4096];
+  long n;
+  while ((n = syscall(SYS_getdents64, dir, buf, sizeof buf)) > 0) {
+    for (long off = 0; off < n;) {
+      const char *d = buf + off;
+      unsigned short reclen;
+      memcpy(&reclen, d + 16, sizeof reclen); /* struct linux_dirent64's d_reclen */
+      const char *name = d + 19;
+      off += reclen;
+      char *end;
+      long child = strtol(name, &end, 10);
+      if (*name < '1' || *name > '9' || *end || child == pid)
+        continue;
+      char path[64], stat[512];
+      snprintf(path, sizeof path, "%s/stat", name);
+      int fd = openat(dir, path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        continue;
+      ssize_t len = read(fd, stat, sizeof stat - 1);
+      close(fd);
+      if (len <= 0)
+        continue;
+      stat[len] = '\0';
+      /* "pid (name) state ppid ...": the name may hold anything, the last ')' ends it */
+      const char *p = strrchr(stat, ')');
+      if (!p || strlen(p) < 5)
+        continue;
+      long ppid = strtol(p + 4, &end, 10);
+      if (end != p + 4 && ppid == pid)
+        kill((pid_t)child, SIGKILL);
+    }
+  }
+  close(dir);
+}
+
+/* nopid: kills and reaps every descendant of this process, its subreaper:
+ * each one killed hands its children to it, found on the next pass. */
+static void kill_descendants(void) {
+  pid_t self = (pid_t)syscall(SYS_getpid);
+  for (;;) {
+    kill_children_of(self);
+    int st;
+    pid_t w;
+    do
+      w = waitpid(-1, &st, __WALL);
+    while (w < 0 && errno == EINTR);
+    if (w < 0)
+      return; /* ECHILD: none left */
+  }
+}
+
+/* nopid: the parent's request (SIGTERM) to end the run now, on a timeout or a
+ * limit: everything goes, as with a PID namespace, then this process, as
+ * killed. Only this single-threaded process runs the handler, and what it
+ * calls is async-signal-safe. */
+static void on_stop(int sig) {
+  (void)sig;
+  kill_descendants();
+  syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+}
+
 __attribute__((noreturn)) static void child_main(child_ctx *c) {
   prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (c->nopid) {
+    /* this process only (never the caller's): what the command leaves behind
+     * comes back to it, to be killed */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) < 0)
+      child_fail(c, MSG_FAIL, "become the subreaper of the command");
+    struct sigaction sa = {.sa_handler = on_stop};
+    sigfillset(&sa.sa_mask);
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigprocmask(SIG_UNBLOCK, &term, NULL) < 0)
+      child_fail(c, MSG_FAIL, "SIGTERM handler");
+  }
   int keep[] = {c->ctl, c->out, c->errp, c->sync, c->in, c->tty};
   close_other_fds(keep, sizeof keep / sizeof keep[0]);
   if (c->userns_at_clone)
@@ -643,6 +732,8 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     c->host_fd[i] = open(host_src[i], O_PATH | O_CLOEXEC);
   if (c->host_fd[H_NULL] < 0)
     child_fail(c, MSG_FAIL, "open /dev/null");
+  if (c->nopid && (c->proc_fd = open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
+    child_fail(c, MSG_FAIL, "open /proc");
   for (size_t i = 0; i < c->o->n_binds; i++) {
     c->bind_fd[i] = open(c->o->binds[i].source, O_PATH | O_CLOEXEC);
     if (c->bind_fd[i] < 0)
@@ -666,8 +757,12 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     close(c->bind_fd[i]);
   if (c->tty_node >= 0)
     close(c->tty_node);
+  if (c->proc_fd >= 0)
+    close(c->proc_fd);
   if (c->userns_late)
     enter_userns(c);
+  /* a change of ids cleared it: the command's processes must not outlive this one */
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
   /* after every change of ids: /proc/1 stays closed to the command */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
@@ -691,11 +786,13 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
       struct statvfs sv;
       ctl_msg m = {.kind = MSG_STATUS, .status = st};
       m.tmp_full = statvfs("/tmp", &sv) == 0 && sv.f_blocks > 0 && sv.f_bavail == 0;
+      if (c->nopid)
+        kill_descendants(); /* what it left running: no namespace to end with it */
       ssize_t n;
       do
         n = write(c->ctl, &m, sizeof m);
       while (n < 0 && errno == EINTR);
-      _exit(0); /* the kernel kills the rest of the namespace */
+      _exit(0); /* the kernel kills the rest of the namespace (nopid: already done) */
     }
     if (w < 0 && errno != EINTR)
       child_fail(c, MSG_FAIL, "wait");
@@ -1067,6 +1164,53 @@ static int read_msg(int fd, ctl_msg *m, int timeout_ms) {
   return 1;
 }
 
+/* Up to three mount points below /proc in the caller's mount table (a
+ * container runtime's masks), comma-separated into buf ("" when none). */
+static void proc_submounts(char *buf, size_t size) {
+  buf[0] = '\0';
+  _cleanup_free_ char *mi = NULL;
+  if (hoist_fs_read_file(AT_FDCWD, "/proc/self/mountinfo", 4 << 20, &mi, NULL, NULL) < 0)
+    return;
+  size_t len = 0, found = 0;
+  for (char *line = mi; line && *line && found < 3;) {
+    char *next = strchr(line, '\n');
+    if (next)
+      *next++ = '\0';
+    /* "id parent major:minor root mount-point ...": the fifth field */
+    char *f = line;
+    for (int i = 0; i < 4 && f; i++) {
+      f = strchr(f, ' ');
+      if (f)
+        f++;
+    }
+    if (f && strncmp(f, "/proc/", 6) == 0) {
+      size_t n = strcspn(f, " ");
+      int k = snprintf(buf + len, size - len, "%s%.*s", found ? ", " : "", (int)n, f);
+      if (k < 0 || (size_t)k >= size - len)
+        break;
+      len += (size_t)k;
+      found++;
+    }
+    line = next;
+  }
+}
+
+/* The error of a child's failure record m. */
+HOIST_WUR static int child_error(const ctl_msg *m, hoist_err **err) {
+  if (m->kind != MSG_PROC)
+    return hoist_err_errno(err, m->err, "sandbox: %s", m->text);
+  char masks[256];
+  proc_submounts(masks, sizeof masks);
+  return hoist_err_errno(
+      err, m->err,
+      "sandbox: %s: the kernel refuses a new procfs for the sandbox's PID namespace here%s%s%s; "
+      "this is what a container runtime's masked /proc does (a Kubernetes pod without "
+      "hostUsers: false and procMount: Unmasked): run without a process sandbox "
+      "(--no-process-sandbox), which binds this /proc instead of mounting a new one "
+      "(README, Security model, for what that gives up)",
+      m->text, *masks ? ": /proc has paths mounted over it (" : "", masks, *masks ? ")" : "");
+}
+
 /* Waits for the child's record of kind want during the handshake. A failure
  * record or a dead child is an error; *overlay_failed tells the overlay could
  * not be mounted (the caller falls back to a copy; no error then). */
@@ -1084,8 +1228,8 @@ HOIST_WUR static int await_child(int ctl, int want, bool *overlay_failed, hoist_
     hoist_info("sandbox: %s: %s", m.text, strerror(m.err));
     return -1;
   }
-  if (m.kind == MSG_FAIL)
-    return hoist_err_errno(err, m.err, "sandbox: %s", m.text);
+  if (m.kind == MSG_FAIL || m.kind == MSG_PROC)
+    return child_error(&m, err);
   return hoist_err_set(err, EIO, "sandbox: unexpected message %d during set-up", m.kind);
 }
 
@@ -1257,9 +1401,24 @@ static void report_exec_failure(const child_ctx *c, line_ctx *l, const ctl_msg *
     hoist_best_effort(hoist_fs_write_all(io->err, line, len, NULL));
 }
 
+#define GIVE_UP_MS 5000 /* nopid: how long output may stay open once the run was ended */
+
+/* Ends the run at once: its PID namespace, or (nopid) everything the helper
+ * started (SIGTERM asks it to kill them) and everything in the cgroup. */
+static void end_run(const child_ctx *c, const monitor *mon, pid_t pid) {
+  if (!c->nopid) {
+    kill(pid, SIGKILL);
+    return;
+  }
+  kill(pid, SIGTERM);
+  sandbox_cgroup_kill(mon->cg);
+}
+
 /* Copies the command's streams until the namespace died (every writer of its
  * output gone), killing the namespace when the timeout or a limit is
- * reached. */
+ * reached. Without a PID namespace (nopid), a process that outlived the end
+ * of the run (possible only without a cgroup) cannot hold the run open: its
+ * output is no longer read GIVE_UP_MS after the helper is gone. */
 HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, const monitor *mon,
                             hoist_sandbox_result *res, bool *overlay_failed, hoist_err **err) {
   bool watch = mon->cg || mon->upper_limit;
@@ -1277,30 +1436,44 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, co
   bool have_fail = false, have_status = false, killed = false;
   int64_t deadline = c->o->timeout_s ? now_ms() + (int64_t)c->o->timeout_s * 1000 : -1;
   int64_t next_check = now_ms() + MONITOR_MS;
+  int64_t give_up = -1; /* nopid: when output still open stops being read */
+  const char *what = c->nopid ? "everything it started" : "its PID namespace";
   int ret = -1;
   while (ctl >= 0 || !relay_done(&rel[0]) || !relay_done(&rel[1])) {
     int64_t now = now_ms();
     if (!killed && deadline >= 0 && deadline <= now) {
-      hoist_info("sandbox: %s timed out after %us: killing its PID namespace", c->o->argv[0],
-                 c->o->timeout_s);
+      hoist_info("sandbox: %s timed out after %us: killing %s", c->o->argv[0], c->o->timeout_s,
+                 what);
       res->end = HOIST_SANDBOX_TIMED_OUT;
-      kill(pid, SIGKILL);
+      end_run(c, mon, pid);
       killed = true;
     }
     if (!killed && watch && next_check <= now) {
       res->end = limit_reached(mon, &res->limit);
       if (res->end != HOIST_SANDBOX_EXITED) {
-        hoist_info("sandbox: %s reached a limit: killing its PID namespace", c->o->argv[0]);
-        kill(pid, SIGKILL);
+        hoist_info("sandbox: %s reached a limit: killing %s", c->o->argv[0], what);
+        end_run(c, mon, pid);
         killed = true;
       }
       next_check = now_ms() + MONITOR_MS;
+    }
+    if (c->nopid && killed && give_up < 0)
+      give_up = now + GIVE_UP_MS;
+    if (give_up >= 0 && give_up <= now) {
+      for (int i = 0; i < 2; i++)
+        if (rel[i].len < RELAY_BUF) /* a full buffer waits for its reader first */
+          relay_close(&rel[i].from, rel[i].own_from);
+      if (ctl >= 0)
+        kill(pid, SIGKILL);
+      ctl = -1;
     }
     int64_t wait_ms = -1;
     if (!killed && deadline >= 0)
       wait_ms = deadline - now;
     if (!killed && watch && (wait_ms < 0 || next_check - now < wait_ms))
       wait_ms = next_check - now;
+    if (give_up >= 0 && (wait_ms < 0 || give_up - now < wait_ms))
+      wait_ms = give_up > now ? give_up - now : 0;
     if (wait_ms > 1000000)
       wait_ms = 1000000;
     /* [0] the control pipe, [1] the window size, then each relay's source
@@ -1316,6 +1489,7 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, co
       if (errno == EINTR)
         continue;
       hoist_err_errno(err, errno, "sandbox: poll");
+      end_run(c, mon, pid);
       kill(pid, SIGKILL);
       break;
     }
@@ -1343,6 +1517,12 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, co
       continue;
     if (r <= 0) {
       ctl = -1;
+      if (c->nopid && !killed) {
+        /* the helper is gone (it killed what the command left, unless it was killed
+         * itself): whatever is still in the cgroup goes too */
+        sandbox_cgroup_kill(mon->cg);
+        give_up = now_ms() + GIVE_UP_MS;
+      }
       continue;
     }
     msg_len += (size_t)r;
@@ -1376,7 +1556,7 @@ HOIST_WUR static int stream(child_ctx *c, pid_t pid, int ctl, run_streams *s, co
     return -1;
   }
   if (have_fail)
-    return hoist_err_errno(err, got.err, "sandbox: %s", got.text);
+    return child_error(&got, err);
   /* a limit reached in the last instant, or a process the OOM killer took
    * while the command went on to exit: the run still ends on the limit */
   if (res->end == HOIST_SANDBOX_EXITED && watch)
@@ -1444,7 +1624,9 @@ HOIST_WUR static int spawn(child_ctx *c, const run_maps *maps, const sandbox_lim
   c->in = in[0];
   c->tty = pty[1];
   c->sync = sync[0];
-  uint64_t flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+  uint64_t flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC;
+  if (!c->nopid)
+    flags |= CLONE_NEWPID;
   if (c->userns_at_clone)
     flags |= CLONE_NEWUSER;
   if (c->netns)
@@ -1603,6 +1785,26 @@ static void remove_mount_points(int lowerfd, int upperfd, const char *target) {
   }
 }
 
+/* Without a PID namespace the command gets the caller's /proc, where the
+ * helper finds what the command left by its pid: it must be the /proc of the
+ * caller's PID namespace. */
+HOIST_WUR static int check_own_proc(hoist_err **err) {
+  char self[32];
+  ssize_t n = readlink("/proc/self", self, sizeof self - 1);
+  if (n < 0)
+    return hoist_err_errno(err, errno, "sandbox: without a process sandbox: read /proc/self");
+  self[n] = '\0';
+  char want[32];
+  snprintf(want, sizeof want, "%d", (int)getpid());
+  if (strcmp(self, want) != 0)
+    return hoist_err_set(err, EINVAL,
+                         "sandbox: without a process sandbox the command gets this /proc, which "
+                         "belongs to another PID namespace (/proc/self is %s, not %s): mount the "
+                         "/proc of hoist's own PID namespace",
+                         self, want);
+  return 0;
+}
+
 int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res, hoist_err **err) {
   memset(res, 0, sizeof *res);
   if (!opts->lower || !opts->upper || !opts->argv || !opts->argv[0])
@@ -1610,6 +1812,8 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
   for (size_t i = 0; i < opts->n_binds; i++)
     if (!opts->binds[i].source || !opts->binds[i].target || opts->binds[i].target[0] != '/')
       return hoist_err_set(err, EINVAL, "sandbox: bind %zu: a source and an absolute target", i);
+  if (opts->no_process_sandbox && check_own_proc(err) < 0)
+    return -1;
   run_maps maps;
   if (compute_maps(opts, &maps, err) < 0)
     return hoist_err_wrap(err, "sandbox: user namespace");
@@ -1655,7 +1859,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
   if (mkdirat(workfd, "ovl", 0700) < 0 || mkdirat(workfd, "root", 0755) < 0)
     return hoist_err_errno(err, errno, "sandbox: mkdir in %s", work);
 
-  child_ctx c = {.o = opts, .in = -1, .tty = -1, .tty_node = -1};
+  child_ctx c = {.o = opts, .in = -1, .tty = -1, .tty_node = -1, .proc_fd = -1};
   for (int i = 0; i < N_HOST; i++)
     c.host_fd[i] = -1;
   int ret = -1;
@@ -1671,6 +1875,7 @@ int hoist_sandbox_run(const hoist_sandbox_opts *opts, hoist_sandbox_result *res,
   c.userns_at_clone = !root;
   c.userns_late = root && maps.nu > 0;
   c.netns = opts->network != HOIST_SANDBOX_NET_HOST;
+  c.nopid = opts->no_process_sandbox;
   c.copy_mode = opts->force_copy;
   c.mknod = opts->mknod;
   c.env = opts->env ? opts->env : default_env;
