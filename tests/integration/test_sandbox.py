@@ -311,5 +311,86 @@ def prune_keeps_the_tree_a_run_is_using():
     assert res["removed"] == 1 and res["inUse"] == 0, res
     assert not os.path.exists(tree)
 
+
+@test
+def no_process_sandbox_on_the_host():
+    """--no-process-sandbox: no PID namespace, the host's /proc bound with the masks over it;
+    the user, mount, UTS, IPC and network namespaces and the filter stay, and what the command
+    leaves running is killed before hoist returns."""
+    for opt in ("--help",):
+        for verb in ("run", "build"):
+            assert "--no-process-sandbox" in hoist(verb, opt).stdout, verb
+    me = str(os.getpid())
+    script = (f"ls /proc | grep -cx {me}; cat /proc/self/uid_map; hostname; ip -o link | wc -l; "
+              "wc -c < /proc/keys; grep ' /proc/sys ' /proc/self/mountinfo | cut -d' ' -f6; "
+              "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; "
+              "sleep 1071 & setsid sh -c 'sleep 1072 &'; echo done")
+    p = sh(script, "--no-process-sandbox", "--network", "none", check=True)
+    lines = p.stdout.splitlines()
+    assert lines[0] == "1", lines  # this test's own process, outside the sandbox, is in view
+    inside, outside, count = lines[1].split()
+    assert inside == "0" and int(count) < 4294967295, lines  # still a user namespace
+    if os.geteuid() == 0:
+        assert outside != "0", lines
+    assert lines[2] == "hoist" and lines[3] == "1", lines  # UTS; network: only lo
+    assert lines[4] == "0", lines  # /proc/keys masked
+    assert lines[5].startswith("ro,"), lines  # /proc/sys read-only over the bind
+    assert lines[6].split() == ["NoNewPrivs:", "1"] and lines[7].split() == ["Seccomp:", "2"]
+    assert lines[8] == "done", lines
+    # reaped by the sandbox's helper before it reported the command's status
+    assert not sleepers("1071") and not sleepers("1072"), "left running after the run"
+    # the control: with its PID namespace the command sees none of the host's processes
+    p = sh(f"ls /proc | grep -cx {me}", check=False)
+    assert p.stdout == "0\n", p
+
+
+@test
+def no_process_sandbox_timeout_kills_everything_it_started():
+    start = time.monotonic()
+    p = sh("sleep 1081 & setsid sh -c 'sleep 1082 &'; echo started; sleep 1083",
+           "--no-process-sandbox", "--timeout", "2", timeout=60)
+    assert p.returncode == 124 and p.stdout == "started\n", p
+    assert "timed out" in p.stderr, p.stderr
+    assert time.monotonic() - start < 8
+    wait_for(lambda: not any(sleepers(tag) for tag in ("1081", "1082", "1083")), timeout=10,
+             what="sleep 1081, 1082 and 1083 to be gone (they survived the timeout)")
+
+
+@test
+def no_process_sandbox_helper_killed_by_the_command():
+    """Without a PID namespace the command can signal the sandbox's helper (same uid): the run
+    then ends at once and the cgroup takes what the command left."""
+    if os.geteuid() != 0:
+        raise Skip("the cgroup that takes the rest needs root (or a delegated parent)")
+    start = time.monotonic()
+    p = sh("sleep 1091 & echo started; kill -9 $PPID; sleep 1092", "--no-process-sandbox",
+           timeout=60)
+    assert p.returncode == 1 and p.stdout == "started\n", p
+    assert "without a status" in p.stderr, p.stderr
+    assert time.monotonic() - start < 4, "waited for output the cgroup should have ended"
+    wait_for(lambda: not sleepers("1091") and not sleepers("1092"), timeout=10,
+             what="sleep 1091 and 1092 to be gone")
+
+
+@test
+def killing_hoist_kills_what_the_command_started():
+    """hoist killed with SIGKILL mid-run (a cancelled build): the sandbox goes with it, with
+    and without a PID namespace."""
+    image()
+    for opts, tag in (([], "1101"), (["--no-process-sandbox"], "1102")):
+        proc = subprocess.Popen([HOIST, "run", *opts, "--network", "none", IMG, "--", "sh", "-c",
+                                 f"sleep {tag} & setsid sh -c 'sleep {tag} &'; echo started; "
+                                 f"exec sleep {tag}"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert proc.stdout.readline() == "started\n", proc.stderr.read()
+            wait_for(lambda: len(sleepers(tag)) == 3, timeout=10, what=f"three sleep {tag}")
+        finally:
+            proc.kill()
+            proc.wait(timeout=30)
+        wait_for(lambda: not sleepers(tag), timeout=10,
+                 what=f"sleep {tag} to be gone after hoist was killed ({opts})")
+
+
 if __name__ == "__main__":
     main()

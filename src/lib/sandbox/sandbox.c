@@ -23,6 +23,10 @@
  *   child:     becomes root of that namespace, forks the command, reaps until
  *              the command exits, reports its status and exits, which kills
  *              whatever else is left in the namespace.
+ * Without a PID namespace (no_process_sandbox) the child binds the caller's
+ * /proc instead of mounting a new one and, as the subreaper of what the
+ * command starts, kills and reaps all of it before it reports the status; on
+ * the timeout or a limit the parent asks it to (SIGTERM) and kills the cgroup.
  * A root caller mounts everything while it is still host root and only then
  * enters the user namespace: the namespaces it made stay owned by the host's,
  * so root inside can neither mount, nor change a route, nor write a sysctl,
@@ -630,8 +634,8 @@ static void enter_userns(const child_ctx *c) {
 }
 
 /* nopid: SIGKILL to every process whose parent is pid, found by a scan of
- * /proc (the kernel here may lack /proc/PID/task/TID/children). Allocates
- * nothing. */
+ * /proc (/proc/PID/task/TID/children needs CONFIG_PROC_CHILDREN, which
+ * kernels may lack). Allocates nothing. */
 static void kill_children_of(pid_t pid) {
   int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir < 0)
@@ -688,9 +692,9 @@ static void kill_descendants(void) {
 }
 
 /* nopid: the parent's request (SIGTERM) to end the run now, on a timeout or a
- * limit: everything goes, as with a PID namespace, then this process, as
- * killed. Only this single-threaded process runs the handler, and what it
- * calls is async-signal-safe. */
+ * limit, or the parent's death (PR_SET_PDEATHSIG): everything goes, as with
+ * a PID namespace, then this process, as killed. Only this single-threaded
+ * process runs the handler, and what it calls is async-signal-safe. */
 static void on_stop(int sig) {
   (void)sig;
   kill_descendants();
@@ -761,8 +765,10 @@ __attribute__((noreturn)) static void child_main(child_ctx *c) {
     close(c->proc_fd);
   if (c->userns_late)
     enter_userns(c);
-  /* a change of ids cleared it: the command's processes must not outlive this one */
-  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  /* again: a change of ids clears it. The caller's death ends the run: this
+   * process's death ends its PID namespace; without one (nopid) SIGTERM has
+   * it kill what the command started first */
+  prctl(PR_SET_PDEATHSIG, c->nopid ? SIGTERM : SIGKILL);
   /* after every change of ids: /proc/1 stays closed to the command */
   prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 
