@@ -324,6 +324,12 @@ static void test_config_sandbox(void **state) {
        "--userns=private --require-limits --network private --timeout 1800 "
        "--subuid=200000:65536 --subgid=300000:1000 --cgroup-parent /b",
        NULL},
+      {"{\"build_process_sandbox\": false}",
+       "--userns=private --require-limits --network private --timeout 1800 --no-process-sandbox",
+       NULL},
+      {"{\"build_process_sandbox\": true}",
+       "--userns=private --require-limits --network private --timeout 1800", NULL},
+      {"{\"build_process_sandbox\": \"no\"}", NULL, "build_process_sandbox"},
       {"{\"build_timeout\": 0}", NULL, "build_timeout"},
       {"{\"build_timeout\": \"60\"}", NULL, "build_timeout"},
       {"{\"build_memory\": \"lots\"}", NULL, "build_memory"},

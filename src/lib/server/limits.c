@@ -120,6 +120,12 @@ int server_config_sandbox(json_t *o, server_config *c, hoist_err **err) {
   else if (net && strcmp(net, "private") != 0)
     return hoist_err_set(err, EINVAL,
                          "build_network: expected \"private\" or \"none\" (never the host's)");
+  json_t *ps = json_object_get(o, "build_process_sandbox");
+  if (ps && !json_is_boolean(ps))
+    return hoist_err_set(err, EINVAL,
+                         "build_process_sandbox: expected true or false (false: no PID "
+                         "namespace, for pods with a masked /proc)");
+  s->no_process_sandbox = ps && json_is_false(ps);
   bool su = false, sg = false;
   if (range_setting(o, "subuid", &c->subids.uid_start, &c->subids.uid_count, &su, err) < 0 ||
       range_setting(o, "subgid", &c->subids.gid_start, &c->subids.gid_count, &sg, err) < 0)
@@ -195,6 +201,8 @@ char **server_sandbox_args(const server_config *c) {
     v[n++] = hoist_strdup("--cgroup-parent");
     v[n++] = hoist_strdup(s->cgroup_parent);
   }
+  if (s->no_process_sandbox)
+    v[n++] = hoist_strdup("--no-process-sandbox");
   v[n] = NULL;
   return v;
 }

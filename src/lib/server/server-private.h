@@ -86,6 +86,7 @@ bool server_source_allowed(const server_config *c, const char *login, const char
 /* Reads the builds' sandbox settings of config object o (NULL: none) into c:
  * build_timeout, build_memory, build_pids, build_cpus, max_layer_bytes,
  * build_tmp_size, build_network, build_allow, subuid, subgid, cgroup_parent,
+ * build_process_sandbox (false: --no-process-sandbox),
  * and max_log_bytes, log_overflow ("continue" | "fail").
  * An error names the setting. */
 int server_config_sandbox(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
