@@ -234,7 +234,8 @@ HOIST_EXPORT int hoist_sandbox_unshift(const char *dir, const hoist_idmap *uid_m
 /*
  * Checks, without running anything, that the host provides what runs with
  * opts need: the subordinate ids (PRIVATE), pasta (a private network), a
- * cgroup under the parent (require_limits: one is made and removed). For a
+ * cgroup under the parent (require_limits: one is made and removed), the
+ * /proc of the caller's PID namespace (no_process_sandbox). For a
  * service to refuse to start instead of failing each build.
  */
 HOIST_EXPORT int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err) HOIST_WUR;

@@ -154,5 +154,18 @@ def no_process_sandbox_timeout_in_the_masked_pod():
     assert after.strip() == "none-left", after
 
 
+@test
+def no_process_sandbox_refuses_a_proc_of_another_pid_namespace():
+    """The helper finds what the command left in /proc by its own pid: a /proc that is not of
+    hoist's PID namespace (here: unshare --pid without --mount-proc) is refused up front."""
+    d = pod_layout()
+    p = subprocess.run(["unshare", "--pid", "--fork", HOIST, "run", "--no-process-sandbox",
+                        "--network", "none", f"oci:{d}/layout:base", "--", "echo", "ran"],
+                       capture_output=True, text=True, timeout=120,
+                       env=dict(os.environ, HOIST_CACHE=os.path.join(d, "cache-root")))
+    assert p.returncode == 1 and "ran" not in p.stdout, p
+    assert "belongs to another PID namespace" in p.stderr, p.stderr
+
+
 if __name__ == "__main__":
     main()

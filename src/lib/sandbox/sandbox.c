@@ -2029,6 +2029,8 @@ out:
 }
 
 int hoist_sandbox_check(const hoist_sandbox_opts *opts, hoist_err **err) {
+  if (opts->no_process_sandbox && check_own_proc(err) < 0)
+    return -1;
   run_maps maps;
   if (compute_maps(opts, &maps, err) < 0)
     return hoist_err_wrap(err, "sandbox: user namespace");
