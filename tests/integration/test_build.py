@@ -23,7 +23,7 @@ import urllib.error
 import zipfile
 
 from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
-                       skopeo, test, tmpdir)
+                       skopeo, sleepers, test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -402,6 +402,21 @@ def test_timeout_kills_the_install():
     assert p.returncode == 1, p.stderr
     assert "timed out after 1 s" in p.stderr, p.stderr
     assert time.monotonic() - start < 30
+
+
+@test
+def test_build_without_a_process_sandbox():
+    """hoist build --no-process-sandbox: the install sees hoist's /proc (this test's process in
+    it), the masks still hide /proc/keys, and what it left running is gone when hoist is."""
+    me = os.getpid()
+    src = with_extend("np1", "#!/bin/sh\nset -e\n"
+                             f"{{ ls /proc | grep -cx {me}; wc -c < /proc/keys; }} > /extended\n"
+                             "sleep 1111 &\n")
+    out = os.path.join(work(), "out-noprocsandbox")
+    build(src, "python", "x\n", f"oci:{out}:v1", "--no-process-sandbox")
+    assert not sleepers("1111"), "the install's background process outlived the build"
+    res = hoist("run", f"oci:{out}:v1", "--", "cat", "/extended").stdout
+    assert res == "1\n0\n", res
 
 
 @test
