@@ -20,6 +20,9 @@ static const char usage[] =
     "  --tls-cert FILE       serve https with this certificate (PEM)...\n"
     "  --tls-key FILE        ...and key\n"
     "  --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n"
+    "  --db URL              the job store: sqlite:PATH (default DATA/jobs.db) or\n"
+    "                        postgres://... shared by several replicas (the schema is\n"
+    "                        migrated at start; see README \"Running several replicas\")\n"
     "  -h, --help            show this help\n";
 
 /* --workers, --threads: 1 to 1024, into an int; a bad one is left to the
@@ -48,6 +51,7 @@ static int serve_run(int argc, char **argv) {
       CLI_STRING("tls-cert", &o.tls_cert),
       CLI_STRING("tls-key", &o.tls_key),
       CLI_STRING("tls-client-ca", &o.tls_client_ca),
+      CLI_STRING("db", &o.db),
       CLI_END,
   };
   int rc = cli_parse_opts("serve", usage, opts, argc, argv);
