@@ -123,4 +123,10 @@ HOIST_EXPORT int hoist_server_start(const hoist_server_opts *opts, hoist_server 
 /* Stops accepting, cancels running builds, waits for the workers. */
 HOIST_EXPORT void hoist_server_stop(hoist_server *s);
 
+/* Brings the job store db (NULL: DATA_DIR/jobs.db; sqlite:PATH,
+ * postgres://...) to this hoist's schema version and closes it: what
+ * hoist_server_start does first, as a step of its own. */
+HOIST_EXPORT int hoist_server_migrate(const char *db, const char *data_dir,
+                                      hoist_err **err) HOIST_WUR;
+
 #endif

@@ -288,23 +288,68 @@ def two_replicas_end_to_end():
 @test
 def a_killed_replica_loses_its_lease_and_the_job_runs_again():
     steady = base_with_extend("steady", STEADY)
-    servers, key = replicas(db_url(), workers=1, lease_seconds=3, on_restart="requeue")
+    for policy in ("requeue", "fail"):
+        servers, key = replicas(db_url(), workers=1, lease_seconds=3, on_restart=policy)
+        try:
+            r = start(servers[0], key, steady, f"alice:kill-{policy}")
+            job = r["id"]
+            servers[0].wait_phase(key, job, ("Running",))
+            victim = running_on(servers)
+            survivor = servers[1] if victim is servers[0] else servers[0]
+            t0 = time.monotonic()
+            victim.stop(signal.SIGKILL)
+            if policy == "requeue":
+                # the lease runs out; the survivor runs the job again, to success
+                wait_for(lambda: metric(survivor, "hoist_replica_builds_started_total") == 1,
+                         timeout=30, what="the survivor to take the job")
+                assert time.monotonic() - t0 > 2, "the job moved before its lease expired"
+                r = survivor.wait_phase(key, job, ("Succeeded", "Failed"), timeout=180)
+                assert r["phase"] == "Succeeded", r
+                st, log = survivor.request("GET", f"{API}/build/logs?id={job}", auth=key,
+                                           raw=True)
+                assert b"stopped renewing its lease; queued again" in log, log
+            else:
+                r = survivor.wait_phase(key, job, ("Failed", "Succeeded"), timeout=30)
+                assert time.monotonic() - t0 > 2, "the job failed before its lease expired"
+                assert r["state"] == "failed" and r["error"] == "server restarted", r
+                assert metric(survivor, "hoist_replica_builds_started_total") == 0
+                # a retry of the same build succeeds
+                retry = start(survivor, key, steady, f"alice:kill-{policy}")["id"]
+                assert retry != job
+                r = survivor.wait_phase(key, retry, ("Succeeded", "Failed"), timeout=180)
+                assert r["phase"] == "Succeeded", r
+            survivor.stop()
+        finally:
+            kill_all(servers)
+
+
+@test
+def a_queued_job_starts_at_once_on_the_free_replica():
+    # one worker each; the busy replica's new job goes to the other one's free
+    # worker through NOTIFY (the slow poll would take up to 2 s)
+    steady = base_with_extend("steady", STEADY)
+    fast = base_with_extend("fast", FAST)
+    url = db_url()
+    db = url.rsplit("/", 1)[1]
+    servers, key = replicas(url, workers=1)
     try:
-        job = start(servers[0], key, steady, "alice:kill")["id"]
-        servers[0].wait_phase(key, job, ("Running",))
-        victim = running_on(servers)
-        survivor = servers[1] if victim is servers[0] else servers[0]
-        t0 = time.monotonic()
-        victim.stop(signal.SIGKILL)
-        # the lease runs out; the survivor runs the job again, to success
-        wait_for(lambda: metric(survivor, "hoist_replica_builds_started_total") == 1, timeout=30,
-                 what="the survivor to take the job")
-        assert time.monotonic() - t0 > 2, "the job moved before its lease expired"
-        r = survivor.wait_phase(key, job, ("Succeeded", "Failed"), timeout=180)
-        assert r["phase"] == "Succeeded", r
-        st, log = survivor.request("GET", f"{API}/build/logs?id={job}", auth=key, raw=True)
-        assert b"stopped renewing its lease; queued again" in log, log
-        survivor.stop()
+        waits = []
+        for i in range(3):
+            busy = start(servers[i % 2], key, steady, f"alice:busy{i}")["id"]
+            servers[0].wait_phase(key, busy, ("Running",))
+            here = running_on(servers)
+            job = start(here, key, fast, f"alice:quick{i}")["id"]
+            r = here.wait_phase(key, job, ("Succeeded", "Failed"), timeout=120)
+            assert r["phase"] == "Succeeded", r
+            waits.append(float(pg().psql(
+                f"SELECT started - created FROM jobs WHERE id = '{job}'", db=db).stdout))
+            here.api("DELETE", f"/build?id={busy}", key)
+            here.wait_phase(key, busy, ("Failed",))
+        print("# queued to started on the free replica: " +
+              ", ".join(f"{w * 1000:.0f} ms" for w in waits), flush=True)
+        assert sorted(waits)[1] < 0.1 and max(waits) < 0.5, waits
+        for s in servers:
+            s.stop()
     finally:
         kill_all(servers)
 

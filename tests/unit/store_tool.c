@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/lib/server/store.h"
+#include "../../src/lib/server/jobstore.h"
 
 static int checks, failures;
 

@@ -1003,6 +1003,9 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
+  /* a shared store's reads wait on the network: more threads keep the cores busy */
+  if (o->threads <= 0 && strcmp(server_jobs_driver(s->jobs), "postgres") == 0)
+    threads *= 4;
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,

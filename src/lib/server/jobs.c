@@ -1,4 +1,4 @@
-/* server: the jobs, on the job store (store.h) and the executor
+/* server: the jobs, on the job store (jobstore.h) and the executor
  * (executor.h): submissions, the workers that claim queued jobs and run
  * their builds, the job logs, cancels, and, with a shared store, the keeper
  * thread (leases, cancels from other replicas, expired leases, wake-ups). */
@@ -20,8 +20,8 @@
 #include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "hoist/registry.h"
+#include "jobstore.h"
 #include "server-private.h"
-#include "store.h"
 
 #define ID_HEX STORE_ID_HEX
 
@@ -677,6 +677,14 @@ void server_jobs_close(server_jobs *j) {
   free(j->slots);
   free(j->data_dir);
   free(j);
+}
+
+int hoist_server_migrate(const char *db, const char *data_dir, hoist_err **err) {
+  server_store *s = NULL;
+  if (server_store_open(db, data_dir, &s, err) < 0)
+    return -1;
+  s->close(s);
+  return 0;
 }
 
 /* Where the image goes and what the status calls it, per the registry

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "hoist/fs.h"
-#include "store.h"
+#include "jobstore.h"
 
 typedef struct sq_store {
   server_store base;

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store.h"
+#include "jobstore.h"
 
 const char *const store_states[STORE_NSTATES] = {"queued", "running", "succeeded", "failed",
                                                  "canceled"};

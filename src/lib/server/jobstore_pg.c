@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "store.h"
+#include "jobstore.h"
 
 #define NOW_SQL "extract(epoch from clock_timestamp())::float8"
 /* the advisory lock space of a user's jobs: pg_advisory_xact_lock(USER_LOCK, hashtext(user)) */
@@ -34,6 +34,7 @@ typedef struct pg_store {
   double retry_at;     /* no new connection before (monotonic), while down */
   unsigned backoff_ms; /* the next wait after a failed connection */
   PGconn *listen;      /* the keeper's, LISTENing */
+  bool schema_ready;   /* migrated: new connections prepare the statements */
   double listen_retry_at;
 } pg_store;
 
@@ -50,6 +51,10 @@ static const char *pq_msg(PGconn *c) {
   size_t n = strlen(buf);
   while (n && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
     buf[--n] = '\0';
+  /* one line: libpq's second lines ("\n\tIs the server running...") joined */
+  for (char *p = buf; *p; p++)
+    if (*p == '\n' || *p == '\t')
+      *p = ' ';
   return buf;
 }
 
@@ -67,6 +72,23 @@ static void no_notice(void *arg, const char *message) {
   (void)arg;
   hoist_debug("job store: PostgreSQL: %s", message);
 }
+
+/* The statements of the hot paths, prepared on every connection. */
+#define ROW_COLS                                                                                   \
+  "id, \"user\", source, target, kind, state, created, started, finished, image, image_digest, "   \
+  "error"
+
+static const struct {
+  const char *name, *sql;
+} prepared[] = {
+    {"status", "SELECT " ROW_COLS " FROM jobs WHERE id = $1 AND \"user\" = $2"},
+    {"done", "SELECT state FROM jobs WHERE id = $1"},
+    {"log_read", "SELECT off, data FROM job_logs WHERE id = $1 AND off + length(data) > "
+                 "$2::bigint ORDER BY off LIMIT 64"},
+    {"log_append", "WITH j AS (UPDATE jobs SET log_len = log_len + length($2::bytea) WHERE id = "
+                   "$1 RETURNING log_len - length($2::bytea) AS off) INSERT INTO job_logs (id, "
+                   "off, data) SELECT $1, off, $2 FROM j"},
+};
 
 /* A connection: one of the pool's, or a new one. ENOTCONN while the
  * database is out of reach. */
@@ -100,6 +122,20 @@ HOIST_WUR static int conn_get(pg_store *q, PGconn **out, hoist_err **err) {
     return r;
   }
   PQsetNoticeProcessor(c, no_notice, NULL);
+  for (size_t i = 0; i < sizeof prepared / sizeof prepared[0] && q->schema_ready; i++) {
+    PGresult *r = PQprepare(c, prepared[i].name, prepared[i].sql, 0, NULL);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) {
+      int ret = hoist_err_set(err, EIO, "job store: prepare %s: %s", prepared[i].name, pq_msg(c));
+      PQfinish(c);
+      pthread_mutex_lock(&q->lock);
+      q->open--;
+      pthread_cond_signal(&q->cond);
+      pthread_mutex_unlock(&q->lock);
+      return ret;
+    }
+  }
   atomic_store(&q->up, true);
   *out = c;
   return 0;
@@ -138,6 +174,23 @@ HOIST_WUR static int q_exec(pg_store *q, PGconn *c, const char *what, const char
              : state && strcmp(state, "53100") == 0 ? ENOSPC
                                                     : EIO;
   int ret = hoist_err_set(err, code, "job store: %s: %s", what, pq_msg(c));
+  PQclear(r);
+  if (code == ENOTCONN)
+    went_down(q);
+  return ret;
+}
+
+/* As q_exec, for a statement of prepared[]. */
+HOIST_WUR static int q_exec_prepared(pg_store *q, PGconn *c, const char *name, int n,
+                                     const char *const *args, const int *lens, const int *fmts,
+                                     int binary, PGresult **res, hoist_err **err) {
+  PGresult *r = PQexecPrepared(c, name, n, args, lens, fmts, binary);
+  if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
+    *res = r;
+    return 0;
+  }
+  int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
+  int ret = hoist_err_set(err, code, "job store: %s: %s", name, pq_msg(c));
   PQclear(r);
   if (code == ENOTCONN)
     went_down(q);
@@ -451,10 +504,6 @@ static int pg_cancel(server_store *s, const char *user, const char *id, bool *ru
   return pg_run((pg_store *)s, op_cancel, &x, err);
 }
 
-#define ROW_COLS                                                                                   \
-  "id, \"user\", source, target, kind, state, created, started, finished, image, image_digest, "   \
-  "error"
-
 static void row_of(PGresult *r, int i, store_row *o) {
   o->id = val(r, i, 0);
   o->user = val(r, i, 1);
@@ -480,8 +529,8 @@ typedef struct rows_ctx {
 static int op_status(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
   rows_ctx *x = vctx;
   PGresult *r = NULL;
-  if (q_exec(q, c, "status", "SELECT " ROW_COLS " FROM jobs WHERE id = $1 AND \"user\" = $2", 2,
-             (const char *[]){x->id, x->user}, &r, err) < 0)
+  if (q_exec_prepared(q, c, "status", 2, (const char *[]){x->id, x->user}, NULL, NULL, 0, &r, err) <
+      0)
     return -1;
   int found = PQntuples(r) > 0;
   if (found)
@@ -560,11 +609,7 @@ static int op_log_append(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
   int fmts[] = {0, 1};
   /* the chunk's offset taken on the job's row: appends of several writers
    * (the build's replica, a cancel's note) line up */
-  PGresult *r = PQexecParams(c,
-                             "WITH j AS (UPDATE jobs SET log_len = log_len + length($2::bytea) "
-                             "WHERE id = $1 RETURNING log_len - length($2::bytea) AS off) "
-                             "INSERT INTO job_logs (id, off, data) SELECT $1, off, $2 FROM j",
-                             2, NULL, args, lens, fmts, 0);
+  PGresult *r = PQexecPrepared(c, "log_append", 2, args, lens, fmts, 0);
   if (PQresultStatus(r) != PGRES_COMMAND_OK) {
     int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
     int ret = hoist_err_set(err, code, "job store: log of %s: %s", x->id, pq_msg(c));
@@ -600,10 +645,7 @@ static int op_log_read(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
   char off[32];
   snprintf(off, sizeof off, "%" PRIu64, x->off);
   const char *args[] = {x->id, off};
-  PGresult *r = PQexecParams(c,
-                             "SELECT off, data FROM job_logs WHERE id = $1 AND off + "
-                             "length(data) > $2::bigint ORDER BY off LIMIT 64",
-                             2, NULL, args, NULL, NULL, 1);
+  PGresult *r = PQexecPrepared(c, "log_read", 2, args, NULL, NULL, 1);
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
     int ret = hoist_err_set(err, code, "job store: log of %s: %s", x->id, pq_msg(c));
@@ -657,7 +699,7 @@ static int pg_log_read(server_store *s, store_log *l, uint64_t off, char *buf, s
 static int op_done(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
   ids_ctx *x = vctx;
   PGresult *r = NULL;
-  if (q_exec(q, c, "state", "SELECT state FROM jobs WHERE id = $1", 1, &x->a, &r, err) < 0)
+  if (q_exec_prepared(q, c, "done", 1, &x->a, NULL, NULL, 0, &r, err) < 0)
     return -1;
   int done = 1;
   if (PQntuples(r)) {
@@ -928,12 +970,16 @@ int store_pg_open(const char *conninfo, server_store **out, hoist_err **err) {
   if (conn_get(q, &c, err) < 0)
     goto fail;
   int r = migrate(q, c, err);
-  conn_put(q, c);
+  PQfinish(c); /* the pool's connections prepare the statements */
+  pthread_mutex_lock(&q->lock);
+  q->open--;
+  q->schema_ready = r == 0;
+  pthread_mutex_unlock(&q->lock);
   if (r < 0)
     goto fail;
   *out = &q->base;
   return 0;
 fail:
   pg_close(&q->base);
-  return hoist_err_wrap(err, "job store: PostgreSQL");
+  return -1;
 }

@@ -13,8 +13,8 @@
  * thread-safe. Times are seconds since the epoch (the database's clock for
  * leases). A crash leaves the store consistent: a job's state changes in one
  * statement or one transaction. */
-#ifndef HOIST_SERVER_STORE_H
-#define HOIST_SERVER_STORE_H
+#ifndef HOIST_SERVER_JOBSTORE_H
+#define HOIST_SERVER_JOBSTORE_H
 
 #include <jansson.h>
 #include <stdbool.h>
