@@ -324,6 +324,34 @@ def a_killed_replica_loses_its_lease_and_the_job_runs_again():
 
 
 @test
+def a_replica_that_lost_its_lease_stops_its_build():
+    # a replica frozen past its lease (SIGSTOP: as cut off from the database)
+    # finds on waking that the job went to another replica, and stops its copy
+    steady = base_with_extend("steady", STEADY)
+    servers, key = replicas(db_url(), workers=1, lease_seconds=3, on_restart="requeue")
+    try:
+        job = start(servers[0], key, steady, "alice:frozen")["id"]
+        servers[0].wait_phase(key, job, ("Running",))
+        frozen = running_on(servers)
+        other = servers[1] if frozen is servers[0] else servers[0]
+        frozen.proc.send_signal(signal.SIGSTOP)
+        try:
+            wait_for(lambda: metric(other, "hoist_replica_builds_started_total") == 1,
+                     timeout=30, what="the other replica to take the job")
+        finally:
+            frozen.proc.send_signal(signal.SIGCONT)
+        wait_for(lambda: metric(frozen, "hoist_replica_builds_running") == 0, timeout=5,
+                 what="the frozen replica to stop its copy")
+        r = other.wait_phase(key, job, ("Succeeded", "Failed"), timeout=180)
+        assert r["phase"] == "Succeeded", r
+        assert frozen.status(key, job)["state"] == "succeeded"
+        for s in servers:
+            s.stop()
+    finally:
+        kill_all(servers)
+
+
+@test
 def a_queued_job_starts_at_once_on_the_free_replica():
     # one worker each; the busy replica's new job goes to the other one's free
     # worker through NOTIFY (the slow poll would take up to 2 s)

@@ -162,9 +162,12 @@ static int suite(const char *url, const char *data) {
   CHECK(s->cancel(s, "alice", id[0], &running, NULL) == 1 && running,
         "%s: a running job's cancel is requested", s->driver);
   char **cancel = NULL;
-  CHECK(s->heartbeat(s, "A", 30, &cancel, NULL) == 0, "%s: heartbeat", s->driver);
-  CHECK(!s->shared || (cancel && strcmp(cancel[0], id[0]) == 0 && !cancel[1]),
-        "%s: the owner's heartbeat hears of the cancel", s->driver);
+  char *here[] = {id[0], id[4], NULL}; /* A runs id[0]; id[4] is B's */
+  CHECK(s->heartbeat(s, "A", 30, here, &cancel, NULL) == 0, "%s: heartbeat", s->driver);
+  CHECK(!s->shared || (cancel && cancel[0] && cancel[1] && !cancel[2] &&
+                       (strcmp(cancel[0], id[0]) == 0 || strcmp(cancel[1], id[0]) == 0) &&
+                       (strcmp(cancel[0], id[4]) == 0 || strcmp(cancel[1], id[4]) == 0)),
+        "%s: the owner's heartbeat hears of the cancel, and of a job it does not hold", s->driver);
   hoist_strfreev(cancel);
   CHECK(s->cancel(s, "bob", id[0], &running, NULL) == 0, "%s: another user's job is not found",
         s->driver);

@@ -484,8 +484,9 @@ static void recovered(server_jobs *j, char **ids, const char *why) {
 
 /* A shared store's keeper: wakes the workers on news (another replica's
  * queued job or freed slot), passes cancels on to the builds, renews this
- * replica's leases (every third of a lease) and gives back the jobs of
- * replicas whose leases expired. */
+ * replica's leases (every third of a lease), stops the builds whose lease
+ * it lost (the job is another replica's business now), and gives back the
+ * jobs of replicas whose leases expired. */
 static void *keeper(void *arg) {
   server_jobs *j = arg;
   double lease = j->cfg->lease_seconds;
@@ -506,7 +507,15 @@ static void *keeper(void *arg) {
     hoist_err *e = NULL;
     double t = mono_s();
     bool renew = t - renewed >= lease / 3;
-    if (j->store->heartbeat(j->store, j->owner, renew ? lease : 0, &cancel, &e) < 0) {
+    /* the builds running here now: each one's claim is in the store */
+    hoist_strv here = {0};
+    pthread_mutex_lock(&j->lock);
+    for (int i = 0; i < j->nworkers; i++)
+      if (j->slots[i].id[0])
+        hoist_strv_add(&here, j->slots[i].id);
+    pthread_mutex_unlock(&j->lock);
+    _cleanup_strfreev_ char **running = hoist_strv_steal(&here);
+    if (j->store->heartbeat(j->store, j->owner, renew ? lease : 0, running, &cancel, &e) < 0) {
       hoist_debug("serve: heartbeat: %s", e->msg);
       hoist_err_free(e);
       e = NULL;

@@ -90,11 +90,13 @@ struct server_store {
    * 0 none. */
   int (*claim)(server_store *s, const char *owner, int per_user_limit, double lease_s,
                store_job *out, hoist_err **err);
-  /* Renews the leases of owner's running jobs; *cancel (NULL-terminated,
-   * caller frees with hoist_strfreev; NULL when none) are those of them a
-   * cancel reached. */
-  int (*heartbeat)(server_store *s, const char *owner, double lease_s, char ***cancel,
-                   hoist_err **err);
+  /* Renews the leases of owner's running jobs (lease_s 0: none); *cancel
+   * (NULL-terminated, caller frees with hoist_strfreev; NULL when none) are
+   * those of the builds running here (ids, NULL-terminated) a cancel reached
+   * or that owner no longer holds (its lease ran out and the job went back
+   * to the queue or failed): their builds stop. */
+  int (*heartbeat)(server_store *s, const char *owner, double lease_s, char *const *running,
+                   char ***cancel, hoist_err **err);
   /* Ends owner's running (or a queued) job id. Not an error when the job is
    * no longer owner's (its lease was lost). */
   int (*finish)(server_store *s, const char *id, const char *owner, const char *state,

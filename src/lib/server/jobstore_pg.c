@@ -67,6 +67,22 @@ static void went_down(pg_store *q) {
   pthread_mutex_unlock(&q->lock);
 }
 
+/* A new connection: conninfo over hoist's defaults, which bound how long a
+ * lost server can hold a request (connect, keepalives, unacknowledged
+ * writes). */
+static PGconn *pg_connect(const char *conninfo) {
+  static const char *const keys[] = {"connect_timeout",
+                                     "keepalives_idle",
+                                     "keepalives_interval",
+                                     "keepalives_count",
+                                     "tcp_user_timeout",
+                                     "application_name",
+                                     "dbname",
+                                     NULL};
+  const char *vals[] = {"5", "10", "5", "3", "20000", "hoist-serve", conninfo, NULL};
+  return PQconnectdbParams(keys, vals, 1);
+}
+
 /* The server's notices (NOTICE: relation exists, skipping) are not printed. */
 static void no_notice(void *arg, const char *message) {
   (void)arg;
@@ -110,7 +126,7 @@ HOIST_WUR static int conn_get(pg_store *q, PGconn **out, hoist_err **err) {
   }
   q->open++;
   pthread_mutex_unlock(&q->lock);
-  PGconn *c = PQconnectdb(q->conninfo);
+  PGconn *c = pg_connect(q->conninfo);
   if (!c || PQstatus(c) != CONNECTION_OK) {
     int r = hoist_err_set(err, ENOTCONN, "job store: connect to PostgreSQL: %s", pq_msg(c));
     PQfinish(c);
@@ -420,20 +436,38 @@ static int op_heartbeat(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
              "= 'running'",
              2, (const char *[]){x->a, lease}, NULL, err) < 0)
     return -1;
+  if (!x->b) { /* nothing runs here */
+    *x->ids = NULL;
+    return 0;
+  }
   if (q_exec(q, c, "cancels",
-             "SELECT id FROM jobs WHERE owner = $1 AND state = 'running' AND cancel", 1, &x->a, &r,
-             err) < 0)
+             "SELECT unnest($2::text[]) EXCEPT SELECT id FROM jobs WHERE owner = $1 AND state = "
+             "'running' AND NOT cancel",
+             2, (const char *[]){x->a, x->b}, &r, err) < 0)
     return -1;
   *x->ids = PQntuples(r) ? ids_of(r) : NULL;
   PQclear(r);
   return 0;
 }
 
-static int pg_heartbeat(server_store *s, const char *owner, double lease_s, char ***cancel,
-                        hoist_err **err) {
+static int pg_heartbeat(server_store *s, const char *owner, double lease_s, char *const *running,
+                        char ***cancel, hoist_err **err) {
   *cancel = NULL;
-  ids_ctx x = {.a = owner, .d = lease_s, .ids = cancel};
-  return pg_run((pg_store *)s, op_heartbeat, &x, err);
+  /* the ids as an array literal: they are hex */
+  hoist_buf b = HOIST_BUF_INIT(1 << 20);
+  int r = 0;
+  for (size_t i = 0; running && running[i] && r == 0; i++)
+    r = hoist_buf_appendf(&b, err, "%s%s", i ? "," : "{", running[i]);
+  if (r == 0 && b.len)
+    r = hoist_buf_append(&b, "}", 2, err);
+  if (r < 0) {
+    hoist_buf_free(&b);
+    return r;
+  }
+  ids_ctx x = {.a = owner, .b = b.len ? b.data : NULL, .d = lease_s, .ids = cancel};
+  r = pg_run((pg_store *)s, op_heartbeat, &x, err);
+  hoist_buf_free(&b);
+  return r;
 }
 
 typedef struct finish_ctx {
@@ -815,7 +849,7 @@ static int pg_wait(server_store *s, int timeout_ms, char ***cancel) {
       poll(NULL, 0, timeout_ms);
       return 0;
     }
-    PGconn *c = PQconnectdb(q->conninfo);
+    PGconn *c = pg_connect(q->conninfo);
     PGresult *r = c && PQstatus(c) == CONNECTION_OK
                       ? PQexec(c, "LISTEN hoist_jobs; LISTEN hoist_cancel")
                       : NULL;

@@ -210,9 +210,9 @@ static int sq_claim(server_store *s, const char *owner, int per_user_limit, doub
   return ret;
 }
 
-static int sq_heartbeat(server_store *s, const char *owner, double lease_s, char ***cancel,
-                        hoist_err **err) {
-  (void)s, (void)owner, (void)lease_s, (void)err;
+static int sq_heartbeat(server_store *s, const char *owner, double lease_s, char *const *running,
+                        char ***cancel, hoist_err **err) {
+  (void)s, (void)owner, (void)lease_s, (void)running, (void)err;
   *cancel = NULL; /* one process: its cancels reach its builds directly */
   return 0;
 }
