@@ -401,6 +401,10 @@ def postgres_restarted_mid_build():
         pg().start()
         wait_for(lambda: all(s.request("GET", "/healthz")[0] == 200 for s in servers),
                  timeout=30, what="/healthz 200 once PostgreSQL is back")
+        # the pools' connections to the old server are replaced, not answered with 503
+        for s in servers:
+            codes = [s.api("GET", f"/build/status?id={jobs[0]}", key)[0] for _ in range(40)]
+            assert codes == [200] * 40, codes
         for job in jobs:
             r = servers[1].wait_phase(key, job, ("Succeeded", "Failed"), timeout=180)
             assert r["phase"] == "Succeeded", r

@@ -107,9 +107,17 @@ static const struct {
 };
 
 /* A connection: one of the pool's, or a new one. ENOTCONN while the
- * database is out of reach. */
-HOIST_WUR static int conn_get(pg_store *q, PGconn **out, hoist_err **err) {
+ * database is out of reach (a new connection is tried after a backoff).
+ * fresh: a new one at once, the idle ones closed: one of them was found
+ * broken (the server restarted), the others likely are too. */
+HOIST_WUR static int conn_get(pg_store *q, bool fresh, PGconn **out, hoist_err **err) {
   pthread_mutex_lock(&q->lock);
+  if (fresh) {
+    while (q->nidle) {
+      PQfinish(q->idle[--q->nidle]);
+      q->open--;
+    }
+  }
   for (;;) {
     if (q->nidle) {
       *out = q->idle[--q->nidle];
@@ -120,7 +128,7 @@ HOIST_WUR static int conn_get(pg_store *q, PGconn **out, hoist_err **err) {
       break;
     pthread_cond_wait(&q->cond, &q->lock);
   }
-  if (!atomic_load(&q->up) && mono_s() < q->retry_at) {
+  if (!fresh && !atomic_load(&q->up) && mono_s() < q->retry_at) {
     pthread_mutex_unlock(&q->lock);
     return hoist_err_set(err, ENOTCONN, "job store: PostgreSQL is unreachable (retrying)");
   }
@@ -175,6 +183,7 @@ static void conn_put(pg_store *q, PGconn *c) {
  * success. A lost connection is ENOTCONN, a unique violation EEXIST. */
 HOIST_WUR static int q_exec(pg_store *q, PGconn *c, const char *what, const char *sql, int n,
                             const char *const *args, PGresult **res, hoist_err **err) {
+  (void)q; /* a lost connection is found out by the next connect, not here */
   PGresult *r = PQexecParams(c, sql, n, NULL, args, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(r);
   if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
@@ -191,8 +200,6 @@ HOIST_WUR static int q_exec(pg_store *q, PGconn *c, const char *what, const char
                                                     : EIO;
   int ret = hoist_err_set(err, code, "job store: %s: %s", what, pq_msg(c));
   PQclear(r);
-  if (code == ENOTCONN)
-    went_down(q);
   return ret;
 }
 
@@ -200,6 +207,7 @@ HOIST_WUR static int q_exec(pg_store *q, PGconn *c, const char *what, const char
 HOIST_WUR static int q_exec_prepared(pg_store *q, PGconn *c, const char *name, int n,
                                      const char *const *args, const int *lens, const int *fmts,
                                      int binary, PGresult **res, hoist_err **err) {
+  (void)q;
   PGresult *r = PQexecPrepared(c, name, n, args, lens, fmts, binary);
   if (PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK) {
     *res = r;
@@ -208,8 +216,6 @@ HOIST_WUR static int q_exec_prepared(pg_store *q, PGconn *c, const char *name, i
   int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
   int ret = hoist_err_set(err, code, "job store: %s: %s", name, pq_msg(c));
   PQclear(r);
-  if (code == ENOTCONN)
-    went_down(q);
   return ret;
 }
 
@@ -225,7 +231,7 @@ typedef int (*pg_op)(pg_store *q, PGconn *c, void *ctx, hoist_err **err);
 HOIST_WUR static int pg_run(pg_store *q, pg_op op, void *ctx, hoist_err **err) {
   for (int attempt = 0;; attempt++) {
     PGconn *c = NULL;
-    if (conn_get(q, &c, err) < 0)
+    if (conn_get(q, attempt > 0, &c, err) < 0)
       return -1;
     hoist_err *e = NULL;
     int r = op(q, c, ctx, &e);
@@ -308,8 +314,6 @@ static int op_enqueue(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
     int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
     int ret = hoist_err_set(err, code, "job store: enqueue: %s", pq_msg(c));
     PQclear(r);
-    if (code == ENOTCONN)
-      went_down(q);
     return ret;
   }
   PQclear(r);
@@ -377,8 +381,6 @@ static int op_claim(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
       int ret = hoist_err_set(err, code, "job store: claim: %s", pq_msg(c));
       PQclear(r);
       PQclear(cand);
-      if (code == ENOTCONN)
-        went_down(q);
       return ret;
     }
     store_job *o = x->out;
@@ -637,6 +639,7 @@ typedef struct log_ctx {
 } log_ctx;
 
 static int op_log_append(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
+  (void)q;
   log_ctx *x = vctx;
   const char *args[] = {x->id, x->data};
   int lens[] = {0, (int)x->n};
@@ -648,8 +651,6 @@ static int op_log_append(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
     int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
     int ret = hoist_err_set(err, code, "job store: log of %s: %s", x->id, pq_msg(c));
     PQclear(r);
-    if (code == ENOTCONN)
-      went_down(q);
     return ret;
   }
   PQclear(r);
@@ -684,8 +685,6 @@ static int op_log_read(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
     int code = PQstatus(c) != CONNECTION_OK ? ENOTCONN : EIO;
     int ret = hoist_err_set(err, code, "job store: log of %s: %s", x->id, pq_msg(c));
     PQclear(r);
-    if (code == ENOTCONN)
-      went_down(q);
     return ret;
   }
   size_t n = 0;
@@ -872,7 +871,8 @@ static int pg_wait(server_store *s, int timeout_ms, char ***cancel) {
   struct pollfd pfd = {PQsocket(q->listen), POLLIN, 0};
   int ret = 0;
   if (poll(&pfd, 1, timeout_ms) > 0 && !PQconsumeInput(q->listen)) {
-    went_down(q);
+    PQfinish(q->listen); /* made again at the next call */
+    q->listen = NULL;
     return 0;
   }
   hoist_strv v = {0};
@@ -1001,7 +1001,7 @@ int store_pg_open(const char *conninfo, server_store **out, hoist_err **err) {
   q->backoff_ms = 100;
   atomic_store(&q->up, true);
   PGconn *c = NULL;
-  if (conn_get(q, &c, err) < 0)
+  if (conn_get(q, true, &c, err) < 0)
     goto fail;
   int r = migrate(q, c, err);
   PQfinish(c); /* the pool's connections prepare the statements */
