@@ -431,7 +431,8 @@ class Postgres:
         pg = Postgres().start(); url = pg.url(pg.create_db()); pg.restart(); pg.stop()
     """
 
-    def __init__(self):
+    def __init__(self, tls=None):
+        self.tls = tls  # (cert, key): TLS on, with this server certificate
         self.dir = tempfile.mkdtemp(prefix="hoist-pg-")
         os.chmod(self.dir, 0o755)
         on_exit(lambda: shutil.rmtree(self.dir, ignore_errors=True))
@@ -457,12 +458,23 @@ class Postgres:
             run(*self._as_owner([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "hoist",
                                  "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]))
             self.port = free_port()
+        extra = []
+        if self.tls:
+            for name, src in (("server.crt", self.tls[0]), ("server.key", self.tls[1])):
+                dst = os.path.join(self.dir, name)
+                shutil.copy(src, dst)
+                os.chmod(dst, 0o600)
+                if os.getuid() == 0:
+                    shutil.chown(dst, "postgres")
+            extra = ["-c", "ssl=on", "-c", f"ssl_cert_file={self.dir}/server.crt",
+                     "-c", f"ssl_key_file={self.dir}/server.key"]
         log = open(self.log, "ab")
         self.proc = subprocess.Popen(
             self._as_owner([os.path.join(PG_BIN, "postgres"), "-D", self.data, "-k", self.dir,
                             "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
                             "-c", "fsync=off", "-c", "synchronous_commit=off",
-                            "-c", "full_page_writes=off", "-c", "max_connections=300"]),
+                            "-c", "full_page_writes=off", "-c", "max_connections=300",
+                            *extra]),
             stdout=log, stderr=log, start_new_session=True)
         on_exit(self.stop)
         wait_for(self._ready, timeout=60, what="postgres")

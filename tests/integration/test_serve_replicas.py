@@ -19,7 +19,7 @@ import subprocess
 import time
 
 from hoisttest import (API, HOIST, SOURCE_ROOT, Postgres, Registry, Server, Skip, hoist, main,
-                       on_exit, run, test, tmpdir, wait_for)
+                       make_ca, on_exit, run, test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 STORE_TOOL = os.path.join(os.path.dirname(os.environ.get("HOIST_MAKE_LAYOUT", "")), "store_tool")
@@ -414,6 +414,33 @@ def postgres_restarted_mid_build():
             s.stop()
     finally:
         kill_all(servers)
+
+
+@test
+def tls_to_postgres_through_the_connection_string():
+    if not Postgres.available():
+        raise Skip("Debian's postgresql 15 is not installed")
+    d = tmpdir()
+    ca, cert, key = make_ca(d)
+    p = Postgres(tls=(cert, key)).start()
+    url = f"postgres://hoist@127.0.0.1:{p.port}/postgres?sslmode=verify-full&sslrootcert={ca}"
+    # another CA's certificate is refused, with libpq's reason
+    other = make_ca(tmpdir())[0]
+    bad = hoist("serve", "--db", url.replace(ca, other), "--migrate", "--data", tmpdir(),
+                check=False)
+    assert bad.returncode == 1 and "certificate verify failed" in bad.stderr, bad.stderr
+    servers, key = replicas(url, n=1)
+    try:
+        st, r = servers[0].api("GET", "/builds", key)
+        assert st == 200 and r["builds"] == [], r
+        out = p.psql("SELECT bool_and(s.ssl), count(*) FROM pg_stat_ssl s JOIN pg_stat_activity a "
+                     "USING (pid) WHERE a.application_name = 'hoist-serve'").stdout.strip()
+        ssl, n = out.split("|")
+        assert ssl == "t" and int(n) >= 2, out  # the pool's and the listener's, all TLS
+        servers[0].stop()
+    finally:
+        kill_all(servers)
+        p.stop()
 
 
 if __name__ == "__main__":

@@ -321,7 +321,7 @@ int main(int argc, char **argv) {
       if (s->user_counts(s, &uc, &n, NULL) < 0)
         return 1;
       for (size_t i = 0; i < n; i++) {
-        if (strcmp(uc[i].state, "running") == 0 && uc[i].n > most)
+        if (uc[i].state && strcmp(uc[i].state, "running") == 0 && uc[i].n > most)
           most = uc[i].n;
         free(uc[i].user);
         free(uc[i].state);

@@ -310,6 +310,22 @@ static reader *thread_reader(sq_store *q) {
   return r;
 }
 
+/* The connection for a read from any thread: the thread's read-only one
+ * (beside the writer, on WAL's snapshot), or the writer's under its lock
+ * (*locked) when that cannot be opened. */
+static sqlite3 *read_db(sq_store *q, bool *locked) {
+  reader *r = thread_reader(q);
+  *locked = !r;
+  if (!r)
+    pthread_mutex_lock(&q->lock);
+  return r ? r->db : q->db;
+}
+
+static void read_end(sq_store *q, bool locked) {
+  if (locked)
+    pthread_mutex_unlock(&q->lock);
+}
+
 static int sq_status(server_store *s, const char *user, const char *id, store_row *out,
                      hoist_err **err) {
   sq_store *q = (sq_store *)s;
@@ -346,10 +362,15 @@ static int sq_list(server_store *s, const char *user, store_row **rows, size_t *
   sq_store *q = (sq_store *)s;
   *rows = NULL;
   *n = 0;
+  bool locked;
+  sqlite3 *db = read_db(q, &locked);
   sqlite3_stmt *st = prep(
-      q->db, "SELECT " ROW_COLS " FROM jobs WHERE user = ? ORDER BY seq DESC LIMIT 1000", 1, &user);
-  if (!st)
-    return db_err(q->db, err, "list");
+      db, "SELECT " ROW_COLS " FROM jobs WHERE user = ? ORDER BY seq DESC LIMIT 1000", 1, &user);
+  if (!st) {
+    int ret = db_err(db, err, "list");
+    read_end(q, locked);
+    return ret;
+  }
   int r;
   while ((r = sqlite3_step(st)) == SQLITE_ROW) {
     *rows = hoist_reallocarray(*rows, *n + 1, sizeof **rows);
@@ -358,13 +379,16 @@ static int sq_list(server_store *s, const char *user, store_row **rows, size_t *
   }
   sqlite3_finalize(st);
   if (r != SQLITE_DONE) {
+    int ret = db_err(db, err, "list");
+    read_end(q, locked);
     for (size_t i = 0; i < *n; i++)
       store_row_clear(&(*rows)[i]);
     free(*rows);
     *rows = NULL;
     *n = 0;
-    return db_err(q->db, err, "list");
+    return ret;
   }
+  read_end(q, locked);
   return 0;
 }
 
@@ -465,30 +489,40 @@ static void sq_log_close(server_store *s, store_log *l) {
 
 static int sq_done(server_store *s, const char *id, hoist_err **err) {
   sq_store *q = (sq_store *)s;
-  sqlite3_stmt *st = prep(q->db, "SELECT state FROM jobs WHERE id = ?", 1, &id);
-  if (!st)
-    return db_err(q->db, err, "state");
+  bool locked;
+  sqlite3 *db = read_db(q, &locked);
+  sqlite3_stmt *st = prep(db, "SELECT state FROM jobs WHERE id = ?", 1, &id);
   int done = 1;
-  if (sqlite3_step(st) == SQLITE_ROW) {
+  if (!st) {
+    done = db_err(db, err, "state");
+  } else if (sqlite3_step(st) == SQLITE_ROW) {
     const char *t = (const char *)sqlite3_column_text(st, 0);
-    done = strcmp(t, "queued") != 0 && strcmp(t, "running") != 0;
+    done = !t || (strcmp(t, "queued") != 0 && strcmp(t, "running") != 0);
   }
   sqlite3_finalize(st);
+  read_end(q, locked);
   return done;
 }
 
 static int sq_counts(server_store *s, store_counts *c, hoist_err **err) {
   sq_store *q = (sq_store *)s;
   memset(c, 0, sizeof *c);
-  sqlite3_stmt *st = prep(q->db, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL);
-  if (!st)
-    return db_err(q->db, err, "metrics");
-  while (sqlite3_step(st) == SQLITE_ROW)
-    for (int i = 0; i < STORE_NSTATES; i++)
-      if (strcmp((const char *)sqlite3_column_text(st, 0), store_states[i]) == 0)
+  bool locked;
+  sqlite3 *db = read_db(q, &locked);
+  sqlite3_stmt *st = prep(db, "SELECT state, count(*) FROM jobs GROUP BY state", 0, NULL);
+  if (!st) {
+    int ret = db_err(db, err, "metrics");
+    read_end(q, locked);
+    return ret;
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *state = (const char *)sqlite3_column_text(st, 0);
+    for (int i = 0; state && i < STORE_NSTATES; i++)
+      if (strcmp(state, store_states[i]) == 0)
         c->by_state[i] = sqlite3_column_int64(st, 1);
+  }
   sqlite3_finalize(st);
-  st = prep(q->db,
+  st = prep(db,
             "SELECT coalesce(sum(finished - started), 0), count(*) FROM jobs WHERE started IS "
             "NOT NULL AND finished IS NOT NULL",
             0, NULL);
@@ -497,6 +531,7 @@ static int sq_counts(server_store *s, store_counts *c, hoist_err **err) {
     c->duration_count = sqlite3_column_int64(st, 1);
   }
   sqlite3_finalize(st);
+  read_end(q, locked);
   return 0;
 }
 
@@ -504,11 +539,16 @@ static int sq_user_counts(server_store *s, store_user_count **out, size_t *n, ho
   sq_store *q = (sq_store *)s;
   *out = NULL;
   *n = 0;
-  sqlite3_stmt *st = prep(
-      q->db, "SELECT user, state, count(*) FROM jobs GROUP BY user, state ORDER BY user, state", 0,
-      NULL);
-  if (!st)
-    return db_err(q->db, err, "metrics");
+  bool locked;
+  sqlite3 *db = read_db(q, &locked);
+  sqlite3_stmt *st =
+      prep(db, "SELECT user, state, count(*) FROM jobs GROUP BY user, state ORDER BY user, state",
+           0, NULL);
+  if (!st) {
+    int ret = db_err(db, err, "metrics");
+    read_end(q, locked);
+    return ret;
+  }
   while (sqlite3_step(st) == SQLITE_ROW) {
     *out = hoist_reallocarray(*out, *n + 1, sizeof **out);
     store_user_count *u = &(*out)[(*n)++];
@@ -517,6 +557,7 @@ static int sq_user_counts(server_store *s, store_user_count **out, size_t *n, ho
     u->n = sqlite3_column_int64(st, 2);
   }
   sqlite3_finalize(st);
+  read_end(q, locked);
   return 0;
 }
 
