@@ -11,7 +11,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Every package the build, the tests, the demo and the benchmarks use.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
-	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libgit2-dev libseccomp-dev libyaml-dev \
+	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
 	python3 python3-yaml openssl skopeo umoci buildah docker-registry busybox-static wrk \
 	uidmap passt debootstrap apache2-utils isal nodejs time bc \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4

@@ -3,8 +3,8 @@
  *
  * An HTTP API (libmicrohttpd, thread pool) that accepts build requests, runs
  * each as a child `hoist build` process in its own process group with its
- * output in the job's log file, and keeps the jobs in SQLite (WAL) under the
- * data directory. It owns:
+ * output in the job's log, and keeps the jobs in a job store: SQLite (WAL)
+ * under the data directory, or PostgreSQL shared by several replicas. It owns:
  *
  * - the data directory: jobs.db (job records), jobs/<id>/ (the job's
  *   requirement file, log and build output), tokens.json (the `file`
@@ -110,6 +110,8 @@ typedef struct hoist_server_opts {
   hoist_registry_opts registry; /* the service's own registry client; the config's
                                  * insecure_registries and registry_secret replace its */
   const char *tool_path;        /* hoist_sandbox_opts.tool_path of the start check */
+  const char *db;               /* the job store over the config's `db`: sqlite:PATH or
+                                 * postgres://... (README "Running several replicas") */
 } hoist_server_opts;
 
 typedef struct hoist_server hoist_server;
@@ -120,5 +122,11 @@ HOIST_EXPORT int hoist_server_start(const hoist_server_opts *opts, hoist_server 
                                     hoist_err **err) HOIST_WUR;
 /* Stops accepting, cancels running builds, waits for the workers. */
 HOIST_EXPORT void hoist_server_stop(hoist_server *s);
+
+/* Brings the job store db (NULL: DATA_DIR/jobs.db; sqlite:PATH,
+ * postgres://...) to this hoist's schema version and closes it: what
+ * hoist_server_start does first, as a step of its own. */
+HOIST_EXPORT int hoist_server_migrate(const char *db, const char *data_dir,
+                                      hoist_err **err) HOIST_WUR;
 
 #endif

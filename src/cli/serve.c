@@ -20,6 +20,10 @@ static const char usage[] =
     "  --tls-cert FILE       serve https with this certificate (PEM)...\n"
     "  --tls-key FILE        ...and key\n"
     "  --tls-client-ca FILE  require client certificates signed by this CA (PEM)\n"
+    "  --db URL              the job store: sqlite:PATH (default DATA/jobs.db) or\n"
+    "                        postgres://... shared by several replicas (the schema is\n"
+    "                        migrated at start; see README \"Running several replicas\")\n"
+    "  --migrate             migrate the job store's schema, then exit\n"
     "  -h, --help            show this help\n";
 
 /* --workers, --threads: 1 to 1024, into an int; a bad one is left to the
@@ -37,6 +41,7 @@ static int opt_count(const char *verb, const char *arg, void *dest) {
 static int serve_run(int argc, char **argv) {
   hoist_server_opts o = {0};
   const char *data_opt = NULL;
+  bool migrate = false;
   const cli_opt opts[] = {
       CLI_STRING("listen", &o.listen),
       CLI_STRING("data", &data_opt),
@@ -48,6 +53,8 @@ static int serve_run(int argc, char **argv) {
       CLI_STRING("tls-cert", &o.tls_cert),
       CLI_STRING("tls-key", &o.tls_key),
       CLI_STRING("tls-client-ca", &o.tls_client_ca),
+      CLI_STRING("db", &o.db),
+      CLI_FLAG("migrate", &migrate),
       CLI_END,
   };
   int rc = cli_parse_opts("serve", usage, opts, argc, argv);
@@ -61,6 +68,13 @@ static int serve_run(int argc, char **argv) {
     return cli_usage("serve", "--tls-client-ca needs --tls-cert and --tls-key");
   _cleanup_free_ char *data = data_opt ? hoist_strdup(data_opt) : cli_env_serve_data();
   o.data_dir = data;
+  if (migrate) {
+    hoist_err *err = NULL;
+    if (hoist_server_migrate(o.db, data, &err) < 0)
+      return cli_fail("serve", err);
+    fprintf(stderr, "hoist serve: the job store's schema is current\n");
+    return EXIT_OK;
+  }
   o.registry_host = cli_env("REGISTRY_HOST");
   const char *strict = cli_env("STRICT_USER_CHECK");
   o.no_strict_user_check = strict && strcasecmp(strict, "false") == 0;

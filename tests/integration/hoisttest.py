@@ -331,8 +331,9 @@ API = "/system/api/v1"
 class Server:
     """`hoist serve` on loopback."""
 
-    def __init__(self, data=None, workers=2, config=None, env=None, tls=None):
+    def __init__(self, data=None, workers=2, config=None, env=None, tls=None, db=None):
         self.tls = tls  # (ca, cert, key)
+        self.db = db  # the job store's URL (--db)
         self.data = data or tmpdir("hoist-serve-")
         self.workers = workers
         self.config = config
@@ -343,6 +344,8 @@ class Server:
         self.port = free_port()
         args = [HOIST, "serve", "--listen", f"127.0.0.1:{self.port}", "--data", self.data,
                 "--workers", str(self.workers)]
+        if self.db:
+            args += ["--db", self.db]
         if self.config:
             path = os.path.join(self.data, "..", f"config-{self.port}.json")
             with open(path, "w") as f:
@@ -415,3 +418,100 @@ class Server:
         wait_for(lambda: self.status(key, job).get("phase") in phases, timeout=timeout,
                  what=f"job {job} in {phases}")
         return self.status(key, job)
+
+
+PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+class Postgres:
+    """A throwaway PostgreSQL (Debian's postgresql 15): initdb in a temp dir,
+    fsync off, trust auth for the user `hoist`, a socket in that dir and a
+    loopback port; run as the `postgres` user when the tests run as root.
+
+        pg = Postgres().start(); url = pg.url(pg.create_db()); pg.restart(); pg.stop()
+    """
+
+    def __init__(self, tls=None):
+        self.tls = tls  # (cert, key): TLS on, with this server certificate
+        self.dir = tempfile.mkdtemp(prefix="hoist-pg-")
+        os.chmod(self.dir, 0o755)
+        on_exit(lambda: shutil.rmtree(self.dir, ignore_errors=True))
+        self.data = os.path.join(self.dir, "data")
+        self.proc = None
+        self.port = None
+        self.dbs = 0
+        self.log = os.path.join(self.dir, "postgres.log")
+
+    @staticmethod
+    def available():
+        return os.path.exists(os.path.join(PG_BIN, "postgres"))
+
+    def _as_owner(self, args):
+        if os.getuid() == 0:
+            return ["runuser", "-u", "postgres", "--", *args]
+        return args
+
+    def start(self):
+        if not os.path.exists(self.data):
+            if os.getuid() == 0:
+                shutil.chown(self.dir, "postgres")
+            run(*self._as_owner([os.path.join(PG_BIN, "initdb"), "-D", self.data, "-U", "hoist",
+                                 "--auth=trust", "-E", "UTF8", "--no-sync", "--no-instructions"]))
+            self.port = free_port()
+        extra = []
+        if self.tls:
+            for name, src in (("server.crt", self.tls[0]), ("server.key", self.tls[1])):
+                dst = os.path.join(self.dir, name)
+                shutil.copy(src, dst)
+                os.chmod(dst, 0o600)
+                if os.getuid() == 0:
+                    shutil.chown(dst, "postgres")
+            extra = ["-c", "ssl=on", "-c", f"ssl_cert_file={self.dir}/server.crt",
+                     "-c", f"ssl_key_file={self.dir}/server.key"]
+        log = open(self.log, "ab")
+        self.proc = subprocess.Popen(
+            self._as_owner([os.path.join(PG_BIN, "postgres"), "-D", self.data, "-k", self.dir,
+                            "-p", str(self.port), "-c", "listen_addresses=127.0.0.1",
+                            "-c", "fsync=off", "-c", "synchronous_commit=off",
+                            "-c", "full_page_writes=off", "-c", "max_connections=300",
+                            *extra]),
+            stdout=log, stderr=log, start_new_session=True)
+        on_exit(self.stop)
+        wait_for(self._ready, timeout=60, what="postgres")
+        return self
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError(f"postgres exited: {open(self.log).read()[-2000:]}")
+        return self.psql("SELECT 1", check=False).returncode == 0
+
+    def psql(self, sql, db="postgres", check=True):
+        return run("psql", "-X", "-q", "-t", "-A", "-h", "127.0.0.1", "-p", str(self.port),
+                   "-U", "hoist", "-d", db, "-c", sql, check=check)
+
+    def create_db(self):
+        self.dbs += 1
+        name = f"hoist{self.dbs}"
+        self.psql(f"CREATE DATABASE {name}")
+        return name
+
+    def url(self, db="postgres"):
+        return f"postgres://hoist@127.0.0.1:{self.port}/{db}"
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc and self.proc.poll() is None:
+            # the postmaster itself (runuser may not pass signals on); SIGINT: fast shutdown
+            try:
+                with open(os.path.join(self.data, "postmaster.pid")) as f:
+                    os.kill(int(f.readline()), sig)
+            except (OSError, ValueError):
+                self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def restart(self):
+        self.stop()
+        self.start()

@@ -128,7 +128,8 @@ static enum MHD_Result envelope(struct MHD_Connection *c, hoist_server *s, int s
 }
 
 /* A failure of the service, logged; the client learns only that the data
- * volume is full (507: ENOSPC or EDQUOT at the root) or that it failed. */
+ * volume is full (507: ENOSPC or EDQUOT at the root), that the job store is
+ * out of reach (503: ENOTCONN) or that it failed. */
 static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s, hoist_err *err) {
   char *text = hoist_err_text(err);
   int code = hoist_err_root_code(err);
@@ -137,6 +138,8 @@ static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s,
   hoist_err_free(err);
   if (code == ENOSPC || code == EDQUOT)
     return envelope(c, s, 507, "No space left on the service's data volume.", NULL);
+  if (code == ENOTCONN)
+    return envelope(c, s, 503, "The job store is unreachable; retry later.", NULL);
   return envelope(c, s, 500, "Internal server error.", NULL);
 }
 
@@ -292,7 +295,7 @@ typedef struct log_follow {
   hoist_server *s;
   struct MHD_Connection *c;
   char id[17];
-  int fd;
+  store_log *log;
   bool follow;
   bool final_pass;
   server_logwait *wait; /* with the watcher, from the first wait */
@@ -300,20 +303,21 @@ typedef struct log_follow {
 
 /* The log from pos. A follower that has read all of a running job's log
  * waits for more without holding the thread: the connection is suspended
- * until the log changes (server_logwatch_wait) and the reader called again.
- * The answer ends after one more read once the job has ended. */
+ * until the log changes (server_logwatch_wait; a log in a shared store is
+ * looked at every second) and the reader called again. The answer ends
+ * after one more read once the job has ended. */
 static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
   log_follow *f = cls;
   for (;;) {
-    if (f->fd < 0)
-      f->fd = server_jobs_log_fd(f->s->jobs, f->id);
-    if (f->fd >= 0) {
-      ssize_t n = pread(f->fd, buf, max, (off_t)pos);
-      if (n > 0)
-        return n;
-      if (n < 0)
-        return MHD_CONTENT_READER_END_WITH_ERROR;
+    size_t n = 0;
+    hoist_err *e = NULL;
+    if (server_jobs_log_read(f->s->jobs, f->log, pos, buf, max, &n, &e) < 0) {
+      hoist_warn("serve: log of %s: %s", f->id, e->msg);
+      hoist_err_free(e);
+      return MHD_CONTENT_READER_END_WITH_ERROR;
     }
+    if (n > 0)
+      return (ssize_t)n;
     if (!f->follow || f->final_pass)
       return MHD_CONTENT_READER_END_OF_STREAM;
     if (server_jobs_done(f->s->jobs, f->id)) {
@@ -331,8 +335,7 @@ static ssize_t log_reader(void *cls, uint64_t pos, char *buf, size_t max) {
 static void log_free(void *cls) {
   log_follow *f = cls;
   server_logwatch_leave(f->s->logwatch, f->wait);
-  if (f->fd >= 0)
-    close(f->fd);
+  server_jobs_log_close(f->s->jobs, f->log);
   free(f);
 }
 
@@ -341,18 +344,20 @@ static enum MHD_Result h_logs(hoist_server *s, struct MHD_Connection *c, server_
   const char *follow = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "follow");
   if (!id || !*id)
     return envelope(c, s, 400, "No id provided for build logs.", NULL);
-  int fd = -1;
   bool found = false;
   hoist_err *err = NULL;
-  if (id_ok(id) && server_jobs_log_open(s->jobs, u->login, id, &fd, &found, &err) < 0)
+  if (id_ok(id) && server_jobs_log_check(s->jobs, u->login, id, &found, &err) < 0)
     return internal_error(c, s, err);
   if (!found)
     return envelope(c, s, 404, "Build job not found.", NULL);
+  store_log *log = NULL;
+  if (server_jobs_log_open(s->jobs, id, &log, &err) < 0)
+    return internal_error(c, s, err);
   log_follow *f = hoist_malloc0(sizeof *f);
   f->s = s;
   f->c = c;
   snprintf(f->id, sizeof f->id, "%s", id);
-  f->fd = fd;
+  f->log = log;
   f->follow = follow && (strcmp(follow, "1") == 0 || strcmp(follow, "true") == 0);
   struct MHD_Response *r =
       MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 64 * 1024, log_reader, f, log_free);
@@ -609,6 +614,8 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
   server_user *u = &rq->user;
   switch (rt->id) {
   case R_HEALTHZ:
+    if (!server_jobs_healthy(s->jobs))
+      return envelope(c, s, 503, "The job store is unreachable; retrying.", NULL);
     return envelope(c, s, 200, "healthy", NULL);
   case R_METRICS:
     return h_metrics(s, c);
@@ -744,6 +751,9 @@ static void config_clear(server_config *c) {
   if (c->couchdb_password)
     OPENSSL_cleanse(c->couchdb_password, strlen(c->couchdb_password));
   free(c->couchdb_password);
+  if (c->db) /* it may hold a password */
+    OPENSSL_cleanse(c->db, strlen(c->db));
+  free(c->db);
   hoist_strfreev(c->insecure);
   server_config_sandbox_clear(c);
   server_config_admit_clear(c);
@@ -843,6 +853,17 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
+  c->db = opt_string(o, "db");
+  c->lease_seconds = 30;
+  json_t *lease = json_object_get(o, "lease_seconds");
+  if (lease &&
+      (!json_is_number(lease) || json_number_value(lease) < 1 || json_number_value(lease) > 3600)) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL, "config %s: lease_seconds must be a number from 1 to 3600",
+                         path);
+  }
+  if (lease)
+    c->lease_seconds = json_number_value(lease);
   const char *rp = json_string_value(json_object_get(o, "on_restart"));
   if (rp && strcmp(rp, "requeue") == 0)
     c->restart = HOIST_RESTART_REQUEUE;
@@ -913,6 +934,10 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     goto fail;
   }
   s->cfg.registry_host_override = o->registry_host ? hoist_strdup(o->registry_host) : NULL;
+  if (o->db) {
+    free(s->cfg.db);
+    s->cfg.db = hoist_strdup(o->db);
+  }
   if (o->no_strict_user_check)
     s->cfg.strict_user = false;
   hoist_registry_opts ro = o->registry;
@@ -978,6 +1003,9 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   }
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   unsigned threads = o->threads > 0 ? (unsigned)o->threads : cores > 2 ? (unsigned)cores : 2;
+  /* a shared store's reads wait on the network: more threads keep the cores busy */
+  if (o->threads <= 0 && strcmp(server_jobs_driver(s->jobs), "postgres") == 0)
+    threads *= 4;
   s->d = MHD_start_daemon(
       flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,

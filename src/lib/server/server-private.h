@@ -3,7 +3,6 @@
 #define HOIST_SERVER_PRIVATE_H
 
 #include <pthread.h>
-#include <sqlite3.h>
 #include <sys/types.h>
 
 #include "hoist/sandbox.h"
@@ -66,6 +65,8 @@ typedef struct server_config {
   char *couchdb_url;       /* couchdb: http://HOST:PORT */
   char *couchdb_prefix;    /* couchdb: database name prefix */
   char *couchdb_user, *couchdb_password;
+  char *db;             /* the job store: NULL (DATA/jobs.db), sqlite:PATH, postgres://... */
+  double lease_seconds; /* a shared store's claim lease, renewed every third of it */
 } server_config;
 
 /* Reads allowed_sources and per_user_queue of config object o (NULL: none)
@@ -120,12 +121,23 @@ int server_jobs_cleanup(server_jobs *j, const char *user, double hours, int *n,
                         hoist_err **err) HOIST_WUR;
 /* Cancels a queued or running job: 1 canceled, 0 not found, 2 already done. */
 int server_jobs_cancel(server_jobs *j, const char *user, const char *id, hoist_err **err) HOIST_WUR;
-/* Opens the job's log for reading; *done tells whether the job has ended. */
-int server_jobs_log_open(server_jobs *j, const char *user, const char *id, int *fd, bool *found,
+/* *found: whether job id is user's. */
+int server_jobs_log_check(server_jobs *j, const char *user, const char *id, bool *found,
+                          hoist_err **err) HOIST_WUR;
+/* A reader of the log of a job already checked to be the caller's; reads
+ * from off, at most max bytes into buf, *n 0 at its end (so far). */
+typedef struct store_log store_log;
+int server_jobs_log_open(server_jobs *j, const char *id, store_log **out,
                          hoist_err **err) HOIST_WUR;
-/* The log of a job already checked to be the caller's, or -1 (not yet there). */
-int server_jobs_log_fd(server_jobs *j, const char *id);
+int server_jobs_log_read(server_jobs *j, store_log *l, uint64_t off, char *buf, size_t max,
+                         size_t *n, hoist_err **err) HOIST_WUR;
+void server_jobs_log_close(server_jobs *j, store_log *l);
+/* Whether job id has ended (or cannot be read: a follower stops). */
 bool server_jobs_done(server_jobs *j, const char *id);
+/* Whether the job store answers (/healthz). */
+bool server_jobs_healthy(server_jobs *j);
+/* "sqlite" or "postgres". */
+const char *server_jobs_driver(server_jobs *j);
 /* Prometheus text of the job metrics, appended to b; per_user adds the
  * jobs by user and state (hoist_builds_by_user). */
 int server_jobs_metrics(server_jobs *j, bool per_user, hoist_buf *b, hoist_err **err) HOIST_WUR;
