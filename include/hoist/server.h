@@ -112,6 +112,10 @@ typedef struct hoist_server_opts {
   const char *tool_path;        /* hoist_sandbox_opts.tool_path of the start check */
   const char *db;               /* the job store over the config's `db`: sqlite:PATH or
                                  * postgres://... (README "Running several replicas") */
+  const char *executor;         /* "local" | "kubernetes" over the config's executor.kind */
+  const char *kube_host;        /* in-cluster: KUBERNETES_SERVICE_HOST, _PORT */
+  const char *kube_port;
+  const char *const *exec_environ; /* what a kubeconfig's exec plugin inherits */
 } hoist_server_opts;
 
 typedef struct hoist_server hoist_server;

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "env.h"
@@ -42,6 +43,9 @@ static void usage(FILE *out) {
                "                             (default: $SOURCE_DATE_EPOCH)\n"
                "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
                "  --cache-dir DIR            build cache (default: $HOIST_IMAGES/build-cache)\n"
+               "  --termination-log PATH     write the answer (--json: the digests) to PATH\n"
+               "                             instead of standard output (in a Kubernetes pod:\n"
+               "                             /dev/termination-log, read back by the service)\n"
                "  -h, --help                 show this help\n\n"
                "Package sources (default: each option's variable, else the tool's own):\n");
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
@@ -69,6 +73,7 @@ static int build_run(int argc, char **argv) {
   hoist_build_opts bo;
   hoist_build_opts_init(&bo);
   const char *source_s = NULL, *file_s = NULL, *target_s = NULL, *platform_s = NULL;
+  const char *term_s = NULL;
   _cleanup_regopts_ cli_regopts ro = {0};
   _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
   cli_opt opts[16 + HOIST_MIRROR_COUNT] = {
@@ -81,6 +86,7 @@ static int build_run(int argc, char **argv) {
       CLI_CALL("source-date-epoch", cli_opt_epoch, &bo.source_date_epoch),
       CLI_CALL("compress", cli_opt_compression, &bo.compression),
       CLI_STRING("cache-dir", &bo.cache_dir),
+      CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
       CLI_GROUP(cli_sandboxopts_opts, &sbo),
   };
@@ -98,6 +104,13 @@ static int build_run(int argc, char **argv) {
   if (cli_sandboxopts_finish(&sbo, VERB) < 0)
     return EXIT_USAGE;
   bo.sandbox = &sbo.o;
+  if (term_s) {
+    /* the answer goes there; what the build says still goes to stderr */
+    int fd = open(term_s, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, STDOUT_FILENO) < 0)
+      return cli_usage(VERB, "--termination-log %s: %s", term_s, strerror(errno));
+    close(fd);
+  }
   if (!source_s || !bo.kind || !target_s)
     return cli_usage(VERB, "needs --source, --kind and --target");
   if (!hoist_build_kind_find(bo.kind))

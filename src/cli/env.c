@@ -193,3 +193,7 @@ char *cli_env_wskprops(void) {
   const char *path = cli_env("WSK_CONFIG_FILE");
   return path ? hoist_strdup(path) : hoist_asprintf("%s/.wskprops", home());
 }
+
+extern char **environ;
+
+const char *const *cli_env_all(void) { return (const char *const *)environ; }

@@ -13,6 +13,8 @@
 
 /* The variable's value, or NULL when it is unset or empty. */
 const char *cli_env(const char *name);
+/* The whole environment (what a kubeconfig's exec credential plugin inherits). */
+const char *const *cli_env_all(void);
 
 /* Fills the fields of o that are unset from the environment:
  * secret_file ($REGISTRY_SECRET), auth_file ($REGISTRY_AUTH_FILE), the

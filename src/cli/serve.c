@@ -23,6 +23,9 @@ static const char usage[] =
     "  --db URL              the job store: sqlite:PATH (default DATA/jobs.db) or\n"
     "                        postgres://... shared by several replicas (the schema is\n"
     "                        migrated at start; see README \"Running several replicas\")\n"
+    "  --executor KIND       where builds run: local (child processes, the default)\n"
+    "                        or kubernetes (a Job each; the config's `executor`\n"
+    "                        section, README \"Running in Kubernetes\")\n"
     "  --migrate             migrate the job store's schema, then exit\n"
     "  -h, --help            show this help\n";
 
@@ -54,6 +57,7 @@ static int serve_run(int argc, char **argv) {
       CLI_STRING("tls-key", &o.tls_key),
       CLI_STRING("tls-client-ca", &o.tls_client_ca),
       CLI_STRING("db", &o.db),
+      CLI_STRING("executor", &o.executor),
       CLI_FLAG("migrate", &migrate),
       CLI_END,
   };
@@ -64,6 +68,8 @@ static int serve_run(int argc, char **argv) {
     return cli_usage("serve", "unexpected argument \"%s\"", argv[optind]);
   if (!o.tls_cert != !o.tls_key)
     return cli_usage("serve", "--tls-cert and --tls-key go together");
+  if (o.executor && strcmp(o.executor, "local") != 0 && strcmp(o.executor, "kubernetes") != 0)
+    return cli_usage("serve", "--executor: expected local or kubernetes");
   if (o.tls_client_ca && !o.tls_cert)
     return cli_usage("serve", "--tls-client-ca needs --tls-cert and --tls-key");
   _cleanup_free_ char *data = data_opt ? hoist_strdup(data_opt) : cli_env_serve_data();
@@ -80,6 +86,9 @@ static int serve_run(int argc, char **argv) {
   o.no_strict_user_check = strict && strcasecmp(strict, "false") == 0;
   cli_env_registry(&o.registry);
   o.tool_path = cli_env("PATH");
+  o.kube_host = cli_env("KUBERNETES_SERVICE_HOST");
+  o.kube_port = cli_env("KUBERNETES_SERVICE_PORT");
+  o.exec_environ = cli_env_all();
 
   /* SIGINT/SIGTERM end the service; signals are taken by sigwait only */
   sigset_t set;

@@ -29,8 +29,13 @@ Every object it receives is checked against the JSON schemas of the npm package
 kubernetes-models (through kube_validate.js and node): an object they refuse is answered
 422 Invalid, and kept in `invalid` for the test to see.
 
+Secret volumes: the container starts once its Secrets exist (as the kubelet waits for
+them); their data is written to a directory of the pod's own, and an argument naming a
+path under the volume's mountPath (or the terminationMessagePath) is rewritten to the local
+file, since the command runs on this machine, not in a mount namespace.
+
 Not played: admission, quotas, scheduling, images (the image name only picks the local
-command), volumes (Secrets are not mounted), RBAC, server-side apply, field selectors.
+command), other volumes, RBAC, server-side apply, field selectors.
 """
 import base64
 import http.server
@@ -336,14 +341,65 @@ class KubeFake:
         pod = self.put_new("v1", "pods", ns, pod)
         job["status"] = {"startTime": now(), "active": 1, "ready": 0}
         self.update("batch/v1", "jobs", ns, job)
+        if self._missing_secrets(ns, pod):
+            # as the kubelet: the container waits for its Secret volumes
+            threading.Thread(target=self._await_secrets, args=(ns, jname, pod),
+                             daemon=True).start()
+        else:
+            self._start_container(ns, jname, job, pod)
+
+    def _missing_secrets(self, ns, pod):
+        return [v["secret"]["secretName"] for v in pod["spec"].get("volumes") or []
+                if "secret" in v and
+                ("v1", "secrets", ns, v["secret"]["secretName"]) not in self.objects]
+
+    def _await_secrets(self, ns, jname, pod):
+        end = time.monotonic() + 120
+        while time.monotonic() < end and not self.stopped:
+            with self.lock:
+                job = self.objects.get(("batch/v1", "jobs", ns, jname))
+                cur = self.objects.get(("v1", "pods", ns, pod["metadata"]["name"]))
+                if not job or not cur:
+                    return
+                if not self._missing_secrets(ns, cur):
+                    self._start_container(ns, jname, job, cur)
+                    return
+            time.sleep(0.05)
+
+    def _start_container(self, ns, jname, job, pod):
+        """Runs the pod's container locally (lock held). Secret volumes are written to a
+        directory of the pod's own, and the container's args naming a path under a volume's
+        mountPath, or its terminationMessagePath, are rewritten to the local files."""
         c = pod["spec"]["containers"][0]
-        argv = list(c.get("command") or self.entrypoints.get(c.get("image"), [])) + \
-            list(c.get("args") or [])
         logdir = os.path.join(self.workdir, "pods", pod["metadata"]["uid"])
         os.makedirs(logdir)
         log = os.path.join(logdir, "log")
         term = os.path.join(logdir, "termination-log")
         open(term, "w").close()
+        mounts = {}
+        vols = {v["name"]: v for v in pod["spec"].get("volumes") or []}
+        for m in c.get("volumeMounts") or []:
+            v = vols.get(m["name"], {})
+            if "secret" not in v:
+                continue
+            local = os.path.join(logdir, "volumes", m["name"])
+            os.makedirs(local)
+            sec = self.objects[("v1", "secrets", ns, v["secret"]["secretName"])]
+            for k, b64 in (sec.get("data") or {}).items():
+                with open(os.path.join(local, k), "wb") as f:
+                    f.write(base64.b64decode(b64))
+            mounts[m["mountPath"].rstrip("/")] = local
+        tpath = c.get("terminationMessagePath") or "/dev/termination-log"
+
+        def local_path(a):
+            if a == tpath:
+                return term
+            for mp, local in mounts.items():
+                if a.startswith(mp + "/"):
+                    return local + a[len(mp):]
+            return a
+        argv = list(c.get("command") or self.entrypoints.get(c.get("image"), [])) + \
+            [local_path(a) for a in c.get("args") or []]
         env = dict(os.environ, KUBEFAKE_TERMINATION_LOG=term)
         for e in c.get("env") or []:
             env[e["name"]] = e.get("value", "")

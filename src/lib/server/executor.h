@@ -1,8 +1,8 @@
 /* server: the executor seam, what runs a claimed job's build. The store
  * never sees it; the workers (jobs.c) drive it: start, then wait in short
  * steps (the build's output handed to a sink as it comes), cancel when asked,
- * then the result. One driver today: the local child process (`hoist build`
- * in its own process group, dying with the service). */
+ * then the result. Two drivers: the local child process (`hoist build`
+ * in its own process group, dying with the service) and a Kubernetes Job. */
 #ifndef HOIST_SERVER_EXECUTOR_H
 #define HOIST_SERVER_EXECUTOR_H
 
@@ -38,10 +38,21 @@ struct server_executor {
   void (*result)(exec_run *r, int *exit_code, char **answer);
   void (*release)(exec_run *r);
   void (*close)(server_executor *x);
+  /* Whether what runs the builds answers (NULL: always). */
+  bool (*healthy)(server_executor *x);
 };
 
 /* The local executor: argv is the hoist binary's `build` options every build
  * gets (insecure registries, the sandbox), NULL-terminated, copied. */
 server_executor *server_executor_local(const char *hoist_bin, const char *const *extra_args);
+
+/* The Kubernetes executor: each build a Job running `hoist build` (the same
+ * options as the local one, extra_args included) in cfg->exec's image, its
+ * push credentials and requirement file in a Secret the Job owns; state by a
+ * watch, logs followed, the answer from the termination message. The API
+ * server may be unreachable at start: healthy says so until it answers. */
+struct server_config;
+int server_executor_kube(const struct server_config *cfg, const char *const *extra_args,
+                         server_executor **out, hoist_err **err) HOIST_WUR;
 
 #endif

@@ -616,6 +616,8 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
   case R_HEALTHZ:
     if (!server_jobs_healthy(s->jobs))
       return envelope(c, s, 503, "The job store is unreachable; retrying.", NULL);
+    if (!server_jobs_executor_healthy(s->jobs))
+      return envelope(c, s, 503, "The Kubernetes API server is unreachable; retrying.", NULL);
     return envelope(c, s, 200, "healthy", NULL);
   case R_METRICS:
     return h_metrics(s, c);
@@ -757,6 +759,7 @@ static void config_clear(server_config *c) {
   hoist_strfreev(c->insecure);
   server_config_sandbox_clear(c);
   server_config_admit_clear(c);
+  server_config_executor_clear(c);
   memset(c, 0, sizeof *c);
 }
 
@@ -849,7 +852,7 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
   if (front_settings(o, f, err) < 0 || server_config_sandbox(o, c, err) < 0 ||
-      server_config_admit(o, c, err) < 0) {
+      server_config_admit(o, c, err) < 0 || server_config_executor(o, c, err) < 0) {
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
@@ -940,6 +943,11 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   }
   if (o->no_strict_user_check)
     s->cfg.strict_user = false;
+  if (o->executor)
+    s->cfg.exec.kube = strcmp(o->executor, "kubernetes") == 0;
+  s->cfg.kube_host = o->kube_host;
+  s->cfg.kube_port = o->kube_port;
+  s->cfg.kube_exec_environ = o->exec_environ;
   hoist_registry_opts ro = o->registry;
   ro.insecure = (const char *const *)s->cfg.insecure;
   if (s->cfg.registry_secret)

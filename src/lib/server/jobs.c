@@ -616,7 +616,10 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
     for (char **a = sandbox; *a; a++)
       hoist_strv_add(&extra, *a);
     _cleanup_strfreev_ char **args = hoist_strv_steal(&extra);
-    j->exec = server_executor_local(hoist_bin, (const char *const *)args);
+    if (!cfg->exec.kube)
+      j->exec = server_executor_local(hoist_bin, (const char *const *)args);
+    else if (server_executor_kube(cfg, (const char *const *)args, &j->exec, err) < 0)
+      goto fail;
   }
 
   /* jobs a previous process (or a lost replica) left running: never lost,
@@ -898,6 +901,10 @@ bool server_jobs_done(server_jobs *j, const char *id) {
 }
 
 bool server_jobs_healthy(server_jobs *j) { return j->store->healthy(j->store); }
+
+bool server_jobs_executor_healthy(server_jobs *j) {
+  return !j->exec->healthy || j->exec->healthy(j->exec);
+}
 
 const char *server_jobs_driver(server_jobs *j) { return j->store->driver; }
 

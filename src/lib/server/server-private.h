@@ -39,6 +39,20 @@ int server_auth_couchdb_new(const char *url, const char *prefix, const char *use
 
 /* ------------------------------------------------------------ jobs */
 
+/* The config's `executor` section: where builds run. */
+typedef struct server_exec_config {
+  bool kube;                                                     /* kind kubernetes (else local) */
+  char *namespace;                                               /* NULL: the kubeconfig's/pod's */
+  char *image;                                                   /* hoist's image (kubernetes) */
+  char *kubeconfig, *context;                                    /* NULL: in-cluster */
+  char *cpu_request, *cpu_limit, *memory_request, *memory_limit; /* NULL: none */
+  char **node_selector;                                          /* KEY=VALUE, NULL-terminated */
+  json_t *tolerations;                                           /* a list, or NULL */
+  char *service_account;
+  int profile; /* hoist_kube_profile */
+  long ttl_s;  /* ttlSecondsAfterFinished */
+} server_exec_config;
+
 typedef struct server_config {
   char *registry_host;          /* push host, or NULL: embedded layout */
   char *registry_host_override; /* hoist_server_opts.registry_host: over the users' too */
@@ -67,7 +81,18 @@ typedef struct server_config {
   char *couchdb_user, *couchdb_password;
   char *db;             /* the job store: NULL (DATA/jobs.db), sqlite:PATH, postgres://... */
   double lease_seconds; /* a shared store's claim lease, renewed every third of it */
+  server_exec_config exec;
+  const char *kube_host, *kube_port;    /* in-cluster (hoist_server_opts) */
+  const char *const *kube_exec_environ; /* (hoist_server_opts) */
 } server_config;
+
+/* Reads the `executor` section of config object o (NULL: none) into c:
+ * kind ("local" | "kubernetes"), namespace, image, kubeconfig, context,
+ * resources {requests, limits: {cpu, memory}}, node_selector {KEY: VALUE},
+ * tolerations, service_account, pod_security ("userns" | "no-userns"),
+ * ttl_seconds. An error names the setting. */
+int server_config_executor(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
+void server_config_executor_clear(server_config *c);
 
 /* Reads allowed_sources and per_user_queue of config object o (NULL: none)
  * into c. An error names the setting. */
@@ -136,6 +161,8 @@ void server_jobs_log_close(server_jobs *j, store_log *l);
 bool server_jobs_done(server_jobs *j, const char *id);
 /* Whether the job store answers (/healthz). */
 bool server_jobs_healthy(server_jobs *j);
+/* Whether what runs the builds answers (the Kubernetes API server). */
+bool server_jobs_executor_healthy(server_jobs *j);
 /* "sqlite" or "postgres". */
 const char *server_jobs_driver(server_jobs *j);
 /* Prometheus text of the job metrics, appended to b; per_user adds the
