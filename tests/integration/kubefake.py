@@ -242,6 +242,16 @@ class KubeFake:
             self.compacted = self.rv
             self.events = []
 
+    def expire(self):
+        """As a compaction past every resourceVersion a client has seen (other writers
+        having moved it on): open watches are cut, and one resumed from any version seen
+        gets 410, so the client must list again."""
+        with self.lock:
+            self.rv += 1
+            self.compacted = self.rv
+            self.events = []
+        self.drop_watches()
+
     def drop_watches(self):
         """Cuts every open watch stream mid-way (no final chunk)."""
         with self.lock:

@@ -7,6 +7,7 @@ pushed to a real registry (docker-registry) -> the digest from the termination m
 status Succeeded -> the log -> the Job and its Secret deleted. Then the faults: a watch
 dropped mid-build, a 410 relist, a Job failed by its deadline, the API server unreachable.
 """
+import base64
 import json
 import os
 import subprocess
@@ -22,6 +23,7 @@ NS = "builds"
 _state = {}
 
 FAST = "#!/bin/sh\necho extending\ncat /tmp/requirements.txt > /extended\n"
+SLOW = "#!/bin/sh\necho extending\nsleep 4\necho extended\necho done > /extended\n"
 GATED = ("#!/bin/sh\necho extending\nwhile [ ! -e /tmp/requirements.txt ] || "
          "! grep -q go /tmp/requirements.txt; do sleep 0.05; done\necho done > /extended\n")
 
@@ -161,6 +163,121 @@ def the_job_the_service_made():
     assert s.wait_phase(key, job_id, ("Failed",))["state"] == "canceled"
     wait_for(lambda: not fake().get("batch/v1", "jobs", NS, name) and
              not fake().get("v1", "secrets", NS, name), what="the canceled Job deleted")
+    s.stop()
+
+
+def unique_file(target):
+    """A requirement file of its own (no build cache hit: the install runs)."""
+    return base64.b64encode(f"flask==3.0\n# {target}\n".encode()).decode()
+
+
+def job_lists(job_id):
+    """How often the service listed its Job (a start, or a relist after 410)."""
+    return sum(1 for m, path in fake().requests
+               if m == "GET" and "/jobs?" in path and f"job-id%3D{job_id}" in path.replace(
+                   "=", "%3D") and "watch" not in path)
+
+
+def start_slow(s, key, target):
+    st, r = s.api("POST", "/build/start", key,
+                  {"source": base_with_extend("slow", SLOW), "target": target,
+                   "kind": "python", "file": unique_file(target)})
+    assert st == 200, r
+    job_id = r["id"]
+    name = f"hoist-build-{job_id}"
+    # the container runs (the service's watch and log stream are open)
+    wait_for(lambda: any(fake().pod_running(p["metadata"]["uid"])
+                         for p in fake().list("v1", "pods", NS, f"job-name={name}")),
+             timeout=60, what="the build's container running")
+    wait_for(lambda: b"extending" in s.request(
+        "GET", f"/system/api/v1/build/logs?id={job_id}", auth=key, raw=True)[1],
+        timeout=60, what="the build's first line in the job's log")
+    return job_id, name
+
+
+def finished(s, key, job_id):
+    r = s.wait_phase(key, job_id, ("Succeeded", "Failed"), timeout=120)
+    st, log = s.request("GET", f"/system/api/v1/build/logs?id={job_id}", auth=key, raw=True)
+    return r, log
+
+
+@test
+def a_watch_dropped_mid_build_resumes():
+    s = server()
+    key = s.token("alice")
+    job_id, name = start_slow(s, key, "alice:drop")
+    lists = job_lists(job_id)
+    fake().drop_watches()
+    r, log = finished(s, key, job_id)
+    assert r["phase"] == "Succeeded" and r["digest"].startswith("sha256:"), (r, log)
+    assert b"extended" in log, log
+    assert job_lists(job_id) == lists, "a dropped watch resumes without a relist"
+    s.stop()
+
+
+@test
+def a_410_after_compaction_relists():
+    s = server()
+    key = s.token("alice")
+    job_id, name = start_slow(s, key, "alice:gone")
+    lists = job_lists(job_id)
+    fake().expire()
+    r, log = finished(s, key, job_id)
+    assert r["phase"] == "Succeeded" and r["digest"].startswith("sha256:"), (r, log)
+    assert job_lists(job_id) > lists, "no relist after 410"
+    s.stop()
+
+
+@test
+def a_job_failed_by_its_deadline():
+    s = server(executor={"active_deadline_seconds": 2})
+    key = s.token("alice")
+    st, r = s.api("POST", "/build/start", key,
+                  {"source": base_with_extend("slow", SLOW), "target": "alice:late",
+                   "kind": "python", "file": "Zmxhc2s9PTMuMAo="})
+    assert st == 200, r
+    r, log = finished(s, key, r["id"])
+    assert r["phase"] == "Failed" and "DeadlineExceeded" in r.get("error", ""), (r, log)
+    assert b"extended" not in log, log
+    wait_for(lambda: not hoist_objects("jobs", "batch/v1") and not hoist_objects("secrets"),
+             what="the failed Job and its Secret deleted")
+    s.stop()
+
+
+class LooseServer(Server):
+    """A service whose start does not wait for a healthy /healthz."""
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("hoist serve exited")
+        return self.request("GET", "/healthz")[0] in (200, 503)
+
+
+@test
+def healthz_while_the_api_server_is_unreachable():
+    # unreachable at start: the service runs, /healthz says why
+    d = os.path.join(work(), "kube-gone")
+    os.makedirs(d)
+    other = kubefake.KubeFake(d, validate=False).start()
+    on_exit(other.stop)
+    cfg_path = other.kubeconfig(os.path.join(d, "config"), namespace=NS)
+    other.stop()
+    cfg = {"registry_host": registry().host, "build_process_sandbox": False,
+           "executor": {"kind": "kubernetes", "image": IMAGE, "kubeconfig": cfg_path}}
+    s = LooseServer(config=cfg, workers=1).start()
+    st, r = s.request("GET", "/healthz")
+    assert st == 503 and "Kubernetes" in r["message"], (st, r)
+    s.stop()
+    # reachable at start, then gone: 503 within the probe's period
+    d2 = os.path.join(work(), "kube-later")
+    os.makedirs(d2)
+    later = kubefake.KubeFake(d2, validate=False).start()
+    on_exit(later.stop)
+    cfg["executor"]["kubeconfig"] = later.kubeconfig(os.path.join(d2, "config"), namespace=NS)
+    s = LooseServer(config=cfg, workers=1).start()
+    wait_for(lambda: s.request("GET", "/healthz")[0] == 200, what="healthy")
+    later.stop()
+    wait_for(lambda: s.request("GET", "/healthz")[0] == 503, timeout=30, what="503")
     s.stop()
 
 

@@ -137,6 +137,10 @@ int server_config_executor(json_t *o, server_config *c, hoist_err **err) {
   else
     return hoist_err_set(err, EINVAL,
                          "executor.pod_security: expected \"userns\" or \"no-userns\"");
+  json_t *dl = json_object_get(x, "active_deadline_seconds");
+  if (dl && (!json_is_integer(dl) || json_integer_value(dl) <= 0))
+    return hoist_err_set(err, EINVAL, "executor.active_deadline_seconds: expected seconds (> 0)");
+  e->deadline_s = dl ? (long)json_integer_value(dl) : 0;
   json_t *ttl = json_object_get(x, "ttl_seconds");
   if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0))
     return hoist_err_set(err, EINVAL, "executor.ttl_seconds: expected seconds (0 or more)");
@@ -698,7 +702,8 @@ int server_executor_kube(const server_config *cfg, const char *const *extra_args
       .healthy = kube_healthy,
   };
   x->cfg = c;
-  x->deadline_s = (long)cfg->build_timeout + 600; /* the install's timeout and the transfers */
+  /* the install's timeout and the transfers, unless the config says */
+  x->deadline_s = c->deadline_s ? c->deadline_s : (long)cfg->build_timeout + 600;
   pthread_mutex_init(&x->lock, NULL);
   pthread_cond_init(&x->cond, NULL);
   hoist_strv v = {0};

@@ -49,8 +49,9 @@ typedef struct server_exec_config {
   char **node_selector;                                          /* KEY=VALUE, NULL-terminated */
   json_t *tolerations;                                           /* a list, or NULL */
   char *service_account;
-  int profile; /* hoist_kube_profile */
-  long ttl_s;  /* ttlSecondsAfterFinished */
+  int profile;     /* hoist_kube_profile */
+  long ttl_s;      /* ttlSecondsAfterFinished */
+  long deadline_s; /* activeDeadlineSeconds; 0: build_timeout + the transfers' 600 s */
 } server_exec_config;
 
 typedef struct server_config {
@@ -90,7 +91,7 @@ typedef struct server_config {
  * kind ("local" | "kubernetes"), namespace, image, kubeconfig, context,
  * resources {requests, limits: {cpu, memory}}, node_selector {KEY: VALUE},
  * tolerations, service_account, pod_security ("userns" | "no-userns"),
- * ttl_seconds. An error names the setting. */
+ * ttl_seconds, active_deadline_seconds. An error names the setting. */
 int server_config_executor(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
 void server_config_executor_clear(server_config *c);
 
