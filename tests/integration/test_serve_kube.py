@@ -79,7 +79,7 @@ def server(executor=None, **kw):
            "allowed_sources": [f"{registry().host}/base/*"],
            "build_process_sandbox": False,
            "executor": {"kind": "kubernetes", "image": IMAGE, "namespace": NS,
-                        "kubeconfig": _state["kubeconfig"], "ttl_seconds": 300,
+                        "kubeconfig": _state["kubeconfig"], "ttl_seconds_after_finished": 300,
                         "pod_security": "userns",
                         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                       "limits": {"memory": "2Gi"}}}}

@@ -92,6 +92,27 @@ int server_config_executor(json_t *o, server_config *c, hoist_err **err) {
     return 0;
   if (!json_is_object(x))
     return hoist_err_set(err, EINVAL, "executor: expected an object");
+  static const char *const known[] = {"kind",
+                                      "namespace",
+                                      "image",
+                                      "kubeconfig",
+                                      "context",
+                                      "resources",
+                                      "node_selector",
+                                      "tolerations",
+                                      "service_account",
+                                      "pod_security",
+                                      "ttl_seconds_after_finished",
+                                      "active_deadline_seconds"};
+  const char *key;
+  json_t *val;
+  json_object_foreach(x, key, val) {
+    bool ok = false;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+      ok = ok || strcmp(key, known[i]) == 0;
+    if (!ok)
+      return hoist_err_set(err, EINVAL, "executor.%s: not a setting (a misspelling?)", key);
+  }
   const char *kind = json_string_value(json_object_get(x, "kind"));
   if (kind && strcmp(kind, "kubernetes") == 0)
     e->kube = true;
@@ -114,8 +135,6 @@ int server_config_executor(json_t *o, server_config *c, hoist_err **err) {
   if (ns && !json_is_object(ns))
     return hoist_err_set(err, EINVAL, "executor.node_selector: expected {KEY: VALUE}");
   hoist_strv v = {0};
-  const char *key;
-  json_t *val;
   json_object_foreach(ns, key, val) {
     if (!json_is_string(val)) {
       hoist_strfreev(hoist_strv_steal(&v));
@@ -141,9 +160,10 @@ int server_config_executor(json_t *o, server_config *c, hoist_err **err) {
   if (dl && (!json_is_integer(dl) || json_integer_value(dl) <= 0))
     return hoist_err_set(err, EINVAL, "executor.active_deadline_seconds: expected seconds (> 0)");
   e->deadline_s = dl ? (long)json_integer_value(dl) : 0;
-  json_t *ttl = json_object_get(x, "ttl_seconds");
+  json_t *ttl = json_object_get(x, "ttl_seconds_after_finished");
   if (ttl && (!json_is_integer(ttl) || json_integer_value(ttl) < 0))
-    return hoist_err_set(err, EINVAL, "executor.ttl_seconds: expected seconds (0 or more)");
+    return hoist_err_set(err, EINVAL,
+                         "executor.ttl_seconds_after_finished: expected seconds (0 or more)");
   if (ttl)
     e->ttl_s = (long)json_integer_value(ttl);
   return 0;

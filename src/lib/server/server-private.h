@@ -91,7 +91,8 @@ typedef struct server_config {
  * kind ("local" | "kubernetes"), namespace, image, kubeconfig, context,
  * resources {requests, limits: {cpu, memory}}, node_selector {KEY: VALUE},
  * tolerations, service_account, pod_security ("userns" | "no-userns"),
- * ttl_seconds, active_deadline_seconds. An error names the setting. */
+ * ttl_seconds_after_finished, active_deadline_seconds; an unknown key is refused. An error names
+ * the setting. */
 int server_config_executor(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
 void server_config_executor_clear(server_config *c);
 
