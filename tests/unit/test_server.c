@@ -377,6 +377,64 @@ static void test_config_sandbox(void **state) {
   }
 }
 
+/* The service config's executor section: each setting, and a bad one named. */
+static void test_config_executor(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char
+        *want; /* kube image ns cpu_req mem_lim selector profile ttl deadline; NULL: refused */
+    const char *error;
+  } cases[] = {
+      {"{}", "0 - - - - - 0 600 0", NULL},
+      {"{\"executor\": {\"kind\": \"local\"}}", "0 - - - - - 0 600 0", NULL},
+      {"{\"executor\": {\"kind\": \"kubernetes\", \"image\": \"r/hoist:1\", \"namespace\": "
+       "\"b\", \"resources\": {\"requests\": {\"cpu\": \"500m\"}, \"limits\": {\"memory\": "
+       "\"4Gi\"}}, \"node_selector\": {\"kubernetes.io/arch\": \"amd64\"}, \"tolerations\": [], "
+       "\"pod_security\": \"no-userns\", \"ttl_seconds_after_finished\": 0, "
+       "\"active_deadline_seconds\": 90}}",
+       "1 r/hoist:1 b 500m 4Gi kubernetes.io/arch=amd64 1 0 90", NULL},
+      {"{\"executor\": []}", NULL, "executor: expected an object"},
+      {"{\"executor\": {\"kind\": \"docker\"}}", NULL, "executor.kind"},
+      {"{\"executor\": {\"imgae\": \"x\"}}", NULL, "executor.imgae"},
+      {"{\"executor\": {\"resources\": \"big\"}}", NULL, "executor.resources"},
+      {"{\"executor\": {\"node_selector\": [\"a=b\"]}}", NULL, "executor.node_selector"},
+      {"{\"executor\": {\"node_selector\": {\"a\": 1}}}", NULL, "executor.node_selector.a"},
+      {"{\"executor\": {\"tolerations\": {}}}", NULL, "executor.tolerations"},
+      {"{\"executor\": {\"pod_security\": \"privileged\"}}", NULL, "executor.pod_security"},
+      {"{\"executor\": {\"ttl_seconds_after_finished\": -1}}", NULL,
+       "executor.ttl_seconds_after_finished"},
+      {"{\"executor\": {\"active_deadline_seconds\": 0}}", NULL,
+       "executor.active_deadline_seconds"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *o = json_loads(cases[i].json, 0, NULL);
+    assert_non_null(o);
+    server_config c = {0};
+    hoist_err *err = NULL;
+    int r = server_config_executor(o, &c, &err);
+    json_decref(o);
+    if (!cases[i].want) {
+      if (r == 0)
+        fail_msg("case %zu: %s accepted", i, cases[i].json);
+      assert_err_contains(&err, cases[i].error);
+      server_config_executor_clear(&c);
+      continue;
+    }
+    assert_ok(r, &err);
+    const server_exec_config *e = &c.exec;
+    char got[512];
+    snprintf(got, sizeof got, "%d %s %s %s %s %s %d %ld %ld", e->kube, e->image ? e->image : "-",
+             e->namespace ? e->namespace : "-", e->cpu_request ? e->cpu_request : "-",
+             e->memory_limit ? e->memory_limit : "-",
+             e->node_selector && e->node_selector[0] ? e->node_selector[0] : "-", e->profile,
+             e->ttl_s, e->deadline_s);
+    if (strcmp(got, cases[i].want) != 0)
+      fail_msg("case %zu: %s\n got: %s\nwant: %s", i, cases[i].json, got, cases[i].want);
+    server_config_executor_clear(&c);
+  }
+}
+
 /* Which sources a user may extend: their namespace on the push host, or a
  * repository an allowed_sources pattern matches; the refusal names the rule. */
 static void test_source_allowed(void **state) {
@@ -447,10 +505,11 @@ static void test_source_allowed(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_authorization),  cmocka_unit_test(test_start),
-      cmocka_unit_test(test_cleanup),        cmocka_unit_test(test_kinds),
-      cmocka_unit_test(test_config_sandbox), cmocka_unit_test(test_source_allowed),
-      cmocka_unit_test(test_file_auth),      cmocka_unit_test(test_file_auth_equal_work),
+      cmocka_unit_test(test_authorization),   cmocka_unit_test(test_start),
+      cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_kinds),
+      cmocka_unit_test(test_config_sandbox),  cmocka_unit_test(test_source_allowed),
+      cmocka_unit_test(test_file_auth),       cmocka_unit_test(test_file_auth_equal_work),
+      cmocka_unit_test(test_config_executor),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

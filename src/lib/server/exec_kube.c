@@ -296,6 +296,11 @@ static void *watcher(void *arg) {
   _cleanup_free_ char *rv = NULL;
   unsigned fails = 0;
   while (!run_stopping(r)) {
+    pthread_mutex_lock(&r->lock);
+    bool ended = r->job_done; /* a hard cancel's */
+    pthread_mutex_unlock(&r->lock);
+    if (ended)
+      break;
     hoist_err *e = NULL;
     if (!rv) {
       json_t *list = NULL;
@@ -617,8 +622,20 @@ static int kube_wait(exec_run *r, int timeout_ms, exec_sink sink, void *arg) {
 }
 
 static void kube_cancel(exec_run *r, bool hard) {
-  (void)hard; /* a deletion is as hard as it gets: the pod's grace period is the kubelet's */
-  delete_job(r);
+  delete_job(r); /* the pod's grace period is the kubelet's */
+  if (!hard)
+    return;
+  /* still running after the soft cancel (the API server out of reach, a Job
+   * not deleted): the build ends here; release asks for the deletion again,
+   * and ttlSecondsAfterFinished or the deadline end it in the cluster */
+  pthread_mutex_lock(&r->lock);
+  if (!r->job_done) {
+    r->job_done = true;
+    r->done_at = mono_s();
+    r->exit_code = 128 + 9;
+    r->note = hoist_asprintf("hoist serve: Job %s abandoned: its end not seen", r->name);
+  }
+  pthread_mutex_unlock(&r->lock);
 }
 
 static void kube_result(exec_run *r, int *exit_code, char **answer) {
