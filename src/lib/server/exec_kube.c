@@ -309,8 +309,10 @@ static void *watcher(void *arg) {
       size_t i;
       json_t *job;
       bool done = false;
-      json_array_foreach(json_object_get(list, "items"), i, job) done =
-          done || job_state(r, "MODIFIED", job);
+      json_array_foreach(json_object_get(list, "items"), i, job) {
+        if (job_state(r, "MODIFIED", job))
+          done = true;
+      }
       const char *lrv =
           json_string_value(json_object_get(json_object_get(list, "metadata"), "resourceVersion"));
       rv = hoist_strdup(lrv ? lrv : "");
