@@ -423,6 +423,44 @@ class Server:
 PG_BIN = "/usr/lib/postgresql/15/bin"
 
 
+COUCH_PACKAGES = ["express@5.3.0", "express-pouchdb@4.2.0", "pouchdb-core@9.0.0",
+                  "pouchdb-adapter-memory@9.0.0", "pouchdb-mapreduce@9.0.0", "pouchdb-find@9.0.0"]
+
+
+def couchdb_compat(workdir):
+    """A CouchDB-compatible server (express-pouchdb, in memory; not CouchDB itself):
+    its npm packages are installed once under $HOIST_CACHE/npm. Returns its URL and
+    put(path, doc=None), which PUTs a database or a document."""
+    prefix = os.path.join(CACHE, "npm", "couchdb-compat")
+    mods = os.path.join(prefix, "node_modules")
+    if not os.path.isdir(os.path.join(mods, "express-pouchdb")):
+        os.makedirs(prefix, exist_ok=True)
+        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, *COUCH_PACKAGES,
+                check=False, timeout=600)
+        if p.returncode != 0:
+            raise Skip(f"npm install failed: {p.stderr[-300:]}")
+    port = free_port()
+    log = open(os.path.join(workdir, f"couch-{port}.log"), "ab")
+    proc = subprocess.Popen(["node", os.path.join(os.path.dirname(__file__), "couchdb_compat.js"),
+                             str(port)], stdout=log, stderr=log, start_new_session=True,
+                            env=dict(os.environ, NODE_PATH=mods))
+    on_exit(proc.kill)
+    base = f"http://127.0.0.1:{port}"
+
+    def put(path, doc=None):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("PUT", path, body=json.dumps(doc) if doc is not None else None,
+                  headers={"content-type": "application/json"})
+        r = c.getresponse()
+        r.read()
+        c.close()
+        assert r.status in (200, 201), (path, r.status)
+
+    wait_for(lambda: put("/nuvolaris_subjects") is None, what="couchdb-compatible server")
+    put("/nuvolaris_users_metadata")
+    return base, put
+
+
 class Postgres:
     """A throwaway PostgreSQL (Debian's postgresql 15): initdb in a temp dir,
     fsync off, trust auth for the user `hoist`, a socket in that dir and a

@@ -312,6 +312,28 @@ class KubeFake:
                 self.update(key[0], key[1], key[2], dep)
         return obj
 
+    def add(self, gv, plural, ns, obj):
+        """Stores an object the cluster already has (an operator's ConfigMap, a Secret
+        made by an administrator), checked by the schemas as a created one would be."""
+        obj = json.loads(json.dumps(obj))
+        err = self.validator.check(obj) if self.validator else None
+        assert not err, err
+        with self.lock:
+            self.put_new(gv, plural, ns, obj)
+            self.lock.notify_all()
+
+    def replace(self, gv, plural, ns, obj):
+        """Replaces an object's content as a PUT would (its uid and creation kept)."""
+        obj = json.loads(json.dumps(obj))
+        err = self.validator.check(obj) if self.validator else None
+        assert not err, err
+        with self.lock:
+            old = self.objects[(gv, plural, ns, obj["metadata"]["name"])]
+            for k in ("namespace", "uid", "creationTimestamp", "generation"):
+                obj["metadata"][k] = old["metadata"][k]
+            self.update(gv, plural, ns, obj)
+            self.lock.notify_all()
+
     def get(self, gv, plural, ns, name):
         with self.lock:
             o = self.objects.get((gv, plural, ns, name))

@@ -14,12 +14,11 @@ import os
 import signal
 import sqlite3
 import ssl
-import subprocess
 import threading
 import time
 
-from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, free_port, hoist, main,
-                       make_ca, on_exit, run, test, tmpdir, wait_for)
+from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, couchdb_compat, hoist,
+                       main, make_ca, on_exit, run, test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -385,47 +384,9 @@ def cleanup_keeps_recent_and_running():
     s.stop()
 
 
-COUCH_PACKAGES = ["express@5.3.0", "express-pouchdb@4.2.0", "pouchdb-core@9.0.0",
-                  "pouchdb-adapter-memory@9.0.0", "pouchdb-mapreduce@9.0.0", "pouchdb-find@9.0.0"]
-
-
-def couchdb_compat():
-    """A CouchDB-compatible server (express-pouchdb, in memory; not CouchDB itself):
-    its npm packages are installed once under $HOIST_CACHE/npm."""
-    from hoisttest import CACHE
-    prefix = os.path.join(CACHE, "npm", "couchdb-compat")
-    mods = os.path.join(prefix, "node_modules")
-    if not os.path.isdir(os.path.join(mods, "express-pouchdb")):
-        os.makedirs(prefix, exist_ok=True)
-        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix, *COUCH_PACKAGES,
-                check=False, timeout=600)
-        if p.returncode != 0:
-            raise Skip(f"npm install failed: {p.stderr[-300:]}")
-    port = free_port()
-    log = open(os.path.join(work(), f"couch-{port}.log"), "ab")
-    proc = subprocess.Popen(["node", os.path.join(os.path.dirname(__file__), "couchdb_compat.js"),
-                             str(port)], stdout=log, stderr=log, start_new_session=True,
-                            env=dict(os.environ, NODE_PATH=mods))
-    on_exit(proc.kill)
-    base = f"http://127.0.0.1:{port}"
-
-    def put(path, doc=None):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-        c.request("PUT", path, body=json.dumps(doc) if doc is not None else None,
-                  headers={"content-type": "application/json"})
-        r = c.getresponse()
-        r.read()
-        c.close()
-        assert r.status in (200, 201), (path, r.status)
-
-    wait_for(lambda: put("/nuvolaris_subjects") is None, what="couchdb-compatible server")
-    put("/nuvolaris_users_metadata")
-    return base, put
-
-
 @test
 def couchdb_authenticator():
-    url, put = couchdb_compat()
+    url, put = couchdb_compat(work())
     put("/nuvolaris_subjects/alice", {"subject": "alice", "namespaces": [
         {"name": "alice", "uuid": "23bc46b1-71f6-4ed5-8c54-816aa4f8c502", "key": "k" * 64}]})
     put("/nuvolaris_subjects/bob", {"subject": "bob", "namespaces": [

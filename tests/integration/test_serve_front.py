@@ -302,7 +302,9 @@ def config_limits_refused():
                       ({"request_timeout": "30"}, "request_timeout"),
                       ({"max_connections_per_address": -1}, "max_connections_per_address"),
                       ({"metrics_token": 7}, "metrics_token"),
-                      ({"metrics_per_user": "yes"}, "metrics_per_user")):
+                      ({"metrics_per_user": "yes"}, "metrics_per_user"),
+                      ({"couchdb_password_file": "/nonexistent/password"},
+                       "couchdb_password_file")):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

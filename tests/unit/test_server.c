@@ -435,6 +435,74 @@ static void test_config_executor(void **state) {
   }
 }
 
+/* The openserverless section: on, off or detected, its names and their
+ * defaults; and the registry host read from ConfigMap config. */
+static void test_config_openserverless(void **state) {
+  (void)state;
+  static const struct {
+    const char *json;
+    const char *want; /* mode namespace registry pull_secret user_secrets; NULL: refused */
+    const char *error;
+  } cases[] = {
+      {"{}", "0 nuvolaris nuvolaris-registry-svc:5000 registry-pull-secret 1", NULL},
+      {"{\"openserverless\": true}",
+       "1 nuvolaris nuvolaris-registry-svc:5000 registry-pull-secret 1", NULL},
+      {"{\"openserverless\": false}",
+       "2 nuvolaris nuvolaris-registry-svc:5000 registry-pull-secret 1", NULL},
+      {"{\"openserverless\": {\"namespace\": \"openserverless\", \"registry\": "
+       "\"openserverless-registry-svc:5000\", \"pull_secret\": \"push\", "
+       "\"user_secrets\": false}}",
+       "1 openserverless openserverless-registry-svc:5000 push 0", NULL},
+      {"{\"openserverless\": \"yes\"}", NULL, "openserverless: expected true, false"},
+      {"{\"openserverless\": {\"namespce\": \"x\"}}", NULL, "openserverless.namespce"},
+      {"{\"openserverless\": {\"namespace\": 7}}", NULL, "openserverless.namespace"},
+      {"{\"openserverless\": {\"user_secrets\": \"no\"}}", NULL,
+       "openserverless.user_secrets: expected a boolean"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    json_t *o = json_loads(cases[i].json, 0, NULL);
+    assert_non_null(o);
+    server_config c = {0};
+    hoist_err *err = NULL;
+    int r = server_config_ops(o, &c, &err);
+    json_decref(o);
+    if (!cases[i].want) {
+      if (r == 0)
+        fail_msg("case %zu: %s accepted", i, cases[i].json);
+      assert_err_contains(&err, cases[i].error);
+      server_config_ops_clear(&c);
+      continue;
+    }
+    assert_ok(r, &err);
+    char got[512];
+    snprintf(got, sizeof got, "%d %s %s %s %d", (int)c.ops.mode, c.ops.namespace, c.ops.registry,
+             c.ops.pull_secret, c.ops.user_secrets);
+    if (strcmp(got, cases[i].want) != 0)
+      fail_msg("case %zu: %s\n got: %s\nwant: %s", i, cases[i].json, got, cases[i].want);
+    server_config_ops_clear(&c);
+  }
+  static const struct {
+    const char *configmap, *want;
+  } hosts[] = {
+      {"null", "fallback:5000"},
+      {"{\"metadata\": {\"name\": \"config\"}}", "fallback:5000"},
+      {"{\"metadata\": {\"annotations\": {\"apihost\": \"x\"}}}", "fallback:5000"},
+      {"{\"metadata\": {\"annotations\": {\"registry_host\": \"\"}}}", "fallback:5000"},
+      {"{\"metadata\": {\"annotations\": {\"registry_host\": \" \\t\"}}}", "fallback:5000"},
+      {"{\"metadata\": {\"annotations\": {\"registry_host\": 5000}}}", "fallback:5000"},
+      {"{\"metadata\": {\"annotations\": {\"registry_host\": \" reg.example:443\\n\"}}}",
+       "reg.example:443"},
+  };
+  for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+    json_t *cm = json_loads(hosts[i].configmap, JSON_DECODE_ANY, NULL);
+    char *h = server_ops_host_of(cm, "fallback:5000");
+    if (strcmp(h, hosts[i].want) != 0)
+      fail_msg("host %zu: %s: got %s, want %s", i, hosts[i].configmap, h, hosts[i].want);
+    free(h);
+    json_decref(cm);
+  }
+}
+
 /* Which sources a user may extend: their namespace on the push host, or a
  * repository an allowed_sources pattern matches; the refusal names the rule. */
 static void test_source_allowed(void **state) {
@@ -509,7 +577,7 @@ int main(void) {
       cmocka_unit_test(test_cleanup),         cmocka_unit_test(test_kinds),
       cmocka_unit_test(test_config_sandbox),  cmocka_unit_test(test_source_allowed),
       cmocka_unit_test(test_file_auth),       cmocka_unit_test(test_file_auth_equal_work),
-      cmocka_unit_test(test_config_executor),
+      cmocka_unit_test(test_config_executor), cmocka_unit_test(test_config_openserverless),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,8 +1,8 @@
 /* server: the `couchdb` authenticator, the OpenServerless lookup. The
  * subject whose `namespaces` hold the uuid is found with a Mango query on
  * <prefix>subjects and the key compared here; its `subject` is the login,
- * whose document in <prefix>users_metadata gives the user's env (an object,
- * or a list of {"key", "value"}). */
+ * whose document in <prefix>users_metadata gives the user's env: `env`, and
+ * `userenv` over it, each an object or a list of {"key", "value"}. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <openssl/crypto.h>
@@ -61,20 +61,30 @@ HOIST_WUR static int find(couch_auth *a, const char *db, json_t *query, json_t *
   return ret;
 }
 
-/* The user's env as an object, from either form. */
-static json_t *env_of(json_t *doc) {
-  json_t *env = json_object_get(doc, "env");
-  if (json_is_object(env))
-    return json_deep_copy(env);
-  json_t *o = json_object();
+/* Adds the string values of env, in either form, to o. */
+static void env_add(json_t *o, json_t *env) {
+  const char *k;
+  json_t *v;
+  json_object_foreach(env, k, v) {
+    if (json_is_string(v))
+      json_object_set(o, k, v);
+  }
   size_t i;
   json_t *e;
   json_array_foreach(env, i, e) {
-    const char *k = json_string_value(json_object_get(e, "key"));
-    json_t *v = json_object_get(e, "value");
+    k = json_string_value(json_object_get(e, "key"));
+    v = json_object_get(e, "value");
     if (k && json_is_string(v))
       json_object_set(o, k, v);
   }
+}
+
+/* The user's env as an object: `env`, then `userenv` over it (the user's
+ * own settings win over the platform's). */
+static json_t *env_of(json_t *doc) {
+  json_t *o = json_object();
+  env_add(o, json_object_get(doc, "env"));
+  env_add(o, json_object_get(doc, "userenv"));
   return o;
 }
 

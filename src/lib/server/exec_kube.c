@@ -714,22 +714,30 @@ static void kube_close(server_executor *bx) {
   free(x);
 }
 
+int server_kube_connect(const server_config *cfg, hoist_kube **out, hoist_err **err) {
+  const server_exec_config *c = &cfg->exec;
+  hoist_kube_config *kc = NULL;
+  if (c->kubeconfig) {
+    if (hoist_kube_config_load(c->kubeconfig, c->context, &kc, err) < 0)
+      return -1;
+  } else if (!cfg->kube_host || !cfg->kube_port) {
+    return hoist_err_set(err, EINVAL,
+                         "no kubeconfig, and not in a cluster "
+                         "(KUBERNETES_SERVICE_HOST and _PORT unset)");
+  } else if (hoist_kube_config_in_cluster(cfg->kube_host, cfg->kube_port, NULL, &kc, err) < 0) {
+    return -1;
+  }
+  hoist_kube_options ko = {.exec_environ = cfg->kube_exec_environ};
+  int rc = hoist_kube_new(kc, &ko, out, err);
+  hoist_kube_config_free(kc);
+  return rc;
+}
+
 int server_executor_kube(const server_config *cfg, const char *const *extra_args,
                          server_executor **out, hoist_err **err) {
   const server_exec_config *c = &cfg->exec;
   if (!c->image)
     return hoist_err_set(err, EINVAL, "executor: kind kubernetes needs an image (hoist's)");
-  hoist_kube_config *kc = NULL;
-  if (c->kubeconfig) {
-    if (hoist_kube_config_load(c->kubeconfig, c->context, &kc, err) < 0)
-      return hoist_err_wrap(err, "executor");
-  } else if (!cfg->kube_host || !cfg->kube_port) {
-    return hoist_err_set(err, EINVAL,
-                         "executor: no kubeconfig, and not in a cluster "
-                         "(KUBERNETES_SERVICE_HOST and _PORT unset)");
-  } else if (hoist_kube_config_in_cluster(cfg->kube_host, cfg->kube_port, NULL, &kc, err) < 0) {
-    return hoist_err_wrap(err, "executor");
-  }
   kube_exec *x = hoist_malloc0(sizeof *x);
   x->base = (server_executor){
       .start = kube_start,
@@ -749,11 +757,8 @@ int server_executor_kube(const server_config *cfg, const char *const *extra_args
   for (const char *const *a = extra_args; a && *a; a++)
     hoist_strv_add(&v, *a);
   x->extra = hoist_strv_steal(&v);
-  hoist_kube_options ko = {.exec_environ = cfg->kube_exec_environ};
   /* namespace NULL in the calls: the kubeconfig's or the pod's */
-  int rc = hoist_kube_new(kc, &ko, &x->k, err);
-  hoist_kube_config_free(kc);
-  if (rc < 0) {
+  if (server_kube_connect(cfg, &x->k, err) < 0) {
     kube_close(&x->base);
     return hoist_err_wrap(err, "executor");
   }

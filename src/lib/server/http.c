@@ -40,7 +40,8 @@ struct hoist_server {
   server_config cfg;
   front_config front;
   hoist_registry *registry;
-  server_logwatch *logwatch; /* followed logs */
+  hoist_registry_opts registry_opts; /* its options (borrowed strings): a user's own client */
+  server_logwatch *logwatch;         /* followed logs */
   char *tls_cert, *tls_key, *tls_ca;
   atomic_uint_fast64_t requests[6]; /* by status class 1xx..5xx, [0] all */
   pthread_mutex_t log_lock;         /* MHD's last message, its time and repeats */
@@ -140,6 +141,8 @@ static enum MHD_Result internal_error(struct MHD_Connection *c, hoist_server *s,
     return envelope(c, s, 507, "No space left on the service's data volume.", NULL);
   if (code == ENOTCONN)
     return envelope(c, s, 503, "The job store is unreachable; retry later.", NULL);
+  if (code == EHOSTDOWN)
+    return envelope(c, s, 503, "The Kubernetes API server is unreachable; retry later.", NULL);
   return envelope(c, s, 500, "Internal server error.", NULL);
 }
 
@@ -371,13 +374,31 @@ static enum MHD_Result h_logs(hoist_server *s, struct MHD_Connection *c, server_
 
 /* ------------------------------------------------------------ registry */
 
-static const char *user_registry(hoist_server *s, const server_user *u) {
-  const char *h = s->cfg.registry_host_override;
-  if (!h || !*h)
-    h = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
-  if (!h || !*h)
-    h = s->cfg.registry_host;
-  return h && *h ? h : NULL;
+/* The user's registry and a client for it: the service's, or with the
+ * OpenServerless drop-in one of the user's own, holding the credentials
+ * its push would use (*own set: the caller frees it). */
+HOIST_WUR static int user_registry(hoist_server *s, const server_user *u, char **host,
+                                   hoist_registry **reg, hoist_registry **own, hoist_err **err) {
+  _cleanup_free_ char *pull = NULL;
+  *reg = s->registry;
+  *own = NULL;
+  if (server_jobs_registry(s->jobs, u, host, &pull, err) < 0)
+    return -1;
+  if (!*host || !server_jobs_openserverless(s->jobs))
+    return 0;
+  _cleanup_free_ char *userpass = NULL;
+  if (server_jobs_registry_auth(s->jobs, u, *host, &userpass, err) < 0)
+    return -1;
+  hoist_registry_opts ro = s->registry_opts;
+  ro.creds = userpass;
+  ro.secret_file = NULL;
+  int rc = hoist_registry_new(&ro, own, err);
+  if (userpass)
+    OPENSSL_cleanse(userpass, strlen(userpass));
+  if (rc < 0)
+    return -1;
+  *reg = *own;
+  return 0;
 }
 
 /* Splits "repo[:tag|@digest]" (repo checked by the reference grammar). */
@@ -392,18 +413,18 @@ static int split_image(const char *image, char **repo, char **ref) {
   return 0;
 }
 
-static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, server_user *u,
-                                  const char *what, const char *method) {
-  const char *host = user_registry(s, u);
-  if (!host)
-    return envelope(c, s, 400, "No registry configured.", NULL);
+/* One housekeeping request (catalog, tags, manifest get or delete) on
+ * host through reg, confined to the user's namespace. */
+static enum MHD_Result registry_request(hoist_server *s, struct MHD_Connection *c,
+                                        const server_user *u, hoist_registry *reg, const char *host,
+                                        const char *what, const char *method) {
   hoist_err *err = NULL;
   _cleanup_free_ char *repo = NULL;
   _cleanup_free_ char *ref = NULL;
   if (strcmp(what, "catalog") == 0) {
     char **repos = NULL;
     size_t n = 0;
-    if (hoist_registry_catalog(s->registry, host, &repos, &n, &err) < 0)
+    if (hoist_registry_catalog(reg, host, &repos, &n, &err) < 0)
       goto registry_fail;
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
@@ -422,7 +443,7 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
   if (strcmp(what, "tags") == 0) {
     char **tags = NULL;
     size_t n = 0;
-    if (hoist_registry_tags(s->registry, host, repo, &tags, &n, &err) < 0)
+    if (hoist_registry_tags(reg, host, repo, &tags, &n, &err) < 0)
       goto registry_fail;
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
@@ -436,18 +457,18 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
     bool found = false;
     char digest[HOIST_DIGEST_STR_LEN];
     _cleanup_free_ char *mt = NULL;
-    if (hoist_registry_head_manifest(s->registry, host, repo, ref, &found, digest, &mt, &err) < 0)
+    if (hoist_registry_head_manifest(reg, host, repo, ref, &found, digest, &mt, &err) < 0)
       goto registry_fail;
     if (!found)
       return envelope(c, s, 404, "Image not found.", NULL);
-    if (hoist_registry_delete_manifest(s->registry, host, repo, digest, &err) < 0)
+    if (hoist_registry_delete_manifest(reg, host, repo, digest, &err) < 0)
       goto registry_fail;
     return envelope(c, s, 200, "Image deleted.", json_pack("{s:s}", "digest", digest));
   }
   char *data = NULL, *mt = NULL;
   size_t len;
   char digest[HOIST_DIGEST_STR_LEN];
-  if (hoist_registry_get_manifest(s->registry, host, repo, ref, &data, &len, &mt, digest, &err) < 0)
+  if (hoist_registry_get_manifest(reg, host, repo, ref, &data, &len, &mt, digest, &err) < 0)
     goto registry_fail;
   json_t *m = json_loadb(data, len, 0, NULL);
   free(data);
@@ -466,6 +487,19 @@ registry_fail:;
                missing ? "Image not found." : (text ? text : "Registry failed."), NULL);
   free(text);
   return r2;
+}
+
+static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, server_user *u,
+                                  const char *what, const char *method) {
+  _cleanup_free_ char *host = NULL;
+  hoist_registry *reg = NULL, *own = NULL;
+  hoist_err *err = NULL;
+  if (user_registry(s, u, &host, &reg, &own, &err) < 0)
+    return internal_error(c, s, err);
+  enum MHD_Result ret = host ? registry_request(s, c, u, reg, host, what, method)
+                             : envelope(c, s, 400, "No registry configured.", NULL);
+  hoist_registry_free(own);
+  return ret;
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -760,6 +794,7 @@ static void config_clear(server_config *c) {
   server_config_sandbox_clear(c);
   server_config_admit_clear(c);
   server_config_executor_clear(c);
+  server_config_ops_clear(c);
   memset(c, 0, sizeof *c);
 }
 
@@ -835,6 +870,16 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
   c->couchdb_prefix = opt_string(o, "couchdb_prefix");
   c->couchdb_user = opt_string(o, "couchdb_user");
   c->couchdb_password = opt_string(o, "couchdb_password");
+  const char *pwfile = json_string_value(json_object_get(o, "couchdb_password_file"));
+  if (pwfile && !c->couchdb_password) {
+    /* a mounted Secret's key: the password without its line end */
+    size_t len = 0;
+    if (hoist_fs_read_file(AT_FDCWD, pwfile, 4096, &c->couchdb_password, &len, err) < 0) {
+      json_decref(o);
+      return hoist_err_wrap(err, "config %s: couchdb_password_file", path);
+    }
+    c->couchdb_password[strcspn(c->couchdb_password, "\r\n")] = '\0';
+  }
   if (c->auth && strcmp(c->auth, "file") != 0 && strcmp(c->auth, "couchdb") != 0) {
     json_decref(o);
     return hoist_err_set(err, EINVAL, "config %s: auth must be \"file\" or \"couchdb\"", path);
@@ -852,7 +897,8 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
   if (json_is_integer(lim) && json_integer_value(lim) > 0)
     c->per_user_limit = (int)json_integer_value(lim);
   if (front_settings(o, f, err) < 0 || server_config_sandbox(o, c, err) < 0 ||
-      server_config_admit(o, c, err) < 0 || server_config_executor(o, c, err) < 0) {
+      server_config_admit(o, c, err) < 0 || server_config_executor(o, c, err) < 0 ||
+      server_config_ops(o, c, err) < 0) {
     json_decref(o);
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
@@ -954,6 +1000,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
     ro.secret_file = s->cfg.registry_secret;
   if (hoist_registry_new(&ro, &s->registry, err) < 0)
     goto fail;
+  s->registry_opts = ro;
   int workers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (o->hoist_bin)
     bin = hoist_strdup(o->hoist_bin);

@@ -33,6 +33,7 @@ typedef struct running_slot {
 struct server_jobs {
   server_store *store;
   server_executor *exec;
+  server_ops *ops; /* the OpenServerless drop-in, or NULL */
   pthread_mutex_t lock;
   pthread_cond_t cond;
   uint64_t wake; /* counts the news a waiting worker must not miss */
@@ -233,43 +234,87 @@ static char *image_digest_of(server_jobs *j, const char *answer) {
 /* Time a build may take beyond its install's timeout: its pull and push. */
 #define TRANSFER_GRACE 600
 
-/* Writes DATA/jobs/<id>/registry-auth.json for the build: the credentials of
- * the push host only (from the user's "user:password", or that host's entry
- * of a dockerconfigjson secret file), so a pull from any other host goes
- * without them; an empty document when there are none. */
-HOIST_WUR static int write_push_auth(server_jobs *j, const store_job *row, hoist_err **err) {
-  _cleanup_free_ char *host =
-      strncmp(row->dest, "oci:", 4) == 0 ? NULL : strndup(row->dest, strcspn(row->dest, "/"));
+/* The auths entry of the push host from a user's or the service's secret:
+ * "user:password"; with the OpenServerless drop-in, the name of a
+ * dockerconfigjson Secret (NULL: its pull secret, unless the config names a
+ * secret file); else a dockerconfigjson file. NULL: no credentials. */
+HOIST_WUR static int push_creds(server_jobs *j, const char *host, const char *secret,
+                                json_t **entry, hoist_err **err) {
+  *entry = NULL;
   _cleanup_free_ char *userpass = NULL;
-  json_t *auths = json_object();
-  if (host && row->secret && strchr(row->secret, ':')) {
-    userpass = hoist_strdup(row->secret);
-  } else if (host && row->secret && *row->secret) {
-    _cleanup_free_ char *data = NULL;
-    size_t len = 0;
+  _cleanup_free_ char *data = NULL;
+  size_t len = 0;
+  const char *from = secret;
+  if (secret && strchr(secret, ':')) {
+    userpass = hoist_strdup(secret);
+  } else if (j->ops && (secret && *secret ? true : !j->cfg->registry_secret)) {
+    if (server_ops_dockerconfig(j->ops, secret && *secret ? secret : NULL, &data, &len, err) < 0)
+      return -1;
+    from = secret && *secret ? secret : j->cfg->ops.pull_secret;
+  } else {
+    from = secret && *secret ? secret : j->cfg->registry_secret;
+    if (!from)
+      return 0;
+    if (hoist_fs_read_file(AT_FDCWD, from, 1 << 20, &data, &len, err) < 0)
+      return hoist_err_wrap(err, "registry secret %s", from);
+  }
+  if (data) {
     hoist_creds cr = {0};
     bool found = false;
-    if (hoist_fs_read_file(AT_FDCWD, row->secret, 1 << 20, &data, &len, err) < 0 ||
-        hoist_creds_from_json(data, len, host, NULL, &cr, &found, err) < 0) {
-      json_decref(auths);
-      return hoist_err_wrap(err, "registry secret %s", row->secret);
+    if (hoist_creds_from_json(data, len, host, NULL, &cr, &found, err) < 0) {
+      OPENSSL_cleanse(data, len);
+      return hoist_err_wrap(err, "registry secret %s", from);
     }
+    OPENSSL_cleanse(data, len);
     if (found && cr.identity_token)
-      json_object_set_new(auths, host, json_pack("{s:s}", "identitytoken", cr.identity_token));
+      *entry = json_pack("{s:s}", "identitytoken", cr.identity_token);
     else if (found && cr.username && cr.password)
       userpass = hoist_asprintf("%s:%s", cr.username, cr.password);
     else if (found)
       hoist_warn("serve: registry secret %s: the entry for %s names a credential helper, which "
                  "builds do not run",
-                 row->secret, host);
+                 from, host);
     hoist_creds_clear(&cr);
   }
   if (userpass) {
     size_t sl = strlen(userpass);
     _cleanup_free_ char *b64 = hoist_base64_encode(userpass, sl);
     OPENSSL_cleanse(userpass, sl);
-    json_object_set_new(auths, host, json_pack("{s:s}", "auth", b64));
+    *entry = json_pack("{s:s}", "auth", b64);
   }
+  return 0;
+}
+
+int server_jobs_registry_auth(server_jobs *j, const server_user *u, const char *host,
+                              char **userpass, hoist_err **err) {
+  *userpass = NULL;
+  const char *usecret = json_string_value(json_object_get(u->env, "REGISTRY_SECRET"));
+  json_t *entry = NULL;
+  if (push_creds(j, host, usecret && *usecret ? usecret : NULL, &entry, err) < 0)
+    return -1;
+  const char *b64 = json_string_value(json_object_get(entry, "auth"));
+  unsigned char *dec = NULL;
+  size_t n = 0;
+  if (b64 && hoist_base64_decode(b64, strlen(b64), 4096, 0, &dec, &n, NULL) == 0)
+    *userpass = (char *)dec;
+  json_decref(entry);
+  return 0;
+}
+
+/* Writes DATA/jobs/<id>/registry-auth.json for the build: the credentials of
+ * the push host only (push_creds), so a pull from any other host goes
+ * without them; an empty document when there are none. */
+HOIST_WUR static int write_push_auth(server_jobs *j, const store_job *row, hoist_err **err) {
+  _cleanup_free_ char *host =
+      strncmp(row->dest, "oci:", 4) == 0 ? NULL : strndup(row->dest, strcspn(row->dest, "/"));
+  json_t *auths = json_object();
+  json_t *entry = NULL;
+  if (host && push_creds(j, host, row->secret, &entry, err) < 0) {
+    json_decref(auths);
+    return -1;
+  }
+  if (entry)
+    json_object_set_new(auths, host, entry);
   json_t *doc = json_pack("{s:o}", "auths", auths);
   _cleanup_free_ char *text = json_dumps(doc, JSON_COMPACT);
   json_decref(doc);
@@ -621,6 +666,8 @@ int server_jobs_open(const char *data_dir, const server_config *cfg, int workers
     else if (server_executor_kube(cfg, (const char *const *)args, &j->exec, err) < 0)
       goto fail;
   }
+  if (server_ops_open(cfg, &j->ops, err) < 0)
+    goto fail;
 
   /* jobs a previous process (or a lost replica) left running: never lost,
    * never stuck */
@@ -679,6 +726,7 @@ void server_jobs_close(server_jobs *j) {
     j->store->close(j->store);
   if (j->exec)
     j->exec->close(j->exec);
+  server_ops_free(j->ops);
   if (j->jobs_fd >= 0)
     close(j->jobs_fd);
   if (j->lock_fd >= 0)
@@ -699,33 +747,50 @@ int hoist_server_migrate(const char *db, const char *data_dir, hoist_err **err) 
   return 0;
 }
 
-/* Where the image goes and what the status calls it, per the registry
- * precedence: process env, the user's env, the config file, else the
- * embedded layout under DATA/images. */
-static void destination(server_jobs *j, const server_user *u, const hoist_build_request *req,
-                        char **dest, char **image, char **secret) {
-  const char *host = j->cfg->registry_host_override;
-  const char *uhost = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
-  const char *pull = NULL;
-  if (!host || !*host)
-    host = uhost;
-  if (!host || !*host) {
-    host = j->cfg->registry_host;
-    pull = j->cfg->registry_pull_host;
+bool server_jobs_openserverless(const server_jobs *j) { return j->ops != NULL; }
+
+int server_jobs_registry(server_jobs *j, const server_user *u, char **host, char **pull,
+                         hoist_err **err) {
+  const char *h = j->cfg->registry_host_override;
+  const char *p = NULL;
+  if (!h || !*h)
+    h = json_string_value(json_object_get(u->env, "REGISTRY_HOST"));
+  if (!h || !*h) {
+    h = j->cfg->registry_host;
+    p = j->cfg->registry_pull_host;
   }
+  *host = h && *h ? hoist_strdup(h) : NULL;
+  *pull = p && *p && *host ? hoist_strdup(p) : NULL;
+  if (!*host && j->ops && server_ops_registry_host(j->ops, host, err) < 0)
+    return -1;
+  return 0;
+}
+
+/* Where the image goes and what the status calls it (server_jobs_registry,
+ * else the embedded layout under DATA/images), and the secret its push
+ * uses: the user's REGISTRY_SECRET, else the config's (with the
+ * OpenServerless drop-in: NULL, its pull secret). */
+HOIST_WUR static int destination(server_jobs *j, const server_user *u,
+                                 const hoist_build_request *req, char **dest, char **image,
+                                 char **secret, hoist_err **err) {
+  _cleanup_free_ char *host = NULL;
+  _cleanup_free_ char *pull = NULL;
+  if (server_jobs_registry(j, u, &host, &pull, err) < 0)
+    return -1;
   *secret = NULL;
   const char *usecret = json_string_value(json_object_get(u->env, "REGISTRY_SECRET"));
   if (usecret && *usecret)
     *secret = hoist_strdup(usecret);
-  else if (j->cfg->registry_secret)
+  else if (j->cfg->registry_secret && !j->ops)
     *secret = hoist_strdup(j->cfg->registry_secret);
-  if (host && *host) {
+  if (host) {
     *dest = hoist_asprintf("%s/%s:%s", host, req->target_user, req->target_tag);
     *image = hoist_asprintf("%s/%s:%s", pull ? pull : host, req->target_user, req->target_tag);
   } else {
     *dest = hoist_asprintf("oci:%s/images/%s:%s", j->data_dir, req->target_user, req->target_tag);
     *image = hoist_strdup(*dest);
   }
+  return 0;
 }
 
 /* The build's identity: SHA-256 of its fields, each ended by a NUL. */
@@ -745,7 +810,8 @@ int server_jobs_submit(server_jobs *j, const server_user *u, const hoist_build_r
   _cleanup_free_ char *dest = NULL;
   _cleanup_free_ char *image = NULL;
   _cleanup_free_ char *secret = NULL;
-  destination(j, u, req, &dest, &image, &secret);
+  if (destination(j, u, req, &dest, &image, &secret, err) < 0)
+    return -1;
   *shared = false;
   _cleanup_free_ char *push_host =
       strncmp(dest, "oci:", 4) == 0 ? NULL : strndup(dest, strcspn(dest, "/"));

@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <sys/types.h>
 
+#include "hoist/kube.h"
 #include "hoist/sandbox.h"
 #include "hoist/server.h"
 
@@ -54,6 +55,17 @@ typedef struct server_exec_config {
   long deadline_s; /* activeDeadlineSeconds; 0: build_timeout + the transfers' 600 s */
 } server_exec_config;
 
+/* The config's `openserverless` section: the drop-in for the OpenServerless
+ * deployer (openserverless.c). */
+typedef enum { SERVER_OPS_DETECT = 0, SERVER_OPS_ON, SERVER_OPS_OFF } server_ops_mode;
+typedef struct server_ops_config {
+  server_ops_mode mode; /* the key absent: detected in a cluster */
+  char *namespace;      /* the platform's: ConfigMap config, the registry Secrets */
+  char *registry;       /* the last resort push host */
+  char *pull_secret;    /* the Secret of the push credentials users do not name */
+  bool user_secrets;    /* users may name a Secret in REGISTRY_SECRET */
+} server_ops_config;
+
 typedef struct server_config {
   char *registry_host;          /* push host, or NULL: embedded layout */
   char *registry_host_override; /* hoist_server_opts.registry_host: over the users' too */
@@ -83,9 +95,38 @@ typedef struct server_config {
   char *db;             /* the job store: NULL (DATA/jobs.db), sqlite:PATH, postgres://... */
   double lease_seconds; /* a shared store's claim lease, renewed every third of it */
   server_exec_config exec;
+  server_ops_config ops;
   const char *kube_host, *kube_port;    /* in-cluster (hoist_server_opts) */
   const char *const *kube_exec_environ; /* (hoist_server_opts) */
 } server_config;
+
+/* A client of the Kubernetes API server the config names: the executor's
+ * kubeconfig (and context), else the pod's service account (in-cluster). */
+int server_kube_connect(const server_config *cfg, hoist_kube **out, hoist_err **err) HOIST_WUR;
+
+/* Reads the `openserverless` section of config object o (NULL: none) into c:
+ * true, false, or {namespace, registry, pull_secret, user_secrets}. An error
+ * names the setting. */
+int server_config_ops(json_t *o, server_config *c, hoist_err **err) HOIST_WUR;
+void server_config_ops_clear(server_config *c);
+
+typedef struct server_ops server_ops;
+/* The drop-in, or *out NULL when it is off (or, undecided by the config,
+ * not detected: no API server at hand, in a cluster or the executor's
+ * kubeconfig, or no ConfigMap config in the platform's namespace). */
+int server_ops_open(const server_config *cfg, server_ops **out, hoist_err **err) HOIST_WUR;
+void server_ops_free(server_ops *o);
+/* The push host after the process's, the user's and the config's: the
+ * registry_host annotation of ConfigMap config, else the configured last
+ * resort. An API server out of reach fails with EHOSTDOWN. */
+int server_ops_registry_host(server_ops *o, char **host, hoist_err **err) HOIST_WUR;
+/* configmap's registry_host annotation, trimmed, else fallback (malloc'd). */
+char *server_ops_host_of(json_t *configmap, const char *fallback);
+/* The decoded .dockerconfigjson of Secret name (NULL: the pull secret) of
+ * the platform's namespace; refused for a name when user_secrets is false,
+ * or a Secret of another type. */
+int server_ops_dockerconfig(server_ops *o, const char *name, char **data, size_t *len,
+                            hoist_err **err) HOIST_WUR;
 
 /* Reads the `executor` section of config object o (NULL: none) into c:
  * kind ("local" | "kubernetes"), namespace, image, kubeconfig, context,
@@ -128,6 +169,19 @@ typedef struct server_jobs server_jobs;
 int server_jobs_open(const char *data_dir, const server_config *cfg, int workers,
                      const char *hoist_bin, server_jobs **out, hoist_err **err) HOIST_WUR;
 void server_jobs_close(server_jobs *j);
+
+/* User u's registry: the push host by the precedence (the process's
+ * REGISTRY_HOST, the user's, the config's registry_host, with the
+ * OpenServerless drop-in its ConfigMap's, else none: *host NULL) and the
+ * host the status names (*pull, NULL: the push host's). */
+int server_jobs_registry(server_jobs *j, const server_user *u, char **host, char **pull,
+                         hoist_err **err) HOIST_WUR;
+/* Whether the OpenServerless drop-in is on. */
+bool server_jobs_openserverless(const server_jobs *j);
+/* The user:password for host from u's REGISTRY_SECRET or the service's
+ * (*userpass NULL: none, or a token the registry client takes otherwise). */
+int server_jobs_registry_auth(server_jobs *j, const server_user *u, const char *host,
+                              char **userpass, hoist_err **err) HOIST_WUR;
 
 /* Queues a build (or finds an identical one in flight). *id, *job_name are
  * caller-freed; *shared tells an existing job was returned. Returns 1 with
