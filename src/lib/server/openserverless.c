@@ -176,6 +176,10 @@ int server_ops_open(const server_config *cfg, server_ops **out, hoist_err **err)
     hoist_err *e = NULL;
     int rc = hoist_kube_get(k, &HOIST_KUBE_CONFIGMAPS, p->namespace, OPS_CONFIGMAP, &cm, &e);
     json_decref(cm);
+    if (rc < 0 && hoist_err_root_code(e) != HOIST_KUBE_NOT_FOUND)
+      hoist_warn("serve: OpenServerless not detected, the API server did not say (%s); "
+                 "\"openserverless\": true or false in the config decides",
+                 e->msg);
     hoist_err_free(e);
     if (rc < 0) {
       hoist_kube_free(k);
