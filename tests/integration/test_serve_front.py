@@ -302,7 +302,11 @@ def config_limits_refused():
                       ({"request_timeout": "30"}, "request_timeout"),
                       ({"max_connections_per_address": -1}, "max_connections_per_address"),
                       ({"metrics_token": 7}, "metrics_token"),
-                      ({"metrics_per_user": "yes"}, "metrics_per_user")):
+                      ({"metrics_per_user": "yes"}, "metrics_per_user"),
+                      ({"lease_seconds": 0.5}, "lease_seconds"),
+                      ({"poll_seconds": 0}, "poll_seconds"),
+                      ({"poll_seconds": "2"}, "poll_seconds"),
+                      ({"on_restart": "retry"}, "on_restart")):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)
