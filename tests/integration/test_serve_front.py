@@ -304,7 +304,11 @@ def config_limits_refused():
                       ({"metrics_token": 7}, "metrics_token"),
                       ({"metrics_per_user": "yes"}, "metrics_per_user"),
                       ({"couchdb_password_file": "/nonexistent/password"},
-                       "couchdb_password_file")):
+                       "couchdb_password_file"),
+                      ({"lease_seconds": 0.5}, "lease_seconds"),
+                      ({"poll_seconds": 0}, "poll_seconds"),
+                      ({"poll_seconds": "2"}, "poll_seconds"),
+                      ({"on_restart": "retry"}, "on_restart")):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

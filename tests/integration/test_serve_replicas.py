@@ -140,14 +140,28 @@ def store_contract_on_sqlite_and_postgres():
             (url, bad, p.stderr)
 
 
+def go(d, names, procs):
+    """The start line of store_tool's claimers and sampler: waits until each
+    has its store open, then lets them all go at once."""
+    def ready():
+        dead = [p.args for p in procs if p.poll() is not None]
+        assert not dead, f"ended before the start: {dead}"
+        return all(os.path.exists(os.path.join(d, f"ready.{n}")) for n in names)
+
+    wait_for(ready, timeout=60, what="the claimers at the start line")
+    open(os.path.join(d, "go"), "w").close()
+
+
 @test
 def three_claimers_each_job_claimed_once():
     url = db_url()
     d = tmpdir()
     tool("enqueue", url, d, 300, 300)
-    procs = [subprocess.Popen([STORE_TOOL, "claim", url, d, f"claimer{i}", "1000", "0"],
+    # each claim held 5 ms: the run lasts long enough that all three take part
+    procs = [subprocess.Popen([STORE_TOOL, "claim", url, d, f"claimer{i}", "1000", "5"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(3)]
+    go(d, [f"claimer{i}" for i in range(3)], procs)
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     claimed = [ln for o in outs for ln in o[0].split()]
@@ -166,6 +180,7 @@ def per_user_limit_under_contention():
     procs = [subprocess.Popen([STORE_TOOL, "claim", url, d, f"claimer{i}", "2", "30"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for i in range(3)]
+    go(d, ["sampler"] + [f"claimer{i}" for i in range(3)], procs + [sampler])
     outs = [p.communicate(timeout=300) for p in procs]
     assert all(p.returncode == 0 for p in procs), [o[1] for o in outs]
     out, errs = sampler.communicate(timeout=60)
@@ -340,7 +355,7 @@ def a_replica_that_lost_its_lease_stops_its_build():
                      timeout=30, what="the other replica to take the job")
         finally:
             frozen.proc.send_signal(signal.SIGCONT)
-        wait_for(lambda: metric(frozen, "hoist_replica_builds_running") == 0, timeout=5,
+        wait_for(lambda: metric(frozen, "hoist_replica_builds_running") == 0, timeout=15,
                  what="the frozen replica to stop its copy")
         r = other.wait_phase(key, job, ("Succeeded", "Failed"), timeout=180)
         assert r["phase"] == "Succeeded", r
@@ -354,12 +369,12 @@ def a_replica_that_lost_its_lease_stops_its_build():
 @test
 def a_queued_job_starts_at_once_on_the_free_replica():
     # one worker each; the busy replica's new job goes to the other one's free
-    # worker through NOTIFY (the slow poll would take up to 2 s)
+    # worker through NOTIFY: the idle workers' own look comes only every 30 s
     steady = base_with_extend("steady", STEADY)
     fast = base_with_extend("fast", FAST)
     url = db_url()
     db = url.rsplit("/", 1)[1]
-    servers, key = replicas(url, workers=1)
+    servers, key = replicas(url, workers=1, poll_seconds=30)
     try:
         waits = []
         for i in range(3):
@@ -375,7 +390,9 @@ def a_queued_job_starts_at_once_on_the_free_replica():
             here.wait_phase(key, busy, ("Failed",))
         print("# queued to started on the free replica: " +
               ", ".join(f"{w * 1000:.0f} ms" for w in waits), flush=True)
-        assert sorted(waits)[1] < 0.1 and max(waits) < 0.5, waits
+        # milliseconds here when idle; the bound leaves room for a loaded machine
+        # and is still far below the poll's 30 s
+        assert max(waits) < 5, waits
         for s in servers:
             s.stop()
     finally:

@@ -8,7 +8,10 @@
  *       claims until nothing is queued or running, prints each id claimed,
  *       holds each HOLD_MS, then finishes it
  *   store_tool sample URL DATA            samples the running builds per user
- *       until nothing is queued or running; prints the largest count seen */
+ *       until nothing is queued or running; prints the largest count seen
+ *
+ * claim and sample start together: each, its store open, makes
+ * DATA/ready.NAME (NAME: the owner, or "sampler") and waits for DATA/go. */
 #include <math.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -257,6 +260,18 @@ static int suite(const char *url, const char *data) {
   return failures ? 1 : 0;
 }
 
+/* The race tests' start line: says this side is ready, waits for the go. */
+static void start_line(const char *data, const char *name) {
+  char path[4096];
+  snprintf(path, sizeof path, "%s/ready.%s", data, name);
+  FILE *f = fopen(path, "w");
+  if (f)
+    fclose(f);
+  snprintf(path, sizeof path, "%s/go", data);
+  while (access(path, F_OK) < 0)
+    sleep_ms(2);
+}
+
 static int queued_or_running(server_store *s) {
   store_counts c;
   if (s->counts(s, &c, NULL) < 0)
@@ -290,6 +305,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(cmd, "claim") == 0 && argc == 7) {
     const char *owner = argv[4];
     int limit = atoi(argv[5]), hold = atoi(argv[6]);
+    start_line(data, owner);
     for (;;) {
       store_job j = {0};
       hoist_err *e = NULL;
@@ -315,6 +331,7 @@ int main(int argc, char **argv) {
   } else if (strcmp(cmd, "sample") == 0) {
     int64_t most = 0;
     long samples = 0;
+    start_line(data, "sampler");
     do {
       store_user_count *uc = NULL;
       size_t n = 0;

@@ -913,6 +913,16 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
   }
   if (lease)
     c->lease_seconds = json_number_value(lease);
+  c->poll_seconds = 2;
+  json_t *poll = json_object_get(o, "poll_seconds");
+  if (poll &&
+      (!json_is_number(poll) || json_number_value(poll) < 0.1 || json_number_value(poll) > 3600)) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL, "config %s: poll_seconds must be a number from 0.1 to 3600",
+                         path);
+  }
+  if (poll)
+    c->poll_seconds = json_number_value(poll);
   const char *rp = json_string_value(json_object_get(o, "on_restart"));
   if (rp && strcmp(rp, "requeue") == 0)
     c->restart = HOIST_RESTART_REQUEUE;

@@ -475,9 +475,15 @@ static void *worker(void *arg) {
     if (r != 1) {
       if (j->wake == seen && !j->stopping) {
         /* a shared store's slow poll, behind its notifications */
+        double wait = r < 0 ? 1 : j->store->shared ? j->cfg->poll_seconds : 10;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += r < 0 ? 1 : j->store->shared ? 2 : 10;
+        ts.tv_sec += (time_t)wait;
+        ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+        if (ts.tv_nsec >= 1000000000L) {
+          ts.tv_sec++;
+          ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&j->cond, &j->lock, &ts);
       }
       continue;

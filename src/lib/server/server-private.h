@@ -94,6 +94,7 @@ typedef struct server_config {
   char *couchdb_user, *couchdb_password;
   char *db;             /* the job store: NULL (DATA/jobs.db), sqlite:PATH, postgres://... */
   double lease_seconds; /* a shared store's claim lease, renewed every third of it */
+  double poll_seconds;  /* an idle worker's look at a shared store, behind notifications */
   server_exec_config exec;
   server_ops_config ops;
   const char *kube_host, *kube_port;    /* in-cluster (hoist_server_opts) */
