@@ -5,7 +5,8 @@ running the pod's `hoist build` on this machine, so the whole path is real but t
 `hoist service send` -> the service -> a Job and the Secret it owns -> `hoist build` ->
 pushed to a real registry (docker-registry) -> the digest from the termination message ->
 status Succeeded -> the log -> the Job and its Secret deleted. Then the faults: a watch
-dropped mid-build, a 410 relist, a Job failed by its deadline, the API server unreachable.
+dropped mid-build, a 410 relist, a Job failed by its deadline, the API server unreachable,
+the kubeconfig's token file rotated mid-build.
 """
 import base64
 import json
@@ -241,6 +242,68 @@ def a_job_failed_by_its_deadline():
     assert b"extended" not in log, log
     wait_for(lambda: not hoist_objects("jobs", "batch/v1") and not hoist_objects("secrets"),
              what="the failed Job and its Secret deleted")
+    s.stop()
+
+
+def pod_log_file(name):
+    """The local file the fake writes the running pod's log to (kept after the pod goes)."""
+    pod = fake().list("v1", "pods", NS, f"job-name={name}")[0]
+    return pod["metadata"]["annotations"]["kubefake/log"]
+
+
+def answered(since, method, path_end, code):
+    """How many requests since that index in the fake's responses got code."""
+    return sum(1 for m, p, c in fake().responses[since:]
+               if m == method and p.split("?")[0].endswith(path_end) and c == code)
+
+
+@test
+def a_token_file_rotated_mid_build():
+    """The kubeconfig names a tokenFile. While a build runs, the token is replaced as the
+    kubelet replaces a bound token (a new file renamed into place) and the old one revoked
+    at once; the watch is cut, so its next request needs the new token. The build's end,
+    its log and the cleanup go on with the new one."""
+    k = fake()
+    d = tmpdir()
+    token_file = os.path.join(d, "token")
+
+    def put_token(t):
+        tmp = token_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(t + "\n")
+        os.rename(tmp, token_file)
+
+    put_token("rotating-1")
+    k.tokens.add("rotating-1")
+    on_exit(lambda: k.tokens.difference_update({"rotating-1", "rotating-2"}))
+    cfg = k.kubeconfig(os.path.join(d, "config"), namespace=NS,
+                       extra_user={"tokenFile": token_file})
+    s = server(executor={"kubeconfig": cfg})
+    key = s.token("alice")
+    job_id, name = start_slow(s, key, "alice:rotated")
+    pod_log = pod_log_file(name)
+    k.tokens.add("rotating-2")
+    put_token("rotating-2")
+    k.tokens.discard("rotating-1")
+    mark = len(k.responses)
+    k.drop_watches()
+    r, log = finished(s, key, job_id)
+    assert r["phase"] == "Succeeded" and r["digest"].startswith("sha256:"), (r, log)
+    with open(pod_log, "rb") as f:
+        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert b"extended" in log and last in log, (last, log)
+    wait_for(lambda: not hoist_objects("jobs", "batch/v1") and not hoist_objects("secrets")
+             and not hoist_objects("pods"), what="the Job, its pod and its Secret deleted")
+    # after the rotation: the watch opened again, the pod read, the Job deleted, all
+    # answered (so with the new token); a request that raced the rotation with the old
+    # token is refused once and then succeeds (the token file read again)
+    after = k.responses[mark:]
+    assert any(m == "GET" and "watch=1" in p and c == 200 for m, p, c in after), after
+    assert answered(mark, "GET", "/pods", 200), after
+    assert answered(mark, "DELETE", f"/jobs/{name}", 200) == 1, after
+    for i, (m, p, c) in enumerate(after):
+        if c == 401:
+            assert any((m2, p2) == (m, p) and c2 < 300 for m2, p2, c2 in after[i + 1:]), after
     s.stop()
 
 
