@@ -34,6 +34,12 @@ them); their data is written to a directory of the pod's own, and an argument na
 path under the volume's mountPath (or the terminationMessagePath) is rewritten to the local
 file, since the command runs on this machine, not in a mount namespace.
 
+What it records for the tests: each request as it arrives (`requests`: (method, path))
+and each answer's status line (`responses`: (method, path, code), a 401 included).
+`tokens` may change while it runs (a token rotated, an old one revoked): a request is
+authenticated when it arrives, and a stream already open (a watch, a followed log) goes on,
+as with a real API server.
+
 Not played: admission, quotas, scheduling, images (the image name only picks the local
 command), other volumes, RBAC, server-side apply, field selectors.
 """
@@ -162,6 +168,7 @@ class KubeFake:
         self.compacted = 0  # watches from a resourceVersion below this get 410
         self.invalid = []  # (path, object, message) refused by the schemas
         self.requests = []  # (method, path) as received
+        self.responses = []  # (method, path, code) as answered
         self.procs = {}  # pod uid -> Popen
         self.watch_conns = []
         self.validator = Validator() if validate else None
@@ -555,6 +562,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
     # ---------------------------------------------------------- replies
+    def send_response(self, code, message=None):
+        self.fake.responses.append((self.command, self.path, code))
+        super().send_response(code, message)
+
     def reply(self, code, obj):
         body = json.dumps(obj).encode()
         self.send_response(code)

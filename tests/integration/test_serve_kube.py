@@ -5,15 +5,18 @@ running the pod's `hoist build` on this machine, so the whole path is real but t
 `hoist service send` -> the service -> a Job and the Secret it owns -> `hoist build` ->
 pushed to a real registry (docker-registry) -> the digest from the termination message ->
 status Succeeded -> the log -> the Job and its Secret deleted. Then the faults: a watch
-dropped mid-build, a 410 relist, a Job failed by its deadline, the API server unreachable.
+dropped mid-build, a 410 relist, a Job failed by its deadline, the API server unreachable,
+the kubeconfig's token file rotated mid-build, a service killed mid-build whose requeued
+job adopts its Job (409 on create).
 """
 import base64
 import json
 import os
+import signal
 import subprocess
 
 from hoisttest import (HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, on_exit, run,
-                       test, tmpdir, wait_for)
+                       sleepers, test, tmpdir, wait_for)
 import kubefake
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
@@ -24,6 +27,8 @@ _state = {}
 
 FAST = "#!/bin/sh\necho extending\ncat /tmp/requirements.txt > /extended\n"
 SLOW = "#!/bin/sh\necho extending\nsleep 4\necho extended\necho done > /extended\n"
+# held until the test ends its `sleep 2101` (sleepers() finds it on this machine)
+HELD = "#!/bin/sh\necho extending\nsleep 2101\necho released\necho done > /extended\n"
 GATED = ("#!/bin/sh\necho extending\nwhile [ ! -e /tmp/requirements.txt ] || "
          "! grep -q go /tmp/requirements.txt; do sleep 0.05; done\necho done > /extended\n")
 
@@ -73,7 +78,7 @@ def base_with_extend(tag, script):
     return _state[key]
 
 
-def server(executor=None, **kw):
+def server(executor=None, settings=None, **kw):
     fake()
     cfg = {"registry_host": registry().host, "per_user_limit": 4,
            "allowed_sources": [f"{registry().host}/base/*"],
@@ -84,6 +89,7 @@ def server(executor=None, **kw):
                         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"},
                                       "limits": {"memory": "2Gi"}}}}
     cfg["executor"].update(executor or {})
+    cfg.update(settings or {})
     return Server(config=cfg, workers=2, **kw).start()
 
 
@@ -178,9 +184,9 @@ def job_lists(job_id):
                    "=", "%3D") and "watch" not in path)
 
 
-def start_slow(s, key, target):
+def start_slow(s, key, target, base=None):
     st, r = s.api("POST", "/build/start", key,
-                  {"source": base_with_extend("slow", SLOW), "target": target,
+                  {"source": base or base_with_extend("slow", SLOW), "target": target,
                    "kind": "python", "file": unique_file(target)})
     assert st == 200, r
     job_id = r["id"]
@@ -241,6 +247,112 @@ def a_job_failed_by_its_deadline():
     assert b"extended" not in log, log
     wait_for(lambda: not hoist_objects("jobs", "batch/v1") and not hoist_objects("secrets"),
              what="the failed Job and its Secret deleted")
+    s.stop()
+
+
+def pod_log_file(name):
+    """The local file the fake writes the running pod's log to (kept after the pod goes)."""
+    pod = fake().list("v1", "pods", NS, f"job-name={name}")[0]
+    return pod["metadata"]["annotations"]["kubefake/log"]
+
+
+def answered(since, method, path_end, code):
+    """How many requests since that index in the fake's responses got code."""
+    return sum(1 for m, p, c in fake().responses[since:]
+               if m == method and p.split("?")[0].endswith(path_end) and c == code)
+
+
+@test
+def a_token_file_rotated_mid_build():
+    """The kubeconfig names a tokenFile. While a build runs, the token is replaced as the
+    kubelet replaces a bound token (a new file renamed into place) and the old one revoked
+    at once; the watch is cut, so its next request needs the new token. The build's end,
+    its log and the cleanup go on with the new one."""
+    k = fake()
+    d = tmpdir()
+    token_file = os.path.join(d, "token")
+
+    def put_token(t):
+        tmp = token_file + ".new"
+        with open(tmp, "w") as f:
+            f.write(t + "\n")
+        os.rename(tmp, token_file)
+
+    put_token("rotating-1")
+    k.tokens.add("rotating-1")
+    on_exit(lambda: k.tokens.difference_update({"rotating-1", "rotating-2"}))
+    cfg = k.kubeconfig(os.path.join(d, "config"), namespace=NS,
+                       extra_user={"tokenFile": token_file})
+    s = server(executor={"kubeconfig": cfg})
+    key = s.token("alice")
+    job_id, name = start_slow(s, key, "alice:rotated")
+    pod_log = pod_log_file(name)
+    k.tokens.add("rotating-2")
+    put_token("rotating-2")
+    k.tokens.discard("rotating-1")
+    mark = len(k.responses)
+    k.drop_watches()
+    r, log = finished(s, key, job_id)
+    assert r["phase"] == "Succeeded" and r["digest"].startswith("sha256:"), (r, log)
+    with open(pod_log, "rb") as f:
+        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert b"extended" in log and last in log, (last, log)
+    wait_for(lambda: not hoist_objects("jobs", "batch/v1") and not hoist_objects("secrets")
+             and not hoist_objects("pods"), what="the Job, its pod and its Secret deleted")
+    # after the rotation: the watch opened again, the pod read, the Job deleted, all
+    # answered (so with the new token); a request that raced the rotation with the old
+    # token is refused once and then succeeds (the token file read again)
+    after = k.responses[mark:]
+    assert any(m == "GET" and "watch=1" in p and c == 200 for m, p, c in after), after
+    assert answered(mark, "GET", "/pods", 200), after
+    assert answered(mark, "DELETE", f"/jobs/{name}", 200) == 1, after
+    for i, (m, p, c) in enumerate(after):
+        if c == 401:
+            assert any((m2, p2) == (m, p) and c2 < 300 for m2, p2, c2 in after[i + 1:]), after
+    s.stop()
+
+
+@test
+def a_requeued_claim_adopts_its_job():
+    """The service is killed while its build's Job runs; started again on the same data
+    directory (on_restart: requeue) it claims the job again, its Job create answers 409
+    and it adopts that Job (and its Secret): one Job ever made, the build ends there."""
+    base = base_with_extend("held", HELD)
+    before = set(sleepers("2101"))  # an earlier run's, left by a failure
+
+    def release():
+        for pid in (set(sleepers("2101")) - before):
+            os.kill(int(pid), signal.SIGTERM)
+
+    on_exit(release)  # a failure here leaves no build held
+    s = server(settings={"on_restart": "requeue"})
+    key = s.token("alice")
+    job_id, name = start_slow(s, key, "alice:adopted", base)
+    wait_for(lambda: set(sleepers("2101")) - before, what="the build held")
+    job = fake().get("batch/v1", "jobs", NS, name)
+    pod = fake().list("v1", "pods", NS, f"job-name={name}")[0]
+    pod_log = pod_log_file(name)
+    mark = len(fake().responses)
+    s.stop(signal.SIGKILL)
+    assert fake().pod_running(pod["metadata"]["uid"]), "the pod went with the service"
+    s = server(settings={"on_restart": "requeue"}, data=s.data)
+    wait_for(lambda: answered(mark, "POST", "/jobs", 409), timeout=60,
+             what="the requeued job's Job create answered 409")
+    wait_for(lambda: answered(mark, "POST", "/secrets", 409), what="its Secret adopted too")
+    assert s.status(key, job_id)["phase"] == "Running", s.status(key, job_id)
+    release()
+    r, log = finished(s, key, job_id)
+    assert r["phase"] == "Succeeded" and r["digest"].startswith("sha256:"), (r, log)
+    with open(pod_log, "rb") as f:
+        last = f.read().rstrip(b"\n").rsplit(b"\n", 1)[-1]
+    assert b"released" in log and last in log, (last, log)
+    assert answered(mark, "POST", "/jobs", 201) == 0, fake().responses[mark:]
+    assert answered(mark, "POST", "/secrets", 201) == 0, fake().responses[mark:]
+    made = [o["metadata"]["uid"] for _, _, p, _, typ, o in fake().events
+            if (p, typ) == ("jobs", "ADDED") and o["metadata"]["name"] == name]
+    assert made == [job["metadata"]["uid"]], made
+    wait_for(lambda: not fake().get("batch/v1", "jobs", NS, name) and
+             not fake().get("v1", "secrets", NS, name), what="the adopted Job and Secret deleted")
     s.stop()
 
 
