@@ -8,12 +8,13 @@ FUZZ_SECONDS ?= 5
 IMAGE      ?= oci:$(BUILD)/image:hoist
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Every package the build, the tests, the demo and the benchmarks use.
+# Every package the build, the tests, the demo and the benchmarks use. podman runs hoist's own
+# image in test_image, with runc: crun refuses a hybrid cgroup hierarchy such as CI's.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
 	python3 python3-yaml openssl skopeo umoci buildah docker-registry busybox-static wrk \
-	uidmap passt debootstrap apache2-utils isal nodejs time bc \
+	uidmap passt debootstrap apache2-utils isal nodejs time bc podman runc \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
