@@ -58,8 +58,9 @@ maps=(--map "$bin:/usr/bin/hoist" --map "$stage/lib:/lib" --map "$stage/lib64:/l
 for f in passwd group subuid subgid; do
 	maps+=(--map "$stage/etc/$f:/etc/$f")
 done
+# each tool's file itself: /usr/bin/pasta is a symlink to passt, which runs as pasta by its name
 for t in "${tools[@]}"; do
-	maps+=(--map "$t:$t")
+	maps+=(--map "$(realpath "$t"):$t")
 done
 
 # Each library ldd names, at its soname under the real (merged-/usr) directory, read through

@@ -75,6 +75,9 @@ def holds_what_hoist_needs_and_nothing_else():
                  "etc/subuid", "etc/subgid", "etc/passwd", "etc/group", "lib", "lib64", "tmp"]:
         assert need in members, f"{need} missing"
     assert members["usr/bin/newuidmap"].mode & 0o4000, "newuidmap lost its setuid bit"
+    # pasta is passt's binary under pasta's name (a symlink to a passt left out would dangle)
+    for tool in ("usr/bin/hoist", "usr/bin/newuidmap", "usr/bin/newgidmap", "usr/bin/pasta"):
+        assert members[tool].isfile(), f"{tool} is no regular file"
     assert members["tmp"].mode & 0o7777 == 0o1777
     for m in members.values():
         assert m.mtime <= int(EPOCH), f"{m.name} is newer than SOURCE_DATE_EPOCH"
