@@ -4,31 +4,45 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 5
-# make image: hoist's own image (scripts/make-image.sh), an OCI layout.
+# make image: hoist's own image (scripts/make-image.sh), an OCI layout; image-arm64 and
+# image-multiarch tag theirs in the same layout.
 IMAGE      ?= oci:$(BUILD)/image:hoist
+IMAGE_ARM64 ?= oci:$(BUILD)/image:hoist-arm64
+IMAGE_MULTIARCH ?= oci:$(BUILD)/image:hoist-multiarch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-# Every package the build, the tests, the demo and the benchmarks use.
+# Every package the build, the tests, the demo and the benchmarks use. podman runs hoist's own
+# image in test_image, with runc: crun refuses a hybrid cgroup hierarchy such as CI's. The arm64
+# image: the cross compiler, and qemu to run its hoist in test_image; Debian's arm64 packages are
+# fetched, not installed, by scripts/build-arm64.sh (deps adds dpkg's arm64 architecture for it).
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
 	python3 python3-yaml openssl skopeo umoci buildah docker-registry busybox-static wrk \
-	uidmap passt debootstrap apache2-utils isal nodejs time bc \
+	uidmap passt debootstrap apache2-utils isal nodejs time bc podman runc \
+	gcc-aarch64-linux-gnu qemu-user-static \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
 .PHONY: all deps build build-asan test unit-test asan-test format format-check module-check style-check fuzz \
-	fuzz-smoke demo bench clean image
+	fuzz-smoke demo bench clean image image-arm64 image-multiarch
 
 all: build
 
 deps:
 	@missing=$$(for p in $(DEPS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | \
 		grep -q 'install ok installed' || echo $$p; done); \
+	arm64=$$(dpkg --print-foreign-architectures | grep -qx arm64 || echo arm64); \
+	if [ -n "$$arm64" ]; then \
+		echo "adding dpkg's arm64 architecture (scripts/build-arm64.sh)"; \
+		$(SUDO) dpkg --add-architecture arm64 || exit 1; \
+	fi; \
+	if [ -n "$$missing$$arm64" ]; then \
+		$(SUDO) apt-get update -qq || exit 1; \
+	fi; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
-		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@SUDO=$(SUDO) bash scripts/subids.sh
@@ -96,6 +110,14 @@ test: deps
 # the CA bundle; reproducible with SOURCE_DATE_EPOCH (default: the last commit's time).
 image: build
 	bash scripts/make-image.sh $(BUILD)/src/cli/hoist $(IMAGE)
+
+# The same for linux/arm64: hoist cross-built and Debian's arm64 packages (scripts/build-arm64.sh,
+# both cached under $$HOIST_CACHE/arm64); image-multiarch joins the two into one index.
+image-arm64: build
+	bash scripts/make-image.sh --arch arm64 $(BUILD)/src/cli/hoist $(IMAGE_ARM64)
+
+image-multiarch: image image-arm64
+	$(BUILD)/src/cli/hoist index create $(IMAGE_MULTIARCH) $(IMAGE) $(IMAGE_ARM64)
 
 demo: deps build
 	bash scripts/demo.sh $(BUILD)/src/cli/hoist
