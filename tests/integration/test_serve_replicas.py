@@ -174,7 +174,10 @@ def three_claimers_each_job_claimed_once():
 def per_user_limit_under_contention():
     url = db_url()
     d = tmpdir()
-    tool("enqueue", url, d, 60, 3)  # 20 jobs of each of 3 users
+    # one user's 40 jobs, three claimers, a limit of 2: two claims at once are the rule (the
+    # check bites), a third would break the limit. (With a user per claimer the users' turns
+    # would give each claimer its own user, and the limit would rarely be reached.)
+    tool("enqueue", url, d, 40, 1)
     sampler = subprocess.Popen([STORE_TOOL, "sample", url, d], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     procs = [subprocess.Popen([STORE_TOOL, "claim", url, d, f"claimer{i}", "2", "30"],
@@ -189,7 +192,7 @@ def per_user_limit_under_contention():
     assert samples > 10, samples
     # never more than the limit; and the limit was reached, so the check bites
     assert most == 2, f"{most} builds of one user ran at once (limit 2)"
-    assert len(sum((o[0].split() for o in outs), [])) == 60
+    assert len(sum((o[0].split() for o in outs), [])) == 40
 
 
 # ------------------------------------------------------------------ replicas
