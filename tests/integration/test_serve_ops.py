@@ -173,6 +173,9 @@ def registry_and_credentials_as_the_deployer_resolves_them():
     assert r["phase"] == "Failed", r
     assert "registry Secret nuvolaris/nope is not configured" in r.get("error", "") + log.decode(), \
         (r, log)
+    st, r = s.api("GET", "/registry/catalog", _state["keys"]["dave"])
+    assert st == 502 and "registry Secret nuvolaris/nope is not configured" in r["message"], \
+        (st, r)
     # the ConfigMap is read for each build: a new annotation moves the next one
     cluster().replace("v1", "configmaps", NS, configmap(second.host))
     r, log = build(s, "alice", "alice:ops6", reg=second)

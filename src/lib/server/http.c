@@ -494,8 +494,15 @@ static enum MHD_Result h_registry(hoist_server *s, struct MHD_Connection *c, ser
   _cleanup_free_ char *host = NULL;
   hoist_registry *reg = NULL, *own = NULL;
   hoist_err *err = NULL;
-  if (user_registry(s, u, &host, &reg, &own, &err) < 0)
-    return internal_error(c, s, err);
+  if (user_registry(s, u, &host, &reg, &own, &err) < 0) {
+    int code = hoist_err_root_code(err);
+    if (code == EHOSTDOWN)
+      return internal_error(c, s, err);
+    /* the credentials the user's push would use are not there: say which */
+    _cleanup_free_ char *text = hoist_err_text(err);
+    hoist_err_free(err);
+    return envelope(c, s, 502, text ? text : "Registry credentials unavailable.", NULL);
+  }
   enum MHD_Result ret = host ? registry_request(s, c, u, reg, host, what, method)
                              : envelope(c, s, 400, "No registry configured.", NULL);
   hoist_registry_free(own);
