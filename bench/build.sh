@@ -5,7 +5,9 @@
 #       hoist runs instead of a recipe and buildah runs with `buildah run`);
 #   (b) the Debian base (tests/fixtures/debian-image.sh), pip install of a
 #       wheel from a PEP 503 index served on loopback;
-#   (c) hoist's rebuild with identical inputs (build cache hit).
+#   (c) hoist's rebuild with identical inputs (build cache hit);
+#   (d) the same rebuild with an empty local cache (a fresh pod, another
+#       replica), the layer found in a registry build cache (--cache-from).
 # The base is local for both after one untimed warm-up run (buildah's storage,
 # hoist's image store and rootfs cache); hoist runs with --no-cache in (a) and
 # (b). Three runs each, median reported, ratios printed (buildah / hoist).
@@ -140,6 +142,21 @@ bb=$(time_runs "(b) buildah debian pip" buildah_debian)
 hc=$(time_runs "(c) hoist build cache hit" "$HOIST" build --source "$REG/bench/debian:bookworm" \
   --kind python --file "$WORK/requirements.txt" --pip-index-url "$INDEX" \
   --target "$REG/bench/out-hoist:b" --cache-dir "$WORK/bcache")
+# (d): the registry cache filled once; each run starts with an empty build cache
+"$HOIST" build --source "$REG/bench/debian:bookworm" --kind python --file "$WORK/requirements.txt" \
+  --pip-index-url "$INDEX" --target "$REG/bench/out-hoist:b" --cache-dir "$WORK/bcache-fill" \
+  --cache-to "$REG/bench/build-cache" --no-cache >/dev/null 2>"$WORK/last.log" ||
+  { cat "$WORK/last.log" >&2; exit 1; }
+regcache_hit() {
+  local d
+  d=$(mktemp -d "$WORK/bcache-empty.XXXXXX")
+  "$HOIST" build --source "$REG/bench/debian:bookworm" --kind python \
+    --file "$WORK/requirements.txt" --pip-index-url "$INDEX" --target "$REG/bench/out-hoist:d" \
+    --cache-dir "$d" --cache-from "$REG/bench/build-cache" 2>"$d.log"
+  grep -q "in $REG/bench/build-cache: layer" "$d.log" ||
+    { echo "(d) was not a registry cache hit:" >&2; cat "$d.log" >&2; return 1; }
+}
+hd=$(time_runs "(d) hoist registry cache hit" regcache_hit)
 
 printf 'ratio: (a) busybox one-line step: buildah / hoist = %.2f (target >= 2)\n' \
   "$(echo "$ba / $ha" | bc -l)"
@@ -147,3 +164,5 @@ printf 'ratio: (b) debian pip install: buildah / hoist = %.2f (target >= 2)\n' \
   "$(echo "$bb / $hb" | bc -l)"
 printf 'ratio: (c) cache-hit rebuild %.0f ms (target < 100 ms); buildah (b) / hoist (c) = %.1f\n' \
   "$(echo "$hc * 1000" | bc -l)" "$(echo "$bb / $hc" | bc -l)"
+printf 'ratio: (d) registry cache hit, empty local cache %.0f ms (target < 300 ms); hoist (b) / (d) = %.1f\n' \
+  "$(echo "$hd * 1000" | bc -l)" "$(echo "$hb / $hd" | bc -l)"

@@ -90,6 +90,9 @@ typedef enum {
 typedef void (*hoist_build_log_fn)(void *ctx, hoist_build_stream stream, const char *line,
                                    size_t len);
 
+/* The artifactType of a registry build cache entry. */
+#define HOIST_BUILD_CACHE_ARTIFACT "application/vnd.hoist.build-cache.v1"
+
 typedef struct hoist_build_opts {
   const char *kind;
   const char *file; /* requirement file bytes (need not be NUL-terminated) */
@@ -117,6 +120,16 @@ typedef struct hoist_build_opts {
    * caller's own, neither owned nor writable by another user (HOIST_E_UNSAFE) */
   const char *cache_dir;
   const char *rootfs_dir;
+  /* A build cache in a registry, after the local one: entries are read from
+   * the repository cache_from and, after a build, written to cache_to (NULL:
+   * neither; their tags are ignored), through cache_registry (borrowed). An
+   * entry is an OCI artifact (HOIST_BUILD_CACHE_ARTIFACT) tagged by the key's
+   * hex, the layer its one blob; a hit copies the layer from there (a mount,
+   * on the target's registry) and runs no install. Whoever may write
+   * cache_to decides what builds reading it produce: give it only to
+   * builders that trust each other. */
+  hoist_registry *cache_registry;
+  const hoist_ref *cache_from, *cache_to;
   hoist_build_log_fn log; /* NULL: steps go to hoist_info, install output nowhere */
   void *log_ctx;
 } hoist_build_opts;
@@ -127,7 +140,8 @@ HOIST_EXPORT void hoist_build_opts_init(hoist_build_opts *o);
 typedef struct hoist_build_result {
   hoist_image_append_result image;
   bool cache_hit;
-  bool used_extend; /* the base's /bin/extend ran instead of the recipe */
+  bool cache_remote; /* the hit came from the registry cache */
+  bool used_extend;  /* the base's /bin/extend ran instead of the recipe */
   char cache_key[HOIST_DIGEST_STR_LEN];
   char file_digest[HOIST_DIGEST_STR_LEN];
   char base_digest[HOIST_DIGEST_STR_LEN]; /* the base's (platform) manifest */

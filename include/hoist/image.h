@@ -200,9 +200,10 @@ typedef struct hoist_image_append_result {
   hoist_layer_result layer;
   char manifest_digest[HOIST_DIGEST_STR_LEN];
   char config_digest[HOIST_DIGEST_STR_LEN];
-  size_t n_layers;      /* in the new image */
-  size_t blobs_copied;  /* base layers the target lacked */
-  size_t blobs_skipped; /* base layers the target already had (or mounted) */
+  size_t n_layers;               /* in the new image */
+  size_t blobs_copied;           /* base layers the target lacked */
+  size_t blobs_skipped;          /* base layers the target already had (or mounted) */
+  hoist_transport_how layer_how; /* how a prebuilt layer reached the target */
 } hoist_image_append_result;
 
 /* Builds the image and stores it in target under target's own tag (the

@@ -43,6 +43,11 @@ static void usage(FILE *out) {
                "                             (default: $SOURCE_DATE_EPOCH)\n"
                "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
                "  --cache-dir DIR            build cache (default: $HOIST_IMAGES/build-cache)\n"
+               "  --cache-from REPO          after the local cache, look the layer up in this\n"
+               "                             registry repository (REGISTRY/PATH)\n"
+               "  --cache-to REPO            after a build, store its layer there as an OCI\n"
+               "                             artifact tagged by the cache key (only builders that\n"
+               "                             trust each other may share a writable cache)\n"
                "  --termination-log PATH     write the answer (--json: the digests) to PATH\n"
                "                             instead of standard output (in a Kubernetes pod:\n"
                "                             /dev/termination-log, read back by the service)\n"
@@ -73,10 +78,10 @@ static int build_run(int argc, char **argv) {
   hoist_build_opts bo;
   hoist_build_opts_init(&bo);
   const char *source_s = NULL, *file_s = NULL, *target_s = NULL, *platform_s = NULL;
-  const char *term_s = NULL;
+  const char *term_s = NULL, *cache_from_s = NULL, *cache_to_s = NULL;
   _cleanup_regopts_ cli_regopts ro = {0};
   _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
-  cli_opt opts[16 + HOIST_MIRROR_COUNT] = {
+  cli_opt opts[18 + HOIST_MIRROR_COUNT] = {
       CLI_STRING("source", &source_s),
       CLI_STRING("kind", &bo.kind),
       CLI_STRING("file", &file_s),
@@ -86,6 +91,8 @@ static int build_run(int argc, char **argv) {
       CLI_CALL("source-date-epoch", cli_opt_epoch, &bo.source_date_epoch),
       CLI_CALL("compress", cli_opt_compression, &bo.compression),
       CLI_STRING("cache-dir", &bo.cache_dir),
+      CLI_STRING("cache-from", &cache_from_s),
+      CLI_STRING("cache-to", &cache_to_s),
       CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
       CLI_GROUP(cli_sandboxopts_opts, &sbo),
@@ -169,10 +176,19 @@ static int build_run(int argc, char **argv) {
   bo.file = file;
   bo.file_len = file_len;
 
+  _cleanup_ref_ hoist_ref *cache_from = NULL;
+  _cleanup_ref_ hoist_ref *cache_to = NULL;
+  if ((cache_from_s && hoist_ref_parse(cache_from_s, &cache_from, &err) < 0) ||
+      (cache_to_s && hoist_ref_parse(cache_to_s, &cache_to, &err) < 0))
+    return cli_usage_err(VERB, err);
+  bo.cache_from = cache_from;
+  bo.cache_to = cache_to;
   _cleanup_registry_ hoist_registry *reg = NULL;
-  if ((src->kind == HOIST_LOC_REGISTRY || dst->kind == HOIST_LOC_REGISTRY) &&
+  if ((src->kind == HOIST_LOC_REGISTRY || dst->kind == HOIST_LOC_REGISTRY || cache_from ||
+       cache_to) &&
       cli_regopts_open(&ro, true, &reg, &err) < 0)
     return cli_fail(VERB, err);
+  bo.cache_registry = reg;
   _cleanup_loc_ hoist_loc *base = NULL;
   _cleanup_free_ char *base_name = NULL;
   /* a registry source is pulled into the image store, unless it is there
@@ -197,17 +213,24 @@ static int build_run(int argc, char **argv) {
   if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json) {
-    json_t *j = json_pack(
-        "{s:s, s:s, s:s, s:s, s:s, s:b, s:b, s:I, s:I, s:I}", "manifest", res.image.manifest_digest,
-        "config", res.image.config_digest, "layer", res.image.layer.digest, "diffID",
-        res.image.layer.diff_id, "cacheKey", res.cache_key, "cacheHit", res.cache_hit, "extend",
-        res.used_extend, "layers", (json_int_t)res.image.n_layers, "baseCopied",
-        (json_int_t)res.image.blobs_copied, "basePresent", (json_int_t)res.image.blobs_skipped);
+    json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:I, s:I, s:I}", "manifest",
+                          res.image.manifest_digest, "config", res.image.config_digest, "layer",
+                          res.image.layer.digest, "diffID", res.image.layer.diff_id, "cacheKey",
+                          res.cache_key, "cacheHit", res.cache_hit, "cacheFrom",
+                          res.cache_remote ? "registry"
+                          : res.cache_hit  ? "local"
+                                           : "none",
+                          "extend", res.used_extend, "layers", (json_int_t)res.image.n_layers,
+                          "baseCopied", (json_int_t)res.image.blobs_copied, "basePresent",
+                          (json_int_t)res.image.blobs_skipped);
     cli_print_json(j);
   } else {
     printf("manifest: %s\nconfig: %s\nlayer: %s (diffID %s, %" PRIu64 " bytes%s)\n",
            res.image.manifest_digest, res.image.config_digest, res.image.layer.digest,
-           res.image.layer.diff_id, res.image.layer.size, res.cache_hit ? ", cached" : "");
+           res.image.layer.diff_id, res.image.layer.size,
+           res.cache_remote ? ", from the registry cache"
+           : res.cache_hit  ? ", cached"
+                            : "");
   }
   return EXIT_OK;
 }

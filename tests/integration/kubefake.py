@@ -29,6 +29,10 @@ Every object it receives is checked against the JSON schemas of the npm package
 kubernetes-models (through kube_validate.js and node): an object they refuse is answered
 422 Invalid, and kept in `invalid` for the test to see.
 
+Each container gets an image store of its own (HOIST_IMAGES in a directory of the pod's),
+empty at start as a fresh container's filesystem is, so nothing hoist caches there is
+shared between pods.
+
 Secret volumes: the container starts once its Secrets exist (as the kubelet waits for
 them); their data is written to a directory of the pod's own, and an argument naming a
 path under the volume's mountPath (or the terminationMessagePath) is rewritten to the local
@@ -439,7 +443,10 @@ class KubeFake:
             return a
         argv = list(c.get("command") or self.entrypoints.get(c.get("image"), [])) + \
             [local_path(a) for a in c.get("args") or []]
-        env = dict(os.environ, KUBEFAKE_TERMINATION_LOG=term)
+        # a pod's filesystem is its own: hoist's image store (and so its build cache) starts
+        # empty in each pod, as in a fresh container
+        env = dict(os.environ, KUBEFAKE_TERMINATION_LOG=term,
+                   HOIST_IMAGES=os.path.join(logdir, "images"))
         for e in c.get("env") or []:
             env[e["name"]] = e.get("value", "")
         with open(log, "wb") as out:

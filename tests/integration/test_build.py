@@ -295,6 +295,63 @@ def test_cache_hit_and_one_byte_miss():
 
 
 @test
+def test_registry_cache_shared_by_two_cache_dirs():
+    # two builders with caches of their own (two machines, two pods) share one registry cache
+    src = with_extend("rc", "#!/bin/sh\necho installing\ncat /tmp/*.json > /dep\n")
+    reg = registry()
+    cache = f"{reg.host}/cache/builds"
+    one, two = (os.path.join(work(), f"rc-cache-{n}") for n in (1, 2))
+
+    def b(cache_dir, target, text='{"rc":1}\n', *extra):
+        path = os.path.join(work(), f"rc-{time.monotonic_ns()}.json")
+        with open(path, "w") as f:
+            f.write(text)
+        return hoist("build", "--source", src, "--kind", "nodejs", "--file", path, "--target",
+                     target, "--cache-dir", cache_dir, "--cache-from", cache, "--cache-to", cache,
+                     "--json", *extra, timeout=900)
+
+    first = b(one, f"{reg.host}/app/rc:1")
+    r1 = json.loads(first.stdout)
+    assert r1["cacheFrom"] == "none" and "installing" in first.stderr, first.stderr
+    key = r1["cacheKey"].split(":")[1]
+    assert f"registry cache {cache}: entry {key}" in first.stderr, first.stderr
+    # the entry: an OCI artifact of hoist's type, tagged by the key, the layer its one blob
+    entry = json.loads(skopeo("inspect", "--tls-verify=false", "--raw", f"docker://{cache}:{key}").stdout)
+    assert entry["artifactType"] == "application/vnd.hoist.build-cache.v1", entry
+    assert [d["digest"] for d in entry["layers"]] == [r1["layer"]], entry
+    # the other builder, its own cache empty: a hit from the registry, no install
+    second = b(two, f"{reg.host}/other/rc:2")
+    r2 = json.loads(second.stdout)
+    assert r2["cacheFrom"] == "registry" and "installing" not in second.stderr, second.stderr
+    assert r2["layer"] == r1["layer"] and r2["manifest"] == r1["manifest"], (r1, r2)
+    assert "running" not in second.stderr, second.stderr  # no sandbox
+    # on the cache's registry the layer is mounted from the cache repository, not moved
+    assert f"layer {r1['layer']}: mounted" in second.stderr, second.stderr
+    # the pushed image is whole, as an independent client reads it
+    layers = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/other/rc:2").stdout)["Layers"]
+    assert layers[-1] == r1["layer"], layers
+    # into a layout (no mount possible): the layer is fetched from the cache repository
+    out = os.path.join(work(), "rc-out")
+    third = b(os.path.join(work(), "rc-cache-3"), f"oci:{out}:3")
+    assert json.loads(third.stdout)["cacheFrom"] == "registry", third.stderr
+    run("umoci", "unpack", "--rootless", "--image", f"{out}:3", os.path.join(work(), "rc-b"))
+    with open(os.path.join(work(), "rc-b", "rootfs", "dep")) as f:
+        assert f.read() == '{"rc":1}\n'
+    # other inputs: a miss there too
+    p = b(two, f"{reg.host}/app/rc:4", '{"rc":2}\n')
+    assert json.loads(p.stdout)["cacheFrom"] == "none" and "installing" in p.stderr
+    # a cache repository out of reach costs the hit, not the build
+    path = os.path.join(work(), "pkg-rc-x")
+    with open(path, "w") as f:
+        f.write('{"rc":3}\n')
+    p = hoist("build", "--source", src, "--kind", "nodejs", "--file", path, "--target",
+              f"oci:{out}:5", "--cache-dir", os.path.join(work(), "rc-cache-4"), "--cache-from",
+              "127.0.0.1:1/cache/none", "--cache-to", "127.0.0.1:1/cache/none", timeout=900)
+    assert "registry cache 127.0.0.1:1/cache/none not read" in p.stderr, p.stderr
+    assert "registry cache 127.0.0.1:1/cache/none not written" in p.stderr, p.stderr
+
+
+@test
 def test_prune_drops_build_cache_entries_unused_for_max_age():
     src = with_extend("pr", "#!/bin/sh\ncat /tmp/*.json > /dep\n")
     images = os.path.join(work(), "prune-images")

@@ -465,6 +465,26 @@ def full_build_through_the_api():
 
 
 @test
+def registry_cache_off_by_default_here_and_on_when_asked():
+    base = base_with_extend("fast", FAST)
+    cache = f"{registry().host}/alice/hoist-build-cache"
+    for on in (None, True):
+        cfg = {"registry_host": registry().host, "allowed_sources": [f"{registry().host}/base/*"]}
+        if on is not None:
+            cfg["registry_cache"] = on
+        s = server(config=cfg)
+        key = s.token("alice")
+        st, r = s.api("POST", "/build/start", key,
+                      body(source=base, target=f"alice:rc{on}", file=b64(f"rc {on}\n")))
+        assert st == 200, r
+        assert s.wait_phase(key, r["id"], ("Succeeded", "Failed"))["phase"] == "Succeeded"
+        st, log = s.request("GET", f"{API}/build/logs?id={r['id']}", auth=key, raw=True)
+        wrote = f"registry cache {cache}: entry".encode() in log
+        assert wrote == bool(on), (on, log)
+        s.stop()
+
+
+@test
 def concurrency_limit_and_sharing():
     base = base_with_extend("slow", SLOW)
     s = server(workers=8)

@@ -308,7 +308,8 @@ def config_limits_refused():
                       ({"lease_seconds": 0.5}, "lease_seconds"),
                       ({"poll_seconds": 0}, "poll_seconds"),
                       ({"poll_seconds": "2"}, "poll_seconds"),
-                      ({"on_restart": "retry"}, "on_restart")):
+                      ({"on_restart": "retry"}, "on_restart"),
+                      ({"registry_cache": "yes"}, "registry_cache")):
         path = os.path.join(d, "config.json")
         with open(path, "w") as f:
             json.dump(cfg, f)

@@ -138,6 +138,29 @@ def a_build_runs_as_a_job_end_to_end():
 
 
 @test
+def a_pod_with_an_empty_cache_hits_the_registry_cache():
+    # each pod starts with no cache of its own: the second identical build (another
+    # target) finds the layer in the user's registry cache and runs no install
+    base = base_with_extend("fast", FAST)
+    s = server()
+    key = s.token("alice")
+    file = base64.b64encode(b"flask==3.0\n# registry cache\n").decode()
+    runs = []
+    for tag in ("rc1", "rc2"):
+        st, r = s.api("POST", "/build/start", key,
+                      {"source": base, "target": f"alice:{tag}", "kind": "python", "file": file})
+        assert st == 200, r
+        r, log = finished(s, key, r["id"])
+        assert r["phase"] == "Succeeded", (r, log)
+        runs.append((r, log))
+    (r1, log1), (r2, log2) = runs
+    cache = f"{registry().host}/alice/hoist-build-cache"
+    assert b"extending" in log1 and f"registry cache {cache}: entry".encode() in log1, log1
+    assert b"extending" not in log2 and f" in {cache}: layer".encode() in log2, log2
+    s.stop()
+
+
+@test
 def the_job_the_service_made():
     """The Job's shape: name, labels, the arguments of the local executor, the Secret
     mounted and owned by the Job; captured while the build waits."""
@@ -158,6 +181,10 @@ def the_job_the_service_made():
     c = job["spec"]["template"]["spec"]["containers"][0]
     assert c["args"][:2] == ["build", "--source"], c["args"]
     assert "--no-process-sandbox" in c["args"] and "--termination-log" in c["args"], c["args"]
+    # the registry cache is the Kubernetes executor's default: the user's, beside the target
+    cache = f"{registry().host}/alice/hoist-build-cache"
+    a = c["args"]
+    assert a[a.index("--cache-from") + 1] == cache and a[a.index("--cache-to") + 1] == cache, a
     assert c["resources"]["requests"]["cpu"] == "500m", c["resources"]
     sec = fake().get("v1", "secrets", NS, name)
     owner = sec["metadata"]["ownerReferences"][0]

@@ -10,24 +10,11 @@
 #include <sys/wait.h>
 #include <time.h>
 
-#include "hoist/build.h"
+#include "build-private.h"
 #include "hoist/fs.h"
 #include "hoist/layer.h"
 #include "hoist/store.h"
 #include "hoist/unpack.h"
-
-/* Annotation of a build cache entry (a layer descriptor tagged by key). */
-#define CACHE_DIFF_ID "io.hoist.build.diff-id"
-/* Set to "true" when the layer came from the base's /bin/extend. */
-#define CACHE_EXTEND "io.hoist.build.extend"
-/* The SOURCE_DATE_EPOCH the layer's mtimes were clamped to, or "none". An entry
- * is reused only for the same epoch and compression (both shape the bytes but
- * are not inputs of the install, so not of the key). */
-#define CACHE_EPOCH "io.hoist.build.epoch"
-/* When the layer was built (seconds since the epoch): the created time of
- * every image made from the entry without SOURCE_DATE_EPOCH, so an identical
- * rebuild makes the identical image. */
-#define CACHE_CREATED "io.hoist.build.created"
 
 void hoist_build_opts_init(hoist_build_opts *o) {
   memset(o, 0, sizeof *o);
@@ -442,6 +429,22 @@ out:;
   return r;
 }
 
+bool build_cache_entry_fits(const hoist_build_opts *o, const hoist_descriptor *layer,
+                            char diff_id[], bool *extend) {
+  char epoch[24] = "none";
+  if (o->source_date_epoch >= 0)
+    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
+  const char *d = hoist_descriptor_annotation(layer, CACHE_DIFF_ID);
+  const char *ep = hoist_descriptor_annotation(layer, CACHE_EPOCH);
+  if (!d || !hoist_digest_valid(d) || !ep || strcmp(ep, epoch) != 0 ||
+      hoist_media_layer_compression(layer->media_type) != (int)o->compression)
+    return false;
+  snprintf(diff_id, HOIST_DIGEST_STR_LEN, "%s", d);
+  const char *x = hoist_descriptor_annotation(layer, CACHE_EXTEND);
+  *extend = x && strcmp(x, "true") == 0;
+  return true;
+}
+
 /* A cached layer for key_hex, when its entry and blob are both there. */
 static bool cache_lookup(const hoist_build_opts *o, hoist_store *cache, const char *key_hex,
                          hoist_descriptor *layer, char diff_id[], bool *extend) {
@@ -450,21 +453,25 @@ static bool cache_lookup(const hoist_build_opts *o, hoist_store *cache, const ch
     hoist_err_free(e);
     return false;
   }
-  char epoch[24] = "none";
-  if (o->source_date_epoch >= 0)
-    snprintf(epoch, sizeof epoch, "%" PRId64, o->source_date_epoch);
-  const char *d = hoist_descriptor_annotation(layer, CACHE_DIFF_ID);
-  const char *ep = hoist_descriptor_annotation(layer, CACHE_EPOCH);
-  if (!d || !hoist_digest_valid(d) || !ep || strcmp(ep, epoch) != 0 ||
-      hoist_media_layer_compression(layer->media_type) != (int)o->compression ||
+  if (!build_cache_entry_fits(o, layer, diff_id, extend) ||
       !hoist_store_touch_blob(cache, layer->digest)) { /* its last use, for prune */
     hoist_descriptor_clear(layer);
     return false;
   }
-  snprintf(diff_id, HOIST_DIGEST_STR_LEN, "%s", d);
-  const char *x = hoist_descriptor_annotation(layer, CACHE_EXTEND);
-  *extend = x && strcmp(x, "true") == 0;
   return true;
+}
+
+/* The registry cache's entry for key_hex; a registry that cannot say is a
+ * miss, with a line saying why. */
+static bool regcache_hit(const hoist_build_opts *o, const char *key_hex, hoist_descriptor *layer,
+                         char diff_id[], bool *extend, hoist_transport_source **from) {
+  hoist_err *e = NULL;
+  int r = build_regcache_lookup(o, key_hex, layer, diff_id, extend, from, &e);
+  if (r < 0) {
+    say(o, "registry cache %s/%s not read: %s", o->cache_from->domain, o->cache_from->path, e->msg);
+    hoist_err_free(e);
+  }
+  return r == 1;
 }
 
 /* ---------------------------------------------------------- new config */
@@ -561,9 +568,16 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
 
   hoist_descriptor layer = {0};
   char diff_id[HOIST_DIGEST_STR_LEN] = "";
+  /* the blob's source when the registry cache answered */
+  _cleanup_transport_source_ hoist_transport_source *from = NULL;
   if (!o->no_cache && cache_lookup(o, cache, key_hex, &layer, diff_id, &out->used_extend)) {
     out->cache_hit = true;
     say(o, "cache hit %s: layer %s", out->cache_key, layer.digest);
+  } else if (!o->no_cache && o->cache_from && o->cache_registry &&
+             regcache_hit(o, key_hex, &layer, diff_id, &out->used_extend, &from)) {
+    out->cache_hit = out->cache_remote = true;
+    say(o, "cache hit %s in %s/%s: layer %s", out->cache_key, o->cache_from->domain,
+        o->cache_from->path, layer.digest);
   } else {
     say(o, "%s %s: building (%s, %s %s)", o->no_cache ? "cache bypassed" : "cache miss",
         out->cache_key, k->name, k->file, out->file_digest);
@@ -572,9 +586,20 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
       hoist_descriptor_clear(&layer);
       return r;
     }
+    if (o->cache_to && o->cache_registry) {
+      /* a cache that cannot be written costs the next build its hit, not
+       * this build its image */
+      hoist_err *e = NULL;
+      if (build_regcache_store(o, cache_dir, key_hex, &layer, &e) < 0) {
+        say(o, "registry cache %s/%s not written: %s", o->cache_to->domain, o->cache_to->path,
+            e->msg);
+        hoist_err_free(e);
+      } else {
+        say(o, "registry cache %s/%s: entry %s", o->cache_to->domain, o->cache_to->path, key_hex);
+      }
+    }
   }
   _cleanup_transport_source_ hoist_transport_source *base = NULL;
-  _cleanup_transport_source_ hoist_transport_source *from = NULL;
   hoist_image_append_prebuilt pre = {.desc = layer, .diff_id = diff_id};
   _cleanup_free_ char *created_by =
       hoist_asprintf("hoist build --kind %s: /tmp/%s %s", k->name, k->file, out->file_digest);
@@ -593,7 +618,7 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   if (o->source_date_epoch < 0 && built)
     ao.layer.source_date_epoch = strtoll(built, NULL, 10);
   if ((r = hoist_transport_layout_source(o->base_dir, o->base_tag, &base, err)) < 0 ||
-      (r = hoist_transport_layout_source(cache_dir, NULL, &from, err)) < 0) {
+      (!from && (r = hoist_transport_layout_source(cache_dir, NULL, &from, err)) < 0)) {
     hoist_descriptor_clear(&layer);
     return r;
   }
@@ -603,6 +628,8 @@ int hoist_build(const hoist_build_opts *o, hoist_build_result *out, hoist_err **
   hoist_descriptor_clear(&layer);
   if (r < 0)
     return r;
+  static const char *const how[] = {"already there", "mounted", "copied"};
+  say(o, "layer %s: %s", out->image.layer.digest, how[out->image.layer_how]);
   say(o, "image %s (%zu layers)", out->image.manifest_digest, out->image.n_layers);
   return 0;
 }

@@ -77,8 +77,8 @@ HOIST_WUR static int new_layer_media_type(const hoist_manifest *m, hoist_compres
 
 HOIST_WUR static int copy_prebuilt(hoist_transport_target *target,
                                    const hoist_image_append_prebuilt *pre, hoist_layer_result *res,
-                                   hoist_err **err) {
-  if (hoist_transport_copy_blob(target, pre->from, &pre->desc, NULL, NULL, err) < 0)
+                                   hoist_transport_how *how, hoist_err **err) {
+  if (hoist_transport_copy_blob(target, pre->from, &pre->desc, how, NULL, err) < 0)
     return hoist_err_wrap(err, "copy layer %s", pre->desc.digest);
   memset(res, 0, sizeof *res);
   snprintf(res->diff_id, sizeof res->diff_id, "%s", pre->diff_id);
@@ -156,7 +156,7 @@ int hoist_image_append(hoist_transport_source *base, hoist_transport_target *tar
     return hoist_err_wrap(err, "append: config");
 
   if (pre) {
-    if ((r = copy_prebuilt(target, pre, &out->layer, err)) < 0)
+    if ((r = copy_prebuilt(target, pre, &out->layer, &out->layer_how, err)) < 0)
       return hoist_err_wrap(err, "append");
   } else {
     /* the new layer, streamed from disk into the target */

@@ -454,7 +454,7 @@ HOIST_WUR static int create_objects(kube_exec *x, exec_run *r, const exec_spec *
   size_t n_extra = 0;
   while (x->extra[n_extra])
     n_extra++;
-  _cleanup_free_ const char **args = hoist_calloc(24 + n_extra, sizeof *args);
+  _cleanup_free_ const char **args = hoist_calloc(28 + n_extra, sizeof *args);
   size_t n = 0;
   args[n++] = "build";
   args[n++] = "--source";
@@ -472,6 +472,12 @@ HOIST_WUR static int create_objects(kube_exec *x, exec_run *r, const exec_spec *
   args[n++] = auth_arg;
   args[n++] = "--termination-log";
   args[n++] = TERM_LOG;
+  if (sp->cache) {
+    args[n++] = "--cache-from";
+    args[n++] = sp->cache;
+    args[n++] = "--cache-to";
+    args[n++] = sp->cache;
+  }
   for (size_t i = 0; i < n_extra; i++)
     args[n++] = x->extra[i];
   args[n] = NULL;

@@ -55,7 +55,7 @@ static int local_start(server_executor *x, const exec_spec *sp, exec_run **out, 
   size_t n_extra = 0;
   while (l->extra[n_extra])
     n_extra++;
-  _cleanup_free_ const char **argv = hoist_calloc(20 + n_extra, sizeof *argv);
+  _cleanup_free_ const char **argv = hoist_calloc(24 + n_extra, sizeof *argv);
   size_t n = 0;
   argv[n++] = l->bin;
   argv[n++] = "build";
@@ -72,6 +72,12 @@ static int local_start(server_executor *x, const exec_spec *sp, exec_run **out, 
   argv[n++] = "--json";
   argv[n++] = "--authfile"; /* only this: no default file, no secret */
   argv[n++] = sp->authfile;
+  if (sp->cache) {
+    argv[n++] = "--cache-from";
+    argv[n++] = sp->cache;
+    argv[n++] = "--cache-to";
+    argv[n++] = sp->cache;
+  }
   for (size_t i = 0; i < n_extra; i++)
     argv[n++] = l->extra[i];
   argv[n] = NULL;

@@ -11,12 +11,16 @@
 #include "hoist/core.h"
 
 /* What a build is: the image, the recipe, where it goes, its files. */
+/* The registry build cache's repository, below the target's. */
+#define SERVER_CACHE_REPO "hoist-build-cache"
+
 typedef struct exec_spec {
   const char *id;
   const char *source, *kind, *dest;
   const char *file;     /* the requirement file's path, or NULL: the source re-tagged */
   const char *authfile; /* the push host's credentials only */
   const char *workdir;  /* the job's directory (the build's cwd and output) */
+  const char *cache; /* the registry build cache (REGISTRY/PATH: --cache-from and -to), or NULL */
 } exec_spec;
 
 /* The build's output, as it comes. */

@@ -910,6 +910,13 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
     return hoist_err_wrap(err, "config %s", path ? path : "(defaults)");
   }
   c->db = opt_string(o, "db");
+  /* a pod has no cache of its own to keep: the registry's is the default there */
+  json_t *rc = json_object_get(o, "registry_cache");
+  if (rc && !json_is_boolean(rc)) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL, "config %s: registry_cache must be true or false", path);
+  }
+  c->registry_cache = rc ? json_is_true(rc) : -1;
   c->lease_seconds = 30;
   json_t *lease = json_object_get(o, "lease_seconds");
   if (lease &&

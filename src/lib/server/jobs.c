@@ -349,7 +349,17 @@ static void run_job(server_jobs *j, int slot, const store_job *row, job_log *lg,
   _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
   hoist_err *e = NULL;
   exec_run *run = NULL;
+  /* the user's registry build cache: beside the target, in their namespace */
+  bool cache_on = j->cfg->registry_cache < 0 ? j->cfg->exec.kube : j->cfg->registry_cache;
+  _cleanup_free_ char *cache = NULL;
+  if (cache_on && strncmp(row->dest, "oci:", 4) != 0) {
+    const char *colon = strrchr(row->dest, ':'), *slash = strrchr(row->dest, '/');
+    size_t repo_len = colon && slash && colon > slash ? (size_t)(colon - row->dest) : 0;
+    if (repo_len)
+      cache = hoist_asprintf("%.*s/" SERVER_CACHE_REPO, (int)repo_len, row->dest);
+  }
   exec_spec spec = {
+      .cache = cache,
       .id = row->id,
       .source = row->source,
       .kind = row->kind,

@@ -95,6 +95,8 @@ typedef struct server_config {
   char *db;             /* the job store: NULL (DATA/jobs.db), sqlite:PATH, postgres://... */
   double lease_seconds; /* a shared store's claim lease, renewed every third of it */
   double poll_seconds;  /* an idle worker's look at a shared store, behind notifications */
+  int registry_cache;   /* builds share a cache in the user's registry namespace: 1 yes, 0 no,
+                         * -1 unset (yes with the Kubernetes executor) */
   server_exec_config exec;
   server_ops_config ops;
   const char *kube_host, *kube_port;    /* in-cluster (hoist_server_opts) */
