@@ -839,6 +839,28 @@ static void test_file_writer_atomic(void **state) {
   free(t);
 }
 
+/* An empty tree is a layer too: the tar's two end blocks, in every
+ * compression. */
+static void test_empty_tree(void **state) {
+  (void)state;
+  char *t = test_mkdtemp();
+  for (int c = 0; c < 3; c++) {
+    hoist_layer_options o = HOIST_LAYER_OPTIONS_INIT;
+    o.compression = (hoist_compression)c;
+    hoist_layer_result res;
+    mem_writer *blob;
+    layer_of_dir(t, &o, &res, &blob);
+    assert_int_equal(res.n_entries, 0);
+    assert_int_equal(res.tar_size, 1024);
+    char d[HOIST_DIGEST_STR_LEN];
+    decompressed_digest(blob->buf.data, blob->buf.len, d);
+    assert_string_equal(d, res.diff_id);
+    hoist_writer_free(&blob->base);
+  }
+  rm_rf(t);
+  free(t);
+}
+
 static void test_options_table(void **state) {
   (void)state;
   static const struct {
@@ -908,6 +930,7 @@ int main(void) {
       cmocka_unit_test(test_source_failure),
       cmocka_unit_test(test_file_writer_atomic),
       cmocka_unit_test(test_options_table),
+      cmocka_unit_test(test_empty_tree),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
