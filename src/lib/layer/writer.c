@@ -1,7 +1,8 @@
 /*
  * The layer writer: walk -> sorted entry list -> tar (libarchive) on this
- * thread, hashed as it is produced; a second thread compresses and feeds the
- * sink. See layer.h for the contract.
+ * thread, hashed as it is produced; a second thread feeds the compressor
+ * (gzip's workers compress blocks of the tar in parallel) and the sink. See
+ * layer.h for the contract.
  */
 #include <archive.h>
 #include <archive_entry.h>
