@@ -42,6 +42,8 @@ static void usage(FILE *out) {
                "  --source-date-epoch N      clamp mtimes and set created to N\n"
                "                             (default: $SOURCE_DATE_EPOCH)\n"
                "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
+               "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+               "                             the blob is the same whatever N)\n"
                "  --cache-dir DIR            build cache (default: $HOIST_IMAGES/build-cache)\n"
                "  --termination-log PATH     write the answer (--json: the digests) to PATH\n"
                "                             instead of standard output (in a Kubernetes pod:\n"
@@ -85,6 +87,7 @@ static int build_run(int argc, char **argv) {
       CLI_FLAG("no-cache", &bo.no_cache),
       CLI_CALL("source-date-epoch", cli_opt_epoch, &bo.source_date_epoch),
       CLI_CALL("compress", cli_opt_compression, &bo.compression),
+      CLI_CALL("compress-threads", cli_opt_compress_threads, &bo.compress_threads),
       CLI_STRING("cache-dir", &bo.cache_dir),
       CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
