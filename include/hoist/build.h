@@ -115,6 +115,7 @@ typedef struct hoist_build_opts {
   bool no_cache;             /* neither look up nor reuse a cached layer (one is still stored) */
   int64_t source_date_epoch; /* -1: none */
   hoist_compression compression;
+  int compress_threads; /* threads compressing the layer; 0: one per online CPU */
   /* build cache layout and rootfs cache (both required; hoist: under the
    * image store and the rootfs cache of README "Caches"); each must be the
    * caller's own, neither owned nor writable by another user (HOIST_E_UNSAFE) */

@@ -7,7 +7,9 @@
  *     -> compressor (igzip / zlib / zstd / none) -> sink (a hoist_writer)
  *
  * The tar and its hash run on the calling thread, compression and the sink on
- * a second thread; a bounded queue of 1 MiB buffers sits between them. The
+ * a second thread; a bounded queue of 1 MiB buffers sits between them. gzip
+ * compresses blocks of HOIST_LAYER_GZIP_BLOCK bytes on worker threads (zstd
+ * has its own workers), and the second thread writes them out in order. The
  * data is read once and nothing is staged on disk. The blob digest is the
  * one the sink reports at commit (every hoist_writer hashes what it is
  * given), so compressed bytes are hashed exactly once.
@@ -36,6 +38,14 @@
 
 /* Size of the buffers between the pipeline's stages. */
 #define HOIST_LAYER_BUF_SIZE (1u << 20)
+
+/* gzip output is made of blocks of this many input bytes, cut by offset and
+ * compressed in parallel (see hoist_layer_compress_writer). It shapes the
+ * bytes: changing it changes the digest of every gzip layer. */
+#define HOIST_LAYER_GZIP_BLOCK (1u << 20)
+
+/* The most compression threads a writer starts. */
+#define HOIST_LAYER_MAX_THREADS 256
 
 typedef enum {
   HOIST_LAYER_TREE = 0, /* every entry below a directory */
@@ -69,7 +79,7 @@ typedef struct hoist_layer_source {
 typedef struct hoist_layer_options {
   hoist_compression compression;
   int level;                 /* -1: the compressor's default (igzip 1, zstd 3) */
-  int threads;               /* zstd workers; 0: one per online CPU */
+  int threads;               /* compression threads; 0: one per online CPU */
   int64_t source_date_epoch; /* -1: none; else mtimes above it become it */
   const hoist_idmap *uid_map;
   size_t n_uid_map;
@@ -114,12 +124,24 @@ HOIST_EXPORT int hoist_layer_compression_parse(const char *name, hoist_compressi
 HOIST_EXPORT const char *hoist_layer_media_type(hoist_compression c);
 
 /* A writer that compresses what it is given into next: gzip levels 0-3 with
- * ISA-L igzip, 4-9 with zlib; zstd levels 1-19 with threads workers (0: one
- * per CPU); none passes bytes through. It owns next from the call on (also on
- * failure). Commit ends the compressed stream, commits next and reports
- * next's digest and size. Output is deterministic for a given input, level
- * and compression (zstd's multithreaded output does not depend on the number
- * of workers). */
+ * ISA-L igzip, 4-9 with zlib; zstd levels 1-19; none passes bytes through.
+ * threads is how many threads compress (0: one per online CPU, at most
+ * HOIST_LAYER_MAX_THREADS; 1: gzip compresses in write() itself). It owns
+ * next from the call on (also on failure). Commit ends the compressed stream,
+ * commits next and reports next's digest and size.
+ *
+ * gzip is one gzip member made pigz's way: the input is cut by offset into
+ * blocks of HOIST_LAYER_GZIP_BLOCK bytes, each a raw deflate stream primed
+ * with the 32 KiB before it and ended by a sync flush (the last by BFINAL),
+ * compressed in parallel and joined in order; the trailer's CRC-32 is
+ * combined from the blocks'. Memory stays bounded: about 2 MiB per block in
+ * flight, at most 2 * threads + 1 blocks (threads + 5 above 4 threads).
+ *
+ * Output is deterministic for a given input, level and compression, and
+ * never depends on the number of threads or on how the input is cut into
+ * writes (zstd's multithreaded output does not depend on its workers
+ * either). next sees its writes from the thread that calls write() and
+ * commit(). */
 HOIST_EXPORT int hoist_layer_compress_writer(hoist_compression c, int level, int threads,
                                              hoist_writer *next, hoist_writer **out,
                                              hoist_err **err) HOIST_WUR;

@@ -24,6 +24,8 @@ static const char usage[] =
     "  --map SRC:DEST             put host path SRC at DEST in the image (repeatable)\n"
     "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
     "  --level N                  compression level\n"
+    "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+    "                             the blob is the same whatever N)\n"
     "  --source-date-epoch N      clamp mtimes and set created to N\n"
     "                             (default: $SOURCE_DATE_EPOCH)\n"
     "  --platform OS/ARCH[/VAR]   which manifest of a multi-platform base (default: host)\n"
@@ -45,6 +47,7 @@ static int append_run(int argc, char **argv) {
       CLI_CALL("map", cli_opt_map, &maps),
       CLI_CALL("compress", cli_opt_compression, &ao.layer.compression),
       CLI_CALL("level", cli_opt_level, &ao.layer.level),
+      CLI_CALL("compress-threads", cli_opt_compress_threads, &ao.layer.threads),
       CLI_CALL("source-date-epoch", cli_opt_epoch, &ao.layer.source_date_epoch),
       CLI_STRING("platform", &platform_s),
       CLI_STRING("created-by", &ao.created_by),

@@ -42,6 +42,8 @@ static void usage(FILE *out) {
                "  --source-date-epoch N      clamp mtimes and set created to N\n"
                "                             (default: $SOURCE_DATE_EPOCH)\n"
                "  --compress gzip|zstd|none  new layer's compression (default gzip)\n"
+               "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+               "                             the blob is the same whatever N)\n"
                "  --cache-dir DIR            build cache (default: $HOIST_IMAGES/build-cache)\n"
                "  --cache-from REPO          after the local cache, look the layer up in this\n"
                "                             registry repository (REGISTRY/PATH)\n"
@@ -90,6 +92,7 @@ static int build_run(int argc, char **argv) {
       CLI_FLAG("no-cache", &bo.no_cache),
       CLI_CALL("source-date-epoch", cli_opt_epoch, &bo.source_date_epoch),
       CLI_CALL("compress", cli_opt_compression, &bo.compression),
+      CLI_CALL("compress-threads", cli_opt_compress_threads, &bo.compress_threads),
       CLI_STRING("cache-dir", &bo.cache_dir),
       CLI_STRING("cache-from", &cache_from_s),
       CLI_STRING("cache-to", &cache_to_s),

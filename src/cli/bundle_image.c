@@ -29,6 +29,8 @@ static const char apply_usage[] =
     "  --libdir DIR               the image's library directory (default\n"
     "                             /usr/lib/x86_64-linux-gnu or /usr/lib/aarch64-linux-gnu)\n"
     "  --compress gzip|zstd|none  the new layer's compression (default gzip)\n"
+    "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+    "                             the blob is the same whatever N)\n"
     "  --source-date-epoch N      clamp mtimes and set created to N\n"
     "                             (default: $SOURCE_DATE_EPOCH)\n"
     "  -h, --help                 show this help\n\n" REGOPTS_HELP;
@@ -56,6 +58,8 @@ static const char publish_usage[] =
     "  --max-entries N            refuse a bundle of more than N tar members\n"
     "                             (default 100000)\n"
     "  --compress gzip|zstd|none  the new layers' compression (default gzip)\n"
+    "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+    "                             the blob is the same whatever N)\n"
     "  --source-date-epoch N      clamp mtimes and set created to N\n"
     "                             (default: $SOURCE_DATE_EPOCH)\n"
     "  -h, --help                 show this help\n\n" REGOPTS_HELP;
@@ -129,6 +133,7 @@ static int parse(image_args *a, bool publish, int argc, char **argv, hoist_loc *
       CLI_STRING("platform", &a->platform, .refuse = arch_refused),
       CLI_CALL("libdir", opt_libdir, &a->libdir),
       CLI_CALL("compress", cli_opt_compression, &a->layer.compression),
+      CLI_CALL("compress-threads", cli_opt_compress_threads, &a->layer.threads),
       CLI_CALL("source-date-epoch", cli_opt_epoch, &a->layer.source_date_epoch),
       CLI_CALL("bundle", opt_bundle, a, .refuse = publish ? NULL : "unknown option --bundle"),
       CLI_FLAG("oci", &a->oci, .refuse = publish ? NULL : "unknown option --oci"),

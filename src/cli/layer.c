@@ -17,6 +17,8 @@ static const char usage[] =
     "  -o, --output FILE          where to write the blob (\"-\" for stdout)\n"
     "  --compress gzip|zstd|none  compression (default gzip)\n"
     "  --level N                  compression level (gzip 0-9, 0-3 igzip; zstd 1-19)\n"
+    "  --compress-threads N       threads compressing the layer (default: one per CPU;\n"
+    "                             the blob is the same whatever N)\n"
     "  --source-date-epoch N      clamp mtimes to N (default: $SOURCE_DATE_EPOCH)\n"
     "  --overlay                  TREE is an overlayfs upper dir: convert whiteouts\n"
     "  --map SRC:DEST             put host path SRC at DEST in the layer (repeatable)\n"
@@ -55,6 +57,7 @@ static int layer_create(int argc, char **argv) {
       CLI_STRING("output", &output, .letter = 'o'),
       CLI_CALL("compress", cli_opt_compression, &lo.compression),
       CLI_CALL("level", cli_opt_level, &lo.level),
+      CLI_CALL("compress-threads", cli_opt_compress_threads, &lo.threads),
       CLI_CALL("source-date-epoch", cli_opt_epoch, &lo.source_date_epoch),
       CLI_FLAG("overlay", &overlay),
       CLI_CALL("map", cli_opt_map, &maps),

@@ -22,6 +22,18 @@ int cli_opt_level(const char *verb, const char *arg, void *dest) {
   return 0;
 }
 
+int cli_opt_compress_threads(const char *verb, const char *arg, void *dest) {
+  char *end;
+  errno = 0;
+  long v = strtol(arg, &end, 10);
+  if (errno || *end || end == arg || v < 1 || v > HOIST_LAYER_MAX_THREADS)
+    return cli_usage(verb, "--compress-threads takes a number from 1 to %d",
+                     HOIST_LAYER_MAX_THREADS),
+           -1;
+  *(int *)dest = (int)v;
+  return 0;
+}
+
 int cli_opt_epoch(const char *verb, const char *arg, void *dest) {
   char *end;
   errno = 0;

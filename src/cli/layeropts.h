@@ -13,6 +13,8 @@
 int cli_opt_compression(const char *verb, const char *arg, void *dest); /* hoist_compression * */
 int cli_opt_level(const char *verb, const char *arg, void *dest);       /* int * */
 int cli_opt_epoch(const char *verb, const char *arg, void *dest);       /* int64_t *, -1 unset */
+/* --compress-threads N, 1 to HOIST_LAYER_MAX_THREADS */
+int cli_opt_compress_threads(const char *verb, const char *arg, void *dest); /* int * */
 
 /* An epoch no --source-date-epoch set (-1) from $SOURCE_DATE_EPOCH
  * (cli_env_epoch); 0 or -1 (err set). */

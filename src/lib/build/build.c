@@ -383,6 +383,7 @@ HOIST_WUR static int make_layer(const hoist_build_opts *o, const hoist_build_kin
   /* owners as the image sees them */
   hoist_layer_options lo = HOIST_LAYER_OPTIONS_INIT;
   lo.compression = o->compression;
+  lo.threads = o->compress_threads;
   lo.source_date_epoch = o->source_date_epoch;
   lo.uid_map = um;
   lo.n_uid_map = nu;

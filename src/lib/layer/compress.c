@@ -1,15 +1,13 @@
-/* Compressing writers (igzip, zlib, zstd, pass-through) and the file sink. */
+/* Compressing writers (zstd, pass-through; gzip in gzip.c) and the file sink. */
 #include <errno.h>
 #include <fcntl.h>
-#include <isa-l/igzip_lib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "hoist/fs.h"
-#include "hoist/layer.h"
+#include "layer-private.h"
 
 #define OUT_BUF_SIZE (HOIST_LAYER_BUF_SIZE + 64 * 1024)
 
@@ -38,108 +36,49 @@ const char *hoist_layer_media_type(hoist_compression c) {
 
 /* ------------------------------------------------------------ compressor */
 
-typedef enum { ENGINE_NONE, ENGINE_IGZIP, ENGINE_ZLIB, ENGINE_ZSTD } engine;
+int layer_threads(int threads) {
+  if (threads <= 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n > 0 ? (int)(n < HOIST_LAYER_MAX_THREADS ? n : HOIST_LAYER_MAX_THREADS) : 1;
+  }
+  return threads < HOIST_LAYER_MAX_THREADS ? threads : HOIST_LAYER_MAX_THREADS;
+}
 
+/* zstd and pass-through; gzip has its own writer (gzip.c). */
 typedef struct compress_writer {
   hoist_writer base;
   hoist_writer *next;
-  engine engine;
-  struct isal_zstream isal;
-  uint8_t *isal_level_buf;
-  z_stream z;
-  bool z_init;
-  ZSTD_CCtx *zstd;
+  ZSTD_CCtx *zstd; /* NULL: pass-through */
   uint8_t *out;
   bool failed;
 } compress_writer;
 
-HOIST_WUR static int cw_flush_out(compress_writer *cw, size_t n, hoist_err **err) {
-  if (n == 0)
-    return 0;
-  int r = hoist_writer_write(cw->next, cw->out, n, err);
-  if (r < 0)
-    cw->failed = true;
-  return r;
-}
-
-/* Feeds len bytes (finishing the stream when end) through the engine. */
+/* Feeds len bytes (finishing the stream when end) through zstd into next. */
 HOIST_WUR static int cw_run(compress_writer *cw, const void *data, size_t len, bool end,
                             hoist_err **err) {
   if (cw->failed)
     return hoist_err_set(err, EIO, "compressor already failed");
-  switch (cw->engine) {
-  case ENGINE_NONE:
-    if (len == 0)
+  if (!cw->zstd)
+    return len == 0 ? 0 : hoist_writer_write(cw->next, data, len, err);
+  ZSTD_inBuffer in = {data, len, 0};
+  for (;;) {
+    ZSTD_outBuffer o = {cw->out, OUT_BUF_SIZE, 0};
+    size_t rem = ZSTD_compressStream2(cw->zstd, &o, &in, end ? ZSTD_e_end : ZSTD_e_continue);
+    if (ZSTD_isError(rem)) {
+      cw->failed = true;
+      return hoist_err_set(err, EIO, "zstd: %s", ZSTD_getErrorName(rem));
+    }
+    if (o.pos > 0 && hoist_writer_write(cw->next, cw->out, o.pos, err) < 0) {
+      cw->failed = true;
+      return -EIO;
+    }
+    if (end ? rem == 0 : in.pos == in.size)
       return 0;
-    return hoist_writer_write(cw->next, data, len, err);
-  case ENGINE_IGZIP: {
-    struct isal_zstream *s = &cw->isal;
-    s->next_in = (uint8_t *)data;
-    s->avail_in = (uint32_t)len;
-    s->end_of_stream = end;
-    s->flush = NO_FLUSH;
-    do {
-      s->next_out = cw->out;
-      s->avail_out = OUT_BUF_SIZE;
-      int rc = isal_deflate(s);
-      if (rc != COMP_OK) {
-        cw->failed = true;
-        return hoist_err_set(err, EIO, "igzip: deflate failed (%d)", rc);
-      }
-      if (cw_flush_out(cw, OUT_BUF_SIZE - s->avail_out, err) < 0)
-        return -EIO;
-    } while (s->avail_in > 0 || (end && s->internal_state.state != ZSTATE_END));
-    return 0;
   }
-  case ENGINE_ZLIB: {
-    z_stream *z = &cw->z;
-    z->next_in = (Bytef *)data;
-    z->avail_in = (uInt)len;
-    for (;;) {
-      z->next_out = cw->out;
-      z->avail_out = OUT_BUF_SIZE;
-      int rc = deflate(z, end ? Z_FINISH : Z_NO_FLUSH);
-      if (rc == Z_STREAM_ERROR) {
-        cw->failed = true;
-        return hoist_err_set(err, EIO, "zlib: deflate failed");
-      }
-      if (cw_flush_out(cw, OUT_BUF_SIZE - z->avail_out, err) < 0)
-        return -EIO;
-      if (end ? rc == Z_STREAM_END : (z->avail_in == 0 && z->avail_out != 0))
-        return 0;
-    }
-  }
-  case ENGINE_ZSTD: {
-    ZSTD_inBuffer in = {data, len, 0};
-    for (;;) {
-      ZSTD_outBuffer o = {cw->out, OUT_BUF_SIZE, 0};
-      size_t rem = ZSTD_compressStream2(cw->zstd, &o, &in, end ? ZSTD_e_end : ZSTD_e_continue);
-      if (ZSTD_isError(rem)) {
-        cw->failed = true;
-        return hoist_err_set(err, EIO, "zstd: %s", ZSTD_getErrorName(rem));
-      }
-      if (cw_flush_out(cw, o.pos, err) < 0)
-        return -EIO;
-      if (end ? rem == 0 : in.pos == in.size)
-        return 0;
-    }
-  }
-  }
-  return hoist_err_set(err, EINVAL, "unknown compression engine");
 }
 
 HOIST_WUR static int cw_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
-  compress_writer *cw = (compress_writer *)w;
-  while (len > 0) {
-    /* igzip and zlib count input in 32 bits */
-    size_t n = len > (1u << 30) ? (1u << 30) : len;
-    int r = cw_run(cw, data, n, false, err);
-    if (r < 0)
-      return r;
-    data = (const char *)data + n;
-    len -= n;
-  }
-  return 0;
+  return cw_run((compress_writer *)w, data, len, false, err);
 }
 
 HOIST_WUR static int cw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR_LEN],
@@ -154,9 +93,6 @@ HOIST_WUR static int cw_commit(hoist_writer *w, char digest_out[HOIST_DIGEST_STR
 static void cw_free(hoist_writer *w) {
   compress_writer *cw = (compress_writer *)w;
   hoist_writer_free(cw->next);
-  free(cw->isal_level_buf);
-  if (cw->z_init)
-    deflateEnd(&cw->z);
   ZSTD_freeCCtx(cw->zstd);
   free(cw->out);
   free(cw);
@@ -164,76 +100,44 @@ static void cw_free(hoist_writer *w) {
 
 static const hoist_writer_ops compress_ops = {cw_write, cw_commit, cw_free};
 
-static const uint32_t isal_level_buf_size[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT,
-                                               ISAL_DEF_LVL2_DEFAULT, ISAL_DEF_LVL3_DEFAULT};
-
 int hoist_layer_compress_writer(hoist_compression c, int level, int threads, hoist_writer *next,
                                 hoist_writer **out, hoist_err **err) {
-  compress_writer *cw = hoist_malloc0(sizeof *cw);
-  cw->base.ops = &compress_ops;
-  cw->next = next;
   switch (c) {
   case HOIST_COMPRESS_NONE:
-    cw->engine = ENGINE_NONE;
     break;
   case HOIST_COMPRESS_GZIP:
     if (level < 0)
       level = 1;
     if (level > 9) {
-      cw_free(&cw->base);
+      hoist_writer_free(next);
       return hoist_err_set(err, EINVAL, "gzip level %d out of range 0-9", level);
     }
-    if (level <= ISAL_DEF_MAX_LEVEL) {
-      cw->engine = ENGINE_IGZIP;
-      isal_deflate_init(&cw->isal);
-      cw->isal.level = (uint32_t)level;
-      cw->isal.gzip_flag = IGZIP_GZIP;
-      cw->isal.level_buf_size = isal_level_buf_size[level];
-      if (cw->isal.level_buf_size) {
-        cw->isal_level_buf = malloc(cw->isal.level_buf_size);
-        if (!cw->isal_level_buf)
-          abort();
-        cw->isal.level_buf = cw->isal_level_buf;
-      }
-    } else {
-      cw->engine = ENGINE_ZLIB;
-      /* 15 + 16: a gzip wrapper with mtime 0, so output depends on input only */
-      if (deflateInit2(&cw->z, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-        cw_free(&cw->base);
-        return hoist_err_set(err, ENOMEM, "zlib: deflateInit2 failed");
-      }
-      cw->z_init = true;
-    }
-    break;
+    return layer_gzip_writer(level, threads, next, out, err);
   case HOIST_COMPRESS_ZSTD:
     if (level < 0)
       level = 3;
     if (level < 1 || level > ZSTD_maxCLevel()) {
-      cw_free(&cw->base);
+      hoist_writer_free(next);
       return hoist_err_set(err, EINVAL, "zstd level %d out of range 1-%d", level, ZSTD_maxCLevel());
     }
-    cw->engine = ENGINE_ZSTD;
+    break;
+  default:
+    hoist_writer_free(next);
+    return hoist_err_set(err, EINVAL, "unknown compression %d", (int)c);
+  }
+  compress_writer *cw = hoist_malloc0(sizeof *cw);
+  cw->base.ops = &compress_ops;
+  cw->next = next;
+  if (c == HOIST_COMPRESS_ZSTD) {
     cw->zstd = ZSTD_createCCtx();
-    if (!cw->zstd)
+    cw->out = malloc(OUT_BUF_SIZE);
+    if (!cw->zstd || !cw->out)
       abort();
-    if (threads <= 0) {
-      long n = sysconf(_SC_NPROCESSORS_ONLN);
-      threads = n > 0 ? (int)n : 1;
-    }
     ZSTD_CCtx_setParameter(cw->zstd, ZSTD_c_compressionLevel, level);
     ZSTD_CCtx_setParameter(cw->zstd, ZSTD_c_checksumFlag, 1);
     /* a libzstd built without threads refuses nbWorkers; it then runs inline */
-    if (ZSTD_isError(ZSTD_CCtx_setParameter(cw->zstd, ZSTD_c_nbWorkers, threads)))
+    if (ZSTD_isError(ZSTD_CCtx_setParameter(cw->zstd, ZSTD_c_nbWorkers, layer_threads(threads))))
       hoist_debug("zstd: no worker threads in this libzstd");
-    break;
-  default:
-    cw_free(&cw->base);
-    return hoist_err_set(err, EINVAL, "unknown compression %d", (int)c);
-  }
-  if (cw->engine != ENGINE_NONE) {
-    cw->out = malloc(OUT_BUF_SIZE);
-    if (!cw->out)
-      abort();
   }
   *out = &cw->base;
   return 0;

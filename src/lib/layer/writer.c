@@ -1,7 +1,8 @@
 /*
  * The layer writer: walk -> sorted entry list -> tar (libarchive) on this
- * thread, hashed as it is produced; a second thread compresses and feeds the
- * sink. See layer.h for the contract.
+ * thread, hashed as it is produced; a second thread feeds the compressor
+ * (gzip's workers compress blocks of the tar in parallel) and the sink. See
+ * layer.h for the contract.
  */
 #include <archive.h>
 #include <archive_entry.h>
@@ -716,7 +717,8 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
     entries_free(&list);
     return hoist_err_wrap(err, "layer");
   }
-  qsort(list.v, list.n, sizeof *list.v, compare_entries);
+  if (list.n) /* an empty tree has no list at all: qsort wants one */
+    qsort(list.v, list.n, sizeof *list.v, compare_entries);
   for (size_t i = 1; i < list.n; i++)
     if (strcmp(list.v[i].key, list.v[i - 1].key) == 0) {
       r = hoist_err_set(err, EEXIST, "layer: %s is given twice (from %s and %s)", list.v[i].name,
