@@ -222,10 +222,12 @@ HOIST_EXPORT int hoist_registry_blob_upload(hoist_registry *r, const char *host,
  * one that answers 202 gets the PUT that follows, and POST then PUT from
  * then on), else POST then PUT; it is not asked for first (HEAD) unless
  * the record says repo has it, as sending it costs about what asking does.
- * A larger blob is asked for first (skipped when repo has it), then goes
- * up in one PUT up to the chunk size, else in PATCH chunks, resumed after a
- * broken connection. *how (optional) receives "exists", "mounted" or
- * "uploaded". Every success is written to the blob-location record. */
+ * A larger blob is asked for (skipped when repo has it) before it is sent,
+ * after the mounts when there are some to try (a mount takes a blob repo
+ * has too), then goes up in one PUT up to the chunk size, else in PATCH
+ * chunks, resumed after a broken connection. *how (optional) receives
+ * "exists", "mounted" or "uploaded". Every success is written to the
+ * blob-location record. */
 HOIST_EXPORT int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
                                          const char *digest, uint64_t size, int fd,
                                          const char *mount_from, const char **how,

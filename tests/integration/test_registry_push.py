@@ -456,6 +456,8 @@ def second_push_to_a_new_repository_mounts():
     mounts = [r for r in seen if "mount=" in r["path"]]
     assert len(mounts) == 2 and all("from=mount/first" in r["path"] and r["status"] == 201
                                     for r in mounts), mounts
+    # no HEAD either: a mount takes what the repository has as well
+    assert len(seen) == 5, summary(seen)
     print(f"# second push to a new repository: {summary(seen)}, {uploaded_bytes(seen)} bytes")
     host = proxy.host
     assert {(host, "mount/second", res["layer"]), (host, "mount/second", res["config"])} <= \
@@ -496,6 +498,33 @@ def stale_record_falls_back_to_upload_and_is_fixed():
     assert (host, "stale/one", res["layer"]) not in rows, rows
     assert (host, "stale/two", res["layer"]) in rows, rows
     skopeo("inspect", "--tls-verify=false", f"docker://{reg.host}/stale/two:1")
+
+
+@test
+def declined_mount_of_a_blob_the_repository_has_sends_nothing():
+    reg = registry()
+    d = tmpdir()
+    db, env = record_env(d)
+    res = image(d, "h", {"big": os.urandom(6 << 20)})
+    proxy = CountingProxy(reg.port)
+    hoist("push", f"oci:{d}/img:h", f"{proxy.host}/has/one:1", env=env)
+    # has/two gets the image from skopeo: the record does not know it
+    skopeo("copy", "--dest-tls-verify=false", f"oci:{d}/img:h", f"docker://{proxy.host}/has/two:1")
+    c = http.client.HTTPConnection("127.0.0.1", reg.port, timeout=30)
+    c.request("DELETE", f"/v2/has/one/blobs/{res['layer']}")
+    assert c.getresponse().status == 202
+    c.close()
+    proxy.take()
+    out = json.loads(hoist("push", "--json", f"oci:{d}/img:h", f"{proxy.host}/has/two:2",
+                           env=env).stdout)
+    seen = proxy.take()
+    # the layer: the mount from has/one is declined, has/two is asked and
+    # has it: nothing is sent, the session the mount opened is cancelled
+    assert out["blobs"]["present"] == 1 and out["blobs"]["mounted"] == 1, out
+    assert uploaded_bytes(seen) == 0, seen
+    layer = [r["method"] for r in seen if res["layer"] in r["path"]]
+    assert layer == ["POST", "HEAD"], summary(seen)
+    assert [r for r in seen if r["method"] == "DELETE" and "/blobs/uploads/" in r["path"]], seen
 
 
 @test

@@ -576,9 +576,14 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
   bool small = size <= HOIST_REGISTRY_SMALL_BLOB;
   char sid[20];
   short_digest(digest, sid);
-  /* a small blob costs about as much to send as to ask for */
+  _cleanup_strv_ hoist_strv cands = HOIST_STRV_INIT;
+  reg_loc_candidates(r, host, repo, digest, mount_from, MOUNT_CANDIDATES, &cands);
+  /* repo is asked whether it has the blob when the record says so, and
+   * before a large one is sent; a small one costs about as much to send as
+   * to ask for, and a mount takes a blob repo has as well */
   bool recorded = reg_loc_has(r, host, repo, digest);
-  if (!small || recorded) {
+  bool asked = false;
+  if (recorded || (!small && !cands.n)) {
     bool exists = false;
     if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0)
       return hoist_err_wrap(err, "push blob %s", digest);
@@ -589,11 +594,10 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
     }
     if (recorded)
       reg_loc_forget(r, host, repo, digest);
+    asked = true;
   }
   _cleanup_free_ char *location = NULL;
   uint64_t chunk = chunk_size(r, NULL);
-  _cleanup_strv_ hoist_strv cands = HOIST_STRV_INIT;
-  reg_loc_candidates(r, host, repo, digest, mount_from, MOUNT_CANDIDATES, &cands);
   bool mounted = false;
   if (cands.n && try_mounts(r, host, repo, digest, &cands, &mounted, &location, &chunk, err) < 0)
     return hoist_err_wrap(err, "push blob %s", digest);
@@ -601,6 +605,22 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
     if (how)
       *how = "mounted";
     return 0;
+  }
+  if (!small && !asked) {
+    /* no mount: a large blob repo has is not sent again */
+    bool exists = false;
+    if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0) {
+      if (location)
+        session_cancel(r, host, scope, location);
+      return hoist_err_wrap(err, "push blob %s", digest);
+    }
+    if (exists) {
+      if (location)
+        session_cancel(r, host, scope, location);
+      if (how)
+        *how = "exists";
+      return 0;
+    }
   }
   bool done = false;
   if (!location && small && try_single_post(r, host, size)) {
