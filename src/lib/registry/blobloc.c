@@ -6,7 +6,6 @@
  * ours is replaced. */
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <string.h>
