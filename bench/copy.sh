@@ -2,6 +2,10 @@
 # Copy of a ~1 GiB multi-layer image, hoist vs skopeo, in the same run:
 #   registry -> registry (two local registries, so blobs really move)
 #   registry -> OCI layout
+#   layout -> a new repository of a registry whose other repository holds the
+#     blobs (each tool pushed the image there once before, in another process:
+#     what it remembers of where blobs live lets it mount instead of upload;
+#     hoist's blob-location record, skopeo's blob-info cache)
 # Each copy runs 3 times into a fresh destination; the median is reported.
 # ratio = skopeo time / hoist time (above 1: hoist is faster).
 # Usage: bench/copy.sh path/to/hoist
@@ -105,9 +109,27 @@ start_registry "$work/src"
 src=$reg_host
 skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$img:bench" "docker://$src/bench/app:1"
 
+# hoist's record of where blobs live, this run's own (skopeo keeps its cache
+# where it always does)
+export HOIST_BLOB_LOCATIONS=$work/blob-locations.db
+# each tool pushes the image once to a repository of its own, not timed
+"$hoist" push -q "oci:$img:bench" "$src/bench/held-by-hoist:1" >/dev/null
+skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$img:bench" \
+  "docker://$src/bench/held-by-skopeo:1"
+
 declare -A times
 for run in 1 2 3; do
   for tool in hoist skopeo; do
+    # layout -> a new repository of the registry that holds the blobs
+    t0=$(now)
+    if [ "$tool" = hoist ]; then
+      "$hoist" push -q "oci:$img:bench" "$src/bench/mount-$tool-$run:1" >/dev/null
+    else
+      skopeo --insecure-policy copy -q --dest-tls-verify=false "oci:$img:bench" \
+        "docker://$src/bench/mount-$tool-$run:1"
+    fi
+    t1=$(now)
+    times[mnt-$tool]+="$(echo "$t1 - $t0" | bc) "
     # registry -> registry, into an empty registry
     start_registry "$work/dst-$tool-$run"
     dst=$reg_host
@@ -136,12 +158,16 @@ for run in 1 2 3; do
   done
 done
 
-for k in r2r r2l; do
+for k in r2r r2l mnt; do
   # shellcheck disable=SC2086
   h=$(median ${times[$k-hoist]})
   # shellcheck disable=SC2086
   s=$(median ${times[$k-skopeo]})
-  name=$([ $k = r2r ] && echo "registry->registry" || echo "registry->layout")
+  case $k in
+  r2r) name="registry->registry" ;;
+  r2l) name="registry->layout" ;;
+  *) name="push, blobs held" ;;
+  esac
   printf '%-20s hoist %6.2fs  skopeo %6.2fs  (runs: hoist %s| skopeo %s)\n' "$name" "$h" "$s" \
     "${times[$k-hoist]}" "${times[$k-skopeo]}"
   printf 'ratio: copy %s skopeo/hoist = %.2f\n' "$name" "$(echo "$s / $h" | bc -l)"

@@ -18,9 +18,12 @@
  * reported at once, one that answered before and refuses later is
  * restarting, and retried. Blobs stream: downloads go into a hoist_writer and are
  * checked against digest and size as they arrive; uploads read from a file
- * descriptor or stream from a writer. Nothing is written locally, so a crash
- * leaves at most an unfinished upload session, which the registry expires,
- * or blobs no manifest names.
+ * descriptor or stream from a writer. Small blobs go up in one request or
+ * two (the monolithic forms), larger ones in a streamed or chunked PATCH.
+ * Nothing is written locally but the blob-location record (below) and, for
+ * a registry that takes uploads only whole, an unlinked spool file, so a
+ * crash leaves at most an unfinished upload session, which the registry
+ * expires, or blobs no manifest names.
  *
  * Credential and challenge parsers are exposed for tests and fuzzing, and
  * so is the reader of certs.d directories. hoist_creds_store and
@@ -91,6 +94,16 @@ typedef struct hoist_registry_opts {
   /* --tls-verify=true: https, verified, for every host, even loopback and
    * the insecure list: never plain http */
   bool tls_always;
+  /* The blob-location record (hoist_blob_locations_open) the client reads
+   * and writes, an SQLite file; NULL: none. It is opened at the first blob
+   * operation; one that cannot be opened is left aside with a warning.
+   * (hoist: $HOIST_BLOB_LOCATIONS, else blob-locations.db under
+   * $HOIST_CACHE, else ${XDG_CACHE_HOME:-~/.cache}/hoist/) */
+  const char *blob_locations;
+  /* Where a blob is spooled for a registry that takes uploads only whole
+   * (it refused PATCH): an unlinked temp file in this directory; NULL:
+   * /var/tmp. (hoist: $TMPDIR) */
+  const char *tmp_dir;
   int jobs; /* parallel blob transfers; 0 means 4 */
   /* bytes per PATCH of a chunked upload (blobs over 64 MiB); 0: 64 MiB. A
    * larger OCI-Chunk-Min-Length of the registry wins. hoist: $HOIST_CHUNK_SIZE */
@@ -155,27 +168,66 @@ HOIST_EXPORT int hoist_registry_get_blob(hoist_registry *r, const char *host, co
 HOIST_EXPORT int hoist_registry_fetch_url(hoist_registry *r, const char *url, const char *digest,
                                           int64_t size, hoist_writer *w, hoist_err **err) HOIST_WUR;
 
+/* Blobs up to this size go up monolithically (hoist_registry_put_blob,
+ * hoist_registry_blob_upload). */
+#define HOIST_REGISTRY_SMALL_BLOB (4u << 20)
+
 /* Tries a cross-repository mount of digest from repository from (same
- * host). *mounted false when the registry declined; the session it may have
- * opened instead is cancelled. */
+ * host). *mounted false when the registry declined, or refused (401, 403:
+ * no pull access to from), which is no error; the session a declined
+ * mount opens is cancelled. */
 HOIST_EXPORT int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *repo,
                                            const char *digest, const char *from, bool *mounted,
                                            hoist_err **err) HOIST_WUR;
 
-/* A writer that streams what it is given into a new upload session as one
- * chunked PATCH; commit finishes the upload under expected, which the
- * registry verifies, or when expected is NULL under the digest computed on
- * the way (so content is hashed once either way). free without
- * commit cancels the session. Nothing is spooled, so a broken upload is not
- * retried: the caller starts over with the data. */
+/* Tries cross-repository mounts of digest into repo: from `from` (a
+ * repository of the same host, or NULL), then from the repositories the
+ * blob-location record names as holding it (most recently seen first, at
+ * most 3 in all). A declined mount cancels the session it opened and
+ * forgets the record's row; a refused one (401, 403: no pull access to
+ * that repository) is passed over; neither is an error. */
+HOIST_EXPORT int hoist_registry_mount_known(hoist_registry *r, const char *host, const char *repo,
+                                            const char *digest, const char *from, bool *mounted,
+                                            hoist_err **err) HOIST_WUR;
+
+/*
+ * A writer that uploads what it is given to repo as it is given, without
+ * spooling it. Its first HOIST_REGISTRY_SMALL_BLOB bytes wait in memory; a
+ * blob that ends within them goes up monolithically at commit (as
+ * hoist_registry_put_blob does). A larger one goes into an upload session
+ * as one streamed PATCH (no length: it is sent while it is made), or, for
+ * a host that refused that, in PATCH chunks with Content-Range (of the
+ * client's chunk size, each held in memory). Only for a host that refused
+ * PATCH itself is it spooled: to an unlinked file under opts->tmp_dir, sent
+ * in one PUT at commit. commit finishes the upload
+ * under expected, which the registry verifies, or when expected is NULL
+ * under the digest computed on the way (content is hashed once either way).
+ * free without commit cancels the session.
+ *
+ * A broken stream is not retried: the caller starts over with the data.
+ * When the registry refused the way the writer uploaded, write or commit
+ * fails with code EAGAIN, and the host's next writer uploads the next way:
+ * the caller gives the content again to a new writer.
+ */
 HOIST_EXPORT int hoist_registry_blob_upload(hoist_registry *r, const char *host, const char *repo,
                                             const char *expected, hoist_writer **out,
                                             hoist_err **err) HOIST_WUR;
 
 /* Uploads size bytes read from fd (from its offset 0, with pread) as blob
- * digest. Skips it when the registry has it; with mount_from (a repository
- * of the same registry) tries a cross-repository mount first. *how
- * (optional) receives "exists", "mounted" or "uploaded". */
+ * digest. Cross-repository mounts come first, as hoist_registry_mount_known
+ * tries them (mount_from first), without cancelling the last session a
+ * declined mount opens: the blob goes into it. A blob of at most
+ * HOIST_REGISTRY_SMALL_BLOB bytes goes up monolithically: one POST with
+ * ?digest= and the body where the host takes that (tried once per host;
+ * one that answers 202 gets the PUT that follows, and POST then PUT from
+ * then on), else POST then PUT; it is not asked for first (HEAD) unless
+ * the record says repo has it, as sending it costs about what asking does.
+ * A larger blob is asked for (skipped when repo has it) before it is sent,
+ * after the mounts when there are some to try (a mount takes a blob repo
+ * has too), then goes up in one PUT up to the chunk size, else in PATCH
+ * chunks, resumed after a broken connection. *how (optional) receives
+ * "exists", "mounted" or "uploaded". Every success is written to the
+ * blob-location record. */
 HOIST_EXPORT int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
                                          const char *digest, uint64_t size, int fd,
                                          const char *mount_from, const char **how,
@@ -229,6 +281,73 @@ HOIST_EXPORT int hoist_registry_catalog(hoist_registry *r, const char *host, cha
                                         hoist_err **err) HOIST_WUR;
 /* An alias of hoist_strfreev (core.h), for the callers written before it. */
 static inline void hoist_strv_free(char **v) { hoist_strfreev(v); }
+
+/* ------------------------------------------------- blob locations */
+
+/*
+ * The blob-location record: which repositories of which registry were seen
+ * holding which blob, kept in an SQLite file across runs, so that a push to
+ * a new repository mounts a blob from a repository of the same registry
+ * that holds it instead of uploading it again (skopeo keeps the same in its
+ * blob-info cache). A client given one (opts->blob_locations) adds a row
+ * whenever a repository is seen to hold a blob: a pull, a HEAD that finds
+ * it, an upload, a mount; it forgets one whose mount the registry declined.
+ *
+ * It is a cache: a row may be stale (the blob deleted since), a missing row
+ * costs an upload, and nothing in it fails a transfer. Rows name
+ * repositories, never credentials. The file is shared by concurrent
+ * processes (WAL, a busy timeout of 2 s) and made 0600; a file that is not
+ * a readable database of this schema is replaced by an empty one with a
+ * warning logged; one of a newer schema is an error (EPROTO), left as it
+ * is. Bounded: opening it removes rows unseen for 90 days, and the least
+ * recently seen beyond max_rows. A handle may be used by several threads.
+ */
+typedef struct hoist_blob_locations hoist_blob_locations;
+
+/* The default bound on rows (a row is about 200 bytes with its indexes). */
+#define HOIST_BLOB_LOCATIONS_ROWS 20000
+
+/* Opens (creating it and its directory, 0700, when missing) the record at
+ * path, pruned to max_rows (0: HOIST_BLOB_LOCATIONS_ROWS). */
+HOIST_EXPORT int hoist_blob_locations_open(const char *path, size_t max_rows,
+                                           hoist_blob_locations **out, hoist_err **err) HOIST_WUR;
+HOIST_EXPORT void hoist_blob_locations_free(hoist_blob_locations *b);
+
+/* Records that repository repo of registry holds digest, seen at when_ms
+ * (Unix time in ms; 0: now; a row keeps its latest time). A digest or a
+ * repository name that references could not spell is EINVAL. */
+HOIST_EXPORT int hoist_blob_locations_add(hoist_blob_locations *b, const char *registry,
+                                          const char *repo, const char *digest, int64_t when_ms,
+                                          hoist_err **err) HOIST_WUR;
+/* Removes that row, when there is one. */
+HOIST_EXPORT int hoist_blob_locations_forget(hoist_blob_locations *b, const char *registry,
+                                             const char *repo, const char *digest,
+                                             hoist_err **err) HOIST_WUR;
+/* Up to max repositories of registry recorded as holding digest, other than
+ * except (NULL: none), the most recently seen first. A row whose repository
+ * is not a valid name is skipped. *out is NULL-terminated, caller frees
+ * (hoist_strfreev); *n (optional) counts it. */
+HOIST_EXPORT int hoist_blob_locations_find(hoist_blob_locations *b, const char *registry,
+                                           const char *digest, const char *except, size_t max,
+                                           char ***out, size_t *n, hoist_err **err) HOIST_WUR;
+/* *has: repository repo of registry is recorded as holding digest. */
+HOIST_EXPORT int hoist_blob_locations_has(hoist_blob_locations *b, const char *registry,
+                                          const char *repo, const char *digest, bool *has,
+                                          hoist_err **err) HOIST_WUR;
+/* Removes the rows seen before older_than_ms (Unix ms; 0: none by age),
+ * then the least recently seen beyond max_rows; *removed (optional) counts
+ * them. */
+HOIST_EXPORT int hoist_blob_locations_prune(hoist_blob_locations *b, size_t max_rows,
+                                            int64_t older_than_ms, size_t *removed,
+                                            hoist_err **err) HOIST_WUR;
+/* The number of rows. */
+HOIST_EXPORT int hoist_blob_locations_count(hoist_blob_locations *b, size_t *n,
+                                            hoist_err **err) HOIST_WUR;
+
+static inline void hoist_blob_locations_freep(hoist_blob_locations **b) {
+  hoist_blob_locations_free(*b);
+}
+#define _cleanup_blob_locations_ __attribute__((cleanup(hoist_blob_locations_freep)))
 
 /* ----------------------------------------------- parsers (exposed) */
 

@@ -233,10 +233,11 @@ HOIST_EXPORT int hoist_transport_registry_source(hoist_registry *r, const hoist_
                                                  hoist_transport_source **out,
                                                  hoist_err **err) HOIST_WUR;
 /* The registry repository ref names, written through client r (borrowed).
- * Blobs it has are not uploaded again; a blob whose source's origin is
- * another repository of the same registry is mounted when the registry
- * allows; a new blob streams into an upload session as it is written,
- * nothing is spooled. */
+ * Blobs it has are not uploaded again; a blob that the source's origin, or
+ * the client's blob-location record, says another repository of the same
+ * registry holds is mounted from there when the registry allows; a new
+ * blob streams into an upload session as it is written, spooled only for a
+ * registry that refuses PATCH (hoist_registry_blob_upload). */
 HOIST_EXPORT int hoist_transport_registry_target(hoist_registry *r, const hoist_ref *ref,
                                                  hoist_transport_target **out,
                                                  hoist_err **err) HOIST_WUR;

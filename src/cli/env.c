@@ -88,6 +88,27 @@ void cli_env_registry(hoist_registry_opts *o) {
     uint64_t p = positive(cli_env("HOIST_PAGE_SIZE"));
     o->page_size = p <= 100000 ? (unsigned)p : 0;
   }
+  if (!o->blob_locations) {
+    static char *locations;
+    if (!locations)
+      locations = cli_env_blob_locations();
+    o->blob_locations = locations;
+  }
+  if (!o->tmp_dir)
+    o->tmp_dir = cli_env_tmpdir(NULL);
+}
+
+char *cli_env_blob_locations(void) {
+  const char *b = cli_env("HOIST_BLOB_LOCATIONS");
+  const char *c = cli_env("HOIST_CACHE");
+  const char *x = cli_env("XDG_CACHE_HOME");
+  if (b)
+    return strcmp(b, "none") == 0 ? NULL : hoist_strdup(b);
+  if (c)
+    return hoist_asprintf("%s/blob-locations.db", c);
+  if (x)
+    return hoist_asprintf("%s/hoist/blob-locations.db", x);
+  return hoist_asprintf("%s/.cache/hoist/blob-locations.db", home());
 }
 
 void cli_env_regconf(const char *given, cli_regconf_paths *out) {

@@ -23,9 +23,16 @@ const char *const *cli_env_all(void);
  * ~/.config/containers/auth.json, ${DOCKER_CONFIG:-~/.docker}/config.json),
  * the certs.d roots (~/.config/containers/certs.d, /etc/containers/certs.d,
  * /etc/docker/certs.d), chunk_size
- * ($HOIST_CHUNK_SIZE) and page_size ($HOIST_PAGE_SIZE). The strings live as
- * long as the process. */
+ * ($HOIST_CHUNK_SIZE), page_size ($HOIST_PAGE_SIZE), blob_locations
+ * (cli_env_blob_locations) and tmp_dir ($TMPDIR). The strings live as long
+ * as the process. */
 void cli_env_registry(hoist_registry_opts *o);
+
+/* The blob-location record: $HOIST_BLOB_LOCATIONS ("none": no record),
+ * else $HOIST_CACHE/blob-locations.db, else
+ * ${XDG_CACHE_HOME:-~/.cache}/hoist/blob-locations.db. Caller frees; NULL
+ * for none. */
+char *cli_env_blob_locations(void);
 
 /* The registries configuration's files, as containers-registries.conf(5)
  * orders them. */

@@ -97,6 +97,10 @@ def tmpdir(prefix="hoist-it-"):
 # rootfs cache of this run, removed at its end, not to the user's.
 if "HOIST_ROOTFS_CACHE" not in os.environ:
     os.environ["HOIST_ROOTFS_CACHE"] = tmpdir("hoist-rootfs-")
+# So does the record of where blobs live: the registries of a run (on ports
+# another run may reuse) are not the user's.
+if "HOIST_BLOB_LOCATIONS" not in os.environ:
+    os.environ["HOIST_BLOB_LOCATIONS"] = os.path.join(tmpdir("hoist-blobloc-"), "blob-locations.db")
 
 
 def free_port():

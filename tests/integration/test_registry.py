@@ -856,6 +856,7 @@ class TokenIssuer:
         self.cert_der = subprocess.run(["openssl", "x509", "-in", self.cert_path, "-outform",
                                         "DER"], capture_output=True, check=True).stdout
         self.requests = []
+        self.deny_pull = set()  # repositories whose pull is left out of tokens
         self.port = free_port()
         issuer = self
 
@@ -912,7 +913,9 @@ class TokenIssuer:
         for s in q.get("scope", []):
             typ, _, rest = s.partition(":")
             name, _, actions = rest.rpartition(":")
-            access.append({"type": typ, "name": name, "actions": actions.split(",")})
+            actions = [a for a in actions.split(",")
+                       if not (a == "pull" and name in self.deny_pull)]
+            access.append({"type": typ, "name": name, "actions": actions})
         now = int(time.time())
         claims = {"iss": "hoist-test-issuer", "sub": user, "aud": q.get("service", [""])[0],
                   "exp": now + 300, "nbf": now - 10, "iat": now, "jti": os.urandom(8).hex(),
@@ -969,6 +972,31 @@ def token_auth():
     json.dump({"auths": {reg.host: {"identitytoken": "idtok-eve"}}}, open(cfg, "w"))
     p = hoist("tags", "--authfile", cfg, f"{reg.host}/tok/idt", check=False)
     assert p.returncode == 1 and "authentication failed" in p.stderr, p.stderr
+    reg.stop()
+
+
+@test
+def mount_without_pull_access_uploads():
+    """The blob-location record names a repository the user may no longer
+    pull from: the mount is refused (401), and the blob goes up instead."""
+    d = tmpdir()
+    issuer = TokenIssuer(d, {"bob": "tokpw"})
+    reg = Registry(d, auth="token", token={
+        "realm": issuer.realm, "service": "hoist-test-registry", "issuer": "hoist-test-issuer",
+        "rootcertbundle": issuer.cert_path}).start()
+    src = os.path.join(tmpdir(), "src")
+    desc = make_image(src, "t", seed="nopull", sizes=(6 << 20, 100))
+    db = os.path.join(d, "blob-locations.db")
+    env = {"HOIST_BLOB_LOCATIONS": db}
+    hoist("push", "--creds", "bob:tokpw", f"oci:{src}:t", f"{reg.host}/tok/secret:1", env=env)
+    issuer.deny_pull.add("tok/secret")
+    n = len(issuer.requests)
+    out = json.loads(hoist("push", "--json", "--creds", "bob:tokpw", f"oci:{src}:t",
+                           f"{reg.host}/tok/open:1", env=env).stdout)
+    assert out["blobs"]["mounted"] == 0 and out["blobs"]["transferred"] == 3, out
+    scopes = [s for q in issuer.requests[n:] for s in q.get("scope", [])]
+    assert "repository:tok/secret:pull" in scopes, scopes  # the mount was tried
+    assert skopeo_digest(f"{reg.host}/tok/open:1", "--creds", "bob:tokpw") == desc["digest"]
     reg.stop()
 
 

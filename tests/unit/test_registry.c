@@ -1,8 +1,12 @@
 /* Unit tests of the registry client's parsers: WWW-Authenticate challenges,
- * credential files, Link headers. */
+ * credential files, Link headers; and of the blob-location record. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 
 #include "../../src/lib/registry/internal.h"
 #include "hoist/fs.h"
@@ -583,13 +587,408 @@ static void test_creds_store_erase(void **state) {
   assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
 }
 
+/* ------------------------------------------------- blob-location record */
+
+/* A digest of its own for each i. */
+static const char *digest_of(int i, char out[HOIST_DIGEST_STR_LEN]) {
+  char text[32];
+  snprintf(text, sizeof text, "blob %d", i);
+  hoist_sha256_of(text, strlen(text), out);
+  return out;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Asserts that find(registry, digest, except, max) gives want (a
+ * NULL-terminated list) in that order. */
+static void assert_found(hoist_blob_locations *b, const char *registry, const char *digest,
+                         const char *except, size_t max, const char *const *want) {
+  hoist_err *err = NULL;
+  _cleanup_strfreev_ char **got = NULL;
+  size_t n = 99;
+  assert_ok(hoist_blob_locations_find(b, registry, digest, except, max, &got, &n, &err), &err);
+  assert_non_null(got);
+  size_t i = 0;
+  for (; want[i]; i++) {
+    if (!got[i])
+      fail_msg("found %zu repositories, expected %s at %zu", i, want[i], i);
+    assert_string_equal(got[i], want[i]);
+  }
+  assert_null(got[i]);
+  assert_int_equal(n, i);
+}
+
+/* Runs sql on the file at path with SQLite itself (the user may). */
+static void sql_on(const char *path, const char *sql) {
+  sqlite3 *db = NULL;
+  assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+  char *msg = NULL;
+  if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    fail_msg("%s: %s", sql, msg);
+  sqlite3_close(db);
+}
+
+static size_t count_of(hoist_blob_locations *b) {
+  hoist_err *err = NULL;
+  size_t n = 0;
+  assert_ok(hoist_blob_locations_count(b, &n, &err), &err);
+  return n;
+}
+
+static void test_blob_locations(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/cache/hoist/blob-locations.db", dir);
+  char d1[HOIST_DIGEST_STR_LEN], d2[HOIST_DIGEST_STR_LEN], d3[HOIST_DIGEST_STR_LEN];
+  digest_of(1, d1);
+  digest_of(2, d2);
+  digest_of(3, d3);
+  int64_t t = now_ms() - 60000;
+  {
+    _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+    assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err); /* its directory made */
+    assert_int_equal(count_of(b), 0);
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "a/b", d1, t + 1000, &err), &err);
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "c", d1, t + 3000, &err), &err);
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "d/e-f", d1, t + 2000, &err), &err);
+    assert_ok(hoist_blob_locations_add(b, "other.test", "a/b", d1, t + 4000, &err), &err);
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "a/b", d2, t + 5000, &err), &err);
+    /* the most recently seen first; per registry; except one; at most max */
+    assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"c", "d/e-f", "a/b", NULL});
+    assert_found(b, "reg:5000", d1, "c", 1, (const char *[]){"d/e-f", NULL});
+    assert_found(b, "reg:5000", d1, "c", 0, (const char *[]){NULL});
+    assert_found(b, "other.test", d1, NULL, 10, (const char *[]){"a/b", NULL});
+    assert_found(b, "reg:5000", d2, "a/b", 10, (const char *[]){NULL});
+    assert_found(b, "reg:5000", d3, NULL, 10, (const char *[]){NULL});
+    assert_found(b, "nowhere", d1, NULL, 10, (const char *[]){NULL});
+    bool has = false;
+    assert_ok(hoist_blob_locations_has(b, "reg:5000", "a/b", d2, &has, &err), &err);
+    assert_true(has);
+    assert_ok(hoist_blob_locations_has(b, "reg:5000", "c", d2, &has, &err), &err);
+    assert_false(has);
+    /* a row keeps its latest time; a later sighting moves it first */
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "a/b", d1, t + 500, &err), &err);
+    assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"c", "d/e-f", "a/b", NULL});
+    assert_ok(hoist_blob_locations_add(b, "reg:5000", "a/b", d1, 0, &err), &err); /* now */
+    assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"a/b", "c", "d/e-f", NULL});
+    assert_ok(hoist_blob_locations_forget(b, "reg:5000", "c", d1, &err), &err);
+    assert_ok(hoist_blob_locations_forget(b, "reg:5000", "c", d1, &err), &err); /* none: fine */
+    assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"a/b", "d/e-f", NULL});
+    assert_int_equal(count_of(b), 4);
+  }
+  struct stat st;
+  assert_int_equal(stat(path, &st), 0);
+  assert_int_equal(st.st_mode & 0777, 0600);
+  /* another handle (process) finds the rows */
+  _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+  assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+  assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"a/b", "d/e-f", NULL});
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
+static void test_blob_locations_bad_input(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/b.db", dir);
+  _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+  assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+  char d1[HOIST_DIGEST_STR_LEN];
+  digest_of(1, d1);
+  char long_repo[300];
+  memset(long_repo, 'a', sizeof long_repo - 1);
+  long_repo[sizeof long_repo - 1] = '\0';
+  const char *const bad_repos[] = {
+      "",    "A/b", "a//b",        "/a",    "a/", "../x", "a/../b", "a b",   "a&from=x", "a?b",
+      "a#b", "a:1", "a@sha256:00", "a%2fb", "-a", "a/-b", "a\nb",   "a__b_", long_repo,
+  };
+  for (size_t i = 0; i < sizeof bad_repos / sizeof bad_repos[0]; i++) {
+    bool has = true;
+    assert_true(hoist_blob_locations_add(b, "reg:5000", bad_repos[i], d1, 0, &err) < 0);
+    assert_err_contains(&err, "invalid repository");
+    assert_true(hoist_blob_locations_forget(b, "reg:5000", bad_repos[i], d1, &err) < 0);
+    assert_err_contains(&err, "invalid repository");
+    assert_true(hoist_blob_locations_has(b, "reg:5000", bad_repos[i], d1, &has, &err) < 0);
+    assert_err_contains(&err, "invalid repository");
+    assert_false(has);
+  }
+  static const char *const bad_registries[] = {"", "reg/x", "REG IS BAD", "a b:5000"};
+  for (size_t i = 0; i < sizeof bad_registries / sizeof bad_registries[0]; i++) {
+    assert_true(hoist_blob_locations_add(b, bad_registries[i], "a", d1, 0, &err) < 0);
+    assert_err_contains(&err, "invalid repository");
+  }
+  static const char *const bad_digests[] = {
+      "",
+      "sha256:",
+      "sha256:xyz",
+      "md5:d41d8cd98f00b204e9800998ecf8427e",
+      "sha256:" /* short */
+      "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcde",
+      "sha256:0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef",
+      "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef' OR 1=1",
+  };
+  for (size_t i = 0; i < sizeof bad_digests / sizeof bad_digests[0]; i++) {
+    char **found = NULL;
+    assert_true(hoist_blob_locations_add(b, "reg:5000", "a", bad_digests[i], 0, &err) < 0);
+    assert_err_contains(&err, "invalid digest");
+    assert_true(
+        hoist_blob_locations_find(b, "reg:5000", bad_digests[i], NULL, 3, &found, NULL, &err) < 0);
+    assert_err_contains(&err, "invalid digest");
+    assert_null(found);
+  }
+  assert_int_equal(count_of(b), 0);
+  /* rows written by someone else that name no repository are never
+   * given out (they would go into a URL) */
+  assert_ok(hoist_blob_locations_add(b, "reg:5000", "good/one", d1, 1, &err), &err);
+  _cleanup_free_ char *sql =
+      hoist_asprintf("INSERT INTO blobs VALUES ('reg:5000', '%s', 'x&mount=y', 9e12),"
+                     " ('reg:5000', '%s', 'UPPER', 9e12), ('reg:5000', '%s', '', 9e12),"
+                     " ('reg:5000', '%s', 'a/../b', 9e12), ('reg:5000', '%s', 'ok/too', 8e12)",
+                     d1, d1, d1, d1, d1);
+  sql_on(path, sql);
+  assert_found(b, "reg:5000", d1, NULL, 10, (const char *[]){"ok/too", "good/one", NULL});
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
+static void test_blob_locations_prune(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/b.db", dir);
+  char d[HOIST_DIGEST_STR_LEN];
+  digest_of(7, d);
+  int64_t t = now_ms();
+  {
+    _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+    assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+    for (int i = 1; i <= 10; i++) {
+      char repo[16];
+      snprintf(repo, sizeof repo, "r%d", i);
+      assert_ok(hoist_blob_locations_add(b, "reg.test", repo, d, t - 100000 + i * 1000, &err),
+                &err);
+    }
+    /* beyond 8 rows: the least recently seen go */
+    size_t removed = 0;
+    assert_ok(hoist_blob_locations_prune(b, 8, 0, &removed, &err), &err);
+    assert_int_equal(removed, 2);
+    assert_found(b, "reg.test", d, NULL, 3, (const char *[]){"r10", "r9", "r8", NULL});
+    bool has = true;
+    assert_ok(hoist_blob_locations_has(b, "reg.test", "r2", d, &has, &err), &err);
+    assert_false(has);
+    /* seen before a time */
+    assert_ok(hoist_blob_locations_prune(b, 100, t - 100000 + 5500, &removed, &err), &err);
+    assert_int_equal(removed, 3); /* r3, r4, r5 */
+    assert_int_equal(count_of(b), 5);
+    assert_ok(hoist_blob_locations_prune(b, 100, 0, &removed, &err), &err);
+    assert_int_equal(removed, 0);
+    /* rows unseen for over 90 days go when the record is opened */
+    assert_ok(hoist_blob_locations_add(b, "reg.test", "old", d, t - 91LL * 24 * 3600 * 1000, &err),
+              &err);
+    assert_int_equal(count_of(b), 6);
+  }
+  {
+    _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+    assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+    assert_int_equal(count_of(b), 5);
+  }
+  /* and beyond the bound it was opened with, the oldest */
+  _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+  assert_ok(hoist_blob_locations_open(path, 2, &b, &err), &err);
+  assert_int_equal(count_of(b), 2);
+  assert_found(b, "reg.test", d, NULL, 10, (const char *[]){"r10", "r9", NULL});
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
+/* Replaces path with len bytes of data. */
+static void put_bytes(const char *path, const void *data, size_t len) {
+  FILE *f = fopen(path, "wb");
+  assert_non_null(f);
+  assert_int_equal(fwrite(data, 1, len, f), len);
+  fclose(f);
+}
+
+static void test_blob_locations_unreadable(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/b.db", dir);
+  char d[HOIST_DIGEST_STR_LEN];
+  digest_of(9, d);
+  /* a good record, to damage below */
+  {
+    _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+    assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+    for (int i = 0; i < 300; i++) {
+      char repo[16];
+      snprintf(repo, sizeof repo, "repo%d", i);
+      assert_ok(hoist_blob_locations_add(b, "reg.test", repo, d, 0, &err), &err);
+    }
+  }
+  sql_on(path, "PRAGMA wal_checkpoint(TRUNCATE)");
+  char *good = NULL;
+  size_t good_len = 0;
+  assert_ok(hoist_fs_read_file(AT_FDCWD, path, 1 << 24, &good, &good_len, &err), &err);
+  assert_true(good_len > 8192);
+  static const char garbage[] = "this is not an SQLite database, not even close";
+  static const struct {
+    const char *what;
+    int kind; /* 0 garbage, 1 empty, 2 truncated, 3 header damaged, 4 other schema */
+  } cases[] = {
+      {"garbage", 0}, {"empty", 1}, {"truncated", 2}, {"header", 3}, {"other schema", 4},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    unlink(path);
+    _cleanup_free_ char *wal = hoist_asprintf("%s-wal", path);
+    unlink(wal);
+    switch (cases[i].kind) {
+    case 0:
+      put_bytes(path, garbage, sizeof garbage);
+      break;
+    case 1:
+      put_bytes(path, "", 0);
+      break;
+    case 2:
+      put_bytes(path, good, 4096 + 100);
+      break;
+    case 3: {
+      char *copy = malloc(good_len);
+      memcpy(copy, good, good_len);
+      memset(copy, 0x5a, 100);
+      put_bytes(path, copy, good_len);
+      free(copy);
+      break;
+    }
+    default:
+      sql_on(path, "CREATE TABLE blobs (x TEXT); PRAGMA user_version = 1");
+    }
+    _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+    hoist_err *e = NULL;
+    if (hoist_blob_locations_open(path, 0, &b, &e) < 0) {
+      _cleanup_free_ char *t = hoist_err_text(e);
+      fail_msg("%s: %s", cases[i].what, t);
+    }
+    /* whatever could be read of it, the record works */
+    assert_ok(hoist_blob_locations_add(b, "reg.test", "after", d, 0, &err), &err);
+    assert_found(b, "reg.test", d, "repo0", 1, (const char *[]){"after", NULL});
+  }
+  /* a newer hoist's record is not touched */
+  unlink(path);
+  sql_on(path, "CREATE TABLE blobs (future BLOB); PRAGMA user_version = 7");
+  struct stat before, after;
+  assert_int_equal(stat(path, &before), 0);
+  hoist_blob_locations *b = NULL;
+  assert_true(hoist_blob_locations_open(path, 0, &b, &err) < 0);
+  assert_null(b);
+  assert_err_contains(&err, "schema version 7 is newer");
+  assert_int_equal(stat(path, &after), 0);
+  assert_int_equal(before.st_ino, after.st_ino);
+  assert_int_equal(before.st_size, after.st_size);
+  /* a directory in its place is an error */
+  _cleanup_free_ char *sub = hoist_asprintf("%s/dir.db", dir);
+  assert_int_equal(mkdir(sub, 0700), 0);
+  assert_true(hoist_blob_locations_open(sub, 0, &b, &err) < 0);
+  assert_err_contains(&err, "dir.db");
+  free(good);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
+typedef struct adder {
+  hoist_blob_locations *b; /* shared, or NULL: open path */
+  const char *path;
+  int id;
+  int n;
+  bool ok;
+} adder;
+
+static void *add_many(void *arg) {
+  adder *a = arg;
+  hoist_err *err = NULL;
+  hoist_blob_locations *own = NULL;
+  hoist_blob_locations *b = a->b;
+  if (!b && hoist_blob_locations_open(a->path, 0, &own, &err) < 0)
+    goto out;
+  b = b ? b : own;
+  for (int i = 0; i < a->n; i++) {
+    char repo[32], d[HOIST_DIGEST_STR_LEN];
+    snprintf(repo, sizeof repo, "w%d/r%d", a->id, i);
+    char **found = NULL;
+    if (hoist_blob_locations_add(b, "reg.test", repo, digest_of(i, d), 0, &err) < 0 ||
+        hoist_blob_locations_find(b, "reg.test", d, NULL, 3, &found, NULL, &err) < 0)
+      goto out;
+    hoist_strfreev(found);
+  }
+  a->ok = true;
+out:
+  if (err) {
+    char *t = hoist_err_text(err);
+    fprintf(stderr, "adder %d: %s\n", a->id, t);
+    free(t);
+    hoist_err_free(err);
+  }
+  hoist_blob_locations_free(own);
+  return NULL;
+}
+
+static void test_blob_locations_concurrent(void **state) {
+  (void)state;
+  hoist_err *err = NULL;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *path = hoist_asprintf("%s/b.db", dir);
+  enum { PROCS = 4, THREADS = 4, ROWS = 100 };
+  /* processes, each with its own handle, the file made by whichever comes first */
+  pid_t pids[PROCS];
+  for (int p = 0; p < PROCS; p++) {
+    pids[p] = fork();
+    assert_true(pids[p] >= 0);
+    if (pids[p] == 0) {
+      adder a = {.path = path, .id = p, .n = ROWS};
+      add_many(&a);
+      _exit(a.ok ? 0 : 1);
+    }
+  }
+  for (int p = 0; p < PROCS; p++) {
+    int status = 0;
+    assert_int_equal(waitpid(pids[p], &status, 0), pids[p]);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  /* threads sharing one handle */
+  _cleanup_blob_locations_ hoist_blob_locations *b = NULL;
+  assert_ok(hoist_blob_locations_open(path, 0, &b, &err), &err);
+  pthread_t th[THREADS];
+  adder as[THREADS];
+  for (int t = 0; t < THREADS; t++) {
+    as[t] = (adder){.b = b, .id = PROCS + t, .n = ROWS};
+    assert_int_equal(pthread_create(&th[t], NULL, add_many, &as[t]), 0);
+  }
+  for (int t = 0; t < THREADS; t++) {
+    pthread_join(th[t], NULL);
+    assert_true(as[t].ok);
+  }
+  assert_int_equal(count_of(b), (PROCS + THREADS) * ROWS);
+  assert_ok(hoist_fs_rm_rf_at(AT_FDCWD, dir, &err), &err);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_challenge_table),   cmocka_unit_test(test_creds_table),
-      cmocka_unit_test(test_link_table),        cmocka_unit_test(test_insecure_hosts),
-      cmocka_unit_test(test_registries_config), cmocka_unit_test(test_creds_helper_signals),
-      cmocka_unit_test(test_creds_auth_base64), cmocka_unit_test(test_certs_dir_table),
+      cmocka_unit_test(test_challenge_table),
+      cmocka_unit_test(test_creds_table),
+      cmocka_unit_test(test_link_table),
+      cmocka_unit_test(test_insecure_hosts),
+      cmocka_unit_test(test_registries_config),
+      cmocka_unit_test(test_creds_helper_signals),
+      cmocka_unit_test(test_creds_auth_base64),
+      cmocka_unit_test(test_certs_dir_table),
       cmocka_unit_test(test_creds_store_erase),
+      cmocka_unit_test(test_blob_locations),
+      cmocka_unit_test(test_blob_locations_bad_input),
+      cmocka_unit_test(test_blob_locations_prune),
+      cmocka_unit_test(test_blob_locations_unreadable),
+      cmocka_unit_test(test_blob_locations_concurrent),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

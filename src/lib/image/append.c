@@ -46,12 +46,34 @@ int image_put_blob(hoist_transport_target *t, const char *media_type, const char
     return -1;
   if (has)
     return 0;
-  _cleanup_writer_ hoist_writer *w = NULL;
-  char got[HOIST_DIGEST_STR_LEN];
-  if (t->ops->blob_writer(t, digest, (int64_t)len, &w, err) < 0 ||
-      hoist_writer_write(w, data, len, err) < 0 || hoist_writer_commit(w, got, NULL, err) < 0)
-    return -1;
-  return 0;
+  for (int attempt = 1;; attempt++) {
+    _cleanup_writer_ hoist_writer *w = NULL;
+    char got[HOIST_DIGEST_STR_LEN];
+    hoist_err *e = NULL;
+    if (t->ops->blob_writer(t, digest, (int64_t)len, &w, &e) == 0 &&
+        hoist_writer_write(w, data, len, &e) == 0 && hoist_writer_commit(w, got, NULL, &e) == 0)
+      return 0;
+    if (!image_give_again(e, attempt))
+      return image_err_take(err, e);
+    hoist_err_free(e);
+  }
+}
+
+bool image_give_again(const hoist_err *e, int attempt) {
+  if (!e || e->code != EAGAIN || attempt >= IMAGE_WRITER_ATTEMPTS)
+    return false;
+  _cleanup_free_ char *why = hoist_err_text(e);
+  hoist_info("%s; giving the content again", why);
+  return true;
+}
+
+int image_err_take(hoist_err **err, hoist_err *e) {
+  int code = e ? e->code : EIO;
+  if (err && !*err)
+    *err = e;
+  else
+    hoist_err_free(e);
+  return -code;
 }
 
 /* Media type of the new layer in a manifest of the base's kind. */
@@ -159,11 +181,20 @@ int hoist_image_append(hoist_transport_source *base, hoist_transport_target *tar
     if ((r = copy_prebuilt(target, pre, &out->layer, &out->layer_how, err)) < 0)
       return hoist_err_wrap(err, "append");
   } else {
-    /* the new layer, streamed from disk into the target */
-    _cleanup_writer_ hoist_writer *w = NULL;
-    if ((r = target->ops->blob_writer(target, NULL, -1, &w, err)) < 0 ||
-        (r = hoist_layer_write(layer, &opts->layer, w, &out->layer, err)) < 0)
-      return hoist_err_wrap(err, "append");
+    /* the new layer, streamed from disk into the target as it is made; a
+     * registry that refused the way it went up gets it again another way */
+    for (int attempt = 1;; attempt++) {
+      _cleanup_writer_ hoist_writer *w = NULL;
+      hoist_err *e = NULL;
+      if (target->ops->blob_writer(target, NULL, -1, &w, &e) == 0 &&
+          hoist_layer_write(layer, &opts->layer, w, &out->layer, &e) == 0)
+        break;
+      if (!image_give_again(e, attempt)) {
+        image_err_take(err, e);
+        return hoist_err_wrap(err, "append");
+      }
+      hoist_err_free(e);
+    }
   }
 
   time_t created =

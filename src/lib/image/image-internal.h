@@ -10,6 +10,17 @@
 int image_manifest_of(hoist_transport_source *src, const char *what, const hoist_platform *want,
                       hoist_manifest **out, hoist_err **err) HOIST_WUR;
 
+/* A writer is given the content this many times at most. */
+#define IMAGE_WRITER_ATTEMPTS 3
+
+/* Whether the content a writer failed on (e) is to be given again to a new
+ * one: the registry refused the way it went up (EAGAIN,
+ * hoist_registry_blob_upload) and attempt (from 1) is not the last. */
+bool image_give_again(const hoist_err *e, int attempt);
+
+/* Puts e in *err (or frees it when *err is taken); returns -code. */
+int image_err_take(hoist_err **err, hoist_err *e);
+
 /* Stores data (a config) in t under digest, unless t has it already. */
 int image_put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
                    const char digest[HOIST_DIGEST_STR_LEN], hoist_err **err) HOIST_WUR;

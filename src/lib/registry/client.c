@@ -1,19 +1,28 @@
 /* The distribution API operations: blobs (HEAD, streaming GET with on-the-fly
- * verification, upload with mount, monolithic or chunked), manifests, tags,
- * catalog and delete. */
+ * verification; uploads: mounts from the repositories the blob-location
+ * record names, small blobs monolithic (a single POST, or POST then PUT),
+ * larger ones in one PUT or PATCH chunks, the streaming writer),
+ * manifests, tags, catalog and delete. */
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "hoist/fs.h"
 #include "internal.h"
 
 /* Blobs up to this size go up in one PUT; larger ones in PATCH chunks of this
  * size (hoist_registry_opts.chunk_size overrides; the registry's
  * OCI-Chunk-Min-Length wins when larger). */
 #define CHUNK_DEFAULT (64u << 20)
+/* A registry's OCI-Chunk-Min-Length above this is not followed: a chunk may
+ * be held in memory (hoist_registry_blob_upload). */
+#define CHUNK_MIN_FOLLOWED (256u << 20)
 #define UPLOAD_RESTARTS 3
 #define PAGE_MAX 10000
 
@@ -42,6 +51,7 @@ HOIST_WUR static int blob_head(hoist_registry *r, const char *host, const char *
     *exists = true;
     if (size)
       *size = resp.content_length;
+    reg_loc_seen(r, host, repo, digest);
     return 0;
   }
   if (resp.status == 404) {
@@ -118,6 +128,7 @@ int hoist_registry_get_blob(hoist_registry *r, const char *host, const char *rep
   if (strcmp(got, digest) != 0)
     return hoist_err_set(err, HOIST_E_DIGEST, "blob %s: digest mismatch (content is %s)", digest,
                          got);
+  reg_loc_seen(r, host, repo, digest);
   if (r->progress)
     r->progress(r->progress_userdata, sid, v.n, v.n, true);
   return 0;
@@ -161,40 +172,273 @@ int hoist_registry_fetch_url(hoist_registry *r, const char *url, const char *dig
 
 /* ------------------------------------------------------------- upload */
 
+/* A host not known to take a single POST is asked so only with a body this
+ * small: a registry that does not read the body of a POST (it answers 202
+ * and waits for the PUT) still drains one of this size (Go's servers drain
+ * 256 KiB) rather than cut the connection under it. */
+#define SINGLE_POST_PROBE_MAX (64u << 10)
+/* Repositories a mount is tried from, per blob. */
+#define MOUNT_CANDIDATES 3
+
 static char *with_query(const char *location, const char *kv) {
   return hoist_asprintf("%s%c%s", location, strchr(location, '?') ? '&' : '?', kv);
 }
 
 static uint64_t chunk_size(const hoist_registry *r, const reg_resp *start) {
   uint64_t c = r->chunk_size ? r->chunk_size : CHUNK_DEFAULT;
-  if (start->chunk_min) {
+  if (start && start->chunk_min) {
     unsigned long long m = strtoull(start->chunk_min, NULL, 10);
-    if (m > c)
+    if (m > c && m <= CHUNK_MIN_FOLLOWED)
       c = m;
   }
   return c;
 }
 
-/* Starts an upload session (or mounts); *location receives the session URL,
- * NULL when the mount succeeded. */
+/* What the client learned of how host takes uploads (reg_host). */
+static int host_single_post(hoist_registry *r, const char *host) {
+  pthread_mutex_lock(&r->lock);
+  int v = reg_host_get(r, host)->single_post;
+  pthread_mutex_unlock(&r->lock);
+  return v;
+}
+
+static void host_set_single_post(hoist_registry *r, const char *host, int v) {
+  pthread_mutex_lock(&r->lock);
+  reg_host_get(r, host)->single_post = v;
+  pthread_mutex_unlock(&r->lock);
+}
+
+static int host_upload_way(hoist_registry *r, const char *host) {
+  pthread_mutex_lock(&r->lock);
+  int v = reg_host_get(r, host)->upload_way;
+  pthread_mutex_unlock(&r->lock);
+  return v;
+}
+
+/* host refused way: its uploads go the next way from now on (several
+ * writers may learn it at once: the way only moves forward). */
+static int host_refused(hoist_registry *r, const char *host, int way) {
+  pthread_mutex_lock(&r->lock);
+  reg_host *h = reg_host_get(r, host);
+  if (h->upload_way <= way)
+    h->upload_way = way + 1;
+  int next = h->upload_way;
+  pthread_mutex_unlock(&r->lock);
+  return next;
+}
+
+static const char *const way_names[] = {"a streamed PATCH", "PATCH chunks",
+                                        "one PUT of the whole blob"};
+
+/* Whether an answer to a PATCH sent way refuses that way of uploading (a
+ * front that wants a length, a range, or no PATCH at all), rather than
+ * this upload. */
+static bool refuses_way(int way, long status) {
+  if (status == 405 || status == 501)
+    return true; /* no PATCH at all */
+  return way == REG_WAY_STREAM &&
+         (status == 400 || status == 411 || status == 413 || status == 416);
+}
+
+/* The error of a refused way: host's next upload goes the next way, the
+ * caller gives the content again (EAGAIN). */
+HOIST_WUR static int way_refused(hoist_registry *r, const char *host, int way, const reg_resp *resp,
+                                 hoist_err **err) {
+  int next =
+      host_refused(r, host, resp->status == 405 || resp->status == 501 ? REG_WAY_CHUNKS : way);
+  hoist_err *e = NULL;
+  hoist_best_effort(reg_status_error(resp, &e, "PATCH")); /* its text goes in the message */
+  _cleanup_free_ char *why = hoist_err_text(e);
+  hoist_err_free(e);
+  return hoist_err_set(
+      err, EAGAIN, "the registry refused %s (%s); its next upload to %s goes as %s", way_names[way],
+      why, host, way_names[next > REG_WAY_WHOLE ? REG_WAY_WHOLE : next]);
+}
+
+/* A blob's bytes for a request: in memory, else size bytes of fd read with
+ * pread from offset 0. */
+typedef struct blob_body {
+  const void *mem;
+  int fd;
+  uint64_t size;
+} blob_body;
+
+static void body_into(reg_req *q, const blob_body *b) {
+  q->content_type = "application/octet-stream";
+  if (b->size == 0)
+    return;
+  if (b->mem) {
+    q->body = b->mem;
+    q->body_len = (size_t)b->size;
+  } else {
+    q->body_fd = b->fd;
+    q->body_size = b->size;
+  }
+}
+
+/* Opens an upload session: *location (caller frees) its URL, *chunk
+ * (optional) the size of its PATCH chunks. */
 HOIST_WUR static int upload_start(hoist_registry *r, const char *host, const char *repo,
-                                  const char *digest, const char *mount_from, const char *scope,
-                                  char **location, uint64_t *chunk, hoist_err **err) {
-  _cleanup_free_ char *url = mount_from ? hoist_asprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s",
-                                                         repo, digest, mount_from)
-                                        : hoist_asprintf("/v2/%s/blobs/uploads/", repo);
+                                  const char *scope, char **location, uint64_t *chunk,
+                                  hoist_err **err) {
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/uploads/", repo);
   reg_req q = {.method = "POST", .host = host, .url = url, .scope = scope};
   _cleanup_resp_ reg_resp resp = {0};
   if (reg_do(r, &q, &resp, err) < 0)
     return -1;
-  if (mount_from && resp.status == 201) {
-    *location = NULL;
-    return 0;
-  }
   if (resp.status != 202 || !resp.location)
     return reg_status_error(&resp, err, "start upload");
   *location = hoist_strdup(resp.location);
-  *chunk = chunk_size(r, &resp);
+  if (chunk)
+    *chunk = chunk_size(r, &resp);
+  return 0;
+}
+
+/* Cancels an upload session (best effort: the registry expires it anyway). */
+static void session_cancel(hoist_registry *r, const char *host, const char *scope,
+                           const char *location) {
+  reg_req q = {.method = "DELETE", .host = host, .url = location, .scope = scope};
+  _cleanup_resp_ reg_resp resp = {0};
+  hoist_err *ignored = NULL;
+  hoist_best_effort(reg_do(r, &q, &resp, &ignored));
+  hoist_err_free(ignored);
+}
+
+/* Closes the session at location with PUT ?digest=, sending b (NULL: no
+ * body) as its last bytes, range (or NULL) their Content-Range. *status is
+ * the failing answer's HTTP status, 0 when the connection failed. */
+HOIST_WUR static int upload_close(hoist_registry *r, const char *host, const char *scope,
+                                  const char *location, const char *digest, const blob_body *b,
+                                  const char *range, const char *pid, long *status,
+                                  hoist_err **err) {
+  *status = 0;
+  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", digest);
+  _cleanup_free_ char *url = with_query(location, kv);
+  reg_req q = {.method = "PUT", .host = host, .url = url, .scope = scope, .no_retry = true};
+  if (b) {
+    body_into(&q, b);
+    q.content_range = (char *)range;
+    q.progress_id = pid;
+    q.progress_total = b->size;
+  }
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status != 201) {
+    *status = resp.status;
+    if (resp.status == 400)
+      return reg_status_error(&resp, err, "finish upload of %s", digest);
+    return reg_status_error(&resp, err, "PUT blob %s", digest);
+  }
+  return 0;
+}
+
+/* The single-POST upload: POST ?digest= with the whole body. *done when the
+ * registry took it (201). Otherwise the host is not asked so again, and
+ * *location (caller frees) is the session its 202 opened (*chunk its chunk
+ * size), or NULL when it answered otherwise. */
+HOIST_WUR static int single_post(hoist_registry *r, const char *host, const char *repo,
+                                 const char *digest, const char *scope, const blob_body *b,
+                                 const char *pid, bool *done, char **location, uint64_t *chunk,
+                                 hoist_err **err) {
+  *done = false;
+  *location = NULL;
+  _cleanup_free_ char *url = hoist_asprintf("/v2/%s/blobs/uploads/?digest=%s", repo, digest);
+  reg_req q = {.method = "POST",
+               .host = host,
+               .url = url,
+               .scope = scope,
+               .progress_id = pid,
+               .progress_total = b->size};
+  body_into(&q, b);
+  _cleanup_resp_ reg_resp resp = {0};
+  if (reg_do(r, &q, &resp, err) < 0)
+    return -1;
+  if (resp.status == 201) {
+    host_set_single_post(r, host, 1);
+    *done = true;
+    return 0;
+  }
+  if (resp.status == 401 || resp.status == 403)
+    return reg_status_error(&resp, err, "start upload");
+  host_set_single_post(r, host, -1);
+  hoist_debug("%s: a single POST with the blob answered HTTP %ld: POST then PUT from now on", host,
+              resp.status);
+  if (resp.status == 202 && resp.location) {
+    *location = hoist_strdup(resp.location);
+    *chunk = chunk_size(r, &resp);
+  }
+  return 0;
+}
+
+/* Whether a single POST is worth trying for size bytes to host. */
+static bool try_single_post(hoist_registry *r, const char *host, uint64_t size) {
+  int v = host_single_post(r, host);
+  return v > 0 || (v == 0 && size <= SINGLE_POST_PROBE_MAX);
+}
+
+/* Tries mounts of digest into repo from the repositories of cands, in
+ * order. *mounted when one worked (the record then has repo). A declined
+ * mount's repository is forgotten by the record and the session it opened
+ * cancelled, except the last one when location is not NULL: *location
+ * (caller frees) and *chunk then describe it. A mount refused (401, 403:
+ * no pull access there) is passed over. */
+HOIST_WUR static int try_mounts(hoist_registry *r, const char *host, const char *repo,
+                                const char *digest, const hoist_strv *cands, bool *mounted,
+                                char **location, uint64_t *chunk, hoist_err **err) {
+  *mounted = false;
+  _cleanup_free_ char *scope = scope_push(repo);
+  _cleanup_free_ char *held = NULL;
+  uint64_t held_chunk = 0;
+  for (size_t i = 0; i < cands->n && !*mounted; i++) {
+    const char *from = cands->v[i];
+    _cleanup_free_ char *mscope = hoist_asprintf("%s repository:%s:pull", scope, from);
+    _cleanup_free_ char *url =
+        hoist_asprintf("/v2/%s/blobs/uploads/?mount=%s&from=%s", repo, digest, from);
+    reg_req q = {.method = "POST", .host = host, .url = url, .scope = mscope};
+    _cleanup_resp_ reg_resp resp = {0};
+    hoist_err *e = NULL;
+    if (reg_do(r, &q, &resp, &e) < 0) {
+      if (e && e->code == HOIST_E_AUTH) {
+        _cleanup_free_ char *text = hoist_err_text(e);
+        hoist_debug("mount of %s from %s refused: %s", digest, from, text);
+        hoist_err_free(e);
+        continue;
+      }
+      if (err && !*err)
+        *err = e;
+      else
+        hoist_err_free(e);
+      if (held)
+        session_cancel(r, host, scope, held);
+      return hoist_err_wrap(err, "mount blob %s from %s", digest, from);
+    }
+    if (resp.status == 201) {
+      *mounted = true;
+      hoist_debug("mounted %s from %s", digest, from);
+      break;
+    }
+    hoist_debug("mount of %s from %s declined (HTTP %ld)", digest, from, resp.status);
+    if (resp.status == 202 || resp.status == 404)
+      reg_loc_forget(r, host, from, digest);
+    if (resp.status == 202 && resp.location) {
+      if (held)
+        session_cancel(r, host, scope, held);
+      free(held);
+      held = hoist_strdup(resp.location);
+      held_chunk = chunk_size(r, &resp);
+    }
+  }
+  if (*mounted) {
+    reg_loc_seen(r, host, repo, digest);
+    if (held)
+      session_cancel(r, host, scope, held);
+  } else if (held && location) {
+    *location = steal_pointer(&held);
+    *chunk = held_chunk;
+  } else if (held) {
+    session_cancel(r, host, scope, held);
+  }
   return 0;
 }
 
@@ -230,26 +474,8 @@ HOIST_WUR static int upload_body(hoist_registry *r, const char *host, const char
   *status = 0;
   if (from == 0 && size <= chunk) {
     /* monolithic: one PUT with the whole body */
-    _cleanup_free_ char *kv = hoist_asprintf("digest=%s", digest);
-    _cleanup_free_ char *url = with_query(*location, kv);
-    reg_req q = {.method = "PUT",
-                 .host = host,
-                 .url = url,
-                 .scope = scope,
-                 .content_type = "application/octet-stream",
-                 .body_fd = fd,
-                 .body_size = size,
-                 .progress_id = pid,
-                 .progress_total = size,
-                 .no_retry = true};
-    _cleanup_resp_ reg_resp resp = {0};
-    if (reg_do(r, &q, &resp, err) < 0)
-      return -1;
-    if (resp.status != 201) {
-      *status = resp.status;
-      return reg_status_error(&resp, err, "PUT blob");
-    }
-    return 0;
+    blob_body b = {.fd = fd, .size = size};
+    return upload_close(r, host, scope, *location, digest, &b, NULL, pid, status, err);
   }
   while (off < size) {
     uint64_t n = size - off < chunk ? size - off : chunk;
@@ -278,17 +504,7 @@ HOIST_WUR static int upload_body(hoist_registry *r, const char *host, const char
     *location = hoist_strdup(resp.location);
     off += n;
   }
-  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", digest);
-  _cleanup_free_ char *url = with_query(*location, kv);
-  reg_req q = {.method = "PUT", .host = host, .url = url, .scope = scope};
-  _cleanup_resp_ reg_resp resp = {0};
-  if (reg_do(r, &q, &resp, err) < 0)
-    return -1;
-  if (resp.status != 201) {
-    *status = resp.status;
-    return reg_status_error(&resp, err, "finish blob upload");
-  }
-  return 0;
+  return upload_close(r, host, scope, *location, digest, NULL, NULL, NULL, status, err);
 }
 
 static void sleep_ms(long ms) {
@@ -297,42 +513,25 @@ static void sleep_ms(long ms) {
     ;
 }
 
-int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
-                            const char *digest, uint64_t size, int fd, const char *mount_from,
-                            const char **how, hoist_err **err) {
-  if (hoist_digest_parse(digest, NULL, err) < 0)
-    return -HOIST_E_FORMAT;
-  _cleanup_free_ char *scope = scope_push(repo);
-  _cleanup_free_ char *mscope =
-      mount_from ? hoist_asprintf("%s repository:%s:pull", scope, mount_from) : NULL;
-  bool exists = false;
-  if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0)
-    return -1;
-  if (exists) {
-    if (how)
-      *how = "exists";
-    return 0;
-  }
-  char sid[20];
-  short_digest(digest, sid);
+/* Uploads size bytes of fd as digest into session *location (opened here
+ * when NULL), monolithically up to chunk, else in chunks, with the restart
+ * policy: a broken connection or an overloaded registry is tried again, the
+ * session asked where it stands, or a new one started. */
+HOIST_WUR static int upload_fd(hoist_registry *r, const char *host, const char *repo,
+                               const char *digest, uint64_t size, int fd, const char *scope,
+                               char **location, uint64_t chunk, const char *sid, hoist_err **err) {
   int ret = -1;
   for (int restart = 0; restart < UPLOAD_RESTARTS; restart++) {
-    _cleanup_free_ char *location = NULL;
-    uint64_t chunk = CHUNK_DEFAULT;
-    const char *from = restart == 0 ? mount_from : NULL;
-    if (upload_start(r, host, repo, digest, from, from ? mscope : scope, &location, &chunk, err) <
-        0)
-      return hoist_err_wrap(err, "push blob %s", digest);
-    if (!location) {
-      if (how)
-        *how = "mounted";
-      return 0;
+    if (restart > 0 || !*location) {
+      free(steal_pointer(location));
+      if (upload_start(r, host, repo, scope, location, &chunk, err) < 0)
+        return -1;
     }
     uint64_t off = 0;
     for (int resume = 0;; resume++) {
       hoist_err *e = NULL;
       long status = 0;
-      ret = upload_body(r, host, digest, size, fd, scope, &location, off, chunk, sid, &status, &e);
+      ret = upload_body(r, host, digest, size, fd, scope, location, off, chunk, sid, &status, &e);
       if (ret == 0)
         break;
       if (!e)
@@ -347,7 +546,7 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
           *err = e;
         else
           hoist_err_free(e);
-        return hoist_err_wrap(err, "push blob %s", digest);
+        return -1;
       }
       char *t = hoist_err_text(e);
       hoist_info("push blob %s: %s; trying again", digest, t);
@@ -356,18 +555,86 @@ int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *rep
       sleep_ms(1000L << restart);
       /* the session may survive (a proxy or the network failed): ask it */
       hoist_err *se = NULL;
-      if (transient && resume < 3 && upload_status(r, host, scope, &location, &off, &se) == 0 &&
+      if (transient && resume < 3 && upload_status(r, host, scope, location, &off, &se) == 0 &&
           off <= size)
         continue;
       hoist_err_free(se);
       break; /* start over with a new session */
     }
     if (ret == 0)
-      break;
+      return 0;
   }
-  if (ret < 0)
-    return hoist_err_set(err, ECONNRESET, "push blob %s: upload kept failing", digest);
+  return hoist_err_set(err, ECONNRESET, "upload kept failing");
+}
+
+int hoist_registry_put_blob(hoist_registry *r, const char *host, const char *repo,
+                            const char *digest, uint64_t size, int fd, const char *mount_from,
+                            const char **how, hoist_err **err) {
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_free_ char *scope = scope_push(repo);
+  bool small = size <= HOIST_REGISTRY_SMALL_BLOB;
+  char sid[20];
+  short_digest(digest, sid);
+  _cleanup_strv_ hoist_strv cands = HOIST_STRV_INIT;
+  reg_loc_candidates(r, host, repo, digest, mount_from, MOUNT_CANDIDATES, &cands);
+  /* repo is asked whether it has the blob when the record says so, and
+   * before a large one is sent; a small one costs about as much to send as
+   * to ask for, and a mount takes a blob repo has as well */
+  bool recorded = reg_loc_has(r, host, repo, digest);
+  bool asked = false;
+  if (recorded || (!small && !cands.n)) {
+    bool exists = false;
+    if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0)
+      return hoist_err_wrap(err, "push blob %s", digest);
+    if (exists) {
+      if (how)
+        *how = "exists";
+      return 0;
+    }
+    if (recorded)
+      reg_loc_forget(r, host, repo, digest);
+    asked = true;
+  }
+  _cleanup_free_ char *location = NULL;
+  uint64_t chunk = chunk_size(r, NULL);
+  bool mounted = false;
+  if (cands.n && try_mounts(r, host, repo, digest, &cands, &mounted, &location, &chunk, err) < 0)
+    return hoist_err_wrap(err, "push blob %s", digest);
+  if (mounted) {
+    if (how)
+      *how = "mounted";
+    return 0;
+  }
+  if (!small && !asked) {
+    /* no mount: a large blob repo has is not sent again */
+    bool exists = false;
+    if (blob_head(r, host, repo, digest, scope, &exists, NULL, err) < 0) {
+      if (location)
+        session_cancel(r, host, scope, location);
+      return hoist_err_wrap(err, "push blob %s", digest);
+    }
+    if (exists) {
+      if (location)
+        session_cancel(r, host, scope, location);
+      if (how)
+        *how = "exists";
+      return 0;
+    }
+  }
+  bool done = false;
+  if (!location && small && try_single_post(r, host, size)) {
+    blob_body b = {.fd = fd, .size = size};
+    if (single_post(r, host, repo, digest, scope, &b, sid, &done, &location, &chunk, err) < 0)
+      return hoist_err_wrap(err, "push blob %s", digest);
+  }
+  if (!done && upload_fd(r, host, repo, digest, size, fd, scope, &location, chunk, sid, err) < 0) {
+    if (location)
+      session_cancel(r, host, scope, location);
+    return hoist_err_wrap(err, "push blob %s", digest);
+  }
   /* the registry answered 201: it verified the digest */
+  reg_loc_seen(r, host, repo, digest);
   if (r->progress)
     r->progress(r->progress_userdata, sid, size, size, true);
   if (how)
@@ -381,45 +648,56 @@ int hoist_registry_mount_blob(hoist_registry *r, const char *host, const char *r
   *mounted = false;
   if (hoist_digest_parse(digest, NULL, err) < 0)
     return -HOIST_E_FORMAT;
-  _cleanup_free_ char *scope = scope_push(repo);
-  _cleanup_free_ char *mscope = hoist_asprintf("%s repository:%s:pull", scope, from);
-  _cleanup_free_ char *location = NULL;
-  uint64_t chunk = 0;
-  if (upload_start(r, host, repo, digest, from, mscope, &location, &chunk, err) < 0)
-    return hoist_err_wrap(err, "mount blob %s from %s", digest, from);
-  if (!location) {
-    *mounted = true;
-    return 0;
-  }
-  hoist_debug("mount of %s from %s declined", digest, from);
-  reg_req q = {.method = "DELETE", .host = host, .url = location, .scope = scope};
-  _cleanup_resp_ reg_resp resp = {0};
-  hoist_err *ignored = NULL;
-  hoist_best_effort(reg_do(r, &q, &resp, &ignored)); /* the registry expires it anyway */
-  hoist_err_free(ignored);
-  return 0;
+  _cleanup_strv_ hoist_strv cands = HOIST_STRV_INIT;
+  hoist_strv_add(&cands, from);
+  return try_mounts(r, host, repo, digest, &cands, mounted, NULL, NULL, err);
 }
 
-/* The streaming upload: the writer's caller feeds one end of a socket pair
- * (a socket, so a dead reader is EPIPE rather than SIGPIPE), a thread runs
- * the PATCH that reads the other end. */
+int hoist_registry_mount_known(hoist_registry *r, const char *host, const char *repo,
+                               const char *digest, const char *from, bool *mounted,
+                               hoist_err **err) {
+  *mounted = false;
+  if (hoist_digest_parse(digest, NULL, err) < 0)
+    return -HOIST_E_FORMAT;
+  _cleanup_strv_ hoist_strv cands = HOIST_STRV_INIT;
+  reg_loc_candidates(r, host, repo, digest, from, MOUNT_CANDIDATES, &cands);
+  return try_mounts(r, host, repo, digest, &cands, mounted, NULL, NULL, err);
+}
+
+/* ---------------------------------------------------- streaming writer */
+
+/* The writer of hoist_registry_blob_upload. Its first bytes wait in memory;
+ * once they outgrow HOIST_REGISTRY_SMALL_BLOB the blob goes the host's way:
+ * REG_WAY_STREAM, the caller feeding one end of a socket pair (a socket, so
+ * a dead reader is EPIPE rather than SIGPIPE) and a thread running the
+ * PATCH that reads the other; REG_WAY_CHUNKS, a PATCH each time a chunk is
+ * full; REG_WAY_WHOLE, an unlinked spool file sent at commit. */
 typedef struct upload_writer {
   hoist_writer base;
   hoist_registry *r;
   char *host;
+  char *repo;
   char *scope;
-  char *location;
   char *expected;
-  hoist_sha256 *h;
-  uint64_t size;
-  int fd; /* write end, -1 once closed */
+  hoist_sha256 *h; /* NULL with expected: the registry checks that */
+  uint64_t size;   /* bytes given */
+  int way;         /* REG_WAY_* once the blob left memory, else -1 */
+  char *buf;       /* the first bytes; with REG_WAY_CHUNKS the chunk being filled */
+  size_t len;
+  size_t cap;
+  char *location; /* the upload session, once opened */
+  uint64_t chunk; /* REG_WAY_CHUNKS: bytes per PATCH */
+  uint64_t sent;  /* REG_WAY_CHUNKS: bytes the session has */
+  int fd;         /* REG_WAY_STREAM: write end, -1 once closed */
   int rfd;
   pthread_t th;
   bool running;
-  bool committed;
   int patch_ret;
   reg_resp patch;
   hoist_err *patch_err;
+  int spool;   /* REG_WAY_WHOLE: the spool file, else -1 */
+  bool failed; /* a write failed: what the registry has is incomplete */
+  bool committed;
 } upload_writer;
 
 static void *upload_thread(void *arg) {
@@ -436,8 +714,9 @@ static void *upload_thread(void *arg) {
   return NULL;
 }
 
-/* Ends the PATCH: closes the write end and waits; returns its outcome. */
-HOIST_WUR static int upload_finish_patch(upload_writer *u, hoist_err **err) {
+/* Ends the streamed PATCH: closes the write end and waits; returns its
+ * outcome (a refused way is EAGAIN, see hoist_registry_blob_upload). */
+HOIST_WUR static int stream_finish(upload_writer *u, hoist_err **err) {
   if (u->fd >= 0) {
     close(u->fd);
     u->fd = -1;
@@ -451,16 +730,15 @@ HOIST_WUR static int upload_finish_patch(upload_writer *u, hoist_err **err) {
       *err = steal_pointer(&u->patch_err);
     return -1;
   }
-  if (u->patch.status != 202)
+  if (u->patch.status != 202) {
+    if (refuses_way(REG_WAY_STREAM, u->patch.status))
+      return way_refused(u->r, u->host, REG_WAY_STREAM, &u->patch, err);
     return reg_status_error(&u->patch, err, "PATCH blob");
+  }
   return 0;
 }
 
-HOIST_WUR static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
-  upload_writer *u = (upload_writer *)w;
-  if (u->h)
-    hoist_sha256_update(u->h, data, len);
-  u->size += len;
+HOIST_WUR static int send_all(upload_writer *u, const void *data, size_t len, hoist_err **err) {
   const char *p = data;
   while (len > 0) {
     ssize_t n = send(u->fd, p, len, MSG_NOSIGNAL);
@@ -469,9 +747,9 @@ HOIST_WUR static int upload_write(hoist_writer *w, const void *data, size_t len,
     if (n < 0) {
       int e = errno;
       /* the PATCH ended early: its answer says why */
-      if (upload_finish_patch(u, err) < 0)
+      if (stream_finish(u, err) < 0)
         return -1;
-      return hoist_err_errno(err, e, "upload to %s", u->host);
+      return hoist_err_errno(err, e, "stream");
     }
     p += n;
     len -= (size_t)n;
@@ -479,27 +757,223 @@ HOIST_WUR static int upload_write(hoist_writer *w, const void *data, size_t len,
   return 0;
 }
 
+static void buf_reserve(upload_writer *u, size_t need) {
+  if (need <= u->cap)
+    return;
+  size_t cap = u->cap ? u->cap : 64u << 10;
+  while (cap < need)
+    cap *= 2;
+  char *b = realloc(u->buf, cap);
+  if (!b)
+    abort();
+  u->buf = b;
+  u->cap = cap;
+}
+
+/* REG_WAY_WHOLE: an unlinked file under the client's tmp_dir, holding
+ * what was given so far. */
+HOIST_WUR static int spool_start(upload_writer *u, hoist_err **err) {
+  const char *dir = u->r->tmp_dir ? u->r->tmp_dir : "/var/tmp";
+  int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+  if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR)) {
+    _cleanup_free_ char *t = hoist_asprintf("%s/.hoist-upload-XXXXXX", dir);
+    fd = mkostemp(t, O_CLOEXEC);
+    if (fd >= 0)
+      unlink(t);
+  }
+  if (fd < 0)
+    return hoist_err_errno(err, errno, "upload to %s: spool file in %s", u->host, dir);
+  u->spool = fd;
+  u->way = REG_WAY_WHOLE;
+  if (hoist_fs_write_all(fd, u->buf, u->len, err) < 0)
+    return -1;
+  u->len = 0;
+  return 0;
+}
+
+/* REG_WAY_CHUNKS: PATCHes the full chunks of the buffer. A first PATCH
+ * that the registry refuses as a way moves the writer to REG_WAY_WHOLE in
+ * place (it still holds every byte); a later one is EAGAIN. */
+HOIST_WUR static int chunks_flush(upload_writer *u, hoist_err **err) {
+  size_t done = 0;
+  while (u->len - done >= u->chunk) {
+    _cleanup_free_ char *range = hoist_asprintf("%llu-%llu", (unsigned long long)u->sent,
+                                                (unsigned long long)(u->sent + u->chunk - 1));
+    reg_req q = {.method = "PATCH",
+                 .host = u->host,
+                 .url = u->location,
+                 .scope = u->scope,
+                 .content_type = "application/octet-stream",
+                 .content_range = range,
+                 .body = u->buf + done,
+                 .body_len = (size_t)u->chunk,
+                 .no_retry = true};
+    _cleanup_resp_ reg_resp resp = {0};
+    if (reg_do(u->r, &q, &resp, err) < 0)
+      return -1;
+    if (resp.status != 202 || !resp.location) {
+      if (!refuses_way(REG_WAY_CHUNKS, resp.status))
+        return reg_status_error(&resp, err, "PATCH blob chunk %s", range);
+      if (u->sent > 0 || done > 0)
+        return way_refused(u->r, u->host, REG_WAY_CHUNKS, &resp, err);
+      host_refused(u->r, u->host, REG_WAY_CHUNKS);
+      hoist_debug("%s: PATCH refused (HTTP %ld): the blob goes up whole", u->host, resp.status);
+      session_cancel(u->r, u->host, u->scope, u->location);
+      free(steal_pointer(&u->location));
+      return spool_start(u, err);
+    }
+    free(u->location);
+    u->location = hoist_strdup(resp.location);
+    u->sent += u->chunk;
+    done += (size_t)u->chunk;
+  }
+  memmove(u->buf, u->buf + done, u->len - done);
+  u->len -= done;
+  return 0;
+}
+
+/* The blob outgrew memory: from now on it goes the host's way. */
+HOIST_WUR static int leave_memory(upload_writer *u, hoist_err **err) {
+  int way = host_upload_way(u->r, u->host);
+  if (way >= REG_WAY_WHOLE)
+    return spool_start(u, err);
+  if (upload_start(u->r, u->host, u->repo, u->scope, &u->location, &u->chunk, err) < 0)
+    return -1;
+  if (way == REG_WAY_CHUNKS) {
+    u->way = REG_WAY_CHUNKS;
+    buf_reserve(u, u->chunk > u->len ? (size_t)u->chunk : u->len);
+    return chunks_flush(u, err);
+  }
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    return hoist_err_errno(err, errno, "socketpair");
+  int bufsize = 1 << 20; /* best effort */
+  (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
+  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
+  u->fd = sv[0];
+  u->rfd = sv[1];
+  if (pthread_create(&u->th, NULL, upload_thread, u) != 0) {
+    close(u->rfd);
+    return hoist_err_set(err, EAGAIN, "cannot start an upload thread");
+  }
+  u->running = true;
+  u->way = REG_WAY_STREAM;
+  int ret = send_all(u, u->buf, u->len, err);
+  free(steal_pointer(&u->buf));
+  u->len = u->cap = 0;
+  return ret;
+}
+
+HOIST_WUR static int upload_write_to(upload_writer *u, const void *data, size_t len,
+                                     hoist_err **err) {
+  if (u->way < 0) {
+    if (u->len + len <= HOIST_REGISTRY_SMALL_BLOB) {
+      buf_reserve(u, u->len + len);
+      memcpy(u->buf + u->len, data, len);
+      u->len += len;
+      return 0;
+    }
+    if (leave_memory(u, err) < 0)
+      return -1;
+  }
+  switch (u->way) {
+  case REG_WAY_STREAM:
+    return send_all(u, data, len, err);
+  case REG_WAY_CHUNKS: {
+    const char *p = data;
+    while (len > 0 && u->way == REG_WAY_CHUNKS) {
+      size_t k = (size_t)u->chunk - u->len < len ? (size_t)u->chunk - u->len : len;
+      memcpy(u->buf + u->len, p, k);
+      u->len += k;
+      p += k;
+      len -= k;
+      if (chunks_flush(u, err) < 0)
+        return -1;
+    }
+    if (len > 0) /* moved to REG_WAY_WHOLE */
+      return hoist_fs_write_all(u->spool, p, len, err);
+    return 0;
+  }
+  default:
+    return hoist_fs_write_all(u->spool, data, len, err);
+  }
+}
+
+HOIST_WUR static int upload_write(hoist_writer *w, const void *data, size_t len, hoist_err **err) {
+  upload_writer *u = (upload_writer *)w;
+  if (u->failed)
+    return hoist_err_set(err, EIO, "upload to %s/%s: an earlier write failed", u->host, u->repo);
+  if (u->h)
+    hoist_sha256_update(u->h, data, len);
+  u->size += len;
+  if (upload_write_to(u, data, len, err) < 0) {
+    u->failed = true;
+    return hoist_err_wrap(err, "upload to %s/%s", u->host, u->repo);
+  }
+  return 0;
+}
+
+/* Sends what the writer holds and closes the session under digest; *status
+ * is the HTTP status of a PUT that failed. */
+HOIST_WUR static int upload_finish(upload_writer *u, const char *digest, long *status,
+                                   hoist_err **err) {
+  switch (u->way) {
+  case -1: {
+    /* small: one request, or two (hoist_registry_put_blob) */
+    blob_body b = {.mem = u->buf, .size = u->len};
+    bool done = false;
+    uint64_t chunk = 0;
+    if (try_single_post(u->r, u->host, u->len) &&
+        single_post(u->r, u->host, u->repo, digest, u->scope, &b, NULL, &done, &u->location, &chunk,
+                    err) < 0)
+      return -1;
+    if (done)
+      return 0;
+    if (!u->location && upload_start(u->r, u->host, u->repo, u->scope, &u->location, NULL, err) < 0)
+      return -1;
+    return upload_close(u->r, u->host, u->scope, u->location, digest, &b, NULL, NULL, status, err);
+  }
+  case REG_WAY_STREAM: {
+    if (stream_finish(u, err) < 0)
+      return -1;
+    const char *next = u->patch.location ? u->patch.location : u->location;
+    return upload_close(u->r, u->host, u->scope, next, digest, NULL, NULL, NULL, status, err);
+  }
+  case REG_WAY_CHUNKS: {
+    blob_body b = {.mem = u->buf, .size = u->len};
+    _cleanup_free_ char *range = u->len ? hoist_asprintf("%llu-%llu", (unsigned long long)u->sent,
+                                                         (unsigned long long)(u->sent + u->len - 1))
+                                        : NULL;
+    return upload_close(u->r, u->host, u->scope, u->location, digest, u->len ? &b : NULL, range,
+                        NULL, status, err);
+  }
+  default: {
+    if (upload_start(u->r, u->host, u->repo, u->scope, &u->location, NULL, err) < 0)
+      return -1;
+    blob_body b = {.fd = u->spool, .size = u->size};
+    return upload_close(u->r, u->host, u->scope, u->location, digest, &b, NULL, NULL, status, err);
+  }
+  }
+}
+
 HOIST_WUR static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LEN], uint64_t *size,
                                    hoist_err **err) {
   upload_writer *u = (upload_writer *)w;
+  if (u->failed)
+    return hoist_err_set(err, EIO, "upload to %s/%s: an earlier write failed", u->host, u->repo);
   if (u->h)
     hoist_sha256_final(u->h, out);
   else
     snprintf(out, HOIST_DIGEST_STR_LEN, "%s", u->expected);
-  if (upload_finish_patch(u, err) < 0)
-    return -1;
-  const char *next = u->patch.location ? u->patch.location : u->location;
-  _cleanup_free_ char *kv = hoist_asprintf("digest=%s", out);
-  _cleanup_free_ char *url = with_query(next, kv);
-  reg_req q = {.method = "PUT", .host = u->host, .url = url, .scope = u->scope};
-  _cleanup_resp_ reg_resp resp = {0};
-  if (reg_do(u->r, &q, &resp, err) < 0)
-    return -1;
-  if (resp.status == 400 && u->expected)
-    return reg_status_error(&resp, err, "finish upload of %s (content does not match)", out);
-  if (resp.status != 201)
-    return reg_status_error(&resp, err, "finish upload of %s", out);
+  long status = 0;
+  if (upload_finish(u, out, &status, err) < 0) {
+    u->failed = true;
+    if (status == 400 && u->expected)
+      return hoist_err_wrap(err, "upload to %s/%s (content does not match)", u->host, u->repo);
+    return hoist_err_wrap(err, "upload to %s/%s", u->host, u->repo);
+  }
   u->committed = true;
+  reg_loc_seen(u->r, u->host, u->repo, out);
   if (size)
     *size = u->size;
   return 0;
@@ -507,21 +981,23 @@ HOIST_WUR static int upload_commit(hoist_writer *w, char out[HOIST_DIGEST_STR_LE
 
 static void upload_free(hoist_writer *w) {
   upload_writer *u = (upload_writer *)w;
-  hoist_err *ignored = NULL;
-  hoist_best_effort(upload_finish_patch(u, &ignored)); /* discarded below */
-  hoist_err_free(ignored);
-  if (!u->committed && u->location) {
-    const char *at = u->patch.location ? u->patch.location : u->location;
-    reg_req q = {.method = "DELETE", .host = u->host, .url = at, .scope = u->scope};
-    _cleanup_resp_ reg_resp resp = {0};
-    ignored = NULL;
-    hoist_best_effort(reg_do(u->r, &q, &resp, &ignored)); /* likewise */
+  if (u->way == REG_WAY_STREAM) {
+    hoist_err *ignored = NULL;
+    hoist_best_effort(stream_finish(u, &ignored)); /* discarded below */
     hoist_err_free(ignored);
   }
+  if (!u->committed && u->location) {
+    const char *at = u->patch.location ? u->patch.location : u->location;
+    session_cancel(u->r, u->host, u->scope, at);
+  }
+  if (u->spool >= 0)
+    close(u->spool);
   reg_resp_clear(&u->patch);
   hoist_err_free(u->patch_err);
   hoist_sha256_free(u->h);
+  free(u->buf);
   free(u->host);
+  free(u->repo);
   free(u->scope);
   free(u->location);
   free(u->expected);
@@ -538,28 +1014,13 @@ int hoist_registry_blob_upload(hoist_registry *r, const char *host, const char *
   u->base.ops = &upload_ops;
   u->r = r;
   u->host = hoist_strdup(host);
+  u->repo = hoist_strdup(repo);
   u->scope = scope_push(repo);
   u->expected = expected ? hoist_strdup(expected) : NULL;
-  u->h = expected ? NULL : hoist_sha256_new(); /* else the registry checks it */
-  u->fd = u->rfd = -1;
-  _cleanup_writer_ hoist_writer *w = &u->base;
-  uint64_t chunk = 0;
-  if (upload_start(r, host, repo, NULL, NULL, u->scope, &u->location, &chunk, err) < 0)
-    return hoist_err_wrap(err, "push blob to %s/%s", host, repo);
-  int sv[2];
-  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-    return hoist_err_errno(err, errno, "socketpair");
-  int bufsize = 1 << 20; /* best effort */
-  (void)setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &bufsize, sizeof bufsize);
-  (void)setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &bufsize, sizeof bufsize);
-  u->fd = sv[0];
-  u->rfd = sv[1];
-  if (pthread_create(&u->th, NULL, upload_thread, u) != 0) {
-    close(u->rfd);
-    return hoist_err_set(err, EAGAIN, "cannot start an upload thread");
-  }
-  u->running = true;
-  *out = steal_pointer(&w);
+  u->h = expected ? NULL : hoist_sha256_new();
+  u->way = -1;
+  u->fd = u->rfd = u->spool = -1;
+  *out = &u->base;
   return 0;
 }
 

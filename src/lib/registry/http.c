@@ -102,6 +102,9 @@ int hoist_registry_new(const hoist_registry_opts *opts, hoist_registry **out, ho
   r->tls_skip_verify = opts->tls_skip_verify;
   r->tls_always = opts->tls_always;
   r->jobs = opts->jobs > 0 ? opts->jobs : 4;
+  r->tmp_dir = dup_or_null(opts->tmp_dir);
+  r->loc_path = dup_or_null(opts->blob_locations);
+  pthread_mutex_init(&r->loc_lock, NULL);
   r->chunk_size = opts->chunk_size;
   r->page_size = opts->page_size ? opts->page_size : 1000;
   r->progress = opts->progress;
@@ -125,6 +128,10 @@ void hoist_registry_free(hoist_registry *r) {
   if (r->share)
     curl_share_cleanup(r->share);
   reg_auth_free(r);
+  reg_loc_close(r);
+  pthread_mutex_destroy(&r->loc_lock);
+  free(r->loc_path);
+  free(r->tmp_dir);
   for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
     pthread_mutex_destroy(&r->share_locks[i]);
   pthread_mutex_destroy(&r->lock);

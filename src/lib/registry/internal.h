@@ -38,7 +38,15 @@ typedef struct reg_host {
   time_t probe_failed_at;
   int probe_failed_code;
   reg_tls tls;
+  /* how blobs go up to the host, learned from its answers (r->lock) */
+  int single_post; /* POST ?digest= with the body: 0 untried, 1 taken, -1 not taken */
+  int upload_way;  /* REG_WAY_*: the first the host did not refuse */
 } reg_host;
+
+/* The ways of an upload too large to hold in memory, in the order they are
+ * tried: one streamed PATCH; PATCH chunks with Content-Range; the whole
+ * blob spooled and sent in one PUT. */
+enum { REG_WAY_STREAM = 0, REG_WAY_CHUNKS, REG_WAY_WHOLE };
 
 typedef struct reg_token {
   struct reg_token *next;
@@ -69,6 +77,11 @@ struct hoist_registry {
   bool tls_skip_verify;
   bool tls_always;
   int jobs;
+  char *tmp_dir;  /* spool files of REG_WAY_WHOLE; NULL: /var/tmp */
+  char *loc_path; /* the blob-location record's file, or NULL */
+  pthread_mutex_t loc_lock;
+  bool loc_tried; /* opening it was tried (loc_lock) */
+  hoist_blob_locations *locs;
   uint64_t chunk_size; /* 0: CHUNK_DEFAULT */
   unsigned page_size;
   hoist_progress_fn progress;
@@ -154,6 +167,21 @@ void reg_auth_free(hoist_registry *r);
  * *found false when there are none. */
 int reg_creds_lookup(hoist_registry *r, const char *host, hoist_creds *out, bool *found,
                      hoist_err **err) HOIST_WUR;
+
+/* blobloc.c: the client's use of its blob-location record, opened at the
+ * first call (a record that cannot be opened is warned about once and not
+ * used). Best effort: a failure is logged at debug level and otherwise
+ * ignored. */
+void reg_loc_seen(hoist_registry *r, const char *host, const char *repo, const char *digest);
+void reg_loc_forget(hoist_registry *r, const char *host, const char *repo, const char *digest);
+/* Whether the record says repo holds digest. */
+bool reg_loc_has(hoist_registry *r, const char *host, const char *repo, const char *digest);
+/* The repositories to try a mount of digest into repo from: from (when not
+ * NULL and not repo), then the record's, most recently seen first, at most
+ * max in all, added to out. */
+void reg_loc_candidates(hoist_registry *r, const char *host, const char *repo, const char *digest,
+                        const char *from, size_t max, hoist_strv *out);
+void reg_loc_close(hoist_registry *r);
 
 /* Applies host's TLS settings, timeouts and the share handle to an easy
  * handle for url. */

@@ -235,14 +235,14 @@ HOIST_WUR static int rt_copy_blob(hoist_transport_target *t, const hoist_descrip
     *how = HOIST_TRANSPORT_PRESENT;
     return 0;
   }
-  if (mount_from) {
-    bool mounted = false;
-    if (hoist_registry_mount_blob(rt->at.r, host, repo, d->digest, mount_from, &mounted, err) < 0)
-      return -1;
-    if (mounted) {
-      *how = HOIST_TRANSPORT_MOUNTED;
-      return 0;
-    }
+  /* from the source's repository, else from those the client's
+   * blob-location record names */
+  bool mounted = false;
+  if (hoist_registry_mount_known(rt->at.r, host, repo, d->digest, mount_from, &mounted, err) < 0)
+    return -1;
+  if (mounted) {
+    *how = HOIST_TRANSPORT_MOUNTED;
+    return 0;
   }
   for (int attempt = 1;; attempt++) {
     hoist_err *e = NULL;
@@ -257,8 +257,13 @@ HOIST_WUR static int rt_copy_blob(hoist_transport_target *t, const hoist_descrip
         hoist_err_free(e);
       return -1;
     }
+    _cleanup_free_ char *why = hoist_err_text(e);
     hoist_err_free(e);
-    sleep((unsigned)attempt);
+    /* EAGAIN: the registry refused the way of uploading, the next goes
+     * another way at once */
+    if (code != EAGAIN)
+      sleep((unsigned)attempt);
+    hoist_info("blob %s: %s; starting over", d->digest, why);
   }
   *how = HOIST_TRANSPORT_COPIED;
   *bytes = (uint64_t)d->size;
