@@ -278,8 +278,12 @@ def small_push_takes_fewer_requests():
     # answers 202 and a session), then the PUT with the blob: two each
     assert not [r for r in blobs if r["method"] in ("HEAD", "PATCH")], summary(seen)
     assert len(blobs) == 4, summary(seen)
-    assert all(r["method"] == "POST" and "digest=" in r["path"] and r["status"] == 202
-               for r in blobs if r["method"] == "POST"), blobs
+    # the single POST is tried once per host and process: the first blob's POST carries
+    # ?digest=; a blob whose upload starts after that answer knows better (parallel
+    # uploads may both try)
+    posts = [r for r in blobs if r["method"] == "POST"]
+    assert len(posts) == 2 and all(r["status"] == 202 for r in posts), blobs
+    assert "digest=" in posts[0]["path"], blobs
     assert len(seen) <= 7, summary(seen)
     # skopeo, the same image, the same way
     skopeo("copy", "--dest-tls-verify=false", f"oci:{d}/img:small",
