@@ -49,6 +49,8 @@ measure() {
 }
 
 ROWS=()
+# ONLY="files bytes layers gc serve deploy" picks rows (default: all)
+want() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 # row NAME SMALL_LABEL "T1 M1" BIG_LABEL "T2 M2"
 row() {
   local name=$1 a=$2 b=$4 t1 m1 t2 m2
@@ -79,7 +81,7 @@ n1=$(scaled 100000)
 n2=$(scaled 1000000)
 files_tree "$CACHE/files-$n1" "$n1"
 files_tree "$CACHE/files-$n2" "$n2"
-row "layer create, files" "$n1" "$(measure "$HOIST" layer create "$CACHE/files-$n1" -o "$WORK/l.tgz")" \
+want files && row "layer create, files" "$n1" "$(measure "$HOIST" layer create "$CACHE/files-$n1" -o "$WORK/l.tgz")" \
   "$n2" "$(measure "$HOIST" layer create "$CACHE/files-$n2" -o "$WORK/l.tgz")"
 rm -f "$WORK/l.tgz"
 
@@ -107,7 +109,7 @@ g1=$(scaled 1024)
 g2=$(scaled 10240)
 bytes_tree "$CACHE/bytes-$g1" "$g1"
 bytes_tree "$CACHE/bytes-$g2" "$g2"
-row "layer create, bytes" "$g1 MiB" "$(measure "$HOIST" layer create "$CACHE/bytes-$g1" -o "$WORK/b.tgz")" \
+want bytes && row "layer create, bytes" "$g1 MiB" "$(measure "$HOIST" layer create "$CACHE/bytes-$g1" -o "$WORK/b.tgz")" \
   "$g2 MiB" "$(measure "$HOIST" layer create "$CACHE/bytes-$g2" -o "$WORK/b.tgz")"
 rm -f "$WORK/b.tgz"
 
@@ -135,7 +137,7 @@ layers_image "$CACHE/layers-$l2" "$l2"
 unpack_fresh() { rm -rf "$WORK/u"; "$HOIST" unpack "oci:$1:img" "$WORK/u"; }
 export -f unpack_fresh
 export HOIST WORK
-row "unpack, layers" "$l1" "$(measure bash -c "unpack_fresh $CACHE/layers-$l1")" \
+want layers && row "unpack, layers" "$l1" "$(measure bash -c "unpack_fresh $CACHE/layers-$l1")" \
   "$l2" "$(measure bash -c "unpack_fresh $CACHE/layers-$l2")"
 rm -rf "$WORK/u"
 
@@ -178,7 +180,7 @@ b2=$(scaled 100000)
 gc_layout "$WORK/gc1" "$b1"
 gc_layout "$WORK/gc2" "$b2"
 # one run each: gc removes the garbage it is timed on
-row "gc, blobs" "$b1" "$(RUNS=1 measure "$HOIST" gc --min-age 0 "oci:$WORK/gc1")" \
+want gc && row "gc, blobs" "$b1" "$(RUNS=1 measure "$HOIST" gc --min-age 0 "oci:$WORK/gc1")" \
   "$b2" "$(RUNS=1 measure "$HOIST" gc --min-age 0 "oci:$WORK/gc2")"
 rm -rf "$WORK/gc1" "$WORK/gc2"
 
@@ -188,9 +190,15 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 serve_status() {
   local data=$WORK/serve-$1 port pid key id
   mkdir -p "$data/jobs"
-  "$STORE_TOOL" enqueue "sqlite:$data/jobs.db" "$data" "$1" 100 >/dev/null
-  # ended jobs, as a store that has served for a while holds (none left for the worker)
-  python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE jobs SET state='succeeded'\"); c.commit()" "$data/jobs.db"
+  # ended jobs, as a store that has served for a while holds (none left for the
+  # worker), enqueued a thousand at a time as a service's queue would see them
+  local done=0 n
+  while [ "$done" -lt "$1" ]; do
+    n=$(($1 - done < 1000 ? $1 - done : 1000))
+    "$STORE_TOOL" enqueue "sqlite:$data/jobs.db" "$data" "$n" 100 >/dev/null
+    python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(\"UPDATE jobs SET state='succeeded' WHERE state='queued'\"); c.commit()" "$data/jobs.db"
+    done=$((done + n))
+  done
   key=$("$HOIST" service token add u0 --data "$data")
   id=$(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\"SELECT id FROM jobs WHERE user='u0' LIMIT 1\").fetchone()[0])" "$data/jobs.db")
   port=$(free_port)
@@ -224,7 +232,9 @@ EOF
   wait "$pid" 2>/dev/null || true
   rm -rf "$data"
 }
-if [ -x "$STORE_TOOL" ]; then
+if ! want serve; then
+  :
+elif [ -x "$STORE_TOOL" ]; then
   j1=$(scaled 10000)
   j2=$(scaled 100000)
   row "serve status, jobs" "$j1" "$(serve_status "$j1")" "$j2" "$(serve_status "$j2")"
@@ -258,7 +268,7 @@ for n in "$f1" "$f2"; do
 done
 noop() { cd "$1" && "$HOIST" deploy --dry-run --state "$2"; }
 export -f noop
-row "deploy --dry-run, files" "$f1" "$(measure bash -c "noop $CACHE/repo-$f1 $WORK/state-$f1")" \
+want deploy && row "deploy --dry-run, files" "$f1" "$(measure bash -c "noop $CACHE/repo-$f1 $WORK/state-$f1")" \
   "$f2" "$(measure bash -c "noop $CACHE/repo-$f2 $WORK/state-$f2")"
 
 echo
