@@ -19,6 +19,8 @@
 
 /* ------------------------------------------------------------ applier */
 
+int unpack_test_threads;
+
 typedef struct dir_meta {
   char *path;
   mode_t mode;
@@ -745,7 +747,7 @@ static bool link_pending(const applier *ap, const char *name) {
 
 /* Regular files up to this size may go to the writers (bigger ones are
  * written here: one large file gains nothing from a queue). */
-#define QUEUE_FILE_MAX (8u << 20)
+#define QUEUE_FILE_MAX (256u << 10)
 
 /* Queues the regular file member e (path, in directory dir of fd parent;
  * seen: this layer made that path before) to the writers when they would
@@ -1115,7 +1117,7 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
       .rep = report ? report : &local,
   };
   ap.chown = ap.owners == HOIST_OWNER_APPLY || (ap.owners == HOIST_OWNER_AUTO && ap.euid == 0);
-  ap.threads = unpack_pool_threads();
+  ap.threads = unpack_test_threads ? unpack_test_threads : unpack_pool_threads();
   bool no_dacl = false;
   ap.fresh = root_is_empty(rootfd, &no_dacl);
   ap.create_mode_exact = ap.fresh && no_dacl && read_umask(&ap.umask);

@@ -10,6 +10,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "hoist/fs.h"
 #include "unpack-private.h"
@@ -18,6 +19,8 @@
 #define POOL_MAX_JOBS 4096
 #define POOL_MAX_BYTES (64u << 20)
 #define POOL_MAX_THREADS 8
+
+unsigned unpack_test_delay_us;
 
 struct unpack_dir {
   int fd;
@@ -143,6 +146,8 @@ static void *worker(void *arg) {
     bool skip = p->failed != NULL;
     pthread_mutex_unlock(&p->mu);
     hoist_err *e = NULL;
+    if (unpack_test_delay_us)
+      usleep(unpack_test_delay_us);
     if (!skip && run_job(p, j, &e) < 0 && !e)
       hoist_err_set(&e, EIO, "member %s: write failed", j->path);
     size_t len = j->len;

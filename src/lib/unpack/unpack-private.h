@@ -69,6 +69,12 @@ void unpack_file_job_free(unpack_file_job *j);
 /* Writer threads and their bounded queue of file jobs. */
 typedef struct unpack_pool unpack_pool;
 
+/* Tests only: writers used by the next layers (0: unpack_pool_threads(),
+ * 1: none), and a pause before each job, widening the time a queued file
+ * is not there yet. Set while no unpack runs. */
+extern int unpack_test_threads;
+extern unsigned unpack_test_delay_us;
+
 /* How many writers this process should run: its CPUs, at most 8. */
 int unpack_pool_threads(void);
 /* Starts threads writers; owner failures that owners tolerates are counted
