@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include "../../src/lib/unpack/unpack-private.h"
 #include "hoist/digest.h"
 #include "hoist/fs.h"
 #include "hoist/store.h"
@@ -666,6 +667,147 @@ static void test_repeated_member_result(void **state) {
   fixture_close(&f);
 }
 
+/* ------------------------------------------- writer threads: same tree */
+
+/* Appends to *out a line per entry below dfd (path, sorted): type and mode,
+ * owner, link count, size, content or target, and the mtime of all but
+ * directories (implicit ones get the time of the run). */
+static void tree_listing(int dfd, const char *dir, hoist_buf *out) {
+  _cleanup_close_ int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  assert_true(fd >= 0);
+  struct dirent **names;
+  char proc[64];
+  snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+  int n = scandir(proc, &names, NULL, alphasort);
+  assert_true(n >= 0);
+  for (int i = 0; i < n; i++) {
+    const char *name = names[i]->d_name;
+    if (strcmp(name, ".") != 0 && strcmp(name, "..") != 0) {
+      struct stat st;
+      assert_int_equal(fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW), 0);
+      _cleanup_free_ char *path = *dir ? hoist_asprintf("%s/%s", dir, name) : hoist_strdup(name);
+      assert_int_equal(hoist_buf_appendf(out, NULL, "%s %o %u:%u n%lu s%lld", path, st.st_mode,
+                                         st.st_uid, st.st_gid, (unsigned long)st.st_nlink,
+                                         (long long)st.st_size),
+                       0);
+      if (!S_ISDIR(st.st_mode))
+        assert_int_equal(hoist_buf_appendf(out, NULL, " t%lld.%ld", (long long)st.st_mtim.tv_sec,
+                                           st.st_mtim.tv_nsec),
+                         0);
+      if (S_ISREG(st.st_mode)) {
+        _cleanup_free_ char *c = content(fd, name);
+        assert_int_equal(hoist_buf_appendf(out, NULL, " [%s]", c), 0);
+      } else if (S_ISLNK(st.st_mode)) {
+        char t[256] = {0};
+        assert_true(readlinkat(fd, name, t, sizeof t - 1) >= 0);
+        assert_int_equal(hoist_buf_appendf(out, NULL, " -> %s", t), 0);
+      }
+      assert_int_equal(hoist_buf_append(out, "\n", 1, NULL), 0);
+      if (S_ISDIR(st.st_mode)) {
+        _cleanup_close_ int cfd = openat(fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        assert_true(cfd >= 0);
+        tree_listing(cfd, path, out);
+      }
+    }
+    free(names[i]);
+  }
+  free(names);
+}
+
+/* Applies layers (each END-terminated, a NULL after the last) with threads
+ * writers pausing delay_us before each file into a new tree; returns its
+ * listing, or "error: <message>" when a layer fails. Caller frees. */
+static char *outcome(const member *const *layers, int threads, unsigned delay_us) {
+  fixture f;
+  fixture_open(&f);
+  unpack_test_threads = threads;
+  unpack_test_delay_us = delay_us;
+  hoist_buf out = HOIST_BUF_INIT(0);
+  hoist_err *err = NULL;
+  int r = 0;
+  for (size_t i = 0; layers[i] && r == 0; i++)
+    r = apply(f.rootfd, layers[i], ARCHIVE_FILTER_NONE, NULL, &err);
+  unpack_test_threads = 0;
+  unpack_test_delay_us = 0;
+  if (r < 0) {
+    _cleanup_free_ char *text = hoist_err_text(err);
+    assert_int_equal(hoist_buf_appendf(&out, NULL, "error: %s", text), 0);
+    hoist_err_free(err);
+  } else {
+    tree_listing(f.rootfd, "", &out);
+  }
+  fixture_close(&f);
+  assert_int_equal(hoist_buf_append(&out, "", 1, NULL), 0);
+  return (char *)out.data;
+}
+
+/* Members that reuse the path of a file still queued to a writer (or a
+ * directory below it, or link to it) make the tree (or the error) that
+ * applying them one by one makes: the writers only ever run ahead on new
+ * paths. Each case runs without writers, with two, and with two that pause
+ * before every file (so the file is not there yet when the next member
+ * comes). */
+static void test_writers_same_tree(void **state) {
+  (void)state;
+  static const member repeat[] = {{REG, "a", "first", 0}, {REG, "a", "second", 0600}, END};
+  static const member file_then_dir[] = {
+      {REG, "x", "file", 0}, {DIR_, "x", NULL, 0750}, {REG, "x/y", "below", 0}, END};
+  static const member file_then_symlink[] = {
+      {DIR_, "d", NULL, 0}, {REG, "d/f", "file", 0}, {SYM, "d/f", "../t", 0}, END};
+  static const member file_then_below[] = {{REG, "x", "file", 0}, {REG, "x/y", "below", 0}, END};
+  static const member hardlink[] = {{DIR_, "bin", NULL, 0},
+                                    {REG, "bin/a", "payload", 0755},
+                                    {HARD, "bin/b", "bin/a", 0},
+                                    {HARD, "c", "bin/b", 0},
+                                    END};
+  static const member hardlink_below_file[] = {{REG, "x", "file", 0}, {HARD, "y", "x/z", 0}, END};
+  static const member whiteouts[] = {{DIR_, "d", NULL, 0},           {REG, "d/f", "file", 0},
+                                     {REG, "d/g", "g", 0},           {REG, "d/.wh.f", "", 0},
+                                     {REG, "d/.wh..wh..opq", "", 0}, END};
+  static const member modes[] = {{DIR_, "s", NULL, 02775},
+                                 {REG, "s/suid", "x", 04755},
+                                 {REG, "s/ro", "x", 0444},
+                                 {REG, "s/none", "x", 01000},
+                                 {REG, "s/empty", "", 0640},
+                                 {REG, "top", "t", 0600},
+                                 END};
+  static const member dir_replaces_dir_with_queued[] = {{DIR_, "d", NULL, 0},
+                                                        {REG, "d/f1", "1", 0},
+                                                        {REG, "d/f2", "2", 0},
+                                                        {REG, "d", "now a file", 0},
+                                                        END};
+  static const member lower[] = {
+      {DIR_, "d", NULL, 0}, {REG, "d/old", "old", 0}, {REG, "d/keep", "keep", 0}, END};
+  static const member upper[] = {{REG, "d/new", "new", 0},
+                                 {REG, "d/old", "replaced", 0},
+                                 {REG, "d/.wh.keep", "", 0},
+                                 {HARD, "d/link", "d/new", 0},
+                                 END};
+  static const struct {
+    const char *name;
+    const member *layers[3];
+  } cases[] = {
+      {"same file twice", {repeat, NULL}},
+      {"file then a directory of that name", {file_then_dir, NULL}},
+      {"file then a symlink of that name", {file_then_symlink, NULL}},
+      {"file then a member below it", {file_then_below, NULL}},
+      {"hardlinks to a queued file", {hardlink, NULL}},
+      {"hardlink through a queued file", {hardlink_below_file, NULL}},
+      {"whiteouts of queued files", {whiteouts, NULL}},
+      {"modes and a setgid directory", {modes, NULL}},
+      {"a file replaces a directory of queued files", {dir_replaces_dir_with_queued, NULL}},
+      {"second layer over queued files", {lower, upper, NULL}},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    _cleanup_free_ char *serial = outcome(cases[i].layers, 1, 0);
+    _cleanup_free_ char *pooled = outcome(cases[i].layers, 2, 0);
+    _cleanup_free_ char *paused = outcome(cases[i].layers, 2, 3000);
+    if (strcmp(serial, pooled) != 0 || strcmp(serial, paused) != 0)
+      fail_msg("%s:\n-- one by one:\n%s\n-- writers:\n%s\n-- paused writers:\n%s", cases[i].name,
+               serial, pooled, paused);
+  }
+}
+
 /* xattrs come back, security.capability included (as root). */
 static void test_xattrs(void **state) {
   (void)state;
@@ -1062,6 +1204,7 @@ int main(void) {
       cmocka_unit_test(test_hostile_layers),
       cmocka_unit_test(test_hostile_layers_fallback),
       cmocka_unit_test(test_repeated_member_result),
+      cmocka_unit_test(test_writers_same_tree),
       cmocka_unit_test(test_rootless_report),
       cmocka_unit_test(test_xattrs),
       cmocka_unit_test(test_acls),

@@ -19,6 +19,8 @@
 
 /* ------------------------------------------------------------ applier */
 
+int unpack_test_threads;
+
 typedef struct dir_meta {
   char *path;
   mode_t mode;
@@ -55,6 +57,29 @@ typedef struct applier {
   hoist_map touched;
   dir_meta *kept;
   size_t n_kept, cap_kept;
+  /* removals since the layer began: a path names the directory it named
+   * before while this is unchanged (members never rename) */
+  uint64_t gen;
+  /* the directory of the last members (path, gen), shared with their file
+   * jobs, and its owner and mode when it was opened */
+  unpack_dir *pdir;
+  char *pdir_path;
+  uint64_t pdir_gen;
+  struct stat pdir_st;
+  /* writer threads (NULL: none, files are written here), and the paths of
+   * the files queued to them since they were last drained */
+  unpack_pool *pool;
+  int threads;
+  hoist_map pending;
+  size_t n_pending;
+  /* the root was empty when the layer began: whatever exists below it,
+   * this layer made (in created) */
+  bool fresh;
+  /* a new file's mode is its create mode & ~umask, nothing else changes it
+   * (a fresh root without a default ACL; the layer's own default ACLs wait
+   * for finish_dirs), so a file created with its mode needs no chmod */
+  bool create_mode_exact;
+  mode_t umask;
 } applier;
 
 static void cache_drop(applier *ap) {
@@ -63,6 +88,55 @@ static void cache_drop(applier *ap) {
   ap->cache_n = 0;
   free(ap->cache_path);
   ap->cache_path = NULL;
+  ap->gen++;
+}
+
+/* Waits for the writers to end every queued file: afterwards the tree is
+ * what applying the members one by one would have made. Needed before
+ * anything is removed, before a queued path (or one below it, or a link
+ * to it) is used again, and before directory times are set. */
+HOIST_WUR static int barrier(applier *ap, hoist_err **err) {
+  if (!ap->n_pending)
+    return 0;
+  hoist_map_clear(&ap->pending);
+  ap->n_pending = 0;
+  return unpack_pool_drain(ap->pool, err);
+}
+
+static bool is_pending(const applier *ap, const char *path) {
+  return ap->n_pending && hoist_map_get(&ap->pending, path, strlen(path), NULL);
+}
+
+/* The shared handle of directory dir, whose fd (from get_dir) is parent,
+ * with its owner and mode; kept while the members stay in dir. NULL when
+ * it cannot be duplicated or read (callers do without). */
+static unpack_dir *get_pdir(applier *ap, const char *dir, int parent) {
+  if (ap->pdir && ap->pdir_gen == ap->gen && strcmp(ap->pdir_path, dir) == 0)
+    return ap->pdir;
+  unpack_dir_unref(ap->pdir);
+  ap->pdir = NULL;
+  free(ap->pdir_path);
+  ap->pdir_path = NULL;
+  int fd = fcntl(parent, F_DUPFD_CLOEXEC, 3);
+  if (fd < 0)
+    return NULL;
+  if (fstat(fd, &ap->pdir_st) < 0) {
+    close(fd);
+    return NULL;
+  }
+  ap->pdir = unpack_dir_new(fd);
+  ap->pdir_path = hoist_strdup(dir);
+  ap->pdir_gen = ap->gen;
+  return ap->pdir;
+}
+
+/* Whether a file just created in directory dir (fd parent) by this process
+ * already has owner uid:gid: the creator's ids, the group the directory's
+ * own when it is setgid. */
+static bool new_owner_is(applier *ap, const char *dir, int parent, uid_t uid, gid_t gid) {
+  if (uid != ap->euid || !get_pdir(ap, dir, parent))
+    return false;
+  return gid == ((ap->pdir_st.st_mode & S_ISGID) ? ap->pdir_st.st_gid : ap->egid);
 }
 
 static void dir_meta_push(dir_meta **v, size_t *n, size_t *cap, dir_meta d) {
@@ -140,6 +214,13 @@ HOIST_WUR static int get_dir(applier *ap, const char *dir, bool create, hoist_er
     name[clen] = '\0';
     int parent = ap->cache_n ? ap->cache_fd[ap->cache_n - 1] : ap->rootfd;
     int fd = openat(parent, name, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 && (errno == ENOENT || errno == ENOTDIR || errno == ELOOP) && ap->n_pending) {
+      /* a queued file may be (or become) this component: wait, then look
+       * again at what the members so far have made */
+      if (barrier(ap, err) < 0)
+        return -1;
+      continue;
+    }
     if (fd < 0 && errno == ENOENT && create) {
       keep_dir_time(ap, parent, dir, pos ? pos - 1 : 0);
       if (mkdirat(parent, name, 0755) < 0 && errno != EEXIST)
@@ -371,18 +452,30 @@ static bool is_acl_xattr(const char *name) {
          strcmp(name, "system.posix_acl_default") == 0;
 }
 
+/* The owner member e's ids give, as the tree gets it (id maps). */
+static void owner_of(const applier *ap, struct archive_entry *e, uid_t *uid, gid_t *gid) {
+  *uid = (uid_t)archive_entry_uid(e);
+  *gid = (gid_t)archive_entry_gid(e);
+  if (ap->opts && ap->opts->n_uid_map) {
+    *uid = (uid_t)hoist_unpack_map_id((uint32_t)*uid, ap->opts->uid_map, ap->opts->n_uid_map);
+    *gid = (gid_t)hoist_unpack_map_id((uint32_t)*gid, ap->opts->gid_map, ap->opts->n_gid_map);
+  }
+}
+
 /* Applies owner, mode, xattrs and times. fd is an open fd of the object when
  * there is one (regular files, directories), else -1 and (parent, base) name
- * it without following a symlink. Directory mode and times are deferred. */
+ * it without following a symlink; dir is the parent's path. made: the
+ * object was just created here (its owner is the creator's, no chown when
+ * that is the wanted one). Directory mode and times are deferred. */
 HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char *path, int fd,
-                                int parent, const char *base, mode_t type, hoist_err **err) {
-  uid_t uid = (uid_t)archive_entry_uid(e);
-  gid_t gid = (gid_t)archive_entry_gid(e);
-  if (ap->opts && ap->opts->n_uid_map) {
-    uid = (uid_t)hoist_unpack_map_id((uint32_t)uid, ap->opts->uid_map, ap->opts->n_uid_map);
-    gid = (gid_t)hoist_unpack_map_id((uint32_t)gid, ap->opts->gid_map, ap->opts->n_gid_map);
-  }
-  if (ap->chown) {
+                                int parent, const char *dir, const char *base, mode_t type,
+                                bool made, hoist_err **err) {
+  uid_t uid;
+  gid_t gid;
+  owner_of(ap, e, &uid, &gid);
+  if (ap->chown && made && new_owner_is(ap, dir, parent, uid, gid)) {
+    /* already so */
+  } else if (ap->chown) {
     int r = fd >= 0 ? fchown(fd, uid, gid) : fchownat(parent, base, uid, gid, AT_SYMLINK_NOFOLLOW);
     if (r < 0) {
       if (ap->owners == HOIST_OWNER_APPLY)
@@ -496,15 +589,6 @@ HOIST_WUR static int apply_meta(applier *ap, struct archive_entry *e, const char
   return 0;
 }
 
-/* A member's data is written in pieces aligned on this in the file; pieces
- * of zeros are skipped, so long zero runs become holes again (layers carry
- * sparse files as plain data). */
-#define HOLE_MIN (64u << 10)
-
-static bool all_zero(const uint8_t *p, size_t n) {
-  return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
-}
-
 /* Writes the member's data into fd (a new, empty file): the blocks the tar
  * gives (a sparse entry's skip its holes), all-zero pieces left as holes,
  * and the file extended to the member's size. */
@@ -520,27 +604,8 @@ HOIST_WUR static int write_data(applier *ap, struct archive *a, int fd, const ch
       break;
     if (r < ARCHIVE_WARN)
       return hoist_err_set(err, HOIST_E_FORMAT, "member %s: %s", path, archive_error_string(a));
-    const uint8_t *p = buf;
-    size_t left = size;
-    int64_t at = off;
-    while (left > 0) {
-      size_t n = HOLE_MIN - (size_t)((uint64_t)at % HOLE_MIN);
-      if (n > left)
-        n = left;
-      /* a zero piece is not written: a new file reads zeros there (a piece
-       * shorter than HOLE_MIN lies at a buffer's edge, in a run that may
-       * continue in the next) */
-      if (!all_zero(p, n)) {
-        if (at != pos && lseek(fd, at, SEEK_SET) < 0)
-          return hoist_err_errno(err, errno, "seek in %s", path);
-        if (hoist_fs_write_all(fd, p, n, err) < 0)
-          return hoist_err_wrap(err, "write %s", path);
-        pos = at + (int64_t)n;
-      }
-      p += n;
-      left -= n;
-      at += (int64_t)n;
-    }
+    if (unpack_write_at(fd, buf, size, off, &pos, path, err) < 0)
+      return -1;
     ap->rep->bytes += size;
   }
   int64_t want = archive_entry_size(e);
@@ -552,6 +617,8 @@ HOIST_WUR static int write_data(applier *ap, struct archive *a, int fd, const ch
 /* Removes parent/base (anything, recursively) and forgets cached dir fds. */
 HOIST_WUR static int remove_existing(applier *ap, int parent, const char *base, const char *path,
                                      hoist_err **err) {
+  if (barrier(ap, err) < 0)
+    return hoist_err_wrap(err, "replace %s", path);
   cache_drop(ap);
   if (hoist_fs_rm_rf_at(parent, base, err) < 0)
     return hoist_err_wrap(err, "replace %s", path);
@@ -609,6 +676,8 @@ HOIST_WUR static int clean_lower(applier *ap, int dfd, const char *dpath, hoist_
 HOIST_WUR static int apply_whiteout(applier *ap, const char *path, const char *dir,
                                     const char *base, hoist_err **err) {
   ap->rep->whiteouts++;
+  if (barrier(ap, err) < 0)
+    return hoist_err_wrap(err, "member %s", path);
   bool opaque = strcmp(base, WH_OPAQUE) == 0;
   const char *name = base + strlen(WH_PREFIX);
   if (!opaque && (!*name || strcmp(name, ".") == 0 || strcmp(name, "..") == 0))
@@ -664,6 +733,96 @@ static void mark_created(applier *ap, const char *path) {
       return;
 }
 
+/* Whether the hardlink target name, or a directory on its way, is a queued
+ * file's path. */
+static bool link_pending(const applier *ap, const char *name) {
+  _cleanup_free_ char *target = NULL;
+  if (clean_path(name, &target, NULL) < 0)
+    return false; /* refused later */
+  for (size_t i = strlen(target) + 1; i-- > 0;)
+    if ((target[i] == '/' || target[i] == '\0') && hoist_map_get(&ap->pending, target, i, NULL))
+      return true;
+  return false;
+}
+
+/* Regular files up to this size may go to the writers (bigger ones are
+ * written here: one large file gains nothing from a queue). */
+#define QUEUE_FILE_MAX (256u << 10)
+
+/* Queues the regular file member e (path, in directory dir of fd parent;
+ * seen: this layer made that path before) to the writers when they would
+ * make what writing it here makes: a plain file (no xattrs, ACLs, sparse
+ * map), at a path that does not exist (a fresh root and not seen, or
+ * nothing there), in a directory this process may write (no read-only
+ * lower directory to open up). Reads its data. Returns 1 when queued, 0 to
+ * write it here, -1 on error. */
+HOIST_WUR static int queue_file(applier *ap, struct archive *a, struct archive_entry *e,
+                                const char *path, const char *dir, const char *base, int parent,
+                                bool seen, hoist_err **err) {
+  if (ap->threads < 2 || seen || !archive_entry_size_is_set(e) || archive_entry_size(e) < 0 ||
+      archive_entry_size(e) > QUEUE_FILE_MAX || archive_entry_sparse_count(e) > 0 ||
+      archive_entry_xattr_count(e) > 0 || archive_entry_acl_types(e) != 0)
+    return 0;
+  struct stat st;
+  if (!ap->fresh && (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 || errno != ENOENT))
+    return 0;
+  unpack_dir *pdir = get_pdir(ap, dir, parent);
+  if (!pdir ||
+      (!ap->chown && ap->pdir_st.st_uid == ap->euid && (ap->pdir_st.st_mode & 0700) != 0700))
+    return 0;
+  if (!ap->pool && unpack_pool_new(ap->threads, ap->owners, ap->rep, &ap->pool, err) < 0)
+    return -1;
+
+  size_t size = (size_t)archive_entry_size(e);
+  unpack_file_job *j = hoist_malloc0(sizeof *j);
+  j->path = hoist_strdup(path);
+  j->base = j->path + (base - path);
+  j->size = (int64_t)size;
+  j->data = size ? malloc(size) : NULL;
+  if (size && !j->data)
+    abort();
+  for (;;) {
+    const void *buf;
+    size_t n;
+    la_int64_t off;
+    int r = archive_read_data_block(a, &buf, &n, &off);
+    if (r == ARCHIVE_EOF)
+      break;
+    if (r < ARCHIVE_WARN || off != (la_int64_t)j->len || n > size - j->len) {
+      if (r < ARCHIVE_WARN)
+        hoist_err_set(err, HOIST_E_FORMAT, "member %s: %s", path, archive_error_string(a));
+      else
+        hoist_err_set(err, HOIST_E_FORMAT, "member %s: data out of order or beyond its size", path);
+      unpack_file_job_free(j);
+      return -1;
+    }
+    memcpy(j->data + j->len, buf, n);
+    j->len += n;
+    ap->rep->bytes += n;
+  }
+
+  uid_t uid;
+  gid_t gid;
+  owner_of(ap, e, &uid, &gid);
+  if (ap->chown)
+    j->chown = !new_owner_is(ap, dir, parent, uid, gid);
+  else if (uid != ap->euid || gid != ap->egid)
+    note(&ap->rep->first_owner, &ap->rep->owners_recorded, path);
+  j->uid = uid;
+  j->gid = gid;
+  j->mode = archive_entry_perm(e) & 07777;
+  j->chmod = !ap->create_mode_exact || (j->mode & 07000) || (j->mode & ap->umask);
+  j->mtime = (struct timespec){archive_entry_mtime(e), archive_entry_mtime_nsec(e)};
+  if (!archive_entry_mtime_is_set(e))
+    j->mtime.tv_nsec = UTIME_OMIT;
+  j->dir = unpack_dir_ref(pdir);
+  if (unpack_pool_submit(ap->pool, j, err) < 0)
+    return -1;
+  if (hoist_map_add(&ap->pending, path, strlen(path), 0, NULL))
+    ap->n_pending++;
+  return 1;
+}
+
 HOIST_WUR static int apply_entry_once(applier *ap, struct archive *a, struct archive_entry *e,
                                       hoist_err **err) {
   _cleanup_free_ char *path = NULL;
@@ -679,17 +838,30 @@ HOIST_WUR static int apply_entry_once(applier *ap, struct archive *a, struct arc
   if (strncmp(base, WH_PREFIX, strlen(WH_PREFIX)) == 0)
     return apply_whiteout(ap, path, dir, base, err);
 
+  mode_t type = archive_entry_filetype(e);
+  const char *hardlink = archive_entry_hardlink(e);
+  /* a member on a queued file's path, or a link to it (or below it), waits
+   * for the writers */
+  if (ap->n_pending && (is_pending(ap, path) || (hardlink && link_pending(ap, hardlink))) &&
+      barrier(ap, err) < 0)
+    return hoist_err_wrap(err, "member %s", path);
+
   int parent = get_dir(ap, dir, true, err);
   if (parent < 0)
     return hoist_err_wrap(err, "member %s", path);
   keep_dir_time(ap, parent, dir, strlen(dir));
 
-  mode_t type = archive_entry_filetype(e);
-  const char *hardlink = archive_entry_hardlink(e);
+  bool seen = hoist_map_get(&ap->created, path, strlen(path), NULL);
   mark_created(ap, path);
+  if (type == AE_IFREG && !hardlink) {
+    int q = queue_file(ap, a, e, path, dir, base, parent, seen, err);
+    if (q != 0)
+      return q < 0 ? -1 : 0;
+  }
 
   for (int attempt = 0;; attempt++) {
     int r = 0;
+    bool made = true;
     _cleanup_close_ int fd = -1;
     if (hardlink) {
       _cleanup_free_ char *target = NULL;
@@ -724,6 +896,7 @@ HOIST_WUR static int apply_entry_once(applier *ap, struct archive *a, struct arc
         break;
       case AE_IFDIR:
         r = mkdirat(parent, base, 0700);
+        made = r == 0;
         if (r < 0 && errno == EEXIST) {
           struct stat st;
           if (fstatat(parent, base, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode))
@@ -774,7 +947,7 @@ HOIST_WUR static int apply_entry_once(applier *ap, struct archive *a, struct arc
       return hoist_err_errno(err, errno, "member %s: create", path);
     if (type == AE_IFREG && write_data(ap, a, fd, path, e, err) < 0)
       return -1;
-    return apply_meta(ap, e, path, fd, parent, base, type, err);
+    return apply_meta(ap, e, path, fd, parent, dir, base, type, made, err);
   }
 }
 
@@ -883,6 +1056,43 @@ static ssize_t tar_read(struct archive *a, void *client, const void **buf) {
   return n;
 }
 
+/* Whether the directory rootfd has no entries; *no_dacl: nor a default
+ * ACL (new files there get no mode but their create mode & ~umask). */
+static bool root_is_empty(int rootfd, bool *no_dacl) {
+  int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return false;
+  ssize_t n = fgetxattr(fd, "system.posix_acl_default", NULL, 0);
+  *no_dacl = n < 0 && (errno == ENODATA || errno == EOPNOTSUPP);
+  DIR *d = fdopendir(fd);
+  if (!d) {
+    close(fd);
+    return false;
+  }
+  bool empty = true;
+  struct dirent *de;
+  while (empty && (de = readdir(d)))
+    empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
+  closedir(d);
+  return empty;
+}
+
+/* The process's umask, from /proc (reading it with umask(2) would change it
+ * for a moment under other threads). False when unknown. */
+static bool read_umask(mode_t *out) {
+  _cleanup_fclose_ FILE *f = fopen("/proc/self/status", "re");
+  if (!f)
+    return false;
+  char line[256];
+  unsigned m;
+  while (fgets(line, sizeof line, f))
+    if (sscanf(line, "Umask: %o", &m) == 1) {
+      *out = (mode_t)m & 0777;
+      return true;
+    }
+  return false;
+}
+
 void hoist_unpack_report_clear(hoist_unpack_report *r) {
   free(r->first_device);
   free(r->first_owner);
@@ -907,6 +1117,10 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
       .rep = report ? report : &local,
   };
   ap.chown = ap.owners == HOIST_OWNER_APPLY || (ap.owners == HOIST_OWNER_AUTO && ap.euid == 0);
+  ap.threads = unpack_test_threads ? unpack_test_threads : unpack_pool_threads();
+  bool no_dacl = false;
+  ap.fresh = root_is_empty(rootfd, &no_dacl);
+  ap.create_mode_exact = ap.fresh && no_dacl && read_umask(&ap.umask);
 
   hoist_err *stream_err = NULL;
   void *ctx[2] = {s, &stream_err};
@@ -938,6 +1152,11 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
     *err = stream_err;
     stream_err = NULL;
   }
+  /* the writers end before directory times are set (their files change
+   * them) */
+  if (r == 0)
+    r = barrier(&ap, err);
+  unpack_pool_free(ap.pool);
   if (r == 0)
     r = finish_dirs(&ap, err);
   else
@@ -947,6 +1166,9 @@ int hoist_unpack_layer(int rootfd, int fd, hoist_compression comp, const char *e
   archive_read_free(a);
   layer_stream_free(s);
   cache_drop(&ap);
+  unpack_dir_unref(ap.pdir);
+  free(ap.pdir_path);
+  hoist_map_clear(&ap.pending);
   hoist_map_clear(&ap.created);
   hoist_map_clear(&ap.touched);
   free(ap.dirs);
