@@ -25,12 +25,16 @@
 #include <isa-l/igzip_lib.h>
 #include <pthread.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "layer-private.h"
 
 #define BLOCK HOIST_LAYER_GZIP_BLOCK
 #define DICT_SIZE 32768u
+/* how far below the caller's thread a worker runs (see yield_to_caller) */
+#define WORKER_NICE 10
 /* Room for a block's deflate stream: more than any block of either engine
  * takes (both fall back to stored blocks, 5 bytes per 64 KiB, on data that
  * does not compress). Every block starts with this much output space, so the
@@ -98,7 +102,9 @@ struct gzip_writer {
   bool failed; /* next refused bytes or a block failed: the stream is lost */
 };
 
-static const uint32_t isal_level_buf_size[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_DEFAULT,
+/* level 1 with ISA-L's largest buffer: about 4% less CPU than its default on
+ * a tree of libraries, for a blob 0.5% larger */
+static const uint32_t isal_level_buf_size[] = {ISAL_DEF_LVL0_DEFAULT, ISAL_DEF_LVL1_EXTRA_LARGE,
                                                ISAL_DEF_LVL2_DEFAULT, ISAL_DEF_LVL3_DEFAULT};
 
 /* Prepares e for raw deflate at level (0-3 igzip, 4-9 zlib). Fails only when
@@ -203,9 +209,23 @@ static inline slot *slot_of(gzip_writer *g, uint64_t block) {
   return &g->slots[block % g->n_slots];
 }
 
+/* Lowers the calling worker thread's priority (its own nice value, not the
+ * process's) below the caller's thread, whose work is serial: hashing the
+ * tar, filling blocks, writing the output. With more threads than cores the
+ * caller's thread then runs whenever it can, and the workers take the rest;
+ * at equal priority the caller gets a share and the whole waits for it. */
+static void yield_to_caller(void) {
+  id_t tid = (id_t)gettid();
+  errno = 0;
+  int nice = getpriority(PRIO_PROCESS, tid);
+  if (errno == 0)
+    (void)setpriority(PRIO_PROCESS, tid, nice + WORKER_NICE > 19 ? 19 : nice + WORKER_NICE);
+}
+
 static void *worker_main(void *arg) {
   worker *w = arg;
   gzip_writer *g = w->g;
+  yield_to_caller();
   pthread_mutex_lock(&g->mu);
   for (;;) {
     while (!g->stop && g->taken == g->queued)

@@ -301,10 +301,30 @@ static bool pipe_take(pipeline *p) {
   return ok;
 }
 
+/* Room at the end of the buffer being filled (taking one when none is), for
+ * file data read in place: *room receives its size. NULL when the consumer
+ * failed. */
+static uint8_t *pipe_space(pipeline *p, size_t *room) {
+  if (p->cur < 0 && !pipe_take(p))
+    return NULL;
+  *room = HOIST_LAYER_BUF_SIZE - p->cur_len;
+  return p->bufs[p->cur] + p->cur_len;
+}
+
 static la_ssize_t tar_write_cb(struct archive *a, void *ud, const void *data, size_t len) {
   pipeline *p = ud;
   hoist_sha256_update(p->tar_hash, data, len);
   p->tar_size += len;
+  /* file data read in place by copy_range (pipe_space): already there */
+  if (p->cur >= 0 && data == p->bufs[p->cur] + p->cur_len &&
+      len <= HOIST_LAYER_BUF_SIZE - p->cur_len) {
+    p->cur_len += len;
+    if (p->cur_len == HOIST_LAYER_BUF_SIZE && !pipe_push(p)) {
+      archive_set_error(a, EPIPE, "compressor stopped");
+      return -1;
+    }
+    return (la_ssize_t)len;
+  }
   size_t done = 0;
   while (done < len) {
     if (p->cur < 0 && !pipe_take(p)) {
@@ -388,7 +408,8 @@ static const hoist_writer_ops borrowed_ops = {bw_write, bw_commit, bw_free};
 typedef struct tar_ctx {
   struct archive *a;
   const hoist_layer_options *opts;
-  uint8_t *rbuf; /* HOIST_LAYER_BUF_SIZE, file reads */
+  pipeline *pipe; /* most file data is read into its buffers */
+  uint8_t *rbuf;  /* HOIST_LAYER_BUF_SIZE, the reads of sparse files */
   uint8_t *zeros;
   hoist_err **err;
 } tar_ctx;
@@ -500,11 +521,19 @@ static int write_data(tar_ctx *t, const void *buf, size_t len, const char *path)
   return 0;
 }
 
-/* Streams [off, off+len) of fd. */
-static int copy_range(tar_ctx *t, int fd, off_t off, off_t len, const char *path) {
+/* Streams [off, off+len) of fd. With in_place the data is read straight
+ * into the compressor's queue (pipe_space), and tar_write_cb sees it is
+ * already there: only for an entry whose data tar passes through unchanged
+ * and with nothing of its own in between (not a sparse one, whose map tar
+ * writes into the data). */
+static int copy_range(tar_ctx *t, int fd, off_t off, off_t len, bool in_place, const char *path) {
   while (len > 0) {
-    size_t want = len > (off_t)HOIST_LAYER_BUF_SIZE ? HOIST_LAYER_BUF_SIZE : (size_t)len;
-    ssize_t n = pread(fd, t->rbuf, want, off);
+    size_t room = HOIST_LAYER_BUF_SIZE;
+    uint8_t *dst = t->rbuf;
+    if (in_place && !(dst = pipe_space(t->pipe, &room)))
+      return hoist_err_set(t->err, EPIPE, "read %s: compressor stopped", path);
+    size_t want = len > (off_t)room ? room : (size_t)len;
+    ssize_t n = pread(fd, dst, want, off);
     if (n < 0) {
       if (errno == EINTR)
         continue;
@@ -512,9 +541,13 @@ static int copy_range(tar_ctx *t, int fd, off_t off, off_t len, const char *path
     }
     if (n == 0)
       return hoist_err_set(t->err, EIO, "read %s: file shrank while being archived", path);
-    int r = write_data(t, t->rbuf, (size_t)n, path);
+    uint64_t before = t->pipe->tar_size;
+    int r = write_data(t, dst, (size_t)n, path);
     if (r < 0)
       return r;
+    /* anything tar wrote of its own would have gone over the data */
+    if (in_place && t->pipe->tar_size - before != (uint64_t)n)
+      return hoist_err_set(t->err, EIO, "%s: tar wrote bytes of its own into file data", path);
     off += n;
     len -= n;
   }
@@ -658,13 +691,13 @@ static int write_entry(tar_ctx *t, const entry *e, const char *link_target) {
       for (size_t i = 0; i < n_ext && r == 0; i++) {
         r = write_zeros(t, ext[i].off - pos, e->src);
         if (r == 0)
-          r = copy_range(t, fd, ext[i].off, ext[i].len, e->src);
+          r = copy_range(t, fd, ext[i].off, ext[i].len, false, e->src);
         pos = ext[i].off + ext[i].len;
       }
       if (r == 0)
         r = write_zeros(t, e->st.st_size - pos, e->src);
     } else {
-      r = copy_range(t, fd, 0, e->st.st_size, e->src);
+      r = copy_range(t, fd, 0, e->st.st_size, true, e->src);
     }
   }
 out:
@@ -749,7 +782,7 @@ int hoist_layer_write(const hoist_layer_source *src, const hoist_layer_options *
   }
   p.tar_hash = hoist_sha256_new();
 
-  tar_ctx t = {.opts = opts, .err = err};
+  tar_ctx t = {.opts = opts, .err = err, .pipe = &p};
   t.rbuf = malloc(HOIST_LAYER_BUF_SIZE);
   t.zeros = calloc(1, HOIST_LAYER_BUF_SIZE);
   if (!t.rbuf || !t.zeros)
