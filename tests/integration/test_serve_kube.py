@@ -157,6 +157,13 @@ def a_pod_with_an_empty_cache_hits_the_registry_cache():
     cache = f"{registry().host}/alice/hoist-build-cache"
     assert b"extending" in log1 and f"registry cache {cache}: entry".encode() in log1, log1
     assert b"extending" not in log2 and f" in {cache}: layer".encode() in log2, log2
+    # the catalog lists images: the cache is left out, yet its tags (the keys) answer
+    st, r = s.api("GET", "/registry/catalog", key)
+    assert st == 200 and "alice" in r["repositories"], r
+    assert "alice/hoist-build-cache" not in r["repositories"], r
+    st, r = s.api("GET", "/registry/tags?image=alice/hoist-build-cache", key)
+    assert st == 200 and r["tags"], r
+    assert all(len(t) == 64 and int(t, 16) >= 0 for t in r["tags"]), r
     s.stop()
 
 

@@ -6,6 +6,7 @@
 #include <fnmatch.h>
 #include <string.h>
 
+#include "executor.h"
 #include "hoist/ref.h"
 #include "hoist/registry.h"
 #include "server-private.h"
@@ -76,6 +77,18 @@ bool server_in_namespace(const char *login, const char *path) {
     if (path[i] != (char)tolower((unsigned char)login[i]))
       return false;
   return n > 0 && (path[n] == '\0' || path[n] == '/');
+}
+
+char *server_cache_repo(const char *login) {
+  char *r = hoist_asprintf("%s/" SERVER_CACHE_REPO, login);
+  for (char *c = r; *c != '/'; c++)
+    *c = (char)tolower((unsigned char)*c);
+  return r;
+}
+
+bool server_is_cache_repo(const char *login, const char *repo) {
+  _cleanup_free_ char *cache = server_cache_repo(login);
+  return strcmp(cache, repo) == 0;
 }
 
 bool server_source_allowed(const server_config *c, const char *login, const char *push_host,

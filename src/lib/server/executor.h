@@ -11,9 +11,6 @@
 #include "hoist/core.h"
 
 /* What a build is: the image, the recipe, where it goes, its files. */
-/* The registry build cache's repository, below the target's. */
-#define SERVER_CACHE_REPO "hoist-build-cache"
-
 typedef struct exec_spec {
   const char *id;
   const char *source, *kind, *dest;

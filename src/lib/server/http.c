@@ -428,7 +428,7 @@ static enum MHD_Result registry_request(hoist_server *s, struct MHD_Connection *
       goto registry_fail;
     json_t *a = json_array();
     for (size_t i = 0; i < n; i++)
-      if (server_in_namespace(u->login, repos[i]))
+      if (server_in_namespace(u->login, repos[i]) && !server_is_cache_repo(u->login, repos[i]))
         json_array_append_new(a, json_string(repos[i]));
     hoist_strfreev(repos);
     return envelope(c, s, 200, "Catalog listed.", json_pack("{s:o}", "repositories", a));

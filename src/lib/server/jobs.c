@@ -349,14 +349,14 @@ static void run_job(server_jobs *j, int slot, const store_job *row, job_log *lg,
   _cleanup_free_ char *authp = hoist_asprintf("%s/registry-auth.json", jobdir);
   hoist_err *e = NULL;
   exec_run *run = NULL;
-  /* the user's registry build cache: beside the target, in their namespace */
+  /* the user's registry build cache: on the target's registry, in their
+   * namespace (<host>/<user>/hoist-build-cache) */
   bool cache_on = j->cfg->registry_cache < 0 ? j->cfg->exec.kube : j->cfg->registry_cache;
   _cleanup_free_ char *cache = NULL;
-  if (cache_on && strncmp(row->dest, "oci:", 4) != 0) {
-    const char *colon = strrchr(row->dest, ':'), *slash = strrchr(row->dest, '/');
-    size_t repo_len = colon && slash && colon > slash ? (size_t)(colon - row->dest) : 0;
-    if (repo_len)
-      cache = hoist_asprintf("%.*s/" SERVER_CACHE_REPO, (int)repo_len, row->dest);
+  const char *host_end = strchr(row->dest, '/');
+  if (cache_on && strncmp(row->dest, "oci:", 4) != 0 && host_end) {
+    _cleanup_free_ char *repo = server_cache_repo(row->user);
+    cache = hoist_asprintf("%.*s/%s", (int)(host_end - row->dest), row->dest, repo);
   }
   exec_spec spec = {
       .cache = cache,

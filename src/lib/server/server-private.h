@@ -147,6 +147,14 @@ void server_config_admit_clear(server_config *c);
 /* The caller's namespace: the repository named as the login (lowercased) or
  * below it. */
 bool server_in_namespace(const char *login, const char *repo);
+/* The repository of login's registry build cache on the push host:
+ * <login, lowercased>/SERVER_CACHE_REPO (malloc'd). */
+#define SERVER_CACHE_REPO "hoist-build-cache"
+
+char *server_cache_repo(const char *login);
+/* Whether repo is login's build cache: its entries are not images, so the
+ * catalog leaves it out. */
+bool server_is_cache_repo(const char *login, const char *repo);
 /* Whether login may extend source: an image of their own namespace on the
  * push host (NULL: none), or one of a repository an allowed_sources pattern
  * matches (a glob whose '*' stays within a path component). Otherwise false
