@@ -7,8 +7,10 @@
 #include "unpack-private.h"
 
 /* Decompressed chunks in flight between the thread that reads, hashes and
- * decompresses and the caller that parses the tar and writes files. */
-#define NSLOTS 4
+ * decompresses, the caller that parses the tar and writes files, and (for a
+ * compressed layer) the thread that hashes the tar for the diffID. A slot is
+ * free again once both the caller and the tar hasher are past it. */
+#define NSLOTS 8
 
 struct layer_stream {
   int fd;
@@ -24,18 +26,20 @@ struct layer_stream {
 
   uint8_t *slot[NSLOTS];
   size_t slot_len[NSLOTS];
-  int head, tail, count; /* the producer fills head, the consumer reads tail */
-  bool held;             /* the consumer still uses the slot at tail */
+  /* chunks counted from the start; chunk k lives in slot k % NSLOTS */
+  uint64_t produced, consumed, hashed;
+  bool held; /* the caller still uses chunk consumed */
   bool done, stop;
   ssize_t result; /* the producer's last result: 0 at the end, or an error code */
   hoist_err *perr;
-  pthread_t thread;
-  bool started;
+  pthread_t thread, hasher;
+  bool started, hasher_started;
   pthread_mutex_t mu;
   pthread_cond_t cv;
 };
 
 static void *producer(void *arg);
+static void *tar_hasher(void *arg);
 
 int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_err **err) {
   if (comp != HOIST_COMPRESS_NONE && comp != HOIST_COMPRESS_GZIP && comp != HOIST_COMPRESS_ZSTD)
@@ -72,6 +76,14 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
     return hoist_err_errno(err, e, "start decompression thread");
   }
   s->started = true;
+  if (s->tar_hash) {
+    if (pthread_create(&s->hasher, NULL, tar_hasher, s) != 0) {
+      int e = errno;
+      layer_stream_free(s);
+      return hoist_err_errno(err, e, "start the diffID thread");
+    }
+    s->hasher_started = true;
+  }
   *out = s;
   return 0;
 }
@@ -79,13 +91,14 @@ int layer_stream_new(int fd, hoist_compression comp, layer_stream **out, hoist_e
 void layer_stream_free(layer_stream *s) {
   if (!s)
     return;
-  if (s->started) {
-    pthread_mutex_lock(&s->mu);
-    s->stop = true;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
+  pthread_mutex_lock(&s->mu);
+  s->stop = true;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  if (s->started)
     pthread_join(s->thread, NULL);
-  }
+  if (s->hasher_started)
+    pthread_join(s->hasher, NULL);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
   hoist_err_free(s->perr);
@@ -193,19 +206,22 @@ static ssize_t produce(layer_stream *s, uint8_t *outbuf, hoist_err **err) {
     hoist_sha256_update(s->blob_hash, outbuf, (size_t)n);
     return n;
   }
-  if (n > 0)
-    hoist_sha256_update(s->tar_hash, outbuf, (size_t)n);
   return n;
+}
+
+/* The chunks the caller and the tar hasher are both past. */
+static uint64_t released(const layer_stream *s) {
+  return s->tar_hash && s->hashed < s->consumed ? s->hashed : s->consumed;
 }
 
 static void *producer(void *arg) {
   layer_stream *s = arg;
   for (;;) {
     pthread_mutex_lock(&s->mu);
-    while (s->count == NSLOTS && !s->stop)
+    while (s->produced - released(s) == NSLOTS && !s->stop)
       pthread_cond_wait(&s->cv, &s->mu);
     bool stop = s->stop;
-    int h = s->head;
+    int h = (int)(s->produced % NSLOTS);
     pthread_mutex_unlock(&s->mu);
     if (stop)
       return NULL;
@@ -218,8 +234,7 @@ static void *producer(void *arg) {
       s->perr = e;
     } else {
       s->slot_len[h] = (size_t)n;
-      s->head = (h + 1) % NSLOTS;
-      s->count++;
+      s->produced++;
     }
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -228,18 +243,38 @@ static void *producer(void *arg) {
   }
 }
 
+/* Hashes every chunk into tar_hash, in order, beside the caller. */
+static void *tar_hasher(void *arg) {
+  layer_stream *s = arg;
+  for (;;) {
+    pthread_mutex_lock(&s->mu);
+    while (s->hashed == s->produced && !s->done && !s->stop)
+      pthread_cond_wait(&s->cv, &s->mu);
+    if (s->stop || s->hashed == s->produced) {
+      pthread_mutex_unlock(&s->mu);
+      return NULL;
+    }
+    int i = (int)(s->hashed % NSLOTS);
+    pthread_mutex_unlock(&s->mu);
+    hoist_sha256_update(s->tar_hash, s->slot[i], s->slot_len[i]);
+    pthread_mutex_lock(&s->mu);
+    s->hashed++;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
 ssize_t layer_stream_read(layer_stream *s, const void **data, hoist_err **err) {
   pthread_mutex_lock(&s->mu);
   if (s->held) {
-    s->tail = (s->tail + 1) % NSLOTS;
-    s->count--;
+    s->consumed++;
     s->held = false;
     pthread_cond_broadcast(&s->cv);
   }
-  while (s->count == 0 && !s->done)
+  while (s->consumed == s->produced && !s->done)
     pthread_cond_wait(&s->cv, &s->mu);
   ssize_t n;
-  if (s->count == 0) {
+  if (s->consumed == s->produced) {
     n = s->result;
     if (n < 0 && s->perr) {
       if (err && !*err)
@@ -251,8 +286,9 @@ ssize_t layer_stream_read(layer_stream *s, const void **data, hoist_err **err) {
       n = hoist_err_set(err, EIO, "layer stream failed");
     }
   } else {
-    *data = s->slot[s->tail];
-    n = (ssize_t)s->slot_len[s->tail];
+    int i = (int)(s->consumed % NSLOTS);
+    *data = s->slot[i];
+    n = (ssize_t)s->slot_len[i];
     s->held = true;
   }
   pthread_mutex_unlock(&s->mu);
@@ -267,9 +303,13 @@ int layer_stream_finish(layer_stream *s, const char *expected_digest, const char
     ;
   if (n < 0)
     return (int)n;
-  /* the producer has finished: its hashes are complete */
+  /* the producer has finished, and the hasher once it has hashed every chunk */
   pthread_join(s->thread, NULL);
   s->started = false;
+  if (s->hasher_started) {
+    pthread_join(s->hasher, NULL);
+    s->hasher_started = false;
+  }
   char digest[HOIST_DIGEST_STR_LEN], diff_id[HOIST_DIGEST_STR_LEN];
   hoist_sha256_final(s->blob_hash, digest);
   if (s->tar_hash)
