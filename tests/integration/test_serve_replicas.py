@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -138,6 +139,41 @@ def store_contract_on_sqlite_and_postgres():
         bad = [ln for ln in p.stdout.splitlines() if ln.startswith("not ok")]
         assert p.returncode == 0 and not bad and p.stdout.count("\nok ") > 30, \
             (url, bad, p.stderr)
+
+
+@test
+def a_store_of_the_schema_before_is_migrated_and_keeps_its_jobs():
+    # the schema before the index of queued jobs: the newest one without it, its
+    # version set back; opening the store adds the index and keeps what is there
+    d = tmpdir()
+    os.makedirs(os.path.join(d, "jobs"))
+    db = f"{d}/jobs.db"
+    tool("enqueue", f"sqlite:{db}", d, "3", "1")
+    c = sqlite3.connect(db)
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+    c.execute("DROP INDEX jobs_user_queued")
+    c.execute("PRAGMA user_version = 2")
+    c.commit()
+    c.close()
+    tool("enqueue", f"sqlite:{db}", d, "2", "1")
+    c = sqlite3.connect(db)
+    assert c.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert c.execute("SELECT count(*) FROM sqlite_master WHERE name = 'jobs_user_queued'"
+                     ).fetchone()[0] == 1
+    assert c.execute("SELECT count(*) FROM jobs WHERE state = 'queued'").fetchone()[0] == 5
+    c.close()
+
+    name = pg().create_db()
+    url = pg().url(name)
+    tool("enqueue", url, d, "3", "1")
+    assert pg().psql("SELECT version FROM hoist_schema", db=name).stdout.strip() == "2"
+    pg().psql("DROP INDEX jobs_user_queued; UPDATE hoist_schema SET version = 1", db=name)
+    tool("enqueue", url, d, "2", "1")
+    assert pg().psql("SELECT version FROM hoist_schema", db=name).stdout.strip() == "2"
+    assert pg().psql("SELECT count(*) FROM pg_indexes WHERE indexname = 'jobs_user_queued'",
+                     db=name).stdout.strip() == "1"
+    assert pg().psql("SELECT count(*) FROM jobs WHERE state = 'queued'",
+                     db=name).stdout.strip() == "5"
 
 
 def go(d, names, procs):

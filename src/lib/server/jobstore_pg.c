@@ -289,8 +289,14 @@ static int op_enqueue(pg_store *q, PGconn *c, void *vctx, hoist_err **err) {
     return q_exec(q, c, "enqueue", "COMMIT", 0, NULL, NULL, err);
   }
   PQclear(r);
-  if (q_exec(q, c, "enqueue", "SELECT count(*) FROM jobs WHERE \"user\" = $1 AND state = 'queued'",
-             1, &n->user, &r, err) < 0)
+  /* counted up to the limit only, on the index of queued jobs */
+  char limit[24];
+  snprintf(limit, sizeof limit, "%d", x->per_user_queue);
+  const char *count_args[] = {n->user, limit};
+  if (q_exec(q, c, "enqueue",
+             "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE \"user\" = $1 AND state = 'queued' "
+             "LIMIT $2) AS q",
+             2, count_args, &r, err) < 0)
     return -1;
   long queued = strtol(PQgetvalue(r, 0, 0), NULL, 10);
   PQclear(r);
@@ -927,6 +933,8 @@ static const char *const migrations[] = {
     "CREATE UNIQUE INDEX jobs_inflight ON jobs (key) WHERE state IN ('queued', 'running');"
     "CREATE TABLE job_logs (id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,"
     " off bigint NOT NULL, data bytea NOT NULL, PRIMARY KEY (id, off));",
+    /* 2: a user's queued jobs, counted at every enqueue */
+    "CREATE INDEX jobs_user_queued ON jobs (\"user\") WHERE state = 'queued';",
 };
 
 HOIST_WUR static int migrate(pg_store *q, PGconn *c, hoist_err **err) {

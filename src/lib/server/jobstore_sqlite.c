@@ -128,8 +128,13 @@ static int sq_enqueue(server_store *s, const store_new *n, int per_user_queue, c
     goto out;
   }
   sqlite3_finalize(st);
-  /* one user's queue cannot fill the service */
-  st = prep(q->db, "SELECT count(*) FROM jobs WHERE user = ? AND state = 'queued'", 1, &n->user);
+  /* one user's queue cannot fill the service; counted up to the limit only,
+   * on the index of queued jobs, so a long queue or history costs nothing */
+  st = prep(q->db,
+            "SELECT count(*) FROM (SELECT 1 FROM jobs WHERE user = ? AND state = 'queued' LIMIT ?)",
+            1, &n->user);
+  if (st)
+    sqlite3_bind_int(st, 2, per_user_queue);
   int64_t queued = st && sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
   sqlite3_finalize(st);
   if (queued >= per_user_queue) {
@@ -642,6 +647,8 @@ static const char *const migrations[] = {
     "ALTER TABLE jobs ADD COLUMN cancel INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE jobs ADD COLUMN owner TEXT;"
     "CREATE UNIQUE INDEX jobs_inflight ON jobs (key) WHERE state IN ('queued', 'running');",
+    /* 3: a user's queued jobs, counted at every enqueue */
+    "CREATE INDEX jobs_user_queued ON jobs (user) WHERE state = 'queued';",
 };
 
 HOIST_WUR static int migrate(sq_store *q, hoist_err **err) {
