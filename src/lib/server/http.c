@@ -60,6 +60,7 @@ typedef enum {
   R_LIST,
   R_CANCEL,
   R_REGISTRY,
+  R_OPENAPI,
 } route_id;
 
 /* What the service answers: a path (under API unless it starts with '/'), a
@@ -85,6 +86,7 @@ static const route routes[] = {
     {"registry/tags", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
     {"registry/manifest", "GET", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
     {"registry/manifest", "DELETE", R_REGISTRY, HOIST_SERVER_MAX_SMALL_BODY},
+    {"/openapi.json", "GET", R_OPENAPI, HOIST_SERVER_MAX_SMALL_BODY},
 };
 
 /* One request, from its headers to its answer. */
@@ -571,6 +573,22 @@ static enum MHD_Result h_metrics(hoist_server *s, struct MHD_Connection *c) {
   return ret;
 }
 
+/* GET /openapi.json: the document of this API as shipped (doc/api/openapi.json,
+ * built into the library), static memory the response only points at. */
+static enum MHD_Result h_openapi(hoist_server *s, struct MHD_Connection *c) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(
+      server_openapi_json_len, (void *)server_openapi_json, MHD_RESPMEM_PERSISTENT);
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  enum MHD_Result ret = MHD_queue_response(c, 200, r);
+  MHD_destroy_response(r);
+  atomic_fetch_add(&s->requests[0], 1);
+  atomic_fetch_add(&s->requests[2], 1);
+  return ret;
+}
+
+/* Routes anyone may call: no client certificate, no authorization. */
+static bool open_route(route_id id) { return id == R_HEALTHZ || id == R_OPENAPI; }
+
 /* The route of url and method; 0, or the refusal's status (404, 405). */
 static int find_route(const char *url, const char *method, const route **out) {
   bool api = strncmp(url, API "/", sizeof API) == 0;
@@ -640,9 +658,9 @@ HOIST_WUR static int check_headers(hoist_server *s, struct MHD_Connection *c, co
   int ok = 1;
   if (rt->id == R_METRICS)
     ok = metrics_auth(s, c, why);
-  else if (rt->id != R_HEALTHZ && s->tls_ca && !client_cert_ok(c))
+  else if (!open_route(rt->id) && s->tls_ca && !client_cert_ok(c))
     ok = refuse(why, 401, "Client certificate required.");
-  else if (rt->id != R_HEALTHZ)
+  else if (!open_route(rt->id))
     ok = authenticate(s, c, &rq->user, why, err);
   if (ok == 1)
     rq->rt = rt;
@@ -676,6 +694,8 @@ static enum MHD_Result dispatch(hoist_server *s, struct MHD_Connection *c, const
     return h_cancel(s, c, u);
   case R_REGISTRY:
     return h_registry(s, c, u, rt->path + strlen("registry/"), method);
+  case R_OPENAPI:
+    return h_openapi(s, c);
   }
   return envelope(c, s, 404, "Not found.", NULL);
 }

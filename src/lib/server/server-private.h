@@ -9,6 +9,11 @@
 #include "hoist/sandbox.h"
 #include "hoist/server.h"
 
+/* doc/api/openapi.json, its bytes as shipped (a NUL after them, not counted):
+ * made at build time by scripts/embed.py. */
+extern const unsigned char server_openapi_json[];
+extern const size_t server_openapi_json_len;
+
 /* UTF-8 without NUL, overlong forms or surrogates. */
 bool server_utf8_text(const unsigned char *s, size_t n);
 
