@@ -13,9 +13,9 @@ a library. There /usr/bin/hoist runs --version and the demo's layout steps (appe
 scratch, append on a base, ls, inspect, unpack, gc); the layout it writes is read back on the
 host by umoci, an independent reader.
 
-The package is built once per run: about 55 s here (2 cores shared), lintian 10 s, the
-container part 10 s once the fixture is cached (making it: about 30 s more); in all about
-100 s.
+The package is built once per run: 55 to 80 s here (2 cores shared), lintian 10 s, the
+container part 10 s once the fixture is cached (making it: about 30 s more); the whole test
+100 to 180 s, with the load of the machine.
 """
 import json
 import os
