@@ -10,23 +10,28 @@ IMAGE      ?= oci:$(BUILD)/image:hoist
 IMAGE_ARM64 ?= oci:$(BUILD)/image:hoist-arm64
 IMAGE_MULTIARCH ?= oci:$(BUILD)/image:hoist-multiarch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# make install: into $(DESTDIR)$(PREFIX).
+PREFIX     ?= /usr/local
+DESTDIR    ?=
 
 # Every package the build, the tests, the demo and the benchmarks use. podman runs hoist's own
 # image in test_image, with runc: crun refuses a hybrid cgroup hierarchy such as CI's. The arm64
 # image: the cross compiler, and qemu to run its hoist in test_image; Debian's arm64 packages are
 # fetched, not installed, by scripts/build-arm64.sh (deps adds dpkg's arm64 architecture for it).
+# The Debian package (debian/, test_package): dpkg-buildpackage, debhelper, fakeroot, lintian.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
 	python3 python3-yaml openssl skopeo umoci buildah docker-registry busybox-static wrk \
 	uidmap passt debootstrap apache2-utils isal nodejs time bc podman runc \
 	gcc-aarch64-linux-gnu qemu-user-static \
-	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4
+	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4 \
+	build-essential dpkg-dev debhelper fakeroot lintian
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
 .PHONY: all deps build build-asan test unit-test asan-test format format-check module-check style-check fuzz \
-	fuzz-smoke demo bench clean image image-arm64 image-multiarch
+	fuzz-smoke demo bench clean image image-arm64 image-multiarch install
 
 all: build
 
@@ -52,6 +57,12 @@ $(BUILD)/build.ninja:
 
 build: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# The binary, libhoist (static, its headers, hoist.pc) and the example configs, installed by
+# meson from $(BUILD), configured for PREFIX first (DESTDIR: a staging root, as for a package).
+install: $(BUILD)/build.ninja
+	meson configure $(BUILD) --prefix=$(PREFIX)
+	meson install -C $(BUILD) $(if $(DESTDIR),--destdir $(abspath $(DESTDIR)))
 
 $(ASAN_BUILD)/build.ninja:
 	meson setup $(ASAN_BUILD) -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
