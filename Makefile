@@ -15,7 +15,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # image in test_image, with runc: crun refuses a hybrid cgroup hierarchy such as CI's. The arm64
 # image: the cross compiler, and qemu to run its hoist in test_image; Debian's arm64 packages are
 # fetched, not installed, by scripts/build-arm64.sh (deps adds dpkg's arm64 architecture for it).
-# scdoc makes the man pages, man-db renders them in test_docs.
+# scdoc makes the man pages, man-db renders them in test_docs; test_completion runs the
+# completion scripts in bash (with bash-completion) and zsh.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
@@ -23,7 +24,7 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 	uidmap passt debootstrap apache2-utils isal nodejs time bc podman runc \
 	gcc-aarch64-linux-gnu qemu-user-static \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4 \
-	scdoc man-db
+	scdoc man-db zsh bash-completion
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 

@@ -11,7 +11,8 @@
 - every hoist page a SEE ALSO names exists, every variable the CLI reads is
   in hoist(1)'s ENVIRONMENT, every key the service's config reader reads is
   in hoist-serve.json(5);
-- `meson install` puts the pages in man1 and man5.
+- `meson install` puts the pages in man1 and man5 and the completion scripts
+  where bash-completion and zsh look.
 """
 import glob
 import os
@@ -198,10 +199,10 @@ def every_config_key_is_in_hoist_serve_json_5():
 
 
 @test
-def meson_install_puts_the_pages_in_place():
+def meson_install_puts_pages_and_completions_in_place():
     dest = tmpdir("hoist-install-")
     run("meson", "install", "-C", BUILD, "--no-rebuild", "--destdir", dest, "--tags",
-        "man", timeout=300)
+        "man,completion", timeout=300)
     found = [os.path.relpath(p, dest) for p in glob.glob(f"{dest}/**", recursive=True)]
     want = [
         "share/man/man1/hoist.1",
@@ -209,6 +210,8 @@ def meson_install_puts_the_pages_in_place():
         "share/man/man1/hoist-service-send.1",
         "share/man/man5/hoist-deploy.toml.5",
         "share/man/man5/hoist-serve.json.5",
+        "share/bash-completion/completions/hoist",
+        "share/zsh/site-functions/_hoist",
     ]
     for w in want:
         assert any(f.endswith(w) for f in found), f"{w} not installed: {sorted(found)}"
