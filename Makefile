@@ -19,6 +19,8 @@ DESTDIR    ?=
 # image: the cross compiler, and qemu to run its hoist in test_image; Debian's arm64 packages are
 # fetched, not installed, by scripts/build-arm64.sh (deps adds dpkg's arm64 architecture for it).
 # The Debian package (debian/, test_package): dpkg-buildpackage, debhelper, fakeroot, lintian.
+# scdoc makes the man pages, man-db renders them in test_docs; test_completion runs the
+# completion scripts in bash (with bash-completion) and zsh.
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
@@ -26,7 +28,8 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 	uidmap passt debootstrap apache2-utils isal nodejs time bc podman runc \
 	gcc-aarch64-linux-gnu qemu-user-static \
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4 \
-	build-essential dpkg-dev debhelper fakeroot lintian
+	build-essential dpkg-dev debhelper fakeroot lintian \
+	scdoc man-db zsh bash-completion
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 

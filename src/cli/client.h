@@ -15,6 +15,9 @@
   "Service options:\n"                                                                             \
   "  --server URL     the service (default: APIHOST of ~/.wskprops)\n"                             \
   "  --auth UUID:KEY  the caller's key (default: AUTH of ~/.wskprops)\n"                           \
+  "  --ca-file FILE   CA bundle to verify an https service with, instead of the system's\n"        \
+  "  --cert FILE      client certificate, for a service that requires one (PEM)\n"                 \
+  "  --key FILE       its key (PEM)\n"                                                             \
   "  --json           print the service's answer as JSON\n"
 
 typedef struct cli_client {
@@ -25,8 +28,7 @@ typedef struct cli_client {
   bool json;
 } cli_client;
 
-/* The options of CLIENT_HELP (and --ca-file, --cert, --key), for
- * CLI_GROUP(cli_client_opts, &cl). */
+/* The options of CLIENT_HELP, for CLI_GROUP(cli_client_opts, &cl). */
 extern const cli_opt cli_client_opts[];
 /* Runs a verb whose options are the client's alone: returns run(&cl,
  * operands, n), n the number of operands, or the exit code of --help or of
