@@ -97,6 +97,9 @@ typedef enum {
 
 typedef struct hoist_server_opts {
   const char *listen;      /* "ADDR:PORT"; default 127.0.0.1:8080 */
+  int listen_fd;           /* > 0: a listening TCP socket to serve on instead of binding
+                            * listen (socket activation: systemd's start at fd 3). The
+                            * caller keeps it; the server serves on a duplicate of it */
   const char *data_dir;    /* required */
   const char *config_file; /* optional JSON, see README */
   int workers;             /* builds at once; 0: number of cores */
@@ -121,7 +124,8 @@ typedef struct hoist_server_opts {
 typedef struct hoist_server hoist_server;
 
 /* Opens the job store, recovers jobs of a previous process, starts the
- * workers and the HTTP listener. *port (optional) receives the bound port. */
+ * workers and the HTTP listener (on opts->listen_fd when given, else bound to
+ * opts->listen). *port (optional) receives the port it listens on. */
 HOIST_EXPORT int hoist_server_start(const hoist_server_opts *opts, hoist_server **out, int *port,
                                     hoist_err **err) HOIST_WUR;
 /* Stops accepting, cancels running builds, waits for the workers. */

@@ -186,6 +186,40 @@ char *cli_env_serve_data(void) {
   return hoist_asprintf("%s/.cache/hoist/serve", home());
 }
 
+/* A decimal number from 0 to max into *out; false for anything else. */
+static bool decimal(const char *text, uint64_t max, uint64_t *out) {
+  char *end = NULL;
+  errno = 0;
+  unsigned long long v = strtoull(text, &end, 10);
+  if (errno || end == text || *end || text[0] < '0' || text[0] > '9' || v > max)
+    return false;
+  *out = v;
+  return true;
+}
+
+int cli_env_listen_fds(char **names, hoist_err **err) {
+  *names = NULL;
+  const char *v;
+  _cleanup_free_ char *pid = (v = cli_env("LISTEN_PID")) ? hoist_strdup(v) : NULL;
+  _cleanup_free_ char *fds = (v = cli_env("LISTEN_FDS")) ? hoist_strdup(v) : NULL;
+  _cleanup_free_ char *fdnames = (v = cli_env("LISTEN_FDNAMES")) ? hoist_strdup(v) : NULL;
+  unsetenv("LISTEN_PID");
+  unsetenv("LISTEN_FDS");
+  unsetenv("LISTEN_FDNAMES");
+  if (!pid || !fds)
+    return 0;
+  uint64_t p, n;
+  if (!decimal(pid, INT32_MAX, &p) || p == 0)
+    return hoist_err_set(err, EINVAL, "LISTEN_PID=%s: not a process id", pid);
+  if ((pid_t)p != getpid())
+    return 0;
+  /* systemd passes a few at most; the bound keeps fd numbers in an int */
+  if (!decimal(fds, 65536, &n))
+    return hoist_err_set(err, EINVAL, "LISTEN_FDS=%s: not a number of descriptors", fds);
+  *names = steal_pointer(&fdnames);
+  return (int)n;
+}
+
 const char *cli_env_tmpdir(const char *fallback) {
   const char *t = cli_env("TMPDIR");
   return t ? t : fallback;

@@ -76,6 +76,16 @@ char *cli_env_rootfs_cache(void);
  * Caller frees. */
 char *cli_env_serve_data(void);
 
+/* Socket activation as sd_listen_fds(3) has it: the number of sockets systemd
+ * passed this process, from fd 3 on: $LISTEN_FDS when $LISTEN_PID is this
+ * process's pid; 0 when none were passed or they were passed to another
+ * process ($LISTEN_PID not ours, as after a fork). A $LISTEN_PID or
+ * $LISTEN_FDS that is not a number is an error naming it. *names (caller
+ * frees) receives $LISTEN_FDNAMES (colon-separated) or NULL. $LISTEN_PID,
+ * $LISTEN_FDS and $LISTEN_FDNAMES are removed from the environment in every
+ * case: no child inherits them. */
+int cli_env_listen_fds(char **names, hoist_err **err);
+
 /* Where temporary directories go: $TMPDIR, else fallback. */
 const char *cli_env_tmpdir(const char *fallback);
 

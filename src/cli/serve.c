@@ -1,6 +1,12 @@
 /* hoist serve: the deployer service. */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "env.h"
@@ -27,7 +33,75 @@ static const char usage[] =
     "                        or kubernetes (a Job each; the config's `executor`\n"
     "                        section, README \"Running in Kubernetes\")\n"
     "  --migrate             migrate the job store's schema, then exit\n"
-    "  -h, --help            show this help\n";
+    "  -h, --help            show this help\n\n"
+    "Socket activation: when systemd passes a listening socket (LISTEN_PID, LISTEN_FDS;\n"
+    "sd_listen_fds(3)), the service answers on it and binds nothing, --listen ignored.\n";
+
+#define LISTEN_FDS_START 3 /* systemd's first passed descriptor (SD_LISTEN_FDS_START) */
+
+/* What a descriptor that should be a socket is, for a message. */
+static const char *file_kind(mode_t mode) {
+  return S_ISREG(mode)    ? "a regular file"
+         : S_ISDIR(mode)  ? "a directory"
+         : S_ISFIFO(mode) ? "a pipe"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+                          : "not a socket";
+}
+
+/* The socket systemd passed (socket activation): *fd is fd 3 when
+ * $LISTEN_PID and $LISTEN_FDS pass this process one, -1 when none is passed
+ * (the variables are gone from the environment either way). The passed
+ * descriptors become close-on-exec, as sd_listen_fds(3) makes them. More than
+ * one, or one that is not a listening TCP socket, is an error naming it. */
+HOIST_WUR static int activation_socket(int *fd, hoist_err **err) {
+  *fd = -1;
+  _cleanup_free_ char *names = NULL;
+  int n = cli_env_listen_fds(&names, err);
+  if (n <= 0)
+    return n;
+  for (int i = 0; i < n; i++)
+    fcntl(LISTEN_FDS_START + i, F_SETFD, FD_CLOEXEC); /* a closed one is said below */
+  if (n > 1)
+    return hoist_err_set(err, EINVAL,
+                         "LISTEN_FDS=%d: systemd passed %d sockets, hoist serve answers on one: "
+                         "give its socket unit a single ListenStream=",
+                         n, n);
+  const int sfd = LISTEN_FDS_START;
+  _cleanup_free_ char *what =
+      names && *names ? hoist_asprintf("fd %d (%.*s)", sfd, (int)strcspn(names, ":"), names)
+                      : hoist_asprintf("fd %d", sfd);
+  struct stat st;
+  if (fstat(sfd, &st) < 0)
+    return hoist_err_errno(err, errno, "LISTEN_FDS=1: %s", what);
+  if (!S_ISSOCK(st.st_mode))
+    return hoist_err_set(err, ENOTSOCK, "LISTEN_FDS=1: %s is not a listening socket: %s", what,
+                         file_kind(st.st_mode));
+  int type = 0, domain = 0, accepting = 0;
+  socklen_t len = sizeof type;
+  if (getsockopt(sfd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+      (len = sizeof domain, getsockopt(sfd, SOL_SOCKET, SO_DOMAIN, &domain, &len)) < 0 ||
+      (len = sizeof accepting, getsockopt(sfd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len)) < 0)
+    return hoist_err_errno(err, errno, "LISTEN_FDS=1: %s", what);
+  if (type != SOCK_STREAM)
+    return hoist_err_set(err, EINVAL,
+                         "LISTEN_FDS=1: %s is not a listening socket: not a stream socket "
+                         "(ListenDatagram= or ListenSequentialPacket=?)",
+                         what);
+  if (domain != AF_INET && domain != AF_INET6)
+    return hoist_err_set(err, EINVAL,
+                         "LISTEN_FDS=1: %s is not a TCP socket: hoist serve answers on IPv4 or "
+                         "IPv6 only",
+                         what);
+  if (!accepting)
+    return hoist_err_set(err, EINVAL,
+                         "LISTEN_FDS=1: %s is not a listening socket: a socket that is not "
+                         "listening (Accept=yes passes connections; hoist-serve.socket needs "
+                         "Accept=no)",
+                         what);
+  *fd = sfd;
+  return 0;
+}
 
 /* --workers, --threads: 1 to 1024, into an int; a bad one is left to the
  * option's bad message. */
@@ -72,6 +146,15 @@ static int serve_run(int argc, char **argv) {
     return cli_usage("serve", "--executor: expected local or kubernetes");
   if (o.tls_client_ca && !o.tls_cert)
     return cli_usage("serve", "--tls-client-ca needs --tls-cert and --tls-key");
+  /* before anything else: the LISTEN_* variables must not reach a child */
+  int sock = -1;
+  hoist_err *aerr = NULL;
+  if (activation_socket(&sock, &aerr) < 0)
+    return cli_fail("serve", aerr);
+  if (sock >= 0 && o.listen && !migrate)
+    fprintf(stderr, "hoist serve: --listen %s ignored: answering on the socket systemd passed\n",
+            o.listen);
+  o.listen_fd = sock >= 0 ? sock : 0;
   _cleanup_free_ char *data = data_opt ? hoist_strdup(data_opt) : cli_env_serve_data();
   o.data_dir = data;
   if (migrate) {
@@ -103,11 +186,14 @@ static int serve_run(int argc, char **argv) {
   int port = 0;
   if (hoist_server_start(&o, &s, &port, &err) < 0)
     return cli_fail("serve", err);
-  fprintf(stderr, "hoist serve: listening on port %d, data in %s\n", port, data);
+  fprintf(stderr, "hoist serve: listening on port %d%s, data in %s\n", port,
+          sock >= 0 ? " (the socket systemd passed, fd 3)" : "", data);
   int sig;
   sigwait(&set, &sig);
   fprintf(stderr, "hoist serve: stopping\n");
   hoist_server_stop(s);
+  if (sock >= 0)
+    close(sock);
   return EXIT_OK;
 }
 

@@ -98,7 +98,8 @@ static const fake_mount *fake_mount_of(const char *path, bool *top) {
   return NULL;
 }
 
-/* Whether the cgroup.subtree_control of path's parent holds "+ctl". */
+/* Whether the cgroup.subtree_control of path's parent holds "+ctl" (as the
+ * library writes it) or "ctl" (as the kernel shows it). */
 static bool fake_enabled(const char *path, const char *ctl) {
   char file[PATH_MAX], want[64];
   snprintf(file, sizeof file, "%.*s/cgroup.subtree_control", (int)(strrchr(path, '/') - path),
@@ -107,7 +108,7 @@ static bool fake_enabled(const char *path, const char *ctl) {
   _cleanup_free_ char *text = read_text(file);
   for (char *save = NULL, *w = text ? strtok_r(text, " \n", &save) : NULL; w;
        w = strtok_r(NULL, " \n", &save))
-    if (strcmp(w, want) == 0)
+    if (strcmp(w, want) == 0 || strcmp(w, want + 1) == 0)
       return true;
   return false;
 }
@@ -577,6 +578,65 @@ static void test_create_table(void **state) {
     sandbox_cgroup_destroy(cg);
     _cleanup_free_ char *after = fake_tree(NULL);
     TREE_EQUAL(cases[i].what, after, want);
+    fake_down();
+  }
+}
+
+/* A delegated cgroup (systemd's Delegate=yes): the cgroups above it enable
+ * the controllers already, and their cgroup.subtree_control is not the
+ * delegated user's to write. The mount point's file stands for them here: the
+ * library leaves it as it is when it has every controller needed. */
+static void test_create_enabled_above(void **state) {
+  (void)state;
+  static const struct {
+    const char *what;
+    const char *enabled; /* the mount point's cgroup.subtree_control, as the kernel shows it */
+    sandbox_limits limits;
+    const char *tree;
+  } cases[] = {
+      {"every controller enabled: not written",
+       "cpu io memory pids",
+       {64 * MiB, 8, 1500},
+       "unified/\n"
+       "unified/cgroup.subtree_control=cpu io memory pids\n"
+       "unified/hoist/\n"
+       "unified/hoist/builds/\n"
+       "unified/hoist/builds/cgroup.subtree_control=+memory +pids +cpu\n"
+       "unified/hoist/builds/run/\n"
+       "unified/hoist/builds/run/cpu.max=150000 100000\n"
+       "unified/hoist/builds/run/memory.max=67108864\n"
+       "unified/hoist/builds/run/memory.swap.max=0\n"
+       "unified/hoist/builds/run/pids.max=8\n"
+       "unified/hoist/cgroup.subtree_control=+memory +pids +cpu\n"},
+      {"one missing: the whole set written",
+       "cpu pids",
+       {64 * MiB, 8, 0},
+       "unified/\n"
+       "unified/cgroup.subtree_control=+memory +pids\n"
+       "unified/hoist/\n"
+       "unified/hoist/builds/\n"
+       "unified/hoist/builds/cgroup.subtree_control=+memory +pids\n"
+       "unified/hoist/builds/run/\n"
+       "unified/hoist/builds/run/memory.max=67108864\n"
+       "unified/hoist/builds/run/memory.swap.max=0\n"
+       "unified/hoist/builds/run/pids.max=8\n"
+       "unified/hoist/cgroup.subtree_control=+memory +pids\n"},
+  };
+  static const fake_mount mounts[MAX_MOUNTS] = {UNIFIED_MOUNT};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    _cleanup_free_ char *mi = fake_up(mounts, ALL_CONTROLLERS);
+    _cleanup_free_ char *file = hoist_asprintf("%s/unified/cgroup.subtree_control", fake.root);
+    write_text(file, cases[i].enabled);
+    sandbox_cgroup_env env = {mi, SELF_V2};
+    sandbox_cgroup *cg = NULL;
+    hoist_err *err = NULL;
+    if (sandbox_cgroup_create(&env, "/hoist/builds", "run", &cases[i].limits, &cg, &err) < 0) {
+      _cleanup_free_ char *t = hoist_err_text(err);
+      fail_msg("%s: %s", cases[i].what, t);
+    }
+    _cleanup_free_ char *tree = fake_tree(NULL);
+    TREE_EQUAL(cases[i].what, tree, cases[i].tree);
+    sandbox_cgroup_destroy(cg);
     fake_down();
   }
 }
@@ -1104,6 +1164,7 @@ static void test_real_v1(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test_teardown(test_create_table, fake_teardown),
+      cmocka_unit_test_teardown(test_create_enabled_above, fake_teardown),
       cmocka_unit_test_teardown(test_exists, fake_teardown),
       cmocka_unit_test_teardown(test_bad_names, fake_teardown),
       cmocka_unit_test_teardown(test_attach_destroy, fake_teardown),

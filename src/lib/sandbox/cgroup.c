@@ -205,11 +205,36 @@ static bool has_file(const char *dir, const char *file) {
   return access(path, F_OK) == 0;
 }
 
+/* Whether the cgroup.subtree_control file path enables every controller of
+ * enable ("+memory +pids") already: the cgroups above a delegated one do, and
+ * their files are not the delegated user's to write. */
+static bool all_enabled(const char *path, const char *enable) {
+  _cleanup_free_ char *text = NULL;
+  size_t len = 0;
+  if (hoist_fs_read_file(AT_FDCWD, path, 4096, &text, &len, NULL) < 0)
+    return false; /* unreadable: the write says why */
+  for (const char *w = enable; *w;) {
+    w += strspn(w, " +");
+    size_t wl = strcspn(w, " ");
+    if (!wl)
+      break;
+    _cleanup_free_ char *name = hoist_asprintf("%.*s", (int)wl, w);
+    if (!has_word(text, len, " \t\n", name))
+      return false;
+    w += wl;
+  }
+  return true;
+}
+
 /* v2: enables the controllers in enable ("+memory +pids") for dir's children.
  * hpath is dir's path inside the hierarchy ("" for the root). */
 HOIST_WUR static int enable_ctls(const char *dir, const char *hpath, const char *enable,
                                  const char *self, hoist_err **err) {
   _cleanup_free_ char *path = hoist_asprintf("%s/cgroup.subtree_control", dir);
+  if (all_enabled(path, enable)) {
+    hoist_debug("cgroup: %s has %s already", path, enable);
+    return 0;
+  }
   int r = write_str(path, enable);
   if (r == -EBUSY) {
     bool here = self && strcmp(self, *hpath ? hpath : "/") == 0;

@@ -1012,8 +1012,13 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   if (!data)
     return hoist_err_errno(err, errno, "%s", o->data_dir);
   struct sockaddr_storage ss;
-  if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0)
+  socklen_t sslen = sizeof ss;
+  if (o->listen_fd > 0) {
+    if (getsockname(o->listen_fd, (struct sockaddr *)&ss, &sslen) < 0)
+      return hoist_err_errno(err, errno, "serve: the listening socket (fd %d)", o->listen_fd);
+  } else if (parse_listen(o->listen ? o->listen : "127.0.0.1:8080", &ss, err) < 0) {
     return -1;
+  }
   hoist_server *s = hoist_malloc0(sizeof *s);
   pthread_mutex_init(&s->log_lock, NULL);
   _cleanup_free_ char *bin = NULL;
@@ -1105,15 +1110,30 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   /* a shared store's reads wait on the network: more threads keep the cores busy */
   if (o->threads <= 0 && strcmp(server_jobs_driver(s->jobs), "postgres") == 0)
     threads *= 4;
+  /* a given socket: a duplicate for the daemon, which closes it when it stops
+   * (and on some of its start's failures, not all: the duplicate may leak then) */
+  int lfd = -1;
+  if (o->listen_fd > 0 && (lfd = fcntl(o->listen_fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+    hoist_err_errno(err, errno, "serve: the listening socket (fd %d)", o->listen_fd);
+    goto fail;
+  }
+  struct MHD_OptionItem where[] = {
+      lfd >= 0 ? (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, lfd, NULL}
+               : (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, &ss},
+      {MHD_OPTION_END, 0, NULL}};
   s->d = MHD_start_daemon(
-      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss, MHD_OPTION_THREAD_POOL_SIZE, threads,
-      MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->front.max_per_address, MHD_OPTION_CONNECTION_TIMEOUT,
-      s->front.request_timeout, MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
+      flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s, MHD_OPTION_ARRAY,
+      where, MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+      MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      s->front.max_per_address, MHD_OPTION_CONNECTION_TIMEOUT, s->front.request_timeout,
+      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16 * 1024,
       s->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, s->tls_cert,
       MHD_OPTION_HTTPS_MEM_KEY, s->tls_key, s->tls_ca ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END,
       s->tls_ca, MHD_OPTION_END);
+  if (!s->d && lfd >= 0) {
+    hoist_err_set(err, EIO, "serve: cannot serve on the listening socket (fd %d)", o->listen_fd);
+    goto fail;
+  }
   if (!s->d) {
     hoist_err_set(err, EADDRINUSE, "serve: cannot listen on %s",
                   o->listen ? o->listen : "127.0.0.1:8080");
