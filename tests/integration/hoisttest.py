@@ -424,7 +424,39 @@ class Server:
         return self.status(key, job)
 
 
+class LooseServer(Server):
+    """A service whose start does not wait for a healthy /healthz (one that starts while
+    what it needs is out of reach answers 503)."""
+
+    def _ready(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("hoist serve exited")
+        return self.request("GET", "/healthz")[0] in (200, 503)
+
+
 PG_BIN = "/usr/lib/postgresql/15/bin"
+
+
+def busybox_with_extend(state, workdir, host, tag, script):
+    """The busybox fixture plus an executable /bin/extend running script, pushed to the
+    registry at host as base/busybox:TAG; returns the reference. state (the calling test
+    file's dict) keeps the fixture's layout and each reference made."""
+    key = ("base", tag)
+    if key not in state:
+        if "busybox" not in state:
+            out = os.path.join(workdir, "busybox")
+            run("bash", os.path.join(SOURCE_ROOT, "tests", "fixtures", "busybox-image.sh"), HOIST,
+                out, "latest")
+            state["busybox"] = out
+        path = os.path.join(tmpdir(), "extend")
+        with open(path, "w") as f:
+            f.write(script)
+        os.chmod(path, 0o755)
+        ref = f"{host}/base/busybox:{tag}"
+        hoist("append", f"oci:{state['busybox']}:latest", "--target", ref, "--map",
+              f"{path}:/bin/extend")
+        state[key] = ref
+    return state[key]
 
 
 COUCH_PACKAGES = ["express@5.3.0", "express-pouchdb@4.2.0", "pouchdb-core@9.0.0",

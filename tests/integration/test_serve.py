@@ -17,8 +17,8 @@ import ssl
 import threading
 import time
 
-from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, couchdb_compat, hoist,
-                       main, make_ca, on_exit, run, test, tmpdir, wait_for)
+from hoisttest import (API, Registry, SOURCE_ROOT, Server, Skip, busybox_with_extend,
+                       couchdb_compat, hoist, main, make_ca, run, test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -54,22 +54,7 @@ def base_with_extend(tag, script):
     """busybox + an executable /bin/extend, pushed to the test registry."""
     if not have_build():
         raise Skip("hoist build is not available in this tree")
-    key = ("base", tag)
-    if key not in _state:
-        if "busybox" not in _state:
-            out = os.path.join(work(), "busybox")
-            run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
-            _state["busybox"] = out
-        d = tmpdir()
-        path = os.path.join(d, "extend")
-        with open(path, "w") as f:
-            f.write(script)
-        os.chmod(path, 0o755)
-        ref = f"{registry().host}/base/busybox:{tag}"
-        hoist("append", f"oci:{_state['busybox']}:latest", "--target", ref, "--map",
-              f"{path}:/bin/extend")
-        _state[key] = ref
-    return _state[key]
+    return busybox_with_extend(_state, work(), registry().host, tag, script)
 
 
 def server(**kw):

@@ -15,8 +15,8 @@ import os
 import signal
 import subprocess
 
-from hoisttest import (HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, on_exit, run,
-                       sleepers, test, tmpdir, wait_for)
+from hoisttest import (HOIST, LooseServer, Registry, SOURCE_ROOT, Server, Skip, busybox_with_extend,
+                       hoist, main, on_exit, run, sleepers, test, tmpdir, wait_for)
 import kubefake
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
@@ -60,22 +60,7 @@ def base_with_extend(tag, script):
     """busybox + an executable /bin/extend, pushed to the test registry."""
     if not os.path.exists(os.path.join(FIXTURES, "busybox-image.sh")):
         raise Skip("no busybox fixture")
-    key = ("base", tag)
-    if key not in _state:
-        if "busybox" not in _state:
-            out = os.path.join(work(), "busybox")
-            run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
-            _state["busybox"] = out
-        d = tmpdir()
-        path = os.path.join(d, "extend")
-        with open(path, "w") as f:
-            f.write(script)
-        os.chmod(path, 0o755)
-        ref = f"{registry().host}/base/busybox:{tag}"
-        hoist("append", f"oci:{_state['busybox']}:latest", "--target", ref, "--map",
-              f"{path}:/bin/extend")
-        _state[key] = ref
-    return _state[key]
+    return busybox_with_extend(_state, work(), registry().host, tag, script)
 
 
 def server(executor=None, settings=None, **kw):
@@ -388,15 +373,6 @@ def a_requeued_claim_adopts_its_job():
     wait_for(lambda: not fake().get("batch/v1", "jobs", NS, name) and
              not fake().get("v1", "secrets", NS, name), what="the adopted Job and Secret deleted")
     s.stop()
-
-
-class LooseServer(Server):
-    """A service whose start does not wait for a healthy /healthz."""
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("hoist serve exited")
-        return self.request("GET", "/healthz")[0] in (200, 503)
 
 
 @test

@@ -19,8 +19,8 @@ import struct
 import threading
 import time
 
-from hoisttest import API, HOIST, SOURCE_ROOT, Registry, Server, Skip, hoist, main, run, test, \
-    tmpdir, wait_for
+from hoisttest import (API, Registry, SOURCE_ROOT, Server, Skip, busybox_with_extend, hoist, main,
+                       test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -50,21 +50,7 @@ def base_with_extend(tag, script):
     if hoist("build", "--help", check=False).returncode != 0 or \
             not os.path.exists(os.path.join(FIXTURES, "busybox-image.sh")):
         raise Skip("hoist build is not available in this tree")
-    key = ("base", tag)
-    if key not in _state:
-        if "busybox" not in _state:
-            out = os.path.join(work(), "busybox")
-            run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
-            _state["busybox"] = out
-        path = os.path.join(tmpdir(), "extend")
-        with open(path, "w") as f:
-            f.write(script)
-        os.chmod(path, 0o755)
-        ref = f"{registry().host}/base/busybox:{tag}"
-        hoist("append", f"oci:{_state['busybox']}:latest", "--target", ref, "--map",
-              f"{path}:/bin/extend")
-        _state[key] = ref
-    return _state[key]
+    return busybox_with_extend(_state, work(), registry().host, tag, script)
 
 
 def server(**kw):

@@ -11,8 +11,8 @@ import base64
 import json
 import os
 
-from hoisttest import (API, HOIST, SOURCE_ROOT, Registry, Server, Skip, couchdb_compat, hoist, main,
-                       on_exit, run, test, tmpdir, wait_for)
+from hoisttest import (API, HOIST, LooseServer, Registry, SOURCE_ROOT, Server, Skip, couchdb_compat,
+                       hoist, main, on_exit, run, test, tmpdir)
 import kubefake
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
@@ -214,15 +214,6 @@ def detected_from_the_configmap_and_turned_off_by_the_config():
     assert st == 200, (st, r)
     assert s.status(_state["keys"]["alice"], r["id"])["image"].startswith("oci:"), r
     s.stop()
-
-
-class LooseServer(Server):
-    """A service whose start does not wait for a healthy /healthz."""
-
-    def _ready(self):
-        if self.proc.poll() is not None:
-            raise AssertionError("hoist serve exited")
-        return self.request("GET", "/healthz")[0] in (200, 503)
 
 
 @test

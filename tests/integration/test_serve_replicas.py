@@ -19,8 +19,8 @@ import sqlite3
 import subprocess
 import time
 
-from hoisttest import (API, HOIST, SOURCE_ROOT, Postgres, Registry, Server, Skip, hoist, main,
-                       make_ca, on_exit, run, test, tmpdir, wait_for)
+from hoisttest import (API, Postgres, Registry, SOURCE_ROOT, Server, Skip, busybox_with_extend,
+                       hoist, main, make_ca, on_exit, run, test, tmpdir, wait_for)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 STORE_TOOL = os.path.join(os.path.dirname(os.environ.get("HOIST_MAKE_LAYOUT", "")), "store_tool")
@@ -64,22 +64,7 @@ def registry():
 
 def base_with_extend(tag, script):
     """busybox + an executable /bin/extend, pushed to the test registry."""
-    key = ("base", tag)
-    if key not in _state:
-        if "busybox" not in _state:
-            out = os.path.join(work(), "busybox")
-            run("bash", os.path.join(FIXTURES, "busybox-image.sh"), HOIST, out, "latest")
-            _state["busybox"] = out
-        d = tmpdir()
-        path = os.path.join(d, "extend")
-        with open(path, "w") as f:
-            f.write(script)
-        os.chmod(path, 0o755)
-        ref = f"{registry().host}/base/busybox:{tag}"
-        hoist("append", f"oci:{_state['busybox']}:latest", "--target", ref, "--map",
-              f"{path}:/bin/extend")
-        _state[key] = ref
-    return _state[key]
+    return busybox_with_extend(_state, work(), registry().host, tag, script)
 
 
 def replicas(url, n=2, workers=2, **cfg):
