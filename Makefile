@@ -22,7 +22,8 @@ DESTDIR    ?=
 # scdoc makes the man pages, man-db renders them in test_docs; test_completion runs the
 # completion scripts in bash (with bash-completion) and zsh.
 # ccache: Meson compiles through it when it is installed, so a fresh clone's builds reuse
-# the objects of earlier ones (in ~/.cache/ccache, outside the repository).
+# the objects of earlier ones (in ~/.cache/ccache, outside the repository; paths taken
+# relative to the checkout, so a clone elsewhere hits too).
 DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev git \
 	libssl-dev libcurl4-openssl-dev libarchive-dev libjansson-dev libcmocka-dev \
 	libisal-dev isal libzstd-dev zlib1g-dev libmicrohttpd-dev libgnutls28-dev libsqlite3-dev libpq-dev postgresql libgit2-dev libseccomp-dev libyaml-dev \
@@ -32,6 +33,9 @@ DEPS := meson ninja-build pkg-config gcc clang clang-format libclang-rt-14-dev g
 	ruby default-jdk-headless maven libmaven-dependency-plugin-java junit4 \
 	build-essential dpkg-dev debhelper fakeroot lintian \
 	scdoc man-db zsh bash-completion ccache
+
+export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 
 SOURCES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find src include tests fuzz bench -name '*.[ch]')
 
