@@ -282,4 +282,30 @@ HOIST_EXPORT int hoist_image_index_create(const hoist_transport_opts *t, const h
                                           const hoist_image_index_opts *opts,
                                           hoist_image_index_result *out, hoist_err **err) HOIST_WUR;
 
+/* ------------------------------------------------------------- referrers */
+
+/* Stores the manifest data (an OCI manifest whose subject is set: an
+ * artifact such as a signature or an attestation; its config and layer blobs
+ * already in place) at the repository or layout loc names, by digest, and
+ * makes it findable as a referrer of its subject (OCI distribution 1.1): a
+ * registry that answers the referrers API finds it from the subject alone;
+ * for one that does not, and for a layout, the referrers tag schema is kept:
+ * the OCI index tagged sha256-<hex of the subject> gets the manifest's
+ * descriptor (with its artifactType and annotations), written whole again
+ * (two writers racing may lose one entry). *digest (optional) receives the
+ * manifest's digest. */
+HOIST_EXPORT int hoist_image_referrer_put(const hoist_transport_opts *t, const hoist_loc *loc,
+                                          const char *data, size_t len,
+                                          char digest[HOIST_DIGEST_STR_LEN],
+                                          hoist_err **err) HOIST_WUR;
+
+/* The referrers of the manifest subject (a digest) at the repository or
+ * layout loc names: from the registry's referrers API, else the referrers
+ * tag schema's index; an index with no entries when there are none.
+ * artifact_type non-NULL keeps only the entries of that artifactType.
+ * Caller frees *out (hoist_index_free). */
+HOIST_EXPORT int hoist_image_referrers(const hoist_transport_opts *t, const hoist_loc *loc,
+                                       const char *subject, const char *artifact_type,
+                                       hoist_index **out, hoist_err **err) HOIST_WUR;
+
 #endif

@@ -26,6 +26,8 @@
 #define HOIST_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
 #define HOIST_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
 #define HOIST_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
+/* The empty descriptor's type (an artifact's config "{}", OCI 1.1). */
+#define HOIST_MT_OCI_EMPTY "application/vnd.oci.empty.v1+json"
 #define HOIST_MT_OCI_LAYER "application/vnd.oci.image.layer.v1.tar"
 #define HOIST_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
 #define HOIST_MT_OCI_LAYER_ZSTD "application/vnd.oci.image.layer.v1.tar+zstd"
