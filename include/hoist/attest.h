@@ -19,6 +19,10 @@
 
 #include "hoist/core.h"
 #include "hoist/image.h"
+#include "hoist/oci.h"
+#include "hoist/transport.h"
+
+#include <time.h>
 
 /* ----------------------------------------------------------------- SBOM */
 
@@ -87,6 +91,143 @@ typedef struct hoist_sbom_doc_info {
  * Caller frees *out. */
 HOIST_EXPORT int hoist_sbom_to_spdx(const hoist_sbom *s, const hoist_sbom_doc_info *info,
                                     char **out, size_t *len, hoist_err **err) HOIST_WUR;
+
+/* ----------------------------------------------------------- statements */
+
+#define HOIST_INTOTO_STATEMENT_TYPE "https://in-toto.io/Statement/v1"
+#define HOIST_INTOTO_MEDIA_TYPE "application/vnd.in-toto+json"
+#define HOIST_PREDICATE_SLSA_PROVENANCE "https://slsa.dev/provenance/v1"
+#define HOIST_PREDICATE_SPDX "https://spdx.dev/Document"
+/* The annotation naming a statement's predicate type on its descriptor. */
+#define HOIST_ANNOT_PREDICATE_TYPE "in-toto.io/predicate-type"
+/* BuildKit's: an index entry that holds the attestations of another. */
+#define HOIST_ANNOT_REFERENCE_TYPE "vnd.docker.reference.type"
+#define HOIST_ANNOT_REFERENCE_DIGEST "vnd.docker.reference.digest"
+#define HOIST_REFERENCE_TYPE_ATTESTATION "attestation-manifest"
+
+/* The largest statement read back (an SBOM of a big image). */
+#define HOIST_ATTEST_STATEMENT_MAX (64u << 20)
+/* The most statements one attestation manifest holds. */
+#define HOIST_ATTEST_LAYERS_MAX 64
+
+/* The in-toto Statement v1 whose subject is the one image subject_name
+ * (a reference) with the digest subject_digest ("sha256:<hex>"), of
+ * predicate_type, with the JSON object predicate (its bytes, checked to be an
+ * object). Caller frees *out. */
+HOIST_EXPORT int hoist_attest_statement(const char *subject_name, const char *subject_digest,
+                                        const char *predicate_type, const char *predicate,
+                                        size_t predicate_len, char **out, size_t *len,
+                                        hoist_err **err) HOIST_WUR;
+
+/* Validates an untrusted statement (at most HOIST_ATTEST_STATEMENT_MAX):
+ * _type the in-toto Statement v1 (or v0.1, which BuildKit wrote), subject a
+ * non-empty array of {name, digest: {alg: hex}}, predicateType a string,
+ * predicate an object. *predicate_type (optional) and *predicate (the
+ * predicate as compact JSON, optional) are the caller's to free. */
+HOIST_EXPORT int hoist_attest_statement_parse(const char *data, size_t len, char **predicate_type,
+                                              char **predicate, hoist_err **err) HOIST_WUR;
+
+/* ----------------------------------------------------------- provenance */
+
+/* buildType of each verb's provenance ("https://hoist.dev/build-types/"
+ * VERB "/v1"); the meaning of its externalParameters is documented in
+ * README "Provenance and SBOMs". */
+#define HOIST_BUILD_TYPE_PREFIX "https://hoist.dev/build-types/"
+/* builder.id: this URI, '@' and hoist's version. */
+#define HOIST_BUILDER_ID "https://hoist.dev/hoist"
+
+/* One resolvedDependencies entry: uri (a reference, a file name), its sha256
+ * digest ("sha256:<hex>"), an optional name and mediaType. */
+typedef struct hoist_provenance_dep {
+  const char *uri;
+  const char *digest;
+  const char *name;       /* or NULL */
+  const char *media_type; /* or NULL */
+} hoist_provenance_dep;
+
+typedef struct hoist_provenance_info {
+  const char *subject_name;   /* the image reference */
+  const char *subject_digest; /* its manifest's digest */
+  const char *verb;           /* "build", "append", "bundle-publish", "index-create" */
+  const char *version;        /* hoist's, for builder.id and builder.version */
+  /* externalParameters and internalParameters (objects, borrowed; NULL: {}) */
+  const json_t *external;
+  const json_t *internal;
+  const hoist_provenance_dep *deps;
+  size_t n_deps;
+  const char *invocation_id; /* or NULL */
+  time_t started, finished;
+} hoist_provenance_info;
+
+/* The in-toto statement with the SLSA provenance v1 predicate of info:
+ * buildDefinition {buildType, externalParameters, internalParameters,
+ * resolvedDependencies}, runDetails {builder {id, version}, metadata
+ * {invocationId, startedOn, finishedOn}}. Caller frees *out. */
+HOIST_EXPORT int hoist_provenance_statement(const hoist_provenance_info *info, char **out,
+                                            size_t *len, hoist_err **err) HOIST_WUR;
+
+/* ------------------------------------------------------------ attaching */
+
+/* Where statements are stored beside an image. */
+typedef enum {
+  /* BuildKit's: the location's tag names an index holding the image and an
+   * attestation manifest (platform unknown/unknown, annotated
+   * vnd.docker.reference.type: attestation-manifest and
+   * vnd.docker.reference.digest: the image's digest) whose layers are the
+   * statements. */
+  HOIST_ATTEST_INDEX = 0,
+  /* OCI 1.1: one artifact manifest per statement (artifactType
+   * application/vnd.in-toto+json, the empty config, the image as subject),
+   * a referrer of the image; the tag keeps naming the image. */
+  HOIST_ATTEST_REFERRER,
+} hoist_attest_mode;
+
+/* Parses "index" or "referrer". */
+HOIST_EXPORT int hoist_attest_mode_parse(const char *s, hoist_attest_mode *out,
+                                         hoist_err **err) HOIST_WUR;
+
+typedef struct hoist_attest_statement_blob {
+  const char *predicate_type;
+  const char *data; /* the statement */
+  size_t len;
+} hoist_attest_statement_blob;
+
+typedef struct hoist_attest_result {
+  char digest[HOIST_DIGEST_STR_LEN];        /* what the tag names now (index mode: the index) */
+  char attestation[HOIST_DIGEST_STR_LEN];   /* the attestation manifest (index mode: the only
+                                             * one; referrer mode: the last) */
+  char image_digest[HOIST_DIGEST_STR_LEN];  /* the image attested */
+} hoist_attest_result;
+
+/* Attaches the statements to the image loc names (its tag; a registry
+ * reference or oci:DIR:TAG) in mode. loc must name one image manifest (in
+ * index mode it may name an index of that image and attestation manifests:
+ * those are replaced). Index mode writes the statements, the attestation
+ * manifest and the index, then moves the tag to the index. */
+HOIST_EXPORT int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc,
+                                     hoist_attest_mode mode,
+                                     const hoist_attest_statement_blob *st, size_t n,
+                                     hoist_attest_result *out, hoist_err **err) HOIST_WUR;
+
+/* The index entries of ix that are attestation manifests (BuildKit's
+ * annotation) of the image image_digest (NULL: of any image): their
+ * positions in *idx (caller frees), *n of them. An attestation entry with a
+ * malformed vnd.docker.reference.digest is HOIST_E_FORMAT. */
+HOIST_EXPORT int hoist_attest_index_entries(const hoist_index *ix, const char *image_digest,
+                                            size_t **idx, size_t *n, hoist_err **err) HOIST_WUR;
+
+/* The image entries of an index that are not attestation manifests. */
+HOIST_EXPORT bool hoist_attest_is_attestation(const hoist_descriptor *d);
+
+/* The predicates of predicate_type stored for the image loc names (an
+ * index: platform's image, NULL: the host's), found either way: the
+ * attestation manifest of the tag's index, then the image's referrers of
+ * artifactType application/vnd.in-toto+json. Each predicate (compact JSON)
+ * is appended to *out (a NULL-terminated vector, caller frees with
+ * hoist_strfreev); none found is ENOENT saying so. */
+HOIST_EXPORT int hoist_attest_read(const hoist_transport_opts *t, const hoist_loc *loc,
+                                   const hoist_platform *platform, const char *predicate_type,
+                                   char ***out, hoist_err **err) HOIST_WUR;
 
 static inline void hoist_sbom_freep(hoist_sbom **s) { hoist_sbom_free(*s); }
 #define _cleanup_sbom_ __attribute__((cleanup(hoist_sbom_freep)))

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "attestopts.h"
 #include "cli.h"
 #include "env.h"
 #include "hoist/build.h"
@@ -63,7 +64,7 @@ static void usage(FILE *out) {
           "  (--gonosumdb: Go module path patterns, e.g. 'example.com/*', that Go's\n"
           "  checksum database is not asked about: modules only the --goproxy mirror has)\n"
           "\nThe install's sandbox: a loopback mirror's port is reachable from the private\n"
-          "network without --allow-port.\n%s\n%s",
+          "network without --allow-port.\n%s\n" ATTESTOPTS_HELP ATTESTOPTS_SBOM_HELP "\n%s",
           SBOPTS_HELP, REGOPTS_HELP);
 }
 
@@ -76,6 +77,43 @@ static void log_line(void *ctx, hoist_build_stream stream, const char *line, siz
     fprintf(stderr, "%.*s\n", (int)len, line);
 }
 
+/* The provenance of a build: the kind, the requirement file, the base and
+ * the target (external), the package sources and the cache (internal), the
+ * base and the requirement file by digest; with --sbom, the SPDX document
+ * of the new layer's packages and the base's. */
+static int build_attest_job(cli_attest_job *job, const hoist_build_opts *bo,
+                            const hoist_build_result *res, const char *file_s,
+                            const char *base_name, const char *target_s, const cli_attestopts *ato,
+                            hoist_err **err) {
+  const char *slash = strrchr(file_s, '/');
+  const char *file_name = slash ? slash + 1 : file_s;
+  json_object_set_new(job->external, "kind", json_string(bo->kind));
+  json_object_set_new(job->external, "requirementFile",
+                      json_pack("{s:s, s:s}", "name", file_name, "digest", res->file_digest));
+  json_object_set_new(job->external, "source", json_string(base_name));
+  json_object_set_new(job->external, "target", json_string(target_s));
+  if (bo->platform) {
+    _cleanup_free_ char *p = hoist_platform_string(bo->platform);
+    json_object_set_new(job->external, "platform", json_string(p));
+  }
+  json_t *mirrors = json_object();
+  for (int m = 0; m < HOIST_MIRROR_COUNT; m++)
+    if (bo->mirrors[m] && *bo->mirrors[m]) {
+      _cleanup_free_ char *u = cli_attest_redact_url(bo->mirrors[m]);
+      json_object_set_new(mirrors, hoist_build_mirror_info((hoist_mirror)m)->option,
+                          json_string(u));
+    }
+  json_object_set_new(job->internal, "mirrors", mirrors);
+  json_object_set_new(job->internal, "cacheKey", json_string(res->cache_key));
+  json_object_set_new(job->internal, "cacheHit", json_boolean(res->cache_hit));
+  json_object_set_new(job->internal, "extend", json_boolean(res->used_extend));
+  cli_attest_job_dep(job, base_name, res->base_digest, "base");
+  cli_attest_job_dep(job, file_name, res->file_digest, "requirementFile");
+  (void)ato;
+  (void)err;
+  return 0;
+}
+
 static int build_run(int argc, char **argv) {
   hoist_build_opts bo;
   hoist_build_opts_init(&bo);
@@ -83,7 +121,8 @@ static int build_run(int argc, char **argv) {
   const char *term_s = NULL, *cache_from_s = NULL, *cache_to_s = NULL;
   _cleanup_regopts_ cli_regopts ro = {0};
   _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
-  cli_opt opts[18 + HOIST_MIRROR_COUNT] = {
+  cli_attestopts ato = {0};
+  cli_opt opts[20 + HOIST_MIRROR_COUNT] = {
       CLI_STRING("source", &source_s),
       CLI_STRING("kind", &bo.kind),
       CLI_STRING("file", &file_s),
@@ -99,6 +138,8 @@ static int build_run(int argc, char **argv) {
       CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
       CLI_GROUP(cli_sandboxopts_opts, &sbo),
+      CLI_GROUP(cli_attestopts_opts, &ato),
+      CLI_FLAG("sbom", &ato.sbom),
   };
   size_t no = 0;
   while (opts[no].kind != CLI_OPT_END)
@@ -113,6 +154,8 @@ static int build_run(int argc, char **argv) {
     return cli_usage(VERB, "unexpected argument '%s'", argv[optind]);
   if (cli_sandboxopts_finish(&sbo, VERB) < 0)
     return EXIT_USAGE;
+  if ((rc = cli_attestopts_check(VERB, &ato)) >= 0)
+    return rc;
   bo.sandbox = &sbo.o;
   if (term_s) {
     /* the answer goes there; what the build says still goes to stderr */
@@ -125,6 +168,8 @@ static int build_run(int argc, char **argv) {
     return cli_usage(VERB, "needs --source, --kind and --target");
   if (!hoist_build_kind_find(bo.kind))
     return cli_usage(VERB, "unknown kind '%s' (see --help)", bo.kind);
+  if (!file_s && cli_attest_wanted(&ato))
+    return cli_usage(VERB, "--provenance and --sbom need --file (a build)");
   if (!file_s) {
     /* as the reference deployer: no requirements, the source under the target's name */
     _cleanup_platform_ hoist_platform *p = NULL;
@@ -212,9 +257,17 @@ static int build_run(int argc, char **argv) {
     return cli_fail(VERB, err);
   bo.target = target;
 
+  _cleanup_attest_job_ cli_attest_job job;
+  cli_attest_job_init(&job, VERB);
   hoist_build_result res;
   if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0)
     return cli_fail(VERB, err);
+  hoist_attest_result ares = {0};
+  if (cli_attest_wanted(&ato)) {
+    if (build_attest_job(&job, &bo, &res, file_s, base_name, target_s, &ato, &err) < 0 ||
+        cli_attest_finish(&ato, &to, dst, res.image.manifest_digest, &job, &ares, &err) < 0)
+      return cli_fail(VERB, err);
+  }
   if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:I, s:I, s:I}", "manifest",
                           res.image.manifest_digest, "config", res.image.config_digest, "layer",
@@ -226,6 +279,11 @@ static int build_run(int argc, char **argv) {
                           "extend", res.used_extend, "layers", (json_int_t)res.image.n_layers,
                           "baseCopied", (json_int_t)res.image.blobs_copied, "basePresent",
                           (json_int_t)res.image.blobs_skipped);
+    if (cli_attest_wanted(&ato))
+      json_object_set_new(j, "attestation",
+                          json_pack("{s:s, s:s, s:s}", "mode",
+                                    ato.mode == HOIST_ATTEST_INDEX ? "index" : "referrer", "tag",
+                                    ares.digest, "manifest", ares.attestation));
     cli_print_json(j);
   } else {
     printf("manifest: %s\nconfig: %s\nlayer: %s (diffID %s, %" PRIu64 " bytes%s)\n",
@@ -234,6 +292,10 @@ static int build_run(int argc, char **argv) {
            res.cache_remote ? ", from the registry cache"
            : res.cache_hit  ? ", cached"
                             : "");
+    if (cli_attest_wanted(&ato) && ato.mode == HOIST_ATTEST_INDEX)
+      printf("index: %s (attestations %s)\n", ares.digest, ares.attestation);
+    else if (cli_attest_wanted(&ato))
+      printf("attestations: %s (referrer)\n", ares.attestation);
   }
   return EXIT_OK;
 }

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "env.h"
+#include "hoist/attest.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
 #include "hoist/registry.h"
@@ -27,6 +28,10 @@ static const char usage[] =
     "  --config             print the image config bytes exactly as stored\n"
     "  --json               print a JSON summary\n"
     "  --platform OS/ARCH   the image to show from a multi-platform index\n"
+    "  --provenance         print the SLSA provenance predicate attached to the image\n"
+    "                       (in its index, as BuildKit stores it, or as an OCI 1.1\n"
+    "                       referrer), one JSON document per statement\n"
+    "  --sbom               print the SPDX document attached to the image, likewise\n"
     "  -h, --help           show this help\n"
     "\n" REGOPTS_HELP;
 
@@ -418,13 +423,45 @@ static int inspect(const char *s, cli_regopts *ro, const char *platform, bool ra
   return r < 0 ? cli_fail(VERB, err) : EXIT_OK;
 }
 
+/* Prints the predicates of type predicate_type attached to the image at s;
+ * returns the exit code. */
+static int inspect_attestations(const char *s, cli_regopts *ro, const char *platform_s,
+                                const char *predicate_type) {
+  hoist_err *err = NULL;
+  _cleanup_loc_ hoist_loc *loc = NULL;
+  _cleanup_platform_ hoist_platform *platform = NULL;
+  if (cli_loc_parse(ro, s, &loc, &err) < 0 ||
+      (platform_s && hoist_platform_parse(platform_s, &platform, &err) < 0))
+    return cli_fail(VERB, err);
+  _cleanup_registry_ hoist_registry *reg = NULL;
+  if (loc->kind == HOIST_LOC_REGISTRY && cli_regopts_open(ro, false, &reg, &err) < 0)
+    return cli_fail(VERB, err);
+  hoist_transport_opts to = {.registry = reg, .tmp_dir = cli_env_tmpdir(NULL)};
+  _cleanup_strfreev_ char **found = NULL;
+  if (hoist_attest_read(&to, loc, platform, predicate_type, &found, &err) < 0)
+    return cli_fail(VERB, err);
+  for (char **p = found; *p; p++) {
+    json_t *j = json_loads(*p, 0, NULL);
+    char *text = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (!text || write_stdout(text, strlen(text)) < 0 || write_stdout("\n", 1) < 0) {
+      free(text);
+      return cli_fail(VERB, (hoist_err_errno(&err, errno, "write"), err));
+    }
+    free(text);
+  }
+  return EXIT_OK;
+}
+
 static int run(int argc, char **argv) {
   _cleanup_regopts_ cli_regopts ro = {0};
-  bool raw = false, config = false;
+  bool raw = false, config = false, provenance = false, sbom = false;
   const char *platform = NULL;
   const cli_opt opts[] = {
       CLI_FLAG("raw", &raw),
       CLI_FLAG("config", &config),
+      CLI_FLAG("provenance", &provenance),
+      CLI_FLAG("sbom", &sbom),
       CLI_STRING("platform", &platform),
       CLI_GROUP(cli_regopts_opts, &ro),
       CLI_END,
@@ -432,10 +469,15 @@ static int run(int argc, char **argv) {
   int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
   if (rc >= 0)
     return rc;
-  if (raw + config + ro.json > 1)
-    return cli_usage(VERB, "--raw, --config and --json exclude each other");
+  if (raw + config + ro.json + provenance + sbom > 1)
+    return cli_usage(VERB,
+                     "--raw, --config, --json, --provenance and --sbom exclude each other");
   if (optind + 1 != argc)
     return cli_usage(VERB, "expected one image (REF or oci:DIR[:TAG])");
+  if (provenance || sbom)
+    return inspect_attestations(argv[optind], &ro, platform,
+                                provenance ? HOIST_PREDICATE_SLSA_PROVENANCE
+                                           : HOIST_PREDICATE_SPDX);
   return inspect(argv[optind], &ro, platform, raw, config, ro.json);
 }
 
