@@ -589,3 +589,47 @@ class Postgres:
     def restart(self):
         self.stop()
         self.start()
+
+
+# ------------------------------------------------------------- JSON Schemas
+
+SCHEMAS = os.path.join(SOURCE_ROOT, "tests", "data", "schemas")
+SCHEMA_CHECK_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "schema_check.js")
+SCHEMA_VALIDATOR = {"ajv": "8.20.0", "ajv-formats": "3.0.1"}
+
+
+def schema_node_modules():
+    """Ajv's node_modules for schema_check.js, installed once, pinned, under
+    $HOIST_CACHE/npm/schema; Skip when npm cannot install them."""
+    prefix = os.path.join(CACHE, "npm", "schema")
+    mods = os.path.join(prefix, "node_modules")
+
+    def have(name, version):
+        try:
+            with open(os.path.join(mods, name, "package.json")) as f:
+                return json.load(f)["version"] == version
+        except (OSError, ValueError, KeyError):
+            return False
+
+    if not all(have(n, v) for n, v in SCHEMA_VALIDATOR.items()):
+        os.makedirs(prefix, exist_ok=True)
+        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
+                *(f"{n}@{v}" for n, v in SCHEMA_VALIDATOR.items()), check=False, timeout=600)
+        if p.returncode != 0:
+            raise Skip(f"npm install failed: {p.stderr[-300:]}")
+    return mods
+
+
+def schema_errors(schema_file, doc, extra=()):
+    """Ajv's errors for doc (a JSON value) against schema_file (a path, or a
+    name under tests/data/schemas), the schemas extra registered by their $id
+    for its $refs; [] when doc is valid."""
+    def where(f):
+        return f if os.path.isabs(f) else os.path.join(SCHEMAS, f)
+
+    p = subprocess.run(["node", SCHEMA_CHECK_JS, schema_node_modules(), where(schema_file),
+                        *map(where, extra)], capture_output=True, text=True, timeout=120,
+                       input=json.dumps(doc))
+    assert p.returncode == 0, f"schema_check.js exited {p.returncode}: {p.stderr}"
+    verdict = json.loads(p.stdout)
+    return [] if verdict["valid"] else verdict["errors"]
