@@ -122,7 +122,7 @@ HOIST_EXPORT int hoist_attest_statement(const char *subject_name, const char *su
 /* Validates an untrusted statement (at most HOIST_ATTEST_STATEMENT_MAX):
  * _type the in-toto Statement v1 (or v0.1, which BuildKit wrote), subject a
  * non-empty array of {name, digest: {alg: hex}}, predicateType a string,
- * predicate an object. *predicate_type (optional) and *predicate (the
+ * predicate an object (absent: {}). *predicate_type (optional) and *predicate (the
  * predicate as compact JSON, optional) are the caller's to free. */
 HOIST_EXPORT int hoist_attest_statement_parse(const char *data, size_t len, char **predicate_type,
                                               char **predicate, hoist_err **err) HOIST_WUR;
@@ -193,10 +193,10 @@ typedef struct hoist_attest_statement_blob {
 } hoist_attest_statement_blob;
 
 typedef struct hoist_attest_result {
-  char digest[HOIST_DIGEST_STR_LEN];        /* what the tag names now (index mode: the index) */
-  char attestation[HOIST_DIGEST_STR_LEN];   /* the attestation manifest (index mode: the only
-                                             * one; referrer mode: the last) */
-  char image_digest[HOIST_DIGEST_STR_LEN];  /* the image attested */
+  char digest[HOIST_DIGEST_STR_LEN];       /* what the tag names now (index mode: the index) */
+  char attestation[HOIST_DIGEST_STR_LEN];  /* the attestation manifest (index mode: the only
+                                            * one; referrer mode: the last) */
+  char image_digest[HOIST_DIGEST_STR_LEN]; /* the image attested */
 } hoist_attest_result;
 
 /* Attaches the statements to the image loc names (its tag; a registry
@@ -205,9 +205,8 @@ typedef struct hoist_attest_result {
  * those are replaced). Index mode writes the statements, the attestation
  * manifest and the index, then moves the tag to the index. */
 HOIST_EXPORT int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc,
-                                     hoist_attest_mode mode,
-                                     const hoist_attest_statement_blob *st, size_t n,
-                                     hoist_attest_result *out, hoist_err **err) HOIST_WUR;
+                                     hoist_attest_mode mode, const hoist_attest_statement_blob *st,
+                                     size_t n, hoist_attest_result *out, hoist_err **err) HOIST_WUR;
 
 /* The index entries of ix that are attestation manifests (BuildKit's
  * annotation) of the image image_digest (NULL: of any image): their

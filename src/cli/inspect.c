@@ -470,8 +470,7 @@ static int run(int argc, char **argv) {
   if (rc >= 0)
     return rc;
   if (raw + config + ro.json + provenance + sbom > 1)
-    return cli_usage(VERB,
-                     "--raw, --config, --json, --provenance and --sbom exclude each other");
+    return cli_usage(VERB, "--raw, --config, --json, --provenance and --sbom exclude each other");
   if (optind + 1 != argc)
     return cli_usage(VERB, "expected one image (REF or oci:DIR[:TAG])");
   if (provenance || sbom)

@@ -15,8 +15,7 @@ int hoist_attest_mode_parse(const char *s, hoist_attest_mode *out, hoist_err **e
   else if (s && strcmp(s, "referrer") == 0)
     *out = HOIST_ATTEST_REFERRER;
   else
-    return hoist_err_set(err, EINVAL, "attestation mode '%s': want index or referrer",
-                         s ? s : "");
+    return hoist_err_set(err, EINVAL, "attestation mode '%s': want index or referrer", s ? s : "");
   return 0;
 }
 
@@ -37,10 +36,11 @@ int hoist_attest_index_entries(const hoist_index *ix, const char *image_digest, 
       continue;
     const char *ref = hoist_descriptor_annotation(d, HOIST_ANNOT_REFERENCE_DIGEST);
     if (!ref || !hoist_digest_valid(ref))
-      return hoist_err_set(err, HOIST_E_FORMAT,
-                           "index entry %zu: an attestation manifest whose " HOIST_ANNOT_REFERENCE_DIGEST
-                           " is not a digest",
-                           i);
+      return hoist_err_set(
+          err, HOIST_E_FORMAT,
+          "index entry %zu: an attestation manifest whose " HOIST_ANNOT_REFERENCE_DIGEST
+          " is not a digest",
+          i);
     if (hoist_media_kind_of(d->media_type) != HOIST_MEDIA_MANIFEST)
       return hoist_err_set(err, HOIST_E_FORMAT,
                            "index entry %zu: an attestation that is not a manifest (%s)", i,
@@ -54,8 +54,8 @@ int hoist_attest_index_entries(const hoist_index *ix, const char *image_digest, 
 }
 
 /* Stores data as a blob of t unless t has it. */
-static int put_blob(hoist_transport_target *t, const char *media_type, const char *data,
-                    size_t len, hoist_descriptor *out, hoist_err **err) {
+static int put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
+                    hoist_descriptor *out, hoist_err **err) {
   hoist_descriptor_of_bytes(out, media_type, data, len);
   bool has = false;
   if (t->ops->has_blob(t, out, &has, err) < 0)
@@ -180,9 +180,9 @@ static int attach_index(hoist_transport_target *dst, const hoist_descriptor *ima
     hoist_descriptor_clear(&cfg_d);
     return hoist_err_wrap(err, "attestation config");
   }
-  _cleanup_json_ json_t *m = json_pack("{s:i, s:s, s:o, s:O}", "schemaVersion", 2, "mediaType",
-                                       HOIST_MT_OCI_MANIFEST, "config", desc_json(&cfg_d),
-                                       "layers", layers);
+  _cleanup_json_ json_t *m =
+      json_pack("{s:i, s:s, s:o, s:O}", "schemaVersion", 2, "mediaType", HOIST_MT_OCI_MANIFEST,
+                "config", desc_json(&cfg_d), "layers", layers);
   hoist_descriptor_clear(&cfg_d);
   _cleanup_free_ char *mdata = NULL;
   size_t mlen = 0;
@@ -229,9 +229,8 @@ static int attach_referrers(const hoist_transport_opts *t, const hoist_loc *loc,
   }
   _cleanup_json_ json_t *empty_j = desc_json(&empty);
   hoist_descriptor_clear(&empty);
-  hoist_descriptor subject = {.media_type = image->media_type,
-                              .digest = image->digest,
-                              .size = image->size};
+  hoist_descriptor subject = {
+      .media_type = image->media_type, .digest = image->digest, .size = image->size};
   _cleanup_json_ json_t *subject_j = desc_json(&subject);
   for (size_t i = 0; i < n; i++) {
     hoist_descriptor d = {0};
@@ -243,11 +242,11 @@ static int attach_referrers(const hoist_transport_opts *t, const hoist_loc *loc,
       hoist_descriptor_clear(&d);
       return hoist_err_wrap(err, "statement %zu", i);
     }
-    _cleanup_json_ json_t *m = json_pack(
-        "{s:i, s:s, s:s, s:O, s:[o], s:O, s:{s:s}}", "schemaVersion", 2, "mediaType",
-        HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_INTOTO_MEDIA_TYPE, "config", empty_j,
-        "layers", desc_json(&d), "subject", subject_j, "annotations", HOIST_ANNOT_PREDICATE_TYPE,
-        st[i].predicate_type);
+    _cleanup_json_ json_t *m =
+        json_pack("{s:i, s:s, s:s, s:O, s:[o], s:O, s:{s:s}}", "schemaVersion", 2, "mediaType",
+                  HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_INTOTO_MEDIA_TYPE, "config", empty_j,
+                  "layers", desc_json(&d), "subject", subject_j, "annotations",
+                  HOIST_ANNOT_PREDICATE_TYPE, st[i].predicate_type);
     hoist_descriptor_clear(&d);
     _cleanup_free_ char *mdata = NULL;
     size_t mlen = 0;
@@ -365,8 +364,7 @@ int hoist_attest_read(const hoist_transport_opts *t, const hoist_loc *loc,
     if (!d) {
       _cleanup_free_ char *want = hoist_platform_string(platform ? platform : host);
       _cleanup_free_ char *have = hoist_index_platforms(images, "unknown");
-      return hoist_err_set(err, ENOENT, "%s: no image for %s (the index has %s)", name, want,
-                           have);
+      return hoist_err_set(err, ENOENT, "%s: no image for %s (the index has %s)", name, want, have);
     }
     memcpy(image, d->digest, sizeof image);
     _cleanup_free_ size_t *idx = NULL;

@@ -22,8 +22,7 @@ static int load_object(const char *data, size_t len, size_t max, const char *wha
   json_error_t je;
   json_t *j = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES, &je);
   if (!j)
-    return hoist_err_set(err, HOIST_E_FORMAT, "%s: not JSON: %s (line %d)", what, je.text,
-                         je.line);
+    return hoist_err_set(err, HOIST_E_FORMAT, "%s: not JSON: %s (line %d)", what, je.text, je.line);
   if (!json_is_object(j)) {
     json_decref(j);
     return hoist_err_set(err, HOIST_E_FORMAT, "%s is not a JSON object", what);
@@ -47,15 +46,15 @@ int hoist_attest_statement(const char *subject_name, const char *subject_digest,
     return hoist_err_set(err, EINVAL, "statement: a subject name and a predicate type are needed");
   }
   json_t *pred = NULL;
-  int r = load_object(predicate, predicate_len, HOIST_ATTEST_STATEMENT_MAX, "predicate", &pred, err);
+  int r =
+      load_object(predicate, predicate_len, HOIST_ATTEST_STATEMENT_MAX, "predicate", &pred, err);
   if (r < 0) {
     json_decref(dset);
     return r;
   }
-  _cleanup_json_ json_t *st =
-      json_pack("{s:s, s:[{s:s, s:o}], s:s, s:o}", "_type", HOIST_INTOTO_STATEMENT_TYPE, "subject",
-                "name", subject_name, "digest", dset, "predicateType", predicate_type,
-                "predicate", pred);
+  _cleanup_json_ json_t *st = json_pack(
+      "{s:s, s:[{s:s, s:o}], s:s, s:o}", "_type", HOIST_INTOTO_STATEMENT_TYPE, "subject", "name",
+      subject_name, "digest", dset, "predicateType", predicate_type, "predicate", pred);
   if (!st)
     return hoist_err_set(err, HOIST_E_FORMAT, "statement: a string is not valid UTF-8");
   return hoist_json_canonical(st, out, len, err);
@@ -104,7 +103,11 @@ int hoist_attest_statement_parse(const char *data, size_t len, char **predicate_
   if (!ptype || !*ptype)
     return hoist_err_set(err, HOIST_E_FORMAT,
                          "in-toto statement: predicateType must be a non-empty string");
+  /* an absent predicate is an empty one (the spec's "unset") */
   json_t *pred = json_object_get(j, "predicate");
+  _cleanup_json_ json_t *none = pred ? NULL : json_object();
+  if (!pred)
+    pred = none;
   if (!json_is_object(pred))
     return hoist_err_set(err, HOIST_E_FORMAT, "in-toto statement: predicate must be an object");
   _cleanup_free_ char *p = NULL;
@@ -156,9 +159,8 @@ int hoist_provenance_statement(const hoist_provenance_info *info, char **out, si
       json_decref(deps);
       json_decref(ext);
       json_decref(internal);
-      return hoist_err_set(err, EINVAL,
-                           "provenance: resolvedDependencies[%zu] needs a uri and a sha256 digest",
-                           i);
+      return hoist_err_set(
+          err, EINVAL, "provenance: resolvedDependencies[%zu] needs a uri and a sha256 digest", i);
     }
     json_t *rd = json_pack("{s:s, s:o}", "uri", d->uri, "digest", dset);
     if (rd && d->name)
@@ -181,11 +183,11 @@ int hoist_provenance_statement(const hoist_provenance_info *info, char **out, si
   json_t *metadata = json_pack("{s:s, s:s}", "startedOn", started, "finishedOn", finished);
   if (info->invocation_id)
     json_object_set_new(metadata, "invocationId", json_string(info->invocation_id));
-  _cleanup_json_ json_t *pred = json_pack(
-      "{s:{s:s, s:o, s:o, s:o}, s:{s:{s:s, s:{s:s}}, s:o}}", "buildDefinition", "buildType",
-      build_type, "externalParameters", ext, "internalParameters", internal, "resolvedDependencies",
-      deps, "runDetails", "builder", "id", builder_id, "version", "hoist", info->version,
-      "metadata", metadata);
+  _cleanup_json_ json_t *pred =
+      json_pack("{s:{s:s, s:o, s:o, s:o}, s:{s:{s:s, s:{s:s}}, s:o}}", "buildDefinition",
+                "buildType", build_type, "externalParameters", ext, "internalParameters", internal,
+                "resolvedDependencies", deps, "runDetails", "builder", "id", builder_id, "version",
+                "hoist", info->version, "metadata", metadata);
   if (!pred)
     return hoist_err_set(err, HOIST_E_FORMAT, "provenance: a string is not valid UTF-8");
   _cleanup_free_ char *p = NULL;
