@@ -558,6 +558,7 @@ static void test_referrers_layout(void **state) {
   free(where);
   free(sig);
   free(att);
+  free(dir);
 }
 
 int main(void) {
