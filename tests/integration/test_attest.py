@@ -117,6 +117,69 @@ def test_build_provenance_in_the_index():
     assert p.returncode == 1 and "has no attestation of type https://spdx.dev/Document" in p.stderr
 
 
+@test
+def test_referrer_mode_through_the_tag_schema():
+    """--attest-mode referrer: the tag keeps naming the image; the statement is an OCI
+    1.1 artifact whose subject is the image, listed in the referrers tag schema's index
+    (docker-registry 2.8 has no referrers API), and hoist inspect finds it there."""
+    repo = f"{registry().host}/app/ref"
+    res = json.loads(build(f"{repo}:1", "--provenance", "--attest-mode", "referrer").stdout)
+    image = res["manifest"]
+    top = raw(f"{repo}:1")
+    assert top["mediaType"] == "application/vnd.oci.image.manifest.v1+json", top
+    tagged = json.loads(skopeo("inspect", "--tls-verify=false", f"docker://{repo}:1").stdout)
+    assert tagged["Digest"] == image, tagged
+    refs = raw(f"{repo}:sha256-{image[7:]}")
+    assert len(refs["manifests"]) == 1, refs
+    entry = refs["manifests"][0]
+    assert entry["artifactType"] == INTOTO, entry
+    assert entry["annotations"]["in-toto.io/predicate-type"] == SLSA, entry
+    art = manifest(repo, entry["digest"])
+    assert art["subject"]["digest"] == image, art
+    assert art["config"] == {"mediaType": "application/vnd.oci.empty.v1+json", "size": 2,
+                             "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"}, art
+    st = json.loads(skopeo_blob(repo, art["layers"][0]["digest"]))
+    schema_ok(st, "slsa-provenance-v1.schema.json")
+    got = json.loads(hoist("inspect", "--provenance", f"{repo}:1").stdout)
+    assert got == st["predicate"]
+    assert got["buildDefinition"]["externalParameters"]["kind"] == "python"
+    # an image without attestations: a clear error
+    p = hoist("inspect", "--provenance", base(), check=False)
+    assert p.returncode == 1 and "has no attestation of type " + SLSA in p.stderr, p.stderr
+
+
+@test
+def test_index_copied_intact_by_hoist_and_skopeo():
+    """The index with its attestation manifest goes through hoist copy --all-platforms
+    and skopeo copy --all unchanged: same digest, statements still readable."""
+    repo = f"{registry().host}/app/copy"
+    res = json.loads(build(f"{repo}:1", "--provenance").stdout)
+    digest = res["attestation"]["tag"]
+    for tool, dest in (("hoist", f"{registry().host}/copies/hoist:1"),
+                       ("skopeo", f"{registry().host}/copies/skopeo:1")):
+        if tool == "hoist":
+            hoist("copy", "--all-platforms", f"{repo}:1", dest)
+        else:
+            skopeo("copy", "--all", "--src-tls-verify=false", "--dest-tls-verify=false",
+                   f"docker://{repo}:1", f"docker://{dest}")
+        got = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
+                                f"docker://{dest}").stdout)
+        assert got == raw(f"{repo}:1"), (tool, got)
+        dest_repo = dest.rsplit(":", 1)[0]
+        assert hoist("inspect", "--raw", f"{dest_repo}@{digest}").stdout == \
+            hoist("inspect", "--raw", f"{repo}:1").stdout
+        att = got["manifests"][1]["digest"]
+        st = json.loads(skopeo_blob(dest_repo, manifest(dest_repo, att)["layers"][0]["digest"]))
+        assert st["subject"][0]["digest"]["sha256"] == res["manifest"][7:], (tool, st)
+        pred = json.loads(hoist("inspect", "--provenance", dest).stdout)
+        assert pred == st["predicate"], tool
+    # into a layout and back out: the same index
+    out = os.path.join(work(), "layout-copy")
+    hoist("copy", "--all-platforms", f"{repo}:1", f"oci:{out}:1")
+    assert json.loads(hoist("inspect", "--raw", f"oci:{out}:1").stdout) == raw(f"{repo}:1")
+    assert json.loads(hoist("inspect", "--provenance", f"oci:{out}:1").stdout)["buildDefinition"]
+
+
 def skopeo_blob(repo, digest):
     host, path = repo.split("/", 1)
     with registry().get(f"/v2/{path}/blobs/{digest}") as r:
