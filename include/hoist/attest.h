@@ -200,9 +200,10 @@ typedef struct hoist_attest_result {
 } hoist_attest_result;
 
 /* Attaches the statements to the image loc names (its tag; a registry
- * reference or oci:DIR:TAG) in mode. loc must name one image manifest (in
- * index mode it may name an index of that image and attestation manifests:
- * those are replaced). Index mode writes the statements, the attestation
+ * reference or oci:DIR:TAG) in mode. loc must name one image manifest, or
+ * an index of that image and attestation manifests (index mode replaces
+ * those); in referrer mode an index of several images is itself the
+ * subject. Index mode writes the statements, the attestation
  * manifest and the index, then moves the tag to the index. */
 HOIST_EXPORT int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc,
                                      hoist_attest_mode mode, const hoist_attest_statement_blob *st,

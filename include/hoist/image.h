@@ -271,7 +271,9 @@ typedef struct hoist_image_index_result {
 
 /* Joins single-platform images into one index stored at target (a registry
  * reference with a tag, or oci:DIR:TAG) and at opts->tags. Every source is
- * read first: it must be one image manifest (or an index of exactly one),
+ * read first: it must be one image manifest (or an index of exactly one,
+ * beside attestation manifests of that image as BuildKit pushes them: they
+ * are carried into the new index, after the images),
  * its platform is its config's os/architecture[/variant], and the platforms
  * must be distinct ("srcs[1] and srcs[0] are both linux/amd64"); nothing is
  * written before these checks pass. Sources outside the target's repository

@@ -84,9 +84,10 @@ static int put_blob(hoist_transport_target *t, const char *media_type, const cha
 
 /* The image the location names: its descriptor with its platform (from its
  * config when the index gives none). A location naming an index must hold
- * one image beside attestation manifests. */
-static int find_image(hoist_transport_source *src, const char *name, hoist_descriptor *image,
-                      hoist_err **err) {
+ * one image beside attestation manifests, unless whole is set: an index of
+ * several images is then the subject itself. */
+static int find_image(hoist_transport_source *src, const char *name, bool whole,
+                      hoist_descriptor *image, hoist_err **err) {
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *mt = NULL;
   size_t len = 0;
@@ -101,10 +102,15 @@ static int find_image(hoist_transport_source *src, const char *name, hoist_descr
     for (size_t i = 0; i < ix->n_manifests; i++) {
       if (hoist_attest_is_attestation(&ix->manifests[i]))
         continue;
+      if (only && whole) {
+        hoist_descriptor_of_bytes(image, mt, data, len);
+        return 0;
+      }
       if (only)
         return hoist_err_set(err, EINVAL,
                              "%s is an index of several images: attest each image, then join them "
-                             "(hoist index create carries their attestations)",
+                             "(hoist index create carries their attestations), or attest the "
+                             "index as a referrer",
                              name);
       only = &ix->manifests[i];
     }
@@ -273,7 +279,7 @@ int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc, hoi
   _cleanup_transport_source_ hoist_transport_source *src = NULL;
   hoist_descriptor image = {0};
   if (hoist_transport_open_source(t, loc, &src, err) < 0 ||
-      find_image(src, name, &image, err) < 0) {
+      find_image(src, name, mode == HOIST_ATTEST_REFERRER, &image, err) < 0) {
     hoist_descriptor_clear(&image);
     return hoist_err_wrap(err, "attach attestations");
   }

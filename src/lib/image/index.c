@@ -9,10 +9,23 @@
 #include "hoist/image.h"
 #include "hoist/store.h"
 
+/* BuildKit's marks of an index entry holding another entry's attestations
+ * (attest.h names them for the module that writes them). */
+#define REFERENCE_TYPE "vnd.docker.reference.type"
+#define REFERENCE_DIGEST "vnd.docker.reference.digest"
+#define REFERENCE_ATTESTATION "attestation-manifest"
+
+static bool is_attestation(const hoist_descriptor *d) {
+  const char *t = hoist_descriptor_annotation(d, REFERENCE_TYPE);
+  return t && strcmp(t, REFERENCE_ATTESTATION) == 0;
+}
+
 /* One source, read and judged. */
 typedef struct member {
   hoist_transport_source *src;
   hoist_descriptor desc; /* manifest descriptor with its platform */
+  hoist_descriptor *atts; /* its attestation manifests (from a BuildKit-style index) */
+  size_t n_atts;
   char *platform;        /* normalized "os/arch[/variant]" */
   char *name;            /* the source as written, for messages */
 } member;
@@ -20,6 +33,9 @@ typedef struct member {
 static void member_clear(member *m) {
   hoist_transport_source_free(m->src);
   hoist_descriptor_clear(&m->desc);
+  for (size_t i = 0; i < m->n_atts; i++)
+    hoist_descriptor_clear(&m->atts[i]);
+  free(m->atts);
   free(m->platform);
   free(m->name);
   memset(m, 0, sizeof *m);
@@ -40,7 +56,8 @@ static char *platform_key(const hoist_platform *p) {
   return out;
 }
 
-/* Opens and reads src: one image manifest, or an index of exactly one;
+/* Opens and reads src: one image manifest, or an index of exactly one
+ * beside the attestation manifests of that image (as BuildKit pushes it);
  * fills m (m->src stays open for the copy). */
 HOIST_WUR static int read_member(const hoist_transport_opts *t, const hoist_loc *src, member *m,
                                  hoist_err **err) {
@@ -61,14 +78,33 @@ HOIST_WUR static int read_member(const hoist_transport_opts *t, const hoist_loc 
     _cleanup_index_ hoist_index *ix = NULL;
     if (hoist_index_parse(data, len, &ix, err) < 0)
       return hoist_err_wrap(err, "%s: index", m->name);
-    if (ix->n_manifests != 1) {
+    const hoist_descriptor *d = NULL;
+    size_t n_images = 0;
+    for (size_t i = 0; i < ix->n_manifests; i++)
+      if (!is_attestation(&ix->manifests[i])) {
+        d = d ? d : &ix->manifests[i];
+        n_images++;
+      }
+    if (n_images != 1) {
       _cleanup_free_ char *p = hoist_index_platforms(ix, "unknown");
       return hoist_err_set(err, HOIST_E_FORMAT,
                            "%s is multi-platform (%zu manifests: %s); index create takes "
                            "single-platform images",
                            m->name, ix->n_manifests, p);
     }
-    const hoist_descriptor *d = &ix->manifests[0];
+    /* the image's attestations go along; another image's would be stray */
+    m->atts = hoist_calloc(ix->n_manifests, sizeof *m->atts);
+    for (size_t i = 0; i < ix->n_manifests; i++) {
+      const hoist_descriptor *a = &ix->manifests[i];
+      const char *ref = hoist_descriptor_annotation(a, REFERENCE_DIGEST);
+      if (!is_attestation(a) || !ref || strcmp(ref, d->digest) != 0)
+        continue;
+      if (hoist_media_kind_of(a->media_type) != HOIST_MEDIA_MANIFEST)
+        return hoist_err_set(err, HOIST_E_FORMAT,
+                             "%s: attestation entry %zu is not a manifest (%s)", m->name, i,
+                             a->media_type);
+      hoist_descriptor_copy(&m->atts[m->n_atts++], a);
+    }
     free(steal_pointer(&data));
     free(steal_pointer(&got_mt));
     if (s->ops->manifest(s, d->digest, &data, &len, &got_mt, got, err) < 0)
@@ -120,18 +156,23 @@ HOIST_WUR static int bring_member(hoist_transport_target *dst, const hoist_loc *
   *copied = false;
   if (in_target(target, src))
     return 0;
-  hoist_image_copy_opts co = {.platform = m->desc.platform, .jobs = opts->jobs};
-  hoist_image_copy_result res;
-  int ret = hoist_image_transfer(m->src, dst, m->desc.digest, &co, &res, err);
-  bool same = ret == 0 && strcmp(res.digest, m->desc.digest) == 0;
-  hoist_image_copy_result_clear(&res);
-  if (ret < 0) {
-    _cleanup_free_ char *tname = hoist_loc_string(target);
-    return hoist_err_wrap(err, "copy %s to %s", m->name, tname);
+  /* the image, then its attestation manifests (their statements with them) */
+  for (size_t i = 0; i <= m->n_atts; i++) {
+    const hoist_descriptor *d = i == 0 ? &m->desc : &m->atts[i - 1];
+    hoist_image_copy_opts co = {.platform = i == 0 ? m->desc.platform : NULL,
+                                .jobs = opts->jobs};
+    hoist_image_copy_result res;
+    int ret = hoist_image_transfer(m->src, dst, d->digest, &co, &res, err);
+    bool same = ret == 0 && strcmp(res.digest, d->digest) == 0;
+    hoist_image_copy_result_clear(&res);
+    if (ret < 0) {
+      _cleanup_free_ char *tname = hoist_loc_string(target);
+      return hoist_err_wrap(err, "copy %s%s to %s", m->name, i ? " (attestations)" : "", tname);
+    }
+    if (!same)
+      return hoist_err_set(err, HOIST_E_DIGEST, "copy %s: the image changed while it was copied",
+                           m->name);
   }
-  if (!same)
-    return hoist_err_set(err, HOIST_E_DIGEST, "copy %s: the image changed while it was copied",
-                         m->name);
   *copied = true;
   return 0;
 }
@@ -211,15 +252,24 @@ int hoist_image_index_create(const hoist_transport_opts *t, const hoist_loc *tar
   }
   _cleanup_free_ char *data = NULL;
   size_t len = 0;
-  /* OCI tools look only for OCI types in a layout's index.json */
-  const char *mt =
-      opts->oci || target->kind == HOIST_LOC_LAYOUT || target->kind == HOIST_LOC_OCI_ARCHIVE
-          ? HOIST_MT_OCI_INDEX
-          : HOIST_MT_DOCKER_LIST;
+  /* OCI tools look only for OCI types in a layout's index.json; attestation
+   * entries carry annotations, which a Docker list has not */
+  bool atts = false;
+  for (size_t i = 0; ret == 0 && i < n_srcs; i++)
+    atts = atts || ms[i].n_atts > 0;
+  const char *mt = opts->oci || atts || target->kind == HOIST_LOC_LAYOUT ||
+                           target->kind == HOIST_LOC_OCI_ARCHIVE
+                       ? HOIST_MT_OCI_INDEX
+                       : HOIST_MT_DOCKER_LIST;
+  size_t n_atts = 0;
   if (ret == 0) {
     _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
+    /* the images, then their attestations (BuildKit's order) */
     for (size_t i = 0; i < n_srcs; i++)
       hoist_index_add(ix, &ms[i].desc);
+    for (size_t i = 0; i < n_srcs; i++)
+      for (size_t j = 0; j < ms[i].n_atts; j++, n_atts++)
+        hoist_index_add(ix, &ms[i].atts[j]);
     ret = hoist_index_to_json(ix, &data, &len, err);
   }
   if (ret == 0) {
@@ -232,6 +282,6 @@ int hoist_image_index_create(const hoist_transport_opts *t, const hoist_loc *tar
   if (ret < 0)
     return hoist_err_wrap(err, "index %s", tname);
   out->media_type = mt;
-  out->n_manifests = n_srcs;
+  out->n_manifests = n_srcs + n_atts;
   return 0;
 }
