@@ -74,6 +74,11 @@ HOIST_EXPORT int hoist_sbom_scan_layer(hoist_sbom *s, int fd, hoist_sbom_origin 
 HOIST_EXPORT int hoist_sbom_scan_tree(hoist_sbom *s, const char *root, hoist_sbom_origin origin,
                                       hoist_err **err) HOIST_WUR;
 
+/* Adds a copy of p (one of another SBOM: merging what several layers hold)
+ * unless its purl is there already. */
+HOIST_EXPORT int hoist_sbom_add_package(hoist_sbom *s, const hoist_sbom_package *p,
+                                        hoist_err **err) HOIST_WUR;
+
 HOIST_EXPORT size_t hoist_sbom_count(const hoist_sbom *s);
 /* Package i in the order found; NULL past the end. */
 HOIST_EXPORT const hoist_sbom_package *hoist_sbom_get(const hoist_sbom *s, size_t i);
