@@ -171,6 +171,13 @@ typedef struct hoist_provenance_info {
 HOIST_EXPORT int hoist_provenance_statement(const hoist_provenance_info *info, char **out,
                                             size_t *len, hoist_err **err) HOIST_WUR;
 
+/* The records of the layer blob d read from src (hoist_sbom_scan_layer):
+ * opened as a file when src keeps blobs in files, else streamed into an
+ * unnamed temporary file under tmp_dir (NULL: /var/tmp) first. */
+HOIST_EXPORT int hoist_sbom_scan_blob(hoist_sbom *s, hoist_transport_source *src,
+                                      const hoist_descriptor *d, hoist_sbom_origin origin,
+                                      const char *tmp_dir, hoist_err **err) HOIST_WUR;
+
 /* ------------------------------------------------------------ attaching */
 
 /* Where statements are stored beside an image. */

@@ -57,6 +57,22 @@ void cli_attest_job_clear(cli_attest_job *j) {
   memset(j, 0, sizeof *j);
 }
 
+int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *name,
+                        const char *image_digest, hoist_err **err) {
+  char created[32];
+  if (hoist_config_format_time(time(NULL), created, err) < 0)
+    return -1;
+  hoist_sbom_doc_info info = {.name = name,
+                              .namespace_id = image_digest,
+                              .created = created,
+                              .tool = "hoist-" HOIST_VERSION};
+  free(job->sbom);
+  job->sbom = NULL;
+  if (hoist_sbom_to_spdx(sb, &info, &job->sbom, &job->sbom_len, err) < 0)
+    return hoist_err_wrap(err, "SBOM");
+  return 0;
+}
+
 char *cli_attest_redact_url(const char *url) {
   const char *scheme = strstr(url, "://");
   const char *host = scheme ? scheme + 3 : url;

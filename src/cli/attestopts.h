@@ -69,6 +69,11 @@ void cli_attest_job_dep(cli_attest_job *j, const char *uri, const char *digest, 
 void cli_attest_job_clear(cli_attest_job *j);
 #define _cleanup_attest_job_ __attribute__((cleanup(cli_attest_job_clear)))
 
+/* job->sbom: the SPDX document of sb, named name (the image reference),
+ * its namespace from image_digest. */
+int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *name,
+                        const char *image_digest, hoist_err **err);
+
 /* A mirror's URL without its user information (user:password@), for a
  * record others read. Caller frees. */
 char *cli_attest_redact_url(const char *url);

@@ -84,7 +84,7 @@ static void log_line(void *ctx, hoist_build_stream stream, const char *line, siz
 static int build_attest_job(cli_attest_job *job, const hoist_build_opts *bo,
                             const hoist_build_result *res, const char *file_s,
                             const char *base_name, const char *target_s, const cli_attestopts *ato,
-                            hoist_err **err) {
+                            const hoist_transport_opts *to, const hoist_loc *dst, hoist_err **err) {
   const char *slash = strrchr(file_s, '/');
   const char *file_name = slash ? slash + 1 : file_s;
   json_object_set_new(job->external, "kind", json_string(bo->kind));
@@ -109,9 +109,35 @@ static int build_attest_job(cli_attest_job *job, const hoist_build_opts *bo,
   json_object_set_new(job->internal, "extend", json_boolean(res->used_extend));
   cli_attest_job_dep(job, base_name, res->base_digest, "base");
   cli_attest_job_dep(job, file_name, res->file_digest, "requirementFile");
-  (void)ato;
-  (void)err;
-  return 0;
+  if (!ato->sbom)
+    return 0;
+  /* the SBOM: the new layer (from the build cache, else the target) and the
+   * base's layers (from its layout in the image store) */
+  _cleanup_transport_source_ hoist_transport_source *out = NULL;
+  _cleanup_transport_source_ hoist_transport_source *base = NULL;
+  _cleanup_free_ char *data = NULL;
+  _cleanup_free_ char *mt = NULL;
+  size_t len = 0;
+  char got[HOIST_DIGEST_STR_LEN];
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  if (hoist_transport_open_source(to, dst, &out, err) < 0 ||
+      out->ops->manifest(out, res->image.manifest_digest, &data, &len, &mt, got, err) < 0 ||
+      hoist_manifest_parse(data, len, &m, err) < 0 || m->n_layers == 0 ||
+      hoist_transport_layout_source(bo->base_dir, bo->base_tag, &base, err) < 0)
+    return hoist_err_wrap(err, "SBOM: the new image");
+  _cleanup_sbom_ hoist_sbom *sb = hoist_sbom_new();
+  const hoist_descriptor *layer = &m->layers[m->n_layers - 1];
+  _cleanup_free_ char *cached =
+      hoist_asprintf("%s/blobs/sha256/%s", bo->cache_dir, layer->digest + strlen("sha256:"));
+  _cleanup_close_ int fd = open(cached, O_RDONLY | O_CLOEXEC);
+  int r = fd >= 0
+              ? hoist_sbom_scan_layer(sb, fd, HOIST_SBOM_LAYER, err)
+              : hoist_sbom_scan_blob(sb, out, layer, HOIST_SBOM_LAYER, cli_env_tmpdir(NULL), err);
+  for (size_t i = 0; r == 0 && i + 1 < m->n_layers; i++)
+    r = hoist_sbom_scan_blob(sb, base, &m->layers[i], HOIST_SBOM_BASE, cli_env_tmpdir(NULL), err);
+  if (r < 0)
+    return hoist_err_wrap(err, "SBOM");
+  return cli_attest_job_sbom(job, sb, target_s, res->image.manifest_digest, err);
 }
 
 static int build_run(int argc, char **argv) {
@@ -264,7 +290,7 @@ static int build_run(int argc, char **argv) {
     return cli_fail(VERB, err);
   hoist_attest_result ares = {0};
   if (cli_attest_wanted(&ato)) {
-    if (build_attest_job(&job, &bo, &res, file_s, base_name, target_s, &ato, &err) < 0 ||
+    if (build_attest_job(&job, &bo, &res, file_s, base_name, target_s, &ato, &to, dst, &err) < 0 ||
         cli_attest_finish(&ato, &to, dst, res.image.manifest_digest, &job, &ares, &err) < 0)
       return cli_fail(VERB, err);
   }

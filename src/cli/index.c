@@ -63,8 +63,7 @@ static void locs_free(hoist_loc ***locs) {
  * by digest, read back from the index written (its entries are in the
  * order of the sources). */
 static int index_attest_job(cli_attest_job *job, const hoist_transport_opts *to, hoist_loc **locs,
-                            size_t n, const char *tname, const index_tags *tags,
-                            hoist_err **err) {
+                            size_t n, const char *tname, const index_tags *tags, hoist_err **err) {
   _cleanup_transport_source_ hoist_transport_source *src = NULL;
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *mt = NULL;
@@ -138,18 +137,18 @@ static int index_create(int argc, char **argv) {
     return cli_fail(VERB, err);
   _cleanup_free_ char *tname = hoist_loc_string(locs[0]);
   hoist_attest_result ares = {0};
-  if (cli_attest_wanted(&ato) && (index_attest_job(&job, &to, locs, n, tname, &tags, &err) < 0 ||
-                                  cli_attest_finish(&ato, &to, locs[0], res.digest, &job, &ares,
-                                                    &err) < 0))
+  if (cli_attest_wanted(&ato) &&
+      (index_attest_job(&job, &to, locs, n, tname, &tags, &err) < 0 ||
+       cli_attest_finish(&ato, &to, locs[0], res.digest, &job, &ares, &err) < 0))
     return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I}", "target", tname, "digest", res.digest,
                           "mediaType", res.media_type, "manifests", (json_int_t)res.n_manifests,
                           "copied", (json_int_t)res.images_copied);
     if (cli_attest_wanted(&ato))
-      json_object_set_new(j, "attestation",
-                          json_pack("{s:s, s:s}", "mode", "referrer", "manifest",
-                                    ares.attestation));
+      json_object_set_new(
+          j, "attestation",
+          json_pack("{s:s, s:s}", "mode", "referrer", "manifest", ares.attestation));
     cli_print_json(j);
   } else {
     printf("%s %s (%s, %zu manifests, %llu copied)\n", tname, res.digest, res.media_type,

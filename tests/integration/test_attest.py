@@ -5,12 +5,18 @@ image's index) or as OCI 1.1 referrers, read back by hoist inspect and by
 skopeo, copied intact by hoist and skopeo, validated against the in-toto
 Statement, SLSA provenance v1 and SPDX 2.3 JSON schemas.
 """
+import base64
+import functools
+import hashlib
+import http.server
 import json
 import os
+import threading
 import time
+import zipfile
 
-from hoisttest import (SOURCE_ROOT, Registry, busybox_with_extend, hoist, main, run,
-                       schema_errors, skopeo, test, tmpdir)
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, busybox_with_extend, hoist, main,
+                       on_exit, run, schema_errors, skopeo, test, tmpdir)
 
 _state = {}
 INTOTO = "application/vnd.in-toto+json"
@@ -37,13 +43,126 @@ def base():
                                "#!/bin/sh\nset -e\ncat /tmp/requirements.txt > /extended\n")
 
 
-def build(target, *extra, text="flask==3.0\n", kind="python", check=True):
-    path = os.path.join(work(), "requirements.txt")
+def debian():
+    """The Debian fixture (python3/pip, nodejs/npm) pushed to the test registry."""
+    if "debian" not in _state:
+        cached = os.path.join(CACHE, "fixtures", "debian-bookworm", "index.json")
+        if os.geteuid() != 0 and not os.path.exists(cached):
+            raise Skip("the Debian fixture needs root (debootstrap) to be made once")
+        out = os.path.join(work(), "debian")
+        run("bash", os.path.join(SOURCE_ROOT, "tests", "fixtures", "debian-image.sh"), HOIST,
+            out, "bookworm", timeout=1800)
+        ref = f"{registry().host}/base/debian:bookworm"
+        hoist("copy", f"oci:{out}:bookworm", ref)
+        _state["debian"] = ref
+    return _state["debian"]
+
+
+def build(target, *extra, text="flask==3.0\n", kind="python", source=None, check=True,
+          name="requirements.txt"):
+    d = tmpdir()
+    path = os.path.join(d, name)
     with open(path, "w") as f:
         f.write(text)
-    return hoist("build", "--source", base(), "--kind", kind, "--file", path, "--target", target,
-                 "--cache-dir", os.path.join(work(), "cache"), "--json", *extra, check=check,
-                 timeout=900)
+    return hoist("build", "--source", source or base(), "--kind", kind, "--file", path,
+                 "--target", target, "--cache-dir", os.path.join(work(), "cache"), "--json",
+                 *extra, check=check, timeout=900)
+
+
+# ----------------------------------------------- package sources on loopback
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def serve(root, handler=_Quiet):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(handler, directory=root))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    on_exit(srv.shutdown)
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+def pip_index():
+    """A PEP 503 index on loopback with two wheels made here: tinypkg 1.0 and
+    tinydep 2.1 (which tinypkg requires)."""
+    if "pip" in _state:
+        return _state["pip"]
+    root = os.path.join(work(), "pypi")
+    links = []
+    for name, version, requires in (("tinypkg", "1.0", "tinydep==2.1"),
+                                    ("tinydep", "2.1", None)):
+        whl = f"{name}-{version}-py3-none-any.whl"
+        meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense: MIT\n"
+        if requires:
+            meta += f"Requires-Dist: {requires}\n"
+        files = {f"{name}/__init__.py": b"VALUE = 1\n",
+                 f"{name}-{version}.dist-info/METADATA": meta.encode(),
+                 f"{name}-{version}.dist-info/WHEEL":
+                     b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+        os.makedirs(os.path.join(root, "packages"), exist_ok=True)
+        record = []
+        with zipfile.ZipFile(os.path.join(root, "packages", whl), "w") as z:
+            for n, data in files.items():
+                z.writestr(n, data)
+                h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+                record.append(f"{n},sha256={h},{len(data)}")
+            record.append(f"{name}-{version}.dist-info/RECORD,,")
+            z.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
+        digest = hashlib.sha256(open(os.path.join(root, "packages", whl), "rb").read()).hexdigest()
+        os.makedirs(os.path.join(root, "simple", name))
+        with open(os.path.join(root, "simple", name, "index.html"), "w") as f:
+            f.write(f'<html><body><a href="../../packages/{whl}#sha256={digest}">{whl}</a>'
+                    "</body></html>\n")
+        links.append(f'<a href="{name}/">{name}</a>')
+    with open(os.path.join(root, "simple", "index.html"), "w") as f:
+        f.write("<html><body>" + "".join(links) + "</body></html>\n")
+    _state["pip"] = serve(root) + "/simple/"
+    return _state["pip"]
+
+
+def npm_registry():
+    """An npm registry on loopback serving tinyjs 1.0.0 (a tarball from `npm pack`)."""
+    if "npm" in _state:
+        return _state["npm"]
+    root = os.path.join(work(), "npm")
+    pkg = os.path.join(root, "src")
+    os.makedirs(pkg)
+    with open(os.path.join(pkg, "package.json"), "w") as f:
+        json.dump({"name": "tinyjs", "version": "1.0.0", "main": "index.js",
+                   "license": "MIT"}, f)
+    with open(os.path.join(pkg, "index.js"), "w") as f:
+        f.write("module.exports = { value: 'tinyjs-7' };\n")
+    run("npm", "pack", "--pack-destination", root, cwd=pkg,
+        env={"npm_config_cache": os.path.join(root, ".npm"), "npm_config_update_notifier": "false"})
+    tgz = open(os.path.join(root, "tinyjs-1.0.0.tgz"), "rb").read()
+
+    class Npm(_Quiet):
+        def do_GET(self):
+            if self.path.rstrip("/") == "/tinyjs":
+                here = f"http://127.0.0.1:{self.server.server_address[1]}"
+                doc = {"name": "tinyjs", "dist-tags": {"latest": "1.0.0"}, "versions": {
+                    "1.0.0": {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "dist": {
+                        "tarball": f"{here}/tinyjs/-/tinyjs-1.0.0.tgz",
+                        "shasum": hashlib.sha1(tgz).hexdigest(),
+                        "integrity": "sha512-" + base64.b64encode(
+                            hashlib.sha512(tgz).digest()).decode()}}}}
+                body, ctype = json.dumps(doc).encode(), "application/json"
+            elif self.path == "/tinyjs/-/tinyjs-1.0.0.tgz":
+                body, ctype = tgz, "application/octet-stream"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    _state["npm"] = serve(root, Npm) + "/"
+    return _state["npm"]
 
 
 def raw(ref):
@@ -178,6 +297,58 @@ def test_index_copied_intact_by_hoist_and_skopeo():
     hoist("copy", "--all-platforms", f"{repo}:1", f"oci:{out}:1")
     assert json.loads(hoist("inspect", "--raw", f"oci:{out}:1").stdout) == raw(f"{repo}:1")
     assert json.loads(hoist("inspect", "--provenance", f"oci:{out}:1").stdout)["buildDefinition"]
+
+
+def spdx_packages(doc):
+    """{name: versionInfo} of the SPDX document's packages, and their purls."""
+    assert schema_errors("spdx-2.3.schema.json", doc) == []
+    pkgs = {p["name"]: p.get("versionInfo") for p in doc["packages"]}
+    purls = {r["referenceLocator"] for p in doc["packages"] for r in p.get("externalRefs", [])
+             if r["referenceType"] == "purl"}
+    return pkgs, purls
+
+
+@test
+def test_pip_build_sbom_lists_the_installed_distributions():
+    """build --sbom --provenance of a pip build: the SPDX document (valid SPDX 2.3, in an
+    in-toto statement with predicateType https://spdx.dev/Document) lists the
+    distributions pip installed, with versions, and the base's dpkg packages."""
+    repo = f"{registry().host}/py/sbom"
+    res = json.loads(build(f"{repo}:1", "--sbom", "--provenance", "--pip-index-url",
+                           pip_index(), text="tinypkg==1.0\n", source=debian()).stdout)
+    ix = raw(f"{repo}:1")
+    am = manifest(repo, ix["manifests"][1]["digest"])
+    types = [l["annotations"]["in-toto.io/predicate-type"] for l in am["layers"]]
+    assert sorted(types) == [SLSA, SPDX], am
+    for layer in am["layers"]:
+        st = json.loads(skopeo_blob(repo, layer["digest"]))
+        assert st["subject"][0]["digest"] == {"sha256": res["manifest"][7:]}
+        schema_ok(st, "slsa-provenance-v1.schema.json" if st["predicateType"] == SLSA else None)
+    doc = json.loads(hoist("inspect", "--sbom", f"{repo}:1").stdout)
+    pkgs, purls = spdx_packages(doc)
+    assert pkgs.get("tinypkg") == "1.0" and pkgs.get("tinydep") == "2.1", pkgs
+    assert "pkg:pypi/tinypkg@1.0" in purls and "pkg:pypi/tinydep@2.1" in purls, purls
+    # the base's system packages, from its dpkg database
+    assert pkgs.get("python3-pip") and any(p.startswith("pkg:deb/debian/python3-pip@")
+                                           for p in purls), sorted(purls)[:20]
+    prov = json.loads(hoist("inspect", "--provenance", f"{repo}:1").stdout)
+    assert prov["buildDefinition"]["internalParameters"]["mirrors"] == \
+        {"pip-index-url": pip_index()}, prov
+
+
+@test
+def test_npm_build_sbom_lists_the_lock_file_packages():
+    """The SBOM of an npm build lists the packages of the lock file npm wrote."""
+    repo = f"{registry().host}/js/sbom"
+    pkg = json.dumps({"name": "app", "version": "1.0.0", "dependencies": {"tinyjs": "1.0.0"}})
+    build(f"{repo}:1", "--sbom", "--attest-mode", "referrer", "--npm-registry", npm_registry(),
+          text=pkg, kind="nodejs", source=debian(), name="package.json")
+    doc = json.loads(hoist("inspect", "--sbom", f"{repo}:1").stdout)
+    pkgs, purls = spdx_packages(doc)
+    assert pkgs.get("tinyjs") == "1.0.0", pkgs
+    assert "pkg:npm/tinyjs@1.0.0" in purls, purls
+    p = hoist("inspect", "--provenance", f"{repo}:1", check=False)
+    assert p.returncode == 1 and "no attestation" in p.stderr, p.stderr
 
 
 def skopeo_blob(repo, digest):

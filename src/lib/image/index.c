@@ -23,11 +23,11 @@ static bool is_attestation(const hoist_descriptor *d) {
 /* One source, read and judged. */
 typedef struct member {
   hoist_transport_source *src;
-  hoist_descriptor desc; /* manifest descriptor with its platform */
+  hoist_descriptor desc;  /* manifest descriptor with its platform */
   hoist_descriptor *atts; /* its attestation manifests (from a BuildKit-style index) */
   size_t n_atts;
-  char *platform;        /* normalized "os/arch[/variant]" */
-  char *name;            /* the source as written, for messages */
+  char *platform; /* normalized "os/arch[/variant]" */
+  char *name;     /* the source as written, for messages */
 } member;
 
 static void member_clear(member *m) {
@@ -159,8 +159,7 @@ HOIST_WUR static int bring_member(hoist_transport_target *dst, const hoist_loc *
   /* the image, then its attestation manifests (their statements with them) */
   for (size_t i = 0; i <= m->n_atts; i++) {
     const hoist_descriptor *d = i == 0 ? &m->desc : &m->atts[i - 1];
-    hoist_image_copy_opts co = {.platform = i == 0 ? m->desc.platform : NULL,
-                                .jobs = opts->jobs};
+    hoist_image_copy_opts co = {.platform = i == 0 ? m->desc.platform : NULL, .jobs = opts->jobs};
     hoist_image_copy_result res;
     int ret = hoist_image_transfer(m->src, dst, d->digest, &co, &res, err);
     bool same = ret == 0 && strcmp(res.digest, d->digest) == 0;
@@ -257,10 +256,10 @@ int hoist_image_index_create(const hoist_transport_opts *t, const hoist_loc *tar
   bool atts = false;
   for (size_t i = 0; ret == 0 && i < n_srcs; i++)
     atts = atts || ms[i].n_atts > 0;
-  const char *mt = opts->oci || atts || target->kind == HOIST_LOC_LAYOUT ||
-                           target->kind == HOIST_LOC_OCI_ARCHIVE
-                       ? HOIST_MT_OCI_INDEX
-                       : HOIST_MT_DOCKER_LIST;
+  const char *mt =
+      opts->oci || atts || target->kind == HOIST_LOC_LAYOUT || target->kind == HOIST_LOC_OCI_ARCHIVE
+          ? HOIST_MT_OCI_INDEX
+          : HOIST_MT_DOCKER_LIST;
   size_t n_atts = 0;
   if (ret == 0) {
     _cleanup_index_ hoist_index *ix = hoist_index_new(mt);
