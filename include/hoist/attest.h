@@ -234,7 +234,8 @@ HOIST_EXPORT bool hoist_attest_is_attestation(const hoist_descriptor *d);
 /* The predicates of predicate_type stored for the image loc names (an
  * index: platform's image, NULL: the host's), found either way: the
  * attestation manifest of the tag's index, then the image's referrers of
- * artifactType application/vnd.in-toto+json. Each predicate (compact JSON)
+ * artifactType application/vnd.in-toto+json, then (none found) the
+ * referrers of the index itself (an index create's provenance). Each predicate (compact JSON)
  * is appended to *out (a NULL-terminated vector, caller frees with
  * hoist_strfreev); none found is ENOENT saying so. */
 HOIST_EXPORT int hoist_attest_read(const hoist_transport_opts *t, const hoist_loc *loc,

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "attestopts.h"
+#include "env.h"
 
 const cli_opt cli_attestopts_opts[] = {
     CLI_FLAG_AT("provenance", cli_attestopts, provenance),
@@ -71,6 +72,31 @@ int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *n
   if (hoist_sbom_to_spdx(sb, &info, &job->sbom, &job->sbom_len, err) < 0)
     return hoist_err_wrap(err, "SBOM");
   return 0;
+}
+
+int cli_attest_sbom_image(cli_attest_job *job, const hoist_transport_opts *to, const hoist_loc *dst,
+                          const char *image_digest, hoist_transport_source *base, hoist_err **err) {
+  _cleanup_transport_source_ hoist_transport_source *out = NULL;
+  _cleanup_free_ char *data = NULL;
+  _cleanup_free_ char *mt = NULL;
+  size_t len = 0;
+  char got[HOIST_DIGEST_STR_LEN];
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  if (hoist_transport_open_source(to, dst, &out, err) < 0 ||
+      out->ops->manifest(out, image_digest, &data, &len, &mt, got, err) < 0 ||
+      hoist_manifest_parse(data, len, &m, err) < 0)
+    return hoist_err_wrap(err, "SBOM: the new image");
+  if (m->n_layers == 0)
+    return hoist_err_set(err, EINVAL, "SBOM: the new image has no layer");
+  _cleanup_sbom_ hoist_sbom *sb = hoist_sbom_new();
+  const char *tmp = cli_env_tmpdir(NULL);
+  int r = hoist_sbom_scan_blob(sb, out, &m->layers[m->n_layers - 1], HOIST_SBOM_LAYER, tmp, err);
+  for (size_t i = 0; r == 0 && i + 1 < m->n_layers; i++)
+    r = hoist_sbom_scan_blob(sb, base ? base : out, &m->layers[i], HOIST_SBOM_BASE, tmp, err);
+  if (r < 0)
+    return hoist_err_wrap(err, "SBOM");
+  _cleanup_free_ char *name = hoist_loc_string(dst);
+  return cli_attest_job_sbom(job, sb, name, image_digest, err);
 }
 
 char *cli_attest_redact_url(const char *url) {

@@ -74,6 +74,11 @@ void cli_attest_job_clear(cli_attest_job *j);
 int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *name,
                         const char *image_digest, hoist_err **err);
 
+/* job->sbom from the image image_digest at dst: the packages of its last
+ * layer (what the verb added) and, from base (NULL: dst), of the others. */
+int cli_attest_sbom_image(cli_attest_job *job, const hoist_transport_opts *to, const hoist_loc *dst,
+                          const char *image_digest, hoist_transport_source *base, hoist_err **err);
+
 /* A mirror's URL without its user information (user:password@), for a
  * record others read. Caller frees. */
 char *cli_attest_redact_url(const char *url);

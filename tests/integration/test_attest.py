@@ -299,6 +299,51 @@ def test_index_copied_intact_by_hoist_and_skopeo():
     assert json.loads(hoist("inspect", "--provenance", f"oci:{out}:1").stdout)["buildDefinition"]
 
 
+@test
+def test_index_create_carries_attestations():
+    """index create joins two attested images (a build's and an append's, each a
+    BuildKit-style index): the new OCI index holds both images and both attestation
+    manifests; each image's provenance is read by --platform; --provenance attaches
+    the index's own as a referrer of the index."""
+    repo = f"{registry().host}/app/multi"
+    amd = json.loads(build(f"{repo}:amd64", "--provenance").stdout)
+    tree = tmpdir()
+    with open(os.path.join(tree, "hello"), "w") as f:
+        f.write("arm\n")
+    arm = json.loads(hoist("append", "scratch", "--platform", "linux/arm64", "--layer", tree,
+                           "--target", f"{repo}:arm64", "--provenance", "--json").stdout)
+    assert raw(f"{repo}:arm64")["manifests"][0]["platform"]["architecture"] == "arm64"
+    out = json.loads(hoist("index", "create", f"{repo}:all", f"{repo}:amd64", f"{repo}:arm64",
+                           "--provenance", "--json").stdout)
+    ix = raw(f"{repo}:all")
+    assert ix["mediaType"] == "application/vnd.oci.image.index.v1+json", ix
+    digests = [m["digest"] for m in ix["manifests"]]
+    assert digests[:2] == [amd["manifest"], arm["manifest"]], ix
+    refs = [m["annotations"]["vnd.docker.reference.digest"] for m in ix["manifests"][2:]]
+    assert refs == [amd["manifest"], arm["manifest"]], ix
+    assert out["manifests"] == 4, out
+    p_arm = json.loads(hoist("inspect", "--provenance", "--platform", "linux/arm64",
+                             f"{repo}:all").stdout)
+    assert p_arm["buildDefinition"]["buildType"] == "https://hoist.dev/build-types/append/v1"
+    assert p_arm["buildDefinition"]["externalParameters"]["base"] == "scratch", p_arm
+    p_amd = json.loads(hoist("inspect", "--provenance", "--platform", "linux/amd64",
+                             f"{repo}:all").stdout)
+    assert p_amd["buildDefinition"]["externalParameters"]["kind"] == "python", p_amd
+    # the index's own provenance: a referrer of the index
+    own = raw(f"{repo}:sha256-{out['digest'][7:]}")["manifests"]
+    assert len(own) == 1 and own[0]["artifactType"] == INTOTO, own
+    st = json.loads(skopeo_blob(repo, manifest(repo, own[0]["digest"])["layers"][0]["digest"]))
+    schema_ok(st, "slsa-provenance-v1.schema.json")
+    bd = st["predicate"]["buildDefinition"]
+    assert bd["buildType"] == "https://hoist.dev/build-types/index-create/v1", bd
+    assert [d["digest"]["sha256"] for d in bd["resolvedDependencies"]] == \
+        [amd["manifest"][7:], arm["manifest"][7:]], bd
+    # an index of several images cannot be attested in index mode
+    p = hoist("index", "create", f"{repo}:x", f"{repo}:amd64", "--provenance",
+              "--attest-mode", "index", check=False)
+    assert p.returncode == 2 and "--attest-mode referrer" in p.stderr, p.stderr
+
+
 def spdx_packages(doc):
     """{name: versionInfo} of the SPDX document's packages, and their purls."""
     assert schema_errors("spdx-2.3.schema.json", doc) == []

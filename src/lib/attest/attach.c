@@ -383,9 +383,14 @@ int hoist_attest_read(const hoist_transport_opts *t, const hoist_loc *loc,
       if (read_statements(src, ix->manifests[idx[i]].digest, predicate_type, &found, err) < 0)
         return hoist_err_wrap(err, "%s", name);
   }
-  if (found.n == 0 && (loc->kind == HOIST_LOC_REGISTRY || loc->kind == HOIST_LOC_LAYOUT)) {
+  /* then the image's referrers; then the index's own (an index create's) */
+  bool referrers = loc->kind == HOIST_LOC_REGISTRY || loc->kind == HOIST_LOC_LAYOUT;
+  for (int pass = 0; referrers && found.n == 0 && pass < 2; pass++) {
+    const char *subject = pass == 0 ? image : top;
+    if (pass == 1 && strcmp(image, top) == 0)
+      break;
     _cleanup_index_ hoist_index *refs = NULL;
-    if (hoist_image_referrers(t, loc, image, HOIST_INTOTO_MEDIA_TYPE, &refs, err) < 0)
+    if (hoist_image_referrers(t, loc, subject, HOIST_INTOTO_MEDIA_TYPE, &refs, err) < 0)
       return hoist_err_wrap(err, "%s: referrers", name);
     if (refs->n_manifests > HOIST_ATTEST_LAYERS_MAX)
       return hoist_err_set(err, HOIST_E_LIMIT, "%s: %zu referrers exceed the limit of %d", name,
