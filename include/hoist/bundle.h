@@ -235,6 +235,10 @@ typedef struct hoist_bundle_publish_result {
     const char *arch; /* static */
     char *target;     /* "REPO:TAG-<arch>" or "oci:DIR:TAG-<arch>"; freed by _clear */
     char digest[HOIST_DIGEST_STR_LEN];
+    /* the bundle applied: its manifest.json's digest, bundle_name and
+     * bundle_version (freed by _clear), for the image's provenance */
+    char bundle_manifest[HOIST_DIGEST_STR_LEN];
+    char *bundle_name, *bundle_version;
   } images[HOIST_BUNDLE_PUBLISH_MAX];
   char index_digest[HOIST_DIGEST_STR_LEN];
   const char *index_media_type; /* static */

@@ -1,9 +1,11 @@
 /* hoist bundle apply|publish: runtime bundles into images (commands of the
  * bundle verb, dispatched from bundle.c). */
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
+#include "attestopts.h"
 #include "bundle.h"
 #include "env.h"
 #include "hoist/bundle.h"
@@ -62,7 +64,10 @@ static const char publish_usage[] =
     "                             the blob is the same whatever N)\n"
     "  --source-date-epoch N      clamp mtimes and set created to N\n"
     "                             (default: $SOURCE_DATE_EPOCH)\n"
-    "  -h, --help                 show this help\n\n" REGOPTS_HELP;
+    "  -h, --help                 show this help\n\n" ATTESTOPTS_HELP
+    "  (each TARGET-ARCH image gets its provenance: the bundle's manifest digest and\n"
+    "  bundle_version, the base; in index mode the index at TARGET then holds the\n"
+    "  attestation manifests too)\n\n" REGOPTS_HELP;
 
 typedef struct image_args {
   const char *verb;
@@ -75,6 +80,7 @@ typedef struct image_args {
   bool oci;
   uint64_t max_size, max_entries;
   cli_regopts ro;
+  cli_attestopts ato;
 } image_args;
 
 /* Parses base and target; the target needs a tag. */
@@ -142,11 +148,19 @@ static int parse(image_args *a, bool publish, int argc, char **argv, hoist_loc *
                .refuse = publish ? NULL : "unknown option --max-size"),
       CLI_CALL("max-entries", cli_bundle_opt_max_entries, &a->max_entries,
                .refuse = publish ? NULL : "unknown option --max-entries"),
+      CLI_FLAG("provenance", &a->ato.provenance,
+               .refuse = publish ? NULL : "unknown option --provenance"),
+      CLI_STRING("attest-mode", &a->ato.mode_s,
+                 .refuse = publish ? NULL : "unknown option --attest-mode"),
+      CLI_STRING("requested-by", &a->ato.requested_by,
+                 .refuse = publish ? NULL : "unknown option --requested-by"),
       CLI_GROUP(cli_regopts_opts, &a->ro),
       CLI_END,
   };
   int rc = cli_parse_opts(a->verb, publish ? publish_usage : apply_usage, opts, argc, argv);
   if (rc >= 0)
+    return rc;
+  if ((rc = cli_attestopts_check(a->verb, &a->ato)) >= 0)
     return rc;
   if (!a->base)
     return cli_usage(a->verb, "needs --base REF");
@@ -214,6 +228,63 @@ int cli_bundle_apply(int argc, char **argv) {
   return EXIT_OK;
 }
 
+/* Attaches each published image's provenance; in index mode the index at
+ * the target is made again from the attested images, so it holds their
+ * attestation manifests. */
+static int publish_attest(image_args *a, const hoist_transport_opts *to, const hoist_loc *base,
+                          const hoist_loc *target, time_t started, hoist_bundle_publish_result *res,
+                          hoist_err **err) {
+  char base_digest[HOIST_DIGEST_STR_LEN] = "";
+  {
+    _cleanup_transport_source_ hoist_transport_source *src = NULL;
+    _cleanup_free_ char *data = NULL;
+    _cleanup_free_ char *mt = NULL;
+    size_t len = 0;
+    if (hoist_transport_open_source(to, base, &src, err) < 0 ||
+        src->ops->manifest(src, NULL, &data, &len, &mt, base_digest, err) < 0)
+      return hoist_err_wrap(err, "provenance: base %s", a->base);
+  }
+  hoist_loc *locs[HOIST_BUNDLE_PUBLISH_MAX] = {0};
+  int r = 0;
+  for (size_t i = 0; r == 0 && i < res->n; i++) {
+    _cleanup_attest_job_ cli_attest_job job;
+    cli_attest_job_init(&job, "bundle-publish");
+    job.started = started;
+    const char *tarball = NULL;
+    for (size_t k = 0; k < a->n_bundles; k++)
+      if (strcmp(a->bundles[k].arch, res->images[i].arch) == 0)
+        tarball = a->bundles[k].tarball;
+    json_object_set_new(job.external, "bundle",
+                        json_pack("{s:s?, s:s, s:s, s:s}", "tarball", tarball, "name",
+                                  res->images[i].bundle_name, "bundle_version",
+                                  res->images[i].bundle_version, "manifestDigest",
+                                  res->images[i].bundle_manifest));
+    json_object_set_new(job.external, "arch", json_string(res->images[i].arch));
+    json_object_set_new(job.external, "base", json_string(a->base));
+    json_object_set_new(job.external, "target", json_string(a->target));
+    cli_attest_job_dep(&job, a->base, base_digest, "base");
+    _cleanup_free_ char *uri = hoist_asprintf("%s@%s/manifest.json", res->images[i].bundle_name,
+                                              res->images[i].bundle_version);
+    cli_attest_job_dep(&job, uri, res->images[i].bundle_manifest, "bundle");
+    hoist_attest_result ares;
+    r = cli_loc_parse(&a->ro, res->images[i].target, &locs[i], err);
+    if (r == 0)
+      r = cli_attest_finish(&a->ato, to, locs[i], res->images[i].digest, &job, &ares, err);
+  }
+  if (r == 0 && a->ato.mode == HOIST_ATTEST_INDEX) {
+    hoist_image_index_opts io = {.oci = true, .tags = a->n_tags ? a->tags : NULL};
+    hoist_image_index_result ir;
+    r = hoist_image_index_create(to, target, (const hoist_loc *const *)locs, res->n, &io, &ir, err);
+    if (r == 0) {
+      memcpy(res->index_digest, ir.digest, sizeof ir.digest);
+      res->index_media_type = ir.media_type;
+    }
+  }
+  for (size_t i = 0; i < res->n; i++)
+    hoist_loc_free(locs[i]);
+  return r;
+}
+
 int cli_bundle_publish(int argc, char **argv) {
   __attribute__((cleanup(image_args_clear)))
   image_args a = {.verb = "bundle publish", .layer = HOIST_LAYER_OPTIONS_INIT};
@@ -240,8 +311,13 @@ int cli_bundle_publish(int argc, char **argv) {
                                   .stage_parent = cli_env_tmpdir(NULL)};
   hoist_bundle_publish_result res;
   hoist_transport_opts to = {.registry = reg};
+  time_t started = time(NULL);
   if (hoist_bundle_publish(&to, &po, &res, &err) < 0)
     return cli_fail(a.verb, err);
+  if (cli_attest_wanted(&a.ato) && publish_attest(&a, &to, base, target, started, &res, &err) < 0) {
+    hoist_bundle_publish_result_clear(&res);
+    return cli_fail(a.verb, err);
+  }
   _cleanup_free_ char *tname = hoist_loc_string(target);
   if (a.ro.json) {
     json_t *imgs = json_array();

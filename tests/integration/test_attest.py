@@ -344,6 +344,39 @@ def test_index_create_carries_attestations():
     assert p.returncode == 2 and "--attest-mode referrer" in p.stderr, p.stderr
 
 
+@test
+def test_bundle_publish_provenance():
+    """bundle publish --provenance: the TARGET-ARCH image's provenance names the bundle
+    (its manifest.json digest, bundle_version) and the base; the index at TARGET holds
+    the image and its attestation manifest."""
+    import tarfile
+    from bundlefixture import NAME, Bundle
+    repo = f"{registry().host}/gpu/runtime"
+    tarball = Bundle("amd64").build(os.path.join(tmpdir(), "bundle-amd64.tar.gz"))
+    with tarfile.open(tarball) as t:
+        member = next(m for m in t.getmembers() if m.name.endswith("/manifest.json"))
+        mdigest = "sha256:" + hashlib.sha256(t.extractfile(member).read()).hexdigest()
+    out = json.loads(hoist("bundle", "publish", "--base", base(), "--target", f"{repo}:1",
+                           "--bundle", f"amd64={tarball}", "--provenance", "--json").stdout)
+    image = out["images"][0]["digest"]
+    ix = raw(f"{repo}:1")
+    top = hoist("inspect", "--raw", f"{repo}:1").stdout.encode()
+    assert out["digest"] == "sha256:" + hashlib.sha256(top).hexdigest(), out
+    assert [m["digest"] for m in ix["manifests"]][0] == image, ix
+    assert ix["manifests"][1]["annotations"]["vnd.docker.reference.digest"] == image, ix
+    pred = json.loads(hoist("inspect", "--provenance", f"{repo}:1").stdout)
+    bd = pred["buildDefinition"]
+    assert bd["buildType"] == "https://hoist.dev/build-types/bundle-publish/v1", bd
+    b = bd["externalParameters"]["bundle"]
+    assert b["manifestDigest"] == mdigest and b["bundle_version"] == "0.1.0", b
+    assert b["name"] == NAME, b
+    deps = {d["name"]: d for d in bd["resolvedDependencies"]}
+    assert deps["bundle"]["digest"] == {"sha256": mdigest[7:]}, deps
+    assert deps["base"]["uri"] == base(), deps
+    # the per-architecture tag names the attested image too
+    assert json.loads(hoist("inspect", "--provenance", f"{repo}:1-amd64").stdout) == pred
+
+
 def spdx_packages(doc):
     """{name: versionInfo} of the SPDX document's packages, and their purls."""
     assert schema_errors("spdx-2.3.schema.json", doc) == []

@@ -186,6 +186,9 @@ void hoist_bundle_publish_result_clear(hoist_bundle_publish_result *res) {
   for (size_t i = 0; i < res->n; i++) {
     free(res->images[i].target);
     res->images[i].target = NULL;
+    free(res->images[i].bundle_name);
+    free(res->images[i].bundle_version);
+    res->images[i].bundle_name = res->images[i].bundle_version = NULL;
   }
   res->n = 0;
 }
@@ -250,6 +253,26 @@ static void sweep_stale_stages(const char *parent) {
   closedir(d);
 }
 
+/* The staged bundle's manifest.json digest, bundle_name and bundle_version
+ * (both the caller's). */
+static int bundle_identity(const char *staged_dir, char digest[HOIST_DIGEST_STR_LEN], char **name,
+                           char **version, hoist_err **err) {
+  _cleanup_close_ int dirfd = open(staged_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dirfd < 0)
+    return hoist_err_errno(err, errno, "staged bundle %s", staged_dir);
+  _cleanup_free_ char *json = NULL;
+  size_t len = 0;
+  hoist_bundle_manifest *man = NULL;
+  if (hoist_fs_read_file(dirfd, "manifest.json", HOIST_BUNDLE_MANIFEST_MAX, &json, &len, err) < 0 ||
+      hoist_bundle_manifest_parse(json, len, &man, err) < 0)
+    return hoist_err_wrap(err, "staged bundle %s", staged_dir);
+  hoist_sha256_of(json, len, digest);
+  *name = hoist_strdup(man->bundle_name);
+  *version = hoist_strdup(man->bundle_version);
+  hoist_bundle_manifest_free(man);
+  return 0;
+}
+
 int hoist_bundle_publish(const hoist_transport_opts *t, const hoist_bundle_publish_opts *o,
                          hoist_bundle_publish_result *out, hoist_err **err) {
   memset(out, 0, sizeof *out);
@@ -297,6 +320,8 @@ int hoist_bundle_publish(const hoist_transport_opts *t, const hoist_bundle_publi
       out->images[i].target = hoist_loc_string(targets[i]);
       memcpy(out->images[i].digest, res.manifest_digest, sizeof res.manifest_digest);
       out->n = i + 1;
+      ret = bundle_identity(staged[i], out->images[i].bundle_manifest, &out->images[i].bundle_name,
+                            &out->images[i].bundle_version, err);
     }
   }
   if (ret == 0) {
