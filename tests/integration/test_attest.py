@@ -15,8 +15,8 @@ import threading
 import time
 import zipfile
 
-from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, busybox_with_extend, hoist, main,
-                       on_exit, run, schema_errors, skopeo, test, tmpdir)
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Server, Skip, busybox_with_extend,
+                       hoist, main, on_exit, run, schema_errors, skopeo, test, tmpdir)
 
 _state = {}
 INTOTO = "application/vnd.in-toto+json"
@@ -375,6 +375,35 @@ def test_bundle_publish_provenance():
     assert deps["base"]["uri"] == base(), deps
     # the per-architecture tag names the attested image too
     assert json.loads(hoist("inspect", "--provenance", f"{repo}:1-amd64").stdout) == pred
+
+
+@test
+def test_service_attests_with_the_requesting_user():
+    """hoist serve with "attestations": true: the image a user's build pushes carries
+    the provenance naming that user (and an SBOM), in the mode the config says."""
+    s = Server(config={"registry_host": registry().host, "attestations": True,
+                       "attest_mode": "referrer",
+                       "allowed_sources": [f"{registry().host}/base/*"]}).start()
+    key = s.token("alice")
+    wsk = os.path.join(s.data, "..", "wskprops")
+    with open(wsk, "w") as f:
+        f.write(f"AUTH={key}\nAPIHOST=http://127.0.0.1:{s.port}\n")
+    req = os.path.join(tmpdir(), "requirements.txt")
+    with open(req, "w") as f:
+        f.write("flask==3.0\n")
+    p = hoist("service", "send", "--source", base(), "--target", "alice:attested", "--kind",
+              "python", "--file", req, env={"WSK_CONFIG_FILE": wsk}, timeout=300)
+    image = p.stdout.strip().splitlines()[-1]
+    ref, digest = image.split("@")
+    pred = json.loads(hoist("inspect", "--provenance", image).stdout)
+    ext = pred["buildDefinition"]["externalParameters"]
+    assert ext["requestedBy"] == "alice", ext
+    assert ext["source"] == base() and ext["kind"] == "python", ext
+    # referrer mode: the tag still names the image the service reported
+    assert json.loads(skopeo("inspect", "--tls-verify=false",
+                             f"docker://{registry().host}/alice:attested").stdout)["Digest"] == digest
+    sbom = json.loads(hoist("inspect", "--sbom", image).stdout)
+    assert sbom["spdxVersion"] == "SPDX-2.3", sbom
 
 
 def spdx_packages(doc):

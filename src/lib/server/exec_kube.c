@@ -454,7 +454,7 @@ HOIST_WUR static int create_objects(kube_exec *x, exec_run *r, const exec_spec *
   size_t n_extra = 0;
   while (x->extra[n_extra])
     n_extra++;
-  _cleanup_free_ const char **args = hoist_calloc(28 + n_extra, sizeof *args);
+  _cleanup_free_ const char **args = hoist_calloc(36 + n_extra, sizeof *args);
   size_t n = 0;
   args[n++] = "build";
   args[n++] = "--source";
@@ -464,6 +464,17 @@ HOIST_WUR static int create_objects(kube_exec *x, exec_run *r, const exec_spec *
   if (file_arg) {
     args[n++] = "--file";
     args[n++] = file_arg;
+    /* attestations are of a build: the copy without a file has none */
+    if (sp->attest_mode) {
+      args[n++] = "--provenance";
+      args[n++] = "--sbom";
+      args[n++] = "--attest-mode";
+      args[n++] = sp->attest_mode;
+      if (sp->user) {
+        args[n++] = "--requested-by";
+        args[n++] = sp->user;
+      }
+    }
   }
   args[n++] = "--target";
   args[n++] = sp->dest;

@@ -55,7 +55,7 @@ static int local_start(server_executor *x, const exec_spec *sp, exec_run **out, 
   size_t n_extra = 0;
   while (l->extra[n_extra])
     n_extra++;
-  _cleanup_free_ const char **argv = hoist_calloc(24 + n_extra, sizeof *argv);
+  _cleanup_free_ const char **argv = hoist_calloc(32 + n_extra, sizeof *argv);
   size_t n = 0;
   argv[n++] = l->bin;
   argv[n++] = "build";
@@ -66,6 +66,17 @@ static int local_start(server_executor *x, const exec_spec *sp, exec_run **out, 
   if (sp->file) { /* without a file: the source re-tagged */
     argv[n++] = "--file";
     argv[n++] = sp->file;
+    /* attestations are of a build: the copy without a file has none */
+    if (sp->attest_mode) {
+      argv[n++] = "--provenance";
+      argv[n++] = "--sbom";
+      argv[n++] = "--attest-mode";
+      argv[n++] = sp->attest_mode;
+      if (sp->user) {
+        argv[n++] = "--requested-by";
+        argv[n++] = sp->user;
+      }
+    }
   }
   argv[n++] = "--target";
   argv[n++] = sp->dest;

@@ -18,6 +18,10 @@ typedef struct exec_spec {
   const char *authfile; /* the push host's credentials only */
   const char *workdir;  /* the job's directory (the build's cwd and output) */
   const char *cache; /* the registry build cache (REGISTRY/PATH: --cache-from and -to), or NULL */
+  const char *user;  /* who asked for the build */
+  /* non-NULL: attach the provenance (naming user) and the SBOM, in this
+   * mode ("index" or "referrer") */
+  const char *attest_mode;
 } exec_spec;
 
 /* The build's output, as it comes. */

@@ -817,6 +817,7 @@ static void config_clear(server_config *c) {
   if (c->db) /* it may hold a password */
     OPENSSL_cleanse(c->db, strlen(c->db));
   free(c->db);
+  free(c->attest_mode);
   hoist_strfreev(c->insecure);
   server_config_sandbox_clear(c);
   server_config_admit_clear(c);
@@ -937,6 +938,19 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
     return hoist_err_set(err, EINVAL, "config %s: registry_cache must be true or false", path);
   }
   c->registry_cache = rc ? json_is_true(rc) : -1;
+  json_t *att = json_object_get(o, "attestations");
+  json_t *mode = json_object_get(o, "attest_mode");
+  if ((att && !json_is_boolean(att)) ||
+      (mode && (!json_is_string(mode) || (strcmp(json_string_value(mode), "index") != 0 &&
+                                          strcmp(json_string_value(mode), "referrer") != 0)))) {
+    json_decref(o);
+    return hoist_err_set(err, EINVAL,
+                         "config %s: attestations must be true or false, attest_mode \"index\" "
+                         "or \"referrer\"",
+                         path);
+  }
+  c->attestations = att && json_is_true(att);
+  c->attest_mode = hoist_strdup(mode ? json_string_value(mode) : "index");
   c->lease_seconds = 30;
   json_t *lease = json_object_get(o, "lease_seconds");
   if (lease &&

@@ -367,6 +367,8 @@ static void run_job(server_jobs *j, int slot, const store_job *row, job_log *lg,
       .file = row->file_digest && *row->file_digest ? filep : NULL,
       .authfile = authp,
       .workdir = jobdir,
+      .user = row->user,
+      .attest_mode = j->cfg->attestations ? j->cfg->attest_mode : NULL,
   };
   if (job_dir(j, row, &e) < 0 || write_push_auth(j, row, &e) < 0 ||
       j->exec->start(j->exec, &spec, &run, &e) < 0) {

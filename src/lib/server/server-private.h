@@ -102,6 +102,11 @@ typedef struct server_config {
   double poll_seconds;  /* an idle worker's look at a shared store, behind notifications */
   int registry_cache;   /* builds share a cache in the user's registry namespace: 1 yes, 0 no,
                          * -1 unset (yes with the Kubernetes executor) */
+  /* every build's image gets its SLSA provenance (naming the requesting
+   * user) and its SBOM, attached as attest_mode says ("index" or
+   * "referrer") */
+  bool attestations;
+  char *attest_mode;
   server_exec_config exec;
   server_ops_config ops;
   const char *kube_host, *kube_port;    /* in-cluster (hoist_server_opts) */
