@@ -12,9 +12,9 @@ static void statement(const char *data, size_t size) {
   char *type = NULL, *pred = NULL, *again = NULL, *type2 = NULL, *pred2 = NULL;
   size_t len = 0;
   if (hoist_attest_statement_parse(data, size, &type, &pred, &err) == 0) {
-    if (hoist_attest_statement("subject",
-                               "sha256:0000000000000000000000000000000000000000000000000000000000000000",
-                               type, pred, strlen(pred), &again, &len, &err) < 0 ||
+    if (hoist_attest_statement(
+            "subject", "sha256:0000000000000000000000000000000000000000000000000000000000000000",
+            type, pred, strlen(pred), &again, &len, &err) < 0 ||
         hoist_attest_statement_parse(again, len, &type2, &pred2, &err) < 0 ||
         strcmp(type, type2) != 0 || strcmp(pred, pred2) != 0)
       __builtin_trap();

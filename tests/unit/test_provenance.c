@@ -85,8 +85,7 @@ static void test_provenance_fields(void **state) {
                       "9.9.9");
   json_t *md = json_object_get(rd, "metadata");
   assert_string_equal(json_string_value(json_object_get(md, "startedOn")), "2023-11-14T22:13:20Z");
-  assert_string_equal(json_string_value(json_object_get(md, "finishedOn")),
-                      "2023-11-14T22:14:21Z");
+  assert_string_equal(json_string_value(json_object_get(md, "finishedOn")), "2023-11-14T22:14:21Z");
   assert_string_equal(json_string_value(json_object_get(md, "invocationId")), "job-1");
   /* a dependency without a sha256 digest is refused */
   deps[1].digest = "md5:abc";
@@ -129,7 +128,8 @@ static const struct {
      "\"predicateType\":\"t\",\"predicate\":[]}",
      "predicate must be an object"},
     {"duplicate keys",
-     "{\"_type\":\"https://in-toto.io/Statement/v1\",\"_type\":\"https://in-toto.io/Statement/v1\"}",
+     "{\"_type\":\"https://in-toto.io/Statement/v1\",\"_type\":\"https://in-toto.io/Statement/"
+     "v1\"}",
      "not JSON"},
 };
 
@@ -159,9 +159,9 @@ static void test_bad_statements(void **state) {
 #define IMG "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
 #define ATT "sha256:bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
 #define ENTRY(mt, ref)                                                                             \
-  "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" HOIST_MT_OCI_MANIFEST                     \
+  "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"" HOIST_MT_OCI_MANIFEST                    \
   "\",\"digest\":\"" IMG "\",\"size\":1},{\"mediaType\":\"" mt "\",\"digest\":\"" ATT              \
-  "\",\"size\":1,\"annotations\":{\"vnd.docker.reference.type\":\"attestation-manifest\","       \
+  "\",\"size\":1,\"annotations\":{\"vnd.docker.reference.type\":\"attestation-manifest\","         \
   "\"vnd.docker.reference.digest\":\"" ref "\"}}]}"
 
 /* Index entries hoist_attest_index_entries refuses, and one it finds. */
@@ -234,8 +234,7 @@ static void test_attach_and_read_in_a_layout(void **state) {
     /* another type: none, and the error says so */
     _cleanup_strfreev_ char **none = NULL;
     assert_int_equal(
-        hoist_attest_read(NULL, loc, NULL, HOIST_PREDICATE_SLSA_PROVENANCE, &none, &err),
-        -ENOENT);
+        hoist_attest_read(NULL, loc, NULL, HOIST_PREDICATE_SLSA_PROVENANCE, &none, &err), -ENOENT);
     assert_err_contains(&err, "has no attestation of type https://slsa.dev/provenance/v1");
     /* index mode again: the attestation manifest is replaced, not added */
     if (modes[m] == HOIST_ATTEST_INDEX) {
