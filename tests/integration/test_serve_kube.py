@@ -154,10 +154,11 @@ def a_pod_with_an_empty_cache_hits_the_registry_cache():
 
 @test
 def the_job_the_service_made():
-    """The Job's shape: name, labels, the arguments of the local executor, the Secret
-    mounted and owned by the Job; captured while the build waits."""
+    """The Job's shape: name, labels, the arguments of the local executor (with the
+    attestations the config asks for, naming the user), the Secret mounted and owned by
+    the Job; captured while the build waits."""
     base = base_with_extend("gated", GATED)
-    s = server()
+    s = server(settings={"attestations": True, "attest_mode": "referrer"})
     key = s.token("alice")
     st, r = s.api("POST", "/build/start", key,
                   {"source": base, "target": "alice:k2", "kind": "python",
@@ -177,6 +178,9 @@ def the_job_the_service_made():
     cache = f"{registry().host}/alice/hoist-build-cache"
     a = c["args"]
     assert a[a.index("--cache-from") + 1] == cache and a[a.index("--cache-to") + 1] == cache, a
+    assert "--provenance" in a and "--sbom" in a, a
+    assert a[a.index("--attest-mode") + 1] == "referrer", a
+    assert a[a.index("--requested-by") + 1] == "alice", a
     assert c["resources"]["requests"]["cpu"] == "500m", c["resources"]
     sec = fake().get("v1", "secrets", NS, name)
     owner = sec["metadata"]["ownerReferences"][0]
