@@ -215,7 +215,7 @@ typedef struct hoist_attest_result {
  * reference or oci:DIR:TAG) in mode. loc must name one image manifest, or
  * an index of that image and attestation manifests (index mode replaces
  * those); in referrer mode an index of several images is itself the
- * subject. Index mode writes the statements, the attestation
+ * subject. An archive location is refused. Index mode writes the statements, the attestation
  * manifest and the index, then moves the tag to the index. */
 HOIST_EXPORT int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc,
                                      hoist_attest_mode mode, const hoist_attest_statement_blob *st,

@@ -95,7 +95,8 @@ static int append_run(int argc, char **argv) {
   if (cli_layer_epoch_default(&ao.layer.source_date_epoch, &err) < 0)
     return cli_fail(VERB, err);
   _cleanup_image_ends_ cli_image_ends ends = {0};
-  if ((rc = cli_image_ends_open(VERB, "BASE", true, argc, argv, target_s, &ro, &ends)) >= 0)
+  if ((rc = cli_image_ends_open(VERB, "BASE", true, argc, argv, target_s, &ro, &ends)) >= 0 ||
+      (rc = cli_attestopts_check_target(VERB, &ato, ends.dst_loc)) >= 0)
     return rc;
 
   hoist_layer_source ls = {0};

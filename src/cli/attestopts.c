@@ -24,6 +24,13 @@ int cli_attestopts_check(const char *verb, cli_attestopts *ao) {
   return -1;
 }
 
+int cli_attestopts_check_target(const char *verb, const cli_attestopts *ao, const hoist_loc *dst) {
+  if ((ao->provenance || ao->sbom) && dst->kind != HOIST_LOC_REGISTRY &&
+      dst->kind != HOIST_LOC_LAYOUT)
+    return cli_usage(verb, "attestations need a registry or oci: layout target, not an archive");
+  return -1;
+}
+
 void cli_attest_job_init(cli_attest_job *j, const char *verb) {
   memset(j, 0, sizeof *j);
   j->verb = verb;

@@ -41,6 +41,10 @@ extern const cli_opt cli_attestopts_opts[];
 /* Checks the mode; a usage error (returns 2) or -1 to go on. */
 int cli_attestopts_check(const char *verb, cli_attestopts *ao);
 
+/* A usage error (returns 2) when attestations are asked for a target that
+ * cannot hold them (an archive); -1 to go on. */
+int cli_attestopts_check_target(const char *verb, const cli_attestopts *ao, const hoist_loc *dst);
+
 /* True when the verb has something to attach. */
 static inline bool cli_attest_wanted(const cli_attestopts *ao) {
   return ao->provenance || ao->sbom;

@@ -223,6 +223,8 @@ static int build_run(int argc, char **argv) {
     return cli_usage_err(VERB, err);
   if (dst->kind == HOIST_LOC_LAYOUT && !dst->tag)
     return cli_usage(VERB, "--target oci:DIR needs a tag (oci:DIR:TAG)");
+  if ((rc = cli_attestopts_check_target(VERB, &ato, dst)) >= 0)
+    return rc;
   if (dst->kind == HOIST_LOC_REGISTRY && !dst->ref->tag) {
     hoist_err_set(&err, EINVAL, "target %s needs a tag", dst->ref->path);
     return cli_fail(VERB, err);

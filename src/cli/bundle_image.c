@@ -293,6 +293,8 @@ int cli_bundle_publish(int argc, char **argv) {
   int rc = parse(&a, true, argc, argv, &base, &target);
   if (rc >= 0)
     return rc;
+  if ((rc = cli_attestopts_check_target(a.verb, &a.ato, target)) >= 0)
+    return rc;
   hoist_err *err = NULL;
   _cleanup_registry_ hoist_registry *reg = NULL;
   if (cli_regopts_open(&a.ro, false, &reg, &err) < 0)

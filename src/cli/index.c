@@ -121,6 +121,8 @@ static int index_create(int argc, char **argv) {
   const hoist_loc *t = locs[0];
   if (!hoist_loc_tag(t))
     return cli_usage(VERB, "TARGET needs a tag (REPO:TAG or oci:DIR:TAG)");
+  if ((rc = cli_attestopts_check_target(VERB, &ato, t)) >= 0)
+    return rc;
   _cleanup_registry_ hoist_registry *reg = NULL;
   if (cli_regopts_open(&ro, true, &reg, &err) < 0)
     return cli_fail(VERB, err);

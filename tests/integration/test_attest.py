@@ -234,6 +234,15 @@ def test_build_provenance_in_the_index():
     assert got == pred, got
     p = hoist("inspect", "--sbom", f"{repo}:1", check=False)
     assert p.returncode == 1 and "has no attestation of type https://spdx.dev/Document" in p.stderr
+    # usage errors, before anything is built
+    archive = os.path.join(work(), "out.tar")
+    p = build(f"docker-archive:{archive}:app:1", "--provenance", check=False)
+    assert p.returncode == 2 and "not an archive" in p.stderr, p.stderr
+    p = build(f"{repo}:2", "--attest-mode", "referrer", check=False)
+    assert p.returncode == 2 and "go with --provenance or --sbom" in p.stderr, p.stderr
+    p = build(f"{repo}:2", "--provenance", "--attest-mode", "both", check=False)
+    assert p.returncode == 2 and "want index or referrer" in p.stderr, p.stderr
+    assert not os.path.exists(archive)
 
 
 @test

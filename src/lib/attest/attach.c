@@ -275,6 +275,13 @@ int hoist_attest_attach(const hoist_transport_opts *t, const hoist_loc *loc, hoi
   _cleanup_free_ char *name = hoist_loc_string(loc);
   if (n == 0)
     return hoist_err_set(err, EINVAL, "%s: no statement to attach", name);
+  /* an archive is written whole from what its target is given: it would
+   * lose the image */
+  if (loc->kind != HOIST_LOC_REGISTRY && loc->kind != HOIST_LOC_LAYOUT)
+    return hoist_err_set(err, EINVAL,
+                         "%s: attestations are stored in a registry or an oci: layout, not in an "
+                         "archive",
+                         name);
   if (n > HOIST_ATTEST_LAYERS_MAX)
     return hoist_err_set(err, HOIST_E_LIMIT, "%s: %zu statements exceed the limit of %d", name, n,
                          HOIST_ATTEST_LAYERS_MAX);
