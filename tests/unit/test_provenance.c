@@ -34,10 +34,11 @@ static void test_statement_round_trip(void **state) {
   assert_string_equal(type, HOIST_PREDICATE_SPDX);
   assert_string_equal(pred, PRED);
   /* a predicate that is not an object, a subject digest that is not sha256 */
-  assert_int_equal(hoist_attest_statement("r", SUBJECT, "t", "[1]", 3, &st, &len, &err),
+  _cleanup_free_ char *none = NULL;
+  assert_int_equal(hoist_attest_statement("r", SUBJECT, "t", "[1]", 3, &none, &len, &err),
                    -HOIST_E_FORMAT);
   assert_err_contains(&err, "predicate is not a JSON object");
-  assert_true(hoist_attest_statement("r", "sha512:ab", "t", PRED, strlen(PRED), &st, &len, &err) <
+  assert_true(hoist_attest_statement("r", "sha512:ab", "t", PRED, strlen(PRED), &none, &len, &err) <
               0);
   assert_err_contains(&err, "is not a sha256 digest");
 }
@@ -204,7 +205,7 @@ static void test_attach_and_read_in_a_layout(void **state) {
   static const hoist_attest_mode modes[] = {HOIST_ATTEST_INDEX, HOIST_ATTEST_REFERRER};
   for (size_t m = 0; m < 2; m++) {
     hoist_err *err = NULL;
-    char *dir = test_mkdtemp();
+    _cleanup_free_ char *dir = test_mkdtemp();
     hoist_store *s = NULL;
     hoist_descriptor img = {0};
     assert_ok(hoist_store_open(dir, true, &s, &err), &err);
