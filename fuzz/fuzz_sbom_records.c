@@ -13,7 +13,7 @@ static const char *const paths[] = {
     "opt/hoist/nodejs/node_modules/.package-lock.json",
     "opt/hoist/nodejs/node_modules/@s/p/package.json",
     "opt/hoist/go/go.sum",
-    "opt/hoist/go/mod/cache/download/github.com/!a/b/@v/v1.0.0.info",
+    "opt/hoist/go/mod/cache/download/github.com/!a/b/@v/v1.0.0.zip",
     "root/.m2/repository/org/x/a/1.0/a-1.0.pom",
     "opt/hoist/java/lib/a-1.0.jar",
     "opt/hoist/php/vendor/composer/installed.json",
