@@ -1,7 +1,9 @@
 /* libFuzzer target: the SBOM's record parsers (attest.h). The first byte
- * picks the record (the path it is read as), the rest is its content; what
- * is read goes through the SPDX writer, whose output must be JSON naming
- * every package once. */
+ * picks the record (the path it is read as), the rest is its content; with
+ * its high bit set, the path itself comes first, up to a newline (the
+ * records read from their path: a tar member's name is input too). What is
+ * read goes through the SPDX writer, whose output must be JSON naming every
+ * package once. */
 #include <jansson.h>
 #include <string.h>
 
@@ -28,9 +30,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (size < 1)
     return 0;
   const char *path = paths[data[0] % (sizeof paths / sizeof *paths)];
+  const char *body = (const char *)data + 1;
+  size_t blen = size - 1;
+  char own[4097];
+  if (data[0] & 0x80) {
+    const char *nl = memchr(body, '\n', blen < 4096 ? blen : 4096);
+    if (!nl || memchr(body, '\0', (size_t)(nl - body)))
+      return 0;
+    memcpy(own, body, (size_t)(nl - body));
+    own[nl - body] = '\0';
+    path = own;
+    blen -= (size_t)(nl - body) + 1;
+    body = nl + 1;
+  }
   hoist_sbom *s = hoist_sbom_new();
   hoist_err *err = NULL;
-  int r = hoist_sbom_add_file(s, path, (const char *)data + 1, size - 1, HOIST_SBOM_LAYER, &err);
+  int r = hoist_sbom_add_file(s, path, body, blen, HOIST_SBOM_LAYER, &err);
   if (r < 0) {
     /* a refusal names the record */
     char *text = err ? hoist_err_text(err) : NULL;

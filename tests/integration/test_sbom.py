@@ -353,6 +353,7 @@ def image_of_two_layers_says_what_each_added():
     assert set(packages(sbom(f"oci:{layout}:2", "--layer", "-1"))) == mine
     first = sbom(f"oci:{layout}:2", "--layer", "1")
     assert set(packages(first)) == set(packages(doc)) - mine
+    assert first["documentNamespace"] != doc["documentNamespace"]
     # the digest of what was read makes the namespace
     assert sbom(f"oci:{layout}:2")["documentNamespace"] == doc["documentNamespace"]
     p = sbom(f"oci:{layout}:2", "--layer", "3", check=False)
