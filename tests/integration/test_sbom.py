@@ -9,6 +9,9 @@ filled, checked against independent readers and the SPDX 2.3 JSON schema.
   tarballs) against `npm ls --all --json`;
 - an image of two layers (the Debian base and a layer of pip's tree): what
   is of the base and what of the layer, --last-layer, --layer N;
+- real builds of the python and nodejs kinds (their package managers
+  against a PEP 503 index and an npm registry served here): the SBOM of
+  the layer each added lists what pip and npm installed, no more;
 - a record that cannot be read fails the command, named.
 
 The schema (tests/data/schemas/spdx-2.3.schema.json, from spdx/spdx-spec)
@@ -17,17 +20,20 @@ $HOIST_CACHE/npm/schema.
 """
 import base64
 import copy
+import functools
 import hashlib
+import http.server
 import json
 import os
 import re
 import shutil
 import tarfile
+import threading
 import zipfile
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
-from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, schema_errors,
-                       test, tmpdir)
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
+                       schema_errors, test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -188,19 +194,32 @@ def make_wheel(outdir, name, version, requires=()):
     return path
 
 
+PIP_WANT = {"pkg:pypi/hoist-test-pkg@1.2.3", "pkg:pypi/tiny-dep@0.1.0", "pkg:pypi/other-lib@2024.1"}
+NPM_WANT = {"pkg:npm/hoist-sbom-a@1.0.0-rc.1", "pkg:npm/%40hoist-test/b@2.0.0",
+            "pkg:npm/hoist-sbom-c@3.1.4"}
+
+
+def wheels():
+    """Three wheels (one requires another), in a directory of their own."""
+    if "wheels" not in _state:
+        d = os.path.join(work(), "wheels")
+        os.makedirs(d)
+        make_wheel(d, "Hoist_Test.Pkg", "1.2.3", requires=["tiny-dep"])
+        make_wheel(d, "tiny-dep", "0.1.0")
+        make_wheel(d, "other_lib", "2024.1")
+        _state["wheels"] = d
+    return _state["wheels"]
+
+
 def pip_tree():
     """A tree holding usr/local/lib/python3/dist-packages that pip filled
     with three local wheels (one a dependency of another, pulled in by pip's
     resolver); its directory and the site-packages directory."""
     if "pip" not in _state:
-        wheels = os.path.join(work(), "wheels")
-        os.makedirs(wheels)
-        make_wheel(wheels, "Hoist_Test.Pkg", "1.2.3", requires=["tiny-dep"])
-        make_wheel(wheels, "tiny-dep", "0.1.0")
-        make_wheel(wheels, "other_lib", "2024.1")
+        wheels_dir = wheels()
         tree = os.path.join(work(), "pip-tree")
         site = os.path.join(tree, "usr", "local", "lib", "python3", "dist-packages")
-        p = run("python3", "-m", "pip", "install", "--no-index", "--find-links", wheels,
+        p = run("python3", "-m", "pip", "install", "--no-index", "--find-links", wheels_dir,
                 "--target", site, "--no-cache-dir", "--disable-pip-version-check",
                 "Hoist_Test.Pkg", "other-lib", check=False)
         if p.returncode != 0:
@@ -209,43 +228,127 @@ def pip_tree():
     return _state["pip"]
 
 
-def npm_tree():
-    """A project npm installed three local package tarballs into, offline
-    (one scoped, one with a prerelease version)."""
-    if "npm" not in _state:
+def npm_tarballs():
+    """{name: (version, tarball path)} of three packages `npm pack` made
+    (one scoped, one with a prerelease version; a depends on b)."""
+    if "tarballs" not in _state:
         root = os.path.join(work(), "npm")
         cache = os.path.join(root, "cache")
-
-        def package(name, version):
+        out = {}
+        for name, version, deps in (("@hoist-test/b", "2.0.0", {}),
+                                    ("hoist-sbom-c", "3.1.4", {}),
+                                    ("hoist-sbom-a", "1.0.0-rc.1", {"@hoist-test/b": "^2.0.0"})):
             d = os.path.join(root, "src", name.replace("/", "+"))
             os.makedirs(d)
-            meta = {"name": name, "version": version, "license": "MIT", "main": "index.js"}
+            meta = {"name": name, "version": version, "license": "MIT", "main": "index.js",
+                    "dependencies": deps}
             with open(os.path.join(d, "package.json"), "w") as f:
                 json.dump(meta, f)
             with open(os.path.join(d, "index.js"), "w") as f:
                 f.write("module.exports = 1;\n")
-            return d
-
-        def pack(d):
             p = run("npm", "pack", "--pack-destination", root, cwd=d, check=False,
-                    env={"npm_config_cache": cache, "npm_config_offline": "true"})
+                    env={"npm_config_cache": cache, "npm_config_update_notifier": "false"})
             if p.returncode != 0:
                 raise Skip(f"npm pack failed: {p.stderr[-300:]}")
-            return os.path.join(root, p.stdout.strip().splitlines()[-1])
+            out[name] = (meta, os.path.join(root, p.stdout.strip().splitlines()[-1]))
+        _state["tarballs"] = out
+    return _state["tarballs"]
 
-        b = pack(package("@hoist-test/b", "2.0.0"))
-        c = pack(package("hoist-sbom-c", "3.1.4"))
-        a = pack(package("hoist-sbom-a", "1.0.0-rc.1"))
-        app = os.path.join(root, "app")
+
+def serve(root, handler):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                          functools.partial(handler, directory=root))
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    on_exit(srv.shutdown)
+    return f"http://127.0.0.1:{srv.server_address[1]}"
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+        pass
+
+
+def pip_index():
+    """A PEP 503 simple index of wheels() on loopback; its URL."""
+    if "index" not in _state:
+        root = os.path.join(work(), "pypi")
+        os.makedirs(os.path.join(root, "simple"))
+        for whl in sorted(os.listdir(wheels())):
+            name = pep503(whl.split("-")[0])
+            os.makedirs(os.path.join(root, "simple", name))
+            shutil.copy(os.path.join(wheels(), whl), os.path.join(root, "simple", name, whl))
+            digest = hashlib.sha256(open(os.path.join(wheels(), whl), "rb").read()).hexdigest()
+            with open(os.path.join(root, "simple", name, "index.html"), "w") as f:
+                f.write(f'<!DOCTYPE html><html><body><a href="{whl}#sha256={digest}">{whl}</a>'
+                        "</body></html>\n")
+        _state["index"] = serve(root, _Quiet) + "/simple/"
+    return _state["index"]
+
+
+def npm_registry():
+    """An npm registry on loopback serving npm_tarballs(); its URL."""
+    if "registry" not in _state:
+        tarballs = npm_tarballs()
+
+        class Npm(_Quiet):
+            def do_GET(self):
+                base = f"http://127.0.0.1:{self.server.server_address[1]}"
+                name = unquote(self.path.strip("/"))
+                if name in tarballs:
+                    meta, path = tarballs[name]
+                    tgz = open(path, "rb").read()
+                    version = dict(meta, dist={
+                        "tarball": f"{base}/-/{os.path.basename(path)}",
+                        "shasum": hashlib.sha1(tgz).hexdigest(),
+                        "integrity": "sha512-" + base64.b64encode(
+                            hashlib.sha512(tgz).digest()).decode()})
+                    doc = {"name": name, "dist-tags": {"latest": meta["version"]},
+                           "versions": {meta["version"]: version}}
+                    body, ctype = json.dumps(doc).encode(), "application/json"
+                else:
+                    files = {f"/-/{os.path.basename(p)}": p for _, p in tarballs.values()}
+                    if self.path not in files:
+                        self.send_error(404)
+                        return
+                    body, ctype = open(files[self.path], "rb").read(), "application/octet-stream"
+                self.send_response(200)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        _state["registry"] = serve(work(), Npm) + "/"
+    return _state["registry"]
+
+
+def npm_tree():
+    """A project npm installed the three tarballs into, offline (a and c
+    named, b as a's dependency)."""
+    if "npm" not in _state:
+        tarballs = npm_tarballs()
+        app = os.path.join(work(), "npm", "app")
         os.makedirs(app)
         with open(os.path.join(app, "package.json"), "w") as f:
             json.dump({"name": "app", "version": "0.0.1", "private": True}, f)
-        p = run("npm", "install", "--offline", "--no-audit", "--no-fund", a, b, c, cwd=app,
-                check=False, env={"npm_config_cache": cache})
+        p = run("npm", "install", "--offline", "--no-audit", "--no-fund",
+                *(path for _, path in tarballs.values()), cwd=app, check=False,
+                env={"npm_config_cache": os.path.join(work(), "npm", "cache")})
         if p.returncode != 0:
             raise Skip(f"npm install failed: {p.stderr[-300:]}")
         _state["npm"] = app
     return _state["npm"]
+
+
+def build(kind, text, *extra):
+    """hoist build of kind on the Debian fixture; the new image's location."""
+    out = os.path.join(work(), f"built-{kind}")
+    req = os.path.join(work(), f"req-{kind}")
+    with open(req, "w") as f:
+        f.write(text)
+    hoist("build", "--source", debian_layout(), "--kind", kind, "--file", req, "--target",
+          f"oci:{out}:v1", "--cache-dir", os.path.join(work(), "build-cache"), *extra,
+          env=env(), timeout=900)
+    return f"oci:{out}:v1"
 
 
 # --------------------------------------------------------------------- tests
@@ -298,8 +401,7 @@ def pip_tree_lists_what_pip_installed():
     listed = json.loads(run("python3", "-m", "pip", "list", "--path", site, "--format", "json",
                             "--disable-pip-version-check").stdout)
     want = {f"pkg:pypi/{pep503(d['name'])}@{d['version']}" for d in listed}
-    assert want == {"pkg:pypi/hoist-test-pkg@1.2.3", "pkg:pypi/tiny-dep@0.1.0",
-                    "pkg:pypi/other-lib@2024.1"}
+    assert want == PIP_WANT
     assert set(packages(doc)) == want
     p = packages(doc)["pkg:pypi/hoist-test-pkg@1.2.3"]
     assert p["name"] == "Hoist_Test.Pkg" and p["versionInfo"] == "1.2.3"
@@ -322,8 +424,7 @@ def npm_tree_lists_what_npm_installed():
             walk(d.get("dependencies"))
 
     walk(tree.get("dependencies"))
-    assert want == {"pkg:npm/hoist-sbom-a@1.0.0-rc.1", "pkg:npm/%40hoist-test/b@2.0.0",
-                    "pkg:npm/hoist-sbom-c@3.1.4"}
+    assert want == NPM_WANT
     assert set(packages(doc)) == want
     b = packages(doc)["pkg:npm/%40hoist-test/b@2.0.0"]
     assert b["name"] == "@hoist-test/b" and b["licenseDeclared"] == "MIT"
@@ -342,7 +443,7 @@ def image_of_two_layers_says_what_each_added():
     hoist("append", base, "--target", f"oci:{layout}:2", "--layer", tree)
     doc = sbom(f"oci:{layout}:2")
     check_document(doc)
-    mine = {"pkg:pypi/hoist-test-pkg@1.2.3", "pkg:pypi/tiny-dep@0.1.0", "pkg:pypi/other-lib@2024.1"}
+    mine = PIP_WANT
     for purl, p in packages(doc).items():
         where = "in the layer the build added" if purl in mine else "in the base image"
         assert p["comment"].startswith(where), (purl, p["comment"])
@@ -358,6 +459,46 @@ def image_of_two_layers_says_what_each_added():
     assert sbom(f"oci:{layout}:2")["documentNamespace"] == doc["documentNamespace"]
     p = sbom(f"oci:{layout}:2", "--layer", "3", check=False)
     assert p.returncode == 1 and "no layer 3" in p.stderr, p.stderr
+
+
+@test
+def python_build_layer_lists_what_pip_installed():
+    image = build("python", "Hoist_Test.Pkg==1.2.3\nother-lib\n", "--pip-index-url", pip_index())
+    doc = sbom("--last-layer", image)
+    check_document(doc)
+    assert set(packages(doc)) == PIP_WANT
+    for p in doc["packages"]:
+        assert re.search(r"read from usr/local/lib/python3[.0-9]*/dist-packages/[^/]+"
+                         r"\.dist-info/METADATA$", p["comment"]), p["comment"]
+    # the whole image: the base's packages besides, said to be of the base
+    whole = packages(sbom(image))
+    assert PIP_WANT < set(whole)
+    assert all(p["comment"].startswith("in the base image") for purl, p in whole.items()
+               if purl not in PIP_WANT)
+
+
+@test
+def nodejs_build_layer_lists_what_npm_installed():
+    pkg = json.dumps({"name": "app", "version": "1.0.0",
+                      "dependencies": {"hoist-sbom-a": "1.0.0-rc.1", "hoist-sbom-c": "^3.0.0"}})
+    image = build("nodejs", pkg, "--npm-registry", npm_registry())
+    doc = sbom("--last-layer", image)
+    check_document(doc)
+    # npm's own account of the tree, inside the image
+    tree = json.loads(hoist("run", image, "--", "npm", "ls", "--all", "--json", "--prefix",
+                            "/opt/hoist/nodejs", env=env()).stdout)
+    want = set()
+
+    def walk(deps):
+        for name, d in (deps or {}).items():
+            want.add(f"pkg:npm/{name.replace('@', '%40')}@{d['version']}")
+            walk(d.get("dependencies"))
+
+    walk(tree.get("dependencies"))
+    assert want == NPM_WANT
+    assert set(packages(doc)) == want
+    records = {p["comment"].split("read from ")[1] for p in doc["packages"]}
+    assert all(r.startswith("opt/hoist/nodejs/") for r in records), records
 
 
 @test
