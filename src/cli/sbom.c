@@ -40,6 +40,10 @@ static const char usage[] =
     "  -h, --help           show this help\n"
     "\n" REGOPTS_HELP;
 
+/* The unique part of the document's namespace: the image's config digest
+ * (and the layer read), or a random one for a tree. */
+#define ID_LEN (HOIST_DIGEST_STR_LEN + 32)
+
 static int parse_layer(const char *verb, const char *arg, void *dest) {
   char *end;
   errno = 0;
@@ -81,7 +85,7 @@ static int merge_layers(hoist_sbom **layers, size_t n, hoist_sbom *out, hoist_er
 }
 
 static int scan_image(cli_regopts *ro, const char *operand, const char *platform_s, long layer,
-                      hoist_sbom *out, char digest[HOIST_DIGEST_STR_LEN]) {
+                      hoist_sbom *out, char id[ID_LEN]) {
   _cleanup_loc_ hoist_loc *loc = NULL;
   _cleanup_platform_ hoist_platform *platform = NULL;
   int rc = cli_image_layout(ro, VERB, "image", operand, platform_s, &loc, &platform);
@@ -93,7 +97,6 @@ static int scan_image(cli_regopts *ro, const char *operand, const char *platform
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0)
     return cli_fail(VERB, err);
-  snprintf(digest, HOIST_DIGEST_STR_LEN, "%s", m->config.digest);
   size_t first = 0, end = m->n_layers;
   if (layer) {
     long i = layer > 0 ? layer - 1 : (long)m->n_layers + layer;
@@ -104,6 +107,11 @@ static int scan_image(cli_regopts *ro, const char *operand, const char *platform
     }
     first = (size_t)i, end = first + 1;
   }
+  /* one document per image (its config) and choice of layers */
+  if (layer)
+    snprintf(id, ID_LEN, "%s-layer-%zu", m->config.digest, first + 1);
+  else
+    snprintf(id, ID_LEN, "%s", m->config.digest);
   hoist_sbom **layers = hoist_calloc(m->n_layers, sizeof *layers);
   int r = 0;
   for (size_t i = first; i < end && r == 0; i++) {
@@ -166,7 +174,7 @@ static int run(int argc, char **argv) {
 
   hoist_err *err = NULL;
   _cleanup_sbom_ hoist_sbom *s = hoist_sbom_new();
-  char id[HOIST_DIGEST_STR_LEN] = "";
+  char id[ID_LEN] = "";
   if (dir) {
     if (hoist_sbom_scan_tree(s, dir, HOIST_SBOM_LAYER, &err) < 0)
       return cli_fail(VERB, err);

@@ -29,7 +29,7 @@ typedef enum {
   REC_NPM_HIDDEN,    /* node_modules/.package-lock.json */
   REC_NPM_PACKAGE,   /* node_modules/[@scope/]name/package.json */
   REC_GO_SUM,        /* go.sum (not inside the module cache) */
-  REC_GO_CACHE,      /* cache/download/MODULE/@v/VERSION.info or .mod */
+  REC_GO_CACHE,      /* cache/download/MODULE/@v/VERSION.zip */
   REC_MAVEN_REPO,    /* repository/GROUP/ARTIFACT/VERSION/ARTIFACT-VERSION.pom or .jar */
   REC_JAR,           /* a .jar in a lib directory: its pom.properties */
   REC_COMPOSER,      /* vendor/composer/installed.json */

@@ -235,10 +235,22 @@ static bool maven_repo_path(const char *path) {
   return repo && (repo == path || repo[-1] == '/') && repo + strlen("repository/") < art - 1;
 }
 
+/* True when a component of path starts with '_' or '.': a directory the
+ * go command ignores. */
+static bool go_ignored(const char *path) {
+  for (const char *p = path; *p; p++)
+    if ((p == path || p[-1] == '/') && (*p == '_' || *p == '.'))
+      return true;
+  return false;
+}
+
 sbom_record sbom_record_of(const char *path) {
   const char *base;
   size_t n;
   if (!path || !*path || !component(path, 0, &base, &n) || n == 0)
+    return REC_NONE;
+  /* a package's test fixtures are not what is installed */
+  if (has_component(path, "testdata"))
     return REC_NONE;
   if (strcmp(base, "METADATA") == 0) {
     const char *dir;
@@ -264,8 +276,8 @@ sbom_record sbom_record_of(const char *path) {
     return REC_NONE;
   }
   if (strcmp(base, "go.sum") == 0)
-    return strchr(path, '@') ? REC_NONE : REC_GO_SUM;
-  if ((ends_with(base, ".info") || ends_with(base, ".mod")) && component_is(path, 1, "@v")) {
+    return strchr(path, '@') || go_ignored(path) ? REC_NONE : REC_GO_SUM;
+  if (ends_with(base, ".zip") && n > 4 && component_is(path, 1, "@v")) {
     const char *c = strstr(path, "cache/download/");
     return c && (c == path || c[-1] == '/') && strncmp(c, "cache/download/sumdb/", 21) != 0 &&
                    c + strlen("cache/download/") < base - 4
@@ -296,9 +308,8 @@ sbom_record sbom_record_of(const char *path) {
 bool hoist_sbom_wants(const char *path) { return sbom_record_of(path) != REC_NONE; }
 
 /* Records read from their path alone: their content is not needed. */
-static bool needs_data(sbom_record kind, const char *path) {
-  return kind != REC_MAVEN_REPO && kind != REC_GEMSPEC &&
-         !(kind == REC_GO_CACHE && ends_with(path, ".mod"));
+static bool needs_data(sbom_record kind) {
+  return kind != REC_MAVEN_REPO && kind != REC_GEMSPEC && kind != REC_GO_CACHE;
 }
 
 static int too_big(const char *path, uint64_t size, hoist_err **err) {
@@ -350,7 +361,7 @@ static int scan_archive(hoist_sbom *s, struct archive *a, hoist_sbom_origin orig
     sbom_record kind = path ? sbom_record_of(path) : REC_NONE;
     if (kind == REC_NONE)
       continue;
-    if (!needs_data(kind, path)) {
+    if (!needs_data(kind)) {
       if (hoist_sbom_add_file(s, path, NULL, 0, origin, err) < 0)
         return -1;
       continue;
@@ -441,7 +452,7 @@ static int scan_dir(hoist_sbom *s, int fd, const char *path, dev_t dev, unsigned
       sbom_record kind = sbom_record_of(sub);
       if (kind == REC_NONE)
         continue;
-      if (!needs_data(kind, sub)) {
+      if (!needs_data(kind)) {
         r = hoist_sbom_add_file(s, sub, NULL, 0, origin, err);
         continue;
       }

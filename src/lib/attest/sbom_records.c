@@ -312,8 +312,10 @@ static int go_add(rec *rc, const char *module, const char *version) {
                                .display = module});
 }
 
-/* go.sum: "MODULE VERSION[/go.mod] HASH" lines; a module's two lines (its
- * tree and its go.mod) name one module. */
+/* go.sum: "MODULE VERSION[/go.mod] HASH" lines. A module whose tree has a
+ * hash was fetched whole (its code is in the build); one with only a
+ * "/go.mod" line had its go.mod read while the module graph was pruned, at
+ * a version no build uses: it is not listed. */
 static int go_sum(rec *rc, const char *data, size_t len) {
   if (text_only(rc, data, len) < 0)
     return -1;
@@ -333,7 +335,7 @@ static int go_sum(rec *rc, const char *data, size_t len) {
       return BAD(rc, "%s: line %u is not \"module version hash\"", rc->path, n);
     size_t vl = strlen(f[1]);
     if (vl > 7 && strcmp(f[1] + vl - 7, "/go.mod") == 0)
-      f[1][vl - 7] = '\0';
+      continue;
     if (go_add(rc, f[0], f[1]) < 0)
       return -1;
   }
@@ -360,9 +362,10 @@ static char *go_unescape(const char *s, size_t len) {
   return out;
 }
 
-/* .../cache/download/<module>/@v/<version>.info (its JSON says the same
- * version) or .mod. */
-static int go_cache(rec *rc, const char *data, size_t len) {
+/* cache/download/<module>/@v/<version>.zip, from its path alone: the
+ * module's code, fetched (a .info or .mod alone is a version the module
+ * graph consulted, not one a build uses). */
+static int go_cache(rec *rc) {
   const char *start = strstr(rc->path, "cache/download/") + strlen("cache/download/");
   const char *at = strstr(start, "/@v/");
   const char *file = at + 4, *dot = strrchr(file, '.');
@@ -370,18 +373,6 @@ static int go_cache(rec *rc, const char *data, size_t len) {
   _cleanup_free_ char *version = go_unescape(file, (size_t)(dot - file));
   if (!module || !version)
     return BAD(rc, "%s: not a module cache path (bad case encoding)", rc->path);
-  if (strcmp(dot, ".info") == 0) {
-    _cleanup_json_ json_t *j = load_json(rc, data, len);
-    if (!j)
-      return -1;
-    const char *v;
-    if (!json_is_object(j))
-      return BAD(rc, "%s: %s, not an object", rc->path, json_type_name(j));
-    if (opt_string(rc, j, "", "Version", &v) < 0)
-      return -1;
-    if (!v || strcmp(v, version) != 0)
-      return BAD(rc, "%s: \"Version\" is not %.200s", rc->path, version);
-  }
   return go_add(rc, module, version);
 }
 
@@ -722,7 +713,7 @@ int sbom_parse_record(hoist_sbom *s, sbom_record kind, const char *path, const c
   case REC_GO_SUM:
     return go_sum(&rc, data, len);
   case REC_GO_CACHE:
-    return go_cache(&rc, data, len);
+    return go_cache(&rc);
   case REC_MAVEN_REPO:
     return maven_repo(&rc);
   case REC_JAR:

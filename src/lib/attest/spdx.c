@@ -234,9 +234,12 @@ static json_t *package_json(const hoist_sbom_package *p, size_t i) {
   _cleanup_free_ char *id_name = sanitize(p->name, 64);
   _cleanup_free_ char *id_type = sanitize(p->purl_type, 16);
   _cleanup_free_ char *id = hoist_asprintf("SPDXRef-Package-%s-%s-%zu", id_type, id_name, i + 1);
+  /* a file name is bytes: one that is not UTF-8 text is not shown */
+  bool shown = sbom_text_ok(p->path, strlen(p->path));
   _cleanup_free_ char *comment = hoist_asprintf(
       "%s; read from %s",
-      p->origin == HOIST_SBOM_BASE ? "in the base image" : "in the layer the build added", p->path);
+      p->origin == HOIST_SBOM_BASE ? "in the base image" : "in the layer the build added",
+      shown ? p->path : "a file whose name is not UTF-8");
   json_t *o = json_object();
   json_object_set_new(o, "SPDXID", str(id));
   json_object_set_new(o, "name", str(p->name));
