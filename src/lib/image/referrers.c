@@ -38,8 +38,7 @@ static void referrer_descriptor(const hoist_manifest *m, const char *data, size_
                                 hoist_descriptor *out) {
   memset(out, 0, sizeof *out);
   hoist_descriptor_of_bytes(out, HOIST_MT_OCI_MANIFEST, data, len);
-  out->artifact_type =
-      hoist_strdup(m->artifact_type ? m->artifact_type : m->config.media_type);
+  out->artifact_type = hoist_strdup(m->artifact_type ? m->artifact_type : m->config.media_type);
   if (m->annotations)
     out->annotations = json_deep_copy(m->annotations);
 }
@@ -47,8 +46,8 @@ static void referrer_descriptor(const hoist_manifest *m, const char *data, size_
 /* Adds d to the referrers index held in data (NULL: none yet), unless an
  * entry already has its digest; *out (caller frees) is the new index's
  * JSON, NULL when nothing changed. */
-HOIST_WUR static int index_with(const char *data, size_t len, const hoist_descriptor *d,
-                                char **out, size_t *out_len, hoist_err **err) {
+HOIST_WUR static int index_with(const char *data, size_t len, const hoist_descriptor *d, char **out,
+                                size_t *out_len, hoist_err **err) {
   hoist_index *ix = NULL;
   *out = NULL;
   if (data) {
@@ -84,8 +83,7 @@ HOIST_WUR static int put_registry(hoist_registry *r, const hoist_ref *ref, const
                                   const char *data, size_t len, const char *digest,
                                   hoist_err **err) {
   const char *host = ref->domain, *repo = ref->path;
-  if (hoist_registry_put_manifest(r, host, repo, digest, data, len, HOIST_MT_OCI_MANIFEST, err) <
-      0)
+  if (hoist_registry_put_manifest(r, host, repo, digest, data, len, HOIST_MT_OCI_MANIFEST, err) < 0)
     return -1;
   _cleanup_free_ char *api = NULL;
   size_t api_len = 0;
@@ -194,8 +192,8 @@ int hoist_image_referrer_put(const hoist_transport_opts *t, const hoist_loc *loc
     rc = put_layout(loc->dir, m, data, len, err);
   } else {
     _cleanup_free_ char *where = hoist_loc_string(loc);
-    rc = hoist_err_set(err, ENOTSUP, "%s: referrers are kept in a registry or an OCI layout",
-                       where);
+    rc =
+        hoist_err_set(err, ENOTSUP, "%s: referrers are kept in a registry or an OCI layout", where);
   }
   if (rc == 0 && digest)
     memcpy(digest, own, HOIST_DIGEST_STR_LEN);
