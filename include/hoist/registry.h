@@ -265,6 +265,17 @@ HOIST_EXPORT int hoist_registry_delete_manifest(hoist_registry *r, const char *h
                                                 const char *repo, const char *digest,
                                                 hoist_err **err) HOIST_WUR;
 
+/* The referrers API (OCI distribution 1.1): the manifests whose subject is
+ * the manifest subject (a digest), as an OCI index (every page joined;
+ * caller frees *data), filtered by artifact_type when non-NULL (a registry
+ * may ignore the filter: the caller filters again). *supported is false,
+ * and *data NULL, when the registry does not serve the API (404 and the
+ * like); the caller then reads the referrers tag schema's index. */
+HOIST_EXPORT int hoist_registry_referrers(hoist_registry *r, const char *host, const char *repo,
+                                          const char *subject, const char *artifact_type,
+                                          char **data, size_t *len, bool *supported,
+                                          hoist_err **err) HOIST_WUR;
+
 /* ------------------------------------------------- tags, catalog */
 
 /* All tags of repo, following pagination (n, last, Link). *out is a

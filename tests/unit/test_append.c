@@ -8,6 +8,7 @@
 
 #include "hoist/digest.h"
 #include "hoist/image.h"
+#include "image_util.h"
 #include "test_util.h"
 
 #define MAX_BLOBS 16
@@ -472,6 +473,93 @@ static void test_append_prebuilt_layer(void **state) {
   fixture_clear(&f);
 }
 
+/* An artifact manifest naming subject, its empty config in s. */
+static char *referrer_json(hoist_store *s, const hoist_descriptor *subject, const char *type,
+                           const char *note) {
+  char d[HOIST_DIGEST_STR_LEN];
+  hoist_err *err = NULL;
+  assert_ok(hoist_store_put_blob(s, "{}", 2, NULL, d, &err), &err);
+  json_t *j = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:[], s:o, s:{s:s}}", "schemaVersion",
+                        2, "mediaType", HOIST_MT_OCI_MANIFEST, "artifactType", type, "config",
+                        "mediaType", HOIST_MT_OCI_EMPTY, "digest", d, "size", 2, "layers",
+                        "subject", hoist_descriptor_to_json(subject), "annotations", "note", note);
+  char *text = json_dumps(j, JSON_COMPACT);
+  json_decref(j);
+  return text;
+}
+
+/* Referrers in a layout: the tag schema's index gathers them, once each,
+ * and the filter by artifactType keeps its own. */
+static void test_referrers_layout(void **state) {
+  (void)state;
+  char *dir = test_mkdtemp();
+  hoist_err *err = NULL;
+  hoist_store *s = NULL;
+  assert_ok(hoist_store_open(dir, true, &s, &err), &err);
+  hoist_descriptor img;
+  assert_ok(test_make_image(s, "v1", "hello", &img, &err), &err);
+  char *sig = referrer_json(s, &img, "application/example.sig", "one");
+  char *att = referrer_json(s, &img, "application/example.att", "two");
+  hoist_store_close(s);
+
+  hoist_loc *loc = NULL;
+  char *where = NULL;
+  assert_true(asprintf(&where, "oci:%s:v1", dir) > 0);
+  assert_ok(hoist_loc_parse(where, &loc, &err), &err);
+  char d1[HOIST_DIGEST_STR_LEN], d2[HOIST_DIGEST_STR_LEN];
+  hoist_index *ix = NULL;
+  assert_ok(hoist_image_referrers(NULL, loc, img.digest, NULL, &ix, &err), &err);
+  assert_int_equal(ix->n_manifests, 0);
+  hoist_index_free(ix);
+  assert_ok(hoist_image_referrer_put(NULL, loc, sig, strlen(sig), d1, &err), &err);
+  assert_ok(hoist_image_referrer_put(NULL, loc, att, strlen(att), d2, &err), &err);
+  assert_ok(hoist_image_referrer_put(NULL, loc, sig, strlen(sig), NULL, &err), &err);
+  assert_ok(hoist_image_referrers(NULL, loc, img.digest, NULL, &ix, &err), &err);
+  assert_int_equal(ix->n_manifests, 2);
+  assert_string_equal(ix->manifests[0].digest, d1);
+  assert_string_equal(ix->manifests[0].artifact_type, "application/example.sig");
+  assert_string_equal(hoist_descriptor_annotation(&ix->manifests[0], "note"), "one");
+  hoist_index_free(ix);
+  assert_ok(hoist_image_referrers(NULL, loc, img.digest, "application/example.att", &ix, &err),
+            &err);
+  assert_int_equal(ix->n_manifests, 1);
+  assert_string_equal(ix->manifests[0].digest, d2);
+  hoist_index_free(ix);
+
+  /* The referrer and the tag's index are in the layout, and the image
+   * keeps its tag. */
+  assert_ok(hoist_store_open(dir, false, &s, &err), &err);
+  assert_true(hoist_store_has_blob(s, d1));
+  hoist_descriptor cur;
+  assert_ok(hoist_store_resolve(s, "v1", &cur, &err), &err);
+  assert_string_equal(cur.digest, img.digest);
+  hoist_descriptor_clear(&cur);
+  char *tag = strdup(img.digest);
+  tag[6] = '-';
+  assert_ok(hoist_store_resolve(s, tag, &cur, &err), &err);
+  assert_string_equal(cur.media_type, HOIST_MT_OCI_INDEX);
+  hoist_descriptor_clear(&cur);
+  free(tag);
+  hoist_store_close(s);
+
+  /* Not an artifact with a subject: refused, nothing written. */
+  const char *plain = "{\"schemaVersion\":2,\"mediaType\":\"" HOIST_MT_OCI_MANIFEST
+                      "\",\"config\":{\"mediaType\":\"" HOIST_MT_OCI_EMPTY
+                      "\",\"digest\":\"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c0"
+                      "60f61caaff8a\",\"size\":2},\"layers\":[]}";
+  assert_int_not_equal(hoist_image_referrer_put(NULL, loc, plain, strlen(plain), NULL, &err), 0);
+  assert_err_contains(&err, "not an OCI manifest with a subject");
+  assert_int_not_equal(hoist_image_referrers(NULL, loc, "sha256:nothex", NULL, &ix, &err), 0);
+  hoist_err_free(err);
+  err = NULL;
+
+  hoist_descriptor_clear(&img);
+  hoist_loc_free(loc);
+  free(where);
+  free(sig);
+  free(att);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_append_skips_blobs_target_has),
@@ -479,6 +567,7 @@ int main(void) {
       cmocka_unit_test(test_append_docker_base),
       cmocka_unit_test(test_append_index_base),
       cmocka_unit_test(test_append_prebuilt_layer),
+      cmocka_unit_test(test_referrers_layout),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1181,6 +1181,78 @@ int hoist_registry_delete_manifest(hoist_registry *r, const char *host, const ch
   return reg_status_error(&resp, err, "delete %s/%s@%s", host, repo, digest);
 }
 
+/* ------------------------------------------------------------ referrers */
+
+int hoist_registry_referrers(hoist_registry *r, const char *host, const char *repo,
+                             const char *subject, const char *artifact_type, char **data,
+                             size_t *len, bool *supported, hoist_err **err) {
+  if (hoist_digest_parse(subject, NULL, err) < 0)
+    return hoist_err_wrap(err, "referrers of %s", subject);
+  *supported = false;
+  *data = NULL;
+  *len = 0;
+  _cleanup_free_ char *scope = scope_pull(repo);
+  _cleanup_free_ char *filter = NULL;
+  if (artifact_type) {
+    CURL *c = curl_easy_init();
+    char *esc = c ? curl_easy_escape(c, artifact_type, 0) : NULL;
+    if (c)
+      curl_easy_cleanup(c);
+    if (!esc)
+      return hoist_err_set(err, ENOMEM, "referrers of %s: out of memory", subject);
+    filter = hoist_asprintf("?artifactType=%s", esc);
+    curl_free(esc);
+  }
+  _cleanup_free_ char *url =
+      hoist_asprintf("/v2/%s/referrers/%s%s", repo, subject, filter ? filter : "");
+  _cleanup_json_ json_t *all = json_array();
+  for (int page = 0; url; page++) {
+    if (page >= PAGE_MAX)
+      return hoist_err_set(err, HOIST_E_LIMIT, "referrers of %s: more than %d pages", subject,
+                           PAGE_MAX);
+    reg_req q = {
+        .method = "GET", .host = host, .url = url, .scope = scope, .accept = HOIST_MT_OCI_INDEX};
+    _cleanup_resp_ reg_resp resp = {0};
+    if (reg_do(r, &q, &resp, err) < 0)
+      return hoist_err_wrap(err, "referrers of %s/%s@%s", host, repo, subject);
+    /* A registry without the API answers 404 (the spec forbids it for a
+     * registry that has it), or refuses the unknown route otherwise. */
+    if (page == 0 &&
+        (resp.status == 404 || resp.status == 400 || resp.status == 405 || resp.status == 501))
+      return 0;
+    if (resp.status != 200)
+      return reg_status_error(&resp, err, "GET referrers of %s/%s@%s", host, repo, subject);
+    json_error_t je;
+    _cleanup_json_ json_t *j =
+        json_loadb(resp.body.data ? resp.body.data : "", resp.body.len, 0, &je);
+    json_t *m = j ? json_object_get(j, "manifests") : NULL;
+    if (!json_is_object(j) || (m && !json_is_null(m) && !json_is_array(m)))
+      return hoist_err_set(err, HOIST_E_FORMAT,
+                           "referrers of %s/%s@%s: the answer is not an OCI index", host, repo,
+                           subject);
+    if (m && json_array_extend(all, m) < 0)
+      return hoist_err_set(err, ENOMEM, "referrers of %s: out of memory", subject);
+    char *next = NULL;
+    if (hoist_link_next(resp.link, &next, err) < 0)
+      return -1;
+    if (next && strcmp(next, url) == 0) {
+      free(next);
+      next = NULL;
+    }
+    free(url);
+    url = next;
+  }
+  _cleanup_json_ json_t *ix = json_pack("{s:i, s:s, s:O}", "schemaVersion", 2, "mediaType",
+                                        HOIST_MT_OCI_INDEX, "manifests", all);
+  char *text = ix ? json_dumps(ix, JSON_COMPACT) : NULL;
+  if (!text)
+    return hoist_err_set(err, ENOMEM, "referrers of %s: out of memory", subject);
+  *supported = true;
+  *data = text;
+  *len = strlen(text);
+  return 0;
+}
+
 /* ------------------------------------------------------ tags, catalog */
 
 int hoist_link_next(const char *header, char **next, hoist_err **err) {
