@@ -427,5 +427,35 @@ def test_registries_conf_policy():
     refused(hoist("pull", signed, check=False, env=e), "must be an absolute path")
 
 
+@test
+def test_service_signs_what_it_pushes():
+    host = registry().host
+    base = busybox_with_extend(_state, work(), host, "serve", "#!/bin/sh\necho served > /s\n")
+    s = Server(config={"registry_host": host, "allowed_sources": [f"{host}/base/*"],
+                       "sign_key": key("hoist.key")}, workers=1, env=env()).start()
+    k = s.token("alice")
+    req = os.path.join(work(), "req-serve.txt")
+    with open(req, "w") as f:
+        f.write("x\n")
+    st, r = s.api("POST", "/build/start", k, {
+        "source": base, "target": "alice:signed", "kind": "python",
+        "file": base64.b64encode(b"x\n").decode()})
+    assert st == 200, r
+    r = s.wait_phase(k, r["id"], ("Failed", "Succeeded"), timeout=300)
+    assert r["phase"] == "Succeeded", r
+    out = json.loads(hoist("verify", "--json", "--key", key("hoist.pub"),
+                           f"{host}/alice:signed").stdout)
+    assert out["digest"] == r["digest"] and out["dockerReference"] == f"{host}/alice", out
+    st, log = s.request("GET", f"/system/api/v1/build/logs?id={r['id']}", auth=k, raw=True)
+    assert b"signed " + f"{host}/alice".encode() in log, log
+    s.stop()
+    # a key the service cannot read stops it at the start
+    cfg = os.path.join(work(), "serve-bad.json")
+    with open(cfg, "w") as f:
+        json.dump({"registry_host": host, "sign_key": os.path.join(work(), "none.key")}, f)
+    p = hoist("serve", "--listen", "127.0.0.1:0", "--data", tmpdir(), "--config", cfg,
+              check=False, timeout=60)
+    assert p.returncode != 0 and "sign_key" in p.stderr, (p.returncode, p.stderr)
+
 if __name__ == "__main__":
     main()
