@@ -72,8 +72,8 @@ static inline void hoist_sign_key_freep(hoist_sign_key **k) { hoist_sign_key_fre
 
 /* The base64 of the DER ECDSA signature of data's SHA-256, made with the
  * private key k. Caller frees *sig. */
-HOIST_EXPORT int hoist_sign_bytes(const hoist_sign_key *k, const void *data, size_t len,
-                                  char **sig, hoist_err **err) HOIST_WUR;
+HOIST_EXPORT int hoist_sign_bytes(const hoist_sign_key *k, const void *data, size_t len, char **sig,
+                                  hoist_err **err) HOIST_WUR;
 /* 0 when sig (base64 of a DER ECDSA signature, untrusted) signs data with
  * k; HOIST_E_DIGEST when it does not, HOIST_E_FORMAT when sig is not
  * base64 or too long. */
@@ -133,12 +133,12 @@ typedef struct hoist_sign_opts {
 } hoist_sign_opts;
 
 typedef struct hoist_sign_result {
-  char digest[HOIST_DIGEST_STR_LEN];    /* of the image signed (an index: the index) */
-  char *docker_reference;               /* what the payload names; caller frees */
-  char *stored;                         /* where the signature went (a location); caller frees */
-  char manifest[HOIST_DIGEST_STR_LEN];  /* of the signature manifest written */
-  size_t signatures;                    /* layers of that manifest */
-  size_t images;                        /* images signed (more than 1 with recursive) */
+  char digest[HOIST_DIGEST_STR_LEN];   /* of the image signed (an index: the index) */
+  char *docker_reference;              /* what the payload names; caller frees */
+  char *stored;                        /* where the signature went (a location); caller frees */
+  char manifest[HOIST_DIGEST_STR_LEN]; /* of the signature manifest written */
+  size_t signatures;                   /* layers of that manifest */
+  size_t images;                       /* images signed (more than 1 with recursive) */
 } hoist_sign_result;
 
 /* Signs the image loc names (a registry reference or a layout location
@@ -154,11 +154,11 @@ HOIST_EXPORT void hoist_sign_result_clear(hoist_sign_result *res);
 
 /* What a verification found: the signature that verified. */
 typedef struct hoist_sign_verified {
-  char digest[HOIST_DIGEST_STR_LEN];  /* the image's, which the payload signs */
-  char *docker_reference;             /* the payload's */
-  char *where;                        /* "tag LOCATION" or "referrer DIGEST" */
-  json_t *optional;                   /* the payload's annotations, or NULL */
-  size_t checked;                     /* signatures looked at */
+  char digest[HOIST_DIGEST_STR_LEN]; /* the image's, which the payload signs */
+  char *docker_reference;            /* the payload's */
+  char *where;                       /* "tag LOCATION" or "referrer DIGEST" */
+  json_t *optional;                  /* the payload's annotations, or NULL */
+  size_t checked;                    /* signatures looked at */
 } hoist_sign_verified;
 
 /* Verifies the image loc names with the public key k: the signatures

@@ -31,7 +31,8 @@ static const char usage[] =
     "  --platform OS/ARCH[/VAR]   which manifest of a multi-platform base (default: host)\n"
     "  --created-by TEXT          history entry text (default \"hoist append\")\n"
     "  --history-comment TEXT     history entry comment\n"
-    "  -h, --help                 show this help\n" SIGN_KEY_HELP "\n" CONFIGOPTS_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                 show this help\n" SIGN_KEY_HELP "\n" CONFIGOPTS_HELP
+    "\n" REGOPTS_HELP;
 
 static int append_run(int argc, char **argv) {
   hoist_image_append_options ao = {.layer = HOIST_LAYER_OPTIONS_INIT};

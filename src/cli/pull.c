@@ -16,8 +16,7 @@ static const char usage[] =
     "  --all-platforms               pull the whole index\n"
     "  --oci                         write OCI media types (Docker manifests and lists\n"
     "                                rewritten, so their digests change), as umoci needs\n"
-    "  -h, --help                    show this help\n" QUIET_HELP VERIFY_KEY_HELP
-    "\n" REGOPTS_HELP;
+    "  -h, --help                    show this help\n" QUIET_HELP VERIFY_KEY_HELP "\n" REGOPTS_HELP;
 
 static int pull_run(int argc, char **argv) {
   _cleanup_transfer_args_ cli_transfer_args t = {0};

@@ -166,12 +166,12 @@ int cli_fetch_foreign(cli_regopts *ro, hoist_store *s, const hoist_manifest *m, 
 /* ------------------------------------------------------------ signatures */
 
 #define SIGN_KEY_HELP                                                                              \
-  "  --sign-key KEY                sign the image stored (cosign's format; a PEM private key,\n"    \
-  "                                password from --key-password-file or $HOIST_KEY_PASSWORD)\n"   \
+  "  --sign-key KEY                sign the image stored (cosign's format; a PEM private key,\n"   \
+  "                                password from --key-password-file or $HOIST_KEY_PASSWORD)\n"    \
   "  --key-password-file FILE      the password of an encrypted --sign-key\n"
 #define VERIFY_KEY_HELP                                                                            \
   "  --verify-key PUB              refuse the image unless a signature of it verifies with the\n"  \
-  "                                public key PUB (also required by hoist-verify-key in the\n"    \
+  "                                public key PUB (also required by hoist-verify-key in the\n"     \
   "                                registries configuration)\n"
 
 /* --sign-key and --key-password-file, for CLI_GROUP(cli_sign_key_opts, &ro). */

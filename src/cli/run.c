@@ -71,7 +71,8 @@ static const char usage[] =
     "                               mount is nodev)\n"
     "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
     "                               urls (http/https; size and digest checked)\n"
-    "  -h, --help                   show this help\n" VERIFY_KEY_HELP "\n" SBOPTS_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                   show this help\n" VERIFY_KEY_HELP "\n" SBOPTS_HELP
+    "\n" REGOPTS_HELP;
 
 /* -e NAME=VALUE: one more entry of a hoist_strv. */
 static int opt_env(const char *verb, const char *arg, void *dest) {

@@ -71,8 +71,8 @@ static int verify_run(int argc, char **argv) {
   if (ro.json)
     cli_print_json(json_pack("{s:s, s:s, s:s, s:s, s:O?, s:I, s:b}", "image", name, "digest",
                              v.digest, "dockerReference", v.docker_reference, "where", v.where,
-                             "optional", v.optional, "checked", (json_int_t)v.checked,
-                             "verified", 1));
+                             "optional", v.optional, "checked", (json_int_t)v.checked, "verified",
+                             1));
   else
     printf("verified %s %s: signed for %s (%s)\n", name, v.digest, v.docker_reference, v.where);
   hoist_sign_verified_clear(&v);

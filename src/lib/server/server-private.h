@@ -7,8 +7,8 @@
 
 #include "hoist/kube.h"
 #include "hoist/sandbox.h"
-#include "hoist/sign.h"
 #include "hoist/server.h"
+#include "hoist/sign.h"
 
 /* doc/api/openapi.json, its bytes as shipped (a NUL after them, not counted):
  * made at build time by scripts/embed.py. */

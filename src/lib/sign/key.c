@@ -74,8 +74,9 @@ int hoist_sign_key_private(const char *pem, size_t len, const char *password, co
                            hoist_sign_key **out, hoist_err **err) {
   *out = NULL;
   if (len > HOIST_SIGN_KEY_FILE_MAX)
-    return hoist_err_set(err, HOIST_E_LIMIT, "%s: key longer than HOIST_SIGN_KEY_FILE_MAX (%u bytes)",
-                         what, HOIST_SIGN_KEY_FILE_MAX);
+    return hoist_err_set(err, HOIST_E_LIMIT,
+                         "%s: key longer than HOIST_SIGN_KEY_FILE_MAX (%u bytes)", what,
+                         HOIST_SIGN_KEY_FILE_MAX);
   if (contains(pem, len, "SIGSTORE PRIVATE KEY") || contains(pem, len, "COSIGN PRIVATE KEY"))
     return hoist_err_set(
         err, HOIST_E_FORMAT,
@@ -83,7 +84,8 @@ int hoist_sign_key_private(const char *pem, size_t len, const char *password, co
         "PKCS#8 or SEC1 PEM key (hoist generate-key-pair, or openssl genpkey -algorithm EC "
         "-pkeyopt ec_paramgen_curve:P-256), which cosign also takes after cosign import-key-pair",
         what);
-  bool encrypted = contains(pem, len, "ENCRYPTED PRIVATE KEY") || contains(pem, len, "Proc-Type: 4,ENCRYPTED");
+  bool encrypted =
+      contains(pem, len, "ENCRYPTED PRIVATE KEY") || contains(pem, len, "Proc-Type: 4,ENCRYPTED");
   if (encrypted && !password)
     return hoist_err_set(err, EACCES, "%s: the key is encrypted: give its password", what);
   BIO *bio = mem_bio(pem, len);
@@ -114,8 +116,9 @@ int hoist_sign_key_public(const char *pem, size_t len, const char *what, hoist_s
                           hoist_err **err) {
   *out = NULL;
   if (len > HOIST_SIGN_KEY_FILE_MAX)
-    return hoist_err_set(err, HOIST_E_LIMIT, "%s: key longer than HOIST_SIGN_KEY_FILE_MAX (%u bytes)",
-                         what, HOIST_SIGN_KEY_FILE_MAX);
+    return hoist_err_set(err, HOIST_E_LIMIT,
+                         "%s: key longer than HOIST_SIGN_KEY_FILE_MAX (%u bytes)", what,
+                         HOIST_SIGN_KEY_FILE_MAX);
   if (!contains(pem, len, "PUBLIC KEY") && contains(pem, len, "PRIVATE KEY")) {
     hoist_sign_key *k = NULL;
     if (hoist_sign_key_private(pem, len, NULL, what, &k, err) < 0)
@@ -213,8 +216,8 @@ int hoist_sign_bytes(const hoist_sign_key *k, const void *data, size_t len, char
   return 0;
 }
 
-int hoist_sign_verify_bytes(const hoist_sign_key *k, const void *data, size_t len,
-                            const char *sig, hoist_err **err) {
+int hoist_sign_verify_bytes(const hoist_sign_key *k, const void *data, size_t len, const char *sig,
+                            hoist_err **err) {
   size_t slen = strlen(sig);
   if (slen > HOIST_SIGN_SIGNATURE_MAX)
     return hoist_err_set(err, HOIST_E_LIMIT,

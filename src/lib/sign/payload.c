@@ -107,19 +107,20 @@ int hoist_sign_manifest_parse(const char *data, size_t len, hoist_sign_entry **o
     const hoist_descriptor *l = &m->layers[i];
     const char *sig = hoist_descriptor_annotation(l, HOIST_SIGN_ANNOTATION);
     if (strcmp(l->media_type, HOIST_SIGN_PAYLOAD_MT) != 0)
-      r = hoist_err_set(err, HOIST_E_FORMAT,
-                        "malformed signature manifest: layer %zu is a %s, not a payload (" HOIST_SIGN_PAYLOAD_MT ")",
-                        i, l->media_type);
+      r = hoist_err_set(
+          err, HOIST_E_FORMAT,
+          "malformed signature manifest: layer %zu is a %s, not a payload (" HOIST_SIGN_PAYLOAD_MT
+          ")",
+          i, l->media_type);
     else if (l->size > (int64_t)HOIST_SIGN_PAYLOAD_MAX)
       r = hoist_err_set(err, HOIST_E_LIMIT,
                         "signature manifest: layer %zu is %lld bytes, more than "
                         "HOIST_SIGN_PAYLOAD_MAX (%u)",
                         i, (long long)l->size, HOIST_SIGN_PAYLOAD_MAX);
     else if (!sig || !sig[0])
-      r = hoist_err_set(err, HOIST_E_FORMAT,
-                        "malformed signature manifest: layer %zu has no " HOIST_SIGN_ANNOTATION
-                        " annotation",
-                        i);
+      r = hoist_err_set(
+          err, HOIST_E_FORMAT,
+          "malformed signature manifest: layer %zu has no " HOIST_SIGN_ANNOTATION " annotation", i);
     else if (strlen(sig) > HOIST_SIGN_SIGNATURE_MAX)
       r = hoist_err_set(err, HOIST_E_LIMIT,
                         "signature manifest: layer %zu's signature is longer than "

@@ -61,8 +61,8 @@ static int resolve(hoist_transport_source *src, hoist_descriptor *out, hoist_err
 }
 
 /* Stores data in t as a blob of digest, unless t has it. */
-static int put_blob(hoist_transport_target *t, const char *media_type, const char *data,
-                    size_t len, const char *digest, hoist_err **err) {
+static int put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
+                    const char *digest, hoist_err **err) {
   hoist_descriptor d = {
       .media_type = (char *)media_type, .digest = (char *)digest, .size = (int64_t)len};
   bool has = false;
@@ -85,10 +85,10 @@ static int sig_config(const json_t *layers, char **out, size_t *len, hoist_err *
   size_t i;
   json_t *l;
   json_array_foreach(layers, i, l) json_array_append(diff_ids, json_object_get(l, "digest"));
-  _cleanup_json_ json_t *c = json_pack(
-      "{s:s, s:s, s:[{s:s}], s:s, s:{s:s, s:o}, s:{}}", "architecture", "", "created",
-      "0001-01-01T00:00:00Z", "history", "created", "0001-01-01T00:00:00Z", "os", "", "rootfs",
-      "type", "layers", "diff_ids", diff_ids, "config");
+  _cleanup_json_ json_t *c =
+      json_pack("{s:s, s:s, s:[{s:s}], s:s, s:{s:s, s:o}, s:{}}", "architecture", "", "created",
+                "0001-01-01T00:00:00Z", "history", "created", "0001-01-01T00:00:00Z", "os", "",
+                "rootfs", "type", "layers", "diff_ids", diff_ids, "config");
   if (!c)
     return hoist_err_set(err, ENOMEM, "signature config");
   return hoist_json_canonical(c, out, len, err);
@@ -96,8 +96,8 @@ static int sig_config(const json_t *layers, char **out, size_t *len, hoist_err *
 
 /* The layers of the manifest at the .sig tag sig_loc names, as JSON (a new
  * array when there is none). */
-static int existing_layers(const hoist_transport_opts *t, const hoist_loc *sig_loc,
-                           json_t **out, hoist_err **err) {
+static int existing_layers(const hoist_transport_opts *t, const hoist_loc *sig_loc, json_t **out,
+                           hoist_err **err) {
   *out = NULL;
   _cleanup_transport_source_ hoist_transport_source *src = NULL;
   _cleanup_free_ char *data = NULL;
@@ -144,10 +144,9 @@ static int sign_one(const hoist_transport_opts *t, const hoist_loc *loc,
     return -1;
   char payload_digest[HOIST_DIGEST_STR_LEN];
   hoist_sha256_of(payload, payload_len, payload_digest);
-  _cleanup_json_ json_t *layer =
-      json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", HOIST_SIGN_PAYLOAD_MT, "digest",
-                payload_digest, "size", (json_int_t)payload_len, "annotations",
-                HOIST_SIGN_ANNOTATION, sig);
+  _cleanup_json_ json_t *layer = json_pack(
+      "{s:s, s:s, s:I, s:{s:s}}", "mediaType", HOIST_SIGN_PAYLOAD_MT, "digest", payload_digest,
+      "size", (json_int_t)payload_len, "annotations", HOIST_SIGN_ANNOTATION, sig);
   _cleanup_json_ json_t *layers = NULL;
   _cleanup_loc_ hoist_loc *at = NULL;
   _cleanup_free_ char *tag = sig_tag(subject->digest);
@@ -188,8 +187,8 @@ static int sign_one(const hoist_transport_opts *t, const hoist_loc *loc,
   } else {
     if (put_blob(dst, HOIST_MT_OCI_EMPTY, "{}", 2, EMPTY_DIGEST, err) < 0)
       return -1;
-    m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:O, s:{s:s, s:s, s:I}}", "schemaVersion",
-                  2, "mediaType", HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_SIGN_ARTIFACT_TYPE,
+    m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:O, s:{s:s, s:s, s:I}}", "schemaVersion", 2,
+                  "mediaType", HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_SIGN_ARTIFACT_TYPE,
                   "config", "mediaType", HOIST_MT_OCI_EMPTY, "digest", EMPTY_DIGEST, "size", 2,
                   "layers", layers, "subject", "mediaType", subject->media_type, "digest",
                   subject->digest, "size", (json_int_t)subject->size);
@@ -228,8 +227,8 @@ int hoist_sign_image(const hoist_transport_opts *t, const hoist_loc *loc, const 
     opts = &none;
   _cleanup_free_ char *where = hoist_loc_string(loc);
   if (loc->kind != HOIST_LOC_REGISTRY && loc->kind != HOIST_LOC_LAYOUT)
-    return hoist_err_set(err, EINVAL,
-                         "sign %s: signatures live in a registry repository or an OCI layout", where);
+    return hoist_err_set(
+        err, EINVAL, "sign %s: signatures live in a registry repository or an OCI layout", where);
   if (loc->kind == HOIST_LOC_LAYOUT && !loc->tag)
     return hoist_err_set(err, EINVAL, "sign %s: name the layout's image with a tag (oci:DIR:TAG)",
                          where);
@@ -380,9 +379,8 @@ int hoist_sign_verify_image(const hoist_transport_opts *t, const hoist_loc *loc,
   memset(res, 0, sizeof *res);
   _cleanup_free_ char *where = hoist_loc_string(loc);
   if (loc->kind != HOIST_LOC_REGISTRY && loc->kind != HOIST_LOC_LAYOUT)
-    return hoist_err_set(err, EINVAL,
-                         "verify %s: signatures live in a registry repository or an OCI layout",
-                         where);
+    return hoist_err_set(
+        err, EINVAL, "verify %s: signatures live in a registry repository or an OCI layout", where);
   _cleanup_transport_source_ hoist_transport_source *src = NULL;
   hoist_descriptor subject = {0};
   if (hoist_transport_open_source(t, loc, &src, err) < 0 || resolve(src, &subject, err) < 0)
