@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len = 0;
     if (hoist_sign_payload_make(p.docker_reference, p.digest, p.optional, &again, &len, NULL) ==
         0) {
-      if (hoist_sign_payload_parse(again, len, &q, NULL) < 0 ||
-          strcmp(q.digest, p.digest) != 0 || strcmp(q.docker_reference, p.docker_reference) != 0)
+      if (hoist_sign_payload_parse(again, len, &q, NULL) < 0 || strcmp(q.digest, p.digest) != 0 ||
+          strcmp(q.docker_reference, p.docker_reference) != 0)
         __builtin_trap();
       hoist_sign_payload_clear(&q);
       free(again);

@@ -81,8 +81,8 @@ static void test_sign_payload(void **state) {
 #define LAYER(mt, size, ann)                                                                       \
   "{\"mediaType\":\"" mt "\",\"digest\":\"" DIGEST "\",\"size\":" size ann "}"
 #define MANIFEST(layers)                                                                           \
-  "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","            \
-  "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" DIGEST  \
+  "{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.manifest.v1+json\","             \
+  "\"config\":{\"mediaType\":\"application/vnd.oci.image.config.v1+json\",\"digest\":\"" DIGEST    \
   "\",\"size\":2},\"layers\":[" layers "]}"
 #define SIGANN ",\"annotations\":{\"" HOIST_SIGN_ANNOTATION "\":\"MEUCIQ==\"}"
 
@@ -91,8 +91,8 @@ static void test_sign_manifest(void **state) {
   hoist_err *err = NULL;
   hoist_sign_entry *e = NULL;
   size_t n = 0;
-  const char good[] = MANIFEST(LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN) "," LAYER(
-      HOIST_SIGN_PAYLOAD_MT, "20", SIGANN));
+  const char good[] = MANIFEST(
+      LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN) "," LAYER(HOIST_SIGN_PAYLOAD_MT, "20", SIGANN));
   assert_ok(hoist_sign_manifest_parse(good, strlen(good), &e, &n, &err), &err);
   assert_int_equal(n, 2);
   assert_string_equal(e[1].signature, "MEUCIQ==");
@@ -109,11 +109,13 @@ static void test_sign_manifest(void **state) {
        "layer 0 is a application/vnd.oci.image.layer.v1.tar, not a payload"},
       {MANIFEST(LAYER(HOIST_SIGN_PAYLOAD_MT, "10", "")),
        "layer 0 has no " HOIST_SIGN_ANNOTATION " annotation"},
-      {MANIFEST(LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN) "," LAYER(HOIST_SIGN_PAYLOAD_MT, "999999",
-                                                                      SIGANN)),
+      {MANIFEST(LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN) "," LAYER(HOIST_SIGN_PAYLOAD_MT,
+                                                                     "999999", SIGANN)),
        "layer 1 is 999999 bytes, more than HOIST_SIGN_PAYLOAD_MAX"},
-      {"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.docker.distribution.manifest.v2+json\","
-       "\"config\":{\"mediaType\":\"application/vnd.docker.container.image.v1+json\",\"digest\":\"" DIGEST
+      {"{\"schemaVersion\":2,\"mediaType\":\"application/"
+       "vnd.docker.distribution.manifest.v2+json\","
+       "\"config\":{\"mediaType\":\"application/"
+       "vnd.docker.container.image.v1+json\",\"digest\":\"" DIGEST
        "\",\"size\":2},\"layers\":[" LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN) "]}",
        "not an OCI manifest"},
   };
@@ -132,8 +134,7 @@ static void test_sign_manifest(void **state) {
                                 LAYER(HOIST_SIGN_PAYLOAD_MT, "10", SIGANN)),
               &err);
   assert_ok(hoist_buf_appendf(&b, &err, "]}"), &err);
-  assert_int_equal(hoist_sign_manifest_parse((char *)b.data, b.len, &e, &n, &err),
-                   -HOIST_E_LIMIT);
+  assert_int_equal(hoist_sign_manifest_parse((char *)b.data, b.len, &e, &n, &err), -HOIST_E_LIMIT);
   assert_err_contains(&err, "HOIST_SIGN_LAYERS_MAX");
   hoist_buf_free(&b);
 }
@@ -185,7 +186,8 @@ static void test_sign_keys(void **state) {
        "import-key-pair"},
       {"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", "not a PEM private key"},
       /* an Ed25519 key */
-      {"-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n"
+      {"-----BEGIN PRIVATE "
+       "KEY-----\nMC4CAQAwBQYDK2VwBCIEIJ+DYvh6SEqVTm50DFtMDoQikTmiCqirVv9mWG9qfSnF\n"
        "-----END PRIVATE KEY-----\n",
        "not ECDSA P-256"},
   };
@@ -282,8 +284,8 @@ static void test_sign_layout_image(void **state) {
   char *rpath = blob_path(lay, res.manifest);
   assert_ok(hoist_fs_read_file(AT_FDCWD, rpath, 1 << 20, &data, &len, &err), &err);
   json_t *rm = json_loads(data, 0, NULL);
-  const char *payload_digest =
-      json_string_value(json_object_get(json_array_get(json_object_get(rm, "layers"), 0), "digest"));
+  const char *payload_digest = json_string_value(
+      json_object_get(json_array_get(json_object_get(rm, "layers"), 0), "digest"));
   char *ppath = blob_path(lay, payload_digest);
   free(data);
   assert_ok(hoist_fs_read_file(AT_FDCWD, ppath, 1 << 20, &data, &len, &err), &err);
