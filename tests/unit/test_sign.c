@@ -305,6 +305,7 @@ static void test_sign_layout_image(void **state) {
   free(ppath);
   free(sig_a);
   free(lay);
+  free(dir);
 }
 
 int main(void) {
