@@ -282,6 +282,33 @@ def test_layout_signatures_and_referrers():
     assert m["subject"]["digest"] == res["digest"], m
     out = json.loads(hoist("verify", "--json", "--key", key("hoist.pub"), f"oci:{d}:b").stdout)
     assert out["where"] == "referrer " + res["manifest"] and out["optional"] == {"team": "qa"}
+    # --recursive: an index and each of its images
+    c = run(MAKE_LAYOUT, d, "c", "layout c\n").stdout.strip()
+    e = run(MAKE_LAYOUT, d, "e", "layout e\n").stdout.strip()
+    entries = []
+    for dg in (c, e):
+        size = os.path.getsize(os.path.join(d, "blobs", "sha256", dg.split(":")[1]))
+        entries.append({"mediaType": OCI_MANIFEST, "digest": dg, "size": size,
+                        "platform": {"os": "linux", "architecture": "amd64"}})
+    ix = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                     "manifests": entries}).encode()
+    ix_digest = "sha256:" + hashlib.sha256(ix).hexdigest()
+    with open(os.path.join(d, "blobs", "sha256", ix_digest.split(":")[1]), "wb") as f:
+        f.write(ix)
+    with open(os.path.join(d, "index.json")) as f:
+        top = json.load(f)
+    top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                             "digest": ix_digest, "size": len(ix),
+                             "annotations": {"org.opencontainers.image.ref.name": "ix"}})
+    with open(os.path.join(d, "index.json"), "w") as f:
+        json.dump(top, f)
+    res = json.loads(hoist("sign", "--key", key("hoist.key"), "--recursive", "--json",
+                           f"oci:{d}:ix").stdout)
+    assert res["digest"] == ix_digest and res["images"] == 3, res
+    for tag, dg in (("ix", ix_digest), ("c", c), ("e", e)):
+        out = json.loads(hoist("verify", "--json", "--key", key("hoist.pub"),
+                               f"oci:{d}:{tag}").stdout)
+        assert out["digest"] == dg, out
     # a payload whose bytes no longer match their digest
     layer = m["layers"][0]
     path = os.path.join(d, "blobs", "sha256", layer["digest"].split(":")[1])
