@@ -31,7 +31,8 @@ static const char usage[] =
     "  --platform OS/ARCH[/VAR]   which manifest of a multi-platform base (default: host)\n"
     "  --created-by TEXT          history entry text (default \"hoist append\")\n"
     "  --history-comment TEXT     history entry comment\n"
-    "  -h, --help                 show this help\n\n" CONFIGOPTS_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                 show this help\n" SIGN_KEY_HELP "\n" CONFIGOPTS_HELP
+    "\n" REGOPTS_HELP;
 
 static int append_run(int argc, char **argv) {
   hoist_image_append_options ao = {.layer = HOIST_LAYER_OPTIONS_INIT};
@@ -54,6 +55,7 @@ static int append_run(int argc, char **argv) {
       CLI_STRING("history-comment", &ao.comment),
       CLI_GROUP(cli_config_opts, &edit),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sign_key_opts, &ro),
       CLI_END,
   };
   int rc = cli_parse_opts(VERB, usage, opts, argc, argv);
@@ -86,7 +88,8 @@ static int append_run(int argc, char **argv) {
   }
   hoist_image_append_result res;
   if (hoist_image_append(ends.src, ends.dst, &ls, &ao, &res, &err) < 0 ||
-      hoist_transport_commit(ends.dst, &err) < 0)
+      hoist_transport_commit(ends.dst, &err) < 0 ||
+      cli_sign_after_store(&ro, ends.reg, ends.dst_loc, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json)
     cli_json_print(stdout,

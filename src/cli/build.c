@@ -53,6 +53,13 @@ static void usage(FILE *out) {
                "  --termination-log PATH     write the answer (--json: the digests) to PATH\n"
                "                             instead of standard output (in a Kubernetes pod:\n"
                "                             /dev/termination-log, read back by the service)\n"
+               "  --verify-key PUB           refuse a --source unless a signature of it verifies\n"
+               "                             with the public key PUB (also required by\n"
+               "                             hoist-verify-key in the registries configuration)\n"
+               "  --sign-key KEY             sign the image stored at DEST (cosign's format; a\n"
+               "                             PEM private key, password from --key-password-file\n"
+               "                             or $HOIST_KEY_PASSWORD)\n"
+               "  --key-password-file FILE   the password of an encrypted --sign-key\n"
                "  -h, --help                 show this help\n\n"
                "Package sources (default: each option's variable, else the tool's own):\n");
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
@@ -98,6 +105,8 @@ static int build_run(int argc, char **argv) {
       CLI_STRING("cache-to", &cache_to_s),
       CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sign_key_opts, &ro),
+      CLI_GROUP(cli_verify_key_opts, &ro),
       CLI_GROUP(cli_sandboxopts_opts, &sbo),
   };
   size_t no = 0;
@@ -213,7 +222,8 @@ static int build_run(int argc, char **argv) {
   bo.target = target;
 
   hoist_build_result res;
-  if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0)
+  if (hoist_build(&bo, &res, &err) < 0 || hoist_transport_commit(target, &err) < 0 ||
+      cli_sign_after_store(&ro, reg, dst, &err) < 0)
     return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:I, s:I, s:I}", "manifest",
