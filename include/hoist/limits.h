@@ -50,6 +50,19 @@
 /* Symlinks followed from one name of a docker archive to its file. */
 #define HOIST_ARCHIVE_LINKS_MAX 16u
 
+/* ------------------------------------------------------------- signatures */
+
+/* A signature's simple-signing payload (cosign's are a few hundred bytes;
+ * annotations make them longer). */
+#define HOIST_SIGN_PAYLOAD_MAX (256u << 10)
+/* Signatures (layers) of one signature manifest. */
+#define HOIST_SIGN_LAYERS_MAX 1000u
+/* The base64 text of one signature (a DER ECDSA P-256 signature is at most
+ * 72 bytes). */
+#define HOIST_SIGN_SIGNATURE_MAX 4096u
+/* A key file (PEM). */
+#define HOIST_SIGN_KEY_FILE_MAX (64u << 10)
+
 /* --------------------------------------------------------------- bundles */
 
 /* A bundle's manifest.json. */

@@ -90,4 +90,10 @@ HOIST_EXPORT void hoist_regconf_refs_free(hoist_ref **refs);
  * locations with insecure = true), appended to out. */
 HOIST_EXPORT void hoist_regconf_insecure_hosts(const hoist_regconf *c, hoist_strv *out);
 
+/* The public key file (hoist-verify-key) of the [[registry]] whose prefix
+ * matches ref best (as for pulls), or NULL when that one has none (or none
+ * matches). *where (optional) gets its "FILE:LINE". Borrowed from c. */
+HOIST_EXPORT const char *hoist_regconf_verify_key(const hoist_regconf *c, const hoist_ref *ref,
+                                                  const char **where);
+
 #endif

@@ -34,7 +34,8 @@ static const char usage[] =
     "  --platform OS/ARCH[/VAR]   which manifest of a multi-platform base (default: host)\n"
     "  --created-by TEXT          history entry text (default \"hoist append\")\n"
     "  --history-comment TEXT     history entry comment\n"
-    "  -h, --help                 show this help\n\n" CONFIGOPTS_HELP "\n" ATTESTOPTS_HELP
+    "  -h, --help                 show this help\n" SIGN_KEY_HELP "\n" CONFIGOPTS_HELP
+    "\n" ATTESTOPTS_HELP
     "  --sbom                     attach an SPDX 2.3 SBOM of the packages the new layer\n"
     "                             holds and the base's system packages\n"
     "\n" REGOPTS_HELP;
@@ -73,6 +74,7 @@ static int append_run(int argc, char **argv) {
       CLI_STRING("history-comment", &ao.comment),
       CLI_GROUP(cli_config_opts, &edit),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sign_key_opts, &ro),
       CLI_GROUP(cli_attestopts_opts, &ato),
       CLI_FLAG("sbom", &ato.sbom),
       CLI_END,
@@ -141,6 +143,10 @@ static int append_run(int argc, char **argv) {
         cli_attest_finish(&ato, &to, ends.dst_loc, res.manifest_digest, &job, &ares, &err) < 0)
       return cli_fail(VERB, err);
   }
+  /* signed last: what the tag names then (in index mode, the index of the
+   * image and its attestations) */
+  if (cli_sign_after_store(&ro, ends.reg, ends.dst_loc, &err) < 0)
+    return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I}", "manifest",
                           res.manifest_digest, "config", res.config_digest, "diffID",

@@ -54,6 +54,13 @@ static void usage(FILE *out) {
                "  --termination-log PATH     write the answer (--json: the digests) to PATH\n"
                "                             instead of standard output (in a Kubernetes pod:\n"
                "                             /dev/termination-log, read back by the service)\n"
+               "  --verify-key PUB           refuse a --source unless a signature of it verifies\n"
+               "                             with the public key PUB (also required by\n"
+               "                             hoist-verify-key in the registries configuration)\n"
+               "  --sign-key KEY             sign the image stored at DEST (cosign's format; a\n"
+               "                             PEM private key, password from --key-password-file\n"
+               "                             or $HOIST_KEY_PASSWORD)\n"
+               "  --key-password-file FILE   the password of an encrypted --sign-key\n"
                "  -h, --help                 show this help\n\n"
                "Package sources (default: each option's variable, else the tool's own):\n");
   for (int m = 0; m < HOIST_MIRROR_COUNT; m++) {
@@ -148,7 +155,7 @@ static int build_run(int argc, char **argv) {
   _cleanup_regopts_ cli_regopts ro = {0};
   _cleanup_sandboxopts_ cli_sandboxopts sbo = {0};
   cli_attestopts ato = {0};
-  cli_opt opts[20 + HOIST_MIRROR_COUNT] = {
+  cli_opt opts[24 + HOIST_MIRROR_COUNT] = {
       CLI_STRING("source", &source_s),
       CLI_STRING("kind", &bo.kind),
       CLI_STRING("file", &file_s),
@@ -163,6 +170,8 @@ static int build_run(int argc, char **argv) {
       CLI_STRING("cache-to", &cache_to_s),
       CLI_STRING("termination-log", &term_s),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sign_key_opts, &ro),
+      CLI_GROUP(cli_verify_key_opts, &ro),
       CLI_GROUP(cli_sandboxopts_opts, &sbo),
       CLI_GROUP(cli_attestopts_opts, &ato),
       CLI_FLAG("sbom", &ato.sbom),
@@ -296,6 +305,10 @@ static int build_run(int argc, char **argv) {
         cli_attest_finish(&ato, &to, dst, res.image.manifest_digest, &job, &ares, &err) < 0)
       return cli_fail(VERB, err);
   }
+  /* signed last: what the tag names then (in index mode, the index of the
+   * image and its attestations) */
+  if (cli_sign_after_store(&ro, reg, dst, &err) < 0)
+    return cli_fail(VERB, err);
   if (ro.json) {
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s, s:b, s:s, s:b, s:I, s:I, s:I}", "manifest",
                           res.image.manifest_digest, "config", res.image.config_digest, "layer",

@@ -80,6 +80,8 @@ int cli_image_ends_open(const char *verb, const char *what, bool scratch, int ar
   if (registry && cli_regopts_open(ro, false, &e->reg, &err) < 0)
     return cli_fail(verb, err);
   to.registry = e->reg;
+  if (e->src_loc && cli_verify_before_use(ro, e->reg, e->src_loc, &err) < 0)
+    return cli_fail(verb, err);
   if ((e->src_loc && hoist_transport_open_source(&to, e->src_loc, &e->src, &err) < 0) ||
       hoist_transport_open_target(&to, e->dst_loc, &e->dst, &err) < 0)
     return cli_fail(verb, err);

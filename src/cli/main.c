@@ -127,7 +127,8 @@ void cli_print_verbs(FILE *out, cli_verb_group group, const char *parent) {
   for (size_t i = 0; i < n; i++) {
     _cleanup_free_ char *name =
         parent ? hoist_asprintf("%s %s", parent, v[i].name) : hoist_strdup(v[i].name);
-    fprintf(out, "  %-16s %s\n", name, v[i].summary);
+    /* two spaces at least between a name and its summary, as help parsers split them */
+    fprintf(out, "  %-16s %s%s\n", name, strlen(name) >= 16 ? " " : "", v[i].summary);
     if (!parent) /* its sub-verbs, if it has any */
       cli_print_verbs(out, group, v[i].name);
   }

@@ -16,7 +16,7 @@ static const char usage[] =
     "  --all-platforms               pull the whole index\n"
     "  --oci                         write OCI media types (Docker manifests and lists\n"
     "                                rewritten, so their digests change), as umoci needs\n"
-    "  -h, --help                    show this help\n" QUIET_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                    show this help\n" QUIET_HELP VERIFY_KEY_HELP "\n" REGOPTS_HELP;
 
 static int pull_run(int argc, char **argv) {
   _cleanup_transfer_args_ cli_transfer_args t = {0};
@@ -24,6 +24,7 @@ static int pull_run(int argc, char **argv) {
   const cli_opt opts[] = {
       CLI_STRING("to", &to),
       CLI_GROUP(cli_transfer_opts, &t),
+      CLI_GROUP(cli_verify_key_opts, &t.ro),
       CLI_END,
   };
   int rc = cli_parse_opts("pull", usage, opts, argc, argv);

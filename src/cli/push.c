@@ -7,13 +7,15 @@ static const char usage[] =
     "Usage: hoist push [OPTIONS] oci:DIR[:TAG] REF\n\n"
     "Push an image (or a whole index) from an OCI layout to a registry. Blobs the\n"
     "registry has are skipped; the manifest is pushed last.\n\n"
-    "Options:\n" QUIET_HELP "  -h, --help                    show this help\n\n" REGOPTS_HELP;
+    "Options:\n" QUIET_HELP SIGN_KEY_HELP
+    "  -h, --help                    show this help\n\n" REGOPTS_HELP;
 
 static int push_run(int argc, char **argv) {
   _cleanup_regopts_ cli_regopts ro = {0};
   const cli_opt opts[] = {
       CLI_FLAG("quiet", &ro.quiet, .letter = 'q'),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_sign_key_opts, &ro),
       CLI_END,
   };
   int rc = cli_parse_opts("push", usage, opts, argc, argv);

@@ -373,10 +373,14 @@ int cli_transfer_sides(const char *verb, cli_regopts *ro, const cli_sides *sides
   } else if (cli_regopts_open(ro, !ro->quiet, &r, &err) < 0) {
     return cli_fail(verb, err);
   }
+  if (cli_verify_before_use(ro, r, s, &err) < 0)
+    return cli_fail(verb, err);
   hoist_image_copy_result res;
   hoist_transport_opts to = {.registry = r, .target_registry = rd, .tmp_dir = cli_env_tmpdir(NULL)};
   int ret = hoist_image_copy(&to, s, d, opts, &res, &err);
   cli_progress_end();
+  if (ret == 0)
+    ret = cli_sign_after_store(ro, rd ? rd : r, d, &err);
   if (ret < 0) {
     hoist_image_copy_result_clear(&res);
     return cli_fail(verb, err);
@@ -414,9 +418,13 @@ int cli_pull_to_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *src,
       return -1;
     r = own;
   }
+  /* verified first: nothing of an image refused reaches the store */
+  _cleanup_loc_ hoist_loc *pinned = hoist_loc_dup(src);
+  if (cli_verify_before_use(ro, r, pinned, err) < 0)
+    return -1;
   _cleanup_free_ char *store = cli_image_store();
   hoist_transport_opts to = {.registry = r, .tmp_dir = cli_env_tmpdir(NULL)};
-  int ret = hoist_image_pull(&to, store, src, platform, out, err);
+  int ret = hoist_image_pull(&to, store, pinned, platform, out, err);
   cli_progress_end();
   return ret;
 }
@@ -439,8 +447,11 @@ int cli_image_layout(cli_regopts *ro, const char *verb, const char *what, const 
   /* a registry image is pulled into the image store first, unless it is there already */
   if (l->kind != HOIST_LOC_LAYOUT && cli_pull_to_store(ro, NULL, l, *platform, loc, &err) < 0)
     return cli_fail(verb, err);
-  if (l->kind == HOIST_LOC_LAYOUT)
+  if (l->kind == HOIST_LOC_LAYOUT) {
+    if (cli_verify_before_use(ro, NULL, l, &err) < 0)
+      return cli_fail(verb, err);
     *loc = steal_pointer(&l);
+  }
   return -1;
 }
 

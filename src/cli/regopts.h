@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "hoist/image.h"
 #include "hoist/registry.h"
+#include "hoist/sign.h"
 
 /* The TLS options' help lines, which login shares. */
 #define REGOPTS_TLS_HELP                                                                           \
@@ -41,6 +42,11 @@ typedef struct cli_regopts {
   size_t n_insecure;
   bool json;
   bool quiet; /* -q of the transfer verbs: no progress, the digest alone */
+  /* Signatures (signopts.c): --sign-key and its --key-password-file sign
+   * what a verb stores; --verify-key verifies what it reads. */
+  const char *sign_key;
+  const char *key_password_file;
+  const char *verify_key;
 } cli_regopts;
 
 /* The options of REGOPTS_HELP, for CLI_GROUP(cli_regopts_opts, &ro). */
@@ -156,5 +162,40 @@ char *cli_image_store_location(const hoist_ref *ref);
 /* With --allow-foreign-urls: the non-distributable layers of m that the
  * layout s lacks, fetched from their urls (hoist_image_fetch_foreign). */
 int cli_fetch_foreign(cli_regopts *ro, hoist_store *s, const hoist_manifest *m, hoist_err **err);
+
+/* ------------------------------------------------------------ signatures */
+
+#define SIGN_KEY_HELP                                                                              \
+  "  --sign-key KEY                sign the image stored (cosign's format; a PEM private key,\n"   \
+  "                                password from --key-password-file or $HOIST_KEY_PASSWORD)\n"    \
+  "  --key-password-file FILE      the password of an encrypted --sign-key\n"
+#define VERIFY_KEY_HELP                                                                            \
+  "  --verify-key PUB              refuse the image unless a signature of it verifies with the\n"  \
+  "                                public key PUB (also required by hoist-verify-key in the\n"     \
+  "                                registries configuration)\n"
+
+/* --sign-key and --key-password-file, for CLI_GROUP(cli_sign_key_opts, &ro). */
+extern const cli_opt cli_sign_key_opts[];
+/* --verify-key, for CLI_GROUP(cli_verify_key_opts, &ro). */
+extern const cli_opt cli_verify_key_opts[];
+
+/* The private key in file (PEM), an encrypted one's password read from
+ * password_file (its first line) or $HOIST_KEY_PASSWORD. */
+int cli_key_private(const char *file, const char *password_file, hoist_sign_key **out,
+                    hoist_err **err);
+/* The public key in file (PEM). */
+int cli_key_public(const char *file, hoist_sign_key **out, hoist_err **err);
+
+/* Before loc's image is used: when --verify-key is given, or loc is a
+ * registry image whose [[registry]] has hoist-verify-key, a signature of
+ * it must verify with that key (read through r, which may be NULL for a
+ * layout), else an error naming why. A registry reference is then pinned
+ * to the digest verified (loc->ref->digest), so what is read is what was
+ * verified. */
+int cli_verify_before_use(cli_regopts *ro, hoist_registry *r, hoist_loc *loc, hoist_err **err);
+
+/* After an image was stored at loc: with --sign-key, signs it there (the
+ * .sig tag) through r and logs where the signature went. */
+int cli_sign_after_store(cli_regopts *ro, hoist_registry *r, const hoist_loc *loc, hoist_err **err);
 
 #endif

@@ -71,7 +71,8 @@ static const char usage[] =
     "                               mount is nodev)\n"
     "  --allow-foreign-urls         fetch non-distributable (foreign) layers from their\n"
     "                               urls (http/https; size and digest checked)\n"
-    "  -h, --help                   show this help\n\n" SBOPTS_HELP "\n" REGOPTS_HELP;
+    "  -h, --help                   show this help\n" VERIFY_KEY_HELP "\n" SBOPTS_HELP
+    "\n" REGOPTS_HELP;
 
 /* -e NAME=VALUE: one more entry of a hoist_strv. */
 static int opt_env(const char *verb, const char *arg, void *dest) {
@@ -291,6 +292,7 @@ static int run(int argc, char **argv) {
       CLI_FLAG("no-overlay", &so->force_copy),
       CLI_FLAG("allow-foreign-urls", &foreign),
       CLI_GROUP(cli_regopts_opts, &ro),
+      CLI_GROUP(cli_verify_key_opts, &ro),
       CLI_END,
   };
   int rc = cli_parse_opts_as(&(cli_args){.verb = VERB, .usage = usage, .in_order = !dashdash}, opts,

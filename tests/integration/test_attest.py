@@ -415,6 +415,22 @@ def test_service_attests_with_the_requesting_user():
     assert sbom["spdxVersion"] == "SPDX-2.3", sbom
 
 
+@test
+def test_signed_after_the_attestations():
+    """build --provenance --sign-key: the signature is of what the tag names once the
+    attestations are attached (the index), so pulling the tag with --verify-key works
+    and the statements are covered by it."""
+    d = tmpdir()
+    hoist("generate-key-pair", "--output-key-prefix", os.path.join(d, "k"))
+    repo = f"{registry().host}/app/signed"
+    res = json.loads(build(f"{repo}:1", "--provenance", "--sign-key",
+                           os.path.join(d, "k.key")).stdout)
+    index = res["attestation"]["tag"]
+    v = hoist("verify", "--key", os.path.join(d, "k.pub"), f"{repo}:1")
+    assert index in v.stdout + v.stderr, (v.stdout, v.stderr)
+    hoist("pull", "--verify-key", os.path.join(d, "k.pub"), f"{repo}:1")
+
+
 def spdx_packages(doc):
     """{name: versionInfo} of the SPDX document's packages, and their purls."""
     assert schema_errors("spdx-2.3.schema.json", doc) == []

@@ -24,6 +24,7 @@ typedef struct reg {
   char *prefix;   /* first, the key slot() finds: as written, or the location */
   char *location; /* NULL: the prefix is where the images are */
   bool insecure, blocked;
+  char *verify_key; /* hoist-verify-key: a public key file, or NULL */
   mirror *mirrors;
   size_t n_mirrors;
   char *where; /* "FILE:LINE" of its [[registry]] */
@@ -50,6 +51,7 @@ hoist_regconf *hoist_regconf_new(void) { return hoist_malloc0(sizeof(hoist_regco
 static void reg_clear(reg *r) {
   free(r->prefix);
   free(r->location);
+  free(r->verify_key);
   free(r->where);
   for (size_t i = 0; i < r->n_mirrors; i++)
     free(r->mirrors[i].location);
@@ -176,10 +178,13 @@ HOIST_WUR static int parse_registry(const src *s, const hoist_toml *t, reg *r) {
   if (get_str(s, t, "prefix", &r->prefix) < 0 || get_str(s, t, "location", &r->location) < 0 ||
       get_bool(s, t, "insecure", &r->insecure) < 0 || get_bool(s, t, "blocked", &r->blocked) < 0 ||
       get_bool(s, t, "mirror-by-digest-only", &digest_only) < 0 ||
+      get_str(s, t, "hoist-verify-key", &r->verify_key) < 0 ||
       get(s, t, "mirror", HOIST_TOML_ARRAY, &mirrors) < 0)
     return -HOIST_E_FORMAT;
   if (!r->prefix && !r->location)
     return bad(s, t, "a [[registry]] needs a prefix or a location");
+  if (r->verify_key && r->verify_key[0] != '/')
+    return bad(s, t, "hoist-verify-key \"%.200s\" must be an absolute path", r->verify_key);
   if (r->location && check_location(s, t, "location", r->location) < 0)
     return -HOIST_E_FORMAT;
   if (r->prefix && strncmp(r->prefix, "*.", 2) == 0) {
@@ -574,6 +579,16 @@ int hoist_regconf_push_target(const hoist_regconf *c, const hoist_ref *ref, hois
     return rewrite(r, r->location, text, matched, out, err);
   *out = hoist_ref_dup(ref);
   return 0;
+}
+
+const char *hoist_regconf_verify_key(const hoist_regconf *c, const hoist_ref *ref,
+                                     const char **where) {
+  _cleanup_free_ char *text = hoist_ref_string(ref);
+  size_t matched = 0;
+  const reg *r = match(c, ref, text, &matched);
+  if (where)
+    *where = r ? r->where : NULL;
+  return r ? r->verify_key : NULL;
 }
 
 /* The host of a location (HOST[/PATH]) onto out. */

@@ -15,6 +15,7 @@
 
 #include "hoist/digest.h"
 #include "hoist/fs.h"
+#include "hoist/limits.h"
 #include "hoist/registry.h"
 #include "server-private.h"
 
@@ -802,6 +803,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
 }
 
 static void config_clear(server_config *c) {
+  hoist_sign_key_free(c->sign_key);
   free(c->registry_host);
   free(c->registry_pull_host);
   free(c->registry_creds);
@@ -868,6 +870,33 @@ HOIST_WUR static int front_settings(json_t *o, front_config *f, hoist_err **err)
   return 0;
 }
 
+/* The config's sign_key: a PEM private key file (sign.h), encrypted ones
+ * with the password in sign_key_password_file (its first line). */
+HOIST_WUR static int load_sign_key(json_t *o, server_config *c, hoist_err **err) {
+  json_t *v = json_object_get(o, "sign_key");
+  if (!v || json_is_null(v))
+    return 0;
+  const char *file = json_string_value(v);
+  if (!file)
+    return hoist_err_set(err, EINVAL, "sign_key must be a file name");
+  const char *pwfile = json_string_value(json_object_get(o, "sign_key_password_file"));
+  _cleanup_free_ char *pem = NULL;
+  _cleanup_free_ char *pw = NULL;
+  size_t len = 0;
+  if (hoist_fs_read_file(AT_FDCWD, file, HOIST_SIGN_KEY_FILE_MAX, &pem, &len, err) < 0)
+    return hoist_err_wrap(err, "sign_key");
+  if (pwfile) {
+    size_t pl = 0;
+    if (hoist_fs_read_file(AT_FDCWD, pwfile, 4096, &pw, &pl, err) < 0)
+      return hoist_err_wrap(err, "sign_key_password_file");
+    pw[strcspn(pw, "\r\n")] = '\0';
+  }
+  int r = hoist_sign_key_private(pem, len, pw, file, &c->sign_key, err);
+  if (pw)
+    OPENSSL_cleanse(pw, strlen(pw));
+  return r < 0 ? hoist_err_wrap(err, "sign_key") : 0;
+}
+
 /* The config file (JSON): registry_host, registry_pull_host,
  * registry_secret, insecure_registries, strict_user_check, per_user_limit,
  * on_restart ("fail" | "requeue"), the HTTP front (front_settings) and the
@@ -911,6 +940,10 @@ HOIST_WUR static int load_config(const char *path, server_config *c, front_confi
   if (c->auth && strcmp(c->auth, "file") != 0 && strcmp(c->auth, "couchdb") != 0) {
     json_decref(o);
     return hoist_err_set(err, EINVAL, "config %s: auth must be \"file\" or \"couchdb\"", path);
+  }
+  if (load_sign_key(o, c, err) < 0) {
+    json_decref(o);
+    return hoist_err_wrap(err, "config %s", path);
   }
   json_t *ins = json_object_get(o, "insecure_registries");
   size_t n = json_array_size(ins), k = 0;
@@ -1064,6 +1097,7 @@ int hoist_server_start(const hoist_server_opts *o, hoist_server **out, int *port
   if (hoist_registry_new(&ro, &s->registry, err) < 0)
     goto fail;
   s->registry_opts = ro;
+  s->cfg.registry_opts = &s->registry_opts;
   int workers = o->workers > 0 ? o->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (o->hoist_bin)
     bin = hoist_strdup(o->hoist_bin);

@@ -340,6 +340,49 @@ HOIST_WUR static int job_dir(server_jobs *j, const store_job *row, hoist_err **e
                                row->file_len, 0644, err);
 }
 
+/* Signs the image a build pushed (row->dest at digest) with the config's
+ * sign_key, through a client holding the push host's credentials. */
+HOIST_WUR static int sign_built(server_jobs *j, const store_job *row, const char *digest,
+                                job_log *lg, hoist_err **err) {
+  _cleanup_ref_ hoist_ref *ref = NULL;
+  if (hoist_ref_parse(row->dest, &ref, err) < 0)
+    return -1;
+  json_t *entry = NULL;
+  if (push_creds(j, ref->domain, row->secret, &entry, err) < 0)
+    return -1;
+  const char *b64 = json_string_value(json_object_get(entry, "auth"));
+  unsigned char *userpass = NULL;
+  size_t n = 0;
+  if (b64 && hoist_base64_decode(b64, strlen(b64), 4096, 0, &userpass, &n, NULL) < 0)
+    userpass = NULL;
+  json_decref(entry);
+  hoist_registry_opts ro = *j->cfg->registry_opts;
+  if (userpass) {
+    ro.creds = (const char *)userpass;
+    ro.secret_file = NULL;
+  }
+  hoist_registry *r = NULL;
+  int rc = hoist_registry_new(&ro, &r, err);
+  if (userpass) {
+    OPENSSL_cleanse(userpass, n);
+    free(userpass);
+  }
+  if (rc < 0)
+    return -1;
+  free(ref->digest);
+  ref->digest = hoist_strdup(digest);
+  hoist_loc loc = {.kind = HOIST_LOC_REGISTRY, .ref = ref, .index = -1};
+  hoist_transport_opts to = {.registry = r};
+  hoist_sign_result res;
+  rc = hoist_sign_image(&to, &loc, j->cfg->sign_key, NULL, &res, err);
+  hoist_registry_free(r);
+  if (rc < 0)
+    return -1;
+  job_log_note(lg, "hoist serve: signed %s %s: %s", res.docker_reference, res.digest, res.stored);
+  hoist_sign_result_clear(&res);
+  return 0;
+}
+
 /* Runs a claimed job's build to its end; *state, *digest, *error what the
  * store is told. */
 static void run_job(server_jobs *j, int slot, const store_job *row, job_log *lg, const char **state,
@@ -432,6 +475,14 @@ static void run_job(server_jobs *j, int slot, const store_job *row, job_log *lg,
   } else if (code == 0) {
     *state = "succeeded";
     *digest = image_digest_of(j, answer);
+    if (j->cfg->sign_key && *digest && strncmp(row->dest, "oci:", 4) != 0 &&
+        sign_built(j, row, *digest, lg, &e) < 0) {
+      _cleanup_free_ char *t = hoist_err_text(e);
+      hoist_err_free(e);
+      job_log_note(lg, "hoist serve: %s", t);
+      *state = "failed";
+      *error = hoist_asprintf("the image was pushed but not signed: %s", t);
+    }
   } else {
     *state = "failed";
     *error = job_log_last(lg);

@@ -8,6 +8,7 @@
 #include "hoist/kube.h"
 #include "hoist/sandbox.h"
 #include "hoist/server.h"
+#include "hoist/sign.h"
 
 /* doc/api/openapi.json, its bytes as shipped (a NUL after them, not counted):
  * made at build time by scripts/embed.py. */
@@ -78,6 +79,12 @@ typedef struct server_config {
   char *registry_creds;         /* user:pass */
   char *registry_secret;        /* dockerconfigjson file */
   char **insecure;              /* NULL-terminated */
+  /* sign_key (and sign_key_password_file): every image a build pushes is
+   * signed with it once the build succeeded (sign.h); NULL: none. */
+  hoist_sign_key *sign_key;
+  /* The service's registry client options, for the client a signature is
+   * pushed with (the push host's credentials put in). */
+  const hoist_registry_opts *registry_opts;
   bool strict_user;
   int per_user_limit;
   hoist_restart_policy restart;
