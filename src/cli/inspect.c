@@ -274,7 +274,11 @@ static void print_human(image_source *src, image_info *in) {
     for (size_t i = 0; i < in->index->n_manifests; i++) {
       const hoist_descriptor *d = &in->index->manifests[i];
       _cleanup_free_ char *p = d->platform ? hoist_platform_string(d->platform) : NULL;
-      printf("  %-12s %s\n", p ? p : "(none)", d->digest);
+      if (hoist_attest_is_attestation(d))
+        printf("  %-12s %s (attestations of %s)\n", p ? p : "(none)", d->digest,
+               hoist_descriptor_annotation(d, HOIST_ANNOT_REFERENCE_DIGEST));
+      else
+        printf("  %-12s %s\n", p ? p : "(none)", d->digest);
     }
   }
   if (!in->manifest)
