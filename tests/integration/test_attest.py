@@ -251,7 +251,9 @@ def test_referrer_mode_through_the_tag_schema():
     1.1 artifact whose subject is the image, listed in the referrers tag schema's index
     (docker-registry 2.8 has no referrers API), and hoist inspect finds it there."""
     repo = f"{registry().host}/app/ref"
-    res = json.loads(build(f"{repo}:1", "--provenance", "--attest-mode", "referrer").stdout)
+    # a package source with credentials: the provenance keeps the URL, not them
+    res = json.loads(build(f"{repo}:1", "--provenance", "--attest-mode", "referrer",
+                           "--pip-index-url", "http://user:s3cret@127.0.0.1:9/simple/").stdout)
     image = res["manifest"]
     top = raw(f"{repo}:1")
     assert top["mediaType"] == "application/vnd.oci.image.manifest.v1+json", top
@@ -271,6 +273,9 @@ def test_referrer_mode_through_the_tag_schema():
     got = json.loads(hoist("inspect", "--provenance", f"{repo}:1").stdout)
     assert got == st["predicate"]
     assert got["buildDefinition"]["externalParameters"]["kind"] == "python"
+    assert got["buildDefinition"]["internalParameters"]["mirrors"] == \
+        {"pip-index-url": "http://127.0.0.1:9/simple/"}, got
+    assert "s3cret" not in json.dumps(st)
     # an image without attestations: a clear error
     p = hoist("inspect", "--provenance", base(), check=False)
     assert p.returncode == 1 and "has no attestation of type " + SLSA in p.stderr, p.stderr
