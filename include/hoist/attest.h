@@ -228,7 +228,8 @@ HOIST_EXPORT int hoist_attest_attach(const hoist_transport_opts *t, const hoist_
 HOIST_EXPORT int hoist_attest_index_entries(const hoist_index *ix, const char *image_digest,
                                             size_t **idx, size_t *n, hoist_err **err) HOIST_WUR;
 
-/* The image entries of an index that are not attestation manifests. */
+/* True when the index entry d is an attestation manifest (BuildKit's
+ * vnd.docker.reference.type annotation), not an image. */
 HOIST_EXPORT bool hoist_attest_is_attestation(const hoist_descriptor *d);
 
 /* The predicates of predicate_type stored for the image loc names (an
