@@ -19,6 +19,7 @@
 
 #include "hoist/core.h"
 #include "hoist/image.h"
+#include "hoist/store.h"
 
 /* ----------------------------------------------------------------- SBOM */
 
@@ -82,6 +83,17 @@ HOIST_EXPORT int hoist_sbom_scan_layer(hoist_sbom *s, int fd, hoist_sbom_origin 
  * directory), without following symlinks out of it. */
 HOIST_EXPORT int hoist_sbom_scan_tree(hoist_sbom *s, const char *root, hoist_sbom_origin origin,
                                       hoist_err **err) HOIST_WUR;
+
+/* Reads the layers of the image m (its manifest) whose blobs are in store:
+ * every layer (only 0), or layer only alone (1 the first, -1 the last).
+ * Reading every layer, packages of the last one are HOIST_SBOM_LAYER, of
+ * the earlier ones HOIST_SBOM_BASE; of each system database (dpkg's status,
+ * apk's installed) only the copy of the last layer holding one is read, a
+ * system package an earlier copy also held being of the base. Read alone,
+ * a layer's packages are HOIST_SBOM_LAYER. Blobs that are not layers (an
+ * artifact's) are skipped. No layer only is ERANGE. */
+HOIST_EXPORT int hoist_sbom_scan_image(hoist_sbom *s, hoist_store *store, const hoist_manifest *m,
+                                       long only, hoist_err **err) HOIST_WUR;
 
 /* Adds a copy of p (one of another SBOM: merging what several layers hold)
  * unless its purl is there already. */
