@@ -110,6 +110,8 @@ static int run(int argc, char **argv) {
     return cli_usage(VERB, "bad format %s (spdx-json or table)", format);
   if (last && layer)
     return cli_usage(VERB, "--layer and --last-layer exclude each other");
+  if (ro.json && strcmp(format, "table") == 0)
+    return cli_usage(VERB, "--json and --format table exclude each other");
   if (last)
     layer = -1;
   if (dir ? argc != optind : argc - optind != 1)
