@@ -20,6 +20,7 @@
 #include "hoist/core.h"
 #include "hoist/image.h"
 #include "hoist/oci.h"
+#include "hoist/store.h"
 #include "hoist/transport.h"
 
 #include <time.h>
@@ -52,7 +53,20 @@ HOIST_EXPORT void hoist_sbom_free(hoist_sbom *s);
  * its packages are added; any other path is ignored. data need not be
  * NUL-terminated. A record that cannot be read is HOIST_E_FORMAT naming
  * path; one over HOIST_SBOM_RECORD_MAX is HOIST_E_LIMIT. The same package
- * (purl) found twice is kept once. */
+ * (purl) found twice is kept once, as first found.
+ *
+ * The records (hoist-sbom(1) says more): pip's
+ * *.dist-info/METADATA; npm's package-lock.json (not one inside
+ * node_modules), node_modules/.package-lock.json and
+ * node_modules/[@scope/]name/package.json; go.sum (a version with only a
+ * go.mod hash is not listed) and the module cache's
+ * cache/download/<module>/@v/<version>.zip; a Maven repository's
+ * <artifact>-<version>.pom or .jar and the pom.properties of a jar in a
+ * lib directory; vendor/composer/installed.json; Gemfile.lock and
+ * specifications/<name>-<version>.gemspec; var/lib/dpkg/status and
+ * status.d/<name>; lib/apk/db/installed. Nothing under a testdata
+ * directory. Records read from their path alone (a .pom, a .jar of a
+ * repository, a module zip, a gemspec) may be given with data NULL. */
 HOIST_EXPORT int hoist_sbom_add_file(hoist_sbom *s, const char *path, const char *data, size_t len,
                                      hoist_sbom_origin origin, hoist_err **err) HOIST_WUR;
 
@@ -74,6 +88,17 @@ HOIST_EXPORT int hoist_sbom_scan_layer(hoist_sbom *s, int fd, hoist_sbom_origin 
 HOIST_EXPORT int hoist_sbom_scan_tree(hoist_sbom *s, const char *root, hoist_sbom_origin origin,
                                       hoist_err **err) HOIST_WUR;
 
+/* Reads the layers of the image m (its manifest) whose blobs are in store:
+ * every layer (only 0), or layer only alone (1 the first, -1 the last).
+ * Reading every layer, packages of the last one are HOIST_SBOM_LAYER, of
+ * the earlier ones HOIST_SBOM_BASE; of each system database (dpkg's status,
+ * apk's installed) only the copy of the last layer holding one is read, a
+ * system package an earlier copy also held being of the base. Read alone,
+ * a layer's packages are HOIST_SBOM_LAYER. Blobs that are not layers (an
+ * artifact's) are skipped. No layer only is ERANGE. */
+HOIST_EXPORT int hoist_sbom_scan_image(hoist_sbom *s, hoist_store *store, const hoist_manifest *m,
+                                       long only, hoist_err **err) HOIST_WUR;
+
 /* Adds a copy of p (one of another SBOM: merging what several layers hold)
  * unless its purl is there already. */
 HOIST_EXPORT int hoist_sbom_add_package(hoist_sbom *s, const hoist_sbom_package *p,
@@ -92,8 +117,12 @@ typedef struct hoist_sbom_doc_info {
 
 /* The SPDX 2.3 JSON document of s: one package per entry (name,
  * versionInfo, a purl externalRef, licenseDeclared or NOASSERTION,
- * downloadLocation NOASSERTION), DESCRIBES relationships from the document.
- * Caller frees *out. */
+ * downloadLocation NOASSERTION, a comment saying where it was found),
+ * DESCRIBES relationships from the document. The declared license is
+ * written only when it is an SPDX expression of identifiers hoist knows.
+ * documentNamespace is https://spdx.org/spdxdocs/hoist/<name>-<namespace_id>
+ * (both percent-encoded). info->created NULL: now; info->tool NULL:
+ * "hoist-<version>". Caller frees *out. */
 HOIST_EXPORT int hoist_sbom_to_spdx(const hoist_sbom *s, const hoist_sbom_doc_info *info,
                                     char **out, size_t *len, hoist_err **err) HOIST_WUR;
 

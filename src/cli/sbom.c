@@ -6,7 +6,6 @@
 
 #include "cli.h"
 #include "hoist/attest.h"
-#include "hoist/map.h"
 #include "hoist/oci.h"
 #include "hoist/ref.h"
 #include "hoist/store.h"
@@ -54,36 +53,6 @@ static int parse_layer(const char *verb, const char *arg, void *dest) {
   return 0;
 }
 
-/* The database files whose last copy alone counts. */
-static const char *const databases[] = {"var/lib/dpkg/status", "lib/apk/db/installed"};
-
-/* The packages of every layer merged into out: everything found, except
- * that of each system database only the last layer's copy is read (what an
- * earlier copy held and the last still holds is of the base). */
-static int merge_layers(hoist_sbom **layers, size_t n, hoist_sbom *out, hoist_err **err) {
-  size_t last[2] = {SIZE_MAX, SIZE_MAX};
-  for (size_t l = 0; l < n; l++)
-    for (size_t i = 0; i < hoist_sbom_count(layers[l]); i++)
-      for (size_t d = 0; d < 2; d++)
-        if (strcmp(hoist_sbom_get(layers[l], i)->path, databases[d]) == 0)
-          last[d] = l;
-  __attribute__((cleanup(hoist_map_clear))) hoist_map earlier = HOIST_MAP_INIT;
-  for (size_t l = 0; l < n; l++)
-    for (size_t i = 0; i < hoist_sbom_count(layers[l]); i++) {
-      hoist_sbom_package p = *hoist_sbom_get(layers[l], i);
-      int db = strcmp(p.path, databases[0]) == 0 ? 0 : strcmp(p.path, databases[1]) == 0 ? 1 : -1;
-      if (db >= 0 && l != last[db]) {
-        hoist_map_set(&earlier, p.purl, strlen(p.purl), 1);
-        continue;
-      }
-      if (db >= 0 && hoist_map_get(&earlier, p.purl, strlen(p.purl), NULL))
-        p.origin = HOIST_SBOM_BASE;
-      if (hoist_sbom_add_package(out, &p, err) < 0)
-        return -1;
-    }
-  return 0;
-}
-
 static int scan_image(cli_regopts *ro, const char *operand, const char *platform_s, long layer,
                       hoist_sbom *out, char id[ID_LEN]) {
   _cleanup_loc_ hoist_loc *loc = NULL;
@@ -97,41 +66,17 @@ static int scan_image(cli_regopts *ro, const char *operand, const char *platform
   if (hoist_store_open(loc->dir, false, &store, &err) < 0 ||
       hoist_unpack_resolve(store, loc->tag, platform, &m, &err) < 0)
     return cli_fail(VERB, err);
-  size_t first = 0, end = m->n_layers;
-  if (layer) {
-    long i = layer > 0 ? layer - 1 : (long)m->n_layers + layer;
-    if (i < 0 || i >= (long)m->n_layers) {
-      err = NULL;
-      hoist_err_set(&err, ERANGE, "%s has %zu layer(s), no layer %ld", operand, m->n_layers, layer);
-      return cli_fail(VERB, err);
-    }
-    first = (size_t)i, end = first + 1;
+  if (hoist_sbom_scan_image(out, store, m, layer, &err) < 0) {
+    hoist_err_wrap(&err, "%s", operand);
+    return cli_fail(VERB, err);
   }
   /* one document per image (its config) and choice of layers */
+  long n = (long)m->n_layers;
   if (layer)
-    snprintf(id, ID_LEN, "%s-layer-%zu", m->config.digest, first + 1);
+    snprintf(id, ID_LEN, "%s-layer-%ld", m->config.digest, layer > 0 ? layer : n + layer + 1);
   else
     snprintf(id, ID_LEN, "%s", m->config.digest);
-  hoist_sbom **layers = hoist_calloc(m->n_layers, sizeof *layers);
-  int r = 0;
-  for (size_t i = first; i < end && r == 0; i++) {
-    const hoist_descriptor *d = &m->layers[i];
-    if (hoist_media_kind_of(d->media_type) != HOIST_MEDIA_LAYER)
-      continue;
-    _cleanup_close_ int fd = -1;
-    uint64_t size;
-    layers[i] = hoist_sbom_new();
-    hoist_sbom_origin origin = i + 1 == m->n_layers || layer ? HOIST_SBOM_LAYER : HOIST_SBOM_BASE;
-    if ((r = hoist_store_open_blob(store, d->digest, &fd, &size, &err)) < 0 ||
-        (r = hoist_sbom_scan_layer(layers[i], fd, origin, &err)) < 0)
-      hoist_err_wrap(&err, "layer %zu (%s)", i + 1, d->digest);
-  }
-  if (r == 0)
-    r = merge_layers(layers, m->n_layers, out, &err);
-  for (size_t i = 0; i < m->n_layers; i++)
-    hoist_sbom_free(layers[i]);
-  free(layers);
-  return r < 0 ? cli_fail(VERB, err) : -1;
+  return -1;
 }
 
 static void print_table(const hoist_sbom *s) {
@@ -165,6 +110,8 @@ static int run(int argc, char **argv) {
     return cli_usage(VERB, "bad format %s (spdx-json or table)", format);
   if (last && layer)
     return cli_usage(VERB, "--layer and --last-layer exclude each other");
+  if (ro.json && strcmp(format, "table") == 0)
+    return cli_usage(VERB, "--json and --format table exclude each other");
   if (last)
     layer = -1;
   if (dir ? argc != optind : argc - optind != 1)

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "hoist/attest.h"
+#include "hoist/store.h"
 
 #define S(lit) lit, sizeof(lit) - 1
 
@@ -510,6 +511,85 @@ static void test_sbom_scan_layer(void **state) {
   assert_err_contains(&err, "layer");
 }
 
+/* Stores a layer of entries in s; its digest in digest. */
+static void put_layer(hoist_store *s, const char *dir, const char *const *entries,
+                      char digest[HOIST_DIGEST_STR_LEN]) {
+  _cleanup_free_ char *path = hoist_asprintf("%s/layer", dir);
+  write_layer(path, entries);
+  hoist_err *err = NULL;
+  _cleanup_free_ char *data = NULL;
+  size_t len;
+  assert_ok(hoist_fs_read_file(AT_FDCWD, path, 1 << 20, &data, &len, &err), &err);
+  assert_ok(hoist_store_put_blob(s, data, len, NULL, digest, &err), &err);
+}
+
+#define DPKG(...) "var/lib/dpkg/status", __VA_ARGS__
+#define INSTALLED(name) "Package: " name "\nStatus: install ok installed\nVersion: 1\n\n"
+
+/* An image's layers as they stack: of dpkg's database the last copy alone,
+ * what an earlier copy held of the base; --layer's choice. */
+static void test_sbom_scan_image(void **state) {
+  (void)state;
+  _cleanup_free_ char *dir = test_mkdtemp();
+  _cleanup_free_ char *layout = hoist_asprintf("%s/layout", dir);
+  hoist_err *err = NULL;
+  _cleanup_store_ hoist_store *st = NULL;
+  assert_ok(hoist_store_open(layout, true, &st, &err), &err);
+  char l1[HOIST_DIGEST_STR_LEN], l2[HOIST_DIGEST_STR_LEN], l3[HOIST_DIGEST_STR_LEN];
+  put_layer(st, dir,
+            (const char *const[]){DPKG(INSTALLED("a") INSTALLED("b")),
+                                  "usr/lib/python3/dist-packages/x-1.dist-info/METADATA",
+                                  "Name: x\nVersion: 1\n", NULL},
+            l1);
+  put_layer(st, dir,
+            (const char *const[]){DPKG(INSTALLED("a") INSTALLED("b") INSTALLED("d")), NULL}, l2);
+  put_layer(st, dir,
+            (const char *const[]){DPKG(INSTALLED("a") INSTALLED("b") INSTALLED("c")),
+                                  "opt/app/node_modules/n/package.json", "{\"version\": \"1\"}",
+                                  NULL},
+            l3);
+  _cleanup_free_ char *json = hoist_asprintf(
+      "{\"schemaVersion\": 2, \"mediaType\": \"application/vnd.oci.image.manifest.v1+json\","
+      " \"config\": {\"mediaType\": \"application/vnd.oci.image.config.v1+json\", \"digest\":"
+      " \"sha256:%064d\", \"size\": 2}, \"layers\": ["
+      "{\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+gzip\", \"digest\": \"%s\","
+      " \"size\": 1},"
+      "{\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+gzip\", \"digest\": \"%s\","
+      " \"size\": 1},"
+      "{\"mediaType\": \"application/vnd.example.not-a-layer\", \"digest\": \"sha256:%064d\","
+      " \"size\": 1},"
+      "{\"mediaType\": \"application/vnd.oci.image.layer.v1.tar+gzip\", \"digest\": \"%s\","
+      " \"size\": 1}]}",
+      0, l1, l2, 1, l3);
+  _cleanup_manifest_ hoist_manifest *m = NULL;
+  assert_ok(hoist_manifest_parse(json, strlen(json), &m, &err), &err);
+
+  _cleanup_sbom_ hoist_sbom *all = hoist_sbom_new();
+  assert_ok(hoist_sbom_scan_image(all, st, m, 0, &err), &err);
+  assert_int_equal(hoist_sbom_count(all), 5);
+  assert_int_equal(find(all, "pkg:deb/debian/a@1")->origin, HOIST_SBOM_BASE);
+  assert_int_equal(find(all, "pkg:deb/debian/b@1")->origin, HOIST_SBOM_BASE);
+  assert_int_equal(find(all, "pkg:deb/debian/c@1")->origin, HOIST_SBOM_LAYER);
+  assert_null(find(all, "pkg:deb/debian/d@1")); /* removed by the last copy */
+  assert_int_equal(find(all, "pkg:pypi/x@1")->origin, HOIST_SBOM_BASE);
+  assert_int_equal(find(all, "pkg:npm/n@1")->origin, HOIST_SBOM_LAYER);
+
+  _cleanup_sbom_ hoist_sbom *last = hoist_sbom_new();
+  assert_ok(hoist_sbom_scan_image(last, st, m, -1, &err), &err);
+  assert_int_equal(hoist_sbom_count(last), 4);
+  for (size_t i = 0; i < hoist_sbom_count(last); i++)
+    assert_int_equal(hoist_sbom_get(last, i)->origin, HOIST_SBOM_LAYER);
+  _cleanup_sbom_ hoist_sbom *second = hoist_sbom_new();
+  assert_ok(hoist_sbom_scan_image(second, st, m, 2, &err), &err);
+  assert_int_equal(hoist_sbom_count(second), 3);
+  assert_non_null(find(second, "pkg:deb/debian/d@1"));
+  _cleanup_sbom_ hoist_sbom *none = hoist_sbom_new();
+  assert_true(hoist_sbom_scan_image(none, st, m, 5, &err) < 0);
+  assert_err_contains(&err, "has 4 layer(s), no layer 5");
+  assert_true(hoist_sbom_scan_image(none, st, m, 3, &err) == 0); /* not a layer: nothing */
+  assert_int_equal(hoist_sbom_count(none), 0);
+}
+
 static void test_sbom_scan_tree(void **state) {
   (void)state;
   _cleanup_free_ char *dir = test_mkdtemp();
@@ -658,6 +738,7 @@ int main(void) {
       cmocka_unit_test(test_sbom_bad_inputs),
       cmocka_unit_test(test_sbom_limits),
       cmocka_unit_test(test_sbom_scan_layer),
+      cmocka_unit_test(test_sbom_scan_image),
       cmocka_unit_test(test_sbom_scan_tree),
       cmocka_unit_test(test_sbom_spdx),
   };
