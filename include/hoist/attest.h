@@ -99,6 +99,14 @@ HOIST_EXPORT int hoist_sbom_scan_tree(hoist_sbom *s, const char *root, hoist_sbo
 HOIST_EXPORT int hoist_sbom_scan_image(hoist_sbom *s, hoist_store *store, const hoist_manifest *m,
                                        long only, hoist_err **err) HOIST_WUR;
 
+/* The SBOMs of an image's layers, layers[0..n) from the bottom up (an entry
+ * may be NULL: a blob that is not a layer), merged into out as the layers
+ * stack: every package found, except that of each system database (dpkg's
+ * status, apk's installed) only the last layer's copy counts, and a system
+ * package an earlier copy also held is HOIST_SBOM_BASE. */
+HOIST_EXPORT int hoist_sbom_merge_layers(hoist_sbom *const *layers, size_t n, hoist_sbom *out,
+                                         hoist_err **err) HOIST_WUR;
+
 /* Adds a copy of p (one of another SBOM: merging what several layers hold)
  * unless its purl is there already. */
 HOIST_EXPORT int hoist_sbom_add_package(hoist_sbom *s, const hoist_sbom_package *p,

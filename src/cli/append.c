@@ -138,8 +138,8 @@ static int append_run(int argc, char **argv) {
     json_object_set_new(job.internal, "layerDigest", json_string(res.layer.digest));
     if (*base_digest)
       cli_attest_job_dep(&job, base_name, base_digest, "base");
-    if ((ato.sbom &&
-         cli_attest_sbom_image(&job, &to, ends.dst_loc, res.manifest_digest, ends.src, &err) < 0) ||
+    if ((ato.sbom && cli_attest_sbom_image(&job, &to, ends.dst_loc, res.manifest_digest, ends.src,
+                                           NULL, &err) < 0) ||
         cli_attest_finish(&ato, &to, ends.dst_loc, res.manifest_digest, &job, &ares, &err) < 0)
       return cli_fail(VERB, err);
   }

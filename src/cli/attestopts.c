@@ -1,6 +1,7 @@
 /* The attestation options and the step that attaches statements after a
  * verb pushed its image. */
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <time.h>
 
@@ -82,7 +83,8 @@ int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *n
 }
 
 int cli_attest_sbom_image(cli_attest_job *job, const hoist_transport_opts *to, const hoist_loc *dst,
-                          const char *image_digest, hoist_transport_source *base, hoist_err **err) {
+                          const char *image_digest, hoist_transport_source *base,
+                          const char *layer_dir, hoist_err **err) {
   _cleanup_transport_source_ hoist_transport_source *out = NULL;
   _cleanup_free_ char *data = NULL;
   _cleanup_free_ char *mt = NULL;
@@ -95,11 +97,32 @@ int cli_attest_sbom_image(cli_attest_job *job, const hoist_transport_opts *to, c
     return hoist_err_wrap(err, "SBOM: the new image");
   if (m->n_layers == 0)
     return hoist_err_set(err, EINVAL, "SBOM: the new image has no layer");
-  _cleanup_sbom_ hoist_sbom *sb = hoist_sbom_new();
   const char *tmp = cli_env_tmpdir(NULL);
-  int r = hoist_sbom_scan_blob(sb, out, &m->layers[m->n_layers - 1], HOIST_SBOM_LAYER, tmp, err);
-  for (size_t i = 0; r == 0 && i + 1 < m->n_layers; i++)
-    r = hoist_sbom_scan_blob(sb, base ? base : out, &m->layers[i], HOIST_SBOM_BASE, tmp, err);
+  hoist_sbom **layers = hoist_calloc(m->n_layers, sizeof *layers);
+  int r = 0;
+  for (size_t i = 0; i < m->n_layers && r == 0; i++) {
+    const hoist_descriptor *d = &m->layers[i];
+    bool last = i + 1 == m->n_layers;
+    hoist_sbom_origin origin = last ? HOIST_SBOM_LAYER : HOIST_SBOM_BASE;
+    layers[i] = hoist_sbom_new();
+    _cleanup_free_ char *kept =
+        last && layer_dir && hoist_digest_valid(d->digest)
+            ? hoist_asprintf("%s/blobs/sha256/%s", layer_dir, d->digest + strlen("sha256:"))
+            : NULL;
+    _cleanup_close_ int fd = kept ? open(kept, O_RDONLY | O_CLOEXEC) : -1;
+    if (fd >= 0)
+      r = hoist_sbom_scan_layer(layers[i], fd, origin, err);
+    else
+      r = hoist_sbom_scan_blob(layers[i], last || !base ? out : base, d, origin, tmp, err);
+    if (r < 0)
+      hoist_err_wrap(err, "layer %zu (%s)", i + 1, d->digest);
+  }
+  _cleanup_sbom_ hoist_sbom *sb = hoist_sbom_new();
+  if (r == 0)
+    r = hoist_sbom_merge_layers(layers, m->n_layers, sb, err);
+  for (size_t i = 0; i < m->n_layers; i++)
+    hoist_sbom_free(layers[i]);
+  free(layers);
   if (r < 0)
     return hoist_err_wrap(err, "SBOM");
   _cleanup_free_ char *name = hoist_loc_string(dst);

@@ -79,9 +79,12 @@ int cli_attest_job_sbom(cli_attest_job *job, const hoist_sbom *sb, const char *n
                         const char *image_digest, hoist_err **err);
 
 /* job->sbom from the image image_digest at dst: the packages of its last
- * layer (what the verb added) and, from base (NULL: dst), of the others. */
+ * layer (what the verb added: read from layer_dir, a layout holding its
+ * blob, when it is there, else from dst) and of the others (from base, NULL:
+ * dst), merged as the layers stack (hoist_sbom_merge_layers). */
 int cli_attest_sbom_image(cli_attest_job *job, const hoist_transport_opts *to, const hoist_loc *dst,
-                          const char *image_digest, hoist_transport_source *base, hoist_err **err);
+                          const char *image_digest, hoist_transport_source *base,
+                          const char *layer_dir, hoist_err **err);
 
 /* A mirror's URL without its user information (user:password@), for a
  * record others read. Caller frees. */

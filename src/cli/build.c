@@ -120,31 +120,10 @@ static int build_attest_job(cli_attest_job *job, const hoist_build_opts *bo,
     return 0;
   /* the SBOM: the new layer (from the build cache, else the target) and the
    * base's layers (from its layout in the image store) */
-  _cleanup_transport_source_ hoist_transport_source *out = NULL;
   _cleanup_transport_source_ hoist_transport_source *base = NULL;
-  _cleanup_free_ char *data = NULL;
-  _cleanup_free_ char *mt = NULL;
-  size_t len = 0;
-  char got[HOIST_DIGEST_STR_LEN];
-  _cleanup_manifest_ hoist_manifest *m = NULL;
-  if (hoist_transport_open_source(to, dst, &out, err) < 0 ||
-      out->ops->manifest(out, res->image.manifest_digest, &data, &len, &mt, got, err) < 0 ||
-      hoist_manifest_parse(data, len, &m, err) < 0 || m->n_layers == 0 ||
-      hoist_transport_layout_source(bo->base_dir, bo->base_tag, &base, err) < 0)
-    return hoist_err_wrap(err, "SBOM: the new image");
-  _cleanup_sbom_ hoist_sbom *sb = hoist_sbom_new();
-  const hoist_descriptor *layer = &m->layers[m->n_layers - 1];
-  _cleanup_free_ char *cached =
-      hoist_asprintf("%s/blobs/sha256/%s", bo->cache_dir, layer->digest + strlen("sha256:"));
-  _cleanup_close_ int fd = open(cached, O_RDONLY | O_CLOEXEC);
-  int r = fd >= 0
-              ? hoist_sbom_scan_layer(sb, fd, HOIST_SBOM_LAYER, err)
-              : hoist_sbom_scan_blob(sb, out, layer, HOIST_SBOM_LAYER, cli_env_tmpdir(NULL), err);
-  for (size_t i = 0; r == 0 && i + 1 < m->n_layers; i++)
-    r = hoist_sbom_scan_blob(sb, base, &m->layers[i], HOIST_SBOM_BASE, cli_env_tmpdir(NULL), err);
-  if (r < 0)
-    return hoist_err_wrap(err, "SBOM");
-  return cli_attest_job_sbom(job, sb, target_s, res->image.manifest_digest, err);
+  if (hoist_transport_layout_source(bo->base_dir, bo->base_tag, &base, err) < 0)
+    return hoist_err_wrap(err, "SBOM: the base");
+  return cli_attest_sbom_image(job, to, dst, res->image.manifest_digest, base, bo->cache_dir, err);
 }
 
 static int build_run(int argc, char **argv) {

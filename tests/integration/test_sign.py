@@ -476,6 +476,28 @@ def test_service_signs_what_it_pushes():
     st, log = s.request("GET", f"/system/api/v1/build/logs?id={r['id']}", auth=k, raw=True)
     assert b"signed " + f"{host}/alice".encode() in log, log
     s.stop()
+    # with attestations in an index, the tag names the index: that is signed,
+    # and the image the job reports too
+    s = Server(config={"registry_host": host, "allowed_sources": [f"{host}/base/*"],
+                       "sign_key": key("hoist.key"), "attestations": True},
+               workers=1, env=env()).start()
+    k = s.token("alice")
+    st, r = s.api("POST", "/build/start", k, {
+        "source": base, "target": "alice:attested", "kind": "python",
+        "file": base64.b64encode(b"y\n").decode()})
+    assert st == 200, r
+    r = s.wait_phase(k, r["id"], ("Failed", "Succeeded"), timeout=300)
+    assert r["phase"] == "Succeeded", r
+    raw = json.loads(skopeo("inspect", "--tls-verify=false", "--raw",
+                            f"docker://{host}/alice:attested").stdout)
+    assert raw["mediaType"] == "application/vnd.oci.image.index.v1+json", raw
+    out = json.loads(hoist("verify", "--json", "--key", key("hoist.pub"),
+                           f"{host}/alice:attested").stdout)
+    assert out["digest"] != r["digest"], out
+    out = json.loads(hoist("verify", "--json", "--key", key("hoist.pub"),
+                           f"{host}/alice@{r['digest']}").stdout)
+    assert out["digest"] == r["digest"], out
+    s.stop()
     # a key the service cannot read stops it at the start
     cfg = os.path.join(work(), "serve-bad.json")
     with open(cfg, "w") as f:

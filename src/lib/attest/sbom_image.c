@@ -17,20 +17,17 @@ static int database_of(const char *path) {
   return -1;
 }
 
-/* The packages of layers[0..n) merged into out: everything found, except
- * that of each system database only the last layer's copy is read (what an
- * earlier copy held and the last still holds is of the base). */
-static int merge_layers(hoist_sbom **layers, size_t n, hoist_sbom *out, hoist_err **err) {
+int hoist_sbom_merge_layers(hoist_sbom *const *layers, size_t n, hoist_sbom *out, hoist_err **err) {
   size_t last[2] = {SIZE_MAX, SIZE_MAX};
   for (size_t l = 0; l < n; l++)
-    for (size_t i = 0; i < hoist_sbom_count(layers[l]); i++) {
+    for (size_t i = 0; layers[l] && i < hoist_sbom_count(layers[l]); i++) {
       int db = database_of(hoist_sbom_get(layers[l], i)->path);
       if (db >= 0)
         last[db] = l;
     }
   __attribute__((cleanup(hoist_map_clear))) hoist_map earlier = HOIST_MAP_INIT;
   for (size_t l = 0; l < n; l++)
-    for (size_t i = 0; i < hoist_sbom_count(layers[l]); i++) {
+    for (size_t i = 0; layers[l] && i < hoist_sbom_count(layers[l]); i++) {
       hoist_sbom_package p = *hoist_sbom_get(layers[l], i);
       int db = database_of(p.path);
       if (db >= 0 && l != last[db]) {
@@ -70,7 +67,7 @@ int hoist_sbom_scan_image(hoist_sbom *s, hoist_store *store, const hoist_manifes
       hoist_err_wrap(err, "layer %zu (%s)", i + 1, d->digest);
   }
   if (r == 0)
-    r = merge_layers(layers, m->n_layers, s, err);
+    r = hoist_sbom_merge_layers(layers, m->n_layers, s, err);
   for (size_t i = 0; i < m->n_layers; i++)
     hoist_sbom_free(layers[i]);
   free(layers);

@@ -369,12 +369,19 @@ HOIST_WUR static int sign_built(server_jobs *j, const store_job *row, const char
   }
   if (rc < 0)
     return -1;
-  free(ref->digest);
-  ref->digest = hoist_strdup(digest);
+  /* In index mode the tag names an index holding the image and its
+   * attestations: that is signed (what --verify-key on the tag checks),
+   * and with it each image (what the job's digest names). */
+  bool index_mode = j->cfg->attestations && strcmp(j->cfg->attest_mode, "index") == 0;
+  hoist_sign_opts so = {.recursive = index_mode};
+  if (!index_mode) {
+    free(ref->digest);
+    ref->digest = hoist_strdup(digest);
+  }
   hoist_loc loc = {.kind = HOIST_LOC_REGISTRY, .ref = ref, .index = -1};
   hoist_transport_opts to = {.registry = r};
   hoist_sign_result res;
-  rc = hoist_sign_image(&to, &loc, j->cfg->sign_key, NULL, &res, err);
+  rc = hoist_sign_image(&to, &loc, j->cfg->sign_key, &so, &res, err);
   hoist_registry_free(r);
   if (rc < 0)
     return -1;

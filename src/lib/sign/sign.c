@@ -250,6 +250,11 @@ int hoist_sign_image(const hoist_transport_opts *t, const hoist_loc *loc, const 
     if (r == 0)
       r = hoist_index_parse(data, len, &ix, err);
     for (size_t i = 0; r == 0 && i < ix->n_manifests; i++) {
+      /* BuildKit's attestation manifests are covered by the index's own */
+      const char *type =
+          hoist_descriptor_annotation(&ix->manifests[i], "vnd.docker.reference.type");
+      if (type && strcmp(type, "attestation-manifest") == 0)
+        continue;
       child.images = 0;
       r = sign_one(t, loc, &ix->manifests[i], k, opts, &child, err);
       res->images += child.images;
