@@ -284,6 +284,16 @@ HOIST_EXPORT int hoist_image_index_create(const hoist_transport_opts *t, const h
                                           const hoist_image_index_opts *opts,
                                           hoist_image_index_result *out, hoist_err **err) HOIST_WUR;
 
+/* ----------------------------------------------------------------- blobs */
+
+/* Stores data, a document held in memory (a config, a payload, a
+ * statement), as a blob of t unless t has it; *out receives its descriptor
+ * (media_type, digest, size; cleared on failure: hoist_descriptor_clear).
+ * An upload the registry broke off (EAGAIN) is given again, up to 3 times. */
+HOIST_EXPORT int hoist_image_put_bytes(hoist_transport_target *t, const char *media_type,
+                                       const char *data, size_t len, hoist_descriptor *out,
+                                       hoist_err **err) HOIST_WUR;
+
 /* ------------------------------------------------------------- referrers */
 
 /* Stores the manifest data (an OCI manifest whose subject is set: an

@@ -55,35 +55,6 @@ int hoist_attest_index_entries(const hoist_index *ix, const char *image_digest, 
   return 0;
 }
 
-/* Stores data as a blob of t unless t has it. */
-static int put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
-                    hoist_descriptor *out, hoist_err **err) {
-  hoist_descriptor_of_bytes(out, media_type, data, len);
-  bool has = false;
-  if (t->ops->has_blob(t, out, &has, err) < 0)
-    return -1;
-  if (has)
-    return 0;
-  for (int attempt = 1;; attempt++) {
-    _cleanup_writer_ hoist_writer *w = NULL;
-    char got[HOIST_DIGEST_STR_LEN];
-    hoist_err *e = NULL;
-    if (t->ops->blob_writer(t, out->digest, out->size, &w, &e) == 0 &&
-        hoist_writer_write(w, data, len, &e) == 0 && hoist_writer_commit(w, got, NULL, &e) == 0)
-      return 0;
-    /* a registry upload that broke asks for the content again (EAGAIN) */
-    if (!e || e->code != EAGAIN || attempt >= 3) {
-      int code = e ? e->code : EIO;
-      if (err && !*err)
-        *err = e;
-      else
-        hoist_err_free(e);
-      return -code;
-    }
-    hoist_err_free(e);
-  }
-}
-
 /* The image the location names: its descriptor with its platform (from its
  * config when the index gives none). A location naming an index must hold
  * one image beside attestation manifests, unless whole is set: an index of
@@ -155,6 +126,18 @@ static json_t *desc_json(const hoist_descriptor *d) {
   return j;
 }
 
+/* Stores statement st as a blob of dst; d (cleared on failure) is its
+ * layer descriptor, annotated with its predicate type. */
+static int put_statement(hoist_transport_target *dst, const hoist_attest_statement_blob *st,
+                         hoist_descriptor *d, hoist_err **err) {
+  int r = hoist_image_put_bytes(dst, HOIST_INTOTO_MEDIA_TYPE, st->data, st->len, d, err);
+  if (r == 0)
+    r = hoist_descriptor_set_annotation(d, HOIST_ANNOT_PREDICATE_TYPE, st->predicate_type, err);
+  if (r < 0)
+    hoist_descriptor_clear(d);
+  return r;
+}
+
 /* Index mode: the statements as layers of one attestation manifest, and the
  * index of the image and it, under the location's tag. */
 static int attach_index(hoist_transport_target *dst, const hoist_descriptor *image,
@@ -164,14 +147,8 @@ static int attach_index(hoist_transport_target *dst, const hoist_descriptor *ima
   _cleanup_json_ json_t *diff_ids = json_array();
   for (size_t i = 0; i < n; i++) {
     hoist_descriptor d = {0};
-    int r = put_blob(dst, HOIST_INTOTO_MEDIA_TYPE, st[i].data, st[i].len, &d, err);
-    if (r == 0)
-      r = hoist_descriptor_set_annotation(&d, HOIST_ANNOT_PREDICATE_TYPE, st[i].predicate_type,
-                                          err);
-    if (r < 0) {
-      hoist_descriptor_clear(&d);
+    if (put_statement(dst, &st[i], &d, err) < 0)
       return hoist_err_wrap(err, "statement %zu", i);
-    }
     json_array_append_new(layers, desc_json(&d));
     json_array_append_new(diff_ids, json_string(d.digest));
     hoist_descriptor_clear(&d);
@@ -184,7 +161,7 @@ static int attach_index(hoist_transport_target *dst, const hoist_descriptor *ima
   size_t cfg_len = 0;
   hoist_descriptor cfg_d = {0};
   if (hoist_json_canonical(cfg_j, &cfg, &cfg_len, err) < 0 ||
-      put_blob(dst, HOIST_MT_OCI_CONFIG, cfg, cfg_len, &cfg_d, err) < 0) {
+      hoist_image_put_bytes(dst, HOIST_MT_OCI_CONFIG, cfg, cfg_len, &cfg_d, err) < 0) {
     hoist_descriptor_clear(&cfg_d);
     return hoist_err_wrap(err, "attestation config");
   }
@@ -231,7 +208,8 @@ static int attach_referrers(const hoist_transport_opts *t, const hoist_loc *loc,
                             const hoist_attest_statement_blob *st, size_t n,
                             hoist_attest_result *out, hoist_err **err) {
   hoist_descriptor empty = {0};
-  if (put_blob(dst, HOIST_MT_OCI_EMPTY, empty_json, strlen(empty_json), &empty, err) < 0) {
+  if (hoist_image_put_bytes(dst, HOIST_MT_OCI_EMPTY, empty_json, strlen(empty_json), &empty, err) <
+      0) {
     hoist_descriptor_clear(&empty);
     return hoist_err_wrap(err, "empty config");
   }
@@ -242,14 +220,8 @@ static int attach_referrers(const hoist_transport_opts *t, const hoist_loc *loc,
   _cleanup_json_ json_t *subject_j = desc_json(&subject);
   for (size_t i = 0; i < n; i++) {
     hoist_descriptor d = {0};
-    int r = put_blob(dst, HOIST_INTOTO_MEDIA_TYPE, st[i].data, st[i].len, &d, err);
-    if (r == 0)
-      r = hoist_descriptor_set_annotation(&d, HOIST_ANNOT_PREDICATE_TYPE, st[i].predicate_type,
-                                          err);
-    if (r < 0) {
-      hoist_descriptor_clear(&d);
+    if (put_statement(dst, &st[i], &d, err) < 0)
       return hoist_err_wrap(err, "statement %zu", i);
-    }
     _cleanup_json_ json_t *m =
         json_pack("{s:i, s:s, s:s, s:O, s:[o], s:O, s:{s:s}}", "schemaVersion", 2, "mediaType",
                   HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_INTOTO_MEDIA_TYPE, "config", empty_j,

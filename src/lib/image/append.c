@@ -59,6 +59,16 @@ int image_put_blob(hoist_transport_target *t, const char *media_type, const char
   }
 }
 
+int hoist_image_put_bytes(hoist_transport_target *t, const char *media_type, const char *data,
+                          size_t len, hoist_descriptor *out, hoist_err **err) {
+  hoist_descriptor_of_bytes(out, media_type, data, len);
+  if (image_put_blob(t, media_type, data, len, out->digest, err) < 0) {
+    hoist_descriptor_clear(out);
+    return hoist_err_wrap(err, "store blob %s", media_type);
+  }
+  return 0;
+}
+
 bool image_give_again(const hoist_err *e, int attempt) {
   if (!e || e->code != EAGAIN || attempt >= IMAGE_WRITER_ATTEMPTS)
     return false;

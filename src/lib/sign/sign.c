@@ -60,21 +60,13 @@ static int resolve(hoist_transport_source *src, hoist_descriptor *out, hoist_err
   return 0;
 }
 
-/* Stores data in t as a blob of digest, unless t has it. */
-static int put_blob(hoist_transport_target *t, const char *media_type, const char *data, size_t len,
-                    const char *digest, hoist_err **err) {
-  hoist_descriptor d = {
-      .media_type = (char *)media_type, .digest = (char *)digest, .size = (int64_t)len};
-  bool has = false;
-  if (t->ops->has_blob(t, &d, &has, err) < 0)
+/* Stores data in t as a blob, unless t has it. */
+static int store_bytes(hoist_transport_target *t, const char *media_type, const char *data,
+                       size_t len, hoist_err **err) {
+  hoist_descriptor d;
+  if (hoist_image_put_bytes(t, media_type, data, len, &d, err) < 0)
     return -1;
-  if (has)
-    return 0;
-  _cleanup_writer_ hoist_writer *w = NULL;
-  char got[HOIST_DIGEST_STR_LEN];
-  if (t->ops->blob_writer(t, digest, (int64_t)len, &w, err) < 0 ||
-      hoist_writer_write(w, data, len, err) < 0 || hoist_writer_commit(w, got, NULL, err) < 0)
-    return hoist_err_wrap(err, "store blob %s", digest);
+  hoist_descriptor_clear(&d);
   return 0;
 }
 
@@ -169,7 +161,7 @@ static int sign_one(const hoist_transport_opts *t, const hoist_loc *loc,
   _cleanup_transport_target_ hoist_transport_target *dst = NULL;
   if (hoist_transport_open_target(t, at, &dst, err) < 0)
     return -1;
-  if (put_blob(dst, HOIST_SIGN_PAYLOAD_MT, payload, payload_len, payload_digest, err) < 0)
+  if (store_bytes(dst, HOIST_SIGN_PAYLOAD_MT, payload, payload_len, err) < 0)
     return -1;
   _cleanup_json_ json_t *m = NULL;
   if (opts->attach == HOIST_SIGN_ATTACH_TAG) {
@@ -179,13 +171,13 @@ static int sign_one(const hoist_transport_opts *t, const hoist_loc *loc,
     if (sig_config(layers, &cfg, &cfg_len, err) < 0)
       return -1;
     hoist_sha256_of(cfg, cfg_len, cfg_digest);
-    if (put_blob(dst, HOIST_MT_OCI_CONFIG, cfg, cfg_len, cfg_digest, err) < 0)
+    if (store_bytes(dst, HOIST_MT_OCI_CONFIG, cfg, cfg_len, err) < 0)
       return -1;
     m = json_pack("{s:i, s:s, s:{s:s, s:s, s:I}, s:O}", "schemaVersion", 2, "mediaType",
                   HOIST_MT_OCI_MANIFEST, "config", "mediaType", HOIST_MT_OCI_CONFIG, "digest",
                   cfg_digest, "size", (json_int_t)cfg_len, "layers", layers);
   } else {
-    if (put_blob(dst, HOIST_MT_OCI_EMPTY, "{}", 2, EMPTY_DIGEST, err) < 0)
+    if (store_bytes(dst, HOIST_MT_OCI_EMPTY, "{}", 2, err) < 0)
       return -1;
     m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:O, s:{s:s, s:s, s:I}}", "schemaVersion", 2,
                   "mediaType", HOIST_MT_OCI_MANIFEST, "artifactType", HOIST_SIGN_ARTIFACT_TYPE,
