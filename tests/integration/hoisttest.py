@@ -598,26 +598,32 @@ SCHEMA_CHECK_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sche
 SCHEMA_VALIDATOR = {"ajv": "8.20.0", "ajv-formats": "3.0.1"}
 
 
-def schema_node_modules():
-    """Ajv's node_modules for schema_check.js, installed once, pinned, under
-    $HOIST_CACHE/npm/schema; Skip when npm cannot install them."""
-    prefix = os.path.join(CACHE, "npm", "schema")
+def npm_modules(name, pinned):
+    """The node_modules of the npm packages pinned ({name: version}),
+    installed once under $HOIST_CACHE/npm/<name>, again when one is missing or
+    of another version; Skip when npm cannot install them."""
+    prefix = os.path.join(CACHE, "npm", name)
     mods = os.path.join(prefix, "node_modules")
 
-    def have(name, version):
+    def have(package, version):
         try:
-            with open(os.path.join(mods, name, "package.json")) as f:
+            with open(os.path.join(mods, package, "package.json")) as f:
                 return json.load(f)["version"] == version
         except (OSError, ValueError, KeyError):
             return False
 
-    if not all(have(n, v) for n, v in SCHEMA_VALIDATOR.items()):
+    if not all(have(n, v) for n, v in pinned.items()):
         os.makedirs(prefix, exist_ok=True)
         p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
-                *(f"{n}@{v}" for n, v in SCHEMA_VALIDATOR.items()), check=False, timeout=600)
+                *(f"{n}@{v}" for n, v in pinned.items()), check=False, timeout=600)
         if p.returncode != 0:
             raise Skip(f"npm install failed: {p.stderr[-300:]}")
     return mods
+
+
+def schema_node_modules():
+    """Ajv's node_modules for schema_check.js (under $HOIST_CACHE/npm/schema)."""
+    return npm_modules("schema", SCHEMA_VALIDATOR)
 
 
 def schema_errors(schema_file, doc, extra=()):

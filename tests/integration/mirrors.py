@@ -133,7 +133,7 @@ def _make_java(d):
     shutil.rmtree(src)
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
+class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args):
         pass
 
@@ -215,7 +215,7 @@ def _make_php(d):
     _write(os.path.join(d, "packages.json.in"), json.dumps({"packages": packages}))
 
 
-class _Composer(_Quiet):
+class _Composer(Quiet):
     """packages.json with absolute dist URLs on this server's port."""
 
     def do_GET(self):
@@ -268,7 +268,8 @@ _MAKERS = {"go": _make_go, "java": _make_java, "php": _make_php, "ruby": _make_r
 _servers = {}
 
 
-def _serve(handler):
+def serve(handler):
+    """Serves handler on a free port of 127.0.0.1 until the test process ends; its URL."""
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     on_exit(srv.shutdown)
@@ -282,11 +283,11 @@ def start(eco):
     d = _cached(eco, _MAKERS[eco])
     if eco == "java":
         handler = type("Maven", (_Maven,), {"roots": (d, DEBIAN_MAVEN_REPO)})
-        url = _serve(handler) + "/"
+        url = serve(handler) + "/"
     elif eco == "php":
-        url = _serve(functools.partial(_Composer, directory=d))
+        url = serve(functools.partial(_Composer, directory=d))
     else:
-        url = _serve(functools.partial(_Quiet, directory=d))
+        url = serve(functools.partial(Quiet, directory=d))
     _servers[eco] = url
     return url
 

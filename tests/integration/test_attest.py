@@ -5,18 +5,14 @@ image's index) or as OCI 1.1 referrers, read back by hoist inspect and by
 skopeo, copied intact by hoist and skopeo, validated against the in-toto
 Statement, SLSA provenance v1 and SPDX 2.3 JSON schemas.
 """
-import base64
-import functools
 import hashlib
-import http.server
 import json
 import os
-import threading
 import time
-import zipfile
 
+import pkgsources
 from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Server, Skip, busybox_with_extend,
-                       hoist, main, on_exit, run, schema_errors, skopeo, test, tmpdir)
+                       hoist, main, run, schema_errors, skopeo, test, tmpdir)
 
 _state = {}
 INTOTO = "application/vnd.in-toto+json"
@@ -72,96 +68,26 @@ def build(target, *extra, text="flask==3.0\n", kind="python", source=None, check
 # ----------------------------------------------- package sources on loopback
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def serve(root, handler=_Quiet):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                          functools.partial(handler, directory=root))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    on_exit(srv.shutdown)
-    return f"http://127.0.0.1:{srv.server_address[1]}"
-
-
 def pip_index():
     """A PEP 503 index on loopback with two wheels made here: tinypkg 1.0 and
     tinydep 2.1 (which tinypkg requires)."""
-    if "pip" in _state:
-        return _state["pip"]
-    root = os.path.join(work(), "pypi")
-    links = []
-    for name, version, requires in (("tinypkg", "1.0", "tinydep==2.1"),
-                                    ("tinydep", "2.1", None)):
-        whl = f"{name}-{version}-py3-none-any.whl"
-        meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\nLicense: MIT\n"
-        if requires:
-            meta += f"Requires-Dist: {requires}\n"
-        files = {f"{name}/__init__.py": b"VALUE = 1\n",
-                 f"{name}-{version}.dist-info/METADATA": meta.encode(),
-                 f"{name}-{version}.dist-info/WHEEL":
-                     b"Wheel-Version: 1.0\nGenerator: t\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
-        os.makedirs(os.path.join(root, "packages"), exist_ok=True)
-        record = []
-        with zipfile.ZipFile(os.path.join(root, "packages", whl), "w") as z:
-            for n, data in files.items():
-                z.writestr(n, data)
-                h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-                record.append(f"{n},sha256={h},{len(data)}")
-            record.append(f"{name}-{version}.dist-info/RECORD,,")
-            z.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
-        digest = hashlib.sha256(open(os.path.join(root, "packages", whl), "rb").read()).hexdigest()
-        os.makedirs(os.path.join(root, "simple", name))
-        with open(os.path.join(root, "simple", name, "index.html"), "w") as f:
-            f.write(f'<html><body><a href="../../packages/{whl}#sha256={digest}">{whl}</a>'
-                    "</body></html>\n")
-        links.append(f'<a href="{name}/">{name}</a>')
-    with open(os.path.join(root, "simple", "index.html"), "w") as f:
-        f.write("<html><body>" + "".join(links) + "</body></html>\n")
-    _state["pip"] = serve(root) + "/simple/"
+    if "pip" not in _state:
+        root = os.path.join(work(), "pypi")
+        wheels = os.path.join(root, "wheels")
+        _state["pip"] = pkgsources.pip_index(root, [
+            pkgsources.make_wheel(wheels, "tinypkg", "1.0", requires=["tinydep==2.1"],
+                                  license="MIT"),
+            pkgsources.make_wheel(wheels, "tinydep", "2.1", license="MIT")])
     return _state["pip"]
 
 
 def npm_registry():
     """An npm registry on loopback serving tinyjs 1.0.0 (a tarball from `npm pack`)."""
-    if "npm" in _state:
-        return _state["npm"]
-    root = os.path.join(work(), "npm")
-    pkg = os.path.join(root, "src")
-    os.makedirs(pkg)
-    with open(os.path.join(pkg, "package.json"), "w") as f:
-        json.dump({"name": "tinyjs", "version": "1.0.0", "main": "index.js",
-                   "license": "MIT"}, f)
-    with open(os.path.join(pkg, "index.js"), "w") as f:
-        f.write("module.exports = { value: 'tinyjs-7' };\n")
-    run("npm", "pack", "--pack-destination", root, cwd=pkg,
-        env={"npm_config_cache": os.path.join(root, ".npm"), "npm_config_update_notifier": "false"})
-    tgz = open(os.path.join(root, "tinyjs-1.0.0.tgz"), "rb").read()
-
-    class Npm(_Quiet):
-        def do_GET(self):
-            if self.path.rstrip("/") == "/tinyjs":
-                here = f"http://127.0.0.1:{self.server.server_address[1]}"
-                doc = {"name": "tinyjs", "dist-tags": {"latest": "1.0.0"}, "versions": {
-                    "1.0.0": {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "dist": {
-                        "tarball": f"{here}/tinyjs/-/tinyjs-1.0.0.tgz",
-                        "shasum": hashlib.sha1(tgz).hexdigest(),
-                        "integrity": "sha512-" + base64.b64encode(
-                            hashlib.sha512(tgz).digest()).decode()}}}}
-                body, ctype = json.dumps(doc).encode(), "application/json"
-            elif self.path == "/tinyjs/-/tinyjs-1.0.0.tgz":
-                body, ctype = tgz, "application/octet-stream"
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    _state["npm"] = serve(root, Npm) + "/"
+    if "npm" not in _state:
+        meta = {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "license": "MIT"}
+        tgz = pkgsources.npm_pack(os.path.join(work(), "npm"), meta,
+                                  {"index.js": "module.exports = { value: 'tinyjs-7' };\n"})
+        _state["npm"] = pkgsources.npm_registry([(meta, tgz)])
     return _state["npm"]
 
 

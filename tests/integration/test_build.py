@@ -8,22 +8,18 @@ the suite runs twice). Package sources are served by the test on loopback: a
 PEP 503 simple index holding a wheel made here, and an npm registry holding a
 tarball made by `npm pack`. skopeo and umoci are the independent oracles.
 """
-import base64
-import functools
 import hashlib
-import http.server
 import json
 import os
 import shutil
 import subprocess
 import tarfile
-import threading
 import time
 import urllib.error
-import zipfile
 
-from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
-                       skopeo, sleepers, test, tmpdir)
+import pkgsources
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, skopeo,
+                       sleepers, test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -96,94 +92,23 @@ def with_extend(tag, script):
 # --------------------------------------------------------------- servers
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-def serve(root, handler=_Quiet):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                          functools.partial(handler, directory=root))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    on_exit(srv.shutdown)
-    return f"http://127.0.0.1:{srv.server_address[1]}"
-
-
-def make_wheel(path, name, version, body):
-    """A pure-Python wheel, written by hand (a zip with dist-info and RECORD)."""
-    files = {
-        f"{name}/__init__.py": body.encode(),
-        f"{name}-{version}.dist-info/METADATA":
-            f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode(),
-        f"{name}-{version}.dist-info/WHEEL":
-            b"Wheel-Version: 1.0\nGenerator: hoist-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-    }
-    record = []
-    with zipfile.ZipFile(path, "w") as z:
-        for n, data in files.items():
-            z.writestr(n, data)
-            h = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-            record.append(f"{n},sha256={h},{len(data)}")
-        record.append(f"{name}-{version}.dist-info/RECORD,,")
-        z.writestr(f"{name}-{version}.dist-info/RECORD", "\n".join(record) + "\n")
-
-
 def pip_index():
     """A PEP 503 simple index with tinypkg 1.0 on loopback; returns its URL."""
     if "pip" not in _state:
         root = os.path.join(work(), "pypi")
-        os.makedirs(os.path.join(root, "simple", "tinypkg"))
-        os.makedirs(os.path.join(root, "packages"))
-        whl = "tinypkg-1.0-py3-none-any.whl"
-        make_wheel(os.path.join(root, "packages", whl), "tinypkg", "1.0", "VALUE = 'tiny-42'\n")
-        digest = hashlib.sha256(open(os.path.join(root, "packages", whl), "rb").read()).hexdigest()
-        with open(os.path.join(root, "simple", "index.html"), "w") as f:
-            f.write('<!DOCTYPE html><html><body><a href="tinypkg/">tinypkg</a></body></html>\n')
-        with open(os.path.join(root, "simple", "tinypkg", "index.html"), "w") as f:
-            f.write(f'<!DOCTYPE html><html><body><a href="../../packages/{whl}#sha256={digest}">'
-                    f"{whl}</a></body></html>\n")
-        _state["pip"] = serve(root) + "/simple/"
+        whl = pkgsources.make_wheel(os.path.join(root, "wheels"), "tinypkg", "1.0",
+                                    body="VALUE = 'tiny-42'\n")
+        _state["pip"] = pkgsources.pip_index(root, [whl])
     return _state["pip"]
 
 
 def npm_registry():
     """An npm registry on loopback serving tinyjs 1.0.0 (a tarball from `npm pack`)."""
-    if "npm" in _state:
-        return _state["npm"]
-    root = os.path.join(work(), "npm")
-    pkg = os.path.join(root, "src")
-    os.makedirs(pkg)
-    with open(os.path.join(pkg, "package.json"), "w") as f:
-        json.dump({"name": "tinyjs", "version": "1.0.0", "main": "index.js"}, f)
-    with open(os.path.join(pkg, "index.js"), "w") as f:
-        f.write("module.exports = { value: 'tinyjs-7' };\n")
-    run("npm", "pack", "--pack-destination", root, cwd=pkg,
-        env={"npm_config_cache": os.path.join(root, ".npm"), "npm_config_update_notifier": "false"})
-    tgz = open(os.path.join(root, "tinyjs-1.0.0.tgz"), "rb").read()
-
-    class Npm(_Quiet):
-        def do_GET(self):
-            if self.path.rstrip("/") == "/tinyjs":
-                base = f"http://127.0.0.1:{self.server.server_address[1]}"
-                doc = {"name": "tinyjs", "dist-tags": {"latest": "1.0.0"}, "versions": {
-                    "1.0.0": {"name": "tinyjs", "version": "1.0.0", "main": "index.js", "dist": {
-                        "tarball": f"{base}/tinyjs/-/tinyjs-1.0.0.tgz",
-                        "shasum": hashlib.sha1(tgz).hexdigest(),
-                        "integrity": "sha512-" + base64.b64encode(
-                            hashlib.sha512(tgz).digest()).decode()}}}}
-                body, ctype = json.dumps(doc).encode(), "application/json"
-            elif self.path == "/tinyjs/-/tinyjs-1.0.0.tgz":
-                body, ctype = tgz, "application/octet-stream"
-            else:
-                self.send_error(404)
-                return
-            self.send_response(200)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-    _state["npm"] = serve(root, Npm) + "/"
+    if "npm" not in _state:
+        meta = {"name": "tinyjs", "version": "1.0.0", "main": "index.js"}
+        tgz = pkgsources.npm_pack(os.path.join(work(), "npm"), meta,
+                                  {"index.js": "module.exports = { value: 'tinyjs-7' };\n"})
+        _state["npm"] = pkgsources.npm_registry([(meta, tgz)])
     return _state["npm"]
 
 

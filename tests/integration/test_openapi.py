@@ -20,7 +20,7 @@ import socket
 import subprocess
 import time
 
-from hoisttest import (API, CACHE, SOURCE_ROOT, Registry, Server, Skip, hoist, main, run, test,
+from hoisttest import (API, SOURCE_ROOT, Registry, Server, hoist, main, npm_modules, run, test,
                        tmpdir, wait_for)
 
 SPEC = os.path.join(SOURCE_ROOT, "doc", "api", "openapi.json")
@@ -34,25 +34,8 @@ _state = {}
 
 
 def node_modules():
-    """The validator's node_modules, installed from the npm registry when a
-    pinned package is missing or of another version."""
-    prefix = os.path.join(CACHE, "npm", "openapi")
-    mods = os.path.join(prefix, "node_modules")
-
-    def have(name, version):
-        try:
-            with open(os.path.join(mods, name, "package.json")) as f:
-                return json.load(f)["version"] == version
-        except (OSError, ValueError, KeyError):
-            return False
-
-    if not all(have(n, v) for n, v in VALIDATOR.items()):
-        os.makedirs(prefix, exist_ok=True)
-        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
-                *(f"{n}@{v}" for n, v in VALIDATOR.items()), check=False, timeout=600)
-        if p.returncode != 0:
-            raise Skip(f"npm install failed: {p.stderr[-300:]}")
-    return mods
+    """The validator's node_modules (under $HOIST_CACHE/npm/openapi)."""
+    return npm_modules("openapi", VALIDATOR)
 
 
 def check(spec=SPEC, cases=()):

@@ -18,22 +18,17 @@ The schema (tests/data/schemas/spdx-2.3.schema.json, from spdx/spdx-spec)
 is applied by Ajv (tests/integration/schema_check.js), installed once under
 $HOIST_CACHE/npm/schema.
 """
-import base64
 import copy
-import functools
-import hashlib
-import http.server
 import json
 import os
 import re
 import shutil
 import tarfile
-import threading
-import zipfile
-from urllib.parse import quote, unquote
+from urllib.parse import quote
 
-from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, on_exit, run,
-                       schema_errors, test, tmpdir)
+import pkgsources
+from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Skip, hoist, main, run, schema_errors,
+                       test, tmpdir)
 
 FIXTURES = os.path.join(SOURCE_ROOT, "tests", "fixtures")
 _state = {}
@@ -164,36 +159,6 @@ def check_document(doc):
     assert len(set(purls)) == len(purls), "a package listed twice"
 
 
-def pep503(name):
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def make_wheel(outdir, name, version, requires=()):
-    """A pure-Python wheel for name (written by hand: a zip with its
-    .dist-info and a RECORD of hashes, as PEP 427 says)."""
-    stem = re.sub(r"[-_.]+", "_", name).lower()
-    info = f"{stem}-{version}.dist-info"
-    files = {
-        f"{stem}/__init__.py": b"VALUE = 1\n",
-        f"{info}/METADATA": ("Metadata-Version: 2.1\n"
-                             f"Name: {name}\nVersion: {version}\nLicense: MIT\n"
-                             + "".join(f"Requires-Dist: {r}\n" for r in requires)).encode(),
-        f"{info}/WHEEL": b"Wheel-Version: 1.0\nGenerator: test_sbom\nRoot-Is-Purelib: true\n"
-                         b"Tag: py3-none-any\n",
-    }
-    record = ""
-    for path, data in files.items():
-        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
-        record += f"{path},sha256={digest},{len(data)}\n"
-    record += f"{info}/RECORD,,\n"
-    files[f"{info}/RECORD"] = record.encode()
-    path = os.path.join(outdir, f"{stem}-{version}-py3-none-any.whl")
-    with zipfile.ZipFile(path, "w") as z:
-        for p, data in files.items():
-            z.writestr(p, data)
-    return path
-
-
 PIP_WANT = {"pkg:pypi/hoist-test-pkg@1.2.3", "pkg:pypi/tiny-dep@0.1.0", "pkg:pypi/other-lib@2024.1"}
 NPM_WANT = {"pkg:npm/hoist-sbom-a@1.0.0-rc.1", "pkg:npm/%40hoist-test/b@2.0.0",
             "pkg:npm/hoist-sbom-c@3.1.4"}
@@ -204,9 +169,9 @@ def wheels():
     if "wheels" not in _state:
         d = os.path.join(work(), "wheels")
         os.makedirs(d)
-        make_wheel(d, "Hoist_Test.Pkg", "1.2.3", requires=["tiny-dep"])
-        make_wheel(d, "tiny-dep", "0.1.0")
-        make_wheel(d, "other_lib", "2024.1")
+        pkgsources.make_wheel(d, "Hoist_Test.Pkg", "1.2.3", requires=["tiny-dep"], license="MIT")
+        pkgsources.make_wheel(d, "tiny-dep", "0.1.0", license="MIT")
+        pkgsources.make_wheel(d, "other_lib", "2024.1", license="MIT")
         _state["wheels"] = d
     return _state["wheels"]
 
@@ -233,91 +198,35 @@ def npm_tarballs():
     (one scoped, one with a prerelease version; a depends on b)."""
     if "tarballs" not in _state:
         root = os.path.join(work(), "npm")
-        cache = os.path.join(root, "cache")
         out = {}
         for name, version, deps in (("@hoist-test/b", "2.0.0", {}),
                                     ("hoist-sbom-c", "3.1.4", {}),
                                     ("hoist-sbom-a", "1.0.0-rc.1", {"@hoist-test/b": "^2.0.0"})):
-            d = os.path.join(root, "src", name.replace("/", "+"))
-            os.makedirs(d)
             meta = {"name": name, "version": version, "license": "MIT", "main": "index.js",
                     "dependencies": deps}
-            with open(os.path.join(d, "package.json"), "w") as f:
-                json.dump(meta, f)
-            with open(os.path.join(d, "index.js"), "w") as f:
-                f.write("module.exports = 1;\n")
-            p = run("npm", "pack", "--pack-destination", root, cwd=d, check=False,
-                    env={"npm_config_cache": cache, "npm_config_update_notifier": "false"})
-            if p.returncode != 0:
-                raise Skip(f"npm pack failed: {p.stderr[-300:]}")
-            out[name] = (meta, os.path.join(root, p.stdout.strip().splitlines()[-1]))
+            try:
+                path = pkgsources.npm_pack(root, meta, {"index.js": "module.exports = 1;\n"})
+            except AssertionError as e:
+                raise Skip(f"npm pack failed: {str(e)[-300:]}")
+            out[name] = (meta, path)
         _state["tarballs"] = out
     return _state["tarballs"]
-
-
-def serve(root, handler):
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                          functools.partial(handler, directory=root))
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    on_exit(srv.shutdown)
-    return f"http://127.0.0.1:{srv.server_address[1]}"
-
-
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
 
 
 def pip_index():
     """A PEP 503 simple index of wheels() on loopback; its URL."""
     if "index" not in _state:
-        root = os.path.join(work(), "pypi")
-        os.makedirs(os.path.join(root, "simple"))
-        for whl in sorted(os.listdir(wheels())):
-            name = pep503(whl.split("-")[0])
-            os.makedirs(os.path.join(root, "simple", name))
-            shutil.copy(os.path.join(wheels(), whl), os.path.join(root, "simple", name, whl))
-            digest = hashlib.sha256(open(os.path.join(wheels(), whl), "rb").read()).hexdigest()
-            with open(os.path.join(root, "simple", name, "index.html"), "w") as f:
-                f.write(f'<!DOCTYPE html><html><body><a href="{whl}#sha256={digest}">{whl}</a>'
-                        "</body></html>\n")
-        _state["index"] = serve(root, _Quiet) + "/simple/"
+        wheels_dir = wheels()
+        _state["index"] = pkgsources.pip_index(
+            os.path.join(work(), "pypi"),
+            [os.path.join(wheels_dir, whl) for whl in os.listdir(wheels_dir)])
     return _state["index"]
 
 
 def npm_registry():
     """An npm registry on loopback serving npm_tarballs(); its URL."""
     if "registry" not in _state:
-        tarballs = npm_tarballs()
-
-        class Npm(_Quiet):
-            def do_GET(self):
-                base = f"http://127.0.0.1:{self.server.server_address[1]}"
-                name = unquote(self.path.strip("/"))
-                if name in tarballs:
-                    meta, path = tarballs[name]
-                    tgz = open(path, "rb").read()
-                    version = dict(meta, dist={
-                        "tarball": f"{base}/-/{os.path.basename(path)}",
-                        "shasum": hashlib.sha1(tgz).hexdigest(),
-                        "integrity": "sha512-" + base64.b64encode(
-                            hashlib.sha512(tgz).digest()).decode()})
-                    doc = {"name": name, "dist-tags": {"latest": meta["version"]},
-                           "versions": {meta["version"]: version}}
-                    body, ctype = json.dumps(doc).encode(), "application/json"
-                else:
-                    files = {f"/-/{os.path.basename(p)}": p for _, p in tarballs.values()}
-                    if self.path not in files:
-                        self.send_error(404)
-                        return
-                    body, ctype = open(files[self.path], "rb").read(), "application/octet-stream"
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-        _state["registry"] = serve(work(), Npm) + "/"
+        _state["registry"] = pkgsources.npm_registry(npm_tarballs().values())
     return _state["registry"]
 
 
@@ -400,7 +309,7 @@ def pip_tree_lists_what_pip_installed():
     check_document(doc)
     listed = json.loads(run("python3", "-m", "pip", "list", "--path", site, "--format", "json",
                             "--disable-pip-version-check").stdout)
-    want = {f"pkg:pypi/{pep503(d['name'])}@{d['version']}" for d in listed}
+    want = {f"pkg:pypi/{pkgsources.pep503(d['name'])}@{d['version']}" for d in listed}
     assert want == PIP_WANT
     assert set(packages(doc)) == want
     p = packages(doc)["pkg:pypi/hoist-test-pkg@1.2.3"]
