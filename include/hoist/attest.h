@@ -83,6 +83,13 @@ HOIST_EXPORT bool hoist_sbom_wants(const char *path);
 HOIST_EXPORT int hoist_sbom_scan_layer(hoist_sbom *s, int fd, hoist_sbom_origin origin,
                                        hoist_err **err) HOIST_WUR;
 
+/* The records of the layer blob d read from src (hoist_sbom_scan_layer):
+ * opened as a file when src keeps blobs in files, else streamed into an
+ * unnamed temporary file under tmp_dir (NULL: /var/tmp) first. */
+HOIST_EXPORT int hoist_sbom_scan_blob(hoist_sbom *s, hoist_transport_source *src,
+                                      const hoist_descriptor *d, hoist_sbom_origin origin,
+                                      const char *tmp_dir, hoist_err **err) HOIST_WUR;
+
 /* Reads the records under the directory root (an unpacked base, an upper
  * directory), without following symlinks out of it. */
 HOIST_EXPORT int hoist_sbom_scan_tree(hoist_sbom *s, const char *root, hoist_sbom_origin origin,
@@ -207,13 +214,6 @@ typedef struct hoist_provenance_info {
  * {invocationId, startedOn, finishedOn}}. Caller frees *out. */
 HOIST_EXPORT int hoist_provenance_statement(const hoist_provenance_info *info, char **out,
                                             size_t *len, hoist_err **err) HOIST_WUR;
-
-/* The records of the layer blob d read from src (hoist_sbom_scan_layer):
- * opened as a file when src keeps blobs in files, else streamed into an
- * unnamed temporary file under tmp_dir (NULL: /var/tmp) first. */
-HOIST_EXPORT int hoist_sbom_scan_blob(hoist_sbom *s, hoist_transport_source *src,
-                                      const hoist_descriptor *d, hoist_sbom_origin origin,
-                                      const char *tmp_dir, hoist_err **err) HOIST_WUR;
 
 /* ------------------------------------------------------------ attaching */
 

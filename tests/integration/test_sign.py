@@ -15,12 +15,12 @@ import time
 import urllib.request
 
 from hoisttest import (CACHE, HOIST, SOURCE_ROOT, Registry, Server, Skip, busybox_with_extend,
-                       hoist, main, run, skopeo, test, tmpdir)
+                       hoist, main, npm_modules, run, skopeo, test, tmpdir)
 
 MAKE_LAYOUT = os.environ.get("HOIST_MAKE_LAYOUT", "make_layout")
 CHECK_JS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sigstore_check.js")
-SIGSTORE = {"@sigstore/verify": "4.1.3", "@sigstore/sign": "4.1.1", "@sigstore/bundle": None,
-            "@sigstore/core": None}
+SIGSTORE = {"@sigstore/verify": "4.1.3", "@sigstore/sign": "4.1.1", "@sigstore/bundle": "5.0.1",
+            "@sigstore/core": "4.0.1"}
 PAYLOAD_MT = "application/vnd.dev.cosign.simplesigning.v1+json"
 SIG_ANN = "dev.cosignproject.cosign/signature"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -46,28 +46,9 @@ def env():
     return _state["env"]
 
 
-def node_modules():
-    prefix = os.path.join(CACHE, "npm", "sigstore")
-    mods = os.path.join(prefix, "node_modules")
-
-    def have(name, version):
-        try:
-            with open(os.path.join(mods, name, "package.json")) as f:
-                return version is None or json.load(f)["version"] == version
-        except (OSError, ValueError, KeyError):
-            return False
-
-    if not all(have(n, v) for n, v in SIGSTORE.items()):
-        os.makedirs(prefix, exist_ok=True)
-        p = run("npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
-                *(f"{n}@{v}" if v else n for n, v in SIGSTORE.items()), check=False, timeout=600)
-        if p.returncode != 0:
-            raise Skip(f"npm install failed: {p.stderr[-300:]}")
-    return mods
-
-
 def sigstore(*args):
-    p = subprocess.run(["node", CHECK_JS, node_modules(), *args], capture_output=True, text=True,
+    p = subprocess.run(["node", CHECK_JS, npm_modules("sigstore", SIGSTORE), *args],
+                       capture_output=True, text=True,
                        timeout=120)
     assert p.returncode == 0, p.stderr
     return json.loads(p.stdout)

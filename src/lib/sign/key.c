@@ -70,6 +70,21 @@ static int pw_cb(char *buf, int size, int rwflag, void *u) {
   return (int)n;
 }
 
+/* *out: a key holding pkey (taken), once it is checked to be P-256. */
+static int key_of(EVP_PKEY *pkey, bool private_key, const char *what, hoist_sign_key **out,
+                  hoist_err **err) {
+  ERR_clear_error();
+  if (check_p256(pkey, what, err) < 0) {
+    EVP_PKEY_free(pkey);
+    return -HOIST_E_FORMAT;
+  }
+  hoist_sign_key *k = hoist_calloc(1, sizeof *k);
+  k->pkey = pkey;
+  k->private_key = private_key;
+  *out = k;
+  return 0;
+}
+
 int hoist_sign_key_private(const char *pem, size_t len, const char *password, const char *what,
                            hoist_sign_key **out, hoist_err **err) {
   *out = NULL;
@@ -100,16 +115,7 @@ int hoist_sign_key_private(const char *pem, size_t len, const char *password, co
     return ossl_fail(err, HOIST_E_FORMAT, what,
                      "not a PEM private key (PKCS#8 or SEC1 EC PRIVATE KEY)");
   }
-  ERR_clear_error();
-  if (check_p256(pkey, what, err) < 0) {
-    EVP_PKEY_free(pkey);
-    return -HOIST_E_FORMAT;
-  }
-  hoist_sign_key *k = hoist_calloc(1, sizeof *k);
-  k->pkey = pkey;
-  k->private_key = true;
-  *out = k;
-  return 0;
+  return key_of(pkey, true, what, out, err);
 }
 
 int hoist_sign_key_public(const char *pem, size_t len, const char *what, hoist_sign_key **out,
@@ -135,15 +141,7 @@ int hoist_sign_key_public(const char *pem, size_t len, const char *what, hoist_s
   if (!pkey)
     return ossl_fail(err, HOIST_E_FORMAT, what,
                      "not a PEM public key (SubjectPublicKeyInfo, as cosign.pub)");
-  ERR_clear_error();
-  if (check_p256(pkey, what, err) < 0) {
-    EVP_PKEY_free(pkey);
-    return -HOIST_E_FORMAT;
-  }
-  hoist_sign_key *k = hoist_calloc(1, sizeof *k);
-  k->pkey = pkey;
-  *out = k;
-  return 0;
+  return key_of(pkey, false, what, out, err);
 }
 
 /* The text a memory BIO holds, as a string (caller frees). */
